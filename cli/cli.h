@@ -1,0 +1,104 @@
+/* The command-line program's internal interface: commands, option parsing, output helpers.
+ * Only cli/ sees argv or prints for people; everything it computes comes from the library. */
+#ifndef KVP_CLI_H
+#define KVP_CLI_H
+
+#include "kvplace.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit statuses. */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_INPUT 1 /* bad input: a value, a file, an unknown preset or policy */
+#define CLI_EXIT_USAGE 2 /* a malformed command line */
+
+/* Prints "kvplace: <message>" on stderr and returns CLI_EXIT_INPUT. */
+int cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* Prints "kvplace: <message> (see kvplace <cmd> --help)" and returns CLI_EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The arguments of one command: argv[first..argc-1] are its options. */
+typedef struct cli_args {
+    int argc;
+    char **argv;
+    const char *cmd; /* "run", "trace gen", ...: for usage hints */
+} cli_args;
+
+int cli_is_help(const char *arg);
+/* Matches argv[*i] against an option that takes a value ("--name VALUE", "--name=VALUE",
+ * "-s VALUE"; shrt may be NULL).  Returns 1 with *val set and *i on the last argument used,
+ * 0 if argv[*i] is another option, or CLI_EXIT_USAGE (negated) after printing the error. */
+int cli_opt_value(const cli_args *a, int *i, const char *lng, const char *shrt,
+                  const char **val);
+/* Matches a flag ("--name" or "-s"); returns 1, 0, or -CLI_EXIT_USAGE ("--name=x"). */
+int cli_opt_flag(const cli_args *a, int i, const char *lng, const char *shrt);
+/* The usage error for an argument no option matched. */
+int cli_unknown_arg(const cli_args *a, const char *arg);
+
+/* Scenario options shared by `run` and `trace`: --hw, --model, --config, --set. */
+typedef enum cli_scn_kind { CLI_SCN_HW, CLI_SCN_MODEL, CLI_SCN_CONFIG, CLI_SCN_SET } cli_scn_kind;
+
+typedef struct cli_scn_item {
+    cli_scn_kind kind;
+    const char *text;
+} cli_scn_item;
+
+typedef struct cli_scn {
+    cli_scn_item *item; /* at most argc entries */
+    size_t n;
+    const char *synthetic; /* --synthetic VARIATION, or NULL */
+} cli_scn;
+
+int cli_scn_init(cli_scn *s, int argc);
+void cli_scn_free(cli_scn *s);
+/* Consumes a scenario option at argv[*i]: 1 if it was one, 0 if not, or -CLI_EXIT_USAGE. */
+int cli_scn_option(cli_scn *s, const cli_args *a, int *i);
+/* 1 if a --set names the parameter `name` (by its canonical name). */
+int cli_scn_sets(const cli_scn *s, const char *name);
+/* Defaults, then --hw/--model/--config in command-line order, then every --set in order,
+ * then --synthetic's variation; then validation.  Returns 0 or an exit status (printed). */
+int cli_scn_build(const cli_scn *s, kvp_scenario *sc);
+
+/* "1.23 GB": decimal units, three significant digits. */
+void cli_format_bytes(char *buf, size_t len, double bytes);
+
+/* Commands; each returns an exit status. */
+int cli_cmd_run(const cli_args *a);
+int cli_cmd_trace(const cli_args *a);
+int cli_cmd_params(const cli_args *a);
+int cli_cmd_presets(const cli_args *a);
+int cli_cmd_policies(const cli_args *a);
+
+void cli_help_run(void);
+void cli_help_trace(void);
+/* Every parameter, grouped, with unit, default, range and doc (kvp_params()). */
+void cli_print_params(void);
+void cli_print_policies(void);
+
+/* The default policy list: every registered policy but the slow ones.  Writes the list
+ * ("unlimited,static,...") and the ones left out ("sa" or "") into the buffers. */
+void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len);
+
+/* Progress on stderr, redrawn in place; silent unless stderr is a terminal. */
+typedef struct cli_progress {
+    int on;
+    unsigned index, count; /* this run is index+1 of count */
+    const char *label;
+    int drawn;
+} cli_progress;
+
+void cli_progress_init(cli_progress *p, int quiet);
+void cli_progress_fn(void *user, uint64_t done, uint64_t total);
+/* Erases the bar, if drawn, so that later messages start on a clean line. */
+void cli_progress_clear(cli_progress *p);
+
+#endif

@@ -1,0 +1,238 @@
+/* Help texts, and the parameter, preset and policy lists generated from the library's own
+ * tables (so --help never disagrees with what the parser accepts). */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* Parameters                                                                               */
+
+/* Upper bounds at or beyond the type's reach (2^64, or infinite) mean "no limit". */
+#define NO_LIMIT 18446744073709551615.0
+
+static void print_range(const kvp_param_info *p)
+{
+    if (p->kind == KVP_PK_VARIATION) {
+        printf("low | actual | high");
+        return;
+    }
+    /* %.15g keeps whole numbers exact up to 2^49; beyond that 15 digits say enough */
+    if (p->max >= NO_LIMIT) {
+        printf("at least %.15g", p->min);
+        return;
+    }
+    int whole = p->kind == KVP_PK_COUNT || p->kind == KVP_PK_U64 || p->kind == KVP_PK_BYTES;
+    if (whole)
+        printf("%.15g .. %.15g", p->min, p->max);
+    else
+        printf("[%.15g, %.15g%s", p->min, p->max, p->max_open ? ")" : "]");
+}
+
+void cli_print_params(void)
+{
+    size_t n;
+    const kvp_param_info *params = kvp_params(&n);
+    const char *group = NULL;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strlen(params[i].name) > w)
+            w = strlen(params[i].name);
+    printf("Scenario parameters (--set name=value, or name = value in a --config file).\n"
+           "Sizes accept k M G T P (powers of 1000) and Ki Mi Gi Ti Pi (powers of 1024),\n"
+           "optionally followed by B or B/s: 24GB, 8GiB, 4.9TB/s.\n");
+    for (size_t i = 0; i < n; i++) {
+        const kvp_param_info *p = &params[i];
+        if (!group || strcmp(group, p->group) != 0) {
+            group = p->group;
+            printf("\n%s:\n", group);
+        }
+        printf("  %-*s  default %s", (int)w, p->name, p->deflt);
+        if (p->unit && *p->unit)
+            printf(" %s", p->unit);
+        printf(", range ");
+        print_range(p);
+        printf("\n  %-*s  %s\n", (int)w, "", p->doc);
+    }
+}
+
+int cli_cmd_params(const cli_args *a)
+{
+    for (int i = 0; i < a->argc; i++) {
+        if (cli_is_help(a->argv[i])) {
+            printf("Usage: kvplace params\n\nLists every scenario parameter with its unit, "
+                   "default, range and meaning.\n");
+            return CLI_EXIT_OK;
+        }
+        return cli_unknown_arg(a, a->argv[i]);
+    }
+    cli_print_params();
+    return CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Presets                                                                                  */
+
+/* Prints "a=1 b=2 c=3" wrapped at the column limit, each line indented. */
+#define WRAP_COLUMNS 96
+#define PRESET_INDENT "      "
+
+static void print_wrapped(const char *text)
+{
+    size_t col = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, " ");
+        if (!len)
+            break;
+        if (col && col + 1 + len > WRAP_COLUMNS) {
+            putchar('\n');
+            col = 0;
+        }
+        if (!col) {
+            fputs(PRESET_INDENT, stdout);
+            col = strlen(PRESET_INDENT);
+        } else {
+            putchar(' ');
+            col++;
+        }
+        printf("%.*s", (int)len, p);
+        col += len;
+        p += len;
+    }
+    if (col)
+        putchar('\n');
+}
+
+int cli_cmd_presets(const cli_args *a)
+{
+    for (int i = 0; i < a->argc; i++) {
+        if (cli_is_help(a->argv[i])) {
+            printf("Usage: kvplace presets\n\nLists the hardware (--hw) and model (--model) "
+                   "presets with the values they set.\n");
+            return CLI_EXIT_OK;
+        }
+        return cli_unknown_arg(a, a->argv[i]);
+    }
+    size_t n;
+    const kvp_preset *ps = kvp_presets(&n);
+    static const struct {
+        const char *kind, *title;
+    } kinds[] = {{"hw", "Hardware presets (--hw NAME)"}, {"model", "Model presets (--model NAME)"}};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        printf("%s%s:\n", k ? "\n" : "", kinds[k].title);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(ps[i].kind, kinds[k].kind) != 0)
+                continue;
+            printf("  %-20s %s\n", ps[i].name, ps[i].doc);
+            print_wrapped(ps[i].assignments);
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Policies                                                                                 */
+
+void cli_print_policies(void)
+{
+    size_t n;
+    const kvp_policy_ops *const *ops = kvp_policies(&n);
+    char list[1024], left_out[256];
+    cli_default_policies(list, sizeof list, left_out, sizeof left_out);
+    printf("Policies (--policy name[:key=value...][,name...]; \"all\" for every one):\n");
+    for (size_t i = 0; i < n; i++) {
+        size_t np;
+        const kvp_policy_param *pp = kvp_policy_params(ops[i], &np);
+        printf("  %-10s %s\n", kvp_policy_name(ops[i]), kvp_policy_doc(ops[i]));
+        for (size_t k = 0; k < np; k++)
+            printf("  %-10s   %s=%g: %s (%g .. %g%s)\n", "", pp[k].name, pp[k].deflt,
+                   pp[k].doc, pp[k].min, pp[k].max, pp[k].integer ? ", whole" : "");
+    }
+    printf("Without --policy: %s", list);
+    if (left_out[0])
+        printf(" (not %s: slow)", left_out);
+    printf(".\n");
+}
+
+int cli_cmd_policies(const cli_args *a)
+{
+    for (int i = 0; i < a->argc; i++) {
+        if (cli_is_help(a->argv[i])) {
+            printf("Usage: kvplace policies\n\nLists the placement policies and their "
+                   "parameters.\n");
+            return CLI_EXIT_OK;
+        }
+        return cli_unknown_arg(a, a->argv[i]);
+    }
+    cli_print_policies();
+    return CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Commands                                                                                 */
+
+void cli_help_run(void)
+{
+    printf(
+        "Usage: kvplace run [OPTIONS]\n"
+        "\n"
+        "Simulates decode on a scenario (hardware, model, workload) and a trace, once per\n"
+        "policy, and prints one row per policy: time, throughput, speedups over static and\n"
+        "unlimited, HBM hit rates, bytes moved.\n"
+        "\n"
+        "Scenario (applied in this order: defaults; --hw, --model, --config in command-line\n"
+        "order; then every --set in order):\n"
+        "  --hw PRESET|FILE      hardware preset (kvplace presets) or config file\n"
+        "  --model PRESET|FILE   model preset or config file\n"
+        "  --config FILE         INI file of name = value (hw = and model = apply presets)\n"
+        "  --set NAME=VALUE      one parameter (repeatable; see the list below)\n"
+        "\n"
+        "Trace (one of):\n"
+        "  --trace FILE.npy      scores or access marks of shape (steps, layers, context);\n"
+        "                        it defines prompt and steps\n"
+        "  --synthetic VAR       a synthetic trace, VAR = low | actual | high (the default,\n"
+        "                        with the scenario's variation, prompt, steps, seed)\n"
+        "\n"
+        "Run:\n"
+        "  --policy LIST         comma-separated policies, name:key=value:...; all for every\n"
+        "                        one (default: every policy but the slow ones)\n"
+        "  --threads N           layers simulated in parallel (default 2); results do not\n"
+        "                        depend on it\n"
+        "  --check               verify the model's invariants at every step (slower)\n"
+        "  --json FILE           write the scenario and every result as JSON\n"
+        "  --csv FILE            write one CSV row per policy\n"
+        "  -q, --quiet           no progress bar or notes on stderr\n"
+        "  -h, --help            this help\n"
+        "\n"
+        "static and unlimited always run (they are cheap) so that every row has its\n"
+        "speedups; only the policies asked for are printed and written.  Progress is shown\n"
+        "on stderr when it is a terminal.  Exit status: 0 ok, 1 bad input, 2 bad usage.\n"
+        "\n");
+    cli_print_policies();
+    printf("\n");
+    cli_print_params();
+}
+
+void cli_help_trace(void)
+{
+    printf(
+        "Usage: kvplace trace gen [SCENARIO OPTIONS] [--synthetic VARIATION] -o FILE.npy\n"
+        "       kvplace trace info [SCENARIO OPTIONS] FILE.npy\n"
+        "\n"
+        "gen writes a synthetic trace as float32 scores of shape (steps, layers,\n"
+        "prompt + steps - 1); `kvplace run --trace FILE.npy` on it gives the same results as\n"
+        "the synthetic run with the same parameters.  Its size is steps x layers x\n"
+        "(prompt + steps - 1) x 4 bytes.\n"
+        "\n"
+        "info prints the shape, kind, implied prompt, steps, layers, reads per step and the\n"
+        "mean overlap of consecutive read sets (at the scenario's sparsity, for scores).\n"
+        "\n"
+        "Scenario options, as for kvplace run: --hw, --model, --config, --set NAME=VALUE\n"
+        "(prompt, steps, seed, variation, sparsity; layers comes from the model).\n"
+        "  -o, --output FILE     where gen writes (required)\n"
+        "  -q, --quiet           no notes on stderr\n"
+        "  -h, --help            this help\n");
+}

@@ -1,0 +1,141 @@
+/*
+ * kvplace: the command-line program.  This file dispatches commands and holds the default
+ * scenario; each command lives in its own file (run.c, trace_cmd.c, help.c).
+ * docs/CLI.md is the user's guide.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/*
+ * The scenario `kvplace` runs with no command: the paper's GH200 and Llama-3.1-8B on a
+ * synthetic trace, sized to finish in seconds on two cores while the KV cache does not fit
+ * HBM (if it did, static would equal unlimited and the run would show nothing):
+ *   tok_bytes = 2 * 8 KV heads * 128 dims * 2 bytes * batch 16 = 65536 bytes;
+ *   slots per layer = floor(kv_budget 7939477504 / (32 layers * 65536)) = 3785,
+ * fewer than the 4096 prompt tokens, and fewer still as 256 steps add tokens.
+ * Every policy runs, sa included: at this size it takes about 2 s of the run's 3 s (it is
+ * left out of a plain `kvplace run`, where the scenario may be the study's full size).
+ * It is a command line so that it goes through exactly the path a user's would (--set is
+ * kvp_param_assign), and so that the note can print it for the user to vary.
+ */
+static const char *const default_run_args[] = {
+    "--hw",  "gh200-paper",  "--model", "llama-3.1-8b", "--synthetic", "actual",
+    "--set", "sparsity=0.6", "--set",   "batch=16",     "--set",       "prompt=4096",
+    "--set", "steps=256",    "--policy", "all",
+};
+
+#define NDEFAULT_ARGS (sizeof default_run_args / sizeof *default_run_args)
+#define NOTE_MAX 1024
+
+static int run_default(void)
+{
+    char note[NOTE_MAX] = "kvplace run";
+    for (size_t i = 0; i < NDEFAULT_ARGS; i++) {
+        size_t used = strlen(note);
+        snprintf(note + used, sizeof note - used, " %s", default_run_args[i]);
+    }
+    fprintf(stderr, "kvplace: no command given; running the default scenario (%s). See "
+            "kvplace --help.\n", note);
+    /* cli_args holds non-const pointers like argv; the run only reads them. */
+    char *args[NDEFAULT_ARGS];
+    memcpy(args, default_run_args, sizeof args);
+    cli_args a = {(int)NDEFAULT_ARGS, args, "run"};
+    return cli_cmd_run(&a);
+}
+
+static void help_main(void)
+{
+    printf(
+        "Usage: kvplace [COMMAND] [OPTIONS]\n"
+        "\n"
+        "Simulates where each token's KV cache should live during LLM decode, GPU HBM or\n"
+        "off-package DRAM, and what throughput each placement policy buys.\n"
+        "\n"
+        "Commands:\n"
+        "  run           run policies on a scenario and a trace (kvplace run --help)\n"
+        "  trace gen     write a synthetic trace as .npy (kvplace trace --help)\n"
+        "  trace info    summarise a .npy trace\n"
+        "  presets       list the hardware and model presets\n"
+        "  params        list every scenario parameter: unit, default, range, meaning\n"
+        "  policies      list the placement policies and their parameters\n"
+        "  help [CMD]    this help, or a command's\n"
+        "\n"
+        "With no command, kvplace runs a default scenario (GH200, Llama-3.1-8B, synthetic\n"
+        "trace, sparsity 0.6, batch 16, prompt 4096, 256 steps, every policy) and says so\n"
+        "on stderr.\n"
+        "\n"
+        "Options:\n"
+        "  -h, --help    this help\n"
+        "  --version     the version\n"
+        "\n"
+        "Example:\n"
+        "  kvplace run --hw gh200-paper --model llama-3.1-8b --set sparsity=0.6 \\\n"
+        "      --set batch=16 --policy static,lookahead:W=8:R=0.5 --json out.json\n"
+        "\n"
+        "Exit status: 0 ok, 1 bad input (a value, a file, an unknown name), 2 bad usage.\n");
+}
+
+typedef struct command {
+    const char *name;
+    int (*fn)(const cli_args *a);
+} command;
+
+static const command commands[] = {
+    {"run", cli_cmd_run},
+    {"trace", cli_cmd_trace},
+    {"presets", cli_cmd_presets},
+    {"params", cli_cmd_params},
+    {"policies", cli_cmd_policies},
+};
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* `kvplace help [CMD]`: the command's own --help. */
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 1) {
+        help_main();
+        return CLI_EXIT_OK;
+    }
+    const command *c = find_command(argv[0]);
+    if (!c || argc > 1)
+        return cli_usage(NULL, "help: unknown command \"%s\"", argv[argc > 1 ? 1 : 0]);
+    char help_arg[] = "--help";
+    char *args[] = {help_arg};
+    cli_args a = {1, args, c->name};
+    return c->fn(&a);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return run_default();
+    const char *cmd = argv[1];
+    if (cli_is_help(cmd)) {
+        help_main();
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("kvplace %s\n", KVP_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0)
+        return cmd_help(argc - 2, argv + 2);
+    const command *c = find_command(cmd);
+    if (!c) {
+        if (cmd[0] == '-')
+            return cli_usage(NULL, "unknown option %s; options follow a command, as in "
+                             "kvplace run %s", cmd, cmd);
+        return cli_usage(NULL, "unknown command \"%s\"", cmd);
+    }
+    cli_args a = {argc - 2, argv + 2, c->name};
+    return c->fn(&a);
+}

@@ -1,0 +1,412 @@
+/* `kvplace run`: build a scenario, open or generate a trace, run the policies, write the
+ * reports, print the table.  Nothing goes to stdout or to a report file until every run has
+ * succeeded, so a failure leaves only its one line on stderr. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_POLICIES 64
+/* --threads: the engine uses at most one thread per layer and caps the count itself. */
+#define MAX_THREADS 1024
+#define LABEL_MAX 160
+#define NUM_TEXT 32
+
+/* Policies the default list leaves out, and why (they stay available by name or `all`). */
+static const struct {
+    const char *name;
+    const char *why;
+} slow_policies[] = {
+    {"sa", "it runs lookahead once for every (W, R) it tries"},
+};
+
+static const char *slow_reason(const char *name)
+{
+    for (size_t i = 0; i < sizeof slow_policies / sizeof *slow_policies; i++)
+        if (strcmp(slow_policies[i].name, name) == 0)
+            return slow_policies[i].why;
+    return NULL;
+}
+
+static void append(char *buf, size_t len, const char *sep, const char *s)
+{
+    size_t used = strlen(buf);
+    if (used < len)
+        snprintf(buf + used, len - used, "%s%s", used ? sep : "", s);
+}
+
+void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len)
+{
+    size_t n;
+    const kvp_policy_ops *const *ops = kvp_policies(&n);
+    list[0] = 0;
+    left_out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = kvp_policy_name(ops[i]);
+        if (slow_reason(name))
+            append(left_out, left_len, ", ", name);
+        else
+            append(list, list_len, ",", name);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Output                                                                                   */
+
+/* Appends n bytes of s to the string in out[len], as far as they fit. */
+static void append_n(char *out, size_t len, const char *s, size_t n)
+{
+    size_t used = strlen(out);
+    if (used + 1 >= len)
+        return;
+    if (n > len - used - 1)
+        n = len - used - 1;
+    memcpy(out + used, s, n);
+    out[used + n] = 0;
+}
+
+/* "lookahead:W=16:R=0.29999999999999999" -> "lookahead:W=16:R=0.3" for the table (the
+ * reports keep the exact text). */
+static void short_label(char *out, size_t len, const char *params)
+{
+    out[0] = 0;
+    const char *item = params;
+    for (;;) {
+        const char *colon = strchr(item, ':');
+        size_t ilen = colon ? (size_t)(colon - item) : strlen(item);
+        const char *eq = memchr(item, '=', ilen);
+        char num[NUM_TEXT];
+        size_t vlen = eq ? (size_t)(item + ilen - eq - 1) : 0;
+        char *end = NULL;
+        double v = 0;
+        if (eq && vlen < sizeof num) {
+            memcpy(num, eq + 1, vlen);
+            num[vlen] = 0;
+            v = strtod(num, &end);
+        }
+        if (end && end != num && !*end) {
+            append_n(out, len, item, (size_t)(eq - item) + 1);
+            snprintf(num, sizeof num, "%g", v);
+            append_n(out, len, num, strlen(num));
+        } else {
+            append_n(out, len, item, ilen);
+        }
+        if (!colon)
+            break;
+        append_n(out, len, ":", 1);
+        item = colon + 1;
+    }
+}
+
+static void format_rate(char *buf, size_t len, double bytes_per_s)
+{
+    char b[NUM_TEXT - 4];
+    cli_format_bytes(b, sizeof b, bytes_per_s);
+    snprintf(buf, len, "%s/s", b);
+}
+
+static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
+{
+    kvp_derived d;
+    kvp_error err;
+    if (kvp_scenario_derive(sc, &d, &err) < 0)
+        memset(&d, 0, sizeof d);
+    char cap[NUM_TEXT], bw[NUM_TEXT], dcap[NUM_TEXT], dbw[NUM_TEXT], link[NUM_TEXT];
+    char wb[NUM_TEXT], tb[NUM_TEXT], kb[NUM_TEXT], res[NUM_TEXT];
+    cli_format_bytes(cap, sizeof cap, (double)sc->hbm_capacity);
+    format_rate(bw, sizeof bw, sc->hbm_bandwidth);
+    cli_format_bytes(dcap, sizeof dcap, (double)sc->dram_capacity);
+    format_rate(dbw, sizeof dbw, sc->dram_bandwidth);
+    format_rate(link, sizeof link, sc->link_bandwidth);
+    cli_format_bytes(wb, sizeof wb, (double)sc->weight_bytes);
+    cli_format_bytes(tb, sizeof tb, (double)d.tok_bytes);
+    cli_format_bytes(kb, sizeof kb, (double)d.kv_budget);
+    cli_format_bytes(res, sizeof res, (double)sc->reserve);
+
+    printf("hardware  %s: HBM %s at %s, DRAM %s at %s, link %s each way",
+           sc->hw_name[0] ? sc->hw_name : "(custom)", cap, bw, dcap, dbw, link);
+    if (sc->reserve)
+        printf(", reserve %s", res);
+    printf("\n");
+    printf("model     %s: %u layers, %u KV heads x %u dims x %u bytes, weights %s\n",
+           sc->model_name[0] ? sc->model_name : "(custom)", sc->layers, sc->kv_heads,
+           sc->head_dim, sc->dtype_bytes, wb);
+    printf("trace     %s", kvp_trace_name(tr));
+    if (strncmp(kvp_trace_name(tr), "synthetic", strlen("synthetic")) == 0)
+        printf(", seed %llu", (unsigned long long)sc->seed);
+    printf(": prompt P = %u, steps N = %u, layers L = %u\n", kvp_trace_prompt(tr),
+           kvp_trace_steps(tr), kvp_trace_layers(tr));
+    if (kvp_trace_is_bool(tr))
+        printf("workload  sparsity (ignored: the trace marks its reads)");
+    else
+        printf("workload  sparsity %g", sc->sparsity);
+    printf(", batch %u, tok_bytes %llu (%s), KV budget %s, slots per layer %u (1-token "
+           "blocks)\n", sc->batch, (unsigned long long)d.tok_bytes, tb, kb,
+           kvp_slots(sc, &d, 1));
+}
+
+static void print_table(const kvp_result *res, size_t n)
+{
+    char label[MAX_POLICIES][LABEL_MAX];
+    int w = (int)strlen("policy");
+    for (size_t i = 0; i < n && i < MAX_POLICIES; i++) {
+        char shortened[LABEL_MAX - sizeof res[i].policy - 4];
+        short_label(shortened, sizeof shortened, res[i].params);
+        size_t plen = strlen(res[i].policy);
+        /* A policy that reports another's parameters (sa: the best lookahead) is named
+         * with them: "sa (lookahead:W=19:R=0.5)". */
+        if (strncmp(shortened, res[i].policy, plen) == 0 &&
+            (shortened[plen] == ':' || shortened[plen] == 0))
+            snprintf(label[i], sizeof label[i], "%s", shortened);
+        else
+            snprintf(label[i], sizeof label[i], "%s (%s)", res[i].policy, shortened);
+        int l = (int)strlen(label[i]);
+        if (l > w)
+            w = l;
+    }
+    printf("\n%-*s  %11s  %12s  %9s  %9s  %7s  %7s  %9s  %9s\n", w, "policy", "time (s)",
+           "tok/s", "vs static", "vs unlim", "hit KV", "hit all", "promoted", "demoted");
+    for (size_t i = 0; i < n && i < MAX_POLICIES; i++) {
+        const kvp_result *r = &res[i];
+        char pro[NUM_TEXT], dem[NUM_TEXT];
+        cli_format_bytes(pro, sizeof pro, (double)r->promoted_bytes);
+        cli_format_bytes(dem, sizeof dem, (double)r->demoted_bytes);
+        printf("%-*s  %11.6f  %12.1f  %9.3f  %9.3f  %6.2f%%  %6.2f%%  %9s  %9s\n", w, label[i],
+               r->total_time_s, r->throughput_tok_s, r->speedup_vs_static,
+               r->speedup_vs_unlimited, r->hbm_hit_rate_kv * 100, r->hbm_hit_rate_all * 100,
+               pro, dem);
+    }
+    printf("\nvs static, vs unlim: speedup over the static and unlimited policies; hit KV, hit "
+           "all: share of\nKV bytes (of all bytes, weights included) read from HBM; promoted, "
+           "demoted: KV bytes moved.\n");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The command                                                                              */
+
+typedef struct run_opts {
+    cli_scn scn;
+    const char *trace, *policies, *json, *csv, *threads;
+    int check, quiet;
+} run_opts;
+
+static int parse_args(const cli_args *a, run_opts *o, int *help)
+{
+    *help = 0;
+    for (int i = 0; i < a->argc; i++) {
+        const char *arg = a->argv[i];
+        int m;
+        if (cli_is_help(arg)) {
+            *help = 1;
+            return 0;
+        }
+        if ((m = cli_scn_option(&o->scn, a, &i)) != 0 ||
+            (m = cli_opt_value(a, &i, "--trace", NULL, &o->trace)) != 0 ||
+            (m = cli_opt_value(a, &i, "--synthetic", NULL, &o->scn.synthetic)) != 0 ||
+            (m = cli_opt_value(a, &i, "--policy", NULL, &o->policies)) != 0 ||
+            (m = cli_opt_value(a, &i, "--json", NULL, &o->json)) != 0 ||
+            (m = cli_opt_value(a, &i, "--csv", NULL, &o->csv)) != 0 ||
+            (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0) {
+            if (m < 0)
+                return -m;
+            continue;
+        }
+        if ((m = cli_opt_flag(a, i, "--check", NULL)) != 0) {
+            if (m < 0)
+                return -m;
+            o->check = 1;
+            continue;
+        }
+        if ((m = cli_opt_flag(a, i, "--quiet", "-q")) != 0) {
+            if (m < 0)
+                return -m;
+            o->quiet = 1;
+            continue;
+        }
+        return cli_unknown_arg(a, arg);
+    }
+    if (o->trace && o->scn.synthetic)
+        return cli_usage(a->cmd, "--trace and --synthetic exclude each other: a run uses "
+                         "one trace");
+    static const char *const trace_defined[] = {"prompt", "steps"};
+    for (size_t k = 0; o->trace && k < sizeof trace_defined / sizeof *trace_defined; k++)
+        if (cli_scn_sets(&o->scn, trace_defined[k]))
+            return cli_usage(a->cmd, "--set %s conflicts with --trace: the trace defines it",
+                             trace_defined[k]);
+    if (o->json && o->csv && strcmp(o->json, o->csv) == 0)
+        return cli_usage(a->cmd, "--json and --csv name the same file %s", o->json);
+    return 0;
+}
+
+static int parse_threads(const char *text, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (end == text || *end || errno || text[0] == '-' || v < 1 || v > MAX_THREADS)
+        return cli_error("--threads %s: expected a whole number from 1 to %d", text,
+                         MAX_THREADS);
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int find_policy(const kvp_policy_spec *specs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kvp_policy_name(specs[i].ops), name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Runs every spec, plus static and unlimited for the speedups when they were not asked for;
+ * fills res[0..n-1]. */
+static int run_all(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *specs,
+                   size_t n, kvp_run_options *ro, cli_progress *pg, kvp_result *res)
+{
+    static const char *const refs[] = {"static", "unlimited"};
+    enum { NREFS = sizeof refs / sizeof *refs };
+    kvp_policy_spec ref_spec[NREFS];
+    kvp_result ref_res[NREFS];
+    int where[NREFS];
+    size_t extra = 0;
+    kvp_error err = {0};
+    for (size_t k = 0; k < NREFS; k++) {
+        where[k] = find_policy(specs, n, refs[k]);
+        if (where[k] < 0) {
+            if (kvp_policy_parse(&ref_spec[k], refs[k], &err) < 0)
+                return cli_error("%s", err.msg);
+            extra++;
+        }
+    }
+    pg->count = (unsigned)(n + extra);
+    pg->index = 0;
+    for (size_t k = 0; k < NREFS; k++) {
+        if (where[k] >= 0)
+            continue;
+        pg->label = refs[k];
+        if (kvp_run(sc, tr, &ref_spec[k], ro, &ref_res[k], &err) < 0) {
+            cli_progress_clear(pg);
+            return cli_error("%s", err.msg);
+        }
+        pg->index++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pg->label = kvp_policy_name(specs[i].ops);
+        if (kvp_run(sc, tr, &specs[i], ro, &res[i], &err) < 0) {
+            cli_progress_clear(pg);
+            return cli_error("%s", err.msg);
+        }
+        pg->index++;
+    }
+    cli_progress_clear(pg);
+    double t[NREFS];
+    for (size_t k = 0; k < NREFS; k++)
+        t[k] = where[k] >= 0 ? res[where[k]].total_time_s : ref_res[k].total_time_s;
+    kvp_result_speedups(res, n, t[0], t[1]);
+    return 0;
+}
+
+static int write_reports(const run_opts *o, const kvp_scenario *sc, const kvp_trace *tr,
+                         const kvp_result *res, size_t n)
+{
+    kvp_report rep = {sc, tr, res, n};
+    kvp_error err = {0};
+    if (o->json && kvp_report_json(&rep, o->json, &err) < 0)
+        return cli_error("%s", err.msg);
+    if (o->csv && kvp_report_csv(&rep, o->csv, &err) < 0) {
+        /* Leave no half of the output behind: the run as a whole failed. */
+        if (o->json)
+            unlink(o->json);
+        return cli_error("%s", err.msg);
+    }
+    return 0;
+}
+
+static int open_trace(const run_opts *o, kvp_scenario *sc, kvp_trace **tr)
+{
+    kvp_error err = {0};
+    if (o->trace) {
+        if (kvp_trace_open_npy(tr, o->trace, &err) < 0)
+            return cli_error("%s", err.msg);
+        /* The trace defines the run's length; the report shows the values used. */
+        sc->prompt = kvp_trace_prompt(*tr);
+        sc->steps = kvp_trace_steps(*tr);
+        return 0;
+    }
+    kvp_synth_params sp;
+    kvp_synth_default(&sp, sc);
+    if (kvp_trace_synthetic(tr, &sp, &err) < 0)
+        return cli_error("%s", err.msg);
+    return 0;
+}
+
+int cli_cmd_run(const cli_args *a)
+{
+    run_opts o;
+    kvp_scenario sc;
+    kvp_run_options ro;
+    kvp_error err = {0};
+    cli_progress pg;
+    kvp_trace *tr = NULL;
+    kvp_policy_spec *specs = NULL;
+    kvp_result *res = NULL;
+    char list[LABEL_MAX * 4], left_out[LABEL_MAX];
+    int help, rc, n;
+
+    memset(&o, 0, sizeof o);
+    if (cli_scn_init(&o.scn, a->argc) != 0)
+        return CLI_EXIT_INPUT;
+    if ((rc = parse_args(a, &o, &help)) != 0 || help) {
+        if (help)
+            cli_help_run();
+        goto done;
+    }
+    kvp_run_options_default(&ro);
+    ro.check = o.check;
+    if (o.threads && (rc = parse_threads(o.threads, &ro.threads)) != 0)
+        goto done;
+    if ((rc = cli_scn_build(&o.scn, &sc)) != 0)
+        goto done;
+
+    cli_default_policies(list, sizeof list, left_out, sizeof left_out);
+    if (!o.policies && left_out[0] && !o.quiet)
+        fprintf(stderr, "kvplace: left out the slow policy %s; ask for it with --policy\n",
+                left_out);
+    specs = calloc(MAX_POLICIES, sizeof *specs);
+    res = calloc(MAX_POLICIES, sizeof *res);
+    if (!specs || !res) {
+        rc = cli_error("out of memory");
+        goto done;
+    }
+    n = kvp_policy_parse_list(specs, MAX_POLICIES, o.policies ? o.policies : list, &err);
+    if (n < 0) {
+        rc = cli_error("--policy: %s", err.msg);
+        goto done;
+    }
+    if ((rc = open_trace(&o, &sc, &tr)) != 0)
+        goto done;
+
+    cli_progress_init(&pg, o.quiet);
+    if (pg.on) { /* the engine polls for progress only when asked */
+        ro.progress = cli_progress_fn;
+        ro.progress_user = &pg;
+    }
+    if ((rc = run_all(&sc, tr, specs, (size_t)n, &ro, &pg, res)) != 0)
+        goto done;
+    if ((rc = write_reports(&o, &sc, tr, res, (size_t)n)) != 0)
+        goto done;
+    print_header(&sc, tr);
+    print_table(res, (size_t)n);
+    if (fflush(stdout) != 0)
+        rc = cli_error("stdout: write failed");
+
+done:
+    kvp_trace_free(tr);
+    free(specs);
+    free(res);
+    cli_scn_free(&o.scn);
+    return rc;
+}

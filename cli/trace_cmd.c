@@ -1,0 +1,160 @@
+/* `kvplace trace gen` (a synthetic trace to .npy) and `kvplace trace info` (its summary). */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define FLOAT32_BYTES 4
+
+static int trace_gen(const cli_args *a)
+{
+    cli_scn scn;
+    const char *out = NULL;
+    int quiet = 0, rc = 0;
+    kvp_trace *tr = NULL;
+    kvp_scenario sc;
+    kvp_error err = {0};
+    if (cli_scn_init(&scn, a->argc) != 0)
+        return CLI_EXIT_INPUT;
+    for (int i = 0; i < a->argc; i++) {
+        int m;
+        if (cli_is_help(a->argv[i])) {
+            cli_help_trace();
+            goto done;
+        }
+        if ((m = cli_scn_option(&scn, a, &i)) != 0 ||
+            (m = cli_opt_value(a, &i, "--synthetic", NULL, &scn.synthetic)) != 0 ||
+            (m = cli_opt_value(a, &i, "--output", "-o", &out)) != 0 ||
+            (m = cli_opt_flag(a, i, "--quiet", "-q")) != 0) {
+            if (m < 0) {
+                rc = -m;
+                goto done;
+            }
+            if (strcmp(a->argv[i], "-q") == 0 || strcmp(a->argv[i], "--quiet") == 0)
+                quiet = 1;
+            continue;
+        }
+        rc = cli_unknown_arg(a, a->argv[i]);
+        goto done;
+    }
+    if (!out) {
+        rc = cli_usage(a->cmd, "missing -o FILE.npy");
+        goto done;
+    }
+    if ((rc = cli_scn_build(&scn, &sc)) != 0)
+        goto done;
+    kvp_synth_params sp;
+    kvp_synth_default(&sp, &sc);
+    if (kvp_trace_synthetic(&tr, &sp, &err) < 0 || kvp_trace_write_npy(tr, out, &err) < 0) {
+        rc = cli_error("%s", err.msg);
+        goto done;
+    }
+    if (!quiet) {
+        uint64_t ctx = (uint64_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr) - 1;
+        char size[32];
+        cli_format_bytes(size, sizeof size,
+                         (double)kvp_trace_steps(tr) * kvp_trace_layers(tr) * (double)ctx *
+                             FLOAT32_BYTES);
+        fprintf(stderr, "kvplace: wrote %s: %s, seed %llu, shape (%u, %u, %llu) float32, "
+                "%s\n", out, kvp_trace_name(tr), (unsigned long long)sc.seed,
+                kvp_trace_steps(tr), kvp_trace_layers(tr), (unsigned long long)ctx, size);
+    }
+done:
+    kvp_trace_free(tr);
+    cli_scn_free(&scn);
+    return rc;
+}
+
+static int trace_info(const cli_args *a)
+{
+    cli_scn scn;
+    const char *path = NULL;
+    int rc = 0;
+    kvp_trace *tr = NULL;
+    kvp_scenario sc;
+    kvp_trace_stats st;
+    kvp_error err = {0};
+    if (cli_scn_init(&scn, a->argc) != 0)
+        return CLI_EXIT_INPUT;
+    int options_done = 0;
+    for (int i = 0; i < a->argc; i++) {
+        const char *arg = a->argv[i];
+        int m;
+        if (!options_done && cli_is_help(arg)) {
+            cli_help_trace();
+            goto done;
+        }
+        if (!options_done && strcmp(arg, "--") == 0) {
+            options_done = 1;
+            continue;
+        }
+        if (!options_done && (m = cli_scn_option(&scn, a, &i)) != 0) {
+            if (m < 0) {
+                rc = -m;
+                goto done;
+            }
+            continue;
+        }
+        if ((options_done || arg[0] != '-' || !arg[1]) && !path) {
+            path = arg;
+            continue;
+        }
+        rc = cli_unknown_arg(a, arg);
+        goto done;
+    }
+    if (!path) {
+        rc = cli_usage(a->cmd, "missing the trace FILE.npy");
+        goto done;
+    }
+    if ((rc = cli_scn_build(&scn, &sc)) != 0)
+        goto done;
+    if (kvp_trace_open_npy(&tr, path, &err) < 0 ||
+        kvp_trace_stats_compute(tr, sc.sparsity, &st, &err) < 0) {
+        rc = cli_error("%s", err.msg);
+        goto done;
+    }
+    uint32_t N = kvp_trace_steps(tr), L = kvp_trace_layers(tr), P = kvp_trace_prompt(tr);
+    int is_bool = kvp_trace_is_bool(tr);
+    printf("trace      %s\n", path);
+    printf("shape      (%u, %u, %llu): steps, layers, context\n", N, L,
+           (unsigned long long)P + N - 1);
+    printf("kind       %s\n", is_bool ? "bool access marks (sparsity does not apply)"
+                                      : "float importance scores");
+    printf("prompt     %u tokens (context - steps + 1)\n", P);
+    printf("steps      %u\n", N);
+    printf("layers     %u\n", L);
+    if (!is_bool)
+        printf("sparsity   %g (reads the top ceil((1 - sparsity) * context) positions)\n",
+               sc.sparsity);
+    printf("reads      %llu in all; %.6g per step and layer on average\n",
+           (unsigned long long)st.reads, st.mean_reads_per_step);
+    printf("overlap    %.6g: mean share of a step's reads also read at the step before\n",
+           st.mean_overlap);
+    printf("sinks      %.6g: share of reads among the first 16 positions (sink tokens)\n",
+           st.mean_sink_share);
+done:
+    kvp_trace_free(tr);
+    cli_scn_free(&scn);
+    return rc;
+}
+
+int cli_cmd_trace(const cli_args *a)
+{
+    if (a->argc < 1)
+        return cli_usage("trace", "missing subcommand: gen or info");
+    const char *sub = a->argv[0];
+    if (cli_is_help(sub)) {
+        cli_help_trace();
+        return CLI_EXIT_OK;
+    }
+    cli_args sa = {a->argc - 1, a->argv + 1, NULL};
+    if (strcmp(sub, "gen") == 0) {
+        sa.cmd = "trace";
+        return trace_gen(&sa);
+    }
+    if (strcmp(sub, "info") == 0) {
+        sa.cmd = "trace";
+        return trace_info(&sa);
+    }
+    return cli_usage("trace", "unknown trace subcommand \"%s\" (gen or info)", sub);
+}

@@ -1,0 +1,353 @@
+/*
+ * kvplace: where should each token's KV cache live, HBM or off-package DRAM, at each decode
+ * step, and what throughput does that buy?  The model is ../shared/DESIGN.md (docs/MODEL.md
+ * records our choices where it is silent).
+ *
+ * A worked example, error handling elided:
+ *
+ *     kvp_scenario sc;
+ *     kvp_error err;
+ *     kvp_scenario_default(&sc);
+ *     kvp_preset_apply(&sc, "gh200-paper", "hw", &err);    // hardware
+ *     kvp_preset_apply(&sc, "llama-3.1-8b", "model", &err); // model
+ *     kvp_param_set(&sc, "sparsity", "0.6", &err);
+ *     kvp_param_set(&sc, "batch", "4", &err);
+ *
+ *     kvp_trace *tr;                                       // or kvp_trace_open_npy()
+ *     kvp_synth_params sp;
+ *     kvp_synth_default(&sp, &sc);
+ *     kvp_trace_synthetic(&tr, &sp, &err);
+ *
+ *     kvp_policy_spec ps;
+ *     kvp_policy_parse(&ps, "static", &err);
+ *     kvp_result r;
+ *     kvp_run_options ro;
+ *     kvp_run_options_default(&ro);
+ *     if (kvp_run(&sc, tr, &ps, &ro, &r, &err) < 0)
+ *         fprintf(stderr, "kvplace: %s\n", err.msg);
+ *     printf("%.6g tokens/s\n", r.throughput_tok_s);
+ *     kvp_trace_free(tr);
+ *
+ * Conventions: functions return 0 (or a count) on success and a negative KVP_E* code on
+ * failure, with a one-line message in the caller's kvp_error.  The library never prints and
+ * never exits.  Handles come in create/free pairs; free accepts NULL.
+ */
+#ifndef KVPLACE_H
+#define KVPLACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVP_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Errors                                                                                   */
+
+enum {
+    KVP_OK = 0,
+    KVP_EINVAL = -1,  /* a value out of range, malformed, or unknown                     */
+    KVP_EIO = -2,     /* a file could not be opened, read or written                     */
+    KVP_EFORMAT = -3, /* a file is not in the expected format                            */
+    KVP_ENOMEM = -4,  /* out of memory                                                   */
+    KVP_ERANGE = -5,  /* a size or count overflows 64 bits                               */
+    KVP_ESHAPE = -6,  /* a trace does not fit the scenario (layers, steps, positions)    */
+    KVP_ECHECK = -7,  /* a checking-mode invariant failed: a bug in a policy             */
+    KVP_EINTR = -8    /* interrupted on request (a signal); partial work was saved      */
+};
+
+typedef struct kvp_error {
+    int code;
+    char msg[512]; /* one line, no trailing newline, names the file or option at fault */
+} kvp_error;
+
+const char *kvp_strerror(int code);
+/* Sets err (if not NULL) and returns code. */
+int kvp_error_set(kvp_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Scenario parameters (DESIGN.md §1).  Names, units, bounds, defaults and docs live in one
+ * table (src/params.c), used by the config reader, --set, --help and validation alike.     */
+
+typedef enum kvp_variation {
+    KVP_VAR_LOW = 0,
+    KVP_VAR_ACTUAL = 1,
+    KVP_VAR_HIGH = 2
+} kvp_variation;
+
+typedef struct kvp_scenario {
+    /* tiers */
+    uint64_t hbm_capacity;  /* bytes */
+    double hbm_bandwidth;   /* bytes/s */
+    uint64_t dram_capacity; /* bytes */
+    double dram_bandwidth;  /* bytes/s */
+    double link_bandwidth;  /* bytes/s, each direction */
+    uint64_t reserve;       /* bytes of HBM held back from the KV cache */
+    /* model */
+    uint32_t layers;
+    uint32_t kv_heads;
+    uint32_t head_dim;
+    uint32_t dtype_bytes;
+    uint64_t weight_bytes; /* all weights, resident in HBM, read once per step */
+    /* workload */
+    uint32_t batch;
+    double sparsity; /* share of past tokens NOT read per step, [0, 1) */
+    uint32_t page_tokens;
+    /* synthetic trace (ignored with a trace file) */
+    uint32_t prompt; /* tokens */
+    uint32_t steps;  /* decode steps */
+    uint64_t seed;
+    kvp_variation variation;
+    /* names of the presets applied, for the report ("" if none) */
+    char hw_name[64];
+    char model_name[64];
+} kvp_scenario;
+
+typedef enum kvp_param_kind {
+    KVP_PK_BYTES,     /* uint64_t, accepts 24GB, 8GiB, 1.6e10 */
+    KVP_PK_BANDWIDTH, /* double bytes/s, accepts 4.9TB/s, 500GB/s, 9e11 */
+    KVP_PK_COUNT,     /* uint32_t, whole number */
+    KVP_PK_U64,       /* uint64_t, whole number (seed) */
+    KVP_PK_FRACTION,  /* double */
+    KVP_PK_VARIATION  /* kvp_variation: low | actual | high */
+} kvp_param_kind;
+
+typedef struct kvp_param_info {
+    const char *name;
+    kvp_param_kind kind;
+    size_t offset;     /* into kvp_scenario */
+    const char *unit;  /* for --help and CSV headers: "bytes", "bytes/s", "" */
+    const char *deflt; /* default, as text, parsed by the same code as user input */
+    double min, max;   /* inclusive bounds on the parsed value (fractions: see min_open) */
+    int max_open;      /* 1 if max itself is not allowed (sparsity < 1) */
+    const char *group; /* "hardware", "model", "workload", "synthetic" */
+    const char *doc;   /* one line */
+} kvp_param_info;
+
+/* The table; *count receives its length. */
+const kvp_param_info *kvp_params(size_t *count);
+const kvp_param_info *kvp_param_find(const char *name);
+/* All parameters at their defaults. */
+void kvp_scenario_default(kvp_scenario *sc);
+/* Parses text for one parameter and stores it.  Rejects unknown names, junk, overflow and
+ * out-of-range values with a message naming the parameter. */
+int kvp_param_set(kvp_scenario *sc, const char *name, const char *value, kvp_error *err);
+/* Applies "name=value" (the --set form). */
+int kvp_param_assign(kvp_scenario *sc, const char *assignment, kvp_error *err);
+/* Formats the current value of a parameter so that kvp_param_set reads it back exactly. */
+int kvp_param_format(const kvp_scenario *sc, const kvp_param_info *p, char *buf, size_t len);
+/* Cross-parameter checks (weights + reserve fit in HBM, ...). */
+int kvp_scenario_validate(const kvp_scenario *sc, kvp_error *err);
+/* Reads an INI config file: keys are parameter names, sections are ignored except that
+ * "hw = PRESET" and "model = PRESET" apply presets first.  Messages name file:line. */
+int kvp_config_load(kvp_scenario *sc, const char *path, kvp_error *err);
+
+/* Number parsing shared by everything that reads user text.  Suffixes: k M G T P (1e3..)
+ * and Ki Mi Gi Ti Pi (2^10..), optionally followed by B (bytes) or B/s (bandwidth). */
+int kvp_parse_bytes(const char *text, uint64_t *out, kvp_error *err);
+int kvp_parse_bandwidth(const char *text, double *out, kvp_error *err);
+
+/* Presets: named lists of assignments applied with kvp_param_assign. */
+typedef struct kvp_preset {
+    const char *name;
+    const char *kind;        /* "hw" or "model" */
+    const char *assignments; /* "hbm_capacity=24GB hbm_bandwidth=4.9TB/s ..." */
+    const char *doc;
+} kvp_preset;
+const kvp_preset *kvp_presets(size_t *count);
+/* Applies a preset by name, or (if the name is not a preset and names a readable file) a
+ * config file.  kind may be "hw", "model" or NULL for either. */
+int kvp_preset_apply(kvp_scenario *sc, const char *name, const char *kind, kvp_error *err);
+
+/* Derived quantities (DESIGN.md §1). */
+typedef struct kvp_derived {
+    uint64_t tok_bytes; /* 2 * kv_heads * head_dim * dtype_bytes * batch */
+    double w_layer;     /* weight_bytes / layers, bytes */
+    uint64_t kv_budget; /* hbm_capacity - weight_bytes - reserve */
+    double cap_layer;   /* kv_budget / layers, bytes */
+} kvp_derived;
+int kvp_scenario_derive(const kvp_scenario *sc, kvp_derived *d, kvp_error *err);
+/* floor(kv_budget / (layers * g * tok_bytes)), saturated at UINT32_MAX. */
+uint32_t kvp_slots(const kvp_scenario *sc, const kvp_derived *d, uint32_t g);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Traces (DESIGN.md §2).  A trace is N steps x L layers; a cursor streams one layer's access
+ * sets step by step, so layers can be simulated independently (and in parallel).           */
+
+typedef struct kvp_trace kvp_trace;
+typedef struct kvp_cursor kvp_cursor;
+
+/* One access set A(n, l): positions ascending, with their scores (1 for bool marks). */
+typedef struct kvp_access {
+    uint32_t step;
+    uint32_t layer;
+    uint32_t context; /* P + n: positions 0..context-1 exist */
+    uint32_t count;
+    const uint32_t *pos;
+    const float *score;
+} kvp_access;
+
+/* k = ceil((1 - sparsity) * context - 1e-9), at least 0 and at most context. */
+uint32_t kvp_access_k(double sparsity, uint32_t context);
+
+int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err);
+/* A trace over the caller's data of shape (steps, layers, positions), C order, copied: scores,
+ * or (is_bool) read marks where nonzero means read.  Checked like a file (NaN, shape). */
+int kvp_trace_from_memory(kvp_trace **out, const float *data, uint32_t steps, uint32_t layers,
+                          uint32_t positions, int is_bool, const char *name, kvp_error *err);
+void kvp_trace_free(kvp_trace *t);
+uint32_t kvp_trace_steps(const kvp_trace *t);
+uint32_t kvp_trace_layers(const kvp_trace *t);
+uint32_t kvp_trace_prompt(const kvp_trace *t);
+const char *kvp_trace_name(const kvp_trace *t); /* file path or "synthetic:actual" */
+int kvp_trace_is_bool(const kvp_trace *t);
+
+/* sparsity is ignored for bool traces. */
+int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, double sparsity,
+                      kvp_error *err);
+/* Fills a with the next step's set; returns 1, or 0 after the last step, or < 0 on error
+ * (a NaN or infinite score, a short read).  a's arrays stay valid until the next call. */
+int kvp_cursor_next(kvp_cursor *c, kvp_access *a, kvp_error *err);
+void kvp_cursor_free(kvp_cursor *c);
+
+/* Top-k selection shared by every score source: the k highest of scores[0..n-1], ties to
+ * the lower position, written ascending by position.  scratch must hold n uint32_t. */
+void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, float *score_out,
+              uint32_t *scratch);
+
+/* Synthetic traces (DESIGN.md §6; docs/SYNTHETIC.md for the model and its sources). */
+typedef struct kvp_synth_params {
+    uint32_t prompt, steps, layers;
+    double sparsity;
+    kvp_variation variation;
+    uint64_t seed;
+    /* knobs the presets set; 0 means "the preset's value" */
+    uint32_t sinks;      /* always-read first positions */
+    uint32_t window;     /* always-read most recent positions */
+    double drift;        /* share of positions whose importance is redrawn per step */
+    double heavy_share;  /* share of positions that are persistent heavy hitters */
+} kvp_synth_params;
+void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc);
+int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err);
+/* Writes a trace's scores as a float32 .npy of shape (N, L, P+N-1). */
+int kvp_trace_write_npy(const kvp_trace *t, const char *path, kvp_error *err);
+
+/* Summary statistics (kvplace trace info). */
+typedef struct kvp_trace_stats {
+    uint64_t reads;           /* sum of |A(n,l)| */
+    double mean_reads_per_step; /* per (n,l) */
+    double mean_overlap;      /* mean |A(n)∩A(n-1)| / |A(n)| over n >= 1 and layers */
+    double mean_sink_share;   /* share of reads among the first 16 positions */
+} kvp_trace_stats;
+int kvp_trace_stats_compute(const kvp_trace *t, double sparsity, kvp_trace_stats *st,
+                            kvp_error *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Policies (DESIGN.md §5).  Each is one file in src/ behind a kvp_policy_ops table.        */
+
+#define KVP_POLICY_MAX_PARAMS 8
+
+typedef struct kvp_policy_param {
+    const char *name;
+    double deflt, min, max;
+    int integer; /* 1: whole numbers only */
+    const char *doc;
+} kvp_policy_param;
+
+typedef struct kvp_policy_ops kvp_policy_ops;
+
+/* A policy with its parameters resolved: "lookahead:W=16:R=0.5". */
+typedef struct kvp_policy_spec {
+    const kvp_policy_ops *ops;
+    double value[KVP_POLICY_MAX_PARAMS]; /* in the order of ops->params */
+} kvp_policy_spec;
+
+const kvp_policy_ops *const *kvp_policies(size_t *count);
+const char *kvp_policy_name(const kvp_policy_ops *ops);
+const char *kvp_policy_doc(const kvp_policy_ops *ops);
+const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *count);
+/* Parses "name[:key=value]..."; unknown names and keys, junk and out-of-range values fail. */
+int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err);
+/* Parses a comma-separated list; "all" expands to every policy.  Returns the count. */
+int kvp_policy_parse_list(kvp_policy_spec *out, size_t max, const char *text, kvp_error *err);
+/* "lookahead:W=16:R=0.5" with every parameter, %.17g where not whole. */
+void kvp_policy_format(const kvp_policy_spec *ps, char *buf, size_t len);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Running                                                                                  */
+
+typedef struct kvp_result {
+    char policy[32];
+    char params[160]; /* kvp_policy_format of the spec run (sa: the best W and R) */
+    uint32_t steps, layers, prompt;
+    uint32_t block_tokens; /* g */
+    uint32_t slots;        /* per layer; UINT32_MAX for unlimited */
+    double total_time_s;
+    double throughput_tok_s;
+    double hbm_hit_rate_kv;
+    double hbm_hit_rate_all;
+    /* exact byte counters, summed over all steps and layers */
+    uint64_t kv_read_hbm, kv_read_dram;
+    uint64_t hbm_read, hbm_write, dram_read, dram_write, link_up, link_down; /* KV only */
+    uint64_t weight_read; /* weight_bytes * steps */
+    uint64_t promoted_bytes, demoted_bytes;
+    double speedup_vs_static, speedup_vs_unlimited; /* filled by kvp_result_speedups */
+    uint32_t sa_evaluations; /* sa: distinct (W, R) points run; 0 for other policies */
+} kvp_result;
+
+typedef void (*kvp_progress_fn)(void *user, uint64_t done, uint64_t total);
+
+/* One proposal of the sa search (level 0, move 0: the starting point). */
+typedef struct kvp_sa_event {
+    uint32_t level, move;
+    double temperature; /* seconds */
+    uint32_t W;
+    double R;
+    double time_s;     /* total decode time at (W, R) */
+    int accepted;
+    double best_time_s;
+    uint32_t evaluations; /* distinct points evaluated so far */
+} kvp_sa_event;
+typedef void (*kvp_sa_log_fn)(void *user, const kvp_sa_event *ev);
+
+typedef struct kvp_run_options {
+    unsigned threads;  /* layers run in parallel; results identical for any count */
+    int check;         /* verify invariants after every step (tests) */
+    kvp_progress_fn progress; /* called from the calling thread only; may be NULL */
+    void *progress_user;
+    kvp_sa_log_fn sa_log; /* the sa search's trajectory; may be NULL */
+    void *sa_log_user;
+} kvp_run_options;
+void kvp_run_options_default(kvp_run_options *ro);
+
+int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+            const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+/* Fills speedup fields of every result from the static and unlimited times. */
+void kvp_result_speedups(kvp_result *res, size_t n, double static_time_s,
+                         double unlimited_time_s);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Reports                                                                                  */
+
+typedef struct kvp_report {
+    const kvp_scenario *sc;
+    const kvp_trace *tr;
+    const kvp_result *res;
+    size_t nres;
+} kvp_report;
+
+/* Both write to a temporary name and rename on success: no half-written file is left. */
+int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err);
+int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVPLACE_H */

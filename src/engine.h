@@ -1,0 +1,34 @@
+/* Internal: the engine's helpers shared by policies that replace the whole run. */
+#ifndef KVP_ENGINE_H
+#define KVP_ENGINE_H
+
+#include "policy.h"
+
+#include <stdatomic.h>
+
+#define KVP_MAX_THREADS 64
+
+/* Traffic of one step or a sum of steps, in tokens (multiply by tok_bytes for bytes). */
+typedef struct kvp_counters {
+    uint64_t kv_read_hbm, kv_read_dram;
+    uint64_t hbm_read, hbm_write, dram_read, dram_write, link_up, link_down;
+    uint64_t promoted, demoted;
+} kvp_counters;
+
+void kvp_counters_add(kvp_counters *to, const kvp_counters *c);
+
+/* Runs fn(layer, user, done) for every layer on ro->threads threads; fn adds to *done as it
+ * goes (progress units, total_units in all).  rc_out[l] receives each layer's return. */
+typedef int (*kvp_layer_fn)(uint32_t layer, void *user, atomic_ullong *done);
+int kvp_parallel_layers(uint32_t layers, const kvp_run_options *ro, uint64_t total_units,
+                        kvp_layer_fn fn, void *user, int *rc_out);
+
+/* Checks a trace against the scenario (layers, steps). */
+int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err);
+
+/* Fills every field of res (but speedups) from the summed time and token counters. */
+int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr,
+                    const kvp_policy_spec *ps, uint32_t g, uint32_t slots, double time_s,
+                    const kvp_counters *c, kvp_error *err);
+
+#endif

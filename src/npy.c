@@ -1,0 +1,782 @@
+/* NumPy .npy traces (DESIGN.md §2, docs/TRACE_FORMAT.md): the reader, which maps the file
+ * read-only and converts one (step, layer) row at a time, and the writer, which streams any
+ * trace with scores out as float32, one row at a time. */
+#include "trace.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The .npy prelude: magic, major and minor version, then the header length (2 bytes in
+ * version 1.0, 4 bytes in 2.0 and 3.0), then the header text (a Python dict literal). */
+static const unsigned char npy_magic[] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+#define NPY_MAGIC_LEN sizeof npy_magic
+#define NPY_PRELUDE_V1 10u /* magic + 2 version bytes + 2 length bytes */
+#define NPY_PRELUDE_V2 12u /* magic + 2 version bytes + 4 length bytes */
+#define NPY_MAX_DIMS 64    /* NumPy's own limit */
+#define NPY_MAX_STR 63     /* longest dtype string we keep */
+#define NPY_HEADER_ALIGN 64u /* the writer aligns the data as NumPy does */
+#define NPY_WRITE_MODE 0644  /* what a file saved by NumPy gets under the usual umask */
+
+/* IEEE-754 bit fields. */
+#define F32_EXP_MASK 0x7f800000u
+#define F32_MANT_MASK 0x007fffffu
+#define F32_MANT_BITS 23
+#define F32_SIGN_SHIFT 31
+#define F16_SIGN_MASK 0x8000u
+#define F16_EXP_MASK 0x7c00u
+#define F16_MANT_MASK 0x03ffu
+#define F16_MANT_BITS 10
+#define F16_MIN_NORMAL 0x0400u  /* 2^-14: exponent field 1, mantissa 0 */
+#define F16_TO_F32_BIAS 112u    /* 127 - 15 */
+#define F16_SUBNORMAL_UNIT 0x1p-24f /* value of the half mantissa's last bit at exponent 0 */
+#define SIGN_SHIFT_16_TO_32 16
+
+typedef enum npy_dtype { NPY_F32, NPY_F16, NPY_BOOL } npy_dtype;
+
+/* The accepted dtypes, with the size of one element. */
+static const struct {
+    const char *descr;
+    npy_dtype dtype;
+    size_t itemsize;
+} npy_dtypes[] = {
+    {"<f4", NPY_F32, 4},
+    {"<f2", NPY_F16, 2},
+    {"|b1", NPY_BOOL, 1},
+};
+
+typedef struct npy_impl {
+    unsigned char *map; /* the whole file, read-only */
+    size_t map_len;
+    const unsigned char *data; /* first element */
+    npy_dtype dtype;
+    size_t itemsize;
+    uint32_t cols; /* C = P + N - 1 */
+    char *path;    /* full path, for messages (kvp_trace.name may be truncated) */
+} npy_impl;
+
+typedef struct npy_cursor {
+    const kvp_trace *t;
+    const npy_impl *im;
+    uint32_t layer;
+    double sparsity;
+    /* all sized C, allocated at open */
+    float *row;        /* converted scores of row_step */
+    uint32_t *pos;     /* the access set */
+    float *score;
+    uint32_t *scratch; /* for kvp_topk */
+    uint32_t row_step;
+    int row_valid;
+} npy_cursor;
+
+static uint16_t load_le16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (unsigned)p[1] << 8);
+}
+
+static uint32_t load_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void store_le32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+/* IEEE half to single, exact for every value.  A normal half's exponent and mantissa move up
+ * together as one field, rebiased; a subnormal half is mant * 2^-24, which a float holds
+ * exactly (mant < 2^10), as it does the zeros of either sign. */
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & F16_SIGN_MASK) << SIGN_SHIFT_16_TO_32;
+    uint32_t em = h & (F16_EXP_MASK | F16_MANT_MASK);
+    uint32_t bits;
+    if (em >= F16_EXP_MASK) { /* inf, NaN (the reader refuses them before converting) */
+        bits = sign | F32_EXP_MASK | (em & F16_MANT_MASK) << (F32_MANT_BITS - F16_MANT_BITS);
+    } else if (em >= F16_MIN_NORMAL) {
+        bits = sign |
+               ((em << (F32_MANT_BITS - F16_MANT_BITS)) + (F16_TO_F32_BIAS << F32_MANT_BITS));
+    } else {
+        float mag = (float)em * F16_SUBNORMAL_UNIT;
+        memcpy(&bits, &mag, sizeof bits);
+        bits |= sign;
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Header parsing: the header is a Python dict literal such as
+ *     {'descr': '<f4', 'fortran_order': False, 'shape': (40, 32, 300), }
+ * Keys may come in any order, with any whitespace; each must appear exactly once. */
+
+typedef struct npy_header {
+    char descr[NPY_MAX_STR + 1];
+    int fortran;
+    unsigned ndim;
+    uint64_t shape[NPY_MAX_DIMS];
+    int have_descr, have_fortran, have_shape;
+} npy_header;
+
+typedef struct hparser {
+    const char *s;
+    size_t len, i;
+    const char *path;
+    kvp_error *err;
+} hparser;
+
+static int hp_fail(hparser *hp, const char *what)
+{
+    return kvp_error_set(hp->err, KVP_EFORMAT, "%s: malformed .npy header at byte %zu: %s",
+                         hp->path, hp->i, what);
+}
+
+static int hp_is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void hp_skip_ws(hparser *hp)
+{
+    while (hp->i < hp->len && hp_is_space(hp->s[hp->i]))
+        hp->i++;
+}
+
+static int hp_peek(const hparser *hp)
+{
+    return hp->i < hp->len ? (unsigned char)hp->s[hp->i] : -1;
+}
+
+/* A quoted string without escapes ('...' or "..."), copied into out. */
+static int hp_string(hparser *hp, char *out, size_t outlen)
+{
+    int q = hp_peek(hp);
+    if (q != '\'' && q != '"')
+        return hp_fail(hp, "expected a quoted string");
+    hp->i++;
+    size_t n = 0;
+    while (hp->i < hp->len && hp->s[hp->i] != q) {
+        char c = hp->s[hp->i];
+        if (c == '\\' || c == '\n')
+            return hp_fail(hp, "unexpected character in a string");
+        if (n + 1 >= outlen)
+            return hp_fail(hp, "string too long");
+        out[n++] = c;
+        hp->i++;
+    }
+    if (hp->i >= hp->len)
+        return hp_fail(hp, "unterminated string");
+    hp->i++;
+    out[n] = '\0';
+    return 0;
+}
+
+static int hp_word(hparser *hp, const char *word)
+{
+    size_t n = strlen(word);
+    if (hp->len - hp->i < n || memcmp(hp->s + hp->i, word, n) != 0)
+        return 0;
+    hp->i += n;
+    return 1;
+}
+
+/* A non-negative integer (Python 2 wrote a trailing L on longs). */
+static int hp_uint(hparser *hp, uint64_t *out)
+{
+    if (hp_peek(hp) == '-')
+        return kvp_error_set(hp->err, KVP_EFORMAT,
+                             "%s: shape has a negative dimension (at byte %zu of the header)",
+                             hp->path, hp->i);
+    int c = hp_peek(hp);
+    if (c < '0' || c > '9')
+        return hp_fail(hp, "expected a whole number in the shape");
+    uint64_t v = 0;
+    while ((c = hp_peek(hp)) >= '0' && c <= '9') {
+        uint64_t d = (uint64_t)(c - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return kvp_error_set(hp->err, KVP_ERANGE,
+                                 "%s: a shape dimension overflows 64 bits (at byte %zu of the "
+                                 "header)",
+                                 hp->path, hp->i);
+        v = v * 10 + d;
+        hp->i++;
+    }
+    if (hp_peek(hp) == 'L')
+        hp->i++;
+    *out = v;
+    return 0;
+}
+
+/* A tuple of whole numbers: (), (4,), (4, 5), (4, 5,). */
+static int hp_shape(hparser *hp, npy_header *h)
+{
+    if (hp_peek(hp) != '(')
+        return hp_fail(hp, "expected '(' to open the shape");
+    hp->i++;
+    h->ndim = 0;
+    for (;;) {
+        hp_skip_ws(hp);
+        if (hp_peek(hp) == ')') {
+            hp->i++;
+            return 0;
+        }
+        if (h->ndim == NPY_MAX_DIMS)
+            return hp_fail(hp, "too many dimensions");
+        int rc = hp_uint(hp, &h->shape[h->ndim]);
+        if (rc < 0)
+            return rc;
+        h->ndim++;
+        hp_skip_ws(hp);
+        if (hp_peek(hp) == ',') {
+            hp->i++;
+        } else if (hp_peek(hp) != ')') {
+            return hp_fail(hp, "expected ',' or ')' in the shape");
+        }
+    }
+}
+
+static int hp_dict(hparser *hp, npy_header *h)
+{
+    hp_skip_ws(hp);
+    if (hp_peek(hp) != '{')
+        return hp_fail(hp, "expected '{'");
+    hp->i++;
+    for (;;) {
+        hp_skip_ws(hp);
+        if (hp_peek(hp) == '}') {
+            hp->i++;
+            break;
+        }
+        char key[NPY_MAX_STR + 1];
+        int rc = hp_string(hp, key, sizeof key);
+        if (rc < 0)
+            return rc;
+        hp_skip_ws(hp);
+        if (hp_peek(hp) != ':')
+            return hp_fail(hp, "expected ':' after a key");
+        hp->i++;
+        hp_skip_ws(hp);
+        int *have;
+        if (strcmp(key, "descr") == 0) {
+            have = &h->have_descr;
+            if (hp_peek(hp) != '\'' && hp_peek(hp) != '"')
+                return kvp_error_set(hp->err, KVP_EFORMAT,
+                                     "%s: dtype is not a simple type string (structured "
+                                     "arrays are not supported)",
+                                     hp->path);
+            rc = hp_string(hp, h->descr, sizeof h->descr);
+        } else if (strcmp(key, "fortran_order") == 0) {
+            have = &h->have_fortran;
+            if (hp_word(hp, "True"))
+                h->fortran = 1;
+            else if (hp_word(hp, "False"))
+                h->fortran = 0;
+            else
+                rc = hp_fail(hp, "fortran_order must be True or False");
+        } else if (strcmp(key, "shape") == 0) {
+            have = &h->have_shape;
+            rc = hp_shape(hp, h);
+        } else {
+            return kvp_error_set(hp->err, KVP_EFORMAT,
+                                 "%s: unexpected key '%s' in the .npy header", hp->path, key);
+        }
+        if (rc < 0)
+            return rc;
+        if (*have)
+            return kvp_error_set(hp->err, KVP_EFORMAT,
+                                 "%s: key '%s' appears twice in the .npy header", hp->path,
+                                 key);
+        *have = 1;
+        hp_skip_ws(hp);
+        if (hp_peek(hp) == ',') {
+            hp->i++;
+        } else if (hp_peek(hp) != '}') {
+            return hp_fail(hp, "expected ',' or '}'");
+        }
+    }
+    hp_skip_ws(hp);
+    if (hp->i != hp->len)
+        return hp_fail(hp, "unexpected text after the header dict");
+    static const char *const names[] = {"descr", "fortran_order", "shape"};
+    const int have[] = {h->have_descr, h->have_fortran, h->have_shape};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (!have[k])
+            return kvp_error_set(hp->err, KVP_EFORMAT, "%s: the .npy header has no '%s'",
+                                 hp->path, names[k]);
+    return 0;
+}
+
+/* "(40, 32, 300)" as Python prints it: "()" and "(40,)" for 0 and 1 dimensions. */
+static void format_shape(const npy_header *h, char *buf, size_t len)
+{
+    size_t at = 0;
+    at += (size_t)snprintf(buf, len, "(");
+    for (unsigned d = 0; d < h->ndim && at < len; d++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%llu", d ? ", " : "",
+                               (unsigned long long)h->shape[d]);
+    if (at < len)
+        snprintf(buf + at, len - at, "%s)", h->ndim == 1 ? "," : "");
+}
+
+/* Checks the parsed header against what a trace may be; fills the implementation. */
+static int check_header(const npy_header *h, const char *path, size_t data_avail,
+                        npy_impl *im, kvp_trace *t, kvp_error *err)
+{
+    size_t nd = sizeof npy_dtypes / sizeof npy_dtypes[0], k;
+    for (k = 0; k < nd; k++)
+        if (strcmp(h->descr, npy_dtypes[k].descr) == 0)
+            break;
+    if (k == nd)
+        return kvp_error_set(err, KVP_EFORMAT,
+                             "%s: dtype '%s' is not supported (float32 '<f4', float16 '<f2' "
+                             "or bool '|b1')",
+                             path, h->descr);
+    im->dtype = npy_dtypes[k].dtype;
+    im->itemsize = npy_dtypes[k].itemsize;
+    if (h->fortran)
+        return kvp_error_set(err, KVP_EFORMAT,
+                             "%s: array is in Fortran order; save it in C order "
+                             "(numpy.ascontiguousarray)",
+                             path);
+
+    char shape[NPY_MAX_DIMS * 24];
+    format_shape(h, shape, sizeof shape);
+    if (h->ndim != 3)
+        return kvp_error_set(err, KVP_EFORMAT,
+                             "%s: shape %s has %u dimension%s; expected (steps, layers, "
+                             "positions)",
+                             path, shape, h->ndim, h->ndim == 1 ? "" : "s");
+    uint64_t n = h->shape[0], l = h->shape[1], c = h->shape[2];
+    if (n == 0)
+        return kvp_error_set(err, KVP_EFORMAT, "%s: shape %s has no steps", path, shape);
+    if (l == 0)
+        return kvp_error_set(err, KVP_EFORMAT, "%s: shape %s has no layers", path, shape);
+    if (c < n)
+        return kvp_error_set(err, KVP_EFORMAT,
+                             "%s: shape %s: %llu steps need at least %llu positions (the "
+                             "prompt is positions - steps + 1)",
+                             path, shape, (unsigned long long)n, (unsigned long long)n);
+    uint64_t bytes = 0;
+    if (l > UINT64_MAX / n || c > UINT64_MAX / (n * l) ||
+        im->itemsize > UINT64_MAX / (n * l * c) ||
+        (bytes = n * l * c * im->itemsize) > SIZE_MAX)
+        return kvp_error_set(err, KVP_ERANGE,
+                             "%s: shape %s is too large: its size in bytes overflows 64 bits",
+                             path, shape);
+    if (n > UINT32_MAX || l > UINT32_MAX || c > UINT32_MAX)
+        return kvp_error_set(err, KVP_ERANGE,
+                             "%s: shape %s: each dimension must be at most %u", path, shape,
+                             UINT32_MAX);
+    if (bytes != (uint64_t)data_avail)
+        return kvp_error_set(err, KVP_EFORMAT, "%s: shape %s needs %llu bytes of data, file "
+                             "has %llu",
+                             path, shape, (unsigned long long)bytes,
+                             (unsigned long long)data_avail);
+    t->steps = (uint32_t)n;
+    t->layers = (uint32_t)l;
+    t->prompt = (uint32_t)(c - n + 1);
+    t->is_bool = im->dtype == NPY_BOOL;
+    im->cols = (uint32_t)c;
+    return 0;
+}
+
+/* Maps the file and parses its prelude and header. */
+static int npy_load(npy_impl *im, kvp_trace *t, const char *path, kvp_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return kvp_error_set(err, KVP_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return kvp_error_set(err, KVP_EIO, "%s: %s", path, strerror(e));
+    }
+    int rc = 0;
+    if (S_ISDIR(st.st_mode))
+        rc = kvp_error_set(err, KVP_EIO, "%s: is a directory, not a .npy file", path);
+    else if (!S_ISREG(st.st_mode))
+        rc = kvp_error_set(err, KVP_EIO, "%s: not a regular file", path);
+    else if (st.st_size == 0)
+        rc = kvp_error_set(err, KVP_EFORMAT, "%s: file is empty", path);
+    else if ((uintmax_t)st.st_size > SIZE_MAX)
+        rc = kvp_error_set(err, KVP_ERANGE, "%s: file too large to map", path);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    size_t size = (size_t)st.st_size;
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int map_errno = errno;
+    close(fd); /* the mapping keeps the file */
+    if (map == MAP_FAILED)
+        return kvp_error_set(err, KVP_EIO, "%s: cannot map: %s", path, strerror(map_errno));
+    im->map = map;
+    im->map_len = size;
+
+    const unsigned char *p = im->map;
+    size_t cmp = size < NPY_MAGIC_LEN ? size : NPY_MAGIC_LEN;
+    if (size < NPY_MAGIC_LEN || memcmp(p, npy_magic, cmp) != 0)
+        return kvp_error_set(err, KVP_EFORMAT, "%s: not a NumPy .npy file (bad magic)", path);
+    if (size < NPY_PRELUDE_V1)
+        return kvp_error_set(err, KVP_EFORMAT, "%s: file too short (%zu bytes) for a .npy "
+                             "header", path, size);
+    unsigned major = p[NPY_MAGIC_LEN], minor = p[NPY_MAGIC_LEN + 1];
+    size_t start, hlen;
+    if (major == 1 && minor == 0) {
+        start = NPY_PRELUDE_V1;
+        hlen = load_le16(p + NPY_MAGIC_LEN + 2);
+    } else if ((major == 2 || major == 3) && minor == 0) {
+        if (size < NPY_PRELUDE_V2)
+            return kvp_error_set(err, KVP_EFORMAT, "%s: file too short (%zu bytes) for a .npy "
+                                 "header", path, size);
+        start = NPY_PRELUDE_V2;
+        hlen = load_le32(p + NPY_MAGIC_LEN + 2);
+    } else {
+        return kvp_error_set(err, KVP_EFORMAT,
+                             "%s: .npy format version %u.%u is not supported (1.0, 2.0 or 3.0)",
+                             path, major, minor);
+    }
+    if (hlen > size - start)
+        return kvp_error_set(err, KVP_EFORMAT,
+                             "%s: header length %zu runs past the end of the file (%zu bytes)",
+                             path, hlen, size);
+
+    npy_header h;
+    memset(&h, 0, sizeof h);
+    hparser hp = {(const char *)p + start, hlen, 0, path, err};
+    rc = hp_dict(&hp, &h);
+    if (rc < 0)
+        return rc;
+    im->data = p + start + hlen;
+    return check_header(&h, path, size - start - hlen, im, t, err);
+}
+
+static void npy_destroy(kvp_trace *t)
+{
+    npy_impl *im = t->impl;
+    if (im) {
+        if (im->map)
+            munmap(im->map, im->map_len);
+        free(im->path);
+        free(im);
+    }
+    free(t);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Cursors */
+
+static void npy_cursor_close(void *state)
+{
+    npy_cursor *c = state;
+    if (!c)
+        return;
+    free(c->row);
+    free(c->pos);
+    free(c->score);
+    free(c->scratch);
+    free(c);
+}
+
+static int npy_cursor_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+                           kvp_error *err)
+{
+    const npy_impl *im = t->impl;
+    npy_cursor *c = calloc(1, sizeof *c);
+    if (!c)
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", im->path);
+    c->t = t;
+    c->im = im;
+    c->layer = layer;
+    c->sparsity = sparsity;
+    size_t cols = im->cols;
+    c->row = malloc(cols * sizeof *c->row);
+    c->pos = malloc(cols * sizeof *c->pos);
+    c->score = malloc(cols * sizeof *c->score);
+    c->scratch = malloc(cols * sizeof *c->scratch);
+    if (!c->row || !c->pos || !c->score || !c->scratch) {
+        npy_cursor_close(c);
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", im->path);
+    }
+    *state = c;
+    return 0;
+}
+
+static const unsigned char *row_bytes(const npy_cursor *c, uint32_t n)
+{
+    const npy_impl *im = c->im;
+    size_t index = ((size_t)n * c->t->layers + c->layer) * im->cols;
+    return im->data + index * im->itemsize;
+}
+
+static int bad_score(const npy_cursor *c, uint32_t n, uint32_t p, int nan, int neg,
+                     kvp_error *err)
+{
+    return kvp_error_set(err, KVP_EFORMAT, "%s: step %u, layer %u, position %u: score is %s",
+                         c->im->path, n, c->layer, p, nan ? "NaN" : neg ? "-inf" : "+inf");
+}
+
+/* Converts the used part of row (n, layer) into c->row, refusing NaN and infinities. */
+static int load_row(npy_cursor *c, uint32_t n, kvp_error *err)
+{
+    const unsigned char *src = row_bytes(c, n);
+    uint32_t ctx = c->t->prompt + n;
+    c->row_valid = 0;
+    if (c->im->dtype == NPY_F32) {
+        for (uint32_t p = 0; p < ctx; p++) {
+            uint32_t bits = load_le32(src + (size_t)p * 4);
+            if ((bits & F32_EXP_MASK) == F32_EXP_MASK)
+                return bad_score(c, n, p, (bits & F32_MANT_MASK) != 0,
+                                 (bits >> F32_SIGN_SHIFT) != 0, err);
+            memcpy(&c->row[p], &bits, sizeof bits);
+        }
+    } else {
+        for (uint32_t p = 0; p < ctx; p++) {
+            uint16_t h = load_le16(src + (size_t)p * 2);
+            if ((h & F16_EXP_MASK) == F16_EXP_MASK)
+                return bad_score(c, n, p, (h & F16_MANT_MASK) != 0, (h & F16_SIGN_MASK) != 0,
+                                 err);
+            c->row[p] = half_to_float(h);
+        }
+    }
+    c->row_step = n;
+    c->row_valid = 1;
+    return 0;
+}
+
+static int npy_cursor_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
+{
+    npy_cursor *c = state;
+    uint32_t ctx = c->t->prompt + n;
+    uint32_t count;
+    if (c->im->dtype == NPY_BOOL) {
+        const unsigned char *src = row_bytes(c, n);
+        count = 0;
+        for (uint32_t p = 0; p < ctx; p++) {
+            if (src[p]) {
+                c->pos[count] = p;
+                c->score[count] = 1.0f;
+                count++;
+            }
+        }
+    } else {
+        int rc = load_row(c, n, err);
+        if (rc < 0)
+            return rc;
+        count = kvp_access_k(c->sparsity, ctx);
+        kvp_topk(c->row, ctx, count, c->pos, c->score, c->scratch);
+    }
+    a->step = n;
+    a->layer = c->layer;
+    a->context = ctx;
+    a->count = count;
+    a->pos = c->pos;
+    a->score = c->score;
+    return 0;
+}
+
+static int npy_scores(void *state, uint32_t n, float *out, kvp_error *err)
+{
+    npy_cursor *c = state;
+    if (c->im->dtype == NPY_BOOL)
+        return kvp_error_set(err, KVP_EINVAL, "%s: a bool trace has marks, not scores",
+                             c->im->path);
+    if (!c->row_valid || c->row_step != n) {
+        int rc = load_row(c, n, err);
+        if (rc < 0)
+            return rc;
+    }
+    memcpy(out, c->row, (size_t)(c->t->prompt + n) * sizeof *out);
+    return 0;
+}
+
+static const kvp_trace_vt npy_vt = {
+    "npy", npy_cursor_open, npy_cursor_step, npy_cursor_close, npy_scores, npy_destroy,
+};
+
+int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err)
+{
+    *out = NULL;
+    kvp_trace *t = calloc(1, sizeof *t);
+    npy_impl *im = calloc(1, sizeof *im);
+    char *copy = malloc(strlen(path) + 1);
+    if (!t || !im || !copy) {
+        free(t);
+        free(im);
+        free(copy);
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", path);
+    }
+    strcpy(copy, path);
+    im->path = copy;
+    t->vt = &npy_vt;
+    t->impl = im;
+    snprintf(t->name, sizeof t->name, "%s", path);
+    int rc = npy_load(im, t, path, err);
+    if (rc < 0) {
+        npy_destroy(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Writer */
+
+/* The version 1.0 header of a float32 C-order array, padded with spaces and a newline so the
+ * data starts at a multiple of NPY_HEADER_ALIGN.  Returns the total header length. */
+static size_t build_header(unsigned char *buf, size_t len, uint64_t n, uint64_t l, uint64_t c)
+{
+    char dict[160];
+    int dl = snprintf(dict, sizeof dict,
+                      "{'descr': '<f4', 'fortran_order': False, 'shape': (%llu, %llu, %llu), }",
+                      (unsigned long long)n, (unsigned long long)l, (unsigned long long)c);
+    size_t used = NPY_PRELUDE_V1 + (size_t)dl + 1; /* + the final newline */
+    size_t total = (used + NPY_HEADER_ALIGN - 1) / NPY_HEADER_ALIGN * NPY_HEADER_ALIGN;
+    if (total > len)
+        return 0;
+    memcpy(buf, npy_magic, NPY_MAGIC_LEN);
+    buf[NPY_MAGIC_LEN] = 1;
+    buf[NPY_MAGIC_LEN + 1] = 0;
+    size_t hlen = total - NPY_PRELUDE_V1;
+    buf[NPY_MAGIC_LEN + 2] = (unsigned char)hlen;
+    buf[NPY_MAGIC_LEN + 3] = (unsigned char)(hlen >> 8);
+    memcpy(buf + NPY_PRELUDE_V1, dict, (size_t)dl);
+    memset(buf + NPY_PRELUDE_V1 + dl, ' ', total - used);
+    buf[total - 1] = '\n';
+    return total;
+}
+
+/* Streams rows in file order (step outer, layer inner) with one cursor per layer; each
+ * cursor is stepped to n before its scores are asked for (the vtable's contract). */
+static int write_rows(const kvp_trace *t, FILE *f, kvp_cursor **cur, float *row,
+                      unsigned char *bytes, uint32_t cols, const char *path, kvp_error *err)
+{
+    for (uint32_t n = 0; n < t->steps; n++) {
+        uint32_t ctx = t->prompt + n;
+        for (uint32_t l = 0; l < t->layers; l++) {
+            kvp_access a;
+            int rc = kvp_cursor_next(cur[l], &a, err);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                return kvp_error_set(err, KVP_EINVAL, "%s: trace %s ended before step %u",
+                                     path, t->name, n);
+            rc = t->vt->scores(cur[l]->state, n, row, err);
+            if (rc < 0)
+                return rc;
+            for (uint32_t p = ctx; p < cols; p++)
+                row[p] = 0.0f;
+            for (uint32_t p = 0; p < cols; p++) {
+                uint32_t bits;
+                memcpy(&bits, &row[p], sizeof bits);
+                store_le32(bytes + (size_t)p * 4, bits);
+            }
+            if (fwrite(bytes, 4, cols, f) != cols)
+                return kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path,
+                                     strerror(errno));
+        }
+    }
+    return 0;
+}
+
+int kvp_trace_write_npy(const kvp_trace *t, const char *path, kvp_error *err)
+{
+    if (!t->vt->scores || t->is_bool)
+        return kvp_error_set(err, KVP_EINVAL, "%s: trace %s has no scores to write%s", path,
+                             t->name, t->is_bool ? " (it holds bool marks)" : "");
+    uint64_t n = t->steps, l = t->layers, c = (uint64_t)t->prompt + t->steps - 1;
+    if (n == 0 || l == 0 || t->prompt == 0)
+        return kvp_error_set(err, KVP_EINVAL, "%s: trace %s is empty (%u steps, %u layers, "
+                             "prompt %u)", path, t->name, t->steps, t->layers, t->prompt);
+    if (c > UINT32_MAX || c > UINT64_MAX / (n * l * 4))
+        return kvp_error_set(err, KVP_ERANGE, "%s: trace %s is too large for one .npy", path,
+                             t->name);
+
+    unsigned char header[4 * NPY_HEADER_ALIGN]; /* the dict takes at most ~130 bytes */
+    size_t hsize = build_header(header, sizeof header, n, l, c);
+    if (hsize == 0)
+        return kvp_error_set(err, KVP_ERANGE, "%s: .npy header too long", path);
+
+    size_t plen = strlen(path);
+    static const char suffix[] = ".tmp.XXXXXX";
+    char *tmp = malloc(plen + sizeof suffix);
+    kvp_cursor **cur = calloc((size_t)l, sizeof *cur);
+    float *row = malloc((size_t)c * sizeof *row);
+    unsigned char *bytes = malloc((size_t)c * 4);
+    FILE *f = NULL;
+    int fd = -1, rc = 0, made = 0;
+    if (!tmp || !cur || !row || !bytes) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", path);
+        goto done;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, suffix, sizeof suffix);
+    for (uint32_t k = 0; k < t->layers; k++) {
+        /* sparsity 0: the access sets are not used, only the stepping */
+        rc = kvp_cursor_create(&cur[k], t, k, 0.0, err);
+        if (rc < 0)
+            goto done;
+    }
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = kvp_error_set(err, KVP_EIO, "%s: cannot create a temporary file: %s", path,
+                           strerror(errno));
+        goto done;
+    }
+    made = 1;
+    if (fchmod(fd, NPY_WRITE_MODE) != 0 || !(f = fdopen(fd, "wb"))) {
+        rc = kvp_error_set(err, KVP_EIO, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    fd = -1; /* owned by f now */
+    if (fwrite(header, 1, hsize, f) != hsize) {
+        rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
+        goto done;
+    }
+    rc = write_rows(t, f, cur, row, bytes, (uint32_t)c, path, err);
+    if (rc < 0)
+        goto done;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
+        goto done;
+    }
+    int closed = fclose(f);
+    f = NULL;
+    if (closed != 0) {
+        rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
+        goto done;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = kvp_error_set(err, KVP_EIO, "%s: cannot rename %s into place: %s", path, tmp,
+                           strerror(errno));
+        goto done;
+    }
+    made = 0;
+done:
+    if (f)
+        fclose(f);
+    if (fd >= 0)
+        close(fd);
+    if (made)
+        unlink(tmp);
+    if (cur)
+        for (uint32_t k = 0; k < t->layers; k++)
+            kvp_cursor_free(cur[k]);
+    free(cur);
+    free(row);
+    free(bytes);
+    free(tmp);
+    return rc;
+}

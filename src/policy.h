@@ -1,0 +1,102 @@
+/*
+ * The engine <-> policy interface.  A policy is one file in src/ that defines a
+ * kvp_policy_ops and one line in the registry (src/registry.c).
+ *
+ * The engine (src/engine.c) runs each layer on its own: it keeps the residency of every block
+ * of the layer, serves the reads of the step, calls the policy's step, then charges what the
+ * policy changed (DESIGN.md §3).  The policy changes residency only through kvp_step_promote()
+ * and kvp_step_demote(); the engine logs the changes and charges them.
+ */
+#ifndef KVP_POLICY_H
+#define KVP_POLICY_H
+
+#include "kvplace.h"
+
+#include <stdint.h>
+
+#define KVP_UNLIMITED_SLOTS UINT32_MAX
+
+/* What a policy sees of its layer, fixed for the run. */
+typedef struct kvp_layer_info {
+    uint32_t layer;
+    uint32_t g;       /* block size in tokens */
+    uint32_t slots;   /* HBM slots of this layer (KVP_UNLIMITED_SLOTS: no limit) */
+    uint32_t prompt;  /* P */
+    uint32_t steps;   /* N */
+    uint32_t nblocks; /* blocks that ever exist: ceil((P + N) / g) */
+    const double *param; /* kvp_policy_spec.value */
+} kvp_layer_info;
+
+/* One step of one layer, as the policy sees it. */
+typedef struct kvp_step {
+    const kvp_layer_info *li;
+    uint32_t n;            /* step */
+    uint32_t context;      /* P + n: tokens present before this step */
+    uint32_t new_block;    /* (P + n) / g: block of this step's new token */
+    int opens_block;       /* (P + n) % g == 0 */
+    uint32_t exist_blocks; /* blocks with pres > 0: ceil((P + n) / g) */
+
+    const kvp_access *acc; /* A(n, l) */
+    /* Blocks read this step, in ascending order, with the number of positions read in each
+     * (a(b)) and their summed score. */
+    uint32_t nread;
+    const uint32_t *read_block;
+    const uint32_t *read_count;
+    const double *read_score;
+
+    /* A(n .. n+nfuture-1, l) when the policy asked for a look-ahead (future[0] == acc),
+     * and A(n-1, l) (NULL at n = 0). */
+    const kvp_access *const *future;
+    uint32_t nfuture;
+    const kvp_access *prev;
+
+    /* Residency: resident[b] is 1 if block b is in HBM.  Read freely; change only through
+     * kvp_step_promote/kvp_step_demote. */
+    const uint8_t *resident;
+    uint32_t nresident;
+
+    /* engine-private */
+    struct kvp_engine_layer *eng;
+} kvp_step;
+
+/* Moves block b into (out of) HBM for the placement of this step.  Returns 0, or KVP_ECHECK
+ * if b is already there (not there) or out of range. */
+int kvp_step_promote(kvp_step *s, uint32_t b);
+int kvp_step_demote(kvp_step *s, uint32_t b);
+/* The default for a new block: into HBM if it opens this step and a slot is free. */
+int kvp_step_place_new_default(kvp_step *s);
+
+/* Initial placement (after prefill, free of cost): init receives resident[] all zero and
+ * sets it.  The default fills the lowest-numbered prompt blocks up to slots. */
+uint32_t kvp_initial_default(const kvp_layer_info *li, uint8_t *resident);
+
+struct kvp_policy_ops {
+    const char *name;
+    const char *doc;
+    const kvp_policy_param *params;
+    size_t nparams;
+    /* Block size for this spec (1 for token granularity). */
+    uint32_t (*block_tokens)(const double *param, const kvp_scenario *sc);
+    /* Steps of look-ahead the policy needs (0: none); the engine supplies future[]. */
+    uint32_t (*lookahead)(const double *param);
+    /* 1 if the capacity limit does not apply (unlimited). */
+    int unlimited;
+    /* Per-layer state.  init may read future[] of step 0 through *first (NULL when
+     * lookahead is 0), and sets the initial residency; returns the number resident or < 0. */
+    int (*init)(void **state, const kvp_layer_info *li, const kvp_step *first,
+                uint8_t *resident, kvp_error *err);
+    int (*step)(void *state, kvp_step *s, kvp_error *err);
+    void (*free)(void *state);
+    /* A policy that is not a simulation (bound, sa) replaces the whole run. */
+    int (*run)(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+               const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+};
+
+/* The engine's own run, for policies built on others (sa runs lookahead). */
+int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                   const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+
+/* The bound's time for one (n, l) whose reads are a_bytes (DESIGN.md §5 `bound`). */
+double kvp_bound_step(const kvp_scenario *sc, const kvp_derived *d, double a_bytes);
+
+#endif

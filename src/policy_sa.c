@@ -1,0 +1,223 @@
+/*
+ * `sa`: the study's simulated annealing over the (W, R) of `lookahead` (PAPER.md, DESIGN.md
+ * §5).  Every point it evaluates is one full lookahead run, memoised; the result is the best
+ * point's lookahead result, byte for byte, with policy "sa".
+ *
+ * Moves: W by +-1 or +-2 (probability 0.4), R by +-0.1 (0.4), both (0.2); a proposal that
+ * leaves [1, W_max] x [0, 1] is drawn again (it costs nothing).  Acceptance: Metropolis,
+ * exp(-dT / C) with dT in seconds.  Initial temperature: C0 = mean(dT > 0) / -ln(0.8) over
+ * `moves` random neighbours of the start, so that a typical uphill move is accepted with
+ * probability 0.8 at first.  Cooling: C *= 0.9 per level of `moves` proposals.  Stop when a
+ * level improves the best by less than 0.1%, when C < C0 * 1e-3, or when `budget` distinct
+ * points have been evaluated.  docs/POLICIES.md has the reasons for each choice.
+ */
+#include "policy.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { P_WMAX, P_W0, P_R0, P_MOVES, P_BUDGET, P_SEED };
+
+static const kvp_policy_param sa_params[] = {
+    {"W_max", 64, 1, 1024, 1, "largest look-ahead window searched (steps)"},
+    {"W0", 16, 1, 1024, 1, "starting window (steps)"},
+    {"R0", 0.5, 0, 1, 0, "starting migration fraction (rounded to the 0.1 grid)"},
+    {"moves", 6, 1, 1000, 1, "proposals per temperature level"},
+    {"budget", 40, 1, 100000, 1, "most distinct (W, R) points evaluated"},
+    {"seed", 1, 0, 9007199254740992.0, 1, "seed of the search's random choices"},
+};
+
+#define SA_R_STEPS 10      /* R on a 0.1 grid: r / 10 */
+#define SA_ACCEPT0 0.8     /* initial acceptance of an uphill move */
+#define SA_COOLING 0.9
+#define SA_MIN_GAIN 0.001  /* stop when a level improves the best by less than 0.1% */
+#define SA_FLOOR 1e-3      /* temperature floor, relative to C0 */
+
+extern const kvp_policy_ops kvp_policy_lookahead;
+
+typedef struct sa_state {
+    const kvp_scenario *sc;
+    const kvp_trace *tr;
+    const kvp_run_options *ro;
+    uint32_t wmax, budget;
+    kvp_result *memo; /* (wmax) x (SA_R_STEPS + 1) */
+    uint8_t *have;
+    uint32_t evals;
+    uint64_t rng;
+    kvp_sa_event ev;
+} sa_state;
+
+static uint64_t next_u64(uint64_t *s)
+{
+    /* splitmix64: small, well mixed, and the same on every platform */
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *s) { return (double)(next_u64(s) >> 11) * 0x1.0p-53; }
+
+/* Returns 1 and the time, 0 when the budget is spent, or < 0. */
+static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *err)
+{
+    size_t i = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
+    if (!st->have[i]) {
+        if (st->evals >= st->budget)
+            return 0;
+        char spec[64];
+        snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, r / (double)SA_R_STEPS);
+        kvp_policy_spec ps;
+        int rc = kvp_policy_parse(&ps, spec, err);
+        if (rc >= 0)
+            rc = kvp_engine_run(st->sc, st->tr, &ps, st->ro, &st->memo[i], err);
+        if (rc < 0)
+            return rc;
+        st->have[i] = 1;
+        st->evals++;
+    }
+    *t = st->memo[i].total_time_s;
+    return 1;
+}
+
+static void log_event(sa_state *st)
+{
+    if (st->ro && st->ro->sa_log)
+        st->ro->sa_log(st->ro->sa_log_user, &st->ev);
+}
+
+/* Draws a neighbour of (w, r) inside the box. */
+static void propose(sa_state *st, uint32_t w, uint32_t r, uint32_t *nw, uint32_t *nr)
+{
+    static const int dw[] = {-2, -1, 1, 2};
+    for (;;) {
+        double u = uniform(&st->rng);
+        long cw = w, cr = r;
+        if (u < 0.4 || u >= 0.8)
+            cw += dw[next_u64(&st->rng) % 4];
+        if (u >= 0.4)
+            cr += next_u64(&st->rng) % 2 ? 1 : -1;
+        if (cw >= 1 && cw <= (long)st->wmax && cr >= 0 && cr <= SA_R_STEPS) {
+            *nw = (uint32_t)cw;
+            *nr = (uint32_t)cr;
+            return;
+        }
+    }
+}
+
+static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                  const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    sa_state st;
+    memset(&st, 0, sizeof st);
+    st.sc = sc;
+    st.tr = tr;
+    st.ro = ro;
+    st.wmax = (uint32_t)ps->value[P_WMAX];
+    st.budget = (uint32_t)ps->value[P_BUDGET];
+    st.rng = (uint64_t)ps->value[P_SEED];
+    uint32_t moves = (uint32_t)ps->value[P_MOVES];
+    uint32_t w = (uint32_t)ps->value[P_W0];
+    uint32_t r = (uint32_t)lround(ps->value[P_R0] * SA_R_STEPS);
+    if (w > st.wmax)
+        return kvp_error_set(err, KVP_EINVAL, "policy sa: W0=%u exceeds W_max=%u", w, st.wmax);
+    size_t cells = (size_t)st.wmax * (SA_R_STEPS + 1);
+    st.memo = calloc(cells, sizeof *st.memo);
+    st.have = calloc(cells, 1);
+    if (!st.memo || !st.have) {
+        free(st.memo);
+        free(st.have);
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    }
+
+    double tcur, tbest;
+    uint32_t bw = w, br = r;
+    int rc = evaluate(&st, w, r, &tcur, err);
+    if (rc <= 0)
+        goto done;
+    tbest = tcur;
+    st.ev = (kvp_sa_event){0, 0, 0.0, w, r / (double)SA_R_STEPS, tcur, 1, tbest, st.evals};
+    log_event(&st);
+
+    /* Initial temperature from the uphill moves around the start. */
+    double up_sum = 0;
+    uint32_t up_n = 0;
+    for (uint32_t i = 0; i < moves; i++) {
+        uint32_t nw, nr;
+        double t;
+        propose(&st, w, r, &nw, &nr);
+        if ((rc = evaluate(&st, nw, nr, &t, err)) < 0)
+            goto done;
+        if (rc == 0)
+            break;
+        if (t > tcur) {
+            up_sum += t - tcur;
+            up_n++;
+        }
+        if (t < tbest) {
+            tbest = t;
+            bw = nw;
+            br = nr;
+        }
+    }
+    /* No uphill neighbour: the landscape is flat here; start at 0.1% of the time. */
+    double c0 = up_n ? (up_sum / up_n) / -log(SA_ACCEPT0) : tcur * SA_MIN_GAIN;
+    double c = c0;
+    uint32_t level = 0;
+    rc = 1;
+    while (rc > 0) {
+        double level_start = tbest;
+        level++;
+        for (uint32_t i = 0; i < moves; i++) {
+            uint32_t nw, nr;
+            double t;
+            propose(&st, w, r, &nw, &nr);
+            if ((rc = evaluate(&st, nw, nr, &t, err)) <= 0)
+                break;
+            double u = uniform(&st.rng); /* drawn every time: the stream never forks */
+            int accept = t <= tcur || u < exp(-(t - tcur) / c);
+            if (t < tbest) {
+                tbest = t;
+                bw = nw;
+                br = nr;
+            }
+            st.ev = (kvp_sa_event){level, i + 1, c, nw, nr / (double)SA_R_STEPS, t, accept,
+                                   tbest, st.evals};
+            log_event(&st);
+            if (accept) {
+                w = nw;
+                r = nr;
+                tcur = t;
+            }
+        }
+        if (rc <= 0)
+            break;
+        if ((level_start - tbest) / level_start < SA_MIN_GAIN)
+            break;
+        c *= SA_COOLING;
+        if (c < c0 * SA_FLOOR)
+            break;
+    }
+    if (rc < 0)
+        goto done;
+    rc = 0;
+    *res = st.memo[(size_t)(bw - 1) * (SA_R_STEPS + 1) + br];
+    snprintf(res->policy, sizeof res->policy, "sa");
+    snprintf(res->params, sizeof res->params, "lookahead:W=%u:R=%.1f", bw,
+             br / (double)SA_R_STEPS);
+    res->sa_evaluations = st.evals;
+done:
+    free(st.memo);
+    free(st.have);
+    return rc;
+}
+
+const kvp_policy_ops kvp_policy_sa = {
+    .name = "sa",
+    .doc = "the study's upper bound: simulated annealing over lookahead's (W, R)",
+    .params = sa_params,
+    .nparams = sizeof sa_params / sizeof *sa_params,
+    .run = sa_run,
+};

@@ -1,0 +1,168 @@
+/* The policy registry and the parser of policy specs ("lookahead:W=16:R=0.5"). */
+#include "policy.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const kvp_policy_ops kvp_policy_unlimited;
+extern const kvp_policy_ops kvp_policy_static;
+extern const kvp_policy_ops kvp_policy_reactive;
+extern const kvp_policy_ops kvp_policy_page;
+extern const kvp_policy_ops kvp_policy_lookahead;
+extern const kvp_policy_ops kvp_policy_sa;
+extern const kvp_policy_ops kvp_policy_bound;
+
+/* Adding a policy: one file in src/ and one line here.  "all" runs them in this order. */
+static const kvp_policy_ops *const registry[] = {
+    &kvp_policy_unlimited,
+    &kvp_policy_static,
+    &kvp_policy_reactive,
+    &kvp_policy_page,
+    &kvp_policy_lookahead,
+    &kvp_policy_sa,
+    &kvp_policy_bound,
+};
+
+const kvp_policy_ops *const *kvp_policies(size_t *count)
+{
+    *count = sizeof registry / sizeof *registry;
+    return registry;
+}
+
+const char *kvp_policy_name(const kvp_policy_ops *ops) { return ops->name; }
+const char *kvp_policy_doc(const kvp_policy_ops *ops) { return ops->doc; }
+
+const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *count)
+{
+    *count = ops->nparams;
+    return ops->params;
+}
+
+static const kvp_policy_ops *find_policy(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof registry / sizeof *registry; i++)
+        if (strlen(registry[i]->name) == len && strncmp(registry[i]->name, name, len) == 0)
+            return registry[i];
+    return NULL;
+}
+
+static void known_policies(char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof registry / sizeof *registry && used < len; i++) {
+        int w = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", registry[i]->name);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+}
+
+int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err)
+{
+    memset(ps, 0, sizeof *ps);
+    const char *colon = strchr(text, ':');
+    size_t nlen = colon ? (size_t)(colon - text) : strlen(text);
+    const kvp_policy_ops *ops = find_policy(text, nlen);
+    if (!ops) {
+        char known[256];
+        known_policies(known, sizeof known);
+        return kvp_error_set(err, KVP_EINVAL, "unknown policy \"%.*s\" (known: %s)",
+                             (int)nlen, text, known);
+    }
+    ps->ops = ops;
+    for (size_t i = 0; i < ops->nparams; i++)
+        ps->value[i] = ops->params[i].deflt;
+    const char *p = colon;
+    while (p && *p == ':') {
+        const char *key = p + 1;
+        const char *end = strchr(key, ':');
+        size_t len = end ? (size_t)(end - key) : strlen(key);
+        const char *eq = memchr(key, '=', len);
+        if (!eq)
+            return kvp_error_set(err, KVP_EINVAL, "policy %s: \"%.*s\" is not key=value",
+                                 ops->name, (int)len, key);
+        size_t klen = (size_t)(eq - key);
+        size_t i = 0;
+        while (i < ops->nparams &&
+               !(strlen(ops->params[i].name) == klen &&
+                 strncmp(ops->params[i].name, key, klen) == 0))
+            i++;
+        if (i == ops->nparams)
+            return kvp_error_set(err, KVP_EINVAL, "policy %s has no parameter \"%.*s\"",
+                                 ops->name, (int)klen, key);
+        const kvp_policy_param *pp = &ops->params[i];
+        char val[64];
+        size_t vlen = len - klen - 1;
+        if (vlen == 0 || vlen >= sizeof val)
+            return kvp_error_set(err, KVP_EINVAL, "policy %s: %s needs a value",
+                                 ops->name, pp->name);
+        memcpy(val, eq + 1, vlen);
+        val[vlen] = 0;
+        char *stop;
+        double v = strtod(val, &stop);
+        if (stop == val || *stop || !isfinite(v))
+            return kvp_error_set(err, KVP_EINVAL, "policy %s: %s=\"%s\" is not a number",
+                                 ops->name, pp->name, val);
+        if (pp->integer && v != floor(v))
+            return kvp_error_set(err, KVP_EINVAL, "policy %s: %s=%s is not a whole number",
+                                 ops->name, pp->name, val);
+        if (v < pp->min || v > pp->max)
+            return kvp_error_set(err, KVP_EINVAL, "policy %s: %s=%s is out of range "
+                                 "[%g, %g]", ops->name, pp->name, val, pp->min, pp->max);
+        ps->value[i] = v;
+        p = end;
+    }
+    return 0;
+}
+
+int kvp_policy_parse_list(kvp_policy_spec *out, size_t max, const char *text, kvp_error *err)
+{
+    size_t n = 0;
+    const char *p = text;
+    if (!*p)
+        return kvp_error_set(err, KVP_EINVAL, "empty policy list");
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[256];
+        if (len == 0 || len >= sizeof item)
+            return kvp_error_set(err, KVP_EINVAL, "bad policy list \"%s\"", text);
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (strcmp(item, "all") == 0) {
+            for (size_t i = 0; i < sizeof registry / sizeof *registry; i++) {
+                if (n == max)
+                    return kvp_error_set(err, KVP_EINVAL, "too many policies (at most %zu)",
+                                         max);
+                kvp_policy_parse(&out[n++], registry[i]->name, err);
+            }
+        } else {
+            if (n == max)
+                return kvp_error_set(err, KVP_EINVAL, "too many policies (at most %zu)", max);
+            int rc = kvp_policy_parse(&out[n], item, err);
+            if (rc < 0)
+                return rc;
+            n++;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return (int)n;
+}
+
+void kvp_policy_format(const kvp_policy_spec *ps, char *buf, size_t len)
+{
+    size_t used = 0;
+    int w = snprintf(buf, len, "%s", ps->ops->name);
+    for (size_t i = 0; w >= 0 && i < ps->ops->nparams; i++) {
+        used += (size_t)w;
+        if (used >= len)
+            return;
+        w = snprintf(buf + used, len - used, ":%s=%.17g", ps->ops->params[i].name,
+                     ps->value[i]);
+    }
+}

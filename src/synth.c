@@ -1,0 +1,506 @@
+/*
+ * Synthetic traces (DESIGN.md §6; the model, its presets and their sources: docs/SYNTHETIC.md).
+ *
+ * Every position p of a layer carries a 16-bit integer key; its score is key / 65535 (strictly
+ * monotone, so the top-k of the scores is the top-k of the keys, and a trace written to .npy
+ * reads back to the same access sets).  Keys, from the top:
+ *   - the first `sinks` positions: KEY_SINK (attention sinks, always read);
+ *   - the last `window` positions of the context: KEY_WINDOW (recency, always read);
+ *   - heavy hitters (a share `heavy_share` of positions, fixed per position): a high band;
+ *   - the rest: a low band.
+ * Outside sinks and window a key is base(p) + noise: base(p) is a hash of (seed, layer, p) and
+ * never changes; the noise is redrawn when the position leaves the window and, each step, for
+ * runs of DRIFT_RUN consecutive positions starting at random places, drift * context positions
+ * in all.  That redraw is the importance drift that tells the presets apart.
+ *
+ * A cursor keeps the keys of its layer (uint16 per position), a 65536-bin histogram of them and
+ * the count of keys above the last threshold, both updated on every key change; the k-th
+ * highest key is then a short walk from last step's threshold, and the set one branch-free
+ * pass over the keys: O(context) per step with a small constant, O(P + N) memory, nothing
+ * allocated per step.
+ *
+ * Determinism: all randomness comes from xoshiro256** seeded per layer by splitmix64 from
+ * (seed, layer), plus a stateless hash for base(p); only integer arithmetic decides anything,
+ * so a layer's stream depends on (seed, layer, parameters) alone, on every platform.
+ */
+#include "trace.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* Key layout (16 bits).  Ordinary keys < HEAVY_LO <= heavy keys < KEY_WINDOW < KEY_SINK.    */
+
+#define KEY_BITS 16u
+#define KEY_COUNT (1u << KEY_BITS)     /* histogram bins */
+#define KEY_SINK 65535u                /* sinks: the maximum */
+#define KEY_WINDOW 65534u              /* recency window: just below */
+#define KEY_INV (1.0 / 65535.0)        /* score = key / 65535 */
+
+/* Ordinary tokens: base in [0, ORD_SPAN), skewed low (product of two uniforms, density
+ * -ln x: many weak tokens, a long tail of strong ones), plus noise uniform in [0, ORD_SPAN).
+ * Equal spans make a redraw move a token across most of the ranking. */
+#define ORD_SPAN 24576u
+/* Heavy hitters: HEAVY_LO + base in [0, HEAVY_SPAN) + noise in [0, HEAVY_SPAN): above every
+ * ordinary key, so they are read whenever k leaves room for them, and compete among
+ * themselves (by their own noise) when it does not. */
+#define HEAVY_LO 49152u
+#define HEAVY_SPAN 8191u
+/* A drift redraw renews the noise of this many consecutive positions: importance comes in
+ * spans (SnapKV pools scores over neighbours for this reason), and runs keep redraws cheap. */
+#define DRIFT_RUN 8u
+
+_Static_assert(2 * (ORD_SPAN - 1) < HEAVY_LO, "ordinary keys stay below the heavy band");
+_Static_assert(HEAVY_LO + 2 * (HEAVY_SPAN - 1) < KEY_WINDOW, "heavy keys stay below window");
+_Static_assert(KEY_WINDOW < KEY_SINK && KEY_SINK == KEY_COUNT - 1, "sinks on top");
+
+/* The presets (docs/SYNTHETIC.md gives the source of each `actual` value). */
+typedef struct synth_preset {
+    const char *name;
+    uint32_t sinks;     /* StreamingLLM: 4 initial tokens suffice as attention sinks */
+    uint32_t window;    /* our choice, see docs/SYNTHETIC.md */
+    double drift;       /* share of positions redrawn per step */
+    double heavy_share; /* share of positions that are heavy hitters */
+} synth_preset;
+
+static const synth_preset PRESETS[] = {
+    [KVP_VAR_LOW] = {"low", 4, 64, 0.10, 0.05},
+    [KVP_VAR_ACTUAL] = {"actual", 4, 64, 0.40, 0.05},
+    [KVP_VAR_HIGH] = {"high", 4, 64, 0.80, 0.05},
+};
+#define NPRESETS (sizeof PRESETS / sizeof PRESETS[0])
+
+#define Q32 4294967296.0 /* 2^32: shares are held as 32-bit fixed point */
+
+/* ---------------------------------------------------------------------------------------- */
+/* Random numbers: splitmix64 (seeding, stateless hash) and xoshiro256** (per-layer stream). */
+
+#define GOLDEN64 0x9E3779B97F4A7C15ull
+#define SALT_STREAM 0x5EED5EED5EED5EEDull /* keeps the stream and the hash of a layer apart */
+#define SALT_BASE 0xBA5EBA5EBA5EBA5Eull
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    *x += GOLDEN64;
+    return mix64(*x);
+}
+
+typedef struct xoshiro {
+    uint64_t s[4];
+} xoshiro;
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static inline uint64_t xoshiro_next(xoshiro *r)
+{
+    uint64_t *s = r->s;
+    const uint64_t out = rotl(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+/* Uniform in [0, n) from 32 random bits (multiply-shift; the bias, < n / 2^32, is harmless). */
+static inline uint32_t below(uint32_t bits, uint32_t n)
+{
+    return (uint32_t)(((uint64_t)bits * n) >> 32);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The trace and its cursors                                                                 */
+
+typedef struct synth_impl {
+    kvp_synth_params sp; /* as resolved: knobs filled from the preset */
+    uint64_t drift_q32;  /* drift * 2^32 */
+    uint32_t heavy_q32;  /* heavy_share * 2^32 */
+} synth_impl;
+
+typedef struct synth_state {
+    const synth_impl *im;
+    uint32_t layer;
+    double sparsity;
+    uint32_t P, N;
+    uint32_t step;      /* the keys describe the context of this step (P + step positions) */
+    uint32_t sinks, window;
+    uint64_t salt;      /* base(p) = hash(salt, p) */
+    xoshiro rng;
+    uint16_t *base;     /* P + N: base(p), hashed once at open */
+    uint16_t *key;      /* P + N */
+    uint32_t *pos;      /* P + N: the access set */
+    float *score;       /* P + N */
+    uint32_t *hist;     /* KEY_COUNT */
+    uint32_t thr;       /* the last threshold key (0 before the first selection) */
+    uint32_t above;     /* keys in the context strictly above thr */
+} synth_state;
+
+/* key / 65535 as a float.  Through a double product: for every 16-bit key this equals the
+ * float quotient (float)key / 65535.0f exactly (tests/test_synth.c checks all 65536), and it
+ * is several times cheaper than a float division. */
+static inline float key_score(uint32_t key) { return (float)((double)key * KEY_INV); }
+
+/* base(p): a heavy hitter (a share heavy_q32 / 2^32 of positions) gets HEAVY_LO plus a
+ * uniform part, any other position the skewed ordinary base. */
+static uint32_t base_of(const synth_state *st, uint32_t p)
+{
+    uint64_t h = mix64(st->salt + (uint64_t)p * GOLDEN64);
+    uint32_t u = (uint32_t)(h >> 48), v = (uint32_t)(h >> 32) & 0xFFFFu;
+    if ((uint32_t)h < st->im->heavy_q32)
+        return HEAVY_LO + ((u * HEAVY_SPAN) >> KEY_BITS);
+    return (uint32_t)(((uint64_t)u * v * ORD_SPAN) >> (2 * KEY_BITS));
+}
+
+/* The keys and their histogram, copied into a local by the loops that change keys: the
+ * histogram is uint32_t, so through *st the compiler would reload every uint32_t field after
+ * each histogram store. */
+typedef struct keyset {
+    uint16_t *key;
+    const uint16_t *base;
+    uint32_t *hist;
+    uint32_t thr, above; /* as in synth_state */
+} keyset;
+
+static inline void ks_add(keyset *ks, uint32_t p, uint32_t key)
+{
+    ks->key[p] = (uint16_t)key;
+    ks->hist[key]++;
+    ks->above += key > ks->thr;
+}
+
+static inline void ks_set(keyset *ks, uint32_t p, uint32_t key)
+{
+    uint32_t old = ks->key[p];
+    ks->hist[old]--;
+    ks->above -= old > ks->thr;
+    ks_add(ks, p, key);
+}
+
+/* The key of a position outside sinks and window, given 16 random bits of noise. */
+static inline uint32_t plain_key(const keyset *ks, uint32_t p, uint32_t noise16)
+{
+    uint32_t b = ks->base[p];
+    uint32_t span = b >= HEAVY_LO ? HEAVY_SPAN : ORD_SPAN;
+    return b + ((noise16 * span) >> KEY_BITS);
+}
+
+static keyset ks_load(const synth_state *st)
+{
+    keyset ks = {st->key, st->base, st->hist, st->thr, st->above};
+    return ks;
+}
+
+static inline uint32_t noise_draw(xoshiro *rng) { return (uint32_t)(xoshiro_next(rng) >> 48); }
+
+/* Builds the keys of step 0's context. */
+static void state_init(synth_state *st)
+{
+    const uint32_t ctx = st->P, sinks = st->sinks, window = st->window;
+    memset(st->hist, 0, (size_t)KEY_COUNT * sizeof *st->hist);
+    st->thr = 0;
+    st->above = 0;
+    for (uint32_t p = 0; p < st->P + st->N; p++)
+        st->base[p] = (uint16_t)base_of(st, p);
+    keyset ks = ks_load(st);
+    for (uint32_t p = 0; p < ctx; p++) {
+        if (p < sinks)
+            ks_add(&ks, p, KEY_SINK);
+        else if ((uint64_t)p + window >= ctx)
+            ks_add(&ks, p, KEY_WINDOW);
+        else
+            ks_add(&ks, p, plain_key(&ks, p, noise_draw(&st->rng)));
+    }
+    st->above = ks.above;
+    st->step = 0;
+}
+
+/* Moves the keys from step n-1's context to step n's: the token of step n-1 enters, the
+ * oldest window position leaves the window, then the drift redraws. */
+static void state_advance(synth_state *st)
+{
+    const uint32_t n = st->step + 1;
+    const uint32_t ctx = st->P + n;
+    const uint32_t sinks = st->sinks, window = st->window;
+    /* Positions in [lo, hi) have drifting keys; the others are sinks or in the window. */
+    const uint32_t lo = sinks, hi = ctx > window ? ctx - window : 0;
+    xoshiro rng = st->rng;
+    keyset ks = ks_load(st);
+
+    /* The new token: a sink if the prompt is shorter than the sinks, else recent. */
+    const uint32_t newp = ctx - 1;
+    if (newp < sinks)
+        ks_add(&ks, newp, KEY_SINK);
+    else if (window > 0)
+        ks_add(&ks, newp, KEY_WINDOW);
+    else
+        ks_add(&ks, newp, plain_key(&ks, newp, noise_draw(&rng)));
+
+    /* The position that was the oldest of the window now competes with the rest. */
+    if (window > 0 && ctx > window) {
+        uint32_t out = ctx - 1 - window;
+        if (out >= sinks)
+            ks_set(&ks, out, plain_key(&ks, out, noise_draw(&rng)));
+    }
+
+    /* Drift: runs of DRIFT_RUN positions from uniform starts, drift * ctx positions in all
+     * (rounded); one 64-bit draw gives a start (32 bits), then each draw two 16-bit noises. */
+    uint32_t redraw = (uint32_t)(((uint64_t)ctx * st->im->drift_q32 + (1ull << 31)) >> 32);
+    uint32_t runs = (redraw + DRIFT_RUN / 2) / DRIFT_RUN;
+    for (uint32_t r = 0; r < runs; r++) {
+        uint32_t start = below((uint32_t)(xoshiro_next(&rng) >> 32), ctx);
+        uint32_t end = start + DRIFT_RUN < ctx ? start + DRIFT_RUN : ctx;
+        for (uint32_t p = start; p < end; p += 2) {
+            uint64_t bits = xoshiro_next(&rng);
+            if (p >= lo && p < hi)
+                ks_set(&ks, p, plain_key(&ks, p, (uint32_t)(bits >> 48)));
+            if (p + 1 < end && p + 1 >= lo && p + 1 < hi)
+                ks_set(&ks, p + 1, plain_key(&ks, p + 1, (uint32_t)(bits >> 32) & 0xFFFFu));
+        }
+    }
+    st->rng = rng;
+    st->above = ks.above;
+    st->step = n;
+}
+
+/* Brings the keys to step n (steps are asked in order; either callback may come first). */
+static int state_goto(synth_state *st, uint32_t n, kvp_error *err)
+{
+    if (n < st->step || n >= st->N)
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: step %u asked after step %u "
+                             "(steps run forward, 0..%u)", n, st->step, st->N - 1);
+    while (st->step < n)
+        state_advance(st);
+    return 0;
+}
+
+/* Top-k of the current keys: the k-th highest key thr from the histogram, one forward pass
+ * taking every key >= thr, then one pass that drops the highest-positioned ties beyond k (ties
+ * go to the lower positions) and fills the scores.  Returns the offset of the set in st->pos
+ * and st->score. */
+static uint32_t state_select(synth_state *st, uint32_t k)
+{
+    const uint32_t ctx = st->P + st->step;
+    if (k == 0)
+        return 0;
+    /* Move the threshold from last step's until above < k <= above + hist[thr]; it moves
+     * by a few bins a step.  Both walks stop inside the key range: at KEY_SINK nothing is
+     * above (and k >= 1), at 0 everything is at or above (and k <= ctx). */
+    const uint32_t *hist = st->hist;
+    uint32_t thr = st->thr, above = st->above;
+    while (above >= k)
+        above -= hist[++thr];
+    while (above + hist[thr] < k)
+        above += hist[thr--];
+    st->thr = thr;
+    st->above = above;
+
+    const uint16_t *key = st->key;
+    uint32_t *pos = st->pos;
+    float *score = st->score;
+    uint32_t m = 0;
+    for (uint32_t p = 0; p < ctx; p++) {
+        pos[m] = p;
+        m += key[p] >= thr;
+    }
+    /* m = k + the ties not taken.  Drop the highest-positioned ties, scanning from the end;
+     * the entries below the last one dropped then move up by the number dropped. */
+    uint32_t excess = m - k, w = m, i = m;
+    while (excess > 0) {
+        uint32_t p = pos[--i];
+        if (key[p] == thr) {
+            excess--;
+            continue;
+        }
+        pos[--w] = p;
+        score[w] = key_score(key[p]);
+    }
+    const uint32_t shift = w - i; /* the set is pos[shift .. m) */
+    if (shift == 0) {
+        for (uint32_t j = 0; j < i; j++)
+            score[j] = key_score(key[pos[j]]);
+    } else {
+        for (uint32_t j = i; j-- > 0;) {
+            uint32_t p = pos[j];
+            pos[j + shift] = p;
+            score[j + shift] = key_score(key[p]);
+        }
+    }
+    return shift;
+}
+
+static void synth_close(void *state)
+{
+    synth_state *st = state;
+    if (!st)
+        return;
+    free(st->base);
+    free(st->key);
+    free(st->pos);
+    free(st->score);
+    free(st->hist);
+    free(st);
+}
+
+static int synth_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+                      kvp_error *err)
+{
+    const synth_impl *im = t->impl;
+    *state = NULL;
+    if (!(sparsity >= 0.0 && sparsity < 1.0))
+        return kvp_error_set(err, KVP_EINVAL, "%s: sparsity %g is not in [0, 1)", t->name,
+                             sparsity);
+    synth_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", t->name);
+    st->im = im;
+    st->layer = layer;
+    st->sparsity = sparsity;
+    st->P = im->sp.prompt;
+    st->N = im->sp.steps;
+    st->sinks = im->sp.sinks;
+    st->window = im->sp.window;
+
+    /* The layer's own stream and hash salt, from (seed, layer) only. */
+    uint64_t x = im->sp.seed ^ mix64(SALT_STREAM + layer);
+    for (int i = 0; i < 4; i++)
+        st->rng.s[i] = splitmix64(&x);
+    st->salt = mix64(im->sp.seed ^ mix64(SALT_BASE + layer));
+
+    size_t cap = (size_t)st->P + st->N; /* checked against SIZE_MAX at trace creation */
+    st->base = malloc(cap * sizeof *st->base);
+    st->key = malloc(cap * sizeof *st->key);
+    st->pos = malloc(cap * sizeof *st->pos);
+    st->score = malloc(cap * sizeof *st->score);
+    st->hist = malloc((size_t)KEY_COUNT * sizeof *st->hist);
+    if (!st->base || !st->key || !st->pos || !st->score || !st->hist) {
+        synth_close(st);
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for layer %u", t->name,
+                             layer);
+    }
+    state_init(st);
+    *state = st;
+    return 0;
+}
+
+static int synth_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
+{
+    synth_state *st = state;
+    int rc = state_goto(st, n, err);
+    if (rc < 0)
+        return rc;
+    const uint32_t ctx = st->P + n;
+    const uint32_t k = kvp_access_k(st->sparsity, ctx);
+    const uint32_t off = state_select(st, k);
+    a->step = n;
+    a->layer = st->layer;
+    a->context = ctx;
+    a->count = k;
+    a->pos = st->pos + off;
+    a->score = st->score + off;
+    return 0;
+}
+
+static int synth_scores(void *state, uint32_t n, float *out, kvp_error *err)
+{
+    synth_state *st = state;
+    int rc = state_goto(st, n, err);
+    if (rc < 0)
+        return rc;
+    const uint32_t ctx = st->P + n;
+    for (uint32_t p = 0; p < ctx; p++)
+        out[p] = key_score(st->key[p]);
+    return 0;
+}
+
+static void synth_destroy(kvp_trace *t)
+{
+    free(t->impl);
+    free(t);
+}
+
+static const kvp_trace_vt SYNTH_VT = {"synthetic", synth_open, synth_step, synth_close,
+                                      synth_scores, synth_destroy};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Public                                                                                    */
+
+void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc)
+{
+    memset(sp, 0, sizeof *sp);
+    sp->prompt = sc->prompt;
+    sp->steps = sc->steps;
+    sp->layers = sc->layers;
+    sp->sparsity = sc->sparsity;
+    sp->variation = sc->variation;
+    sp->seed = sc->seed;
+    /* sinks, window, drift, heavy_share: 0 = the preset's value */
+}
+
+int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err)
+{
+    *out = NULL;
+    if ((unsigned)sp->variation >= NPRESETS)
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: variation %d is not low, actual or "
+                             "high", (int)sp->variation);
+    if (sp->prompt == 0)
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: prompt must be at least 1 token");
+    if (sp->steps == 0)
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: steps must be at least 1");
+    if (sp->layers == 0)
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: layers must be at least 1");
+    if ((uint64_t)sp->prompt + sp->steps > UINT32_MAX ||
+        (uint64_t)sp->prompt + sp->steps > SIZE_MAX / sizeof(uint32_t))
+        return kvp_error_set(err, KVP_ERANGE, "synthetic: prompt %u + steps %u positions do "
+                             "not fit 32 bits", sp->prompt, sp->steps);
+    if (!(sp->sparsity >= 0.0 && sp->sparsity < 1.0))
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: sparsity %g is not in [0, 1)",
+                             sp->sparsity);
+    if (!(sp->drift >= 0.0 && sp->drift <= 1.0))
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: drift %g is not in [0, 1] "
+                             "(0 = the preset's)", sp->drift);
+    if (!(sp->heavy_share >= 0.0 && sp->heavy_share < 1.0))
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: heavy_share %g is not in [0, 1) "
+                             "(0 = the preset's)", sp->heavy_share);
+
+    const synth_preset *pr = &PRESETS[sp->variation];
+    synth_impl *im = calloc(1, sizeof *im);
+    kvp_trace *t = calloc(1, sizeof *t);
+    if (!im || !t) {
+        free(im);
+        free(t);
+        return kvp_error_set(err, KVP_ENOMEM, "synthetic: out of memory");
+    }
+    im->sp = *sp;
+    if (!im->sp.sinks)
+        im->sp.sinks = pr->sinks;
+    if (!im->sp.window)
+        im->sp.window = pr->window;
+    if (im->sp.drift == 0.0)
+        im->sp.drift = pr->drift;
+    if (im->sp.heavy_share == 0.0)
+        im->sp.heavy_share = pr->heavy_share;
+    /* Fixed point once, here: per-step arithmetic is integer. */
+    im->drift_q32 = (uint64_t)(im->sp.drift * Q32);
+    im->heavy_q32 = (uint32_t)(im->sp.heavy_share * Q32);
+
+    t->vt = &SYNTH_VT;
+    t->steps = sp->steps;
+    t->layers = sp->layers;
+    t->prompt = sp->prompt;
+    t->is_bool = 0;
+    snprintf(t->name, sizeof t->name, "synthetic:%s", pr->name);
+    t->impl = im;
+    *out = t;
+    return 0;
+}

@@ -1,0 +1,67 @@
+/* Trace dispatch: one cursor API over every trace source. */
+#include "trace.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+uint32_t kvp_access_k(double sparsity, uint32_t context)
+{
+    double k = ceil((1.0 - sparsity) * (double)context - 1e-9);
+    if (k < 0)
+        return 0;
+    if (k > (double)context)
+        return context;
+    return (uint32_t)k;
+}
+
+void kvp_trace_free(kvp_trace *t)
+{
+    if (t)
+        t->vt->destroy(t);
+}
+
+uint32_t kvp_trace_steps(const kvp_trace *t) { return t->steps; }
+uint32_t kvp_trace_layers(const kvp_trace *t) { return t->layers; }
+uint32_t kvp_trace_prompt(const kvp_trace *t) { return t->prompt; }
+const char *kvp_trace_name(const kvp_trace *t) { return t->name; }
+int kvp_trace_is_bool(const kvp_trace *t) { return t->is_bool; }
+
+int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, double sparsity,
+                      kvp_error *err)
+{
+    *out = NULL;
+    if (layer >= t->layers)
+        return kvp_error_set(err, KVP_EINVAL, "%s: layer %u out of range (trace has %u)",
+                             t->name, layer, t->layers);
+    kvp_cursor *c = calloc(1, sizeof *c);
+    if (!c)
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    c->t = t;
+    c->layer = layer;
+    int rc = t->vt->cursor_open(t, layer, sparsity, &c->state, err);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int kvp_cursor_next(kvp_cursor *c, kvp_access *a, kvp_error *err)
+{
+    if (c->next >= c->t->steps)
+        return 0;
+    int rc = c->t->vt->cursor_step(c->state, c->next, a, err);
+    if (rc < 0)
+        return rc;
+    c->next++;
+    return 1;
+}
+
+void kvp_cursor_free(kvp_cursor *c)
+{
+    if (!c)
+        return;
+    c->t->vt->cursor_close(c->state);
+    free(c);
+}

@@ -1,0 +1,38 @@
+/* Internal: the trace handle is a small vtable so that .npy files and the synthetic
+ * generator stream through the same cursor API (src/trace.c dispatches). */
+#ifndef KVP_TRACE_H
+#define KVP_TRACE_H
+
+#include "kvplace.h"
+
+typedef struct kvp_trace_vt {
+    const char *kind; /* "npy", "synthetic" */
+    /* Creates a cursor's private state for one layer. */
+    int (*cursor_open)(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+                       kvp_error *err);
+    /* Fills a with step n of the cursor's layer (steps are asked in order 0, 1, ...).
+     * Returns 0 or < 0. */
+    int (*cursor_step)(void *state, uint32_t n, kvp_access *a, kvp_error *err);
+    void (*cursor_close)(void *state);
+    /* Scores of all positions 0..P+n-1 of (n, l) (for writing .npy); may be NULL.  Called
+     * right after cursor_step(state, n, ...) for the same n; out holds at least P+n floats. */
+    int (*scores)(void *state, uint32_t n, float *out, kvp_error *err);
+    void (*destroy)(kvp_trace *t);
+} kvp_trace_vt;
+
+struct kvp_trace {
+    const kvp_trace_vt *vt;
+    uint32_t steps, layers, prompt;
+    int is_bool;
+    char name[256];
+    void *impl; /* owned by the implementation; freed by vt->destroy */
+};
+
+struct kvp_cursor {
+    const kvp_trace *t;
+    uint32_t layer;
+    uint32_t next; /* next step to produce */
+    void *state;
+};
+
+#endif

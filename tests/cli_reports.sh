@@ -1,0 +1,175 @@
+#!/bin/sh
+# CLI tests of what a run produces: the JSON and CSV reports (fields, exact integers,
+# determinism, independence from --threads), the default scenario, and the key consistency
+# property: a synthetic trace written by `trace gen` and run with --trace gives the same
+# results as the synthetic run itself.
+# Run by tests/run.sh with KVPLACE=path/to/kvplace; ends with "N passed, N failed".
+KVPLACE=${KVPLACE:-build/kvplace}
+case $KVPLACE in /*) ;; *) KVPLACE=$(pwd)/$KVPLACE ;; esac
+T=$(mktemp -d "${TMPDIR:-/tmp}/kvp_cli_reports.XXXXXX") || exit 1
+trap 'rm -rf "$T"' 0
+trap 'exit 1' INT TERM
+pass=0
+fail=0
+
+bad() {
+    fail=$((fail + 1))
+    printf 'FAILED: %s\n' "$*"
+    if [ -s "$T/err" ]; then sed 's/^/    stderr: /' "$T/err" | head -n 5; fi
+}
+ok() { pass=$((pass + 1)); }
+kv() {
+    "$KVPLACE" "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+}
+expect_ok() { if [ "$rc" -eq 0 ]; then ok; else bad "$1: exit $rc"; fi; }
+has() { if grep -q -- "$2" "$3"; then ok; else bad "$1: no match for $2 in $(basename "$3")"; fi; }
+PY=$(command -v python3 || true)
+
+# Small scenario (see cli_basic.sh): 2 layers, P 200, N 20, 100 slots per layer < P.
+cat >"$T/small.ini" <<EOF
+hbm_capacity = 1000819200
+weight_bytes = 1000000000
+layers = 2
+prompt = 200
+steps = 20
+EOF
+SMALL="--config $T/small.ini"
+
+# --- JSON: every field, numbers as numbers ---------------------------------------------
+kv run $SMALL --policy static,unlimited,bound --json "$T/a.json" --csv "$T/a.csv" -q
+expect_ok "run with --json and --csv"
+for f in kvplace_version scenario trace source seed results hw model tok_bytes kv_budget \
+    hbm_capacity hbm_bandwidth dram_capacity dram_bandwidth link_bandwidth reserve layers \
+    kv_heads head_dim dtype_bytes weight_bytes batch sparsity page_tokens prompt steps \
+    variation policy params total_time_s throughput_tok_s hbm_hit_rate_kv hbm_hit_rate_all \
+    promoted_bytes demoted_bytes speedup_vs_static speedup_vs_unlimited block_tokens slots \
+    kv_read_hbm_bytes kv_read_dram_bytes hbm_read_bytes hbm_write_bytes dram_read_bytes \
+    dram_write_bytes link_up_bytes link_down_bytes weight_read_bytes; do
+    has "JSON field $f" "\"$f\":" "$T/a.json"
+done
+# tok_bytes = 2 * 8 KV heads * 128 dims * 2 bytes * batch 1 = 4096 (worked by hand);
+# kv_budget = 1000819200 - 1000000000 = 819200.
+has "tok_bytes" '"tok_bytes":[[:space:]]*4096,' "$T/a.json"
+has "kv_budget" '"kv_budget":[[:space:]]*819200$' "$T/a.json"
+has "variation as a string" '"variation":[[:space:]]*"actual"' "$T/a.json"
+has "sparsity as a number" '"sparsity":[[:space:]]*0.6,' "$T/a.json"
+has "slots: kv_budget / (2 layers * 4096) = 100" '"slots":[[:space:]]*100$' "$T/a.json"
+has "unlimited has no slot limit" '"slots":[[:space:]]*null' "$T/a.json"
+grep -q 'inf\|nan\|NaN' "$T/a.json" && bad "JSON holds a non-finite number" || ok
+if [ -n "$PY" ]; then
+    if "$PY" - "$T/a.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = d["results"]
+assert [x["policy"] for x in r] == ["static", "unlimited", "bound"], r
+st = r[0]
+# static against itself: exactly 1; everything is read once, from one tier or the other.
+assert st["speedup_vs_static"] == 1.0, st
+assert st["kv_read_hbm_bytes"] + st["kv_read_dram_bytes"] > 0
+assert r[1]["speedup_vs_unlimited"] == 1.0
+# the KV does not fit (100 slots < 200 prompt tokens), so static reads some KV from DRAM
+assert st["kv_read_dram_bytes"] > 0, st
+for x in r:
+    for k, v in x.items():
+        if k.endswith("_bytes") and k != "weight_read_bytes":
+            assert isinstance(v, int) and v % 4096 == 0, (k, v)  # whole tokens of KV
+assert all(x["weight_read_bytes"] == 1000000000 * 20 for x in r)  # weights x steps
+assert d["trace"] == {"source": "synthetic:actual", "prompt": 200, "steps": 20, "layers": 2}
+EOF
+    then ok; else bad "JSON content (python3 check)"; fi
+fi
+
+# --- CSV: a header with units, one row per policy -------------------------------------
+HEADER='policy,params,total_time_s,throughput_tok_s,hbm_hit_rate_kv,hbm_hit_rate_all'
+HEADER="$HEADER,promoted_bytes,demoted_bytes,speedup_vs_static,speedup_vs_unlimited"
+HEADER="$HEADER,kv_read_hbm_bytes"
+head -n 1 "$T/a.csv" | grep -q "^$HEADER," && ok || bad "CSV header: $(head -n 1 "$T/a.csv")"
+[ "$(wc -l <"$T/a.csv" | tr -d ' ')" -eq 4 ] && ok || bad "CSV has a header and 3 rows"
+grep -q '^static,static,' "$T/a.csv" && ok || bad "CSV row for static"
+# the CSV and the JSON carry the same number, digit for digit
+t_json=$(grep -m 1 '"total_time_s"' "$T/a.json" | sed 's/.*:[[:space:]]*//; s/,$//')
+t_csv=$(sed -n 2p "$T/a.csv" | cut -d, -f3)
+[ -n "$t_json" ] && [ "$t_json" = "$t_csv" ] && ok || bad "total_time_s: JSON $t_json, CSV $t_csv"
+
+# --- only the policies asked for; speedups even so ------------------------------------
+kv run $SMALL --policy bound --json "$T/b.json" -q
+expect_ok "run --policy bound"
+[ "$(grep -c '"policy":' "$T/b.json")" -eq 1 ] && ok || bad "one result when one is asked for"
+grep '"speedup_vs_static"' "$T/b.json" | grep -q ':[[:space:]]*0,' &&
+    bad "bound has no speedup" || ok
+# bound's speedup over static in b.json equals the one computed with static in the run
+s1=$(grep '"speedup_vs_static"' "$T/b.json")
+s2=$(grep '"speedup_vs_static"' "$T/a.json" | sed -n 3p)
+[ -n "$s1" ] && [ "$s1" = "$s2" ] && ok || bad "speedup of bound: alone $s1, with static $s2"
+
+# --- determinism ----------------------------------------------------------------------
+kv run $SMALL --json "$T/c1.json" --csv "$T/c1.csv" -q; expect_ok "run 1"
+kv run $SMALL --json "$T/c2.json" --csv "$T/c2.csv" -q; expect_ok "run 2"
+cmp -s "$T/c1.json" "$T/c2.json" && ok || bad "two identical runs differ (JSON)"
+cmp -s "$T/c1.csv" "$T/c2.csv" && ok || bad "two identical runs differ (CSV)"
+kv run $SMALL --threads 1 --json "$T/c3.json" -q; expect_ok "run with 1 thread"
+kv run $SMALL --threads 3 --json "$T/c4.json" -q; expect_ok "run with 3 threads"
+cmp -s "$T/c1.json" "$T/c3.json" && ok || bad "--threads 1 changes the JSON"
+cmp -s "$T/c1.json" "$T/c4.json" && ok || bad "--threads 3 changes the JSON"
+kv run $SMALL --set seed=2 --json "$T/c5.json" -q; expect_ok "run with seed 2"
+cmp -s "$T/c1.json" "$T/c5.json" && bad "the seed has no effect on the JSON" || ok
+has "seed recorded" '^	"seed":[[:space:]]*2,' "$T/c5.json"
+
+# --- 64-bit integers beyond 2^53 are exact ---------------------------------------------
+# 2^60 + 1 = 1152921504606846977 has no double; kv_budget = it - 1000000000 (by hand).
+kv run $SMALL --set hbm_capacity=1152921504606846977 --policy static --json "$T/d.json" -q
+expect_ok "run with a 2^60+1 byte HBM"
+has "hbm_capacity exact" '"hbm_capacity":[[:space:]]*1152921504606846977,' "$T/d.json"
+has "kv_budget exact" '"kv_budget":[[:space:]]*1152921503606846977$' "$T/d.json"
+
+# --- trace gen -> trace info -> run --trace == run --synthetic ------------------------
+kv trace gen $SMALL --set seed=7 --synthetic high -o "$T/t.npy"
+expect_ok "trace gen"
+[ ! -s "$T/out" ] && ok || bad "trace gen wrote to stdout"
+# float32 (N, L, C) = (20, 2, 219): 20 * 2 * 219 * 4 = 35040 bytes of data plus the header
+size=$(wc -c <"$T/t.npy" | tr -d ' ')
+[ "$size" -gt 35040 ] && [ "$size" -le $((35040 + 4096)) ] && ok || bad "trace size $size"
+kv trace info "$T/t.npy"
+expect_ok "trace info"
+has "info shape" '(20, 2, 219)' "$T/out"
+has "info prompt" '^prompt *200 ' "$T/out"
+has "info steps" '^steps *20$' "$T/out"
+has "info layers" '^layers *2$' "$T/out"
+has "info reads" '^reads ' "$T/out"
+has "info overlap" '^overlap ' "$T/out"
+# reads: k = ceil(0.4 * (200 + n)) summed over n = 0..19, times 2 layers.  0.4 * (200 + n)
+# = 80 + 0.4 n, so k = 80 + ceil(0.4 n): n = 0..19 gives ceil(0.4 n) summing to 84
+# (0,1,1,2,2,2,3,3,4,4,4,5,5,6,6,6,7,7,8,8); (20 * 80 + 84) * 2 = 3368.
+has "info reads = 3368" '^reads *3368 ' "$T/out"
+kv trace info --set sparsity=0.5 "$T/t.npy"
+# k = ceil(0.5 * (200 + n)) = 100 + ceil(n / 2): sum over n = 0..19 is 2000 + 100 = 2100;
+# times 2 layers = 4200.
+has "info reads at sparsity 0.5 = 4200" '^reads *4200 ' "$T/out"
+kv run --config "$T/small.ini" --trace "$T/t.npy" --json "$T/tf.json" -q
+expect_ok "run --trace on the generated file"
+kv run $SMALL --set seed=7 --synthetic high --json "$T/ts.json" -q
+expect_ok "run --synthetic with the same parameters"
+sed -n '/"results"/,$p' "$T/tf.json" >"$T/tf.res"
+sed -n '/"results"/,$p' "$T/ts.json" >"$T/ts.res"
+[ -s "$T/tf.res" ] && cmp -s "$T/tf.res" "$T/ts.res" && ok ||
+    bad "trace file and synthetic differ: $(diff "$T/tf.res" "$T/ts.res" | head -n 4)"
+has "trace source is the file" "\"source\":[[:space:]]*\"$T/t.npy\"" "$T/tf.json"
+
+# --- the default scenario -------------------------------------------------------------
+kv
+expect_ok "kvplace with no command"
+NOTE='^kvplace: no command given; running the default scenario (.*)\. See kvplace --help\.$'
+head -n 1 "$T/err" | grep -q "$NOTE" &&
+    ok || bad "the default run's note: $(head -n 1 "$T/err")"
+[ "$(wc -l <"$T/err" | tr -d ' ')" -eq 1 ] && ok || bad "the default run prints one note"
+for w in gh200-paper llama-3.1-8b 'P = 4096' 'N = 256' 'L = 32' 'batch 16' \
+    'tok_bytes 65536' 'slots per layer 3785' '^static ' '^unlimited '; do
+    grep -q -- "$w" "$T/out" && ok || bad "the default run shows $w"
+done
+# the KV does not fit, so static reads some of it from DRAM: its KV hit rate is below 100%
+awk '$1 == "static" { found = 1; ok = ($6 != "100.00%") } END { exit !(found && ok) }' \
+    "$T/out" && ok || bad "default: static reads all its KV from HBM"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,564 @@
+/* The synthetic trace generator (src/synth.c, docs/SYNTHETIC.md).  Expected values come from
+ * the contract (DESIGN.md §2: |A| = k, positions ascending, top-k with ties to the lower
+ * position) checked against an oracle written here (a plain sort of the scores callback's
+ * output), and from properties the model promises (determinism, layer independence, sinks
+ * and window always read, presets ordered by drift). */
+#include "check.h"
+#include "trace.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static kvp_synth_params params(uint32_t P, uint32_t N, uint32_t L, kvp_variation v, uint64_t seed)
+{
+    kvp_synth_params sp;
+    memset(&sp, 0, sizeof sp);
+    sp.prompt = P;
+    sp.steps = N;
+    sp.layers = L;
+    sp.sparsity = 0.6;
+    sp.variation = v;
+    sp.seed = seed;
+    return sp;
+}
+
+static kvp_trace *make(const kvp_synth_params *sp)
+{
+    kvp_trace *t = NULL;
+    kvp_error err = {0, ""};
+    CHECK_OK(kvp_trace_synthetic(&t, sp, &err), &err);
+    if (!t) {
+        fprintf(stderr, "cannot build the synthetic trace: %s\n", err.msg);
+        exit(2);
+    }
+    return t;
+}
+
+static kvp_cursor *cursor(const kvp_trace *t, uint32_t l, double sparsity)
+{
+    kvp_cursor *c = NULL;
+    kvp_error err = {0, ""};
+    CHECK_OK(kvp_cursor_create(&c, t, l, sparsity, &err), &err);
+    if (!c) {
+        fprintf(stderr, "cannot open a cursor: %s\n", err.msg);
+        exit(2);
+    }
+    return c;
+}
+
+/* FNV-1a over a set's positions and scores: a compact fingerprint to compare runs. */
+static uint64_t fingerprint(uint64_t h, const kvp_access *a)
+{
+    const unsigned char *b = (const unsigned char *)a->pos;
+    for (size_t i = 0; i < (size_t)a->count * sizeof *a->pos; i++)
+        h = (h ^ b[i]) * 0x100000001B3ull;
+    b = (const unsigned char *)a->score;
+    for (size_t i = 0; i < (size_t)a->count * sizeof *a->score; i++)
+        h = (h ^ b[i]) * 0x100000001B3ull;
+    return h ^ a->count;
+}
+
+/* Fingerprints of every step of one layer, stepped alone. */
+static void layer_prints(const kvp_trace *t, uint32_t l, double sparsity, uint64_t *out)
+{
+    kvp_cursor *c = cursor(t, l, sparsity);
+    kvp_access a;
+    kvp_error err = {0, ""};
+    uint32_t n = 0;
+    int r;
+    while ((r = kvp_cursor_next(c, &a, &err)) == 1)
+        out[n++] = fingerprint(0xCBF29CE484222325ull, &a);
+    CHECK_EQ_INT(r, 0);
+    CHECK_EQ_U64(n, kvp_trace_steps(t));
+    kvp_cursor_free(c);
+}
+
+/* |a ∩ b| by merging two ascending lists. */
+static uint32_t common(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb)
+{
+    uint32_t i = 0, j = 0, both = 0;
+    while (i < na && j < nb) {
+        if (a[i] == b[j]) {
+            both++;
+            i++;
+            j++;
+        } else if (a[i] < b[j]) {
+            i++;
+        } else {
+            j++;
+        }
+    }
+    return both;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_names_and_defaults(void)
+{
+    static const char *const names[] = {"synthetic:low", "synthetic:actual", "synthetic:high"};
+    for (int v = KVP_VAR_LOW; v <= KVP_VAR_HIGH; v++) {
+        kvp_synth_params sp = params(50, 5, 2, (kvp_variation)v, 1);
+        kvp_trace *t = make(&sp);
+        CHECK_STR(kvp_trace_name(t), names[v]);
+        CHECK_EQ_U64(kvp_trace_prompt(t), 50);
+        CHECK_EQ_U64(kvp_trace_steps(t), 5);
+        CHECK_EQ_U64(kvp_trace_layers(t), 2);
+        CHECK_EQ_INT(kvp_trace_is_bool(t), 0);
+        kvp_trace_free(t);
+    }
+
+    kvp_scenario sc;
+    memset(&sc, 0, sizeof sc);
+    sc.prompt = 31299;
+    sc.steps = 10239;
+    sc.layers = 32;
+    sc.sparsity = 0.85;
+    sc.variation = KVP_VAR_HIGH;
+    sc.seed = 987654321;
+    kvp_synth_params sp;
+    memset(&sp, 0xAB, sizeof sp); /* every field must be written */
+    kvp_synth_default(&sp, &sc);
+    CHECK_EQ_U64(sp.prompt, 31299);
+    CHECK_EQ_U64(sp.steps, 10239);
+    CHECK_EQ_U64(sp.layers, 32);
+    CHECK_NEAR(sp.sparsity, 0.85, 0);
+    CHECK_EQ_INT(sp.variation, KVP_VAR_HIGH);
+    CHECK_EQ_U64(sp.seed, 987654321);
+    CHECK_EQ_U64(sp.sinks, 0);
+    CHECK_EQ_U64(sp.window, 0);
+    CHECK_NEAR(sp.drift, 0.0, 0);
+    CHECK_NEAR(sp.heavy_share, 0.0, 0);
+}
+
+static void test_bad_params(void)
+{
+    kvp_error err = {0, ""};
+    kvp_trace *t = NULL;
+    kvp_synth_params sp = params(100, 10, 2, KVP_VAR_ACTUAL, 1);
+
+    sp.variation = (kvp_variation)3;
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "variation");
+    sp = params(0, 10, 2, KVP_VAR_ACTUAL, 1);
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "prompt");
+    sp = params(100, 0, 2, KVP_VAR_ACTUAL, 1);
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "steps");
+    sp = params(100, 10, 0, KVP_VAR_ACTUAL, 1);
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "layers");
+    sp = params(UINT32_MAX, 10, 2, KVP_VAR_ACTUAL, 1);
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_ERANGE, &err, "32 bits");
+    sp = params(100, 10, 2, KVP_VAR_ACTUAL, 1);
+    sp.sparsity = 1.0;
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "sparsity");
+    sp.sparsity = NAN;
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "sparsity");
+    sp = params(100, 10, 2, KVP_VAR_ACTUAL, 1);
+    sp.drift = 1.5;
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "drift");
+    sp.drift = -0.1;
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "drift");
+    sp = params(100, 10, 2, KVP_VAR_ACTUAL, 1);
+    sp.heavy_share = 1.0;
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "heavy_share");
+    sp.heavy_share = NAN;
+    CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "heavy_share");
+    CHECK(t == NULL);
+
+    /* Cursors: the layer must exist, the sparsity be in [0, 1). */
+    sp = params(100, 10, 2, KVP_VAR_ACTUAL, 1);
+    t = make(&sp);
+    kvp_cursor *c = NULL;
+    CHECK_FAILS(kvp_cursor_create(&c, t, 2, 0.5, &err), KVP_EINVAL, &err, "layer 2");
+    CHECK_FAILS(kvp_cursor_create(&c, t, 0, 1.0, &err), KVP_EINVAL, &err, "sparsity");
+    CHECK_FAILS(kvp_cursor_create(&c, t, 0, -0.5, &err), KVP_EINVAL, &err, "sparsity");
+    CHECK(c == NULL);
+
+    /* Steps run forward: the scores of an earlier step are no longer there. */
+    c = cursor(t, 1, 0.5);
+    kvp_access a;
+    float row[110];
+    CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
+    CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
+    CHECK_FAILS(t->vt->scores(c->state, 0, row, &err), KVP_EINVAL, &err, "step 0");
+    CHECK_FAILS(t->vt->scores(c->state, 10, row, &err), KVP_EINVAL, &err, "step 10");
+    kvp_cursor_free(c);
+    kvp_trace_free(t);
+    kvp_trace_free(NULL);
+    kvp_cursor_free(NULL);
+}
+
+/* Every set: |A| = k with k worked out here in integers (sparsity 0.6: k = ceil(2C/5)),
+ * positions strictly ascending inside the context, sinks and window always in. */
+static void test_shape(void)
+{
+    kvp_error err = {0, ""};
+    for (int v = KVP_VAR_LOW; v <= KVP_VAR_HIGH; v++) {
+        kvp_synth_params sp = params(1000, 120, 3, (kvp_variation)v, 7);
+        kvp_trace *t = make(&sp);
+        for (uint32_t l = 0; l < 3; l++) {
+            kvp_cursor *c = cursor(t, l, 0.6);
+            kvp_access a;
+            uint32_t n = 0, bad_k = 0, bad_order = 0, bad_meta = 0, miss_sink = 0, miss_win = 0;
+            while (kvp_cursor_next(c, &a, &err) == 1) {
+                uint32_t ctx = 1000 + n;
+                bad_meta += a.step != n || a.layer != l || a.context != ctx;
+                bad_k += a.count != (2 * ctx + 4) / 5;
+                for (uint32_t i = 0; i < a.count; i++)
+                    bad_order += a.pos[i] >= ctx || (i && a.pos[i] <= a.pos[i - 1]);
+                /* sinks = 4, window = 64 in every preset: the first 4 positions and the
+                 * last 64 are the first 4 and last 64 entries of the set */
+                for (uint32_t i = 0; i < 4; i++)
+                    miss_sink += a.pos[i] != i;
+                for (uint32_t i = 0; i < 64; i++)
+                    miss_win += a.pos[a.count - 64 + i] != ctx - 64 + i;
+                n++;
+            }
+            CHECK_EQ_U64(n, 120);
+            CHECK_EQ_U64(bad_meta, 0);
+            CHECK_EQ_U64(bad_k, 0);
+            CHECK_EQ_U64(bad_order, 0);
+            CHECK_EQ_U64(miss_sink, 0);
+            CHECK_EQ_U64(miss_win, 0);
+            kvp_cursor_free(c);
+        }
+        kvp_trace_free(t);
+    }
+
+    /* Extremes: sparsity 0 reads everything; a prompt shorter than the sinks grows sinks. */
+    kvp_synth_params sp = params(2, 6, 1, KVP_VAR_ACTUAL, 3);
+    kvp_trace *t = make(&sp);
+    kvp_cursor *c = cursor(t, 0, 0.0);
+    kvp_access a;
+    uint32_t n = 0, bad = 0;
+    while (kvp_cursor_next(c, &a, &err) == 1) {
+        bad += a.count != 2 + n;
+        for (uint32_t i = 0; i < a.count; i++)
+            bad += a.pos[i] != i;
+        n++;
+    }
+    CHECK_EQ_U64(n, 6);
+    CHECK_EQ_U64(bad, 0);
+    kvp_cursor_free(c);
+    kvp_trace_free(t);
+}
+
+static void test_determinism(void)
+{
+    enum { P = 800, N = 60, L = 3 };
+    uint64_t a[L][N], b[L][N], d[L][N];
+    kvp_synth_params sp = params(P, N, L, KVP_VAR_ACTUAL, 12345);
+    kvp_trace *t1 = make(&sp), *t2 = make(&sp);
+    sp.seed = 12346;
+    kvp_trace *t3 = make(&sp);
+    for (uint32_t l = 0; l < L; l++) {
+        layer_prints(t1, l, 0.6, a[l]);
+        layer_prints(t2, l, 0.6, b[l]);
+        layer_prints(t3, l, 0.6, d[l]);
+    }
+    uint32_t same = 0, differ = 0, layers_same = 0;
+    for (uint32_t l = 0; l < L; l++)
+        for (uint32_t n = 0; n < N; n++) {
+            same += a[l][n] == b[l][n];
+            differ += a[l][n] != d[l][n];
+        }
+    CHECK_EQ_U64(same, L * N);
+    CHECK(differ > 0);
+    /* Layers are different streams. */
+    for (uint32_t n = 0; n < N; n++)
+        layers_same += a[0][n] == a[1][n];
+    CHECK(layers_same < N);
+    kvp_trace_free(t1);
+    kvp_trace_free(t2);
+    kvp_trace_free(t3);
+}
+
+/* Layer 3 stepped alone, among the other layers (round robin), and in a trace with a
+ * different number of layers: the same sets. */
+static void test_layer_independence(void)
+{
+    enum { P = 600, N = 40 };
+    uint64_t alone[N], together[N], other[N];
+    kvp_synth_params sp = params(P, N, 6, KVP_VAR_HIGH, 99);
+    kvp_trace *t = make(&sp);
+    layer_prints(t, 3, 0.6, alone);
+
+    kvp_cursor *c[6];
+    for (uint32_t l = 0; l < 6; l++)
+        c[l] = cursor(t, l, 0.6);
+    kvp_error err = {0, ""};
+    for (uint32_t n = 0; n < N; n++)
+        for (uint32_t l = 0; l < 6; l++) {
+            kvp_access a;
+            CHECK_EQ_INT(kvp_cursor_next(c[l], &a, &err), 1);
+            if (l == 3)
+                together[n] = fingerprint(0xCBF29CE484222325ull, &a);
+        }
+    for (uint32_t l = 0; l < 6; l++)
+        kvp_cursor_free(c[l]);
+    kvp_trace_free(t);
+
+    sp.layers = 4;
+    t = make(&sp);
+    layer_prints(t, 3, 0.6, other);
+    kvp_trace_free(t);
+
+    uint32_t same1 = 0, same2 = 0;
+    for (uint32_t n = 0; n < N; n++) {
+        same1 += alone[n] == together[n];
+        same2 += alone[n] == other[n];
+    }
+    CHECK_EQ_U64(same1, N);
+    CHECK_EQ_U64(same2, N);
+}
+
+/* The oracle: sort positions by (score descending, position ascending), keep k, sort the kept
+ * positions ascending. */
+static const float *oracle_scores;
+
+static int by_score(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    if (oracle_scores[a] != oracle_scores[b])
+        return oracle_scores[a] > oracle_scores[b] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+static int by_pos(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* For several sparsities (k far above, near and below sinks + window): the cursor's set is
+ * the oracle's top-k of the scores callback, its scores are those scores, every selected
+ * score is >= every unselected one (equal ones: lower positions selected), and every score
+ * is exactly j / 65535 for an integer j. */
+static void test_scores_agree(void)
+{
+    enum { P = 500, N = 40 };
+    static const double sparsities[] = {0.0, 0.37, 0.6, 0.9, 0.99, 0.999};
+    float *row = malloc((P + N) * sizeof *row);
+    uint32_t *idx = malloc((P + N) * sizeof *idx);
+    uint8_t *in = malloc(P + N);
+    kvp_error err = {0, ""};
+    for (size_t si = 0; si < sizeof sparsities / sizeof *sparsities; si++) {
+        double s = sparsities[si];
+        kvp_synth_params sp = params(P, N, 2, KVP_VAR_HIGH, 5 + si);
+        sp.sparsity = s;
+        kvp_trace *t = make(&sp);
+        kvp_cursor *c = cursor(t, 1, s);
+        uint32_t mismatch = 0, badscore = 0, order = 0, grid = 0, steps = 0;
+        kvp_access a;
+        while (kvp_cursor_next(c, &a, &err) == 1) {
+            uint32_t ctx = a.context, k = kvp_access_k(s, ctx);
+            CHECK_OK(t->vt->scores(c->state, a.step, row, &err), &err);
+            oracle_scores = row;
+            for (uint32_t p = 0; p < ctx; p++)
+                idx[p] = p;
+            qsort(idx, ctx, sizeof *idx, by_score);
+            qsort(idx, k, sizeof *idx, by_pos);
+            mismatch += a.count != k;
+            for (uint32_t i = 0; i < k && i < a.count; i++) {
+                mismatch += a.pos[i] != idx[i];
+                badscore += a.score[i] != row[a.pos[i]];
+            }
+            /* every selected >= every unselected; equal: selected is the lower position */
+            memset(in, 0, ctx);
+            for (uint32_t i = 0; i < a.count; i++)
+                in[a.pos[i]] = 1;
+            float min_sel = INFINITY, max_un = -INFINITY;
+            for (uint32_t p = 0; p < ctx; p++) {
+                if (in[p] && row[p] < min_sel)
+                    min_sel = row[p];
+                if (!in[p] && row[p] > max_un)
+                    max_un = row[p];
+            }
+            uint32_t top_sel_tie = 0, low_un_tie = UINT32_MAX;
+            for (uint32_t p = 0; p < ctx; p++) {
+                if (in[p] && row[p] == min_sel)
+                    top_sel_tie = p;
+                if (!in[p] && row[p] == max_un && low_un_tie == UINT32_MAX)
+                    low_un_tie = p;
+            }
+            order += min_sel < max_un || (min_sel == max_un && top_sel_tie > low_un_tie);
+            for (uint32_t p = 0; p < ctx; p++) {
+                float j = nearbyintf(row[p] * 65535.0f);
+                grid += !(j >= 0.0f && j <= 65535.0f && j / 65535.0f == row[p]);
+            }
+            steps++;
+        }
+        CHECK_EQ_U64(steps, N);
+        CHECK_EQ_U64(mismatch, 0);
+        CHECK_EQ_U64(badscore, 0);
+        CHECK_EQ_U64(order, 0);
+        CHECK_EQ_U64(grid, 0);
+        kvp_cursor_free(c);
+        kvp_trace_free(t);
+    }
+    free(row);
+    free(idx);
+    free(in);
+}
+
+/* The scores callback may come before or after the step of the same n (a writer may ask
+ * for the scores alone): the sets do not depend on the order. */
+static void test_scores_first(void)
+{
+    enum { P = 300, N = 30 };
+    kvp_synth_params sp = params(P, N, 1, KVP_VAR_ACTUAL, 2024);
+    kvp_trace *t = make(&sp);
+    uint64_t plain[N];
+    layer_prints(t, 0, 0.6, plain);
+    kvp_cursor *c = cursor(t, 0, 0.6);
+    float row[P + N];
+    kvp_error err = {0, ""};
+    uint32_t same = 0;
+    for (uint32_t n = 0; n < N; n++) {
+        CHECK_OK(t->vt->scores(c->state, n, row, &err), &err);
+        kvp_access a;
+        CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
+        same += fingerprint(0xCBF29CE484222325ull, &a) == plain[n];
+    }
+    CHECK_EQ_U64(same, N);
+    kvp_cursor_free(c);
+    kvp_trace_free(t);
+}
+
+/* With no drift, from one step to the next only two keys change (the new token enters the
+ * window, the oldest window token leaves it) and k grows by at most 1, so at most two
+ * positions are new in A(n): the new token and one other. */
+static void test_no_drift(void)
+{
+    enum { P = 700, N = 50 };
+    kvp_synth_params sp = params(P, N, 1, KVP_VAR_HIGH, 77);
+    sp.drift = 1e-12; /* not 0, which means the preset's: rounds to no redraw at all */
+    kvp_trace *t = make(&sp);
+    kvp_cursor *c = cursor(t, 0, 0.6);
+    uint32_t *prev = malloc((P + N) * sizeof *prev), np = 0, worst = 0;
+    kvp_access a;
+    kvp_error err = {0, ""};
+    while (kvp_cursor_next(c, &a, &err) == 1) {
+        if (a.step > 0) {
+            uint32_t fresh = a.count - common(prev, np, a.pos, a.count);
+            worst = fresh > worst ? fresh : worst;
+        }
+        memcpy(prev, a.pos, a.count * sizeof *prev);
+        np = a.count;
+    }
+    CHECK(worst <= 2);
+    CHECK(worst >= 1); /* the new token is always new */
+    free(prev);
+    kvp_cursor_free(c);
+    kvp_trace_free(t);
+}
+
+/* Mean |A(n) ∩ A(n-1)| / |A(n)| over n >= 1 and both layers. */
+static double mean_overlap(kvp_variation v)
+{
+    enum { P = 2000, N = 200, L = 2 };
+    kvp_synth_params sp = params(P, N, L, v, 31337);
+    kvp_trace *t = make(&sp);
+    uint32_t *prev = malloc((P + N) * sizeof *prev);
+    double sum = 0;
+    uint32_t cnt = 0;
+    kvp_error err = {0, ""};
+    for (uint32_t l = 0; l < L; l++) {
+        kvp_cursor *c = cursor(t, l, 0.6);
+        kvp_access a;
+        uint32_t np = 0;
+        while (kvp_cursor_next(c, &a, &err) == 1) {
+            if (a.step > 0) {
+                sum += (double)common(prev, np, a.pos, a.count) / a.count;
+                cnt++;
+            }
+            memcpy(prev, a.pos, a.count * sizeof *prev);
+            np = a.count;
+        }
+        kvp_cursor_free(c);
+    }
+    free(prev);
+    kvp_trace_free(t);
+    return sum / cnt;
+}
+
+static void test_presets_ordered(void)
+{
+    double low = mean_overlap(KVP_VAR_LOW), act = mean_overlap(KVP_VAR_ACTUAL),
+           high = mean_overlap(KVP_VAR_HIGH);
+    printf("mean consecutive overlap at sparsity 0.6: low %.4f actual %.4f high %.4f\n", low,
+           act, high);
+    CHECK(low > act);
+    CHECK(act > high);
+    /* Chance level is k / C = 0.4; persistent heavy hitters, sinks and window keep even the
+     * high preset well above it, and nothing is static. */
+    CHECK(high > 0.5);
+    CHECK(low < 1.0);
+}
+
+/* Written to .npy (float32 scores) and read back, the trace gives the same sets and scores:
+ * scores are key / 65535, distinct for distinct keys, so the top-k cannot change. */
+static void test_npy_round_trip(void)
+{
+    enum { P = 400, N = 25, L = 3 };
+    char dir[] = "/tmp/kvp_test_synth.XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0 /* mkdtemp failed */);
+        return;
+    }
+    char path[sizeof dir + 16];
+    snprintf(path, sizeof path, "%s/t.npy", dir);
+    kvp_synth_params sp = params(P, N, L, KVP_VAR_ACTUAL, 4242);
+    kvp_trace *t = make(&sp), *back = NULL;
+    kvp_error err = {0, ""};
+    CHECK_OK(kvp_trace_write_npy(t, path, &err), &err);
+    CHECK_OK(kvp_trace_open_npy(&back, path, &err), &err);
+    if (back) {
+        CHECK_EQ_U64(kvp_trace_prompt(back), P);
+        CHECK_EQ_U64(kvp_trace_steps(back), N);
+        CHECK_EQ_U64(kvp_trace_layers(back), L);
+        static const double sparsities[] = {0.6, 0.9};
+        for (size_t si = 0; si < 2; si++)
+            for (uint32_t l = 0; l < L; l++) {
+                uint64_t a[N], b[N];
+                layer_prints(t, l, sparsities[si], a);
+                layer_prints(back, l, sparsities[si], b);
+                uint32_t same = 0;
+                for (uint32_t n = 0; n < N; n++)
+                    same += a[n] == b[n];
+                CHECK_EQ_U64(same, N);
+            }
+        kvp_trace_free(back);
+    }
+    kvp_trace_free(t);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* synth.c computes key / 65535 as (float)((double)key * (1.0 / 65535.0)); it must equal the
+ * float quotient for every 16-bit key, on this platform. */
+static void test_score_identity(void)
+{
+    volatile double inv = 1.0 / 65535.0;
+    volatile float den = 65535.0f;
+    uint32_t bad = 0;
+    for (uint32_t key = 0; key <= 65535; key++)
+        bad += (float)((double)key * inv) != (float)key / den;
+    CHECK_EQ_U64(bad, 0);
+}
+
+int main(void)
+{
+    test_names_and_defaults();
+    test_bad_params();
+    test_shape();
+    test_determinism();
+    test_layer_independence();
+    test_scores_agree();
+    test_scores_first();
+    test_no_drift();
+    test_presets_ordered();
+    test_npy_round_trip();
+    test_score_identity();
+    return check_done();
+}
