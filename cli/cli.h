@@ -72,7 +72,8 @@ int cli_scn_build(const cli_scn *s, kvp_scenario *sc);
 void cli_format_bytes(char *buf, size_t len, double bytes);
 
 /* Commands; each returns an exit status. */
-int cli_cmd_run(const cli_args *a);
+/* default_scenario: the run of `kvplace` alone, whose note already named the policies. */
+int cli_cmd_run(const cli_args *a, int default_scenario);
 int cli_cmd_trace(const cli_args *a);
 int cli_cmd_params(const cli_args *a);
 int cli_cmd_presets(const cli_args *a);

@@ -15,20 +15,16 @@
 #define LABEL_MAX 160
 #define NUM_TEXT 32
 
-/* Policies the default list leaves out, and why (they stay available by name or `all`). */
-static const struct {
-    const char *name;
-    const char *why;
-} slow_policies[] = {
-    {"sa", "it runs lookahead once for every (W, R) it tries"},
-};
+/* Policies the default list leaves out (they stay available by name or `all`): sa runs
+ * lookahead once for every (W, R) it tries. */
+static const char *const slow_policies[] = {"sa"};
 
-static const char *slow_reason(const char *name)
+static int is_slow(const char *name)
 {
     for (size_t i = 0; i < sizeof slow_policies / sizeof *slow_policies; i++)
-        if (strcmp(slow_policies[i].name, name) == 0)
-            return slow_policies[i].why;
-    return NULL;
+        if (strcmp(slow_policies[i], name) == 0)
+            return 1;
+    return 0;
 }
 
 static void append(char *buf, size_t len, const char *sep, const char *s)
@@ -46,7 +42,7 @@ void cli_default_policies(char *list, size_t list_len, char *left_out, size_t le
     left_out[0] = 0;
     for (size_t i = 0; i < n; i++) {
         const char *name = kvp_policy_name(ops[i]);
-        if (slow_reason(name))
+        if (is_slow(name))
             append(left_out, left_len, ", ", name);
         else
             append(list, list_len, ",", name);
@@ -343,7 +339,7 @@ static int open_trace(const run_opts *o, kvp_scenario *sc, kvp_trace **tr)
     return 0;
 }
 
-int cli_cmd_run(const cli_args *a)
+int cli_cmd_run(const cli_args *a, int default_scenario)
 {
     run_opts o;
     kvp_scenario sc;
@@ -372,9 +368,6 @@ int cli_cmd_run(const cli_args *a)
         goto done;
 
     cli_default_policies(list, sizeof list, left_out, sizeof left_out);
-    if (!o.policies && left_out[0] && !o.quiet)
-        fprintf(stderr, "kvplace: left out the slow policy %s; ask for it with --policy\n",
-                left_out);
     specs = calloc(MAX_POLICIES, sizeof *specs);
     res = calloc(MAX_POLICIES, sizeof *res);
     if (!specs || !res) {
@@ -402,6 +395,10 @@ int cli_cmd_run(const cli_args *a)
     print_table(res, (size_t)n);
     if (fflush(stdout) != 0)
         rc = cli_error("stdout: write failed");
+    /* After the run, so that a failure stays one line. */
+    else if (!o.policies && left_out[0] && !o.quiet && !default_scenario)
+        fprintf(stderr, "kvplace: left out as slow: %s (ask by name, or --policy all)\n",
+                left_out);
 
 done:
     kvp_trace_free(tr);

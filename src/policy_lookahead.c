@@ -202,9 +202,12 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
     }
     st->W = W;
     st->R = R;
-    int rc = first ? check_window(st, first, err) : kvp_error_set(
-        err, KVP_ECHECK, "lookahead: layer %u: no look-ahead for the initial placement",
-        li->layer);
+    int rc = KVP_ECHECK;
+    if (!first)
+        kvp_error_set(err, rc, "lookahead: layer %u: no look-ahead for the initial placement",
+                      li->layer);
+    else
+        rc = check_window(st, first, err);
     if (rc < 0) {
         lookahead_free(st);
         return rc;
@@ -244,8 +247,8 @@ static int lookahead_step(void *state, kvp_step *s, kvp_error *err)
     const uint32_t slots = s->li->slots;
     int rc;
     if (s->n != st->next_n)
-        return kvp_error_set(err, KVP_ECHECK, "lookahead: layer %u: step %u after step %u",
-                             s->li->layer, s->n, st->next_n);
+        return kvp_error_set(err, KVP_ECHECK, "lookahead: layer %u: step %u where step %u "
+                             "was due", s->li->layer, s->n, st->next_n);
     if ((rc = check_window(st, s, err)) < 0)
         return rc;
     st->next_n = s->n + 1;
