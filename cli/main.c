@@ -16,7 +16,7 @@
  *   slots per layer = floor(kv_budget 7939477504 / (32 layers * 65536)) = 3785,
  * fewer than the 4096 prompt tokens, and fewer still as 256 steps add tokens.
  * Policies: run's default, every one but sa, which alone takes twice as long as all the
- * others together here (about 2 s against 1 s on two cores, 20 s under the sanitizers).
+ * others together here (about 2 s against 1 s on two cores; 15 s under the sanitizers).
  * It is a command line so that it goes through exactly the path a user's would (--set is
  * kvp_param_assign), and so that the note can print it for the user to vary.
  */

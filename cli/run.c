@@ -257,52 +257,53 @@ static int find_policy(const kvp_policy_spec *specs, size_t n, const char *name)
     return -1;
 }
 
-/* Runs every spec, plus static and unlimited for the speedups when they were not asked for;
- * fills res[0..n-1]. */
+/* Runs every spec, plus static and unlimited for the speedups when they were not asked for,
+ * in one kvp_run_many call (the simulated policies share one pass over the trace); fills
+ * res[0..n-1]. */
 static int run_all(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *specs,
                    size_t n, kvp_run_options *ro, cli_progress *pg, kvp_result *res)
 {
     static const char *const refs[] = {"static", "unlimited"};
     enum { NREFS = sizeof refs / sizeof *refs };
-    kvp_policy_spec ref_spec[NREFS];
-    kvp_result ref_res[NREFS];
-    int where[NREFS];
-    size_t extra = 0;
+    kvp_policy_spec *all = calloc(n + NREFS, sizeof *all);
+    kvp_result *all_res = calloc(n + NREFS, sizeof *all_res);
+    size_t where[NREFS];
+    size_t total = n;
     kvp_error err = {0};
-    for (size_t k = 0; k < NREFS; k++) {
-        where[k] = find_policy(specs, n, refs[k]);
-        if (where[k] < 0) {
-            if (kvp_policy_parse(&ref_spec[k], refs[k], &err) < 0)
-                return cli_error("%s", err.msg);
-            extra++;
-        }
+    int rc = 0;
+    if (!all || !all_res) {
+        rc = cli_error("out of memory");
+        goto done;
     }
-    pg->count = (unsigned)(n + extra);
-    pg->index = 0;
+    memcpy(all, specs, n * sizeof *all);
     for (size_t k = 0; k < NREFS; k++) {
-        if (where[k] >= 0)
+        int w = find_policy(specs, n, refs[k]);
+        if (w >= 0) {
+            where[k] = (size_t)w;
             continue;
-        pg->label = refs[k];
-        if (kvp_run(sc, tr, &ref_spec[k], ro, &ref_res[k], &err) < 0) {
-            cli_progress_clear(pg);
-            return cli_error("%s", err.msg);
         }
-        pg->index++;
+        if (kvp_policy_parse(&all[total], refs[k], &err) < 0) {
+            rc = cli_error("%s", err.msg);
+            goto done;
+        }
+        where[k] = total++;
     }
-    for (size_t i = 0; i < n; i++) {
-        pg->label = kvp_policy_name(specs[i].ops);
-        if (kvp_run(sc, tr, &specs[i], ro, &res[i], &err) < 0) {
-            cli_progress_clear(pg);
-            return cli_error("%s", err.msg);
-        }
-        pg->index++;
+    pg->count = 1;
+    pg->index = 0;
+    pg->label = "simulating";
+    if (kvp_run_many(sc, tr, all, total, ro, all_res, &err) < 0) {
+        cli_progress_clear(pg);
+        rc = cli_error("%s", err.msg);
+        goto done;
     }
     cli_progress_clear(pg);
-    double t[NREFS];
-    for (size_t k = 0; k < NREFS; k++)
-        t[k] = where[k] >= 0 ? res[where[k]].total_time_s : ref_res[k].total_time_s;
-    kvp_result_speedups(res, n, t[0], t[1]);
-    return 0;
+    memcpy(res, all_res, n * sizeof *res);
+    kvp_result_speedups(res, n, all_res[where[0]].total_time_s,
+                        all_res[where[1]].total_time_s);
+done:
+    free(all);
+    free(all_res);
+    return rc;
 }
 
 static int write_reports(const run_opts *o, const kvp_scenario *sc, const kvp_trace *tr,

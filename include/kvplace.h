@@ -329,6 +329,10 @@ void kvp_run_options_default(kvp_run_options *ro);
 
 int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
             const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+/* Runs n policies; those that are simulations share one pass over the trace (one trace
+ * generation), which is much faster than n calls of kvp_run.  Results identical to kvp_run. */
+int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                 size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err);
 /* Fills speedup fields of every result from the static and unlimited times. */
 void kvp_result_speedups(kvp_result *res, size_t n, double static_time_s,
                          double unlimited_time_s);

@@ -100,23 +100,6 @@ struct kvp_engine_layer {
     uint8_t *was;     /* per block: 0 untouched, 1 was out, 2 was in */
 };
 
-typedef struct layer_out {
-    double time_s;
-    kvp_counters c; /* in tokens */
-    int rc;
-    kvp_error err;
-} layer_out;
-
-typedef struct run_ctx {
-    const kvp_scenario *sc;
-    const kvp_trace *tr;
-    const kvp_policy_spec *ps;
-    const kvp_derived *d;
-    uint32_t g, slots, lookahead;
-    int check;
-    layer_out *out;
-} run_ctx;
-
 static int touch(struct kvp_engine_layer *e, uint32_t b)
 {
     if (!e->was[b]) {
@@ -165,125 +148,312 @@ uint32_t kvp_initial_default(const kvp_layer_info *li, uint8_t *resident)
     return n;
 }
 
-/* A growable copy of access sets for the look-ahead ring. */
+/* A copy of an access set, for the look-ahead ring. */
 typedef struct acc_buf {
     kvp_access a;
     uint32_t *pos;
     float *score;
 } acc_buf;
 
-static int copy_access(acc_buf *dst, const kvp_access *src)
+static void copy_access(acc_buf *dst, const kvp_access *src)
 {
     dst->a = *src;
     memcpy(dst->pos, src->pos, (size_t)src->count * sizeof *dst->pos);
     memcpy(dst->score, src->score, (size_t)src->count * sizeof *dst->score);
     dst->a.pos = dst->pos;
     dst->a.score = dst->score;
+}
+
+/* What one layer of one policy adds up to. */
+typedef struct layer_out {
+    double time_s;
+    kvp_counters c; /* in tokens */
+} layer_out;
+
+/* One policy's simulation of one layer: its residency and per-step scratch. */
+typedef struct pol_layer {
+    const kvp_policy_spec *ps;
+    kvp_layer_info li;
+    uint32_t lookahead;
+    struct kvp_engine_layer e;
+    void *state;
+    int state_ok;
+    uint32_t *acount; /* per block: positions read this step, a(b) */
+    double *ascore;   /* per block: summed score read this step */
+    uint32_t *rblock, *rcount;
+    double *rscore;
+    kvp_step s;
+    layer_out *out;
+} pol_layer;
+
+/* A pass over the trace, simulating every policy of the group on each layer.  The bound of
+ * every step is summed alongside (it costs O(1) a step). */
+typedef struct run_ctx {
+    const kvp_scenario *sc;
+    const kvp_trace *tr;
+    const kvp_policy_spec *ps; /* npol specs */
+    size_t npol;
+    const kvp_derived *d;
+    uint32_t *g, *slots, *lookahead; /* per policy */
+    uint32_t max_lookahead;
+    int check;
+    layer_out *out;       /* [layer * npol + policy] */
+    double *bound_time;   /* per layer */
+    double *bound_h;      /* per layer: the bound's HBM bytes */
+    uint64_t *reads;      /* per layer, tokens */
+    int *rc;              /* per layer */
+    kvp_error *err;       /* per layer */
+} run_ctx;
+
+static void pol_free(pol_layer *pl)
+{
+    if (pl->state_ok && pl->ps->ops->free)
+        pl->ps->ops->free(pl->state);
+    free(pl->e.resident);
+    free(pl->e.was);
+    free(pl->e.touched);
+    free(pl->acount);
+    free(pl->ascore);
+    free(pl->rblock);
+    free(pl->rcount);
+    free(pl->rscore);
+}
+
+static int pol_alloc(pol_layer *pl, uint32_t positions)
+{
+    uint32_t nb = pl->li.nblocks;
+    pl->e.nblocks = nb;
+    pl->e.resident = calloc(nb, 1);
+    pl->e.was = calloc(nb, 1);
+    pl->e.touched = malloc((size_t)nb * sizeof *pl->e.touched);
+    pl->acount = calloc(nb, sizeof *pl->acount);
+    pl->ascore = calloc(nb, sizeof *pl->ascore);
+    pl->rblock = malloc((size_t)positions * sizeof *pl->rblock);
+    pl->rcount = malloc((size_t)positions * sizeof *pl->rcount);
+    pl->rscore = malloc((size_t)positions * sizeof *pl->rscore);
+    return pl->e.resident && pl->e.was && pl->e.touched && pl->acount && pl->ascore &&
+           pl->rblock && pl->rcount && pl->rscore;
+}
+
+/* Steps of the access sets are kept in the ring at index m % ring_n. */
+static void window(kvp_step *s, const acc_buf *ring, uint32_t ring_n, const kvp_access **future,
+                   uint32_t W, uint32_t n, uint32_t N)
+{
+    s->nfuture = n + W <= N ? W : N - n;
+    for (uint32_t i = 0; i < s->nfuture; i++)
+        future[i] = &ring[(n + i) % ring_n].a;
+    s->future = future;
+    s->prev = n ? &ring[(n - 1) % ring_n].a : NULL;
+}
+
+static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const kvp_access **future,
+                    kvp_error *err)
+{
+    const kvp_policy_ops *ops = pl->ps->ops;
+    kvp_step *s = &pl->s;
+    memset(s, 0, sizeof *s);
+    s->li = &pl->li;
+    s->eng = &pl->e;
+    s->resident = pl->e.resident;
+    kvp_step first = *s;
+    first.context = pl->li.prompt;
+    first.exist_blocks = (uint32_t)(((uint64_t)pl->li.prompt + pl->li.g - 1) / pl->li.g);
+    if (pl->lookahead) {
+        window(&first, ring, ring_n, future, pl->lookahead, 0, pl->li.steps);
+        first.acc = future[0];
+    }
+    int n0 = ops->init(&pl->state, &pl->li, pl->lookahead ? &first : NULL, pl->e.resident, err);
+    if (n0 < 0)
+        return n0;
+    pl->state_ok = 1;
+    pl->e.nresident = 0;
+    for (uint32_t b = 0; b < pl->li.nblocks; b++)
+        pl->e.nresident += pl->e.resident[b];
+    if (pl->e.nresident > pl->li.slots)
+        return kvp_error_set(err, KVP_ECHECK, "policy %s: initial placement of layer %u holds "
+                             "%u blocks, slots %u", ops->name, pl->li.layer, pl->e.nresident,
+                             pl->li.slots);
+    return 0;
+}
+
+/* One step of one policy: reads, placement, the new token, the step's time. */
+static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, double bound_t,
+                    const acc_buf *ring, uint32_t ring_n, const kvp_access **future,
+                    kvp_error *err)
+{
+    const kvp_scenario *sc = rc->sc;
+    const kvp_policy_ops *ops = pl->ps->ops;
+    const uint32_t g = pl->li.g, n = acc->step, ctx = acc->context;
+    const double tok = (double)rc->d->tok_bytes;
+    struct kvp_engine_layer *e = &pl->e;
+    kvp_step *s = &pl->s;
+    uint32_t *acount = pl->acount;
+    double *ascore = pl->ascore;
+    uint32_t *rblock = pl->rblock;
+
+    s->n = n;
+    s->context = ctx;
+    s->new_block = ctx / g;
+    s->opens_block = ctx % g == 0;
+    s->exist_blocks = (uint32_t)(((uint64_t)ctx + g - 1) / g);
+    s->acc = acc;
+    if (pl->lookahead)
+        window(s, ring, ring_n, future, pl->lookahead, n, pl->li.steps);
+
+    /* 1. Reads: each position from the tier its block is in. */
+    uint64_t hbm_hits = 0;
+    uint32_t nread = 0;
+    const uint8_t *res = e->resident;
+    for (uint32_t i = 0; i < acc->count; i++) {
+        uint32_t b = g == 1 ? acc->pos[i] : acc->pos[i] / g;
+        if (acount[b] == 0) {
+            rblock[nread++] = b;
+            ascore[b] = 0;
+        }
+        acount[b]++;
+        ascore[b] += (double)acc->score[i];
+        hbm_hits += res[b];
+    }
+    for (uint32_t i = 0; i < nread; i++) {
+        pl->rcount[i] = acount[rblock[i]];
+        pl->rscore[i] = ascore[rblock[i]];
+    }
+    const uint64_t reads = acc->count;
+    kvp_counters st = {0};
+    st.kv_read_hbm = hbm_hits;
+    st.kv_read_dram = reads - hbm_hits;
+    st.hbm_read = hbm_hits;
+    st.dram_read = reads - hbm_hits;
+    st.link_up = reads - hbm_hits;
+
+    /* 2. Placement, then the charges for what it changed. */
+    s->nread = nread;
+    s->read_block = rblock;
+    s->read_count = pl->rcount;
+    s->read_score = pl->rscore;
+    s->nresident = e->nresident;
+    int ret = ops->step(pl->state, s, err);
+    if (ret < 0) {
+        if (ret == KVP_ECHECK && err->msg[0] == 0)
+            kvp_error_set(err, ret, "policy %s: bad promotion or demotion at step %u, layer %u",
+                          ops->name, n, pl->li.layer);
+        return ret;
+    }
+    if (e->nresident > pl->li.slots)
+        return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u holds %u blocks after step "
+                             "%u, slots %u", ops->name, pl->li.layer, e->nresident, n,
+                             pl->li.slots);
+    for (uint32_t i = 0; i < e->ntouched; i++) {
+        uint32_t b = e->touched[i];
+        uint8_t before = e->was[b];
+        e->was[b] = 0;
+        uint64_t lo = (uint64_t)b * g, hi = lo + g;
+        uint64_t pres = hi <= ctx ? g : (ctx > lo ? ctx - lo : 0);
+        uint64_t a = acount[b];
+        if (before == 1 && e->resident[b]) { /* promotion: the unread rest comes up */
+            st.dram_read += pres - a;
+            st.link_up += pres - a;
+            st.hbm_write += pres;
+            st.promoted += pres;
+        } else if (before == 2 && !e->resident[b]) { /* demotion: the unread rest is read */
+            st.hbm_read += pres - a;
+            st.link_down += pres;
+            st.dram_write += pres;
+            st.demoted += pres;
+        }
+    }
+    e->ntouched = 0;
+
+    /* 3. The new token. */
+    if (e->resident[s->new_block]) {
+        st.hbm_write += 1;
+    } else {
+        st.dram_write += 1;
+        st.link_down += 1;
+    }
+
+    double t_hbm = (rc->d->w_layer + (double)(st.hbm_read + st.hbm_write) * tok) /
+                   sc->hbm_bandwidth;
+    double t_dram = (double)(st.dram_read + st.dram_write) * tok / sc->dram_bandwidth;
+    double t_up = (double)st.link_up * tok / sc->link_bandwidth;
+    double t_down = (double)st.link_down * tok / sc->link_bandwidth;
+    double t = fmax(fmax(t_hbm, t_dram), fmax(t_up, t_down));
+    if (rc->check && !ops->unlimited && t < bound_t * (1 - 1e-12))
+        return kvp_error_set(err, KVP_ECHECK, "policy %s: step %u layer %u takes %.17g s, "
+                             "below the bound's %.17g s", ops->name, n, pl->li.layer, t,
+                             bound_t);
+    pl->out->time_s += t;
+    kvp_counters_add(&pl->out->c, &st);
+    for (uint32_t i = 0; i < nread; i++)
+        acount[rblock[i]] = 0;
+    return 0;
+}
+
+static int check_access(const kvp_access *acc, const kvp_trace *tr, kvp_error *err)
+{
+    for (uint32_t i = 0; i < acc->count; i++)
+        if (acc->pos[i] >= acc->context || (i && acc->pos[i] <= acc->pos[i - 1]))
+            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: access set not "
+                                 "ascending inside the context", kvp_trace_name(tr), acc->step,
+                                 acc->layer);
     return 0;
 }
 
 static int layer_run(uint32_t l, void *user, atomic_ullong *done)
 {
     run_ctx *rc = user;
-    layer_out *out = &rc->out[l];
-    kvp_error *err = &out->err;
-    const kvp_scenario *sc = rc->sc;
-    const kvp_derived *d = rc->d;
-    const kvp_policy_ops *ops = rc->ps->ops;
+    kvp_error *err = &rc->err[l];
     const uint32_t P = kvp_trace_prompt(rc->tr), N = kvp_trace_steps(rc->tr);
-    const uint32_t g = rc->g, W = rc->lookahead;
-    const uint32_t C = P + N - 1; /* positions that ever exist before a step */
-    const uint32_t ring_n = W ? W + 1 : 1;
-    const double tok = (double)d->tok_bytes;
+    const uint32_t W = rc->max_lookahead, ring_n = W ? W + 1 : 1;
+    const uint32_t positions = P + N; /* enough for any step's set or blocks */
+    const double tok = (double)rc->d->tok_bytes;
     int ret = 0;
-
-    kvp_layer_info li = {l, g, rc->slots, P, N, (uint32_t)(((uint64_t)P + N + g - 1) / g),
-                         rc->ps->value};
-    struct kvp_engine_layer e = {0};
-    e.nblocks = li.nblocks;
     kvp_cursor *cur = NULL;
-    void *state = NULL;
-    int state_ok = 0;
-
-    e.resident = calloc(li.nblocks, 1);
-    e.was = calloc(li.nblocks, 1);
-    e.touched = malloc((size_t)li.nblocks * sizeof *e.touched);
-    uint32_t *acount = calloc(li.nblocks, sizeof *acount);
-    double *ascore = calloc(li.nblocks, sizeof *ascore);
-    uint32_t *rblock = malloc((size_t)(C + 1) * sizeof *rblock);
-    uint32_t *rcount = malloc((size_t)(C + 1) * sizeof *rcount);
-    double *rscore = malloc((size_t)(C + 1) * sizeof *rscore);
+    pol_layer *pl = calloc(rc->npol ? rc->npol : 1, sizeof *pl);
     acc_buf *ring = calloc(ring_n, sizeof *ring);
     const kvp_access **future = calloc(ring_n, sizeof *future);
-    if (!e.resident || !e.was || !e.touched || !acount || !ascore || !rblock || !rcount ||
-        !rscore || !ring || !future) {
+    if (!pl || !ring || !future) {
         ret = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
         goto done;
     }
     for (uint32_t i = 0; i < ring_n && W; i++) {
-        ring[i].pos = malloc((size_t)(C + 1) * sizeof *ring[i].pos);
-        ring[i].score = malloc((size_t)(C + 1) * sizeof *ring[i].score);
+        ring[i].pos = malloc((size_t)positions * sizeof *ring[i].pos);
+        ring[i].score = malloc((size_t)positions * sizeof *ring[i].score);
         if (!ring[i].pos || !ring[i].score) {
             ret = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
             goto done;
         }
     }
-    if ((ret = kvp_cursor_create(&cur, rc->tr, l, sc->sparsity, err)) < 0)
+    if ((ret = kvp_cursor_create(&cur, rc->tr, l, rc->sc->sparsity, err)) < 0)
         goto done;
 
-    /* With a look-ahead, A(n .. n+W-1) are kept in the ring at index m % (W+1). */
     uint32_t fetched = 0; /* steps read from the cursor so far */
+    for (; W && fetched < W && fetched < N; fetched++) {
+        kvp_access a;
+        if ((ret = kvp_cursor_next(cur, &a, err)) < 0)
+            goto done;
+        copy_access(&ring[fetched % ring_n], &a);
+    }
+    for (size_t i = 0; i < rc->npol; i++) {
+        pol_layer *p = &pl[i];
+        p->ps = &rc->ps[i];
+        p->lookahead = rc->lookahead[i];
+        p->out = &rc->out[(size_t)l * rc->npol + i];
+        uint32_t g = rc->g[i];
+        p->li = (kvp_layer_info){l, g, rc->slots[i], P, N,
+                                 (uint32_t)(((uint64_t)P + N + g - 1) / g), p->ps->value};
+        if (!pol_alloc(p, positions)) {
+            ret = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+            goto done;
+        }
+        if ((ret = pol_init(p, ring, ring_n, future, err)) < 0)
+            goto done;
+    }
+
     kvp_access direct;
-    if (W) {
-        for (; fetched < W && fetched < N; fetched++) {
-            kvp_access a;
-            if ((ret = kvp_cursor_next(cur, &a, err)) < 0)
-                goto done;
-            copy_access(&ring[fetched % ring_n], &a);
-        }
-    }
-
-    kvp_step s;
-    memset(&s, 0, sizeof s);
-    s.li = &li;
-    s.eng = &e;
-    s.resident = e.resident;
-
-    /* Initial placement. */
-    {
-        kvp_step first = s;
-        first.n = 0;
-        first.context = P;
-        first.exist_blocks = (uint32_t)(((uint64_t)P + g - 1) / g);
-        if (W) {
-            first.nfuture = N < W ? N : W;
-            for (uint32_t i = 0; i < first.nfuture; i++)
-                future[i] = &ring[i % ring_n].a;
-            first.future = future;
-            first.acc = future[0];
-        }
-        int n0 = ops->init(&state, &li, W ? &first : NULL, e.resident, err);
-        if (n0 < 0) {
-            ret = n0;
-            goto done;
-        }
-        state_ok = 1;
-        e.nresident = 0;
-        for (uint32_t b = 0; b < li.nblocks; b++)
-            e.nresident += e.resident[b];
-        if (e.nresident > li.slots) {
-            ret = kvp_error_set(err, KVP_ECHECK, "policy %s: initial placement of layer %u "
-                                "holds %u blocks, slots %u", ops->name, l, e.nresident,
-                                li.slots);
-            goto done;
-        }
-    }
-
-    double t_layer = 0;
     for (uint32_t n = 0; n < N; n++) {
         const kvp_access *acc;
         if (W) {
-            /* Keep A(n .. min(n+W, N)-1) in the ring. */
             if (fetched < N && fetched < n + W) {
                 kvp_access a;
                 if ((ret = kvp_cursor_next(cur, &a, err)) < 0)
@@ -291,139 +461,33 @@ static int layer_run(uint32_t l, void *user, atomic_ullong *done)
                 copy_access(&ring[fetched % ring_n], &a);
                 fetched++;
             }
-            s.nfuture = (n + W <= N ? W : N - n);
-            for (uint32_t i = 0; i < s.nfuture; i++)
-                future[i] = &ring[(n + i) % ring_n].a;
-            s.future = future;
-            s.prev = n ? &ring[(n - 1) % ring_n].a : NULL;
-            acc = future[0];
+            acc = &ring[n % ring_n].a;
         } else {
             int r = kvp_cursor_next(cur, &direct, err);
             if (r <= 0) {
-                ret = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "trace ended early");
+                ret = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                                kvp_trace_name(rc->tr));
                 goto done;
             }
             acc = &direct;
         }
-        const uint32_t ctx = P + n;
-        s.n = n;
-        s.context = ctx;
-        s.new_block = ctx / g;
-        s.opens_block = ctx % g == 0;
-        s.exist_blocks = (uint32_t)(((uint64_t)ctx + g - 1) / g);
-        s.acc = acc;
-
-        if (rc->check) {
-            for (uint32_t i = 0; i < acc->count; i++)
-                if (acc->pos[i] >= ctx || (i && acc->pos[i] <= acc->pos[i - 1])) {
-                    ret = kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: access set "
-                                        "not ascending inside the context",
-                                        kvp_trace_name(rc->tr), n, l);
-                    goto done;
-                }
-        }
-
-        /* 1. Reads. */
-        uint64_t hbm_hits = 0;
-        uint32_t nread = 0;
-        const uint8_t *res = e.resident;
-        for (uint32_t i = 0; i < acc->count; i++) {
-            uint32_t p = acc->pos[i];
-            uint32_t b = g == 1 ? p : p / g;
-            if (acount[b] == 0) {
-                rblock[nread++] = b;
-                ascore[b] = 0;
-            }
-            acount[b]++;
-            ascore[b] += (double)acc->score[i];
-            hbm_hits += res[b];
-        }
-        for (uint32_t i = 0; i < nread; i++) {
-            rcount[i] = acount[rblock[i]];
-            rscore[i] = ascore[rblock[i]];
-        }
-        const uint64_t reads = acc->count;
-        kvp_counters st = {0};
-        st.kv_read_hbm = hbm_hits;
-        st.kv_read_dram = reads - hbm_hits;
-        st.hbm_read = hbm_hits;
-        st.dram_read = reads - hbm_hits;
-        st.link_up = reads - hbm_hits;
-
-        /* 2. Placement. */
-        s.nread = nread;
-        s.read_block = rblock;
-        s.read_count = rcount;
-        s.read_score = rscore;
-        s.nresident = e.nresident;
-        if ((ret = ops->step(state, &s, err)) < 0) {
-            if (ret == KVP_ECHECK && err->msg[0] == 0)
-                kvp_error_set(err, ret, "policy %s: bad promotion or demotion at step %u, "
-                              "layer %u", ops->name, n, l);
+        if (rc->check && (ret = check_access(acc, rc->tr, err)) < 0)
             goto done;
-        }
-        if (e.nresident > li.slots) {
-            ret = kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u holds %u blocks after "
-                                "step %u, slots %u", ops->name, l, e.nresident, n, li.slots);
-            goto done;
-        }
-        for (uint32_t i = 0; i < e.ntouched; i++) {
-            uint32_t b = e.touched[i];
-            uint8_t before = e.was[b];
-            e.was[b] = 0;
-            uint64_t lo = (uint64_t)b * g, hi = lo + g;
-            uint64_t pres = hi <= ctx ? g : (ctx > lo ? ctx - lo : 0);
-            uint64_t a = acount[b];
-            if (before == 1 && e.resident[b]) { /* promotion */
-                st.dram_read += pres - a;
-                st.link_up += pres - a;
-                st.hbm_write += pres;
-                st.promoted += pres;
-            } else if (before == 2 && !e.resident[b]) { /* demotion */
-                st.hbm_read += pres - a;
-                st.link_down += pres;
-                st.dram_write += pres;
-                st.demoted += pres;
-            }
-        }
-        e.ntouched = 0;
-
-        /* 3. The new token. */
-        if (e.resident[s.new_block]) {
-            st.hbm_write += 1;
-        } else {
-            st.dram_write += 1;
-            st.link_down += 1;
-        }
-
-        double t_hbm = (d->w_layer + (double)(st.hbm_read + st.hbm_write) * tok) /
-                       sc->hbm_bandwidth;
-        double t_dram = (double)(st.dram_read + st.dram_write) * tok / sc->dram_bandwidth;
-        double t_up = (double)st.link_up * tok / sc->link_bandwidth;
-        double t_down = (double)st.link_down * tok / sc->link_bandwidth;
-        double t = fmax(fmax(t_hbm, t_dram), fmax(t_up, t_down));
-        if (rc->check && !ops->unlimited) {
-            double tb = kvp_bound_step(sc, d, (double)reads * tok);
-            if (t < tb * (1 - 1e-12)) {
-                ret = kvp_error_set(err, KVP_ECHECK, "policy %s: step %u layer %u takes "
-                                    "%.17g s, below the bound's %.17g s", ops->name, n, l, t,
-                                    tb);
+        double h;
+        double bt = kvp_bound_step_h(rc->sc, rc->d, (double)acc->count * tok, &h);
+        rc->bound_time[l] += bt;
+        rc->bound_h[l] += h;
+        rc->reads[l] += acc->count;
+        for (size_t i = 0; i < rc->npol; i++)
+            if ((ret = pol_step(&pl[i], rc, acc, bt, ring, ring_n, future, err)) < 0)
                 goto done;
-            }
-        }
-        t_layer += t;
-        kvp_counters_add(&out->c, &st);
-
-        for (uint32_t i = 0; i < nread; i++)
-            acount[rblock[i]] = 0;
         atomic_fetch_add(done, 1ull);
     }
-    out->time_s = t_layer;
-    (void)C;
 
 done:
-    if (state_ok && ops->free)
-        ops->free(state);
+    for (size_t i = 0; pl && i < rc->npol; i++)
+        pol_free(&pl[i]);
+    free(pl);
     kvp_cursor_free(cur);
     for (uint32_t i = 0; ring && i < ring_n; i++) {
         free(ring[i].pos);
@@ -431,16 +495,7 @@ done:
     }
     free(ring);
     free((void *)future);
-    free(rblock);
-    free(rcount);
-    free(rscore);
-    free(acount);
-    free(ascore);
-    free(e.resident);
-    free(e.was);
-    free(e.touched);
-    out->rc = ret;
-    return ret;
+    return rc->rc[l] = ret;
 }
 
 void kvp_counters_add(kvp_counters *to, const kvp_counters *c)
@@ -513,8 +568,10 @@ int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
     return 0;
 }
 
-int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                   const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+/* One pass over the trace for a group of simulated policies (none: the bound alone). */
+static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                        size_t npol, const kvp_run_options *ro, kvp_result *res,
+                        kvp_bound_sum *bound, kvp_error *err)
 {
     kvp_derived d;
     int rc;
@@ -522,44 +579,100 @@ int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy
         return rc;
     if ((rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
-    const kvp_policy_ops *ops = ps->ops;
+    uint32_t L = kvp_trace_layers(tr);
+    size_t np = npol ? npol : 1;
     run_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    /* The specs as run: scenario-dependent defaults resolved. */
+    kvp_policy_spec *rs = calloc(np, sizeof *rs);
+    for (size_t i = 0; rs && i < npol; i++) {
+        rs[i] = ps[i];
+        if (rs[i].ops->resolve)
+            rs[i].ops->resolve(rs[i].value, sc);
+    }
+    ps = rs;
     ctx.sc = sc;
     ctx.tr = tr;
     ctx.ps = ps;
+    ctx.npol = npol;
     ctx.d = &d;
-    ctx.g = ops->block_tokens ? ops->block_tokens(ps->value, sc) : 1;
-    if (ctx.g == 0)
-        return kvp_error_set(err, KVP_EINVAL, "policy %s: block size 0", ops->name);
-    ctx.slots = ops->unlimited ? KVP_UNLIMITED_SLOTS : kvp_slots(sc, &d, ctx.g);
-    ctx.lookahead = ops->lookahead ? ops->lookahead(ps->value) : 0;
     ctx.check = ro ? ro->check : 0;
-    uint32_t L = kvp_trace_layers(tr);
-    ctx.out = calloc(L, sizeof *ctx.out);
-    int *rcs = calloc(L, sizeof *rcs);
-    if (!ctx.out || !rcs) {
-        free(ctx.out);
-        free(rcs);
-        return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    ctx.g = calloc(np, sizeof *ctx.g);
+    ctx.slots = calloc(np, sizeof *ctx.slots);
+    ctx.lookahead = calloc(np, sizeof *ctx.lookahead);
+    ctx.out = calloc((size_t)L * np, sizeof *ctx.out);
+    ctx.bound_time = calloc(L, sizeof *ctx.bound_time);
+    ctx.bound_h = calloc(L, sizeof *ctx.bound_h);
+    ctx.reads = calloc(L, sizeof *ctx.reads);
+    ctx.rc = calloc(L, sizeof *ctx.rc);
+    ctx.err = calloc(L, sizeof *ctx.err);
+    if (!rs || !ctx.g || !ctx.slots || !ctx.lookahead || !ctx.out || !ctx.bound_time || !ctx.bound_h ||
+        !ctx.reads || !ctx.rc || !ctx.err) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto done;
     }
-    kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), layer_run, &ctx, rcs);
-    double t = 0;
-    kvp_counters c = {0};
-    for (uint32_t l = 0; l < L && rc >= 0; l++) {
-        if (ctx.out[l].rc < 0) {
-            rc = ctx.out[l].rc;
-            if (err)
-                *err = ctx.out[l].err;
-            break;
+    for (size_t i = 0; i < npol; i++) {
+        const kvp_policy_ops *ops = ps[i].ops;
+        ctx.g[i] = ops->block_tokens ? ops->block_tokens(ps[i].value, sc) : 1;
+        if (ctx.g[i] == 0) {
+            rc = kvp_error_set(err, KVP_EINVAL, "policy %s: block size 0", ops->name);
+            goto done;
         }
-        t += ctx.out[l].time_s;
-        kvp_counters_add(&c, &ctx.out[l].c);
+        ctx.slots[i] = ops->unlimited ? KVP_UNLIMITED_SLOTS : kvp_slots(sc, &d, ctx.g[i]);
+        ctx.lookahead[i] = ops->lookahead ? ops->lookahead(ps[i].value) : 0;
+        if (ctx.lookahead[i] > ctx.max_lookahead)
+            ctx.max_lookahead = ctx.lookahead[i];
     }
-    if (rc >= 0)
-        rc = kvp_result_fill(res, sc, tr, ps, ctx.g, ctx.slots, t, &c, err);
+    kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), layer_run, &ctx, ctx.rc);
+    /* Sum the layers in layer order: the same result for any thread count. */
+    for (uint32_t l = 0; l < L; l++)
+        if (ctx.rc[l] < 0) {
+            rc = ctx.rc[l];
+            if (err)
+                *err = ctx.err[l];
+            goto done;
+        }
+    for (size_t i = 0; i < npol && rc >= 0; i++) {
+        double t = 0;
+        kvp_counters c = {0};
+        for (uint32_t l = 0; l < L; l++) {
+            t += ctx.out[(size_t)l * npol + i].time_s;
+            kvp_counters_add(&c, &ctx.out[(size_t)l * npol + i].c);
+        }
+        rc = kvp_result_fill(&res[i], sc, tr, &ps[i], ctx.g[i], ctx.slots[i], t, &c, err);
+    }
+    if (bound && rc >= 0) {
+        memset(bound, 0, sizeof *bound);
+        for (uint32_t l = 0; l < L; l++) {
+            bound->time_s += ctx.bound_time[l];
+            bound->h_bytes += ctx.bound_h[l];
+            bound->reads += ctx.reads[l];
+        }
+    }
+done:
+    free(rs);
+    free(ctx.g);
+    free(ctx.slots);
+    free(ctx.lookahead);
     free(ctx.out);
-    free(rcs);
+    free(ctx.bound_time);
+    free(ctx.bound_h);
+    free(ctx.reads);
+    free(ctx.rc);
+    free(ctx.err);
     return rc;
+}
+
+int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                   const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    return engine_group(sc, tr, ps, 1, ro, res, NULL, err);
+}
+
+int kvp_engine_bound(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
+                     kvp_bound_sum *bound, kvp_error *err)
+{
+    return engine_group(sc, tr, NULL, 0, ro, NULL, bound, err);
 }
 
 void kvp_run_options_default(kvp_run_options *ro)
@@ -573,9 +686,44 @@ int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *
 {
     if (!ps || !ps->ops)
         return kvp_error_set(err, KVP_EINVAL, "no policy given");
-    if (ps->ops->run)
-        return ps->ops->run(sc, tr, ps, ro, res, err);
-    return kvp_engine_run(sc, tr, ps, ro, res, err);
+    return kvp_run_many(sc, tr, ps, 1, ro, res, err);
+}
+
+int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                 size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    /* Simulated policies share one pass over the trace; the others (bound, sa) run alone. */
+    kvp_policy_spec *group = calloc(n ? n : 1, sizeof *group);
+    size_t *where = calloc(n ? n : 1, sizeof *where);
+    kvp_result *gres = calloc(n ? n : 1, sizeof *gres);
+    size_t ng = 0;
+    int rc = 0;
+    if (!group || !where || !gres) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!ps[i].ops) {
+            rc = kvp_error_set(err, KVP_EINVAL, "no policy given");
+            goto done;
+        }
+        if (!ps[i].ops->run) {
+            group[ng] = ps[i];
+            where[ng++] = i;
+        }
+    }
+    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, NULL, err)) < 0)
+        goto done;
+    for (size_t j = 0; j < ng; j++)
+        res[where[j]] = gres[j];
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].ops->run && (rc = ps[i].ops->run(sc, tr, &ps[i], ro, &res[i], err)) < 0)
+            goto done;
+done:
+    free(group);
+    free(where);
+    free(gres);
+    return rc;
 }
 
 void kvp_result_speedups(kvp_result *res, size_t n, double static_time_s,

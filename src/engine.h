@@ -31,4 +31,18 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
                     const kvp_policy_spec *ps, uint32_t g, uint32_t slots, double time_s,
                     const kvp_counters *c, kvp_error *err);
 
+/* The bound's sums over a trace (DESIGN.md §5 `bound`). */
+typedef struct kvp_bound_sum {
+    double time_s;  /* the bound on T */
+    double h_bytes; /* HBM bytes read at the bound's optimum, summed */
+    uint64_t reads; /* tokens read */
+} kvp_bound_sum;
+
+/* The bound's time for one step of a bytes read, and the HBM share h that attains it. */
+double kvp_bound_step_h(const kvp_scenario *sc, const kvp_derived *d, double a, double *h_out);
+
+/* One pass of the trace with no policy: the bound alone. */
+int kvp_engine_bound(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
+                     kvp_bound_sum *bound, kvp_error *err);
+
 #endif

@@ -75,6 +75,9 @@ struct kvp_policy_ops {
     const char *doc;
     const kvp_policy_param *params;
     size_t nparams;
+    /* Replaces parameters that default to the scenario (page_tokens=0) by their values, so
+     * that results name what ran.  May be NULL. */
+    void (*resolve)(double *param, const kvp_scenario *sc);
     /* Block size for this spec (1 for token granularity). */
     uint32_t (*block_tokens)(const double *param, const kvp_scenario *sc);
     /* Steps of look-ahead the policy needs (0: none); the engine supplies future[]. */

@@ -24,6 +24,12 @@ typedef struct page_state {
     uint64_t rng;   /* pivot choice of the selection */
 } page_state;
 
+static void page_resolve(double *param, const kvp_scenario *sc)
+{
+    if (param[PAGE_TOKENS] == 0)
+        param[PAGE_TOKENS] = sc->page_tokens;
+}
+
 static uint32_t page_block_tokens(const double *param, const kvp_scenario *sc)
 {
     uint32_t g = (uint32_t)param[PAGE_TOKENS];
@@ -167,6 +173,7 @@ const kvp_policy_ops kvp_policy_page = {
     .doc = "Quest-like: the read pages of highest score move to HBM whole",
     .params = page_params,
     .nparams = sizeof page_params / sizeof *page_params,
+    .resolve = page_resolve,
     .block_tokens = page_block_tokens,
     .lookahead = page_lookahead,
     .init = page_init,

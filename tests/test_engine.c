@@ -296,6 +296,21 @@ static void test_properties(uint64_t seed)
         snprintf(buf, sizeof buf, "page_tokens=%u", 1 + rnd(4));
         kvp_param_assign(&sc, buf, &err);
         kvp_result b = run1(&sc, t, "bound", 1);
+        /* All policies in one pass give the same results as one run each. */
+        kvp_policy_spec all[16];
+        kvp_result many[16];
+        int nall = kvp_policy_parse_list(all, 16, "all", &err);
+        CHECK_EQ_INT(nall, (int)npol);
+        kvp_run_options ro;
+        kvp_run_options_default(&ro);
+        ro.check = 1;
+        CHECK_OK(kvp_run_many(&sc, t, all, (size_t)nall, &ro, many, &err), &err);
+        for (size_t i = 0; i < npol; i++) {
+            kvp_result one = run1(&sc, t, pol[i]->name, 2);
+            if (!CHECK(memcmp(&one, &many[i], sizeof one) == 0))
+                fprintf(stderr, "    %s: run_many differs from run (seed %llu iter %d)\n",
+                        pol[i]->name, (unsigned long long)seed, iter);
+        }
         for (size_t i = 0; i < npol; i++) {
             kvp_result r1 = run1(&sc, t, pol[i]->name, 1);
             kvp_result r2 = run1(&sc, t, pol[i]->name, 2);
