@@ -276,9 +276,12 @@ static void state_advance(synth_state *st)
 /* Brings the keys to step n (steps are asked in order; either callback may come first). */
 static int state_goto(synth_state *st, uint32_t n, kvp_error *err)
 {
-    if (n < st->step || n >= st->N)
-        return kvp_error_set(err, KVP_EINVAL, "synthetic: step %u asked after step %u "
-                             "(steps run forward, 0..%u)", n, st->step, st->N - 1);
+    if (n >= st->N)
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: step %u asked of a trace of %u "
+                             "steps", n, st->N);
+    if (n < st->step)
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: step %u asked after step %u (steps "
+                             "only go forward)", n, st->step);
     while (st->step < n)
         state_advance(st);
     return 0;
