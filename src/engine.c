@@ -196,7 +196,9 @@ typedef struct run_ctx {
     const kvp_derived *d;
     uint32_t *g, *slots, *lookahead; /* per policy */
     uint32_t max_lookahead;
+    uint32_t *ones; /* read_count of 1-token blocks: all 1 */
     int check;
+    volatile sig_atomic_t *cancel; /* kvp_run_options.cancel */
     layer_out *out;       /* [layer * npol + policy] */
     double *bound_time;   /* per layer */
     double *bound_h;      /* per layer: the bound's HBM bytes */
@@ -276,6 +278,20 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
     return 0;
 }
 
+/* 1 if position p is in the (ascending) access set. */
+static uint32_t is_read(const kvp_access *acc, uint32_t p)
+{
+    uint32_t lo = 0, hi = acc->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (acc->pos[mid] < p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < acc->count && acc->pos[lo] == p;
+}
+
 /* One step of one policy: reads, placement, the new token, the step's time. */
 static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, double bound_t,
                     const acc_buf *ring, uint32_t ring_n, const kvp_access **future,
@@ -300,23 +316,38 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     if (pl->lookahead)
         window(s, ring, ring_n, future, pl->lookahead, n, pl->li.steps);
 
-    /* 1. Reads: each position from the tier its block is in. */
+    /* 1. Reads: each position from the tier its block is in.  With 1-token blocks the
+     * blocks read are the positions themselves, a(b) = 1, and the per-block tallies are not
+     * needed: the loop is one gather per read. */
     uint64_t hbm_hits = 0;
     uint32_t nread = 0;
     const uint8_t *res = e->resident;
-    for (uint32_t i = 0; i < acc->count; i++) {
-        uint32_t b = g == 1 ? acc->pos[i] : acc->pos[i] / g;
-        if (acount[b] == 0) {
-            rblock[nread++] = b;
-            ascore[b] = 0;
+    if (g == 1) {
+        for (uint32_t i = 0; i < acc->count; i++)
+            hbm_hits += res[acc->pos[i]];
+        nread = acc->count;
+        s->read_block = acc->pos;
+        s->read_count = rc->ones;
+        if (ops->needs_scores)
+            for (uint32_t i = 0; i < nread; i++)
+                pl->rscore[i] = (double)acc->score[i];
+    } else {
+        for (uint32_t i = 0; i < acc->count; i++) {
+            uint32_t b = acc->pos[i] / g;
+            if (acount[b] == 0) {
+                rblock[nread++] = b;
+                ascore[b] = 0;
+            }
+            acount[b]++;
+            ascore[b] += (double)acc->score[i];
+            hbm_hits += res[b];
         }
-        acount[b]++;
-        ascore[b] += (double)acc->score[i];
-        hbm_hits += res[b];
-    }
-    for (uint32_t i = 0; i < nread; i++) {
-        pl->rcount[i] = acount[rblock[i]];
-        pl->rscore[i] = ascore[rblock[i]];
+        for (uint32_t i = 0; i < nread; i++) {
+            pl->rcount[i] = acount[rblock[i]];
+            pl->rscore[i] = ascore[rblock[i]];
+        }
+        s->read_block = rblock;
+        s->read_count = pl->rcount;
     }
     const uint64_t reads = acc->count;
     kvp_counters st = {0};
@@ -328,8 +359,6 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
 
     /* 2. Placement, then the charges for what it changed. */
     s->nread = nread;
-    s->read_block = rblock;
-    s->read_count = pl->rcount;
     s->read_score = pl->rscore;
     s->nresident = e->nresident;
     int ret = ops->step(pl->state, s, err);
@@ -349,7 +378,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         e->was[b] = 0;
         uint64_t lo = (uint64_t)b * g, hi = lo + g;
         uint64_t pres = hi <= ctx ? g : (ctx > lo ? ctx - lo : 0);
-        uint64_t a = acount[b];
+        uint64_t a = g == 1 ? is_read(acc, b) : acount[b];
         if (before == 1 && e->resident[b]) { /* promotion: the unread rest comes up */
             st.dram_read += pres - a;
             st.link_up += pres - a;
@@ -384,8 +413,9 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
                              bound_t);
     pl->out->time_s += t;
     kvp_counters_add(&pl->out->c, &st);
-    for (uint32_t i = 0; i < nread; i++)
-        acount[rblock[i]] = 0;
+    if (g != 1)
+        for (uint32_t i = 0; i < nread; i++)
+            acount[rblock[i]] = 0;
     return 0;
 }
 
@@ -453,6 +483,10 @@ static int layer_run(uint32_t l, void *user, atomic_ullong *done)
     kvp_access direct;
     for (uint32_t n = 0; n < N; n++) {
         const kvp_access *acc;
+        if (rc->cancel && *rc->cancel) {
+            ret = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
+            goto done;
+        }
         if (W) {
             if (fetched < N && fetched < n + W) {
                 kvp_access a;
@@ -597,6 +631,7 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     ctx.npol = npol;
     ctx.d = &d;
     ctx.check = ro ? ro->check : 0;
+    ctx.cancel = ro ? ro->cancel : NULL;
     ctx.g = calloc(np, sizeof *ctx.g);
     ctx.slots = calloc(np, sizeof *ctx.slots);
     ctx.lookahead = calloc(np, sizeof *ctx.lookahead);
@@ -606,8 +641,11 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     ctx.reads = calloc(L, sizeof *ctx.reads);
     ctx.rc = calloc(L, sizeof *ctx.rc);
     ctx.err = calloc(L, sizeof *ctx.err);
+    ctx.ones = malloc(((size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr)) * sizeof *ctx.ones);
+    for (size_t i = 0; ctx.ones && i < (size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr); i++)
+        ctx.ones[i] = 1;
     if (!rs || !ctx.g || !ctx.slots || !ctx.lookahead || !ctx.out || !ctx.bound_time || !ctx.bound_h ||
-        !ctx.reads || !ctx.rc || !ctx.err) {
+        !ctx.reads || !ctx.rc || !ctx.err || !ctx.ones) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
     }
@@ -660,6 +698,7 @@ done:
     free(ctx.reads);
     free(ctx.rc);
     free(ctx.err);
+    free(ctx.ones);
     return rc;
 }
 

@@ -38,7 +38,7 @@ typedef struct kvp_step {
 
     const kvp_access *acc; /* A(n, l) */
     /* Blocks read this step, in ascending order, with the number of positions read in each
-     * (a(b)) and their summed score. */
+     * (a(b)) and their summed score (read_score only for policies with needs_scores). */
     uint32_t nread;
     const uint32_t *read_block;
     const uint32_t *read_count;
@@ -84,6 +84,8 @@ struct kvp_policy_ops {
     uint32_t (*lookahead)(const double *param);
     /* 1 if the capacity limit does not apply (unlimited). */
     int unlimited;
+    /* 1 if step reads read_score (the engine skips filling it otherwise). */
+    int needs_scores;
     /* Per-layer state.  init may read future[] of step 0 through *first (NULL when
      * lookahead is 0), and sets the initial residency; returns the number resident or < 0. */
     int (*init)(void **state, const kvp_layer_info *li, const kvp_step *first,

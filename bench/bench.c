@@ -1,0 +1,112 @@
+/*
+ * kvplace benchmark: runs one phase of the study's scenario and prints one line
+ *     phase  prompt  steps  layers  reads  wall_s  reads_per_s  peak_rss_mib  total_time_s
+ * Each phase runs in its own process (bench/run.sh), so that peak RSS is the phase's own.
+ *
+ *     bench PHASE [--prompt P] [--steps N] [--batch B] [--threads T] [--sparsity S] [--W W]
+ *
+ * Phases: gen (the synthetic trace, streamed once over every layer; the bound rides along at
+ * O(1) a step), ref (unlimited + static + bound in one pass), reactive, page, lookahead, sa.
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int die(const char *what, const kvp_error *err)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, err ? err->msg : "");
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench gen|ref|reactive|page|lookahead|sa [--prompt P] "
+                        "[--steps N] [--batch B] [--threads T] [--sparsity S] [--W W]\n");
+        return 2;
+    }
+    const char *phase = argv[1];
+    const char *prompt = "31299", *steps = "10239", *batch = "4", *sparsity = "0.6";
+    const char *W = "16";
+    unsigned threads = 2;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--prompt"))
+            prompt = argv[i + 1];
+        else if (!strcmp(argv[i], "--steps"))
+            steps = argv[i + 1];
+        else if (!strcmp(argv[i], "--batch"))
+            batch = argv[i + 1];
+        else if (!strcmp(argv[i], "--sparsity"))
+            sparsity = argv[i + 1];
+        else if (!strcmp(argv[i], "--W"))
+            W = argv[i + 1];
+        else if (!strcmp(argv[i], "--threads"))
+            threads = (unsigned)atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "bench: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+
+    kvp_error err = {0};
+    kvp_scenario sc;
+    kvp_scenario_default(&sc);
+    if (kvp_param_set(&sc, "prompt", prompt, &err) < 0 ||
+        kvp_param_set(&sc, "steps", steps, &err) < 0 ||
+        kvp_param_set(&sc, "batch", batch, &err) < 0 ||
+        kvp_param_set(&sc, "sparsity", sparsity, &err) < 0)
+        return die("scenario", &err);
+    kvp_synth_params sp;
+    kvp_synth_default(&sp, &sc);
+    kvp_trace *tr = NULL;
+    if (kvp_trace_synthetic(&tr, &sp, &err) < 0)
+        return die("trace", &err);
+
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    ro.threads = threads;
+    double t0 = now(), model_time = 0;
+    uint64_t reads = 0;
+    if (!strcmp(phase, "gen")) {
+        kvp_bound_sum b;
+        if (kvp_engine_bound(&sc, tr, &ro, &b, &err) < 0)
+            return die(phase, &err);
+        reads = b.reads;
+        model_time = b.time_s;
+    } else {
+        char list[64];
+        snprintf(list, sizeof list, "%s",
+                 !strcmp(phase, "ref") ? "unlimited,static,bound" : phase);
+        if (!strcmp(phase, "lookahead"))
+            snprintf(list, sizeof list, "lookahead:W=%s:R=1", W);
+        kvp_policy_spec ps[8];
+        int n = kvp_policy_parse_list(ps, 8, list, &err);
+        if (n < 0)
+            return die(phase, &err);
+        kvp_result res[8];
+        if (kvp_run_many(&sc, tr, ps, (size_t)n, &ro, res, &err) < 0)
+            return die(phase, &err);
+        reads = (res[0].kv_read_hbm + res[0].kv_read_dram) / (2u * sc.kv_heads * sc.head_dim *
+                                                               sc.dtype_bytes * sc.batch);
+        model_time = res[n - 1].total_time_s;
+    }
+    double wall = now() - t0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("%-10s %7s %6s %3u %12llu %9.3f %12.4g %8.1f %.9g\n", phase, prompt, steps,
+           sc.layers, (unsigned long long)reads, wall, (double)reads / wall,
+           (double)ru.ru_maxrss / 1024.0, model_time);
+    kvp_trace_free(tr);
+    return 0;
+}
