@@ -57,3 +57,25 @@ bench: $(KVPLACE) $(BENCH_BIN)
 
 clean:
 	rm -rf build build-san
+
+# Robustness (docs/ROBUSTNESS.md).  `make fuzz` builds the libFuzzer harnesses with clang and
+# runs each for FUZZ_SECONDS; `make valgrind` runs every unit test under memcheck.
+FUZZ_SECONDS ?= 60
+VALGRIND := valgrind --error-exitcode=1 --leak-check=full --track-origins=yes --quiet \
+            --errors-for-leak-kinds=definite,indirect
+.PHONY: fuzz valgrind
+fuzz:
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+valgrind: $(TEST_BIN) $(KVPLACE)
+	@rm -rf $(BUILD)/vg && mkdir -p $(BUILD)/vg && set -e; for t in $(TEST_BIN); do \
+	  n=$$(basename $$t); printf '%-28s ' "$$n"; \
+	  if $(VALGRIND) --log-file=$(BUILD)/vg/$$n.log $$t >$(BUILD)/vg/$$n.out 2>&1; then \
+	  tail -n 1 $(BUILD)/vg/$$n.out; else cat $(BUILD)/vg/$$n.out $(BUILD)/vg/$$n.log; exit 1; fi; \
+	  done
+	@printf '%-28s ' "cli_badinput.sh (kvplace)"; mkdir -p $(BUILD)/vg/cli; \
+	  VG_LOGDIR=$(BUILD)/vg/cli KVPLACE_REAL=$(abspath $(KVPLACE)) \
+	  KVPLACE=$(abspath tests/valgrind_kvplace.sh) \
+	  sh tests/cli_badinput.sh >$(BUILD)/vg/cli.out \
+	  || { cat $(BUILD)/vg/cli.out; find $(BUILD)/vg/cli -size +0 -exec cat {} +; exit 1; }; \
+	  tail -n 1 $(BUILD)/vg/cli.out

@@ -4,9 +4,14 @@
  * Each phase runs in its own process (bench/run.sh), so that peak RSS is the phase's own.
  *
  *     bench PHASE [--prompt P] [--steps N] [--batch B] [--threads T] [--sparsity S] [--W W]
+ *           [--budget E]
  *
  * Phases: gen (the synthetic trace, streamed once over every layer; the bound rides along at
- * O(1) a step), ref (unlimited + static + bound in one pass), reactive, page, lookahead, sa.
+ * O(1) a step), ref (unlimited + static + bound in one pass), reactive, page, lookahead, sa
+ * (at its defaults but `budget`: the most evaluations, 40 unless --budget).
+ * PHASE-cached (ref, lookahead) first builds a trace cache (src/trace_cache.c) and prints it
+ * as a line of its own, phase "cache"; the phase's own line then times the run on the cache
+ * alone.  Peak RSS is the process's, so it includes the cache.
  */
 #include "engine.h"
 
@@ -32,13 +37,14 @@ static int die(const char *what, const kvp_error *err)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench gen|ref|reactive|page|lookahead|sa [--prompt P] "
-                        "[--steps N] [--batch B] [--threads T] [--sparsity S] [--W W]\n");
+        fprintf(stderr, "usage: bench gen|ref|reactive|page|lookahead|sa|ref-cached|"
+                        "lookahead-cached|sa-cached [--prompt P] [--steps N] [--batch B] "
+                        "[--threads T] [--sparsity S] [--W W] [--budget E]\n");
         return 2;
     }
     const char *phase = argv[1];
     const char *prompt = "31299", *steps = "10239", *batch = "4", *sparsity = "0.6";
-    const char *W = "16";
+    const char *W = "16", *budget = "40";
     unsigned threads = 2;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--prompt"))
@@ -51,6 +57,8 @@ int main(int argc, char **argv)
             sparsity = argv[i + 1];
         else if (!strcmp(argv[i], "--W"))
             W = argv[i + 1];
+        else if (!strcmp(argv[i], "--budget"))
+            budget = argv[i + 1];
         else if (!strcmp(argv[i], "--threads"))
             threads = (unsigned)atoi(argv[i + 1]);
         else {
@@ -76,9 +84,28 @@ int main(int argc, char **argv)
     kvp_run_options ro;
     kvp_run_options_default(&ro);
     ro.threads = threads;
+    char base[32];
+    snprintf(base, sizeof base, "%s", phase);
+    char *dash = strstr(base, "-cached");
+    if (dash) {
+        *dash = 0;
+        kvp_trace *cache = NULL;
+        double c0 = now();
+        if (kvp_trace_cache(&cache, tr, sc.sparsity, &ro, &err) < 0)
+            return die("cache", &err);
+        double cw = now() - c0;
+        struct rusage cru;
+        getrusage(RUSAGE_SELF, &cru);
+        printf("%-16s %7s %6s %3u %12s %9.3f %12s %8.1f %.4g GB\n", "cache", prompt, steps,
+               sc.layers, "-", cw, "-", (double)cru.ru_maxrss / 1024.0,
+               (double)kvp_trace_cache_bytes(tr) / 1e9);
+        fflush(stdout);
+        kvp_trace_free(tr);
+        tr = cache;
+    }
     double t0 = now(), model_time = 0;
     uint64_t reads = 0;
-    if (!strcmp(phase, "gen")) {
+    if (!strcmp(base, "gen")) {
         kvp_bound_sum b;
         if (kvp_engine_bound(&sc, tr, &ro, &b, &err) < 0)
             return die(phase, &err);
@@ -87,9 +114,11 @@ int main(int argc, char **argv)
     } else {
         char list[64];
         snprintf(list, sizeof list, "%s",
-                 !strcmp(phase, "ref") ? "unlimited,static,bound" : phase);
-        if (!strcmp(phase, "lookahead"))
+                 !strcmp(base, "ref") ? "unlimited,static,bound" : base);
+        if (!strcmp(base, "lookahead"))
             snprintf(list, sizeof list, "lookahead:W=%s:R=1", W);
+        if (!strcmp(base, "sa"))
+            snprintf(list, sizeof list, "sa:budget=%s", budget);
         kvp_policy_spec ps[8];
         int n = kvp_policy_parse_list(ps, 8, list, &err);
         if (n < 0)
@@ -104,7 +133,7 @@ int main(int argc, char **argv)
     double wall = now() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("%-10s %7s %6s %3u %12llu %9.3f %12.4g %8.1f %.9g\n", phase, prompt, steps,
+    printf("%-16s %7s %6s %3u %12llu %9.3f %12.4g %8.1f %.9g\n", phase, prompt, steps,
            sc.layers, (unsigned long long)reads, wall, (double)reads / wall,
            (double)ru.ru_maxrss / 1024.0, model_time);
     kvp_trace_free(tr);

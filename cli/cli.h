@@ -5,6 +5,7 @@
 
 #include "kvplace.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,7 @@
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_INPUT 1 /* bad input: a value, a file, an unknown preset or policy */
 #define CLI_EXIT_USAGE 2 /* a malformed command line */
+#define CLI_EXIT_SIGNAL 128 /* plus the signal's number: interrupted (130 SIGINT, 143 SIGTERM) */
 
 /* Prints "kvplace: <message>" on stderr and returns CLI_EXIT_INPUT. */
 int cli_error(const char *fmt, ...)
@@ -67,6 +69,40 @@ int cli_scn_sets(const cli_scn *s, const char *name);
 /* Defaults, then --hw/--model/--config in command-line order, then every --set in order,
  * then --synthetic's variation; then validation.  Returns 0 or an exit status (printed). */
 int cli_scn_build(const cli_scn *s, kvp_scenario *sc);
+/* The same over sc as it stands, without the defaults first (study applies its own). */
+int cli_scn_apply(const cli_scn *s, kvp_scenario *sc);
+
+/* Long runs (cli/longrun.c): --checkpoint FILE and --resume FILE, and SIGINT/SIGTERM.  A
+ * command that runs sa takes them as `run` does:
+ *   parse:   cli_ckpt_option(&c, a, &i) beside the other options (1, 0 or -CLI_EXIT_USAGE);
+ *   before:  once the scenario and trace are known, cli_ckpt_open(&c, &sc, tr);
+ *            ro.checkpoint = c.ck; ro.cancel = cli_cancel_install();
+ *            (study, with many scenarios: cli_ckpt_open(&c, NULL, NULL), then
+ *            cli_ckpt_match for each and refuse only if none matches)
+ *   failure: return cli_run_failed(&err, &c) for any kvp_run error (prints the one line;
+ *            KVP_EINTR gives 128 + the signal);
+ *   always:  cli_ckpt_close(&c). */
+typedef struct cli_ckpt {
+    const char *checkpoint, *resume; /* the options' values, or NULL */
+    kvp_checkpoint *ck;              /* opened by cli_ckpt_open; NULL without the options */
+} cli_ckpt;
+
+int cli_ckpt_option(cli_ckpt *c, const cli_args *a, int *i);
+/* Opens the checkpoint, if either option was given: refuses --checkpoint FILE that exists
+ * without --resume; reads --resume FILE, refusing a corrupt one and (if sc and tr are not
+ * NULL) one saved for another scenario or trace; then writes the save file (--resume alone
+ * saves to the file it resumes).  Returns 0 or an exit status (printed). */
+int cli_ckpt_open(cli_ckpt *c, const kvp_scenario *sc, const kvp_trace *tr);
+/* With --resume: 0 if the checkpoint holds this scenario and trace, or nothing; else the
+ * exit status (printed, unless quiet). */
+int cli_ckpt_match(const cli_ckpt *c, const kvp_scenario *sc, const kvp_trace *tr, int quiet);
+void cli_ckpt_close(cli_ckpt *c);
+/* Installs SIGINT and SIGTERM handlers that set the returned flag to the signal's number. */
+volatile sig_atomic_t *cli_cancel_install(void);
+/* Prints the one line for a failed run and returns its exit status: for KVP_EINTR,
+ * "interrupted; N evaluations saved to FILE; continue with --resume FILE" and 128 + the
+ * signal; otherwise err's message and CLI_EXIT_INPUT.  c may be NULL. */
+int cli_run_failed(const kvp_error *err, const cli_ckpt *c);
 
 /* "1.23 GB": decimal units, three significant digits. */
 void cli_format_bytes(char *buf, size_t len, double bytes);
@@ -78,9 +114,11 @@ int cli_cmd_trace(const cli_args *a);
 int cli_cmd_params(const cli_args *a);
 int cli_cmd_presets(const cli_args *a);
 int cli_cmd_policies(const cli_args *a);
+int cli_cmd_study(const cli_args *a);
 
 void cli_help_run(void);
 void cli_help_trace(void);
+void cli_help_study(void);
 /* Every parameter, grouped, with unit, default, range and doc (kvp_params()). */
 void cli_print_params(void);
 void cli_print_policies(void);

@@ -64,6 +64,7 @@ static void help_main(void)
         "  presets       list the hardware and model presets\n"
         "  params        list every scenario parameter: unit, default, range, meaning\n"
         "  policies      list the placement policies and their parameters\n"
+        "  study NAME    the study's experiments with plots (kvplace study --help)\n"
         "  help [CMD]    this help, or a command's\n"
         "\n"
         "With no command, kvplace runs a default scenario (GH200, Llama-3.1-8B, synthetic\n"
@@ -93,6 +94,7 @@ static const command commands[] = {
     {"presets", cli_cmd_presets},
     {"params", cli_cmd_params},
     {"policies", cli_cmd_policies},
+    {"study", cli_cmd_study},
 };
 
 static const command *find_command(const char *name)

@@ -185,6 +185,7 @@ static void print_table(const kvp_result *res, size_t n)
 
 typedef struct run_opts {
     cli_scn scn;
+    cli_ckpt ckpt; /* --checkpoint, --resume */
     const char *trace, *policies, *json, *csv, *threads;
     int check, quiet;
 } run_opts;
@@ -200,6 +201,7 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             return 0;
         }
         if ((m = cli_scn_option(&o->scn, a, &i)) != 0 ||
+            (m = cli_ckpt_option(&o->ckpt, a, &i)) != 0 ||
             (m = cli_opt_value(a, &i, "--trace", NULL, &o->trace)) != 0 ||
             (m = cli_opt_value(a, &i, "--synthetic", NULL, &o->scn.synthetic)) != 0 ||
             (m = cli_opt_value(a, &i, "--policy", NULL, &o->policies)) != 0 ||
@@ -261,7 +263,8 @@ static int find_policy(const kvp_policy_spec *specs, size_t n, const char *name)
  * in one kvp_run_many call (the simulated policies share one pass over the trace); fills
  * res[0..n-1]. */
 static int run_all(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *specs,
-                   size_t n, kvp_run_options *ro, cli_progress *pg, kvp_result *res)
+                   size_t n, kvp_run_options *ro, cli_progress *pg, const cli_ckpt *ckpt,
+                   kvp_result *res)
 {
     static const char *const refs[] = {"static", "unlimited"};
     enum { NREFS = sizeof refs / sizeof *refs };
@@ -293,7 +296,7 @@ static int run_all(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy
     pg->label = "simulating";
     if (kvp_run_many(sc, tr, all, total, ro, all_res, &err) < 0) {
         cli_progress_clear(pg);
-        rc = cli_error("%s", err.msg);
+        rc = cli_run_failed(&err, ckpt);
         goto done;
     }
     cli_progress_clear(pg);
@@ -380,15 +383,24 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
         rc = cli_error("--policy: %s", err.msg);
         goto done;
     }
+    if ((o.ckpt.checkpoint || o.ckpt.resume) && find_policy(specs, (size_t)n, "sa") < 0) {
+        rc = cli_usage(a->cmd, "--%s applies to the sa search, and no sa policy is asked for",
+                       o.ckpt.checkpoint ? "checkpoint" : "resume");
+        goto done;
+    }
     if ((rc = open_trace(&o, &sc, &tr)) != 0)
         goto done;
+    if ((rc = cli_ckpt_open(&o.ckpt, &sc, tr)) != 0)
+        goto done;
+    ro.checkpoint = o.ckpt.ck;
+    ro.cancel = cli_cancel_install();
 
     cli_progress_init(&pg, o.quiet);
     if (pg.on) { /* the engine polls for progress only when asked */
         ro.progress = cli_progress_fn;
         ro.progress_user = &pg;
     }
-    if ((rc = run_all(&sc, tr, specs, (size_t)n, &ro, &pg, res)) != 0)
+    if ((rc = run_all(&sc, tr, specs, (size_t)n, &ro, &pg, &o.ckpt, res)) != 0)
         goto done;
     if ((rc = write_reports(&o, &sc, tr, res, (size_t)n)) != 0)
         goto done;
@@ -405,6 +417,7 @@ done:
     kvp_trace_free(tr);
     free(specs);
     free(res);
+    cli_ckpt_close(&o.ckpt);
     cli_scn_free(&o.scn);
     return rc;
 }

@@ -71,9 +71,14 @@ int cli_scn_sets(const cli_scn *s, const char *name)
 
 int cli_scn_build(const cli_scn *s, kvp_scenario *sc)
 {
+    kvp_scenario_default(sc);
+    return cli_scn_apply(s, sc);
+}
+
+int cli_scn_apply(const cli_scn *s, kvp_scenario *sc)
+{
     kvp_error err = {0};
     int rc = 0;
-    kvp_scenario_default(sc);
     for (size_t k = 0; k < s->n && rc >= 0; k++) {
         const cli_scn_item *it = &s->item[k];
         switch (it->kind) {

@@ -45,8 +45,9 @@ static int trace_gen(const cli_args *a)
         goto done;
     kvp_synth_params sp;
     kvp_synth_default(&sp, &sc);
-    if (kvp_trace_synthetic(&tr, &sp, &err) < 0 || kvp_trace_write_npy(tr, out, &err) < 0) {
-        rc = cli_error("%s", err.msg);
+    if (kvp_trace_synthetic(&tr, &sp, &err) < 0 ||
+        kvp_trace_write_npy_cancel(tr, out, cli_cancel_install(), &err) < 0) {
+        rc = cli_run_failed(&err, NULL); /* a signal: 128 + it, and no file left */
         goto done;
     }
     if (!quiet) {

@@ -35,6 +35,7 @@
 #ifndef KVPLACE_H
 #define KVPLACE_H
 
+#include <signal.h> /* sig_atomic_t */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -238,6 +239,9 @@ void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc);
 int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err);
 /* Writes a trace's scores as a float32 .npy of shape (N, L, P+N-1). */
 int kvp_trace_write_npy(const kvp_trace *t, const char *path, kvp_error *err);
+/* The same, stopping with KVP_EINTR (and no file) when *cancel becomes nonzero. */
+int kvp_trace_write_npy_cancel(const kvp_trace *t, const char *path,
+                               volatile sig_atomic_t *cancel, kvp_error *err);
 
 /* Summary statistics (kvplace trace info). */
 typedef struct kvp_trace_stats {
@@ -317,6 +321,14 @@ typedef struct kvp_sa_event {
 } kvp_sa_event;
 typedef void (*kvp_sa_log_fn)(void *user, const kvp_sa_event *ev);
 
+/* Checkpoints of long runs (docs/ROBUSTNESS.md): the sa search's finished evaluations, one
+ * run per scenario and trace (a fingerprint of every parameter, the trace's name and shape,
+ * and the version).  A search given one replays the evaluations saved for its scenario and
+ * trace, counting each only when the search reaches it, so a resumed search takes exactly
+ * the path and gives exactly the result of an uninterrupted one.  Not thread-safe: one
+ * search at a time. */
+typedef struct kvp_checkpoint kvp_checkpoint;
+
 typedef struct kvp_run_options {
     unsigned threads;  /* layers run in parallel; results identical for any count */
     int check;         /* verify invariants after every step (tests) */
@@ -324,6 +336,12 @@ typedef struct kvp_run_options {
     void *progress_user;
     kvp_sa_log_fn sa_log; /* the sa search's trajectory; may be NULL */
     void *sa_log_user;
+    /* sa: finished evaluations are taken from and saved to this checkpoint (NULL: none). */
+    kvp_checkpoint *checkpoint;
+    /* A long run stops when *cancel becomes nonzero (a signal handler may set it): checked
+     * before every step of every layer and before each sa evaluation.  The run returns
+     * KVP_EINTR; what the checkpoint holds is saved.  NULL: never. */
+    volatile sig_atomic_t *cancel;
 } kvp_run_options;
 void kvp_run_options_default(kvp_run_options *ro);
 
@@ -333,6 +351,32 @@ int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *
  * generation), which is much faster than n calls of kvp_run.  Results identical to kvp_run. */
 int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                  size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+/* A trace cache: t's access sets at this sparsity, materialised once (one pass over t, its
+ * layers on ro->threads threads) as one bitset per step and layer, and replayed from memory
+ * by its cursors, much faster than a synthetic trace is generated or a file's top-k taken.
+ * It keeps no scores (each reads 1): kvp_run refuses policies that read scores (reactive,
+ * page) on it; the others give exactly their results on t.  Name, shape and kind are t's;
+ * t may be freed once it is built.  kvp_trace_cache_bytes() is its size, about
+ * (P + N/2) * N * L / 8 bytes (docs/PERF.md); kvp_run_many builds one for `sa` itself. */
+int kvp_trace_cache(kvp_trace **out, const kvp_trace *t, double sparsity,
+                    const kvp_run_options *ro, kvp_error *err);
+uint64_t kvp_trace_cache_bytes(const kvp_trace *t);
+
+/* Reads resume_path (NULL: start empty), refusing a file that is not a checkpoint, has a
+ * bad checksum or is cut short; then, if save_path is not NULL (it may equal resume_path),
+ * writes what it holds there at once and again after every evaluation added, each time to
+ * a temporary name renamed over the file, so the file is always whole. */
+int kvp_checkpoint_open(kvp_checkpoint **out, const char *save_path, const char *resume_path,
+                        kvp_error *err);
+void kvp_checkpoint_free(kvp_checkpoint *ck);
+/* Evaluations held, over all runs. */
+uint64_t kvp_checkpoint_count(const kvp_checkpoint *ck);
+const char *kvp_checkpoint_save_path(const kvp_checkpoint *ck); /* NULL if none */
+/* 1 if ck holds a run for this scenario and trace, 0 if it holds no run at all, or
+ * KVP_EINVAL with a message naming the first difference from the saved run. */
+int kvp_checkpoint_match(const kvp_checkpoint *ck, const kvp_scenario *sc, const kvp_trace *tr,
+                         kvp_error *err);
+
 /* Fills speedup fields of every result from the static and unlimited times. */
 void kvp_result_speedups(kvp_result *res, size_t n, double static_time_s,
                          double unlimited_time_s);

@@ -32,13 +32,13 @@ double kvp_bound_step(const kvp_scenario *sc, const kvp_derived *d, double a_byt
     return kvp_bound_step_h(sc, d, a_bytes, &h);
 }
 
-static int bound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                     const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+int kvp_bound_result(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     const kvp_bound_sum *bs, kvp_result *res, kvp_error *err)
 {
-    kvp_bound_sum b;
+    const kvp_bound_sum b = *bs;
     kvp_derived d;
-    int rc = kvp_engine_bound(sc, tr, ro, &b, err);
-    if (rc < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0)
+    int rc = kvp_scenario_derive(sc, &d, err);
+    if (rc < 0)
         return rc;
     /* The bound moves no data and its HBM share is fractional: the byte counters hold the
      * reads alone (counted as DRAM reads), and the hit rates are the bound's optimal HBM
@@ -52,6 +52,14 @@ static int bound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
         res->hbm_hit_rate_all = all + w > 0 ? (b.h_bytes + w) / (all + w) : 1.0;
     }
     return rc;
+}
+
+static int bound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    kvp_bound_sum b;
+    int rc = kvp_engine_bound(sc, tr, ro, &b, err);
+    return rc < 0 ? rc : kvp_bound_result(sc, tr, ps, &b, res, err);
 }
 
 const kvp_policy_ops kvp_policy_bound = {

@@ -7,6 +7,7 @@
  * integers) and multiplied by tok_bytes once, with an overflow check, at the end.
  */
 #include "engine.h"
+#include "trace.h"
 
 #include <stdio.h>
 
@@ -16,6 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+extern const kvp_policy_ops kvp_policy_bound;
+extern const kvp_policy_ops kvp_policy_sa;
+
+/* sa runs lookahead dozens of times over the same trace: kvp_run_many gives it a trace cache
+ * (src/trace_cache.c) when the cache takes at most this many bytes, and the source itself
+ * otherwise.  At the study's scenario the cache takes 1.5 GB (docs/PERF.md). */
+#define SA_CACHE_MAX_BYTES (4ull << 30)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Running layers in parallel                                                               */
@@ -178,8 +187,7 @@ typedef struct pol_layer {
     struct kvp_engine_layer e;
     void *state;
     int state_ok;
-    uint32_t *acount; /* per block: positions read this step, a(b) */
-    double *ascore;   /* per block: summed score read this step */
+    uint32_t *acount; /* per block: positions read this step, a(b) (g = 1: see pol_step) */
     uint32_t *rblock, *rcount;
     double *rscore;
     kvp_step s;
@@ -215,7 +223,6 @@ static void pol_free(pol_layer *pl)
     free(pl->e.was);
     free(pl->e.touched);
     free(pl->acount);
-    free(pl->ascore);
     free(pl->rblock);
     free(pl->rcount);
     free(pl->rscore);
@@ -229,12 +236,11 @@ static int pol_alloc(pol_layer *pl, uint32_t positions)
     pl->e.was = calloc(nb, 1);
     pl->e.touched = malloc((size_t)nb * sizeof *pl->e.touched);
     pl->acount = calloc(nb, sizeof *pl->acount);
-    pl->ascore = calloc(nb, sizeof *pl->ascore);
     pl->rblock = malloc((size_t)positions * sizeof *pl->rblock);
     pl->rcount = malloc((size_t)positions * sizeof *pl->rcount);
     pl->rscore = malloc((size_t)positions * sizeof *pl->rscore);
-    return pl->e.resident && pl->e.was && pl->e.touched && pl->acount && pl->ascore &&
-           pl->rblock && pl->rcount && pl->rscore;
+    return pl->e.resident && pl->e.was && pl->e.touched && pl->acount && pl->rblock &&
+           pl->rcount && pl->rscore;
 }
 
 /* Steps of the access sets are kept in the ring at index m % ring_n. */
@@ -278,6 +284,12 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
     return 0;
 }
 
+/* With 1-token blocks, a(b) of a block whose residency changed is found by a binary search
+ * of the access set, unless so many changed that marking the whole set in acount (two
+ * passes over it) is cheaper: a search costs some log2(count) mispredicted probes, a mark
+ * about one store.  Marking pays from about count / 50 changes (docs/PERF.md). */
+#define READ_MARK_RATIO 32u
+
 /* 1 if position p is in the (ascending) access set. */
 static uint32_t is_read(const kvp_access *acc, uint32_t p)
 {
@@ -304,7 +316,6 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     struct kvp_engine_layer *e = &pl->e;
     kvp_step *s = &pl->s;
     uint32_t *acount = pl->acount;
-    double *ascore = pl->ascore;
     uint32_t *rblock = pl->rblock;
 
     s->n = n;
@@ -332,22 +343,42 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
             for (uint32_t i = 0; i < nread; i++)
                 pl->rscore[i] = (double)acc->score[i];
     } else {
-        for (uint32_t i = 0; i < acc->count; i++) {
-            uint32_t b = acc->pos[i] / g;
-            if (acount[b] == 0) {
-                rblock[nread++] = b;
-                ascore[b] = 0;
+        /* The set ascends, so the reads of a block are consecutive: one division and one
+         * residency lookup per block, the counts and score sums kept in registers (summed
+         * in position order, as a per-read accumulation would). */
+        const uint32_t *pos = acc->pos, count = acc->count;
+        const float *score = acc->score;
+        uint32_t *rcount = pl->rcount;
+        double *rscore = pl->rscore;
+        uint32_t b = UINT32_MAX; /* the last block read; b + 1 wraps to block 0 */
+        uint64_t end = 0;        /* its end, (b + 1) g */
+        for (uint32_t i = 0; i < count;) {
+            /* Most blocks of a context are read: try the next block before dividing. */
+            if (pos[i] < end + g) {
+                b++;
+                end += g;
+            } else {
+                b = pos[i] / g;
+                end = ((uint64_t)b + 1) * g;
             }
-            acount[b]++;
-            ascore[b] += (double)acc->score[i];
-            hbm_hits += res[b];
-        }
-        for (uint32_t i = 0; i < nread; i++) {
-            pl->rcount[i] = acount[rblock[i]];
-            pl->rscore[i] = ascore[rblock[i]];
+            uint32_t j = i;
+            if (ops->needs_scores) {
+                double sum = 0;
+                for (; j < count && pos[j] < end; j++)
+                    sum += (double)score[j];
+                rscore[nread] = sum;
+            } else {
+                while (j < count && pos[j] < end)
+                    j++;
+            }
+            rblock[nread] = b;
+            rcount[nread++] = j - i;
+            acount[b] = j - i;
+            hbm_hits += (uint64_t)res[b] * (j - i);
+            i = j;
         }
         s->read_block = rblock;
-        s->read_count = pl->rcount;
+        s->read_count = rcount;
     }
     const uint64_t reads = acc->count;
     kvp_counters st = {0};
@@ -372,13 +403,17 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u holds %u blocks after step "
                              "%u, slots %u", ops->name, pl->li.layer, e->nresident, n,
                              pl->li.slots);
+    const int mark = g == 1 && (uint64_t)e->ntouched * READ_MARK_RATIO >= acc->count;
+    if (mark)
+        for (uint32_t i = 0; i < acc->count; i++)
+            acount[acc->pos[i]] = 1;
     for (uint32_t i = 0; i < e->ntouched; i++) {
         uint32_t b = e->touched[i];
         uint8_t before = e->was[b];
         e->was[b] = 0;
         uint64_t lo = (uint64_t)b * g, hi = lo + g;
         uint64_t pres = hi <= ctx ? g : (ctx > lo ? ctx - lo : 0);
-        uint64_t a = g == 1 ? is_read(acc, b) : acount[b];
+        uint64_t a = g != 1 || mark ? acount[b] : is_read(acc, b);
         if (before == 1 && e->resident[b]) { /* promotion: the unread rest comes up */
             st.dram_read += pres - a;
             st.link_up += pres - a;
@@ -416,6 +451,9 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     if (g != 1)
         for (uint32_t i = 0; i < nread; i++)
             acount[rblock[i]] = 0;
+    else if (mark)
+        for (uint32_t i = 0; i < acc->count; i++)
+            acount[acc->pos[i]] = 0;
     return 0;
 }
 
@@ -651,6 +689,11 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     }
     for (size_t i = 0; i < npol; i++) {
         const kvp_policy_ops *ops = ps[i].ops;
+        if (ops->needs_scores && kvp_trace_is_cache_without_scores(tr)) {
+            rc = kvp_error_set(err, KVP_EINVAL, "policy %s reads scores; the trace cache of "
+                               "%s holds none", ops->name, kvp_trace_name(tr));
+            goto done;
+        }
         ctx.g[i] = ops->block_tokens ? ops->block_tokens(ps[i].value, sc) : 1;
         if (ctx.g[i] == 0) {
             rc = kvp_error_set(err, KVP_EINVAL, "policy %s: block size 0", ops->name);
@@ -728,6 +771,22 @@ int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *
     return kvp_run_many(sc, tr, ps, 1, ro, res, err);
 }
 
+/* A policy that makes many passes (sa), on a trace cache of tr when one fits. */
+static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                      const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    kvp_trace *cache = NULL;
+    int rc;
+    if (strcmp(tr->vt->kind, "cache") != 0 && kvp_trace_cache_bytes(tr) <= SA_CACHE_MAX_BYTES) {
+        if ((rc = kvp_check_trace(sc, tr, err)) < 0 ||
+            (rc = kvp_trace_cache(&cache, tr, sc->sparsity, ro, err)) < 0)
+            return rc;
+    }
+    rc = ps->ops->run(sc, cache ? cache : tr, ps, ro, res, err);
+    kvp_trace_free(cache);
+    return rc;
+}
+
 int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                  size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
@@ -751,13 +810,25 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
             where[ng++] = i;
         }
     }
-    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, NULL, err)) < 0)
+    /* The pass of the simulated policies sums the bound as it goes (O(1) a step): a bound
+     * asked alongside them takes its result from there, not from a second pass. */
+    kvp_bound_sum bsum;
+    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &bsum, err)) < 0)
         goto done;
     for (size_t j = 0; j < ng; j++)
         res[where[j]] = gres[j];
-    for (size_t i = 0; i < n; i++)
-        if (ps[i].ops->run && (rc = ps[i].ops->run(sc, tr, &ps[i], ro, &res[i], err)) < 0)
+    for (size_t i = 0; i < n; i++) {
+        if (!ps[i].ops->run)
+            continue;
+        if (ng && ps[i].ops == &kvp_policy_bound)
+            rc = kvp_bound_result(sc, tr, &ps[i], &bsum, &res[i], err);
+        else if (ps[i].ops == &kvp_policy_sa)
+            rc = run_cached(sc, tr, &ps[i], ro, &res[i], err);
+        else
+            rc = ps[i].ops->run(sc, tr, &ps[i], ro, &res[i], err);
+        if (rc < 0)
             goto done;
+    }
 done:
     free(group);
     free(where);

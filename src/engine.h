@@ -45,4 +45,13 @@ double kvp_bound_step_h(const kvp_scenario *sc, const kvp_derived *d, double a, 
 int kvp_engine_bound(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                      kvp_bound_sum *bound, kvp_error *err);
 
+/* 1 if t is a trace cache (src/trace_cache.c) of a trace with scores: it holds the access
+ * sets only, so policies that read scores must not run on it. */
+int kvp_trace_is_cache_without_scores(const kvp_trace *t);
+
+/* The bound's result from its sums (kvp_run_many takes them from the pass of the simulated
+ * policies, when there is one, instead of a pass of its own). */
+int kvp_bound_result(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     const kvp_bound_sum *b, kvp_result *res, kvp_error *err);
+
 #endif

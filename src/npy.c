@@ -661,10 +661,13 @@ static size_t build_header(unsigned char *buf, size_t len, uint64_t n, uint64_t 
 /* Streams rows in file order (step outer, layer inner) with one cursor per layer; each
  * cursor is stepped to n before its scores are asked for (the vtable's contract). */
 static int write_rows(const kvp_trace *t, FILE *f, kvp_cursor **cur, float *row,
-                      unsigned char *bytes, uint32_t cols, const char *path, kvp_error *err)
+                      unsigned char *bytes, uint32_t cols, const char *path,
+                      volatile sig_atomic_t *cancel, kvp_error *err)
 {
     for (uint32_t n = 0; n < t->steps; n++) {
         uint32_t ctx = t->prompt + n;
+        if (cancel && *cancel)
+            return kvp_error_set(err, KVP_EINTR, "%s: interrupted at step %u", path, n);
         for (uint32_t l = 0; l < t->layers; l++) {
             kvp_access a;
             int rc = kvp_cursor_next(cur[l], &a, err);
@@ -692,6 +695,12 @@ static int write_rows(const kvp_trace *t, FILE *f, kvp_cursor **cur, float *row,
 }
 
 int kvp_trace_write_npy(const kvp_trace *t, const char *path, kvp_error *err)
+{
+    return kvp_trace_write_npy_cancel(t, path, NULL, err);
+}
+
+int kvp_trace_write_npy_cancel(const kvp_trace *t, const char *path,
+                               volatile sig_atomic_t *cancel, kvp_error *err)
 {
     if (!t->vt->scores || t->is_bool)
         return kvp_error_set(err, KVP_EINVAL, "%s: trace %s has no scores to write%s", path,
@@ -745,7 +754,7 @@ int kvp_trace_write_npy(const kvp_trace *t, const char *path, kvp_error *err)
         rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
         goto done;
     }
-    rc = write_rows(t, f, cur, row, bytes, (uint32_t)c, path, err);
+    rc = write_rows(t, f, cur, row, bytes, (uint32_t)c, path, cancel, err);
     if (rc < 0)
         goto done;
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {

@@ -11,11 +11,19 @@
  * wanted set, the promoted prefix, the demoted prefix) is found from the histogram in O(W).
  * One pass over the existing blocks then names the blocks at those cut-offs, taking the
  * lowest indices first: a counting sort, O(context + W) per step, no comparison sort.
+ *
+ * Speed (docs/PERF.md): the histogram is kept in HIST_WAYS copies, read i of a set moving
+ * its block in copy i % HIST_WAYS, because consecutive reads mostly move blocks between the
+ * same two levels and a single copy would chain every read through one counter in memory;
+ * a count is the sum of the copies.  f and residency share one 16-bit code per block, so a
+ * read touches one array, and the pass over the blocks tests a group of them against the
+ * cut-offs in a loop the compiler vectorises, then visits only the few that may move.
  */
 #include "policy.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { LOOKAHEAD_W, LOOKAHEAD_R }; /* indices into lookahead_params */
 
@@ -27,12 +35,23 @@ static const kvp_policy_param lookahead_params[] = {
 /* ceil(R * count) is taken of R * count - CEIL_GUARD, so that a product a rounding error
  * above a whole number does not round up (the guard of k in DESIGN.md §2). */
 #define CEIL_GUARD 1e-9
+/* Copies of the histogram (a power of two), and blocks tested together by the pass (a
+ * multiple of 8: the flags are read eight at a time). */
+#define HIST_WAYS 4u
+#define SCAN_GROUP 64u
+/* A block's code: f (reads in the window, <= W <= 1024) in the low bits, RES_BIT if it is
+ * resident (kept equal to the engine's resident[]). */
+#define RES_BIT 0x8000u
+#define F_MASK 0x7FFFu
 
 typedef struct lookahead_state {
     uint32_t W;
     double R;
-    uint16_t *f;       /* per block: reads in the window (<= W <= 1024) */
-    uint32_t *hist;    /* existing blocks by f: hist[f] not resident, hist[W + 1 + f] resident */
+    uint16_t *code;    /* per block: f | RES_BIT if resident */
+    /* existing blocks by f, in HIST_WAYS copies of 2 (W + 1) counters: in copy w,
+     * hist[w * 2 (W + 1) + f] not resident, hist[w * 2 (W + 1) + W + 1 + f] resident.
+     * Counters wrap: only the sum over the copies is a count. */
+    uint32_t *hist;
     uint32_t hexist;   /* blocks counted in hist: [0, hexist) */
     uint32_t *promote; /* blocks to promote this step, nblocks entries */
     uint32_t next_n;   /* the step expected next */
@@ -58,25 +77,53 @@ static uint32_t lookahead_window(const double *param)
     return (uint32_t)param[LOOKAHEAD_W];
 }
 
+/* Copy 0's counters of one residency (the copy that counts moves other than reads). */
 static uint32_t *hist_of(lookahead_state *st, int resident)
 {
     return st->hist + (resident ? st->W + 1 : 0);
 }
 
-/* Adds (up) or subtracts one read of every position of a to f, moving the blocks counted in
- * hist between levels. */
-static void window_add(lookahead_state *st, const kvp_access *a, const uint8_t *resident,
-                       int up)
+/* The number of existing blocks at level f of one residency. */
+static uint32_t hcount(const lookahead_state *st, int resident, uint32_t f)
 {
-    for (uint32_t i = 0; i < a->count; i++) {
-        uint32_t b = a->pos[i];
-        uint16_t was = st->f[b], now = (uint16_t)(up ? was + 1 : was - 1);
-        if (b < st->hexist) {
-            uint32_t *h = hist_of(st, resident[b]);
-            h[was]--;
-            h[now]++;
+    const size_t stride = 2 * ((size_t)st->W + 1);
+    const uint32_t *h = st->hist + (resident ? st->W + 1 : 0) + f;
+    uint32_t sum = 0;
+    for (uint32_t w = 0; w < HIST_WAYS; w++)
+        sum += h[w * stride];
+    return sum;
+}
+
+static uint32_t f_of(const lookahead_state *st, uint32_t b) { return st->code[b] & F_MASK; }
+
+/* Keeps the code's residency equal to the engine's after a move. */
+static void sync_resident(lookahead_state *st, uint32_t b, const uint8_t *resident)
+{
+    st->code[b] = (uint16_t)((st->code[b] & F_MASK) | (resident[b] ? RES_BIT : 0));
+}
+
+/* Adds (up) or subtracts one read of every position of a to f, moving the blocks counted in
+ * hist between levels (f never leaves [0, W], so the residency bit is never carried into).
+ * The fields are copied into locals: through *st every store to the uint32_t histogram would
+ * make the compiler reload them. */
+static void window_add(lookahead_state *st, const kvp_access *a, int up)
+{
+    uint16_t *code = st->code;
+    uint32_t *hist = st->hist;
+    const uint32_t hexist = st->hexist, count = a->count, res_off = st->W + 1;
+    const uint32_t stride = 2 * (st->W + 1);
+    const uint32_t *pos = a->pos;
+    const uint16_t delta = up ? 1 : (uint16_t)0xFFFFu; /* +1 or -1 modulo 2^16 */
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t b = pos[i];
+        uint32_t was = code[b], now = (uint16_t)(was + delta);
+        if (b < hexist) {
+            /* a product, not a choice: residency is a coin toss the branch would miss */
+            uint32_t *h = hist + (i % HIST_WAYS) * stride + (was >> 15) * res_off;
+            h[was & F_MASK]--;
+            h[now & F_MASK]++;
         }
-        st->f[b] = now;
+        code[b] = (uint16_t)now;
     }
 }
 
@@ -84,17 +131,17 @@ static void window_add(lookahead_state *st, const kvp_access *a, const uint8_t *
  * number of wanted blocks not resident.  level 0 means every block with f > 0 is wanted. */
 static cutoff wanted_cutoff(lookahead_state *st, uint32_t slots, uint32_t *nonres)
 {
-    const uint32_t *non = hist_of(st, 0), *res = hist_of(st, 1);
     cutoff c = {0, 0, 0};
     uint32_t left = slots, count = 0;
     for (uint32_t f = st->W; f >= 1; f--) {
-        if (res[f] + non[f] <= left) {
-            left -= res[f] + non[f];
-            count += non[f];
+        const uint32_t res = hcount(st, 1, f), non = hcount(st, 0, f);
+        if (res + non <= left) {
+            left -= res + non;
+            count += non;
             continue;
         }
         c.level = f;
-        c.res = res[f] < left ? res[f] : left;
+        c.res = res < left ? res : left;
         c.non = left - c.res;
         count += c.non;
         break;
@@ -107,10 +154,9 @@ static cutoff wanted_cutoff(lookahead_state *st, uint32_t slots, uint32_t *nonre
  * blocks in rank order. */
 static cutoff promote_cutoff(lookahead_state *st, cutoff want, uint32_t p)
 {
-    const uint32_t *non = hist_of(st, 0);
     cutoff c = {0, 0, 0};
     for (uint32_t f = st->W; f >= 1 && f >= want.level; f--) {
-        uint32_t avail = f > want.level ? non[f] : want.non;
+        uint32_t avail = f > want.level ? hcount(st, 0, f) : want.non;
         if (p <= avail) {
             c.level = f;
             c.non = p;
@@ -127,9 +173,9 @@ static cutoff promote_cutoff(lookahead_state *st, cutoff want, uint32_t p)
  * so the unwanted ones there come after them in index order: c.res counts from there. */
 static int demote_cutoff(lookahead_state *st, cutoff want, uint32_t d, cutoff *c)
 {
-    const uint32_t *res = hist_of(st, 1);
     for (uint32_t f = 0; f <= want.level; f++) {
-        uint32_t avail = f < want.level ? res[f] : res[f] - want.res;
+        const uint32_t res = hcount(st, 1, f);
+        uint32_t avail = f < want.level ? res : res - want.res;
         if (d <= avail) {
             c->level = f;
             c->res = d;
@@ -146,7 +192,7 @@ static void lookahead_free(void *state)
     lookahead_state *st = state;
     if (!st)
         return;
-    free(st->f);
+    free(st->code);
     free(st->hist);
     free(st->promote);
     free(st);
@@ -170,7 +216,7 @@ static int check_window(const lookahead_state *st, const kvp_step *s, kvp_error 
 static void hist_extend(lookahead_state *st, uint32_t exist, const uint8_t *resident)
 {
     for (uint32_t b = st->hexist; b < exist; b++)
-        hist_of(st, resident[b])[st->f[b]]++;
+        hist_of(st, resident[b])[f_of(st, b)]++;
     if (exist > st->hexist)
         st->hexist = exist;
 }
@@ -191,11 +237,11 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
     size_t n = li->nblocks ? li->nblocks : 1;
     lookahead_state *st = calloc(1, sizeof *st);
     if (st) {
-        st->f = calloc(n, sizeof *st->f);
-        st->hist = calloc(2 * ((size_t)W + 1), sizeof *st->hist);
+        st->code = calloc(n, sizeof *st->code);
+        st->hist = calloc(HIST_WAYS * 2 * ((size_t)W + 1), sizeof *st->hist);
         st->promote = malloc(n * sizeof *st->promote);
     }
-    if (!st || !st->f || !st->hist || !st->promote) {
+    if (!st || !st->code || !st->hist || !st->promote) {
         lookahead_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "lookahead: out of memory for layer %u",
                              li->layer);
@@ -213,7 +259,7 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
         return rc;
     }
     for (uint32_t m = 0; m < first->nfuture; m++)
-        window_add(st, first->future[m], resident, 1);
+        window_add(st, first->future[m], 1);
 
     /* The wanted set of step 0 (nothing is resident yet), then the lowest prompt blocks. */
     const uint32_t exist = first->exist_blocks, slots = li->slots;
@@ -221,7 +267,7 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
     uint32_t nonres, count = 0, seen = 0;
     cutoff want = wanted_cutoff(st, slots, &nonres);
     for (uint32_t b = 0; b < exist && count < nonres; b++) {
-        uint32_t fb = st->f[b];
+        uint32_t fb = f_of(st, b);
         if (fb > want.level || (fb == want.level && fb > 0 && seen++ < want.non)) {
             resident[b] = 1;
             count++;
@@ -233,12 +279,98 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
             count++;
         }
     /* Recount with the residency just chosen. */
-    for (uint32_t i = 0; i < 2 * (W + 1); i++)
+    for (uint32_t b = 0; b < exist; b++)
+        sync_resident(st, b, resident);
+    for (uint32_t i = 0; i < HIST_WAYS * 2 * (W + 1); i++)
         st->hist[i] = 0;
     st->hexist = 0;
     hist_extend(st, exist, resident);
     *state = st;
     return (int)count;
+}
+
+/* The pass that names the blocks at the cut-offs (lowest index first). */
+typedef struct scan {
+    kvp_step *s;
+    lookahead_state *st;
+    uint32_t p, d;       /* promotions and demotions wanted */
+    cutoff pro, dem;
+    uint32_t dem_skip;   /* residents at dem.level that are wanted, passed over first */
+    uint32_t npro, ndem; /* found so far */
+    uint32_t res_seen, non_seen; /* residents at dem.level, non-residents at pro.level */
+    uint32_t *hnon, *hres;
+} scan;
+
+/* Block b, one that may move: demoted at once, or listed for promotion. */
+static int scan_visit(scan *sc, uint32_t b, kvp_error *err)
+{
+    kvp_step *s = sc->s;
+    const uint32_t fb = f_of(sc->st, b);
+    if (s->resident[b]) {
+        if (sc->ndem == sc->d || fb > sc->dem.level)
+            return 0;
+        if (fb == sc->dem.level) {
+            uint32_t r = sc->res_seen++;
+            if (r < sc->dem_skip || r >= sc->dem_skip + sc->dem.res)
+                return 0;
+        }
+        int rc = kvp_step_demote(s, b);
+        if (rc < 0)
+            return kvp_error_set(err, rc, "lookahead: layer %u step %u: cannot demote block "
+                                 "%u", s->li->layer, s->n, b);
+        sync_resident(sc->st, b, s->resident);
+        sc->hres[fb]--;
+        sc->hnon[fb]++;
+        sc->ndem++;
+    } else if (sc->npro < sc->p && fb >= sc->pro.level &&
+               (fb > sc->pro.level || sc->non_seen++ < sc->pro.non)) {
+        sc->st->promote[sc->npro++] = b;
+    }
+    return 0;
+}
+
+/* Visits the blocks in index order until every move is found.  A block can move only if it
+ * is resident with f <= dem.level while demotions remain, or not resident with f >=
+ * pro.level while promotions remain; any other block is passed over by scan_visit without
+ * effect.  So the codes of SCAN_GROUP blocks are tested against those limits into flags, in a
+ * loop without branches (two unsigned range tests on the code), and only the flagged blocks
+ * are visited, in index order. */
+static int scan_blocks(scan *sc, kvp_error *err)
+{
+    const uint32_t exist = sc->s->exist_blocks;
+    const uint16_t *code = sc->st->code;
+    uint8_t flag[SCAN_GROUP];
+    uint32_t b = 0;
+    while (b < exist && (sc->npro < sc->p || sc->ndem < sc->d)) {
+        /* resident, f < dem_lim: code - RES_BIT in [0, dem_lim); not resident, f >= pro_lim:
+         * code - pro_lim in [0, RES_BIT - pro_lim).  Limits 0 and RES_BIT test nothing. */
+        const uint16_t dem_lim = (uint16_t)(sc->ndem < sc->d ? sc->dem.level + 1 : 0);
+        const uint16_t pro_lim = (uint16_t)(sc->npro < sc->p ? sc->pro.level : RES_BIT);
+        const uint16_t pro_span = (uint16_t)(RES_BIT - pro_lim);
+        if (exist - b >= SCAN_GROUP) {
+            const uint16_t *c = code + b;
+            for (uint32_t j = 0; j < SCAN_GROUP; j++)
+                flag[j] = (uint8_t)(((uint16_t)(c[j] - RES_BIT) < dem_lim) |
+                                    ((uint16_t)(c[j] - pro_lim) < pro_span));
+            /* In index order; the limits stay valid for the group's later blocks, since
+             * scan_visit checks the counts itself. */
+            for (uint32_t j = 0; j < SCAN_GROUP; j += 8) {
+                uint64_t eight; /* eight flags at once: most are all clear */
+                memcpy(&eight, flag + j, sizeof eight);
+                for (uint32_t k = 0; eight && k < 8; k++) {
+                    int rc = flag[j + k] ? scan_visit(sc, b + j + k, err) : 0;
+                    if (rc < 0)
+                        return rc;
+                }
+            }
+            b += SCAN_GROUP;
+        } else {
+            int rc = scan_visit(sc, b++, err);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
 }
 
 static int lookahead_step(void *state, kvp_step *s, kvp_error *err)
@@ -254,9 +386,9 @@ static int lookahead_step(void *state, kvp_step *s, kvp_error *err)
     st->next_n = s->n + 1;
     if (s->n > 0) {
         /* init counted the window of step 0; slide it by one step. */
-        window_add(st, s->prev, s->resident, 0);
+        window_add(st, s->prev, 0);
         if (s->nfuture == st->W)
-            window_add(st, s->future[st->W - 1], s->resident, 1);
+            window_add(st, s->future[st->W - 1], 1);
     }
     hist_extend(st, s->exist_blocks, s->resident);
     if (s->nresident > slots)
@@ -277,43 +409,29 @@ static int lookahead_step(void *state, kvp_step *s, kvp_error *err)
             return kvp_error_set(err, KVP_ECHECK, "lookahead: layer %u step %u: histogram "
                                  "out of step", s->li->layer, s->n);
         /* Residents skipped at the demoted level before the unwanted ones start. */
-        const uint32_t dem_skip = dem.level == want.level ? want.res : 0;
-        uint32_t npro = 0, ndem = 0, res_seen = 0, non_seen = 0;
-        uint32_t *hnon = hist_of(st, 0), *hres = hist_of(st, 1);
-        for (uint32_t b = 0; b < s->exist_blocks && (npro < p || ndem < d); b++) {
-            uint32_t fb = st->f[b];
-            if (s->resident[b]) {
-                if (ndem == d || fb > dem.level)
-                    continue;
-                if (fb == dem.level) {
-                    uint32_t r = res_seen++;
-                    if (r < dem_skip || r >= dem_skip + dem.res)
-                        continue;
-                }
-                if ((rc = kvp_step_demote(s, b)) < 0)
-                    return kvp_error_set(err, rc, "lookahead: layer %u step %u: cannot demote "
-                                         "block %u", s->li->layer, s->n, b);
-                hres[fb]--;
-                hnon[fb]++;
-                ndem++;
-            } else if (npro < p && fb >= pro.level && (fb > pro.level || non_seen++ < pro.non)) {
-                st->promote[npro++] = b;
-            }
-        }
+        scan sc = {s, st, p, d, pro, dem, dem.level == want.level ? want.res : 0, 0, 0, 0, 0,
+                   hist_of(st, 0), hist_of(st, 1)};
+        if ((rc = scan_blocks(&sc, err)) < 0)
+            return rc;
+        const uint32_t npro = sc.npro, ndem = sc.ndem;
         for (uint32_t i = 0; i < npro; i++) {
             uint32_t b = st->promote[i];
             if ((rc = kvp_step_promote(s, b)) < 0)
                 return kvp_error_set(err, rc, "lookahead: layer %u step %u: cannot promote "
                                      "block %u", s->li->layer, s->n, b);
-            hnon[st->f[b]]--;
-            hres[st->f[b]]++;
+            sync_resident(st, b, s->resident);
+            sc.hnon[f_of(st, b)]--;
+            sc.hres[f_of(st, b)]++;
         }
         if (npro != p || ndem != d)
             return kvp_error_set(err, KVP_ECHECK, "lookahead: layer %u step %u: moved %u in "
                                  "and %u out, meant %u and %u", s->li->layer, s->n, npro,
                                  ndem, p, d);
     }
-    return kvp_step_place_new_default(s);
+    rc = kvp_step_place_new_default(s);
+    if (s->new_block < s->li->nblocks)
+        sync_resident(st, s->new_block, s->resident);
+    return rc;
 }
 
 const kvp_policy_ops kvp_policy_lookahead = {

@@ -1,23 +1,32 @@
 /*
  * `reactive`: LRU over blocks of g tokens (DESIGN.md §5; docs/POLICIES.md).
  *
- * Resident blocks sit in a doubly-linked list ordered by (stamp, index), least recently used
- * first, so an eviction takes the head instead of scanning the blocks.  Why the list keeps
- * exactly that order (a never-accessed block has stamp -1):
- *   - init links the initial blocks in ascending index, all with stamp -1: sorted.
- *   - At step n every resident block that is accessed is unlinked first; what remains are the
- *     resident blocks not accessed at step n, whose stamps are all < n, still sorted (removing
- *     elements keeps a list sorted).  Evictions take the head of that list: the oldest stamp,
- *     ties the lower index, and by construction never a block accessed at step n nor the new
- *     block (not linked yet) -- the rule of DESIGN.md.
+ * The LRU order is kept as a queue of entries (block, stamp), appended in the order the
+ * blocks are stamped, least recently used at the head, so an eviction takes the head instead
+ * of scanning the blocks.  A block's latest stamp is kept per block; an entry is live while
+ * its stamp is the block's latest, and stale entries are skipped when met at the head, or
+ * dropped when the queue is compacted.  A live entry's block is resident: it was resident
+ * when appended, and a block leaves HBM only by an eviction, which consumes its live entry,
+ * or in the overflow case, which empties the queue (docs/PERF.md: this replaced a
+ * doubly-linked list, whose unlink and append of every read block cost eight scattered
+ * memory accesses a read, by two sequential stores).  Why the live entries are in the order
+ * of (stamp, index), the rule of DESIGN.md (a never-accessed block has stamp -1):
+ *   - init appends the initial blocks in ascending index, all with stamp -1: sorted.
+ *   - At step n, evictions happen before step n's entries are appended, so every entry in the
+ *     queue has a stamp < n; the blocks accessed at step n are stamped n first, which makes
+ *     their entries stale.  The live entries are then exactly the resident blocks not
+ *     accessed at step n, still sorted (dropping entries keeps a queue sorted), and the first
+ *     of them is the oldest stamp, ties the lower index, never a block accessed at step n nor
+ *     the new block (not appended yet) -- the eviction of DESIGN.md.
  *   - The accessed blocks (stamp n) are then appended in ascending index (read_block is
  *     ascending), then the new block (stamp n; its index P+n over g is above every accessed
- *     block's).  Every appended key (n, b) exceeds every key left in the list (stamp < n), and
- *     the appended keys ascend, so the list stays sorted by (stamp, index).
- *   - In the overflow case the list is rebuilt from the kept blocks alone, all with stamp n, in
- *     ascending index, then the new block: sorted again.
+ *     block's).  Every appended key (n, b) exceeds every key left (stamp < n), and the
+ *     appended keys ascend, so the live entries stay sorted by (stamp, index).
+ *   - In the overflow case the queue is rebuilt from the kept blocks alone, all with stamp n,
+ *     in ascending index, then the new block: sorted again.
  * A block's stamp matters only while it is resident (a block leaves DRAM only when accessed
- * or new, which restamps it), so the list order is the whole of the stamps that matter.
+ * or new, which restamps it), so the live entries' order is the whole of the stamps that
+ * matter.
  */
 #include "policy.h"
 
@@ -33,10 +42,19 @@ static const kvp_policy_param reactive_params[] = {
  * only the running time does). */
 #define SELECT_SEED 0x9e3779b97f4a7c15ull
 
+/* Stamps are held as step + 1, so that 0 is "never accessed" (stamp -1 of DESIGN.md). */
+#define NEVER 0u
+
+typedef struct lru_entry {
+    uint32_t block, stamp;
+} lru_entry;
+
 typedef struct reactive_state {
     uint32_t nblocks;
-    uint32_t *next, *prev; /* nblocks + 1 entries; entry nblocks is the list's sentinel */
-    uint32_t nlist;        /* blocks in the list (== resident blocks) */
+    uint32_t *stamp;       /* per block: its latest stamp (+1) */
+    lru_entry *queue;      /* cap entries; the queue is queue[head .. tail) */
+    size_t head, tail, cap;
+    uint32_t nlist;        /* live entries (== resident blocks) */
     uint32_t *mark;        /* mark[b] == n + 1: block b is kept at step n (overflow case) */
     uint32_t *idx;         /* selection scratch, nblocks entries */
     uint64_t rng;          /* pivot choice of the selection */
@@ -54,26 +72,37 @@ static uint32_t reactive_lookahead(const double *param)
     return 0;
 }
 
-static void list_unlink(reactive_state *st, uint32_t b)
+static int entry_live(const reactive_state *st, lru_entry e)
 {
-    st->next[st->prev[b]] = st->next[b];
-    st->prev[st->next[b]] = st->prev[b];
-    st->nlist--;
+    return st->stamp[e.block] == e.stamp;
 }
 
-static void list_append(reactive_state *st, uint32_t b)
+/* Room for `more` appends: if the tail would pass the end, the live entries move to the
+ * front, in order.  cap >= 2 nblocks + 2 and live entries <= nblocks, so that leaves room for
+ * at least nblocks + 2 >= more, and a compaction (O(cap)) comes at most once per nblocks + 2
+ * appends: O(1) amortised per append. */
+static void queue_reserve(reactive_state *st, size_t more)
 {
-    uint32_t head = st->nblocks, last = st->prev[head];
-    st->next[last] = b;
-    st->prev[b] = last;
-    st->next[b] = head;
-    st->prev[head] = b;
-    st->nlist++;
+    if (st->tail + more <= st->cap)
+        return;
+    size_t w = 0;
+    for (size_t i = st->head; i < st->tail; i++)
+        if (entry_live(st, st->queue[i]))
+            st->queue[w++] = st->queue[i];
+    st->head = 0;
+    st->tail = w;
 }
 
-static void list_clear(reactive_state *st)
+/* Stamps block b with the step's stamp and appends it; the caller has reserved the room. */
+static void queue_append(reactive_state *st, uint32_t b, uint32_t stamp)
 {
-    st->next[st->nblocks] = st->prev[st->nblocks] = st->nblocks;
+    st->stamp[b] = stamp;
+    st->queue[st->tail++] = (lru_entry){b, stamp};
+}
+
+static void queue_clear(reactive_state *st)
+{
+    st->head = st->tail = 0;
     st->nlist = 0;
 }
 
@@ -151,8 +180,8 @@ static void reactive_free(void *state)
     reactive_state *st = state;
     if (!st)
         return;
-    free(st->next);
-    free(st->prev);
+    free(st->stamp);
+    free(st->queue);
     free(st->mark);
     free(st->idx);
     free(st);
@@ -166,24 +195,27 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
     size_t n = li->nblocks;
     reactive_state *st = calloc(1, sizeof *st);
     if (st) {
-        st->next = malloc((n + 1) * sizeof *st->next);
-        st->prev = malloc((n + 1) * sizeof *st->prev);
+        st->cap = 2 * n + 2;
+        st->stamp = calloc(n ? n : 1, sizeof *st->stamp);
+        st->queue = malloc(st->cap * sizeof *st->queue);
         st->mark = calloc(n ? n : 1, sizeof *st->mark);
         st->idx = malloc((n ? n : 1) * sizeof *st->idx);
     }
-    if (!st || !st->next || !st->prev || !st->mark || !st->idx) {
+    if (!st || !st->stamp || !st->queue || !st->mark || !st->idx) {
         reactive_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "reactive: out of memory for layer %u",
                              li->layer);
     }
     st->nblocks = li->nblocks;
     st->rng = SELECT_SEED;
-    list_clear(st);
+    queue_clear(st);
     uint32_t count = kvp_initial_default(li, resident);
     /* Never accessed, so older than everything, in index order. */
     for (uint32_t b = 0; b < li->nblocks; b++)
-        if (resident[b])
-            list_append(st, b);
+        if (resident[b]) {
+            queue_append(st, b, NEVER);
+            st->nlist++;
+        }
     *state = st;
     return (int)count;
 }
@@ -201,24 +233,31 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     select_top(st->idx, s->nread, keep, s->read_score, &st->rng);
     for (uint32_t i = 0; i < keep; i++)
         st->mark[s->read_block[st->idx[i]]] = gen;
-    /* Demote before promoting so the layer never holds more than slots. */
-    uint32_t head = st->nblocks;
-    for (uint32_t b = st->next[head]; b != head; b = st->next[b])
-        if (st->mark[b] != gen && (rc = demote(s, b, err)) < 0)
+    /* Demote before promoting so the layer never holds more than slots: every resident
+     * block (each has exactly one live entry) that is not kept. */
+    for (size_t i = st->head; i < st->tail; i++) {
+        lru_entry e = st->queue[i];
+        if (entry_live(st, e) && st->mark[e.block] != gen &&
+            (rc = demote(s, e.block, err)) < 0)
             return rc;
-    list_clear(st);
+    }
+    queue_clear(st);
+    /* Every accessed block is stamped, kept or not; the kept ones are the new queue. */
     for (uint32_t i = 0; i < s->nread; i++) {
         uint32_t b = s->read_block[i];
+        st->stamp[b] = gen;
         if (st->mark[b] != gen)
             continue;
         if (!s->resident[b] && (rc = promote(s, b, err)) < 0)
             return rc;
-        list_append(st, b);
+        queue_append(st, b, gen);
+        st->nlist++;
     }
     if (keep_new) {
         if ((rc = promote(s, s->new_block, err)) < 0)
             return rc;
-        list_append(st, s->new_block);
+        queue_append(st, s->new_block, gen);
+        st->nlist++;
     }
     return 0;
 }
@@ -238,37 +277,45 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
     if ((uint64_t)s->nread + nnew > slots)
         return reactive_overflow(st, s, nnew, err);
 
-    uint32_t fresh = 0; /* accessed blocks not resident */
+    /* One pass stamps, promotes and appends the accessed blocks (their old entries go
+     * stale), then the new block; then the excess is evicted from the head.  The layer holds
+     * more than slots only inside this call, which the engine does not see, and the charges
+     * do not depend on the order of the moves.  The evictions never reach this step's
+     * entries: the live entries before them are exactly the resident blocks not accessed at
+     * step n, and accessed + new <= slots, so the excess never exceeds those. */
+    const uint32_t gen = s->n + 1;
+    uint64_t want = s->nresident;
+    queue_reserve(st, (size_t)s->nread + nnew);
+    lru_entry *queue = st->queue;
+    size_t tail = st->tail;
     for (uint32_t i = 0; i < s->nread; i++) {
         uint32_t b = s->read_block[i];
-        if (s->resident[b])
-            list_unlink(st, b);
-        else
-            fresh++;
+        if (!s->resident[b]) {
+            if ((rc = promote(s, b, err)) < 0)
+                return rc;
+            want++;
+        }
+        st->stamp[b] = gen;
+        queue[tail++] = (lru_entry){b, gen};
     }
-    /* The list now holds exactly the eviction candidates, LRU first.  accessed + new <=
-     * slots, so the excess never exceeds them. */
-    uint64_t want = (uint64_t)s->nresident + fresh + nnew;
-    const uint32_t head = st->nblocks;
-    for (; want > slots; want--) {
-        uint32_t b = st->next[head];
-        if (b == head)
-            return kvp_error_set(err, KVP_ECHECK, "reactive: layer %u step %u: no block "
-                                 "left to evict", s->li->layer, s->n);
-        list_unlink(st, b);
-        if ((rc = demote(s, b, err)) < 0)
-            return rc;
-    }
-    for (uint32_t i = 0; i < s->nread; i++) {
-        uint32_t b = s->read_block[i];
-        if (!s->resident[b] && (rc = promote(s, b, err)) < 0)
-            return rc;
-        list_append(st, b);
-    }
+    st->tail = tail;
     if (nnew) {
         if ((rc = promote(s, s->new_block, err)) < 0)
             return rc;
-        list_append(st, s->new_block);
+        queue_append(st, s->new_block, gen);
+        want++;
+    }
+    st->nlist = (uint32_t)want;
+    for (; want > slots; want--) {
+        while (st->head < st->tail && !entry_live(st, st->queue[st->head]))
+            st->head++;
+        if (st->head == st->tail || st->queue[st->head].stamp == gen)
+            return kvp_error_set(err, KVP_ECHECK, "reactive: layer %u step %u: no block "
+                                 "left to evict", s->li->layer, s->n);
+        uint32_t b = st->queue[st->head++].block;
+        st->nlist--;
+        if ((rc = demote(s, b, err)) < 0)
+            return rc;
     }
     return 0;
 }

@@ -11,6 +11,7 @@
  * level improves the best by less than 0.1%, when C < C0 * 1e-3, or when `budget` distinct
  * points have been evaluated.  docs/POLICIES.md has the reasons for each choice.
  */
+#include "checkpoint.h"
 #include "policy.h"
 
 #include <math.h>
@@ -43,8 +44,10 @@ typedef struct sa_state {
     const kvp_run_options *ro;
     uint32_t wmax, budget;
     kvp_result *memo; /* (wmax) x (SA_R_STEPS + 1) */
-    uint8_t *have;
+    uint8_t *have;    /* per memo cell: HAVE_NONE, HAVE_SAVED or HAVE_DONE */
     uint32_t evals;
+    kvp_checkpoint *ck; /* NULL: no checkpoint */
+    size_t ck_run;
     uint64_t rng;
     kvp_sa_event ev;
 } sa_state;
@@ -60,22 +63,38 @@ static uint64_t next_u64(uint64_t *s)
 
 static double uniform(uint64_t *s) { return (double)(next_u64(s) >> 11) * 0x1.0p-53; }
 
+/* A memo cell is unknown, or known from a checkpoint but not yet reached by this search, or
+ * evaluated (reached).  A saved point counts as an evaluation only when the search first
+ * reaches it, exactly when an uninterrupted search would have run it, so the budget stops a
+ * resumed search at the same place. */
+enum { HAVE_NONE, HAVE_SAVED, HAVE_DONE };
+
 /* Returns 1 and the time, 0 when the budget is spent, or < 0. */
 static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *err)
 {
     size_t i = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
-    if (!st->have[i]) {
+    if (st->have[i] == HAVE_SAVED) {
         if (st->evals >= st->budget)
             return 0;
+        st->have[i] = HAVE_DONE;
+        st->evals++;
+    } else if (st->have[i] == HAVE_NONE) {
+        if (st->evals >= st->budget)
+            return 0;
+        if (st->ro && st->ro->cancel && *st->ro->cancel)
+            return kvp_error_set(err, KVP_EINTR, "sa: interrupted after %u evaluations",
+                                 st->evals);
         char spec[64];
         snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, r / (double)SA_R_STEPS);
         kvp_policy_spec ps;
         int rc = kvp_policy_parse(&ps, spec, err);
         if (rc >= 0)
             rc = kvp_engine_run(st->sc, st->tr, &ps, st->ro, &st->memo[i], err);
+        if (rc >= 0 && st->ck)
+            rc = kvp_ck_add(st->ck, st->ck_run, w, r, &st->memo[i], err);
         if (rc < 0)
             return rc;
-        st->have[i] = 1;
+        st->have[i] = HAVE_DONE;
         st->evals++;
     }
     *t = st->memo[i].total_time_s;
@@ -131,10 +150,27 @@ static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_
         free(st.have);
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");
     }
+    int rc = 0;
+    if (ro && ro->checkpoint) {
+        /* Points outside this search's box (a larger W_max saved them) are never reached. */
+        st.ck = ro->checkpoint;
+        if ((rc = kvp_ck_run(st.ck, sc, tr, &st.ck_run, err)) < 0)
+            goto done;
+        for (size_t k = 0; k < kvp_ck_nrec(st.ck, st.ck_run); k++) {
+            uint32_t cw, cr;
+            kvp_result cres;
+            kvp_ck_rec(st.ck, st.ck_run, k, &cw, &cr, &cres);
+            if (cw > st.wmax || cr > SA_R_STEPS)
+                continue;
+            size_t i = (size_t)(cw - 1) * (SA_R_STEPS + 1) + cr;
+            st.memo[i] = cres;
+            st.have[i] = HAVE_SAVED;
+        }
+    }
 
     double tcur, tbest;
     uint32_t bw = w, br = r;
-    int rc = evaluate(&st, w, r, &tcur, err);
+    rc = evaluate(&st, w, r, &tcur, err);
     if (rc <= 0)
         goto done;
     tbest = tcur;

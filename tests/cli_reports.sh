@@ -163,8 +163,9 @@ NOTE='^kvplace: no command given; running the default scenario (.*)\. See kvplac
 head -n 1 "$T/err" | grep -q "$NOTE" &&
     ok || bad "the default run's note: $(head -n 1 "$T/err")"
 [ "$(wc -l <"$T/err" | tr -d ' ')" -eq 1 ] && ok || bad "the default run prints one note"
-for w in gh200-paper llama-3.1-8b 'P = 4096' 'N = 256' 'L = 32' 'batch 16' \
-    'tok_bytes 65536' 'slots per layer 3785' '^static ' '^unlimited '; do
+# tok_bytes = 2 * 8 * 128 * 2 * 32 = 131072; slots = floor(7939477504 / (32 * 131072)) = 1892
+for w in gh200-paper llama-3.1-8b 'P = 4096' 'N = 256' 'L = 32' 'batch 32' \
+    'tok_bytes 131072' 'slots per layer 1892' '^static ' '^unlimited '; do
     grep -q -- "$w" "$T/out" && ok || bad "the default run shows $w"
 done
 # the KV does not fit, so static reads some of it from DRAM: its KV hit rate is below 100%

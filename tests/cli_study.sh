@@ -1,0 +1,139 @@
+#!/bin/sh
+# CLI tests of `kvplace study`: every study at a tiny size writes its files, the same bytes
+# twice (any --threads), with the expected rows and an exact 1 in the normalising column;
+# usage errors exit 2 with one line; a failure leaves no file; no gnuplot costs only plots.
+# Run by tests/run.sh with KVPLACE=path/to/kvplace; ends with "N passed, N failed".
+KVPLACE=${KVPLACE:-build/kvplace}
+case $KVPLACE in /*) ;; *) KVPLACE=$(pwd)/$KVPLACE ;; esac
+T=$(mktemp -d "${TMPDIR:-/tmp}/kvp_cli_study.XXXXXX") || exit 1
+trap 'rm -rf "$T"' 0
+trap 'exit 1' INT TERM
+pass=0
+fail=0
+
+bad() {
+    fail=$((fail + 1))
+    printf 'FAILED: %s\n' "$*"
+    if [ -s "$T/err" ]; then sed 's/^/    stderr: /' "$T/err" | head -n 5; fi
+}
+ok() { pass=$((pass + 1)); }
+kv() {
+    "$KVPLACE" "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+}
+lines() { wc -l <"$1" | tr -d ' '; }
+
+# Tiny: 2 layers, prompt 300, 30 steps, batch 4 (the study's default): tok_bytes =
+# 2*8*128*2*4 = 16384; HBM 13276800 - weights 10 MB = KV budget 3276800 = 100 slots per layer
+# (3276800 / (2 * 16384)), a third of the prompt, so static spills and the policies differ.
+TINY="--set layers=2 --set prompt=300 --set steps=30 --set hbm_capacity=13276800
+      --set weight_bytes=10MB --sa-budget 3 -q"
+have_gnuplot=0
+command -v gnuplot >/dev/null 2>&1 && have_gnuplot=1
+
+# column NAME FILE: the values of the CSV column NAME, one per line.
+column() {
+    awk -F, -v name="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next }
+                          { print (c ? $c : "MISSING") }' "$2"
+}
+
+# --- every study: exit 0, its files, the same bytes twice ----------------------------
+for s in sparsity variation hitrate batch accounting; do
+    kv study "$s" $TINY --threads 1 --out "$T/a"
+    if [ "$rc" -ne 0 ]; then bad "study $s: exit $rc"; continue; fi
+    [ ! -s "$T/out" ] && ok || bad "study $s wrote to stdout"
+    [ ! -s "$T/err" ] && ok || bad "study $s -q wrote to stderr"
+    exts="csv json md gp"
+    [ "$have_gnuplot" -eq 1 ] && exts="$exts png svg"
+    for e in $exts; do
+        [ -s "$T/a/$s.$e" ] && ok || bad "study $s: no $s.$e"
+    done
+    kv study "$s" $TINY --threads 2 --out "$T/b"
+    for e in $exts; do
+        cmp -s "$T/a/$s.$e" "$T/b/$s.$e" && ok || bad "study $s: $s.$e differs between runs"
+    done
+    grep -Eq "\"study\":[[:space:]]*\"$s\"" "$T/a/$s.json" && ok || bad "study $s: json lacks its name"
+    grep -Eq '"seed":[[:space:]]*1,' "$T/a/$s.json" && ok || bad "study $s: json lacks the seed"
+done
+ls "$T/a" | grep -q 'tmp' && bad "temporary files left in the output" || ok
+
+# --- rows and normalisation ----------------------------------------------------------
+rows() { echo $(($(lines "$1") - 1)); }
+[ "$(rows "$T/a/sparsity.csv")" -eq 6 ] && ok || bad "sparsity.csv: $(rows "$T/a/sparsity.csv") rows, wanted 6"
+[ "$(column sparsity "$T/a/sparsity.csv" | tr '\n' ' ')" = "0.4 0.5 0.6 0.8 0.85 0.9 " ] && ok ||
+    bad "sparsity.csv: sparsities $(column sparsity "$T/a/sparsity.csv" | tr '\n' ' ')"
+[ "$(rows "$T/a/variation.csv")" -eq 3 ] && ok || bad "variation.csv: wanted 3 rows"
+# 7 policies by default: static reactive page lookahead sa unlimited bound
+[ "$(rows "$T/a/hitrate.csv")" -eq 7 ] && ok || bad "hitrate.csv: wanted 7 rows"
+[ "$(rows "$T/a/batch.csv")" -eq 12 ] && ok || bad "batch.csv: wanted 12 rows (6 batches x 2)"
+# accounting: 2 batches (1 and the scenario's 4) x weights counted or not x 2 KV countings
+[ "$(rows "$T/a/accounting.csv")" -eq 8 ] && ok || bad "accounting.csv: wanted 8 rows"
+# x / x is exactly 1 in a double, so the column must say exactly "1".
+for s in sparsity batch accounting; do
+    v=$(column static_vs_static "$T/a/$s.csv" | sort -u)
+    [ "$v" = "1" ] && ok || bad "$s.csv: static_vs_static is \"$v\", wanted 1"
+done
+v=$(column unlimited_vs_unlimited "$T/a/variation.csv" | sort -u)
+[ "$v" = "1" ] && ok || bad "variation.csv: unlimited_vs_unlimited is \"$v\", wanted 1"
+# The static policy never moves anything, so its hit rate is the same for any sa budget;
+# and with 100 of >= 300 tokens per layer in HBM it must read some KV from DRAM.
+v=$(column static_hit_rate_kv "$T/a/sparsity.csv" | awk '$1 >= 1' | wc -l | tr -d ' ')
+[ "$v" -eq 0 ] && ok || bad "sparsity.csv: static reads all KV from HBM; the scenario does not spill"
+# Weights not counted: weight_bytes 0, reserve = the 10 MB of weights (HBM capacity kept).
+grep -Eq '"reserve":[[:space:]]*10000000,' "$T/a/batch.json" && ok || bad "batch.json: no point with reserve = the weights' bytes"
+# Per query head: kv_heads 32 = 4 x 8, so tok_bytes 4 x (4096 at batch 1, 16384 at batch 4).
+[ "$(column tok_bytes "$T/a/accounting.csv" | tr '\n' ' ')" = \
+  "4096 16384 4096 16384 16384 65536 16384 65536 " ] && ok ||
+    bad "accounting.csv: tok_bytes $(column tok_bytes "$T/a/accounting.csv" | tr '\n' ' ')"
+grep -q '5.87' "$T/a/sparsity.md" && ok || bad "sparsity.md does not quote the study's 5.87x"
+
+# --- all: the same files as the studies one by one -----------------------------------
+kv study all $TINY --out "$T/c"
+[ "$rc" -eq 0 ] && ok || bad "study all: exit $rc"
+for s in sparsity variation hitrate batch accounting; do
+    cmp -s "$T/a/$s.csv" "$T/c/$s.csv" && ok || bad "study all: $s.csv differs from study $s"
+done
+
+# --- usage and failures ----------------------------------------------------------------
+expect_fail() {
+    if [ "$rc" -ne "$2" ]; then bad "$1: exit $rc, wanted $2"; return; fi
+    if [ -s "$T/out" ]; then bad "$1: wrote to stdout"; return; fi
+    if [ "$(lines "$T/err")" -ne 1 ]; then bad "$1: stderr has $(lines "$T/err") lines"; return; fi
+    grep -q '^kvplace: ' "$T/err" && ok || bad "$1: stderr lacks the kvplace: prefix"
+}
+kv study nosuch --out "$T/d";          expect_fail "unknown study" 2
+grep -q 'nosuch' "$T/err" && ok || bad "unknown study: message does not name it"
+kv study --out "$T/d";                 expect_fail "no study name" 2
+kv study sparsity --bogus;             expect_fail "unknown option" 2
+kv study variation --trace x.npy;      expect_fail "variation with --trace" 2
+kv study sparsity $TINY --set sparsity=2 --out "$T/d"; expect_fail "bad --set" 1
+kv study sparsity $TINY --policy nosuch --out "$T/d";  expect_fail "unknown policy" 1
+kv study sparsity $TINY --sa-budget 0 --out "$T/d";    expect_fail "--sa-budget 0" 1
+[ ! -e "$T/d" ] && ok || bad "a failed study created its output directory"
+: >"$T/file"
+kv study sparsity $TINY --out "$T/file";             expect_fail "--out names a file" 1
+# A file that cannot be renamed into place (a directory holds its name): nothing is left.
+mkdir -p "$T/e/sparsity.md"
+kv study sparsity $TINY --out "$T/e";                expect_fail "blocked output" 1
+left=$(ls "$T/e" | grep -v '^sparsity.md$' | tr '\n' ' ')
+[ -z "$left" ] && ok || bad "blocked output left files: $left"
+
+# --- help, and no gnuplot ----------------------------------------------------------------
+kv study --help
+[ "$rc" -eq 0 ] && [ -s "$T/out" ] && [ ! -s "$T/err" ] && ok || bad "study --help"
+kv help study
+[ "$rc" -eq 0 ] && grep -q accounting "$T/out" && ok || bad "help study"
+mkdir -p "$T/nobin"
+PATH="$T/nobin" "$KVPLACE" study hitrate --set layers=2 --set prompt=300 --set steps=30 \
+    --set hbm_capacity=13276800 --set weight_bytes=10MB --sa-budget 3 --out "$T/f" \
+    >"$T/out" 2>"$T/err"
+rc=$?
+[ "$rc" -eq 0 ] && ok || bad "no gnuplot: exit $rc"
+[ -s "$T/f/hitrate.csv" ] && [ -s "$T/f/hitrate.md" ] && [ -s "$T/f/hitrate.gp" ] && ok ||
+    bad "no gnuplot: data files missing"
+[ ! -e "$T/f/hitrate.png" ] && ok || bad "no gnuplot: a png appeared"
+grep -q 'gnuplot not found' "$T/err" && ok || bad "no gnuplot: no warning"
+ls "$T/f" | grep -q tmp && bad "no gnuplot: temporary files left" || ok
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
