@@ -188,6 +188,7 @@ typedef struct pol_layer {
     void *state;
     int state_ok;
     uint32_t *acount; /* per block: positions read this step, a(b) (g = 1: see pol_step) */
+    int mark_next;    /* g = 1: mark the reads of the next step as they are served */
     uint32_t *rblock, *rcount;
     double *rscore;
     kvp_step s;
@@ -285,9 +286,11 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
 }
 
 /* With 1-token blocks, a(b) of a block whose residency changed is found by a binary search
- * of the access set, unless so many changed that marking the whole set in acount (two
- * passes over it) is cheaper: a search costs some log2(count) mispredicted probes, a mark
- * about one store.  Marking pays from about count / 50 changes (docs/PERF.md). */
+ * of the access set, unless so many changed that marking the set is cheaper: acount[p] = n + 1
+ * for every position p read at step n (a stamp, so nothing is cleared), one store a read, in
+ * the pass that serves the reads when the policy's previous step moved that many blocks, in
+ * a pass of its own otherwise.  A search costs some log2(count) mispredicted probes, a mark
+ * about one store: marking pays from about count / 50 changes (docs/PERF.md). */
 #define READ_MARK_RATIO 32u
 
 /* 1 if position p is in the (ascending) access set. */
@@ -333,9 +336,19 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     uint64_t hbm_hits = 0;
     uint32_t nread = 0;
     const uint8_t *res = e->resident;
+    const uint32_t stamp = n + 1;
+    int marked = 0;
     if (g == 1) {
-        for (uint32_t i = 0; i < acc->count; i++)
-            hbm_hits += res[acc->pos[i]];
+        if (pl->mark_next) {
+            for (uint32_t i = 0; i < acc->count; i++) {
+                hbm_hits += res[acc->pos[i]];
+                acount[acc->pos[i]] = stamp;
+            }
+            marked = 1;
+        } else {
+            for (uint32_t i = 0; i < acc->count; i++)
+                hbm_hits += res[acc->pos[i]];
+        }
         nread = acc->count;
         s->read_block = acc->pos;
         s->read_count = rc->ones;
@@ -404,16 +417,17 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
                              "%u, slots %u", ops->name, pl->li.layer, e->nresident, n,
                              pl->li.slots);
     const int mark = g == 1 && (uint64_t)e->ntouched * READ_MARK_RATIO >= acc->count;
-    if (mark)
+    if (mark && !marked)
         for (uint32_t i = 0; i < acc->count; i++)
-            acount[acc->pos[i]] = 1;
+            acount[acc->pos[i]] = stamp;
+    pl->mark_next = mark;
     for (uint32_t i = 0; i < e->ntouched; i++) {
         uint32_t b = e->touched[i];
         uint8_t before = e->was[b];
         e->was[b] = 0;
         uint64_t lo = (uint64_t)b * g, hi = lo + g;
         uint64_t pres = hi <= ctx ? g : (ctx > lo ? ctx - lo : 0);
-        uint64_t a = g != 1 || mark ? acount[b] : is_read(acc, b);
+        uint64_t a = g != 1 ? acount[b] : mark ? acount[b] == stamp : is_read(acc, b);
         if (before == 1 && e->resident[b]) { /* promotion: the unread rest comes up */
             st.dram_read += pres - a;
             st.link_up += pres - a;
@@ -451,9 +465,6 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     if (g != 1)
         for (uint32_t i = 0; i < nread; i++)
             acount[rblock[i]] = 0;
-    else if (mark)
-        for (uint32_t i = 0; i < acc->count; i++)
-            acount[acc->pos[i]] = 0;
     return 0;
 }
 
