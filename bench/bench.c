@@ -1,6 +1,9 @@
 /*
  * kvplace benchmark: runs one phase of the study's scenario and prints one line
  *     phase  prompt  steps  layers  reads  wall_s  reads_per_s  peak_rss_mib  total_time_s
+ *     cpu_s
+ * where cpu_s is the process's user + system time during the phase (on a shared machine,
+ * cpu_s / threads says what the wall time would be on idle cores).
  * Each phase runs in its own process (bench/run.sh), so that peak RSS is the phase's own.
  *
  *     bench PHASE [--prompt P] [--steps N] [--batch B] [--threads T] [--sparsity S] [--W W]
@@ -26,6 +29,14 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 static int die(const char *what, const kvp_error *err)
@@ -90,20 +101,20 @@ int main(int argc, char **argv)
     if (dash) {
         *dash = 0;
         kvp_trace *cache = NULL;
-        double c0 = now();
+        double c0 = now(), cc0 = cpu_now();
         if (kvp_trace_cache(&cache, tr, sc.sparsity, &ro, &err) < 0)
             return die("cache", &err);
         double cw = now() - c0;
         struct rusage cru;
         getrusage(RUSAGE_SELF, &cru);
-        printf("%-16s %7s %6s %3u %12s %9.3f %12s %8.1f %.4g GB\n", "cache", prompt, steps,
-               sc.layers, "-", cw, "-", (double)cru.ru_maxrss / 1024.0,
-               (double)kvp_trace_cache_bytes(tr) / 1e9);
+        printf("%-16s %7s %6s %3u %12s %9.3f %12s %8.1f %-14s %.3f (%.4g GB)\n", "cache",
+               prompt, steps, sc.layers, "-", cw, "-", (double)cru.ru_maxrss / 1024.0, "-",
+               cpu_now() - cc0, (double)kvp_trace_cache_bytes(tr) / 1e9);
         fflush(stdout);
         kvp_trace_free(tr);
         tr = cache;
     }
-    double t0 = now(), model_time = 0;
+    double t0 = now(), cpu0 = cpu_now(), model_time = 0;
     uint64_t reads = 0;
     if (!strcmp(base, "gen")) {
         kvp_bound_sum b;
@@ -129,13 +140,16 @@ int main(int argc, char **argv)
         reads = (res[0].kv_read_hbm + res[0].kv_read_dram) / (2u * sc.kv_heads * sc.head_dim *
                                                                sc.dtype_bytes * sc.batch);
         model_time = res[n - 1].total_time_s;
+        if (!strcmp(base, "sa"))
+            fprintf(stderr, "bench: sa: %u evaluations, best %s\n", res[0].sa_evaluations,
+                    res[0].params);
     }
     double wall = now() - t0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("%-16s %7s %6s %3u %12llu %9.3f %12.4g %8.1f %.9g\n", phase, prompt, steps,
+    printf("%-16s %7s %6s %3u %12llu %9.3f %12.4g %8.1f %-14.9g %.3f\n", phase, prompt, steps,
            sc.layers, (unsigned long long)reads, wall, (double)reads / wall,
-           (double)ru.ru_maxrss / 1024.0, model_time);
+           (double)ru.ru_maxrss / 1024.0, model_time, cpu_now() - cpu0);
     kvp_trace_free(tr);
     return 0;
 }

@@ -43,6 +43,10 @@ static const kvp_policy_param reactive_params[] = {
 #define SELECT_SEED 0x9e3779b97f4a7c15ull
 
 /* Stamps are held as step + 1, so that 0 is "never accessed" (stamp -1 of DESIGN.md). */
+/* Queue capacity in blocks (>= 2).  A larger queue is compacted less often, and most of its
+ * entries are then passed over at the head (one check each) instead of copied and checked
+ * again: with 2, a third of the reactive step went to compaction (docs/PERF.md). */
+#define QUEUE_FACTOR 8u
 #define NEVER 0u
 
 typedef struct lru_entry {
@@ -78,9 +82,9 @@ static int entry_live(const reactive_state *st, lru_entry e)
 }
 
 /* Room for `more` appends: if the tail would pass the end, the live entries move to the
- * front, in order.  cap >= 2 nblocks + 2 and live entries <= nblocks, so that leaves room for
- * at least nblocks + 2 >= more, and a compaction (O(cap)) comes at most once per nblocks + 2
- * appends: O(1) amortised per append. */
+ * front, in order.  cap = QUEUE_FACTOR nblocks + 2 and live entries <= nblocks, so that leaves
+ * room for at least nblocks + 2 >= more, and a compaction (O(cap)) comes at most once per
+ * (QUEUE_FACTOR - 1) nblocks + 2 appends: O(1) amortised per append. */
 static void queue_reserve(reactive_state *st, size_t more)
 {
     if (st->tail + more <= st->cap)
@@ -195,7 +199,7 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
     size_t n = li->nblocks;
     reactive_state *st = calloc(1, sizeof *st);
     if (st) {
-        st->cap = 2 * n + 2;
+        st->cap = QUEUE_FACTOR * n + 2;
         st->stamp = calloc(n ? n : 1, sizeof *st->stamp);
         st->queue = malloc(st->cap * sizeof *st->queue);
         st->mark = calloc(n ? n : 1, sizeof *st->mark);

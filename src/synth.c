@@ -203,38 +203,6 @@ static keyset ks_load(const synth_state *st)
 
 static inline uint32_t noise_draw(xoshiro *rng) { return (uint32_t)(xoshiro_next(rng) >> 48); }
 
-/* A whole drift run inside the drifting positions [start, start + DRIFT_RUN): what the
- * general loop of state_advance does there, in an order the compiler can schedule (the keys
- * computed in a loop of fixed length, the histogram counted after), which changes nothing:
- * the positions differ, and the counts and `above` are sums. */
-static void drift_run(keyset *ks, xoshiro *rng, uint32_t start)
-{
-    uint32_t noise[DRIFT_RUN], old[DRIFT_RUN], now[DRIFT_RUN];
-    for (uint32_t t = 0; t < DRIFT_RUN; t += 2) {
-        uint64_t bits = xoshiro_next(rng);
-        noise[t] = (uint32_t)(bits >> 48);
-        noise[t + 1] = (uint32_t)(bits >> 32) & 0xFFFFu;
-    }
-    uint16_t *key = ks->key + start;
-    const uint16_t *base = ks->base + start;
-    const uint32_t thr = ks->thr;
-    uint32_t gained = 0, lost = 0;
-    for (uint32_t t = 0; t < DRIFT_RUN; t++) {
-        uint32_t b = base[t];
-        uint32_t span = b >= HEAVY_LO ? HEAVY_SPAN : ORD_SPAN;
-        old[t] = key[t];
-        now[t] = b + ((noise[t] * span) >> KEY_BITS);
-        key[t] = (uint16_t)now[t];
-        lost += old[t] > thr;
-        gained += now[t] > thr;
-    }
-    for (uint32_t t = 0; t < DRIFT_RUN; t++) {
-        ks->hist[old[t]]--;
-        ks->hist[now[t]]++;
-    }
-    ks->above = ks->above - lost + gained;
-}
-
 /* Builds the keys of step 0's context. */
 static void state_init(synth_state *st)
 {
@@ -292,10 +260,6 @@ static void state_advance(synth_state *st)
     for (uint32_t r = 0; r < runs; r++) {
         uint32_t start = below((uint32_t)(xoshiro_next(&rng) >> 32), ctx);
         uint32_t end = start + DRIFT_RUN < ctx ? start + DRIFT_RUN : ctx;
-        if (start >= lo && (uint64_t)start + DRIFT_RUN <= hi) {
-            drift_run(&ks, &rng, start); /* the same draws and keys, without the bounds */
-            continue;
-        }
         for (uint32_t p = start; p < end; p += 2) {
             uint64_t bits = xoshiro_next(&rng);
             if (p >= lo && p < hi)
@@ -321,24 +285,6 @@ static int state_goto(synth_state *st, uint32_t n, kvp_error *err)
     while (st->step < n)
         state_advance(st);
     return 0;
-}
-
-/* score[j] = key_score(key[pos[j]]) for j < k: the keys gathered SCORE_CHUNK at a time, then
- * converted in a loop of fixed length, which the compiler vectorises (the same exact
- * operations on each element, so the same floats). */
-#define SCORE_CHUNK 16u
-static void fill_scores(const uint16_t *key, const uint32_t *pos, float *score, uint32_t k)
-{
-    uint32_t j = 0;
-    for (; j + SCORE_CHUNK <= k; j += SCORE_CHUNK) {
-        int32_t kk[SCORE_CHUNK]; /* signed: SSE2 converts int32, not uint32, to double */
-        for (uint32_t t = 0; t < SCORE_CHUNK; t++)
-            kk[t] = key[pos[j + t]];
-        for (uint32_t t = 0; t < SCORE_CHUNK; t++)
-            score[j + t] = (float)((double)kk[t] * KEY_INV);
-    }
-    for (; j < k; j++)
-        score[j] = key_score(key[pos[j]]);
 }
 
 /* Top-k of the current keys: the k-th highest key thr from the histogram, one forward pass
@@ -380,11 +326,19 @@ static uint32_t state_select(synth_state *st, uint32_t k)
             continue;
         }
         pos[--w] = p;
+        score[w] = key_score(key[p]);
     }
     const uint32_t shift = w - i; /* the set is pos[shift .. m) */
-    if (shift > 0)
-        memmove(pos + shift, pos, (size_t)i * sizeof *pos);
-    fill_scores(key, pos + shift, score + shift, k);
+    if (shift == 0) {
+        for (uint32_t j = 0; j < i; j++)
+            score[j] = key_score(key[pos[j]]);
+    } else {
+        for (uint32_t j = i; j-- > 0;) {
+            uint32_t p = pos[j];
+            pos[j + shift] = p;
+            score[j + shift] = key_score(key[p]);
+        }
+    }
     return shift;
 }
 

@@ -52,14 +52,16 @@ for s in sparsity variation hitrate batch accounting; do
     for e in $exts; do
         cmp -s "$T/a/$s.$e" "$T/b/$s.$e" && ok || bad "study $s: $s.$e differs between runs"
     done
-    grep -Eq "\"study\":[[:space:]]*\"$s\"" "$T/a/$s.json" && ok || bad "study $s: json lacks its name"
+    grep -Eq "\"study\":[[:space:]]*\"$s\"" "$T/a/$s.json" && ok ||
+        bad "study $s: json lacks its name"
     grep -Eq '"seed":[[:space:]]*1,' "$T/a/$s.json" && ok || bad "study $s: json lacks the seed"
 done
 ls "$T/a" | grep -q 'tmp' && bad "temporary files left in the output" || ok
 
 # --- rows and normalisation ----------------------------------------------------------
 rows() { echo $(($(lines "$1") - 1)); }
-[ "$(rows "$T/a/sparsity.csv")" -eq 6 ] && ok || bad "sparsity.csv: $(rows "$T/a/sparsity.csv") rows, wanted 6"
+[ "$(rows "$T/a/sparsity.csv")" -eq 6 ] && ok ||
+    bad "sparsity.csv: $(rows "$T/a/sparsity.csv") rows, wanted 6"
 [ "$(column sparsity "$T/a/sparsity.csv" | tr '\n' ' ')" = "0.4 0.5 0.6 0.8 0.85 0.9 " ] && ok ||
     bad "sparsity.csv: sparsities $(column sparsity "$T/a/sparsity.csv" | tr '\n' ' ')"
 [ "$(rows "$T/a/variation.csv")" -eq 3 ] && ok || bad "variation.csv: wanted 3 rows"
@@ -78,9 +80,11 @@ v=$(column unlimited_vs_unlimited "$T/a/variation.csv" | sort -u)
 # The static policy never moves anything, so its hit rate is the same for any sa budget;
 # and with 100 of >= 300 tokens per layer in HBM it must read some KV from DRAM.
 v=$(column static_hit_rate_kv "$T/a/sparsity.csv" | awk '$1 >= 1' | wc -l | tr -d ' ')
-[ "$v" -eq 0 ] && ok || bad "sparsity.csv: static reads all KV from HBM; the scenario does not spill"
+[ "$v" -eq 0 ] && ok ||
+    bad "sparsity.csv: static reads all KV from HBM; the scenario does not spill"
 # Weights not counted: weight_bytes 0, reserve = the 10 MB of weights (HBM capacity kept).
-grep -Eq '"reserve":[[:space:]]*10000000,' "$T/a/batch.json" && ok || bad "batch.json: no point with reserve = the weights' bytes"
+grep -Eq '"reserve":[[:space:]]*10000000,' "$T/a/batch.json" && ok ||
+    bad "batch.json: no point with reserve = the weights' bytes"
 # Per query head: kv_heads 32 = 4 x 8, so tok_bytes 4 x (4096 at batch 1, 16384 at batch 4).
 [ "$(column tok_bytes "$T/a/accounting.csv" | tr '\n' ' ')" = \
   "4096 16384 4096 16384 16384 65536 16384 65536 " ] && ok ||

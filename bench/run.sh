@@ -1,0 +1,79 @@
+#!/bin/sh
+# kvplace benchmarks (docs/PERF.md): each phase of the study's scenario in a process of its
+# own (so that peak RSS is the phase's), then the scaling series, then its plot.
+#
+#   make bench                                   everything, full size (about half an hour)
+#   BENCH_STEPS=1000 BENCH_SA=0 make bench       a quick look
+#   BENCH_PHASES="ref lookahead" make bench      some phases only
+#   BENCH_SCALING=0 make bench                   no scaling series
+#
+# Knobs (environment): BENCH_PROMPT (31299), BENCH_STEPS (10239), BENCH_THREADS (2),
+# BENCH_PHASES (all below), BENCH_SA (1: include the sa search), BENCH_SCALING (1),
+# BENCH_SCALING_STEPS (512), BENCH_SCALING_PROMPTS ("8192 16384 32768 65536 131072"),
+# BENCH_OUT (build/bench-out): where the tables, the series and the plots go.
+# Output columns: phase prompt steps layers reads wall_s reads_per_s peak_rss_mib model_s
+# cpu_s, then the load average when the phase ended (the machine may be shared: cpu_s /
+# threads is then the better guess of the wall time on idle cores).
+set -eu
+BUILD=${BUILD:-build}
+BENCH="$BUILD/bench/bench"
+PROMPT=${BENCH_PROMPT:-31299}
+STEPS=${BENCH_STEPS:-10239}
+THREADS=${BENCH_THREADS:-2}
+PHASES=${BENCH_PHASES:-"gen ref reactive page lookahead ref-cached lookahead-cached"}
+SA=${BENCH_SA:-1}
+SCALING=${BENCH_SCALING:-1}
+SC_STEPS=${BENCH_SCALING_STEPS:-512}
+SC_PROMPTS=${BENCH_SCALING_PROMPTS:-"8192 16384 32768 65536 131072"}
+OUT=${BENCH_OUT:-$BUILD/bench-out}
+
+[ -x "$BENCH" ] || { echo "bench/run.sh: $BENCH not built (make $BENCH)" >&2; exit 1; }
+mkdir -p "$OUT"
+
+load() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?'; }
+
+# run_phase FILE PHASE ARGS...: one process, its lines (with the load) appended to FILE.
+run_phase() {
+    file=$1; shift
+    tmp="$OUT/.phase.$$"
+    if ! "$BENCH" "$@" --threads "$THREADS" > "$tmp"; then
+        echo "bench/run.sh: bench $* failed" >&2
+        rm -f "$tmp"
+        exit 1
+    fi
+    l=$(load)
+    sed "s/\$/  load $l/" "$tmp" | tee -a "$file"
+    rm -f "$tmp"
+}
+
+header='phase            prompt  steps   L        reads    wall_s  reads_per_s  rss_MiB model_s        cpu_s'
+{
+    echo "# kvplace bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+         "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "# $header"
+} > "$OUT/phases.txt"
+cat "$OUT/phases.txt"
+list=$PHASES
+[ "$SA" = 1 ] && list="$list sa"
+for p in $list; do
+    run_phase "$OUT/phases.txt" "$p" --prompt "$PROMPT" --steps "$STEPS"
+done
+
+if [ "$SCALING" = 1 ]; then
+    echo "# scaling: steps $SC_STEPS, prompt varies" > "$OUT/scaling.txt"
+    echo "# $header" >> "$OUT/scaling.txt"
+    for p in ref lookahead; do
+        for P in $SC_PROMPTS; do
+            run_phase "$OUT/scaling.txt" "$p" --prompt "$P" --steps "$SC_STEPS"
+        done
+    done
+    if command -v gnuplot >/dev/null 2>&1; then
+        gnuplot -e "data='$OUT/scaling.txt'; out='$OUT/scaling'" bench/scaling.gp &&
+            echo "plots: $OUT/scaling.png $OUT/scaling.svg"
+    else
+        echo "bench/run.sh: gnuplot not found; no plot" >&2
+    fi
+fi
+echo "table: $OUT/phases.txt"
+[ "$SCALING" = 1 ] && echo "series: $OUT/scaling.txt"
+exit 0
