@@ -204,12 +204,18 @@ void cli_help_run(void)
         "  --check               verify the model's invariants at every step (slower)\n"
         "  --json FILE           write the scenario and every result as JSON\n"
         "  --csv FILE            write one CSV row per policy\n"
+        "  --checkpoint FILE     save every (W, R) point the sa search completes, as it\n"
+        "                        completes; SIGINT/SIGTERM save and stop (an existing FILE is\n"
+        "                        refused: continue it with --resume)\n"
+        "  --resume FILE         continue a saved search (and keep saving to FILE); the\n"
+        "                        result is identical to an uninterrupted run's\n"
         "  -q, --quiet           no progress bar or notes on stderr\n"
         "  -h, --help            this help\n"
         "\n"
         "static and unlimited always run (they are cheap) so that every row has its\n"
         "speedups; only the policies asked for are printed and written.  Progress is shown\n"
-        "on stderr when it is a terminal.  Exit status: 0 ok, 1 bad input, 2 bad usage.\n"
+        "on stderr when it is a terminal.  Exit status: 0 ok, 1 bad input, 2 bad usage,\n"
+        "130 / 143 interrupted by SIGINT / SIGTERM (with the checkpoint saved).\n"
         "\n");
     cli_print_policies();
     printf("\n");
@@ -277,11 +283,15 @@ void cli_help_study(void)
         "  --query-heads N       query heads, for KV per query head in accounting (default\n"
         "                        32, Llama-3.1-8B's; required for other models)\n"
         "  --threads N           layers simulated in parallel (default 2)\n"
+        "  --checkpoint FILE     save the sa searches' evaluations of every point as they\n"
+        "                        complete; SIGINT/SIGTERM save and stop\n"
+        "  --resume FILE         continue from a checkpoint; identical results\n"
         "  -q, --quiet           no progress or timings on stderr\n"
         "  -h, --help            this help\n"
         "\n"
         "The files hold no timestamps: the same inputs and seed give the same bytes.  They\n"
         "are written only when every point has run, each under a temporary name renamed at\n"
         "the end.  Each point's time goes to stderr.  Without gnuplot the data files are\n"
-        "still written, with a warning.  Exit status: 0 ok, 1 bad input, 2 bad usage.\n");
+        "still written, with a warning.  Exit status: 0 ok, 1 bad input, 2 bad usage,\n"
+        "130 / 143 interrupted (with the checkpoint saved).\n");
 }

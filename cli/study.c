@@ -122,6 +122,7 @@ typedef struct study_ctx {
     uint32_t query_heads;
     int query_heads_given;
     int quiet;
+    const cli_ckpt *ckpt;   /* for the message of an interrupted run */
     char cmdline[CMD_TEXT]; /* the options that shape the results, for the summaries */
     point *cache[MAX_STUDIES * MAX_POINTS];
     size_t ncache;
@@ -1025,6 +1026,21 @@ static void point_text(char *buf, size_t len, const study_def *def, const point 
         snprintf(buf, len, "the scenario");
 }
 
+/* The trace of a point: the --trace file, or the point's synthetic trace (which the caller
+ * frees). */
+static int point_trace(const study_ctx *c, const point *p, kvp_trace **tr)
+{
+    kvp_error err = {0};
+    *tr = c->file_trace;
+    if (!*tr) {
+        kvp_synth_params sp;
+        kvp_synth_default(&sp, &p->sc);
+        if (kvp_trace_synthetic(tr, &sp, &err) < 0)
+            return cli_error("%s", err.msg);
+    }
+    return 0;
+}
+
 static int run_point(study_ctx *c, const study_def *def, point *p, size_t i, size_t n)
 {
     kvp_error err = {0};
@@ -1041,25 +1057,22 @@ static int run_point(study_ctx *c, const study_def *def, point *p, size_t i, siz
             return 0;
         }
     }
-    kvp_trace *tr = c->file_trace;
-    if (!tr) {
-        kvp_synth_params sp;
-        kvp_synth_default(&sp, &p->sc);
-        if (kvp_trace_synthetic(&tr, &sp, &err) < 0)
-            return cli_error("%s", err.msg);
-    }
+    kvp_trace *tr;
+    int rc = point_trace(c, p, &tr);
+    if (rc != 0)
+        return rc;
     c->cur_study = def->name;
     snprintf(c->label, sizeof c->label, "%s", def->name);
     c->pg.index = (unsigned)i;
     c->pg.count = (unsigned)n;
     c->pg.label = c->label;
     double t0 = now_s();
-    int rc = kvp_run_many(&p->sc, tr, c->specs, c->nspec, &c->ro, p->res, &err);
+    rc = kvp_run_many(&p->sc, tr, c->specs, c->nspec, &c->ro, p->res, &err);
     cli_progress_clear(&c->pg);
     if (tr != c->file_trace)
         kvp_trace_free(tr);
     if (rc < 0)
-        return cli_error("%s", err.msg);
+        return cli_run_failed(&err, c->ckpt);
     kvp_result_speedups(p->res, c->nspec, find_res(c, p, "static")->total_time_s,
                         find_res(c, p, "unlimited")->total_time_s);
     if (!c->quiet) {
@@ -1285,6 +1298,7 @@ static int write_study(writer *w, const study_ctx *c, study_out *s)
 typedef struct study_opts {
     cli_scn scn;
     const char *name, *out, *trace, *policies, *threads, *sa_budget, *query_heads;
+    cli_ckpt ckpt; /* --checkpoint, --resume */
     int quiet;
 } study_opts;
 
@@ -1325,7 +1339,8 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
             return 0;
         }
         if ((m = cli_opt_value(a, &i, "--out", NULL, &o->out)) != 0 ||
-            (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0) {
+            (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0 ||
+            (m = cli_ckpt_option(&o->ckpt, a, &i)) != 0) {
             if (m < 0)
                 return -m;
             continue; /* neither changes a result */
@@ -1460,6 +1475,40 @@ static int build_base(study_ctx *c, study_opts *o)
     return 0;
 }
 
+/* Opens --checkpoint / --resume for all the points: one file holds every point's sa
+ * evaluations.  A file to resume that matches none of the points is refused, naming its first
+ * difference from the first point. */
+static int open_checkpoint(study_ctx *c, study_opts *o, const study_out *outs, size_t nout)
+{
+    int rc;
+    if (!o->ckpt.checkpoint && !o->ckpt.resume)
+        return 0;
+    if (!has_policy(c, "sa"))
+        return cli_error("--%s applies to the sa search, and no sa policy is asked for",
+                         o->ckpt.checkpoint ? "checkpoint" : "resume");
+    if ((rc = cli_ckpt_open(&o->ckpt, NULL, NULL)) != 0)
+        return rc;
+    c->ckpt = &o->ckpt;
+    c->ro.checkpoint = o->ckpt.ck;
+    c->ro.cancel = cli_cancel_install();
+    if (!o->ckpt.resume)
+        return 0;
+    for (int verbose = 0; verbose <= 1; verbose++)
+        for (size_t i = 0; i < nout; i++)
+            for (size_t k = 0; k < outs[i].n; k++) {
+                const point *p = &outs[i].pts[k];
+                kvp_trace *tr;
+                if ((rc = point_trace(c, p, &tr)) != 0)
+                    return rc;
+                rc = cli_ckpt_match(&o->ckpt, &p->sc, tr, !verbose);
+                if (tr != c->file_trace)
+                    kvp_trace_free(tr);
+                if (rc == 0 || verbose)
+                    return rc;
+            }
+    return CLI_EXIT_INPUT;
+}
+
 int cli_cmd_study(const cli_args *a)
 {
     study_opts o;
@@ -1504,7 +1553,7 @@ int cli_cmd_study(const cli_args *a)
         c->ro.sa_log_user = c;
     }
 
-    /* Every point of every study first, so that nothing is written unless all ran. */
+    /* The points of every study first: a checkpoint to resume must hold one of them. */
     for (size_t i = 0; i < NELEM(studies); i++) {
         if (strcmp(o.name, "all") != 0 && strcmp(o.name, studies[i].name) != 0)
             continue;
@@ -1515,6 +1564,13 @@ int cli_cmd_study(const cli_args *a)
         if ((rc = s->def->points(c, s->pts, &s->n)) != 0)
             goto done;
         nout++;
+    }
+    if ((rc = open_checkpoint(c, &o, outs, nout)) != 0)
+        goto done;
+
+    /* Every point of every study, so that nothing is written unless all ran. */
+    for (size_t i = 0; i < nout; i++) {
+        study_out *s = &outs[i];
         double t0 = now_s();
         for (size_t k = 0; k < s->n; k++)
             if ((rc = run_point(c, s->def, &s->pts[k], k, s->n)) != 0)
@@ -1541,6 +1597,7 @@ int cli_cmd_study(const cli_args *a)
                     outs[i].def->name, outs[i].plotted ? ",png,svg" : "");
 done:
     kvp_trace_free(c->file_trace);
+    cli_ckpt_close(&o.ckpt);
     cli_scn_free(&o.scn);
     free(c);
     free(pts);

@@ -139,5 +139,25 @@ rc=$?
 grep -q 'gnuplot not found' "$T/err" && ok || bad "no gnuplot: no warning"
 ls "$T/f" | grep -q tmp && bad "no gnuplot: temporary files left" || ok
 
+# --- checkpoint and resume: the same files as a run without them ----------------------
+kv study sparsity $TINY --out "$T/c0"
+kv study sparsity $TINY --out "$T/c1" --checkpoint "$T/ck"
+[ "$rc" -eq 0 ] && [ -s "$T/ck" ] && ok || bad "study --checkpoint: exit $rc or no file"
+kv study sparsity $TINY --out "$T/c2" --resume "$T/ck"
+[ "$rc" -eq 0 ] && ok || bad "study --resume: exit $rc"
+for e in csv json md; do
+    cmp -s "$T/c0/sparsity.$e" "$T/c1/sparsity.$e" && cmp -s "$T/c0/sparsity.$e" \
+        "$T/c2/sparsity.$e" && ok || bad "study: checkpointed or resumed sparsity.$e differs"
+done
+kv study sparsity $TINY --out "$T/c3" --checkpoint "$T/ck"
+[ "$rc" -ne 0 ] && [ "$(lines "$T/err")" -eq 1 ] && grep -q 'file exists' "$T/err" && ok ||
+    bad "study --checkpoint over a saved file: exit $rc"
+kv study sparsity $TINY --set prompt=301 --out "$T/c4" --resume "$T/ck"
+[ "$rc" -eq 1 ] && [ "$(lines "$T/err")" -eq 1 ] && grep -q 'prompt=300 there' "$T/err" &&
+    [ ! -e "$T/c4" ] && ok || bad "study --resume of another scenario: exit $rc"
+kv study sparsity $TINY --policy static,bound --out "$T/c5" --checkpoint "$T/ck2"
+[ "$rc" -ne 0 ] && grep -q 'no sa policy' "$T/err" && [ ! -e "$T/ck2" ] && ok ||
+    bad "study --checkpoint without sa: exit $rc"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
