@@ -56,7 +56,7 @@ bench: $(KVPLACE) $(BENCH_BIN)
 	BUILD=$(BUILD) sh bench/run.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 # Robustness (docs/ROBUSTNESS.md).  `make fuzz` builds the libFuzzer harnesses with clang and
 # runs each for FUZZ_SECONDS; `make valgrind` runs every unit test under memcheck.
