@@ -186,9 +186,34 @@ static void print_table(const kvp_result *res, size_t n)
 typedef struct run_opts {
     cli_scn scn;
     cli_ckpt ckpt; /* --checkpoint, --resume */
-    const char *trace, *policies, *json, *csv, *threads;
+    const char *trace, *policies, *json, *csv, *threads, *sa_log;
     int check, quiet;
 } run_opts;
+
+/* The sa searches' events, kept for --sa-log and written with the other reports. */
+typedef struct sa_events {
+    kvp_sa_event *ev;
+    size_t n, cap;
+    int failed; /* out of memory */
+} sa_events;
+
+static void keep_sa_event(void *user, const kvp_sa_event *ev)
+{
+    sa_events *log = user;
+    if (log->failed)
+        return;
+    if (log->n == log->cap) {
+        size_t cap = log->cap ? 2 * log->cap : 256;
+        kvp_sa_event *grown = realloc(log->ev, cap * sizeof *grown);
+        if (!grown) {
+            log->failed = 1;
+            return;
+        }
+        log->ev = grown;
+        log->cap = cap;
+    }
+    log->ev[log->n++] = *ev;
+}
 
 static int parse_args(const cli_args *a, run_opts *o, int *help)
 {
@@ -207,6 +232,7 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             (m = cli_opt_value(a, &i, "--policy", NULL, &o->policies)) != 0 ||
             (m = cli_opt_value(a, &i, "--json", NULL, &o->json)) != 0 ||
             (m = cli_opt_value(a, &i, "--csv", NULL, &o->csv)) != 0 ||
+            (m = cli_opt_value(a, &i, "--sa-log", NULL, &o->sa_log)) != 0 ||
             (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0) {
             if (m < 0)
                 return -m;
@@ -234,8 +260,11 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
         if (cli_scn_sets(&o->scn, trace_defined[k]))
             return cli_usage(a->cmd, "--set %s conflicts with --trace: the trace defines it",
                              trace_defined[k]);
-    if (o->json && o->csv && strcmp(o->json, o->csv) == 0)
-        return cli_usage(a->cmd, "--json and --csv name the same file %s", o->json);
+    const char *outs[] = {o->json, o->csv, o->sa_log};
+    for (size_t i = 0; i < 3; i++)
+        for (size_t j = i + 1; j < 3; j++)
+            if (outs[i] && outs[j] && strcmp(outs[i], outs[j]) == 0)
+                return cli_usage(a->cmd, "two reports name the same file %s", outs[i]);
     return 0;
 }
 
@@ -310,16 +339,22 @@ done:
 }
 
 static int write_reports(const run_opts *o, const kvp_scenario *sc, const kvp_trace *tr,
-                         const kvp_result *res, size_t n)
+                         const kvp_result *res, size_t n, const sa_events *log)
 {
     kvp_report rep = {sc, tr, res, n};
     kvp_error err = {0};
+    if (log->failed)
+        return cli_error("--sa-log %s: out of memory for the search's events", o->sa_log);
     if (o->json && kvp_report_json(&rep, o->json, &err) < 0)
         return cli_error("%s", err.msg);
-    if (o->csv && kvp_report_csv(&rep, o->csv, &err) < 0) {
-        /* Leave no half of the output behind: the run as a whole failed. */
+    int csv_done = 0;
+    if ((o->csv && (csv_done = kvp_report_csv(&rep, o->csv, &err) >= 0) == 0) ||
+        (o->sa_log && kvp_report_sa_log(log->ev, log->n, o->sa_log, &err) < 0)) {
+        /* Leave no part of the output behind: the run as a whole failed. */
         if (o->json)
             unlink(o->json);
+        if (csv_done)
+            unlink(o->csv);
         return cli_error("%s", err.msg);
     }
     return 0;
@@ -354,6 +389,7 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     kvp_policy_spec *specs = NULL;
     kvp_result *res = NULL;
     char list[LABEL_MAX * 4], left_out[LABEL_MAX];
+    sa_events log = {0};
     int help, rc, n;
 
     memset(&o, 0, sizeof o);
@@ -383,6 +419,10 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
         rc = cli_error("--policy: %s", err.msg);
         goto done;
     }
+    if (o.sa_log && find_policy(specs, (size_t)n, "sa") < 0) {
+        rc = cli_usage(a->cmd, "--sa-log records the sa search, and no sa policy is asked for");
+        goto done;
+    }
     if ((o.ckpt.checkpoint || o.ckpt.resume) && find_policy(specs, (size_t)n, "sa") < 0) {
         rc = cli_usage(a->cmd, "--%s applies to the sa search, and no sa policy is asked for",
                        o.ckpt.checkpoint ? "checkpoint" : "resume");
@@ -394,6 +434,10 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
         goto done;
     ro.checkpoint = o.ckpt.ck;
     ro.cancel = cli_cancel_install();
+    if (o.sa_log) {
+        ro.sa_log = keep_sa_event;
+        ro.sa_log_user = &log;
+    }
 
     cli_progress_init(&pg, o.quiet);
     if (pg.on) { /* the engine polls for progress only when asked */
@@ -402,7 +446,7 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     }
     if ((rc = run_all(&sc, tr, specs, (size_t)n, &ro, &pg, &o.ckpt, res)) != 0)
         goto done;
-    if ((rc = write_reports(&o, &sc, tr, res, (size_t)n)) != 0)
+    if ((rc = write_reports(&o, &sc, tr, res, (size_t)n, &log)) != 0)
         goto done;
     print_header(&sc, tr);
     print_table(res, (size_t)n);
@@ -417,6 +461,7 @@ done:
     kvp_trace_free(tr);
     free(specs);
     free(res);
+    free(log.ev);
     cli_ckpt_close(&o.ckpt);
     cli_scn_free(&o.scn);
     return rc;

@@ -308,7 +308,9 @@ typedef struct kvp_result {
 
 typedef void (*kvp_progress_fn)(void *user, uint64_t done, uint64_t total);
 
-/* One proposal of the sa search (level 0, move 0: the starting point). */
+/* One proposal of the sa search.  Level 0 is the start (move 0) and the neighbours sampled
+ * to set the initial temperature (moves 1.., temperature 0, never accepted); levels 1.. are
+ * the Metropolis chain at one temperature each. */
 typedef struct kvp_sa_event {
     uint32_t level, move;
     double temperature; /* seconds */
@@ -394,6 +396,9 @@ typedef struct kvp_report {
 /* Both write to a temporary name and rename on success: no half-written file is left. */
 int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err);
 int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
+/* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting
+ * the searches (each starts at level 0, move 0). */
+int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err);
 
 #ifdef __cplusplus
 }

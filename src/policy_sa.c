@@ -197,6 +197,10 @@ static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_
             bw = nw;
             br = nr;
         }
+        /* Level 0: samples for the initial temperature, not moves of the chain. */
+        st.ev = (kvp_sa_event){0, i + 1, 0.0, nw, nr / (double)SA_R_STEPS, t, 0, tbest,
+                               st.evals};
+        log_event(&st);
     }
     /* No uphill neighbour: the landscape is flat here; start at 0.1% of the time. */
     double c0 = up_n ? (up_sum / up_n) / -log(SA_ACCEPT0) : tcur * SA_MIN_GAIN;

@@ -411,3 +411,35 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err)
     }
     return out_close(&o, 1, err);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* The sa search's trajectory                                                               */
+
+int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(ev[i].temperature) || !isfinite(ev[i].time_s) ||
+            !isfinite(ev[i].best_time_s) || !isfinite(ev[i].R))
+            return kvp_error_set(err, KVP_ERANGE, "%s: event %zu of the search is not finite",
+                                 path, i);
+    out_file o;
+    int rc = out_open(&o, path, err);
+    if (rc < 0)
+        return rc;
+    fputs("search,level,move,temperature_s,W,R,time_s,accepted,best_time_s,evaluations\n",
+          o.f);
+    unsigned search = 0;
+    for (size_t i = 0; i < n; i++) {
+        char t[NUM_BUF], r[NUM_BUF], ts[NUM_BUF], best[NUM_BUF];
+        /* Each search opens with its starting point, level 0 move 0. */
+        if (i && ev[i].level == 0 && ev[i].move == 0)
+            search++;
+        format_double(t, sizeof t, ev[i].temperature);
+        format_double(r, sizeof r, ev[i].R);
+        format_double(ts, sizeof ts, ev[i].time_s);
+        format_double(best, sizeof best, ev[i].best_time_s);
+        fprintf(o.f, "%u,%u,%u,%s,%u,%s,%s,%d,%s,%u\n", search, ev[i].level, ev[i].move, t,
+                ev[i].W, r, ts, ev[i].accepted, best, ev[i].evaluations);
+    }
+    return out_close(&o, 1, err);
+}
