@@ -261,10 +261,12 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             return cli_usage(a->cmd, "--set %s conflicts with --trace: the trace defines it",
                              trace_defined[k]);
     const char *outs[] = {o->json, o->csv, o->sa_log};
+    static const char *const opts[] = {"--json", "--csv", "--sa-log"};
     for (size_t i = 0; i < 3; i++)
         for (size_t j = i + 1; j < 3; j++)
             if (outs[i] && outs[j] && strcmp(outs[i], outs[j]) == 0)
-                return cli_usage(a->cmd, "two reports name the same file %s", outs[i]);
+                return cli_usage(a->cmd, "%s and %s name the same file %s", opts[i], opts[j],
+                                 outs[i]);
     return 0;
 }
 
