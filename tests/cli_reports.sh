@@ -22,6 +22,7 @@ kv() {
     "$KVPLACE" "$@" >"$T/out" 2>"$T/err"
     rc=$?
 }
+lines() { wc -l <"$1" | tr -d " "; }
 expect_ok() { if [ "$rc" -eq 0 ]; then ok; else bad "$1: exit $rc"; fi; }
 has() { if grep -q -- "$2" "$3"; then ok; else bad "$1: no match for $2 in $(basename "$3")"; fi; }
 PY=$(command -v python3 || true)
@@ -171,6 +172,22 @@ done
 # the KV does not fit, so static reads some of it from DRAM: its KV hit rate is below 100%
 awk '$1 == "static" { found = 1; ok = ($6 != "100.00%") } END { exit !(found && ok) }' \
     "$T/out" && ok || bad "default: static reads all its KV from HBM"
+
+# --- --sa-log: the search's trajectory --------------------------------------------
+kv run $SMALL --policy sa:budget=5:moves=3 --sa-log "$T/sa.csv" --json "$T/sa.json"
+expect_ok "run --sa-log"
+[ "$(head -n 1 "$T/sa.csv")" = \
+    "search,level,move,temperature_s,W,R,time_s,accepted,best_time_s,evaluations" ] && ok ||
+    bad "sa log header: $(head -n 1 "$T/sa.csv")"
+# the start (level 0, move 0, accepted), then at least the 3 initial-temperature samples
+sed -n 2p "$T/sa.csv" | grep -q '^0,0,0,0,16,0.5,.*,1,' && ok || bad "sa log starts at W0 R0"
+[ "$(lines "$T/sa.csv")" -ge 5 ] && ok || bad "sa log has $(lines "$T/sa.csv") lines"
+# the last best time is the result's total time
+best=$(tail -n 1 "$T/sa.csv" | cut -d, -f9)
+grep -q "\"total_time_s\":[[:space:]]*$best," "$T/sa.json" && ok ||
+    bad "sa log's best $best is not the result's time"
+kv run $SMALL --policy static --sa-log "$T/nosa.csv"
+[ "$rc" -eq 2 ] && [ ! -e "$T/nosa.csv" ] && ok || bad "--sa-log without sa: exit $rc"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
