@@ -36,17 +36,20 @@ load() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?'; }
 run_phase() {
     file=$1; shift
     tmp="$OUT/.phase.$$"
-    if ! "$BENCH" "$@" --threads "$THREADS" > "$tmp"; then
+    if ! "$BENCH" "$@" --threads "$THREADS" > "$tmp" 2> "$tmp.err"; then
+        cat "$tmp.err" >&2
         echo "bench/run.sh: bench $* failed" >&2
-        rm -f "$tmp"
+        rm -f "$tmp" "$tmp.err"
         exit 1
     fi
     l=$(load)
     sed "s/\$/  load $l/" "$tmp" | tee -a "$file"
-    rm -f "$tmp"
+    sed 's/^/# /' "$tmp.err" | tee -a "$file" # notes, e.g. sa's evaluations
+    rm -f "$tmp" "$tmp.err"
 }
 
-header='phase            prompt  steps   L        reads    wall_s  reads_per_s  rss_MiB model_s        cpu_s'
+header='phase            prompt  steps   L        reads    wall_s  reads_per_s  rss_MiB'
+header="$header model_s        cpu_s"
 {
     echo "# kvplace bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
          "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"

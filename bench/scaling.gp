@@ -25,7 +25,7 @@ do for [fmt in "png svg"] {
     else { set terminal svg size 1100,460 font ",10" }
     set output out . "." . fmt
     set multiplot layout 1,2 title "kvplace: work grows with the reads, not with context squared (512 steps, prompt 8K to 128K, 32 layers)"
-    set key top left
+    set key top left Left reverse
     set grid
     set xrange [0:*]
     set yrange [0:*]
@@ -33,10 +33,11 @@ do for [fmt in "png svg"] {
     set ylabel "CPU time, user + system (s)"
     plot data using (sel("ref", 5) / 1e9):(sel("ref", 10)) with linespoints pt 7 title "ref (unlimited+static+bound)", \
          data using (sel("lookahead", 5) / 1e9):(sel("lookahead", 10)) with linespoints pt 5 title "lookahead W=16", \
-         ka(x * 1e9) with lines dt 2 lc rgb "gray40" title sprintf("ref, line through 0: %.3g reads per CPU s", 1 / a), \
-         kb(x * 1e9) with lines dt 2 lc rgb "gray60" title sprintf("lookahead, line through 0: %.3g reads per CPU s", 1 / b)
+         ka(x * 1e9) with lines dt 2 lc rgb "gray40" title sprintf("ref: a line through 0, %.3g reads per CPU s", 1 / a), \
+         kb(x * 1e9) with lines dt 2 lc rgb "gray60" title sprintf("lookahead: a line through 0, %.3g reads per CPU s", 1 / b)
     set logscale x 2
     set xrange [*:*]
+    set key bottom left Left reverse
     set xlabel "prompt (tokens)"
     set ylabel "token reads per CPU second (millions)"
     plot data using (sel("ref", 2)):(sel("ref", 5) / sel("ref", 10) / 1e6) with linespoints pt 7 title "ref", \

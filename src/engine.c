@@ -21,7 +21,7 @@
 extern const kvp_policy_ops kvp_policy_bound;
 extern const kvp_policy_ops kvp_policy_sa;
 
-/* sa runs lookahead dozens of times over the same trace: kvp_run_many gives it a trace cache
+/* sa runs lookahead many times over the same trace: kvp_run_many gives it a trace cache
  * (src/trace_cache.c) when the cache takes at most this many bytes, and the source itself
  * otherwise.  At the study's scenario the cache takes 1.5 GB (docs/PERF.md). */
 #define SA_CACHE_MAX_BYTES (4ull << 30)
@@ -290,7 +290,7 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
  * for every position p read at step n (a stamp, so nothing is cleared), one store a read, in
  * the pass that serves the reads when the policy's previous step moved that many blocks, in
  * a pass of its own otherwise.  A search costs some log2(count) mispredicted probes, a mark
- * about one store: marking pays from about count / 50 changes (docs/PERF.md). */
+ * about one store: marking pays from some count / 50 changes; it is used from count / 32. */
 #define READ_MARK_RATIO 32u
 
 /* 1 if position p is in the (ascending) access set. */

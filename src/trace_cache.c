@@ -34,7 +34,10 @@ typedef struct cache_cursor {
     uint32_t *pos; /* P + N */
 } cache_cursor;
 
-static uint64_t words_of(uint32_t context) { return ((uint64_t)context + WORD_BITS - 1) / WORD_BITS; }
+static uint64_t words_of(uint32_t context)
+{
+    return ((uint64_t)context + WORD_BITS - 1) / WORD_BITS;
+}
 
 uint64_t kvp_trace_cache_bytes(const kvp_trace *src)
 {
