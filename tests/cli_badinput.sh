@@ -3,24 +3,11 @@
 # option gives a non-zero exit (1 bad input, 2 bad usage), exactly one line on stderr that
 # names the file or option at fault, nothing on stdout, and no report file or temporary file
 # left behind.  Run by tests/run.sh with KVPLACE=path/to/kvplace; ends "N passed, N failed".
-KVPLACE=${KVPLACE:-build/kvplace}
-case $KVPLACE in /*) ;; *) KVPLACE=$(pwd)/$KVPLACE ;; esac
-T=$(mktemp -d "${TMPDIR:-/tmp}/kvp_cli_bad.XXXXXX") || exit 1
-trap 'chmod -R u+rwx "$T"; rm -rf "$T"' 0
-trap 'exit 1' INT TERM
+NAME=cli_bad
+. "$(dirname "$0")/harness.sh"
 mkdir "$T/out"
 J="$T/out/r.json"
 C="$T/out/r.csv"
-pass=0
-fail=0
-
-bad() {
-    fail=$((fail + 1))
-    printf 'FAILED: %s\n' "$*"
-    if [ -s "$T/err" ]; then sed 's/^/    stderr: /' "$T/err" | head -n 5; fi
-}
-ok() { pass=$((pass + 1)); }
-lines() { wc -l <"$1" | tr -d ' '; }
 
 # refused WHAT STATUS NEEDLE ARGS...: kvplace ARGS must exit STATUS with one line on stderr,
 # "kvplace: ...", containing NEEDLE; nothing on stdout; nothing left in $T/out.

@@ -2,26 +2,8 @@
 # CLI tests: exit codes (0 ok, 1 bad input, 2 bad usage), which stream each message goes to,
 # help, presets, parameter order, and that no report file is left behind by a failure.
 # Run by tests/run.sh with KVPLACE=path/to/kvplace; ends with "N passed, N failed".
-KVPLACE=${KVPLACE:-build/kvplace}
-case $KVPLACE in /*) ;; *) KVPLACE=$(pwd)/$KVPLACE ;; esac
-T=$(mktemp -d "${TMPDIR:-/tmp}/kvp_cli_basic.XXXXXX") || exit 1
-trap 'rm -rf "$T"' 0
-trap 'exit 1' INT TERM
-pass=0
-fail=0
-
-bad() {
-    fail=$((fail + 1))
-    printf 'FAILED: %s\n' "$*"
-    if [ -s "$T/err" ]; then sed 's/^/    stderr: /' "$T/err" | head -n 5; fi
-}
-ok() { pass=$((pass + 1)); }
-# kv ARGS...: runs kvplace, keeping stdout, stderr and the exit status.
-kv() {
-    "$KVPLACE" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-lines() { wc -l <"$1" | tr -d ' '; }
+NAME=cli_basic
+. "$(dirname "$0")/harness.sh"
 
 # --help and friends: exit 0, text on stdout, nothing on stderr.
 expect_help() {

@@ -5,21 +5,8 @@
 # foreign or mismatched checkpoint is refused with one line naming the file; `trace gen`
 # stopped by a signal leaves no file.
 # Run by tests/run.sh with KVPLACE=path/to/kvplace; ends with "N passed, N failed".
-KVPLACE=${KVPLACE:-build/kvplace}
-case $KVPLACE in /*) ;; *) KVPLACE=$(pwd)/$KVPLACE ;; esac
-T=$(mktemp -d "${TMPDIR:-/tmp}/kvp_cli_ck.XXXXXX") || exit 1
-trap 'rm -rf "$T"' 0
-trap 'exit 1' INT TERM
-pass=0
-fail=0
-
-bad() {
-    fail=$((fail + 1))
-    printf 'FAILED: %s\n' "$*"
-    if [ -s "$T/err" ]; then sed 's/^/    stderr: /' "$T/err" | head -n 5; fi
-}
-ok() { pass=$((pass + 1)); }
-lines() { wc -l <"$1" | tr -d ' '; }
+NAME=cli_ck
+. "$(dirname "$0")/harness.sh"
 recs() { n=$(grep -c '^rec ' "$1" 2>/dev/null); echo "${n:-0}"; }
 
 refused() { # WHAT STATUS NEEDLE ARGS...

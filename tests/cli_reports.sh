@@ -4,25 +4,8 @@
 # property: a synthetic trace written by `trace gen` and run with --trace gives the same
 # results as the synthetic run itself.
 # Run by tests/run.sh with KVPLACE=path/to/kvplace; ends with "N passed, N failed".
-KVPLACE=${KVPLACE:-build/kvplace}
-case $KVPLACE in /*) ;; *) KVPLACE=$(pwd)/$KVPLACE ;; esac
-T=$(mktemp -d "${TMPDIR:-/tmp}/kvp_cli_reports.XXXXXX") || exit 1
-trap 'rm -rf "$T"' 0
-trap 'exit 1' INT TERM
-pass=0
-fail=0
-
-bad() {
-    fail=$((fail + 1))
-    printf 'FAILED: %s\n' "$*"
-    if [ -s "$T/err" ]; then sed 's/^/    stderr: /' "$T/err" | head -n 5; fi
-}
-ok() { pass=$((pass + 1)); }
-kv() {
-    "$KVPLACE" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-lines() { wc -l <"$1" | tr -d " "; }
+NAME=cli_reports
+. "$(dirname "$0")/harness.sh"
 expect_ok() { if [ "$rc" -eq 0 ]; then ok; else bad "$1: exit $rc"; fi; }
 has() { if grep -q -- "$2" "$3"; then ok; else bad "$1: no match for $2 in $(basename "$3")"; fi; }
 PY=$(command -v python3 || true)

@@ -3,25 +3,8 @@
 # twice (any --threads), with the expected rows and an exact 1 in the normalising column;
 # usage errors exit 2 with one line; a failure leaves no file; no gnuplot costs only plots.
 # Run by tests/run.sh with KVPLACE=path/to/kvplace; ends with "N passed, N failed".
-KVPLACE=${KVPLACE:-build/kvplace}
-case $KVPLACE in /*) ;; *) KVPLACE=$(pwd)/$KVPLACE ;; esac
-T=$(mktemp -d "${TMPDIR:-/tmp}/kvp_cli_study.XXXXXX") || exit 1
-trap 'rm -rf "$T"' 0
-trap 'exit 1' INT TERM
-pass=0
-fail=0
-
-bad() {
-    fail=$((fail + 1))
-    printf 'FAILED: %s\n' "$*"
-    if [ -s "$T/err" ]; then sed 's/^/    stderr: /' "$T/err" | head -n 5; fi
-}
-ok() { pass=$((pass + 1)); }
-kv() {
-    "$KVPLACE" "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-lines() { wc -l <"$1" | tr -d ' '; }
+NAME=cli_study
+. "$(dirname "$0")/harness.sh"
 
 # Tiny: 2 layers, prompt 300, 30 steps, batch 4 (the study's default): tok_bytes =
 # 2*8*128*2*4 = 16384; HBM 13276800 - weights 10 MB = KV budget 3276800 = 100 slots per layer
