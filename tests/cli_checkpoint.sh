@@ -9,19 +9,6 @@ NAME=cli_ck
 . "$(dirname "$0")/harness.sh"
 recs() { n=$(grep -c '^rec ' "$1" 2>/dev/null); echo "${n:-0}"; }
 
-refused() { # WHAT STATUS NEEDLE ARGS...
-    what=$1 want=$2 needle=$3
-    shift 3
-    "$KVPLACE" "$@" >"$T/stdout" 2>"$T/err"
-    rc=$?
-    if [ "$rc" -ne "$want" ]; then bad "$what: exit $rc, wanted $want"
-    elif [ -s "$T/stdout" ]; then bad "$what: wrote to stdout"
-    elif [ "$(lines "$T/err")" -ne 1 ]; then bad "$what: stderr has $(lines "$T/err") lines"
-    elif ! grep -qF -- "$needle" "$T/err"; then bad "$what: stderr does not name \"$needle\""
-    else ok
-    fi
-}
-
 # Evaluations slow enough to interrupt (about 0.1 s each, seconds under the sanitizers):
 # 2 layers of a 20000-token prompt, 200 steps; batch 64 makes the KV overflow HBM
 # (15143 slots per layer), so the search has something to find.  moves=10 makes the search
