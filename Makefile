@@ -50,7 +50,7 @@ test: all
 
 sanitize:
 	$(MAKE) BUILD=build-san CC=clang \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DKVP_NO_SIMD" test
 
 bench: $(KVPLACE) $(BENCH_BIN)
 	BUILD=$(BUILD) sh bench/run.sh

@@ -120,6 +120,36 @@ static inline uint32_t below(uint32_t bits, uint32_t n)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* The selection's vector pass (SSE2, every x86-64; the plain loop elsewhere, or with
+ * -DKVP_NO_SIMD, which `make sanitize` uses so that the tests cover both).                  */
+
+#if defined(__SSE2__) && !defined(KVP_NO_SIMD)
+#define KVP_SYNTH_SSE2 1
+#include <emmintrin.h>
+#else
+#define KVP_SYNTH_SSE2 0
+#endif
+
+/* For an 8-bit mask of taken keys: the offsets of its set bits, in order, and their count. */
+typedef struct mask_row {
+    _Alignas(16) uint32_t off[8];
+    uint32_t count;
+} mask_row;
+
+static void mask_rows_fill(mask_row *lut)
+{
+    for (uint32_t mask = 0; mask < 256; mask++) {
+        uint32_t c = 0;
+        for (uint32_t bit = 0; bit < 8; bit++)
+            if (mask >> bit & 1u)
+                lut[mask].off[c++] = bit;
+        for (uint32_t i = c; i < 8; i++)
+            lut[mask].off[i] = 0;
+        lut[mask].count = c;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* The trace and its cursors                                                                 */
 
 typedef struct synth_impl {
@@ -144,6 +174,7 @@ typedef struct synth_state {
     uint32_t *hist;     /* KEY_COUNT */
     uint32_t thr;       /* the last threshold key (0 before the first selection) */
     uint32_t above;     /* keys in the context strictly above thr */
+    mask_row *lut;      /* 256 rows, for the selection's vector pass */
 } synth_state;
 
 /* key / 65535 as a float.  Through a double product: for every 16-bit key this equals the
@@ -259,6 +290,15 @@ static void state_advance(synth_state *st)
     uint32_t runs = (redraw + DRIFT_RUN / 2) / DRIFT_RUN;
     for (uint32_t r = 0; r < runs; r++) {
         uint32_t start = below((uint32_t)(xoshiro_next(&rng) >> 32), ctx);
+        if (start >= lo && (uint64_t)start + DRIFT_RUN <= hi) {
+            /* the whole run drifts (nearly always): no edge to check */
+            for (uint32_t p = start; p < start + DRIFT_RUN; p += 2) {
+                uint64_t bits = xoshiro_next(&rng);
+                ks_set(&ks, p, plain_key(&ks, p, (uint32_t)(bits >> 48)));
+                ks_set(&ks, p + 1, plain_key(&ks, p + 1, (uint32_t)(bits >> 32) & 0xFFFFu));
+            }
+            continue;
+        }
         uint32_t end = start + DRIFT_RUN < ctx ? start + DRIFT_RUN : ctx;
         for (uint32_t p = start; p < end; p += 2) {
             uint64_t bits = xoshiro_next(&rng);
@@ -311,8 +351,24 @@ static uint32_t state_select(synth_state *st, uint32_t k)
     const uint16_t *key = st->key;
     uint32_t *pos = st->pos;
     float *score = st->score;
-    uint32_t m = 0;
-    for (uint32_t p = 0; p < ctx; p++) {
+    uint32_t m = 0, p = 0;
+#if KVP_SYNTH_SSE2
+    /* 8 keys at a time: key >= thr where thr - key saturates to 0; the 8-bit mask picks the
+     * offsets of the taken keys from st->lut, stored whole (the set never outruns p, and
+     * pos holds P + N entries, so the 8 stores stay inside it). */
+    const __m128i vthr = _mm_set1_epi16((short)thr), zero = _mm_setzero_si128();
+    for (; p + 8 <= ctx; p += 8) {
+        __m128i k8 = _mm_loadu_si128((const __m128i *)(key + p));
+        __m128i ge = _mm_cmpeq_epi16(_mm_subs_epu16(vthr, k8), zero);
+        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(ge, zero));
+        __m128i vp = _mm_set1_epi32((int)p);
+        const __m128i *row = (const __m128i *)st->lut[mask].off;
+        _mm_storeu_si128((__m128i *)(pos + m), _mm_add_epi32(vp, _mm_load_si128(row)));
+        _mm_storeu_si128((__m128i *)(pos + m + 4), _mm_add_epi32(vp, _mm_load_si128(row + 1)));
+        m += st->lut[mask].count;
+    }
+#endif
+    for (; p < ctx; p++) {
         pos[m] = p;
         m += key[p] >= thr;
     }
@@ -320,13 +376,13 @@ static uint32_t state_select(synth_state *st, uint32_t k)
      * the entries below the last one dropped then move up by the number dropped. */
     uint32_t excess = m - k, w = m, i = m;
     while (excess > 0) {
-        uint32_t p = pos[--i];
-        if (key[p] == thr) {
+        uint32_t q = pos[--i];
+        if (key[q] == thr) {
             excess--;
             continue;
         }
-        pos[--w] = p;
-        score[w] = key_score(key[p]);
+        pos[--w] = q;
+        score[w] = key_score(key[q]);
     }
     const uint32_t shift = w - i; /* the set is pos[shift .. m) */
     if (shift == 0) {
@@ -334,9 +390,9 @@ static uint32_t state_select(synth_state *st, uint32_t k)
             score[j] = key_score(key[pos[j]]);
     } else {
         for (uint32_t j = i; j-- > 0;) {
-            uint32_t p = pos[j];
-            pos[j + shift] = p;
-            score[j + shift] = key_score(key[p]);
+            uint32_t q = pos[j];
+            pos[j + shift] = q;
+            score[j + shift] = key_score(key[q]);
         }
     }
     return shift;
@@ -352,6 +408,7 @@ static void synth_close(void *state)
     free(st->pos);
     free(st->score);
     free(st->hist);
+    free(st->lut);
     free(st);
 }
 
@@ -386,11 +443,13 @@ static int synth_open(const kvp_trace *t, uint32_t layer, double sparsity, void 
     st->pos = malloc(cap * sizeof *st->pos);
     st->score = malloc(cap * sizeof *st->score);
     st->hist = malloc((size_t)KEY_COUNT * sizeof *st->hist);
-    if (!st->base || !st->key || !st->pos || !st->score || !st->hist) {
+    st->lut = aligned_alloc(16, 256 * sizeof *st->lut);
+    if (!st->base || !st->key || !st->pos || !st->score || !st->hist || !st->lut) {
         synth_close(st);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for layer %u", t->name,
                              layer);
     }
+    mask_rows_fill(st->lut);
     state_init(st);
     *state = st;
     return 0;
