@@ -47,10 +47,19 @@ static int die(const char *what, const kvp_error *err)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: bench gen|ref|reactive|page|lookahead|sa|ref-cached|"
-                        "lookahead-cached|sa-cached [--prompt P] [--steps N] [--batch B] "
-                        "[--threads T] [--sparsity S] [--W W] [--budget E]\n");
+    static const char usage[] =
+        "usage: bench PHASE [--prompt P] [--steps N] [--batch B] [--threads T] [--sparsity S]\n"
+        "             [--W W] [--budget E]\n"
+        "PHASE: gen ref reactive page lookahead sa ref-cached lookahead-cached sa-cached\n"
+        "Runs one phase of the study's scenario (defaults: prompt 31299, steps 10239, batch 4,\n"
+        "sparsity 0.6, 2 threads, W 16, budget 40) and prints one line: phase prompt steps\n"
+        "layers reads wall_s reads_per_s peak_rss_mib total_time_s cpu_s.  docs/PERF.md.\n";
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc < 2 || argc % 2 != 0) {
+        fputs(argc < 2 ? usage : "bench: every option takes a value (bench --help)\n", stderr);
         return 2;
     }
     const char *phase = argv[1];
@@ -73,7 +82,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--threads"))
             threads = (unsigned)atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "bench: unknown option %s\n", argv[i]);
+            fprintf(stderr, "bench: unknown option %s (bench --help)\n", argv[i]);
             return 2;
         }
     }
