@@ -359,7 +359,9 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
  * It keeps no scores (each reads 1): kvp_run refuses policies that read scores (reactive,
  * page) on it; the others give exactly their results on t.  Name, shape and kind are t's;
  * t may be freed once it is built.  kvp_trace_cache_bytes() is its size, about
- * (P + N/2) * N * L / 8 bytes (docs/PERF.md); kvp_run_many builds one for `sa` itself. */
+ * (P + N/2) * N * L / 8 bytes (docs/PERF.md).  kvp_run_many gives `sa` one of its own when
+ * it fits in 4 GiB: filled during the pass of the list's simulated policies if there are
+ * any, else by a pass of its own. */
 int kvp_trace_cache(kvp_trace **out, const kvp_trace *t, double sparsity,
                     const kvp_run_options *ro, kvp_error *err);
 uint64_t kvp_trace_cache_bytes(const kvp_trace *t);

@@ -212,6 +212,7 @@ typedef struct run_ctx {
     double *bound_time;   /* per layer */
     double *bound_h;      /* per layer: the bound's HBM bytes */
     uint64_t *reads;      /* per layer, tokens */
+    kvp_trace *fill;      /* NULL, or an empty cache of tr that the pass fills */
     int *rc;              /* per layer */
     kvp_error *err;       /* per layer */
 } run_ctx;
@@ -556,6 +557,8 @@ static int layer_run(uint32_t l, void *user, atomic_ullong *done)
         }
         if (rc->check && (ret = check_access(acc, rc->tr, err)) < 0)
             goto done;
+        if (rc->fill && (ret = kvp_trace_cache_record(rc->fill, l, acc, err)) < 0)
+            goto done;
         double h;
         double bt = kvp_bound_step_h(rc->sc, rc->d, (double)acc->count * tok, &h);
         rc->bound_time[l] += bt;
@@ -654,7 +657,7 @@ int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
 /* One pass over the trace for a group of simulated policies (none: the bound alone). */
 static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                         size_t npol, const kvp_run_options *ro, kvp_result *res,
-                        kvp_bound_sum *bound, kvp_error *err)
+                        kvp_bound_sum *bound, kvp_trace *fill, kvp_error *err)
 {
     kvp_derived d;
     int rc;
@@ -681,6 +684,7 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     ctx.d = &d;
     ctx.check = ro ? ro->check : 0;
     ctx.cancel = ro ? ro->cancel : NULL;
+    ctx.fill = fill;
     ctx.g = calloc(np, sizeof *ctx.g);
     ctx.slots = calloc(np, sizeof *ctx.slots);
     ctx.lookahead = calloc(np, sizeof *ctx.lookahead);
@@ -759,13 +763,13 @@ done:
 int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                    const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
-    return engine_group(sc, tr, ps, 1, ro, res, NULL, err);
+    return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, err);
 }
 
 int kvp_engine_bound(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                      kvp_bound_sum *bound, kvp_error *err)
 {
-    return engine_group(sc, tr, NULL, 0, ro, NULL, bound, err);
+    return engine_group(sc, tr, NULL, 0, ro, NULL, bound, NULL, err);
 }
 
 void kvp_run_options_default(kvp_run_options *ro)
@@ -782,19 +786,29 @@ int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *
     return kvp_run_many(sc, tr, ps, 1, ro, res, err);
 }
 
-/* A policy that makes many passes (sa), on a trace cache of tr when one fits. */
-static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                      const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+/* Whether a policy that makes many passes (sa) gets a trace cache of tr: when tr is not one
+ * already and its cache fits. */
+static int wants_cache(const kvp_trace *tr)
 {
-    kvp_trace *cache = NULL;
+    return strcmp(tr->vt->kind, "cache") != 0 && kvp_trace_cache_bytes(tr) <= SA_CACHE_MAX_BYTES;
+}
+
+/* A policy that makes many passes (sa), on `cache` if given, else on a trace cache of tr
+ * built here when one fits, else on tr. */
+static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_trace *cache,
+                      const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
+                      kvp_error *err)
+{
+    kvp_trace *own = NULL;
     int rc;
-    if (strcmp(tr->vt->kind, "cache") != 0 && kvp_trace_cache_bytes(tr) <= SA_CACHE_MAX_BYTES) {
+    if (!cache && wants_cache(tr)) {
         if ((rc = kvp_check_trace(sc, tr, err)) < 0 ||
-            (rc = kvp_trace_cache(&cache, tr, sc->sparsity, ro, err)) < 0)
+            (rc = kvp_trace_cache(&own, tr, sc->sparsity, ro, err)) < 0)
             return rc;
+        cache = own;
     }
     rc = ps->ops->run(sc, cache ? cache : tr, ps, ro, res, err);
-    kvp_trace_free(cache);
+    kvp_trace_free(own);
     return rc;
 }
 
@@ -805,8 +819,9 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
     kvp_policy_spec *group = calloc(n ? n : 1, sizeof *group);
     size_t *where = calloc(n ? n : 1, sizeof *where);
     kvp_result *gres = calloc(n ? n : 1, sizeof *gres);
+    kvp_trace *cache = NULL;
     size_t ng = 0;
-    int rc = 0;
+    int rc = 0, sa = 0;
     if (!group || !where || !gres) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
@@ -820,11 +835,17 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
             group[ng] = ps[i];
             where[ng++] = i;
         }
+        sa |= ps[i].ops == &kvp_policy_sa;
     }
     /* The pass of the simulated policies sums the bound as it goes (O(1) a step): a bound
-     * asked alongside them takes its result from there, not from a second pass. */
+     * asked alongside them takes its result from there, not from a second pass.  With an sa
+     * in the list, the same pass fills sa's trace cache, which would otherwise cost a pass of
+     * its own (a whole generation of a synthetic trace). */
     kvp_bound_sum bsum;
-    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &bsum, err)) < 0)
+    if (ng && sa && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
+        (rc = kvp_trace_cache_empty(&cache, tr, sc->sparsity, err)) < 0)
+        goto done;
+    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &bsum, cache, err)) < 0)
         goto done;
     for (size_t j = 0; j < ng; j++)
         res[where[j]] = gres[j];
@@ -834,13 +855,14 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
         if (ng && ps[i].ops == &kvp_policy_bound)
             rc = kvp_bound_result(sc, tr, &ps[i], &bsum, &res[i], err);
         else if (ps[i].ops == &kvp_policy_sa)
-            rc = run_cached(sc, tr, &ps[i], ro, &res[i], err);
+            rc = run_cached(sc, tr, cache, &ps[i], ro, &res[i], err);
         else
             rc = ps[i].ops->run(sc, tr, &ps[i], ro, &res[i], err);
         if (rc < 0)
             goto done;
     }
 done:
+    kvp_trace_free(cache);
     free(group);
     free(where);
     free(gres);

@@ -49,6 +49,16 @@ int kvp_engine_bound(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_
  * sets only, so policies that read scores must not run on it. */
 int kvp_trace_is_cache_without_scores(const kvp_trace *t);
 
+/* An empty trace cache of src at this sparsity (every bitset clear), to be filled by
+ * kvp_trace_cache_record with every step of every layer before any cursor reads it:
+ * kvp_run_many fills one during the pass of the simulated policies for `sa`, instead of a
+ * pass of its own. */
+int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, double sparsity,
+                          kvp_error *err);
+/* Records access set a (its step a->step) of layer `layer` in cache t.  Layers may be
+ * recorded from different threads at once; one layer from one thread at a time. */
+int kvp_trace_cache_record(kvp_trace *t, uint32_t layer, const kvp_access *a, kvp_error *err);
+
 /* The bound's result from its sums (kvp_run_many takes them from the pass of the simulated
  * policies, when there is one, instead of a pass of its own). */
 int kvp_bound_result(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,

@@ -140,6 +140,67 @@ int kvp_trace_is_cache_without_scores(const kvp_trace *t)
     return t->vt == &CACHE_VT && ((const cache_impl *)t->impl)->scores;
 }
 
+int kvp_trace_cache_record(kvp_trace *t, uint32_t layer, const kvp_access *a, kvp_error *err)
+{
+    cache_impl *im = t->impl;
+    if (layer >= t->layers || a->step >= t->steps || a->context != t->prompt + a->step)
+        return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u (context %u) does not fit "
+                             "its cache", t->name, a->step, layer, a->context);
+    uint64_t *w = im->bits[layer] + im->off[a->step];
+    for (uint32_t i = 0; i < a->count; i++) {
+        if (a->pos[i] >= a->context)
+            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u outside "
+                                 "the context", t->name, a->step, layer, a->pos[i]);
+        w[a->pos[i] / WORD_BITS] |= 1ull << (a->pos[i] % WORD_BITS);
+    }
+    return 0;
+}
+
+int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, double sparsity,
+                          kvp_error *err)
+{
+    *out = NULL;
+    if (!src->is_bool && !(sparsity >= 0.0 && sparsity < 1.0))
+        return kvp_error_set(err, KVP_EINVAL, "%s: sparsity %g is not in [0, 1)", src->name,
+                             sparsity);
+    const uint32_t N = src->steps, L = src->layers;
+    kvp_trace *t = calloc(1, sizeof *t);
+    cache_impl *im = calloc(1, sizeof *im);
+    if (!t || !im) {
+        free(t);
+        free(im);
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", src->name);
+    }
+    *t = *src; /* name, shape and kind */
+    t->vt = &CACHE_VT;
+    t->impl = im;
+    im->sparsity = sparsity;
+    im->scores = !src->is_bool;
+    im->off = malloc(((size_t)N + 1) * sizeof *im->off);
+    im->bits = calloc(L, sizeof *im->bits);
+    im->ones = malloc(((size_t)src->prompt + N) * sizeof *im->ones);
+    if (!im->off || !im->bits || !im->ones) {
+        cache_destroy(t);
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", src->name);
+    }
+    for (size_t i = 0; i < (size_t)src->prompt + N; i++)
+        im->ones[i] = 1.0f;
+    im->off[0] = 0;
+    for (uint32_t n = 0; n < N; n++)
+        im->off[n + 1] = im->off[n] + words_of(src->prompt + n);
+    for (uint32_t l = 0; l < L; l++) {
+        im->bits[l] = calloc((size_t)im->off[N], sizeof **im->bits);
+        if (!im->bits[l]) {
+            cache_destroy(t);
+            return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cache of %llu "
+                                 "bytes", src->name,
+                                 (unsigned long long)kvp_trace_cache_bytes(src));
+        }
+    }
+    *out = t;
+    return 0;
+}
+
 /* Filling one layer from the source. */
 typedef struct fill_job {
     const kvp_trace *src;
@@ -152,11 +213,9 @@ typedef struct fill_job {
 static int fill_layer(uint32_t l, void *user, atomic_ullong *done)
 {
     fill_job *job = user;
-    cache_impl *im = job->t->impl;
     kvp_error *err = &job->err[l];
     kvp_cursor *cur = NULL;
     int rc = kvp_cursor_create(&cur, job->src, l, job->sparsity, err);
-    uint64_t *bits = im->bits[l];
     for (uint32_t n = 0; rc >= 0 && n < job->t->steps; n++) {
         kvp_access a;
         if (job->cancel && *job->cancel) {
@@ -170,15 +229,7 @@ static int fill_layer(uint32_t l, void *user, atomic_ullong *done)
                                            job->t->name);
             break;
         }
-        uint64_t *w = bits + im->off[n];
-        for (uint32_t i = 0; i < a.count; i++) {
-            if (a.pos[i] >= a.context) {
-                rc = kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u "
-                                   "outside the context", job->t->name, n, l, a.pos[i]);
-                break;
-            }
-            w[a.pos[i] / WORD_BITS] |= 1ull << (a.pos[i] % WORD_BITS);
-        }
+        rc = kvp_trace_cache_record(job->t, l, &a, err);
         atomic_fetch_add(done, 1ull);
     }
     kvp_cursor_free(cur);
@@ -189,50 +240,19 @@ int kvp_trace_cache(kvp_trace **out, const kvp_trace *src, double sparsity,
                     const kvp_run_options *ro, kvp_error *err)
 {
     *out = NULL;
-    if (!src->is_bool && !(sparsity >= 0.0 && sparsity < 1.0))
-        return kvp_error_set(err, KVP_EINVAL, "%s: sparsity %g is not in [0, 1)", src->name,
-                             sparsity);
-    const uint32_t N = src->steps, L = src->layers;
-    const uint64_t bytes = kvp_trace_cache_bytes(src);
-    kvp_trace *t = calloc(1, sizeof *t);
-    cache_impl *im = calloc(1, sizeof *im);
+    const uint32_t L = src->layers;
+    kvp_trace *t = NULL;
+    int rc = kvp_trace_cache_empty(&t, src, sparsity, err);
+    if (rc < 0)
+        return rc;
     kvp_error *lerr = calloc(L ? L : 1, sizeof *lerr);
     int *lrc = calloc(L ? L : 1, sizeof *lrc);
-    int rc = 0;
-    if (!t || !im || !lerr || !lrc) {
-        free(t);
-        free(im);
-        t = NULL;
+    if (!lerr || !lrc) {
         rc = kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", src->name);
         goto done;
-    }
-    *t = *src; /* name, shape and kind */
-    t->vt = &CACHE_VT;
-    t->impl = im;
-    im->sparsity = sparsity;
-    im->scores = !src->is_bool;
-    im->off = malloc(((size_t)N + 1) * sizeof *im->off);
-    im->bits = calloc(L, sizeof *im->bits);
-    im->ones = malloc(((size_t)src->prompt + N) * sizeof *im->ones);
-    if (!im->off || !im->bits || !im->ones) {
-        rc = kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", src->name);
-        goto done;
-    }
-    for (size_t i = 0; i < (size_t)src->prompt + N; i++)
-        im->ones[i] = 1.0f;
-    im->off[0] = 0;
-    for (uint32_t n = 0; n < N; n++)
-        im->off[n + 1] = im->off[n] + words_of(src->prompt + n);
-    for (uint32_t l = 0; l < L; l++) {
-        im->bits[l] = calloc((size_t)im->off[N], sizeof **im->bits);
-        if (!im->bits[l]) {
-            rc = kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cache of %llu bytes",
-                               src->name, (unsigned long long)bytes);
-            goto done;
-        }
     }
     fill_job job = {src, t, sparsity, ro ? ro->cancel : NULL, lerr};
-    kvp_parallel_layers(L, ro, (uint64_t)L * N, fill_layer, &job, lrc);
+    kvp_parallel_layers(L, ro, (uint64_t)L * src->steps, fill_layer, &job, lrc);
     for (uint32_t l = 0; l < L; l++)
         if (lrc[l] < 0) {
             rc = lrc[l];

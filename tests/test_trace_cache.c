@@ -7,6 +7,7 @@
  */
 #include "check.h"
 #include "kvplace.h"
+#include "trace.h" /* the counting wrapper below */
 
 #include <stdlib.h>
 
@@ -253,12 +254,86 @@ static void test_random(uint64_t seed)
     }
 }
 
+/* A trace that passes another's cursors through and counts how many it opened (runs with
+ * one thread only: the count is not atomic). */
+static unsigned opened;
+
+static int count_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+                      kvp_error *e)
+{
+    const kvp_trace *in = t->impl;
+    opened++;
+    return in->vt->cursor_open(in, layer, sparsity, state, e);
+}
+
+static int count_step(void *state, uint32_t n, kvp_access *a, kvp_error *e);
+static void count_close(void *state);
+static void count_destroy(kvp_trace *t) { free(t); }
+
+/* The inner trace's vtable is the one the states belong to; set by counting(). */
+static const kvp_trace_vt *inner_vt;
+static int count_step(void *state, uint32_t n, kvp_access *a, kvp_error *e)
+{
+    return inner_vt->cursor_step(state, n, a, e);
+}
+static void count_close(void *state) { inner_vt->cursor_close(state); }
+
+static const kvp_trace_vt COUNT_VT = {"counting", count_open, count_step, count_close, NULL,
+                                      count_destroy};
+
+static kvp_trace *counting(const kvp_trace *in)
+{
+    kvp_trace *t = malloc(sizeof *t);
+    *t = *in;
+    t->vt = &COUNT_VT;
+    t->impl = (void *)(uintptr_t)in;
+    inner_vt = in->vt;
+    return t;
+}
+
+/* sa in a list with simulated policies takes its trace cache from their pass: the source is
+ * read once, not twice; and sa's result is the one it gets alone, and on a cache built
+ * beforehand. */
+static void test_sa_shares_pass(void)
+{
+    const uint32_t L = 2;
+    kvp_trace *t = synthetic(400, 40, L, KVP_VAR_ACTUAL, 0.6, 11);
+    kvp_trace *ct = counting(t);
+    kvp_scenario sc;
+    scenario(&sc, L, 120, 0.6);
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    ro.threads = 1;
+    kvp_policy_spec ps[3];
+    kvp_result with[3], alone[3], on_cache[3];
+    CHECK_EQ_INT(kvp_policy_parse_list(ps, 3, "unlimited,lookahead:W=2,sa:budget=5", &err), 3);
+
+    opened = 0;
+    CHECK_OK(kvp_run_many(&sc, ct, ps, 3, &ro, with, &err), &err);
+    CHECK_EQ_INT(opened, L); /* one pass: the simulated policies and the cache together */
+
+    opened = 0;
+    CHECK_OK(kvp_run_many(&sc, ct, &ps[2], 1, &ro, alone, &err), &err);
+    CHECK_EQ_INT(opened, L); /* sa alone: the pass that builds its cache */
+    CHECK(same_result(&with[2], &alone[0]));
+
+    kvp_trace *c = cache_of(t, 0.6, 1);
+    CHECK_OK(kvp_run_many(&sc, c, ps, 3, &ro, on_cache, &err), &err);
+    for (int i = 0; i < 3; i++)
+        CHECK(same_result(&with[i], &on_cache[i]));
+    CHECK(with[2].sa_evaluations > 1);
+    kvp_trace_free(c);
+    kvp_trace_free(ct);
+    kvp_trace_free(t);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261124;
     test_sets();
     test_bytes();
     test_results();
+    test_sa_shares_pass();
     test_random(seed);
     return check_done();
 }
