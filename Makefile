@@ -28,7 +28,7 @@ KVPLACE  := $(BUILD)/kvplace
 .PHONY: all test sanitize bench clean
 all: $(KVPLACE) $(TEST_BIN)
 
-$(BUILD)/%.o: %.c include/kvplace.h $(wildcard src/*.h) $(wildcard tests/*.h)
+$(BUILD)/%.o: %.c include/kvplace.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

@@ -1,0 +1,102 @@
+/*
+ * Internal to `kvplace study`: cli/study.c defines the studies and runs their points;
+ * cli/study_report.c turns the points into CSV, JSON, gnuplot scripts and Markdown.
+ */
+#ifndef KVP_CLI_STUDY_H
+#define KVP_CLI_STUDY_H
+
+#include "cli.h"
+
+#include <stdio.h>
+
+#define MAX_POLICIES 16
+#define MAX_POINTS 16
+#define MAX_VARS 4
+#define MAX_STUDIES 5
+#define VAR_TEXT 48
+#define KEY_TEXT 2048
+#define COL_TEXT 40
+#define CMD_TEXT 2048
+#define LABEL_TEXT 128
+#define NUM_TEXT 40
+
+#define NELEM(a) (sizeof(a) / sizeof *(a))
+
+/* The study's published numbers (PAPER.md "The results"). */
+#define STUDY_SA_MAX 5.87
+#define STUDY_SA_LOW 4.0
+#define STUDY_SA_HIGH 5.0
+
+typedef struct point {
+    char var[MAX_VARS][VAR_TEXT]; /* the values of the study's variables, as CSV text */
+    kvp_scenario sc;
+    kvp_result res[MAX_POLICIES];
+    char key[KEY_TEXT]; /* every parameter: points with equal keys give equal results */
+} point;
+
+struct study_ctx;
+struct study_def;
+
+typedef struct study_out {
+    const struct study_def *def;
+    point *pts;
+    size_t n;
+    int plotted;
+} study_out;
+
+typedef struct study_def {
+    const char *name;
+    const char *title;  /* plot and summary title */
+    const char *figure; /* what of the study it repeats */
+    const char *const *vars;
+    size_t nvars;
+    const char *norm; /* the policy throughputs are divided by */
+    int scores_only;  /* 1: a bool trace cannot serve (the study varies sparsity) */
+    int synthetic_only;
+    int (*points)(struct study_ctx *c, point *pts, size_t *n);
+    void (*gp)(FILE *f, const struct study_ctx *c, const study_out *s);
+    void (*md)(FILE *f, const struct study_ctx *c, const study_out *s);
+} study_def;
+
+typedef struct study_ctx {
+    kvp_scenario base;
+    kvp_policy_spec specs[MAX_POLICIES];
+    char col[MAX_POLICIES][COL_TEXT]; /* CSV column prefix of each policy */
+    size_t nspec;
+    kvp_trace *file_trace; /* --trace, or NULL */
+    kvp_run_options ro;
+    cli_progress pg;
+    char label[LABEL_TEXT];
+    const char *cur_study;
+    size_t cur_point, cur_count;
+    uint32_t query_heads;
+    int query_heads_given;
+    int quiet;
+    const cli_ckpt *ckpt;   /* for the message of an interrupted run */
+    char cmdline[CMD_TEXT]; /* the options that shape the results, for the summaries */
+    point *cache[MAX_STUDIES * MAX_POINTS];
+    size_t ncache;
+} study_ctx;
+
+/* The second variable of the batch study, the first of the accounting study (cli/study.c). */
+extern const char *const study_weight_modes[2];
+
+/* cli/study_report.c: what the points of a study become. */
+const kvp_result *study_find_res(const study_ctx *c, const point *p, const char *policy);
+int study_has_policy(const study_ctx *c, const char *name);
+void study_csv_wide(FILE *f, const study_ctx *c, const study_out *s);
+void study_csv_hitrate(FILE *f, const study_ctx *c, const study_out *s);
+int study_json_write(FILE *f, const study_ctx *c, const study_out *s);
+/* The gnuplot script and the Markdown summary of each study. */
+void study_gp_sparsity(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_variation(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_hitrate(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_batch(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_accounting(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_sparsity(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_variation(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_hitrate(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_batch(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s);
+
+#endif

@@ -1,0 +1,744 @@
+/*
+ * `kvplace study`: the files a study's points become (cli/study.h): the CSV tables, the JSON
+ * document, the gnuplot script of each study and its Markdown summary.  cli/study.c runs the
+ * points and puts these files in place.
+ */
+#include "study.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* Helpers for the outputs                                                                  */
+
+/* The shortest of %.15g, %.16g, %.17g that reads back to exactly d. */
+static void fmt_double(char *buf, size_t len, double d)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, d);
+        if (prec == 17 || strtod(buf, NULL) == d)
+            return;
+    }
+}
+
+const kvp_result *study_find_res(const study_ctx *c, const point *p, const char *policy)
+{
+    for (size_t i = 0; i < c->nspec; i++)
+        if (strcmp(p->res[i].policy, policy) == 0)
+            return &p->res[i];
+    return NULL;
+}
+
+static double tput(const study_ctx *c, const point *p, const char *policy)
+{
+    const kvp_result *r = study_find_res(c, p, policy);
+    return r ? r->throughput_tok_s : NAN;
+}
+
+/* Throughput of policy over that of ref at the point. */
+static double ratio(const study_ctx *c, const point *p, const char *policy, const char *ref)
+{
+    return tput(c, p, policy) / tput(c, p, ref);
+}
+
+/* Throughput of the best baseline the study compares sa with: static, reactive, page. */
+static double best_baseline(const study_ctx *c, const point *p)
+{
+    static const char *const baselines[] = {"static", "reactive", "page"};
+    double best = 0;
+    for (size_t i = 0; i < NELEM(baselines); i++) {
+        double t = tput(c, p, baselines[i]);
+        if (t > best)
+            best = t;
+    }
+    return best;
+}
+
+int study_has_policy(const study_ctx *c, const char *name)
+{
+    for (size_t i = 0; i < c->nspec; i++)
+        if (strcmp(kvp_policy_name(c->specs[i].ops), name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Colours per policy, the same in every plot; others take gnuplot's defaults. */
+static const struct {
+    const char *policy, *colour;
+} policy_colours[] = {
+    {"static", "#7f7f7f"},    {"reactive", "#ff7f0e"}, {"page", "#2ca02c"},
+    {"lookahead", "#9467bd"}, {"sa", "#1f77b4"},       {"unlimited", "#303030"},
+    {"bound", "#d62728"},
+};
+
+static const char *colour_of(const char *policy)
+{
+    for (size_t i = 0; i < NELEM(policy_colours); i++)
+        if (strcmp(policy_colours[i].policy, policy) == 0)
+            return policy_colours[i].colour;
+    return NULL;
+}
+
+/* Hardware, model, workload and trace of a scenario in one line. */
+static void describe(FILE *f, const study_ctx *c, const kvp_scenario *sc)
+{
+    kvp_derived d;
+    kvp_error err;
+    if (kvp_scenario_derive(sc, &d, &err) < 0)
+        memset(&d, 0, sizeof d);
+    char hbm[NUM_TEXT], wb[NUM_TEXT], kb[NUM_TEXT];
+    cli_format_bytes(hbm, sizeof hbm, (double)sc->hbm_capacity);
+    cli_format_bytes(wb, sizeof wb, (double)sc->weight_bytes);
+    cli_format_bytes(kb, sizeof kb, (double)d.kv_budget);
+    fprintf(f, "%s (HBM %s at %.4g TB/s, DRAM at %.4g GB/s, link %.4g GB/s), %s (%" PRIu32
+            " layers, %" PRIu32 " KV heads x %" PRIu32 " x %" PRIu32 " bytes, weights %s), "
+            "batch %" PRIu32 ", sparsity %g, ", sc->hw_name[0] ? sc->hw_name : "(custom)",
+            hbm, sc->hbm_bandwidth / 1e12, sc->dram_bandwidth / 1e9, sc->link_bandwidth / 1e9,
+            sc->model_name[0] ? sc->model_name : "(custom)", sc->layers, sc->kv_heads,
+            sc->head_dim, sc->dtype_bytes, wb, sc->batch, sc->sparsity);
+    if (c->file_trace)
+        fprintf(f, "trace %s", kvp_trace_name(c->file_trace));
+    else
+        fprintf(f, "synthetic trace (%s, seed %" PRIu64 ")",
+                sc->variation == KVP_VAR_LOW ? "low" : sc->variation == KVP_VAR_HIGH ? "high"
+                : "actual", sc->seed);
+    fprintf(f, ", prompt %" PRIu32 ", %" PRIu32 " steps; KV budget %s, %" PRIu32
+            " slots per layer", sc->prompt, sc->steps, kb, kvp_slots(sc, &d, 1));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* CSV                                                                                      */
+
+void study_csv_wide(FILE *f, const study_ctx *c, const study_out *s)
+{
+    const study_def *def = s->def;
+    for (size_t v = 0; v < def->nvars; v++)
+        fprintf(f, "%s,", def->vars[v]);
+    fprintf(f, "tok_bytes,kv_budget_bytes,slots_per_layer");
+    for (size_t i = 0; i < c->nspec; i++) {
+        const char *cn = c->col[i];
+        fprintf(f, ",%s_tok_s,%s_vs_%s,%s_hit_rate_kv,%s_hit_rate_all", cn, cn, def->norm, cn,
+                cn);
+        if (strcmp(kvp_policy_name(c->specs[i].ops), "sa") == 0)
+            fprintf(f, ",%s_params,%s_evaluations", cn, cn);
+    }
+    fputc('\n', f);
+    for (size_t k = 0; k < s->n; k++) {
+        const point *p = &s->pts[k];
+        kvp_derived d;
+        kvp_error err;
+        if (kvp_scenario_derive(&p->sc, &d, &err) < 0)
+            memset(&d, 0, sizeof d);
+        for (size_t v = 0; v < def->nvars; v++)
+            fprintf(f, "%s,", p->var[v]);
+        fprintf(f, "%" PRIu64 ",%" PRIu64 ",%" PRIu32, d.tok_bytes, d.kv_budget,
+                kvp_slots(&p->sc, &d, 1));
+        double ref = tput(c, p, def->norm);
+        for (size_t i = 0; i < c->nspec; i++) {
+            const kvp_result *r = &p->res[i];
+            char a[NUM_TEXT], b[NUM_TEXT], h1[NUM_TEXT], h2[NUM_TEXT];
+            fmt_double(a, sizeof a, r->throughput_tok_s);
+            fmt_double(b, sizeof b, r->throughput_tok_s / ref);
+            fmt_double(h1, sizeof h1, r->hbm_hit_rate_kv);
+            fmt_double(h2, sizeof h2, r->hbm_hit_rate_all);
+            fprintf(f, ",%s,%s,%s,%s", a, b, h1, h2);
+            if (strcmp(r->policy, "sa") == 0)
+                fprintf(f, ",%s,%" PRIu32, r->params, r->sa_evaluations);
+        }
+        fputc('\n', f);
+    }
+}
+
+/* Time each memory would need for its bytes alone, summed over the run (a lower bound on
+ * the time it is busy: the step takes the slowest of them). */
+static void busy_times(const kvp_scenario *sc, const kvp_result *r, double *hbm, double *dram,
+                       double *link)
+{
+    *hbm = ((double)r->weight_read + (double)r->hbm_read + (double)r->hbm_write) /
+           sc->hbm_bandwidth;
+    *dram = ((double)r->dram_read + (double)r->dram_write) / sc->dram_bandwidth;
+    double up = (double)r->link_up, down = (double)r->link_down;
+    *link = (up > down ? up : down) / sc->link_bandwidth;
+}
+
+void study_csv_hitrate(FILE *f, const study_ctx *c, const study_out *s)
+{
+    const point *p = &s->pts[0];
+    fprintf(f, "policy,params,throughput_tok_s,speedup_vs_static,hbm_hit_rate_kv,"
+               "hbm_hit_rate_all,weights_share,kv_hbm_share,kv_dram_share,hbm_busy_s,"
+               "dram_busy_s,link_busy_s,total_time_s\n");
+    for (size_t i = 0; i < c->nspec; i++) {
+        const kvp_result *r = &p->res[i];
+        double kv = (double)r->kv_read_hbm + (double)r->kv_read_dram;
+        double all = (double)r->weight_read + kv;
+        double v[11];
+        v[0] = r->throughput_tok_s;
+        v[1] = r->speedup_vs_static;
+        v[2] = r->hbm_hit_rate_kv;
+        v[3] = r->hbm_hit_rate_all;
+        v[4] = all > 0 ? (double)r->weight_read / all : 0;
+        /* from the hit rate, not the counters: bound counts its reads as DRAM reads and
+         * reports its optimal HBM share as the hit rate */
+        v[5] = all > 0 ? r->hbm_hit_rate_kv * kv / all : 0;
+        v[6] = all > 0 ? (1 - r->hbm_hit_rate_kv) * kv / all : 0;
+        busy_times(&p->sc, r, &v[7], &v[8], &v[9]);
+        v[10] = r->total_time_s;
+        fprintf(f, "%s,%s", c->col[i], r->params);
+        for (size_t k = 0; k < NELEM(v); k++) {
+            char t[NUM_TEXT];
+            fmt_double(t, sizeof t, v[k]);
+            fprintf(f, ",%s", t);
+        }
+        fputc('\n', f);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* JSON                                                                                     */
+
+static int add_raw(cJSON *obj, const char *name, const char *text)
+{
+    return cJSON_AddRawToObject(obj, name, text) ? 0 : -1;
+}
+
+static int add_u64(cJSON *obj, const char *name, uint64_t v)
+{
+    char t[NUM_TEXT];
+    snprintf(t, sizeof t, "%" PRIu64, v);
+    return add_raw(obj, name, t);
+}
+
+static int add_double(cJSON *obj, const char *name, double v)
+{
+    char t[NUM_TEXT];
+    if (!isfinite(v))
+        return cJSON_AddNullToObject(obj, name) ? 0 : -1;
+    fmt_double(t, sizeof t, v);
+    return add_raw(obj, name, t);
+}
+
+static cJSON *json_scenario(const kvp_scenario *sc)
+{
+    cJSON *o = cJSON_CreateObject();
+    size_t n;
+    const kvp_param_info *params = kvp_params(&n);
+    int bad = !o;
+    for (size_t i = 0; i < n && !bad; i++) {
+        char t[NUM_TEXT];
+        if (kvp_param_format(sc, &params[i], t, sizeof t) < 0)
+            bad = 1;
+        else if (params[i].kind == KVP_PK_VARIATION)
+            bad = !cJSON_AddStringToObject(o, params[i].name, t);
+        else if (params[i].kind == KVP_PK_FRACTION || params[i].kind == KVP_PK_BANDWIDTH)
+            bad = add_double(o, params[i].name, strtod(t, NULL)) < 0;
+        else
+            bad = add_raw(o, params[i].name, t) < 0;
+    }
+    if (!bad)
+        bad = !cJSON_AddStringToObject(o, "hw", sc->hw_name) ||
+              !cJSON_AddStringToObject(o, "model", sc->model_name);
+    if (bad) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *json_result(const kvp_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    const struct {
+        const char *name;
+        uint64_t v;
+    } ints[] = {
+        {"promoted_bytes", r->promoted_bytes},   {"demoted_bytes", r->demoted_bytes},
+        {"kv_read_hbm_bytes", r->kv_read_hbm},   {"kv_read_dram_bytes", r->kv_read_dram},
+        {"hbm_read_bytes", r->hbm_read},         {"hbm_write_bytes", r->hbm_write},
+        {"dram_read_bytes", r->dram_read},       {"dram_write_bytes", r->dram_write},
+        {"link_up_bytes", r->link_up},           {"link_down_bytes", r->link_down},
+        {"weight_read_bytes", r->weight_read},   {"block_tokens", r->block_tokens},
+        {"sa_evaluations", r->sa_evaluations},
+    };
+    int bad = !cJSON_AddStringToObject(o, "policy", r->policy) ||
+              !cJSON_AddStringToObject(o, "params", r->params) ||
+              add_double(o, "total_time_s", r->total_time_s) < 0 ||
+              add_double(o, "throughput_tok_s", r->throughput_tok_s) < 0 ||
+              add_double(o, "hbm_hit_rate_kv", r->hbm_hit_rate_kv) < 0 ||
+              add_double(o, "hbm_hit_rate_all", r->hbm_hit_rate_all) < 0 ||
+              add_double(o, "speedup_vs_static", r->speedup_vs_static) < 0 ||
+              add_double(o, "speedup_vs_unlimited", r->speedup_vs_unlimited) < 0;
+    for (size_t i = 0; i < NELEM(ints) && !bad; i++)
+        bad = add_u64(o, ints[i].name, ints[i].v) < 0;
+    if (!bad)
+        bad = r->slots == UINT32_MAX ? !cJSON_AddNullToObject(o, "slots")
+                                     : add_u64(o, "slots", r->slots) < 0;
+    if (bad) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *pols, *pts;
+    int bad = !root || !cJSON_AddStringToObject(root, "kvplace_version", KVP_VERSION) ||
+              !cJSON_AddStringToObject(root, "study", s->def->name) ||
+              !cJSON_AddStringToObject(root, "normalised_to", s->def->norm) ||
+              !cJSON_AddStringToObject(root, "command", c->cmdline);
+    if (!bad) {
+        cJSON *sc = json_scenario(&c->base);
+        bad = !sc || !cJSON_AddItemToObject(root, "scenario", sc);
+    }
+    if (!bad)
+        bad = !cJSON_AddStringToObject(root, "trace", c->file_trace
+                                       ? kvp_trace_name(c->file_trace) : "synthetic") ||
+              add_u64(root, "seed", c->base.seed) < 0;
+    if (!bad) {
+        pols = cJSON_AddArrayToObject(root, "policies");
+        bad = !pols;
+        for (size_t i = 0; i < c->nspec && !bad; i++) {
+            char t[LABEL_TEXT];
+            kvp_policy_format(&c->specs[i], t, sizeof t);
+            cJSON *item = cJSON_CreateString(t);
+            bad = !item || !cJSON_AddItemToArray(pols, item);
+        }
+    }
+    pts = bad ? NULL : cJSON_AddArrayToObject(root, "points");
+    bad = bad || !pts;
+    for (size_t k = 0; k < s->n && !bad; k++) {
+        const point *p = &s->pts[k];
+        cJSON *po = cJSON_CreateObject(), *vars = NULL, *res = NULL, *sc = NULL;
+        bad = !po || !cJSON_AddItemToArray(pts, po);
+        if (!bad) {
+            vars = cJSON_AddObjectToObject(po, "vars");
+            bad = !vars;
+        }
+        for (size_t v = 0; v < s->def->nvars && !bad; v++)
+            bad = !cJSON_AddStringToObject(vars, s->def->vars[v], p->var[v]);
+        if (!bad) {
+            sc = json_scenario(&p->sc);
+            bad = !sc || !cJSON_AddItemToObject(po, "scenario", sc);
+        }
+        if (!bad) {
+            res = cJSON_AddArrayToObject(po, "results");
+            bad = !res;
+        }
+        for (size_t i = 0; i < c->nspec && !bad; i++) {
+            cJSON *r = json_result(&p->res[i]);
+            bad = !r || !cJSON_AddItemToArray(res, r);
+        }
+    }
+    char *text = bad ? NULL : cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text)
+        return -1;
+    fputs(text, f);
+    fputc('\n', f);
+    free(text);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* gnuplot scripts                                                                          */
+
+/* Every script reads `data` and writes `out`.png and `out`.svg, with defaults for a user who
+ * re-plots by hand (`cd DIR && gnuplot NAME.gp`); kvplace sets both to temporary names. */
+static void gp_head(FILE *f, const study_ctx *c, const study_out *s, const char *xlabel,
+                    const char *ylabel)
+{
+    const char *n = s->def->name;
+    fprintf(f, "# kvplace study %s: re-plot with `gnuplot %s.gp` in this directory.\n", n, n);
+    fprintf(f, "if (!exists(\"data\")) data = \"%s.csv\"\n", n);
+    fprintf(f, "if (!exists(\"out\")) out = \"%s\"\n", n);
+    fprintf(f, "set datafile separator comma\nset key autotitle columnhead\n");
+    fprintf(f, "set terminal pngcairo noenhanced size 1200,650 font \"sans,11\"\n");
+    fprintf(f, "set output out.\".png\"\n");
+    const kvp_scenario *sc = &s->pts[0].sc;
+    fprintf(f, "set title \"%s\\n%s, %s, prompt %" PRIu32 ", %" PRIu32 " steps",
+            s->def->title, sc->hw_name[0] ? sc->hw_name : "custom hardware",
+            sc->model_name[0] ? sc->model_name : "custom model", sc->prompt, sc->steps);
+    if (strcmp(n, "batch") != 0 && strcmp(n, "accounting") != 0)
+        fprintf(f, ", batch %" PRIu32, c->base.batch);
+    if (strcmp(n, "sparsity") != 0)
+        fprintf(f, ", sparsity %g", c->base.sparsity);
+    fprintf(f, ", %s\"\n", c->file_trace ? "trace file" : "synthetic trace");
+    fprintf(f, "set xlabel \"%s\"\nset ylabel \"%s\"\n", xlabel, ylabel);
+    fprintf(f, "set grid ytics\nset key outside right top Left reverse\nset yrange [0:*]\n");
+}
+
+static void gp_tail(FILE *f)
+{
+    fprintf(f, "set terminal svg noenhanced size 1200,650 font \"sans,11\"\n");
+    fprintf(f, "set output out.\".svg\"\nreplot\nset output\n");
+}
+
+static void gp_colour(FILE *f, const char *policy)
+{
+    const char *col = colour_of(policy);
+    if (col)
+        fprintf(f, " lc rgb \"%s\"", col);
+}
+
+/* A clustered bar chart: one cluster per point (xtic: the expression xtic), one bar per policy
+ * of column <policy>_vs_<norm>; bound hatched (a cap, not a policy). */
+static void gp_bars(FILE *f, const study_ctx *c, const study_out *s, const char *xtic,
+                    const char *study_line)
+{
+    fprintf(f, "set style data histogram\nset style histogram clustered gap 1\n");
+    fprintf(f, "set style fill solid 0.85 border -1\nset xtics nomirror\n");
+    fprintf(f, "plot ");
+    for (size_t i = 0; i < c->nspec; i++) {
+        const char *pol = kvp_policy_name(c->specs[i].ops);
+        int is_bound = strcmp(pol, "bound") == 0;
+        fprintf(f, "%sdata using \"%s_vs_%s\"%s%s%s title \"%s%s\"", i ? ", \\\n     " : "",
+                c->col[i], s->def->norm, i ? "" : ":xtic(", i ? "" : xtic, i ? "" : ")",
+                c->col[i], is_bound ? " (cap)" : "");
+        if (is_bound)
+            fprintf(f, " fs pattern 4 border");
+        gp_colour(f, pol);
+    }
+    if (study_line)
+        fprintf(f, ", \\\n     %s", study_line);
+    fprintf(f, "\n");
+}
+
+/* The study's headline as a dashed line across the plot. */
+static void study_max_line(char *buf, size_t len)
+{
+    snprintf(buf, len, "%g with lines dt 2 lw 2 lc rgb \"black\" title \"study: sa up to "
+             "%gx over static\"", STUDY_SA_MAX, STUDY_SA_MAX);
+}
+
+void study_gp_sparsity(FILE *f, const study_ctx *c, const study_out *s)
+{
+    char line[LABEL_TEXT];
+    study_max_line(line, sizeof line);
+    gp_head(f, c, s, "attention sparsity (share of past tokens not read per step)",
+            "throughput / static throughput (x)");
+    gp_bars(f, c, s, "1", line);
+    gp_tail(f);
+}
+
+void study_gp_variation(FILE *f, const study_ctx *c, const study_out *s)
+{
+    gp_head(f, c, s, "token-importance variation of the synthetic trace",
+            "throughput / unlimited-HBM throughput (x)");
+    gp_bars(f, c, s, "1", NULL);
+    gp_tail(f);
+}
+
+void study_gp_accounting(FILE *f, const study_ctx *c, const study_out *s)
+{
+    char xlabel[LABEL_TEXT], line[LABEL_TEXT];
+    study_max_line(line, sizeof line);
+    snprintf(xlabel, sizeof xlabel, "variant (not counted: weight_bytes=0, reserve kept; "
+             "kv_heads %" PRIu32 ": per KV head, %" PRIu32 ": per query head)",
+             c->base.kv_heads, c->query_heads);
+    gp_head(f, c, s, xlabel, "throughput / static throughput (x)");
+    /* four-line tic labels: a smaller font, and the axis label moved below them */
+    fprintf(f, "set bmargin 8\nset xtics font \",9\"\nset xlabel offset 0,-3\n");
+    gp_bars(f, c, s, "sprintf(\"weights\\n%s\\nkv_heads %s\\nbatch %s\", strcol(1) eq "
+            "\"counted\" ? \"counted\" : \"not counted\", strcol(3), strcol(4))", line);
+    gp_tail(f);
+}
+
+void study_gp_hitrate(FILE *f, const study_ctx *c, const study_out *s)
+{
+    gp_head(f, c, s, "policy",
+            "share of all bytes read (weights + KV)");
+    fprintf(f, "set style data histogram\nset style histogram rowstacked\n");
+    fprintf(f, "set style fill solid 0.85 border -1\nset boxwidth 0.6\nset yrange [0:1.05]\n");
+    fprintf(f, "plot data using \"weights_share\":xtic(1) title \"weights, read from HBM\" "
+               "lc rgb \"#bbbbbb\", \\\n"
+               "     '' using \"kv_hbm_share\" title \"KV read from HBM\" lc rgb \"#1f77b4\", "
+               "\\\n     '' using \"kv_dram_share\" title \"KV read from DRAM\" "
+               "lc rgb \"#ff7f0e\", \\\n"
+               "     '' using 0:\"hbm_hit_rate_kv\" with points pt 7 ps 1.6 lc rgb \"black\" "
+               "title \"HBM hit rate of KV alone\"\n");
+    gp_tail(f);
+}
+
+void study_gp_batch(FILE *f, const study_ctx *c, const study_out *s)
+{
+    gp_head(f, c, s, "batch (sequences decoded together; KV bytes scale with it)",
+            "throughput / static throughput (x)");
+    fprintf(f, "set logscale x 2\nset xrange [0.8:40]\nset xtics (1,2,4,8,16,32)\n");
+    fprintf(f, "plot ");
+    static const char *const pols[] = {"sa", "bound", "page", "reactive"};
+    int first = 1;
+    for (size_t w = 0; w < NELEM(study_weight_modes); w++) {
+        for (size_t k = 0; k < NELEM(pols); k++) {
+            if (!study_has_policy(c, pols[k]))
+                continue;
+            fprintf(f, "%sdata using \"batch\":(strcol(\"weights\") eq \"%s\" ? "
+                    "column(\"%s_vs_static\") : NaN) with linespoints lw 2 pt %d dt %d",
+                    first ? "" : ", \\\n     ", study_weight_modes[w], pols[k], w ? 6 : 7,
+                    w ? 2 : 1);
+            gp_colour(f, pols[k]);
+            fprintf(f, " title \"%s, weights %s\"", pols[k], w ? "not counted" : "counted");
+            first = 0;
+        }
+    }
+    char line[LABEL_TEXT];
+    study_max_line(line, sizeof line);
+    fprintf(f, "%s%s, \\\n     %g with lines dt 3 lc rgb \"#555555\" title \"study: sa %gx "
+            "to %gx ahead of the baselines\", \\\n     %g with lines dt 3 lc rgb \"#555555\" "
+            "notitle\n", first ? "" : ", \\\n     ", line, STUDY_SA_LOW, STUDY_SA_LOW,
+            STUDY_SA_HIGH, STUDY_SA_HIGH);
+    gp_tail(f);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Markdown summaries                                                                       */
+
+static void md_head(FILE *f, const study_ctx *c, const study_out *s, const char *what)
+{
+    const char *n = s->def->name;
+    fprintf(f, "# kvplace study `%s`: %s\n\n%s\n\n", n, s->def->title, what);
+    fprintf(f, "Scenario: ");
+    describe(f, c, &c->base);
+    fprintf(f, ". Policies:");
+    for (size_t i = 0; i < c->nspec; i++) {
+        char t[LABEL_TEXT];
+        kvp_policy_format(&c->specs[i], t, sizeof t);
+        fprintf(f, "%s `%s`", i ? "," : "", t);
+    }
+    fprintf(f, ".\n\nCommand: `%s`\n\n![%s](%s.png)\n\nData: [%s.csv](%s.csv), [%s.json](%s.json)"
+            "; plot script [%s.gp](%s.gp).\n\n", c->cmdline, n, n, n, n, n, n, n, n);
+}
+
+/* A table: one row per point, the variables then each policy's throughput over norm. */
+static void md_table(FILE *f, const study_ctx *c, const study_out *s)
+{
+    const study_def *def = s->def;
+    fprintf(f, "Throughput over %s's (x):\n\n|", def->norm);
+    for (size_t v = 0; v < def->nvars; v++)
+        fprintf(f, " %s |", def->vars[v]);
+    for (size_t i = 0; i < c->nspec; i++)
+        fprintf(f, " %s |", c->col[i]);
+    if (study_has_policy(c, "sa"))
+        fprintf(f, " sa's (W, R) | sa / best baseline |");
+    fprintf(f, "\n|");
+    for (size_t v = 0; v < def->nvars + c->nspec + 2 * (size_t)study_has_policy(c, "sa"); v++)
+        fprintf(f, "---|");
+    fputc('\n', f);
+    for (size_t k = 0; k < s->n; k++) {
+        const point *p = &s->pts[k];
+        fputc('|', f);
+        for (size_t v = 0; v < def->nvars; v++)
+            fprintf(f, " %s |", p->var[v]);
+        for (size_t i = 0; i < c->nspec; i++)
+            fprintf(f, " %.3f |", p->res[i].throughput_tok_s / tput(c, p, def->norm));
+        const kvp_result *sa = study_find_res(c, p, "sa");
+        if (sa)
+            fprintf(f, " %s | %.3f |", sa->params, sa->throughput_tok_s / best_baseline(c, p));
+        fputc('\n', f);
+    }
+    fprintf(f, "\nThe best baseline is the fastest of static, reactive and page. `bound` is a "
+               "provable cap on every capacity-limited policy (DESIGN.md §5), not a "
+               "policy.\n\n");
+}
+
+/* Index of the point where policy's ratio over ref is largest (or smallest). */
+static size_t arg_ext(const study_ctx *c, const study_out *s, const char *policy,
+                      const char *ref, int largest, size_t from, size_t to)
+{
+    size_t best = from;
+    for (size_t k = from; k < to; k++) {
+        double v = ratio(c, &s->pts[k], policy, ref), b = ratio(c, &s->pts[best], policy, ref);
+        if (largest ? v > b : v < b)
+            best = k;
+    }
+    return best;
+}
+
+static void md_range(FILE *f, const study_ctx *c, const study_out *s, const char *policy,
+                     const char *ref, size_t from, size_t to)
+{
+    size_t lo = arg_ext(c, s, policy, ref, 0, from, to);
+    size_t hi = arg_ext(c, s, policy, ref, 1, from, to);
+    fprintf(f, "%.2fx (%s) to %.2fx (%s)", ratio(c, &s->pts[lo], policy, ref),
+            s->pts[lo].var[0], ratio(c, &s->pts[hi], policy, ref), s->pts[hi].var[0]);
+}
+
+static void md_sa_vs_baselines(FILE *f, const study_ctx *c, const study_out *s, size_t from,
+                               size_t to)
+{
+    double lo = INFINITY, hi = 0;
+    for (size_t k = from; k < to; k++) {
+        const point *p = &s->pts[k];
+        double v = tput(c, p, "sa") / best_baseline(c, p);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    fprintf(f, "%.2fx to %.2fx", lo, hi);
+}
+
+void study_md_sparsity(FILE *f, const study_ctx *c, const study_out *s)
+{
+    md_head(f, c, s, "The study's Fig. 3: throughput normalised to static at six sparsities.");
+    md_table(f, c, s);
+    fprintf(f, "## Beside the study\n\n| | the study (Fig. 3) | ours |\n|---|---|---|\n");
+    if (study_has_policy(c, "sa")) {
+        fprintf(f, "| sa over static | up to %.2fx | ", STUDY_SA_MAX);
+        md_range(f, c, s, "sa", "static", 0, s->n);
+        fprintf(f, " |\n| sa over the best baseline | %.0fx to %.0fx | ", STUDY_SA_LOW,
+                STUDY_SA_HIGH);
+        md_sa_vs_baselines(f, c, s, 0, s->n);
+        fprintf(f, " |\n");
+    }
+    if (study_has_policy(c, "bound")) {
+        fprintf(f, "| bound over static (the most any placement could gain) | not given | ");
+        md_range(f, c, s, "bound", "static", 0, s->n);
+        fprintf(f, " |\n");
+    }
+    static const char *const gainers[] = {"reactive", "page"};
+    for (size_t g = 0; g < NELEM(gainers); g++) {
+        if (!study_has_policy(c, gainers[g]))
+            continue;
+        fprintf(f, "| %s over static | gains little below 60%%, closer to sa above 80%% | ",
+                gainers[g]);
+        md_range(f, c, s, gainers[g], "static", 0, s->n);
+        if (study_has_policy(c, "sa")) {
+            fprintf(f, "; of sa's throughput: ");
+            md_range(f, c, s, gainers[g], "sa", 0, s->n);
+        }
+        fprintf(f, " |\n");
+    }
+    fprintf(f, "\nRanges name the sparsity where they occur. docs/RESULTS.md explains where "
+               "and why these differ from the study's.\n");
+}
+
+void study_md_variation(FILE *f, const study_ctx *c, const study_out *s)
+{
+    md_head(f, c, s, "The study's Fig. 4: throughput normalised to unlimited HBM, with low, "
+                     "actual and high variation of token importance.");
+    md_table(f, c, s);
+    fprintf(f, "## Beside the study\n\n| | the study (Fig. 4) | ours (of unlimited) |\n"
+               "|---|---|---|\n");
+    static const char *const pols[] = {"page", "sa", "reactive", "static", "bound"};
+    for (size_t k = 0; k < NELEM(pols); k++) {
+        if (!study_has_policy(c, pols[k]))
+            continue;
+        const char *claim = k < 2 ? "close to the optimum at low variation; loses ground at "
+                                    "high variation" : "not stated";
+        fprintf(f, "| %s | %s |", pols[k], claim);
+        for (size_t i = 0; i < s->n; i++)
+            fprintf(f, " %s %.3f%s", s->pts[i].var[0], ratio(c, &s->pts[i], pols[k],
+                    "unlimited"), i + 1 < s->n ? "," : "");
+        fprintf(f, " |\n");
+    }
+    fprintf(f, "\nThe study's variation traces are not published (PAPER.md); ours are "
+               "the synthetic presets of docs/SYNTHETIC.md. docs/RESULTS.md compares.\n");
+}
+
+void study_md_hitrate(FILE *f, const study_ctx *c, const study_out *s)
+{
+    md_head(f, c, s, "The study's Fig. 5: the HBM hit rate of each policy, weights counted "
+                     "as HBM traffic, here with the weights' share shown apart.");
+    const point *p = &s->pts[0];
+    fprintf(f, "| policy | hit rate, KV only | hit rate, all bytes | weights' share of bytes "
+               "read | HBM busy (s) | DRAM busy (s) | time (s) | throughput / static |\n"
+               "|---|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < c->nspec; i++) {
+        const kvp_result *r = &p->res[i];
+        double all = (double)r->weight_read + (double)r->kv_read_hbm + (double)r->kv_read_dram;
+        double hb, db, lb;
+        busy_times(&p->sc, r, &hb, &db, &lb);
+        fprintf(f, "| %s | %.1f%% | %.1f%% | %.1f%% | ", c->col[i], 100 * r->hbm_hit_rate_kv,
+                100 * r->hbm_hit_rate_all, all > 0 ? 100 * (double)r->weight_read / all : 0.0);
+        /* bound splits each step's reads at the optimum; it counts no tier traffic */
+        if (strcmp(r->policy, "bound") == 0)
+            fprintf(f, "- | - |");
+        else
+            fprintf(f, "%.4g | %.4g |", hb, db);
+        fprintf(f, " %.4g | %.3f |\n", r->total_time_s, r->speedup_vs_static);
+    }
+    fprintf(f, "\nHBM busy and DRAM busy: each memory's bytes over its bandwidth, summed over "
+               "the run; a step lasts as long as the busier one, so a policy is fast when "
+               "both are low and close to each other (bound counts no tier traffic: -).\n\n");
+    fprintf(f, "## Beside the study\n\n| | the study (Fig. 5) | ours |\n|---|---|---|\n");
+    const kvp_result *sa = study_find_res(c, p, "sa");
+    const kvp_result *st = study_find_res(c, p, "static");
+    if (sa && st)
+        fprintf(f, "| sa's hit rate | balanced, not the highest | KV %.1f%% (static %.1f%%), "
+                "all bytes %.1f%% (static %.1f%%) |\n", 100 * sa->hbm_hit_rate_kv,
+                100 * st->hbm_hit_rate_kv, 100 * sa->hbm_hit_rate_all,
+                100 * st->hbm_hit_rate_all);
+    fprintf(f, "| weights in the hit rate | counted as HBM traffic | shown apart: the grey "
+               "share of each bar |\n");
+}
+
+void study_md_batch(FILE *f, const study_ctx *c, const study_out *s)
+{
+    md_head(f, c, s, "The study does not give its batch size (PAPER.md), so this sweeps it, "
+                     "with the weights' traffic counted (the model of DESIGN.md) and not "
+                     "counted (weight_bytes=0, the weights' bytes kept as reserve so the KV "
+                     "budget is unchanged).");
+    md_table(f, c, s);
+    fprintf(f, "## Beside the study\n\n| | the study | ours, weights counted | ours, weights "
+               "not counted |\n|---|---|---|---|\n");
+    size_t half = s->n / 2;
+    static const struct {
+        const char *policy, *claim;
+    } rows[] = {{"sa", "up to 5.87x"}, {"bound", "not given"}};
+    for (size_t k = 0; k < NELEM(rows); k++) {
+        if (!study_has_policy(c, rows[k].policy))
+            continue;
+        fprintf(f, "| %s over static, by batch | %s | ", rows[k].policy, rows[k].claim);
+        md_range(f, c, s, rows[k].policy, "static", 0, half);
+        fprintf(f, " | ");
+        md_range(f, c, s, rows[k].policy, "static", half, s->n);
+        fprintf(f, " |\n");
+    }
+    if (study_has_policy(c, "sa")) {
+        fprintf(f, "| sa over the best baseline | 4x to 5x | ");
+        md_sa_vs_baselines(f, c, s, 0, half);
+        fprintf(f, " | ");
+        md_sa_vs_baselines(f, c, s, half, s->n);
+        fprintf(f, " |\n");
+    }
+    fprintf(f, "\nRanges name the batch where they occur. docs/RESULTS.md works out why.\n");
+}
+
+void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s)
+{
+    md_head(f, c, s, "PAPER.md \"Reading the headline\": the accounting variants side by side. "
+                     "\"Weights not counted\" keeps the weights' HBM capacity (reserve = the "
+                     "model's weight bytes) but drops their traffic (weight_bytes=0); \"per "
+                     "query head\" counts KV for every query head (kv_heads = query heads), "
+                     "which multiplies tok_bytes as a larger batch would. Each at batch 1 "
+                     "(one sequence, as the study's single prompt suggests) and at the "
+                     "scenario's batch.");
+    md_table(f, c, s);
+    fprintf(f, "## Beside the study\n\n| variant | sa over static | bound over static | "
+               "nearest to the study's 5.87x? |\n|---|---|---|---|\n");
+    double best_gap = INFINITY;
+    size_t best = 0;
+    const char *metric = study_has_policy(c, "sa") ? "sa" : "bound";
+    for (size_t k = 0; k < s->n; k++) {
+        double gap = fabs(ratio(c, &s->pts[k], metric, "static") - STUDY_SA_MAX);
+        if (gap < best_gap) {
+            best_gap = gap;
+            best = k;
+        }
+    }
+    for (size_t k = 0; k < s->n; k++) {
+        const point *p = &s->pts[k];
+        fprintf(f, "| weights %s, KV per %s (kv_heads=%s), batch %s | %.2fx | %.2fx | %s |\n",
+                strcmp(p->var[0], "counted") == 0 ? "counted" : "not counted",
+                strcmp(p->var[1], "kv_head") == 0 ? "KV head" : "query head", p->var[2],
+                p->var[3], ratio(c, p, "sa", "static"), ratio(c, p, "bound", "static"),
+                k == best ? "nearest" : "");
+    }
+    fprintf(f, "\nThe study: sa up to %.2fx over static. A variant is near it only if its "
+               "bound over static reaches it: no policy passes the bound.\n", STUDY_SA_MAX);
+}
+
