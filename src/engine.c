@@ -168,9 +168,10 @@ static void copy_access(acc_buf *dst, const kvp_access *src)
 {
     dst->a = *src;
     memcpy(dst->pos, src->pos, (size_t)src->count * sizeof *dst->pos);
-    memcpy(dst->score, src->score, (size_t)src->count * sizeof *dst->score);
+    if (src->score)
+        memcpy(dst->score, src->score, (size_t)src->count * sizeof *dst->score);
     dst->a.pos = dst->pos;
-    dst->a.score = dst->score;
+    dst->a.score = src->score ? dst->score : NULL;
 }
 
 /* What one layer of one policy adds up to. */
@@ -213,6 +214,7 @@ typedef struct run_ctx {
     double *bound_h;      /* per layer: the bound's HBM bytes */
     uint64_t *reads;      /* per layer, tokens */
     kvp_trace *fill;      /* NULL, or an empty cache of tr that the pass fills */
+    int scores;           /* 1 if a policy of the group reads scores */
     int *rc;              /* per layer */
     kvp_error *err;       /* per layer */
 } run_ctx;
@@ -506,6 +508,8 @@ static int layer_run(uint32_t l, void *user, atomic_ullong *done)
     }
     if ((ret = kvp_cursor_create(&cur, rc->tr, l, rc->sc->sparsity, err)) < 0)
         goto done;
+    if (!rc->scores)
+        kvp_cursor_sets_only(cur);
 
     uint32_t fetched = 0; /* steps read from the cursor so far */
     for (; W && fetched < W && fetched < N; fetched++) {
@@ -709,6 +713,7 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
                                "%s holds none", ops->name, kvp_trace_name(tr));
             goto done;
         }
+        ctx.scores |= ops->needs_scores;
         ctx.g[i] = ops->block_tokens ? ops->block_tokens(ps[i].value, sc) : 1;
         if (ctx.g[i] == 0) {
             rc = kvp_error_set(err, KVP_EINVAL, "policy %s: block size 0", ops->name);

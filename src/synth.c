@@ -175,6 +175,7 @@ typedef struct synth_state {
     uint32_t thr;       /* the last threshold key (0 before the first selection) */
     uint32_t above;     /* keys in the context strictly above thr */
     mask_row *lut;      /* 256 rows, for the selection's vector pass */
+    int sets_only;      /* kvp_cursor_sets_only: no scores for the sets */
 } synth_state;
 
 /* key / 65535 as a float.  Through a double product: for every 16-bit key this equals the
@@ -385,7 +386,10 @@ static uint32_t state_select(synth_state *st, uint32_t k)
         score[w] = key_score(key[q]);
     }
     const uint32_t shift = w - i; /* the set is pos[shift .. m) */
-    if (shift == 0) {
+    if (st->sets_only) {
+        if (shift)
+            memmove(pos + shift, pos, (size_t)i * sizeof *pos);
+    } else if (shift == 0) {
         for (uint32_t j = 0; j < i; j++)
             score[j] = key_score(key[pos[j]]);
     } else {
@@ -469,7 +473,7 @@ static int synth_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     a->context = ctx;
     a->count = k;
     a->pos = st->pos + off;
-    a->score = st->score + off;
+    a->score = st->sets_only ? NULL : st->score + off;
     return 0;
 }
 
@@ -485,14 +489,21 @@ static int synth_scores(void *state, uint32_t n, float *out, kvp_error *err)
     return 0;
 }
 
+static void synth_sets_only(void *state)
+{
+    synth_state *st = state;
+    st->sets_only = 1;
+}
+
 static void synth_destroy(kvp_trace *t)
 {
     free(t->impl);
     free(t);
 }
 
-static const kvp_trace_vt SYNTH_VT = {"synthetic", synth_open, synth_step, synth_close,
-                                      synth_scores, synth_destroy};
+static const kvp_trace_vt SYNTH_VT = {"synthetic", synth_open,     synth_step,
+                                      synth_close, synth_scores,   synth_destroy,
+                                      synth_sets_only};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Public                                                                                    */

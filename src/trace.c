@@ -58,6 +58,12 @@ int kvp_cursor_next(kvp_cursor *c, kvp_access *a, kvp_error *err)
     return 1;
 }
 
+void kvp_cursor_sets_only(kvp_cursor *c)
+{
+    if (c->t->vt->sets_only)
+        c->t->vt->sets_only(c->state);
+}
+
 void kvp_cursor_free(kvp_cursor *c)
 {
     if (!c)

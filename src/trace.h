@@ -18,7 +18,15 @@ typedef struct kvp_trace_vt {
      * right after cursor_step(state, n, ...) for the same n; out holds at least P+n floats. */
     int (*scores)(void *state, uint32_t n, float *out, kvp_error *err);
     void (*destroy)(kvp_trace *t);
+    /* Optional: from now on the cursor's sets need no scores (a->score may be NULL), which
+     * spares a trace that makes them (the synthetic one) that work. */
+    void (*sets_only)(void *state);
 } kvp_trace_vt;
+
+/* Tells c's trace that its caller will not read the scores of c's sets (kvp_access.score
+ * may then be NULL).  Internal: the engine and the trace cache ask it when no policy of
+ * theirs reads scores. */
+void kvp_cursor_sets_only(kvp_cursor *c);
 
 struct kvp_trace {
     const kvp_trace_vt *vt;

@@ -133,7 +133,7 @@ static void cache_destroy(kvp_trace *t)
 }
 
 static const kvp_trace_vt CACHE_VT = {"cache", cache_open, cache_step, cache_close, NULL,
-                                      cache_destroy};
+                                      cache_destroy, NULL};
 
 int kvp_trace_is_cache_without_scores(const kvp_trace *t)
 {
@@ -216,6 +216,8 @@ static int fill_layer(uint32_t l, void *user, atomic_ullong *done)
     kvp_error *err = &job->err[l];
     kvp_cursor *cur = NULL;
     int rc = kvp_cursor_create(&cur, job->src, l, job->sparsity, err);
+    if (rc >= 0)
+        kvp_cursor_sets_only(cur);
     for (uint32_t n = 0; rc >= 0 && n < job->t->steps; n++) {
         kvp_access a;
         if (job->cancel && *job->cancel) {

@@ -110,7 +110,7 @@ static void mem_destroy(kvp_trace *t)
 }
 
 static const kvp_trace_vt mem_vt = {"memory", mem_open, mem_step, mem_close, mem_scores,
-                                     mem_destroy};
+                                     mem_destroy, NULL};
 
 int kvp_trace_from_memory(kvp_trace **out, const float *data, uint32_t steps, uint32_t layers,
                           uint32_t positions, int is_bool, const char *name, kvp_error *err)

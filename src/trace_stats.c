@@ -39,6 +39,7 @@ int kvp_trace_stats_compute(const kvp_trace *t, double sparsity, kvp_trace_stats
         rc = kvp_cursor_create(&c, t, l, sparsity, err);
         if (rc < 0)
             break;
+        kvp_cursor_sets_only(c);
         uint32_t nprev = 0;
         kvp_access a;
         while ((rc = kvp_cursor_next(c, &a, err)) > 0) {

@@ -547,6 +547,35 @@ static void test_score_identity(void)
     CHECK_EQ_U64(bad, 0);
 }
 
+/* A cursor told that no scores are wanted gives the same sets (ties included: sparsity 0.999
+ * and many equal keys at the threshold, the window's in particular), without scores. */
+static void test_sets_only(void)
+{
+    enum { P = 2000, N = 60 };
+    const double sparsities[] = {0.0, 0.6, 0.97, 0.999};
+    kvp_synth_params sp = params(P, N, 2, KVP_VAR_HIGH, 77);
+    kvp_trace *t = make(&sp);
+    kvp_error err = {0, ""};
+    for (size_t i = 0; i < sizeof sparsities / sizeof *sparsities; i++) {
+        kvp_cursor *full = cursor(t, 1, sparsities[i]), *sets = cursor(t, 1, sparsities[i]);
+        kvp_cursor_sets_only(sets);
+        uint32_t same = 0, no_scores = 0;
+        for (uint32_t n = 0; n < N; n++) {
+            kvp_access a, b;
+            CHECK_EQ_INT(kvp_cursor_next(full, &a, &err), 1);
+            CHECK_EQ_INT(kvp_cursor_next(sets, &b, &err), 1);
+            same += a.count == b.count &&
+                    memcmp(a.pos, b.pos, (size_t)a.count * sizeof *a.pos) == 0;
+            no_scores += b.score == NULL;
+        }
+        CHECK_EQ_U64(same, N);
+        CHECK_EQ_U64(no_scores, N);
+        kvp_cursor_free(full);
+        kvp_cursor_free(sets);
+    }
+    kvp_trace_free(t);
+}
+
 int main(void)
 {
     test_names_and_defaults();
@@ -560,5 +589,6 @@ int main(void)
     test_presets_ordered();
     test_npy_round_trip();
     test_score_identity();
+    test_sets_only();
     return check_done();
 }

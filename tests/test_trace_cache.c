@@ -278,8 +278,14 @@ static int count_step(void *state, uint32_t n, kvp_access *a, kvp_error *e)
 }
 static void count_close(void *state) { inner_vt->cursor_close(state); }
 
+static void count_sets_only(void *state)
+{
+    if (inner_vt->sets_only)
+        inner_vt->sets_only(state);
+}
+
 static const kvp_trace_vt COUNT_VT = {"counting", count_open, count_step, count_close, NULL,
-                                      count_destroy};
+                                      count_destroy, count_sets_only};
 
 static kvp_trace *counting(const kvp_trace *in)
 {
