@@ -107,6 +107,7 @@ struct kvp_engine_layer {
     uint32_t *touched;
     uint32_t ntouched;
     uint8_t *was;     /* per block: 0 untouched, 1 was out, 2 was in */
+    double *rscore;   /* read_score's buffer (kvp_step_read_score) */
 };
 
 static int touch(struct kvp_engine_layer *e, uint32_t b)
@@ -118,28 +119,62 @@ static int touch(struct kvp_engine_layer *e, uint32_t b)
     return 0;
 }
 
-int kvp_step_promote(kvp_step *s, uint32_t b)
+/* The checks are the same for one block or many; a batch keeps the loop in one function
+ * (a policy moving thousands of blocks a step paid a call per block, docs/PERF.md). */
+uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t count)
 {
     struct kvp_engine_layer *e = s->eng;
-    if (b >= e->nblocks || b >= s->exist_blocks + (s->opens_block ? 1u : 0u) || e->resident[b])
-        return KVP_ECHECK;
-    touch(e, b);
-    e->resident[b] = 1;
-    e->nresident++;
+    const uint32_t exist = s->exist_blocks + (s->opens_block ? 1u : 0u);
+    const uint32_t limit = exist < e->nblocks ? exist : e->nblocks;
+    uint32_t i = 0;
+    for (; i < count; i++) {
+        uint32_t b = blocks[i];
+        if (b >= limit || e->resident[b])
+            break;
+        touch(e, b);
+        e->resident[b] = 1;
+    }
+    e->nresident += i;
     s->nresident = e->nresident;
-    return 0;
+    return i;
+}
+
+uint32_t kvp_step_demote_many(kvp_step *s, const uint32_t *blocks, uint32_t count)
+{
+    struct kvp_engine_layer *e = s->eng;
+    uint32_t i = 0;
+    for (; i < count; i++) {
+        uint32_t b = blocks[i];
+        if (b >= e->nblocks || !e->resident[b])
+            break;
+        touch(e, b);
+        e->resident[b] = 0;
+    }
+    e->nresident -= i;
+    s->nresident = e->nresident;
+    return i;
+}
+
+int kvp_step_promote(kvp_step *s, uint32_t b)
+{
+    return kvp_step_promote_many(s, &b, 1) == 1 ? 0 : KVP_ECHECK;
 }
 
 int kvp_step_demote(kvp_step *s, uint32_t b)
 {
-    struct kvp_engine_layer *e = s->eng;
-    if (b >= e->nblocks || !e->resident[b])
-        return KVP_ECHECK;
-    touch(e, b);
-    e->resident[b] = 0;
-    e->nresident--;
-    s->nresident = e->nresident;
-    return 0;
+    return kvp_step_demote_many(s, &b, 1) == 1 ? 0 : KVP_ECHECK;
+}
+
+const double *kvp_step_read_score(kvp_step *s)
+{
+    if (!s->read_score) { /* 1-token blocks: the positions' own scores */
+        double *r = s->eng->rscore;
+        const float *score = s->acc->score;
+        for (uint32_t i = 0; i < s->nread; i++)
+            r[i] = (double)score[i];
+        s->read_score = r;
+    }
+    return s->read_score;
 }
 
 int kvp_step_place_new_default(kvp_step *s)
@@ -243,6 +278,7 @@ static int pol_alloc(pol_layer *pl, uint32_t positions)
     pl->rblock = malloc((size_t)positions * sizeof *pl->rblock);
     pl->rcount = malloc((size_t)positions * sizeof *pl->rcount);
     pl->rscore = malloc((size_t)positions * sizeof *pl->rscore);
+    pl->e.rscore = pl->rscore;
     return pl->e.resident && pl->e.was && pl->e.touched && pl->acount && pl->rblock &&
            pl->rcount && pl->rscore;
 }
@@ -355,9 +391,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         nread = acc->count;
         s->read_block = acc->pos;
         s->read_count = rc->ones;
-        if (ops->needs_scores)
-            for (uint32_t i = 0; i < nread; i++)
-                pl->rscore[i] = (double)acc->score[i];
+        s->read_score = NULL; /* filled on demand by kvp_step_read_score */
     } else {
         /* The set ascends, so the reads of a block are consecutive: one division and one
          * residency lookup per block, the counts and score sums kept in registers (summed
@@ -395,6 +429,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         }
         s->read_block = rblock;
         s->read_count = rcount;
+        s->read_score = rscore;
     }
     const uint64_t reads = acc->count;
     kvp_counters st = {0};
@@ -406,7 +441,6 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
 
     /* 2. Placement, then the charges for what it changed. */
     s->nread = nread;
-    s->read_score = pl->rscore;
     s->nresident = e->nresident;
     int ret = ops->step(pl->state, s, err);
     if (ret < 0) {

@@ -38,7 +38,8 @@ typedef struct kvp_step {
 
     const kvp_access *acc; /* A(n, l) */
     /* Blocks read this step, in ascending order, with the number of positions read in each
-     * (a(b)) and their summed score (read_score only for policies with needs_scores). */
+     * (a(b)) and their summed score (read_score only for policies with needs_scores, and
+     * only through kvp_step_read_score()). */
     uint32_t nread;
     const uint32_t *read_block;
     const uint32_t *read_count;
@@ -63,6 +64,14 @@ typedef struct kvp_step {
  * if b is already there (not there) or out of range. */
 int kvp_step_promote(kvp_step *s, uint32_t b);
 int kvp_step_demote(kvp_step *s, uint32_t b);
+/* The same for blocks[0..count), in order: returns how many were moved; fewer than count
+ * means blocks[that many] was refused (KVP_ECHECK) and the rest were not tried. */
+uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t count);
+uint32_t kvp_step_demote_many(kvp_step *s, const uint32_t *blocks, uint32_t count);
+/* Fills s->read_score if it is not yet filled this step, and returns it.  With 1-token blocks
+ * it is acc->score converted, a pass over the reads that the engine leaves to the policies
+ * that need the scores in this step (reactive and page only when they overflow). */
+const double *kvp_step_read_score(kvp_step *s);
 /* The default for a new block: into HBM if it opens this step and a slot is free. */
 int kvp_step_place_new_default(kvp_step *s);
 

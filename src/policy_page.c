@@ -135,8 +135,10 @@ static int page_step(void *state, kvp_step *s, kvp_error *err)
     /* The target, ranked on the residency before any move. */
     for (uint32_t i = 0; i < s->nread; i++)
         st->idx[i] = i;
-    if (s->nread > slots)
+    if (s->nread > slots) {
+        kvp_step_read_score(s); /* fills s->read_score, which ranks_above reads */
         select_top(st->idx, s->nread, nt, s, &st->rng);
+    }
     uint32_t target_resident = 0;
     for (uint32_t i = 0; i < nt; i++) {
         uint32_t b = s->read_block[st->idx[i]];
