@@ -177,7 +177,8 @@ static const study_def studies[] = {
     {"batch", "Throughput over static by batch, weights counted and not", "batch", vars_batch,
      2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch},
     {"accounting", "Throughput over static under each accounting", "headline",
-     vars_accounting, 4, "static", 0, 0, accounting_points, study_gp_accounting, study_md_accounting},
+     vars_accounting, 4, "static", 0, 0, accounting_points, study_gp_accounting,
+     study_md_accounting},
 };
 
 static const study_def *find_study(const char *name)

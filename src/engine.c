@@ -735,8 +735,8 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     ctx.ones = malloc(((size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr)) * sizeof *ctx.ones);
     for (size_t i = 0; ctx.ones && i < (size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr); i++)
         ctx.ones[i] = 1;
-    if (!rs || !ctx.g || !ctx.slots || !ctx.lookahead || !ctx.out || !ctx.bound_time || !ctx.bound_h ||
-        !ctx.reads || !ctx.rc || !ctx.err || !ctx.ones) {
+    if (!rs || !ctx.g || !ctx.slots || !ctx.lookahead || !ctx.out || !ctx.bound_time ||
+        !ctx.bound_h || !ctx.reads || !ctx.rc || !ctx.err || !ctx.ones) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
     }

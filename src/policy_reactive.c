@@ -187,11 +187,11 @@ static inline void band_split(double x, uint32_t i, double lo, double hi, uint8_
  * others.  From one overflow step to the next the threshold score (the keep-th best) moves
  * little, so the entries are first split by value around the last one: those above the band
  * (lo, hi] are kept, those below it dropped, and only the band's (some 750 of 16,000 at the
- * study's scenario) go through the quickselect.  Each group ranks above the next whatever the band, so the set
- * kept is the same as a selection over all entries; a band that misses the threshold (the
- * first step, or a jump) costs a full selection and a wider band.  With 1-token blocks the
- * scores are the positions' own floats (read_score[i] == acc->score[i]): the band pass reads
- * those, and only the band's are converted, into bscore. */
+ * study's scenario) go through the quickselect.  Each group ranks above the next whatever
+ * the band, so the set kept is the same as a selection over all entries; a band that misses
+ * the threshold (the first step, or a jump) costs a full selection and a wider band.  With
+ * 1-token blocks the scores are the positions' own floats (read_score[i] == acc->score[i]):
+ * the band pass reads those, and only the band's are converted, into bscore. */
 static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
 {
     const uint32_t n = s->nread;
