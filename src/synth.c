@@ -174,7 +174,8 @@ typedef struct synth_state {
     uint32_t *hist;     /* KEY_COUNT */
     uint32_t thr;       /* the last threshold key (0 before the first selection) */
     uint32_t above;     /* keys in the context strictly above thr */
-    mask_row *lut;      /* 256 rows, for the selection's vector pass */
+    mask_row *lut;      /* 256 rows, for the selection's vector pass (one per cursor, filled
+                         * at open: no shared table to initialise across threads) */
     int sets_only;      /* kvp_cursor_sets_only: no scores for the sets */
 } synth_state;
 
