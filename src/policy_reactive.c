@@ -344,7 +344,7 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     for (size_t i = old_head; i < old_tail; i++) {
         lru_entry e = queue[i];
         down[ndown] = e.block;
-        ndown += stamp[e.block] == e.stamp;
+        ndown += (uint32_t)entry_live(st, e);
     }
     st->head = old_tail;
     st->tail = tail;
@@ -416,7 +416,7 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
     while (ndown < excess && h < tail) {
         lru_entry e = q[h++];
         down[ndown] = e.block;
-        ndown += stamp[e.block] == e.stamp;
+        ndown += (uint32_t)entry_live(st, e);
     }
     if (ndown < excess || q[h - 1].stamp == gen)
         return kvp_error_set(err, KVP_ECHECK, "reactive: layer %u step %u: no block left to "
