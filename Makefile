@@ -13,7 +13,7 @@ ALL_CFLAGS := $(WARN) $(CFLAGS) $(WERROR) -D_POSIX_C_SOURCE=200809L -pthread \
               -Iinclude -Isrc $(PKG_CFLAGS)
 LDLIBS  := $(PKG_LIBS) -lm -pthread
 
-LIB_SRC  := $(sort $(wildcard src/*.c))
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -28,7 +28,7 @@ KVPLACE  := $(BUILD)/kvplace
 .PHONY: all test sanitize bench clean
 all: $(KVPLACE) $(TEST_BIN)
 
-$(BUILD)/%.o: %.c include/kvplace.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
+$(BUILD)/%.o: %.c include/kvplace.h $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

@@ -12,11 +12,11 @@
  * Phases: gen (the synthetic trace, streamed once over every layer; the bound rides along at
  * O(1) a step), ref (unlimited + static + bound in one pass), reactive, page, lookahead, sa
  * (at its defaults but `budget`: the most evaluations, 40 unless --budget).
- * PHASE-cached (ref, lookahead) first builds a trace cache (src/trace_cache.c) and prints it
+ * PHASE-cached (ref, lookahead) first builds a trace cache (src/trace/trace_cache.c) and prints it
  * as a line of its own, phase "cache"; the phase's own line then times the run on the cache
  * alone.  Peak RSS is the process's, so it includes the cache.
  */
-#include "engine.h"
+#include "engine/engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  *
  *     fingerprint PROMPT STEPS LAYERS VARIATION SPARSITY BATCH SEED [POLICIES]
  */
-#include "trace.h"
+#include "trace/trace.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -75,7 +75,7 @@ int kvp_error_set(kvp_error *err, int code, const char *fmt, ...)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Scenario parameters (DESIGN.md §1).  Names, units, bounds, defaults and docs live in one
- * table (src/params.c), used by the config reader, --set, --help and validation alike.     */
+ * table (src/scenario/params.c), used by the config reader, --set, --help and validation alike.     */
 
 typedef enum kvp_variation {
     KVP_VAR_LOW = 0,

@@ -1,5 +1,5 @@
 /*
- * Checkpoints of the sa search (src/checkpoint.c, docs/ROBUSTNESS.md): a resumed search takes
+ * Checkpoints of the sa search (src/report/checkpoint.c, docs/ROBUSTNESS.md): a resumed search takes
  * the uninterrupted search's path, event for event, and gives its result byte for byte,
  * without re-running a saved evaluation; the budget counts saved points when the search
  * reaches them; every corrupt or mismatched file is refused.

@@ -4,7 +4,7 @@
  * Then properties on random scenarios.
  */
 #include "check.h"
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <stdlib.h>
 

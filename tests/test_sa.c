@@ -1,5 +1,5 @@
 /*
- * The sa search (src/policy_sa.c) on random small scenarios: its result is lookahead's at the
+ * The sa search (src/policy/sa.c) on random small scenarios: its result is lookahead's at the
  * (W, R) it names, bit for bit; it is no worse than any point it evaluated; every proposal is
  * one of the study's moves inside the box; the temperature falls by 0.9 a level; the budget
  * holds; the same seed gives the same search with 1 or 2 threads.

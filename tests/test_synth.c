@@ -1,10 +1,10 @@
-/* The synthetic trace generator (src/synth.c, docs/SYNTHETIC.md).  Expected values come from
+/* The synthetic trace generator (src/trace/synth.c, docs/SYNTHETIC.md).  Expected values come from
  * the contract (DESIGN.md §2: |A| = k, positions ascending, top-k with ties to the lower
  * position) checked against an oracle written here (a plain sort of the scores callback's
  * output), and from properties the model promises (determinism, layer independence, sinks
  * and window always read, presets ordered by drift). */
 #include "check.h"
-#include "trace.h"
+#include "trace/trace.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * The trace cache (src/trace_cache.c): it must replay its source's access sets exactly, give
+ * The trace cache (src/trace/trace_cache.c): it must replay its source's access sets exactly, give
  * every policy that does not read scores exactly the source's result, refuse the policies
  * that do, and cost the bytes its formula says.
  *
@@ -7,7 +7,7 @@
  */
 #include "check.h"
 #include "kvplace.h"
-#include "trace.h" /* the counting wrapper below */
+#include "trace/trace.h" /* the counting wrapper below */
 
 #include <stdlib.h>
 

@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for the checkpoint reader (src/checkpoint.c): the input is a whole
+ * libFuzzer harness for the checkpoint reader (src/report/checkpoint.c): the input is a whole
  * checkpoint file.  Whatever reads back must survive a save and a second read with the same
  * evaluations.  Built and run by tests/fuzz/run.sh.
  */

@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for the .npy reader (src/npy.c): the input is a whole file.  A file that
+ * libFuzzer harness for the .npy reader (src/trace/npy.c): the input is a whole file.  A file that
  * opens is then read through, every row of every layer, as a run would, so that the header's
  * promises (shape, dtype, size) are checked against the data actually read.  Built and run by
  * tests/fuzz/run.sh.

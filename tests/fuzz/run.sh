@@ -15,7 +15,7 @@ CLANG=${CLANG:-clang}
 B=${FUZZ_BUILD:-build-fuzz}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 # The usual libFuzzer convention: checksums are not verified, so that mutated checkpoints
-# reach the parser behind them (src/checkpoint.c).
+# reach the parser behind them (src/report/checkpoint.c).
 CFLAGS="-std=c11 -O1 -g -fno-omit-frame-pointer -D_POSIX_C_SOURCE=200809L -pthread \
     -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
     -Iinclude -Isrc $(pkg-config --cflags inih libcjson)"

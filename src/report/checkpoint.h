@@ -1,4 +1,4 @@
-/* Internal: what the sa search uses of a checkpoint (src/checkpoint.c).  A checkpoint holds
+/* Internal: what the sa search uses of a checkpoint (src/report/checkpoint.c).  A checkpoint holds
  * runs, one per fingerprint of scenario and trace; a run holds evaluations, each a (W, r)
  * point of lookahead (R = r / 10) and its result. */
 #ifndef KVP_CHECKPOINT_H

@@ -1,5 +1,5 @@
 /* The policy registry and the parser of policy specs ("lookahead:W=16:R=0.5"). */
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Summary statistics of a trace (`kvplace trace info`): one streaming pass over every layer's
  * cursor, O(reads) time and O(context) memory. */
-#include "trace.h"
+#include "trace/trace.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,8 +6,8 @@
  * so the result is identical for any thread count.  Byte counts are kept in tokens (exact
  * integers) and multiplied by tok_bytes once, with an overflow check, at the end.
  */
-#include "engine.h"
-#include "trace.h"
+#include "engine/engine.h"
+#include "trace/trace.h"
 
 #include <stdio.h>
 
@@ -22,7 +22,7 @@ extern const kvp_policy_ops kvp_policy_bound;
 extern const kvp_policy_ops kvp_policy_sa;
 
 /* sa runs lookahead many times over the same trace: kvp_run_many gives it a trace cache
- * (src/trace_cache.c) when the cache takes at most this many bytes, and the source itself
+ * (src/trace/trace_cache.c) when the cache takes at most this many bytes, and the source itself
  * otherwise.  At the study's scenario the cache takes 1.5 GB (docs/PERF.md). */
 #define SA_CACHE_MAX_BYTES (4ull << 30)
 

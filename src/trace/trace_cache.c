@@ -11,8 +11,8 @@
  * built for.  Its name, shape and kind are the source's, so results and checkpoints made on
  * it are those of the source.
  */
-#include "engine.h"
-#include "trace.h"
+#include "engine/engine.h"
+#include "trace/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -23,7 +23,7 @@
  * (seed, layer), plus a stateless hash for base(p); only integer arithmetic decides anything,
  * so a layer's stream depends on (seed, layer, parameters) alone, on every platform.
  */
-#include "trace.h"
+#include "trace/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>

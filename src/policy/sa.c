@@ -11,8 +11,8 @@
  * level improves the best by less than 0.1%, when C < C0 * 1e-3, or when `budget` distinct
  * points have been evaluated.  docs/POLICIES.md has the reasons for each choice.
  */
-#include "checkpoint.h"
-#include "policy.h"
+#include "report/checkpoint.h"
+#include "policy/policy.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -29,7 +29,7 @@
  * or new, which restamps it), so the live entries' order is the whole of the stamps that
  * matter.
  */
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -19,7 +19,7 @@
  * read touches one array, and the pass over the blocks tests a group of them against the
  * cut-offs in a loop the compiler vectorises, then visits only the few that may move.
  */
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 #ifndef KVP_ENGINE_H
 #define KVP_ENGINE_H
 
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <stdatomic.h>
 
@@ -45,7 +45,7 @@ double kvp_bound_step_h(const kvp_scenario *sc, const kvp_derived *d, double a, 
 int kvp_engine_bound(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                      kvp_bound_sum *bound, kvp_error *err);
 
-/* 1 if t is a trace cache (src/trace_cache.c) of a trace with scores: it holds the access
+/* 1 if t is a trace cache (src/trace/trace_cache.c) of a trace with scores: it holds the access
  * sets only, so policies that read scores must not run on it. */
 int kvp_trace_is_cache_without_scores(const kvp_trace *t);
 

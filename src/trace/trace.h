@@ -1,5 +1,5 @@
 /* Internal: the trace handle is a small vtable so that .npy files and the synthetic
- * generator stream through the same cursor API (src/trace.c dispatches). */
+ * generator stream through the same cursor API (src/trace/trace.c dispatches). */
 #ifndef KVP_TRACE_H
 #define KVP_TRACE_H
 

@@ -17,9 +17,9 @@
  * every evaluation, so it is never half-written; hence anything that does not parse, or
  * fails a checksum, is corruption and is refused, never repaired or skipped.
  */
-#include "checkpoint.h"
+#include "report/checkpoint.h"
 
-#include "trace.h"
+#include "trace/trace.h"
 
 #include <errno.h>
 #include <fcntl.h>

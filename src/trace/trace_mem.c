@@ -1,5 +1,5 @@
 /* A trace held in memory: for tests, and for programs that build traces themselves. */
-#include "trace.h"
+#include "trace/trace.h"
 
 #include <math.h>
 #include <stdio.h>

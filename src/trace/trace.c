@@ -1,5 +1,5 @@
 /* Trace dispatch: one cursor API over every trace source. */
-#include "trace.h"
+#include "trace/trace.h"
 
 #include <math.h>
 #include <stdlib.h>

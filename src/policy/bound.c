@@ -7,7 +7,7 @@
  * The first term grows with h and the second falls, so the minimum is where they meet,
  * clamped to the interval: a closed form, O(1) per step.
  */
-#include "engine.h"
+#include "engine/engine.h"
 
 #include <math.h>
 

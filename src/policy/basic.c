@@ -1,6 +1,6 @@
 /* The two reference policies: `unlimited` (everything in HBM, no capacity limit) and
  * `static` (the initial placement, never changed).  DESIGN.md §5. */
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <string.h>
 

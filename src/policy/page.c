@@ -5,7 +5,7 @@
  * plus the previously resident pages of lowest index that still fit.  A promoted page drags
  * its unread tokens along; the engine charges them.
  */
-#include "policy.h"
+#include "policy/policy.h"
 
 #include <stdlib.h>
 
