@@ -22,8 +22,8 @@ CFLAGS="-std=c11 -O1 -g -fno-omit-frame-pointer -D_POSIX_C_SOURCE=200809L -pthre
 LIBS="$(pkg-config --libs inih libcjson) -lm -pthread"
 
 mkdir -p "$B/obj"
-for f in src/*.c; do
-    o="$B/obj/$(basename "$f" .c).o"
+for f in src/*/*.c; do
+    o="$B/obj/$(echo "${f#src/}" | tr / _ | sed "s/\.c$//").o"
     if [ ! -e "$o" ] || [ "$f" -nt "$o" ] || [ include/kvplace.h -nt "$o" ]; then
         $CLANG $CFLAGS $SAN -fsanitize=fuzzer-no-link -c "$f" -o "$o"
     fi
