@@ -271,6 +271,9 @@ typedef struct kvp_policy_ops kvp_policy_ops;
 typedef struct kvp_policy_spec {
     const kvp_policy_ops *ops;
     double value[KVP_POLICY_MAX_PARAMS]; /* in the order of ops->params */
+    /* Internal: what a policy that runs another hands it (plan and optimal hand the replay
+     * policy their schedule).  NULL from the parser. */
+    const void *ctx;
 } kvp_policy_spec;
 
 const kvp_policy_ops *const *kvp_policies(size_t *count);
