@@ -13,6 +13,8 @@ extern const kvp_policy_ops kvp_policy_page;
 extern const kvp_policy_ops kvp_policy_lookahead;
 extern const kvp_policy_ops kvp_policy_sa;
 extern const kvp_policy_ops kvp_policy_bound;
+extern const kvp_policy_ops kvp_policy_lpbound;
+extern const kvp_policy_ops kvp_policy_plan;
 
 /* Adding a policy: one file in src/ and one line here.  "all" runs them in this order. */
 static const kvp_policy_ops *const registry[] = {
@@ -23,6 +25,8 @@ static const kvp_policy_ops *const registry[] = {
     &kvp_policy_lookahead,
     &kvp_policy_sa,
     &kvp_policy_bound,
+    &kvp_policy_lpbound,
+    &kvp_policy_plan,
 };
 
 const kvp_policy_ops *const *kvp_policies(size_t *count)

@@ -152,12 +152,17 @@ static const kvp_policy_ops replay_ops = {
     .free = replay_free,
 };
 
+void kvp_schedule_spec(kvp_policy_spec *ps, const kvp_schedule *s)
+{
+    memset(ps, 0, sizeof *ps);
+    ps->ops = &replay_ops;
+    ps->ctx = s;
+}
+
 int kvp_schedule_replay(const kvp_scenario *sc, const kvp_trace *tr, const kvp_schedule *s,
                         const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
     kvp_policy_spec ps;
-    memset(&ps, 0, sizeof ps);
-    ps.ops = &replay_ops;
-    ps.ctx = s;
+    kvp_schedule_spec(&ps, s);
     return kvp_engine_run(sc, tr, &ps, ro, res, err);
 }

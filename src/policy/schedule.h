@@ -29,4 +29,7 @@ uint64_t kvp_schedule_moves(const kvp_schedule *s, uint32_t layer);
 int kvp_schedule_replay(const kvp_scenario *sc, const kvp_trace *tr, const kvp_schedule *s,
                         const kvp_run_options *ro, kvp_result *res, kvp_error *err);
 
+/* The replay policy's spec for schedule s (several replay in one pass with kvp_run_many). */
+void kvp_schedule_spec(kvp_policy_spec *ps, const kvp_schedule *s);
+
 #endif
