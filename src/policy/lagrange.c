@@ -304,7 +304,7 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
             h_end = -2;
             served = 0;
         } else if (!st && before) {
-            h_end = r - 1; /* the interval ends before the placement of r */
+            h_end = (int64_t)r - 1; /* the interval ends before the placement of r */
         }
         /* the read at r from `before` */
         if (before) {
