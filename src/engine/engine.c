@@ -18,10 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A policy that makes many passes (KVP_CAP_MANY_PASSES: sa runs lookahead many times) gets
- * a trace cache (src/trace/trace_cache.c) when the cache takes at most this many bytes, and
- * the source itself otherwise.  At the study's scenario the cache takes 1.5 GB
- * (docs/PERF.md). */
+/* A policy that reads the trace many times (KVP_CAP_MANY_PASSES) gets a trace cache
+ * (src/trace/trace_cache.c) when the cache takes at most this many bytes, and the source
+ * itself otherwise.  At the study's scenario the cache takes 1.5 GB (docs/PERF.md). */
 #define CACHE_MAX_BYTES (4ull << 30)
 
 /* ---------------------------------------------------------------------------------------- */
