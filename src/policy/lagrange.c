@@ -14,7 +14,9 @@
  * trace); a run of steps without a read is crossed in O(log N) with a segment tree over the
  * step prices (at most one demotion and one promotion pay inside such a gap).
  */
-#include "engine/engine.h"
+#include "base/parallel.h"
+#include "engine/cost.h"
+#include "engine/runner.h"
 #include "policy/schedule.h"
 #include "trace/trace.h"
 
@@ -488,6 +490,8 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
     const int slow = sc->dram_bandwidth <= sc->link_bandwidth ? T_DRAM : T_UP;
     const double bd = fmin(sc->dram_bandwidth, sc->link_bandwidth);
     const double tok = (double)d->tok_bytes;
+    kvp_cost_model m;
+    kvp_cost_model_of(&m, sc, d);
     for (uint32_t k = 0; k <= g->N; k++)
         g->mu[k] = 0;
     /* the reads of each step: a pass over the bitsets */
@@ -506,7 +510,7 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
     for (uint32_t n = 0; n < g->N; n++) {
         double h;
         double a = reads[n] * tok;
-        kvp_bound_step_h(sc, d, a, &h);
+        kvp_step_time_bound(&m, a, &h);
         double hmax = fmin(a, d->cap_layer);
         double lh;
         if (h <= 0) {
@@ -814,6 +818,7 @@ typedef struct lg_run {
     kvp_schedule **sch; /* PLAN_CANDIDATES schedules, or NULL: the bound alone */
     double *best;      /* per layer */
     uint32_t *used;    /* per layer: iterations run */
+    uint64_t *reads;   /* per layer: tokens read */
     kvp_error *err;    /* per layer */
     volatile sig_atomic_t *cancel;
 } lg_run;
@@ -868,6 +873,7 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
     atomic_fetch_add(done, (unsigned long long)(R->iters - it));
     R->best[l] = g.best;
     R->used[l] = it;
+    R->reads[l] = g.reads;
     if (R->sch) {
         /* The candidates: the paths at the best prices and at the first ones, ties to HBM,
          * each made feasible within a share of the slots (the optimum leaves HBM partly
@@ -900,7 +906,7 @@ done:
  * the plan's moves. */
 static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                     const kvp_run_options *ro, kvp_schedule **sch, double *bound_s,
-                    uint32_t *iters_max, kvp_error *err)
+                    uint32_t *iters_max, uint64_t *reads_out, kvp_error *err)
 {
     lg_run R;
     memset(&R, 0, sizeof R);
@@ -917,15 +923,17 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     R.cancel = ro ? ro->cancel : NULL;
     R.best = calloc(L, sizeof *R.best);
     R.used = calloc(L, sizeof *R.used);
+    R.reads = calloc(L, sizeof *R.reads);
     R.err = calloc(L, sizeof *R.err);
     int *lrc = calloc(L, sizeof *lrc);
-    if (!R.best || !R.used || !R.err || !lrc) {
+    if (!R.best || !R.used || !R.reads || !R.err || !lrc) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
     }
     kvp_parallel_layers(L, ro, (uint64_t)L * R.iters, lg_layer_run, &R, lrc);
     double sum = 0;
     uint32_t imax = 0;
+    uint64_t reads = 0;
     for (uint32_t l = 0; l < L; l++) {
         if (lrc[l] < 0) {
             rc = lrc[l];
@@ -934,14 +942,18 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
             goto done;
         }
         sum += R.best[l];
+        reads += R.reads[l];
         if (R.used[l] > imax)
             imax = R.used[l];
     }
     *bound_s = sum;
     *iters_max = imax;
+    if (reads_out)
+        *reads_out = reads;
 done:
     free(R.best);
     free(R.used);
+    free(R.reads);
     free(R.err);
     free(lrc);
     return rc;
@@ -952,15 +964,13 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
 {
     double b;
     uint32_t it;
-    int rc = lg_solve(sc, tr, ps, ro, NULL, &b, &it, err);
+    uint64_t reads;
+    int rc = lg_solve(sc, tr, ps, ro, NULL, &b, &it, &reads, err);
     if (rc < 0)
         return rc;
     /* Like `bound`, it moves nothing: the counters hold the reads alone. */
-    kvp_bound_sum bs;
-    if ((rc = kvp_engine_bound(sc, tr, NULL, &bs, err)) < 0)
-        return rc;
     kvp_counters c = {0};
-    c.kv_read_dram = bs.reads;
+    c.kv_read_dram = reads;
     kvp_derived d;
     if ((rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
         (rc = kvp_result_fill(res, sc, tr, ps, 1, kvp_slots(sc, &d, 1), b, &c, err)) < 0)
@@ -982,7 +992,7 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++)
         rc = kvp_schedule_create(&sch[c], kvp_trace_layers(tr), kvp_trace_steps(tr), err);
     if (rc >= 0)
-        rc = lg_solve(sc, tr, ps, ro, sch, &b, &it, err);
+        rc = lg_solve(sc, tr, ps, ro, sch, &b, &it, NULL, err);
     /* every candidate replayed exactly, in one pass over the trace */
     for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++)
         kvp_schedule_spec(&rs[c], sch[c]);
@@ -1010,6 +1020,7 @@ const kvp_policy_ops kvp_policy_lpbound = {
     .doc = "proven lower bound on the optimum that charges migration (Lagrangian dual)",
     .params = lg_params,
     .nparams = NPARAMS,
+    .caps = KVP_CAP_BOUND,
     .run = lpbound_run,
 };
 
@@ -1018,5 +1029,6 @@ const kvp_policy_ops kvp_policy_plan = {
     .doc = "offline plan from lpbound's dual solution (perfect foresight), with its certificate",
     .params = lg_params,
     .nparams = NPARAMS,
+    .caps = KVP_CAP_MANY_PASSES,
     .run = plan_run,
 };

@@ -1,6 +1,6 @@
 /* Placement schedules (src/policy/schedule.h) and `replay`, the policy that follows one. */
 #include "policy/schedule.h"
-#include "engine/engine.h"
+#include "engine/runner.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -101,16 +101,14 @@ static int replay_init(void **state, const kvp_layer_info *li, const kvp_step *f
     st->sl = &s->layer[li->layer];
     *state = st;
     const move_list *p = &st->sl->prom;
-    uint32_t count = 0;
     for (; st->ip < p->n && (p->m[st->ip] >> 32) == 0; st->ip++) {
         uint32_t x = (uint32_t)p->m[st->ip];
         if (x >= li->prompt || resident[x])
             return kvp_error_set(err, KVP_ECHECK, "replay: initial placement of layer %u "
                                  "names token %u twice or outside the prompt", li->layer, x);
         resident[x] = 1;
-        count++;
     }
-    return (int)count;
+    return 0;
 }
 
 /* The tokens of list ml at step n (stored as n + 1), from *at on. */
