@@ -205,6 +205,8 @@ static void point_key(point *p)
     p->key[0] = 0;
     for (size_t i = 0; i < n && used < sizeof p->key; i++) {
         char t[NUM_TEXT];
+        if (!kvp_param_in_use(&p->sc, &params[i]))
+            continue;
         if (kvp_param_format(&p->sc, &params[i], t, sizeof t) < 0)
             t[0] = 0;
         int w = snprintf(p->key + used, sizeof p->key - used, "%s=%s;", params[i].name, t);

@@ -230,11 +230,14 @@ static cJSON *json_scenario(const kvp_scenario *sc)
     int bad = !o;
     for (size_t i = 0; i < n && !bad; i++) {
         char t[NUM_TEXT];
+        if (!kvp_param_in_use(sc, &params[i]))
+            continue;
         if (kvp_param_format(sc, &params[i], t, sizeof t) < 0)
             bad = 1;
         else if (params[i].kind == KVP_PK_VARIATION)
             bad = !cJSON_AddStringToObject(o, params[i].name, t);
-        else if (params[i].kind == KVP_PK_FRACTION || params[i].kind == KVP_PK_BANDWIDTH)
+        else if (params[i].kind == KVP_PK_FRACTION || params[i].kind == KVP_PK_BANDWIDTH ||
+                 params[i].kind == KVP_PK_BANDWIDTH_OPT)
             bad = add_double(o, params[i].name, strtod(t, NULL)) < 0;
         else
             bad = add_raw(o, params[i].name, t) < 0;

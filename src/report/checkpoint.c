@@ -247,6 +247,8 @@ static int fingerprint(const kvp_scenario *sc, const kvp_trace *tr, ck_run *out,
     char item[CK_ITEM_MAX], val[CK_ITEM_MAX / 2];
     for (size_t i = 0; i < np + EXTRA; i++) {
         if (i < np) {
+            if (!kvp_param_in_use(sc, &p[i]))
+                continue; /* a two-tier run's fingerprint is what it was before tiers */
             if (kvp_param_format(sc, &p[i], val, sizeof val) < 0) {
                 run_free(out);
                 return kvp_error_set(err, KVP_EINVAL, "%s: invalid value", p[i].name);
@@ -269,11 +271,11 @@ static int fingerprint(const kvp_scenario *sc, const kvp_trace *tr, ck_run *out,
                 break;
             }
         }
-        if (!(out->fp[i] = dup_str(item))) {
+        if (!(out->fp[out->nfp] = dup_str(item))) {
             run_free(out);
             return kvp_error_set(err, KVP_ENOMEM, "checkpoint: out of memory");
         }
-        out->nfp = i + 1;
+        out->nfp++;
     }
     return 0;
 }

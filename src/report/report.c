@@ -233,6 +233,8 @@ static int json_scenario(cJSON *root, const kvp_scenario *sc, kvp_error *err)
     for (size_t i = 0; i < np && rc >= 0; i++) {
         const kvp_param_info *p = &params[i];
         const char *at = (const char *)sc + p->offset;
+        if (!kvp_param_in_use(sc, p))
+            continue;
         switch (p->kind) {
         case KVP_PK_BYTES:
         case KVP_PK_U64: {
@@ -248,6 +250,7 @@ static int json_scenario(cJSON *root, const kvp_scenario *sc, kvp_error *err)
             break;
         }
         case KVP_PK_BANDWIDTH:
+        case KVP_PK_BANDWIDTH_OPT:
         case KVP_PK_FRACTION: {
             double v;
             memcpy(&v, at, sizeof v);
