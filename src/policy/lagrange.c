@@ -970,7 +970,7 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
         return rc;
     /* Like `bound`, it moves nothing: the counters hold the reads alone. */
     kvp_counters c = {0};
-    c.kv_read_dram = reads;
+    c.kv_read[1] = reads;
     kvp_derived d;
     if ((rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
         (rc = kvp_result_fill(res, sc, tr, ps, 1, kvp_slots(sc, &d, 1), b, &c, err)) < 0)
