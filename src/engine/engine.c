@@ -107,8 +107,8 @@ static void touch_tier(struct kvp_engine_layer *e, uint32_t b)
     e->was[b] = (uint8_t)(e->tier[b] == TIER_NONE ? TIER_NONE : e->tier[b] + 1u);
 }
 
-/* Puts block b (in no tier) below HBM: into tier 1, and while the tier it enters is full,
- * the tier's least recent block moves one tier down (the slowest tier takes any: the run's
+/* Puts a block out of HBM below it: into tier 1, and while the tier it enters is full, the
+ * tier's least recent block moves one tier down (the slowest tier takes any: the run's
  * capacities hold the whole KV, checked before it starts). */
 static void place_below(struct kvp_engine_layer *e, uint32_t b)
 {
@@ -117,6 +117,8 @@ static void place_below(struct kvp_engine_layer *e, uint32_t b)
             list_push(e, b, k);
             return;
         }
+        if (e->count[k] == 0)
+            continue; /* a tier of no slots: on to the next */
         uint32_t v = e->tail[k];
         if (!e->was[v])
             touch_tier(e, v);
@@ -124,6 +126,16 @@ static void place_below(struct kvp_engine_layer *e, uint32_t b)
         list_push(e, b, k);
         b = v;
     }
+}
+
+/* A new block out of HBM goes to the fastest tier with a free slot (the slowest if none):
+ * as HBM takes a new block while it has a slot, nothing moves for it. */
+static void place_new(struct kvp_engine_layer *e, uint32_t b)
+{
+    uint32_t k = 1;
+    while (k + 1 < e->tiers && e->count[k] >= e->tslots[k])
+        k++;
+    list_push(e, b, k);
 }
 
 /* The initial placement below HBM: the blocks the policy left out of HBM, lowest-numbered
@@ -558,7 +570,7 @@ static void resolve_tiers(struct kvp_engine_layer *e, const kvp_step *s)
         if (e->resident[s->new_block])
             e->tier[s->new_block] = 0;
         else
-            place_below(e, s->new_block);
+            place_new(e, s->new_block);
     }
 }
 
@@ -997,8 +1009,8 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
         return rc;
     if ((rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
-    if (d.tiers > 2 && (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0)
-        return rc;
+    if (d.tiers > 2 && npol == 0 && (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0)
+        return rc; /* the bound's own pass (the policies' g are checked with them) */
     const uint32_t L = kvp_trace_layers(tr);
     run_ctx ctx;
     if ((rc = run_ctx_alloc(&ctx, sc, &d, tr, ps, npol, err)) < 0)

@@ -914,6 +914,12 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &R.d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
+    /* The dual prices two tiers' terms; with more, its shortest paths would need a state per
+     * tier (docs/POLICIES.md "Tiers beyond two"). */
+    if (R.d.tiers > 2)
+        return kvp_error_set(err, KVP_EINVAL, "policy %s models two tiers; this machine has "
+                             "%u (use bound for a lower bound with more tiers)",
+                             ps->ops->name, R.d.tiers);
     const uint32_t L = kvp_trace_layers(tr);
     R.sc = sc;
     R.tr = tr;
