@@ -247,6 +247,8 @@ void cli_help_run(void)
         "  --resume FILE         continue a saved search (and keep saving to FILE); the\n"
         "                        result is identical to an uninterrupted run's\n"
         "  -q, --quiet           no progress bar or notes on stderr\n"
+        "  -v, --verbose         per tier and per link: bytes read, written, moved, busy "
+        "time\n"
         "  -h, --help            this help\n"
         "\n"
         "static and unlimited always run (they are cheap) so that every row has its\n"
