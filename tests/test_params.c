@@ -595,6 +595,12 @@ static void test_tiers(void)
               (strncmp(ps[i].name, "tier", 4) != 0 && strncmp(ps[i].name, "link", 4) != 0) ||
               strcmp(ps[i].name, "link_bandwidth") == 0);
 
+    /* ... but an asymmetric link 1 records its directions */
+    CHECK_OK(kvp_param_set(&sc, "link1_up_bandwidth", "375GB/s", &err), &err);
+    CHECK(kvp_param_in_use(&sc, kvp_param_find("link1_up_bandwidth")));
+    CHECK(!kvp_param_in_use(&sc, kvp_param_find("link1_down_bandwidth")));
+    CHECK_OK(kvp_param_set(&sc, "link1_up_bandwidth", "0", &err), &err);
+
     /* K out of range */
     CHECK_FAILS(kvp_param_set(&sc, "tiers", "9", &err), KVP_EINVAL, &err,
                 "tiers: 9 is out of range [2, 8]");

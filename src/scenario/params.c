@@ -805,11 +805,14 @@ int kvp_param_in_use(const kvp_scenario *sc, const kvp_param_info *p)
     /* A two-tier machine is described by the two-tier names alone, as before tiers. */
     if (strcmp(n, "tiers") == 0)
         return sc->tiers != 2;
+    if (strcmp(n, "tier1_link") == 0)
+        return sc->tiers != 2 || sc->tier_link[1] != 1;
     if (sscanf(n, "tier%u_", &k) == 1)
         return sc->tiers != 2 && k < sc->tiers;
     if (sscanf(n, "link%u_", &k) == 1) {
-        if (sc->tiers == 2)
-            return 0;
+        /* two tiers: only what describes link 1 beyond link_bandwidth (an asymmetric link) */
+        if (sc->tiers == 2 && k == 1)
+            return value_of(sc, p) != 0;
         for (uint32_t t = 1; t < sc->tiers && t < KVP_MAX_TIERS; t++)
             if (sc->tier_link[t] == k)
                 return 1;
