@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,80 @@ static int accounting_points(study_ctx *c, point *pts, size_t *n)
     return 0;
 }
 
+/* The tiers study (docs/RESULTS.md "tiers"): the base machine (two tiers) alone and with a
+ * CXL tier, an NVMe tier, or both below its DRAM, each behind the DRAM's link (a CXL
+ * expander or an NVMe drive on the host's PCIe reaches the GPU through it), at batch sizes
+ * around the first at which DRAM alone cannot hold the KV.  The tiers are those of the
+ * x86-h100-cxl-nvme preset (docs/presets.md). */
+static const struct {
+    const char *name, *set;
+} tier_machines[] = {
+    {"dram", ""},
+    {"dram+cxl", "tiers=3 tier2_capacity=1024GB tier2_bandwidth=144GB/s tier2_link=1"},
+    {"dram+nvme", "tiers=3 tier2_capacity=61.44TB tier2_bandwidth=52GB/s tier2_link=1"},
+    {"dram+cxl+nvme", "tiers=4 tier2_capacity=1024GB tier2_bandwidth=144GB/s tier2_link=1 "
+                      "tier3_capacity=61.44TB tier3_bandwidth=52GB/s tier3_link=1"},
+};
+/* Batches as multiples of the first that overflows DRAM: half of it (every machine), it,
+ * twice and four times it. */
+static const double tier_batch_scale[] = {0.5, 1, 2, 4};
+
+static int tiers_points(study_ctx *c, point *pts, size_t *n)
+{
+    kvp_error err = {0};
+    kvp_derived d;
+    if (c->base.tiers != 2)
+        return cli_error("study tiers: the base machine has %u tiers; the study adds its own "
+                         "below a two-tier machine's DRAM (use a two-tier --hw)",
+                         c->base.tiers);
+    kvp_scenario one = c->base;
+    one.batch = 1;
+    if (kvp_scenario_derive(&one, &d, &err) < 0)
+        return cli_error("%s", err.msg);
+    uint64_t tokens = c->file_trace ? (uint64_t)kvp_trace_prompt(c->file_trace) +
+                                          kvp_trace_steps(c->file_trace)
+                                    : (uint64_t)c->base.prompt + c->base.steps;
+    /* KV of the whole run at batch 1: every layer's P + N tokens */
+    double kv1 = (double)tokens * (double)d.tok_bytes * (double)c->base.layers;
+    double over = floor((double)c->base.dram_capacity / kv1) + 1;
+    if (over * 4 > 65536)
+        return cli_error("study tiers: DRAM (%" PRIu64 " bytes) holds the KV up to batch "
+                         "%.0f; the study's batches would pass 65536", c->base.dram_capacity,
+                         over - 1);
+    size_t k = 0;
+    for (size_t b = 0; b < NELEM(tier_batch_scale); b++) {
+        double batch = fmax(1, floor(over * tier_batch_scale[b]));
+        for (size_t m = 0; m < NELEM(tier_machines); m++) {
+            point *p = &pts[k];
+            p->sc = c->base;
+            char text[NUM_TEXT];
+            snprintf(text, sizeof text, "%.0f", batch);
+            int rc = set_param(&p->sc, "batch", text);
+            for (const char *a = tier_machines[m].set; !rc && *a;) {
+                char one_set[96];
+                size_t len = strcspn(a, " ");
+                snprintf(one_set, sizeof one_set, "%.*s", (int)len, a);
+                if (kvp_param_assign(&p->sc, one_set, &err) < 0)
+                    rc = cli_error("%s", err.msg);
+                a += len + (a[len] == ' ');
+            }
+            if (rc)
+                return rc;
+            /* a machine that cannot hold the KV at this batch has no point */
+            double cap = (double)p->sc.dram_capacity;
+            for (uint32_t t = 2; t < p->sc.tiers; t++)
+                cap += (double)p->sc.tier_capacity[t];
+            if (cap < kv1 * batch)
+                continue;
+            snprintf(p->var[0], VAR_TEXT, "%s", text);
+            snprintf(p->var[1], VAR_TEXT, "%s", tier_machines[m].name);
+            k++;
+        }
+    }
+    *n = k;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The table of studies                                                                     */
 
@@ -165,19 +240,22 @@ static const char *const vars_sparsity[] = {"sparsity"};
 static const char *const vars_variation[] = {"variation"};
 static const char *const vars_batch[] = {"batch", "weights"};
 static const char *const vars_accounting[] = {"weights", "kv_per", "kv_heads", "batch"};
+static const char *const vars_tiers[] = {"batch", "machine"};
 
 static const study_def studies[] = {
     {"sparsity", "Throughput over static at each sparsity", "Fig. 3", vars_sparsity, 1,
-     "static", 1, 0, sparsity_points, study_gp_sparsity, study_md_sparsity},
+     "static", 1, 0, sparsity_points, study_gp_sparsity, study_md_sparsity, 0},
     {"variation", "Throughput over unlimited HBM by variation", "Fig. 4", vars_variation, 1,
-     "unlimited", 0, 1, variation_points, study_gp_variation, study_md_variation},
+     "unlimited", 0, 1, variation_points, study_gp_variation, study_md_variation, 0},
     {"hitrate", "HBM hit rate per policy, the weights' share apart", "Fig. 5", NULL, 0,
-     "static", 0, 0, hitrate_points, study_gp_hitrate, study_md_hitrate},
+     "static", 0, 0, hitrate_points, study_gp_hitrate, study_md_hitrate, 0},
     {"batch", "Throughput over static by batch, weights counted and not", "batch", vars_batch,
-     2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch},
+     2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch, 0},
     {"accounting", "Throughput over static under each accounting", "headline",
      vars_accounting, 4, "static", 0, 0, accounting_points, study_gp_accounting,
-     study_md_accounting},
+     study_md_accounting, 0},
+    {"tiers", "What a CXL or NVMe tier adds where DRAM alone overflows", "beyond the study",
+     vars_tiers, 2, "static", 0, 0, tiers_points, study_gp_tiers, study_md_tiers, 1},
 };
 
 static const study_def *find_study(const char *name)
@@ -573,10 +651,10 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     }
     if (!o->name)
         return cli_usage(a->cmd, "which study? one of sparsity, variation, hitrate, batch, "
-                         "accounting, all");
+                         "accounting, tiers, all");
     if (strcmp(o->name, "all") != 0 && !find_study(o->name))
         return cli_usage(a->cmd, "unknown study \"%s\"; one of sparsity, variation, hitrate, "
-                         "batch, accounting, all", o->name);
+                         "batch, accounting, tiers, all", o->name);
     if (o->trace) {
         static const char *const trace_defined[] = {"prompt", "steps"};
         for (size_t k = 0; k < NELEM(trace_defined); k++)
@@ -760,7 +838,8 @@ int cli_cmd_study(const cli_args *a)
 
     /* The points of every study first: a checkpoint to resume must hold one of them. */
     for (size_t i = 0; i < NELEM(studies); i++) {
-        if (strcmp(o.name, "all") != 0 && strcmp(o.name, studies[i].name) != 0)
+        if (strcmp(o.name, "all") == 0 ? studies[i].not_in_all
+                                       : strcmp(o.name, studies[i].name) != 0)
             continue;
         study_out *s = &outs[nout];
         s->def = &studies[i];
