@@ -76,6 +76,7 @@ typedef struct lg_layer {
     uint8_t *code;
     double (*lam0)[NTERMS], *mu0; /* the first prices */
     double min_dem, min_prom; /* the cheapest demotion and promotion of any step */
+    double dram_share;        /* bound's split: the share of the reads DRAM serves */
     double hbias; /* primal extraction: HBM prices lowered by this share (ties go to HBM) */
     double value, best;
     uint32_t iters;
@@ -528,10 +529,13 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
             }
         }
     }
+    double all = 0, dram = 0;
     for (uint32_t n = 0; n < g->N; n++) {
         double h;
         double a = reads[n] * tok;
         kvp_step_time_bound(&m, a, &h);
+        all += a;
+        dram += a - h;
         double hmax = fmin(a, d->cap_layer);
         double lh;
         if (h <= 0) {
@@ -548,6 +552,7 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
         g->lam[n][slow] = 1 - lh;
         g->lam_eta[n] = LAM_RATE0;
     }
+    g->dram_share = all > 0 ? dram / all : 0;
     for (uint32_t k = 0; k <= g->N; k++)
         g->eta[k] = MU_RATE0 * g->kh;
 }
@@ -755,7 +760,14 @@ static int by_start(const void *a, const void *b)
 /* Replays the intervals step by step within the slots: a wanted interval that finds no
  * slot takes the one of the resident interval of lowest priority if its own is higher, and
  * is dropped otherwise; the schedule gets the moves. */
-static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, kvp_schedule *sch, kvp_error *err)
+/* A token's place in a fixed pseudo-random order, in [0, 1). */
+static double token_hash(uint32_t x)
+{
+    return (double)(uint32_t)(x * 2654435761u) / 4294967296.0;
+}
+
+static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, double pin, kvp_schedule *sch,
+                   kvp_error *err)
 {
     const size_t n = L->n, n1 = n ? n : 1, steps2 = (size_t)g->N + 2;
     uint8_t *state = calloc(n1, 1); /* 0 waiting or dropped, 1 resident, 2 left */
@@ -793,6 +805,8 @@ static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, kvp_schedule *sch, kv
             }
         for (; next < n && L->v[next].s == step; next++) {
             uint32_t id = (uint32_t)next;
+            if (token_hash(L->v[id].x) < pin)
+                continue; /* pinned to DRAM */
             while (resident >= cap && hp.n) {
                 uint32_t low = hp.h[0];
                 if (state[low] != 1) {
@@ -832,7 +846,11 @@ done:
 /* plan's candidates: 2 price sets x these shares of the slots. */
 static const double plan_share[] = {1.0, 0.9, 0.8, 0.7, 0.6};
 #define PLAN_SHARES ((int)(sizeof plan_share / sizeof *plan_share))
-#define PLAN_CANDIDATES (2 * PLAN_SHARES)
+/* and shares of bound's DRAM share pinned to DRAM (below 1: a step's max punishes any
+ * excess, and the steps' shares scatter around the mean) */
+static const double plan_pin[] = {0.5, 0.7, 0.85};
+#define PLAN_PINS ((int)(sizeof plan_pin / sizeof *plan_pin))
+#define PLAN_CANDIDATES (2 * PLAN_SHARES + PLAN_PINS)
 #define PLAN_HBIAS 1e-9
 
 typedef struct lg_run {
@@ -915,11 +933,17 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
                 goto done;
             }
             qsort(L.v, L.n, sizeof *L.v, by_start);
+            uint32_t most = g.S < g.X ? g.S : g.X;
             for (int f = 0; f < PLAN_SHARES && rc >= 0; f++) {
-                uint32_t most = g.S < g.X ? g.S : g.X;
                 uint32_t cap = (uint32_t)((double)most * plan_share[f]);
-                rc = lg_plan(&g, &L, cap, R->sch[p * PLAN_SHARES + f], err);
+                rc = lg_plan(&g, &L, cap, 0, R->sch[p * PLAN_SHARES + f], err);
             }
+            /* and with bound's share of the reads pinned to DRAM: when HBM and DRAM are
+             * read in parallel, the balance is the point, and a tie of the dual paths
+             * does not say which tokens give it */
+            for (int k = 0; k < PLAN_PINS && p == 0 && rc >= 0; k++)
+                rc = lg_plan(&g, &L, most, g.dram_share * plan_pin[k],
+                             R->sch[2 * PLAN_SHARES + k], err);
         }
     }
 done:
@@ -1043,9 +1067,12 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
         *res = cand[best];
         snprintf(res->policy, sizeof res->policy, "%s", ps->ops->name);
         /* like sa, plan names what it ran: the winning candidate */
-        if (best < PLAN_CANDIDATES)
+        if (best < 2 * PLAN_SHARES)
             snprintf(res->params, sizeof res->params, "dual:prices=%s:share=%.1f",
                      best < PLAN_SHARES ? "best" : "first", plan_share[best % PLAN_SHARES]);
+        else if (best < PLAN_CANDIDATES)
+            snprintf(res->params, sizeof res->params, "dual:prices=best:pinned=%.2f",
+                     plan_pin[best - 2 * PLAN_SHARES]);
         else
             snprintf(res->params, sizeof res->params, "%s", plan_grid[best - PLAN_CANDIDATES]);
         res->lower_bound_s = b;
