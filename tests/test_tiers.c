@@ -152,6 +152,33 @@ static void test_move_between_tiers(void)
     kvp_trace_free(t);
 }
 
+/* P = 4, one step reading blocks 0 and 1, both in HBM (2 slots): page (1-token pages) keeps
+ * them, so the new block 4 finds HBM full.  A policy that moves blocks puts its new block in
+ * DRAM as its most recent, pushing DRAM's block 2 down to CXL; static puts it straight in
+ * CXL's free slot.  page: DRAM read 2 B (block 2 leaving), written 2 B (the new token); CXL
+ * written 2 B; demoted 2 B; link 2 down 2 / 20 = .1 over DRAM 4 / 100: T = .1.  static: CXL
+ * written 2 B, nothing moved; link 2 down .1 again, DRAM idle. */
+static void test_new_block_below(void)
+{
+    const int m[][5] = {{0, 1, -1}};
+    kvp_trace *t = marks(1, 4, m);
+    kvp_scenario sc;
+    kvp_result r;
+    machine(&sc, 0);
+    CHECK_OK(run(&sc, t, "page:page_tokens=1", &r), &err);
+    CHECK_EQ_U64(r.tier_read[1], 2);
+    CHECK_EQ_U64(r.tier_write[1], 2);
+    CHECK_EQ_U64(r.tier_write[2], 2);
+    CHECK_EQ_U64(r.tier_moved_in[2], 2);
+    CHECK_EQ_U64(r.demoted_bytes, 2);
+    CHECK_NEAR(r.total_time_s, 0.1, 1e-15);
+    CHECK_OK(run(&sc, t, "static", &r), &err);
+    CHECK_EQ_U64(r.tier_read[1] + r.tier_write[1], 0);
+    CHECK_EQ_U64(r.tier_write[2], 2);
+    CHECK_EQ_U64(r.demoted_bytes, 0);
+    kvp_trace_free(t);
+}
+
 static void test_refused(void)
 {
     kvp_scenario sc;
@@ -350,6 +377,7 @@ int main(int argc, char **argv)
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
     test_static_fills_in_order();
     test_move_between_tiers();
+    test_new_block_below();
     test_refused();
     test_empty_third_tier(seed);
     test_bound_below_all(seed);

@@ -40,6 +40,7 @@ struct kvp_engine_layer {
     uint32_t head[KVP_MAX_TIERS], tail[KVP_MAX_TIERS], count[KVP_MAX_TIERS];
     uint32_t tslots[KVP_MAX_TIERS];
     uint32_t tiers;
+    int fixed; /* the policy has KVP_CAP_FIXED */
     /* blocks whose residency changed this step, with their state before the step */
     uint32_t *touched;
     uint32_t ntouched;
@@ -128,8 +129,10 @@ static void place_below(struct kvp_engine_layer *e, uint32_t b)
     }
 }
 
-/* A new block out of HBM goes to the fastest tier with a free slot (the slowest if none):
- * as HBM takes a new block while it has a slot, nothing moves for it. */
+/* A new block out of HBM, for a policy that never moves a block: the fastest tier with a
+ * free slot (the slowest if none), as HBM takes a new block while it has a slot.  Any other
+ * policy's new block is its most recent and enters tier 1 as a demoted block does
+ * (place_below). */
 static void place_new(struct kvp_engine_layer *e, uint32_t b)
 {
     uint32_t k = 1;
@@ -327,6 +330,7 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
     uint32_t nb = pl->li.nblocks;
     pl->e.nblocks = nb;
     pl->e.tiers = tiers;
+    pl->e.fixed = (pl->ps->ops->caps & KVP_CAP_FIXED) != 0;
     if (tiers > 2) {
         pl->e.tier = malloc(nb ? nb : 1);
         pl->e.prev = malloc((size_t)(nb ? nb : 1) * sizeof *pl->e.prev);
@@ -569,8 +573,10 @@ static void resolve_tiers(struct kvp_engine_layer *e, const kvp_step *s)
     if (s->opens_block && e->tier[s->new_block] == TIER_NONE) {
         if (e->resident[s->new_block])
             e->tier[s->new_block] = 0;
-        else
+        else if (e->fixed)
             place_new(e, s->new_block);
+        else
+            place_below(e, s->new_block);
     }
 }
 
