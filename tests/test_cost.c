@@ -22,6 +22,7 @@ static kvp_cost_model toy_model(void)
     m.kv_capacity[0] = 1e9;
     m.kv_capacity[1] = HUGE_VAL;
     m.link[1] = 1;
+    m.links = 1;
     for (int j = 0; j < KVP_MAX_TIERS; j++)
         m.up_bandwidth[j] = m.down_bandwidth[j] = HUGE_VAL;
     m.up_bandwidth[1] = m.down_bandwidth[1] = 20;
@@ -88,6 +89,7 @@ static kvp_cost_model three_tiers(int shared)
     m.up_bandwidth[1] = 20;
     m.down_bandwidth[1] = 10;
     m.link[2] = shared ? 1 : 2;
+    m.links = shared ? 1 : 2;
     if (!shared)
         m.up_bandwidth[2] = m.down_bandwidth[2] = 8;
     return m;
@@ -152,6 +154,7 @@ static void test_two_tiers_identical(void)
         m.tiers = 3;
         m.bandwidth[2] = rnd_bytes() + 1;
         m.link[2] = (uint32_t)(i % 2 + 1);
+        m.links = m.link[2];
         if (m.link[2] == 2)
             m.up_bandwidth[2] = m.down_bandwidth[2] = rnd_bytes() + 1;
         kvp_traffic t = {{hr, dr, 0}, {hw, dw, 0}};
@@ -242,6 +245,7 @@ static void test_model_of_scenario(void)
     kvp_cost_model_of(&m, &sc, &d);
     CHECK_EQ_U64(m.tiers, 3);
     CHECK_EQ_U64(m.link[2], 2);
+    CHECK_EQ_U64(m.links, 2);
     CHECK_NEAR(m.kv_capacity[2], 1e9, 0); /* 32 GB over 32 layers */
     CHECK_NEAR(m.kv_capacity[1], (double)sc.dram_capacity / 32, 0);
     CHECK_NEAR(m.up_bandwidth[2], 30e9, 0);

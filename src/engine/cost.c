@@ -19,6 +19,8 @@ void kvp_cost_model_of(kvp_cost_model *m, const kvp_scenario *sc, const kvp_deri
                             : d->tiers == 2      ? HUGE_VAL
                                                  : (double)d->tier_capacity[k] / sc->layers;
         m->link[k] = j;
+        if (k && j > m->links)
+            m->links = j;
         if (k) {
             m->up_bandwidth[j] = d->link_up[j];
             m->down_bandwidth[j] = d->link_down[j];
@@ -47,7 +49,7 @@ double kvp_step_time(const kvp_cost_model *m, const kvp_traffic *t)
             down[m->link[k]] += t->write[k];
         }
     }
-    for (uint32_t j = 1; j < KVP_MAX_TIERS; j++) {
+    for (uint32_t j = 1; j <= m->links; j++) {
         time = fmax(time, up[j] / m->up_bandwidth[j]);
         time = fmax(time, down[j] / m->down_bandwidth[j]);
     }
@@ -63,7 +65,7 @@ static double readable(const kvp_cost_model *m, double T)
     double sum = fmin(m->kv_capacity[0], fmax(0, T * m->bandwidth[0] - m->fixed_bytes[0]));
     for (uint32_t k = 1; k < m->tiers; k++)
         per_link[m->link[k]] += fmin(m->kv_capacity[k], T * m->bandwidth[k]);
-    for (uint32_t j = 1; j < KVP_MAX_TIERS; j++)
+    for (uint32_t j = 1; j <= m->links; j++)
         sum += fmin(per_link[j], T * m->up_bandwidth[j]);
     return sum;
 }

@@ -19,6 +19,7 @@ typedef struct kvp_cost_model {
     double kv_capacity[KVP_MAX_TIERS];    /* KV bytes a layer may keep in the tier (HBM: cap;
                                            * a two-tier machine's DRAM: no limit) */
     uint32_t link[KVP_MAX_TIERS];         /* [k] k >= 1: the link tier k sits behind */
+    uint32_t links;                       /* the highest link number in use */
     double up_bandwidth[KVP_MAX_TIERS];   /* [j]: bytes/s towards HBM (unused links: inf) */
     double down_bandwidth[KVP_MAX_TIERS]; /* [j]: bytes/s away from HBM */
 } kvp_cost_model;
