@@ -217,6 +217,56 @@ static void test_bound_three_tiers(void)
     CHECK(kvp_step_time_bound(&m, 1000, &h) <= kvp_step_time(&m, &t));
 }
 
+/* The three-tier bound against a search over splits written apart from it: the time of a
+ * split (x0, x1, x2) of a bytes within the capacities is the max of DESIGN's terms, and the
+ * least over a fine grid of x0, x1 (x2 the rest) can only be above the true least; the
+ * bound must be at or below it, and within the grid's error of it. */
+static double split_time(const kvp_cost_model *m, double x0, double x1, double x2)
+{
+    double t = (m->fixed_bytes[0] + x0) / m->bandwidth[0];
+    t = fmax(t, x1 / m->bandwidth[1]);
+    t = fmax(t, x2 / m->bandwidth[2]);
+    if (m->link[2] == 1) {
+        t = fmax(t, (x1 + x2) / m->up_bandwidth[1]);
+    } else {
+        t = fmax(t, x1 / m->up_bandwidth[1]);
+        t = fmax(t, x2 / m->up_bandwidth[2]);
+    }
+    return t;
+}
+
+static void test_bound_by_search(void)
+{
+    rng_state = 77;
+    for (int i = 0; i < 300; i++) {
+        kvp_cost_model m = three_tiers((int)(rnd_bytes() > 2e6));
+        m.fixed_bytes[0] = (double)((uint64_t)rnd_bytes() % 200);
+        m.bandwidth[1] = 1 + (double)((uint64_t)rnd_bytes() % 60);
+        m.bandwidth[2] = 1 + (double)((uint64_t)rnd_bytes() % 60);
+        m.up_bandwidth[1] = 1 + (double)((uint64_t)rnd_bytes() % 60);
+        m.up_bandwidth[2] = 1 + (double)((uint64_t)rnd_bytes() % 60);
+        double a = 100 + (double)((uint64_t)rnd_bytes() % 900);
+        m.kv_capacity[0] = (double)((uint64_t)rnd_bytes() % 400);
+        m.kv_capacity[1] = (double)((uint64_t)rnd_bytes() % 600);
+        m.kv_capacity[2] = a; /* the slowest holds anything: every a is feasible */
+        const int G = 400;
+        double best = HUGE_VAL;
+        for (int u = 0; u <= G; u++) {
+            double x0 = fmin(a, m.kv_capacity[0]) * u / G;
+            for (int v = 0; v <= G; v++) {
+                double x1 = fmin(a - x0, m.kv_capacity[1]) * v / G;
+                best = fmin(best, split_time(&m, x0, x1, a - x0 - x1));
+            }
+        }
+        double h, b = kvp_step_time_bound(&m, a, &h);
+        /* the grid's step moves a term by at most a / G over the slowest bandwidth */
+        double slack = 2 * a / G / fmin(fmin(m.bandwidth[1], m.bandwidth[2]),
+                                         fmin(m.up_bandwidth[1], m.up_bandwidth[2]));
+        if (!CHECK(b <= best * (1 + 1e-12) && b >= best - slack))
+            printf("  case %d: bound %.17g, search %.17g (slack %g)\n", i, b, best, slack);
+    }
+}
+
 static void test_model_of_scenario(void)
 {
     kvp_scenario sc;
@@ -261,6 +311,7 @@ int main(void)
     test_two_tiers_identical();
     test_bound();
     test_bound_three_tiers();
+    test_bound_by_search();
     test_model_of_scenario();
     return check_done();
 }

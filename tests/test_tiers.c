@@ -372,6 +372,131 @@ static void test_bound_below_all(uint64_t seed)
     CHECK(spread > 400);
 }
 
+/* static with K tiers against a reference written from the model alone: blocks (1 token)
+ * fill HBM, then tier 1, 2, ... in index order and never move; a new token takes the fastest
+ * tier with a free slot (the slowest if none); each step reads its marked positions from
+ * their tiers and writes the new token; the step takes the largest of every tier's bytes over
+ * its bandwidth (HBM with the layer's weights) and every link's reads up and writes down over
+ * that direction's bandwidth.  The marks are read from the trace's own data, not through the
+ * library. */
+static void test_static_reference(uint64_t seed)
+{
+    static const unsigned bw[] = {7, 20, 50, 100, 300};
+    rng_state = seed ^ 0x51a71cu;
+    printf("static against the reference: seed %llu\n", (unsigned long long)seed);
+    for (int iter = 0; iter < 150; iter++) {
+        uint32_t L = 1 + rnd(2), N = 1 + rnd(8), P = 1 + rnd(14), C = P + N - 1;
+        uint32_t K = 3 + rnd(2), batch = 1 + rnd(2), tok = 2 * batch, weight = rnd(40);
+        size_t cells = (size_t)N * L * C;
+        float *data = malloc(cells * sizeof *data);
+        for (size_t i = 0; i < cells; i++)
+            data[i] = (float)(rnd(5) < 2);
+        kvp_trace *t = NULL;
+        CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, 1, "marks", &err), &err);
+        kvp_scenario sc;
+        kvp_scenario_default(&sc);
+        setu(&sc, "layers", L);
+        set(&sc, "kv_heads=1");
+        set(&sc, "head_dim=1");
+        set(&sc, "dtype_bytes=1");
+        setu(&sc, "batch", batch);
+        setu(&sc, "weight_bytes", weight);
+        set(&sc, "reserve=0");
+        uint32_t slots[KVP_MAX_TIERS], link[KVP_MAX_TIERS] = {0};
+        double bwk[KVP_MAX_TIERS], up[KVP_MAX_TIERS] = {0}, down[KVP_MAX_TIERS] = {0};
+        slots[0] = rnd(5);
+        setu(&sc, "hbm_capacity", 1 + weight + (unsigned long long)L * tok * slots[0]);
+        bwk[0] = 1000;
+        set(&sc, "hbm_bandwidth=1000");
+        setu(&sc, "tiers", K);
+        for (uint32_t k = 1; k < K; k++) {
+            char name[40];
+            slots[k] = k + 1 == K ? C + 1 : rnd(4);
+            bwk[k] = bw[rnd(5)];
+            link[k] = k == 1 ? 1 : 1 + rnd(k);
+            if (k == 1) {
+                setu(&sc, "dram_capacity", (unsigned long long)L * tok * slots[k] + 1);
+                setu(&sc, "dram_bandwidth", (unsigned long long)bwk[k]);
+            } else {
+                snprintf(name, sizeof name, "tier%u_capacity", k);
+                setu(&sc, name, (unsigned long long)L * tok * slots[k]);
+                snprintf(name, sizeof name, "tier%u_bandwidth", k);
+                setu(&sc, name, (unsigned long long)bwk[k]);
+                snprintf(name, sizeof name, "tier%u_link", k);
+                setu(&sc, name, link[k]);
+            }
+            if (up[link[k]] == 0) { /* a new link: its bandwidth, one or two directions */
+                up[link[k]] = down[link[k]] = bw[rnd(5)];
+                snprintf(name, sizeof name, link[k] == 1 ? "link_bandwidth" :
+                         "link%u_bandwidth", link[k]);
+                setu(&sc, name, (unsigned long long)up[link[k]]);
+                if (rnd(2)) {
+                    down[link[k]] = bw[rnd(5)];
+                    snprintf(name, sizeof name, "link%u_down_bandwidth", link[k]);
+                    setu(&sc, name, (unsigned long long)down[link[k]]);
+                }
+            }
+        }
+        /* the reference */
+        uint8_t *tier = malloc(C + 1);
+        double want_t = 0;
+        uint64_t kv[KVP_MAX_TIERS] = {0}, wr[KVP_MAX_TIERS] = {0};
+        for (uint32_t l = 0; l < L; l++) {
+            uint32_t cnt[KVP_MAX_TIERS] = {0};
+            for (uint32_t b = 0; b < P; b++) {
+                uint32_t k = 0;
+                while (k + 1 < K && cnt[k] >= slots[k])
+                    k++;
+                tier[b] = (uint8_t)k;
+                cnt[k]++;
+            }
+            double tl = 0;
+            for (uint32_t n = 0; n < N; n++) {
+                uint64_t r[KVP_MAX_TIERS] = {0}, w[KVP_MAX_TIERS] = {0};
+                for (uint32_t x = 0; x < P + n; x++)
+                    if (data[((size_t)n * L + l) * C + x] != 0)
+                        r[tier[x]]++;
+                uint32_t k = 0;
+                while (k + 1 < K && cnt[k] >= slots[k])
+                    k++;
+                tier[P + n] = (uint8_t)k;
+                cnt[k]++;
+                w[k]++;
+                double step = ((double)weight / L + (double)(r[0] + w[0]) * tok) / bwk[0];
+                double lu[KVP_MAX_TIERS] = {0}, ld[KVP_MAX_TIERS] = {0};
+                for (uint32_t q = 1; q < K; q++) {
+                    step = fmax(step, (double)(r[q] + w[q]) * tok / bwk[q]);
+                    lu[link[q]] += (double)r[q] * tok;
+                    ld[link[q]] += (double)w[q] * tok;
+                }
+                for (uint32_t j = 1; j < KVP_MAX_TIERS; j++)
+                    if (up[j] > 0)
+                        step = fmax(step, fmax(lu[j] / up[j], ld[j] / down[j]));
+                tl += step;
+                for (uint32_t q = 0; q < K; q++) {
+                    kv[q] += r[q] * tok;
+                    wr[q] += w[q] * tok;
+                }
+            }
+            want_t += tl;
+        }
+        kvp_result res;
+        int rc = run(&sc, t, "static", &res);
+        if (!check_report_(rc == 0, __FILE__, __LINE__, "static runs"))
+            fprintf(stderr, "    %s (iteration %d)\n", err.msg, iter);
+        int same = fabs(res.total_time_s - want_t) <= 1e-12 * want_t;
+        for (uint32_t q = 0; q < K; q++)
+            same = same && res.tier_kv_read[q] == kv[q] && res.tier_write[q] == wr[q] &&
+                   res.tier_read[q] == kv[q];
+        if (!check_report_(same, __FILE__, __LINE__, "static matches the reference"))
+            fprintf(stderr, "    K %u (seed %llu, iteration %d): time %.17g / %.17g\n", K,
+                    (unsigned long long)seed, iter, res.total_time_s, want_t);
+        free(tier);
+        free(data);
+        kvp_trace_free(t);
+    }
+}
+
 int main(int argc, char **argv)
 {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
@@ -381,5 +506,6 @@ int main(int argc, char **argv)
     test_refused();
     test_empty_third_tier(seed);
     test_bound_below_all(seed);
+    test_static_reference(seed);
     return check_done();
 }
