@@ -218,7 +218,7 @@ static void test_bound_three_tiers(void)
 }
 
 /* The three-tier bound against a search over splits written apart from it: the time of a
- * split (x0, x1, x2) of a bytes within the capacities is the max of DESIGN's terms, and the
+ * split (x0, x1, x2) of a bytes within the capacities is the max of the model's terms, and the
  * least over a fine grid of x0, x1 (x2 the rest) can only be above the true least; the
  * bound must be at or below it, and within the grid's error of it. */
 static double split_time(const kvp_cost_model *m, double x0, double x1, double x2)
