@@ -207,9 +207,10 @@ static int tiers_points(study_ctx *c, point *pts, size_t *n)
                          "%.0f; the study's batches would pass 65536", c->base.dram_capacity,
                          over - 1);
     size_t k = 0;
-    for (size_t b = 0; b < NELEM(tier_batch_scale); b++) {
-        double batch = fmax(1, floor(over * tier_batch_scale[b]));
-        for (size_t m = 0; m < NELEM(tier_machines); m++) {
+    /* machine by machine, so that each machine's rows are consecutive (its plotted line) */
+    for (size_t m = 0; m < NELEM(tier_machines); m++) {
+        for (size_t b = 0; b < NELEM(tier_batch_scale); b++) {
+            double batch = fmax(1, floor(over * tier_batch_scale[b]));
             point *p = &pts[k];
             p->sc = c->base;
             char text[NUM_TEXT];

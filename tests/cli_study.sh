@@ -56,10 +56,11 @@ rows() { echo $(($(lines "$1") - 1)); }
 # --- tiers: batches around the first that DRAM alone cannot hold ---------------------
 # KV of the run at batch 1: (300 + 30) tokens x 4096 bytes x 2 layers = 2703360 bytes; DRAM
 # 100 MB holds 36 batches (97320960 bytes), so batch 37 overflows it: batches 18, 37, 74, 148;
-# DRAM alone only at 18, the CXL (1024 GB) and NVMe machines at all four: 4 + 3 + 3 + 3 rows.
+# DRAM alone only at 18, the CXL (1024 GB) and NVMe machines at all four: 1 + 4 + 4 + 4 rows,
+# machine by machine.
 kv study tiers $TINY --set dram_capacity=100MB --policy static,reactive,bound --out "$T/t"
 [ "$rc" -eq 0 ] && ok || bad "study tiers: exit $rc: $(cat "$T/err")"
-[ "$(column batch "$T/t/tiers.csv" | tr '\n' ' ')" = "18 18 18 18 37 37 37 74 74 74 148 148 148 " ] &&
+[ "$(column batch "$T/t/tiers.csv" | tr '\n' ' ')" = "18 18 37 74 148 18 37 74 148 18 37 74 148 " ] &&
     ok || bad "tiers.csv: batches $(column batch "$T/t/tiers.csv" | tr '\n' ' ')"
 [ "$(column machine "$T/t/tiers.csv" | grep -c '^dram$')" -eq 1 ] && ok ||
     bad "tiers.csv: DRAM alone where it overflows"
