@@ -72,7 +72,6 @@ typedef struct lg_layer {
     int64_t *odiff;
     /* per-token scratch */
     uint32_t *ev;
-    double *fh, *fd;
     uint8_t *code;
     double (*lam0)[NTERMS], *mu0; /* the first prices */
     double min_dem, min_prom; /* the cheapest demotion and promotion of any step */
@@ -211,8 +210,6 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
         FD = g->cd[m] + g->cn[m];
     }
     g->ev[0] = (uint32_t)(birth + 1); /* stored as step + 1 */
-    g->fh[0] = FH;
-    g->fd[0] = FD;
     g->code[0] = 0;
     ne = 1;
     int64_t c = birth;
@@ -271,8 +268,6 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
             code = (uint8_t)(code | hb << 4 | db << 5);
             if (trace) {
                 g->ev[ne] = r + 1;
-                g->fh[ne] = FH;
-                g->fd[ne] = FD;
                 g->code[ne] = code;
             }
             ne++;
@@ -417,8 +412,6 @@ static void lg_free(lg_layer *g)
     free(g->tdn);
     free(g->odiff);
     free(g->ev);
-    free(g->fh);
-    free(g->fd);
     free(g->code);
 }
 
@@ -451,8 +444,6 @@ static int lg_alloc(lg_layer *g)
     g->tdn = malloc(N * sizeof *g->tdn);
     g->odiff = malloc((N + 2) * sizeof *g->odiff);
     g->ev = malloc((N + 1) * sizeof *g->ev);
-    g->fh = malloc((N + 1) * sizeof *g->fh);
-    g->fd = malloc((N + 1) * sizeof *g->fd);
     g->code = malloc(N + 1);
     if (!g->off)
         return 0;
@@ -466,7 +457,7 @@ static int lg_alloc(lg_layer *g)
     g->bits = calloc(words ? words : 1, sizeof *g->bits);
     return g->bits && g->lam && g->lam0 && g->mu0 && g->best_lam && g->mu && g->best_mu && g->eta && g->lam_eta &&
            g->mu_sign && g->lam_arg && g->ch && g->cd && g->cu && g->cn && g->Q && g->tree &&
-           g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->fh && g->fd && g->code;
+           g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->code;
 }
 
 /* The layer's reads, token-major: one pass over its cursor. */
