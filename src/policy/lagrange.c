@@ -189,11 +189,11 @@ static void add_promote_free(lg_layer *g, uint32_t j)
 typedef void (*interval_fn)(void *user, uint32_t x, int64_t s, int64_t e, uint32_t served);
 
 /*
- * The shortest path of token x under this iteration's prices; returns its cost and, when
- * trace != 0, adds its traffic and occupancy to the layer's sums and calls fn for each HBM
- * interval.
+ * The shortest path of token x under this iteration's prices; returns its cost, adds its
+ * traffic and occupancy to the layer's sums (the subgradient) and calls fn, if not NULL, for
+ * each of its HBM intervals.
  */
-static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, void *user)
+static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
 {
     const uint32_t P = g->P, N = g->N;
     const int64_t birth = x < P ? -1 : (int64_t)x - P;
@@ -266,10 +266,8 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
             FH = (hb ? h_from_h : h_from_d) + g->mu[r + 1];
             FD = db ? d_from_h : d_from_d;
             code = (uint8_t)(code | hb << 4 | db << 5);
-            if (trace) {
-                g->ev[ne] = r + 1;
-                g->code[ne] = code;
-            }
+            g->ev[ne] = r + 1;
+            g->code[ne] = code;
             ne++;
             c = r;
         }
@@ -289,8 +287,6 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
     }
     int end_h = FH + tail_h < FD;
     double cost = end_h ? FH + tail_h : FD;
-    if (!trace)
-        return cost;
 
     /* Backtrack.  state: 1 = H after the event's placement. */
     int st = end_h;
@@ -568,20 +564,18 @@ static void lg_prices(lg_layer *g)
     seg_build(g);
 }
 
-/* The dual value at (lam, mu), with the paths' traffic when trace != 0. */
-static double lg_eval(lg_layer *g, int trace, interval_fn fn, void *user)
+/* The dual value at (lam, mu), and the paths' traffic. */
+static double lg_eval(lg_layer *g, interval_fn fn, void *user)
 {
     lg_prices(g);
-    if (trace) {
-        memset(g->th, 0, g->N * sizeof *g->th);
-        memset(g->td, 0, g->N * sizeof *g->td);
-        memset(g->tu, 0, g->N * sizeof *g->tu);
-        memset(g->tdn, 0, g->N * sizeof *g->tdn);
-        memset(g->odiff, 0, (g->N + 2) * sizeof *g->odiff);
-    }
+    memset(g->th, 0, g->N * sizeof *g->th);
+    memset(g->td, 0, g->N * sizeof *g->td);
+    memset(g->tu, 0, g->N * sizeof *g->tu);
+    memset(g->tdn, 0, g->N * sizeof *g->tdn);
+    memset(g->odiff, 0, (g->N + 2) * sizeof *g->odiff);
     double v = 0;
     for (uint32_t x = 0; x < g->X; x++)
-        v += token_path(g, x, trace, fn, user);
+        v += token_path(g, x, fn, user);
     for (uint32_t n = 0; n < g->N; n++)
         v += g->lam[n][T_HBM] * g->w;
     for (uint32_t k = 0; k <= g->N; k++)
@@ -611,7 +605,7 @@ static void simplex(double *v)
         v[i] = fmax(v[i] - theta, 0);
 }
 
-/* One ascent step from the traffic of the last lg_eval(trace = 1).  The prices of the
+/* One ascent step from the traffic of the last lg_eval.  The prices of the
  * capacity move by a per-step rate that halves when the sign of the excess flips (the
  * excess is the subgradient); the term weights move toward the terms that bind. */
 static void lg_ascend(lg_layer *g)
@@ -913,7 +907,7 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
             rc = kvp_error_set(err, KVP_EINTR, "interrupted at iteration %u of layer %u", it, l);
             goto done;
         }
-        double v = lg_eval(&g, 1, NULL, NULL);
+        double v = lg_eval(&g, NULL, NULL);
         lg_keep_best(&g, v);
         atomic_fetch_add(done, 1ull);
         if (it % 10 == 9) {
@@ -1059,7 +1053,7 @@ static int plan_paths_get(const plan_shared *sh, uint32_t l, int p, kvp_error *e
         memcpy(g.lam, p ? k->lam0 : k->lam, g.N * sizeof *g.lam);
         memcpy(g.mu, p ? k->mu0 : k->mu, (g.N + 1) * sizeof *g.mu);
         g.hbias = PLAN_HBIAS;
-        lg_eval(&g, 1, collect, &pp->iv[p]);
+        lg_eval(&g, collect, &pp->iv[p]);
         if (pp->iv[p].fail)
             rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", l);
     }
