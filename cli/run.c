@@ -88,8 +88,16 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
     cli_format_bytes(kb, sizeof kb, (double)d.kv_budget);
     cli_format_bytes(res, sizeof res, (double)sc->reserve);
 
-    printf("hardware  %s: HBM %s at %s, DRAM %s at %s, link %s each way",
-           sc->hw_name[0] ? sc->hw_name : "(custom)", cap, bw, dcap, dbw, link);
+    printf("hardware  %s: HBM %s at %s, DRAM %s at %s, ",
+           sc->hw_name[0] ? sc->hw_name : "(custom)", cap, bw, dcap, dbw);
+    if (d.tiers >= 2 && d.link_up[d.tier_link[1]] != d.link_down[d.tier_link[1]]) {
+        char up[NUM_TEXT], down[NUM_TEXT];
+        format_rate(up, sizeof up, d.link_up[d.tier_link[1]]);
+        format_rate(down, sizeof down, d.link_down[d.tier_link[1]]);
+        printf("link %s up, %s down", up, down);
+    } else {
+        printf("link %s each way", link);
+    }
     if (sc->reserve)
         printf(", reserve %s", res);
     printf("\n");
@@ -104,7 +112,7 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
         printf("tier %u    %s at %s, behind link %u (%s up, %s down)%s\n", k, c, b, j, up,
                down, j == d.tier_link[1] ? ", shared with DRAM" : "");
     }
-    if (d.tiers > 2 || d.link_up[d.tier_link[1]] != d.link_down[d.tier_link[1]]) {
+    if (d.tiers > 2) {
         char up[NUM_TEXT], down[NUM_TEXT];
         format_rate(up, sizeof up, d.link_up[d.tier_link[1]]);
         format_rate(down, sizeof down, d.link_down[d.tier_link[1]]);

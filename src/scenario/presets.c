@@ -63,6 +63,12 @@ static const kvp_preset presets[] = {
      "link_bandwidth=375GB/s link1_down_bandwidth=297GB/s",
      "GH200 96 GB as measured (Schieffer et al. 2024): HBM3 3.4 TB/s, LPDDR5X 486 GB/s, "
      "NVLink-C2C 375 GB/s to the GPU, 297 GB/s from it"},
+    {"gh200-measured-nvme", KVP_PRESET_HW,
+     "hbm_capacity=96GB hbm_bandwidth=3.4TB/s dram_capacity=480GB dram_bandwidth=486GB/s "
+     "link_bandwidth=375GB/s link1_down_bandwidth=297GB/s tiers=3 tier2_capacity=61.44TB "
+     "tier2_bandwidth=52GB/s tier2_link=1",
+     "gh200-measured with NVMe below LPDDR5X: 4 x Samsung PM1743 15.36 TB on Grace's PCIe, "
+     "reaching the GPU over NVLink-C2C (GPUDirect Storage)"},
     {"llama-3.1-8b", KVP_PRESET_MODEL,
      "layers=" L31_8B_LAYERS " kv_heads=" L31_8B_KV_HEADS " head_dim=" L31_8B_HEAD_DIM
      " dtype_bytes=" L31_8B_DTYPE_BYTES " weight_bytes=" L31_8B_WEIGHT_BYTES,
