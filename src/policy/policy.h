@@ -94,6 +94,8 @@ struct kvp_policy_ops {
     uint32_t (*lookahead)(const double *param);
     /* 1 if the capacity limit does not apply (unlimited). */
     int unlimited;
+    /* 1 if the policy refuses all but small cases (optimal): "all" leaves it out. */
+    int small_cases_only;
     /* 1 if step reads read_score (the engine skips filling it otherwise). */
     int needs_scores;
     /* Per-layer state.  init may read future[] of step 0 through *first (NULL when

@@ -13,8 +13,10 @@ extern const kvp_policy_ops kvp_policy_page;
 extern const kvp_policy_ops kvp_policy_lookahead;
 extern const kvp_policy_ops kvp_policy_sa;
 extern const kvp_policy_ops kvp_policy_bound;
+extern const kvp_policy_ops kvp_policy_optimal;
 
-/* Adding a policy: one file in src/ and one line here.  "all" runs them in this order. */
+/* Adding a policy: one file in src/ and one line here.  "all" runs them in this order, but for
+ * those that take small cases only (optimal). */
 static const kvp_policy_ops *const registry[] = {
     &kvp_policy_unlimited,
     &kvp_policy_static,
@@ -23,6 +25,7 @@ static const kvp_policy_ops *const registry[] = {
     &kvp_policy_lookahead,
     &kvp_policy_sa,
     &kvp_policy_bound,
+    &kvp_policy_optimal,
 };
 
 const kvp_policy_ops *const *kvp_policies(size_t *count)
@@ -134,6 +137,8 @@ int kvp_policy_parse_list(kvp_policy_spec *out, size_t max, const char *text, kv
         item[len] = 0;
         if (strcmp(item, "all") == 0) {
             for (size_t i = 0; i < sizeof registry / sizeof *registry; i++) {
+                if (registry[i]->small_cases_only)
+                    continue;
                 if (n == max)
                     return kvp_error_set(err, KVP_EINVAL, "too many policies (at most %zu)",
                                          max);
