@@ -28,7 +28,7 @@ enum { P_RELAX, P_TLIM };
 
 static const kvp_policy_param optimal_params[] = {
     {"relax", 0, 0, 1, 1, "1: the linear relaxation's value, a lower bound (not a placement)"},
-    {"tlim", 60, 1, 86400, 1, "GLPK's time limit per layer, seconds (reached: an error)"},
+    {"tlim", 60, 0.001, 86400, 0, "GLPK's time limit per layer, seconds (reached: an error)"},
 };
 
 /* One layer's model: the access sets read from the trace, then the columns and rows. */
@@ -69,7 +69,7 @@ static int check_size(const kvp_trace *tr, uint32_t L, kvp_error *err)
     if (c > KVP_OPTIMAL_MAX_CELLS || c * L > KVP_OPTIMAL_MAX_TOTAL_CELLS)
         return kvp_error_set(err, KVP_EINVAL, "optimal: %s is too large for the exact solver: "
                              "(prompt %u + steps %u) x steps %u = %llu per layer (at most %u) "
-                             "x %u layers = %llu (at most %u); see docs/BOUNDS.md",
+                             ", x %u layers = %llu (at most %u); see docs/BOUNDS.md",
                              kvp_trace_name(tr), P, N, N, (unsigned long long)c,
                              KVP_OPTIMAL_MAX_CELLS, L, (unsigned long long)(c * L),
                              KVP_OPTIMAL_MAX_TOTAL_CELLS);

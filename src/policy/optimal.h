@@ -7,8 +7,8 @@
 
 /* The largest case `optimal` takes: (P + N) * N per layer, and that times the layers
  * (docs/BOUNDS.md "Exact optima" gives the timings behind them). */
-#define KVP_OPTIMAL_MAX_CELLS 1200u
-#define KVP_OPTIMAL_MAX_TOTAL_CELLS 4800u
+#define KVP_OPTIMAL_MAX_CELLS 700u
+#define KVP_OPTIMAL_MAX_TOTAL_CELLS 2800u
 
 /* Writes layer `layer`'s integer program (relax = 1: its linear relaxation) as a CPLEX LP
  * file, solves it with GLPK, and gives its objective in the model's units (*units_s seconds
