@@ -14,7 +14,7 @@
  * result is reported: the solver's objective must equal it, or the model is wrong.
  */
 #include "policy/optimal.h"
-#include "engine/engine.h"
+#include "engine/runner.h"
 #include "policy/schedule.h"
 #include "trace/trace.h"
 
@@ -482,6 +482,6 @@ const kvp_policy_ops kvp_policy_optimal = {
     .doc = "the exact optimum of small cases (GLPK); relax=1: its LP relaxation's value",
     .params = optimal_params,
     .nparams = sizeof optimal_params / sizeof *optimal_params,
-    .small_cases_only = 1,
+    .caps = KVP_CAP_SMALL_ONLY,
     .run = optimal_run,
 };

@@ -6,26 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const kvp_policy_ops kvp_policy_unlimited;
-extern const kvp_policy_ops kvp_policy_static;
-extern const kvp_policy_ops kvp_policy_reactive;
-extern const kvp_policy_ops kvp_policy_page;
-extern const kvp_policy_ops kvp_policy_lookahead;
-extern const kvp_policy_ops kvp_policy_sa;
-extern const kvp_policy_ops kvp_policy_bound;
-extern const kvp_policy_ops kvp_policy_optimal;
+#define X(name) extern const kvp_policy_ops kvp_policy_##name;
+#include "policy/list.h"
+#undef X
 
-/* Adding a policy: one file in src/ and one line here.  "all" runs them in this order, but for
- * those that take small cases only (optimal). */
 static const kvp_policy_ops *const registry[] = {
-    &kvp_policy_unlimited,
-    &kvp_policy_static,
-    &kvp_policy_reactive,
-    &kvp_policy_page,
-    &kvp_policy_lookahead,
-    &kvp_policy_sa,
-    &kvp_policy_bound,
-    &kvp_policy_optimal,
+#define X(name) &kvp_policy_##name,
+#include "policy/list.h"
+#undef X
 };
 
 const kvp_policy_ops *const *kvp_policies(size_t *count)
@@ -137,7 +125,7 @@ int kvp_policy_parse_list(kvp_policy_spec *out, size_t max, const char *text, kv
         item[len] = 0;
         if (strcmp(item, "all") == 0) {
             for (size_t i = 0; i < sizeof registry / sizeof *registry; i++) {
-                if (registry[i]->small_cases_only)
+                if (registry[i]->caps & KVP_CAP_SMALL_ONLY)
                     continue;
                 if (n == max)
                     return kvp_error_set(err, KVP_EINVAL, "too many policies (at most %zu)",
