@@ -132,7 +132,7 @@ static void test_charging(void)
     kvp_scenario sc;
     toy(&sc);
     kvp_trace *t = toy_trace();
-    kvp_policy_spec ps = {&script_ops, {0}};
+    kvp_policy_spec ps = {&script_ops, {0}, NULL};
     kvp_run_options ro;
     kvp_run_options_default(&ro);
     ro.check = 1;
@@ -198,7 +198,7 @@ static void test_overfill_caught(void)
     kvp_scenario sc;
     toy(&sc);
     kvp_trace *t = toy_trace();
-    kvp_policy_spec ps = {&greedy_ops, {0}};
+    kvp_policy_spec ps = {&greedy_ops, {0}, NULL};
     kvp_run_options ro;
     kvp_run_options_default(&ro);
     kvp_result r;

@@ -515,7 +515,8 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
         p->out = &rc->out[(size_t)l * rc->npol + i];
         uint32_t g = rc->g[i];
         p->li = (kvp_layer_info){l, g, rc->slots[i], P, N,
-                                 (uint32_t)(((uint64_t)P + N + g - 1) / g), p->ps->value};
+                                 (uint32_t)(((uint64_t)P + N + g - 1) / g), p->ps->value,
+                                 p->ps->ctx};
         ok = pol_alloc(p, positions);
     }
     if (!ok)

@@ -25,6 +25,7 @@ typedef struct kvp_layer_info {
     uint32_t steps;   /* N */
     uint32_t nblocks; /* blocks that ever exist: ceil((P + N) / g) */
     const double *param; /* kvp_policy_spec.value */
+    const void *ctx;     /* kvp_policy_spec.ctx */
 } kvp_layer_info;
 
 /* One step of one layer, as the policy sees it. */
