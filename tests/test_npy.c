@@ -2,6 +2,7 @@
  * built byte by byte by the test itself (the prelude, a hand-written header dict, the data),
  * so the reader is checked against the NumPy format description, not against our writer. */
 #include "check.h"
+#include "base/error.h"
 #include "trace/trace.h"
 
 #include <dirent.h>

@@ -15,6 +15,7 @@
  * step prices (at most one demotion and one promotion pay inside such a gap).
  */
 #include "base/parallel.h"
+#include "base/error.h"
 #include "engine/cost.h"
 #include "engine/runner.h"
 #include "policy/schedule.h"

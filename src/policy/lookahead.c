@@ -20,6 +20,7 @@
  * cut-offs in a loop the compiler vectorises, then visits only the few that may move.
  */
 #include "policy/policy.h"
+#include "base/error.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -6,6 +6,7 @@
  * its unread tokens along; the engine charges them.
  */
 #include "policy/policy.h"
+#include "base/error.h"
 #include "base/select.h"
 
 #include <stdlib.h>

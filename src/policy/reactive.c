@@ -30,6 +30,7 @@
  * matter.
  */
 #include "policy/policy.h"
+#include "base/error.h"
 #include "base/select.h"
 
 #include <math.h>
