@@ -1,5 +1,5 @@
 /*
- * k, the number of positions a step reads (kvp_access_k, DESIGN.md §2: k = ceil((1 - s) P')
+ * k, the number of positions a step reads (kvp_access_k, docs/MODEL.md: k = ceil((1 - s) P')
  * for a context of P' tokens at sparsity s), on a table worked out in exact decimal
  * arithmetic.  The cases where (1 - s) P' is a whole number in decimals but a hair above it in
  * doubles (1 - 0.7 is 0.30000000000000004) are the reason for the guard of 1e-9 in the

@@ -1,33 +1,12 @@
 /*
- * `reactive`: LRU over blocks of g tokens (DESIGN.md §5; docs/POLICIES.md).
+ * `reactive`: LRU over blocks of g tokens (DESIGN.md §5; docs/POLICIES.md).  Rule: the blocks
+ * read and the new block go to HBM, evicting the least recently used resident blocks; when
+ * they alone are more than the slots, the new block and the read blocks of highest score are
+ * kept.  Why: the classic online policy, which needs only the reads so far.
  *
- * The LRU order is kept as a queue of entries (block, stamp), appended in the order the
- * blocks are stamped, least recently used at the head, so an eviction takes the head instead
- * of scanning the blocks.  A block's latest stamp is kept per block; an entry is live while
- * its stamp is the block's latest, and stale entries are passed over at the head, or
- * dropped when the queue is compacted.  A live entry's block is resident: it was resident
- * when appended, and a block leaves HBM only by an eviction, which consumes its live entry,
- * or in the overflow case, which moves the head past every old entry (docs/PERF.md: this
- * replaced a doubly-linked list, whose unlink and append of every read block cost eight
- * scattered memory accesses a read, by two sequential stores).  Why the live entries are in
- * the order of (stamp, index), the rule of DESIGN.md (a never-accessed block has stamp -1):
- *   - init appends the initial blocks in ascending index, all with stamp -1: sorted.
- *   - At step n every entry in the queue has a stamp < n; the blocks accessed at step n are
- *     stamped n, which makes their old entries stale, and appended in ascending index
- *     (read_block is ascending), then the new block (stamp n; its index P+n over g is above
- *     every accessed block's).  Every appended key (n, b) exceeds every key before it
- *     (stamp < n), and the appended keys ascend, so the live entries stay sorted by (stamp,
- *     index).  The live entries before the appended ones are exactly the resident blocks
- *     not accessed at step n, and the first of them is the oldest stamp, ties the lower
- *     index -- the eviction of DESIGN.md; evictions take them from the head, and never
- *     reach an entry of step n (accessed + new <= slots).
- *   - In the overflow case the kept blocks alone, all with stamp n, are appended in
- *     ascending index after the old queue, then the new block, and the head moves to them:
- *     sorted again.  The old queue's live entries are the resident blocks not accessed,
- *     all demoted.
- * A block's stamp matters only while it is resident (a block leaves DRAM only when accessed
- * or new, which restamps it), so the live entries' order is the whole of the stamps that
- * matter.
+ * The LRU order is a queue of (block, stamp) entries appended in stamping order, the least
+ * recently used live entry at the head; why it stays in LRU order, and what it replaced for
+ * speed: docs/POLICIES.md, "reactive".
  */
 #include "policy/policy.h"
 #include "base/error.h"
