@@ -115,10 +115,12 @@ int cli_cmd_params(const cli_args *a);
 int cli_cmd_presets(const cli_args *a);
 int cli_cmd_policies(const cli_args *a);
 int cli_cmd_study(const cli_args *a);
+int cli_cmd_sweep(const cli_args *a);
 
 void cli_help_run(void);
 void cli_help_trace(void);
 void cli_help_study(void);
+void cli_help_sweep(void);
 /* Every parameter, grouped, with unit, default, range and doc (kvp_params()). */
 void cli_print_params(void);
 void cli_print_policies(void);

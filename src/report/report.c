@@ -443,3 +443,29 @@ int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_er
     }
     return out_close(&o, 1, err);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* The result columns, one cell at a time (kvplace sweep lays them out in its own files)    */
+
+size_t kvp_result_ncolumns(void) { return NFIELDS; }
+
+const char *kvp_result_column(size_t i) { return i < NFIELDS ? result_fields[i].name : NULL; }
+
+int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
+                    kvp_error *err)
+{
+    if (!r || i >= NFIELDS || !buf || len < NUM_BUF)
+        return kvp_error_set(err, KVP_EINVAL, "result cell %zu: no such column or no room", i);
+    const result_field *f = &result_fields[i];
+    if (is_number)
+        *is_number = f->kind != FK_STRING;
+    if (f->kind != FK_STRING)
+        return format_number(r, f, 1, buf, len, err);
+    const char *s = (const char *)field_ptr(r, f);
+    if (strlen(s) >= len)
+        return kvp_error_set(err, KVP_ERANGE, "result cell %s: no room", f->name);
+    memcpy(buf, s, strlen(s) + 1);
+    return 0;
+}
+
+void kvp_format_double(char *buf, size_t len, double d) { format_double(buf, len, d); }
