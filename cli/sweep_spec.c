@@ -193,6 +193,12 @@ static int add_value(spec_ctx *c, sweep_var *v, const char *text)
 static int parse_number(spec_ctx *c, const char *name, const char *text, double *out)
 {
     kvp_error err = {0};
+    char *end;
+    errno = 0;
+    *out = strtod(text, &end);
+    if (end != text && !*end && !errno && isfinite(*out))
+        return 1;
+    /* Sizes with their suffixes: 24GB, 4.9TB/s. */
     if (kvp_parse_bandwidth(text, out, &err) < 0 || !isfinite(*out))
         return fail(c, "%s: \"%s\" is not a number: %s", name, text, err.msg);
     return 1;
@@ -333,6 +339,8 @@ static int spec_handler(void *user, const char *section, const char *name, const
             return fail(c, "out of memory");
         return 1;
     }
+    if (!section[0])
+        return fail(c, "%s: a key outside any section (put it under [base] or [vary])", name);
     if (!is_base && !is_vary && !is_zip)
         return fail(c, "unknown section [%s] (a spec has [sweep], [base], [vary] and "
                     "[zip...])", section);
