@@ -333,10 +333,16 @@ static int spec_handler(void *user, const char *section, const char *name, const
             return fail(c, "policies is given twice");
         kvp_policy_spec tmp[SWEEP_MAX_POLICIES];
         kvp_error err = {0};
-        if (kvp_policy_parse_list(tmp, SWEEP_MAX_POLICIES, value, &err) < 0)
-            return fail(c, "policies = %s: %s", value, err.msg);
+        /* "static, reactive" reads as "static,reactive": a policy has no blanks. */
         if (!(s->policies = dup_text(value)))
             return fail(c, "out of memory");
+        char *w = s->policies;
+        for (const char *r = value; *r; r++)
+            if (*r != ' ' && *r != '\t')
+                *w++ = *r;
+        *w = 0;
+        if (kvp_policy_parse_list(tmp, SWEEP_MAX_POLICIES, s->policies, &err) < 0)
+            return fail(c, "policies = %s: %s", value, err.msg);
         return 1;
     }
     if (!section[0])
