@@ -272,6 +272,8 @@ static int add_values(spec_ctx *c, sweep_var *v, const char *value, int list)
             if (comma)
                 *comma = 0;
             char *one = trim(item);
+            if (!*one && !comma && item != t)
+                break; /* "a, b," before a continuation line */
             if (!*one) {
                 ok = fail(c, "%s: an empty value in the list \"%s\"", v->name, value);
                 break;

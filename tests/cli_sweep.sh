@@ -113,6 +113,11 @@ done
 sort "$T/parts.ids" | cmp -s - "$T/all.ids" && ok || bad "--list: the shards of 3 do not partition the points"
 [ "$(lines "$T/all.ids")" -eq 12 ] && ok || bad "--list: $(lines "$T/all.ids") points, wanted 12"
 
+# A list continued on indented lines (a trailing comma allowed) is one list.
+printf '[base]\nlayers = 2\n[vary]\nsparsity = 0.4, 0.5, 0.6,\n    0.7, 0.8\nbatch = 1,\n  2\n' >"$T/cont.ini"
+[ "$("$KVPLACE" sweep "$T/cont.ini" --list | tail -n +2 | wc -l)" -eq 10 ] && ok ||
+    bad "continued lists: not 5 x 2 points"
+
 # --- resume --------------------------------------------------------------------------
 "$KVPLACE" sweep "$T/spec.ini" --out "$T/r" --shard 0/2 -q
 refused "merge with points missing" 1 "6 of 12 points missing" sweep merge "$T/r"
