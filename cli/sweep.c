@@ -693,7 +693,9 @@ static int merge(const char *dir, int partial, int quiet)
 /* The command                                                                              */
 
 typedef struct sweep_opts {
-    const char *spec, *out, *jobs, *shard, *threads;
+    const char *spec, *out, *jobs, *shard, *threads, *policies;
+    const char **sets; /* --set NAME=VALUE, in order */
+    size_t nsets;
     int list, quiet, partial;
 } sweep_opts;
 
@@ -843,9 +845,19 @@ static int sweep_parse(const cli_args *a, sweep_opts *o, int *help)
         if ((m = cli_opt_value(a, &i, "--out", "-o", &o->out)) != 0 ||
             (m = cli_opt_value(a, &i, "--jobs", "-j", &o->jobs)) != 0 ||
             (m = cli_opt_value(a, &i, "--shard", NULL, &o->shard)) != 0 ||
-            (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0) {
+            (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0 ||
+            (m = cli_opt_value(a, &i, "--policy", NULL, &o->policies)) != 0) {
             if (m < 0)
                 return -m;
+            continue;
+        }
+        const char *set;
+        if ((m = cli_opt_value(a, &i, "--set", NULL, &set)) != 0) {
+            if (m < 0)
+                return -m;
+            if (!strchr(set, '=') || set[0] == '=')
+                return cli_usage(a->cmd, "--set %s: expected name=value", set);
+            o->sets[o->nsets++] = set;
             continue;
         }
         if ((m = cli_opt_flag(a, i, "--list", NULL)) != 0 ||
@@ -910,10 +922,14 @@ int cli_cmd_sweep(const cli_args *a)
     int help;
     memset(&o, 0, sizeof o);
     memset(&s, 0, sizeof s);
+    o.sets = calloc(a->argc > 0 ? (size_t)a->argc : 1, sizeof *o.sets);
+    if (!o.sets)
+        return cli_error("out of memory");
     int rc = sweep_parse(a, &o, &help);
     if (rc || help) {
         if (help)
             cli_help_sweep();
+        free(o.sets);
         return rc;
     }
     unsigned jobs = default_jobs(), threads = 1;
@@ -921,8 +937,8 @@ int cli_cmd_sweep(const cli_args *a)
     if ((o.jobs && (rc = parse_count("--jobs", o.jobs, MAX_JOBS, &jobs)) != 0) ||
         (o.threads && (rc = parse_count("--threads", o.threads, MAX_THREADS, &threads)) != 0) ||
         (o.shard && (rc = parse_shard(o.shard, &shard_k, &shard_n)) != 0))
-        return rc;
-    if ((rc = sweep_spec_load(&s, o.spec)) != 0)
+        goto done;
+    if ((rc = sweep_spec_load(&s, o.spec, o.sets, o.nsets, o.policies)) != 0)
         goto done;
     if (o.list) {
         printf("spec %s: %zu points, policies %s\n", s.hash, s.npts, s.policies);
@@ -1011,6 +1027,7 @@ int cli_cmd_sweep(const cli_args *a)
         fprintf(stderr, "kvplace: shard %s done; once every shard is: kvplace sweep merge "
                 "%s\n", o.shard, o.out);
 done:
+    free(o.sets);
     free(todo);
     free(mtext);
     free(cols.c);

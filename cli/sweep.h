@@ -53,8 +53,11 @@ typedef struct sweep_spec {
 } sweep_spec;
 
 /* Reads and expands a spec: every point's scenario built and validated, trace files checked
- * for reading.  Returns 0, or an exit status after printing the one line. */
-int sweep_spec_load(sweep_spec *s, const char *path);
+ * for reading.  sets[0..nsets-1] ("name=value", the command line's --set) replace or add
+ * [base] settings (a varied key is refused); policies (if not NULL) replaces [sweep]'s.
+ * Returns 0, or an exit status after printing the one line. */
+int sweep_spec_load(sweep_spec *s, const char *path, const char *const *sets, size_t nsets,
+                    const char *policies);
 void sweep_spec_free(sweep_spec *s);
 
 /* FNV-1a, 64 bits: ids and the spec's hash (not a cryptographic hash: it tells specs apart,

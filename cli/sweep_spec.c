@@ -549,7 +549,46 @@ static int expand(sweep_spec *s)
     return rc;
 }
 
-int sweep_spec_load(sweep_spec *s, const char *path)
+/* --set name=value: replaces the [base] value, or adds one; a varied key is refused. */
+static int apply_set(spec_ctx *c, const char *assignment)
+{
+    sweep_spec *s = c->s;
+    const char *eq = strchr(assignment, '=');
+    char name[VALUE_TEXT];
+    if (!eq || eq == assignment || (size_t)(eq - assignment) >= sizeof name)
+        return cli_error("--set %s: expected name=value", assignment);
+    memcpy(name, assignment, (size_t)(eq - assignment));
+    name[eq - assignment] = 0;
+    const char *value = eq + 1;
+    if (!is_special(name) && !kvp_param_find(name))
+        return cli_error("--set %s: unknown parameter \"%s\" (see kvplace params)", assignment,
+                         name);
+    sweep_var *v = find_var(s, name);
+    if (v && is_varied(s, v))
+        return cli_error("--set %s: %s varies in %s (line %d); --set changes only [base]",
+                         assignment, name, s->path, v->line);
+    if (!v) {
+        if (s->nvars == s->capvars)
+            return cli_error("too many keys");
+        v = &s->vars[s->nvars++];
+        memset(v, 0, sizeof *v);
+        if (!(v->name = dup_text(name)))
+            return cli_error("out of memory");
+    }
+    for (size_t k = 0; k < v->n; k++)
+        free(v->values[k]);
+    v->n = 0;
+    c->line = 0;
+    if (!add_value(c, v, value)) {
+        /* The message names the line; here it is the command line's. */
+        const char *msg = strstr(c->err, ":0: ");
+        return cli_error("--set %s", msg ? msg + 4 : c->err);
+    }
+    return 0;
+}
+
+int sweep_spec_load(sweep_spec *s, const char *path, const char *const *sets, size_t nsets,
+                    const char *policies)
 {
     memset(s, 0, sizeof *s);
     spec_ctx c;
@@ -590,6 +629,14 @@ int sweep_spec_load(sweep_spec *s, const char *path)
     if (rc > 0)
         return cli_error("%s:%d: expected \"name = value\", \"[section]\" or a comment", path,
                          rc);
+    for (size_t i = 0; i < nsets; i++)
+        if ((rc = apply_set(&c, sets[i])) != 0)
+            return rc;
+    if (policies) {
+        free(s->policies);
+        if (!(s->policies = dup_text(policies)))
+            return cli_error("out of memory");
+    }
     if (!s->policies) {
         char list[1024], left_out[256];
         cli_default_policies(list, sizeof list, left_out, sizeof left_out);

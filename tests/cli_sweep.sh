@@ -194,6 +194,27 @@ kv sweep "$T/tdir/syn.ini" --out "$T/g" -q
 cut -d, -f6- "$T/g/sweep.csv" >"$T/g.cut"
 cut -d, -f6- "$T/f/sweep.csv" | cmp -s - "$T/g.cut" && ok || bad "the trace file's points differ from the same synthetic trace's"
 
+# --- a study's points as a sweep: the numbers of kvplace study ------------------------
+TINY_SET="--set layers=2 --set prompt=300 --set steps=30 --set hbm_capacity=13276800 --set weight_bytes=10MB"
+# shellcheck disable=SC2086
+"$KVPLACE" study sparsity $TINY_SET --sa-budget 3 --threads 1 -q --out "$T/study" 2>"$T/err"
+# shellcheck disable=SC2086
+kv sweep "$(dirname "$0")/../examples/studies/sparsity.ini" $TINY_SET \
+    --policy static,reactive,page,lookahead,sa:budget=3,unlimited,bound --out "$T/ss" -q
+[ "$rc" -eq 0 ] && ok || bad "examples/studies/sparsity.ini: exit $rc"
+# Each sweep row's throughput against the study's <policy>_tok_s at that sparsity.
+awk -F, 'NR == FNR { if (FNR == 1) { for (i = 1; i <= NF; i++) col[$i] = i; next }
+                     for (i = 1; i <= NF; i++) st[$1, i] = $i; next }
+         FNR == 1 { for (i = 1; i <= NF; i++) sw[$i] = i; next }
+         { s = $sw["sparsity"]; p = $sw["policy"]; c = col[p "_tok_s"]
+           n++; if (!c || sprintf("%.15g", st[s, c]) != sprintf("%.15g", $sw["throughput_tok_s"])) {
+               print "differs: sparsity " s " " p ": study " st[s, c] ", sweep " $sw["throughput_tok_s"]; d++ } }
+         END { if (n != 42) print "rows: " n ", wanted 6 x 7"; exit (d || n != 42) }' \
+    "$T/study/sparsity.csv" "$T/ss/sweep.csv" >"$T/cmp.txt" && ok ||
+    bad "the sparsity study as a sweep differs from kvplace study sparsity: $(head -n 3 "$T/cmp.txt")"
+refused "--set of a varied key" 1 "sparsity varies in" sweep "$(dirname "$0")/../examples/studies/sparsity.ini" --set sparsity=0.5 --list
+refused "--set of an unknown parameter" 1 "unknown parameter \"stepz\"" sweep "$T/spec.ini" --set stepz=4 --list
+
 # --- bad input ---------------------------------------------------------------------------
 mkdir -p "$T/reports"
 spec() { printf '%s\n' "$@" >"$T/bad.ini"; }
