@@ -186,16 +186,28 @@ static int create_once(const char *path, const char *text)
     return -cli_error("%s: cannot create: %s", path, strerror(e));
 }
 
+/* mkdir -p */
 static int make_dir(const char *path)
 {
+    char buf[PATH_TEXT];
     struct stat st;
-    if (mkdir(path, 0777) == 0)
-        return 0;
-    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return 0;
-    if (errno == EEXIST)
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return cli_error("%s: path too long", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != 0)
+            continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return cli_error("%s: cannot create the directory %s: %s", path, buf,
+                             strerror(errno));
+        *p = c;
+        if (!c)
+            break;
+    }
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return cli_error("%s: exists and is not a directory", path);
-    return cli_error("%s: cannot create the directory: %s", path, strerror(errno));
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
