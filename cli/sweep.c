@@ -53,6 +53,8 @@ typedef struct columns {
 
 static const char *const lead_columns[] = {"sweep", "point", "hw", "model", "trace"};
 static const char *const derived_columns[] = {"tok_bytes", "kv_budget"};
+/* After the result columns: sa's search, 0 for the other policies. */
+static const char sa_evaluations_column[] = "sa_evaluations";
 #define NLEAD (sizeof lead_columns / sizeof *lead_columns)
 #define NDERIVED (sizeof derived_columns / sizeof *derived_columns)
 
@@ -60,7 +62,7 @@ static int columns_init(columns *cols)
 {
     size_t np, nr = kvp_result_ncolumns();
     const kvp_param_info *params = kvp_params(&np);
-    cols->n = NLEAD + np + NDERIVED + nr;
+    cols->n = NLEAD + np + NDERIVED + nr + 1;
     cols->c = calloc(cols->n, sizeof *cols->c);
     if (!cols->c)
         return cli_error("out of memory");
@@ -79,6 +81,7 @@ static int columns_init(columns *cols)
         kvp_result_cell(&zero, i, buf, sizeof buf, &num, NULL);
         cols->c[k++] = (column){kvp_result_column(i), num};
     }
+    cols->c[k++] = (column){sa_evaluations_column, 1};
     return 0;
 }
 
@@ -380,6 +383,14 @@ static char *point_json(const sweep_spec *s, const sweep_point *p, const kvp_sce
              cJSON_AddNumberToObject(root, "index", (double)p->index) &&
              cJSON_AddStringToObject(root, "settings", p->settings) &&
              cJSON_AddItemToObject(root, "columns", cl);
+    /* The policies as specified, one per row (a row's params may differ: sa's best point). */
+    cJSON *pol = ok ? cJSON_AddArrayToObject(root, "policies") : NULL;
+    ok = ok && pol;
+    for (size_t i = 0; ok && i < s->nspecs; i++) {
+        char spec[256];
+        kvp_policy_format(&s->specs[i], spec, sizeof spec);
+        ok = cJSON_AddItemToArray(pol, cJSON_CreateString(spec));
+    }
     if (ok)
         cl = NULL; /* owned by root from here */
     ok = ok && cJSON_AddItemToObject(root, "rows", rows);
@@ -417,6 +428,8 @@ static char *point_json(const sweep_spec *s, const sweep_point *p, const kvp_sce
             ok = kvp_result_cell(&res[r], i, buf, sizeof buf, NULL, &err) >= 0 &&
                  cJSON_AddItemToArray(row, cJSON_CreateString(buf));
         }
+        snprintf(buf, sizeof buf, "%" PRIu32, res[r].sa_evaluations);
+        ok = ok && cJSON_AddItemToArray(row, cJSON_CreateString(buf));
     }
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
@@ -699,6 +712,96 @@ static int merge(const char *dir, int partial, int quiet)
     free(cols.c);
     manifest_free(&m);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* A point's results, for kvplace study --from                                              */
+
+/* Fills res[0..n-1] from the sweep's point whose scenario is sc (every parameter equal, a
+ * synthetic trace): the row of each spec's policy (with the spec's parameters; sa by name,
+ * its row holding its best point).  0 when found, -1 when DIR holds no such point (nothing
+ * printed), or an exit status (printed). */
+int cli_sweep_results(const char *dir, const kvp_scenario *sc, const kvp_policy_spec *specs,
+                      size_t n, kvp_result *res)
+{
+    char path[PATH_TEXT];
+    manifest m;
+    columns cols = {0};
+    size_t np, nr = kvp_result_ncolumns();
+    const kvp_param_info *params = kvp_params(&np);
+    snprintf(path, sizeof path, "%s/%s", dir, manifest_name);
+    int rc = manifest_read(&m, path);
+    if (!rc)
+        rc = columns_init(&cols);
+    int found = 0;
+    for (size_t i = 0; !rc && !found && i < m.n; i++) {
+        char why[PATH_TEXT * 2];
+        int gone;
+        point_path(path, sizeof path, dir, m.ids[i]);
+        cJSON *root = point_load(path, &cols, m.hash, m.ids[i], why, sizeof why, &gone);
+        if (!root) {
+            if (!gone)
+                rc = cli_error("%s", why);
+            continue;
+        }
+        const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "rows");
+        const cJSON *row0 = cJSON_GetArrayItem(rows, 0);
+        int match = row0 != NULL &&
+                    strcmp(cJSON_GetArrayItem(row0, 4)->valuestring, "synthetic") == 0;
+        for (size_t k = 0; match && k < np; k++) {
+            char buf[CELL_TEXT];
+            format_param(sc, &params[k], buf, sizeof buf);
+            match = strcmp(cJSON_GetArrayItem(row0, (int)(NLEAD + k))->valuestring, buf) == 0;
+        }
+        const cJSON *pols = cJSON_GetObjectItemCaseSensitive(root, "policies");
+        if (match && (!cJSON_IsArray(pols) ||
+                      cJSON_GetArraySize(pols) != cJSON_GetArraySize(rows))) {
+            rc = cli_error("%s: point %s: not a point file with its policies", dir, m.ids[i]);
+            match = 0;
+        }
+        for (size_t j = 0; match && !rc && j < n; j++) {
+            /* The row of the j-th spec: the same text, the same occurrence among equals. */
+            char want[256], other[256];
+            kvp_policy_format(&specs[j], want, sizeof want);
+            size_t before = 0;
+            for (size_t q = 0; q < j; q++) {
+                kvp_policy_format(&specs[q], other, sizeof other);
+                before += strcmp(other, want) == 0;
+            }
+            const cJSON *hit = NULL, *sp;
+            int q = 0;
+            cJSON_ArrayForEach(sp, pols) {
+                if (!hit && cJSON_IsString(sp) && strcmp(sp->valuestring, want) == 0 &&
+                    before-- == 0)
+                    hit = cJSON_GetArrayItem(rows, q);
+                q++;
+            }
+            if (!hit) {
+                rc = cli_error("%s: point %s has no row for %s (the sweep ran other policies)",
+                               dir, m.ids[i], want);
+                break;
+            }
+            kvp_error err = {0};
+            memset(&res[j], 0, sizeof res[j]);
+            for (size_t c = 0; !rc && c < nr; c++) {
+                const char *cell = cJSON_GetArrayItem(hit, (int)(NLEAD + np + NDERIVED + c))
+                                       ->valuestring;
+                if (kvp_result_parse_cell(&res[j], c, cell, &err) < 0)
+                    rc = cli_error("%s: point %s: %s", dir, m.ids[i], err.msg);
+            }
+            const char *ev = cJSON_GetArrayItem(hit, (int)(NLEAD + np + NDERIVED + nr))
+                                 ->valuestring;
+            res[j].sa_evaluations = (uint32_t)strtoul(ev, NULL, 10);
+            res[j].steps = sc->steps;
+            res[j].layers = sc->layers;
+            res[j].prompt = sc->prompt;
+        }
+        found = match;
+        cJSON_Delete(root);
+    }
+    free(cols.c);
+    manifest_free(&m);
+    return rc ? rc : found ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -409,6 +409,8 @@ size_t kvp_result_ncolumns(void);
 const char *kvp_result_column(size_t i);
 int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
                     kvp_error *err);
+/* The inverse of kvp_result_cell: sets column i of r from its text. */
+int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *err);
 /* The shortest of %.15g, %.16g, %.17g that reads back to exactly d, as the reports write
  * doubles. */
 void kvp_format_double(char *buf, size_t len, double d);

@@ -80,11 +80,12 @@ grep -Eq '"variation":[[:space:]]*"low",' "$T/a/sweep.json" && ok || bad "sweep.
     --policy static,reactive,lookahead:W=4:R=0.5,bound --csv "$T/run.csv" >/dev/null 2>&1
 id9=$(sed -n '11p' "$T/a/sweep.points")
 case $id9 in 0007-*) ok ;; *) bad "the manifest's eighth point is $id9" ;; esac
-grep "^$hash,$id9," "$T/a/sweep.csv" | cut -d, -f26- >"$T/p9.csv"
+grep "^$hash,$id9," "$T/a/sweep.csv" | cut -d, -f26-46 >"$T/p9.csv"
 tail -n +2 "$T/run.csv" | cmp -s - "$T/p9.csv" && ok || bad "point $id9's rows differ from kvplace run's"
 head -n 1 "$T/run.csv" >"$T/hdr.run"
-head -n 1 "$T/a/sweep.csv" | cut -d, -f26- >"$T/hdr.sweep"
+head -n 1 "$T/a/sweep.csv" | cut -d, -f26-46 >"$T/hdr.sweep"
 cmp -s "$T/hdr.run" "$T/hdr.sweep" && ok || bad "the result columns differ from kvplace run's CSV header"
+[ "$(head -n 1 "$T/a/sweep.csv" | cut -d, -f47-)" = "sa_evaluations" ] && ok || bad "the last column is not sa_evaluations"
 
 # --- same bytes for any --jobs, --threads, --shard -----------------------------------
 kv sweep "$T/spec.ini" --out "$T/b" --jobs 1 --threads 2 -q
@@ -212,6 +213,28 @@ awk -F, 'NR == FNR { if (FNR == 1) { for (i = 1; i <= NF; i++) col[$i] = i; next
          END { if (n != 42) print "rows: " n ", wanted 6 x 7"; exit (d || n != 42) }' \
     "$T/study/sparsity.csv" "$T/ss/sweep.csv" >"$T/cmp.txt" && ok ||
     bad "the sparsity study as a sweep differs from kvplace study sparsity: $(head -n 3 "$T/cmp.txt")"
+# kvplace study --from DIR: the study's files from the sweep's points, the same bytes as the
+# study running them itself.
+# shellcheck disable=SC2086
+kv study sparsity $TINY_SET --sa-budget 3 --from "$T/ss" -q --out "$T/from"
+[ "$rc" -eq 0 ] && ok || bad "study sparsity --from: exit $rc"
+for e in csv json md gp; do
+    cmp -s "$T/study/sparsity.$e" "$T/from/sparsity.$e" && ok || bad "study sparsity --from: sparsity.$e differs from the study's own"
+done
+# shellcheck disable=SC2086
+"$KVPLACE" study variation $TINY_SET --sa-budget 3 --threads 1 -q --out "$T/study" 2>"$T/err"
+# shellcheck disable=SC2086
+"$KVPLACE" sweep "$(dirname "$0")/../examples/studies/variation.ini" $TINY_SET \
+    --policy static,reactive,page,lookahead,sa:budget=3,unlimited,bound --out "$T/sv" --jobs 2 -q
+# shellcheck disable=SC2086
+kv study variation $TINY_SET --sa-budget 3 --from "$T/sv" -q --out "$T/from"
+cmp -s "$T/study/variation.csv" "$T/from/variation.csv" && cmp -s "$T/study/variation.json" "$T/from/variation.json" &&
+    ok || bad "study variation --from: differs from the study's own"
+# shellcheck disable=SC2086
+refused "study --from, another size" 1 "is not in the sweep" study sparsity $TINY_SET --set steps=31 --sa-budget 3 --from "$T/ss" -q --out "$T/reports"
+# shellcheck disable=SC2086
+refused "study --from, other policies" 1 "the sweep ran other policies" study sparsity $TINY_SET --sa-budget 4 --from "$T/ss" -q --out "$T/reports"
+refused "study --from with --trace" 2 "not with --trace" study sparsity --trace "$T/tdir/t.npy" --from "$T/ss" --out "$T/reports"
 refused "--set of a varied key" 1 "sparsity varies in" sweep "$(dirname "$0")/../examples/studies/sparsity.ini" --set sparsity=0.5 --list
 refused "--set of an unknown parameter" 1 "unknown parameter \"stepz\"" sweep "$T/spec.ini" --set stepz=4 --list
 
