@@ -57,7 +57,9 @@ done
 # The crossed and zipped values, in the spec's order (the last axis fastest).
 got=$(column sparsity "$T/a/sweep.csv" | uniq | tr '\n' ' ')
 [ "$got" = "0.4 0.6 0.8 " ] && ok || bad "sparsity column: $got, wanted the range 0.4 0.6 0.8"
-got=$(awk -F, 'NR > 1 && $26 == "static"' "$T/a/sweep.csv" | cut -d, -f17,18,22,23 | tr '\n' ' ')
+got=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+              $c["policy"] == "static" { printf "%s,%s,%s,%s ", $c["batch"], $c["sparsity"],
+                                          $c["seed"], $c["variation"] }' "$T/a/sweep.csv")
 want="2,0.4,1,low 2,0.4,2,high 4,0.4,1,low 4,0.4,2,high 2,0.6,1,low 2,0.6,2,high 4,0.6,1,low 4,0.6,2,high 2,0.8,1,low 2,0.8,2,high 4,0.8,1,low 4,0.8,2,high "
 [ "$got" = "$want" ] && ok || bad "points (batch,sparsity,seed,variation): $got"
 [ "$(column policy "$T/a/sweep.csv" | head -4 | tr '\n' ' ')" = "static reactive lookahead bound " ] &&
@@ -80,12 +82,18 @@ grep -Eq '"variation":[[:space:]]*"low",' "$T/a/sweep.json" && ok || bad "sweep.
     --policy static,reactive,lookahead:W=4:R=0.5,bound --csv "$T/run.csv" >/dev/null 2>&1
 id9=$(sed -n '11p' "$T/a/sweep.points")
 case $id9 in 0007-*) ok ;; *) bad "the manifest's eighth point is $id9" ;; esac
-grep "^$hash,$id9," "$T/a/sweep.csv" | cut -d, -f26-46 >"$T/p9.csv"
+# The result columns: from "policy" to the one before the last (sa_evaluations).
+pcol=$(head -n 1 "$T/a/sweep.csv" | tr ',' '\n' | grep -n '^policy$' | cut -d: -f1)
+ncol=$(head -n 1 "$T/a/sweep.csv" | tr ',' '\n' | wc -l)
+grep "^$hash,$id9," "$T/a/sweep.csv" | cut -d, -f"$pcol-$((ncol - 1))" >"$T/p9.csv"
 tail -n +2 "$T/run.csv" | cmp -s - "$T/p9.csv" && ok || bad "point $id9's rows differ from kvplace run's"
 head -n 1 "$T/run.csv" >"$T/hdr.run"
-head -n 1 "$T/a/sweep.csv" | cut -d, -f26-46 >"$T/hdr.sweep"
+head -n 1 "$T/a/sweep.csv" | cut -d, -f"$pcol-$((ncol - 1))" >"$T/hdr.sweep"
 cmp -s "$T/hdr.run" "$T/hdr.sweep" && ok || bad "the result columns differ from kvplace run's CSV header"
-[ "$(head -n 1 "$T/a/sweep.csv" | cut -d, -f47-)" = "sa_evaluations" ] && ok || bad "the last column is not sa_evaluations"
+[ "$(head -n 1 "$T/a/sweep.csv" | cut -d, -f"$ncol")" = "sa_evaluations" ] && ok || bad "the last column is not sa_evaluations"
+# Before the results: the lead columns, every parameter of kvplace params, tok_bytes, kv_budget.
+nparams=$("$KVPLACE" params | grep -cE '^  [a-z_]+ +default')
+[ "$pcol" -eq $((5 + nparams + 2 + 1)) ] && ok || bad "policy is column $pcol, wanted 5 + $nparams parameters + 2 + 1"
 
 # --- same bytes for any --jobs, --threads, --shard -----------------------------------
 kv sweep "$T/spec.ini" --out "$T/b" --jobs 1 --threads 2 -q
