@@ -1,5 +1,5 @@
 #!/bin/sh
-# The sweep benchmark (docs/PERF.md §10): the 24 points of bench/sweep.ini (1/20 of the
+# The sweep benchmark (docs/PERF.md §11): the 24 points of bench/sweep.ini (1/20 of the
 # study's size), sequential (--jobs 1) and on every core (--jobs, default the cores), in
 # turn, RUNS times; prints each pair's wall times and ratio, and the median ratio.  The
 # target: parallel <= 0.6 x sequential on 2 cores.  Both write the same bytes (checked).
