@@ -27,12 +27,13 @@ static void append(char *buf, size_t len, const char *sep, const char *s)
 
 void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len)
 {
-    size_t n;
-    const kvp_policy_ops *const *ops = kvp_policies(&n);
+    /* Those of "all" (the library leaves out the policies for small cases only, optimal). */
+    kvp_policy_spec all[64];
+    int n = kvp_policy_parse_list(all, sizeof all / sizeof *all, "all", NULL);
     list[0] = 0;
     left_out[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = kvp_policy_name(ops[i]);
+    for (int i = 0; i < n; i++) {
+        const char *name = kvp_policy_name(all[i].ops);
         if (is_slow(name))
             append(left_out, left_len, ", ", name);
         else
@@ -363,6 +364,10 @@ void cli_help_study(void)
         "  --checkpoint FILE     save the sa searches' evaluations of every point as they\n"
         "                        complete; SIGINT/SIGTERM save and stop\n"
         "  --resume FILE         continue from a checkpoint; identical results\n"
+        "  --from DIR            take every point's results from a sweep's directory\n"
+        "                        instead of running it (kvplace sweep\n"
+        "                        examples/studies/NAME.ini --out DIR, in parallel or on a\n"
+        "                        cluster, with the same --set options): the same files\n"
         "  -q, --quiet           no progress or timings on stderr\n"
         "  -h, --help            this help\n"
         "\n"
@@ -371,4 +376,46 @@ void cli_help_study(void)
         "the end.  Each point's time goes to stderr.  Without gnuplot the data files are\n"
         "still written, with a warning.  Exit status: 0 ok, 1 bad input, 2 bad usage,\n"
         "130 / 143 interrupted (with the checkpoint saved).\n");
+}
+
+void cli_help_sweep(void)
+{
+    printf(
+        "Usage: kvplace sweep SPEC --out DIR [--jobs N] [--shard K/N] [OPTIONS]\n"
+        "       kvplace sweep SPEC --list [--shard K/N]\n"
+        "       kvplace sweep merge DIR [--partial]\n"
+        "\n"
+        "Runs every point of a sweep spec (an INI file, docs/SWEEP.md): [sweep] policies,\n"
+        "[base] the shared settings (hw, model, trace, any parameter of kvplace params),\n"
+        "[vary] keys crossed with each other (a, b, c | range START STOP STEP | geom START\n"
+        "STOP FACTOR), [zip...] sections of keys that vary together.  Each point runs in a\n"
+        "worker process and its results go to DIR/points/ID.json as it finishes; a rerun\n"
+        "skips the points already there, so a killed sweep resumes.  When every point is\n"
+        "done, DIR/sweep.csv and DIR/sweep.json hold them all, one row per point and policy\n"
+        "with the point's scenario on every row.\n"
+        "\n"
+        "Options:\n"
+        "  -o, --out DIR         the sweep's directory (created if missing); it holds one\n"
+        "                        spec's points: another spec's is refused\n"
+        "  -j, --jobs N          points run at once (default: $SLURM_CPUS_PER_TASK, else the\n"
+        "                        cores)\n"
+        "  --threads N           layers simulated in parallel within a point (default 1)\n"
+        "  --shard K/N           run only the points whose index is K modulo N (K from 0 to\n"
+        "                        N-1), e.g. one task of a Slurm job array; then merge\n"
+        "  --set NAME=VALUE      replace or add a [base] setting (repeatable; not a varied\n"
+        "                        key): --set steps=512 scales a spec down\n"
+        "  --policy LIST         replace the spec's policies\n"
+        "  --list                print the points (of the shard) and exit\n"
+        "  -q, --quiet           no progress on stderr\n"
+        "  -h, --help            this help\n"
+        "\n"
+        "merge DIR gathers every point into DIR/sweep.csv and DIR/sweep.json; it names the\n"
+        "points missing and writes nothing, unless --partial.  On a cluster (Slurm):\n"
+        "  sbatch --array=0-9 contrib/slurm/sweep.sbatch SPEC DIR\n"
+        "  kvplace sweep merge DIR\n"
+        "\n"
+        "Results do not depend on --jobs, --threads or --shard: the merged files are the\n"
+        "same bytes.  Exit status: 0 ok, 1 bad input (a spec, a directory of another spec,\n"
+        "points missing, a point that failed), 2 bad usage, 130 / 143 interrupted (the\n"
+        "finished points are kept; the same command continues).\n");
 }

@@ -303,15 +303,17 @@ static void test_model_of_scenario(void)
     CHECK(isinf(m.up_bandwidth[3]));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    test_busiest_wins();
-    test_traffic_of_tokens();
-    test_three_tiers();
-    test_two_tiers_identical();
-    test_bound();
-    test_bound_three_tiers();
-    test_bound_by_search();
-    test_model_of_scenario();
-    return check_done();
+    static const check_test tests[] = {
+        {"busiest_wins", test_busiest_wins},
+        {"traffic_of_tokens", test_traffic_of_tokens},
+        {"three_tiers", test_three_tiers},
+        {"two_tiers_identical", test_two_tiers_identical},
+        {"bound", test_bound},
+        {"bound_three_tiers", test_bound_three_tiers},
+        {"bound_by_search", test_bound_by_search},
+        {"model_of_scenario", test_model_of_scenario},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

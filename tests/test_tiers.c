@@ -497,15 +497,20 @@ static void test_static_reference(uint64_t seed)
     }
 }
 
+static void empty_third_tier(void) { test_empty_third_tier(check_seed); }
+static void bound_below_all(void) { test_bound_below_all(check_seed); }
+static void static_reference(void) { test_static_reference(check_seed); }
+
 int main(int argc, char **argv)
 {
-    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
-    test_static_fills_in_order();
-    test_move_between_tiers();
-    test_new_block_below();
-    test_refused();
-    test_empty_third_tier(seed);
-    test_bound_below_all(seed);
-    test_static_reference(seed);
-    return check_done();
+    static const check_test tests[] = {
+        {"static_fills_in_order", test_static_fills_in_order},
+        {"move_between_tiers", test_move_between_tiers},
+        {"new_block_below", test_new_block_below},
+        {"refused", test_refused},
+        {"empty_third_tier", empty_third_tier},
+        {"bound_below_all", bound_below_all},
+        {"static_reference", static_reference},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }
