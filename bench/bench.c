@@ -11,12 +11,16 @@
  *
  * Phases: gen (the synthetic trace, streamed once over every layer; the bound rides along at
  * O(1) a step), ref (unlimited + static + bound in one pass), reactive, page, lookahead, sa
- * (at its defaults but `budget`: the most evaluations, 40 unless --budget).
+ * (at its defaults but `budget`: the most evaluations, 40 unless --budget), la1 (lookahead
+ * W, R=1 through the grid of src/policy/lookahead_grid.c, the same result), grid (lookahead at
+ * W = 1 .. --wmax (64) x R = 0, 0.1, .., 1 through the grid, one pass per W; model_s is the
+ * best point's T).
  * PHASE-cached (ref, lookahead) first builds a trace cache (src/trace/trace_cache.c) and prints it
  * as a line of its own, phase "cache"; the phase's own line then times the run on the cache
  * alone.  Peak RSS is the process's, so it includes the cache.
  */
 #include "engine/engine.h"
+#include "policy/lookahead_grid.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +53,10 @@ int main(int argc, char **argv)
 {
     static const char usage[] =
         "usage: bench PHASE [--prompt P] [--steps N] [--batch B] [--threads T] [--sparsity S]\n"
-        "             [--W W] [--budget E]\n"
-        "PHASE: gen ref reactive page lookahead sa ref-cached lookahead-cached sa-cached\n"
+        "             [--W W] [--budget E] [--wmax W]\n"
+        "PHASE: gen ref reactive page lookahead sa la1 grid, and each with -cached\n"
         "Runs one phase of the study's scenario (defaults: prompt 31299, steps 10239, batch 4,\n"
-        "sparsity 0.6, 2 threads, W 16, budget 40) and prints one line: phase prompt steps\n"
+        "sparsity 0.6, 2 threads, W 16, budget 40, wmax 64) and prints one line: phase prompt steps\n"
         "layers reads wall_s reads_per_s peak_rss_mib total_time_s cpu_s.  docs/PERF.md.\n";
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         fputs(usage, stdout);
@@ -64,7 +68,7 @@ int main(int argc, char **argv)
     }
     const char *phase = argv[1];
     const char *prompt = "31299", *steps = "10239", *batch = "4", *sparsity = "0.6";
-    const char *W = "16", *budget = "40";
+    const char *W = "16", *budget = "40", *wmax = "64";
     unsigned threads = 2;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--prompt"))
@@ -77,6 +81,8 @@ int main(int argc, char **argv)
             sparsity = argv[i + 1];
         else if (!strcmp(argv[i], "--W"))
             W = argv[i + 1];
+        else if (!strcmp(argv[i], "--wmax"))
+            wmax = argv[i + 1];
         else if (!strcmp(argv[i], "--budget"))
             budget = argv[i + 1];
         else if (!strcmp(argv[i], "--threads"))
@@ -131,6 +137,28 @@ int main(int argc, char **argv)
             return die(phase, &err);
         reads = b.reads;
         model_time = b.time_s;
+    } else if (!strcmp(base, "grid") || !strcmp(base, "la1")) {
+        const int all = !strcmp(base, "grid");
+        const unsigned w_lo = all ? 1 : (unsigned)atoi(W), w_hi = all ? (unsigned)atoi(wmax) : w_lo;
+        model_time = 1e300;
+        for (unsigned w = w_lo; w <= w_hi; w++) {
+            kvp_policy_spec ps[11];
+            kvp_result res[11];
+            const int nr = all ? 11 : 1;
+            for (int r = 0; r < nr; r++) {
+                char spec[64];
+                snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, all ? r / 10.0 : 1.0);
+                if (kvp_policy_parse(&ps[r], spec, &err) < 0)
+                    return die(phase, &err);
+            }
+            if (kvp_lookahead_grid(&sc, tr, ps, (size_t)nr, &ro, res, &err) < 0)
+                return die(phase, &err);
+            for (int r = 0; r < nr; r++)
+                if (res[r].total_time_s < model_time)
+                    model_time = res[r].total_time_s;
+            reads = (res[0].kv_read_hbm + res[0].kv_read_dram) /
+                    (2u * sc.kv_heads * sc.head_dim * sc.dtype_bytes * sc.batch);
+        }
     } else {
         char list[64];
         snprintf(list, sizeof list, "%s",
