@@ -11,7 +11,8 @@
  *
  * Phases: gen (the synthetic trace, streamed once over every layer; the bound rides along at
  * O(1) a step), ref (unlimited + static + bound in one pass), reactive, page, lookahead, sa
- * (at its defaults but `budget`: the most evaluations, 40 unless --budget), la1 (lookahead
+ * (at its defaults but `budget`: the most evaluations, 40 unless --budget), fastref (unlimited
+ * + static + bound through the prefix fast path, src/engine/fast.c), la1 (lookahead
  * W, R=1 through the grid of src/policy/lookahead_grid.c, the same result), grid (lookahead at
  * W = 1 .. --wmax (64) x R = 0, 0.1, .., 1 through the grid, one pass per W; model_s is the
  * best point's T).
@@ -20,6 +21,7 @@
  * alone.  Peak RSS is the process's, so it includes the cache.
  */
 #include "engine/engine.h"
+#include "engine/fast.h"
 #include "policy/lookahead_grid.h"
 
 #include <stdio.h>
@@ -54,7 +56,7 @@ int main(int argc, char **argv)
     static const char usage[] =
         "usage: bench PHASE [--prompt P] [--steps N] [--batch B] [--threads T] [--sparsity S]\n"
         "             [--W W] [--budget E] [--wmax W]\n"
-        "PHASE: gen ref reactive page lookahead sa la1 grid, and each with -cached\n"
+        "PHASE: gen ref reactive page lookahead sa fastref la1 grid, each also -cached\n"
         "Runs one phase of the study's scenario (defaults: prompt 31299, steps 10239, batch 4,\n"
         "sparsity 0.6, 2 threads, W 16, budget 40, wmax 64) and prints one line: phase prompt steps\n"
         "layers reads wall_s reads_per_s peak_rss_mib total_time_s cpu_s.  docs/PERF.md.\n";
@@ -137,6 +139,16 @@ int main(int argc, char **argv)
             return die(phase, &err);
         reads = b.reads;
         model_time = b.time_s;
+    } else if (!strcmp(base, "fastref")) {
+        kvp_policy_spec ps[2];
+        kvp_result res[2];
+        kvp_bound_sum b;
+        if (kvp_policy_parse(&ps[0], "unlimited", &err) < 0 ||
+            kvp_policy_parse(&ps[1], "static", &err) < 0 ||
+            kvp_fast_prefix_run(&sc, tr, ps, 2, &ro, res, &b, &err) < 0)
+            return die(phase, &err);
+        reads = b.reads;
+        model_time = b.time_s; /* as ref's: the bound's T, last of its list */
     } else if (!strcmp(base, "grid") || !strcmp(base, "la1")) {
         const int all = !strcmp(base, "grid");
         const unsigned w_lo = all ? 1 : (unsigned)atoi(W), w_hi = all ? (unsigned)atoi(wmax) : w_lo;
