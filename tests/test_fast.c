@@ -12,6 +12,7 @@
 #include "kvplace.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 static kvp_error err;
 
@@ -132,6 +133,27 @@ int main(int argc, char **argv)
         kvp_trace *rc = cache_of(r, sp);
         check_one(&sc, rc);
         kvp_trace_free(rc);
+        kvp_trace_free(r);
+    }
+    /* A float32 .npy (its own count_below: the top-k counted below the prefix, no set). */
+    {
+        kvp_trace *r = random_trace(30, 2, 300, 0);
+        char path[] = "/tmp/kvp_test_fast_XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        if (fd >= 0) {
+            close(fd);
+            CHECK_OK(kvp_trace_write_npy(r, path, &err), &err);
+            kvp_trace *f = NULL;
+            CHECK_OK(kvp_trace_open_npy(&f, path, &err), &err);
+            for (uint32_t sl = 0; f && sl < 340; sl += 37) {
+                kvp_scenario sc;
+                scenario(&sc, 2, sl, 0.4);
+                check_one(&sc, f);
+            }
+            kvp_trace_free(f);
+            unlink(path);
+        }
         kvp_trace_free(r);
     }
     /* Refused: other policies, checked runs. */

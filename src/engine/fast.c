@@ -5,7 +5,8 @@
  * lowest prompt blocks, and every new token is placed while a slot is free; it never moves
  * anything).  So a step's reads in HBM are k (unlimited) or the positions below the prefix
  * (static), and the bound needs k alone: from a trace cache, popcounts of the step's bitset;
- * from any other trace, the set's size and one binary search of its ascending positions.
+ * from any other trace, kvp_cursor_count_below (a .npy trace counts the top-k below the
+ * prefix without making the set; others make it and search it once).
  * The charges and the step time are the engine's (src/engine/engine.c, pol_step), summed in
  * the same order, so the results are the same, byte for byte (tests/test_fast.c).
  */
@@ -63,20 +64,6 @@ static void count_cache(const uint64_t *w, uint32_t nw, uint32_t below, uint32_t
     *h = low;
 }
 
-/* The positions of the ascending set a below `below`. */
-static uint32_t count_below(const kvp_access *a, uint32_t below)
-{
-    uint32_t lo = 0, hi = a->count;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (a->pos[mid] < below)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
 __attribute__((target_clones("popcnt", "default")))
 #endif
@@ -96,29 +83,30 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
             return rc;
         kvp_cursor_sets_only(cur);
     }
-    /* static's prefix below its slots: the smallest such slot count decides the binary
-     * search; each policy's own prefix is min(P + n, slots). */
+    /* Every static has the same slots (1-token blocks), so one count below them serves all. */
+    uint32_t static_slots = 0;
+    for (size_t i = 0; i < c->npol; i++)
+        if (c->slots[i] != KVP_UNLIMITED_SLOTS)
+            static_slots = c->slots[i];
     for (uint32_t n = 0; n < N; n++) {
         if (c->cancel && *c->cancel) {
             rc = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
             break;
         }
         const uint32_t ctx = P + n;
-        kvp_access a;
         const uint64_t *bits = NULL;
-        uint32_t k;
+        uint32_t k, k_below = 0;
         if (cached) {
             bits = kvp_trace_cache_bits(c->tr, l, n, sc->sparsity);
             uint32_t unused;
             count_cache(bits, (ctx + WORD_BITS - 1) / WORD_BITS, 0, &k, &unused);
         } else {
-            int r = kvp_cursor_next(cur, &a, err);
+            int r = kvp_cursor_count_below(cur, static_slots, &k, &k_below, err);
             if (r <= 0) {
                 rc = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
                                                kvp_trace_name(c->tr));
                 break;
             }
-            k = a.count;
         }
         double h_b;
         c->bound_time[l] += kvp_bound_step_h(sc, d, (double)k * tok, &h_b);
@@ -133,7 +121,7 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
                     uint32_t unused;
                     count_cache(bits, (pre + WORD_BITS - 1) / WORD_BITS, pre, &unused, &hits);
                 } else {
-                    hits = count_below(&a, pre);
+                    hits = k_below; /* pre = slots = static_slots here */
                 }
             }
             kvp_counters st = {0};

@@ -586,6 +586,33 @@ static int npy_cursor_step(void *state, uint32_t n, kvp_access *a, kvp_error *er
     return 0;
 }
 
+/* The set's size and its positions below `below`, without the set: a bool row counted, a
+ * score row's top-k counted below `below` (kvp_topk_count_below), no position list made. */
+static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k, uint32_t *h,
+                           kvp_error *err)
+{
+    npy_cursor *c = state;
+    const uint32_t ctx = c->t->prompt + n, lim = below < ctx ? below : ctx;
+    if (c->im->dtype == NPY_BOOL) {
+        const unsigned char *src = row_bytes(c, n);
+        uint32_t low = 0, all = 0;
+        for (uint32_t p = 0; p < lim; p++)
+            low += src[p] != 0;
+        all = low;
+        for (uint32_t p = lim; p < ctx; p++)
+            all += src[p] != 0;
+        *k = all;
+        *h = low;
+        return 0;
+    }
+    int rc = load_row(c, n, err);
+    if (rc < 0)
+        return rc;
+    *k = kvp_access_k(c->sparsity, ctx);
+    *h = kvp_topk_count_below(c->row, ctx, *k, lim, c->scratch);
+    return 0;
+}
+
 static int npy_scores(void *state, uint32_t n, float *out, kvp_error *err)
 {
     npy_cursor *c = state;
@@ -602,7 +629,8 @@ static int npy_scores(void *state, uint32_t n, float *out, kvp_error *err)
 }
 
 static const kvp_trace_vt npy_vt = {
-    "npy", npy_cursor_open, npy_cursor_step, npy_cursor_close, npy_scores, npy_destroy, NULL,
+    "npy",       npy_cursor_open, npy_cursor_step, npy_cursor_close, npy_scores, npy_destroy,
+    NULL,        npy_count_below,
 };
 
 int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err)

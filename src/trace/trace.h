@@ -21,12 +21,28 @@ typedef struct kvp_trace_vt {
     /* Optional: from now on the cursor's sets need no scores (a->score may be NULL), which
      * spares a trace that makes them (the synthetic one) that work. */
     void (*sets_only)(void *state);
+    /* Optional: the size *k of step n's access set and the number *h of its positions below
+     * `below`, without making the set (src/engine/fast.c); steps in order, as cursor_step. */
+    int (*count_below)(void *state, uint32_t n, uint32_t below, uint32_t *k, uint32_t *h,
+                       kvp_error *err);
 } kvp_trace_vt;
 
 /* Tells c's trace that its caller will not read the scores of c's sets (kvp_access.score
  * may then be NULL).  Internal: the engine and the trace cache ask it when no policy of
  * theirs reads scores. */
 void kvp_cursor_sets_only(kvp_cursor *c);
+
+/* The cursor's next step as two counts: the size *k of its access set and how many of its
+ * positions lie below `below` (*h).  Returns 1, 0 past the last step, or < 0, as
+ * kvp_cursor_next; the trace's count_below when it has one (no set made), else the set's
+ * size and a binary search of it. */
+int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t *h,
+                           kvp_error *err);
+
+/* How many of the top-k of scores[0..n) (kvp_topk's set: ties to the lower positions) lie
+ * below position `below`; scratch holds n entries. */
+uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint32_t below,
+                              uint32_t *scratch);
 
 /* Step `step` of layer `layer` of a trace cache (src/trace/trace_cache.c) as its bitset,
  * ceil((P + step) / 64) words, bit p of word p / 64 set if position p is read; NULL if t is
