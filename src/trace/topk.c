@@ -183,10 +183,10 @@ uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint3
 {
     if (k > n)
         k = n;
-    if (below > n)
-        below = n;
     if (k == 0 || below == 0)
         return 0;
+    if (below >= n)
+        return k;
     if (k == n)
         return below;
     uint32_t need = k;
