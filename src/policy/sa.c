@@ -46,7 +46,6 @@ typedef struct sa_state {
     uint32_t wmax, budget;
     kvp_result *memo; /* (wmax) x (SA_R_STEPS + 1) */
     uint8_t *have;    /* per memo cell: HAVE_NONE, HAVE_SAVED or HAVE_DONE */
-    uint8_t *from_ck; /* per memo cell: 1 if the checkpoint holds it already */
     uint32_t evals;
     kvp_checkpoint *ck; /* NULL: no checkpoint */
     size_t ck_run;
@@ -65,66 +64,41 @@ static uint64_t next_u64(uint64_t *s)
 
 static double uniform(uint64_t *s) { return (double)(next_u64(s) >> 11) * 0x1.0p-53; }
 
-/* A memo cell is unknown, or known but not yet reached by this search (from a checkpoint, or
- * computed with another point of its W), or evaluated (reached).  A known point counts as
- * an evaluation only when the search first reaches it, exactly when an uninterrupted search
- * that ran one point at a time would have run it, so the budget stops the search at the same
- * place whatever was known beforehand. */
+/* A memo cell is unknown, or known from a checkpoint but not yet reached by this search, or
+ * evaluated (reached).  A saved point counts as an evaluation only when the search first
+ * reaches it, exactly when an uninterrupted search would have run it, so the budget stops a
+ * resumed search at the same place. */
 enum { HAVE_NONE, HAVE_SAVED, HAVE_DONE };
-
-/* Computes every unknown point of column w (all R of one W) in one pass of the lookahead
- * grid (src/policy/lookahead_grid.c), or point (w, r) alone through the engine in a checked
- * run.  The column costs about four single runs at the study's scenario and the search
- * mostly goes on to visit several R of a W it reached (docs/PERF.md §10). */
-static int compute(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
-{
-    kvp_policy_spec ps[SA_R_STEPS + 1];
-    uint32_t which[SA_R_STEPS + 1], n = 0;
-    const int checked = st->ro && st->ro->check;
-    for (uint32_t q = 0; q <= SA_R_STEPS; q++) {
-        if (checked ? q != r : st->have[(size_t)(w - 1) * (SA_R_STEPS + 1) + q] != HAVE_NONE)
-            continue;
-        char spec[64];
-        snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, q / (double)SA_R_STEPS);
-        int rc = kvp_policy_parse(&ps[n], spec, err);
-        if (rc < 0)
-            return rc;
-        which[n++] = q;
-    }
-    kvp_result res[SA_R_STEPS + 1];
-    int rc = checked ? kvp_engine_run(st->sc, st->tr, &ps[0], st->ro, &res[0], err)
-                     : kvp_lookahead_grid(st->sc, st->tr, ps, n, st->ro, res, err);
-    if (rc < 0)
-        return rc;
-    for (uint32_t j = 0; j < n; j++) {
-        size_t i = (size_t)(w - 1) * (SA_R_STEPS + 1) + which[j];
-        st->memo[i] = res[j];
-        st->have[i] = HAVE_SAVED;
-    }
-    return 0;
-}
 
 /* Returns 1 and the time, 0 when the budget is spent, or < 0. */
 static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *err)
 {
     size_t i = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
-    if (st->have[i] != HAVE_DONE) {
+    if (st->have[i] == HAVE_SAVED) {
         if (st->evals >= st->budget)
             return 0;
-        if (st->have[i] == HAVE_NONE) {
-            if (st->ro && st->ro->cancel && *st->ro->cancel)
-                return kvp_error_set(err, KVP_EINTR, "sa: interrupted after %u evaluations",
-                                     st->evals);
-            int rc = compute(st, w, r, err);
-            if (rc < 0)
-                return rc;
-        }
-        /* Checkpointed when reached: a saved point is in the checkpoint already. */
-        if (st->ck && !st->from_ck[i]) {
-            int rc = kvp_ck_add(st->ck, st->ck_run, w, r, &st->memo[i], err);
-            if (rc < 0)
-                return rc;
-        }
+        st->have[i] = HAVE_DONE;
+        st->evals++;
+    } else if (st->have[i] == HAVE_NONE) {
+        if (st->evals >= st->budget)
+            return 0;
+        if (st->ro && st->ro->cancel && *st->ro->cancel)
+            return kvp_error_set(err, KVP_EINTR, "sa: interrupted after %u evaluations",
+                                 st->evals);
+        char spec[64];
+        snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, r / (double)SA_R_STEPS);
+        kvp_policy_spec ps;
+        int rc = kvp_policy_parse(&ps, spec, err);
+        /* The bitset run (src/policy/lookahead_grid.c) gives the engine's result, faster;
+         * a checked run is the engine's own. */
+        if (rc >= 0 && st->ro && st->ro->check)
+            rc = kvp_engine_run(st->sc, st->tr, &ps, st->ro, &st->memo[i], err);
+        else if (rc >= 0)
+            rc = kvp_lookahead_grid(st->sc, st->tr, &ps, 1, st->ro, &st->memo[i], err);
+        if (rc >= 0 && st->ck)
+            rc = kvp_ck_add(st->ck, st->ck_run, w, r, &st->memo[i], err);
+        if (rc < 0)
+            return rc;
         st->have[i] = HAVE_DONE;
         st->evals++;
     }
@@ -176,11 +150,9 @@ static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_
     size_t cells = (size_t)st.wmax * (SA_R_STEPS + 1);
     st.memo = calloc(cells, sizeof *st.memo);
     st.have = calloc(cells, 1);
-    st.from_ck = calloc(cells, 1);
-    if (!st.memo || !st.have || !st.from_ck) {
+    if (!st.memo || !st.have) {
         free(st.memo);
         free(st.have);
-        free(st.from_ck);
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");
     }
     int rc = 0;
@@ -198,7 +170,6 @@ static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_
             size_t i = (size_t)(cw - 1) * (SA_R_STEPS + 1) + cr;
             st.memo[i] = cres;
             st.have[i] = HAVE_SAVED;
-            st.from_ck[i] = 1;
         }
     }
 
@@ -285,7 +256,6 @@ static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_
 done:
     free(st.memo);
     free(st.have);
-    free(st.from_ck);
     return rc;
 }
 
