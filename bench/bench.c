@@ -14,8 +14,8 @@
  * (at its defaults but `budget`: the most evaluations, 40 unless --budget), fastref (unlimited
  * + static + bound through the prefix fast path, src/engine/fast.c), npy-static and
  * npy-engine (static on the float32 .npy of --file, through the fast path or the engine's
- * pass; stderr gets the constants bench/npy_model.py takes), la1 (lookahead
- * W, R=1 through the grid of src/policy/lookahead_grid.c, the same result), grid (lookahead at
+ * pass; stderr gets the constants bench/npy_model.py takes), la1 (lookahead W, --R (1)
+ * through the grid of src/policy/lookahead_grid.c, the same result), grid (lookahead at
  * W = 1 .. --wmax (64) x R = 0, 0.1, .., 1 through the grid, one pass per W; model_s is the
  * best point's T).
  * PHASE-cached (ref, lookahead) first builds a trace cache (src/trace/trace_cache.c) and prints it
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
 {
     static const char usage[] =
         "usage: bench PHASE [--prompt P] [--steps N] [--batch B] [--threads T] [--sparsity S]\n"
-        "             [--W W] [--budget E] [--wmax W] [--file FILE.npy]\n"
+        "             [--W W] [--R R] [--budget E] [--wmax W] [--file FILE.npy]\n"
         "PHASE: gen ref reactive page lookahead sa fastref la1 grid, each also -cached;\n"
         "       npy-static npy-engine (--file)\n"
         "Runs one phase of the study's scenario (defaults: prompt 31299, steps 10239, batch 4,\n"
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     }
     const char *phase = argv[1];
     const char *prompt = "31299", *steps = "10239", *batch = "4", *sparsity = "0.6";
-    const char *W = "16", *budget = "40", *wmax = "64", *file = NULL;
+    const char *W = "16", *budget = "40", *wmax = "64", *file = NULL, *Rs = "1";
     unsigned threads = 2;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--prompt"))
@@ -86,6 +86,8 @@ int main(int argc, char **argv)
             sparsity = argv[i + 1];
         else if (!strcmp(argv[i], "--W"))
             W = argv[i + 1];
+        else if (!strcmp(argv[i], "--R"))
+            Rs = argv[i + 1];
         else if (!strcmp(argv[i], "--file"))
             file = argv[i + 1];
         else if (!strcmp(argv[i], "--wmax"))
@@ -196,7 +198,7 @@ int main(int argc, char **argv)
             const int nr = all ? 11 : 1;
             for (int r = 0; r < nr; r++) {
                 char spec[64];
-                snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, all ? r / 10.0 : 1.0);
+                snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, all ? r / 10.0 : atof(Rs));
                 if (kvp_policy_parse(&ps[r], spec, &err) < 0)
                     return die(phase, &err);
             }
