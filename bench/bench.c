@@ -22,8 +22,8 @@
  * as a line of its own, phase "cache"; the phase's own line then times the run on the cache
  * alone.  Peak RSS is the process's, so it includes the cache.
  */
-#include "engine/engine.h"
 #include "engine/fast.h"
+#include "engine/runner.h"
 #include "policy/lookahead_grid.h"
 
 #include <stdio.h>
@@ -156,11 +156,11 @@ int main(int argc, char **argv)
     double t0 = now(), cpu0 = cpu_now(), model_time = 0;
     uint64_t reads = 0;
     if (!strcmp(base, "gen")) {
-        kvp_bound_sum b;
-        if (kvp_engine_bound(&sc, tr, &ro, &b, &err) < 0)
+        kvp_pass_sums b;
+        if (kvp_engine_pass(&sc, tr, &ro, &b, &err) < 0)
             return die(phase, &err);
         reads = b.reads;
-        model_time = b.time_s;
+        model_time = b.bound_time_s;
     } else if (!strcmp(base, "npy-static") || !strcmp(base, "npy-engine")) {
         /* static on the .npy: through the fast path, or the engine's per-read pass. */
         kvp_policy_spec ps;
@@ -181,13 +181,13 @@ int main(int argc, char **argv)
     } else if (!strcmp(base, "fastref")) {
         kvp_policy_spec ps[2];
         kvp_result res[2];
-        kvp_bound_sum b;
+        kvp_pass_sums b;
         if (kvp_policy_parse(&ps[0], "unlimited", &err) < 0 ||
             kvp_policy_parse(&ps[1], "static", &err) < 0 ||
             kvp_fast_prefix_run(&sc, tr, ps, 2, &ro, res, &b, &err) < 0)
             return die(phase, &err);
         reads = b.reads;
-        model_time = b.time_s; /* as ref's: the bound's T, last of its list */
+        model_time = b.bound_time_s; /* as ref's: the bound's T, last of its list */
     } else if (!strcmp(base, "grid") || !strcmp(base, "la1")) {
         const int all = !strcmp(base, "grid");
         const unsigned w_lo = all ? 1 : (unsigned)atoi(W), w_hi = all ? (unsigned)atoi(wmax) : w_lo;

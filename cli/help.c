@@ -5,6 +5,40 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Policies the default list leaves out (they stay available by name or `all`): sa runs
+ * lookahead once for every (W, R) it tries. */
+static const char *const slow_policies[] = {"sa"};
+
+static int is_slow(const char *name)
+{
+    for (size_t i = 0; i < sizeof slow_policies / sizeof *slow_policies; i++)
+        if (strcmp(slow_policies[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static void append(char *buf, size_t len, const char *sep, const char *s)
+{
+    size_t used = strlen(buf);
+    if (used < len)
+        snprintf(buf + used, len - used, "%s%s", used ? sep : "", s);
+}
+
+void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len)
+{
+    size_t n;
+    const kvp_policy_ops *const *ops = kvp_policies(&n);
+    list[0] = 0;
+    left_out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = kvp_policy_name(ops[i]);
+        if (is_slow(name))
+            append(left_out, left_len, ", ", name);
+        else
+            append(list, list_len, ",", name);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Parameters                                                                               */
 
@@ -263,7 +297,11 @@ void cli_help_study(void)
         "  batch       throughput / static at batch 1 to 32, weights counted and not counted\n"
         "  accounting  throughput / static with weights counted or not, KV per KV head or\n"
         "              per query head, at batch 1 and at the scenario's batch\n"
-        "  all         every study above (a point shared by two studies runs once)\n"
+        "  gap         the certified optimum: plan and lpbound beside every policy, the\n"
+        "              lookahead grid, sa and bound, at sparsity 0.4 to 0.9 and low/high\n"
+        "              variation, weights counted and not; its own policy list (slow:\n"
+        "              scale it down with --set prompt=.. --set steps=..)\n"
+        "  all         every study above but gap (a point shared by two studies runs once)\n"
         "\n"
         "The scenario starts from the study's own: --hw gh200-paper --model llama-3.1-8b\n"
         "--set prompt=31299 --set steps=10239 --set batch=4 --set sparsity=0.6\n"

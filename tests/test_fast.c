@@ -80,7 +80,7 @@ static void check_one(const kvp_scenario *sc, const kvp_trace *t)
     kvp_run_options_default(&ro);
     ro.threads = 1 + rnd(2);
     memset(fast, 0, sizeof fast);
-    kvp_bound_sum fb, eb;
+    kvp_pass_sums fb, eb;
     CHECK_OK(kvp_fast_prefix_run(sc, t, ps, 2, &ro, fast, &fb, &err), &err);
     for (int i = 0; i < 2; i++) {
         memset(&eng, 0, sizeof eng);
@@ -92,11 +92,11 @@ static void check_one(const kvp_scenario *sc, const kvp_trace *t)
                     (unsigned long long)fast[i].kv_read_hbm,
                     (unsigned long long)eng.kv_read_hbm);
     }
-    CHECK_OK(kvp_engine_bound(sc, t, &ro, &eb, &err), &err);
-    CHECK(fb.time_s == eb.time_s && fb.h_bytes == eb.h_bytes && fb.reads == eb.reads);
+    CHECK_OK(kvp_engine_pass(sc, t, &ro, &eb, &err), &err);
+    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes && fb.reads == eb.reads);
     /* The bound alone (no policy). */
     CHECK_OK(kvp_fast_prefix_run(sc, t, ps, 0, &ro, fast, &fb, &err), &err);
-    CHECK(fb.time_s == eb.time_s && fb.h_bytes == eb.h_bytes && fb.reads == eb.reads);
+    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes && fb.reads == eb.reads);
 }
 
 static kvp_trace *cache_of(const kvp_trace *t, double sparsity)

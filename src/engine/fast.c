@@ -12,7 +12,9 @@
  */
 #include "engine/fast.h"
 
+#include "base/parallel.h"
 #include "trace/trace.h"
+#include "trace/trace_cache.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@ typedef struct fast_ctx {
     const kvp_scenario *sc;
     const kvp_trace *tr;
     const kvp_derived *d;
+    kvp_cost_model model;
     size_t npol;
     const uint32_t *slots; /* per policy; KVP_UNLIMITED_SLOTS for unlimited */
     volatile sig_atomic_t *cancel;
@@ -72,9 +75,10 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
     const fast_ctx *c = user;
     kvp_error *err = &c->err[l];
     const kvp_scenario *sc = c->sc;
-    const kvp_derived *d = c->d;
+    const kvp_cost_model *model = &c->model;
     const uint32_t P = kvp_trace_prompt(c->tr), N = kvp_trace_steps(c->tr);
-    const double tok = (double)d->tok_bytes;
+    const uint64_t tok_bytes = c->d->tok_bytes;
+    const double tok = (double)tok_bytes;
     const int cached = kvp_trace_cache_bits(c->tr, l, 0, sc->sparsity) != NULL;
     kvp_cursor *cur = NULL;
     int rc = 0;
@@ -109,7 +113,7 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
             }
         }
         double h_b;
-        c->bound_time[l] += kvp_bound_step_h(sc, d, (double)k * tok, &h_b);
+        c->bound_time[l] += kvp_step_time_bound(model, (double)k * tok, &h_b);
         c->bound_h[l] += h_b;
         c->reads[l] += k;
         for (size_t i = 0; i < c->npol; i++) {
@@ -136,13 +140,10 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
                 st.dram_write = 1;
                 st.link_down = 1;
             }
-            double t_hbm = (d->w_layer + (double)(st.hbm_read + st.hbm_write) * tok) /
-                           sc->hbm_bandwidth;
-            double t_dram = (double)(st.dram_read + st.dram_write) * tok / sc->dram_bandwidth;
-            double t_up = (double)st.link_up * tok / sc->link_bandwidth;
-            double t_down = (double)st.link_down * tok / sc->link_bandwidth;
+            kvp_traffic traffic;
+            kvp_traffic_of(&traffic, &st, tok_bytes);
             const size_t o = (size_t)l * c->npol + i;
-            c->time_s[o] += fmax(fmax(t_hbm, t_dram), fmax(t_up, t_down));
+            c->time_s[o] += kvp_step_time(model, &traffic);
             kvp_counters_add(&c->cnt[o], &st);
         }
         atomic_fetch_add(done, 1ull);
@@ -153,7 +154,7 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
 
 int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                         size_t n, const kvp_run_options *ro, kvp_result *res,
-                        kvp_bound_sum *bound, kvp_error *err)
+                        kvp_pass_sums *sums, kvp_error *err)
 {
     if (!kvp_fast_prefix_takes(ps, n) || (ro && ro->check))
         return kvp_error_set(err, KVP_EINVAL, "fast prefix run: static and unlimited only, "
@@ -170,6 +171,7 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     c.sc = sc;
     c.tr = tr;
     c.d = &d;
+    kvp_cost_model_of(&c.model, sc, &d);
     c.npol = n;
     c.cancel = ro ? ro->cancel : NULL;
     uint32_t *slots = calloc(np, sizeof *slots);
@@ -207,12 +209,12 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
         }
         rc = kvp_result_fill(&res[i], sc, tr, &ps[i], 1, slots[i], t, &cs, err);
     }
-    if (bound && rc >= 0) {
-        memset(bound, 0, sizeof *bound);
+    if (sums && rc >= 0) {
+        memset(sums, 0, sizeof *sums);
         for (uint32_t l = 0; l < L; l++) {
-            bound->time_s += c.bound_time[l];
-            bound->h_bytes += c.bound_h[l];
-            bound->reads += c.reads[l];
+            sums->bound_time_s += c.bound_time[l];
+            sums->bound_hbm_bytes += c.bound_h[l];
+            sums->reads += c.reads[l];
         }
     }
 done:

@@ -21,9 +21,10 @@
  */
 #include "policy/lookahead_grid.h"
 
-#include "engine/engine.h"
-#include "policy/policy.h"
+#include "base/parallel.h"
+#include "engine/runner.h"
 #include "trace/trace.h"
+#include "trace/trace_cache.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -91,6 +92,7 @@ typedef struct grid_ctx {
     const kvp_scenario *sc;
     const kvp_trace *tr;
     const kvp_derived *d;
+    kvp_cost_model model;
     uint32_t W, slots, np;
     const double *R; /* nr */
     size_t nr;
@@ -410,14 +412,9 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
         st.dram_write += 1;
         st.link_down += 1;
     }
-    const kvp_scenario *sc = g->sc;
-    const double tok = (double)g->d->tok_bytes;
-    double t_hbm = (g->d->w_layer + (double)(st.hbm_read + st.hbm_write) * tok) /
-                   sc->hbm_bandwidth;
-    double t_dram = (double)(st.dram_read + st.dram_write) * tok / sc->dram_bandwidth;
-    double t_up = (double)st.link_up * tok / sc->link_bandwidth;
-    double t_down = (double)st.link_down * tok / sc->link_bandwidth;
-    *time_s += fmax(fmax(t_hbm, t_dram), fmax(t_up, t_down));
+    kvp_traffic traffic;
+    kvp_traffic_of(&traffic, &st, g->d->tok_bytes);
+    *time_s += kvp_step_time(&g->model, &traffic);
     kvp_counters_add(out, &st);
     return 0;
 }
@@ -561,6 +558,7 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     g.sc = sc;
     g.tr = tr;
     g.d = &d;
+    kvp_cost_model_of(&g.model, sc, &d);
     g.W = W;
     g.slots = kvp_slots(sc, &d, 1);
     g.np = 1;

@@ -12,8 +12,8 @@
  * points have been evaluated.  docs/POLICIES.md has the reasons for each choice.
  */
 #include "report/checkpoint.h"
+#include "engine/runner.h"
 #include "policy/lookahead_grid.h"
-#include "policy/policy.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -264,5 +264,6 @@ const kvp_policy_ops kvp_policy_sa = {
     .doc = "the study's upper bound: simulated annealing over lookahead's (W, R)",
     .params = sa_params,
     .nparams = sizeof sa_params / sizeof *sa_params,
+    .caps = KVP_CAP_MANY_PASSES,
     .run = sa_run,
 };

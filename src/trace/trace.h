@@ -44,12 +44,6 @@ int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t 
 uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint32_t below,
                               uint32_t *scratch);
 
-/* Step `step` of layer `layer` of a trace cache (src/trace/trace_cache.c) as its bitset,
- * ceil((P + step) / 64) words, bit p of word p / 64 set if position p is read; NULL if t is
- * not a cache or was cached at another sparsity (the cursor would refuse it). */
-const uint64_t *kvp_trace_cache_bits(const kvp_trace *t, uint32_t layer, uint32_t step,
-                                     double sparsity);
-
 struct kvp_trace {
     const kvp_trace_vt *vt;
     uint32_t steps, layers, prompt;

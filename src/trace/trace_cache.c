@@ -11,7 +11,8 @@
  * built for.  Its name, shape and kind are the source's, so results and checkpoints made on
  * it are those of the source.
  */
-#include "engine/engine.h"
+#include "trace/trace_cache.h"
+#include "base/parallel.h"
 #include "trace/trace.h"
 
 #include <stdio.h>
@@ -145,6 +146,8 @@ const uint64_t *kvp_trace_cache_bits(const kvp_trace *t, uint32_t layer, uint32_
         return NULL;
     return im->bits[layer] + im->off[step];
 }
+
+int kvp_trace_is_cache(const kvp_trace *t) { return t->vt == &CACHE_VT; }
 
 int kvp_trace_is_cache_without_scores(const kvp_trace *t)
 {
