@@ -10,6 +10,7 @@
  */
 #include "check.h"
 #include "kvplace.h"
+#include "engine/runner.h"
 #include "policy/lookahead_grid.h"
 
 #include <stdlib.h>
@@ -98,7 +99,7 @@ static void check_w(const kvp_scenario *sc, const kvp_trace *t, uint32_t W, unsi
     ro.threads = threads;
     CHECK_OK(kvp_lookahead_grid(sc, t, ps, 11, &ro, grid, &err), &err);
     for (int r = 0; r <= 10; r++) {
-        CHECK_OK(kvp_run(sc, t, &ps[r], &ro, &one, &err), &err);
+        CHECK_OK(kvp_engine_run(sc, t, &ps[r], &ro, &one, &err), &err);
         if (!check_report_(same_result(&grid[r], &one), __FILE__, __LINE__,
                            "the grid gives the engine's lookahead result"))
             fprintf(stderr, "    %s slots %u: T %.17g (grid) vs %.17g, promoted %llu vs %llu, "
