@@ -61,8 +61,8 @@ int main(int argc, char **argv)
         "PHASE: gen ref reactive page lookahead sa fastref la1 grid, each also -cached;\n"
         "       npy-static npy-engine (--file)\n"
         "Runs one phase of the study's scenario (defaults: prompt 31299, steps 10239, batch 4,\n"
-        "sparsity 0.6, 2 threads, W 16, budget 40, wmax 64) and prints one line: phase prompt steps\n"
-        "layers reads wall_s reads_per_s peak_rss_mib total_time_s cpu_s.  docs/PERF.md.\n";
+        "sparsity 0.6, 2 threads, W 16, budget 40, wmax 64) and prints one line: phase prompt\n"
+        "steps layers reads wall_s reads_per_s peak_rss_mib total_time_s cpu_s.  docs/PERF.md.\n";
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         fputs(usage, stdout);
         return 0;

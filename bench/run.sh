@@ -9,7 +9,8 @@
 #
 # Knobs (environment): BENCH_PROMPT (31299), BENCH_STEPS (10239), BENCH_THREADS (2),
 # BENCH_PHASES (all below; empty: none), BENCH_SA (1: include the sa search), BENCH_SCALING (1),
-# BENCH_SCALING_STEPS (512), BENCH_SCALING_PROMPTS ("8192 16384 32768 65536 131072"),
+# BENCH_GRID (0; 1: add grid-cached, the 704-point (W, R) grid), BENCH_SCALING_STEPS (512),
+# BENCH_SCALING_PROMPTS ("8192 16384 32768 65536 131072"),
 # BENCH_OUT (build/bench-out): where the tables, the series and the plots go.
 # BENCH_NPY (1): the .npy section: a float32 trace of prompt 8192, 512 steps (570 MB, made
 # once in BENCH_OUT), one streaming pass over it (build/bench/stream), kvplace's `static` on
@@ -63,6 +64,8 @@ header="$header model_s        cpu_s"
 cat "$OUT/phases.txt"
 list=$PHASES
 [ "$SA" = 1 ] && list="$list sa"
+# The (W, R) grid, W 1..64 x R 0..1 (704 points) on a trace cache: minutes at full size.
+[ "${BENCH_GRID:-0}" = 1 ] && list="$list grid-cached"
 for p in $list; do
     run_phase "$OUT/phases.txt" "$p" --prompt "$PROMPT" --steps "$STEPS"
 done
@@ -93,12 +96,15 @@ if [ "${BENCH_NPY:-1}" = 1 ]; then
             fast=$("$BENCH" npy-static --file "$NPY" --batch $b --threads 1 2> "$OUT/.model")
             eng=$("$BENCH" npy-engine --file "$NPY" --batch $b --threads 1 2> /dev/null)
             set -- $(cat "$OUT/.model")
-            np=$(/usr/bin/python3 bench/npy_model.py "$NPY" $2 $3 $4 $5 $6 $7 $8 2>&1 || echo "numpy - - - failed")
-            echo "batch $b: stream $s | static fast $(echo "$fast" | awk '{print $10, "T", $9}')" \
-                 "| static engine $(echo "$eng" | awk '{print $10}')" \
-                 "| numpy $(echo "$np" | awk '{print $4, "T", $5}')"
-            echo "$s $(echo "$fast" | awk '{print $10}') $(echo "$eng" | awk '{print $10}') $(echo "$np" | awk '{print $4}')" |
-                awk '{printf "  ratios: fast/stream %.2f, engine/stream %.2f, numpy/fast %.1f\n", $2/$1, $3/$1, $4/$2}'
+            np=$(/usr/bin/python3 bench/npy_model.py "$NPY" $2 $3 $4 $5 $6 $7 $8 2>&1 ||
+                 echo "numpy - - - failed")
+            f_cpu=$(echo "$fast" | awk '{print $10}')
+            e_cpu=$(echo "$eng" | awk '{print $10}')
+            n_cpu=$(echo "$np" | awk '{print $4}')
+            echo "batch $b: stream $s | static fast $f_cpu T $(echo "$fast" | awk '{print $9}')" \
+                 "| static engine $e_cpu | numpy $n_cpu T $(echo "$np" | awk '{print $5}')"
+            echo "$s $f_cpu $e_cpu $n_cpu" | awk '{printf "  ratios: fast/stream %.2f, " \
+                "engine/stream %.2f, numpy/fast %.1f\n", $2/$1, $3/$1, $4/$2}'
         done
         rm -f "$OUT/.model"
     } | tee "$OUT/npy.txt"

@@ -93,10 +93,12 @@ static void check_one(const kvp_scenario *sc, const kvp_trace *t)
                     (unsigned long long)eng.kv_read_hbm);
     }
     CHECK_OK(kvp_engine_pass(sc, t, &ro, &eb, &err), &err);
-    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes && fb.reads == eb.reads);
+    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes &&
+          fb.reads == eb.reads);
     /* The bound alone (no policy). */
     CHECK_OK(kvp_fast_prefix_run(sc, t, ps, 0, &ro, fast, &fb, &err), &err);
-    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes && fb.reads == eb.reads);
+    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes &&
+          fb.reads == eb.reads);
 }
 
 static kvp_trace *cache_of(const kvp_trace *t, double sparsity)
