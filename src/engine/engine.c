@@ -863,8 +863,9 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
         /* A single W with nothing else to run and no sums wanted: one grid pass on tr. */
         if (nla == n && !need_sums && one_w)
             return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
-        if ((rc = kvp_trace_cache_empty(fill, tr, sc->sparsity, err)) < 0)
-            return rc;
+        /* No memory for the cache: lookahead stays in the engine's pass, as before. */
+        if (kvp_trace_cache_empty(fill, tr, sc->sparsity, NULL) < 0)
+            *fill = NULL;
     }
     const kvp_trace *la_tr = on_cache ? tr : *fill; /* NULL: lookahead stays in the pass */
     kvp_policy_spec *sub = calloc(n, sizeof *sub);
