@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A straightforward NumPy implementation of kvplace's `static` on a float32 .npy trace
-(docs/MODEL.md: the model; docs/PERF.md section 11: why it is here).  Every step and layer:
+(docs/MODEL.md: the model; docs/PERF.md section 12: why it is here).  Every step and layer:
 k = ceil((1 - sparsity) * context - 1e-9), the k-th highest score of the row (ties to the
 lower positions), the reads below static's resident prefix min(context, slots), and the
 step time max(HBM, DRAM, link up, link down); the layer sums in step order, T their sum in

@@ -1,5 +1,5 @@
 /*
- * The floor of a pass over a float32 .npy trace (docs/PERF.md §11): maps the file and sums
+ * The floor of a pass over a float32 .npy trace (docs/PERF.md §12): maps the file and sums
  * every float of its data, on one core, and prints
  *     stream  FILE  floats  wall_s  cpu_s  GB_per_s  sum
  * The `npy` phase of bench/run.sh times kvplace's `static` and bench/npy_model.py against it

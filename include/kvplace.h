@@ -397,6 +397,19 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
 /* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting
  * the searches (each starts at level 0, move 0). */
 int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err);
+/* The result columns of the CSV report, one cell at a time, for writers of other layouts
+ * (kvplace sweep): their count, the name of column i (NULL past the end), and the text of
+ * column i of r as the CSV writes it (empty for unlimited's slots), with *is_number (may be
+ * NULL) set to 1 for a number column.  buf must hold at least 40 bytes. */
+size_t kvp_result_ncolumns(void);
+const char *kvp_result_column(size_t i);
+int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
+                    kvp_error *err);
+/* The inverse of kvp_result_cell: sets column i of r from its text. */
+int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *err);
+/* The shortest of %.15g, %.16g, %.17g that reads back to exactly d, as the reports write
+ * doubles. */
+void kvp_format_double(char *buf, size_t len, double d);
 
 #ifdef __cplusplus
 }

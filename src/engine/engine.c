@@ -830,7 +830,7 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
 extern const kvp_policy_ops kvp_policy_lookahead;
 
 /* The simulated policies of a list by the quickest path that gives the engine's results, byte
- * for byte (docs/PERF.md §11): `static` and `unlimited` by the prefix fast path
+ * for byte (docs/PERF.md §12): `static` and `unlimited` by the prefix fast path
  * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), one
  * pass per W, the others by the engine's pass.  Each path reads the trace once, so on a
  * trace that costs its generation to read, the grid runs on a trace cache that the engine's

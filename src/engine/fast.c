@@ -1,6 +1,6 @@
 /*
  * `static` and `unlimited` (and the bound riding along) without the engine's per-read work
- * (docs/PERF.md §11).  With 1-token blocks both keep a prefix of the context in HBM: unlimited
+ * (docs/PERF.md §12).  With 1-token blocks both keep a prefix of the context in HBM: unlimited
  * every position, static the first min(P + n, slots) at step n (its initial placement is the
  * lowest prompt blocks, and every new token is placed while a slot is free; it never moves
  * anything).  So a step's reads in HBM are k (unlimited) or the positions below the prefix

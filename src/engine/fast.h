@@ -1,5 +1,5 @@
 /* Internal: the policies whose HBM holds a prefix of the context, run without the engine's
- * per-read work (src/engine/fast.c; docs/PERF.md §11). */
+ * per-read work (src/engine/fast.c; docs/PERF.md §12). */
 #ifndef KVP_FAST_H
 #define KVP_FAST_H
 

@@ -1,6 +1,6 @@
 /*
  * `lookahead(W, R)` for many R of one W in one pass over the trace, on bitsets
- * (docs/PERF.md §11).  Same model and same result, byte for byte, as the engine running
+ * (docs/PERF.md §12).  Same model and same result, byte for byte, as the engine running
  * src/policy/lookahead.c: the rules are in that file's head comment and docs/POLICIES.md.
  *
  * Shared by every R of the pass, per layer and step: the window counts f as bit-sliced

@@ -1,5 +1,5 @@
 /* Internal: `lookahead` for many R of one W in one pass over the trace (src/policy/
- * lookahead_grid.c; docs/PERF.md §11). */
+ * lookahead_grid.c; docs/PERF.md §12). */
 #ifndef KVP_LOOKAHEAD_GRID_H
 #define KVP_LOOKAHEAD_GRID_H
 
