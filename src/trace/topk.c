@@ -178,7 +178,7 @@ void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, fl
 }
 
 uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint32_t below,
-                              uint32_t *scratch)
+                              uint32_t *scratch, uint32_t *kth_key)
 {
     if (k > n)
         k = n;
@@ -200,7 +200,13 @@ uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint3
         c += top == b1;
     }
     select_in_bucket(scores, scratch, c, b1, need);
-    for (uint32_t j = 0; j < need && scratch[j] < below; j++)
-        low++;
+    uint32_t kth = UINT32_MAX; /* the least key taken: the k-th highest */
+    for (uint32_t j = 0; j < need; j++) {
+        const uint32_t key = float_key(scores[scratch[j]]);
+        kth = key < kth ? key : kth;
+        low += scratch[j] < below;
+    }
+    if (kth_key)
+        *kth_key = kth;
     return low;
 }

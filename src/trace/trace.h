@@ -46,9 +46,12 @@ int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t 
                            kvp_error *err);
 
 /* How many of the top-k of scores[0..n) (kvp_topk's set: ties to the lower positions) lie
- * below position `below`; scratch holds n entries. */
+ * below position `below`; scratch holds n entries.  *kth_key (if not NULL) receives the k-th
+ * highest score as an order-preserving key (its float bits with the sign bit set if
+ * positive, all bits flipped if negative; -0 as +0) when 0 < below < n and 0 < k < n, and
+ * is left alone otherwise. */
 uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint32_t below,
-                              uint32_t *scratch);
+                              uint32_t *scratch, uint32_t *kth_key);
 
 struct kvp_trace {
     const kvp_trace_vt *vt;

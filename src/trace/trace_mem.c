@@ -108,7 +108,7 @@ static int mem_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
                                  "score is %s", t->name, n, c->layer, p,
                                  isnan(r[p]) ? "NaN" : "infinite");
     *k = kvp_access_k(c->sparsity, ctx);
-    *h = kvp_topk_count_below(r, ctx, *k, lim, c->scratch);
+    *h = kvp_topk_count_below(r, ctx, *k, lim, c->scratch, NULL);
     return 0;
 }
 
