@@ -27,12 +27,13 @@ static void append(char *buf, size_t len, const char *sep, const char *s)
 
 void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len)
 {
-    size_t n;
-    const kvp_policy_ops *const *ops = kvp_policies(&n);
+    /* Those of "all" (the library leaves out the policies for small cases only, optimal). */
+    kvp_policy_spec all[64];
+    int n = kvp_policy_parse_list(all, sizeof all / sizeof *all, "all", NULL);
     list[0] = 0;
     left_out[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = kvp_policy_name(ops[i]);
+    for (int i = 0; i < n; i++) {
+        const char *name = kvp_policy_name(all[i].ops);
         if (is_slow(name))
             append(left_out, left_len, ", ", name);
         else

@@ -175,6 +175,12 @@ refused "lookahead X=1" 1 "policy lookahead has no parameter \"X\"" $RUN --polic
 refused "lookahead:W" 1 "\"W\" is not key=value" $RUN --policy lookahead:W
 refused "sa W0 past W_max" 1 "W0=20 exceeds W_max=10" $RUN --policy sa:W_max=10:W0=20
 refused "sa budget=0" 1 "budget=0 is out of range" $RUN --policy sa:budget=0
+# SMALL is 2 layers x (20 + 4) x 4 = 192, within optimal's size limit; 200 x 20 is not.
+refused "optimal too large" 1 "optimal: " $RUN --policy optimal --set prompt=200 --set steps=20
+refused "optimal relax too large" 1 "is too large for the exact solver" \
+    $RUN --policy optimal:relax=1 --set prompt=200 --set steps=20
+refused "optimal relax=2" 1 "relax=2 is out of range" $RUN --policy optimal:relax=2
+refused "optimal tlim=0" 1 "tlim=0 is out of range" $RUN --policy optimal:tlim=0
 refused "--trace with --synthetic" 2 "--trace and --synthetic" \
     $RUN --trace "$T/good.npy" --synthetic low
 refused "--trace with --set steps" 2 "--set steps conflicts with --trace" \

@@ -88,6 +88,7 @@ uint32_t kvp_initial_default(const kvp_layer_info *li, uint8_t *resident);
 #define KVP_CAP_ONLINE 0x04u      /* its decisions at step n depend on the trace up to n only */
 #define KVP_CAP_BOUND 0x08u       /* a lower bound on the time, not a placement */
 #define KVP_CAP_MANY_PASSES 0x10u /* run reads the trace many times: give it a trace cache */
+#define KVP_CAP_SMALL_ONLY 0x20u  /* refuses all but small cases (optimal): "all" leaves it out */
 
 /* The sums of the shared pass over a trace (src/engine/runner.h). */
 struct kvp_pass_sums;
