@@ -11,6 +11,8 @@
 #include "base/error.h"
 #include "base/parallel.h"
 #include "engine/cost.h"
+#include "engine/fast.h"
+#include "policy/lookahead_grid.h"
 #include "trace/trace.h"
 #include "trace/trace_cache.h"
 
@@ -1108,6 +1110,118 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
     return rc;
 }
 
+extern const kvp_policy_ops kvp_policy_lookahead;
+
+/* The simulated policies of a list by the quickest path that gives the engine's results, byte
+ * for byte (docs/PERF.md §12): `static` and `unlimited` by the prefix fast path
+ * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), one
+ * pass per W, the others by the engine's pass.  Each path reads the trace once, so on a
+ * trace that costs its generation to read, the grid runs on a trace cache that the engine's
+ * pass fills (as for sa), and the fast path takes the whole list only when nothing else
+ * needs a pass.  Checked runs (ro->check) are the engine's alone.  *fill (may be NULL) is the
+ * empty cache the caller wants filled; this may make one (then the caller frees it). */
+static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     size_t n, const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
+                     int need_sums, kvp_trace **fill, kvp_error *err)
+{
+    /* the fast paths model two tiers; more tiers are the engine's (docs/MODEL.md) */
+    if (sc->tiers > 2)
+        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, err);
+    const int checked = ro && ro->check, on_cache = kvp_trace_is_cache(tr);
+    size_t nla = 0, nfast = 0;
+    int one_w = 1;
+    double w0 = 0;
+    for (size_t i = 0; i < n && !checked; i++) {
+        if (ps[i].ops == &kvp_policy_lookahead) {
+            one_w &= nla == 0 || ps[i].value[0] == w0;
+            w0 = ps[i].value[0];
+            nla++;
+        } else if (kvp_fast_prefix_takes(&ps[i], 1)) {
+            nfast++;
+        }
+    }
+    const size_t nrest = n - nla - nfast;
+    if (nla == 0 && nfast == 0)
+        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, err);
+    if (nla == 0 && nrest == 0 && !*fill)
+        return kvp_fast_prefix_run(sc, tr, ps, n, ro, res, sums, err);
+    int rc = 0;
+    if (nla && !on_cache && !*fill && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0) {
+        /* A single W with nothing else to run and no sums wanted: one grid pass on tr. */
+        if (nla == n && !need_sums && one_w)
+            return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
+        /* No memory for the cache: lookahead stays in the engine's pass, as before. */
+        if (kvp_trace_cache_empty(fill, tr, sc->sparsity, NULL) < 0)
+            *fill = NULL;
+    }
+    const kvp_trace *la_tr = on_cache ? tr : *fill; /* NULL: lookahead stays in the pass */
+    kvp_policy_spec *sub = calloc(n, sizeof *sub);
+    size_t *at = calloc(n, sizeof *at);
+    kvp_result *sres = calloc(n, sizeof *sres);
+    uint8_t *done = calloc(n, 1);
+    if (!sub || !at || !sres || !done) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* The pass: the other policies, and on a trace that is not a cache the fast ones (they
+     * ride the pass for little) and lookahead when there is no cache for it. */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int la = !checked && ps[i].ops == &kvp_policy_lookahead;
+        const int fast = !checked && !la && kvp_fast_prefix_takes(&ps[i], 1);
+        if ((la && la_tr) || (fast && on_cache))
+            continue;
+        sub[m] = ps[i];
+        at[m++] = i;
+    }
+    const int pass = m || !on_cache; /* on a cache, the fast path below gives the sums */
+    if (pass) {
+        if ((rc = engine_group(sc, tr, sub, m, ro, sres, sums, *fill, err)) < 0)
+            goto out;
+        for (size_t j = 0; j < m; j++) {
+            res[at[j]] = sres[j];
+            done[at[j]] = 1;
+        }
+    }
+    if (on_cache && (nfast || (need_sums && !pass))) {
+        m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!done[i] && ps[i].ops != &kvp_policy_lookahead) {
+                sub[m] = ps[i];
+                at[m++] = i;
+            }
+        if ((rc = kvp_fast_prefix_run(sc, tr, sub, m, ro, sres, pass ? NULL : sums, err)) < 0)
+            goto out;
+        for (size_t j = 0; j < m; j++) {
+            res[at[j]] = sres[j];
+            done[at[j]] = 1;
+        }
+    }
+    /* lookahead, one grid pass per W, in list order of first appearance */
+    for (size_t i = 0; i < n && la_tr; i++) {
+        if (done[i])
+            continue;
+        m = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && ps[j].value[0] == ps[i].value[0]) {
+                sub[m] = ps[j];
+                at[m++] = j;
+            }
+        if ((rc = kvp_lookahead_grid(sc, la_tr, sub, m, ro, sres, err)) < 0)
+            goto out;
+        for (size_t j = 0; j < m; j++) {
+            res[at[j]] = sres[j];
+            done[at[j]] = 1;
+        }
+    }
+out:
+    free(sub);
+    free(at);
+    free(sres);
+    free(done);
+    return rc;
+}
+
 int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                  size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
@@ -1139,10 +1253,13 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
      * that makes many passes in the list, the same pass fills its trace cache, which would
      * otherwise cost a pass of its own (a whole generation of a synthetic trace). */
     kvp_pass_sums sums;
+    int need_sums = 0;
+    for (size_t i = 0; i < n; i++)
+        need_sums |= ps[i].ops->run && ps[i].ops->from_shared_pass;
     if (ng && many && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
         (rc = kvp_trace_cache_empty(&cache, tr, sc->sparsity, err)) < 0)
         goto done;
-    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &sums, cache, err)) < 0)
+    if (ng && (rc = run_group(sc, tr, group, ng, ro, gres, &sums, need_sums, &cache, err)) < 0)
         goto done;
     for (size_t j = 0; j < ng; j++)
         res[where[j]] = gres[j];
