@@ -38,6 +38,7 @@
 #include <signal.h> /* sig_atomic_t */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* FILE, for kvp_out_file */
 
 #ifdef __cplusplus
 extern "C" {
@@ -395,7 +396,20 @@ typedef struct kvp_report {
     size_t nres;
 } kvp_report;
 
-/* Both write to a temporary name and rename on success: no half-written file is left. */
+/* Output files (every writer below goes through them).  "-" is stdout; a symbolic link is
+ * written through (its target replaced, the link kept); a device, FIFO or socket is written to
+ * directly; a regular file or a new name is written under a temporary name beside it and
+ * renamed into place by kvp_out_close(o, 1, err), or removed by kvp_out_close(o, 0, NULL), so
+ * that a failure leaves no half-written file.  kvp_out_close frees o (NULL is fine). */
+typedef struct kvp_out kvp_out;
+int kvp_out_open(kvp_out **o, const char *path, kvp_error *err);
+FILE *kvp_out_file(const kvp_out *o);
+int kvp_out_close(kvp_out *o, int ok, kvp_error *err);
+/* 1 if the two paths name one file: the same device and inode when both exist, else the same
+ * name once links and "." are resolved; "-" names no file. */
+int kvp_path_same(const char *a, const char *b);
+
+/* All write through kvp_out: no half-written file is left. */
 int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err);
 int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
 /* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting

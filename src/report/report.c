@@ -135,66 +135,25 @@ static int prefix_path(kvp_error *err, const char *path, int rc)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Writing a file through a temporary name                                                  */
-
-#define TMP_ATTEMPTS 100
+/* Writing a file (kvp_out: stdout, devices, links, temporary names)                        */
 
 typedef struct out_file {
-    const char *path;
-    char tmp[4096];
+    kvp_out *out;
     FILE *f;
 } out_file;
 
 static int out_open(out_file *o, const char *path, kvp_error *err)
 {
-    o->path = path;
-    o->f = NULL;
-    /* O_EXCL on a name beside the target: rename() is atomic only within one file system,
-     * and 0666 (less the umask) gives the file the permissions a plain fopen would. */
-    for (unsigned i = 0; i < TMP_ATTEMPTS; i++) {
-        int w = snprintf(o->tmp, sizeof o->tmp, "%s.tmp%ld-%u", path, (long)getpid(), i);
-        if (w < 0 || (size_t)w >= sizeof o->tmp)
-            return kvp_error_set(err, KVP_EIO, "%s: path too long", path);
-        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd < 0) {
-            if (errno == EEXIST)
-                continue;
-            return kvp_error_set(err, KVP_EIO, "%s: cannot create: %s", path,
-                                 strerror(errno));
-        }
-        o->f = fdopen(fd, "w");
-        if (!o->f) {
-            int e = errno;
-            close(fd);
-            unlink(o->tmp);
-            return kvp_error_set(err, KVP_EIO, "%s: cannot create: %s", path, strerror(e));
-        }
-        return 0;
-    }
-    return kvp_error_set(err, KVP_EIO, "%s: cannot find a free temporary name", path);
+    int rc = kvp_out_open(&o->out, path, err);
+    o->f = rc < 0 ? NULL : kvp_out_file(o->out);
+    return rc;
 }
 
-/* Closes the file; on success (ok) renames it into place, otherwise removes it. */
 static int out_close(out_file *o, int ok, kvp_error *err)
 {
-    int rc = 0;
-    if (!o->f)
-        return 0;
-    int werr = ferror(o->f);
-    if (fclose(o->f) != 0 || werr) {
-        if (ok)
-            rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", o->path,
-                               strerror(errno));
-        ok = 0;
-    }
+    int rc = kvp_out_close(o->out, ok, err);
+    o->out = NULL;
     o->f = NULL;
-    if (ok && rename(o->tmp, o->path) != 0) {
-        rc = kvp_error_set(err, KVP_EIO, "%s: cannot rename into place: %s", o->path,
-                           strerror(errno));
-        ok = 0;
-    }
-    if (!ok)
-        unlink(o->tmp);
     return rc;
 }
 
