@@ -72,6 +72,18 @@ int cli_scn_build(const cli_scn *s, kvp_scenario *sc);
 /* The same over sc as it stands, without the defaults first (study applies its own). */
 int cli_scn_apply(const cli_scn *s, kvp_scenario *sc);
 
+/* A file a command reads or writes, with the option that names it ("--json"). */
+typedef struct cli_file {
+    const char *path; /* NULL: not given */
+    const char *what;
+} cli_file;
+/* Refuses (a usage error, printed) an output that is also an input, two outputs naming one
+ * file, and two outputs to stdout; run before anything is written.  Returns 0 or the status. */
+int cli_check_files(const char *cmd, const cli_file *in, size_t nin, const cli_file *out,
+                    size_t nout);
+/* The files among --hw, --model and --config (at most max); returns their count. */
+size_t cli_scn_inputs(const cli_scn *s, cli_file *in, size_t max);
+
 /* Long runs (cli/longrun.c): --checkpoint FILE and --resume FILE, and SIGINT/SIGTERM.  A
  * command that runs sa takes them as `run` does:
  *   parse:   cli_ckpt_option(&c, a, &i) beside the other options (1, 0 or -CLI_EXIT_USAGE);

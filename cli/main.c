@@ -141,6 +141,13 @@ int main(int argc, char **argv)
         if (cmd[0] == '-')
             return cli_usage(NULL, "unknown option %s; options follow a command, as in "
                              "kvplace run %s", cmd, cmd);
+        const char *names[sizeof commands / sizeof *commands + 1];
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+            names[i] = commands[i].name;
+        names[sizeof commands / sizeof *commands] = "help";
+        const char *s = kvp_closest_name(cmd, names, sizeof names / sizeof *names);
+        if (s)
+            return cli_usage(NULL, "unknown command \"%s\" (did you mean \"%s\"?)", cmd, s);
         return cli_usage(NULL, "unknown command \"%s\"", cmd);
     }
     cli_args a = {argc - 2, argv + 2, c->name};

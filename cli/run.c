@@ -180,6 +180,29 @@ static void print_table(const kvp_result *res, size_t n)
            "demoted: KV bytes moved.\n");
 }
 
+/* When the whole KV cache fits in HBM, every policy runs as unlimited and a table of 1.000s
+ * says nothing: one line says so instead (-v prints the table).  Returns 1 if it printed. */
+static int print_no_spill(const kvp_scenario *sc, const kvp_trace *tr, const kvp_result *res,
+                          size_t n)
+{
+    kvp_derived d;
+    kvp_error err;
+    if (kvp_scenario_derive(sc, &d, &err) < 0)
+        return 0;
+    uint64_t tokens = (uint64_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr);
+    uint32_t slots = kvp_slots(sc, &d, 1);
+    if (slots < tokens || n == 0)
+        return 0;
+    for (size_t i = 1; i < n; i++) /* a block policy could still fall short by a block */
+        if (res[i].total_time_s != res[0].total_time_s)
+            return 0;
+    printf("\nnothing spills: the KV cache (at most %llu tokens per layer) fits in the %u HBM "
+           "slots per layer, so every policy runs as unlimited (%.6f s, %.1f tok/s); -v "
+           "prints the table\n", (unsigned long long)tokens, slots,
+           res[0].total_time_s, res[0].throughput_tok_s);
+    return 1;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The command                                                                              */
 
@@ -187,7 +210,7 @@ typedef struct run_opts {
     cli_scn scn;
     cli_ckpt ckpt; /* --checkpoint, --resume */
     const char *trace, *policies, *json, *csv, *threads, *sa_log;
-    int check, quiet;
+    int check, quiet, verbose;
 } run_opts;
 
 /* The sa searches' events, kept for --sa-log and written with the other reports. */
@@ -244,6 +267,12 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             o->check = 1;
             continue;
         }
+        if ((m = cli_opt_flag(a, i, "--verbose", "-v")) != 0) {
+            if (m < 0)
+                return -m;
+            o->verbose = 1;
+            continue;
+        }
         if ((m = cli_opt_flag(a, i, "--quiet", "-q")) != 0) {
             if (m < 0)
                 return -m;
@@ -260,13 +289,30 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
         if (cli_scn_sets(&o->scn, trace_defined[k]))
             return cli_usage(a->cmd, "--set %s conflicts with --trace: the trace defines it",
                              trace_defined[k]);
+    return 0;
+}
+
+/* Before anything is read or written: no output may be an input or another output. */
+static int check_files(const cli_args *a, const run_opts *o)
+{
+    cli_file in[64];
+    size_t nin = cli_scn_inputs(&o->scn, in, 60);
+    in[nin++] = (cli_file){o->trace, "--trace"};
+    in[nin++] = (cli_file){o->ckpt.resume, "--resume"};
+    in[nin++] = (cli_file){o->ckpt.checkpoint, "--checkpoint"};
+    const cli_file out[] = {
+        {o->json, "--json"}, {o->csv, "--csv"}, {o->sa_log, "--sa-log"},
+    };
+    return cli_check_files(a->cmd, in, nin, out, sizeof out / sizeof *out);
+}
+
+/* 1 if a report goes to stdout, which then carries only that report. */
+static int report_on_stdout(const run_opts *o)
+{
     const char *outs[] = {o->json, o->csv, o->sa_log};
-    static const char *const opts[] = {"--json", "--csv", "--sa-log"};
-    for (size_t i = 0; i < 3; i++)
-        for (size_t j = i + 1; j < 3; j++)
-            if (outs[i] && outs[j] && strcmp(outs[i], outs[j]) == 0)
-                return cli_usage(a->cmd, "%s and %s name the same file %s", opts[i], opts[j],
-                                 outs[i]);
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
+        if (outs[i] && strcmp(outs[i], "-") == 0)
+            return 1;
     return 0;
 }
 
@@ -402,6 +448,8 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
             cli_help_run();
         goto done;
     }
+    if ((rc = check_files(a, &o)) != 0)
+        goto done;
     kvp_run_options_default(&ro);
     ro.check = o.check;
     if (o.threads && (rc = parse_threads(o.threads, &ro.threads)) != 0)
@@ -450,8 +498,11 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
         goto done;
     if ((rc = write_reports(&o, &sc, tr, res, (size_t)n, &log)) != 0)
         goto done;
-    print_header(&sc, tr);
-    print_table(res, (size_t)n);
+    if (!report_on_stdout(&o)) {
+        print_header(&sc, tr);
+        if (o.verbose || !print_no_spill(&sc, tr, res, (size_t)n))
+            print_table(res, (size_t)n);
+    }
     if (fflush(stdout) != 0)
         rc = cli_error("stdout: write failed");
     /* After the run, so that a failure stays one line. */

@@ -498,6 +498,39 @@ void study_gp_batch(FILE *f, const study_ctx *c, const study_out *s)
 /* ---------------------------------------------------------------------------------------- */
 /* Markdown summaries                                                                       */
 
+/* 1 if the point's whole KV cache fits in HBM: static then equals unlimited. */
+static int no_spill(const point *p)
+{
+    kvp_derived d;
+    kvp_error err;
+    if (kvp_scenario_derive(&p->sc, &d, &err) < 0)
+        return 0;
+    return kvp_slots(&p->sc, &d, 1) >= (uint64_t)p->sc.prompt + p->sc.steps;
+}
+
+/* One line naming the points where nothing spills (their ratios are all 1 by construction). */
+static void md_no_spill(FILE *f, const study_out *s)
+{
+    size_t k, count = 0;
+    for (k = 0; k < s->n; k++)
+        count += (size_t)no_spill(&s->pts[k]);
+    if (!count)
+        return;
+    if (count == s->n) {
+        fprintf(f, "Nothing spills at any point: the KV cache fits in HBM, so static equals "
+                   "unlimited and no placement can gain.\n\n");
+        return;
+    }
+    fprintf(f, "Nothing spills at");
+    for (size_t i = 0, shown = 0; i < s->n; i++) {
+        if (!no_spill(&s->pts[i]))
+            continue;
+        fprintf(f, "%s %s", shown++ ? "," : "", s->pts[i].var[0]);
+    }
+    fprintf(f, " (%s): the KV cache fits in HBM there, so static equals unlimited.\n\n",
+            s->def->nvars ? s->def->vars[0] : "point");
+}
+
 static void md_head(FILE *f, const study_ctx *c, const study_out *s, const char *what)
 {
     const char *n = s->def->name;
@@ -510,7 +543,9 @@ static void md_head(FILE *f, const study_ctx *c, const study_out *s, const char 
         kvp_policy_format(&c->specs[i], t, sizeof t);
         fprintf(f, "%s `%s`", i ? "," : "", t);
     }
-    fprintf(f, ".\n\nCommand: `%s`\n\n![%s](%s.png)\n\nData: [%s.csv](%s.csv), [%s.json](%s.json)"
+    fprintf(f, ".\n\n");
+    md_no_spill(f, s);
+    fprintf(f, "Command: `%s`\n\n![%s](%s.png)\n\nData: [%s.csv](%s.csv), [%s.json](%s.json)"
             "; plot script [%s.gp](%s.gp).\n\n", c->cmdline, n, n, n, n, n, n, n, n);
 }
 

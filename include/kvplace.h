@@ -136,6 +136,10 @@ typedef struct kvp_param_info {
 /* The table; *count receives its length. */
 const kvp_param_info *kvp_params(size_t *count);
 const kvp_param_info *kvp_param_find(const char *name);
+/* The one of names[0..n-1] a mistyped name most likely meant ("did you mean"): edit distance
+ * at most 2 ignoring case, '-' and '_', or a prefix of 3 letters or more; NULL when none is
+ * that close or two are equally close. */
+const char *kvp_closest_name(const char *name, const char *const *names, size_t n);
 /* All parameters at their defaults. */
 void kvp_scenario_default(kvp_scenario *sc);
 /* Parses text for one parameter and stores it.  Rejects unknown names, junk, overflow and

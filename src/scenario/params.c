@@ -474,32 +474,42 @@ static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
     return row[nb];
 }
 
-/* The parameter a mistyped name most likely meant, or NULL when none is close or two are
- * equally close. */
-static const char *suggest(const char *name)
+const char *kvp_closest_name(const char *name, const char *const *names, size_t n)
 {
     char key[NAME_MAX_LEN + 1], cand[NAME_MAX_LEN + 1];
-    if (strlen(name) > NAME_MAX_LEN)
+    if (!name || strlen(name) > NAME_MAX_LEN)
         return NULL;
     size_t nk = normalise(name, key, sizeof key);
     const char *best = NULL;
     size_t best_d = SUGGEST_MAX + 1;
     int tie = 0;
-    for (size_t i = 0; i < sizeof params / sizeof *params; i++) {
-        size_t nc = normalise(params[i].name, cand, sizeof cand);
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(names[i]) > NAME_MAX_LEN)
+            continue;
+        size_t nc = normalise(names[i], cand, sizeof cand);
         /* a prefix of three or more letters counts as distance 1 ("hbmcap") */
         size_t d = (nk >= 3 && nk < nc && strncmp(key, cand, nk) == 0)
                        ? 1
                        : edit_distance(key, nk, cand, nc);
         if (d < best_d) {
-            best = params[i].name;
+            best = names[i];
             best_d = d;
             tie = 0;
-        } else if (d == best_d) {
+        } else if (d == best_d && best && strcmp(best, names[i]) != 0) {
             tie = 1;
         }
     }
     return tie ? NULL : best;
+}
+
+/* The parameter a mistyped name most likely meant, or NULL when none is close or two are
+ * equally close. */
+static const char *suggest(const char *name)
+{
+    const char *names[sizeof params / sizeof *params];
+    for (size_t i = 0; i < sizeof params / sizeof *params; i++)
+        names[i] = params[i].name;
+    return kvp_closest_name(name, names, sizeof params / sizeof *params);
 }
 
 static int unknown_param(const char *name, kvp_error *err)
