@@ -127,6 +127,7 @@ int cli_cmd_params(const cli_args *a);
 int cli_cmd_presets(const cli_args *a);
 int cli_cmd_policies(const cli_args *a);
 int cli_cmd_study(const cli_args *a);
+int cli_cmd_plot(const cli_args *a);
 
 void cli_help_run(void);
 void cli_help_trace(void);

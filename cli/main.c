@@ -65,6 +65,7 @@ static void help_main(void)
         "  params        list every scenario parameter: unit, default, range, meaning\n"
         "  policies      list the placement policies and their parameters\n"
         "  study NAME    the study's experiments with plots (kvplace study --help)\n"
+        "  plot timeline FILE  draw a --timeline CSV (kvplace plot --help)\n"
         "  help [CMD]    this help, or a command's\n"
         "\n"
         "With no command, kvplace runs a default scenario (GH200, Llama-3.1-8B, synthetic\n"
@@ -95,6 +96,7 @@ static const command commands[] = {
     {"params", cli_cmd_params},
     {"policies", cli_cmd_policies},
     {"study", cli_cmd_study},
+    {"plot", cli_cmd_plot},
 };
 
 static const command *find_command(const char *name)

@@ -144,21 +144,26 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
            kvp_slots(sc, &d, 1));
 }
 
+/* The policy's name for people: its spec with short numbers; a policy that reports
+ * another's parameters (sa: the best lookahead) is named with them, "sa (lookahead:W=19:R=0.5)". */
+static void policy_label(char *out, size_t len, const kvp_result *r)
+{
+    char shortened[LABEL_MAX - sizeof r->policy - 4];
+    short_label(shortened, sizeof shortened, r->params);
+    size_t plen = strlen(r->policy);
+    if (strncmp(shortened, r->policy, plen) == 0 &&
+        (shortened[plen] == ':' || shortened[plen] == 0))
+        snprintf(out, len, "%s", shortened);
+    else
+        snprintf(out, len, "%s (%s)", r->policy, shortened);
+}
+
 static void print_table(const kvp_result *res, size_t n)
 {
     char label[MAX_POLICIES][LABEL_MAX];
     int w = (int)strlen("policy");
     for (size_t i = 0; i < n && i < MAX_POLICIES; i++) {
-        char shortened[LABEL_MAX - sizeof res[i].policy - 4];
-        short_label(shortened, sizeof shortened, res[i].params);
-        size_t plen = strlen(res[i].policy);
-        /* A policy that reports another's parameters (sa: the best lookahead) is named
-         * with them: "sa (lookahead:W=19:R=0.5)". */
-        if (strncmp(shortened, res[i].policy, plen) == 0 &&
-            (shortened[plen] == ':' || shortened[plen] == 0))
-            snprintf(label[i], sizeof label[i], "%s", shortened);
-        else
-            snprintf(label[i], sizeof label[i], "%s (%s)", res[i].policy, shortened);
+        policy_label(label[i], sizeof label[i], &res[i]);
         int l = (int)strlen(label[i]);
         if (l > w)
             w = l;
@@ -210,6 +215,7 @@ typedef struct run_opts {
     cli_scn scn;
     cli_ckpt ckpt; /* --checkpoint, --resume */
     const char *trace, *policies, *json, *csv, *threads, *sa_log;
+    const char *timeline, *placement, *placement_layer, *placement_policy;
     int check, quiet, verbose;
 } run_opts;
 
@@ -256,6 +262,10 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             (m = cli_opt_value(a, &i, "--json", NULL, &o->json)) != 0 ||
             (m = cli_opt_value(a, &i, "--csv", NULL, &o->csv)) != 0 ||
             (m = cli_opt_value(a, &i, "--sa-log", NULL, &o->sa_log)) != 0 ||
+            (m = cli_opt_value(a, &i, "--timeline", NULL, &o->timeline)) != 0 ||
+            (m = cli_opt_value(a, &i, "--placement", NULL, &o->placement)) != 0 ||
+            (m = cli_opt_value(a, &i, "--placement-layer", NULL, &o->placement_layer)) != 0 ||
+            (m = cli_opt_value(a, &i, "--placement-policy", NULL, &o->placement_policy)) != 0 ||
             (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0) {
             if (m < 0)
                 return -m;
@@ -292,6 +302,144 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
     return 0;
 }
 
+/* --timeline and --placement: what the engine's step hook feeds. */
+typedef struct steps_rec {
+    kvp_timeline *tl;
+    kvp_placement *pl;
+    int pl_policy;   /* index in the list of --placement-policy */
+    uint32_t pl_layer;
+} steps_rec;
+
+static void record_step(void *user, const kvp_step_record *r)
+{
+    steps_rec *sr = user;
+    if (sr->tl)
+        kvp_timeline_record(sr->tl, r);
+    if (sr->pl)
+        kvp_placement_record(sr->pl, r);
+}
+
+static void steps_free(steps_rec *sr)
+{
+    kvp_timeline_free(sr->tl);
+    kvp_placement_free(sr->pl);
+    sr->tl = NULL;
+    sr->pl = NULL;
+}
+
+/* Chooses the policy and layer of --placement (the first policy asked, layer 0, unless
+ * named) and allocates the records; the hook goes into ro. */
+static int steps_open(const run_opts *o, const kvp_trace *tr, const kvp_policy_spec *specs,
+                      size_t n, kvp_run_options *ro, steps_rec *sr)
+{
+    kvp_error err = {0};
+    memset(sr, 0, sizeof *sr);
+    if (!o->timeline && !o->placement)
+        return 0;
+    uint32_t L = kvp_trace_layers(tr), N = kvp_trace_steps(tr), P = kvp_trace_prompt(tr);
+    if (o->placement) {
+        sr->pl_policy = 0;
+        if (o->placement_policy) {
+            sr->pl_policy = -1;
+            for (size_t i = 0; i < n && sr->pl_policy < 0; i++) {
+                char text[LABEL_MAX];
+                kvp_policy_format(&specs[i], text, sizeof text);
+                if (strcmp(kvp_policy_name(specs[i].ops), o->placement_policy) == 0 ||
+                    strcmp(text, o->placement_policy) == 0)
+                    sr->pl_policy = (int)i;
+            }
+            if (sr->pl_policy < 0)
+                return cli_error("--placement-policy %s: not among the policies run",
+                                 o->placement_policy);
+        }
+        if (strcmp(kvp_policy_name(specs[sr->pl_policy].ops), "bound") == 0)
+            return cli_error("--placement: bound is a bound on the time, with no placement");
+        if (o->placement_layer) {
+            char *end;
+            errno = 0;
+            unsigned long l = strtoul(o->placement_layer, &end, 10);
+            if (end == o->placement_layer || *end || errno || o->placement_layer[0] == '-' ||
+                l >= L)
+                return cli_error("--placement-layer %s: expected a layer from 0 to %u",
+                                 o->placement_layer, L - 1);
+            sr->pl_layer = (uint32_t)l;
+        }
+        /* sa's placement is recorded on the rerun of its best point (record_sa) */
+        int is_sa = strcmp(kvp_policy_name(specs[sr->pl_policy].ops), "sa") == 0;
+        if (kvp_placement_create(&sr->pl, is_sa ? 0 : (size_t)sr->pl_policy, sr->pl_layer, P,
+                                 N, &err) < 0)
+            return cli_error("--placement %s: %s", o->placement, err.msg);
+    }
+    if (o->timeline && kvp_timeline_create(&sr->tl, n + 2, L, N, &err) < 0) {
+        steps_free(sr);
+        return cli_error("--timeline %s: %s", o->timeline, err.msg);
+    }
+    ro->step_hook = record_step;
+    ro->step_user = sr;
+    return 0;
+}
+
+/* sa runs its own passes, which the hook does not see: its steps are those of lookahead at
+ * its best (W, R), run once more here. */
+static int record_sa(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *specs,
+                     size_t n, const kvp_result *res, const kvp_run_options *ro0, steps_rec *sr)
+{
+    kvp_error err = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(kvp_policy_name(specs[i].ops), "sa") != 0)
+            continue;
+        int want_pl = sr->pl && (size_t)sr->pl_policy == i;
+        if (!sr->tl && !want_pl)
+            continue;
+        kvp_policy_spec best;
+        kvp_result r;
+        steps_rec one = {NULL, want_pl ? sr->pl : NULL, 0, sr->pl_layer};
+        kvp_run_options ro = *ro0;
+        ro.progress = NULL;
+        ro.checkpoint = NULL;
+        ro.sa_log = NULL;
+        ro.step_hook = record_step;
+        ro.step_user = &one;
+        if (kvp_policy_parse(&best, res[i].params, &err) < 0)
+            return cli_error("sa's best point %s: %s", res[i].params, err.msg);
+        if (sr->tl && kvp_timeline_create(&one.tl, 1, kvp_trace_layers(tr),
+                                          kvp_trace_steps(tr), &err) < 0)
+            return cli_error("--timeline: %s", err.msg);
+        int rc = kvp_run_many(sc, tr, &best, 1, &ro, &r, &err);
+        if (rc >= 0 && sr->tl)
+            kvp_timeline_copy_policy(sr->tl, i, one.tl, 0);
+        kvp_timeline_free(one.tl);
+        if (rc < 0)
+            return cli_run_failed(&err, NULL);
+    }
+    return 0;
+}
+
+static int write_steps(const run_opts *o, const kvp_scenario *sc, const kvp_result *res,
+                       size_t n, const steps_rec *sr)
+{
+    kvp_error err = {0};
+    if (sr->tl) {
+        char label[MAX_POLICIES][LABEL_MAX];
+        const char *labels[MAX_POLICIES];
+        kvp_derived d;
+        if (kvp_scenario_derive(sc, &d, &err) < 0)
+            return cli_error("%s", err.msg);
+        for (size_t i = 0; i < n && i < MAX_POLICIES; i++) {
+            policy_label(label[i], sizeof label[i], &res[i]);
+            labels[i] = strcmp(res[i].policy, "bound") == 0 ? NULL : label[i];
+        }
+        if (kvp_timeline_write_csv(sr->tl, labels, n, d.tok_bytes, o->timeline, &err) < 0)
+            return cli_error("%s", err.msg);
+    }
+    if (sr->pl && kvp_placement_write_npy(sr->pl, o->placement, &err) < 0) {
+        if (sr->tl && strcmp(o->timeline, "-") != 0)
+            unlink(o->timeline);
+        return cli_error("%s", err.msg);
+    }
+    return 0;
+}
+
 /* Before anything is read or written: no output may be an input or another output. */
 static int check_files(const cli_args *a, const run_opts *o)
 {
@@ -301,7 +449,9 @@ static int check_files(const cli_args *a, const run_opts *o)
     in[nin++] = (cli_file){o->ckpt.resume, "--resume"};
     in[nin++] = (cli_file){o->ckpt.checkpoint, "--checkpoint"};
     const cli_file out[] = {
-        {o->json, "--json"}, {o->csv, "--csv"}, {o->sa_log, "--sa-log"},
+        {o->json, "--json"},         {o->csv, "--csv"},
+        {o->sa_log, "--sa-log"},     {o->timeline, "--timeline"},
+        {o->placement, "--placement"},
     };
     return cli_check_files(a->cmd, in, nin, out, sizeof out / sizeof *out);
 }
@@ -309,7 +459,7 @@ static int check_files(const cli_args *a, const run_opts *o)
 /* 1 if a report goes to stdout, which then carries only that report. */
 static int report_on_stdout(const run_opts *o)
 {
-    const char *outs[] = {o->json, o->csv, o->sa_log};
+    const char *outs[] = {o->json, o->csv, o->sa_log, o->timeline, o->placement};
     for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
         if (outs[i] && strcmp(outs[i], "-") == 0)
             return 1;
@@ -438,6 +588,7 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     kvp_result *res = NULL;
     char list[LABEL_MAX * 4], left_out[LABEL_MAX];
     sa_events log = {0};
+    steps_rec steps = {0};
     int help, rc, n;
 
     memset(&o, 0, sizeof o);
@@ -494,10 +645,21 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
         ro.progress = cli_progress_fn;
         ro.progress_user = &pg;
     }
+    if ((rc = steps_open(&o, tr, specs, (size_t)n, &ro, &steps)) != 0)
+        goto done;
     if ((rc = run_all(&sc, tr, specs, (size_t)n, &ro, &pg, &o.ckpt, res)) != 0)
         goto done;
-    if ((rc = write_reports(&o, &sc, tr, res, (size_t)n, &log)) != 0)
+    if ((rc = record_sa(&sc, tr, specs, (size_t)n, res, &ro, &steps)) != 0)
         goto done;
+    if ((rc = write_steps(&o, &sc, res, (size_t)n, &steps)) != 0)
+        goto done;
+    if ((rc = write_reports(&o, &sc, tr, res, (size_t)n, &log)) != 0) {
+        if (o.timeline && strcmp(o.timeline, "-") != 0)
+            unlink(o.timeline);
+        if (o.placement && strcmp(o.placement, "-") != 0)
+            unlink(o.placement);
+        goto done;
+    }
     if (!report_on_stdout(&o)) {
         print_header(&sc, tr);
         if (o.verbose || !print_no_spill(&sc, tr, res, (size_t)n))
@@ -511,6 +673,7 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
                 left_out);
 
 done:
+    steps_free(&steps);
     kvp_trace_free(tr);
     free(specs);
     free(res);

@@ -336,6 +336,25 @@ typedef void (*kvp_sa_log_fn)(void *user, const kvp_sa_event *ev);
  * search at a time. */
 typedef struct kvp_checkpoint kvp_checkpoint;
 
+/* What one step of one layer of one policy did (kvp_run_options.step_hook).  Counts are in
+ * tokens (times tok_bytes for bytes); the busy times are each tier's and each link
+ * direction's bytes over its bandwidth, HBM's with the layer's weights; time_s is their max. */
+typedef struct kvp_step_record {
+    size_t policy; /* index into the specs given to kvp_run_many */
+    uint32_t layer, step;
+    double time_s, hbm_busy_s, dram_busy_s, link_up_busy_s, link_down_busy_s;
+    uint64_t kv_read_hbm, kv_read_dram, promoted, demoted; /* tokens */
+    uint32_t resident;     /* blocks in HBM after the step */
+    uint32_t slots;        /* UINT32_MAX: no limit */
+    uint32_t block_tokens; /* g */
+    uint32_t blocks;       /* blocks that exist after the step (the new token's included) */
+    const uint8_t *in_hbm; /* per block, 1 if in HBM after the step; valid during the call */
+} kvp_step_record;
+/* Called from the engine's worker threads, for different layers at the same time (one
+ * layer's steps come in order, from one thread); the hook must not share unguarded state
+ * between layers. */
+typedef void (*kvp_step_fn)(void *user, const kvp_step_record *r);
+
 typedef struct kvp_run_options {
     unsigned threads;  /* layers run in parallel; results identical for any count */
     int check;         /* verify invariants after every step (tests) */
@@ -349,6 +368,10 @@ typedef struct kvp_run_options {
      * before every step of every layer and before each sa evaluation.  The run returns
      * KVP_EINTR; what the checkpoint holds is saved.  NULL: never. */
     volatile sig_atomic_t *cancel;
+    /* Every step of every layer of every simulated policy of kvp_run_many's shared pass
+     * (not the passes sa makes for itself, not bound); NULL: none. */
+    kvp_step_fn step_hook;
+    void *step_user;
 } kvp_run_options;
 void kvp_run_options_default(kvp_run_options *ro);
 
@@ -419,6 +442,31 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
 /* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting
  * the searches (each starts at level 0, move 0). */
 int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err);
+
+/* The timeline (docs/CLI.md "Timeline"): give kvp_timeline_record as step_hook and the
+ * timeline as step_user; then one CSV row per policy and step, summed over the layers in layer
+ * order.  labels[i] names policy i in the file (NULL: left out); tok_bytes turns tokens into
+ * bytes. */
+typedef struct kvp_timeline kvp_timeline;
+extern const char kvp_timeline_header[];
+int kvp_timeline_create(kvp_timeline **t, size_t npolicies, uint32_t layers, uint32_t steps,
+                        kvp_error *err);
+void kvp_timeline_free(kvp_timeline *t);
+void kvp_timeline_record(void *timeline, const kvp_step_record *r);
+/* Copies policy from_policy of one timeline (same layers and steps) to to_policy of another. */
+void kvp_timeline_copy_policy(kvp_timeline *to, size_t to_policy, const kvp_timeline *from,
+                              size_t from_policy);
+int kvp_timeline_write_csv(const kvp_timeline *t, const char *const *labels, size_t nlabels,
+                           uint64_t tok_bytes, const char *path, kvp_error *err);
+
+/* The placement of one policy on one layer: which positions are in HBM after each step, as a
+ * bool .npy of shape (N, P + N) (row n: positions 0..P+n, the rest false). */
+typedef struct kvp_placement kvp_placement;
+int kvp_placement_create(kvp_placement **p, size_t policy, uint32_t layer, uint32_t prompt,
+                         uint32_t steps, kvp_error *err);
+void kvp_placement_free(kvp_placement *p);
+void kvp_placement_record(void *placement, const kvp_step_record *r);
+int kvp_placement_write_npy(const kvp_placement *p, const char *path, kvp_error *err);
 
 #ifdef __cplusplus
 }

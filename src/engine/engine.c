@@ -252,6 +252,9 @@ typedef struct run_ctx {
     int scores;           /* 1 if a policy of the group reads scores */
     int *rc;              /* per layer */
     kvp_error *err;       /* per layer */
+    kvp_step_fn hook;     /* kvp_run_options.step_hook, for kvp_run_many's pass only */
+    void *hook_user;
+    const size_t *hook_index; /* per policy of the group: its index in kvp_run_many's list */
 } run_ctx;
 
 static void pol_free(pol_layer *pl)
@@ -499,6 +502,13 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
                              bound_t);
     pl->out->time_s += t;
     kvp_counters_add(&pl->out->c, &st);
+    if (rc->hook) {
+        kvp_step_record r = {rc->hook_index[pl->ps - rc->ps], pl->li.layer, n, t, t_hbm, t_dram,
+                             t_up, t_down, st.kv_read_hbm, st.kv_read_dram, st.promoted,
+                             st.demoted, e->nresident, pl->li.slots, g, s->new_block + 1,
+                             e->resident};
+        rc->hook(rc->hook_user, &r);
+    }
     if (g != 1)
         for (uint32_t i = 0; i < nread; i++)
             acount[rblock[i]] = 0;
@@ -695,7 +705,8 @@ int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
 /* One pass over the trace for a group of simulated policies (none: the bound alone). */
 static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                         size_t npol, const kvp_run_options *ro, kvp_result *res,
-                        kvp_bound_sum *bound, kvp_trace *fill, kvp_error *err)
+                        kvp_bound_sum *bound, kvp_trace *fill, const size_t *hook_index,
+                        kvp_error *err)
 {
     kvp_derived d;
     int rc;
@@ -723,6 +734,11 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     ctx.check = ro ? ro->check : 0;
     ctx.cancel = ro ? ro->cancel : NULL;
     ctx.fill = fill;
+    if (hook_index && ro && ro->step_hook) {
+        ctx.hook = ro->step_hook;
+        ctx.hook_user = ro->step_user;
+        ctx.hook_index = hook_index;
+    }
     ctx.g = calloc(np, sizeof *ctx.g);
     ctx.slots = calloc(np, sizeof *ctx.slots);
     ctx.lookahead = calloc(np, sizeof *ctx.lookahead);
@@ -802,13 +818,13 @@ done:
 int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                    const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
-    return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, err);
+    return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, NULL, err);
 }
 
 int kvp_engine_bound(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                      kvp_bound_sum *bound, kvp_error *err)
 {
-    return engine_group(sc, tr, NULL, 0, ro, NULL, bound, NULL, err);
+    return engine_group(sc, tr, NULL, 0, ro, NULL, bound, NULL, NULL, err);
 }
 
 void kvp_run_options_default(kvp_run_options *ro)
@@ -884,7 +900,7 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
     if (ng && sa && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
         (rc = kvp_trace_cache_empty(&cache, tr, sc->sparsity, err)) < 0)
         goto done;
-    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &bsum, cache, err)) < 0)
+    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &bsum, cache, where, err)) < 0)
         goto done;
     for (size_t j = 0; j < ng; j++)
         res[where[j]] = gres[j];
