@@ -104,6 +104,19 @@ static void format_rate(char *buf, size_t len, double bytes_per_s)
     snprintf(buf, len, "%s/s", b);
 }
 
+/* " (modified: hbm_capacity)" when a --set changed the preset's values. */
+static void print_modified(const kvp_scenario *sc, const char *kind)
+{
+    const kvp_param_info *mod[16];
+    int n = kvp_preset_modified(sc, kind, mod, 16);
+    for (int i = 0; i < n && i < 16; i++)
+        printf("%s%s", i ? ", " : " (modified: ", mod[i]->name);
+    if (n > 16)
+        printf(", ...");
+    if (n > 0)
+        printf(")");
+}
+
 static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
 {
     kvp_derived d;
@@ -122,14 +135,16 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
     cli_format_bytes(kb, sizeof kb, (double)d.kv_budget);
     cli_format_bytes(res, sizeof res, (double)sc->reserve);
 
-    printf("hardware  %s: HBM %s at %s, DRAM %s at %s, link %s each way",
-           sc->hw_name[0] ? sc->hw_name : "(custom)", cap, bw, dcap, dbw, link);
+    printf("hardware  %s", sc->hw_name[0] ? sc->hw_name : "(custom)");
+    print_modified(sc, "hw");
+    printf(": HBM %s at %s, DRAM %s at %s, link %s each way", cap, bw, dcap, dbw, link);
     if (sc->reserve)
         printf(", reserve %s", res);
     printf("\n");
-    printf("model     %s: %u layers, %u KV heads x %u dims x %u bytes, weights %s\n",
-           sc->model_name[0] ? sc->model_name : "(custom)", sc->layers, sc->kv_heads,
-           sc->head_dim, sc->dtype_bytes, wb);
+    printf("model     %s", sc->model_name[0] ? sc->model_name : "(custom)");
+    print_modified(sc, "model");
+    printf(": %u layers, %u KV heads x %u dims x %u bytes, weights %s\n", sc->layers,
+           sc->kv_heads, sc->head_dim, sc->dtype_bytes, wb);
     printf("trace     %s", kvp_trace_name(tr));
     if (strncmp(kvp_trace_name(tr), "synthetic", strlen("synthetic")) == 0)
         printf(", seed %llu", (unsigned long long)sc->seed);
@@ -183,6 +198,41 @@ static void print_table(const kvp_result *res, size_t n)
     printf("\nvs static, vs unlim: speedup over the static and unlimited policies; hit KV, hit "
            "all: share of\nKV bytes (of all bytes, weights included) read from HBM; promoted, "
            "demoted: KV bytes moved.\n");
+}
+
+/* -v: each tier's and link's busy time and bytes (the reports' *_busy_s and *_bytes). */
+static void print_tiers(const kvp_scenario *sc, const kvp_result *res, size_t n)
+{
+    char label[MAX_POLICIES][LABEL_MAX];
+    int w = (int)strlen("policy");
+    for (size_t i = 0; i < n && i < MAX_POLICIES; i++) {
+        policy_label(label[i], sizeof label[i], &res[i]);
+        if ((int)strlen(label[i]) > w)
+            w = (int)strlen(label[i]);
+    }
+    printf("\n%-*s  %10s %10s %10s %10s  %9s %9s %9s %9s %9s %9s\n", w, "busy (s):", "HBM",
+           "DRAM", "link up", "link down", "HBM rd", "HBM wr", "DRAM rd", "DRAM wr", "up",
+           "down");
+    for (size_t i = 0; i < n && i < MAX_POLICIES; i++) {
+        const kvp_result *r = &res[i];
+        double hbm = ((double)r->weight_read + (double)r->hbm_read + (double)r->hbm_write) /
+                     sc->hbm_bandwidth;
+        double dram = ((double)r->dram_read + (double)r->dram_write) / sc->dram_bandwidth;
+        double up = (double)r->link_up / sc->link_bandwidth;
+        double down = (double)r->link_down / sc->link_bandwidth;
+        const uint64_t bytes[] = {r->hbm_read, r->hbm_write, r->dram_read, r->dram_write,
+                                  r->link_up, r->link_down};
+        printf("%-*s  %10.4g %10.4g %10.4g %10.4g ", w, label[i], hbm, dram, up, down);
+        for (size_t k = 0; k < sizeof bytes / sizeof *bytes; k++) {
+            char b[NUM_TEXT];
+            cli_format_bytes(b, sizeof b, (double)bytes[k]);
+            printf(" %9s", b);
+        }
+        printf("\n");
+    }
+    printf("\nbusy: each tier's bytes over its bandwidth (HBM's with the weights), summed over "
+           "steps and layers;\na step lasts as long as its busiest tier or link. Bytes: KV "
+           "traffic (reads, moves, new tokens).\n");
 }
 
 /* When the whole KV cache fits in HBM, every policy runs as unlimited and a table of 1.000s
@@ -664,6 +714,8 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
         print_header(&sc, tr);
         if (o.verbose || !print_no_spill(&sc, tr, res, (size_t)n))
             print_table(res, (size_t)n);
+        if (o.verbose)
+            print_tiers(&sc, res, (size_t)n);
     }
     if (fflush(stdout) != 0)
         rc = cli_error("stdout: write failed");

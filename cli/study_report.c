@@ -4,6 +4,7 @@
  * points and puts these files in place.
  */
 #include "study.h"
+#include "report/report.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -211,89 +212,18 @@ static int add_u64(cJSON *obj, const char *name, uint64_t v)
     return add_raw(obj, name, t);
 }
 
-static int add_double(cJSON *obj, const char *name, double v)
-{
-    char t[NUM_TEXT];
-    if (!isfinite(v))
-        return cJSON_AddNullToObject(obj, name) ? 0 : -1;
-    fmt_double(t, sizeof t, v);
-    return add_raw(obj, name, t);
-}
-
-static cJSON *json_scenario(const kvp_scenario *sc)
-{
-    cJSON *o = cJSON_CreateObject();
-    size_t n;
-    const kvp_param_info *params = kvp_params(&n);
-    int bad = !o;
-    for (size_t i = 0; i < n && !bad; i++) {
-        char t[NUM_TEXT];
-        if (kvp_param_format(sc, &params[i], t, sizeof t) < 0)
-            bad = 1;
-        else if (params[i].kind == KVP_PK_VARIATION)
-            bad = !cJSON_AddStringToObject(o, params[i].name, t);
-        else if (params[i].kind == KVP_PK_FRACTION || params[i].kind == KVP_PK_BANDWIDTH)
-            bad = add_double(o, params[i].name, strtod(t, NULL)) < 0;
-        else
-            bad = add_raw(o, params[i].name, t) < 0;
-    }
-    if (!bad)
-        bad = !cJSON_AddStringToObject(o, "hw", sc->hw_name) ||
-              !cJSON_AddStringToObject(o, "model", sc->model_name);
-    if (bad) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
-
-static cJSON *json_result(const kvp_result *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    const struct {
-        const char *name;
-        uint64_t v;
-    } ints[] = {
-        {"promoted_bytes", r->promoted_bytes},   {"demoted_bytes", r->demoted_bytes},
-        {"kv_read_hbm_bytes", r->kv_read_hbm},   {"kv_read_dram_bytes", r->kv_read_dram},
-        {"hbm_read_bytes", r->hbm_read},         {"hbm_write_bytes", r->hbm_write},
-        {"dram_read_bytes", r->dram_read},       {"dram_write_bytes", r->dram_write},
-        {"link_up_bytes", r->link_up},           {"link_down_bytes", r->link_down},
-        {"weight_read_bytes", r->weight_read},   {"block_tokens", r->block_tokens},
-        {"sa_evaluations", r->sa_evaluations},
-    };
-    int bad = !cJSON_AddStringToObject(o, "policy", r->policy) ||
-              !cJSON_AddStringToObject(o, "params", r->params) ||
-              add_double(o, "total_time_s", r->total_time_s) < 0 ||
-              add_double(o, "throughput_tok_s", r->throughput_tok_s) < 0 ||
-              add_double(o, "hbm_hit_rate_kv", r->hbm_hit_rate_kv) < 0 ||
-              add_double(o, "hbm_hit_rate_all", r->hbm_hit_rate_all) < 0 ||
-              add_double(o, "speedup_vs_static", r->speedup_vs_static) < 0 ||
-              add_double(o, "speedup_vs_unlimited", r->speedup_vs_unlimited) < 0;
-    for (size_t i = 0; i < NELEM(ints) && !bad; i++)
-        bad = add_u64(o, ints[i].name, ints[i].v) < 0;
-    if (!bad)
-        bad = r->slots == UINT32_MAX ? !cJSON_AddNullToObject(o, "slots")
-                                     : add_u64(o, "slots", r->slots) < 0;
-    if (bad) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
 
 int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *pols, *pts;
-    int bad = !root || !cJSON_AddStringToObject(root, "kvplace_version", KVP_VERSION) ||
+    int bad = !root || add_u64(root, "schema_version", KVP_SCHEMA_VERSION) < 0 ||
+              !cJSON_AddStringToObject(root, "kvplace_version", KVP_VERSION) ||
               !cJSON_AddStringToObject(root, "study", s->def->name) ||
               !cJSON_AddStringToObject(root, "normalised_to", s->def->norm) ||
               !cJSON_AddStringToObject(root, "command", c->cmdline);
     if (!bad) {
-        cJSON *sc = json_scenario(&c->base);
+        cJSON *sc = kvp_json_scenario(&c->base, NULL);
         bad = !sc || !cJSON_AddItemToObject(root, "scenario", sc);
     }
     if (!bad)
@@ -320,10 +250,17 @@ int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
             vars = cJSON_AddObjectToObject(po, "vars");
             bad = !vars;
         }
-        for (size_t v = 0; v < s->def->nvars && !bad; v++)
-            bad = !cJSON_AddStringToObject(vars, s->def->vars[v], p->var[v]);
+        for (size_t v = 0; v < s->def->nvars && !bad; v++) {
+            /* a number where the variable is one (sparsity 0.4), else its word (counted) */
+            char *end;
+            double num = strtod(p->var[v], &end);
+            if (end != p->var[v] && !*end && isfinite(num))
+                bad = add_raw(vars, s->def->vars[v], p->var[v]) < 0;
+            else
+                bad = !cJSON_AddStringToObject(vars, s->def->vars[v], p->var[v]);
+        }
         if (!bad) {
-            sc = json_scenario(&p->sc);
+            sc = kvp_json_scenario(&p->sc, NULL);
             bad = !sc || !cJSON_AddItemToObject(po, "scenario", sc);
         }
         if (!bad) {
@@ -331,7 +268,7 @@ int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
             bad = !res;
         }
         for (size_t i = 0; i < c->nspec && !bad; i++) {
-            cJSON *r = json_result(&p->res[i]);
+            cJSON *r = kvp_json_result(&p->sc, &p->res[i], NULL);
             bad = !r || !cJSON_AddItemToArray(res, r);
         }
     }

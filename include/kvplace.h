@@ -45,6 +45,8 @@ extern "C" {
 #endif
 
 #define KVP_VERSION "0.1.0"
+/* The layout of the JSON and CSV reports (docs/CLI.md "Reports"); raised when it changes. */
+#define KVP_SCHEMA_VERSION 2
 
 /* ---------------------------------------------------------------------------------------- */
 /* Errors                                                                                   */
@@ -171,6 +173,11 @@ const kvp_preset *kvp_presets(size_t *count);
 /* Applies a preset by name, or (if the name is not a preset and names a readable file) a
  * config file.  kind may be "hw", "model" or NULL for either. */
 int kvp_preset_apply(kvp_scenario *sc, const char *name, const char *kind, kvp_error *err);
+/* The parameters of sc's hardware (kind "hw") or model ("model") group that differ from its
+ * named preset (a --set after --hw): their count (out[] gets the first max), 0 for none or
+ * no preset name, KVP_EINVAL if the preset can no longer be applied. */
+int kvp_preset_modified(const kvp_scenario *sc, const char *kind, const kvp_param_info **out,
+                        size_t max);
 
 /* Derived quantities (DESIGN.md §1). */
 typedef struct kvp_derived {
@@ -309,6 +316,8 @@ typedef struct kvp_result {
     uint64_t promoted_bytes, demoted_bytes;
     double speedup_vs_static, speedup_vs_unlimited; /* filled by kvp_result_speedups */
     uint32_t sa_evaluations; /* sa: distinct (W, R) points run; 0 for other policies */
+    char spec[160]; /* the policy as run, defaults resolved (sa: its own settings; params
+                     * then holds its best point); filled by kvp_run_many */
 } kvp_result;
 
 typedef void (*kvp_progress_fn)(void *user, uint64_t done, uint64_t total);

@@ -33,7 +33,7 @@ if [ -n "$PY" ]; then
 fi
 kv run $SMALL --csv -
 expect_ok "--csv -"
-if head -n 1 "$T/out" | grep -q '^policy,'; then ok; else bad "--csv -: no CSV header first"; fi
+if head -n 1 "$T/out" | grep -q '^hw,'; then ok; else bad "--csv -: no CSV header first"; fi
 if [ "$(lines "$T/out")" -eq 3 ]; then ok; else bad "--csv -: $(lines "$T/out") lines, wanted 3"; fi
 refused "two outputs to stdout" 2 "stdout" run $SMALL --json - --csv -
 
@@ -47,7 +47,7 @@ echo old >real.csv
 chmod 640 real.csv
 ln -s "$T/w/real.csv" abs.csv
 kv run $SMALL --csv abs.csv
-if [ -L abs.csv ] && head -n 1 real.csv | grep -q '^policy,'; then ok
+if [ -L abs.csv ] && head -n 1 real.csv | grep -q '^hw,'; then ok
 else bad "--csv abs.csv: the target was not replaced through the link"; fi
 if [ "$(stat -c %a real.csv)" = 640 ]; then ok; else bad "the target lost its permissions"; fi
 if [ -z "$(ls | grep tmp)" ]; then ok; else bad "temporary files left: $(ls)"; fi
@@ -60,13 +60,13 @@ if mkfifo fifo 2>/dev/null; then
     wait $reader
     expect_ok "--csv FIFO"
     if [ -p fifo ]; then ok; else bad "--csv fifo replaced the FIFO"; fi
-    if head -n 1 got.csv | grep -q '^policy,'; then ok; else bad "the FIFO's reader got no CSV"; fi
+    if head -n 1 got.csv | grep -q '^hw,'; then ok; else bad "the FIFO's reader got no CSV"; fi
     rm -f fifo
 fi
 # /dev/stdout is a link to the process's stdout: the report goes there, the device stays
 kv run $SMALL --csv /dev/stdout
 expect_ok "--csv /dev/stdout"
-if head -n 1 "$T/out" | grep -q '^policy,'; then ok; else bad "--csv /dev/stdout: not on stdout"; fi
+if head -n 1 "$T/out" | grep -q '^hw,'; then ok; else bad "--csv /dev/stdout: not on stdout"; fi
 
 # --- an output that is an input of the run is refused, and the input is untouched -----------
 "$KVPLACE" trace gen --config "$T/small.ini" -q -o t.npy || bad "trace gen"
@@ -104,6 +104,25 @@ has "-v prints the table" "vs static" "$T/out"
 kv run $SMALL
 hasnt "a run that spills has no such line" "nothing spills" "$T/out"
 has "a run that spills has its table" "vs static" "$T/out"
+
+# --- a preset changed by --set is reported as modified, with the values -----------------------
+kv run --hw gh200-paper --set hbm_capacity=1000819200 --set weight_bytes=1000000000 \
+    --set layers=2 --set prompt=200 --set steps=20 --policy static,unlimited -q -v --json "$T/m.json"
+has "table: hardware modified" "^hardware  gh200-paper (modified: hbm_capacity):" "$T/out"
+has "table: model modified" "^model     llama-3.1-8b (modified: layers, weight_bytes):" "$T/out"
+has "-v: per-tier busy times" "^busy (s): *HBM *DRAM *link up *link down" "$T/out"
+if [ -n "$PY" ]; then
+    if "$PY" - "$T/m.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))["scenario"]
+assert s["hw"] == "gh200-paper" and s["hw_modified"] == {"hbm_capacity": 1000819200}, s
+assert s["model_modified"] == {"layers": 2, "weight_bytes": 1000000000}, s
+EOF
+    then ok; else bad "JSON: modified presets"; fi
+fi
+kv run --hw gh200-paper --set layers=2 --set prompt=200 --set steps=20 --policy static -q --json "$T/u.json"
+has "an unchanged preset: empty hw_modified" '"hw_modified":[[:space:]]*{' "$T/u.json"
+hasnt "an unchanged preset: no modified in the table" "gh200-paper (modified" "$T/out"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -20,6 +20,28 @@ column() {
                           { print (c ? $c : "MISSING") }' "$2"
 }
 
+# --- the result object is run's: same keys, same order; variables are numbers ---------------
+kv study sparsity $TINY --policy static,unlimited --out "$T/shape"
+kv run $(echo "$TINY" | sed 's/--sa-budget 3//') --set batch=4 --set variation=actual \
+    --policy static,unlimited --json "$T/shape/run.json"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 - "$T/shape/sparsity.json" "$T/shape/run.json" <<'EOF'
+import json, sys
+st = json.load(open(sys.argv[1]))
+run = json.load(open(sys.argv[2]))
+keys = list(run["results"][0].keys())
+for p in st["points"]:
+    assert isinstance(p["vars"]["sparsity"], (int, float)), p["vars"]
+    for r in p["results"]:
+        assert list(r.keys()) == keys, (list(r.keys()), keys)
+    assert list(p["scenario"].keys()) == list(run["scenario"].keys())
+# the point at the run's sparsity gives the run's numbers
+pt = [p for p in st["points"] if p["vars"]["sparsity"] == 0.6][0]
+assert pt["results"][0]["total_time_s"] == run["results"][0]["total_time_s"]
+EOF
+    then ok; else bad "study and run JSON differ in shape"; fi
+fi
+
 # --- every study: exit 0, its files, the same bytes twice ----------------------------
 for s in sparsity variation hitrate batch accounting; do
     kv study "$s" $TINY --threads 1 --out "$T/a"
@@ -38,6 +60,8 @@ for s in sparsity variation hitrate batch accounting; do
     grep -Eq "\"study\":[[:space:]]*\"$s\"" "$T/a/$s.json" && ok ||
         bad "study $s: json lacks its name"
     grep -Eq '"seed":[[:space:]]*1,' "$T/a/$s.json" && ok || bad "study $s: json lacks the seed"
+    grep -Eq '"schema_version":[[:space:]]*2,' "$T/a/$s.json" && ok ||
+        bad "study $s: json lacks its schema version"
 done
 ls "$T/a" | grep -q 'tmp' && bad "temporary files left in the output" || ok
 

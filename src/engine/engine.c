@@ -916,6 +916,12 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
         if (rc < 0)
             goto done;
     }
+    for (size_t i = 0; i < n; i++) { /* the reports name each policy by its own spec */
+        if (ps[i].ops->run && ps[i].ops != &kvp_policy_bound)
+            kvp_policy_format(&ps[i], res[i].spec, sizeof res[i].spec);
+        else
+            snprintf(res[i].spec, sizeof res[i].spec, "%s", res[i].params);
+    }
 done:
     kvp_trace_free(cache);
     free(group);
