@@ -128,6 +128,7 @@ int cli_cmd_presets(const cli_args *a);
 int cli_cmd_policies(const cli_args *a);
 int cli_cmd_study(const cli_args *a);
 int cli_cmd_plot(const cli_args *a);
+int cli_cmd_compare(const cli_args *a);
 
 void cli_help_run(void);
 void cli_help_trace(void);
@@ -140,12 +141,17 @@ void cli_print_policies(void);
  * ("unlimited,static,...") and the ones left out ("sa" or "") into the buffers. */
 void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len);
 
-/* Progress on stderr, redrawn in place; silent unless stderr is a terminal. */
+/* Progress on stderr (cli/progress.c): a bar redrawn in place with an ETA on a terminal, a
+ * plain line every 30 s or so elsewhere, nothing with --quiet. */
 typedef struct cli_progress {
-    int on;
-    unsigned index, count; /* this run is index+1 of count */
+    int on, tty;
+    unsigned index, count; /* this phase is index+1 of count */
     const char *label;
     int drawn;
+    double t0, last_line, phase_start; /* seconds, monotonic */
+    uint64_t last_done;
+    unsigned last_index;
+    const char *last_label;
 } cli_progress;
 
 void cli_progress_init(cli_progress *p, int quiet);

@@ -66,6 +66,7 @@ static void help_main(void)
         "  policies      list the placement policies and their parameters\n"
         "  study NAME    the study's experiments with plots (kvplace study --help)\n"
         "  plot timeline FILE  draw a --timeline CSV (kvplace plot --help)\n"
+        "  compare A.json B.json ...  the same policies across runs, with ratios\n"
         "  help [CMD]    this help, or a command's\n"
         "\n"
         "With no command, kvplace runs a default scenario (GH200, Llama-3.1-8B, synthetic\n"
@@ -97,6 +98,7 @@ static const command commands[] = {
     {"policies", cli_cmd_policies},
     {"study", cli_cmd_study},
     {"plot", cli_cmd_plot},
+    {"compare", cli_cmd_compare},
 };
 
 static const command *find_command(const char *name)

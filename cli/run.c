@@ -294,6 +294,45 @@ static void keep_sa_event(void *user, const kvp_sa_event *ev)
     log->ev[log->n++] = *ev;
 }
 
+/* sa's searches as progress phases, "[2/2] sa evaluation 7/40", and their events for
+ * --sa-log. */
+typedef struct sa_watch {
+    cli_progress *pg;
+    sa_events *log; /* NULL without --sa-log */
+    const kvp_policy_spec *specs;
+    size_t n;
+    int search; /* the sa search under way, counted from 0; -1 before the first */
+    char label[64];
+} sa_watch;
+
+static unsigned sa_budget(const sa_watch *w, int search)
+{
+    int k = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (strcmp(kvp_policy_name(w->specs[i].ops), "sa") != 0 || k++ != search)
+            continue;
+        size_t np;
+        const kvp_policy_param *pp = kvp_policy_params(w->specs[i].ops, &np);
+        for (size_t j = 0; j < np; j++)
+            if (strcmp(pp[j].name, "budget") == 0)
+                return (unsigned)w->specs[i].value[j];
+    }
+    return 0;
+}
+
+static void watch_sa(void *user, const kvp_sa_event *ev)
+{
+    sa_watch *w = user;
+    if (w->log)
+        keep_sa_event(w->log, ev);
+    if (ev->level == 0 && ev->move == 0)
+        w->search++;
+    snprintf(w->label, sizeof w->label, "sa evaluation %u/%u", ev->evaluations,
+             sa_budget(w, w->search));
+    w->pg->index = 1 + (unsigned)(w->search < 0 ? 0 : w->search);
+    w->pg->label = w->label;
+}
+
 static int parse_args(const cli_args *a, run_opts *o, int *help)
 {
     *help = 0;
@@ -568,7 +607,9 @@ static int run_all(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy
         }
         where[k] = total++;
     }
-    pg->count = 1;
+    pg->count = 1; /* the shared pass, then one phase per sa search */
+    for (size_t i = 0; i < total; i++)
+        pg->count += strcmp(kvp_policy_name(all[i].ops), "sa") == 0;
     pg->index = 0;
     pg->label = "simulating";
     if (kvp_run_many(sc, tr, all, total, ro, all_res, &err) < 0) {
@@ -639,6 +680,7 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     char list[LABEL_MAX * 4], left_out[LABEL_MAX];
     sa_events log = {0};
     steps_rec steps = {0};
+    sa_watch watch;
     int help, rc, n;
 
     memset(&o, 0, sizeof o);
@@ -685,12 +727,12 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
         goto done;
     ro.checkpoint = o.ckpt.ck;
     ro.cancel = cli_cancel_install();
-    if (o.sa_log) {
-        ro.sa_log = keep_sa_event;
-        ro.sa_log_user = &log;
-    }
-
     cli_progress_init(&pg, o.quiet);
+    watch = (sa_watch){&pg, o.sa_log ? &log : NULL, specs, (size_t)n, -1, ""};
+    if (o.sa_log || pg.on) {
+        ro.sa_log = watch_sa;
+        ro.sa_log_user = &watch;
+    }
     if (pg.on) { /* the engine polls for progress only when asked */
         ro.progress = cli_progress_fn;
         ro.progress_user = &pg;

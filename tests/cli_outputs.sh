@@ -105,6 +105,16 @@ kv run $SMALL
 hasnt "a run that spills has no such line" "nothing spills" "$T/out"
 has "a run that spills has its table" "vs static" "$T/out"
 
+# --- progress: a bar on a terminal, naming sa's evaluations; nothing for a short run elsewhere
+kv run $SMALL --policy static,reactive
+if [ ! -s "$T/err" ]; then ok; else bad "a short run wrote progress to a non-terminal"; fi
+if command -v script >/dev/null 2>&1; then
+    script -qc "'$KVPLACE' run --config '$T/small.ini' --policy static,sa:budget=3 >/dev/null" \
+        /dev/null </dev/null | tr '\r' '\n' >"$T/tty.txt" 2>/dev/null
+    has "terminal: the sa phase counts evaluations" '^kvplace: \[2/2\] sa evaluation [1-3]/3 ' "$T/tty.txt"
+    has "terminal: a bar with a percentage" '#* *[0-9]*%' "$T/tty.txt"
+fi
+
 # --- a preset changed by --set is reported as modified, with the values -----------------------
 kv run --hw gh200-paper --set hbm_capacity=1000819200 --set weight_bytes=1000000000 \
     --set layers=2 --set prompt=200 --set steps=20 --policy static,unlimited -q -v --json "$T/m.json"
