@@ -1,9 +1,9 @@
 /*
- * `kvplace study NAME`: the study's experiments (PAPER.md Figs. 3 to 5, a batch sweep, and
- * the accounting variants of its headline).  Every point of the study runs first (the
- * simulated policies of a point share one pass over the trace, kvp_run_many); then NAME.csv,
- * NAME.json, NAME.md and NAME.gp are written under temporary names in --out DIR, gnuplot
- * draws NAME.png and NAME.svg from them, and everything is renamed into place.  A failure
+ * `kvplace study NAME`: the study's experiments (Figs. 3 to 5 of Fang et al. 2025, arXiv
+ * 2508.13231; a batch sweep, and the accounting variants of its headline).  Every point of the
+ * study runs first (the simulated policies of a point share one pass over the trace, kvp_run_many);
+ * then NAME.csv, NAME.json, NAME.md and NAME.gp are written under temporary names in --out DIR,
+ * gnuplot draws NAME.png and NAME.svg from them, and everything is renamed into place.  A failure
  * leaves no file; a missing gnuplot only costs the plots.  docs/RESULTS.md reads the results.
  */
 #include "study.h"
@@ -25,10 +25,10 @@
 #define MAX_QUERY_HEADS 65536
 #define EXEC_FAILED 127 /* the shell's status for "command not found" */
 
-/* The study's scenario (PAPER.md "The setup"); the user's --hw, --model, --config and --set
- * apply after it.  Batch 4 is ours (the study does not say): the smallest power of two at
- * which static holds at most half of the context in HBM over the whole run (15143 slots per
- * layer against 31,299 to 41,537 tokens; at batch 2, 30286 slots hold 73% to 97%). */
+/* The study's scenario (Fang et al. 2025, arXiv 2508.13231, its setup); the user's --hw, --model,
+ * --config and --set apply after it.  Batch 4 is ours (the study does not say): the smallest power
+ * of two at which static holds at most half of the context in HBM over the whole run (15143 slots
+ * per layer against 31,299 to 41,537 tokens; at batch 2, 30286 slots hold 73% to 97%). */
 static const cli_scn_item study_defaults[] = {
     {CLI_SCN_HW, "gh200-paper"},   {CLI_SCN_MODEL, "llama-3.1-8b"},
     {CLI_SCN_SET, "prompt=31299"}, {CLI_SCN_SET, "steps=10239"},

@@ -514,7 +514,7 @@ static void md_table(FILE *f, const study_ctx *c, const study_out *s)
         fputc('\n', f);
     }
     fprintf(f, "\nThe best baseline is the fastest of static, reactive and page. `bound` is a "
-               "provable cap on every capacity-limited policy (DESIGN.md §5), not a "
+               "provable cap on every capacity-limited policy (docs/MODEL.md §5), not a "
                "policy.\n\n");
 }
 
@@ -607,7 +607,7 @@ void study_md_variation(FILE *f, const study_ctx *c, const study_out *s)
                     "unlimited"), i + 1 < s->n ? "," : "");
         fprintf(f, " |\n");
     }
-    fprintf(f, "\nThe study's variation traces are not published (PAPER.md); ours are "
+    fprintf(f, "\nThe study's variation traces are not published; ours are "
                "the synthetic presets of docs/SYNTHETIC.md. docs/RESULTS.md compares.\n");
 }
 
@@ -650,8 +650,8 @@ void study_md_hitrate(FILE *f, const study_ctx *c, const study_out *s)
 
 void study_md_batch(FILE *f, const study_ctx *c, const study_out *s)
 {
-    md_head(f, c, s, "The study does not give its batch size (PAPER.md), so this sweeps it, "
-                     "with the weights' traffic counted (the model of DESIGN.md) and not "
+    md_head(f, c, s, "The study does not give its batch size, so this sweeps it, "
+                     "with the weights' traffic counted (the model of docs/MODEL.md) and not "
                      "counted (weight_bytes=0, the weights' bytes kept as reserve so the KV "
                      "budget is unchanged).");
     md_table(f, c, s);
@@ -682,7 +682,7 @@ void study_md_batch(FILE *f, const study_ctx *c, const study_out *s)
 
 void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s)
 {
-    md_head(f, c, s, "PAPER.md \"Reading the headline\": the accounting variants side by side. "
+    md_head(f, c, s, "The accounting variants of the study's headline side by side. "
                      "\"Weights not counted\" keeps the weights' HBM capacity (reserve = the "
                      "model's weight bytes) but drops their traffic (weight_bytes=0); \"per "
                      "query head\" counts KV for every query head (kv_heads = query heads), "

@@ -1,7 +1,6 @@
 /*
  * kvplace: where should each token's KV cache live, HBM or off-package DRAM, at each decode
- * step, and what throughput does that buy?  The model is ../shared/DESIGN.md (docs/MODEL.md
- * records our choices where it is silent).
+ * step, and what throughput does that buy?  The model, in full, is docs/MODEL.md.
  *
  * A worked example, error handling elided:
  *
@@ -77,8 +76,8 @@ int kvp_error_set(kvp_error *err, int code, const char *fmt, ...)
     ;
 
 /* ---------------------------------------------------------------------------------------- */
-/* Scenario parameters (DESIGN.md §1).  Names, units, bounds, defaults and docs live in one
- * table (src/scenario/params.c), used by the config reader, --set, --help and validation alike.     */
+/* Scenario parameters (docs/MODEL.md §1).  Names, units, bounds, defaults and docs live in one
+ * table (src/scenario/params.c), used by the config reader, --set, --help and validation. */
 
 typedef enum kvp_variation {
     KVP_VAR_LOW = 0,
@@ -179,7 +178,7 @@ int kvp_preset_apply(kvp_scenario *sc, const char *name, const char *kind, kvp_e
 int kvp_preset_modified(const kvp_scenario *sc, const char *kind, const kvp_param_info **out,
                         size_t max);
 
-/* Derived quantities (DESIGN.md §1). */
+/* Derived quantities (docs/MODEL.md §1). */
 typedef struct kvp_derived {
     uint64_t tok_bytes; /* 2 * kv_heads * head_dim * dtype_bytes * batch */
     double w_layer;     /* weight_bytes / layers, bytes */
@@ -191,7 +190,7 @@ int kvp_scenario_derive(const kvp_scenario *sc, kvp_derived *d, kvp_error *err);
 uint32_t kvp_slots(const kvp_scenario *sc, const kvp_derived *d, uint32_t g);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Traces (DESIGN.md §2).  A trace is N steps x L layers; a cursor streams one layer's access
+/* Traces (docs/MODEL.md §2).  A trace is N steps x L layers; a cursor streams one layer's access
  * sets step by step, so layers can be simulated independently (and in parallel).           */
 
 typedef struct kvp_trace kvp_trace;
@@ -235,7 +234,7 @@ void kvp_cursor_free(kvp_cursor *c);
 void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, float *score_out,
               uint32_t *scratch);
 
-/* Synthetic traces (DESIGN.md §6; docs/SYNTHETIC.md for the model and its sources). */
+/* Synthetic traces (docs/MODEL.md §6; docs/SYNTHETIC.md for the model and its sources). */
 typedef struct kvp_synth_params {
     uint32_t prompt, steps, layers;
     double sparsity;
@@ -266,7 +265,7 @@ int kvp_trace_stats_compute(const kvp_trace *t, double sparsity, kvp_trace_stats
                             kvp_error *err);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Policies (DESIGN.md §5).  Each is one file in src/ behind a kvp_policy_ops table.        */
+/* Policies (docs/MODEL.md §5).  Each is one file in src/ behind a kvp_policy_ops table.        */
 
 #define KVP_POLICY_MAX_PARAMS 8
 

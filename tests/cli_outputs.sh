@@ -115,6 +115,18 @@ if command -v script >/dev/null 2>&1; then
     has "terminal: a bar with a percentage" '#* *[0-9]*%' "$T/tty.txt"
 fi
 
+# --- nothing the program prints points outside the repository ------------------------------
+: >"$T/all_help"
+for args in "--help" "run --help" "trace --help" "study --help" "plot --help" \
+    "compare --help" "presets" "params" "policies" "help run"; do
+    # shellcheck disable=SC2086
+    "$KVPLACE" $args >>"$T/all_help" 2>&1
+done
+if [ "$(lines "$T/all_help")" -gt 100 ]; then ok; else bad "the help texts are missing"; fi
+if grep -n 'DESIGN\.md\|PAPER\.md\|\.\./shared' "$T/all_help" >"$T/cites"; then
+    bad "help or presets cite files outside the repository: $(head -n 3 "$T/cites")"
+else ok; fi
+
 # --- a preset changed by --set is reported as modified, with the values -----------------------
 kv run --hw gh200-paper --set hbm_capacity=1000819200 --set weight_bytes=1000000000 \
     --set layers=2 --set prompt=200 --set steps=20 --policy static,unlimited -q -v --json "$T/m.json"

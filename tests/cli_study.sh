@@ -42,6 +42,11 @@ EOF
     then ok; else bad "study and run JSON differ in shape"; fi
 fi
 
+# --- the summaries cite nothing outside the repository -------------------------------------
+if grep -l 'DESIGN\.md\|PAPER\.md\|\.\./shared' "$T/shape/"*.md "$T/shape/"*.gp >/dev/null 2>&1; then
+    bad "a study's summary cites files outside the repository"
+else ok; fi
+
 # --- every study: exit 0, its files, the same bytes twice ----------------------------
 for s in sparsity variation hitrate batch accounting; do
     kv study "$s" $TINY --threads 1 --out "$T/a"

@@ -205,7 +205,7 @@ static void test_table(void)
     CHECK_EQ_U64(sc.steps, 256);
     CHECK_EQ_U64(sc.seed, 1);
     CHECK_EQ_INT(sc.variation, KVP_VAR_ACTUAL);
-    /* PAPER.md Table I */
+    /* the study's Table I (Fang et al. 2025, arXiv 2508.13231) */
     CHECK_EQ_U64(sc.hbm_capacity, 24000000000u);
     CHECK_NEAR(sc.hbm_bandwidth, 4.9e12, 0);
     CHECK_EQ_U64(sc.dram_capacity, 480000000000u);

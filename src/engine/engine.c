@@ -1,5 +1,5 @@
 /*
- * The engine: the whole cost model of DESIGN.md §3-§4 lives in this file.
+ * The engine: the whole cost model of docs/MODEL.md §3-§4 lives in this file.
  *
  * Each layer is simulated on its own (layers never share slots), so layers run in parallel
  * threads; every per-layer total is kept separately and the layers are summed in layer order,

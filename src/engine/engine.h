@@ -31,7 +31,7 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
                     const kvp_policy_spec *ps, uint32_t g, uint32_t slots, double time_s,
                     const kvp_counters *c, kvp_error *err);
 
-/* The bound's sums over a trace (DESIGN.md §5 `bound`). */
+/* The bound's sums over a trace (docs/MODEL.md §5 `bound`). */
 typedef struct kvp_bound_sum {
     double time_s;  /* the bound on T */
     double h_bytes; /* HBM bytes read at the bound's optimum, summed */

@@ -1,6 +1,6 @@
 /*
  * `bound`: a provable lower bound on the decode time of every capacity-limited policy
- * (DESIGN.md §5).  At each (n, l) at most cap = kv_budget / layers bytes of the a bytes read
+ * (docs/MODEL.md §5).  At each (n, l) at most cap = kv_budget / layers bytes of the a bytes read
  * can come from HBM (the resident set is within the slots), and the rest must cross both
  * DRAM and the link, so the step takes at least
  *     min over h in [0, min(a, cap)] of max((w_layer + h) / B_hbm, (a - h) / min(B_dram, B_link)).

@@ -2,9 +2,9 @@
  * The engine <-> policy interface.  A policy is one file in src/ that defines a
  * kvp_policy_ops and one line in the registry (src/policy/registry.c).
  *
- * The engine (src/engine/engine.c) runs each layer on its own: it keeps the residency of every block
- * of the layer, serves the reads of the step, calls the policy's step, then charges what the
- * policy changed (DESIGN.md §3).  The policy changes residency only through kvp_step_promote()
+ * The engine (src/engine/engine.c) runs each layer on its own: it keeps the residency of every
+ * block of the layer, serves the reads of the step, calls the policy's step, then charges what the
+ * policy changed (docs/MODEL.md §3).  The policy changes residency only through kvp_step_promote()
  * and kvp_step_demote(); the engine logs the changes and charges them.
  */
 #ifndef KVP_POLICY_H
@@ -110,7 +110,7 @@ struct kvp_policy_ops {
 int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                    const kvp_run_options *ro, kvp_result *res, kvp_error *err);
 
-/* The bound's time for one (n, l) whose reads are a_bytes (DESIGN.md §5 `bound`). */
+/* The bound's time for one (n, l) whose reads are a_bytes (docs/MODEL.md §5 `bound`). */
 double kvp_bound_step(const kvp_scenario *sc, const kvp_derived *d, double a_bytes);
 
 #endif

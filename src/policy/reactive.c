@@ -1,5 +1,5 @@
 /*
- * `reactive`: LRU over blocks of g tokens (DESIGN.md §5; docs/POLICIES.md).
+ * `reactive`: LRU over blocks of g tokens (docs/MODEL.md §5; docs/POLICIES.md).
  *
  * The LRU order is kept as a queue of entries (block, stamp), appended in the order the
  * blocks are stamped, least recently used at the head, so an eviction takes the head instead
@@ -10,7 +10,7 @@
  * or in the overflow case, which moves the head past every old entry (docs/PERF.md: this
  * replaced a doubly-linked list, whose unlink and append of every read block cost eight
  * scattered memory accesses a read, by two sequential stores).  Why the live entries are in
- * the order of (stamp, index), the rule of DESIGN.md (a never-accessed block has stamp -1):
+ * the order of (stamp, index), the rule of docs/MODEL.md §5 (a never-accessed block has stamp -1):
  *   - init appends the initial blocks in ascending index, all with stamp -1: sorted.
  *   - At step n every entry in the queue has a stamp < n; the blocks accessed at step n are
  *     stamped n, which makes their old entries stale, and appended in ascending index
@@ -19,7 +19,7 @@
  *     (stamp < n), and the appended keys ascend, so the live entries stay sorted by (stamp,
  *     index).  The live entries before the appended ones are exactly the resident blocks
  *     not accessed at step n, and the first of them is the oldest stamp, ties the lower
- *     index -- the eviction of DESIGN.md; evictions take them from the head, and never
+ *     index -- the eviction of docs/MODEL.md §5; evictions take them from the head, and never
  *     reach an entry of step n (accessed + new <= slots).
  *   - In the overflow case the kept blocks alone, all with stamp n, are appended in
  *     ascending index after the old queue, then the new block, and the head moves to them:
@@ -50,7 +50,7 @@ static const kvp_policy_param reactive_params[] = {
 #define BAND_INIT 64.0
 #define BAND_TARGET 512u
 
-/* Stamps are held as step + 1, so that 0 is "never accessed" (stamp -1 of DESIGN.md). */
+/* Stamps are held as step + 1, so that 0 is "never accessed" (oldest of all, docs/MODEL.md §5). */
 /* Queue capacity in blocks (>= 2).  A larger queue is compacted less often, and most of its
  * entries are then passed over at the head (one check each) instead of copied and checked
  * again: with 2, a third of the reactive step went to compaction (docs/PERF.md). */

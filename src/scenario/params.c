@@ -1,6 +1,6 @@
 /*
- * Scenario parameters: the one table of names, units, bounds, defaults and docs (DESIGN.md §1),
- * the number parser every piece of user text goes through, --set, the INI config reader, and
+ * Scenario parameters: the one table of names, units, bounds, defaults and docs (docs/MODEL.md
+ * §1), the number parser every piece of user text goes through, --set, the INI config reader, and
  * the derived quantities (tok_bytes, kv_budget, slots).
  */
 #include "kvplace.h"

@@ -11,11 +11,11 @@
 /* The default scenario is gh200-paper + llama-3.1-8b.  Their numbers live here only: the
  * preset strings below are built from these macros, and params.c points its table defaults at
  * the kvp_dflt_* texts (declared there). */
-#define PAPER_HBM_CAPACITY "24GB"      /* PAPER.md Table I: HBM cut from 96 GB on purpose */
-#define PAPER_HBM_BANDWIDTH "4.9TB/s"  /* Table I */
-#define PAPER_DRAM_CAPACITY "480GB"    /* Table I */
-#define PAPER_DRAM_BANDWIDTH "500GB/s" /* Table I */
-#define PAPER_LINK_BANDWIDTH "900GB/s" /* Table I, taken as each direction (docs/presets.md) */
+#define STUDY_HBM_CAPACITY "24GB"      /* the study's Table I: HBM cut from 96 GB on purpose */
+#define STUDY_HBM_BANDWIDTH "4.9TB/s"  /* Table I */
+#define STUDY_DRAM_CAPACITY "480GB"    /* Table I */
+#define STUDY_DRAM_BANDWIDTH "500GB/s" /* Table I */
+#define STUDY_LINK_BANDWIDTH "900GB/s" /* Table I, taken as each direction (docs/presets.md) */
 #define L31_8B_LAYERS "32"             /* meta-llama/Llama-3.1-8B config.json */
 #define L31_8B_KV_HEADS "8"
 #define L31_8B_HEAD_DIM "128"           /* hidden_size 4096 / 32 attention heads */
@@ -24,11 +24,11 @@
 
 const char kvp_dflt_hw[] = "gh200-paper";
 const char kvp_dflt_model[] = "llama-3.1-8b";
-const char kvp_dflt_hbm_capacity[] = PAPER_HBM_CAPACITY;
-const char kvp_dflt_hbm_bandwidth[] = PAPER_HBM_BANDWIDTH;
-const char kvp_dflt_dram_capacity[] = PAPER_DRAM_CAPACITY;
-const char kvp_dflt_dram_bandwidth[] = PAPER_DRAM_BANDWIDTH;
-const char kvp_dflt_link_bandwidth[] = PAPER_LINK_BANDWIDTH;
+const char kvp_dflt_hbm_capacity[] = STUDY_HBM_CAPACITY;
+const char kvp_dflt_hbm_bandwidth[] = STUDY_HBM_BANDWIDTH;
+const char kvp_dflt_dram_capacity[] = STUDY_DRAM_CAPACITY;
+const char kvp_dflt_dram_bandwidth[] = STUDY_DRAM_BANDWIDTH;
+const char kvp_dflt_link_bandwidth[] = STUDY_LINK_BANDWIDTH;
 const char kvp_dflt_layers[] = L31_8B_LAYERS;
 const char kvp_dflt_kv_heads[] = L31_8B_KV_HEADS;
 const char kvp_dflt_head_dim[] = L31_8B_HEAD_DIM;
@@ -45,13 +45,14 @@ int kvp_preset_apply_builtin(kvp_scenario *sc, const char *name, const char *kin
 
 /* Hardware: HBM and off-package DRAM as the datasheets print them (decimal GB), bandwidths
  * at their peak.  Models: bf16 weights = parameters x 2, parameters counted from config.json
- * (embeddings and an untied output head included, as DESIGN.md's "all model weights"). */
+ * (embeddings and an untied output head included: docs/MODEL.md §1 counts all the weights). */
 static const kvp_preset presets[] = {
     {"gh200-paper", KIND_HW,
-     "hbm_capacity=" PAPER_HBM_CAPACITY " hbm_bandwidth=" PAPER_HBM_BANDWIDTH
-     " dram_capacity=" PAPER_DRAM_CAPACITY " dram_bandwidth=" PAPER_DRAM_BANDWIDTH
-     " link_bandwidth=" PAPER_LINK_BANDWIDTH,
-     "GH200 as the study modelled it (PAPER.md Table I): HBM cut to 24 GB, link 900 GB/s"},
+     "hbm_capacity=" STUDY_HBM_CAPACITY " hbm_bandwidth=" STUDY_HBM_BANDWIDTH
+     " dram_capacity=" STUDY_DRAM_CAPACITY " dram_bandwidth=" STUDY_DRAM_BANDWIDTH
+     " link_bandwidth=" STUDY_LINK_BANDWIDTH,
+     "GH200 as the study modelled it (Fang et al. 2025, arXiv 2508.13231, Table I): HBM cut "
+     "to 24 GB, link 900 GB/s"},
     {"gh200", KIND_HW,
      "hbm_capacity=96GB hbm_bandwidth=4TB/s dram_capacity=480GB dram_bandwidth=512GB/s "
      "link_bandwidth=450GB/s",

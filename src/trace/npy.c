@@ -1,4 +1,4 @@
-/* NumPy .npy traces (DESIGN.md §2, docs/TRACE_FORMAT.md): the reader, which maps the file
+/* NumPy .npy traces (docs/MODEL.md §2, docs/TRACE_FORMAT.md): the reader, which maps the file
  * read-only and converts one (step, layer) row at a time, and the writer, which streams any
  * trace with scores out as float32, one row at a time. */
 #include "trace/trace.h"
