@@ -282,6 +282,9 @@ typedef struct kvp_policy_ops kvp_policy_ops;
 typedef struct kvp_policy_spec {
     const kvp_policy_ops *ops;
     double value[KVP_POLICY_MAX_PARAMS]; /* in the order of ops->params */
+    /* Internal: what a policy that runs another hands it (plan and optimal hand the replay
+     * policy their schedule).  NULL from the parser. */
+    const void *ctx;
 } kvp_policy_spec;
 
 const kvp_policy_ops *const *kvp_policies(size_t *count);
@@ -317,6 +320,10 @@ typedef struct kvp_result {
     uint32_t sa_evaluations; /* sa: distinct (W, R) points run; 0 for other policies */
     char spec[160]; /* the policy as run, defaults resolved (sa: its own settings; params
                      * then holds its best point); filled by kvp_run_many */
+    /* lpbound, plan: the proven lower bound on every placement's time (0: none), and the
+     * dual iterations of the layer that took most */
+    double lower_bound_s;
+    uint32_t dual_iterations;
 } kvp_result;
 
 typedef void (*kvp_progress_fn)(void *user, uint64_t done, uint64_t total);
@@ -453,8 +460,8 @@ int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_er
 
 /* The timeline (docs/CLI.md "Timeline"): give kvp_timeline_record as step_hook and the
  * timeline as step_user; then one CSV row per policy and step, summed over the layers in layer
- * order.  labels[i] names policy i in the file (NULL: left out); tok_bytes turns tokens into
- * bytes. */
+ * order.  labels[i] names policy i in the file (NULL: left out; a policy the engine did not
+ * simulate step by step, such as bound, has no rows); tok_bytes turns tokens into bytes. */
 typedef struct kvp_timeline kvp_timeline;
 extern const char kvp_timeline_header[];
 int kvp_timeline_create(kvp_timeline **t, size_t npolicies, uint32_t layers, uint32_t steps,

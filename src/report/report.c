@@ -132,6 +132,8 @@ static const col result_cols[] = {
     COL("weight_read_bytes", CK_U64, weight_read),
     COL("block_tokens", CK_U32, block_tokens),
     COL("slots", CK_SLOTS, slots),
+    COL("lower_bound_s", CK_DOUBLE, lower_bound_s),
+    COL("dual_iterations", CK_U32, dual_iterations),
     COLX("sa_best_spec", CK_SA_SPEC, 0),
     COLX("sa_best_W", CK_SA_W, 0),
     COLX("sa_best_R", CK_SA_R, 0),

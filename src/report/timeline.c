@@ -142,11 +142,8 @@ int kvp_timeline_write_csv(const kvp_timeline *t, const char *const *labels, siz
 {
     /* Check everything before the file exists. */
     for (size_t p = 0; p < nlabels && p < t->npol; p++) {
-        if (!labels[p])
+        if (!labels[p] || !t->seen[p]) /* not simulated step by step (bound, ...) */
             continue;
-        if (!t->seen[p])
-            return kvp_error_set(err, KVP_EINVAL, "%s: no steps were recorded for %s", path,
-                                 labels[p]);
         uint64_t limit = UINT64_MAX / (tok_bytes ? tok_bytes : 1) / (t->layers ? t->layers : 1);
         for (size_t k = 0; k < (size_t)t->layers * t->steps; k++) {
             const tl_cell *c = &t->cell[p * (size_t)t->layers * t->steps + k];
@@ -165,7 +162,7 @@ int kvp_timeline_write_csv(const kvp_timeline *t, const char *const *labels, siz
     FILE *f = kvp_out_file(o);
     fprintf(f, "%s\n", kvp_timeline_header);
     for (size_t p = 0; p < nlabels && p < t->npol; p++) {
-        if (!labels[p])
+        if (!labels[p] || !t->seen[p])
             continue;
         for (uint32_t n = 0; n < t->steps; n++) {
             double time_s = 0, busy[4] = {0, 0, 0, 0};
@@ -271,8 +268,8 @@ void kvp_placement_record(void *user, const kvp_step_record *r)
 int kvp_placement_write_npy(const kvp_placement *p, const char *path, kvp_error *err)
 {
     if (!p->seen)
-        return kvp_error_set(err, KVP_EINVAL, "%s: no steps were recorded for layer %u", path,
-                             p->layer);
+        return kvp_error_set(err, KVP_EINVAL, "%s: the policy has no steps to record (it is "
+                             "not simulated step by step)", path);
     char dict[160];
     int dl = snprintf(dict, sizeof dict,
                       "{'descr': '|b1', 'fortran_order': False, 'shape': (%u, %u), }",
