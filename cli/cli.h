@@ -116,6 +116,9 @@ volatile sig_atomic_t *cli_cancel_install(void);
  * signal; otherwise err's message and CLI_EXIT_INPUT.  c may be NULL. */
 int cli_run_failed(const kvp_error *err, const cli_ckpt *c);
 
+/* Gives a PDF that cairo made a fixed creation date, so that it is reproducible; 0 or -1. */
+int cli_pdf_fix_date(const char *path);
+
 /* "1.23 GB": decimal units, three significant digits. */
 void cli_format_bytes(char *buf, size_t len, double bytes);
 

@@ -253,6 +253,8 @@ static int plot_timeline(const cli_args *a)
     for (size_t k = 0; rc == 0 && k < NEXTS; k++)
         if (access(tmp[k], F_OK) != 0)
             rc = cli_error("gnuplot made no %s", final[k]);
+        else if (strcmp(plot_exts[k], "pdf") == 0 && cli_pdf_fix_date(tmp[k]) != 0)
+            rc = cli_error("%s: cannot rewrite its date: %s", final[k], strerror(errno));
     for (size_t k = 0; rc == 0 && k < NEXTS; k++)
         if (rename(tmp[k], final[k]) != 0)
             rc = cli_error("%s: cannot rename into place: %s", final[k], strerror(errno));

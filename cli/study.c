@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_FILES (MAX_STUDIES * 6)
+#define MAX_FILES (MAX_STUDIES * 7) /* csv json md gp png svg pdf */
 #define PATH_TEXT 4096
 #define MAX_THREADS 1024
 #define MAX_QUERY_HEADS 65536
@@ -400,7 +400,7 @@ static int run_gnuplot(writer *w, const study_def *def, const char *csv_tmp,
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
             return 0;
-    static const char *const exts[] = {"png", "svg"};
+    static const char *const exts[] = {"png", "svg", "pdf"};
     int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     for (size_t k = 0; k < NELEM(exts); k++) {
         pending *p;
@@ -409,6 +409,8 @@ static int run_gnuplot(writer *w, const study_def *def, const char *csv_tmp,
         if (path_join(made, sizeof made, w->dir, name))
             return 0;
         if (ok && access(made, F_OK) != 0)
+            ok = 0;
+        if (ok && strcmp(exts[k], "pdf") == 0 && cli_pdf_fix_date(made) != 0)
             ok = 0;
         if (!ok) {
             unlink(made);
@@ -572,9 +574,16 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     if (!o->name)
         return cli_usage(a->cmd, "which study? one of sparsity, variation, hitrate, batch, "
                          "accounting, all");
-    if (strcmp(o->name, "all") != 0 && !find_study(o->name))
-        return cli_usage(a->cmd, "unknown study \"%s\"; one of sparsity, variation, hitrate, "
-                         "batch, accounting, all", o->name);
+    if (strcmp(o->name, "all") != 0 && !find_study(o->name)) {
+        const char *names[NELEM(studies) + 1];
+        for (size_t k = 0; k < NELEM(studies); k++)
+            names[k] = studies[k].name;
+        names[NELEM(studies)] = "all";
+        const char *s = kvp_closest_name(o->name, names, NELEM(names));
+        return cli_usage(a->cmd, "unknown study \"%s\"%s%s%s; one of sparsity, variation, "
+                         "hitrate, batch, accounting, all", o->name, s ? " (did you mean \"" : "",
+                         s ? s : "", s ? "\"?)" : "");
+    }
     if (o->trace) {
         static const char *const trace_defined[] = {"prompt", "steps"};
         for (size_t k = 0; k < NELEM(trace_defined); k++)
@@ -712,6 +721,29 @@ static int open_checkpoint(study_ctx *c, study_opts *o, const study_out *outs, s
     return CLI_EXIT_INPUT;
 }
 
+/* Before anything runs: no file the study writes may be one it reads. */
+static int check_files(const cli_args *a, const study_opts *o)
+{
+    static const char *const exts[] = {"csv", "json", "md", "gp", "png", "svg", "pdf"};
+    enum { NOUT = NELEM(studies) * NELEM(exts) };
+    static char paths[NOUT][PATH_TEXT];
+    cli_file in[64], out[NOUT];
+    size_t nin = cli_scn_inputs(&o->scn, in, 60), nout = 0;
+    in[nin++] = (cli_file){o->trace, "--trace"};
+    in[nin++] = (cli_file){o->ckpt.resume, "--resume"};
+    in[nin++] = (cli_file){o->ckpt.checkpoint, "--checkpoint"};
+    for (size_t i = 0; i < NELEM(studies); i++) {
+        if (strcmp(o->name, "all") != 0 && strcmp(o->name, studies[i].name) != 0)
+            continue;
+        for (size_t k = 0; k < NELEM(exts); k++, nout++) {
+            snprintf(paths[nout], PATH_TEXT, "%s/%s.%s", o->out ? o->out : ".",
+                     studies[i].name, exts[k]);
+            out[nout] = (cli_file){paths[nout], "--out"};
+        }
+    }
+    return cli_check_files(a->cmd, in, nin, out, nout);
+}
+
 int cli_cmd_study(const cli_args *a)
 {
     study_opts o;
@@ -736,6 +768,8 @@ int cli_cmd_study(const cli_args *a)
             cli_help_study();
         goto done;
     }
+    if ((rc = check_files(a, &o)) != 0)
+        goto done;
     kvp_run_options_default(&c->ro);
     if (o.threads) {
         unsigned long t;
@@ -797,7 +831,7 @@ int cli_cmd_study(const cli_args *a)
     if (!o.quiet)
         for (size_t i = 0; i < nout; i++)
             fprintf(stderr, "kvplace: wrote %s/%s.{csv,json,md,gp%s}\n", w->dir,
-                    outs[i].def->name, outs[i].plotted ? ",png,svg" : "");
+                    outs[i].def->name, outs[i].plotted ? ",png,svg,pdf" : "");
 done:
     kvp_trace_free(c->file_trace);
     cli_ckpt_close(&o.ckpt);

@@ -155,3 +155,42 @@ size_t cli_scn_inputs(const cli_scn *s, cli_file *in, size_t max)
             in[n++] = (cli_file){s->item[i].text, what[s->item[i].kind]};
     return n;
 }
+
+/* cairo stamps a PDF with the time it was made; a fixed stamp of the same length keeps the
+ * file's offsets and makes the same plot the same bytes. */
+int cli_pdf_fix_date(const char *path)
+{
+    static const char key[] = "/CreationDate (D:";
+    static const char fixed[] = "19700101000000";
+    FILE *f = fopen(path, "r+b");
+    if (!f)
+        return -1;
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int rc = 0;
+    for (size_t i = 0; i + sizeof key - 1 + sizeof fixed - 1 <= n; i++) {
+        if (memcmp(buf + i, key, sizeof key - 1) != 0)
+            continue;
+        size_t at = i + sizeof key - 1;
+        if (fseek(f, (long)at, SEEK_SET) != 0 || fwrite(fixed, 1, sizeof fixed - 1, f) !=
+            sizeof fixed - 1)
+            rc = -1;
+        break;
+    }
+    /* the info dictionary sits at the end: look there too when the file is larger */
+    if (rc == 0 && n == sizeof buf && fseek(f, -(long)sizeof buf, SEEK_END) == 0) {
+        long base = ftell(f);
+        n = fread(buf, 1, sizeof buf, f);
+        for (size_t i = 0; base >= 0 && i + sizeof key - 1 + sizeof fixed - 1 <= n; i++) {
+            if (memcmp(buf + i, key, sizeof key - 1) != 0)
+                continue;
+            if (fseek(f, base + (long)(i + sizeof key - 1), SEEK_SET) != 0 ||
+                fwrite(fixed, 1, sizeof fixed - 1, f) != sizeof fixed - 1)
+                rc = -1;
+            break;
+        }
+    }
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}

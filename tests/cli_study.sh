@@ -47,6 +47,16 @@ if grep -l 'DESIG''N\.md\|PAPE''R\.md\|\.\./share''d' "$T/shape/"*.md "$T/shape/
     bad "a study's summary cites files outside the repository"
 else ok; fi
 
+# --- a study never writes over its own input; a mistyped name gets a suggestion ---------------
+mkdir -p "$T/clash"
+printf 'layers = 2\n' >"$T/clash/sparsity.csv"
+cp "$T/clash/sparsity.csv" "$T/clash.keep"
+kv study sparsity $TINY --config "$T/clash/sparsity.csv" --out "$T/clash"
+[ "$rc" -eq 2 ] && grep -q "never overwrites" "$T/err" && cmp -s "$T/clash/sparsity.csv" "$T/clash.keep" &&
+    ok || bad "study over its own --config: exit $rc"
+kv study sparsty $TINY
+[ "$rc" -eq 2 ] && grep -q 'did you mean "sparsity"' "$T/err" && ok || bad "study name typo: exit $rc"
+
 # --- every study: exit 0, its files, the same bytes twice ----------------------------
 for s in sparsity variation hitrate batch accounting; do
     kv study "$s" $TINY --threads 1 --out "$T/a"
@@ -54,7 +64,7 @@ for s in sparsity variation hitrate batch accounting; do
     [ ! -s "$T/out" ] && ok || bad "study $s wrote to stdout"
     [ ! -s "$T/err" ] && ok || bad "study $s -q wrote to stderr"
     exts="csv json md gp"
-    [ "$have_gnuplot" -eq 1 ] && exts="$exts png svg"
+    [ "$have_gnuplot" -eq 1 ] && exts="$exts png svg pdf"
     for e in $exts; do
         [ -s "$T/a/$s.$e" ] && ok || bad "study $s: no $s.$e"
     done
