@@ -84,6 +84,23 @@ int cli_check_files(const char *cmd, const cli_file *in, size_t nin, const cli_f
 /* The files among --hw, --model and --config (at most max); returns their count. */
 size_t cli_scn_inputs(const cli_scn *s, cli_file *in, size_t max);
 
+/* The [run] section of a config file (cli/experiment.c): key names and the option each
+ * fills when the command line left it empty. */
+#define CLI_RUN_KEYS_MAX 16
+typedef struct cli_run_key {
+    const char *name;  /* "policy", "json", ... */
+    const char **slot; /* the option's value */
+} cli_run_key;
+typedef struct cli_run_keys {
+    cli_run_key key[CLI_RUN_KEYS_MAX];
+    size_t n;
+    char *held[CLI_RUN_KEYS_MAX * 4]; /* copies of the values, freed by cli_run_keys_free */
+    size_t nheld;
+} cli_run_keys;
+/* Fills the empty options from path's [run] section; 0 or an exit status (printed). */
+int cli_run_keys_load(cli_run_keys *k, const char *path);
+void cli_run_keys_free(cli_run_keys *k);
+
 /* Long runs (cli/longrun.c): --checkpoint FILE and --resume FILE, and SIGINT/SIGTERM.  A
  * command that runs sa takes them as `run` does:
  *   parse:   cli_ckpt_option(&c, a, &i) beside the other options (1, 0 or -CLI_EXIT_USAGE);

@@ -240,6 +240,7 @@ typedef struct run_opts {
     const char *trace, *policies, *json, *csv, *threads, *sa_log;
     const char *timeline, *placement, *placement_layer, *placement_policy;
     int check, quiet, verbose;
+    cli_run_keys keys; /* the values taken from [run] sections */
 } run_opts;
 
 /* The sa searches' events, kept for --sa-log and written with the other reports. */
@@ -306,6 +307,43 @@ static void watch_sa(void *user, const kvp_sa_event *ev)
     w->pg->label = w->label;
 }
 
+/* The [run] sections of the --config files, for the options the command line left empty
+ * (docs/CLI.md "A whole experiment in a config file"). */
+static int load_run_keys(run_opts *o)
+{
+    cli_run_keys *k = &o->keys;
+    const struct {
+        const char *name;
+        const char **slot;
+    } map[] = {
+        {"policy", &o->policies},          {"trace", &o->trace},
+        {"synthetic", &o->scn.synthetic},  {"json", &o->json},
+        {"csv", &o->csv},                  {"timeline", &o->timeline},
+        {"placement", &o->placement},      {"placement_policy", &o->placement_policy},
+        {"placement_layer", &o->placement_layer}, {"sa_log", &o->sa_log},
+        {"threads", &o->threads},
+    };
+    /* the trace's source is one choice: a --trace or --synthetic given leaves both alone */
+    const char *none = NULL, **trace = &o->trace, **synth = &o->scn.synthetic;
+    int source_given = o->trace || o->scn.synthetic;
+    k->n = 0;
+    for (size_t i = 0; i < sizeof map / sizeof *map && k->n < CLI_RUN_KEYS_MAX; i++) {
+        const char **slot = map[i].slot;
+        if (source_given && (slot == trace || slot == synth))
+            slot = &none; /* read and checked, then dropped */
+        k->key[k->n++] = (cli_run_key){map[i].name, slot};
+    }
+    for (size_t i = 0; i < o->scn.n; i++) {
+        if (o->scn.item[i].kind != CLI_SCN_CONFIG)
+            continue;
+        int rc = cli_run_keys_load(k, o->scn.item[i].text);
+        if (rc)
+            return rc;
+        none = NULL;
+    }
+    return 0;
+}
+
 static int parse_args(const cli_args *a, run_opts *o, int *help)
 {
     *help = 0;
@@ -353,6 +391,9 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
         }
         return cli_unknown_arg(a, arg);
     }
+    int rc = load_run_keys(o);
+    if (rc)
+        return rc;
     if (o->trace && o->scn.synthetic)
         return cli_usage(a->cmd, "--trace and --synthetic exclude each other: a run uses "
                          "one trace");
@@ -738,6 +779,7 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
                 left_out);
 
 done:
+    cli_run_keys_free(&o.keys);
     steps_free(&steps);
     kvp_trace_free(tr);
     free(specs);

@@ -105,6 +105,35 @@ kv run $SMALL
 hasnt "a run that spills has no such line" "nothing spills" "$T/out"
 has "a run that spills has its table" "vs static" "$T/out"
 
+# --- a config file holding a whole experiment: [run] options; the command line wins -----------
+mkdir -p "$T/exp" && cd "$T/exp" || exit 1
+cat >exp.ini <<EOF
+hbm_capacity = 1000819200
+weight_bytes = 1000000000
+layers = 2
+prompt = 200
+steps = 20
+
+[run]
+policy = static,reactive,unlimited
+json = out.json
+timeline = tl.csv   # per step
+EOF
+kv run --config exp.ini -q
+expect_ok "a run from an experiment file"
+if [ -s out.json ] && [ -s tl.csv ]; then ok; else bad "[run] outputs not written: $(ls)"; fi
+if [ "$(grep -c '"policy":' out.json)" -eq 3 ]; then ok; else bad "[run] policy not applied"; fi
+rm -f out.json tl.csv
+kv run --config exp.ini -q --policy static --json cli.json
+if [ -s cli.json ] && [ ! -e out.json ] && [ "$(grep -c '"policy":' cli.json)" -eq 1 ]; then ok
+else bad "the command line does not override [run]: $(ls)"; fi
+if [ -s tl.csv ]; then ok; else bad "[run] timeline not kept when other options were given"; fi
+printf '[run]\njsno = x.json\n' >typo.ini
+refused "[run] key typo" 1 'typo.ini:2: [run] has no key "jsno" (did you mean "json"?)' run --config typo.ini
+printf '[run]\njson = self.ini\n' >self.ini
+refused "[run] output over the config itself" 2 "never overwrites" run --config self.ini
+cd "$T/w" || exit 1
+
 # --- progress: a bar on a terminal, naming sa's evaluations; nothing for a short run elsewhere
 kv run $SMALL --policy static,reactive
 if [ ! -s "$T/err" ]; then ok; else bad "a short run wrote progress to a non-terminal"; fi

@@ -57,7 +57,9 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 {
     cfg_ctx *c = user;
     int rc;
-    (void)section; /* sections only group keys */
+    /* sections only group keys; [run] holds the command's options (cli/experiment.c) */
+    if (section && strcmp(section, "run") == 0)
+        return 1;
     if (c->err_line)
         return 1; /* only the first error is reported; inih keeps the line of the first */
     int preset = strcmp(name, "hw") == 0 || strcmp(name, "model") == 0;
