@@ -133,6 +133,10 @@ volatile sig_atomic_t *cli_cancel_install(void);
  * signal; otherwise err's message and CLI_EXIT_INPUT.  c may be NULL. */
 int cli_run_failed(const kvp_error *err, const cli_ckpt *c);
 
+/* Removes an output written by a run that then failed, if it is a regular file (not "-", a
+ * device, a FIFO or a link). */
+void cli_remove_output(const char *path);
+
 /* Gives a PDF that cairo made a fixed creation date, so that it is reproducible; 0 or -1. */
 int cli_pdf_fix_date(const char *path);
 

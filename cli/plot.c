@@ -261,7 +261,7 @@ static int plot_timeline(const cli_args *a)
     if (rc) {
         for (size_t k = 0; k < NEXTS; k++)
             unlink(tmp[k]);
-        unlink(gp);
+        cli_remove_output(gp);
         return rc;
     }
     if (!quiet)

@@ -534,8 +534,8 @@ static int write_steps(const run_opts *o, const kvp_scenario *sc, const kvp_resu
             return cli_error("%s", err.msg);
     }
     if (sr->pl && kvp_placement_write_npy(sr->pl, o->placement, &err) < 0) {
-        if (sr->tl && strcmp(o->timeline, "-") != 0)
-            unlink(o->timeline);
+        if (sr->tl)
+            cli_remove_output(o->timeline);
         return cli_error("--placement-policy %s: %s", res[sr->pl_policy].policy, err.msg);
     }
     return 0;
@@ -652,10 +652,9 @@ static int write_reports(const run_opts *o, const kvp_scenario *sc, const kvp_tr
     if ((o->csv && (csv_done = kvp_report_csv(&rep, o->csv, &err) >= 0) == 0) ||
         (o->sa_log && kvp_report_sa_log(log->ev, log->n, o->sa_log, &err) < 0)) {
         /* Leave no part of the output behind: the run as a whole failed. */
-        if (o->json)
-            unlink(o->json);
+        cli_remove_output(o->json);
         if (csv_done)
-            unlink(o->csv);
+            cli_remove_output(o->csv);
         return cli_error("%s", err.msg);
     }
     return 0;
@@ -758,10 +757,8 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     if ((rc = write_steps(&o, &sc, res, (size_t)n, &steps)) != 0)
         goto done;
     if ((rc = write_reports(&o, &sc, tr, res, (size_t)n, &log)) != 0) {
-        if (o.timeline && strcmp(o.timeline, "-") != 0)
-            unlink(o.timeline);
-        if (o.placement && strcmp(o.placement, "-") != 0)
-            unlink(o.placement);
+        cli_remove_output(o.timeline);
+        cli_remove_output(o.placement);
         goto done;
     }
     if (!report_on_stdout(&o)) {

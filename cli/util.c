@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int cli_error(const char *fmt, ...)
 {
@@ -193,4 +194,13 @@ int cli_pdf_fix_date(const char *path)
     if (fclose(f) != 0)
         rc = -1;
     return rc;
+}
+
+void cli_remove_output(const char *path)
+{
+    struct stat st;
+    /* stdout, a device, a FIFO or a link's target were written through: nothing to take back
+     * without harm (unlinking /dev/stdout would remove the system's link) */
+    if (path && strcmp(path, "-") != 0 && lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+        unlink(path);
 }
