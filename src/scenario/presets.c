@@ -20,7 +20,8 @@ static const kvp_preset presets[] = {
      "hbm_capacity=" STUDY_HBM_CAPACITY " hbm_bandwidth=" STUDY_HBM_BANDWIDTH
      " dram_capacity=" STUDY_DRAM_CAPACITY " dram_bandwidth=" STUDY_DRAM_BANDWIDTH
      " link_bandwidth=" STUDY_LINK_BANDWIDTH,
-     "GH200 as the study modelled it (Fang et al. 2025, arXiv 2508.13231, Table I): HBM cut to 24 GB, link 900 GB/s"},
+     "GH200 as the study modelled it (Fang et al. 2025, arXiv 2508.13231, Table I): HBM cut "
+     "to 24 GB, link 900 GB/s"},
     {"gh200", KVP_PRESET_HW,
      "hbm_capacity=96GB hbm_bandwidth=4TB/s dram_capacity=480GB dram_bandwidth=512GB/s "
      "link_bandwidth=450GB/s",
