@@ -111,6 +111,22 @@ if sums "$T/one.csv" "$T/one.json" 0; then ok; else bad "one layer: the steps do
 kv run $ALL --set layers=2 --timeline "$T/two.csv" --json "$T/two.json" --threads 2
 expect_ok "two layers"
 if sums "$T/two.csv" "$T/two.json" 1e-12; then ok; else bad "two layers: the steps do not add up"; fi
+# and to the table's time, digit for digit as printed (six decimals)
+if "$PY" - "$T/two.csv" "$T/out" <<'EOF'
+import csv, sys
+tot = {}
+for r in csv.DictReader(open(sys.argv[1])):
+    tot[r["policy"]] = tot.get(r["policy"], 0.0) + float(r["time_s"])
+seen = 0
+for line in open(sys.argv[2]):
+    for label, t in tot.items():
+        if line.startswith(label + "  "):
+            printed = line[len(label):].split()[0]
+            assert printed == "%.6f" % t, (label, printed, t)
+            seen += 1
+assert seen == len(tot), (seen, tot)
+EOF
+then ok; else bad "the timeline's steps do not add up to the table's times"; fi
 kv run $ALL --set layers=2 --timeline "$T/two1.csv" --threads 1
 if cmp -s "$T/two.csv" "$T/two1.csv"; then ok; else bad "the timeline depends on --threads"; fi
 # sa's rows are lookahead's at sa's best point
