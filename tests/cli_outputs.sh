@@ -52,6 +52,10 @@ else bad "--csv abs.csv: the target was not replaced through the link"; fi
 if [ "$(stat -c %a real.csv)" = 640 ]; then ok; else bad "the target lost its permissions"; fi
 if [ -z "$(ls | grep tmp)" ]; then ok; else bad "temporary files left: $(ls)"; fi
 
+ln -s real.ck link.ck
+kv run $SMALL --policy sa:budget=2 --checkpoint link.ck
+if [ -L link.ck ] && [ -s real.ck ]; then ok; else bad "--checkpoint through a link: $(ls -l)"; fi
+
 # --- a FIFO is written to, not replaced by a file ---------------------------------------
 if mkfifo fifo 2>/dev/null; then
     timeout 20 cat fifo >got.csv &
