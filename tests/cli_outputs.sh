@@ -96,6 +96,8 @@ refused "command typo" 2 'did you mean "run"' rnu
 refused "option typo" 2 "did you mean --json" run --jsn x.json
 refused "trace option typo" 2 "did you mean --output" trace gen --ouptut x.npy
 refused "study option typo" 2 "did you mean --out" study sparsity --ot x
+refused "hardware preset typo" 1 'did you mean "gh200-paper"' run --hw gh200-papr
+refused "model preset typo" 1 'did you mean "llama-3.1-8b"' run --model llama-3.1-8
 
 # --- nothing spills: one line instead of a table of 1.000s ------------------------------------
 # 2 layers of the GH200 preset: 7.94 GB of KV budget holds 969174 tokens per layer >> 220.

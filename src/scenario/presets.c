@@ -154,6 +154,16 @@ int kvp_preset_apply_builtin(kvp_scenario *sc, const char *name, const char *kin
         return kvp_error_set(err, KVP_EINVAL, "\"%s\" is a %s preset, not a %s preset", name,
                              kvp_preset_kind_word(p->kind), kvp_preset_kind_word(kind));
     known_names(names, sizeof names, kind);
+    const char *cand[NPRESETS];
+    size_t nc = 0;
+    for (size_t i = 0; i < NPRESETS; i++)
+        if (!kind || strcmp(presets[i].kind, kind) == 0)
+            cand[nc++] = presets[i].name;
+    const char *s = kvp_closest_name(name, cand, nc);
+    if (s)
+        return kvp_error_set(err, KVP_EINVAL, "unknown %s%spreset \"%s\" (did you mean \"%s\"? "
+                             "known: %s)", kind ? kvp_preset_kind_word(kind) : "",
+                             kind ? " " : "", name, s, names);
     return kvp_error_set(err, KVP_EINVAL, "unknown %s%spreset \"%s\" (known: %s)",
                          kind ? kvp_preset_kind_word(kind) : "", kind ? " " : "", name, names);
 }
