@@ -265,7 +265,8 @@ static void test_presets(void)
     kvp_scenario sc;
     kvp_scenario_default(&sc);
     CHECK_FAILS(kvp_preset_apply(&sc, "gh300", "hw", &err), KVP_EINVAL, &err,
-                "unknown hardware preset \"gh300\" (known: gh200-paper, gh200, ");
+                "unknown hardware preset \"gh300\" (did you mean \"gh200\"? known: gh200-paper, "
+                "gh200, ");
     CHECK(strstr(err.msg, "llama") == NULL); /* only hardware names are offered */
     CHECK_FAILS(kvp_preset_apply(&sc, "llama-9", "model", &err), KVP_EINVAL, &err,
                 "unknown model preset \"llama-9\" (known: llama-3.1-8b, ");
