@@ -316,6 +316,10 @@ static int parse_kind(kvp_param_kind kind, const char *text, parsed *out, kvp_er
                 out->u = i;
                 return 0;
             }
+        const char *s = kvp_closest_name(text, variation_names, NVARIATION);
+        if (s)
+            return kvp_error_set(err, KVP_EINVAL, "\"%s\" is not one of low, actual, high (did "
+                                 "you mean \"%s\"?)", text, s);
         return kvp_error_set(err, KVP_EINVAL, "\"%s\" is not one of low, actual, high", text);
     }
     if ((rc = scan_number(text, &nt, err)) < 0)
