@@ -395,15 +395,15 @@ void study_gp_variation(FILE *f, const study_ctx *c, const study_out *s)
 void study_gp_accounting(FILE *f, const study_ctx *c, const study_out *s)
 {
     char xlabel[LABEL_TEXT];
-    snprintf(xlabel, sizeof xlabel, "variant (not counted: weight_bytes=0, reserve kept; "
-             "kv_heads %" PRIu32 ": per KV head, %" PRIu32 ": per query head)",
-             c->base.kv_heads, c->query_heads);
+    snprintf(xlabel, sizeof xlabel, "variant: weights' traffic counted or not, KV per KV head "
+             "(%" PRIu32 ") or per query head (%" PRIu32 "), batch", c->base.kv_heads,
+             c->query_heads);
     gp_head(f, c, s, xlabel, "throughput / static throughput (x)");
-    /* four-line tic labels: a smaller font, and the axis label moved below them */
+    /* three-line tic labels: a smaller font, and the axis label moved below them */
     fprintf(f, "set bmargin 8\nset xtics font \",9\"\nset xlabel offset 0,-3\n");
-    gp_bars(f, c, s, "sprintf(\"weights\\n%s\\nkv_heads %s\\nbatch %s\", strcol(1) eq "
-            "\"counted\" ? \"counted\" : \"not counted\", strcol(3), strcol(4))", STUDY_SA_MAX,
-            "study: sa up to");
+    gp_bars(f, c, s, "sprintf(\"%s\\n%s\\nbatch %s\", strcol(1) eq \"counted\" ? "
+            "\"weights\" : \"no weights\", strcol(2) eq \"kv_head\" ? \"KV/KV head\" : "
+            "\"KV/query head\", strcol(4))", STUDY_SA_MAX, "study: sa up to");
     gp_tail(f);
 }
 
