@@ -27,7 +27,7 @@ for f in kvplace_version scenario trace source seed results hw model tok_bytes k
     hbm_capacity hbm_bandwidth dram_capacity dram_bandwidth link_bandwidth reserve layers \
     kv_heads head_dim dtype_bytes weight_bytes batch sparsity page_tokens prompt steps \
     variation policy spec params total_time_s hbm_busy_s dram_busy_s link_up_busy_s \
-    link_down_busy_s sa_best_spec sa_best sa_evaluations schema_version hw_modified \
+    link_down_busy_s chosen sa_best sa_evaluations schema_version hw_modified \
     model_modified total_time_s throughput_tok_s hbm_hit_rate_kv hbm_hit_rate_all \
     promoted_bytes demoted_bytes speedup_vs_static speedup_vs_unlimited block_tokens slots \
     kv_read_hbm_bytes kv_read_dram_bytes hbm_read_bytes hbm_write_bytes dram_read_bytes \
@@ -77,14 +77,14 @@ grep -q '^gh200-paper,hbm_capacity=1000819200,llama-3.1-8b,layers=2;weight_bytes
     "$T/a.csv" && ok || bad "CSV scenario columns: $(sed -n 2p "$T/a.csv")"
 [ "$(cut -d, -f1-25 "$T/a.csv" | sed 1d | sort -u | wc -l | tr -d ' ')" -eq 1 ] && ok ||
     bad "the scenario columns differ between rows"
-# no empty numeric cell: only the string columns hw_modified ... sa_best_spec may be empty
+# no empty numeric cell: only the string columns hw_modified ... chosen may be empty
 if [ -n "$PY" ]; then
     if "$PY" - "$T/a.csv" "$T/a.json" <<'EOF'
 import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 d = json.load(open(sys.argv[2]))
 strings = {"hw", "hw_modified", "model", "model_modified", "trace", "variation", "policy",
-           "spec", "sa_best_spec"}
+           "spec", "chosen"}
 for r in rows:
     for k, v in r.items():
         if k not in strings:
@@ -212,12 +212,23 @@ assert p == {"W_max": 64, "W0": 16, "R0": 0.5, "moves": 3, "budget": 5, "seed": 
 assert isinstance(p["W0"], int) and isinstance(p["R0"], float)
 b = sa["sa_best"]
 assert set(b) == {"W", "R"} and isinstance(b["W"], int), b
-assert sa["sa_best_spec"] == "lookahead:W=%d:R=%s" % (b["W"], b["R"]), (sa["sa_best_spec"], b)
+assert sa["chosen"] == "lookahead:W=%d:R=%s" % (b["W"], b["R"]), (sa["chosen"], b)
 # the log's last row counts the evaluations the result reports (budget 5 at most)
 last = list(csv.DictReader(open(sys.argv[2])))[-1]
 assert sa["sa_evaluations"] == int(last["evaluations"]) and 1 <= sa["sa_evaluations"] <= 5
 EOF
     then ok; else bad "sa's JSON fields"; fi
+fi
+# plan: its spec is its settings, what it chose (its winning candidate) apart
+kv run $SMALL --policy plan,static --json "$T/plan.json" -q
+if [ -n "$PY" ]; then
+    if "$PY" - "$T/plan.json" <<'EOF'
+import json, sys
+plan, st = json.load(open(sys.argv[1]))["results"]
+assert plan["spec"].startswith("plan:") and plan["params"] and plan["chosen"], plan
+assert plan["chosen"] != plan["spec"] and st["chosen"] is None, (plan["chosen"], st["chosen"])
+EOF
+    then ok; else bad "plan's spec and choice"; fi
 fi
 kv run $SMALL --policy static --sa-log "$T/nosa.csv"
 [ "$rc" -eq 2 ] && [ ! -e "$T/nosa.csv" ] && ok || bad "--sa-log without sa: exit $rc"

@@ -90,7 +90,8 @@ typedef enum col_kind {
     CK_BUSY,   /* a tier's or link's busy time, from the counters; arg: which */
     CK_SA_W,   /* sa's best W; null / -1 for other policies */
     CK_SA_R,   /* sa's best R; null / -1 */
-    CK_SA_SPEC /* sa's best point as a spec; null / "" */
+    CK_CHOSEN  /* what a searching policy chose (params, where it differs from the spec); null /
+                * "" for the others */
 } col_kind;
 
 enum { BUSY_HBM, BUSY_DRAM, BUSY_UP, BUSY_DOWN };
@@ -134,7 +135,7 @@ static const col result_cols[] = {
     COL("slots", CK_SLOTS, slots),
     COL("lower_bound_s", CK_DOUBLE, lower_bound_s),
     COL("dual_iterations", CK_U32, dual_iterations),
-    COLX("sa_best_spec", CK_SA_SPEC, 0),
+    COLX("chosen", CK_CHOSEN, 0),
     COLX("sa_best_W", CK_SA_W, 0),
     COLX("sa_best_R", CK_SA_R, 0),
     COL("sa_evaluations", CK_U32, sa_evaluations),
@@ -226,8 +227,8 @@ static int col_cell(const kvp_scenario *sc, const kvp_result *r, const col *k, c
             return 0;
         }
         return cell_double(c, spec_value(&best, k->kind == CK_SA_W ? "W" : "R"), what, err);
-    case CK_SA_SPEC:
-        if (!is_sa(r)) {
+    case CK_CHOSEN:
+        if (strcmp(r->params, r->spec) == 0) {
             cell_str(c, "");
             c->is_null = 1;
             return 0;
