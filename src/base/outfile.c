@@ -5,7 +5,7 @@
  * into place on success, so that a failed run leaves no half-written file.
  */
 #define _XOPEN_SOURCE 700 /* realpath */
-#include "kvplace.h"
+#include "base/error.h"
 
 #include <errno.h>
 #include <fcntl.h>

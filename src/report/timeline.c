@@ -7,7 +7,7 @@
  * slot, written by the one thread that runs that layer, and the sums are taken after the run
  * in a fixed order, so the files are the same for any thread count.
  */
-#include "kvplace.h"
+#include "base/error.h"
 
 #include <inttypes.h>
 #include <math.h>
