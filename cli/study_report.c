@@ -4,7 +4,6 @@
  * runs the points and puts these files in place.
  */
 #include "study_report.h"
-#include "report/report.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -215,6 +214,14 @@ static int add_u64(cJSON *obj, const char *name, uint64_t v)
 }
 
 
+/* The library's text of a scenario or result, kept verbatim (its numbers exact). */
+static cJSON *raw_object(char *text)
+{
+    cJSON *o = text ? cJSON_CreateRaw(text) : NULL;
+    free(text);
+    return o;
+}
+
 int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
 {
     cJSON *root = cJSON_CreateObject();
@@ -225,7 +232,7 @@ int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
               !cJSON_AddStringToObject(root, "normalised_to", s->def->norm) ||
               !cJSON_AddStringToObject(root, "command", c->cmdline);
     if (!bad) {
-        cJSON *sc = kvp_json_scenario(&c->base, NULL);
+        cJSON *sc = raw_object(kvp_scenario_json(&c->base, 1, NULL));
         bad = !sc || !cJSON_AddItemToObject(root, "scenario", sc);
     }
     if (!bad)
@@ -262,7 +269,7 @@ int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
                 bad = !cJSON_AddStringToObject(vars, s->def->vars[v], p->var[v]);
         }
         if (!bad) {
-            sc = kvp_json_scenario(&p->sc, NULL);
+            sc = raw_object(kvp_scenario_json(&p->sc, 3, NULL));
             bad = !sc || !cJSON_AddItemToObject(po, "scenario", sc);
         }
         if (!bad) {
@@ -270,7 +277,7 @@ int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
             bad = !res;
         }
         for (size_t i = 0; i < c->nspec && !bad; i++) {
-            cJSON *r = kvp_json_result(&p->sc, &p->res[i], NULL);
+            cJSON *r = raw_object(kvp_result_json(&p->sc, &p->res[i], 4, NULL));
             bad = !r || !cJSON_AddItemToArray(res, r);
         }
     }

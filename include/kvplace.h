@@ -440,6 +440,13 @@ int kvp_out_close(kvp_out *o, int ok, kvp_error *err);
  * name once links and "." are resolved; "-" names no file. */
 int kvp_path_same(const char *a, const char *b);
 
+/* The JSON object of one result, and of a scenario, exactly as the run report writes them
+ * (docs/CLI.md "Reports"), for a report of one's own (the study's): malloc'd text, free with
+ * free(), with depth tabs after every newline (the indent of its place in an enclosing
+ * document as cJSON prints it).  NULL on failure (err says why). */
+char *kvp_result_json(const kvp_scenario *sc, const kvp_result *r, int depth, kvp_error *err);
+char *kvp_scenario_json(const kvp_scenario *sc, int depth, kvp_error *err);
+
 /* All write through kvp_out: no half-written file is left. */
 int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err);
 int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);

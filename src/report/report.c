@@ -11,7 +11,6 @@
  */
 #include "kvplace.h"
 #include "base/error.h"
-#include "report/report.h"
 
 #include <cjson/cJSON.h>
 
@@ -336,7 +335,7 @@ static cJSON *params_object(const char *spec)
     return o;
 }
 
-cJSON *kvp_json_result(const kvp_scenario *sc, const kvp_result *r, kvp_error *err)
+static cJSON *json_result(const kvp_scenario *sc, const kvp_result *r, kvp_error *err)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o ? 0 : KVP_ENOMEM;
@@ -389,7 +388,7 @@ static int add_modified(cJSON *o, const kvp_scenario *sc, const char *kind, cons
     return 0;
 }
 
-cJSON *kvp_json_scenario(const kvp_scenario *sc, kvp_error *err)
+static cJSON *json_scenario(const kvp_scenario *sc, kvp_error *err)
 {
     cJSON *o = cJSON_CreateObject();
     size_t np;
@@ -444,6 +443,50 @@ static int out_close(out_file *o, int ok, kvp_error *err)
     return rc;
 }
 
+/* cJSON's text of an object printed at the top, indented as if nested depth objects down:
+ * depth tabs after every newline.  Takes text (cJSON_free'd); the result is malloc'd. */
+static char *indented(char *text, int depth)
+{
+    size_t n = 0, len = strlen(text);
+    for (const char *p = text; *p; p++)
+        n += *p == '\n';
+    char *out = malloc(len + n * (size_t)depth + 1), *q = out;
+    for (const char *p = text; out && *p; p++) {
+        *q++ = *p;
+        if (*p == '\n')
+            for (int d = 0; d < depth; d++)
+                *q++ = '\t';
+    }
+    if (out)
+        *q = 0;
+    cJSON_free(text);
+    return out;
+}
+
+static char *object_text(cJSON *o, int depth, kvp_error *err)
+{
+    char *t = o ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    char *out = t ? indented(t, depth) : NULL;
+    if (!out && (!err || !err->code))
+        kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    return out;
+}
+
+char *kvp_result_json(const kvp_scenario *sc, const kvp_result *r, int depth, kvp_error *err)
+{
+    if (err)
+        err->code = 0;
+    return object_text(json_result(sc, r, err), depth, err);
+}
+
+char *kvp_scenario_json(const kvp_scenario *sc, int depth, kvp_error *err)
+{
+    if (err)
+        err->code = 0;
+    return object_text(json_scenario(sc, err), depth, err);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* JSON                                                                                     */
 
@@ -455,7 +498,7 @@ static int json_build(const kvp_report *rep, cJSON *root, kvp_error *err)
     if (!cJSON_AddRawToObject(root, "schema_version", ver) ||
         !cJSON_AddStringToObject(root, "kvplace_version", KVP_VERSION))
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");
-    cJSON *sc = kvp_json_scenario(rep->sc, err);
+    cJSON *sc = json_scenario(rep->sc, err);
     if (!sc)
         return err && err->code ? err->code : KVP_ENOMEM;
     cJSON_AddItemToObject(root, "scenario", sc);
@@ -473,7 +516,7 @@ static int json_build(const kvp_report *rep, cJSON *root, kvp_error *err)
     if (!arr)
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");
     for (size_t i = 0; i < rep->nres && rc >= 0; i++) {
-        cJSON *r = kvp_json_result(rep->sc, &rep->res[i], err);
+        cJSON *r = json_result(rep->sc, &rep->res[i], err);
         if (!r)
             return err && err->code ? err->code : KVP_ENOMEM;
         cJSON_AddItemToArray(arr, r);
