@@ -167,7 +167,8 @@ kv run --hw gh200-paper --set hbm_capacity=1000819200 --set weight_bytes=1000000
     --set layers=2 --set prompt=200 --set steps=20 --policy static,unlimited -q -v --json "$T/m.json"
 has "table: hardware modified" "^hardware  gh200-paper (modified: hbm_capacity):" "$T/out"
 has "table: model modified" "^model     llama-3.1-8b (modified: layers, weight_bytes):" "$T/out"
-has "-v: per-tier busy times" "^busy (s): *HBM *DRAM *link up *link down" "$T/out"
+has "-v: per-tier table" "^static: tier  *KV read  *read  *written  *moved in  *moved out  *busy (s)" "$T/out"
+has "-v: link 1" "^ *link 1: .* up (busy [0-9.]* s), .* down (busy [0-9.]* s)" "$T/out"
 if [ -n "$PY" ]; then
     if "$PY" - "$T/m.json" <<'EOF'
 import json, sys

@@ -25,12 +25,17 @@ shrink() {
         -e 's/study sparsity/study sparsity --set layers=2 --set prompt=300 --set steps=30 --set hbm_capacity=13276800 --set weight_bytes=10MB --sa-budget 3 -q/'
 }
 shrink <"$T/lines" >"$T/run"
+# the sweep's spec, at a reduced size too (its prompt and steps only)
+mkdir -p "$T/w/examples"
+sed -e 's/^prompt = 8192/prompt = 300/; s/^steps = 2048/steps = 20/' \
+    "$(dirname "$0")/../examples/sweep.ini" >"$T/w/examples/sweep.ini"
 while IFS= read -r line; do
     ( cd "$T/w" && PATH="$T/bin:$PATH" sh -c "$line" >"$T/out" 2>"$T/err" )
     rc=$?
     if [ "$rc" -eq 0 ]; then ok; else bad "README line exits $rc: $line"; fi
 done <"$T/run"
-for f in t.npy a.json b.json b.csv tl.csv pl.npy tl.png tl.svg tl.pdf results/sparsity.md; do
+for f in t.npy a.json b.json b.csv tl.csv pl.npy tl.png tl.svg tl.pdf results/sparsity.md \
+    sweep-out/sweep.csv; do
     case $f in *.png|*.svg|*.pdf) command -v gnuplot >/dev/null 2>&1 || continue ;; esac
     if [ -s "$T/w/$f" ]; then ok; else bad "README examples made no $f"; fi
 done

@@ -382,7 +382,10 @@ static cJSON *params_object(const char *spec)
     return o;
 }
 
-static cJSON *json_result(const kvp_scenario *sc, const kvp_result *r, kvp_error *err)
+/* with_tiers: the per-tier and per-link keys follow (a run's report; a study's results keep
+ * the fixed keys only, as its points may come back from a sweep's flat cells). */
+static cJSON *json_result(const kvp_scenario *sc, const kvp_result *r, int with_tiers,
+                          kvp_error *err)
 {
     cJSON *o = cJSON_CreateObject();
     int rc = o ? 0 : KVP_ENOMEM;
@@ -413,7 +416,7 @@ static cJSON *json_result(const kvp_scenario *sc, const kvp_result *r, kvp_error
     }
     /* the per-tier and per-link columns follow the fixed ones */
     tier_cell cells[MAX_TIER_CELLS];
-    int nc = rc < 0 ? 0 : tier_cells(r, cells, err);
+    int nc = rc < 0 || !with_tiers ? 0 : tier_cells(r, cells, err);
     if (nc < 0)
         rc = nc;
     for (int i = 0; i < nc && rc >= 0; i++)
@@ -534,7 +537,7 @@ char *kvp_result_json(const kvp_scenario *sc, const kvp_result *r, int depth, kv
 {
     if (err)
         err->code = 0;
-    return object_text(json_result(sc, r, err), depth, err);
+    return object_text(json_result(sc, r, 0, err), depth, err);
 }
 
 char *kvp_scenario_json(const kvp_scenario *sc, int depth, kvp_error *err)
@@ -573,7 +576,7 @@ static int json_build(const kvp_report *rep, cJSON *root, kvp_error *err)
     if (!arr)
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");
     for (size_t i = 0; i < rep->nres && rc >= 0; i++) {
-        cJSON *r = json_result(rep->sc, &rep->res[i], err);
+        cJSON *r = json_result(rep->sc, &rep->res[i], 1, err);
         if (!r)
             return err && err->code ? err->code : KVP_ENOMEM;
         cJSON_AddItemToArray(arr, r);
@@ -801,6 +804,7 @@ typedef struct result_field {
 
 static const result_field result_fields[] = {
     RF("policy", FK_STRING, policy),
+    RF("spec", FK_STRING, spec),
     RF("params", FK_STRING, params),
     RF("total_time_s", FK_DOUBLE, total_time_s),
     RF("throughput_tok_s", FK_DOUBLE, throughput_tok_s),
@@ -908,7 +912,8 @@ int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *
     switch (f->kind) {
     case FK_STRING: {
         size_t cap = f->offset == offsetof(kvp_result, policy) ? sizeof r->policy
-                                                                 : sizeof r->params;
+                     : f->offset == offsetof(kvp_result, spec) ? sizeof r->spec
+                                                               : sizeof r->params;
         if (strlen(text) >= cap)
             return kvp_error_set(err, KVP_ERANGE, "%s: \"%s\" is too long", f->name, text);
         memcpy(p, text, strlen(text) + 1);
