@@ -478,8 +478,9 @@ int kvp_out_close(kvp_out *o, int ok, kvp_error *err);
  * name once links and "." are resolved; "-" names no file. */
 int kvp_path_same(const char *a, const char *b);
 
-/* The JSON object of one result, and of a scenario, exactly as the run report writes them
- * (docs/CLI.md "Reports"), for a report of one's own (the study's): malloc'd text, free with
+/* The JSON object of one result (without the per-tier and per-link keys, which a run's
+ * report appends), and of a scenario, as the run report writes them (docs/CLI.md
+ * "Reports"), for a report of one's own (the study's): malloc'd text, free with
  * free(), with depth tabs after every newline (the indent of its place in an enclosing
  * document as cJSON prints it).  NULL on failure (err says why). */
 char *kvp_result_json(const kvp_scenario *sc, const kvp_result *r, int depth, kvp_error *err);
@@ -491,10 +492,11 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
 /* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting
  * the searches (each starts at level 0, move 0). */
 int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err);
-/* The result columns of the CSV report, one cell at a time, for writers of other layouts
- * (kvplace sweep): their count, the name of column i (NULL past the end), and the text of
- * column i of r as the CSV writes it (empty for unlimited's slots), with *is_number (may be
- * NULL) set to 1 for a number column.  buf must hold at least 40 bytes. */
+/* A result's stored fields as flat cells that read back exactly, for writers of other
+ * layouts (kvplace sweep, docs/SWEEP.md): their count, the name of column i (NULL past the
+ * end), and the text of column i of r (the CSV report's text for a column of the same name;
+ * empty for unlimited's slots), with *is_number (may be NULL) set to 1 for a number column.
+ * buf must hold at least 40 bytes. */
 size_t kvp_result_ncolumns(void);
 const char *kvp_result_column(size_t i);
 int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
