@@ -72,6 +72,35 @@ int cli_scn_build(const cli_scn *s, kvp_scenario *sc);
 /* The same over sc as it stands, without the defaults first (study applies its own). */
 int cli_scn_apply(const cli_scn *s, kvp_scenario *sc);
 
+/* A file a command reads or writes, with the option that names it ("--json"). */
+typedef struct cli_file {
+    const char *path; /* NULL: not given */
+    const char *what;
+} cli_file;
+/* Refuses (a usage error, printed) an output that is also an input, two outputs naming one
+ * file, and two outputs to stdout; run before anything is written.  Returns 0 or the status. */
+int cli_check_files(const char *cmd, const cli_file *in, size_t nin, const cli_file *out,
+                    size_t nout);
+/* The files among --hw, --model and --config (at most max); returns their count. */
+size_t cli_scn_inputs(const cli_scn *s, cli_file *in, size_t max);
+
+/* The [run] section of a config file (cli/experiment.c): key names and the option each
+ * fills when the command line left it empty. */
+#define CLI_RUN_KEYS_MAX 16
+typedef struct cli_run_key {
+    const char *name;  /* "policy", "json", ... */
+    const char **slot; /* the option's value */
+} cli_run_key;
+typedef struct cli_run_keys {
+    cli_run_key key[CLI_RUN_KEYS_MAX];
+    size_t n;
+    char *held[CLI_RUN_KEYS_MAX * 4]; /* copies of the values, freed by cli_run_keys_free */
+    size_t nheld;
+} cli_run_keys;
+/* Fills the empty options from path's [run] section; 0 or an exit status (printed). */
+int cli_run_keys_load(cli_run_keys *k, const char *path);
+void cli_run_keys_free(cli_run_keys *k);
+
 /* Long runs (cli/longrun.c): --checkpoint FILE and --resume FILE, and SIGINT/SIGTERM.  A
  * command that runs sa takes them as `run` does:
  *   parse:   cli_ckpt_option(&c, a, &i) beside the other options (1, 0 or -CLI_EXIT_USAGE);
@@ -104,6 +133,13 @@ volatile sig_atomic_t *cli_cancel_install(void);
  * signal; otherwise err's message and CLI_EXIT_INPUT.  c may be NULL. */
 int cli_run_failed(const kvp_error *err, const cli_ckpt *c);
 
+/* Removes an output written by a run that then failed, if it is a regular file (not "-", a
+ * device, a FIFO or a link). */
+void cli_remove_output(const char *path);
+
+/* Gives a PDF that cairo made a fixed creation date, so that it is reproducible; 0 or -1. */
+int cli_pdf_fix_date(const char *path);
+
 /* "1.23 GB": decimal units, three significant digits. */
 void cli_format_bytes(char *buf, size_t len, double bytes);
 
@@ -121,6 +157,8 @@ int cli_cmd_sweep(const cli_args *a);
  * (printed). */
 int cli_sweep_results(const char *dir, const kvp_scenario *sc, const kvp_policy_spec *specs,
                       size_t n, kvp_result *res);
+int cli_cmd_plot(const cli_args *a);
+int cli_cmd_compare(const cli_args *a);
 
 void cli_help_run(void);
 void cli_help_trace(void);
@@ -134,12 +172,17 @@ void cli_print_policies(void);
  * ("unlimited,static,...") and the ones left out ("sa" or "") into the buffers. */
 void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len);
 
-/* Progress on stderr, redrawn in place; silent unless stderr is a terminal. */
+/* Progress on stderr (cli/progress.c): a bar redrawn in place with an ETA on a terminal, a
+ * plain line every 30 s or so elsewhere, nothing with --quiet. */
 typedef struct cli_progress {
-    int on;
-    unsigned index, count; /* this run is index+1 of count */
+    int on, tty;
+    unsigned index, count; /* this phase is index+1 of count */
     const char *label;
     int drawn;
+    double t0, last_line, phase_start; /* seconds, monotonic */
+    uint64_t last_done;
+    unsigned last_index;
+    const char *last_label;
 } cli_progress;
 
 void cli_progress_init(cli_progress *p, int quiet);

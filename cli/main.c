@@ -67,10 +67,14 @@ static void help_main(void)
         "  study NAME    the study's experiments with plots (kvplace study --help)\n"
         "  sweep SPEC    many scenarios in parallel, resumable, sharded for Slurm\n"
         "                (kvplace sweep --help)\n"
+        "  plot timeline FILE\n"
+        "                draw a --timeline CSV: step time, HBM occupancy (kvplace plot --help)\n"
+        "  compare A.json B.json ...\n"
+        "                the same policies across runs, with ratios (kvplace compare --help)\n"
         "  help [CMD]    this help, or a command's\n"
         "\n"
         "With no command, kvplace runs a default scenario (GH200, Llama-3.1-8B, synthetic\n"
-        "trace, sparsity 0.6, batch 16, prompt 4096, 256 steps) and says so on stderr.\n"
+        "trace, sparsity 0.6, batch 32, prompt 4096, 256 steps) and says so on stderr.\n"
         "\n"
         "Options:\n"
         "  -h, --help    this help\n"
@@ -98,6 +102,8 @@ static const command commands[] = {
     {"policies", cli_cmd_policies},
     {"study", cli_cmd_study},
     {"sweep", cli_cmd_sweep},
+    {"plot", cli_cmd_plot},
+    {"compare", cli_cmd_compare},
 };
 
 static const command *find_command(const char *name)
@@ -144,6 +150,13 @@ int main(int argc, char **argv)
         if (cmd[0] == '-')
             return cli_usage(NULL, "unknown option %s; options follow a command, as in "
                              "kvplace run %s", cmd, cmd);
+        const char *names[sizeof commands / sizeof *commands + 1];
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+            names[i] = commands[i].name;
+        names[sizeof commands / sizeof *commands] = "help";
+        const char *s = kvp_closest_name(cmd, names, sizeof names / sizeof *names);
+        if (s)
+            return cli_usage(NULL, "unknown command \"%s\" (did you mean \"%s\"?)", cmd, s);
         return cli_usage(NULL, "unknown command \"%s\"", cmd);
     }
     cli_args a = {argc - 2, argv + 2, c->name};

@@ -70,6 +70,19 @@ static void format_rate(char *buf, size_t len, double bytes_per_s)
     snprintf(buf, len, "%s/s", b);
 }
 
+/* " (modified: hbm_capacity)" when a --set changed the preset's values. */
+static void print_modified(const kvp_scenario *sc, const char *kind)
+{
+    const kvp_param_info *mod[16];
+    int n = kvp_preset_modified(sc, kind, mod, 16);
+    for (int i = 0; i < n && i < 16; i++)
+        printf("%s%s", i ? ", " : " (modified: ", mod[i]->name);
+    if (n > 16)
+        printf(", ...");
+    if (n > 0)
+        printf(")");
+}
+
 static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
 {
     kvp_derived d;
@@ -88,8 +101,9 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
     cli_format_bytes(kb, sizeof kb, (double)d.kv_budget);
     cli_format_bytes(res, sizeof res, (double)sc->reserve);
 
-    printf("hardware  %s: HBM %s at %s, DRAM %s at %s, ",
-           sc->hw_name[0] ? sc->hw_name : "(custom)", cap, bw, dcap, dbw);
+    printf("hardware  %s", sc->hw_name[0] ? sc->hw_name : "(custom)");
+    print_modified(sc, "hw");
+    printf(": HBM %s at %s, DRAM %s at %s, ", cap, bw, dcap, dbw);
     if (d.tiers >= 2 && d.link_up[d.tier_link[1]] != d.link_down[d.tier_link[1]]) {
         char up[NUM_TEXT], down[NUM_TEXT];
         format_rate(up, sizeof up, d.link_up[d.tier_link[1]]);
@@ -118,9 +132,10 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
         format_rate(down, sizeof down, d.link_down[d.tier_link[1]]);
         printf("link %u    (DRAM's) %s up, %s down\n", d.tier_link[1], up, down);
     }
-    printf("model     %s: %u layers, %u KV heads x %u dims x %u bytes, weights %s\n",
-           sc->model_name[0] ? sc->model_name : "(custom)", sc->layers, sc->kv_heads,
-           sc->head_dim, sc->dtype_bytes, wb);
+    printf("model     %s", sc->model_name[0] ? sc->model_name : "(custom)");
+    print_modified(sc, "model");
+    printf(": %u layers, %u KV heads x %u dims x %u bytes, weights %s\n", sc->layers,
+           sc->kv_heads, sc->head_dim, sc->dtype_bytes, wb);
     printf("trace     %s", kvp_trace_name(tr));
     if (strncmp(kvp_trace_name(tr), "synthetic", strlen("synthetic")) == 0)
         printf(", seed %llu", (unsigned long long)sc->seed);
@@ -135,21 +150,26 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
            kvp_slots(sc, &d, 1));
 }
 
+/* The policy's name for people: its spec with short numbers; a policy that reports
+ * another's parameters (sa: the best lookahead) is named with them, "sa (lookahead:W=19:R=0.5)". */
+static void policy_label(char *out, size_t len, const kvp_result *r)
+{
+    char shortened[LABEL_MAX - sizeof r->policy - 4];
+    short_label(shortened, sizeof shortened, r->params);
+    size_t plen = strlen(r->policy);
+    if (strncmp(shortened, r->policy, plen) == 0 &&
+        (shortened[plen] == ':' || shortened[plen] == 0))
+        snprintf(out, len, "%s", shortened);
+    else
+        snprintf(out, len, "%s (%s)", r->policy, shortened);
+}
+
 static void print_table(const kvp_result *res, size_t n)
 {
     char label[MAX_POLICIES][LABEL_MAX];
     int w = (int)strlen("policy");
     for (size_t i = 0; i < n && i < MAX_POLICIES; i++) {
-        char shortened[LABEL_MAX - sizeof res[i].policy - 4];
-        short_label(shortened, sizeof shortened, res[i].params);
-        size_t plen = strlen(res[i].policy);
-        /* A policy that reports another's parameters (sa: the best lookahead) is named
-         * with them: "sa (lookahead:W=19:R=0.5)". */
-        if (strncmp(shortened, res[i].policy, plen) == 0 &&
-            (shortened[plen] == ':' || shortened[plen] == 0))
-            snprintf(label[i], sizeof label[i], "%s", shortened);
-        else
-            snprintf(label[i], sizeof label[i], "%s (%s)", res[i].policy, shortened);
+        policy_label(label[i], sizeof label[i], &res[i]);
         int l = (int)strlen(label[i]);
         if (l > w)
             w = l;
@@ -208,6 +228,29 @@ static void print_tiers(const kvp_result *res, size_t n)
            "(down).\n");
 }
 
+/* When the whole KV cache fits in HBM, every policy runs as unlimited and a table of 1.000s
+ * says nothing: one line says so instead (-v prints the table).  Returns 1 if it printed. */
+static int print_no_spill(const kvp_scenario *sc, const kvp_trace *tr, const kvp_result *res,
+                          size_t n)
+{
+    kvp_derived d;
+    kvp_error err;
+    if (kvp_scenario_derive(sc, &d, &err) < 0)
+        return 0;
+    uint64_t tokens = (uint64_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr);
+    uint32_t slots = kvp_slots(sc, &d, 1);
+    if (slots < tokens || n == 0)
+        return 0;
+    for (size_t i = 1; i < n; i++) /* a block policy could still fall short by a block */
+        if (res[i].total_time_s != res[0].total_time_s)
+            return 0;
+    printf("\nnothing spills: the KV cache (at most %llu tokens per layer) fits in the %u HBM "
+           "slots per layer, so every policy runs as unlimited (%.6f s, %.1f tok/s); -v "
+           "prints the table\n", (unsigned long long)tokens, slots,
+           res[0].total_time_s, res[0].throughput_tok_s);
+    return 1;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The command                                                                              */
 
@@ -215,7 +258,9 @@ typedef struct run_opts {
     cli_scn scn;
     cli_ckpt ckpt; /* --checkpoint, --resume */
     const char *trace, *policies, *json, *csv, *threads, *sa_log;
+    const char *timeline, *placement, *placement_layer, *placement_policy;
     int check, quiet, verbose;
+    cli_run_keys keys; /* the values taken from [run] sections */
 } run_opts;
 
 /* The sa searches' events, kept for --sa-log and written with the other reports. */
@@ -243,6 +288,82 @@ static void keep_sa_event(void *user, const kvp_sa_event *ev)
     log->ev[log->n++] = *ev;
 }
 
+/* sa's searches as progress phases, "[2/2] sa evaluation 7/40", and their events for
+ * --sa-log. */
+typedef struct sa_watch {
+    cli_progress *pg;
+    sa_events *log; /* NULL without --sa-log */
+    const kvp_policy_spec *specs;
+    size_t n;
+    int search; /* the sa search under way, counted from 0; -1 before the first */
+    char label[64];
+} sa_watch;
+
+static unsigned sa_budget(const sa_watch *w, int search)
+{
+    int k = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (strcmp(kvp_policy_name(w->specs[i].ops), "sa") != 0 || k++ != search)
+            continue;
+        size_t np;
+        const kvp_policy_param *pp = kvp_policy_params(w->specs[i].ops, &np);
+        for (size_t j = 0; j < np; j++)
+            if (strcmp(pp[j].name, "budget") == 0)
+                return (unsigned)w->specs[i].value[j];
+    }
+    return 0;
+}
+
+static void watch_sa(void *user, const kvp_sa_event *ev)
+{
+    sa_watch *w = user;
+    if (w->log)
+        keep_sa_event(w->log, ev);
+    if (ev->level == 0 && ev->move == 0)
+        w->search++;
+    snprintf(w->label, sizeof w->label, "sa evaluation %u/%u", ev->evaluations,
+             sa_budget(w, w->search));
+    w->pg->index = 1 + (unsigned)(w->search < 0 ? 0 : w->search);
+    w->pg->label = w->label;
+}
+
+/* The [run] sections of the --config files, for the options the command line left empty
+ * (docs/CLI.md "A whole experiment in a config file"). */
+static int load_run_keys(run_opts *o)
+{
+    cli_run_keys *k = &o->keys;
+    const struct {
+        const char *name;
+        const char **slot;
+    } map[] = {
+        {"policy", &o->policies},          {"trace", &o->trace},
+        {"synthetic", &o->scn.synthetic},  {"json", &o->json},
+        {"csv", &o->csv},                  {"timeline", &o->timeline},
+        {"placement", &o->placement},      {"placement_policy", &o->placement_policy},
+        {"placement_layer", &o->placement_layer}, {"sa_log", &o->sa_log},
+        {"threads", &o->threads},
+    };
+    /* the trace's source is one choice: a --trace or --synthetic given leaves both alone */
+    const char *none = NULL, **trace = &o->trace, **synth = &o->scn.synthetic;
+    int source_given = o->trace || o->scn.synthetic;
+    k->n = 0;
+    for (size_t i = 0; i < sizeof map / sizeof *map && k->n < CLI_RUN_KEYS_MAX; i++) {
+        const char **slot = map[i].slot;
+        if (source_given && (slot == trace || slot == synth))
+            slot = &none; /* read and checked, then dropped */
+        k->key[k->n++] = (cli_run_key){map[i].name, slot};
+    }
+    for (size_t i = 0; i < o->scn.n; i++) {
+        if (o->scn.item[i].kind != CLI_SCN_CONFIG)
+            continue;
+        int rc = cli_run_keys_load(k, o->scn.item[i].text);
+        if (rc)
+            return rc;
+        none = NULL;
+    }
+    return 0;
+}
+
 static int parse_args(const cli_args *a, run_opts *o, int *help)
 {
     *help = 0;
@@ -261,6 +382,10 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             (m = cli_opt_value(a, &i, "--json", NULL, &o->json)) != 0 ||
             (m = cli_opt_value(a, &i, "--csv", NULL, &o->csv)) != 0 ||
             (m = cli_opt_value(a, &i, "--sa-log", NULL, &o->sa_log)) != 0 ||
+            (m = cli_opt_value(a, &i, "--timeline", NULL, &o->timeline)) != 0 ||
+            (m = cli_opt_value(a, &i, "--placement", NULL, &o->placement)) != 0 ||
+            (m = cli_opt_value(a, &i, "--placement-layer", NULL, &o->placement_layer)) != 0 ||
+            (m = cli_opt_value(a, &i, "--placement-policy", NULL, &o->placement_policy)) != 0 ||
             (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0) {
             if (m < 0)
                 return -m;
@@ -270,6 +395,12 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             if (m < 0)
                 return -m;
             o->check = 1;
+            continue;
+        }
+        if ((m = cli_opt_flag(a, i, "--verbose", "-v")) != 0) {
+            if (m < 0)
+                return -m;
+            o->verbose = 1;
             continue;
         }
         if ((m = cli_opt_flag(a, i, "--quiet", "-q")) != 0) {
@@ -286,6 +417,9 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
         }
         return cli_unknown_arg(a, arg);
     }
+    int rc = load_run_keys(o);
+    if (rc)
+        return rc;
     if (o->trace && o->scn.synthetic)
         return cli_usage(a->cmd, "--trace and --synthetic exclude each other: a run uses "
                          "one trace");
@@ -294,13 +428,168 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
         if (cli_scn_sets(&o->scn, trace_defined[k]))
             return cli_usage(a->cmd, "--set %s conflicts with --trace: the trace defines it",
                              trace_defined[k]);
-    const char *outs[] = {o->json, o->csv, o->sa_log};
-    static const char *const opts[] = {"--json", "--csv", "--sa-log"};
-    for (size_t i = 0; i < 3; i++)
-        for (size_t j = i + 1; j < 3; j++)
-            if (outs[i] && outs[j] && strcmp(outs[i], outs[j]) == 0)
-                return cli_usage(a->cmd, "%s and %s name the same file %s", opts[i], opts[j],
-                                 outs[i]);
+    return 0;
+}
+
+/* --timeline and --placement: what the engine's step hook feeds. */
+typedef struct steps_rec {
+    kvp_timeline *tl;
+    kvp_placement *pl;
+    int pl_policy;   /* index in the list of --placement-policy */
+    uint32_t pl_layer;
+} steps_rec;
+
+static void record_step(void *user, const kvp_step_record *r)
+{
+    steps_rec *sr = user;
+    if (sr->tl)
+        kvp_timeline_record(sr->tl, r);
+    if (sr->pl)
+        kvp_placement_record(sr->pl, r);
+}
+
+static void steps_free(steps_rec *sr)
+{
+    kvp_timeline_free(sr->tl);
+    kvp_placement_free(sr->pl);
+    sr->tl = NULL;
+    sr->pl = NULL;
+}
+
+/* Chooses the policy and layer of --placement (the first policy asked, layer 0, unless
+ * named) and allocates the records; the hook goes into ro. */
+static int steps_open(const run_opts *o, const kvp_trace *tr, const kvp_policy_spec *specs,
+                      size_t n, kvp_run_options *ro, steps_rec *sr)
+{
+    kvp_error err = {0};
+    memset(sr, 0, sizeof *sr);
+    if (!o->timeline && !o->placement)
+        return 0;
+    uint32_t L = kvp_trace_layers(tr), N = kvp_trace_steps(tr), P = kvp_trace_prompt(tr);
+    if (o->placement) {
+        sr->pl_policy = 0;
+        if (o->placement_policy) {
+            sr->pl_policy = -1;
+            for (size_t i = 0; i < n && sr->pl_policy < 0; i++) {
+                char text[LABEL_MAX];
+                kvp_policy_format(&specs[i], text, sizeof text);
+                if (strcmp(kvp_policy_name(specs[i].ops), o->placement_policy) == 0 ||
+                    strcmp(text, o->placement_policy) == 0)
+                    sr->pl_policy = (int)i;
+            }
+            if (sr->pl_policy < 0)
+                return cli_error("--placement-policy %s: not among the policies run",
+                                 o->placement_policy);
+        }
+        if (o->placement_layer) {
+            char *end;
+            errno = 0;
+            unsigned long l = strtoul(o->placement_layer, &end, 10);
+            if (end == o->placement_layer || *end || errno || o->placement_layer[0] == '-' ||
+                l >= L)
+                return cli_error("--placement-layer %s: expected a layer from 0 to %u",
+                                 o->placement_layer, L - 1);
+            sr->pl_layer = (uint32_t)l;
+        }
+        /* sa's placement is recorded on the rerun of its best point (record_sa) */
+        int is_sa = strcmp(kvp_policy_name(specs[sr->pl_policy].ops), "sa") == 0;
+        if (kvp_placement_create(&sr->pl, is_sa ? 0 : (size_t)sr->pl_policy, sr->pl_layer, P,
+                                 N, &err) < 0)
+            return cli_error("--placement %s: %s", o->placement, err.msg);
+    }
+    if (o->timeline && kvp_timeline_create(&sr->tl, n + 2, L, N, &err) < 0) {
+        steps_free(sr);
+        return cli_error("--timeline %s: %s", o->timeline, err.msg);
+    }
+    ro->step_hook = record_step;
+    ro->step_user = sr;
+    return 0;
+}
+
+/* sa runs its own passes, which the hook does not see: its steps are those of lookahead at
+ * its best (W, R), run once more here. */
+static int record_sa(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *specs,
+                     size_t n, const kvp_result *res, const kvp_run_options *ro0, steps_rec *sr)
+{
+    kvp_error err = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(kvp_policy_name(specs[i].ops), "sa") != 0)
+            continue;
+        int want_pl = sr->pl && (size_t)sr->pl_policy == i;
+        if (!sr->tl && !want_pl)
+            continue;
+        kvp_policy_spec best;
+        kvp_result r;
+        steps_rec one = {NULL, want_pl ? sr->pl : NULL, 0, sr->pl_layer};
+        kvp_run_options ro = *ro0;
+        ro.progress = NULL;
+        ro.checkpoint = NULL;
+        ro.sa_log = NULL;
+        ro.step_hook = record_step;
+        ro.step_user = &one;
+        if (kvp_policy_parse(&best, res[i].params, &err) < 0)
+            return cli_error("sa's best point %s: %s", res[i].params, err.msg);
+        if (sr->tl && kvp_timeline_create(&one.tl, 1, kvp_trace_layers(tr),
+                                          kvp_trace_steps(tr), &err) < 0)
+            return cli_error("--timeline: %s", err.msg);
+        int rc = kvp_run_many(sc, tr, &best, 1, &ro, &r, &err);
+        if (rc >= 0 && sr->tl)
+            kvp_timeline_copy_policy(sr->tl, i, one.tl, 0);
+        kvp_timeline_free(one.tl);
+        if (rc < 0)
+            return cli_run_failed(&err, NULL);
+    }
+    return 0;
+}
+
+static int write_steps(const run_opts *o, const kvp_scenario *sc, const kvp_result *res,
+                       size_t n, const steps_rec *sr)
+{
+    kvp_error err = {0};
+    if (sr->tl) {
+        char label[MAX_POLICIES][LABEL_MAX];
+        const char *labels[MAX_POLICIES];
+        kvp_derived d;
+        if (kvp_scenario_derive(sc, &d, &err) < 0)
+            return cli_error("%s", err.msg);
+        for (size_t i = 0; i < n && i < MAX_POLICIES; i++) {
+            policy_label(label[i], sizeof label[i], &res[i]);
+            labels[i] = label[i];
+        }
+        if (kvp_timeline_write_csv(sr->tl, labels, n, d.tok_bytes, o->timeline, &err) < 0)
+            return cli_error("%s", err.msg);
+    }
+    if (sr->pl && kvp_placement_write_npy(sr->pl, o->placement, &err) < 0) {
+        if (sr->tl)
+            cli_remove_output(o->timeline);
+        return cli_error("--placement-policy %s: %s", res[sr->pl_policy].policy, err.msg);
+    }
+    return 0;
+}
+
+/* Before anything is read or written: no output may be an input or another output. */
+static int check_files(const cli_args *a, const run_opts *o)
+{
+    cli_file in[64];
+    size_t nin = cli_scn_inputs(&o->scn, in, 60);
+    in[nin++] = (cli_file){o->trace, "--trace"};
+    in[nin++] = (cli_file){o->ckpt.resume, "--resume"};
+    in[nin++] = (cli_file){o->ckpt.checkpoint, "--checkpoint"};
+    const cli_file out[] = {
+        {o->json, "--json"},         {o->csv, "--csv"},
+        {o->sa_log, "--sa-log"},     {o->timeline, "--timeline"},
+        {o->placement, "--placement"},
+    };
+    return cli_check_files(a->cmd, in, nin, out, sizeof out / sizeof *out);
+}
+
+/* 1 if a report goes to stdout, which then carries only that report. */
+static int report_on_stdout(const run_opts *o)
+{
+    const char *outs[] = {o->json, o->csv, o->sa_log, o->timeline, o->placement};
+    for (size_t i = 0; i < sizeof outs / sizeof *outs; i++)
+        if (outs[i] && strcmp(outs[i], "-") == 0)
+            return 1;
     return 0;
 }
 
@@ -356,7 +645,9 @@ static int run_all(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy
         }
         where[k] = total++;
     }
-    pg->count = 1;
+    pg->count = 1; /* the shared pass, then one phase per sa search */
+    for (size_t i = 0; i < total; i++)
+        pg->count += strcmp(kvp_policy_name(all[i].ops), "sa") == 0;
     pg->index = 0;
     pg->label = "simulating";
     if (kvp_run_many(sc, tr, all, total, ro, all_res, &err) < 0) {
@@ -387,10 +678,9 @@ static int write_reports(const run_opts *o, const kvp_scenario *sc, const kvp_tr
     if ((o->csv && (csv_done = kvp_report_csv(&rep, o->csv, &err) >= 0) == 0) ||
         (o->sa_log && kvp_report_sa_log(log->ev, log->n, o->sa_log, &err) < 0)) {
         /* Leave no part of the output behind: the run as a whole failed. */
-        if (o->json)
-            unlink(o->json);
+        cli_remove_output(o->json);
         if (csv_done)
-            unlink(o->csv);
+            cli_remove_output(o->csv);
         return cli_error("%s", err.msg);
     }
     return 0;
@@ -426,6 +716,8 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     kvp_result *res = NULL;
     char list[LABEL_MAX * 4], left_out[LABEL_MAX];
     sa_events log = {0};
+    steps_rec steps = {0};
+    sa_watch watch;
     int help, rc, n;
 
     memset(&o, 0, sizeof o);
@@ -436,6 +728,8 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
             cli_help_run();
         goto done;
     }
+    if ((rc = check_files(a, &o)) != 0)
+        goto done;
     kvp_run_options_default(&ro);
     ro.check = o.check;
     if (o.threads && (rc = parse_threads(o.threads, &ro.threads)) != 0)
@@ -470,24 +764,36 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
         goto done;
     ro.checkpoint = o.ckpt.ck;
     ro.cancel = cli_cancel_install();
-    if (o.sa_log) {
-        ro.sa_log = keep_sa_event;
-        ro.sa_log_user = &log;
-    }
-
     cli_progress_init(&pg, o.quiet);
+    watch = (sa_watch){&pg, o.sa_log ? &log : NULL, specs, (size_t)n, -1, ""};
+    if (o.sa_log || pg.on) {
+        ro.sa_log = watch_sa;
+        ro.sa_log_user = &watch;
+    }
     if (pg.on) { /* the engine polls for progress only when asked */
         ro.progress = cli_progress_fn;
         ro.progress_user = &pg;
     }
+    if ((rc = steps_open(&o, tr, specs, (size_t)n, &ro, &steps)) != 0)
+        goto done;
     if ((rc = run_all(&sc, tr, specs, (size_t)n, &ro, &pg, &o.ckpt, res)) != 0)
         goto done;
-    if ((rc = write_reports(&o, &sc, tr, res, (size_t)n, &log)) != 0)
+    if ((rc = record_sa(&sc, tr, specs, (size_t)n, res, &ro, &steps)) != 0)
         goto done;
-    print_header(&sc, tr);
-    print_table(res, (size_t)n);
-    if (o.verbose)
-        print_tiers(res, (size_t)n);
+    if ((rc = write_steps(&o, &sc, res, (size_t)n, &steps)) != 0)
+        goto done;
+    if ((rc = write_reports(&o, &sc, tr, res, (size_t)n, &log)) != 0) {
+        cli_remove_output(o.timeline);
+        cli_remove_output(o.placement);
+        goto done;
+    }
+    if (!report_on_stdout(&o)) {
+        print_header(&sc, tr);
+        if (o.verbose || !print_no_spill(&sc, tr, res, (size_t)n))
+            print_table(res, (size_t)n);
+        if (o.verbose)
+            print_tiers(res, (size_t)n);
+    }
     if (fflush(stdout) != 0)
         rc = cli_error("stdout: write failed");
     /* After the run, so that a failure stays one line. */
@@ -496,6 +802,8 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
                 left_out);
 
 done:
+    cli_run_keys_free(&o.keys);
+    steps_free(&steps);
     kvp_trace_free(tr);
     free(specs);
     free(res);

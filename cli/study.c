@@ -1,9 +1,9 @@
 /*
- * `kvplace study NAME`: the study's experiments (PAPER.md Figs. 3 to 5, a batch sweep, and
- * the accounting variants of its headline).  Every point of the study runs first (the
- * simulated policies of a point share one pass over the trace, kvp_run_many); then NAME.csv,
- * NAME.json, NAME.md and NAME.gp are written under temporary names in --out DIR, gnuplot
- * draws NAME.png and NAME.svg from them, and everything is renamed into place.  A failure
+ * `kvplace study NAME`: the study's experiments (Figs. 3 to 5 of Fang et al. 2025, arXiv
+ * 2508.13231; a batch sweep, and the accounting variants of its headline).  Every point of the
+ * study runs first (the simulated policies of a point share one pass over the trace, kvp_run_many);
+ * then NAME.csv, NAME.json, NAME.md and NAME.gp are written under temporary names in --out DIR,
+ * gnuplot draws NAME.png and NAME.svg from them, and everything is renamed into place.  A failure
  * leaves no file; a missing gnuplot only costs the plots.  docs/RESULTS.md reads the results.
  */
 #include "study_report.h"
@@ -20,16 +20,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_FILES (MAX_STUDIES * 6)
+#define MAX_FILES (MAX_STUDIES * 7) /* csv json md gp png svg pdf */
 #define PATH_TEXT 4096
 #define MAX_THREADS 1024
 #define MAX_QUERY_HEADS 65536
 #define EXEC_FAILED 127 /* the shell's status for "command not found" */
 
-/* The study's scenario (PAPER.md "The setup"); the user's --hw, --model, --config and --set
- * apply after it.  Batch 4 is ours (the study does not say): the smallest power of two at
- * which static holds at most half of the context in HBM over the whole run (15143 slots per
- * layer against 31,299 to 41,537 tokens; at batch 2, 30286 slots hold 73% to 97%). */
+/* The study's scenario (Fang et al. 2025, arXiv 2508.13231, its setup); the user's --hw, --model,
+ * --config and --set apply after it.  Batch 4 is ours (the study does not say): the smallest power
+ * of two at which static holds at most half of the context in HBM over the whole run (15143 slots
+ * per layer against 31,299 to 41,537 tokens; at batch 2, 30286 slots hold 73% to 97%). */
 static const cli_scn_item study_defaults[] = {
     {CLI_SCN_HW, "gh200-paper"},   {CLI_SCN_MODEL, "llama-3.1-8b"},
     {CLI_SCN_SET, "prompt=31299"}, {CLI_SCN_SET, "steps=10239"},
@@ -533,7 +533,7 @@ static int run_gnuplot(writer *w, const study_def *def, const char *csv_tmp,
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
             return 0;
-    static const char *const exts[] = {"png", "svg"};
+    static const char *const exts[] = {"png", "svg", "pdf"};
     int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     for (size_t k = 0; k < NELEM(exts); k++) {
         pending *p;
@@ -542,6 +542,8 @@ static int run_gnuplot(writer *w, const study_def *def, const char *csv_tmp,
         if (path_join(made, sizeof made, w->dir, name))
             return 0;
         if (ok && access(made, F_OK) != 0)
+            ok = 0;
+        if (ok && strcmp(exts[k], "pdf") == 0 && cli_pdf_fix_date(made) != 0)
             ok = 0;
         if (!ok) {
             unlink(made);
@@ -707,9 +709,16 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     if (!o->name)
         return cli_usage(a->cmd, "which study? one of sparsity, variation, hitrate, batch, "
                          "accounting, gap, tiers, all");
-    if (strcmp(o->name, "all") != 0 && !find_study(o->name))
-        return cli_usage(a->cmd, "unknown study \"%s\"; one of sparsity, variation, hitrate, "
-                         "batch, accounting, gap, tiers, all", o->name);
+    if (strcmp(o->name, "all") != 0 && !find_study(o->name)) {
+        const char *names[NELEM(studies) + 1];
+        for (size_t k = 0; k < NELEM(studies); k++)
+            names[k] = studies[k].name;
+        names[NELEM(studies)] = "all";
+        const char *s = kvp_closest_name(o->name, names, NELEM(names));
+        return cli_usage(a->cmd, "unknown study \"%s\"%s%s%s; one of sparsity, variation, "
+                         "hitrate, batch, accounting, gap, tiers, all", o->name,
+                         s ? " (did you mean \"" : "", s ? s : "", s ? "\"?)" : "");
+    }
     if (o->from && (o->trace || o->ckpt.checkpoint || o->ckpt.resume))
         return cli_usage(a->cmd, "--from takes the results of a sweep of synthetic traces; "
                          "not with --%s", o->trace ? "trace" : o->ckpt.checkpoint
@@ -855,6 +864,30 @@ static int open_checkpoint(study_ctx *c, study_opts *o, const study_out *outs, s
     return CLI_EXIT_INPUT;
 }
 
+/* Before anything runs: no file the study writes may be one it reads. */
+static int check_files(const cli_args *a, const study_opts *o)
+{
+    static const char *const exts[] = {"csv", "json", "md", "gp", "png", "svg", "pdf"};
+    enum { NOUT = NELEM(studies) * NELEM(exts) };
+    static char paths[NOUT][PATH_TEXT];
+    cli_file in[64], out[NOUT];
+    size_t nin = cli_scn_inputs(&o->scn, in, 60), nout = 0;
+    in[nin++] = (cli_file){o->trace, "--trace"};
+    in[nin++] = (cli_file){o->ckpt.resume, "--resume"};
+    in[nin++] = (cli_file){o->ckpt.checkpoint, "--checkpoint"};
+    for (size_t i = 0; i < NELEM(studies); i++) {
+        if (strcmp(o->name, "all") == 0 ? studies[i].not_in_all
+                                         : strcmp(o->name, studies[i].name) != 0)
+            continue;
+        for (size_t k = 0; k < NELEM(exts); k++, nout++) {
+            snprintf(paths[nout], PATH_TEXT, "%s/%s.%s", o->out ? o->out : ".",
+                     studies[i].name, exts[k]);
+            out[nout] = (cli_file){paths[nout], "--out"};
+        }
+    }
+    return cli_check_files(a->cmd, in, nin, out, nout);
+}
+
 int cli_cmd_study(const cli_args *a)
 {
     study_opts o;
@@ -879,6 +912,8 @@ int cli_cmd_study(const cli_args *a)
             cli_help_study();
         goto done;
     }
+    if ((rc = check_files(a, &o)) != 0)
+        goto done;
     kvp_run_options_default(&c->ro);
     if (o.threads) {
         unsigned long t;
@@ -942,7 +977,7 @@ int cli_cmd_study(const cli_args *a)
     if (!o.quiet)
         for (size_t i = 0; i < nout; i++)
             fprintf(stderr, "kvplace: wrote %s/%s.{csv,json,md,gp%s}\n", w->dir,
-                    outs[i].def->name, outs[i].plotted ? ",png,svg" : "");
+                    outs[i].def->name, outs[i].plotted ? ",png,svg,pdf" : "");
 done:
     kvp_trace_free(c->file_trace);
     cli_ckpt_close(&o.ckpt);

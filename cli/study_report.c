@@ -213,79 +213,12 @@ static int add_u64(cJSON *obj, const char *name, uint64_t v)
     return add_raw(obj, name, t);
 }
 
-static int add_double(cJSON *obj, const char *name, double v)
-{
-    char t[NUM_TEXT];
-    if (!isfinite(v))
-        return cJSON_AddNullToObject(obj, name) ? 0 : -1;
-    fmt_double(t, sizeof t, v);
-    return add_raw(obj, name, t);
-}
 
-static cJSON *json_scenario(const kvp_scenario *sc)
+/* The library's text of a scenario or result, kept verbatim (its numbers exact). */
+static cJSON *raw_object(char *text)
 {
-    cJSON *o = cJSON_CreateObject();
-    size_t n;
-    const kvp_param_info *params = kvp_params(&n);
-    int bad = !o;
-    for (size_t i = 0; i < n && !bad; i++) {
-        char t[NUM_TEXT];
-        if (!kvp_param_in_use(sc, &params[i]))
-            continue;
-        if (kvp_param_format(sc, &params[i], t, sizeof t) < 0)
-            bad = 1;
-        else if (params[i].kind == KVP_PK_VARIATION)
-            bad = !cJSON_AddStringToObject(o, params[i].name, t);
-        else if (params[i].kind == KVP_PK_FRACTION || params[i].kind == KVP_PK_BANDWIDTH ||
-                 params[i].kind == KVP_PK_BANDWIDTH_OPT)
-            bad = add_double(o, params[i].name, strtod(t, NULL)) < 0;
-        else
-            bad = add_raw(o, params[i].name, t) < 0;
-    }
-    if (!bad)
-        bad = !cJSON_AddStringToObject(o, "hw", sc->hw_name) ||
-              !cJSON_AddStringToObject(o, "model", sc->model_name);
-    if (bad) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
-
-static cJSON *json_result(const kvp_result *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    const struct {
-        const char *name;
-        uint64_t v;
-    } ints[] = {
-        {"promoted_bytes", r->promoted_bytes},   {"demoted_bytes", r->demoted_bytes},
-        {"kv_read_hbm_bytes", r->kv_read_hbm},   {"kv_read_dram_bytes", r->kv_read_dram},
-        {"hbm_read_bytes", r->hbm_read},         {"hbm_write_bytes", r->hbm_write},
-        {"dram_read_bytes", r->dram_read},       {"dram_write_bytes", r->dram_write},
-        {"link_up_bytes", r->link_up},           {"link_down_bytes", r->link_down},
-        {"weight_read_bytes", r->weight_read},   {"block_tokens", r->block_tokens},
-        {"sa_evaluations", r->sa_evaluations},
-    };
-    int bad = !cJSON_AddStringToObject(o, "policy", r->policy) ||
-              !cJSON_AddStringToObject(o, "params", r->params) ||
-              add_double(o, "total_time_s", r->total_time_s) < 0 ||
-              add_double(o, "throughput_tok_s", r->throughput_tok_s) < 0 ||
-              add_double(o, "hbm_hit_rate_kv", r->hbm_hit_rate_kv) < 0 ||
-              add_double(o, "hbm_hit_rate_all", r->hbm_hit_rate_all) < 0 ||
-              add_double(o, "speedup_vs_static", r->speedup_vs_static) < 0 ||
-              add_double(o, "speedup_vs_unlimited", r->speedup_vs_unlimited) < 0;
-    for (size_t i = 0; i < NELEM(ints) && !bad; i++)
-        bad = add_u64(o, ints[i].name, ints[i].v) < 0;
-    if (!bad)
-        bad = r->slots == UINT32_MAX ? !cJSON_AddNullToObject(o, "slots")
-                                     : add_u64(o, "slots", r->slots) < 0;
-    if (bad) {
-        cJSON_Delete(o);
-        return NULL;
-    }
+    cJSON *o = text ? cJSON_CreateRaw(text) : NULL;
+    free(text);
     return o;
 }
 
@@ -293,12 +226,13 @@ int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *pols, *pts;
-    int bad = !root || !cJSON_AddStringToObject(root, "kvplace_version", KVP_VERSION) ||
+    int bad = !root || add_u64(root, "schema_version", KVP_SCHEMA_VERSION) < 0 ||
+              !cJSON_AddStringToObject(root, "kvplace_version", KVP_VERSION) ||
               !cJSON_AddStringToObject(root, "study", s->def->name) ||
               !cJSON_AddStringToObject(root, "normalised_to", s->def->norm) ||
               !cJSON_AddStringToObject(root, "command", c->cmdline);
     if (!bad) {
-        cJSON *sc = json_scenario(&c->base);
+        cJSON *sc = raw_object(kvp_scenario_json(&c->base, 1, NULL));
         bad = !sc || !cJSON_AddItemToObject(root, "scenario", sc);
     }
     if (!bad)
@@ -325,10 +259,17 @@ int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
             vars = cJSON_AddObjectToObject(po, "vars");
             bad = !vars;
         }
-        for (size_t v = 0; v < s->def->nvars && !bad; v++)
-            bad = !cJSON_AddStringToObject(vars, s->def->vars[v], p->var[v]);
+        for (size_t v = 0; v < s->def->nvars && !bad; v++) {
+            /* a number where the variable is one (sparsity 0.4), else its word (counted) */
+            char *end;
+            double num = strtod(p->var[v], &end);
+            if (end != p->var[v] && !*end && isfinite(num))
+                bad = add_raw(vars, s->def->vars[v], p->var[v]) < 0;
+            else
+                bad = !cJSON_AddStringToObject(vars, s->def->vars[v], p->var[v]);
+        }
         if (!bad) {
-            sc = json_scenario(&p->sc);
+            sc = raw_object(kvp_scenario_json(&p->sc, 3, NULL));
             bad = !sc || !cJSON_AddItemToObject(po, "scenario", sc);
         }
         if (!bad) {
@@ -336,7 +277,7 @@ int study_json_write(FILE *f, const study_ctx *c, const study_out *s)
             bad = !res;
         }
         for (size_t i = 0; i < c->nspec && !bad; i++) {
-            cJSON *r = json_result(&p->res[i]);
+            cJSON *r = raw_object(kvp_result_json(&p->sc, &p->res[i], 4, NULL));
             bad = !r || !cJSON_AddItemToArray(res, r);
         }
     }
@@ -382,6 +323,9 @@ static void gp_tail(FILE *f)
 {
     fprintf(f, "set terminal svg noenhanced size 1200,650 font \"sans,11\"\n");
     fprintf(f, "set output out.\".svg\"\nreplot\nset output\n");
+    /* a paper column: 7 x 3.8 inches, the same plot, fonts to scale */
+    fprintf(f, "set terminal pdfcairo noenhanced size 7in,3.8in font \"sans,8\"\n");
+    fprintf(f, "set output out.\".pdf\"\nreplot\nset output\n");
 }
 
 static void gp_colour(FILE *f, const char *policy)
@@ -394,8 +338,26 @@ static void gp_colour(FILE *f, const char *policy)
 /* A clustered bar chart: one cluster per point (xtic: the expression xtic), one bar per policy
  * of column <policy>_vs_<norm>; bound hatched (a cap, not a policy). */
 static void gp_bars(FILE *f, const study_ctx *c, const study_out *s, const char *xtic,
-                    const char *study_line)
+                    double ref, const char *ref_title)
 {
+    /* The scale is the bars': a reference above them is a labelled marker at the top, not a
+     * line that would squash every bar into the bottom of the plot. */
+    double top = 0;
+    for (size_t k = 0; k < s->n; k++)
+        for (size_t i = 0; i < c->nspec; i++) {
+            double v = s->pts[k].res[i].throughput_tok_s / tput(c, &s->pts[k], s->def->norm);
+            if (isfinite(v) && v > top)
+                top = v;
+        }
+    top = top > 0 ? top * 1.12 : 1;
+    char study_line[LABEL_TEXT] = "";
+    if (ref_title && ref <= top)
+        snprintf(study_line, sizeof study_line, "%g with lines dt 2 lw 2 lc rgb \"black\" "
+                 "title \"%s %gx over static\"", ref, ref_title, ref);
+    else if (ref_title)
+        fprintf(f, "set label 1 \"^ %s %gx over static (above this scale)\" at graph 0.01, "
+                "graph 0.96 left front\n", ref_title, ref);
+    fprintf(f, "set yrange [0:%g]\n", top);
     fprintf(f, "set style data histogram\nset style histogram clustered gap 1\n");
     fprintf(f, "set style fill solid 0.85 border -1\nset xtics nomirror\n");
     fprintf(f, "plot ");
@@ -409,7 +371,7 @@ static void gp_bars(FILE *f, const study_ctx *c, const study_out *s, const char 
             fprintf(f, " fs pattern 4 border");
         gp_colour(f, pol);
     }
-    if (study_line)
+    if (study_line[0])
         fprintf(f, ", \\\n     %s", study_line);
     fprintf(f, "\n");
 }
@@ -423,11 +385,9 @@ static void study_max_line(char *buf, size_t len)
 
 void study_gp_sparsity(FILE *f, const study_ctx *c, const study_out *s)
 {
-    char line[LABEL_TEXT];
-    study_max_line(line, sizeof line);
     gp_head(f, c, s, "attention sparsity (share of past tokens not read per step)",
             "throughput / static throughput (x)");
-    gp_bars(f, c, s, "1", line);
+    gp_bars(f, c, s, "1", STUDY_SA_MAX, "study: sa up to");
     gp_tail(f);
 }
 
@@ -435,22 +395,22 @@ void study_gp_variation(FILE *f, const study_ctx *c, const study_out *s)
 {
     gp_head(f, c, s, "token-importance variation of the synthetic trace",
             "throughput / unlimited-HBM throughput (x)");
-    gp_bars(f, c, s, "1", NULL);
+    gp_bars(f, c, s, "1", 0, NULL);
     gp_tail(f);
 }
 
 void study_gp_accounting(FILE *f, const study_ctx *c, const study_out *s)
 {
-    char xlabel[LABEL_TEXT], line[LABEL_TEXT];
-    study_max_line(line, sizeof line);
-    snprintf(xlabel, sizeof xlabel, "variant (not counted: weight_bytes=0, reserve kept; "
-             "kv_heads %" PRIu32 ": per KV head, %" PRIu32 ": per query head)",
-             c->base.kv_heads, c->query_heads);
+    char xlabel[LABEL_TEXT];
+    snprintf(xlabel, sizeof xlabel, "variant: weights' traffic counted or not, KV per KV head "
+             "(%" PRIu32 ") or per query head (%" PRIu32 "), batch", c->base.kv_heads,
+             c->query_heads);
     gp_head(f, c, s, xlabel, "throughput / static throughput (x)");
-    /* four-line tic labels: a smaller font, and the axis label moved below them */
+    /* three-line tic labels: a smaller font, and the axis label moved below them */
     fprintf(f, "set bmargin 8\nset xtics font \",9\"\nset xlabel offset 0,-3\n");
-    gp_bars(f, c, s, "sprintf(\"weights\\n%s\\nkv_heads %s\\nbatch %s\", strcol(1) eq "
-            "\"counted\" ? \"counted\" : \"not counted\", strcol(3), strcol(4))", line);
+    gp_bars(f, c, s, "sprintf(\"%s\\n%s\\nbatch %s\", strcol(1) eq \"counted\" ? "
+            "\"weights\" : \"no weights\", strcol(2) eq \"kv_head\" ? \"KV/KV head\" : "
+            "\"KV/query head\", strcol(4))", STUDY_SA_MAX, "study: sa up to");
     gp_tail(f);
 }
 
@@ -503,6 +463,39 @@ void study_gp_batch(FILE *f, const study_ctx *c, const study_out *s)
 /* ---------------------------------------------------------------------------------------- */
 /* Markdown summaries                                                                       */
 
+/* 1 if the point's whole KV cache fits in HBM: static then equals unlimited. */
+static int no_spill(const point *p)
+{
+    kvp_derived d;
+    kvp_error err;
+    if (kvp_scenario_derive(&p->sc, &d, &err) < 0)
+        return 0;
+    return kvp_slots(&p->sc, &d, 1) >= (uint64_t)p->sc.prompt + p->sc.steps;
+}
+
+/* One line naming the points where nothing spills (their ratios are all 1 by construction). */
+static void md_no_spill(FILE *f, const study_out *s)
+{
+    size_t k, count = 0;
+    for (k = 0; k < s->n; k++)
+        count += (size_t)no_spill(&s->pts[k]);
+    if (!count)
+        return;
+    if (count == s->n) {
+        fprintf(f, "Nothing spills at any point: the KV cache fits in HBM, so static equals "
+                   "unlimited and no placement can gain.\n\n");
+        return;
+    }
+    fprintf(f, "Nothing spills at");
+    for (size_t i = 0, shown = 0; i < s->n; i++) {
+        if (!no_spill(&s->pts[i]))
+            continue;
+        fprintf(f, "%s %s", shown++ ? "," : "", s->pts[i].var[0]);
+    }
+    fprintf(f, " (%s): the KV cache fits in HBM there, so static equals unlimited.\n\n",
+            s->def->nvars ? s->def->vars[0] : "point");
+}
+
 static void md_head(FILE *f, const study_ctx *c, const study_out *s, const char *what)
 {
     const char *n = s->def->name;
@@ -515,7 +508,9 @@ static void md_head(FILE *f, const study_ctx *c, const study_out *s, const char 
         kvp_policy_format(&c->specs[i], t, sizeof t);
         fprintf(f, "%s `%s`", i ? "," : "", t);
     }
-    fprintf(f, ".\n\nCommand: `%s`\n\n![%s](%s.png)\n\nData: [%s.csv](%s.csv), [%s.json](%s.json)"
+    fprintf(f, ".\n\n");
+    md_no_spill(f, s);
+    fprintf(f, "Command: `%s`\n\n![%s](%s.png)\n\nData: [%s.csv](%s.csv), [%s.json](%s.json)"
             "; plot script [%s.gp](%s.gp).\n\n", c->cmdline, n, n, n, n, n, n, n, n);
 }
 
@@ -547,7 +542,7 @@ static void md_table(FILE *f, const study_ctx *c, const study_out *s)
         fputc('\n', f);
     }
     fprintf(f, "\nThe best baseline is the fastest of static, reactive and page. `bound` is a "
-               "provable cap on every capacity-limited policy (DESIGN.md §5), not a "
+               "provable cap on every capacity-limited policy (docs/MODEL.md §5), not a "
                "policy.\n\n");
 }
 
@@ -640,7 +635,7 @@ void study_md_variation(FILE *f, const study_ctx *c, const study_out *s)
                     "unlimited"), i + 1 < s->n ? "," : "");
         fprintf(f, " |\n");
     }
-    fprintf(f, "\nThe study's variation traces are not published (PAPER.md); ours are "
+    fprintf(f, "\nThe study's variation traces are not published; ours are "
                "the synthetic presets of docs/SYNTHETIC.md. docs/RESULTS.md compares.\n");
 }
 
@@ -683,8 +678,8 @@ void study_md_hitrate(FILE *f, const study_ctx *c, const study_out *s)
 
 void study_md_batch(FILE *f, const study_ctx *c, const study_out *s)
 {
-    md_head(f, c, s, "The study does not give its batch size (PAPER.md), so this sweeps it, "
-                     "with the weights' traffic counted (the model of DESIGN.md) and not "
+    md_head(f, c, s, "The study does not give its batch size, so this sweeps it, "
+                     "with the weights' traffic counted (the model of docs/MODEL.md) and not "
                      "counted (weight_bytes=0, the weights' bytes kept as reserve so the KV "
                      "budget is unchanged).");
     md_table(f, c, s);
@@ -715,7 +710,7 @@ void study_md_batch(FILE *f, const study_ctx *c, const study_out *s)
 
 void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s)
 {
-    md_head(f, c, s, "PAPER.md \"Reading the headline\": the accounting variants side by side. "
+    md_head(f, c, s, "The accounting variants of the study's headline side by side. "
                      "\"Weights not counted\" keeps the weights' HBM capacity (reserve = the "
                      "model's weight bytes) but drops their traffic (weight_bytes=0); \"per "
                      "query head\" counts KV for every query head (kv_heads = query heads), "
@@ -764,12 +759,10 @@ static const kvp_result *best_named(const study_ctx *c, const point *p, const ch
 
 void study_gp_gap(FILE *f, const study_ctx *c, const study_out *s)
 {
-    char line[LABEL_TEXT];
-    study_max_line(line, sizeof line);
     gp_head(f, c, s, "sparsity, variation, weights (c: counted, n: not counted)",
             "throughput / static throughput (x)");
     gp_bars(f, c, s, "stringcolumn(1).\" \".stringcolumn(2).\" \".substr(stringcolumn(3),1,1)",
-            line);
+            STUDY_SA_MAX, "study: sa up to");
     gp_tail(f);
 }
 

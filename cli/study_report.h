@@ -22,7 +22,7 @@
 
 #define NELEM(a) (sizeof(a) / sizeof *(a))
 
-/* The study's published numbers (PAPER.md "The results"). */
+/* The study's published numbers (Fang et al. 2025, arXiv 2508.13231, Figs. 3 to 5). */
 #define STUDY_SA_MAX 5.87
 #define STUDY_SA_LOW 4.0
 #define STUDY_SA_HIGH 5.0

@@ -41,6 +41,11 @@ static int trace_gen(const cli_args *a)
         rc = cli_usage(a->cmd, "missing -o FILE.npy");
         goto done;
     }
+    cli_file in[64];
+    size_t nin = cli_scn_inputs(&scn, in, 64);
+    const cli_file outf = {out, "-o"};
+    if ((rc = cli_check_files(a->cmd, in, nin, &outf, 1)) != 0)
+        goto done;
     if ((rc = cli_scn_build(&scn, &sc)) != 0)
         goto done;
     kvp_synth_params sp;

@@ -1,7 +1,6 @@
 /*
  * kvplace: where should each token's KV cache live, HBM or off-package DRAM, at each decode
- * step, and what throughput does that buy?  The model is ../shared/DESIGN.md (docs/MODEL.md
- * records our choices where it is silent).
+ * step, and what throughput does that buy?  The model, in full, is docs/MODEL.md.
  *
  * A worked example, error handling elided:
  *
@@ -38,12 +37,15 @@
 #include <signal.h> /* sig_atomic_t */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* FILE, for kvp_out_file */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define KVP_VERSION "0.1.0"
+/* The layout of the JSON and CSV reports (docs/CLI.md "Reports"); raised when it changes. */
+#define KVP_SCHEMA_VERSION 2
 
 /* ---------------------------------------------------------------------------------------- */
 /* Errors                                                                                   */
@@ -68,8 +70,8 @@ typedef struct kvp_error {
 const char *kvp_strerror(int code);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Scenario parameters (DESIGN.md §1).  Names, units, bounds, defaults and docs live in one
- * table (src/scenario/params.c), used by the config reader, --set, --help and validation alike.     */
+/* Scenario parameters (docs/MODEL.md §1).  Names, units, bounds, defaults and docs live in one
+ * table (src/scenario/params.c), used by the config reader, --set, --help and validation. */
 
 /* HBM and up to seven tiers below it; links are numbered 1..KVP_MAX_TIERS-1. */
 #define KVP_MAX_TIERS 8
@@ -143,6 +145,10 @@ typedef struct kvp_param_info {
 /* The table; *count receives its length. */
 const kvp_param_info *kvp_params(size_t *count);
 const kvp_param_info *kvp_param_find(const char *name);
+/* The one of names[0..n-1] a mistyped name most likely meant ("did you mean"): edit distance
+ * at most 2 ignoring case, '-' and '_', or a prefix of 3 letters or more; NULL when none is
+ * that close or two are equally close. */
+const char *kvp_closest_name(const char *name, const char *const *names, size_t n);
 /* All parameters at their defaults. */
 void kvp_scenario_default(kvp_scenario *sc);
 /* Parses text for one parameter and stores it.  Rejects unknown names, junk, overflow and
@@ -178,8 +184,13 @@ const kvp_preset *kvp_presets(size_t *count);
 /* Applies a preset by name, or (if the name is not a preset and names a readable file) a
  * config file.  kind may be "hw", "model" or NULL for either. */
 int kvp_preset_apply(kvp_scenario *sc, const char *name, const char *kind, kvp_error *err);
+/* The parameters of sc's hardware (kind "hw") or model ("model") group that differ from its
+ * named preset (a --set after --hw): their count (out[] gets the first max), 0 for none or
+ * no preset name, KVP_EINVAL if the preset can no longer be applied. */
+int kvp_preset_modified(const kvp_scenario *sc, const char *kind, const kvp_param_info **out,
+                        size_t max);
 
-/* Derived quantities (DESIGN.md §1). */
+/* Derived quantities (docs/MODEL.md §1). */
 typedef struct kvp_derived {
     uint64_t tok_bytes; /* 2 * kv_heads * head_dim * dtype_bytes * batch */
     double w_layer;     /* weight_bytes / layers, bytes */
@@ -200,7 +211,7 @@ uint32_t kvp_slots(const kvp_scenario *sc, const kvp_derived *d, uint32_t g);
 uint32_t kvp_tier_slots(const kvp_scenario *sc, const kvp_derived *d, uint32_t g, uint32_t k);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Traces (DESIGN.md §2).  A trace is N steps x L layers; a cursor streams one layer's access
+/* Traces (docs/MODEL.md §2).  A trace is N steps x L layers; a cursor streams one layer's access
  * sets step by step, so layers can be simulated independently (and in parallel).           */
 
 typedef struct kvp_trace kvp_trace;
@@ -239,7 +250,7 @@ int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, doub
 int kvp_cursor_next(kvp_cursor *c, kvp_access *a, kvp_error *err);
 void kvp_cursor_free(kvp_cursor *c);
 
-/* Synthetic traces (DESIGN.md §6; docs/SYNTHETIC.md for the model and its sources). */
+/* Synthetic traces (docs/MODEL.md §6; docs/SYNTHETIC.md for the model and its sources). */
 typedef struct kvp_synth_params {
     uint32_t prompt, steps, layers;
     double sparsity;
@@ -270,7 +281,7 @@ int kvp_trace_stats_compute(const kvp_trace *t, double sparsity, kvp_trace_stats
                             kvp_error *err);
 
 /* ---------------------------------------------------------------------------------------- */
-/* Policies (DESIGN.md §5).  Each is one file in src/ behind a kvp_policy_ops table.        */
+/* Policies (docs/MODEL.md §5).  Each is one file in src/ behind a kvp_policy_ops table.        */
 
 #define KVP_POLICY_MAX_PARAMS 8
 
@@ -323,6 +334,8 @@ typedef struct kvp_result {
     uint64_t promoted_bytes, demoted_bytes;
     double speedup_vs_static, speedup_vs_unlimited; /* filled by kvp_result_speedups */
     uint32_t sa_evaluations; /* sa: distinct (W, R) points run; 0 for other policies */
+    char spec[160]; /* the policy as run, defaults resolved (sa: its own settings; params
+                     * then holds its best point); filled by kvp_run_many */
     /* lpbound, plan: the proven lower bound on every placement's time (0: none), and the
      * dual iterations of the layer that took most */
     double lower_bound_s;
@@ -365,6 +378,25 @@ typedef void (*kvp_sa_log_fn)(void *user, const kvp_sa_event *ev);
  * search at a time. */
 typedef struct kvp_checkpoint kvp_checkpoint;
 
+/* What one step of one layer of one policy did (kvp_run_options.step_hook).  Counts are in
+ * tokens (times tok_bytes for bytes); the busy times are each tier's and each link
+ * direction's bytes over its bandwidth, HBM's with the layer's weights; time_s is their max. */
+typedef struct kvp_step_record {
+    size_t policy; /* index into the specs given to kvp_run_many */
+    uint32_t layer, step;
+    double time_s, hbm_busy_s, dram_busy_s, link_up_busy_s, link_down_busy_s;
+    uint64_t kv_read_hbm, kv_read_dram, promoted, demoted; /* tokens */
+    uint32_t resident;     /* blocks in HBM after the step */
+    uint32_t slots;        /* UINT32_MAX: no limit */
+    uint32_t block_tokens; /* g */
+    uint32_t blocks;       /* blocks that exist after the step (the new token's included) */
+    const uint8_t *in_hbm; /* per block, 1 if in HBM after the step; valid during the call */
+} kvp_step_record;
+/* Called from the engine's worker threads, for different layers at the same time (one
+ * layer's steps come in order, from one thread); the hook must not share unguarded state
+ * between layers. */
+typedef void (*kvp_step_fn)(void *user, const kvp_step_record *r);
+
 typedef struct kvp_run_options {
     unsigned threads;  /* layers run in parallel; results identical for any count */
     int check;         /* verify invariants after every step (tests) */
@@ -378,6 +410,10 @@ typedef struct kvp_run_options {
      * before every step of every layer and before each sa evaluation.  The run returns
      * KVP_EINTR; what the checkpoint holds is saved.  NULL: never. */
     volatile sig_atomic_t *cancel;
+    /* Every step of every layer of every simulated policy of kvp_run_many's shared pass
+     * (not the passes sa makes for itself, not bound); NULL: none. */
+    kvp_step_fn step_hook;
+    void *step_user;
 } kvp_run_options;
 void kvp_run_options_default(kvp_run_options *ro);
 
@@ -429,16 +465,38 @@ typedef struct kvp_report {
     size_t nres;
 } kvp_report;
 
-/* Both write to a temporary name and rename on success: no half-written file is left. */
+/* Output files (every writer below goes through them).  "-" is stdout; a symbolic link is
+ * written through (its target replaced, the link kept); a device, FIFO or socket is written to
+ * directly; a regular file or a new name is written under a temporary name beside it and
+ * renamed into place by kvp_out_close(o, 1, err), or removed by kvp_out_close(o, 0, NULL), so
+ * that a failure leaves no half-written file.  kvp_out_close frees o (NULL is fine). */
+typedef struct kvp_out kvp_out;
+int kvp_out_open(kvp_out **o, const char *path, kvp_error *err);
+FILE *kvp_out_file(const kvp_out *o);
+int kvp_out_close(kvp_out *o, int ok, kvp_error *err);
+/* 1 if the two paths name one file: the same device and inode when both exist, else the same
+ * name once links and "." are resolved; "-" names no file. */
+int kvp_path_same(const char *a, const char *b);
+
+/* The JSON object of one result (without the per-tier and per-link keys, which a run's
+ * report appends), and of a scenario, as the run report writes them (docs/CLI.md
+ * "Reports"), for a report of one's own (the study's): malloc'd text, free with
+ * free(), with depth tabs after every newline (the indent of its place in an enclosing
+ * document as cJSON prints it).  NULL on failure (err says why). */
+char *kvp_result_json(const kvp_scenario *sc, const kvp_result *r, int depth, kvp_error *err);
+char *kvp_scenario_json(const kvp_scenario *sc, int depth, kvp_error *err);
+
+/* All write through kvp_out: no half-written file is left. */
 int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err);
 int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
 /* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting
  * the searches (each starts at level 0, move 0). */
 int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err);
-/* The result columns of the CSV report, one cell at a time, for writers of other layouts
- * (kvplace sweep): their count, the name of column i (NULL past the end), and the text of
- * column i of r as the CSV writes it (empty for unlimited's slots), with *is_number (may be
- * NULL) set to 1 for a number column.  buf must hold at least 40 bytes. */
+/* A result's stored fields as flat cells that read back exactly, for writers of other
+ * layouts (kvplace sweep, docs/SWEEP.md): their count, the name of column i (NULL past the
+ * end), and the text of column i of r (the CSV report's text for a column of the same name;
+ * empty for unlimited's slots), with *is_number (may be NULL) set to 1 for a number column.
+ * buf must hold at least 40 bytes. */
 size_t kvp_result_ncolumns(void);
 const char *kvp_result_column(size_t i);
 int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
@@ -448,6 +506,31 @@ int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *
 /* The shortest of %.15g, %.16g, %.17g that reads back to exactly d, as the reports write
  * doubles. */
 void kvp_format_double(char *buf, size_t len, double d);
+
+/* The timeline (docs/CLI.md "Timeline"): give kvp_timeline_record as step_hook and the
+ * timeline as step_user; then one CSV row per policy and step, summed over the layers in layer
+ * order.  labels[i] names policy i in the file (NULL: left out; a policy the engine did not
+ * simulate step by step, such as bound, has no rows); tok_bytes turns tokens into bytes. */
+typedef struct kvp_timeline kvp_timeline;
+extern const char kvp_timeline_header[];
+int kvp_timeline_create(kvp_timeline **t, size_t npolicies, uint32_t layers, uint32_t steps,
+                        kvp_error *err);
+void kvp_timeline_free(kvp_timeline *t);
+void kvp_timeline_record(void *timeline, const kvp_step_record *r);
+/* Copies policy from_policy of one timeline (same layers and steps) to to_policy of another. */
+void kvp_timeline_copy_policy(kvp_timeline *to, size_t to_policy, const kvp_timeline *from,
+                              size_t from_policy);
+int kvp_timeline_write_csv(const kvp_timeline *t, const char *const *labels, size_t nlabels,
+                           uint64_t tok_bytes, const char *path, kvp_error *err);
+
+/* The placement of one policy on one layer: which positions are in HBM after each step, as a
+ * bool .npy of shape (N, P + N) (row n: positions 0..P+n, the rest false). */
+typedef struct kvp_placement kvp_placement;
+int kvp_placement_create(kvp_placement **p, size_t policy, uint32_t layer, uint32_t prompt,
+                         uint32_t steps, kvp_error *err);
+void kvp_placement_free(kvp_placement *p);
+void kvp_placement_record(void *placement, const kvp_step_record *r);
+int kvp_placement_write_npy(const kvp_placement *p, const char *path, kvp_error *err);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,48 @@ column() {
                           { print (c ? $c : "MISSING") }' "$2"
 }
 
+# --- the result object is run's: same keys, same order; variables are numbers ---------------
+kv study sparsity $TINY --policy static,unlimited --out "$T/shape"
+kv run $(echo "$TINY" | sed 's/--sa-budget 3//') --set batch=4 --set variation=actual \
+    --policy static,unlimited --json "$T/shape/run.json"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 - "$T/shape/sparsity.json" "$T/shape/run.json" <<'EOF'
+import json, sys
+st = json.load(open(sys.argv[1]))
+run = json.load(open(sys.argv[2]))
+import re
+# a study's results have the run's keys but the per-tier and per-link ones, which only a
+# run's report appends (docs/CLI.md); those must be there in the run, after the fixed keys
+keys = [k for k in run["results"][0].keys() if not re.match(r"(tier|link)[0-9]+_", k)]
+tail = list(run["results"][0].keys())[len(keys):]
+assert tail and all(re.match(r"(tier|link)[0-9]+_", k) for k in tail), tail
+for p in st["points"]:
+    assert isinstance(p["vars"]["sparsity"], (int, float)), p["vars"]
+    for r in p["results"]:
+        assert list(r.keys()) == keys, (list(r.keys()), keys)
+    assert list(p["scenario"].keys()) == list(run["scenario"].keys())
+# the point at the run's sparsity gives the run's numbers
+pt = [p for p in st["points"] if p["vars"]["sparsity"] == 0.6][0]
+assert pt["results"][0]["total_time_s"] == run["results"][0]["total_time_s"]
+EOF
+    then ok; else bad "study and run JSON differ in shape"; fi
+fi
+
+# --- the summaries cite nothing outside the repository -------------------------------------
+if grep -l 'DESIG''N\.md\|PAPE''R\.md\|\.\./share''d' "$T/shape/"*.md "$T/shape/"*.gp >/dev/null 2>&1; then
+    bad "a study's summary cites files outside the repository"
+else ok; fi
+
+# --- a study never writes over its own input; a mistyped name gets a suggestion ---------------
+mkdir -p "$T/clash"
+printf 'layers = 2\n' >"$T/clash/sparsity.csv"
+cp "$T/clash/sparsity.csv" "$T/clash.keep"
+kv study sparsity $TINY --config "$T/clash/sparsity.csv" --out "$T/clash"
+[ "$rc" -eq 2 ] && grep -q "never overwrites" "$T/err" && cmp -s "$T/clash/sparsity.csv" "$T/clash.keep" &&
+    ok || bad "study over its own --config: exit $rc"
+kv study sparsty $TINY
+[ "$rc" -eq 2 ] && grep -q 'did you mean "sparsity"' "$T/err" && ok || bad "study name typo: exit $rc"
+
 # --- every study: exit 0, its files, the same bytes twice ----------------------------
 for s in sparsity variation hitrate batch accounting; do
     kv study "$s" $TINY --threads 1 --out "$T/a"
@@ -27,7 +69,7 @@ for s in sparsity variation hitrate batch accounting; do
     [ ! -s "$T/out" ] && ok || bad "study $s wrote to stdout"
     [ ! -s "$T/err" ] && ok || bad "study $s -q wrote to stderr"
     exts="csv json md gp"
-    [ "$have_gnuplot" -eq 1 ] && exts="$exts png svg"
+    [ "$have_gnuplot" -eq 1 ] && exts="$exts png svg pdf"
     for e in $exts; do
         [ -s "$T/a/$s.$e" ] && ok || bad "study $s: no $s.$e"
     done
@@ -38,6 +80,8 @@ for s in sparsity variation hitrate batch accounting; do
     grep -Eq "\"study\":[[:space:]]*\"$s\"" "$T/a/$s.json" && ok ||
         bad "study $s: json lacks its name"
     grep -Eq '"seed":[[:space:]]*1,' "$T/a/$s.json" && ok || bad "study $s: json lacks the seed"
+    grep -Eq '"schema_version":[[:space:]]*2,' "$T/a/$s.json" && ok ||
+        bad "study $s: json lacks its schema version"
 done
 ls "$T/a" | grep -q 'tmp' && bad "temporary files left in the output" || ok
 

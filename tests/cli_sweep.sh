@@ -82,17 +82,25 @@ grep -Eq '"variation":[[:space:]]*"low",' "$T/a/sweep.json" && ok || bad "sweep.
     --policy static,reactive,lookahead:W=4:R=0.5,bound --csv "$T/run.csv" >/dev/null 2>&1
 id9=$(sed -n '11p' "$T/a/sweep.points")
 case $id9 in 0007-*) ok ;; *) bad "the manifest's eighth point is $id9" ;; esac
-# The result columns: from "policy" to the one before the last (sa_evaluations).
+# The sweep's result columns (from "policy" on) are its own flat, round-trippable cells; every
+# one that run's CSV (schema 2) also has must hold the same text, row for row, and they must
+# include the headline numbers and every byte counter.
 pcol=$(head -n 1 "$T/a/sweep.csv" | tr ',' '\n' | grep -n '^policy$' | cut -d: -f1)
 ncol=$(head -n 1 "$T/a/sweep.csv" | tr ',' '\n' | wc -l)
-grep "^$hash,$id9," "$T/a/sweep.csv" | cut -d, -f"$pcol-$((ncol - 1))" >"$T/p9.csv"
-# (run's CSV appends the per-tier and per-link columns, which the sweep does not carry)
-nres=$((ncol - pcol))
-tail -n +2 "$T/run.csv" | cut -d, -f1-"$nres" | cmp -s - "$T/p9.csv" && ok ||
-    bad "point $id9's rows differ from kvplace run's"
-head -n 1 "$T/run.csv" | cut -d, -f1-"$nres" >"$T/hdr.run"
-head -n 1 "$T/a/sweep.csv" | cut -d, -f"$pcol-$((ncol - 1))" >"$T/hdr.sweep"
-cmp -s "$T/hdr.run" "$T/hdr.sweep" && ok || bad "the result columns differ from kvplace run's CSV header"
+{ head -n 1 "$T/a/sweep.csv"; grep "^$hash,$id9," "$T/a/sweep.csv"; } >"$T/p9.csv"
+[ "$(lines "$T/p9.csv")" -eq 5 ] && ok || bad "point $id9 has $(($(lines "$T/p9.csv") - 1)) rows, not 4"
+awk -F, 'NR == FNR { if (FNR == 1) for (i = 1; i <= NF; i++) rc[$i] = i; else run[FNR - 1] = $0; next }
+         FNR == 1 { for (i = 1; i <= NF; i++) if ($i == "policy") p = i
+                    for (i = p; i <= NF; i++) name[i] = $i; nf = NF; hdr = $0; next }
+         { r++; split(run[r], v, ",")
+           for (i = p; i <= nf; i++) if (rc[name[i]]) { shared++; if ($i != v[rc[name[i]]]) {
+               print "row " r " " name[i] ": sweep " $i ", run " v[rc[name[i]]]; d++ } } }
+         END { need = "total_time_s,throughput_tok_s,hbm_hit_rate_kv,spec,promoted_bytes,kv_read_dram_bytes,link_down_bytes,slots"
+               n = split(need, w, ","); for (k = 1; k <= n; k++) if (!rc[w[k]] || index("," hdr ",", "," w[k] ",") == 0) {
+                   print "column " w[k] " not in both"; d++ }
+               if (shared < 4 * 20) { print "only " shared " shared cells"; d++ }
+               exit d != 0 }' "$T/run.csv" "$T/p9.csv" >"$T/cmp9.txt" 2>&1 && ok ||
+    bad "point $id9's rows differ from kvplace run's: $(head -n 3 "$T/cmp9.txt")"
 [ "$(head -n 1 "$T/a/sweep.csv" | cut -d, -f"$ncol")" = "sa_evaluations" ] && ok || bad "the last column is not sa_evaluations"
 # Before the results: the lead columns, every parameter of kvplace params, tok_bytes, kv_budget.
 nparams=$("$KVPLACE" params | grep -cE '^  [a-z0-9_]+ +default')

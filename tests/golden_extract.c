@@ -95,7 +95,10 @@ int main(int argc, char **argv)
     const cJSON *r;
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(root, "results"))
     {
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(r, "params");
+        /* schema 2 names a result by its spec (schema 1: its params string) */
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(r, "spec");
+        if (!cJSON_IsString(p))
+            p = cJSON_GetObjectItemCaseSensitive(r, "params");
         char prefix[256];
         snprintf(prefix, sizeof prefix, "%s ", cJSON_IsString(p) ? p->valuestring : "?");
         print_keys(prefix, r, result_keys, sizeof result_keys / sizeof *result_keys);

@@ -1,5 +1,5 @@
 /*
- * The cost model (DESIGN.md §3-§4) on cases worked out by hand, for unlimited, static and
+ * The cost model (docs/MODEL.md §3-§4) on cases worked out by hand, for unlimited, static and
  * bound, and for the engine's charging of promotions and demotions through a scripted policy.
  * Then properties on random scenarios.
  */

@@ -1,8 +1,8 @@
 /*
  * The lookahead grid (src/policy/lookahead_grid.c): one pass of bitset simulations for many R
  * of one W must give, for every R, the engine's own lookahead result field for field (the
- * engine's lookahead is in turn checked against the literal reading of DESIGN.md in
- * test_policies).  Scenarios: synthetic and random traces, on the source and on its cache,
+ * engine's lookahead is in turn checked against the literal reading of docs/MODEL.md
+ * section 5 in test_policies).  Scenarios: synthetic and random traces, on the source and on its cache,
  * capacity from tight (slots below a step's reads) to loose (nothing moves), W from 1 past
  * the trace's length, every R of sa's grid.
  *

@@ -1007,7 +1007,7 @@ static void test_write_refusals(void)
     CHECK_EQ_INT(count_files("fail2.npy"), 0);
     /* a directory that does not exist */
     p = tpath("no/such/dir.npy");
-    CHECK_FAILS(kvp_trace_write_npy(t, p, &err), KVP_EIO, &err, "temporary file");
+    CHECK_FAILS(kvp_trace_write_npy(t, p, &err), KVP_EIO, &err, "cannot create");
     CHECK(strncmp(err.msg, p, strlen(p)) == 0);
     kvp_trace_free(t);
 }

@@ -1,6 +1,6 @@
 /*
- * The exact optimum, `optimal` (DESIGN.md §12 solved by GLPK).  A hand-worked case; a dynamic
- * program over every placement, written straight from DESIGN.md §3 and reading the trace's
+ * The exact optimum, `optimal` (the integer program of docs/BOUNDS.md solved by GLPK).  A hand-worked case; a dynamic
+ * program over every placement, written straight from docs/MODEL.md section 3 and reading the trace's
  * own array, as the oracle on tiny random cases; the MIP's objective (as GLPK gives it for
  * the model written out) equal to the engine's time of its placement; on random small cases
  * bound <= optimal:relax=1 <= optimal <= every other policy; the same result on a trace cache;
@@ -76,7 +76,7 @@ static kvp_result run_ok(const kvp_scenario *sc, const kvp_trace *t, const char 
 /* ---------------------------------------------------------------------------------------- */
 /* The oracle: every placement of every step, by dynamic programming over the HBM set       */
 
-/* DESIGN.md §3's time of step n of a layer going from set `was` to set `now` (bit x: token
+/* docs/MODEL.md section 3's time of step n of a layer going from set `was` to set `now` (bit x: token
  * x in HBM), reads rd[0..P+n) (1 = read). */
 static double step_time(const kvp_scenario *sc, double w_layer, uint32_t P, uint32_t n,
                         const uint8_t *rd, uint32_t was, uint32_t now)

@@ -208,7 +208,7 @@ static void test_table(void)
     CHECK_EQ_U64(sc.steps, 256);
     CHECK_EQ_U64(sc.seed, 1);
     CHECK_EQ_INT(sc.variation, KVP_VAR_ACTUAL);
-    /* PAPER.md Table I */
+    /* the study's Table I (Fang et al. 2025, arXiv 2508.13231) */
     CHECK_EQ_U64(sc.hbm_capacity, 24000000000u);
     CHECK_NEAR(sc.hbm_bandwidth, 4.9e12, 0);
     CHECK_EQ_U64(sc.dram_capacity, 480000000000u);
@@ -268,7 +268,8 @@ static void test_presets(void)
     kvp_scenario sc;
     kvp_scenario_default(&sc);
     CHECK_FAILS(kvp_preset_apply(&sc, "gh300", "hw", &err), KVP_EINVAL, &err,
-                "unknown hardware preset \"gh300\" (known: gh200-paper, gh200, ");
+                "unknown hardware preset \"gh300\" (did you mean \"gh200\"? known: gh200-paper, "
+                "gh200, ");
     CHECK(strstr(err.msg, "llama") == NULL); /* only hardware names are offered */
     CHECK_FAILS(kvp_preset_apply(&sc, "llama-9", "model", &err), KVP_EINVAL, &err,
                 "unknown model preset \"llama-9\" (known: llama-3.1-8b, ");

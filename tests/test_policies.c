@@ -1,7 +1,7 @@
 /*
- * The dynamic policies reactive, page and lookahead (DESIGN.md §5).  First hand-worked cases,
+ * The dynamic policies reactive, page and lookahead (docs/MODEL.md §5).  First hand-worked cases,
  * bytes and times derived in the comments; then a differential property test against a naive
- * reference written straight from DESIGN.md §3 and §5 (full sorts and scans, recounted
+ * reference written straight from docs/MODEL.md §3 and §5 (full sorts and scans, recounted
  * windows, none of the policies' incremental structures), which reads the access sets from
  * the trace's raw array itself, not through the library's cursor and top-k.
  *
@@ -282,7 +282,7 @@ static void test_params(void)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The reference: DESIGN.md §3 and §5 read literally.                                       */
+/* The reference: docs/MODEL.md §3 and §5 read literally.                                       */
 
 typedef struct ref_trace {
     uint32_t N, L, P;
@@ -315,7 +315,7 @@ static int ref_by_pos(const void *pa, const void *pb)
     return a < b ? -1 : a > b;
 }
 
-/* The access sets of DESIGN.md §2 read from the raw array, not through the library's cursor
+/* The access sets of docs/MODEL.md §2 read from the raw array, not through the library's cursor
  * or top-k: a bool trace reads its marks (score 1); a score trace the k = ceil((1 - s) P' -
  * 1e-9) highest scores of the P' = P + n positions present, ties to the lower position, by a
  * full sort. */
@@ -699,7 +699,7 @@ static void check_scenario(const kvp_scenario *sc, const kvp_trace *t, const raw
             pol.R = Rs[rnd(5)];
             snprintf(spec, sizeof spec, "lookahead:W=%u:R=%g", pol.W, pol.R);
         }
-        /* Slots from DESIGN.md §1 directly. */
+        /* Slots from docs/MODEL.md §1 directly. */
         uint64_t per = (uint64_t)sc->layers * pol.g * d.tok_bytes;
         uint32_t slots = (uint32_t)(d.kv_budget / per);
         ref_out ro;

@@ -1,5 +1,5 @@
 /* The synthetic trace generator (src/trace/synth.c, docs/SYNTHETIC.md).  Expected values come from
- * the contract (DESIGN.md §2: |A| = k, positions ascending, top-k with ties to the lower
+ * the contract (docs/MODEL.md §2: |A| = k, positions ascending, top-k with ties to the lower
  * position) checked against an oracle written here (a plain sort of the scores callback's
  * output), and from properties the model promises (determinism, layer independence, sinks
  * and window always read, presets ordered by drift). */

@@ -1,4 +1,4 @@
-/* Internal: the cost model of one step of one layer (docs/MODEL.md "The step's time" and
+/* Internal: the cost model of one step of one layer (docs/MODEL.md sections 3, 8 and 9,
  * "Tiers beyond two").  Pure functions of the tiers' bandwidths and the step's traffic, so
  * that a reader can hold them against the model and a test can call them with numbers worked
  * by hand. */
@@ -54,7 +54,7 @@ void kvp_traffic_of(kvp_traffic *t, const kvp_counters *c, uint32_t tiers, uint6
 double kvp_step_time(const kvp_cost_model *m, const kvp_traffic *t);
 
 /* The least time any placement within the tiers' capacities can take for a step that reads
- * read_bytes (the `bound` policy, docs/MODEL.md "The bound"), and the bytes h read from tier
+ * read_bytes (the `bound` policy, docs/MODEL.md section 5), and the bytes h read from tier
  * 0 that attain it. */
 double kvp_step_time_bound(const kvp_cost_model *m, double read_bytes, double *h_out);
 

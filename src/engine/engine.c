@@ -310,6 +310,9 @@ typedef struct run_ctx {
     int scores;           /* 1 if a policy of the group reads scores */
     int *rc;              /* per layer */
     kvp_error *err;       /* per layer */
+    kvp_step_fn hook;     /* kvp_run_options.step_hook, for kvp_run_many's pass only */
+    void *hook_user;
+    const size_t *hook_index; /* per policy of the group: its index in kvp_run_many's list */
 } run_ctx;
 
 static void pol_free(pol_layer *pl)
@@ -669,6 +672,29 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
                              bound_t);
     pl->out->time_s += t;
     kvp_counters_add(&pl->out->c, &st);
+    if (rc->hook) { /* the busy times as kvp_step_time forms them, for the timeline */
+        const kvp_cost_model *m = &rc->model;
+        /* the timeline's columns are two tiers': DRAM is tier 1, the link is its link (with
+         * what every tier behind it carries), the KV read below HBM is every lower tier's */
+        const uint32_t l1 = m->link[1];
+        double up = 0, down = 0;
+        uint64_t below = 0;
+        for (uint32_t k = 1; k < m->tiers; k++) {
+            below += st.kv_read[k];
+            if (m->link[k] == l1) {
+                up += traffic.read[k];
+                down += traffic.write[k];
+            }
+        }
+        kvp_step_record r = {
+            rc->hook_index[pl->ps - rc->ps], pl->li.layer, n, t,
+            (m->fixed_bytes[0] + (traffic.read[0] + traffic.write[0])) / m->bandwidth[0],
+            (m->fixed_bytes[1] + (traffic.read[1] + traffic.write[1])) / m->bandwidth[1],
+            up / m->up_bandwidth[l1], down / m->down_bandwidth[l1],
+            st.kv_read[0], below, st.promoted, st.demoted, e->nresident,
+            pl->li.slots, g, s->new_block + 1, e->resident};
+        rc->hook(rc->hook_user, &r);
+    }
     if (g != 1)
         for (uint32_t i = 0; i < nread; i++)
             pl->acount[pl->rblock[i]] = 0;
@@ -1010,7 +1036,8 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
 /* One pass over the trace for a group of simulated policies (none: the pass's sums alone). */
 static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                         size_t npol, const kvp_run_options *ro, kvp_result *res,
-                        kvp_pass_sums *sums, kvp_trace *fill, kvp_error *err)
+                        kvp_pass_sums *sums, kvp_trace *fill, const size_t *hook_index,
+                        kvp_error *err)
 {
     kvp_derived d;
     int rc;
@@ -1027,6 +1054,11 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     ctx.check = ro ? ro->check : 0;
     ctx.cancel = ro ? ro->cancel : NULL;
     ctx.fill = fill;
+    if (hook_index && ro && ro->step_hook) {
+        ctx.hook = ro->step_hook;
+        ctx.hook_user = ro->step_user;
+        ctx.hook_index = hook_index;
+    }
     kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), layer_run, &ctx, ctx.rc);
     /* Sum the layers in layer order: the same result for any thread count. */
     for (uint32_t l = 0; l < L; l++)
@@ -1061,13 +1093,13 @@ done:
 int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                    const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
-    return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, err);
+    return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, NULL, err);
 }
 
 int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                     kvp_pass_sums *sums, kvp_error *err)
 {
-    return engine_group(sc, tr, NULL, 0, ro, NULL, sums, NULL, err);
+    return engine_group(sc, tr, NULL, 0, ro, NULL, sums, NULL, NULL, err);
 }
 
 void kvp_run_options_default(kvp_run_options *ro)
@@ -1122,12 +1154,13 @@ extern const kvp_policy_ops kvp_policy_lookahead;
  * empty cache the caller wants filled; this may make one (then the caller frees it). */
 static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                      size_t n, const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
-                     int need_sums, kvp_trace **fill, kvp_error *err)
+                     int need_sums, kvp_trace **fill, const size_t *hook_index, kvp_error *err)
 {
     /* the fast paths model two tiers; more tiers are the engine's (docs/MODEL.md) */
     if (sc->tiers > 2)
-        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, err);
-    const int checked = ro && ro->check, on_cache = kvp_trace_is_cache(tr);
+        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);
+    /* checking mode, and a step hook, need every step of every policy: the engine's pass */
+    const int checked = ro && (ro->check || ro->step_hook), on_cache = kvp_trace_is_cache(tr);
     size_t nla = 0, nfast = 0;
     int one_w = 1;
     double w0 = 0;
@@ -1142,7 +1175,7 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
     }
     const size_t nrest = n - nla - nfast;
     if (nla == 0 && nfast == 0)
-        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, err);
+        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);
     if (nla == 0 && nrest == 0 && !*fill)
         return kvp_fast_prefix_run(sc, tr, ps, n, ro, res, sums, err);
     int rc = 0;
@@ -1176,7 +1209,7 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
     }
     const int pass = m || !on_cache; /* on a cache, the fast path below gives the sums */
     if (pass) {
-        if ((rc = engine_group(sc, tr, sub, m, ro, sres, sums, *fill, err)) < 0)
+        if ((rc = engine_group(sc, tr, sub, m, ro, sres, sums, *fill, NULL, err)) < 0)
             goto out;
         for (size_t j = 0; j < m; j++) {
             res[at[j]] = sres[j];
@@ -1259,10 +1292,19 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
     if (ng && many && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
         (rc = kvp_trace_cache_empty(&cache, tr, sc->sparsity, err)) < 0)
         goto done;
-    if (ng && (rc = run_group(sc, tr, group, ng, ro, gres, &sums, need_sums, &cache, err)) < 0)
+    if (ng && (rc = run_group(sc, tr, group, ng, ro, gres, &sums, need_sums, &cache, where,
+                              err)) < 0)
         goto done;
     for (size_t j = 0; j < ng; j++)
         res[where[j]] = gres[j];
+    /* A policy with a run of its own may make passes of its own: they are not this list's
+     * steps, and the step hook does not see them. */
+    kvp_run_options own;
+    if (ro) {
+        own = *ro;
+        own.step_hook = NULL;
+        own.step_user = NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         const kvp_policy_ops *ops = ps[i].ops;
         if (!ops->run)
@@ -1270,11 +1312,17 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
         if (ng && ops->from_shared_pass)
             rc = ops->from_shared_pass(sc, tr, &ps[i], &sums, &res[i], err);
         else if (ops->caps & KVP_CAP_MANY_PASSES)
-            rc = run_cached(sc, tr, cache, &ps[i], ro, &res[i], err);
+            rc = run_cached(sc, tr, cache, &ps[i], ro ? &own : NULL, &res[i], err);
         else
-            rc = ops->run(sc, tr, &ps[i], ro, &res[i], err);
+            rc = ops->run(sc, tr, &ps[i], ro ? &own : NULL, &res[i], err);
         if (rc < 0)
             goto done;
+    }
+    for (size_t i = 0; i < n; i++) { /* the reports name each policy by its own spec */
+        if (ps[i].ops->caps & KVP_CAP_MANY_PASSES)
+            kvp_policy_format(&ps[i], res[i].spec, sizeof res[i].spec);
+        else
+            snprintf(res[i].spec, sizeof res[i].spec, "%s", res[i].params);
     }
 done:
     kvp_trace_free(cache);

@@ -7,7 +7,7 @@
 #include "policy/policy.h"
 
 /* What a pass over a trace sums whatever policies it simulates (it costs O(1) a step): the
- * bound's time (docs/MODEL.md "The bound") and the reads.  A policy with from_shared_pass
+ * bound's time (docs/MODEL.md section 5, `bound`) and the reads.  A policy with from_shared_pass
  * takes its result from these instead of a pass of its own. */
 struct kvp_pass_sums {
     double bound_time_s;    /* the bound on T */

@@ -1,5 +1,5 @@
 /* The two reference policies: `unlimited` (everything in HBM, no capacity limit) and
- * `static` (the initial placement, never changed).  DESIGN.md §5. */
+ * `static` (the initial placement, never changed).  docs/MODEL.md §5. */
 #include "policy/policy.h"
 
 #include <string.h>

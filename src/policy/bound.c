@@ -1,6 +1,6 @@
 /*
  * `bound`: a provable lower bound on the decode time of every capacity-limited policy
- * (DESIGN.md §5): the sum over (n, l) of the least time any placement within HBM's capacity
+ * (docs/MODEL.md §5): the sum over (n, l) of the least time any placement within HBM's capacity
  * can take for the step's reads (kvp_step_time_bound, src/engine/cost.c).  Every pass of the
  * engine sums it (O(1) a step), so the bound is the sums of a pass: the pass of the simulated
  * policies of the same list when there is one, else a pass of its own.

@@ -1,6 +1,6 @@
 /*
  * `lookahead(W, R)`: perfect foresight over a window of W steps, token granularity
- * (DESIGN.md §5; docs/POLICIES.md).  Rule: f(b) counts the steps of [n, min(n+W, N)) that read
+ * (docs/MODEL.md §5; docs/POLICIES.md).  Rule: f(b) counts the steps of [n, min(n+W, N)) that read
  * block b; the `slots` existing blocks of highest f (ties: resident first, then lower index)
  * are wanted, and of the wanted blocks not resident the first ceil(R * count) are promoted,
  * into free slots, then in place of the unwanted residents of lowest f, then lowest index.
@@ -25,7 +25,7 @@ static const kvp_policy_param lookahead_params[] = {
 };
 
 /* ceil(R * count) is taken of R * count - CEIL_GUARD, so that a product a rounding error
- * above a whole number does not round up (the guard of k in DESIGN.md §2). */
+ * above a whole number does not round up (the guard of k in docs/MODEL.md §2). */
 #define CEIL_GUARD 1e-9
 /* Copies of the histogram (a power of two), and blocks tested together by the pass (a
  * multiple of 8: the flags are read eight at a time). */

@@ -1,6 +1,6 @@
 /*
- * `optimal`: the exact optimum of DESIGN.md §12's integer program on small cases, solved with
- * GLPK, and `optimal:relax=1`, the value of its linear relaxation (a lower bound, not a
+ * `optimal`: the exact optimum of the integer program of docs/BOUNDS.md on small cases,
+ * solved with GLPK, and `optimal:relax=1`, the value of its linear relaxation (a lower bound, not a
  * placement).  docs/BOUNDS.md "Exact optima" writes the model out.
  *
  * Per layer, at token granularity: y(x, n) = 1 if token x is in HBM after the placement of

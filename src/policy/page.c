@@ -1,7 +1,7 @@
 /*
  * `page`: Quest-like, with perfect knowledge of the current step's reads, moving whole pages of
- * page_tokens tokens (DESIGN.md §5; docs/POLICIES.md).  The target is the `slots` read pages of
- * highest summed score (ties: resident first, then lower index); the new set is the target
+ * page_tokens tokens (docs/MODEL.md §5; docs/POLICIES.md).  The target is the `slots` read
+ * pages of highest summed score (ties: resident first, then lower index); the new set is the target
  * plus the previously resident pages of lowest index that still fit.  A promoted page drags
  * its unread tokens along; the engine charges them.
  */

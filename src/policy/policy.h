@@ -2,9 +2,9 @@
  * The engine <-> policy interface.  A policy is one file in src/ that defines a
  * kvp_policy_ops and one line in the list of policies (src/policy/list.h).
  *
- * The engine (src/engine/engine.c) runs each layer on its own: it keeps the residency of every block
- * of the layer, serves the reads of the step, calls the policy's step, then charges what the
- * policy changed (DESIGN.md §3).  The policy changes residency only through kvp_step_promote()
+ * The engine (src/engine/engine.c) runs each layer on its own: it keeps the residency of every
+ * block of the layer, serves the reads of the step, calls the policy's step, then charges what the
+ * policy changed (docs/MODEL.md §3).  The policy changes residency only through kvp_step_promote()
  * and kvp_step_demote(); the engine logs the changes and charges them.
  */
 #ifndef KVP_POLICY_H

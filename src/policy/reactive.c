@@ -1,5 +1,5 @@
 /*
- * `reactive`: LRU over blocks of g tokens (DESIGN.md §5; docs/POLICIES.md).  Rule: the blocks
+ * `reactive`: LRU over blocks of g tokens (docs/MODEL.md §5; docs/POLICIES.md).  Rule: the blocks
  * read and the new block go to HBM, evicting the least recently used resident blocks; when
  * they alone are more than the slots, the new block and the read blocks of highest score are
  * kept.  Why: the classic online policy, which needs only the reads so far.
@@ -27,7 +27,7 @@ static const kvp_policy_param reactive_params[] = {
 #define BAND_INIT 64.0
 #define BAND_TARGET 512u
 
-/* Stamps are held as step + 1, so that 0 is "never accessed" (stamp -1 of DESIGN.md). */
+/* Stamps are held as step + 1, so that 0 is "never accessed" (oldest of all, docs/MODEL.md §5). */
 /* Queue capacity in blocks (>= 2).  A larger queue is compacted less often, and most of its
  * entries are then passed over at the head (one check each) instead of copied and checked
  * again: with 2, a third of the reactive step went to compaction (docs/PERF.md). */

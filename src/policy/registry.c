@@ -59,8 +59,17 @@ int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err)
     size_t nlen = colon ? (size_t)(colon - text) : strlen(text);
     const kvp_policy_ops *ops = find_policy(text, nlen);
     if (!ops) {
-        char known[256];
+        char known[256], name[64];
         known_policies(known, sizeof known);
+        snprintf(name, sizeof name, "%.*s", (int)nlen, text);
+        const char *names[sizeof registry / sizeof *registry + 1];
+        for (size_t i = 0; i < sizeof registry / sizeof *registry; i++)
+            names[i] = registry[i]->name;
+        names[sizeof registry / sizeof *registry] = "all";
+        const char *s = kvp_closest_name(name, names, sizeof names / sizeof *names);
+        if (s)
+            return kvp_error_set(err, KVP_EINVAL, "unknown policy \"%.*s\" (did you mean "
+                                 "\"%s\"? known: %s)", (int)nlen, text, s, known);
         return kvp_error_set(err, KVP_EINVAL, "unknown policy \"%.*s\" (known: %s)",
                              (int)nlen, text, known);
     }
@@ -68,6 +77,7 @@ int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err)
     for (size_t i = 0; i < ops->nparams; i++)
         ps->value[i] = ops->params[i].deflt;
     const char *p = colon;
+    unsigned seen = 0; /* parameters given, by index */
     while (p && *p == ':') {
         const char *key = p + 1;
         const char *end = strchr(key, ':');
@@ -82,9 +92,21 @@ int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err)
                !(strlen(ops->params[i].name) == klen &&
                  strncmp(ops->params[i].name, key, klen) == 0))
             i++;
-        if (i == ops->nparams)
-            return kvp_error_set(err, KVP_EINVAL, "policy %s has no parameter \"%.*s\"",
-                                 ops->name, (int)klen, key);
+        if (i == ops->nparams) {
+            char kname[64];
+            const char *names[KVP_POLICY_MAX_PARAMS];
+            snprintf(kname, sizeof kname, "%.*s", (int)klen, key);
+            for (size_t k = 0; k < ops->nparams && k < KVP_POLICY_MAX_PARAMS; k++)
+                names[k] = ops->params[k].name;
+            const char *s = kvp_closest_name(kname, names, ops->nparams);
+            return kvp_error_set(err, KVP_EINVAL, "policy %s has no parameter \"%.*s\"%s%s%s",
+                                 ops->name, (int)klen, key, s ? " (did you mean \"" : "",
+                                 s ? s : "", s ? "\"?)" : "");
+        }
+        if (seen & (1u << i))
+            return kvp_error_set(err, KVP_EINVAL, "policy %s: %s is given twice in \"%s\"",
+                                 ops->name, ops->params[i].name, text);
+        seen |= 1u << i;
         const kvp_policy_param *pp = &ops->params[i];
         char val[64];
         size_t vlen = len - klen - 1;

@@ -1,7 +1,7 @@
 /*
- * `sa`: the study's simulated annealing over the (W, R) of `lookahead` (PAPER.md, DESIGN.md
- * §5).  Every point it evaluates is one full lookahead run, memoised; the result is the best
- * point's lookahead result, byte for byte, with policy "sa".
+ * `sa`: the study's simulated annealing over the (W, R) of `lookahead` (Fang et al. 2025,
+ * arXiv 2508.13231; docs/MODEL.md §5).  Every point it evaluates is one full lookahead run,
+ * memoised; the result is the best point's lookahead result, byte for byte, with policy "sa".
  *
  * Moves: W by +-1 or +-2 (probability 0.4), R by +-0.1 (0.4), both (0.2); a proposal that
  * leaves [1, W_max] x [0, 1] is drawn again (it costs nothing).  Acceptance: Metropolis,

@@ -39,7 +39,6 @@
 #define CK_ITEM_MAX 1024 /* longest fingerprint item, escaped (trace names are < 256 bytes) */
 #define CK_MAX_TOKENS 160 /* tokens of the longest line (a record: 3 + 25 + 2 + 88) */
 #define CK_MAX_ITEMS 256 /* fingerprint items of a run (this version writes 24) */
-#define CK_FILE_MODE 0644
 #define CRC32_POLY 0xedb88320u /* IEEE 802.3, reflected */
 
 /* The fields of kvp_result a record holds, in file order. */
@@ -401,7 +400,8 @@ static void serialise(const kvp_checkpoint *ck, sbuf *b)
     sb_end_line(b, start);
 }
 
-/* Writes the whole checkpoint to path.tmpPID, syncs it, and renames it over path. */
+/* Writes the whole checkpoint through kvp_out: under a temporary name beside the file, synced
+ * and renamed over it (a link's target, if path is a link). */
 static int save(const kvp_checkpoint *ck, kvp_error *err)
 {
     const char *path = ck->save_path;
@@ -411,39 +411,14 @@ static int save(const kvp_checkpoint *ck, kvp_error *err)
         free(b.s);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", path);
     }
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        free(b.s);
-        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, tlen, "%s.tmp%ld", path, (long)getpid());
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, CK_FILE_MODE);
-    if (fd < 0) {
-        rc = kvp_error_set(err, KVP_EIO, "%s: cannot write: %s", path, strerror(errno));
-        goto done;
-    }
-    for (size_t off = 0; off < b.len && rc == 0;) {
-        ssize_t w = write(fd, b.s + off, b.len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
+    kvp_out *o;
+    int rc = kvp_out_open(&o, path, err);
+    if (rc == 0) {
+        int ok = fwrite(b.s, 1, b.len, kvp_out_file(o)) == b.len;
+        rc = kvp_out_close(o, ok, err);
+        if (!ok && rc == 0)
             rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
-        else
-            off += (size_t)w;
     }
-    if (rc == 0 && fsync(fd) != 0)
-        rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
-    if (close(fd) != 0 && rc == 0)
-        rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = kvp_error_set(err, KVP_EIO, "%s: cannot rename %s into place: %s", path, tmp,
-                           strerror(errno));
-    if (rc < 0)
-        unlink(tmp);
-done:
-    free(tmp);
     free(b.s);
     return rc;
 }

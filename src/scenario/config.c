@@ -87,6 +87,9 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
 {
     cfg_ctx *c = user;
     int rc;
+    /* sections only group keys; [run] holds the command's options (cli/experiment.c) */
+    if (section && strcmp(section, "run") == 0)
+        return 1;
     char renamed[64];
     name = section_name(section, name, renamed, sizeof renamed);
     if (c->err_line)

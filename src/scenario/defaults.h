@@ -6,11 +6,11 @@
 
 #define KVP_DFLT_HW "gh200-paper"
 #define KVP_DFLT_MODEL "llama-3.1-8b"
-#define PAPER_HBM_CAPACITY "24GB"      /* PAPER.md Table I: HBM cut from 96 GB on purpose */
-#define PAPER_HBM_BANDWIDTH "4.9TB/s"  /* Table I */
-#define PAPER_DRAM_CAPACITY "480GB"    /* Table I */
-#define PAPER_DRAM_BANDWIDTH "500GB/s" /* Table I */
-#define PAPER_LINK_BANDWIDTH "900GB/s" /* Table I, taken as each direction (docs/presets.md) */
+#define STUDY_HBM_CAPACITY "24GB"      /* the study's Table I: HBM cut from 96 GB on purpose */
+#define STUDY_HBM_BANDWIDTH "4.9TB/s"  /* Table I */
+#define STUDY_DRAM_CAPACITY "480GB"    /* Table I */
+#define STUDY_DRAM_BANDWIDTH "500GB/s" /* Table I */
+#define STUDY_LINK_BANDWIDTH "900GB/s" /* Table I, taken as each direction (docs/presets.md) */
 #define L31_8B_LAYERS "32"             /* meta-llama/Llama-3.1-8B config.json */
 #define L31_8B_KV_HEADS "8"
 #define L31_8B_HEAD_DIM "128"           /* hidden_size 4096 / 32 attention heads */

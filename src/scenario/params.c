@@ -1,6 +1,6 @@
 /*
- * Scenario parameters: the one table of names, units, bounds, defaults and docs (DESIGN.md §1),
- * the number parser every piece of user text goes through, --set, the INI config reader, and
+ * Scenario parameters: the one table of names, units, bounds, defaults and docs (docs/MODEL.md
+ * §1), the number parser every piece of user text goes through, --set, the INI config reader, and
  * the derived quantities (tok_bytes, kv_budget, slots).
  */
 #include "kvplace.h"
@@ -54,17 +54,17 @@
  * time is one of the study's accounting variants); bandwidths >= 1 B/s and finite; shapes and
  * workload limited to what a real model and our position arithmetic (uint32) can hold. */
 static const kvp_param_info params[] = {
-    {"hbm_capacity", KVP_PK_BYTES, OFF(hbm_capacity), "bytes", PAPER_HBM_CAPACITY, 1,
+    {"hbm_capacity", KVP_PK_BYTES, OFF(hbm_capacity), "bytes", STUDY_HBM_CAPACITY, 1,
      U64_MAX_D, 0, "hardware", "GPU HBM capacity, shared by weights, reserve and KV cache"},
-    {"hbm_bandwidth", KVP_PK_BANDWIDTH, OFF(hbm_bandwidth), "bytes/s", PAPER_HBM_BANDWIDTH,
+    {"hbm_bandwidth", KVP_PK_BANDWIDTH, OFF(hbm_bandwidth), "bytes/s", STUDY_HBM_BANDWIDTH,
      1, HUGE_VAL, 1, "hardware", "GPU HBM bandwidth"},
-    {"dram_capacity", KVP_PK_BYTES, OFF(dram_capacity), "bytes", PAPER_DRAM_CAPACITY, 1,
+    {"dram_capacity", KVP_PK_BYTES, OFF(dram_capacity), "bytes", STUDY_DRAM_CAPACITY, 1,
      U64_MAX_D, 0, "hardware", "off-package DRAM capacity (tier 1; also tier1_capacity)"},
     {"dram_bandwidth", KVP_PK_BANDWIDTH, OFF(dram_bandwidth), "bytes/s",
-     PAPER_DRAM_BANDWIDTH, 1, HUGE_VAL, 1, "hardware",
+     STUDY_DRAM_BANDWIDTH, 1, HUGE_VAL, 1, "hardware",
      "off-package DRAM bandwidth (tier 1; also tier1_bandwidth)"},
     {"link_bandwidth", KVP_PK_BANDWIDTH, OFF(link_bandwidth), "bytes/s",
-     PAPER_LINK_BANDWIDTH, 1, HUGE_VAL, 1, "hardware",
+     STUDY_LINK_BANDWIDTH, 1, HUGE_VAL, 1, "hardware",
      "GPU <-> off-package link bandwidth, each direction (link 1; also link1_bandwidth)"},
     {"reserve", KVP_PK_BYTES, OFF(reserve), "bytes", "0", 0, U64_MAX_D, 0, "hardware",
      "HBM bytes held back from the KV cache (activations, workspace)"},
@@ -363,6 +363,10 @@ static int parse_kind(kvp_param_kind kind, const char *text, parsed *out, kvp_er
                 out->u = i;
                 return 0;
             }
+        const char *s = kvp_closest_name(text, variation_names, NVARIATION);
+        if (s)
+            return kvp_error_set(err, KVP_EINVAL, "\"%s\" is not one of low, actual, high (did "
+                                 "you mean \"%s\"?)", text, s);
         return kvp_error_set(err, KVP_EINVAL, "\"%s\" is not one of low, actual, high", text);
     }
     if ((rc = scan_number(text, &nt, err)) < 0)
@@ -515,32 +519,42 @@ static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb)
     return row[nb];
 }
 
-/* The parameter a mistyped name most likely meant, or NULL when none is close or two are
- * equally close. */
-static const char *suggest(const char *name)
+const char *kvp_closest_name(const char *name, const char *const *names, size_t n)
 {
     char key[NAME_MAX_LEN + 1], cand[NAME_MAX_LEN + 1];
-    if (strlen(name) > NAME_MAX_LEN)
+    if (!name || strlen(name) > NAME_MAX_LEN)
         return NULL;
     size_t nk = normalise(name, key, sizeof key);
     const char *best = NULL;
     size_t best_d = SUGGEST_MAX + 1;
     int tie = 0;
-    for (size_t i = 0; i < sizeof params / sizeof *params; i++) {
-        size_t nc = normalise(params[i].name, cand, sizeof cand);
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(names[i]) > NAME_MAX_LEN)
+            continue;
+        size_t nc = normalise(names[i], cand, sizeof cand);
         /* a prefix of three or more letters counts as distance 1 ("hbmcap") */
         size_t d = (nk >= 3 && nk < nc && strncmp(key, cand, nk) == 0)
                        ? 1
                        : edit_distance(key, nk, cand, nc);
         if (d < best_d) {
-            best = params[i].name;
+            best = names[i];
             best_d = d;
             tie = 0;
-        } else if (d == best_d) {
+        } else if (d == best_d && best && strcmp(best, names[i]) != 0) {
             tie = 1;
         }
     }
     return tie ? NULL : best;
+}
+
+/* The parameter a mistyped name most likely meant, or NULL when none is close or two are
+ * equally close. */
+static const char *suggest(const char *name)
+{
+    const char *names[sizeof params / sizeof *params];
+    for (size_t i = 0; i < sizeof params / sizeof *params; i++)
+        names[i] = params[i].name;
+    return kvp_closest_name(name, names, sizeof params / sizeof *params);
 }
 
 static int unknown_param(const char *name, kvp_error *err)

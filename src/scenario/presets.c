@@ -15,13 +15,14 @@
 
 /* Hardware: HBM and off-package DRAM as the datasheets print them (decimal GB), bandwidths
  * at their peak.  Models: bf16 weights = parameters x 2, parameters counted from config.json
- * (embeddings and an untied output head included, as DESIGN.md's "all model weights"). */
+ * (embeddings and an untied output head included: docs/MODEL.md §1 counts all the weights). */
 static const kvp_preset presets[] = {
     {"gh200-paper", KVP_PRESET_HW,
-     "hbm_capacity=" PAPER_HBM_CAPACITY " hbm_bandwidth=" PAPER_HBM_BANDWIDTH
-     " dram_capacity=" PAPER_DRAM_CAPACITY " dram_bandwidth=" PAPER_DRAM_BANDWIDTH
-     " link_bandwidth=" PAPER_LINK_BANDWIDTH,
-     "GH200 as the study modelled it (PAPER.md Table I): HBM cut to 24 GB, link 900 GB/s"},
+     "hbm_capacity=" STUDY_HBM_CAPACITY " hbm_bandwidth=" STUDY_HBM_BANDWIDTH
+     " dram_capacity=" STUDY_DRAM_CAPACITY " dram_bandwidth=" STUDY_DRAM_BANDWIDTH
+     " link_bandwidth=" STUDY_LINK_BANDWIDTH,
+     "GH200 as the study modelled it (Fang et al. 2025, arXiv 2508.13231, Table I): HBM cut "
+     "to 24 GB, link 900 GB/s"},
     {"gh200", KVP_PRESET_HW,
      "hbm_capacity=96GB hbm_bandwidth=4TB/s dram_capacity=480GB dram_bandwidth=512GB/s "
      "link_bandwidth=450GB/s",
@@ -199,8 +200,46 @@ int kvp_preset_apply_builtin(kvp_scenario *sc, const char *name, const char *kin
         return kvp_error_set(err, KVP_EINVAL, "\"%s\" is a %s preset, not a %s preset", name,
                              kvp_preset_kind_word(p->kind), kvp_preset_kind_word(kind));
     known_names(names, sizeof names, kind);
+    const char *cand[NPRESETS];
+    size_t nc = 0;
+    for (size_t i = 0; i < NPRESETS; i++)
+        if (!kind || strcmp(presets[i].kind, kind) == 0)
+            cand[nc++] = presets[i].name;
+    const char *s = kvp_closest_name(name, cand, nc);
+    if (s)
+        return kvp_error_set(err, KVP_EINVAL, "unknown %s%spreset \"%s\" (did you mean \"%s\"? "
+                             "known: %s)", kind ? kvp_preset_kind_word(kind) : "",
+                             kind ? " " : "", name, s, names);
     return kvp_error_set(err, KVP_EINVAL, "unknown %s%spreset \"%s\" (known: %s)",
                          kind ? kvp_preset_kind_word(kind) : "", kind ? " " : "", name, names);
 }
 
 int kvp_preset_is_builtin(const char *name) { return find(name, NULL) != NULL; }
+
+int kvp_preset_modified(const kvp_scenario *sc, const char *kind, const kvp_param_info **out,
+                        size_t max)
+{
+    const char *name = strcmp(kind, KVP_PRESET_HW) == 0 ? sc->hw_name : sc->model_name;
+    const char *group = strcmp(kind, KVP_PRESET_HW) == 0 ? "hardware" : "model";
+    kvp_scenario base;
+    kvp_error err;
+    if (!name[0])
+        return 0;
+    kvp_scenario_default(&base);
+    if (kvp_preset_apply(&base, name, kind, &err) < 0)
+        return KVP_EINVAL;
+    size_t np, n = 0;
+    const kvp_param_info *ps = kvp_params(&np);
+    for (size_t i = 0; i < np; i++) {
+        char va[64], vb[64];
+        if (strcmp(ps[i].group, group) != 0)
+            continue;
+        if (kvp_param_format(sc, &ps[i], va, sizeof va) < 0 ||
+            kvp_param_format(&base, &ps[i], vb, sizeof vb) < 0 || strcmp(va, vb) != 0) {
+            if (n < max)
+                out[n] = &ps[i];
+            n++;
+        }
+    }
+    return (int)n;
+}

@@ -1,4 +1,4 @@
-/* NumPy .npy traces (DESIGN.md §2, docs/TRACE_FORMAT.md): the reader, which maps the file
+/* NumPy .npy traces (docs/MODEL.md §2, docs/TRACE_FORMAT.md): the reader, which maps the file
  * read-only and converts one (step, layer) row at a time, and the writer, which streams any
  * trace with scores out as float32, one row at a time. */
 #include "trace/trace.h"
@@ -29,7 +29,6 @@ static const unsigned char npy_magic[] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 #define NPY_MAX_DIMS 64    /* NumPy's own limit */
 #define NPY_MAX_STR 63     /* longest dtype string we keep */
 #define NPY_HEADER_ALIGN 64u /* the writer aligns the data as NumPy does */
-#define NPY_WRITE_MODE 0644  /* what a file saved by NumPy gets under the usual umask */
 
 /* IEEE-754 bit fields. */
 #define F32_EXP_MASK 0x7f800000u
@@ -929,74 +928,41 @@ int kvp_trace_write_npy_cancel(const kvp_trace *t, const char *path,
     if (hsize == 0)
         return kvp_error_set(err, KVP_ERANGE, "%s: .npy header too long", path);
 
-    size_t plen = strlen(path);
-    static const char suffix[] = ".tmp.XXXXXX";
-    char *tmp = malloc(plen + sizeof suffix);
     kvp_cursor **cur = calloc((size_t)l, sizeof *cur);
     float *row = malloc((size_t)c * sizeof *row);
     unsigned char *bytes = malloc((size_t)c * 4);
+    kvp_out *out = NULL;
     FILE *f = NULL;
-    int fd = -1, rc = 0, made = 0;
-    if (!tmp || !cur || !row || !bytes) {
+    int rc = 0;
+    if (!cur || !row || !bytes) {
         rc = kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", path);
         goto done;
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, suffix, sizeof suffix);
     for (uint32_t k = 0; k < t->layers; k++) {
         /* sparsity 0: the access sets are not used, only the stepping */
         rc = kvp_cursor_create(&cur[k], t, k, 0.0, err);
         if (rc < 0)
             goto done;
     }
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        rc = kvp_error_set(err, KVP_EIO, "%s: cannot create a temporary file: %s", path,
-                           strerror(errno));
+    if ((rc = kvp_out_open(&out, path, err)) < 0)
         goto done;
-    }
-    made = 1;
-    if (fchmod(fd, NPY_WRITE_MODE) != 0 || !(f = fdopen(fd, "wb"))) {
-        rc = kvp_error_set(err, KVP_EIO, "%s: %s", tmp, strerror(errno));
-        goto done;
-    }
-    fd = -1; /* owned by f now */
+    f = kvp_out_file(out);
     if (fwrite(header, 1, hsize, f) != hsize) {
         rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
         goto done;
     }
     rc = write_rows(t, f, cur, row, bytes, (uint32_t)c, path, cancel, err);
-    if (rc < 0)
-        goto done;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
-        goto done;
-    }
-    int closed = fclose(f);
-    f = NULL;
-    if (closed != 0) {
-        rc = kvp_error_set(err, KVP_EIO, "%s: write failed: %s", path, strerror(errno));
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        rc = kvp_error_set(err, KVP_EIO, "%s: cannot rename %s into place: %s", path, tmp,
-                           strerror(errno));
-        goto done;
-    }
-    made = 0;
 done:
-    if (f)
-        fclose(f);
-    if (fd >= 0)
-        close(fd);
-    if (made)
-        unlink(tmp);
+    if (out) {
+        int crc = kvp_out_close(out, rc >= 0, err);
+        if (rc >= 0)
+            rc = crc;
+    }
     if (cur)
         for (uint32_t k = 0; k < t->layers; k++)
             kvp_cursor_free(cur[k]);
     free(cur);
     free(row);
     free(bytes);
-    free(tmp);
     return rc;
 }

@@ -1,5 +1,6 @@
 /*
- * Synthetic traces (DESIGN.md §6; the model, its presets and their sources: docs/SYNTHETIC.md).
+ * Synthetic traces (docs/MODEL.md §6; the model, its presets and their sources:
+ * docs/SYNTHETIC.md).
  *
  * Every position p of a layer carries a 16-bit integer key; its score is key / 65535 (strictly
  * monotone, so the top-k of the scores is the top-k of the keys, and a trace written to .npy

@@ -1,4 +1,4 @@
-/* Top-k selection shared by every score source (DESIGN.md §2): exact, linear time, no
+/* Top-k selection shared by every score source (docs/MODEL.md §2): exact, linear time, no
  * allocation.  Each float maps to a uint32 key whose unsigned order is the float order.  A
  * histogram of the top 11 key bits finds the bucket b1 holding the k-th highest key; one pass
  * then writes the positions above b1 (all taken) straight to the output and collects those in
