@@ -204,6 +204,35 @@ int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err);
 int kvp_trace_from_memory(kvp_trace **out, const float *data, uint32_t steps, uint32_t layers,
                           uint32_t positions, int is_bool, const char *name, kvp_error *err);
 void kvp_trace_free(kvp_trace *t);
+/* Element types of a caller's trace buffer. */
+typedef enum kvp_dtype {
+    KVP_DTYPE_F32 = 0,  /* float */
+    KVP_DTYPE_F16 = 1,  /* IEEE half, as uint16_t bits; converted to float exactly */
+    KVP_DTYPE_BOOL = 2  /* one byte per position: nonzero means read */
+} kvp_dtype;
+/* A trace over a caller's buffer (a NumPy array's data, say): ndim dimensions of sizes
+ * shape[], which must be (steps, layers, positions), C order, native byte order.  Checked
+ * at once, like a .npy file: the dtype, the dimensions (4-D (steps, layers, heads,
+ * positions) is refused with its own message: not supported yet), and every used position
+ * of a score buffer (NaN or infinite is KVP_EFORMAT naming step, layer and position; the
+ * padding is not looked at).  The data is copied as float, so the buffer may go afterwards.
+ * name is the trace's name in messages and reports. */
+int kvp_trace_from_buffer(kvp_trace **out, const void *data, int dtype, size_t ndim,
+                          const uint64_t *shape, const char *name, kvp_error *err);
+
+/* A trace built step by step, as an inference engine records it (examples/stream.c).  Step
+ * n (the count appended so far) gives layers x (prompt + n) values, layer-major, no padding:
+ * scores (checked finite) or, for a bool builder, marks (nonzero means read).  Rows are kept
+ * unpadded, so a builder holds about half of the (N, L, P + N - 1) array. */
+typedef struct kvp_trace_builder kvp_trace_builder;
+int kvp_trace_builder_create(kvp_trace_builder **out, uint32_t layers, uint32_t prompt,
+                             int is_bool, const char *name, kvp_error *err);
+int kvp_trace_builder_append(kvp_trace_builder *b, const float *values, kvp_error *err);
+uint32_t kvp_trace_builder_steps(const kvp_trace_builder *b);
+/* Hands the steps appended so far (at least one) over to a new trace; the builder is then
+ * empty (and may be appended to again for another trace, or freed). */
+int kvp_trace_builder_finish(kvp_trace_builder *b, kvp_trace **out, kvp_error *err);
+void kvp_trace_builder_free(kvp_trace_builder *b);
 uint32_t kvp_trace_steps(const kvp_trace *t);
 uint32_t kvp_trace_layers(const kvp_trace *t);
 uint32_t kvp_trace_prompt(const kvp_trace *t);

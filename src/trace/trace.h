@@ -28,6 +28,10 @@ typedef struct kvp_trace_vt {
  * theirs reads scores. */
 void kvp_cursor_sets_only(kvp_cursor *c);
 
+/* IEEE half to single, exact for every value (src/trace/npy.c); shared by the .npy reader and
+ * in-memory buffers so that both give the same floats. */
+float kvp_half_to_float(uint16_t h);
+
 struct kvp_trace {
     const kvp_trace_vt *vt;
     uint32_t steps, layers, prompt;
