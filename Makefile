@@ -1,6 +1,7 @@
-# kvplace: one small Makefile.  `make` builds the library, the CLI and the tests;
-# `make test` runs the suite; `make sanitize` runs it under ASan + UBSan; `make bench` runs
-# the benchmarks (on demand, never in CI's test pass).
+# kvplace: one small Makefile.  `make` builds the library (static, and shared for Python and
+# other programs), the CLI and the tests; `make test` runs the suite; `make sanitize` runs it
+# under ASan + UBSan; `make bench` runs the benchmarks (on demand, never in CI's test pass);
+# `make install` installs everything under $(DESTDIR)$(PREFIX) (docs/INSTALL.md).
 CC      ?= cc
 BUILD   ?= build
 PKGS    := inih libcjson
@@ -23,18 +24,30 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libkvplace.a
+SOLIB    := $(BUILD)/libkvplace.so
 KVPLACE  := $(BUILD)/kvplace
+# The shared library's ABI version (its soname is libkvplace.so.$(SOMAJOR)).
+SOMAJOR  := 0
+VERSION  := $(shell sed -n 's/^\#define KVP_VERSION "\(.*\)"/\1/p' include/kvplace.h)
 
-.PHONY: all test sanitize bench clean
-all: $(KVPLACE) $(TEST_BIN)
+.PHONY: all test sanitize bench clean install uninstall
+all: $(KVPLACE) $(TEST_BIN) $(SOLIB)
 
 $(BUILD)/%.o: %.c include/kvplace.h $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The library's objects are position-independent so that one set serves both libraries; the
+# CLI, the tests and the benchmarks link the static one (a program that runs from build/).
+$(LIB_OBJ): ALL_CFLAGS += -fPIC
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+$(SOLIB): $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libkvplace.so.$(SOMAJOR) -o $@ \
+	  $(LIB_OBJ) $(LDLIBS)
 
 $(KVPLACE): $(CLI_OBJ) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)

@@ -427,9 +427,39 @@ typedef struct kvp_report {
 /* Both write to a temporary name and rename on success: no half-written file is left. */
 int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err);
 int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
+/* The JSON report as text, exactly what kvp_report_json writes; *out is freed with kvp_free. */
+int kvp_report_json_text(const kvp_report *rep, char **out, kvp_error *err);
+void kvp_free(void *p);
 /* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting
  * the searches (each starts at level 0, move 0). */
 int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sessions: a whole `kvplace run` behind one opaque handle, for bindings (the Python package
+ * calls these through ctypes, so it never depends on the layout of a struct).              */
+
+typedef struct kvp_session kvp_session;
+/* A session holds a scenario at its defaults and no trace. */
+int kvp_session_create(kvp_session **out, kvp_error *err);
+void kvp_session_free(kvp_session *s);
+/* Applies a preset or a config file (kvp_preset_apply; kind "hw", "model" or NULL). */
+int kvp_session_preset(kvp_session *s, const char *name, const char *kind, kvp_error *err);
+/* Sets one scenario parameter; synthetic_only: refuse parameters outside the "synthetic"
+ * group (a synthetic trace's spec). */
+int kvp_session_set(kvp_session *s, const char *name, const char *value, int synthetic_only,
+                    kvp_error *err);
+/* The trace to run: a .npy file or a buffer (kvp_trace_from_buffer).  Without one, a run
+ * generates the synthetic trace of the scenario's synthetic parameters. */
+int kvp_session_trace_npy(kvp_session *s, const char *path, kvp_error *err);
+int kvp_session_trace_buffer(kvp_session *s, const void *data, int dtype, size_t ndim,
+                             const uint64_t *shape, const char *name, kvp_error *err);
+/* Validates the scenario, then runs the comma-separated policies (`all` expands) as
+ * `kvplace run --policy` does: static and unlimited run as well for the speedups, the
+ * simulated policies share one pass.  prompt and steps set with a trace given are an error
+ * (the trace defines them).  threads: 0 for the library's default. */
+int kvp_session_run(kvp_session *s, const char *policies, unsigned threads, kvp_error *err);
+/* The last run's report, the text `kvplace run --json` writes; NULL before a run. */
+const char *kvp_session_json(const kvp_session *s);
 
 #ifdef __cplusplus
 }
