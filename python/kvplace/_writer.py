@@ -91,7 +91,8 @@ class TraceWriter:
             if a.dtype.kind not in "fiub":
                 raise Error("TraceWriter %s: step %d: dtype %s is not a number"
                             % (self.path, self.n, a.dtype), -1)
-            used = a[:, :ctx].astype(self.dtype)
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below
+                used = a[:, :ctx].astype(self.dtype)
             bad = ~np.isfinite(used)
             if bad.any():
                 l, p = (int(i) for i in np.argwhere(bad)[0])
