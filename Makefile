@@ -58,6 +58,52 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# Installation (docs/INSTALL.md).  The Python package goes where Debian's python3 looks:
+# /usr/lib/python3/dist-packages for PREFIX=/usr, else PREFIX/lib/python3.X/dist-packages
+# (found for /usr/local; for another PREFIX, add that directory to PYTHONPATH).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+PYTHON     ?= $(firstword $(wildcard /usr/bin/python3) python3)
+PYVER       = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+ifeq ($(PREFIX),/usr)
+PYTHONDIR  ?= $(PREFIX)/lib/python3/dist-packages
+else
+PYTHONDIR  ?= $(PREFIX)/lib/python$(PYVER)/dist-packages
+endif
+PY_SRC     := $(sort $(wildcard python/kvplace/*.py))
+
+install: $(KVPLACE) $(LIB) $(SOLIB)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(PYTHONDIR)/kvplace
+	install -m 755 $(KVPLACE) $(DESTDIR)$(BINDIR)/kvplace
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libkvplace.a
+	install -m 755 $(SOLIB) $(DESTDIR)$(LIBDIR)/libkvplace.so.$(VERSION)
+	ln -sf libkvplace.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkvplace.so.$(SOMAJOR)
+	ln -sf libkvplace.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libkvplace.so
+	install -m 644 include/kvplace.h $(DESTDIR)$(INCLUDEDIR)/kvplace.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	  -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' dist/kvplace.pc.in \
+	  > $(DESTDIR)$(LIBDIR)/pkgconfig/kvplace.pc
+	sed -e 's|@VERSION@|$(VERSION)|' dist/kvplace.1 > $(DESTDIR)$(MANDIR)/man1/kvplace.1
+	install -m 644 dist/kvplace.bash $(DESTDIR)$(BASHCOMPDIR)/kvplace
+	install -m 644 $(PY_SRC) $(DESTDIR)$(PYTHONDIR)/kvplace/
+	printf '# Written by make install.\nLIBDIR = "%s"\n' '$(LIBDIR)' \
+	  > $(DESTDIR)$(PYTHONDIR)/kvplace/_paths.py
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+	  ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kvplace $(DESTDIR)$(LIBDIR)/libkvplace.a \
+	  $(DESTDIR)$(LIBDIR)/libkvplace.so $(DESTDIR)$(LIBDIR)/libkvplace.so.$(SOMAJOR) \
+	  $(DESTDIR)$(LIBDIR)/libkvplace.so.$(VERSION) $(DESTDIR)$(INCLUDEDIR)/kvplace.h \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/kvplace.pc $(DESTDIR)$(MANDIR)/man1/kvplace.1 \
+	  $(DESTDIR)$(BASHCOMPDIR)/kvplace
+	rm -rf $(DESTDIR)$(PYTHONDIR)/kvplace
+
 test: all
 	BUILD=$(BUILD) sh tests/run.sh
 

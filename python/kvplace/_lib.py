@@ -29,11 +29,11 @@ def _candidates():
     if env:
         yield env
         return
-    here = os.path.dirname(os.path.abspath(__file__))
-    # A checkout: python/kvplace/ beside build/.
-    yield os.path.join(here, "..", "..", "build", "libkvplace.so")
     if _paths.LIBDIR:  # written by `make install`
         yield os.path.join(_paths.LIBDIR, "libkvplace.so.0")
+    # A checkout: python/kvplace/ beside build/.
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, "..", "..", "build", "libkvplace.so")
     yield "libkvplace.so.0"
 
 
