@@ -31,9 +31,9 @@ def _text(name, value):
     if isinstance(value, bool) or value is None:
         raise Error("%s: %r is not a value (give a number or a string such as '24GB')"
                     % (name, value), -1)
-    if isinstance(value, float):
-        return repr(value)  # shortest text that reads back to the same double
-    return str(value)
+    if isinstance(value, float):  # Python's and NumPy's float64
+        return repr(float(value))  # the shortest text that reads back to the same double
+    return str(value)  # ints, text, np.float32 (its shortest text: 0.6, not 0.6000000238)
 
 
 def _as_trace_array(trace):

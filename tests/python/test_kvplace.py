@@ -15,6 +15,9 @@ import numpy as np
 import kvplace
 
 KVPLACE = os.environ.get("KVPLACE", "build/kvplace")
+# The CLI runs without the sanitizer runtime this interpreter may have preloaded
+# (tests/py_kvplace.sh under make sanitize): the CLI links its own.
+CLI_ENV = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 # A small scenario where capacity binds: 2 layers, 19 one-token slots per layer
 # (160 kB of KV budget / (2 layers x 4096 bytes per token at batch 1)).
@@ -48,7 +51,7 @@ class RunEqualsCli(Tmp):
         subprocess.run([KVPLACE, "run", "--trace", trace_path, "--hw", "gh200-paper",
                         "--model", "llama-3.1-8b", *CLI_SETS, "--policy", policies,
                         "--json", out, "--csv", csv, "--quiet", *extra],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, env=CLI_ENV)
         return out, csv
 
     def check_dtype(self, dtype, seed):
@@ -101,7 +104,7 @@ class RunEqualsCli(Tmp):
         subprocess.run([KVPLACE, "run", "--set", "prompt=300", "--set", "steps=20",
                         "--set", "seed=7", "--synthetic", "high", "--policy",
                         "static,lookahead", "--json", out, "--quiet"], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=CLI_ENV)
         with open(out) as fh:
             want = json.load(fh)
         got = kvplace.run(trace={"prompt": 300, "steps": 20, "seed": 7, "variation": "high"},
@@ -111,7 +114,8 @@ class RunEqualsCli(Tmp):
     def test_default_policies_are_the_clis(self):
         out = self.path("d.json")
         subprocess.run([KVPLACE, "run", "--set", "prompt=100", "--set", "steps=5",
-                        "--json", out, "--quiet"], check=True, stdout=subprocess.DEVNULL)
+                        "--json", out, "--quiet"], check=True, stdout=subprocess.DEVNULL,
+                       env=CLI_ENV)
         with open(out) as fh:
             want = json.load(fh)
         self.assertEqual(kvplace.run(trace={"prompt": 100, "steps": 5}), want)
