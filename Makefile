@@ -39,7 +39,9 @@ $(BUILD)/%.o: %.c include/kvplace.h $(wildcard src/*/*.h) $(wildcard cli/*.h) $(
 
 # The library's objects are position-independent so that one set serves both libraries; the
 # CLI, the tests and the benchmarks link the static one (a program that runs from build/).
-$(LIB_OBJ): ALL_CFLAGS += -fPIC
+# No semantic interposition: calls inside the library stay direct and inlinable, as without
+# -fPIC (docs/INSTALL.md).
+$(LIB_OBJ): ALL_CFLAGS += -fPIC -fno-semantic-interposition
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
