@@ -6,23 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const kvp_policy_ops kvp_policy_unlimited;
-extern const kvp_policy_ops kvp_policy_static;
-extern const kvp_policy_ops kvp_policy_reactive;
-extern const kvp_policy_ops kvp_policy_page;
-extern const kvp_policy_ops kvp_policy_lookahead;
-extern const kvp_policy_ops kvp_policy_sa;
-extern const kvp_policy_ops kvp_policy_bound;
+#define X(name) extern const kvp_policy_ops kvp_policy_##name;
+#include "policy/list.h"
+#undef X
 
-/* Adding a policy: one file in src/ and one line here.  "all" runs them in this order. */
 static const kvp_policy_ops *const registry[] = {
-    &kvp_policy_unlimited,
-    &kvp_policy_static,
-    &kvp_policy_reactive,
-    &kvp_policy_page,
-    &kvp_policy_lookahead,
-    &kvp_policy_sa,
-    &kvp_policy_bound,
+#define X(name) &kvp_policy_##name,
+#include "policy/list.h"
+#undef X
 };
 
 const kvp_policy_ops *const *kvp_policies(size_t *count)

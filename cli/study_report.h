@@ -2,8 +2,8 @@
  * Internal to `kvplace study`: cli/study.c defines the studies and runs their points;
  * cli/study_report.c turns the points into CSV, JSON, gnuplot scripts and Markdown.
  */
-#ifndef KVP_CLI_STUDY_H
-#define KVP_CLI_STUDY_H
+#ifndef KVP_CLI_STUDY_REPORT_H
+#define KVP_CLI_STUDY_REPORT_H
 
 #include "cli.h"
 
@@ -78,7 +78,7 @@ typedef struct study_ctx {
     size_t ncache;
 } study_ctx;
 
-/* The second variable of the batch study, the first of the accounting study (cli/study.c). */
+/* The second variable of the batch study, the first of the accounting study. */
 extern const char *const study_weight_modes[2];
 
 /* cli/study_report.c: what the points of a study become. */
