@@ -8,7 +8,8 @@ import numpy as np
 from . import _lib
 from ._lib import Error
 
-# The policies `kvplace run` leaves out of its default list as slow (cli/run.c).
+# The policies `kvplace run` leaves out of its default list as slow (cli/help.c; the tests
+# check that the defaults agree).
 _SLOW = ("sa",)
 
 _DTYPES = {np.dtype(np.float32): _lib.DTYPE_F32, np.dtype(np.float16): _lib.DTYPE_F16,
