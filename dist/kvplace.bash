@@ -16,11 +16,17 @@ _kvplace() {
         case ${words[i]} in -*) ;; *) cmd=${words[i]}; break ;; esac
     done
     case $prev in
-        --hw) COMPREPLY=($(compgen -W "$(_kvplace_names presets Hardware)" -f -- "$cur")); return ;;
-        --model) COMPREPLY=($(compgen -W "$(_kvplace_names presets Model)" -f -- "$cur")); return ;;
+        --hw)
+            COMPREPLY=($(compgen -W "$(_kvplace_names presets Hardware)" -f -- "$cur"))
+            return ;;
+        --model)
+            COMPREPLY=($(compgen -W "$(_kvplace_names presets Model)" -f -- "$cur"))
+            return ;;
         --set)
             compopt -o nospace 2>/dev/null
-            COMPREPLY=($(compgen -S = -W "$(kvplace params 2>/dev/null | awk '/^  [a-z]/ {print $1}')" -- "$cur")); return ;;
+            local params
+            params=$(kvplace params 2>/dev/null | awk '/^  [a-z]/ {print $1}')
+            COMPREPLY=($(compgen -S = -W "$params" -- "$cur")); return ;;
         --policy)
             COMPREPLY=($(compgen -W "all $(_kvplace_names policies '')" -- "$cur")); return ;;
         --synthetic) COMPREPLY=($(compgen -W "low actual high" -- "$cur")); return ;;
@@ -29,18 +35,25 @@ _kvplace() {
         --out) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         --threads|--sa-budget|--query-heads) return ;;
     esac
-    local scn="--hw --model --config --set --help"
+    local scn="--hw --model --config --set --help" opts
     case $cmd in
-        "") COMPREPLY=($(compgen -W "run trace presets params policies study help --help --version" -- "$cur")) ;;
-        run) COMPREPLY=($(compgen -W "$scn --trace --synthetic --policy --threads --check --json --csv --sa-log --checkpoint --resume --quiet" -- "$cur")) ;;
+        "")
+            opts="run trace presets params policies study help --help --version"
+            COMPREPLY=($(compgen -W "$opts" -- "$cur")) ;;
+        run)
+            opts="$scn --trace --synthetic --policy --threads --check --json --csv --sa-log"
+            COMPREPLY=($(compgen -W "$opts --checkpoint --resume --quiet" -- "$cur")) ;;
         trace)
-            if [[ " ${words[*]:0:cword} " != *" gen "* && " ${words[*]:0:cword} " != *" info "* ]]; then
+            local before=" ${words[*]:0:cword} "
+            if [[ $before != *" gen "* && $before != *" info "* ]]; then
                 COMPREPLY=($(compgen -W "gen info" -- "$cur"))
             else
                 COMPREPLY=($(compgen -W "$scn --synthetic --output --quiet" -f -- "$cur"))
             fi ;;
         study)
-            COMPREPLY=($(compgen -W "sparsity variation hitrate batch accounting all $scn --out --trace --policy --sa-budget --query-heads --threads --checkpoint --resume --quiet" -- "$cur")) ;;
+            opts="sparsity variation hitrate batch accounting all $scn --out --trace --policy"
+            opts="$opts --sa-budget --query-heads --threads --checkpoint --resume --quiet"
+            COMPREPLY=($(compgen -W "$opts" -- "$cur")) ;;
         help) COMPREPLY=($(compgen -W "run trace presets params policies study" -- "$cur")) ;;
         *) COMPREPLY=($(compgen -W "--help" -- "$cur")) ;;
     esac

@@ -23,8 +23,10 @@ static uint32_t rnd(uint32_t n)
 /* Every cursor of a and b gives the same sets, positions and scores. */
 static int same_sets(const kvp_trace *a, const kvp_trace *b, double sparsity)
 {
-    if (kvp_trace_steps(a) != kvp_trace_steps(b) || kvp_trace_layers(a) != kvp_trace_layers(b)
-        || kvp_trace_prompt(a) != kvp_trace_prompt(b) || kvp_trace_is_bool(a) != kvp_trace_is_bool(b))
+    if (kvp_trace_steps(a) != kvp_trace_steps(b) ||
+        kvp_trace_layers(a) != kvp_trace_layers(b) ||
+        kvp_trace_prompt(a) != kvp_trace_prompt(b) ||
+        kvp_trace_is_bool(a) != kvp_trace_is_bool(b))
         return 0;
     int same = 1;
     for (uint32_t l = 0; l < kvp_trace_layers(a) && same; l++) {

@@ -35,7 +35,8 @@ def to_dataframe(report):
     try:
         import pandas as pd
     except ImportError as e:
-        raise ImportError("kvplace.to_dataframe needs pandas (apt-get install python3-pandas)") from e
+        raise ImportError("kvplace.to_dataframe needs pandas "
+                          "(apt-get install python3-pandas)") from e
     if not isinstance(report, dict):
         report = load_results(report)
     return pd.DataFrame(report["results"])
