@@ -12,7 +12,7 @@
 #define MAX_POLICIES 16
 #define MAX_POINTS 16
 #define MAX_VARS 4
-#define MAX_STUDIES 5
+#define MAX_STUDIES 6
 #define VAR_TEXT 48
 #define KEY_TEXT 2048
 #define COL_TEXT 40
@@ -56,6 +56,8 @@ typedef struct study_def {
     int (*points)(struct study_ctx *c, point *pts, size_t *n);
     void (*gp)(FILE *f, const struct study_ctx *c, const study_out *s);
     void (*md)(FILE *f, const struct study_ctx *c, const study_out *s);
+    const char *policies; /* its default policy list (NULL: the studies' common one) */
+    int not_in_all;       /* 1: `study all` leaves it out (it needs its own policies) */
 } study_def;
 
 typedef struct study_ctx {
@@ -97,6 +99,8 @@ void study_md_sparsity(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_variation(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_hitrate(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_batch(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_gap(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_gap(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s);
 
 #endif

@@ -26,13 +26,23 @@
 #include <string.h>
 
 enum { T_HBM, T_DRAM, T_UP, T_DOWN, NTERMS };
+/* The ascent's rates (docs/BOUNDS.md: chosen on small cases against the LP's value). */
+#define MU_RATE0 0.3  /* first step of a capacity price, in units of tok / B_hbm */
+#define MU_UP 1.2     /* a price's step grows by this while its excess keeps its sign */
+#define MU_DOWN 0.5   /* and shrinks by this when the sign flips */
+#define LAM_RATE0 0.5 /* first step of a step's term weights, relative */
+#define LAM_DOWN 0.7  /* shrinks by this when the binding term changes */
 
-enum { P_ITERS, P_TOL, NPARAMS };
+enum { P_ITERS, P_TOL, P_GRID, NPARAMS };
 static const kvp_policy_param lg_params[] = {
     {"iters", 60, 1, 100000, 1, "dual iterations per layer (the stopping rule's cap)"},
     {"tol", 1e-4, 0, 1, 0, "stop a layer when 10 iterations raise its bound by less than this "
-                           "share"},
+                           "share (0: run every iteration)"},
+    {"grid", 1, 0, 1, 1, "plan: also replay lookahead at W 2, 4, 8, 16 x R 0.5, 1 and keep "
+                         "the best"},
 };
+/* lpbound takes the dual's parameters only */
+#define LPBOUND_PARAMS 2
 
 /* Segment-tree node over steps: A(i) = Q[i+1] + demN[i] (demote at i), B(j) = promN[j] -
  * Q[j+1] (promote at j), and the best pair i < j. */
@@ -62,9 +72,10 @@ typedef struct lg_layer {
     int64_t *odiff;
     /* per-token scratch */
     uint32_t *ev;
-    double *fh, *fd;
     uint8_t *code;
     double (*lam0)[NTERMS], *mu0; /* the first prices */
+    double min_dem, min_prom; /* the cheapest demotion and promotion of any step */
+    double dram_share;        /* bound's split: the share of the reads DRAM serves */
     double hbias; /* primal extraction: HBM prices lowered by this share (ties go to HBM) */
     double value, best;
     uint32_t iters;
@@ -199,8 +210,6 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
         FD = g->cd[m] + g->cn[m];
     }
     g->ev[0] = (uint32_t)(birth + 1); /* stored as step + 1 */
-    g->fh[0] = FH;
-    g->fd[0] = FD;
     g->code[0] = 0;
     ne = 1;
     int64_t c = birth;
@@ -216,9 +225,17 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
                 GH = FH;
                 GD = FD;
             } else {
+                double qc = g->Q[c + 2], qr = g->Q[r + 1], hh = qr - qc;
+                /* A move in the gap costs at least the cheapest move of any step: most gaps
+                 * need no query (exact: a query is skipped only when it cannot win). */
+                if (FH + g->min_dem >= FD && FD + g->min_prom >= FH + hh &&
+                    g->min_dem + g->min_prom >= hh) {
+                    GH = FH + hh;
+                    GD = FD;
+                    goto read;
+                }
                 seg q = seg_query(g, (uint32_t)(c + 1), r - 1);
-                double qc = g->Q[c + 2], qr = g->Q[r + 1];
-                double hh = qr - qc, hdh = q.ab - qc + qr, hd = q.a - qc, dh = q.b + qr;
+                double hdh = q.ab - qc + qr, hd = q.a - qc, dh = q.b + qr;
                 int hcode = G_STAY;
                 double best_h = FH + hh;
                 if (FH + hdh < best_h) {
@@ -239,7 +256,9 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
                 GD = best_d;
                 code = (uint8_t)(hcode | dcode << 2);
             }
+        read:
             /* the read at r, then the placement at r */
+            ;
             double rh = g->ch[r], rd = g->cd[r] + g->cu[r];
             double h_from_h = GH + rh, h_from_d = GD + rd + g->ch[r];
             double d_from_d = GD + rd, d_from_h = GH + rh + g->cn[r] + g->cd[r];
@@ -249,8 +268,6 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
             code = (uint8_t)(code | hb << 4 | db << 5);
             if (trace) {
                 g->ev[ne] = r + 1;
-                g->fh[ne] = FH;
-                g->fd[ne] = FD;
                 g->code[ne] = code;
             }
             ne++;
@@ -395,8 +412,6 @@ static void lg_free(lg_layer *g)
     free(g->tdn);
     free(g->odiff);
     free(g->ev);
-    free(g->fh);
-    free(g->fd);
     free(g->code);
 }
 
@@ -429,8 +444,6 @@ static int lg_alloc(lg_layer *g)
     g->tdn = malloc(N * sizeof *g->tdn);
     g->odiff = malloc((N + 2) * sizeof *g->odiff);
     g->ev = malloc((N + 1) * sizeof *g->ev);
-    g->fh = malloc((N + 1) * sizeof *g->fh);
-    g->fd = malloc((N + 1) * sizeof *g->fd);
     g->code = malloc(N + 1);
     if (!g->off)
         return 0;
@@ -444,7 +457,7 @@ static int lg_alloc(lg_layer *g)
     g->bits = calloc(words ? words : 1, sizeof *g->bits);
     return g->bits && g->lam && g->lam0 && g->mu0 && g->best_lam && g->mu && g->best_mu && g->eta && g->lam_eta &&
            g->mu_sign && g->lam_arg && g->ch && g->cd && g->cu && g->cn && g->Q && g->tree &&
-           g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->fh && g->fd && g->code;
+           g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->code;
 }
 
 /* The layer's reads, token-major: one pass over its cursor. */
@@ -507,10 +520,13 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
             }
         }
     }
+    double all = 0, dram = 0;
     for (uint32_t n = 0; n < g->N; n++) {
         double h;
         double a = reads[n] * tok;
         kvp_step_time_bound(&m, a, &h);
+        all += a;
+        dram += a - h;
         double hmax = fmin(a, d->cap_layer);
         double lh;
         if (h <= 0) {
@@ -525,10 +541,11 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
             g->lam[n][i] = 0;
         g->lam[n][T_HBM] = lh;
         g->lam[n][slow] = 1 - lh;
-        g->lam_eta[n] = 0.5;
+        g->lam_eta[n] = LAM_RATE0;
     }
+    g->dram_share = all > 0 ? dram / all : 0;
     for (uint32_t k = 0; k <= g->N; k++)
-        g->eta[k] = 0.05 * g->kh;
+        g->eta[k] = MU_RATE0 * g->kh;
 }
 
 /* Prices of this iteration from (lam, mu). */
@@ -543,6 +560,11 @@ static void lg_prices(lg_layer *g)
     g->Q[0] = 0;
     for (uint32_t k = 0; k <= g->N; k++)
         g->Q[k + 1] = g->Q[k] + g->mu[k];
+    g->min_dem = g->min_prom = INFINITY;
+    for (uint32_t n = 0; n < g->N; n++) {
+        g->min_dem = fmin(g->min_dem, g->ch[n] + g->cn[n] + g->cd[n]);
+        g->min_prom = fmin(g->min_prom, g->cd[n] + g->cu[n] + g->ch[n]);
+    }
     seg_build(g);
 }
 
@@ -600,9 +622,9 @@ static void lg_ascend(lg_layer *g)
         double excess = (double)occ - g->S;
         int8_t sign = excess > 0 ? 1 : excess < 0 ? -1 : 0;
         if (sign && g->mu_sign[k] && sign != g->mu_sign[k])
-            g->eta[k] *= 0.5;
+            g->eta[k] *= MU_DOWN;
         else if (sign)
-            g->eta[k] *= 1.2;
+            g->eta[k] *= MU_UP;
         g->mu_sign[k] = sign;
         double scale = excess / (g->S > 0 ? g->S : 1);
         g->mu[k] = fmax(0, g->mu[k] + g->eta[k] * scale);
@@ -618,7 +640,7 @@ static void lg_ascend(lg_layer *g)
             if (f[i] > f[arg])
                 arg = i;
         if (g->lam_arg[n] && g->lam_arg[n] - 1 != arg)
-            g->lam_eta[n] *= 0.7;
+            g->lam_eta[n] *= LAM_DOWN;
         g->lam_arg[n] = (int8_t)(arg + 1);
         double v[NTERMS];
         for (int i = 0; i < NTERMS; i++)
@@ -729,7 +751,14 @@ static int by_start(const void *a, const void *b)
 /* Replays the intervals step by step within the slots: a wanted interval that finds no
  * slot takes the one of the resident interval of lowest priority if its own is higher, and
  * is dropped otherwise; the schedule gets the moves. */
-static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, kvp_schedule *sch, kvp_error *err)
+/* A token's place in a fixed pseudo-random order, in [0, 1). */
+static double token_hash(uint32_t x)
+{
+    return (double)(uint32_t)(x * 2654435761u) / 4294967296.0;
+}
+
+static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, double pin, kvp_schedule *sch,
+                   kvp_error *err)
 {
     const size_t n = L->n, n1 = n ? n : 1, steps2 = (size_t)g->N + 2;
     uint8_t *state = calloc(n1, 1); /* 0 waiting or dropped, 1 resident, 2 left */
@@ -767,6 +796,8 @@ static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, kvp_schedule *sch, kv
             }
         for (; next < n && L->v[next].s == step; next++) {
             uint32_t id = (uint32_t)next;
+            if (token_hash(L->v[id].x) < pin)
+                continue; /* pinned to DRAM */
             while (resident >= cap && hp.n) {
                 uint32_t low = hp.h[0];
                 if (state[low] != 1) {
@@ -806,7 +837,11 @@ done:
 /* plan's candidates: 2 price sets x these shares of the slots. */
 static const double plan_share[] = {1.0, 0.9, 0.8, 0.7, 0.6};
 #define PLAN_SHARES ((int)(sizeof plan_share / sizeof *plan_share))
-#define PLAN_CANDIDATES (2 * PLAN_SHARES)
+/* and shares of bound's DRAM share pinned to DRAM (below 1: a step's max punishes any
+ * excess, and the steps' shares scatter around the mean) */
+static const double plan_pin[] = {0.5, 0.7, 0.85};
+#define PLAN_PINS ((int)(sizeof plan_pin / sizeof *plan_pin))
+#define PLAN_CANDIDATES (2 * PLAN_SHARES + PLAN_PINS)
 #define PLAN_HBIAS 1e-9
 
 typedef struct lg_run {
@@ -862,7 +897,7 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
         lg_keep_best(&g, v);
         atomic_fetch_add(done, 1ull);
         if (it % 10 == 9) {
-            if (g.best - mark <= R->tol * fabs(g.best)) {
+            if (R->tol > 0 && g.best - mark <= R->tol * fabs(g.best)) {
                 it++;
                 break;
             }
@@ -889,11 +924,17 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
                 goto done;
             }
             qsort(L.v, L.n, sizeof *L.v, by_start);
+            uint32_t most = g.S < g.X ? g.S : g.X;
             for (int f = 0; f < PLAN_SHARES && rc >= 0; f++) {
-                uint32_t most = g.S < g.X ? g.S : g.X;
                 uint32_t cap = (uint32_t)((double)most * plan_share[f]);
-                rc = lg_plan(&g, &L, cap, R->sch[p * PLAN_SHARES + f], err);
+                rc = lg_plan(&g, &L, cap, 0, R->sch[p * PLAN_SHARES + f], err);
             }
+            /* and with bound's share of the reads pinned to DRAM: when HBM and DRAM are
+             * read in parallel, the balance is the point, and a tie of the dual paths
+             * does not say which tokens give it */
+            for (int k = 0; k < PLAN_PINS && p == 0 && rc >= 0; k++)
+                rc = lg_plan(&g, &L, most, g.dram_share * plan_pin[k],
+                             R->sch[2 * PLAN_SHARES + k], err);
         }
     }
 done:
@@ -980,12 +1021,21 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     return 0;
 }
 
+/* plan's lookahead candidates */
+static const char *const plan_grid[] = {
+    "lookahead:W=2:R=0.5", "lookahead:W=2:R=1",  "lookahead:W=4:R=0.5",  "lookahead:W=4:R=1",
+    "lookahead:W=8:R=0.5", "lookahead:W=8:R=1", "lookahead:W=16:R=0.5", "lookahead:W=16:R=1",
+};
+#define PLAN_GRID ((int)(sizeof plan_grid / sizeof *plan_grid))
+
 static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                     const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
+    enum { MAXC = PLAN_CANDIDATES + PLAN_GRID };
     kvp_schedule *sch[PLAN_CANDIDATES] = {0};
-    kvp_policy_spec rs[PLAN_CANDIDATES];
-    kvp_result *cand = calloc(PLAN_CANDIDATES, sizeof *cand);
+    kvp_policy_spec rs[MAXC];
+    kvp_result *cand = calloc(MAXC, sizeof *cand);
+    const int nc = PLAN_CANDIDATES + (ps->value[P_GRID] != 0 ? PLAN_GRID : 0);
     double b;
     uint32_t it;
     int rc = cand ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
@@ -996,16 +1046,26 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     /* every candidate replayed exactly, in one pass over the trace */
     for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++)
         kvp_schedule_spec(&rs[c], sch[c]);
+    for (int c = PLAN_CANDIDATES; c < nc && rc >= 0; c++)
+        rc = kvp_policy_parse(&rs[c], plan_grid[c - PLAN_CANDIDATES], err);
     if (rc >= 0)
-        rc = kvp_run_many(sc, tr, rs, PLAN_CANDIDATES, ro, cand, err);
+        rc = kvp_run_many(sc, tr, rs, (size_t)nc, ro, cand, err);
     if (rc >= 0) {
         int best = 0;
-        for (int c = 1; c < PLAN_CANDIDATES; c++)
+        for (int c = 1; c < nc; c++)
             if (cand[c].total_time_s < cand[best].total_time_s)
                 best = c;
         *res = cand[best];
         snprintf(res->policy, sizeof res->policy, "%s", ps->ops->name);
-        kvp_policy_format(ps, res->params, sizeof res->params);
+        /* like sa, plan names what it ran: the winning candidate */
+        if (best < 2 * PLAN_SHARES)
+            snprintf(res->params, sizeof res->params, "dual:prices=%s:share=%.1f",
+                     best < PLAN_SHARES ? "best" : "first", plan_share[best % PLAN_SHARES]);
+        else if (best < PLAN_CANDIDATES)
+            snprintf(res->params, sizeof res->params, "dual:prices=best:pinned=%.2f",
+                     plan_pin[best - 2 * PLAN_SHARES]);
+        else
+            snprintf(res->params, sizeof res->params, "%s", plan_grid[best - PLAN_CANDIDATES]);
         res->lower_bound_s = b;
         res->dual_iterations = it;
     }
@@ -1019,7 +1079,7 @@ const kvp_policy_ops kvp_policy_lpbound = {
     .name = "lpbound",
     .doc = "proven lower bound on the optimum that charges migration (Lagrangian dual)",
     .params = lg_params,
-    .nparams = NPARAMS,
+    .nparams = LPBOUND_PARAMS,
     .caps = KVP_CAP_BOUND,
     .run = lpbound_run,
 };
