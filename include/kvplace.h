@@ -313,6 +313,9 @@ const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *cou
 int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err);
 /* Parses a comma-separated list; "all" expands to every policy.  Returns the count. */
 int kvp_policy_parse_list(kvp_policy_spec *out, size_t max, const char *text, kvp_error *err);
+/* 1 if a run without a policy list runs this policy (every one but the slow ones: sa,
+ * lpbound), else 0.  The CLI's default list and the bindings' come from here. */
+int kvp_policy_is_default(const kvp_policy_ops *ops);
 /* "lookahead:W=16:R=0.5" with every parameter, %.17g where not whole. */
 void kvp_policy_format(const kvp_policy_spec *ps, char *buf, size_t len);
 

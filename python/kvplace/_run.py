@@ -8,24 +8,26 @@ import numpy as np
 from . import _lib
 from ._lib import Error
 
-# The policies `kvplace run` leaves out of its default list as slow (cli/help.c; the tests
-# check that the defaults agree).
-_SLOW = ("sa",)
-
 _DTYPES = {np.dtype(np.float32): _lib.DTYPE_F32, np.dtype(np.float16): _lib.DTYPE_F16,
            np.dtype(np.bool_): _lib.DTYPE_BOOL}
 
 
-def policies():
-    """Every policy's name, in the library's order."""
+def _ops():
     n = ctypes.c_size_t()
     ops = _lib.lib.kvp_policies(ctypes.byref(n))
-    return [_lib.lib.kvp_policy_name(ops[i]).decode() for i in range(n.value)]
+    return [ops[i] for i in range(n.value)]
+
+
+def policies():
+    """Every policy's name, in the library's order."""
+    return [_lib.lib.kvp_policy_name(op).decode() for op in _ops()]
 
 
 def default_policies():
-    """The policies `kvplace run` runs when none are named: all but the slow ones (sa)."""
-    return [p for p in policies() if p not in _SLOW]
+    """The policies `kvplace run` runs when none are named: all but the slow ones (the
+    library's kvp_policy_is_default says which)."""
+    return [_lib.lib.kvp_policy_name(op).decode() for op in _ops()
+            if _lib.lib.kvp_policy_is_default(op)]
 
 
 def _text(name, value):
