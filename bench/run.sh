@@ -6,6 +6,7 @@
 #   BENCH_STEPS=1000 BENCH_SA=0 make bench       a quick look
 #   BENCH_PHASES="ref lookahead" make bench      some phases only
 #   BENCH_SCALING=0 make bench                   no scaling series
+#   BENCH_SWEEP=0 make bench                     no sweep benchmark (bench/sweep.sh)
 #
 # Knobs (environment): BENCH_PROMPT (31299), BENCH_STEPS (10239), BENCH_THREADS (2),
 # BENCH_PHASES (all below), BENCH_SA (1: include the sa search), BENCH_SCALING (1),
@@ -76,6 +77,9 @@ if [ "$SCALING" = 1 ]; then
     else
         echo "bench/run.sh: gnuplot not found; no plot" >&2
     fi
+fi
+if [ "${BENCH_SWEEP:-1}" = 1 ]; then
+    BUILD=$BUILD sh bench/sweep.sh | tee "$OUT/sweep.txt"
 fi
 echo "table: $OUT/phases.txt"
 [ "$SCALING" = 1 ] && echo "series: $OUT/scaling.txt"

@@ -333,6 +333,19 @@ static int run_point(study_ctx *c, const study_def *def, point *p, size_t i, siz
     return 0;
 }
 
+/* A point's results from a sweep's directory (--from DIR): the same numbers as running it. */
+static int point_from_sweep(study_ctx *c, const study_def *def, point *p, const char *dir)
+{
+    int rc = cli_sweep_results(dir, &p->sc, c->specs, c->nspec, p->res);
+    if (rc >= 0)
+        return rc;
+    char what[LABEL_TEXT];
+    point_text(what, sizeof what, def, p);
+    return cli_error("study %s: point %s is not in the sweep %s (run kvplace sweep "
+                     "examples/studies/%s.ini --out %s with the same --set options)", def->name,
+                     what, dir, def->name, dir);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Writing                                                                                  */
 
@@ -540,6 +553,7 @@ static int write_study(writer *w, const study_ctx *c, study_out *s)
 typedef struct study_opts {
     cli_scn scn;
     const char *name, *out, *trace, *policies, *threads, *sa_budget, *query_heads;
+    const char *from; /* --from DIR: the points' results from a sweep's directory */
     cli_ckpt ckpt; /* --checkpoint, --resume */
     int quiet;
 } study_opts;
@@ -582,6 +596,7 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
         }
         if ((m = cli_opt_value(a, &i, "--out", NULL, &o->out)) != 0 ||
             (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0 ||
+            (m = cli_opt_value(a, &i, "--from", NULL, &o->from)) != 0 ||
             (m = cli_ckpt_option(&o->ckpt, a, &i)) != 0) {
             if (m < 0)
                 return -m;
@@ -614,6 +629,10 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     if (strcmp(o->name, "all") != 0 && !find_study(o->name))
         return cli_usage(a->cmd, "unknown study \"%s\"; one of sparsity, variation, hitrate, "
                          "batch, accounting, gap, all", o->name);
+    if (o->from && (o->trace || o->ckpt.checkpoint || o->ckpt.resume))
+        return cli_usage(a->cmd, "--from takes the results of a sweep of synthetic traces; "
+                         "not with --%s", o->trace ? "trace" : o->ckpt.checkpoint
+                         ? "checkpoint" : "resume");
     if (o->trace) {
         static const char *const trace_defined[] = {"prompt", "steps"};
         for (size_t k = 0; k < NELEM(trace_defined); k++)
@@ -820,7 +839,8 @@ int cli_cmd_study(const cli_args *a)
         study_out *s = &outs[i];
         double t0 = now_s();
         for (size_t k = 0; k < s->n; k++)
-            if ((rc = run_point(c, s->def, &s->pts[k], k, s->n)) != 0)
+            if ((rc = o.from ? point_from_sweep(c, s->def, &s->pts[k], o.from)
+                             : run_point(c, s->def, &s->pts[k], k, s->n)) != 0)
                 goto done;
         if (!o.quiet)
             fprintf(stderr, "kvplace: study %s: %zu points in %.1f s\n", s->def->name, s->n,

@@ -66,12 +66,6 @@ typedef struct kvp_error {
 } kvp_error;
 
 const char *kvp_strerror(int code);
-/* Sets err (if not NULL) and returns code. */
-int kvp_error_set(kvp_error *err, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Scenario parameters (DESIGN.md §1).  Names, units, bounds, defaults and docs live in one
@@ -246,11 +240,6 @@ int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, doub
  * (a NaN or infinite score, a short read).  a's arrays stay valid until the next call. */
 int kvp_cursor_next(kvp_cursor *c, kvp_access *a, kvp_error *err);
 void kvp_cursor_free(kvp_cursor *c);
-
-/* Top-k selection shared by every score source: the k highest of scores[0..n-1], ties to
- * the lower position, written ascending by position.  scratch must hold n uint32_t. */
-void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, float *score_out,
-              uint32_t *scratch);
 
 /* Synthetic traces (DESIGN.md §6; docs/SYNTHETIC.md for the model and its sources). */
 typedef struct kvp_synth_params {
@@ -443,6 +432,19 @@ void kvp_free(void *p);
 /* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting
  * the searches (each starts at level 0, move 0). */
 int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err);
+/* The result columns of the CSV report, one cell at a time, for writers of other layouts
+ * (kvplace sweep): their count, the name of column i (NULL past the end), and the text of
+ * column i of r as the CSV writes it (empty for unlimited's slots), with *is_number (may be
+ * NULL) set to 1 for a number column.  buf must hold at least 40 bytes. */
+size_t kvp_result_ncolumns(void);
+const char *kvp_result_column(size_t i);
+int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
+                    kvp_error *err);
+/* The inverse of kvp_result_cell: sets column i of r from its text. */
+int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *err);
+/* The shortest of %.15g, %.16g, %.17g that reads back to exactly d, as the reports write
+ * doubles. */
+void kvp_format_double(char *buf, size_t len, double d);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Sessions: a whole `kvplace run` behind one opaque handle, for bindings (the Python package

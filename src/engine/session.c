@@ -3,6 +3,7 @@
  * on a struct's layout).  The run is the CLI's: static and unlimited join the list for the
  * speedups, every policy shares one kvp_run_many pass, the report is kvp_report_json's. */
 #include "kvplace.h"
+#include "base/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -15,6 +15,7 @@
  * step prices (at most one demotion and one promotion pay inside such a gap).
  */
 #include "base/parallel.h"
+#include "base/error.h"
 #include "engine/cost.h"
 #include "engine/runner.h"
 #include "policy/schedule.h"
@@ -189,11 +190,11 @@ static void add_promote_free(lg_layer *g, uint32_t j)
 typedef void (*interval_fn)(void *user, uint32_t x, int64_t s, int64_t e, uint32_t served);
 
 /*
- * The shortest path of token x under this iteration's prices; returns its cost and, when
- * trace != 0, adds its traffic and occupancy to the layer's sums and calls fn for each HBM
- * interval.
+ * The shortest path of token x under this iteration's prices; returns its cost, adds its
+ * traffic and occupancy to the layer's sums (the subgradient) and calls fn, if not NULL, for
+ * each of its HBM intervals.
  */
-static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, void *user)
+static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
 {
     const uint32_t P = g->P, N = g->N;
     const int64_t birth = x < P ? -1 : (int64_t)x - P;
@@ -266,10 +267,8 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
             FH = (hb ? h_from_h : h_from_d) + g->mu[r + 1];
             FD = db ? d_from_h : d_from_d;
             code = (uint8_t)(code | hb << 4 | db << 5);
-            if (trace) {
-                g->ev[ne] = r + 1;
-                g->code[ne] = code;
-            }
+            g->ev[ne] = r + 1;
+            g->code[ne] = code;
             ne++;
             c = r;
         }
@@ -289,8 +288,6 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
     }
     int end_h = FH + tail_h < FD;
     double cost = end_h ? FH + tail_h : FD;
-    if (!trace)
-        return cost;
 
     /* Backtrack.  state: 1 = H after the event's placement. */
     int st = end_h;
@@ -568,20 +565,18 @@ static void lg_prices(lg_layer *g)
     seg_build(g);
 }
 
-/* The dual value at (lam, mu), with the paths' traffic when trace != 0. */
-static double lg_eval(lg_layer *g, int trace, interval_fn fn, void *user)
+/* The dual value at (lam, mu), and the paths' traffic. */
+static double lg_eval(lg_layer *g, interval_fn fn, void *user)
 {
     lg_prices(g);
-    if (trace) {
-        memset(g->th, 0, g->N * sizeof *g->th);
-        memset(g->td, 0, g->N * sizeof *g->td);
-        memset(g->tu, 0, g->N * sizeof *g->tu);
-        memset(g->tdn, 0, g->N * sizeof *g->tdn);
-        memset(g->odiff, 0, (g->N + 2) * sizeof *g->odiff);
-    }
+    memset(g->th, 0, g->N * sizeof *g->th);
+    memset(g->td, 0, g->N * sizeof *g->td);
+    memset(g->tu, 0, g->N * sizeof *g->tu);
+    memset(g->tdn, 0, g->N * sizeof *g->tdn);
+    memset(g->odiff, 0, (g->N + 2) * sizeof *g->odiff);
     double v = 0;
     for (uint32_t x = 0; x < g->X; x++)
-        v += token_path(g, x, trace, fn, user);
+        v += token_path(g, x, fn, user);
     for (uint32_t n = 0; n < g->N; n++)
         v += g->lam[n][T_HBM] * g->w;
     for (uint32_t k = 0; k <= g->N; k++)
@@ -611,7 +606,7 @@ static void simplex(double *v)
         v[i] = fmax(v[i] - theta, 0);
 }
 
-/* One ascent step from the traffic of the last lg_eval(trace = 1).  The prices of the
+/* One ascent step from the traffic of the last lg_eval.  The prices of the
  * capacity move by a per-step rate that halves when the sign of the excess flips (the
  * excess is the subgradient); the term weights move toward the terms that bind. */
 static void lg_ascend(lg_layer *g)
@@ -844,13 +839,18 @@ static const double plan_pin[] = {0.5, 0.7, 0.85};
 #define PLAN_CANDIDATES (2 * PLAN_SHARES + PLAN_PINS)
 #define PLAN_HBIAS 1e-9
 
+/* Per layer, what the dual leaves for plan: the best prices and the first. */
+typedef struct lg_keep {
+    double (*lam)[NTERMS], *mu, (*lam0)[NTERMS], *mu0;
+} lg_keep;
+
 typedef struct lg_run {
     const kvp_scenario *sc;
     const kvp_trace *tr;
     kvp_derived d;
     uint32_t iters;
     double tol;
-    kvp_schedule **sch; /* PLAN_CANDIDATES schedules, or NULL: the bound alone */
+    lg_keep *keep;     /* per layer, or NULL: the bound alone */
     double *best;      /* per layer */
     uint32_t *used;    /* per layer: iterations run */
     uint64_t *reads;   /* per layer: tokens read */
@@ -858,31 +858,46 @@ typedef struct lg_run {
     volatile sig_atomic_t *cancel;
 } lg_run;
 
+/* A layer's problem: its sizes and prices per token, and its reads (one pass over its
+ * cursor). */
+static int lg_setup(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d,
+                    const kvp_trace *tr, uint32_t l, kvp_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->layer = l;
+    g->P = kvp_trace_prompt(tr);
+    g->N = kvp_trace_steps(tr);
+    g->X = g->P + g->N;
+    g->S = kvp_slots(sc, d, 1);
+    const double tok = (double)d->tok_bytes;
+    g->kh = tok / sc->hbm_bandwidth;
+    g->kd = tok / sc->dram_bandwidth;
+    g->kl = tok / sc->link_bandwidth;
+    g->w = d->w_layer / sc->hbm_bandwidth;
+    if (!lg_alloc(g))
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+    int rc = lg_load(g, sc, tr, err);
+    if (rc >= 0)
+        lg_start(g, sc, d);
+    return rc;
+}
+
+static void keep_free(lg_keep *k)
+{
+    free(k->lam);
+    free(k->mu);
+    free(k->lam0);
+    free(k->mu0);
+}
+
 static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
 {
     lg_run *R = user;
     kvp_error *err = &R->err[l];
     lg_layer g;
-    memset(&g, 0, sizeof g);
-    g.layer = l;
-    g.P = kvp_trace_prompt(R->tr);
-    g.N = kvp_trace_steps(R->tr);
-    g.X = g.P + g.N;
-    g.S = kvp_slots(R->sc, &R->d, 1);
-    const double tok = (double)R->d.tok_bytes;
-    g.kh = tok / R->sc->hbm_bandwidth;
-    g.kd = tok / R->sc->dram_bandwidth;
-    g.kl = tok / R->sc->link_bandwidth;
-    g.w = R->d.w_layer / R->sc->hbm_bandwidth;
-    ivl_list L = {NULL, 0, 0, 0};
-    int rc;
-    if (!lg_alloc(&g)) {
-        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+    int rc = lg_setup(&g, R->sc, &R->d, R->tr, l, err);
+    if (rc < 0)
         goto done;
-    }
-    if ((rc = lg_load(&g, R->sc, R->tr, err)) < 0)
-        goto done;
-    lg_start(&g, R->sc, &R->d);
     memcpy(g.lam0, g.lam, g.N * sizeof *g.lam);
     memcpy(g.mu0, g.mu, (g.N + 1) * sizeof *g.mu);
     g.best = -INFINITY;
@@ -893,7 +908,7 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
             rc = kvp_error_set(err, KVP_EINTR, "interrupted at iteration %u of layer %u", it, l);
             goto done;
         }
-        double v = lg_eval(&g, 1, NULL, NULL);
+        double v = lg_eval(&g, NULL, NULL);
         lg_keep_best(&g, v);
         atomic_fetch_add(done, 1ull);
         if (it % 10 == 9) {
@@ -909,44 +924,24 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
     R->best[l] = g.best;
     R->used[l] = it;
     R->reads[l] = g.reads;
-    if (R->sch) {
-        /* The candidates: the paths at the best prices and at the first ones, ties to HBM,
-         * each made feasible within a share of the slots (the optimum leaves HBM partly
-         * empty when DRAM serves reads in parallel). */
-        g.hbias = PLAN_HBIAS;
-        for (int p = 0; p < 2 && rc >= 0; p++) {
-            memcpy(g.lam, p ? g.lam0 : g.best_lam, g.N * sizeof *g.lam);
-            memcpy(g.mu, p ? g.mu0 : g.best_mu, (g.N + 1) * sizeof *g.mu);
-            L.n = 0;
-            lg_eval(&g, 1, collect, &L);
-            if (L.fail) {
-                rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", l);
-                goto done;
-            }
-            qsort(L.v, L.n, sizeof *L.v, by_start);
-            uint32_t most = g.S < g.X ? g.S : g.X;
-            for (int f = 0; f < PLAN_SHARES && rc >= 0; f++) {
-                uint32_t cap = (uint32_t)((double)most * plan_share[f]);
-                rc = lg_plan(&g, &L, cap, 0, R->sch[p * PLAN_SHARES + f], err);
-            }
-            /* and with bound's share of the reads pinned to DRAM: when HBM and DRAM are
-             * read in parallel, the balance is the point, and a tie of the dual paths
-             * does not say which tokens give it */
-            for (int k = 0; k < PLAN_PINS && p == 0 && rc >= 0; k++)
-                rc = lg_plan(&g, &L, most, g.dram_share * plan_pin[k],
-                             R->sch[2 * PLAN_SHARES + k], err);
-        }
+    if (R->keep) { /* hand the prices over: the arrays move, no copy */
+        lg_keep *k = &R->keep[l];
+        k->lam = g.best_lam;
+        k->mu = g.best_mu;
+        k->lam0 = g.lam0;
+        k->mu0 = g.mu0;
+        g.best_lam = g.lam0 = NULL;
+        g.best_mu = g.mu0 = NULL;
     }
 done:
-    free(L.v);
     lg_free(&g);
     return rc;
 }
 
-/* Runs the dual search on every layer; *bound_s gets the proven bound, and sch (if not NULL)
- * the plan's moves. */
+/* Runs the dual search on every layer; *bound_s gets the proven bound, and keep (if not
+ * NULL) each layer's prices for plan. */
 static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                    const kvp_run_options *ro, kvp_schedule **sch, double *bound_s,
+                    const kvp_run_options *ro, lg_keep *keep, double *bound_s,
                     uint32_t *iters_max, uint64_t *reads_out, kvp_error *err)
 {
     lg_run R;
@@ -960,7 +955,7 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     R.tr = tr;
     R.iters = (uint32_t)ps->value[P_ITERS];
     R.tol = ps->value[P_TOL];
-    R.sch = sch;
+    R.keep = keep;
     R.cancel = ro ? ro->cancel : NULL;
     R.best = calloc(L, sizeof *R.best);
     R.used = calloc(L, sizeof *R.used);
@@ -1000,6 +995,137 @@ done:
     return rc;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* plan's candidates: policies that build their layer's schedule from the dual's prices in
+ * their init (one more pass over the layer), then replay it.  Only the schedules of the
+ * layers being simulated are held at a time, so the memory does not grow with the layers. */
+
+/* A layer's dual paths at one price set, shared by that layer's candidates: the engine
+ * initialises every policy of a layer in that layer's thread, one after the other, so the
+ * first candidate that needs them computes them and the last one frees them. */
+typedef struct plan_paths {
+    ivl_list iv[2]; /* at the best prices, at the first */
+    int have[2];
+    int left; /* candidates of the layer still to start */
+    uint32_t most; /* min(slots, tokens) */
+    double dram_share;
+} plan_paths;
+
+typedef struct plan_shared {
+    const kvp_scenario *sc;
+    const kvp_trace *tr;
+    kvp_derived d;
+    const lg_keep *keep;
+    plan_paths *paths; /* per layer */
+} plan_shared;
+
+typedef struct plan_cand {
+    const plan_shared *sh;
+    int first;    /* 1: the first prices, 0: the best */
+    double share; /* of min(slots, tokens) */
+    double pin;   /* of the DRAM share at bound's split, pinned to DRAM */
+} plan_cand;
+
+typedef struct plan_state {
+    kvp_schedule *sch;
+    void *replay;
+} plan_state;
+
+static void plan_cand_free(void *state)
+{
+    plan_state *st = state;
+    if (!st)
+        return;
+    kvp_replay_free(st->replay);
+    kvp_schedule_free(st->sch);
+    free(st);
+}
+
+/* The layer's dual paths at price set p (0 best, 1 first), computed once. */
+static int plan_paths_get(const plan_shared *sh, uint32_t l, int p, kvp_error *err)
+{
+    plan_paths *pp = &sh->paths[l];
+    if (pp->have[p])
+        return 0;
+    const lg_keep *k = &sh->keep[l];
+    lg_layer g;
+    int rc = lg_setup(&g, sh->sc, &sh->d, sh->tr, l, err);
+    if (rc >= 0) {
+        memcpy(g.lam, p ? k->lam0 : k->lam, g.N * sizeof *g.lam);
+        memcpy(g.mu, p ? k->mu0 : k->mu, (g.N + 1) * sizeof *g.mu);
+        g.hbias = PLAN_HBIAS;
+        lg_eval(&g, collect, &pp->iv[p]);
+        if (pp->iv[p].fail)
+            rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", l);
+    }
+    if (rc >= 0) {
+        if (pp->iv[p].n > 0) /* qsort(NULL, 0, ...) is undefined (UBSan stops there) */
+            qsort(pp->iv[p].v, pp->iv[p].n, sizeof *pp->iv[p].v, by_start);
+        pp->most = g.S < g.X ? g.S : g.X;
+        pp->dram_share = g.dram_share;
+        pp->have[p] = 1;
+    }
+    lg_free(&g);
+    return rc;
+}
+
+static void plan_paths_release(const plan_shared *sh, uint32_t l)
+{
+    plan_paths *pp = &sh->paths[l];
+    if (--pp->left > 0)
+        return;
+    for (int p = 0; p < 2; p++) {
+        free(pp->iv[p].v);
+        pp->iv[p] = (ivl_list){NULL, 0, 0, 0};
+        pp->have[p] = 0;
+    }
+}
+
+static int plan_cand_init(void **state, const kvp_layer_info *li, const kvp_step *first,
+                          uint8_t *resident, kvp_error *err)
+{
+    (void)first;
+    const plan_cand *pc = li->ctx;
+    const plan_shared *sh = pc->sh;
+    const plan_paths *pp = &sh->paths[li->layer];
+    plan_state *st = calloc(1, sizeof *st);
+    int rc = st ? plan_paths_get(sh, li->layer, pc->first, err)
+                : kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", li->layer);
+    if (rc >= 0)
+        rc = kvp_schedule_create(&st->sch, kvp_trace_layers(sh->tr), li->steps, err);
+    if (rc >= 0) {
+        lg_layer g; /* lg_plan reads the layer and its steps only */
+        memset(&g, 0, sizeof g);
+        g.layer = li->layer;
+        g.N = li->steps;
+        ivl_list iv = pp->iv[pc->first];
+        rc = lg_plan(&g, &iv, (uint32_t)((double)pp->most * pc->share),
+                     pp->dram_share * pc->pin, st->sch, err);
+    }
+    plan_paths_release(sh, li->layer);
+    if (rc >= 0)
+        rc = kvp_replay_init(&st->replay, st->sch, li, resident, err);
+    if (rc < 0) {
+        plan_cand_free(st);
+        return rc;
+    }
+    *state = st;
+    return 0;
+}
+
+static int plan_cand_step(void *state, kvp_step *s, kvp_error *err)
+{
+    return kvp_replay_step(((plan_state *)state)->replay, s, err);
+}
+
+static const kvp_policy_ops plan_cand_ops = {
+    .name = "plan-candidate",
+    .doc = "a schedule from the dual's prices, made feasible, replayed",
+    .init = plan_cand_init,
+    .step = plan_cand_step,
+    .free = plan_cand_free,
+};
+
 static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
@@ -1032,20 +1158,35 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
                     const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
     enum { MAXC = PLAN_CANDIDATES + PLAN_GRID };
-    kvp_schedule *sch[PLAN_CANDIDATES] = {0};
+    const uint32_t L = kvp_trace_layers(tr);
+    plan_shared sh = {sc, tr, {0}, NULL, calloc(L ? L : 1, sizeof(plan_paths))};
+    plan_cand pc[PLAN_CANDIDATES];
     kvp_policy_spec rs[MAXC];
     kvp_result *cand = calloc(MAXC, sizeof *cand);
+    lg_keep *keep = calloc(L ? L : 1, sizeof *keep);
     const int nc = PLAN_CANDIDATES + (ps->value[P_GRID] != 0 ? PLAN_GRID : 0);
     double b;
     uint32_t it;
-    int rc = cand ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
-    for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++)
-        rc = kvp_schedule_create(&sch[c], kvp_trace_layers(tr), kvp_trace_steps(tr), err);
+    int rc = cand && keep && sh.paths ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    for (uint32_t l = 0; sh.paths && l < L; l++)
+        sh.paths[l].left = PLAN_CANDIDATES;
     if (rc >= 0)
-        rc = lg_solve(sc, tr, ps, ro, sch, &b, &it, NULL, err);
-    /* every candidate replayed exactly, in one pass over the trace */
-    for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++)
-        kvp_schedule_spec(&rs[c], sch[c]);
+        rc = lg_solve(sc, tr, ps, ro, keep, &b, &it, NULL, err);
+    if (rc >= 0)
+        rc = kvp_scenario_derive(sc, &sh.d, err);
+    sh.keep = keep;
+    /* the candidates: both price sets within shares of the slots, the best prices with
+     * shares of the tokens pinned to DRAM, and (grid=1) the lookahead grid; every one
+     * replayed exactly, in one pass over the trace */
+    for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++) {
+        int pinned = c >= 2 * PLAN_SHARES;
+        pc[c] = (plan_cand){&sh, !pinned && c >= PLAN_SHARES,
+                            pinned ? 1.0 : plan_share[c % PLAN_SHARES],
+                            pinned ? plan_pin[c - 2 * PLAN_SHARES] : 0};
+        memset(&rs[c], 0, sizeof rs[c]);
+        rs[c].ops = &plan_cand_ops;
+        rs[c].ctx = &pc[c];
+    }
     for (int c = PLAN_CANDIDATES; c < nc && rc >= 0; c++)
         rc = kvp_policy_parse(&rs[c], plan_grid[c - PLAN_CANDIDATES], err);
     if (rc >= 0)
@@ -1069,8 +1210,13 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
         res->lower_bound_s = b;
         res->dual_iterations = it;
     }
-    for (int c = 0; c < PLAN_CANDIDATES; c++)
-        kvp_schedule_free(sch[c]);
+    for (uint32_t l = 0; keep && l < L; l++)
+        keep_free(&keep[l]);
+    for (uint32_t l = 0; sh.paths && l < L; l++) /* a run that stopped early */
+        for (int p = 0; p < 2; p++)
+            free(sh.paths[l].iv[p].v);
+    free(sh.paths);
+    free(keep);
     free(cand);
     return rc;
 }

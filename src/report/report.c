@@ -10,6 +10,7 @@
  * name beside the target and rename it on success, so a failure leaves no file behind.
  */
 #include "kvplace.h"
+#include "base/error.h"
 
 #include <cjson/cJSON.h>
 
@@ -472,4 +473,81 @@ int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_er
                 ev[i].W, r, ts, ev[i].accepted, best, ev[i].evaluations);
     }
     return out_close(&o, 1, err);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The result columns, one cell at a time (kvplace sweep lays them out in its own files)    */
+
+size_t kvp_result_ncolumns(void) { return NFIELDS; }
+
+const char *kvp_result_column(size_t i) { return i < NFIELDS ? result_fields[i].name : NULL; }
+
+int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
+                    kvp_error *err)
+{
+    if (!r || i >= NFIELDS || !buf || len < NUM_BUF)
+        return kvp_error_set(err, KVP_EINVAL, "result cell %zu: no such column or no room", i);
+    const result_field *f = &result_fields[i];
+    if (is_number)
+        *is_number = f->kind != FK_STRING;
+    if (f->kind != FK_STRING)
+        return format_number(r, f, 1, buf, len, err);
+    const char *s = (const char *)field_ptr(r, f);
+    if (strlen(s) >= len)
+        return kvp_error_set(err, KVP_ERANGE, "result cell %s: no room", f->name);
+    memcpy(buf, s, strlen(s) + 1);
+    return 0;
+}
+
+void kvp_format_double(char *buf, size_t len, double d) { format_double(buf, len, d); }
+
+int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *err)
+{
+    if (!r || i >= NFIELDS || !text)
+        return kvp_error_set(err, KVP_EINVAL, "result cell %zu: no such column", i);
+    const result_field *f = &result_fields[i];
+    void *p = (char *)r + f->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (f->kind) {
+    case FK_STRING: {
+        size_t cap = f->offset == offsetof(kvp_result, policy) ? sizeof r->policy
+                                                                 : sizeof r->params;
+        if (strlen(text) >= cap)
+            return kvp_error_set(err, KVP_ERANGE, "%s: \"%s\" is too long", f->name, text);
+        memcpy(p, text, strlen(text) + 1);
+        return 0;
+    }
+    case FK_DOUBLE: {
+        double d = strtod(text, &end);
+        if (end == text || *end || !isfinite(d))
+            break;
+        memcpy(p, &d, sizeof d);
+        return 0;
+    }
+    case FK_U64: {
+        unsigned long long v = strtoull(text, &end, 10);
+        if (end == text || *end || errno || text[0] == '-')
+            break;
+        uint64_t u = v;
+        memcpy(p, &u, sizeof u);
+        return 0;
+    }
+    case FK_U32:
+    case FK_SLOTS: {
+        uint32_t u = UINT32_MAX;
+        if (f->kind == FK_SLOTS && !text[0]) {
+            memcpy(p, &u, sizeof u);
+            return 0;
+        }
+        unsigned long long v = strtoull(text, &end, 10);
+        if (end == text || *end || errno || text[0] == '-' || v >= UINT32_MAX)
+            break;
+        u = (uint32_t)v;
+        memcpy(p, &u, sizeof u);
+        return 0;
+    }
+    }
+    return kvp_error_set(err, KVP_EFORMAT, "%s: \"%s\" is not a value of this column", f->name,
+                         text);
 }

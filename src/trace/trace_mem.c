@@ -1,6 +1,7 @@
 /* A trace held in memory: for tests, for programs that build traces themselves (step by step,
  * with a builder), and for bindings that hand over a buffer (a NumPy array). */
 #include "trace/trace.h"
+#include "base/error.h"
 
 #include <math.h>
 #include <stdio.h>
