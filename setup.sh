@@ -7,8 +7,8 @@ cd "$(dirname "$0")"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update
-$SUDO apt-get install -y build-essential pkg-config libinih-dev libcjson-dev gnuplot-nox \
-    python3-numpy
+$SUDO apt-get install -y build-essential pkg-config libinih-dev libcjson-dev libglpk-dev \
+    gnuplot-nox python3-numpy
 make
 $SUDO make install PREFIX="${PREFIX:-/usr/local}"
 "${PREFIX:-/usr/local}/bin/kvplace"

@@ -14,13 +14,14 @@ static void append(char *buf, size_t len, const char *sep, const char *s)
 
 void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len)
 {
-    size_t n;
-    const kvp_policy_ops *const *ops = kvp_policies(&n);
+    /* Those of "all" (the library leaves out the policies for small cases only, optimal). */
+    kvp_policy_spec all[64];
+    int n = kvp_policy_parse_list(all, sizeof all / sizeof *all, "all", NULL);
     list[0] = 0;
     left_out[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = kvp_policy_name(ops[i]);
-        if (!kvp_policy_is_default(ops[i]))
+    for (int i = 0; i < n; i++) {
+        const char *name = kvp_policy_name(all[i].ops);
+        if (!kvp_policy_is_default(all[i].ops))
             append(left_out, left_len, ", ", name);
         else
             append(list, list_len, ",", name);
@@ -128,6 +129,37 @@ static void print_wrapped(const char *text)
         putchar('\n');
 }
 
+/* A hardware preset's tiers and links, as the model sees them. */
+static void print_machine(const kvp_preset *p)
+{
+    kvp_scenario sc;
+    kvp_derived d;
+    kvp_error err;
+    kvp_scenario_default(&sc);
+    if (kvp_preset_apply(&sc, p->name, "hw", &err) < 0 ||
+        kvp_scenario_derive(&sc, &d, &err) < 0) {
+        printf("%s(%s)\n", PRESET_INDENT, err.msg);
+        return;
+    }
+    for (uint32_t k = 0; k < d.tiers; k++) {
+        char cap[32], bw[32];
+        cli_format_bytes(cap, sizeof cap, (double)(k ? d.tier_capacity[k] : sc.hbm_capacity));
+        cli_format_bytes(bw, sizeof bw, d.tier_bandwidth[k]);
+        printf("%stier %u: %s at %s/s", PRESET_INDENT, k, cap, bw);
+        if (k)
+            printf(", behind link %u", d.tier_link[k]);
+        printf("\n");
+    }
+    for (uint32_t j = 1; j < KVP_MAX_TIERS; j++) {
+        if (!(d.link_up[j] > 0))
+            continue;
+        char up[32], down[32];
+        cli_format_bytes(up, sizeof up, d.link_up[j]);
+        cli_format_bytes(down, sizeof down, d.link_down[j]);
+        printf("%slink %u: %s/s up (to HBM), %s/s down\n", PRESET_INDENT, j, up, down);
+    }
+}
+
 int cli_cmd_presets(const cli_args *a)
 {
     for (int i = 0; i < a->argc; i++) {
@@ -150,6 +182,8 @@ int cli_cmd_presets(const cli_args *a)
                 continue;
             printf("  %-20s %s\n", ps[i].name, ps[i].doc);
             print_wrapped(ps[i].assignments);
+            if (k == 0)
+                print_machine(&ps[i]);
         }
     }
     return CLI_EXIT_OK;
@@ -235,6 +269,8 @@ void cli_help_run(void)
         "  --resume FILE         continue a saved search (and keep saving to FILE); the\n"
         "                        result is identical to an uninterrupted run's\n"
         "  -q, --quiet           no progress bar or notes on stderr\n"
+        "  -v, --verbose         per tier and per link: bytes read, written, moved, busy "
+        "time\n"
         "  -h, --help            this help\n"
         "\n"
         "static and unlimited always run (they are cheap) so that every row has its\n"

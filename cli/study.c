@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +167,81 @@ static int accounting_points(study_ctx *c, point *pts, size_t *n)
     return 0;
 }
 
+/* The tiers study (docs/RESULTS.md 8c): the base machine (two tiers) alone and with a
+ * CXL tier, an NVMe tier, or both below its DRAM, each behind the DRAM's link (a CXL
+ * expander or an NVMe drive on the host's PCIe reaches the GPU through it), at batch sizes
+ * around the first at which DRAM alone cannot hold the KV.  The tiers are those of the
+ * x86-h100-cxl-nvme preset (docs/presets.md). */
+static const struct {
+    const char *name, *set;
+} tier_machines[] = {
+    {"dram", ""},
+    {"dram+cxl", "tiers=3 tier2_capacity=1024GB tier2_bandwidth=144GB/s tier2_link=1"},
+    {"dram+nvme", "tiers=3 tier2_capacity=61.44TB tier2_bandwidth=52GB/s tier2_link=1"},
+    {"dram+cxl+nvme", "tiers=4 tier2_capacity=1024GB tier2_bandwidth=144GB/s tier2_link=1 "
+                      "tier3_capacity=61.44TB tier3_bandwidth=52GB/s tier3_link=1"},
+};
+/* Batches as multiples of the first that overflows DRAM: half of it (every machine), it,
+ * twice and four times it. */
+static const double tier_batch_scale[] = {0.5, 1, 2, 4};
+
+static int tiers_points(study_ctx *c, point *pts, size_t *n)
+{
+    kvp_error err = {0};
+    kvp_derived d;
+    if (c->base.tiers != 2)
+        return cli_error("study tiers: the base machine has %u tiers; the study adds its own "
+                         "below a two-tier machine's DRAM (use a two-tier --hw)",
+                         c->base.tiers);
+    kvp_scenario one = c->base;
+    one.batch = 1;
+    if (kvp_scenario_derive(&one, &d, &err) < 0)
+        return cli_error("%s", err.msg);
+    uint64_t tokens = c->file_trace ? (uint64_t)kvp_trace_prompt(c->file_trace) +
+                                          kvp_trace_steps(c->file_trace)
+                                    : (uint64_t)c->base.prompt + c->base.steps;
+    /* KV of the whole run at batch 1: every layer's P + N tokens */
+    double kv1 = (double)tokens * (double)d.tok_bytes * (double)c->base.layers;
+    double over = floor((double)c->base.dram_capacity / kv1) + 1;
+    if (over * 4 > 65536)
+        return cli_error("study tiers: DRAM (%" PRIu64 " bytes) holds the KV up to batch "
+                         "%.0f; the study's batches would pass 65536", c->base.dram_capacity,
+                         over - 1);
+    size_t k = 0;
+    /* machine by machine, so that each machine's rows are consecutive (its plotted line) */
+    for (size_t m = 0; m < NELEM(tier_machines); m++) {
+        for (size_t b = 0; b < NELEM(tier_batch_scale); b++) {
+            double batch = fmax(1, floor(over * tier_batch_scale[b]));
+            point *p = &pts[k];
+            p->sc = c->base;
+            char text[NUM_TEXT];
+            snprintf(text, sizeof text, "%.0f", batch);
+            int rc = set_param(&p->sc, "batch", text);
+            for (const char *a = tier_machines[m].set; !rc && *a;) {
+                char one_set[96];
+                size_t len = strcspn(a, " ");
+                snprintf(one_set, sizeof one_set, "%.*s", (int)len, a);
+                if (kvp_param_assign(&p->sc, one_set, &err) < 0)
+                    rc = cli_error("%s", err.msg);
+                a += len + (a[len] == ' ');
+            }
+            if (rc)
+                return rc;
+            /* a machine that cannot hold the KV at this batch has no point */
+            double cap = (double)p->sc.dram_capacity;
+            for (uint32_t t = 2; t < p->sc.tiers; t++)
+                cap += (double)p->sc.tier_capacity[t];
+            if (cap < kv1 * batch)
+                continue;
+            snprintf(p->var[0], VAR_TEXT, "%s", text);
+            snprintf(p->var[1], VAR_TEXT, "%s", tier_machines[m].name);
+            k++;
+        }
+    }
+    *n = k;
+    return 0;
+}
+
 /* Sparsities at the actual variation, then low and high variation at 0.6; each with the
  * weights' traffic counted and not. */
 static int gap_points(study_ctx *c, point *pts, size_t *n)
@@ -202,6 +278,7 @@ static const char *const vars_variation[] = {"variation"};
 static const char *const vars_batch[] = {"batch", "weights"};
 static const char *const vars_accounting[] = {"weights", "kv_per", "kv_heads", "batch"};
 static const char *const vars_gap[] = {"sparsity", "variation", "weights"};
+static const char *const vars_tiers[] = {"batch", "machine"};
 
 static const study_def studies[] = {
     {"sparsity", "Throughput over static at each sparsity", "Fig. 3", vars_sparsity, 1,
@@ -217,6 +294,8 @@ static const study_def studies[] = {
      study_md_accounting, NULL, 0},
     {"gap", "How far each answer is from the certified optimum", "optimum", vars_gap, 3,
      "static", 1, 1, gap_points, study_gp_gap, study_md_gap, gap_policies, 1},
+    {"tiers", "What a CXL or NVMe tier adds where DRAM alone overflows", "beyond the study",
+     vars_tiers, 2, "static", 0, 0, tiers_points, study_gp_tiers, study_md_tiers, NULL, 1},
 };
 
 static const study_def *find_study(const char *name)
@@ -244,6 +323,8 @@ static void point_key(point *p)
     p->key[0] = 0;
     for (size_t i = 0; i < n && used < sizeof p->key; i++) {
         char t[NUM_TEXT];
+        if (!kvp_param_in_use(&p->sc, &params[i]))
+            continue;
         if (kvp_param_format(&p->sc, &params[i], t, sizeof t) < 0)
             t[0] = 0;
         int w = snprintf(p->key + used, sizeof p->key - used, "%s=%s;", params[i].name, t);
@@ -625,10 +706,10 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     }
     if (!o->name)
         return cli_usage(a->cmd, "which study? one of sparsity, variation, hitrate, batch, "
-                         "accounting, gap, all");
+                         "accounting, gap, tiers, all");
     if (strcmp(o->name, "all") != 0 && !find_study(o->name))
         return cli_usage(a->cmd, "unknown study \"%s\"; one of sparsity, variation, hitrate, "
-                         "batch, accounting, gap, all", o->name);
+                         "batch, accounting, gap, tiers, all", o->name);
     if (o->from && (o->trace || o->ckpt.checkpoint || o->ckpt.resume))
         return cli_usage(a->cmd, "--from takes the results of a sweep of synthetic traces; "
                          "not with --%s", o->trace ? "trace" : o->ckpt.checkpoint

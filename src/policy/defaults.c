@@ -15,5 +15,11 @@ int kvp_policy_is_default(const kvp_policy_ops *ops)
     for (size_t i = 0; i < sizeof slow_policies / sizeof *slow_policies; i++)
         if (strcmp(slow_policies[i], name) == 0)
             return 0;
-    return 1;
+    /* and only those of "all" (which leaves out the policies for small cases only) */
+    kvp_policy_spec all[64];
+    int n = kvp_policy_parse_list(all, sizeof all / sizeof *all, "all", NULL);
+    for (int i = 0; i < n; i++)
+        if (all[i].ops == ops)
+            return 1;
+    return 0;
 }

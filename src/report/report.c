@@ -126,6 +126,52 @@ static int format_number(const kvp_result *r, const result_field *f, int csv, ch
     return kvp_error_set(err, KVP_EINVAL, "report: field %s is not a number", f->name);
 }
 
+/* The per-tier and per-link cells of a result (docs/MODEL.md "Tiers beyond two"), after the
+ * fixed fields: tier k's KV reads served, bytes read, written, moved in and out, busy time;
+ * link j's bytes up and down and busy time each way. */
+typedef struct tier_cell {
+    char name[40];
+    char text[NUM_BUF];
+} tier_cell;
+#define MAX_TIER_CELLS (KVP_MAX_TIERS * 6 + KVP_MAX_TIERS * 4)
+
+static int tier_cells(const kvp_result *r, tier_cell *out, kvp_error *err)
+{
+    int n = 0;
+    if (r->tiers > KVP_MAX_TIERS || r->links >= KVP_MAX_TIERS)
+        return kvp_error_set(err, KVP_EINVAL, "policy %s: %u tiers, %u links", r->policy,
+                             r->tiers, r->links);
+    for (uint32_t k = 0; k < r->tiers; k++) {
+        const uint64_t u[] = {r->tier_kv_read[k], r->tier_read[k], r->tier_write[k],
+                              r->tier_moved_in[k], r->tier_moved_out[k]};
+        static const char *const un[] = {"kv_read_bytes", "read_bytes", "write_bytes",
+                                         "moved_in_bytes", "moved_out_bytes"};
+        for (size_t i = 0; i < 5; i++, n++) {
+            snprintf(out[n].name, sizeof out[n].name, "tier%u_%s", k, un[i]);
+            snprintf(out[n].text, sizeof out[n].text, "%" PRIu64, u[i]);
+        }
+        if (!isfinite(r->tier_busy_s[k]))
+            return kvp_error_set(err, KVP_ERANGE, "policy %s: tier %u busy time is not finite",
+                                 r->policy, k);
+        snprintf(out[n].name, sizeof out[n].name, "tier%u_busy_s", k);
+        format_double(out[n++].text, sizeof out[n].text, r->tier_busy_s[k]);
+    }
+    for (uint32_t j = 1; j <= r->links; j++) {
+        snprintf(out[n].name, sizeof out[n].name, "link%u_up_bytes", j);
+        snprintf(out[n++].text, sizeof out[n].text, "%" PRIu64, r->link_up_bytes[j]);
+        snprintf(out[n].name, sizeof out[n].name, "link%u_down_bytes", j);
+        snprintf(out[n++].text, sizeof out[n].text, "%" PRIu64, r->link_down_bytes[j]);
+        if (!isfinite(r->link_up_busy_s[j]) || !isfinite(r->link_down_busy_s[j]))
+            return kvp_error_set(err, KVP_ERANGE, "policy %s: link %u busy time is not finite",
+                                 r->policy, j);
+        snprintf(out[n].name, sizeof out[n].name, "link%u_up_busy_s", j);
+        format_double(out[n++].text, sizeof out[n].text, r->link_up_busy_s[j]);
+        snprintf(out[n].name, sizeof out[n].name, "link%u_down_busy_s", j);
+        format_double(out[n++].text, sizeof out[n].text, r->link_down_busy_s[j]);
+    }
+    return n;
+}
+
 /* Names the report file in a message about its content. */
 static int prefix_path(kvp_error *err, const char *path, int rc)
 {
@@ -234,6 +280,8 @@ static int json_scenario(cJSON *root, const kvp_scenario *sc, kvp_error *err)
     for (size_t i = 0; i < np && rc >= 0; i++) {
         const kvp_param_info *p = &params[i];
         const char *at = (const char *)sc + p->offset;
+        if (!kvp_param_in_use(sc, p))
+            continue;
         switch (p->kind) {
         case KVP_PK_BYTES:
         case KVP_PK_U64: {
@@ -249,6 +297,7 @@ static int json_scenario(cJSON *root, const kvp_scenario *sc, kvp_error *err)
             break;
         }
         case KVP_PK_BANDWIDTH:
+        case KVP_PK_BANDWIDTH_OPT:
         case KVP_PK_FRACTION: {
             double v;
             memcpy(&v, at, sizeof v);
@@ -301,7 +350,12 @@ static int json_result(cJSON *arr, const kvp_result *r, kvp_error *err)
         if (!item)
             return kvp_error_set(err, KVP_ENOMEM, "out of memory");
     }
-    return 0;
+    tier_cell cells[MAX_TIER_CELLS];
+    int nc = tier_cells(r, cells, err);
+    for (int i = 0; i < nc; i++)
+        if (!cJSON_AddRawToObject(o, cells[i].name, cells[i].text))
+            return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    return nc < 0 ? nc : 0;
 }
 
 static int json_build(const kvp_report *rep, cJSON *root, kvp_error *err)
@@ -419,11 +473,28 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err)
                 (rc = format_number(&rep->res[r], &result_fields[i], 1, buf, sizeof buf,
                                     err)) < 0)
                 return prefix_path(err, path, rc);
+    /* The per-tier columns follow: every result of a report is of one machine. */
+    tier_cell cells[MAX_TIER_CELLS];
+    int ncells = 0;
+    for (size_t r = 0; r < rep->nres; r++) {
+        int nc = tier_cells(&rep->res[r], cells, err);
+        if (nc < 0)
+            return prefix_path(err, path, nc);
+        if (r && nc != ncells)
+            return kvp_error_set(err, KVP_EINVAL, "%s: results of machines with different "
+                                 "tiers cannot share a CSV", path);
+        ncells = nc;
+    }
     out_file o;
     if ((rc = out_open(&o, path, err)) < 0)
         return rc;
     for (size_t i = 0; i < NFIELDS; i++)
         fprintf(o.f, "%s%s", i ? "," : "", result_fields[i].name);
+    if (rep->nres) {
+        tier_cells(&rep->res[0], cells, err);
+        for (int i = 0; i < ncells; i++)
+            fprintf(o.f, ",%s", cells[i].name);
+    }
     fputc('\n', o.f);
     for (size_t r = 0; r < rep->nres; r++) {
         const kvp_result *res = &rep->res[r];
@@ -438,6 +509,9 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err)
                 fputs(buf, o.f);
             }
         }
+        tier_cells(res, cells, err);
+        for (int i = 0; i < ncells; i++)
+            fprintf(o.f, ",%s", cells[i].text);
         fputc('\n', o.f);
     }
     return out_close(&o, 1, err);
