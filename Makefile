@@ -1,6 +1,7 @@
-# kvplace: one small Makefile.  `make` builds the library, the CLI and the tests;
-# `make test` runs the suite; `make sanitize` runs it under ASan + UBSan; `make bench` runs
-# the benchmarks (on demand, never in CI's test pass).
+# kvplace: one small Makefile.  `make` builds the library (static, and shared for Python and
+# other programs), the CLI and the tests; `make test` runs the suite; `make sanitize` runs it
+# under ASan + UBSan; `make bench` runs the benchmarks (on demand, never in CI's test pass);
+# `make install` installs everything under $(DESTDIR)$(PREFIX) (docs/INSTALL.md).
 CC      ?= cc
 BUILD   ?= build
 PKGS    := inih libcjson
@@ -25,18 +26,32 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 GOLDEN   := $(BUILD)/tests/golden_extract
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libkvplace.a
+SOLIB    := $(BUILD)/libkvplace.so
 KVPLACE  := $(BUILD)/kvplace
+# The shared library's ABI version (its soname is libkvplace.so.$(SOMAJOR)).
+SOMAJOR  := 0
+VERSION  := $(shell sed -n 's/^\#define KVP_VERSION "\(.*\)"/\1/p' include/kvplace.h)
 
-.PHONY: all test sanitize bench clean
-all: $(KVPLACE) $(TEST_BIN) $(GOLDEN)
+.PHONY: all test sanitize bench clean install uninstall
+all: $(KVPLACE) $(TEST_BIN) $(GOLDEN) $(SOLIB)
 
 $(BUILD)/%.o: %.c include/kvplace.h $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The library's objects are position-independent so that one set serves both libraries; the
+# CLI, the tests and the benchmarks link the static one (a program that runs from build/).
+# No semantic interposition: calls inside the library stay direct and inlinable, as without
+# -fPIC (docs/INSTALL.md).
+$(LIB_OBJ): ALL_CFLAGS += -fPIC -fno-semantic-interposition
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+$(SOLIB): $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -shared -Wl,-soname,libkvplace.so.$(SOMAJOR) -o $@ \
+	  $(LIB_OBJ) $(LDLIBS)
 
 $(KVPLACE): $(CLI_OBJ) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
@@ -50,6 +65,52 @@ $(GOLDEN): $(BUILD)/tests/golden_extract.o
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# Installation (docs/INSTALL.md).  The Python package goes where Debian's python3 looks:
+# /usr/lib/python3/dist-packages for PREFIX=/usr, else PREFIX/lib/python3.X/dist-packages
+# (found for /usr/local; for another PREFIX, add that directory to PYTHONPATH).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+PYTHON     ?= $(firstword $(wildcard /usr/bin/python3) python3)
+PYVER       = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+ifeq ($(PREFIX),/usr)
+PYTHONDIR  ?= $(PREFIX)/lib/python3/dist-packages
+else
+PYTHONDIR  ?= $(PREFIX)/lib/python$(PYVER)/dist-packages
+endif
+PY_SRC     := $(sort $(wildcard python/kvplace/*.py))
+
+install: $(KVPLACE) $(LIB) $(SOLIB)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(PYTHONDIR)/kvplace
+	install -m 755 $(KVPLACE) $(DESTDIR)$(BINDIR)/kvplace
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libkvplace.a
+	install -m 755 $(SOLIB) $(DESTDIR)$(LIBDIR)/libkvplace.so.$(VERSION)
+	ln -sf libkvplace.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkvplace.so.$(SOMAJOR)
+	ln -sf libkvplace.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libkvplace.so
+	install -m 644 include/kvplace.h $(DESTDIR)$(INCLUDEDIR)/kvplace.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	  -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' dist/kvplace.pc.in \
+	  > $(DESTDIR)$(LIBDIR)/pkgconfig/kvplace.pc
+	sed -e 's|@VERSION@|$(VERSION)|' dist/kvplace.1 > $(DESTDIR)$(MANDIR)/man1/kvplace.1
+	install -m 644 dist/kvplace.bash $(DESTDIR)$(BASHCOMPDIR)/kvplace
+	install -m 644 $(PY_SRC) $(DESTDIR)$(PYTHONDIR)/kvplace/
+	printf '# Written by make install.\nLIBDIR = "%s"\n' '$(LIBDIR)' \
+	  > $(DESTDIR)$(PYTHONDIR)/kvplace/_paths.py
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+	  ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kvplace $(DESTDIR)$(LIBDIR)/libkvplace.a \
+	  $(DESTDIR)$(LIBDIR)/libkvplace.so $(DESTDIR)$(LIBDIR)/libkvplace.so.$(SOMAJOR) \
+	  $(DESTDIR)$(LIBDIR)/libkvplace.so.$(VERSION) $(DESTDIR)$(INCLUDEDIR)/kvplace.h \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/kvplace.pc $(DESTDIR)$(MANDIR)/man1/kvplace.1 \
+	  $(DESTDIR)$(BASHCOMPDIR)/kvplace
+	rm -rf $(DESTDIR)$(PYTHONDIR)/kvplace
 
 test: all
 	BUILD=$(BUILD) sh tests/run.sh

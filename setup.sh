@@ -1,6 +1,7 @@
 #!/bin/sh
-# Installs kvplace's dependencies from Debian, builds it, and runs the built-in default
-# scenario.  As root, or as a user with sudo.
+# Installs kvplace's dependencies from Debian, builds it, installs it (`make install`:
+# /usr/local; PREFIX=... sh setup.sh for elsewhere), and runs the built-in default scenario
+# with the installed kvplace.  As root, or as a user with sudo.
 set -e
 cd "$(dirname "$0")"
 SUDO=""
@@ -9,4 +10,5 @@ $SUDO apt-get update
 $SUDO apt-get install -y build-essential pkg-config libinih-dev libcjson-dev libglpk-dev \
     gnuplot-nox python3-numpy
 make
-./build/kvplace
+$SUDO make install PREFIX="${PREFIX:-/usr/local}"
+"${PREFIX:-/usr/local}/bin/kvplace"

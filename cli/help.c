@@ -5,19 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Policies the default list leaves out (they stay available by name or `all`): sa runs
- * lookahead once for every (W, R) it tries; lpbound's value is plan's certificate, which the
- * default list's plan reports. */
-static const char *const slow_policies[] = {"sa", "lpbound"};
-
-static int is_slow(const char *name)
-{
-    for (size_t i = 0; i < sizeof slow_policies / sizeof *slow_policies; i++)
-        if (strcmp(slow_policies[i], name) == 0)
-            return 1;
-    return 0;
-}
-
 static void append(char *buf, size_t len, const char *sep, const char *s)
 {
     size_t used = strlen(buf);
@@ -34,7 +21,7 @@ void cli_default_policies(char *list, size_t list_len, char *left_out, size_t le
     left_out[0] = 0;
     for (int i = 0; i < n; i++) {
         const char *name = kvp_policy_name(all[i].ops);
-        if (is_slow(name))
+        if (!kvp_policy_is_default(all[i].ops))
             append(left_out, left_len, ", ", name);
         else
             append(list, list_len, ",", name);

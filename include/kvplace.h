@@ -236,6 +236,35 @@ int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err);
 int kvp_trace_from_memory(kvp_trace **out, const float *data, uint32_t steps, uint32_t layers,
                           uint32_t positions, int is_bool, const char *name, kvp_error *err);
 void kvp_trace_free(kvp_trace *t);
+/* Element types of a caller's trace buffer. */
+typedef enum kvp_dtype {
+    KVP_DTYPE_F32 = 0,  /* float */
+    KVP_DTYPE_F16 = 1,  /* IEEE half, as uint16_t bits; converted to float exactly */
+    KVP_DTYPE_BOOL = 2  /* one byte per position: nonzero means read */
+} kvp_dtype;
+/* A trace over a caller's buffer (a NumPy array's data, say): ndim dimensions of sizes
+ * shape[], which must be (steps, layers, positions), C order, native byte order.  Checked
+ * at once, like a .npy file: the dtype, the dimensions (4-D (steps, layers, heads,
+ * positions) is refused with its own message: not supported yet), and every used position
+ * of a score buffer (NaN or infinite is KVP_EFORMAT naming step, layer and position; the
+ * padding is not looked at).  The data is copied as float, so the buffer may go afterwards.
+ * name is the trace's name in messages and reports. */
+int kvp_trace_from_buffer(kvp_trace **out, const void *data, int dtype, size_t ndim,
+                          const uint64_t *shape, const char *name, kvp_error *err);
+
+/* A trace built step by step, as an inference engine records it (examples/stream.c).  Step
+ * n (the count appended so far) gives layers x (prompt + n) values, layer-major, no padding:
+ * scores (checked finite) or, for a bool builder, marks (nonzero means read).  Rows are kept
+ * unpadded, so a builder holds about half of the (N, L, P + N - 1) array. */
+typedef struct kvp_trace_builder kvp_trace_builder;
+int kvp_trace_builder_create(kvp_trace_builder **out, uint32_t layers, uint32_t prompt,
+                             int is_bool, const char *name, kvp_error *err);
+int kvp_trace_builder_append(kvp_trace_builder *b, const float *values, kvp_error *err);
+uint32_t kvp_trace_builder_steps(const kvp_trace_builder *b);
+/* Hands the steps appended so far (at least one) over to a new trace; the builder is then
+ * empty (and may be appended to again for another trace, or freed). */
+int kvp_trace_builder_finish(kvp_trace_builder *b, kvp_trace **out, kvp_error *err);
+void kvp_trace_builder_free(kvp_trace_builder *b);
 uint32_t kvp_trace_steps(const kvp_trace *t);
 uint32_t kvp_trace_layers(const kvp_trace *t);
 uint32_t kvp_trace_prompt(const kvp_trace *t);
@@ -311,6 +340,9 @@ const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *cou
 int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err);
 /* Parses a comma-separated list; "all" expands to every policy.  Returns the count. */
 int kvp_policy_parse_list(kvp_policy_spec *out, size_t max, const char *text, kvp_error *err);
+/* 1 if a run without a policy list runs this policy (every one but the slow ones: sa,
+ * lpbound), else 0.  The CLI's default list and the bindings' come from here. */
+int kvp_policy_is_default(const kvp_policy_ops *ops);
 /* "lookahead:W=16:R=0.5" with every parameter, %.17g where not whole. */
 void kvp_policy_format(const kvp_policy_spec *ps, char *buf, size_t len);
 
@@ -489,6 +521,9 @@ char *kvp_scenario_json(const kvp_scenario *sc, int depth, kvp_error *err);
 /* All write through kvp_out: no half-written file is left. */
 int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err);
 int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
+/* The JSON report as text, exactly what kvp_report_json writes; *out is freed with kvp_free. */
+int kvp_report_json_text(const kvp_report *rep, char **out, kvp_error *err);
+void kvp_free(void *p);
 /* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting
  * the searches (each starts at level 0, move 0). */
 int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err);
@@ -531,6 +566,33 @@ int kvp_placement_create(kvp_placement **p, size_t policy, uint32_t layer, uint3
 void kvp_placement_free(kvp_placement *p);
 void kvp_placement_record(void *placement, const kvp_step_record *r);
 int kvp_placement_write_npy(const kvp_placement *p, const char *path, kvp_error *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sessions: a whole `kvplace run` behind one opaque handle, for bindings (the Python package
+ * calls these through ctypes, so it never depends on the layout of a struct).              */
+
+typedef struct kvp_session kvp_session;
+/* A session holds a scenario at its defaults and no trace. */
+int kvp_session_create(kvp_session **out, kvp_error *err);
+void kvp_session_free(kvp_session *s);
+/* Applies a preset or a config file (kvp_preset_apply; kind "hw", "model" or NULL). */
+int kvp_session_preset(kvp_session *s, const char *name, const char *kind, kvp_error *err);
+/* Sets one scenario parameter; synthetic_only: refuse parameters outside the "synthetic"
+ * group (a synthetic trace's spec). */
+int kvp_session_set(kvp_session *s, const char *name, const char *value, int synthetic_only,
+                    kvp_error *err);
+/* The trace to run: a .npy file or a buffer (kvp_trace_from_buffer).  Without one, a run
+ * generates the synthetic trace of the scenario's synthetic parameters. */
+int kvp_session_trace_npy(kvp_session *s, const char *path, kvp_error *err);
+int kvp_session_trace_buffer(kvp_session *s, const void *data, int dtype, size_t ndim,
+                             const uint64_t *shape, const char *name, kvp_error *err);
+/* Validates the scenario, then runs the comma-separated policies (`all` expands) as
+ * `kvplace run --policy` does: static and unlimited run as well for the speedups, the
+ * simulated policies share one pass.  prompt and steps set with a trace given are an error
+ * (the trace defines them).  threads: 0 for the library's default. */
+int kvp_session_run(kvp_session *s, const char *policies, unsigned threads, kvp_error *err);
+/* The last run's report, the text `kvplace run --json` writes; NULL before a run. */
+const char *kvp_session_json(const kvp_session *s);
 
 #ifdef __cplusplus
 }

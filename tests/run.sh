@@ -2,7 +2,7 @@
 # Runs every test binary and the CLI tests; sums their "N passed, N failed" lines.
 BUILD=${BUILD:-build}
 total_p=0; total_f=0; status=0
-for t in "$BUILD"/tests/test_* tests/cli_*.sh; do
+for t in "$BUILD"/tests/test_* tests/cli_*.sh tests/py_*.sh; do
     [ -e "$t" ] || continue
     case "$t" in *.o|*.d) continue;; esac
     name=$(basename "$t")
@@ -11,13 +11,14 @@ for t in "$BUILD"/tests/test_* tests/cli_*.sh; do
         *) out=$("$t" 2>&1); rc=$? ;;
     esac
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    skip=$(printf '%s\n' "$out" | grep -E '^SKIPPED: ' | tail -n 1)
     if [ -z "$line" ]; then
         printf '%s\n' "$out"; echo "$name: no result line (exit $rc)"; status=1; total_f=$((total_f + 1)); continue
     fi
     p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
     total_p=$((total_p + p)); total_f=$((total_f + f))
     if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then printf '%s\n' "$out"; status=1; fi
-    printf '%-28s %s\n' "$name" "$line"
+    printf '%-28s %s%s\n' "$name" "$line" "${skip:+ ($skip)}"
 done
 # A real one-node Slurm (tests/slurm/run.sh): only where Slurm is installed and we are root;
 # it says why when it skips.

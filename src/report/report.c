@@ -592,8 +592,10 @@ static int check_report(const kvp_report *rep, const char *path, kvp_error *err)
     return 0;
 }
 
-int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err)
+/* The report's text, as the file holds it (newline included), in *out (kvp_free it). */
+static int json_text(const kvp_report *rep, const char *path, char **out, kvp_error *err)
 {
+    *out = NULL;
     if (check_report(rep, path, err) < 0)
         return KVP_EINVAL;
     cJSON *root = cJSON_CreateObject();
@@ -608,13 +610,39 @@ int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err)
     cJSON_Delete(root);
     if (rc < 0)
         return prefix_path(err, path, rc);
+    size_t len = strlen(text);
+    *out = malloc(len + 2);
+    if (*out) {
+        memcpy(*out, text, len);
+        (*out)[len] = '\n';
+        (*out)[len + 1] = 0;
+    }
+    cJSON_free(text);
+    return *out ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+}
+
+int kvp_report_json_text(const kvp_report *rep, char **out, kvp_error *err)
+{
+    return json_text(rep, "report", out, err);
+}
+
+void kvp_free(void *p)
+{
+    free(p);
+}
+
+int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err)
+{
+    char *text;
+    int rc = json_text(rep, path, &text, err);
+    if (rc < 0)
+        return rc;
     out_file o;
     if ((rc = out_open(&o, path, err)) >= 0) {
         fputs(text, o.f);
-        fputc('\n', o.f);
         rc = out_close(&o, 1, err);
     }
-    cJSON_free(text);
+    free(text);
     return rc;
 }
 

@@ -105,7 +105,7 @@ static void store_le32(unsigned char *p, uint32_t v)
 /* IEEE half to single, exact for every value.  A normal half's exponent and mantissa move up
  * together as one field, rebiased; a subnormal half is mant * 2^-24, which a float holds
  * exactly (mant < 2^10), as it does the zeros of either sign. */
-static float half_to_float(uint16_t h)
+float kvp_half_to_float(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & F16_SIGN_MASK) << SIGN_SHIFT_16_TO_32;
     uint32_t em = h & (F16_EXP_MASK | F16_MANT_MASK);
@@ -557,7 +557,7 @@ static int load_row(npy_cursor *c, uint32_t n, kvp_error *err)
             if ((h & F16_EXP_MASK) == F16_EXP_MASK)
                 return bad_score(c, n, p, (h & F16_MANT_MASK) != 0, (h & F16_SIGN_MASK) != 0,
                                  err);
-            c->row[p] = half_to_float(h);
+            c->row[p] = kvp_half_to_float(h);
         }
     }
     c->row_step = n;

@@ -53,6 +53,10 @@ int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t 
 uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint32_t below,
                               uint32_t *scratch, uint32_t *kth_key);
 
+/* IEEE half to single, exact for every value (src/trace/npy.c); shared by the .npy reader and
+ * in-memory buffers so that both give the same floats. */
+float kvp_half_to_float(uint16_t h);
+
 struct kvp_trace {
     const kvp_trace_vt *vt;
     uint32_t steps, layers, prompt;

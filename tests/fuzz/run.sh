@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 SECONDS_EACH=${1:-60}
 [ $# -gt 0 ] && shift
-HARNESSES=${*:-npy config parse checkpoint}
+HARNESSES=${*:-npy config parse checkpoint buffer}
 CLANG=${CLANG:-clang}
 B=${FUZZ_BUILD:-build-fuzz}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
