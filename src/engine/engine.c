@@ -559,7 +559,8 @@ static int layer_run(uint32_t l, void *user, atomic_ullong *done)
         p->out = &rc->out[(size_t)l * rc->npol + i];
         uint32_t g = rc->g[i];
         p->li = (kvp_layer_info){l, g, rc->slots[i], P, N,
-                                 (uint32_t)(((uint64_t)P + N + g - 1) / g), p->ps->value};
+                                 (uint32_t)(((uint64_t)P + N + g - 1) / g), p->ps->value,
+                                 rc->sc, rc->d};
         if (!pol_alloc(p, positions)) {
             ret = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
             goto done;

@@ -34,6 +34,7 @@ const kvp_policy_ops kvp_policy_unlimited = {
     .doc = "every block in HBM, no capacity limit (a reference, not a bound)",
     .block_tokens = one_token,
     .unlimited = 1,
+    .online = 1,
     .init = unlimited_init,
     .step = unlimited_step,
 };
@@ -57,6 +58,7 @@ static int static_step(void *state, kvp_step *s, kvp_error *err)
 const kvp_policy_ops kvp_policy_static = {
     .name = "static",
     .doc = "fill HBM in write order until full, the rest in DRAM, never move",
+    .online = 1,
     .block_tokens = one_token,
     .init = static_init,
     .step = static_step,

@@ -172,6 +172,7 @@ static int page_step(void *state, kvp_step *s, kvp_error *err)
 
 const kvp_policy_ops kvp_policy_page = {
     .needs_scores = 1,
+    .online = 1,
     .name = "page",
     .doc = "Quest-like: the read pages of highest score move to HBM whole",
     .params = page_params,

@@ -25,6 +25,10 @@ typedef struct kvp_layer_info {
     uint32_t steps;   /* N */
     uint32_t nblocks; /* blocks that ever exist: ceil((P + N) / g) */
     const double *param; /* kvp_policy_spec.value */
+    /* The scenario and its derived values, for policies that weigh bandwidths (the online
+     * family of src/policy/online.c). */
+    const kvp_scenario *sc;
+    const kvp_derived *d;
 } kvp_layer_info;
 
 /* One step of one layer, as the policy sees it. */
@@ -95,6 +99,8 @@ struct kvp_policy_ops {
     int unlimited;
     /* 1 if step reads read_score (the engine skips filling it otherwise). */
     int needs_scores;
+    /* 1 if the decisions of step n use only the trace up to step n (DESIGN.md §11). */
+    int online;
     /* Per-layer state.  init may read future[] of step 0 through *first (NULL when
      * lookahead is 0), and sets the initial residency; returns the number resident or < 0. */
     int (*init)(void **state, const kvp_layer_info *li, const kvp_step *first,

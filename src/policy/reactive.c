@@ -428,6 +428,7 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
 
 const kvp_policy_ops kvp_policy_reactive = {
     .needs_scores = 1,
+    .online = 1,
     .name = "reactive",
     .doc = "LRU: accessed and new blocks to HBM, least recently used evicted",
     .params = reactive_params,

@@ -1,0 +1,359 @@
+/*
+ * The online family's rule (docs/POLICIES.md "Online policies"), token granularity.
+ *
+ * Importance: every token x keeps e(x), an exponential moving average of what its reads add
+ * (1, or the read's score over the step's highest), decayed by `decay` per step, lazily: e and
+ * the step of its last read are stored, and e is decayed when it is read or looked at.  p(x),
+ * the estimate that x is read at a step, is (1 - decay) e(x) (for decay 1: e over the steps
+ * the token has existed).  Nothing of a later step is read: the policy is online.
+ *
+ * Each step, after the reads of step n are served (they are known: DESIGN.md §3), the policy
+ * knows this step's traffic exactly and prices each move by what it adds to the step's time
+ * (the max of the four terms).  It then
+ *   1. places the new token (new_hbm: into HBM, evicting the coldest resident token if full);
+ *   2. ranks this step's misses (read from DRAM) by p, hottest first; with `balance`, at most
+ *      H* - H of them may come up, H the step's HBM reads and H* the bound's optimal HBM share
+ *      of this step's reads (src/policy/bound.c), so HBM is not filled past the split at which
+ *      HBM and DRAM take the same time;
+ *   3. finds victims among the resident tokens not read this step with a CLOCK hand (the
+ *      positions visited in turn, a bounded number per step, the coldest first);
+ *   4. pairs the hottest miss with the coldest victim (or a free slot) while p(x) > p(y) and,
+ *      with payback > 0, (p(x) - p(y)) * horizon * s > payback * dT, where s is the time a read
+ *      saves by coming from HBM instead of DRAM and the link, and dT what the swap adds to this
+ *      step's time (0 while it fits in the slack of the terms that are not the max), and while
+ *      the promotions stay within budget * (reads of the step).
+ * A promoted token was just read, so its move is a write to HBM alone (the read carried it up);
+ * a victim not read costs an HBM read, the link down and a DRAM write.
+ *
+ * Cost per step: O(reads) for the estimates and the ranking (a counting sort on p in
+ * P_BUCKETS buckets), plus the hand's visits, at most SCAN_FACTOR times the swaps wanted plus
+ * SCAN_MIN.
+ */
+#include "policy/online.h"
+#include "engine/engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* p is ranked in this many buckets (ties within a bucket: lower position first). */
+#define P_BUCKETS 256u
+/* The hand visits at most SCAN_FACTOR x (victims wanted) + SCAN_MIN positions a step. */
+#define SCAN_FACTOR 8u
+#define SCAN_MIN 256u
+/* Decay factors below this are taken as 0 (the table of powers ends there). */
+#define DECAY_FLOOR 1e-7
+#define DPOW_MAX 65536u
+/* Smoothing of the balance's learnt shortfall (per step). */
+#define LOSS_SMOOTH 0.5
+
+typedef struct online_state {
+    double decay;
+    int est_scores, balance, new_hbm;
+    double horizon, payback, budget;
+    float *e;          /* per token: the estimate's sum at the step of its last read */
+    uint32_t *last;    /* per token: step of its last read + 1 (0: never read) */
+    double *dpow;      /* decay^k for k < ndpow */
+    uint32_t ndpow;
+    uint32_t hand;     /* the CLOCK hand: next position to visit */
+    double expect;     /* HBM reads the last step's placement was expected to serve next */
+    double loss;       /* smoothed shortfall of the HBM reads against that expectation */
+    uint32_t *cand;    /* misses, then the ranked ones */
+    uint32_t *vict;    /* victims found, then ranked */
+    uint32_t *tmp;
+    uint32_t *up, *down; /* the moves of the step */
+    uint32_t bucket[P_BUCKETS + 1];
+} online_state;
+
+uint32_t kvp_online_block_tokens(const double *param, const kvp_scenario *sc)
+{
+    (void)param;
+    (void)sc;
+    return 1;
+}
+
+uint32_t kvp_online_lookahead(const double *param)
+{
+    (void)param;
+    return 0;
+}
+
+void kvp_online_free(void *state)
+{
+    online_state *st = state;
+    if (!st)
+        return;
+    free(st->e);
+    free(st->last);
+    free(st->dpow);
+    free(st->cand);
+    free(st->vict);
+    free(st->tmp);
+    free(st->up);
+    free(st->down);
+    free(st);
+}
+
+int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *first,
+                    uint8_t *resident, kvp_error *err)
+{
+    (void)first;
+    *state = NULL;
+    size_t n = li->nblocks ? li->nblocks : 1;
+    online_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return kvp_error_set(err, KVP_ENOMEM, "online: out of memory for layer %u", li->layer);
+    const double *pa = li->param;
+    st->decay = pa[ON_DECAY];
+    st->est_scores = (int)pa[ON_EST];
+    st->balance = pa[ON_BALANCE] != 0;
+    st->horizon = pa[ON_HORIZON];
+    st->payback = pa[ON_PAYBACK];
+    st->budget = pa[ON_BUDGET];
+    st->new_hbm = pa[ON_NEW] != 0;
+    /* decay^k for k until it falls below DECAY_FLOOR (then 0), at most DPOW_MAX entries;
+     * beyond the table, pow() (decay close to 1 only). */
+    uint32_t nd = 1;
+    if (st->decay >= 1)
+        nd = 1;
+    else if (st->decay > 0)
+        nd = (uint32_t)fmin(DPOW_MAX, ceil(log(DECAY_FLOOR) / log(st->decay)) + 1);
+    st->ndpow = nd;
+    st->e = calloc(n, sizeof *st->e);
+    st->last = calloc(n, sizeof *st->last);
+    st->dpow = malloc(nd * sizeof *st->dpow);
+    st->cand = malloc(n * sizeof *st->cand);
+    st->vict = malloc(n * sizeof *st->vict);
+    st->tmp = malloc(n * sizeof *st->tmp);
+    st->up = malloc(n * sizeof *st->up);
+    st->down = malloc(n * sizeof *st->down);
+    if (!st->e || !st->last || !st->dpow || !st->cand || !st->vict || !st->tmp || !st->up ||
+        !st->down) {
+        kvp_online_free(st);
+        return kvp_error_set(err, KVP_ENOMEM, "online: out of memory for layer %u", li->layer);
+    }
+    st->dpow[0] = 1;
+    for (uint32_t k = 1; k < nd; k++)
+        st->dpow[k] = st->dpow[k - 1] * st->decay;
+    *state = st;
+    return (int)kvp_initial_default(li, resident);
+}
+
+/* decay^k (k steps since the last read). */
+static double dpow(const online_state *st, uint32_t k)
+{
+    if (st->decay >= 1)
+        return 1;
+    if (k < st->ndpow)
+        return st->dpow[k];
+    return st->ndpow < DPOW_MAX ? 0 : pow(st->decay, (double)k);
+}
+
+/* p(x) at step n: the estimated chance that x is read at a step, in [0, 1]. */
+static double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
+{
+    uint32_t l = st->last[x];
+    if (!l)
+        return 0;
+    if (st->decay >= 1) {
+        uint32_t born = x < prompt ? 0 : x - prompt; /* the step that wrote x */
+        double p = st->e[x] / (double)(n - born + 1);
+        return p < 1 ? p : 1;
+    }
+    double p = (1 - st->decay) * st->e[x] * dpow(st, n + 1 - l);
+    return p < 1 ? p : 1;
+}
+
+static uint32_t bucket_of(double p)
+{
+    uint32_t b = (uint32_t)(p * P_BUCKETS);
+    return b < P_BUCKETS ? b : P_BUCKETS - 1;
+}
+
+/* Stable counting sort of x[0..n) by bucket, descending (desc) or ascending; out to y. */
+static void rank(online_state *st, const uint32_t *x, uint32_t n, uint32_t *y, int desc,
+                 uint32_t step, uint32_t prompt)
+{
+    uint32_t *cnt = st->bucket;
+    memset(cnt, 0, sizeof st->bucket);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b = bucket_of(p_of(st, x[i], step, prompt));
+        cnt[(desc ? P_BUCKETS - 1 - b : b) + 1]++;
+    }
+    for (uint32_t b = 1; b <= P_BUCKETS; b++)
+        cnt[b] += cnt[b - 1];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b = bucket_of(p_of(st, x[i], step, prompt));
+        y[cnt[desc ? P_BUCKETS - 1 - b : b]++] = x[i];
+    }
+}
+
+/* The step's traffic in tokens, and its time. */
+typedef struct traffic {
+    double hr, hw, dr, dw, up, dn;
+} traffic;
+
+static double step_time(const kvp_layer_info *li, const traffic *t)
+{
+    const kvp_scenario *sc = li->sc;
+    const double tok = (double)li->d->tok_bytes;
+    double th = (li->d->w_layer + (t->hr + t->hw) * tok) / sc->hbm_bandwidth;
+    double td = (t->dr + t->dw) * tok / sc->dram_bandwidth;
+    double tu = t->up * tok / sc->link_bandwidth, tdn = t->dn * tok / sc->link_bandwidth;
+    return fmax(fmax(th, td), fmax(tu, tdn));
+}
+
+/* Visits positions from the hand, collecting the resident tokens not read this step whose p
+ * is below pmax, until `want` of them are cold (p in the lowest bucket) or `limit` positions
+ * are visited; the caller ranks what was found and takes the coldest. */
+static uint32_t find_victims(online_state *st, const kvp_step *s, double pmax, uint32_t want,
+                             uint32_t limit)
+{
+    const uint32_t ctx = s->context, stamp = s->n + 1, prompt = s->li->prompt;
+    const double cold = 1.0 / P_BUCKETS;
+    uint32_t found = 0, ncold = 0, h = st->hand < ctx ? st->hand : 0;
+    if (limit > ctx)
+        limit = ctx;
+    for (uint32_t v = 0; v < limit && ncold < want; v++) {
+        uint32_t x = h;
+        h = h + 1 < ctx ? h + 1 : 0;
+        if (!s->resident[x] || st->last[x] == stamp)
+            continue;
+        double p = p_of(st, x, s->n, prompt);
+        if (p < pmax) {
+            st->vict[found++] = x;
+            ncold += p < cold;
+        }
+    }
+    st->hand = h;
+    return found;
+}
+
+int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
+{
+    online_state *st = state;
+    const kvp_layer_info *li = s->li;
+    const uint32_t n = s->n, stamp = n + 1, slots = li->slots, prompt = li->prompt;
+    const kvp_access *acc = s->acc;
+    int rc;
+
+    /* 1. The estimates take this step's reads; the step's reads are counted by tier. */
+    double vmax = 1, vmin = 0;
+    const float *score = acc->score;
+    if (st->est_scores && score && acc->count) {
+        vmax = vmin = (double)score[0];
+        for (uint32_t i = 1; i < acc->count; i++) {
+            vmax = fmax(vmax, (double)score[i]);
+            vmin = fmin(vmin, (double)score[i]);
+        }
+        if (st->est_scores == 1)
+            vmin = 0;
+        if (!(vmax > vmin)) /* every read alike: each counts one */
+            vmin = vmax - 1;
+    }
+    uint32_t hits = 0, nmiss = 0;
+    for (uint32_t i = 0; i < acc->count; i++) {
+        uint32_t x = acc->pos[i];
+        double v = st->est_scores && score ? ((double)score[i] - vmin) / (vmax - vmin) : 1;
+        double old = st->last[x] ? (double)st->e[x] * dpow(st, stamp - st->last[x]) : 0;
+        st->e[x] = (float)(old + v);
+        st->last[x] = stamp;
+        if (s->resident[x])
+            hits++;
+        else
+            st->cand[nmiss++] = x;
+    }
+    traffic t = {hits, 0, nmiss, 0, nmiss, 0};
+
+    /* 2. How many misses may come up: the balanced split, the budget. */
+    double allow = nmiss;
+    if (st->balance) {
+        double h;
+        kvp_bound_step_h(li->sc, li->d, (double)acc->count * (double)li->d->tok_bytes, &h);
+        double hstar = floor(h / (double)li->d->tok_bytes);
+        /* Next step's HBM reads: this step's hits and promotions, less the share of them
+         * that drift out of the read set, learnt from the past steps' shortfall. */
+        if (n > 0)
+            st->loss = LOSS_SMOOTH * st->loss + (1 - LOSS_SMOOTH) * fmax(0, st->expect - hits);
+        allow = fmin(allow, fmax(0, hstar - hits + st->loss));
+    }
+    allow = fmin(allow, floor(st->budget * acc->count));
+    const uint32_t want = (uint32_t)allow;
+
+    /* 3. The misses, hottest first; victims, coldest first.  The new token, when it is to go
+     * to HBM and no slot is free, takes the coldest victim whatever its p. */
+    uint32_t free_slots = slots > s->nresident ? slots - s->nresident : 0;
+    const int has_new = s->opens_block, new_in = has_new && (free_slots > 0 || st->new_hbm);
+    uint32_t *ranked = st->tmp;
+    double ptop = 0;
+    if (want) {
+        rank(st, st->cand, nmiss, ranked, 1, n, prompt);
+        ptop = p_of(st, ranked[0], n, prompt);
+    }
+    const uint32_t wanted_slots = want + (uint32_t)new_in;
+    const uint32_t need_v = wanted_slots > free_slots ? wanted_slots - free_slots : 0;
+    const double pmax = new_in && free_slots == 0 ? 2.0 : ptop;
+    uint32_t nv = need_v ? find_victims(st, s, pmax, need_v, SCAN_FACTOR * need_v + SCAN_MIN)
+                         : 0;
+    rank(st, st->vict, nv, st->cand, 0, n, prompt);
+    const uint32_t *victims = st->cand; /* the misses are in ranked[] now */
+    uint32_t vi = 0, nup = 0, ndown = 0;
+    int new_in_hbm = 0;
+
+    /* 4. The new token. */
+    if (new_in && (free_slots > 0 || nv > 0)) {
+        if (free_slots > 0) {
+            free_slots--;
+        } else {
+            st->down[ndown++] = victims[vi++];
+            t.hr += 1, t.dn += 1, t.dw += 1;
+        }
+        st->up[nup++] = s->new_block;
+        new_in_hbm = 1;
+        t.hw += 1;
+    } else if (has_new) {
+        t.dw += 1, t.dn += 1;
+    }
+
+    /* 5. Swaps that pay. */
+    const double tok = (double)li->d->tok_bytes;
+    const double s_read = tok / fmin(li->sc->dram_bandwidth, li->sc->link_bandwidth) -
+                          tok / li->sc->hbm_bandwidth;
+    double tcur = step_time(li, &t);
+    for (uint32_t i = 0; i < want; i++) {
+        uint32_t x = ranked[i];
+        double px = p_of(st, x, n, prompt), py = 0;
+        traffic next = t;
+        next.hw += 1;
+        int use_free = free_slots > 0;
+        if (!use_free) {
+            if (vi == nv)
+                break;
+            py = p_of(st, victims[vi], n, prompt);
+            next.hr += 1, next.dn += 1, next.dw += 1;
+        }
+        if (!(px > py))
+            break;
+        double tnext = step_time(li, &next);
+        if (st->payback > 0 &&
+            !((px - py) * st->horizon * s_read > st->payback * (tnext - tcur)))
+            break;
+        if (use_free)
+            free_slots--;
+        else
+            st->down[ndown++] = victims[vi++];
+        st->up[nup++] = x;
+        t = next;
+        tcur = tnext;
+    }
+
+    st->expect = hits + (double)(nup - (uint32_t)new_in_hbm);
+    /* Demotions first: the promotions then find their slots free. */
+    if (kvp_step_demote_many(s, st->down, ndown) != ndown)
+        return kvp_error_set(err, KVP_ECHECK, "online: layer %u step %u: bad demotion",
+                             li->layer, n);
+    if ((rc = (int)kvp_step_promote_many(s, st->up, nup)) != (int)nup)
+        return kvp_error_set(err, KVP_ECHECK, "online: layer %u step %u: bad promotion",
+                             li->layer, n);
+    return 0;
+}
