@@ -252,6 +252,7 @@ typedef struct run_ctx {
     int scores;           /* 1 if a policy of the group reads scores */
     int *rc;              /* per layer */
     kvp_error *err;       /* per layer */
+    kvp_step_record *rec; /* NULL, or [layer * N + step] of the group's only policy */
 } run_ctx;
 
 static void pol_free(pol_layer *pl)
@@ -499,6 +500,10 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
                              bound_t);
     pl->out->time_s += t;
     kvp_counters_add(&pl->out->c, &st);
+    if (rc->rec) {
+        kvp_step_record *r = &rc->rec[(size_t)pl->li.layer * pl->li.steps + n];
+        *r = (kvp_step_record){t, st.kv_read_hbm, st.promoted, st.demoted};
+    }
     if (g != 1)
         for (uint32_t i = 0; i < nread; i++)
             acount[rblock[i]] = 0;
@@ -696,7 +701,8 @@ int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
 /* One pass over the trace for a group of simulated policies (none: the bound alone). */
 static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                         size_t npol, const kvp_run_options *ro, kvp_result *res,
-                        kvp_bound_sum *bound, kvp_trace *fill, kvp_error *err)
+                        kvp_bound_sum *bound, kvp_trace *fill, kvp_step_record *rec,
+                        kvp_error *err)
 {
     kvp_derived d;
     int rc;
@@ -724,6 +730,7 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     ctx.check = ro ? ro->check : 0;
     ctx.cancel = ro ? ro->cancel : NULL;
     ctx.fill = fill;
+    ctx.rec = npol == 1 ? rec : NULL;
     ctx.g = calloc(np, sizeof *ctx.g);
     ctx.slots = calloc(np, sizeof *ctx.slots);
     ctx.lookahead = calloc(np, sizeof *ctx.lookahead);
@@ -803,13 +810,23 @@ done:
 int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                    const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
-    return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, err);
+    return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, NULL, err);
+}
+
+int kvp_engine_run_record(const kvp_scenario *sc, const kvp_trace *tr,
+                          const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
+                          kvp_step_record *rec, kvp_error *err)
+{
+    if (ps->ops->run)
+        return kvp_error_set(err, KVP_EINVAL, "policy %s is not simulated step by step",
+                             ps->ops->name);
+    return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, rec, err);
 }
 
 int kvp_engine_bound(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                      kvp_bound_sum *bound, kvp_error *err)
 {
-    return engine_group(sc, tr, NULL, 0, ro, NULL, bound, NULL, err);
+    return engine_group(sc, tr, NULL, 0, ro, NULL, bound, NULL, NULL, err);
 }
 
 void kvp_run_options_default(kvp_run_options *ro)
@@ -885,7 +902,7 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
     if (ng && sa && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
         (rc = kvp_trace_cache_empty(&cache, tr, sc->sparsity, err)) < 0)
         goto done;
-    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &bsum, cache, err)) < 0)
+    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &bsum, cache, NULL, err)) < 0)
         goto done;
     for (size_t j = 0; j < ng; j++)
         res[where[j]] = gres[j];

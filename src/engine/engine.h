@@ -59,6 +59,17 @@ int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, double sparsity
  * recorded from different threads at once; one layer from one thread at a time. */
 int kvp_trace_cache_record(kvp_trace *t, uint32_t layer, const kvp_access *a, kvp_error *err);
 
+/* What one step of one layer did (tests: the online check of tests/test_online.c). */
+typedef struct kvp_step_record {
+    double time_s;
+    uint64_t hits, promoted, demoted; /* tokens */
+} kvp_step_record;
+
+/* kvp_engine_run, also writing every step's record to rec[layer * steps + step]. */
+int kvp_engine_run_record(const kvp_scenario *sc, const kvp_trace *tr,
+                          const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
+                          kvp_step_record *rec, kvp_error *err);
+
 /* The bound's result from its sums (kvp_run_many takes them from the pass of the simulated
  * policies, when there is one, instead of a pass of its own). */
 int kvp_bound_result(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
