@@ -307,6 +307,7 @@ typedef struct kvp_result {
     uint64_t promoted_bytes, demoted_bytes;
     double speedup_vs_static, speedup_vs_unlimited; /* filled by kvp_result_speedups */
     uint32_t sa_evaluations; /* sa: distinct (W, R) points run; 0 for other policies */
+    uint32_t online;         /* 1 if the policy is online (kvp_policy_online) */
 } kvp_result;
 
 typedef void (*kvp_progress_fn)(void *user, uint64_t done, uint64_t total);

@@ -663,6 +663,7 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
     res->prompt = kvp_trace_prompt(tr);
     res->block_tokens = g;
     res->slots = slots;
+    res->online = (uint32_t)(ps->ops->online != 0);
     res->total_time_s = time_s;
     const uint64_t *src[] = {&c->kv_read_hbm, &c->kv_read_dram, &c->hbm_read, &c->hbm_write,
                              &c->dram_read,   &c->dram_write,   &c->link_up,  &c->link_down,

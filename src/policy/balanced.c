@@ -8,4 +8,4 @@
 static const kvp_policy_param balanced_params[] = ONLINE_PARAMS(0.5, 1, 1, 16, 0, 1, 1);
 
 ONLINE_OPS(kvp_policy_balanced, "balanced",
-           "online: hot, HBM reads kept at the bound's balanced split", balanced_params);
+           "hot, with HBM reads kept at the bound's balanced split", balanced_params);

@@ -9,4 +9,4 @@
 static const kvp_policy_param hot_params[] = ONLINE_PARAMS(0.5, 1, 0, 16, 0, 1, 1);
 
 ONLINE_OPS(kvp_policy_hot, "hot",
-           "online: HBM holds the tokens of highest past importance (EMA or H2O)", hot_params);
+           "HBM holds the tokens of highest past importance (EMA or H2O)", hot_params);

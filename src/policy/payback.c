@@ -8,4 +8,4 @@
 static const kvp_policy_param payback_params[] = ONLINE_PARAMS(0.5, 1, 0, 64, 1, 0.25, 1);
 
 ONLINE_OPS(kvp_policy_payback, "payback",
-           "online: hot, moving only what pays back its move, within a budget", payback_params);
+           "hot, moving only what pays back its move, within a budget", payback_params);

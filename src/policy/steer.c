@@ -8,4 +8,4 @@
 static const kvp_policy_param steer_params[] = ONLINE_PARAMS(0.5, 1, 1, 64, 1, 0.25, 1);
 
 ONLINE_OPS(kvp_policy_steer, "steer",
-           "online, recommended: hot + balanced split + moves that pay back", steer_params);
+           "recommended for engines: hot + balanced split + moves that pay back", steer_params);

@@ -63,6 +63,7 @@ static const result_field result_fields[] = {
     RF("weight_read_bytes", FK_U64, weight_read),
     RF("block_tokens", FK_U32, block_tokens),
     RF("slots", FK_SLOTS, slots),
+    RF("online", FK_U32, online),
 };
 
 #define NFIELDS (sizeof result_fields / sizeof *result_fields)
