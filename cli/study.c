@@ -123,6 +123,30 @@ static int batch_points(study_ctx *c, point *pts, size_t *n)
     return 0;
 }
 
+/* sparsity x variation x weights: every online policy against the references. */
+static int online_points(study_ctx *c, point *pts, size_t *n)
+{
+    size_t k = 0;
+    for (size_t w = 0; w < NELEM(study_weight_modes); w++)
+        for (size_t v = 0; v < NELEM(variation_values); v++)
+            for (size_t i = 0; i < NELEM(sparsity_values); i++, k++) {
+                point *p = &pts[k];
+                p->sc = c->base;
+                snprintf(p->var[0], VAR_TEXT, "%s", sparsity_values[i]);
+                snprintf(p->var[1], VAR_TEXT, "%s", variation_values[v]);
+                snprintf(p->var[2], VAR_TEXT, "%s", study_weight_modes[w]);
+                int rc = set_param(&p->sc, "sparsity", sparsity_values[i]);
+                if (!rc)
+                    rc = set_param(&p->sc, "variation", variation_values[v]);
+                if (!rc && w)
+                    rc = drop_weights(&p->sc);
+                if (rc)
+                    return rc;
+            }
+    *n = k;
+    return 0;
+}
+
 static int accounting_points(study_ctx *c, point *pts, size_t *n)
 {
     if (!c->query_heads_given && strcmp(c->base.model_name, query_heads_model) != 0)
@@ -166,19 +190,33 @@ static const char *const vars_sparsity[] = {"sparsity"};
 static const char *const vars_variation[] = {"variation"};
 static const char *const vars_batch[] = {"batch", "weights"};
 static const char *const vars_accounting[] = {"weights", "kv_per", "kv_heads", "batch"};
+static const char *const vars_online[] = {"sparsity", "variation", "weights"};
+
+/* The online study's policies: every online policy, the baselines, a lookahead grid of
+ * W in {4, 16, 64} x R in {0.25, 0.5, 1} around the points sa finds best (docs/RESULTS.md
+ * §7), unlimited and bound; `plan` and `lpbound`
+ * are added when the registry has them. */
+static const char online_policies[] =
+    "static,reactive,page,hot,balanced,payback,steer,lookahead:W=4:R=0.25,lookahead:W=4:R=0.5,"
+    "lookahead:W=4:R=1,lookahead:W=16:R=0.25,lookahead:W=16:R=0.5,lookahead:W=16:R=1,"
+    "lookahead:W=64:R=0.25,lookahead:W=64:R=0.5,lookahead:W=64:R=1,unlimited,bound";
+static const char *const online_optional[] = {"plan", "lpbound"};
 
 static const study_def studies[] = {
     {"sparsity", "Throughput over static at each sparsity", "Fig. 3", vars_sparsity, 1,
-     "static", 1, 0, sparsity_points, study_gp_sparsity, study_md_sparsity},
+     "static", 1, 0, sparsity_points, study_gp_sparsity, study_md_sparsity, NULL, NULL, 0},
     {"variation", "Throughput over unlimited HBM by variation", "Fig. 4", vars_variation, 1,
-     "unlimited", 0, 1, variation_points, study_gp_variation, study_md_variation},
+     "unlimited", 0, 1, variation_points, study_gp_variation, study_md_variation, NULL, NULL, 0},
     {"hitrate", "HBM hit rate per policy, the weights' share apart", "Fig. 5", NULL, 0,
-     "static", 0, 0, hitrate_points, study_gp_hitrate, study_md_hitrate},
+     "static", 0, 0, hitrate_points, study_gp_hitrate, study_md_hitrate, NULL, NULL, 0},
     {"batch", "Throughput over static by batch, weights counted and not", "batch", vars_batch,
-     2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch},
+     2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch, NULL, NULL, 0},
     {"accounting", "Throughput over static under each accounting", "headline",
      vars_accounting, 4, "static", 0, 0, accounting_points, study_gp_accounting,
-     study_md_accounting},
+     study_md_accounting, NULL, NULL, 0},
+    {"online", "Online policies against the best offline reference", "online", vars_online, 3,
+     "static", 1, 1, online_points, study_gp_online, study_md_online, study_csv_online,
+     online_policies, 1},
 };
 
 static const study_def *find_study(const char *name)
@@ -337,7 +375,9 @@ typedef int (*emit_fn)(FILE *f, const study_ctx *c, const study_out *s);
 
 static int emit_csv(FILE *f, const study_ctx *c, const study_out *s)
 {
-    if (s->def->nvars)
+    if (s->def->csv)
+        s->def->csv(f, c, s);
+    else if (s->def->nvars)
         study_csv_wide(f, c, s);
     else
         study_csv_hitrate(f, c, s);
@@ -572,17 +612,18 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     }
     if (!o->name)
         return cli_usage(a->cmd, "which study? one of sparsity, variation, hitrate, batch, "
-                         "accounting, all");
+                         "accounting, online, all");
     if (strcmp(o->name, "all") != 0 && !find_study(o->name))
         return cli_usage(a->cmd, "unknown study \"%s\"; one of sparsity, variation, hitrate, "
-                         "batch, accounting, all", o->name);
+                         "batch, accounting, online, all", o->name);
     if (o->trace) {
         static const char *const trace_defined[] = {"prompt", "steps"};
         for (size_t k = 0; k < NELEM(trace_defined); k++)
             if (cli_scn_sets(&o->scn, trace_defined[k]))
                 return cli_usage(a->cmd, "--set %s conflicts with --trace: the trace "
                                  "defines it", trace_defined[k]);
-        if (strcmp(o->name, "variation") == 0 || strcmp(o->name, "all") == 0)
+        if (strcmp(o->name, "variation") == 0 || strcmp(o->name, "online") == 0 ||
+            strcmp(o->name, "all") == 0)
             return cli_usage(a->cmd, "--trace: study %s needs the synthetic traces of each "
                              "variation; run the other studies by name", o->name);
     }
@@ -605,8 +646,23 @@ static int parse_whole(const char *opt, const char *text, unsigned long lo, unsi
 static int setup_policies(study_ctx *c, const study_opts *o)
 {
     kvp_error err = {0};
+    const study_def *def = find_study(o->name);
+    char own[CMD_TEXT];
+    const char *list = default_policies;
+    if (def && def->policies) {
+        /* The study's own list, with the optional policies the registry has. */
+        snprintf(own, sizeof own, "%s", def->policies);
+        for (size_t k = 0; k < NELEM(online_optional); k++) {
+            kvp_policy_spec probe;
+            if (kvp_policy_parse(&probe, online_optional[k], NULL) == 0) {
+                size_t used = strlen(own);
+                snprintf(own + used, sizeof own - used, ",%s", online_optional[k]);
+            }
+        }
+        list = own;
+    }
     int n = kvp_policy_parse_list(c->specs, MAX_POLICIES - NELEM(reference_policies),
-                                  o->policies ? o->policies : default_policies, &err);
+                                  o->policies ? o->policies : list, &err);
     if (n < 0)
         return cli_error("--policy: %s", err.msg);
     c->nspec = (size_t)n;
@@ -759,7 +815,8 @@ int cli_cmd_study(const cli_args *a)
 
     /* The points of every study first: a checkpoint to resume must hold one of them. */
     for (size_t i = 0; i < NELEM(studies); i++) {
-        if (strcmp(o.name, "all") != 0 && strcmp(o.name, studies[i].name) != 0)
+        if (strcmp(o.name, "all") != 0 ? strcmp(o.name, studies[i].name) != 0
+                                       : studies[i].by_name)
             continue;
         study_out *s = &outs[nout];
         s->def = &studies[i];

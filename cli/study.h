@@ -9,10 +9,10 @@
 
 #include <stdio.h>
 
-#define MAX_POLICIES 16
-#define MAX_POINTS 16
+#define MAX_POLICIES 20
+#define MAX_POINTS 36
 #define MAX_VARS 4
-#define MAX_STUDIES 5
+#define MAX_STUDIES 6
 #define VAR_TEXT 48
 #define KEY_TEXT 2048
 #define COL_TEXT 40
@@ -56,6 +56,11 @@ typedef struct study_def {
     int (*points)(struct study_ctx *c, point *pts, size_t *n);
     void (*gp)(FILE *f, const struct study_ctx *c, const study_out *s);
     void (*md)(FILE *f, const struct study_ctx *c, const study_out *s);
+    /* The CSV, when not the generic one; NULL for the generic one. */
+    void (*csv)(FILE *f, const struct study_ctx *c, const study_out *s);
+    /* The study's own default policy list, and 1 if `all` leaves it out (it is run by name). */
+    const char *policies;
+    int by_name;
 } study_def;
 
 typedef struct study_ctx {
@@ -98,5 +103,11 @@ void study_md_variation(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_hitrate(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_batch(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s);
+void study_csv_online(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_online(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_online(FILE *f, const study_ctx *c, const study_out *s);
+
+/* The online study's recommended policy (docs/POLICIES.md). */
+#define ONLINE_RECOMMENDED "steer"
 
 #endif

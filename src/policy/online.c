@@ -266,7 +266,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     traffic t = {hits, 0, nmiss, 0, nmiss, 0};
 
     /* 2. How many misses may come up: the balanced split, the budget. */
-    double allow = nmiss;
+    double allow = nmiss + 1; /* the misses and the new token */
     if (st->balance) {
         double h;
         kvp_bound_step_h(li->sc, li->d, (double)acc->count * (double)li->d->tok_bytes, &h);
@@ -277,13 +277,18 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
             st->loss = LOSS_SMOOTH * st->loss + (1 - LOSS_SMOOTH) * fmax(0, st->expect - hits);
         allow = fmin(allow, fmax(0, hstar - hits + st->loss));
     }
-    allow = fmin(allow, floor(st->budget * acc->count));
+    /* The new token is read while it is recent: under the balance it comes to HBM (beyond
+     * a free slot) only where the split leaves room, and takes one of the promotions. */
+    uint32_t free_slots = slots > s->nresident ? slots - s->nresident : 0;
+    const int has_new = s->opens_block;
+    const int new_in = has_new && (free_slots > 0 || (st->new_hbm && allow >= 1));
+    if (new_in && st->balance)
+        allow = fmax(0, allow - 1);
+    allow = fmin(fmin(allow, nmiss), floor(st->budget * acc->count));
     const uint32_t want = (uint32_t)allow;
 
     /* 3. The misses, hottest first; victims, coldest first.  The new token, when it is to go
      * to HBM and no slot is free, takes the coldest victim whatever its p. */
-    uint32_t free_slots = slots > s->nresident ? slots - s->nresident : 0;
-    const int has_new = s->opens_block, new_in = has_new && (free_slots > 0 || st->new_hbm);
     uint32_t *ranked = st->tmp;
     double ptop = 0;
     if (want) {
