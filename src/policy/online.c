@@ -51,13 +51,20 @@ typedef struct online_state {
     double decay;
     int est_scores, balance, new_hbm;
     double horizon, payback, budget;
-    float *e;          /* per token: the estimate's sum at the step of its last read */
-    uint32_t *last;    /* per token: step of its last read + 1 (0: never read) */
-    double *dpow;      /* decay^k for k < ndpow */
+    /* per token, side by side (one cache line for both): the estimate's sum at the step of
+     * its last read, and that step + 1 (0: never read, and then e is 0) */
+    struct tok_est {
+        float e;
+        uint32_t last;
+    } *tk;
+    double *dpow;      /* decay^k for k < ndpow (see init) */
     uint32_t ndpow;
+    int cut;           /* 1 if the table stops before decay^k is negligible */
     uint32_t hand;     /* the CLOCK hand: next position to visit */
     double expect;     /* HBM reads the last step's placement was expected to serve next */
     double loss;       /* smoothed shortfall of the HBM reads against that expectation */
+    uint32_t cold_age; /* steps unread after which p is below the lowest bucket's top */
+    uint8_t *cand_b, *vict_b; /* the buckets of cand[] and vict[] */
     uint32_t *cand;    /* misses, then the ranked ones */
     uint32_t *vict;    /* victims found, then ranked */
     uint32_t *tmp;
@@ -83,10 +90,11 @@ void kvp_online_free(void *state)
     online_state *st = state;
     if (!st)
         return;
-    free(st->e);
-    free(st->last);
+    free(st->tk);
     free(st->dpow);
     free(st->cand);
+    free(st->cand_b);
+    free(st->vict_b);
     free(st->vict);
     free(st->tmp);
     free(st->up);
@@ -111,30 +119,41 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
     st->payback = pa[ON_PAYBACK];
     st->budget = pa[ON_BUDGET];
     st->new_hbm = pa[ON_NEW] != 0;
-    /* decay^k for k until it falls below DECAY_FLOOR (then 0), at most DPOW_MAX entries;
-     * beyond the table, pow() (decay close to 1 only). */
+    /* decay^k for k until it falls below DECAY_FLOOR, then one entry that every later k
+     * takes (0, or 1 for decay 1); a table cut at DPOW_MAX (decay near 1) leaves the later
+     * powers to pow(). */
     uint32_t nd = 1;
-    if (st->decay >= 1)
-        nd = 1;
-    else if (st->decay > 0)
-        nd = (uint32_t)fmin(DPOW_MAX, ceil(log(DECAY_FLOOR) / log(st->decay)) + 1);
-    st->ndpow = nd;
-    st->e = calloc(n, sizeof *st->e);
-    st->last = calloc(n, sizeof *st->last);
-    st->dpow = malloc(nd * sizeof *st->dpow);
+    if (st->decay > 0 && st->decay < 1) {
+        double need = ceil(log(DECAY_FLOOR) / log(st->decay)) + 1;
+        st->cut = need > DPOW_MAX;
+        nd = st->cut ? DPOW_MAX : (uint32_t)need;
+    }
+    st->ndpow = nd + 1;
+    st->tk = calloc(n, sizeof *st->tk);
+    st->dpow = malloc((nd + 1) * sizeof *st->dpow);
     st->cand = malloc(n * sizeof *st->cand);
+    st->cand_b = malloc(n);
+    st->vict_b = malloc(n);
     st->vict = malloc(n * sizeof *st->vict);
     st->tmp = malloc(n * sizeof *st->tmp);
     st->up = malloc(n * sizeof *st->up);
     st->down = malloc(n * sizeof *st->down);
-    if (!st->e || !st->last || !st->dpow || !st->cand || !st->vict || !st->tmp || !st->up ||
-        !st->down) {
+    if (!st->tk || !st->dpow || !st->cand || !st->vict || !st->tmp || !st->up ||
+        !st->down || !st->cand_b || !st->vict_b) {
         kvp_online_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "online: out of memory for layer %u", li->layer);
     }
     st->dpow[0] = 1;
     for (uint32_t k = 1; k < nd; k++)
         st->dpow[k] = st->dpow[k - 1] * st->decay;
+    st->dpow[nd] = st->decay >= 1 ? 1 : 0;
+    /* p <= decay^k after k steps unread (p <= 1 when read): cold from decay^k < 1 / buckets. */
+    st->cold_age = UINT32_MAX;
+    if (st->decay < 1)
+        st->cold_age = st->decay > 0
+                           ? (uint32_t)fmin(UINT32_MAX - 1, ceil(log(1.0 / P_BUCKETS) /
+                                                                 log(st->decay)) + 1)
+                           : 1;
     *state = st;
     return (int)kvp_initial_default(li, resident);
 }
@@ -142,25 +161,24 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
 /* decay^k (k steps since the last read). */
 static double dpow(const online_state *st, uint32_t k)
 {
-    if (st->decay >= 1)
-        return 1;
-    if (k < st->ndpow)
-        return st->dpow[k];
-    return st->ndpow < DPOW_MAX ? 0 : pow(st->decay, (double)k);
+    const uint32_t end = st->ndpow - 1;
+    if (k < end || !st->cut)
+        return st->dpow[k < end ? k : end];
+    return pow(st->decay, (double)k);
 }
 
 /* p(x) at step n: the estimated chance that x is read at a step, in [0, 1]. */
 static double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
 {
-    uint32_t l = st->last[x];
+    uint32_t l = st->tk[x].last;
     if (!l)
         return 0;
     if (st->decay >= 1) {
         uint32_t born = x < prompt ? 0 : x - prompt; /* the step that wrote x */
-        double p = st->e[x] / (double)(n - born + 1);
+        double p = st->tk[x].e / (double)(n - born + 1);
         return p < 1 ? p : 1;
     }
-    double p = (1 - st->decay) * st->e[x] * dpow(st, n + 1 - l);
+    double p = (1 - st->decay) * st->tk[x].e * dpow(st, n + 1 - l);
     return p < 1 ? p : 1;
 }
 
@@ -170,28 +188,27 @@ static uint32_t bucket_of(double p)
     return b < P_BUCKETS ? b : P_BUCKETS - 1;
 }
 
-/* Stable counting sort of x[0..n) by bucket, descending (desc) or ascending; out to y. */
-static void rank(online_state *st, const uint32_t *x, uint32_t n, uint32_t *y, int desc,
-                 uint32_t step, uint32_t prompt)
+/* Stable counting sort of x[0..n) by their buckets b[0..n), descending (desc) or ascending;
+ * out to y. */
+static void rank(online_state *st, const uint32_t *x, const uint8_t *b, uint32_t n, uint32_t *y,
+                 int desc)
 {
     uint32_t *cnt = st->bucket;
     memset(cnt, 0, sizeof st->bucket);
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t b = bucket_of(p_of(st, x[i], step, prompt));
-        cnt[(desc ? P_BUCKETS - 1 - b : b) + 1]++;
-    }
-    for (uint32_t b = 1; b <= P_BUCKETS; b++)
-        cnt[b] += cnt[b - 1];
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t b = bucket_of(p_of(st, x[i], step, prompt));
-        y[cnt[desc ? P_BUCKETS - 1 - b : b]++] = x[i];
-    }
+    for (uint32_t i = 0; i < n; i++)
+        cnt[(desc ? P_BUCKETS - 1 - b[i] : b[i]) + 1]++;
+    for (uint32_t k = 1; k <= P_BUCKETS; k++)
+        cnt[k] += cnt[k - 1];
+    for (uint32_t i = 0; i < n; i++)
+        y[cnt[desc ? P_BUCKETS - 1 - b[i] : b[i]]++] = x[i];
 }
 
 /* The step's traffic in tokens, and its time. */
 typedef struct traffic {
     double hr, hw, dr, dw, up, dn;
 } traffic;
+
+static double max2(double a, double b) { return a > b ? a : b; }
 
 static double step_time(const kvp_layer_info *li, const traffic *t)
 {
@@ -200,7 +217,7 @@ static double step_time(const kvp_layer_info *li, const traffic *t)
     double th = (li->d->w_layer + (t->hr + t->hw) * tok) / sc->hbm_bandwidth;
     double td = (t->dr + t->dw) * tok / sc->dram_bandwidth;
     double tu = t->up * tok / sc->link_bandwidth, tdn = t->dn * tok / sc->link_bandwidth;
-    return fmax(fmax(th, td), fmax(tu, tdn));
+    return max2(max2(th, td), max2(tu, tdn));
 }
 
 /* Visits positions from the hand, collecting the resident tokens not read this step whose p
@@ -210,19 +227,32 @@ static uint32_t find_victims(online_state *st, const kvp_step *s, double pmax, u
                              uint32_t limit)
 {
     const uint32_t ctx = s->context, stamp = s->n + 1, prompt = s->li->prompt;
-    const double cold = 1.0 / P_BUCKETS;
+    const uint32_t cold_age = st->cold_age;
+    const struct tok_est *tk = st->tk;
+    const uint8_t *res = s->resident;
     uint32_t found = 0, ncold = 0, h = st->hand < ctx ? st->hand : 0;
     if (limit > ctx)
         limit = ctx;
     for (uint32_t v = 0; v < limit && ncold < want; v++) {
         uint32_t x = h;
         h = h + 1 < ctx ? h + 1 : 0;
-        if (!s->resident[x] || st->last[x] == stamp)
+        /* Branch-free for the common cases (not resident, read this step, cold): residency
+         * is a coin toss a branch would miss.  The slot is overwritten unless counted. */
+        const uint32_t l = tk[x].last;
+        const uint32_t eligible = (uint32_t)res[x] & (uint32_t)(l != stamp);
+        const uint32_t cold = eligible & (uint32_t)(stamp - l >= cold_age); /* l 0: huge */
+        st->vict[found] = x;
+        st->vict_b[found] = 0;
+        found += cold;
+        ncold += cold;
+        if (!(eligible & !cold))
             continue;
         double p = p_of(st, x, s->n, prompt);
         if (p < pmax) {
-            st->vict[found++] = x;
-            ncold += p < cold;
+            uint32_t b = bucket_of(p);
+            st->vict[found] = x;
+            st->vict_b[found++] = (uint8_t)b;
+            ncold += b == 0;
         }
     }
     st->hand = h;
@@ -241,28 +271,49 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     double vmax = 1, vmin = 0;
     const float *score = acc->score;
     if (st->est_scores && score && acc->count) {
-        vmax = vmin = (double)score[0];
+        float hi = score[0], lo = score[0];
         for (uint32_t i = 1; i < acc->count; i++) {
-            vmax = fmax(vmax, (double)score[i]);
-            vmin = fmin(vmin, (double)score[i]);
+            hi = score[i] > hi ? score[i] : hi;
+            lo = score[i] < lo ? score[i] : lo;
         }
+        vmax = hi;
+        vmin = lo;
         if (st->est_scores == 1)
             vmin = 0;
         if (!(vmax > vmin)) /* every read alike: each counts one */
             vmin = vmax - 1;
     }
     uint32_t hits = 0, nmiss = 0;
+    const int use_scores = st->est_scores && score, exact = !st->cut;
+    const double span = vmax - vmin, one_minus = 1 - st->decay;
+    const uint32_t clamp = st->ndpow - 1;
+    const double inv_span = 1 / span;
+    const double *tab = st->dpow;
+    struct tok_est *tk = st->tk;
+    const uint8_t *res = s->resident;
+    uint32_t *cand = st->cand;
+    uint8_t *cand_b = st->cand_b;
     for (uint32_t i = 0; i < acc->count; i++) {
         uint32_t x = acc->pos[i];
-        double v = st->est_scores && score ? ((double)score[i] - vmin) / (vmax - vmin) : 1;
-        double old = st->last[x] ? (double)st->e[x] * dpow(st, stamp - st->last[x]) : 0;
-        st->e[x] = (float)(old + v);
-        st->last[x] = stamp;
-        if (s->resident[x])
-            hits++;
-        else
-            st->cand[nmiss++] = x;
+        /* never read: e is 0, so any power does (k = stamp is clamped) */
+        uint32_t k = stamp - tk[x].last;
+        double v = use_scores ? ((double)score[i] - vmin) * inv_span : 1;
+        /* the table's last entry holds for every later k unless it was cut */
+        double w = exact ? tab[k < clamp ? k : clamp] : dpow(st, k);
+        double enew = (double)tk[x].e * w + v;
+        tk[x].e = (float)enew;
+        tk[x].last = stamp;
+        /* misses are appended without a branch: the slot is overwritten unless counted */
+        uint32_t miss = (uint32_t)!res[x];
+        double p = one_minus * (double)(float)enew;
+        cand[nmiss] = x;
+        cand_b[nmiss] = (uint8_t)bucket_of(p);
+        nmiss += miss;
     }
+    hits = acc->count - nmiss;
+    if (st->decay >= 1) /* p is e over the token's age: recompute the misses' buckets */
+        for (uint32_t i = 0; i < nmiss; i++)
+            cand_b[i] = (uint8_t)bucket_of(p_of(st, cand[i], n, prompt));
     traffic t = {hits, 0, nmiss, 0, nmiss, 0};
 
     /* 2. How many misses may come up: the balanced split, the budget. */
@@ -292,7 +343,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     uint32_t *ranked = st->tmp;
     double ptop = 0;
     if (want) {
-        rank(st, st->cand, nmiss, ranked, 1, n, prompt);
+        rank(st, st->cand, st->cand_b, nmiss, ranked, 1);
         ptop = p_of(st, ranked[0], n, prompt);
     }
     const uint32_t wanted_slots = want + (uint32_t)new_in;
@@ -300,7 +351,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const double pmax = new_in && free_slots == 0 ? 2.0 : ptop;
     uint32_t nv = need_v ? find_victims(st, s, pmax, need_v, SCAN_FACTOR * need_v + SCAN_MIN)
                          : 0;
-    rank(st, st->vict, nv, st->cand, 0, n, prompt);
+    rank(st, st->vict, st->vict_b, nv, st->cand, 0);
     const uint32_t *victims = st->cand; /* the misses are in ranked[] now */
     uint32_t vi = 0, nup = 0, ndown = 0;
     int new_in_hbm = 0;
@@ -324,7 +375,8 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const double tok = (double)li->d->tok_bytes;
     const double s_read = tok / fmin(li->sc->dram_bandwidth, li->sc->link_bandwidth) -
                           tok / li->sc->hbm_bandwidth;
-    double tcur = step_time(li, &t);
+    const int priced = st->payback > 0;
+    double tcur = priced ? step_time(li, &t) : 0;
     for (uint32_t i = 0; i < want; i++) {
         uint32_t x = ranked[i];
         double px = p_of(st, x, n, prompt), py = 0;
@@ -339,9 +391,8 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         }
         if (!(px > py))
             break;
-        double tnext = step_time(li, &next);
-        if (st->payback > 0 &&
-            !((px - py) * st->horizon * s_read > st->payback * (tnext - tcur)))
+        double tnext = priced ? step_time(li, &next) : 0;
+        if (priced && !((px - py) * st->horizon * s_read > st->payback * (tnext - tcur)))
             break;
         if (use_free)
             free_slots--;
