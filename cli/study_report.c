@@ -262,7 +262,7 @@ static cJSON *json_result(const kvp_result *r)
         {"dram_read_bytes", r->dram_read},       {"dram_write_bytes", r->dram_write},
         {"link_up_bytes", r->link_up},           {"link_down_bytes", r->link_down},
         {"weight_read_bytes", r->weight_read},   {"block_tokens", r->block_tokens},
-        {"sa_evaluations", r->sa_evaluations},
+        {"sa_evaluations", r->sa_evaluations},   {"online", r->online},
     };
     int bad = !cJSON_AddStringToObject(o, "policy", r->policy) ||
               !cJSON_AddStringToObject(o, "params", r->params) ||
