@@ -16,7 +16,7 @@
  * as a line of its own, phase "cache"; the phase's own line then times the run on the cache
  * alone.  Peak RSS is the process's, so it includes the cache.
  */
-#include "engine/engine.h"
+#include "engine/runner.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,11 +126,11 @@ int main(int argc, char **argv)
     double t0 = now(), cpu0 = cpu_now(), model_time = 0;
     uint64_t reads = 0;
     if (!strcmp(base, "gen")) {
-        kvp_bound_sum b;
-        if (kvp_engine_bound(&sc, tr, &ro, &b, &err) < 0)
+        kvp_pass_sums b;
+        if (kvp_engine_pass(&sc, tr, &ro, &b, &err) < 0)
             return die(phase, &err);
         reads = b.reads;
-        model_time = b.time_s;
+        model_time = b.bound_time_s;
     } else {
         char list[64];
         snprintf(list, sizeof list, "%s",

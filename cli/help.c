@@ -7,6 +7,40 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Policies the default list leaves out (they stay available by name or `all`): sa runs
+ * lookahead once for every (W, R) it tries. */
+static const char *const slow_policies[] = {"sa"};
+
+static int is_slow(const char *name)
+{
+    for (size_t i = 0; i < sizeof slow_policies / sizeof *slow_policies; i++)
+        if (strcmp(slow_policies[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static void append(char *buf, size_t len, const char *sep, const char *s)
+{
+    size_t used = strlen(buf);
+    if (used < len)
+        snprintf(buf + used, len - used, "%s%s", used ? sep : "", s);
+}
+
+void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len)
+{
+    size_t n;
+    const kvp_policy_ops *const *ops = kvp_policies(&n);
+    list[0] = 0;
+    left_out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = kvp_policy_name(ops[i]);
+        if (is_slow(name))
+            append(left_out, left_len, ", ", name);
+        else
+            append(list, list_len, ",", name);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Parameters                                                                               */
 

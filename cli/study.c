@@ -6,7 +6,7 @@
  * draws NAME.png and NAME.svg from them, and everything is renamed into place.  A failure
  * leaves no file; a missing gnuplot only costs the plots.  docs/RESULTS.md reads the results.
  */
-#include "study.h"
+#include "study_report.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -101,7 +101,6 @@ static int hitrate_points(study_ctx *c, point *pts, size_t *n)
     return 0;
 }
 
-const char *const study_weight_modes[2] = {"counted", "not_counted"};
 
 static int batch_points(study_ctx *c, point *pts, size_t *n)
 {

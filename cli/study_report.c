@@ -1,9 +1,9 @@
 /*
- * `kvplace study`: the files a study's points become (cli/study.h): the CSV tables, the JSON
- * document, the gnuplot script of each study and its Markdown summary.  cli/study.c runs the
- * points and puts these files in place.
+ * `kvplace study`: the files a study's points become (cli/study_report.h): the CSV tables,
+ * the JSON document, the gnuplot script of each study and its Markdown summary.  cli/study.c
+ * runs the points and puts these files in place.
  */
-#include "study.h"
+#include "study_report.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -15,6 +15,8 @@
 /* Helpers for the outputs                                                                  */
 
 /* The shortest of %.15g, %.16g, %.17g that reads back to exactly d. */
+const char *const study_weight_modes[2] = {"counted", "not_counted"};
+
 static void fmt_double(char *buf, size_t len, double d)
 {
     for (int prec = 15; prec <= 17; prec++) {

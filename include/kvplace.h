@@ -271,6 +271,9 @@ typedef struct kvp_policy_ops kvp_policy_ops;
 typedef struct kvp_policy_spec {
     const kvp_policy_ops *ops;
     double value[KVP_POLICY_MAX_PARAMS]; /* in the order of ops->params */
+    /* Internal: what a policy that runs another hands it (plan and optimal hand the replay
+     * policy their schedule).  NULL from the parser. */
+    const void *ctx;
 } kvp_policy_spec;
 
 const kvp_policy_ops *const *kvp_policies(size_t *count);
@@ -307,6 +310,10 @@ typedef struct kvp_result {
     uint64_t promoted_bytes, demoted_bytes;
     double speedup_vs_static, speedup_vs_unlimited; /* filled by kvp_result_speedups */
     uint32_t sa_evaluations; /* sa: distinct (W, R) points run; 0 for other policies */
+    /* lpbound, plan: the proven lower bound on every placement's time (0: none), and the
+     * dual iterations of the layer that took most */
+    double lower_bound_s;
+    uint32_t dual_iterations;
     uint32_t online;         /* 1 if the policy is online (kvp_policy_online) */
 } kvp_result;
 

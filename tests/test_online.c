@@ -10,7 +10,7 @@
  * Usage: test_online [seed]
  */
 #include "check.h"
-#include "engine/engine.h"
+#include "engine/runner.h"
 #include "kvplace.h"
 
 #include <stdlib.h>
@@ -91,9 +91,8 @@ static size_t all_specs(kvp_policy_spec *specs)
     for (size_t i = 0; i < count; i++) {
         kvp_policy_spec ps;
         CHECK_OK(kvp_policy_parse(&ps, kvp_policy_name(ops[i]), &err), &err);
-        /* bound and sa replace the run: they have no steps to compare */
-        if (strcmp(kvp_policy_name(ops[i]), "bound") != 0 &&
-            strcmp(kvp_policy_name(ops[i]), "sa") != 0)
+        /* bound, sa, lpbound and plan replace the run: they have no steps to compare */
+        if (!ops[i]->run)
             specs[n++] = ps;
     }
     for (size_t i = 0; i < sizeof extra_specs / sizeof *extra_specs; i++)
@@ -105,7 +104,7 @@ static void test_flags(void)
 {
     static const char *const online[] = {"static", "reactive", "page", "hot", "balanced",
                                          "payback", "steer"};
-    static const char *const offline[] = {"lookahead", "sa", "bound"};
+    static const char *const offline[] = {"lookahead", "sa", "bound", "lpbound", "plan"};
     kvp_policy_spec ps;
     for (size_t i = 0; i < sizeof online / sizeof *online; i++) {
         CHECK_OK(kvp_policy_parse(&ps, online[i], &err), &err);

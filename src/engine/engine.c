@@ -1,100 +1,27 @@
 /*
- * The engine: the whole cost model of DESIGN.md §3-§4 lives in this file.
+ * The engine: runs the policies over a trace, step by step and layer by layer, and charges
+ * what they read and move by the cost model of docs/MODEL.md (src/engine/cost.c).
  *
  * Each layer is simulated on its own (layers never share slots), so layers run in parallel
  * threads; every per-layer total is kept separately and the layers are summed in layer order,
  * so the result is identical for any thread count.  Byte counts are kept in tokens (exact
  * integers) and multiplied by tok_bytes once, with an overflow check, at the end.
  */
-#include "engine/engine.h"
+#include "engine/runner.h"
+#include "base/parallel.h"
+#include "engine/cost.h"
 #include "trace/trace.h"
+#include "trace/trace_cache.h"
 
-#include <stdio.h>
-
-#include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-extern const kvp_policy_ops kvp_policy_bound;
-extern const kvp_policy_ops kvp_policy_sa;
-
-/* sa runs lookahead many times over the same trace: kvp_run_many gives it a trace cache
- * (src/trace/trace_cache.c) when the cache takes at most this many bytes, and the source itself
- * otherwise.  At the study's scenario the cache takes 1.5 GB (docs/PERF.md). */
-#define SA_CACHE_MAX_BYTES (4ull << 30)
-
-/* ---------------------------------------------------------------------------------------- */
-/* Running layers in parallel                                                               */
-
-typedef struct par_job {
-    uint32_t layers;
-    kvp_layer_fn fn;
-    void *user;
-    atomic_uint next_layer;
-    atomic_ullong done; /* progress units reported by workers */
-    int *rc;            /* per layer */
-} par_job;
-
-static void *par_worker(void *arg)
-{
-    par_job *job = arg;
-    for (;;) {
-        unsigned l = atomic_fetch_add(&job->next_layer, 1u);
-        if (l >= job->layers)
-            break;
-        job->rc[l] = job->fn(l, job->user, &job->done);
-    }
-    return NULL;
-}
-
-int kvp_parallel_layers(uint32_t layers, const kvp_run_options *ro, uint64_t total_units,
-                        kvp_layer_fn fn, void *user, int *rc_out)
-{
-    par_job job;
-    job.layers = layers;
-    job.fn = fn;
-    job.user = user;
-    atomic_init(&job.next_layer, 0u);
-    atomic_init(&job.done, 0ull);
-    job.rc = rc_out;
-    for (uint32_t l = 0; l < layers; l++)
-        rc_out[l] = 0;
-
-    unsigned threads = ro && ro->threads ? ro->threads : 1;
-    if (threads > layers)
-        threads = layers;
-    int want_progress = ro && ro->progress;
-    if (threads <= 1 && !want_progress) {
-        par_worker(&job);
-        return 0;
-    }
-    pthread_t tid[KVP_MAX_THREADS];
-    if (threads > KVP_MAX_THREADS)
-        threads = KVP_MAX_THREADS;
-    unsigned started = 0;
-    for (; started < threads; started++)
-        if (pthread_create(&tid[started], NULL, par_worker, &job) != 0)
-            break;
-    if (started == 0) {
-        par_worker(&job); /* no threads to be had: run here */
-    } else if (want_progress) {
-        /* Poll the shared counter; the callback runs on this thread only. */
-        while (atomic_load(&job.next_layer) < layers + started) {
-            uint64_t d = atomic_load(&job.done);
-            ro->progress(ro->progress_user, d, total_units);
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(tid[i], NULL);
-    if (want_progress)
-        ro->progress(ro->progress_user, total_units, total_units);
-    return 0;
-}
+/* A policy that reads the trace many times (KVP_CAP_MANY_PASSES) gets a trace cache
+ * (src/trace/trace_cache.c) when the cache takes at most this many bytes, and the source
+ * itself otherwise.  At the study's scenario the cache takes 1.5 GB (docs/PERF.md). */
+#define CACHE_MAX_BYTES (4ull << 30)
 
 /* ---------------------------------------------------------------------------------------- */
 /* The per-layer simulation                                                                 */
@@ -223,7 +150,7 @@ typedef struct pol_layer {
     struct kvp_engine_layer e;
     void *state;
     int state_ok;
-    uint32_t *acount; /* per block: positions read this step, a(b) (g = 1: see pol_step) */
+    uint32_t *acount; /* per block: positions read this step, a(b) (g = 1: see charge_moves) */
     int mark_next;    /* g = 1: mark the reads of the next step as they are served */
     uint32_t *rblock, *rcount;
     double *rscore;
@@ -231,23 +158,22 @@ typedef struct pol_layer {
     layer_out *out;
 } pol_layer;
 
-/* A pass over the trace, simulating every policy of the group on each layer.  The bound of
- * every step is summed alongside (it costs O(1) a step). */
+/* A pass over the trace, simulating every policy of the group on each layer.  The pass's
+ * sums (the bound of every step, the reads) are kept alongside: they cost O(1) a step. */
 typedef struct run_ctx {
     const kvp_scenario *sc;
     const kvp_trace *tr;
-    const kvp_policy_spec *ps; /* npol specs */
+    kvp_policy_spec *ps; /* npol specs, scenario-dependent defaults resolved */
     size_t npol;
-    const kvp_derived *d;
+    kvp_cost_model model;
+    uint64_t tok_bytes;
     uint32_t *g, *slots, *lookahead; /* per policy */
     uint32_t max_lookahead;
     uint32_t *ones; /* read_count of 1-token blocks: all 1 */
     int check;
     volatile sig_atomic_t *cancel; /* kvp_run_options.cancel */
     layer_out *out;       /* [layer * npol + policy] */
-    double *bound_time;   /* per layer */
-    double *bound_h;      /* per layer: the bound's HBM bytes */
-    uint64_t *reads;      /* per layer, tokens */
+    kvp_pass_sums *sums;  /* per layer */
     kvp_trace *fill;      /* NULL, or an empty cache of tr that the pass fills */
     int scores;           /* 1 if a policy of the group reads scores */
     int *rc;              /* per layer */
@@ -311,10 +237,17 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
         window(&first, ring, ring_n, future, pl->lookahead, 0, pl->li.steps);
         first.acc = future[0];
     }
-    int n0 = ops->init(&pl->state, &pl->li, pl->lookahead ? &first : NULL, pl->e.resident, err);
-    if (n0 < 0)
-        return n0;
+    int rc = ops->init(&pl->state, &pl->li, pl->lookahead ? &first : NULL, pl->e.resident, err);
+    if (rc < 0) {
+        if (err && err->msg[0] == 0)
+            kvp_error_set(err, rc, "policy %s: init of layer %u failed", ops->name,
+                          pl->li.layer);
+        return rc;
+    }
     pl->state_ok = 1;
+    if (rc > 0)
+        return kvp_error_set(err, KVP_ECHECK, "policy %s: init returned %d, not a status",
+                             ops->name, rc);
     pl->e.nresident = 0;
     for (uint32_t b = 0; b < pl->li.nblocks; b++)
         pl->e.nresident += pl->e.resident[b];
@@ -347,113 +280,88 @@ static uint32_t is_read(const kvp_access *acc, uint32_t p)
     return lo < acc->count && acc->pos[lo] == p;
 }
 
-/* One step of one policy: reads, placement, the new token, the step's time. */
-static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, double bound_t,
-                    const acc_buf *ring, uint32_t ring_n, const kvp_access **future,
-                    kvp_error *err)
+/* 1. Reads: each position from the tier its block is in.  Fills the step's read_* fields
+ * and returns how many positions were read from HBM; *marked tells whether acount holds this
+ * step's stamp for every read (g = 1). */
+static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *acc,
+                            int *marked)
 {
-    const kvp_scenario *sc = rc->sc;
-    const kvp_policy_ops *ops = pl->ps->ops;
-    const uint32_t g = pl->li.g, n = acc->step, ctx = acc->context;
-    const double tok = (double)rc->d->tok_bytes;
-    struct kvp_engine_layer *e = &pl->e;
-    kvp_step *s = &pl->s;
+    const uint32_t g = pl->li.g;
+    const uint8_t *res = pl->e.resident;
+    const uint32_t stamp = acc->step + 1;
     uint32_t *acount = pl->acount;
-    uint32_t *rblock = pl->rblock;
-
-    s->n = n;
-    s->context = ctx;
-    s->new_block = ctx / g;
-    s->opens_block = ctx % g == 0;
-    s->exist_blocks = (uint32_t)(((uint64_t)ctx + g - 1) / g);
-    s->acc = acc;
-    if (pl->lookahead)
-        window(s, ring, ring_n, future, pl->lookahead, n, pl->li.steps);
-
-    /* 1. Reads: each position from the tier its block is in.  With 1-token blocks the
-     * blocks read are the positions themselves, a(b) = 1, and the per-block tallies are not
-     * needed: the loop is one gather per read. */
+    kvp_step *s = &pl->s;
     uint64_t hbm_hits = 0;
-    uint32_t nread = 0;
-    const uint8_t *res = e->resident;
-    const uint32_t stamp = n + 1;
-    int marked = 0;
+    *marked = 0;
     if (g == 1) {
+        /* The blocks read are the positions themselves, a(b) = 1, and the per-block tallies
+         * are not needed: the loop is one gather per read. */
         if (pl->mark_next) {
             for (uint32_t i = 0; i < acc->count; i++) {
                 hbm_hits += res[acc->pos[i]];
                 acount[acc->pos[i]] = stamp;
             }
-            marked = 1;
+            *marked = 1;
         } else {
             for (uint32_t i = 0; i < acc->count; i++)
                 hbm_hits += res[acc->pos[i]];
         }
-        nread = acc->count;
+        s->nread = acc->count;
         s->read_block = acc->pos;
         s->read_count = rc->ones;
         s->read_score = NULL; /* filled on demand by kvp_step_read_score */
-    } else {
-        /* The set ascends, so the reads of a block are consecutive: one division and one
-         * residency lookup per block, the counts and score sums kept in registers (summed
-         * in position order, as a per-read accumulation would). */
-        const uint32_t *pos = acc->pos, count = acc->count;
-        const float *score = acc->score;
-        uint32_t *rcount = pl->rcount;
-        double *rscore = pl->rscore;
-        uint32_t b = UINT32_MAX; /* the last block read; b + 1 wraps to block 0 */
-        uint64_t end = 0;        /* its end, (b + 1) g */
-        for (uint32_t i = 0; i < count;) {
-            /* Most blocks of a context are read: try the next block before dividing. */
-            if (pos[i] < end + g) {
-                b++;
-                end += g;
-            } else {
-                b = pos[i] / g;
-                end = ((uint64_t)b + 1) * g;
-            }
-            uint32_t j = i;
-            if (ops->needs_scores) {
-                double sum = 0;
-                for (; j < count && pos[j] < end; j++)
-                    sum += (double)score[j];
-                rscore[nread] = sum;
-            } else {
-                while (j < count && pos[j] < end)
-                    j++;
-            }
-            rblock[nread] = b;
-            rcount[nread++] = j - i;
-            acount[b] = j - i;
-            hbm_hits += (uint64_t)res[b] * (j - i);
-            i = j;
+        return hbm_hits;
+    }
+    /* The set ascends, so the reads of a block are consecutive: one division and one
+     * residency lookup per block, the counts and score sums kept in registers (summed in
+     * position order, as a per-read accumulation would). */
+    const int scores = (pl->ps->ops->caps & KVP_CAP_SCORES) != 0;
+    const uint32_t *pos = acc->pos, count = acc->count;
+    const float *score = acc->score;
+    uint32_t *rblock = pl->rblock, *rcount = pl->rcount;
+    double *rscore = pl->rscore;
+    uint32_t nread = 0;
+    uint32_t b = UINT32_MAX; /* the last block read; b + 1 wraps to block 0 */
+    uint64_t end = 0;        /* its end, (b + 1) g */
+    for (uint32_t i = 0; i < count;) {
+        /* Most blocks of a context are read: try the next block before dividing. */
+        if (pos[i] < end + g) {
+            b++;
+            end += g;
+        } else {
+            b = pos[i] / g;
+            end = ((uint64_t)b + 1) * g;
         }
-        s->read_block = rblock;
-        s->read_count = rcount;
-        s->read_score = rscore;
+        uint32_t j = i;
+        if (scores) {
+            double sum = 0;
+            for (; j < count && pos[j] < end; j++)
+                sum += (double)score[j];
+            rscore[nread] = sum;
+        } else {
+            while (j < count && pos[j] < end)
+                j++;
+        }
+        rblock[nread] = b;
+        rcount[nread++] = j - i;
+        acount[b] = j - i;
+        hbm_hits += (uint64_t)res[b] * (j - i);
+        i = j;
     }
-    const uint64_t reads = acc->count;
-    kvp_counters st = {0};
-    st.kv_read_hbm = hbm_hits;
-    st.kv_read_dram = reads - hbm_hits;
-    st.hbm_read = hbm_hits;
-    st.dram_read = reads - hbm_hits;
-    st.link_up = reads - hbm_hits;
-
-    /* 2. Placement, then the charges for what it changed. */
     s->nread = nread;
-    s->nresident = e->nresident;
-    int ret = ops->step(pl->state, s, err);
-    if (ret < 0) {
-        if (ret == KVP_ECHECK && err->msg[0] == 0)
-            kvp_error_set(err, ret, "policy %s: bad promotion or demotion at step %u, layer %u",
-                          ops->name, n, pl->li.layer);
-        return ret;
-    }
-    if (e->nresident > pl->li.slots)
-        return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u holds %u blocks after step "
-                             "%u, slots %u", ops->name, pl->li.layer, e->nresident, n,
-                             pl->li.slots);
+    s->read_block = rblock;
+    s->read_count = rcount;
+    s->read_score = rscore;
+    return hbm_hits;
+}
+
+/* 2. The charges for what the policy changed: every block whose residency differs from
+ * before the step moved whole, but for the positions just read (docs/MODEL.md). */
+static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_counters *st)
+{
+    struct kvp_engine_layer *e = &pl->e;
+    const uint32_t g = pl->li.g, ctx = acc->context, stamp = acc->step + 1;
+    uint32_t *acount = pl->acount;
     const int mark = g == 1 && (uint64_t)e->ntouched * READ_MARK_RATIO >= acc->count;
     if (mark && !marked)
         for (uint32_t i = 0; i < acc->count; i++)
@@ -467,20 +375,66 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         uint64_t pres = hi <= ctx ? g : (ctx > lo ? ctx - lo : 0);
         uint64_t a = g != 1 ? acount[b] : mark ? acount[b] == stamp : is_read(acc, b);
         if (before == 1 && e->resident[b]) { /* promotion: the unread rest comes up */
-            st.dram_read += pres - a;
-            st.link_up += pres - a;
-            st.hbm_write += pres;
-            st.promoted += pres;
+            st->dram_read += pres - a;
+            st->link_up += pres - a;
+            st->hbm_write += pres;
+            st->promoted += pres;
         } else if (before == 2 && !e->resident[b]) { /* demotion: the unread rest is read */
-            st.hbm_read += pres - a;
-            st.link_down += pres;
-            st.dram_write += pres;
-            st.demoted += pres;
+            st->hbm_read += pres - a;
+            st->link_down += pres;
+            st->dram_write += pres;
+            st->demoted += pres;
         }
     }
     e->ntouched = 0;
+}
 
-    /* 3. The new token. */
+/* One step of one policy: reads, placement and its charges, the new token, the step's time
+ * (kvp_step_time, src/engine/cost.c). */
+static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, double bound_t,
+                    const acc_buf *ring, uint32_t ring_n, const kvp_access **future,
+                    kvp_error *err)
+{
+    const kvp_policy_ops *ops = pl->ps->ops;
+    const uint32_t g = pl->li.g, n = acc->step, ctx = acc->context;
+    struct kvp_engine_layer *e = &pl->e;
+    kvp_step *s = &pl->s;
+
+    s->n = n;
+    s->context = ctx;
+    s->new_block = ctx / g;
+    s->opens_block = ctx % g == 0;
+    s->exist_blocks = (uint32_t)(((uint64_t)ctx + g - 1) / g);
+    s->acc = acc;
+    if (pl->lookahead)
+        window(s, ring, ring_n, future, pl->lookahead, n, pl->li.steps);
+
+    int marked;
+    const uint64_t hbm_hits = serve_reads(pl, rc, acc, &marked);
+    const uint64_t reads = acc->count;
+    kvp_counters st = {0};
+    st.kv_read_hbm = hbm_hits;
+    st.kv_read_dram = reads - hbm_hits;
+    st.hbm_read = hbm_hits;
+    st.dram_read = reads - hbm_hits;
+    st.link_up = reads - hbm_hits;
+
+    const uint32_t nread = s->nread;
+    s->nresident = e->nresident;
+    int ret = ops->step(pl->state, s, err);
+    if (ret < 0) {
+        if (ret == KVP_ECHECK && err->msg[0] == 0)
+            kvp_error_set(err, ret, "policy %s: bad promotion or demotion at step %u, layer %u",
+                          ops->name, n, pl->li.layer);
+        return ret;
+    }
+    if (e->nresident > pl->li.slots)
+        return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u holds %u blocks after step "
+                             "%u, slots %u", ops->name, pl->li.layer, e->nresident, n,
+                             pl->li.slots);
+    charge_moves(pl, acc, marked, &st);
+
+    /* 3. The new token, where its block now is. */
     if (e->resident[s->new_block]) {
         st.hbm_write += 1;
     } else {
@@ -488,13 +442,10 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         st.link_down += 1;
     }
 
-    double t_hbm = (rc->d->w_layer + (double)(st.hbm_read + st.hbm_write) * tok) /
-                   sc->hbm_bandwidth;
-    double t_dram = (double)(st.dram_read + st.dram_write) * tok / sc->dram_bandwidth;
-    double t_up = (double)st.link_up * tok / sc->link_bandwidth;
-    double t_down = (double)st.link_down * tok / sc->link_bandwidth;
-    double t = fmax(fmax(t_hbm, t_dram), fmax(t_up, t_down));
-    if (rc->check && !ops->unlimited && t < bound_t * (1 - 1e-12))
+    kvp_traffic traffic;
+    kvp_traffic_of(&traffic, &st, rc->tok_bytes);
+    const double t = kvp_step_time(&rc->model, &traffic);
+    if (rc->check && !(ops->caps & KVP_CAP_UNLIMITED) && t < bound_t * (1 - 1e-12))
         return kvp_error_set(err, KVP_ECHECK, "policy %s: step %u layer %u takes %.17g s, "
                              "below the bound's %.17g s", ops->name, n, pl->li.layer, t,
                              bound_t);
@@ -506,7 +457,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     }
     if (g != 1)
         for (uint32_t i = 0; i < nread; i++)
-            acount[rblock[i]] = 0;
+            pl->acount[pl->rblock[i]] = 0;
     return 0;
 }
 
@@ -520,126 +471,142 @@ static int check_access(const kvp_access *acc, const kvp_trace *tr, kvp_error *e
     return 0;
 }
 
-static int layer_run(uint32_t l, void *user, atomic_ullong *done)
-{
-    run_ctx *rc = user;
-    kvp_error *err = &rc->err[l];
-    const uint32_t P = kvp_trace_prompt(rc->tr), N = kvp_trace_steps(rc->tr);
-    const uint32_t W = rc->max_lookahead, ring_n = W ? W + 1 : 1;
-    const uint32_t positions = P + N; /* enough for any step's set or blocks */
-    const double tok = (double)rc->d->tok_bytes;
-    int ret = 0;
-    kvp_cursor *cur = NULL;
-    pol_layer *pl = calloc(rc->npol ? rc->npol : 1, sizeof *pl);
-    acc_buf *ring = calloc(ring_n, sizeof *ring);
-    const kvp_access **future = calloc(ring_n, sizeof *future);
-    if (!pl || !ring || !future) {
-        ret = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
-        goto done;
-    }
-    for (uint32_t i = 0; i < ring_n && W; i++) {
-        ring[i].pos = malloc((size_t)positions * sizeof *ring[i].pos);
-        ring[i].score = malloc((size_t)positions * sizeof *ring[i].score);
-        if (!ring[i].pos || !ring[i].score) {
-            ret = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
-            goto done;
-        }
-    }
-    if ((ret = kvp_cursor_create(&cur, rc->tr, l, rc->sc->sparsity, err)) < 0)
-        goto done;
-    if (!rc->scores)
-        kvp_cursor_sets_only(cur);
+/* What one layer's pass owns: the policies' simulations, the look-ahead ring of the last
+ * W + 1 access sets (W the group's longest look-ahead), the cursor. */
+typedef struct layer_pass {
+    pol_layer *pl;
+    size_t npol;
+    acc_buf *ring;
+    uint32_t ring_n;
+    const kvp_access **future;
+    kvp_cursor *cur;
+} layer_pass;
 
-    uint32_t fetched = 0; /* steps read from the cursor so far */
-    for (; W && fetched < W && fetched < N; fetched++) {
-        kvp_access a;
-        if ((ret = kvp_cursor_next(cur, &a, err)) < 0)
-            goto done;
-        copy_access(&ring[fetched % ring_n], &a);
+static void layer_pass_free(layer_pass *lp)
+{
+    for (size_t i = 0; lp->pl && i < lp->npol; i++)
+        pol_free(&lp->pl[i]);
+    free(lp->pl);
+    kvp_cursor_free(lp->cur);
+    for (uint32_t i = 0; lp->ring && i < lp->ring_n; i++) {
+        free(lp->ring[i].pos);
+        free(lp->ring[i].score);
     }
-    for (size_t i = 0; i < rc->npol; i++) {
-        pol_layer *p = &pl[i];
+    free(lp->ring);
+    free((void *)lp->future);
+}
+
+static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_error *err)
+{
+    const uint32_t P = kvp_trace_prompt(rc->tr), N = kvp_trace_steps(rc->tr);
+    const uint32_t W = rc->max_lookahead;
+    const uint32_t positions = P + N; /* enough for any step's set or blocks */
+    memset(lp, 0, sizeof *lp);
+    lp->npol = rc->npol;
+    lp->ring_n = W ? W + 1 : 1;
+    lp->pl = calloc(rc->npol ? rc->npol : 1, sizeof *lp->pl);
+    lp->ring = calloc(lp->ring_n, sizeof *lp->ring);
+    lp->future = calloc(lp->ring_n, sizeof *lp->future);
+    int ok = lp->pl && lp->ring && lp->future;
+    for (uint32_t i = 0; ok && W && i < lp->ring_n; i++) {
+        lp->ring[i].pos = malloc((size_t)positions * sizeof *lp->ring[i].pos);
+        lp->ring[i].score = malloc((size_t)positions * sizeof *lp->ring[i].score);
+        ok = lp->ring[i].pos && lp->ring[i].score;
+    }
+    for (size_t i = 0; ok && i < rc->npol; i++) {
+        pol_layer *p = &lp->pl[i];
         p->ps = &rc->ps[i];
         p->lookahead = rc->lookahead[i];
         p->out = &rc->out[(size_t)l * rc->npol + i];
         uint32_t g = rc->g[i];
         p->li = (kvp_layer_info){l, g, rc->slots[i], P, N,
                                  (uint32_t)(((uint64_t)P + N + g - 1) / g), p->ps->value,
-                                 rc->sc, rc->d};
-        if (!pol_alloc(p, positions)) {
-            ret = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
-            goto done;
-        }
-        if ((ret = pol_init(p, ring, ring_n, future, err)) < 0)
-            goto done;
+                                 p->ps->ctx, &rc->model, rc->tok_bytes};
+        ok = pol_alloc(p, positions);
     }
+    if (!ok)
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+    int ret = kvp_cursor_create(&lp->cur, rc->tr, l, rc->sc->sparsity, err);
+    if (ret < 0)
+        return ret;
+    if (!rc->scores)
+        kvp_cursor_sets_only(lp->cur);
+    return 0;
+}
+
+/* The next access set into the ring. */
+static int fetch(layer_pass *lp, uint32_t m, kvp_error *err)
+{
+    kvp_access a;
+    int ret = kvp_cursor_next(lp->cur, &a, err);
+    if (ret < 0)
+        return ret;
+    copy_access(&lp->ring[m % lp->ring_n], &a);
+    return 0;
+}
+
+static int layer_steps(layer_pass *lp, run_ctx *rc, uint32_t l, atomic_ullong *done,
+                       kvp_error *err)
+{
+    const uint32_t N = kvp_trace_steps(rc->tr), W = rc->max_lookahead;
+    const double tok = (double)rc->tok_bytes;
+    kvp_pass_sums *sums = &rc->sums[l];
+    int ret;
+    uint32_t fetched = 0; /* steps read from the cursor so far */
+    for (; W && fetched < W && fetched < N; fetched++)
+        if ((ret = fetch(lp, fetched, err)) < 0)
+            return ret;
+    for (size_t i = 0; i < rc->npol; i++)
+        if ((ret = pol_init(&lp->pl[i], lp->ring, lp->ring_n, lp->future, err)) < 0)
+            return ret;
 
     kvp_access direct;
     for (uint32_t n = 0; n < N; n++) {
         const kvp_access *acc;
-        if (rc->cancel && *rc->cancel) {
-            ret = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
-            goto done;
-        }
+        if (rc->cancel && *rc->cancel)
+            return kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
         if (W) {
             if (fetched < N && fetched < n + W) {
-                kvp_access a;
-                if ((ret = kvp_cursor_next(cur, &a, err)) < 0)
-                    goto done;
-                copy_access(&ring[fetched % ring_n], &a);
+                if ((ret = fetch(lp, fetched, err)) < 0)
+                    return ret;
                 fetched++;
             }
-            acc = &ring[n % ring_n].a;
+            acc = &lp->ring[n % lp->ring_n].a;
         } else {
-            int r = kvp_cursor_next(cur, &direct, err);
-            if (r <= 0) {
-                ret = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
-                                                kvp_trace_name(rc->tr));
-                goto done;
-            }
+            int r = kvp_cursor_next(lp->cur, &direct, err);
+            if (r <= 0)
+                return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                                 kvp_trace_name(rc->tr));
             acc = &direct;
         }
         if (rc->check && (ret = check_access(acc, rc->tr, err)) < 0)
-            goto done;
+            return ret;
         if (rc->fill && (ret = kvp_trace_cache_record(rc->fill, l, acc, err)) < 0)
-            goto done;
+            return ret;
         double h;
-        double bt = kvp_bound_step_h(rc->sc, rc->d, (double)acc->count * tok, &h);
-        rc->bound_time[l] += bt;
-        rc->bound_h[l] += h;
-        rc->reads[l] += acc->count;
+        double bt = kvp_step_time_bound(&rc->model, (double)acc->count * tok, &h);
+        sums->bound_time_s += bt;
+        sums->bound_hbm_bytes += h;
+        sums->reads += acc->count;
         for (size_t i = 0; i < rc->npol; i++)
-            if ((ret = pol_step(&pl[i], rc, acc, bt, ring, ring_n, future, err)) < 0)
-                goto done;
+            if ((ret = pol_step(&lp->pl[i], rc, acc, bt, lp->ring, lp->ring_n, lp->future,
+                                err)) < 0)
+                return ret;
         atomic_fetch_add(done, 1ull);
     }
-
-done:
-    for (size_t i = 0; pl && i < rc->npol; i++)
-        pol_free(&pl[i]);
-    free(pl);
-    kvp_cursor_free(cur);
-    for (uint32_t i = 0; ring && i < ring_n; i++) {
-        free(ring[i].pos);
-        free(ring[i].score);
-    }
-    free(ring);
-    free((void *)future);
-    return rc->rc[l] = ret;
+    return 0;
 }
 
-void kvp_counters_add(kvp_counters *to, const kvp_counters *c)
+static int layer_run(uint32_t l, void *user, atomic_ullong *done)
 {
-    to->kv_read_hbm += c->kv_read_hbm;
-    to->kv_read_dram += c->kv_read_dram;
-    to->hbm_read += c->hbm_read;
-    to->hbm_write += c->hbm_write;
-    to->dram_read += c->dram_read;
-    to->dram_write += c->dram_write;
-    to->link_up += c->link_up;
-    to->link_down += c->link_down;
-    to->promoted += c->promoted;
-    to->demoted += c->demoted;
+    run_ctx *rc = user;
+    kvp_error *err = &rc->err[l];
+    layer_pass lp;
+    int ret = layer_pass_alloc(&lp, rc, l, err);
+    if (ret >= 0)
+        ret = layer_steps(&lp, rc, l, done, err);
+    layer_pass_free(&lp);
+    return rc->rc[l] = ret;
 }
 
 static int mul_bytes(uint64_t tokens, uint64_t tok_bytes, uint64_t *out)
@@ -663,7 +630,7 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
     res->prompt = kvp_trace_prompt(tr);
     res->block_tokens = g;
     res->slots = slots;
-    res->online = (uint32_t)(ps->ops->online != 0);
+    res->online = (uint32_t)((ps->ops->caps & KVP_CAP_ONLINE) != 0);
     res->total_time_s = time_s;
     const uint64_t *src[] = {&c->kv_read_hbm, &c->kv_read_dram, &c->hbm_read, &c->hbm_write,
                              &c->dram_read,   &c->dram_write,   &c->link_up,  &c->link_down,
@@ -699,10 +666,73 @@ int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
     return 0;
 }
 
-/* One pass over the trace for a group of simulated policies (none: the bound alone). */
+static void run_ctx_free(run_ctx *ctx)
+{
+    free(ctx->ps);
+    free(ctx->g);
+    free(ctx->slots);
+    free(ctx->lookahead);
+    free(ctx->out);
+    free(ctx->sums);
+    free(ctx->rc);
+    free(ctx->err);
+    free(ctx->ones);
+}
+
+/* The pass's state for npol policies over tr's layers; what each policy needs of the pass
+ * (block size, slots, look-ahead, scores) comes from its ops. */
+static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived *d,
+                         const kvp_trace *tr, const kvp_policy_spec *ps, size_t npol,
+                         kvp_error *err)
+{
+    const uint32_t L = kvp_trace_layers(tr);
+    const size_t np = npol ? npol : 1;
+    const size_t positions = (size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr);
+    memset(ctx, 0, sizeof *ctx);
+    ctx->sc = sc;
+    ctx->tr = tr;
+    ctx->npol = npol;
+    kvp_cost_model_of(&ctx->model, sc, d);
+    ctx->tok_bytes = d->tok_bytes;
+    ctx->ps = calloc(np, sizeof *ctx->ps);
+    ctx->g = calloc(np, sizeof *ctx->g);
+    ctx->slots = calloc(np, sizeof *ctx->slots);
+    ctx->lookahead = calloc(np, sizeof *ctx->lookahead);
+    ctx->out = calloc((size_t)L * np, sizeof *ctx->out);
+    ctx->sums = calloc(L, sizeof *ctx->sums);
+    ctx->rc = calloc(L, sizeof *ctx->rc);
+    ctx->err = calloc(L, sizeof *ctx->err);
+    ctx->ones = malloc(positions * sizeof *ctx->ones);
+    if (!ctx->ps || !ctx->g || !ctx->slots || !ctx->lookahead || !ctx->out || !ctx->sums ||
+        !ctx->rc || !ctx->err || !ctx->ones)
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < positions; i++)
+        ctx->ones[i] = 1;
+    for (size_t i = 0; i < npol; i++) {
+        const kvp_policy_ops *ops = ps[i].ops;
+        ctx->ps[i] = ps[i]; /* as run: scenario-dependent defaults resolved */
+        if (ops->resolve)
+            ops->resolve(ctx->ps[i].value, sc);
+        if ((ops->caps & KVP_CAP_SCORES) && kvp_trace_is_cache_without_scores(tr))
+            return kvp_error_set(err, KVP_EINVAL, "policy %s reads scores; the trace cache of "
+                                 "%s holds none", ops->name, kvp_trace_name(tr));
+        ctx->scores |= (ops->caps & KVP_CAP_SCORES) != 0;
+        ctx->g[i] = ops->block_tokens ? ops->block_tokens(ctx->ps[i].value, sc) : 1;
+        if (ctx->g[i] == 0)
+            return kvp_error_set(err, KVP_EINVAL, "policy %s: block size 0", ops->name);
+        ctx->slots[i] = ops->caps & KVP_CAP_UNLIMITED ? KVP_UNLIMITED_SLOTS
+                                                      : kvp_slots(sc, d, ctx->g[i]);
+        ctx->lookahead[i] = ops->lookahead ? ops->lookahead(ctx->ps[i].value) : 0;
+        if (ctx->lookahead[i] > ctx->max_lookahead)
+            ctx->max_lookahead = ctx->lookahead[i];
+    }
+    return 0;
+}
+
+/* One pass over the trace for a group of simulated policies (none: the pass's sums alone). */
 static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                         size_t npol, const kvp_run_options *ro, kvp_result *res,
-                        kvp_bound_sum *bound, kvp_trace *fill, kvp_step_record *rec,
+                        kvp_pass_sums *sums, kvp_trace *fill, kvp_step_record *rec,
                         kvp_error *err)
 {
     kvp_derived d;
@@ -711,62 +741,14 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
         return rc;
     if ((rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
-    uint32_t L = kvp_trace_layers(tr);
-    size_t np = npol ? npol : 1;
+    const uint32_t L = kvp_trace_layers(tr);
     run_ctx ctx;
-    memset(&ctx, 0, sizeof ctx);
-    /* The specs as run: scenario-dependent defaults resolved. */
-    kvp_policy_spec *rs = calloc(np, sizeof *rs);
-    for (size_t i = 0; rs && i < npol; i++) {
-        rs[i] = ps[i];
-        if (rs[i].ops->resolve)
-            rs[i].ops->resolve(rs[i].value, sc);
-    }
-    ps = rs;
-    ctx.sc = sc;
-    ctx.tr = tr;
-    ctx.ps = ps;
-    ctx.npol = npol;
-    ctx.d = &d;
+    if ((rc = run_ctx_alloc(&ctx, sc, &d, tr, ps, npol, err)) < 0)
+        goto done;
     ctx.check = ro ? ro->check : 0;
     ctx.cancel = ro ? ro->cancel : NULL;
     ctx.fill = fill;
     ctx.rec = npol == 1 ? rec : NULL;
-    ctx.g = calloc(np, sizeof *ctx.g);
-    ctx.slots = calloc(np, sizeof *ctx.slots);
-    ctx.lookahead = calloc(np, sizeof *ctx.lookahead);
-    ctx.out = calloc((size_t)L * np, sizeof *ctx.out);
-    ctx.bound_time = calloc(L, sizeof *ctx.bound_time);
-    ctx.bound_h = calloc(L, sizeof *ctx.bound_h);
-    ctx.reads = calloc(L, sizeof *ctx.reads);
-    ctx.rc = calloc(L, sizeof *ctx.rc);
-    ctx.err = calloc(L, sizeof *ctx.err);
-    ctx.ones = malloc(((size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr)) * sizeof *ctx.ones);
-    for (size_t i = 0; ctx.ones && i < (size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr); i++)
-        ctx.ones[i] = 1;
-    if (!rs || !ctx.g || !ctx.slots || !ctx.lookahead || !ctx.out || !ctx.bound_time ||
-        !ctx.bound_h || !ctx.reads || !ctx.rc || !ctx.err || !ctx.ones) {
-        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < npol; i++) {
-        const kvp_policy_ops *ops = ps[i].ops;
-        if (ops->needs_scores && kvp_trace_is_cache_without_scores(tr)) {
-            rc = kvp_error_set(err, KVP_EINVAL, "policy %s reads scores; the trace cache of "
-                               "%s holds none", ops->name, kvp_trace_name(tr));
-            goto done;
-        }
-        ctx.scores |= ops->needs_scores;
-        ctx.g[i] = ops->block_tokens ? ops->block_tokens(ps[i].value, sc) : 1;
-        if (ctx.g[i] == 0) {
-            rc = kvp_error_set(err, KVP_EINVAL, "policy %s: block size 0", ops->name);
-            goto done;
-        }
-        ctx.slots[i] = ops->unlimited ? KVP_UNLIMITED_SLOTS : kvp_slots(sc, &d, ctx.g[i]);
-        ctx.lookahead[i] = ops->lookahead ? ops->lookahead(ps[i].value) : 0;
-        if (ctx.lookahead[i] > ctx.max_lookahead)
-            ctx.max_lookahead = ctx.lookahead[i];
-    }
     kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), layer_run, &ctx, ctx.rc);
     /* Sum the layers in layer order: the same result for any thread count. */
     for (uint32_t l = 0; l < L; l++)
@@ -783,28 +765,18 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
             t += ctx.out[(size_t)l * npol + i].time_s;
             kvp_counters_add(&c, &ctx.out[(size_t)l * npol + i].c);
         }
-        rc = kvp_result_fill(&res[i], sc, tr, &ps[i], ctx.g[i], ctx.slots[i], t, &c, err);
+        rc = kvp_result_fill(&res[i], sc, tr, &ctx.ps[i], ctx.g[i], ctx.slots[i], t, &c, err);
     }
-    if (bound && rc >= 0) {
-        memset(bound, 0, sizeof *bound);
+    if (sums && rc >= 0) {
+        memset(sums, 0, sizeof *sums);
         for (uint32_t l = 0; l < L; l++) {
-            bound->time_s += ctx.bound_time[l];
-            bound->h_bytes += ctx.bound_h[l];
-            bound->reads += ctx.reads[l];
+            sums->bound_time_s += ctx.sums[l].bound_time_s;
+            sums->bound_hbm_bytes += ctx.sums[l].bound_hbm_bytes;
+            sums->reads += ctx.sums[l].reads;
         }
     }
 done:
-    free(rs);
-    free(ctx.g);
-    free(ctx.slots);
-    free(ctx.lookahead);
-    free(ctx.out);
-    free(ctx.bound_time);
-    free(ctx.bound_h);
-    free(ctx.reads);
-    free(ctx.rc);
-    free(ctx.err);
-    free(ctx.ones);
+    run_ctx_free(&ctx);
     return rc;
 }
 
@@ -824,10 +796,10 @@ int kvp_engine_run_record(const kvp_scenario *sc, const kvp_trace *tr,
     return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, rec, err);
 }
 
-int kvp_engine_bound(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
-                     kvp_bound_sum *bound, kvp_error *err)
+int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
+                    kvp_pass_sums *sums, kvp_error *err)
 {
-    return engine_group(sc, tr, NULL, 0, ro, NULL, bound, NULL, NULL, err);
+    return engine_group(sc, tr, NULL, 0, ro, NULL, sums, NULL, NULL, err);
 }
 
 void kvp_run_options_default(kvp_run_options *ro)
@@ -844,15 +816,15 @@ int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *
     return kvp_run_many(sc, tr, ps, 1, ro, res, err);
 }
 
-/* Whether a policy that makes many passes (sa) gets a trace cache of tr: when tr is not one
+/* Whether a policy that makes many passes gets a trace cache of tr: when tr is not one
  * already and its cache fits. */
 static int wants_cache(const kvp_trace *tr)
 {
-    return strcmp(tr->vt->kind, "cache") != 0 && kvp_trace_cache_bytes(tr) <= SA_CACHE_MAX_BYTES;
+    return !kvp_trace_is_cache(tr) && kvp_trace_cache_bytes(tr) <= CACHE_MAX_BYTES;
 }
 
-/* A policy that makes many passes (sa), on `cache` if given, else on a trace cache of tr
- * built here when one fits, else on tr. */
+/* A policy that makes many passes, on `cache` if given, else on a trace cache of tr built
+ * here when one fits, else on tr. */
 static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_trace *cache,
                       const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
                       kvp_error *err)
@@ -873,13 +845,14 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
 int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                  size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
-    /* Simulated policies share one pass over the trace; the others (bound, sa) run alone. */
+    /* Simulated policies share one pass over the trace; the others (with a run of their
+     * own) run alone. */
     kvp_policy_spec *group = calloc(n ? n : 1, sizeof *group);
     size_t *where = calloc(n ? n : 1, sizeof *where);
     kvp_result *gres = calloc(n ? n : 1, sizeof *gres);
     kvp_trace *cache = NULL;
     size_t ng = 0;
-    int rc = 0, sa = 0;
+    int rc = 0, many = 0;
     if (!group || !where || !gres) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
@@ -893,29 +866,30 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
             group[ng] = ps[i];
             where[ng++] = i;
         }
-        sa |= ps[i].ops == &kvp_policy_sa;
+        many |= (ps[i].ops->caps & KVP_CAP_MANY_PASSES) != 0;
     }
-    /* The pass of the simulated policies sums the bound as it goes (O(1) a step): a bound
-     * asked alongside them takes its result from there, not from a second pass.  With an sa
-     * in the list, the same pass fills sa's trace cache, which would otherwise cost a pass of
-     * its own (a whole generation of a synthetic trace). */
-    kvp_bound_sum bsum;
-    if (ng && sa && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
+    /* The pass of the simulated policies makes its sums as it goes (O(1) a step): a policy
+     * that can take its result from them does, instead of a pass of its own.  With a policy
+     * that makes many passes in the list, the same pass fills its trace cache, which would
+     * otherwise cost a pass of its own (a whole generation of a synthetic trace). */
+    kvp_pass_sums sums;
+    if (ng && many && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
         (rc = kvp_trace_cache_empty(&cache, tr, sc->sparsity, err)) < 0)
         goto done;
-    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &bsum, cache, NULL, err)) < 0)
+    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &sums, cache, NULL, err)) < 0)
         goto done;
     for (size_t j = 0; j < ng; j++)
         res[where[j]] = gres[j];
     for (size_t i = 0; i < n; i++) {
-        if (!ps[i].ops->run)
+        const kvp_policy_ops *ops = ps[i].ops;
+        if (!ops->run)
             continue;
-        if (ng && ps[i].ops == &kvp_policy_bound)
-            rc = kvp_bound_result(sc, tr, &ps[i], &bsum, &res[i], err);
-        else if (ps[i].ops == &kvp_policy_sa)
+        if (ng && ops->from_shared_pass)
+            rc = ops->from_shared_pass(sc, tr, &ps[i], &sums, &res[i], err);
+        else if (ops->caps & KVP_CAP_MANY_PASSES)
             rc = run_cached(sc, tr, cache, &ps[i], ro, &res[i], err);
         else
-            rc = ps[i].ops->run(sc, tr, &ps[i], ro, &res[i], err);
+            rc = ops->run(sc, tr, &ps[i], ro, &res[i], err);
         if (rc < 0)
             goto done;
     }

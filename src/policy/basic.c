@@ -4,13 +4,6 @@
 
 #include <string.h>
 
-static uint32_t one_token(const double *param, const kvp_scenario *sc)
-{
-    (void)param;
-    (void)sc;
-    return 1;
-}
-
 static int unlimited_init(void **state, const kvp_layer_info *li, const kvp_step *first,
                           uint8_t *resident, kvp_error *err)
 {
@@ -19,7 +12,7 @@ static int unlimited_init(void **state, const kvp_layer_info *li, const kvp_step
     *state = NULL;
     uint32_t prompt_blocks = (uint32_t)(((uint64_t)li->prompt + li->g - 1) / li->g);
     memset(resident, 1, prompt_blocks);
-    return (int)prompt_blocks;
+    return 0;
 }
 
 static int unlimited_step(void *state, kvp_step *s, kvp_error *err)
@@ -32,9 +25,7 @@ static int unlimited_step(void *state, kvp_step *s, kvp_error *err)
 const kvp_policy_ops kvp_policy_unlimited = {
     .name = "unlimited",
     .doc = "every block in HBM, no capacity limit (a reference, not a bound)",
-    .block_tokens = one_token,
-    .unlimited = 1,
-    .online = 1,
+    .caps = KVP_CAP_UNLIMITED | KVP_CAP_ONLINE,
     .init = unlimited_init,
     .step = unlimited_step,
 };
@@ -45,7 +36,8 @@ static int static_init(void **state, const kvp_layer_info *li, const kvp_step *f
     (void)first;
     (void)err;
     *state = NULL;
-    return (int)kvp_initial_default(li, resident);
+    kvp_initial_default(li, resident);
+    return 0;
 }
 
 static int static_step(void *state, kvp_step *s, kvp_error *err)
@@ -58,8 +50,7 @@ static int static_step(void *state, kvp_step *s, kvp_error *err)
 const kvp_policy_ops kvp_policy_static = {
     .name = "static",
     .doc = "fill HBM in write order until full, the rest in DRAM, never move",
-    .online = 1,
-    .block_tokens = one_token,
+    .caps = KVP_CAP_ONLINE,
     .init = static_init,
     .step = static_step,
 };

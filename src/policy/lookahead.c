@@ -65,13 +65,6 @@ typedef struct cutoff {
     uint32_t res, non;
 } cutoff;
 
-static uint32_t lookahead_block_tokens(const double *param, const kvp_scenario *sc)
-{
-    (void)param;
-    (void)sc;
-    return 1;
-}
-
 static uint32_t lookahead_window(const double *param)
 {
     return (uint32_t)param[LOOKAHEAD_W];
@@ -286,7 +279,7 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
     st->hexist = 0;
     hist_extend(st, exist, resident);
     *state = st;
-    return (int)count;
+    return 0;
 }
 
 /* The pass that names the blocks at the cut-offs (lowest index first). */
@@ -439,7 +432,6 @@ const kvp_policy_ops kvp_policy_lookahead = {
     .doc = "perfect foresight over W steps; promotes a share R of the wanted blocks",
     .params = lookahead_params,
     .nparams = sizeof lookahead_params / sizeof *lookahead_params,
-    .block_tokens = lookahead_block_tokens,
     .lookahead = lookahead_window,
     .init = lookahead_init,
     .step = lookahead_step,

@@ -30,7 +30,7 @@
  * SCAN_MIN.
  */
 #include "policy/online.h"
-#include "engine/engine.h"
+#include "engine/cost.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -155,7 +155,8 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
                                                                  log(st->decay)) + 1)
                            : 1;
     *state = st;
-    return (int)kvp_initial_default(li, resident);
+    kvp_initial_default(li, resident);
+    return 0;
 }
 
 /* decay^k (k steps since the last read). */
@@ -208,16 +209,12 @@ typedef struct traffic {
     double hr, hw, dr, dw, up, dn;
 } traffic;
 
-static double max2(double a, double b) { return a > b ? a : b; }
-
 static double step_time(const kvp_layer_info *li, const traffic *t)
 {
-    const kvp_scenario *sc = li->sc;
-    const double tok = (double)li->d->tok_bytes;
-    double th = (li->d->w_layer + (t->hr + t->hw) * tok) / sc->hbm_bandwidth;
-    double td = (t->dr + t->dw) * tok / sc->dram_bandwidth;
-    double tu = t->up * tok / sc->link_bandwidth, tdn = t->dn * tok / sc->link_bandwidth;
-    return max2(max2(th, td), max2(tu, tdn));
+    const double tok = (double)li->tok_bytes;
+    kvp_traffic k = {{t->hr * tok, t->dr * tok}, {t->hw * tok, t->dw * tok}, {t->up * tok},
+                     {t->dn * tok}};
+    return kvp_step_time(li->model, &k);
 }
 
 /* Visits positions from the hand, collecting the resident tokens not read this step whose p
@@ -320,8 +317,8 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     double allow = nmiss + 1; /* the misses and the new token */
     if (st->balance) {
         double h;
-        kvp_bound_step_h(li->sc, li->d, (double)acc->count * (double)li->d->tok_bytes, &h);
-        double hstar = floor(h / (double)li->d->tok_bytes);
+        kvp_step_time_bound(li->model, (double)acc->count * (double)li->tok_bytes, &h);
+        double hstar = floor(h / (double)li->tok_bytes);
         /* Next step's HBM reads: this step's hits and promotions, less the share of them
          * that drift out of the read set, learnt from the past steps' shortfall. */
         if (n > 0)
@@ -372,9 +369,10 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     }
 
     /* 5. Swaps that pay. */
-    const double tok = (double)li->d->tok_bytes;
-    const double s_read = tok / fmin(li->sc->dram_bandwidth, li->sc->link_bandwidth) -
-                          tok / li->sc->hbm_bandwidth;
+    const double tok = (double)li->tok_bytes;
+    const kvp_cost_model *m = li->model;
+    const double s_read = tok / fmin(m->bandwidth[1], m->link_bandwidth[0]) -
+                          tok / m->bandwidth[0];
     const int priced = st->payback > 0;
     double tcur = priced ? step_time(li, &t) : 0;
     for (uint32_t i = 0; i < want; i++) {

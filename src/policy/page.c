@@ -36,12 +36,6 @@ static uint32_t page_block_tokens(const double *param, const kvp_scenario *sc)
     return g ? g : sc->page_tokens;
 }
 
-static uint32_t page_lookahead(const double *param)
-{
-    (void)param;
-    return 0;
-}
-
 static void swap_u32(uint32_t *a, uint32_t *b)
 {
     uint32_t t = *a;
@@ -122,7 +116,8 @@ static int page_init(void **state, const kvp_layer_info *li, const kvp_step *fir
     }
     st->rng = SELECT_SEED;
     *state = st;
-    return (int)kvp_initial_default(li, resident);
+    kvp_initial_default(li, resident);
+    return 0;
 }
 
 static int page_step(void *state, kvp_step *s, kvp_error *err)
@@ -171,15 +166,13 @@ static int page_step(void *state, kvp_step *s, kvp_error *err)
 }
 
 const kvp_policy_ops kvp_policy_page = {
-    .needs_scores = 1,
-    .online = 1,
     .name = "page",
     .doc = "Quest-like: the read pages of highest score move to HBM whole",
     .params = page_params,
     .nparams = sizeof page_params / sizeof *page_params,
+    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE,
     .resolve = page_resolve,
     .block_tokens = page_block_tokens,
-    .lookahead = page_lookahead,
     .init = page_init,
     .step = page_step,
     .free = page_free,

@@ -1,6 +1,6 @@
 /*
  * The engine <-> policy interface.  A policy is one file in src/ that defines a
- * kvp_policy_ops and one line in the registry (src/policy/registry.c).
+ * kvp_policy_ops and one line in the list of policies (src/policy/list.h).
  *
  * The engine (src/engine/engine.c) runs each layer on its own: it keeps the residency of every block
  * of the layer, serves the reads of the step, calls the policy's step, then charges what the
@@ -25,10 +25,11 @@ typedef struct kvp_layer_info {
     uint32_t steps;   /* N */
     uint32_t nblocks; /* blocks that ever exist: ceil((P + N) / g) */
     const double *param; /* kvp_policy_spec.value */
-    /* The scenario and its derived values, for policies that weigh bandwidths (the online
-     * family of src/policy/online.c). */
-    const kvp_scenario *sc;
-    const kvp_derived *d;
+    const void *ctx;     /* kvp_policy_spec.ctx */
+    /* The layer's cost model and token bytes, for policies that weigh the cost of their
+     * moves (the online family of src/policy/online.c). */
+    const struct kvp_cost_model *model;
+    uint64_t tok_bytes;
 } kvp_layer_info;
 
 /* One step of one layer, as the policy sees it. */
@@ -42,7 +43,7 @@ typedef struct kvp_step {
 
     const kvp_access *acc; /* A(n, l) */
     /* Blocks read this step, in ascending order, with the number of positions read in each
-     * (a(b)) and their summed score (read_score only for policies with needs_scores, and
+     * (a(b)) and their summed score (read_score only for policies with KVP_CAP_SCORES, and
      * only through kvp_step_read_score()). */
     uint32_t nread;
     const uint32_t *read_block;
@@ -83,40 +84,45 @@ int kvp_step_place_new_default(kvp_step *s);
  * sets it.  The default fills the lowest-numbered prompt blocks up to slots. */
 uint32_t kvp_initial_default(const kvp_layer_info *li, uint8_t *resident);
 
+/* What a policy is, as the engine needs to know it (kvp_policy_ops.caps).  The engine asks
+ * these, never a policy's name. */
+#define KVP_CAP_UNLIMITED 0x01u   /* no capacity limit: slots are KVP_UNLIMITED_SLOTS */
+#define KVP_CAP_SCORES 0x02u      /* step reads read_score (the engine fills it only then) */
+#define KVP_CAP_ONLINE 0x04u      /* its decisions at step n depend on the trace up to n only */
+#define KVP_CAP_BOUND 0x08u       /* a lower bound on the time, not a placement */
+#define KVP_CAP_MANY_PASSES 0x10u /* run reads the trace many times: give it a trace cache */
+
+/* The sums of the shared pass over a trace (src/engine/runner.h). */
+struct kvp_pass_sums;
+
 struct kvp_policy_ops {
     const char *name;
     const char *doc;
     const kvp_policy_param *params;
     size_t nparams;
+    unsigned caps; /* KVP_CAP_* */
     /* Replaces parameters that default to the scenario (page_tokens=0) by their values, so
      * that results name what ran.  May be NULL. */
     void (*resolve)(double *param, const kvp_scenario *sc);
-    /* Block size for this spec (1 for token granularity). */
+    /* Block size for this spec.  NULL: 1 (token granularity). */
     uint32_t (*block_tokens)(const double *param, const kvp_scenario *sc);
-    /* Steps of look-ahead the policy needs (0: none); the engine supplies future[]. */
+    /* Steps of look-ahead the policy needs; the engine supplies future[].  NULL: none. */
     uint32_t (*lookahead)(const double *param);
-    /* 1 if the capacity limit does not apply (unlimited). */
-    int unlimited;
-    /* 1 if step reads read_score (the engine skips filling it otherwise). */
-    int needs_scores;
-    /* 1 if the decisions of step n use only the trace up to step n (DESIGN.md §11). */
-    int online;
     /* Per-layer state.  init may read future[] of step 0 through *first (NULL when
-     * lookahead is 0), and sets the initial residency; returns the number resident or < 0. */
+     * lookahead is 0), and sets the initial residency; returns 0 or a negative KVP_E* code
+     * with err set. */
     int (*init)(void **state, const kvp_layer_info *li, const kvp_step *first,
                 uint8_t *resident, kvp_error *err);
     int (*step)(void *state, kvp_step *s, kvp_error *err);
-    void (*free)(void *state);
+    void (*free)(void *state); /* NULL: the state needs no freeing */
     /* A policy that is not a simulation (bound, sa) replaces the whole run. */
     int (*run)(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+    /* Optional, with run: the result from the sums of a pass the engine makes anyway for
+     * the simulated policies of the same list, instead of a pass of its own. */
+    int (*from_shared_pass)(const kvp_scenario *sc, const kvp_trace *tr,
+                            const kvp_policy_spec *ps, const struct kvp_pass_sums *sums,
+                            kvp_result *res, kvp_error *err);
 };
-
-/* The engine's own run, for policies built on others (sa runs lookahead). */
-int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                   const kvp_run_options *ro, kvp_result *res, kvp_error *err);
-
-/* The bound's time for one (n, l) whose reads are a_bytes (DESIGN.md §5 `bound`). */
-double kvp_bound_step(const kvp_scenario *sc, const kvp_derived *d, double a_bytes);
 
 #endif

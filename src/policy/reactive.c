@@ -81,12 +81,6 @@ static uint32_t reactive_block_tokens(const double *param, const kvp_scenario *s
     return (uint32_t)param[REACTIVE_G];
 }
 
-static uint32_t reactive_lookahead(const double *param)
-{
-    (void)param;
-    return 0;
-}
-
 static int entry_live(const reactive_state *st, lru_entry e)
 {
     return st->stamp[e.block] == e.stamp;
@@ -300,7 +294,7 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
     st->nblocks = li->nblocks;
     st->rng = SELECT_SEED;
     queue_clear(st);
-    uint32_t count = kvp_initial_default(li, resident);
+    kvp_initial_default(li, resident);
     /* Never accessed, so older than everything, in index order. */
     for (uint32_t b = 0; b < li->nblocks; b++)
         if (resident[b]) {
@@ -308,7 +302,7 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
             st->nlist++;
         }
     *state = st;
-    return (int)count;
+    return 0;
 }
 
 /* More blocks wanted than slots: keep the new block, then the accessed blocks of highest
@@ -427,14 +421,12 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
 }
 
 const kvp_policy_ops kvp_policy_reactive = {
-    .needs_scores = 1,
-    .online = 1,
     .name = "reactive",
     .doc = "LRU: accessed and new blocks to HBM, least recently used evicted",
     .params = reactive_params,
     .nparams = sizeof reactive_params / sizeof *reactive_params,
+    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE,
     .block_tokens = reactive_block_tokens,
-    .lookahead = reactive_lookahead,
     .init = reactive_init,
     .step = reactive_step,
     .free = reactive_free,

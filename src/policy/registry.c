@@ -6,31 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const kvp_policy_ops kvp_policy_unlimited;
-extern const kvp_policy_ops kvp_policy_static;
-extern const kvp_policy_ops kvp_policy_reactive;
-extern const kvp_policy_ops kvp_policy_page;
-extern const kvp_policy_ops kvp_policy_lookahead;
-extern const kvp_policy_ops kvp_policy_sa;
-extern const kvp_policy_ops kvp_policy_bound;
-extern const kvp_policy_ops kvp_policy_hot;
-extern const kvp_policy_ops kvp_policy_balanced;
-extern const kvp_policy_ops kvp_policy_payback;
-extern const kvp_policy_ops kvp_policy_steer;
+#define X(name) extern const kvp_policy_ops kvp_policy_##name;
+#include "policy/list.h"
+#undef X
 
-/* Adding a policy: one file in src/ and one line here.  "all" runs them in this order. */
 static const kvp_policy_ops *const registry[] = {
-    &kvp_policy_unlimited,
-    &kvp_policy_static,
-    &kvp_policy_reactive,
-    &kvp_policy_page,
-    &kvp_policy_lookahead,
-    &kvp_policy_sa,
-    &kvp_policy_bound,
-    &kvp_policy_hot,
-    &kvp_policy_balanced,
-    &kvp_policy_payback,
-    &kvp_policy_steer,
+#define X(name) &kvp_policy_##name,
+#include "policy/list.h"
+#undef X
 };
 
 const kvp_policy_ops *const *kvp_policies(size_t *count)
@@ -41,7 +24,7 @@ const kvp_policy_ops *const *kvp_policies(size_t *count)
 
 const char *kvp_policy_name(const kvp_policy_ops *ops) { return ops->name; }
 const char *kvp_policy_doc(const kvp_policy_ops *ops) { return ops->doc; }
-int kvp_policy_online(const kvp_policy_ops *ops) { return ops->online; }
+int kvp_policy_online(const kvp_policy_ops *ops) { return (ops->caps & KVP_CAP_ONLINE) != 0; }
 
 const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *count)
 {

@@ -12,7 +12,7 @@
  * points have been evaluated.  docs/POLICIES.md has the reasons for each choice.
  */
 #include "report/checkpoint.h"
-#include "policy/policy.h"
+#include "engine/runner.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -259,5 +259,6 @@ const kvp_policy_ops kvp_policy_sa = {
     .doc = "the study's upper bound: simulated annealing over lookahead's (W, R)",
     .params = sa_params,
     .nparams = sizeof sa_params / sizeof *sa_params,
+    .caps = KVP_CAP_MANY_PASSES,
     .run = sa_run,
 };

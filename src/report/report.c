@@ -63,6 +63,8 @@ static const result_field result_fields[] = {
     RF("weight_read_bytes", FK_U64, weight_read),
     RF("block_tokens", FK_U32, block_tokens),
     RF("slots", FK_SLOTS, slots),
+    RF("lower_bound_s", FK_DOUBLE, lower_bound_s),
+    RF("dual_iterations", FK_U32, dual_iterations),
     RF("online", FK_U32, online),
 };
 

@@ -4,6 +4,7 @@
  * the derived quantities (tok_bytes, kv_budget, slots).
  */
 #include "kvplace.h"
+#include "scenario/defaults.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -14,20 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ini.h>
-
-/* The default scenario's hardware and model are the gh200-paper and llama-3.1-8b presets.
- * presets.c owns their numbers; these texts, defined there, are the same strings its preset
- * assignments are built from, so each number is written once. */
-extern const char kvp_dflt_hw[], kvp_dflt_model[];
-extern const char kvp_dflt_hbm_capacity[], kvp_dflt_hbm_bandwidth[], kvp_dflt_dram_capacity[],
-    kvp_dflt_dram_bandwidth[], kvp_dflt_link_bandwidth[];
-extern const char kvp_dflt_layers[], kvp_dflt_kv_heads[], kvp_dflt_head_dim[],
-    kvp_dflt_dtype_bytes[], kvp_dflt_weight_bytes[];
-/* Internal, defined in presets.c: applies a built-in preset only (no config files, so a config
- * file's "hw =" cannot include another file). */
-int kvp_preset_apply_builtin(kvp_scenario *sc, const char *name, const char *kind,
-                             kvp_error *err);
 
 #define U64_MAX_D 18446744073709551615.0 /* 2^64-1, as a bound in the table */
 #define TEXT_MAX 127                      /* longest value text accepted */
@@ -43,28 +30,28 @@ int kvp_preset_apply_builtin(kvp_scenario *sc, const char *name, const char *kin
  * time is one of the study's accounting variants); bandwidths >= 1 B/s and finite; shapes and
  * workload limited to what a real model and our position arithmetic (uint32) can hold. */
 static const kvp_param_info params[] = {
-    {"hbm_capacity", KVP_PK_BYTES, OFF(hbm_capacity), "bytes", kvp_dflt_hbm_capacity, 1,
+    {"hbm_capacity", KVP_PK_BYTES, OFF(hbm_capacity), "bytes", PAPER_HBM_CAPACITY, 1,
      U64_MAX_D, 0, "hardware", "GPU HBM capacity, shared by weights, reserve and KV cache"},
-    {"hbm_bandwidth", KVP_PK_BANDWIDTH, OFF(hbm_bandwidth), "bytes/s", kvp_dflt_hbm_bandwidth,
+    {"hbm_bandwidth", KVP_PK_BANDWIDTH, OFF(hbm_bandwidth), "bytes/s", PAPER_HBM_BANDWIDTH,
      1, HUGE_VAL, 1, "hardware", "GPU HBM bandwidth"},
-    {"dram_capacity", KVP_PK_BYTES, OFF(dram_capacity), "bytes", kvp_dflt_dram_capacity, 1,
+    {"dram_capacity", KVP_PK_BYTES, OFF(dram_capacity), "bytes", PAPER_DRAM_CAPACITY, 1,
      U64_MAX_D, 0, "hardware", "off-package DRAM capacity"},
     {"dram_bandwidth", KVP_PK_BANDWIDTH, OFF(dram_bandwidth), "bytes/s",
-     kvp_dflt_dram_bandwidth, 1, HUGE_VAL, 1, "hardware", "off-package DRAM bandwidth"},
+     PAPER_DRAM_BANDWIDTH, 1, HUGE_VAL, 1, "hardware", "off-package DRAM bandwidth"},
     {"link_bandwidth", KVP_PK_BANDWIDTH, OFF(link_bandwidth), "bytes/s",
-     kvp_dflt_link_bandwidth, 1, HUGE_VAL, 1, "hardware",
+     PAPER_LINK_BANDWIDTH, 1, HUGE_VAL, 1, "hardware",
      "GPU <-> off-package link bandwidth, each direction"},
     {"reserve", KVP_PK_BYTES, OFF(reserve), "bytes", "0", 0, U64_MAX_D, 0, "hardware",
      "HBM bytes held back from the KV cache (activations, workspace)"},
-    {"layers", KVP_PK_COUNT, OFF(layers), "", kvp_dflt_layers, 1, 4096, 0, "model",
+    {"layers", KVP_PK_COUNT, OFF(layers), "", L31_8B_LAYERS, 1, 4096, 0, "model",
      "transformer layers"},
-    {"kv_heads", KVP_PK_COUNT, OFF(kv_heads), "", kvp_dflt_kv_heads, 1, 1024, 0, "model",
+    {"kv_heads", KVP_PK_COUNT, OFF(kv_heads), "", L31_8B_KV_HEADS, 1, 1024, 0, "model",
      "KV heads per layer (set to the query heads to count KV per query head)"},
-    {"head_dim", KVP_PK_COUNT, OFF(head_dim), "", kvp_dflt_head_dim, 1, 65536, 0, "model",
+    {"head_dim", KVP_PK_COUNT, OFF(head_dim), "", L31_8B_HEAD_DIM, 1, 65536, 0, "model",
      "dimension of one head"},
-    {"dtype_bytes", KVP_PK_COUNT, OFF(dtype_bytes), "bytes", kvp_dflt_dtype_bytes, 1, 8, 0,
+    {"dtype_bytes", KVP_PK_COUNT, OFF(dtype_bytes), "bytes", L31_8B_DTYPE_BYTES, 1, 8, 0,
      "model", "bytes per KV element (2 for bf16)"},
-    {"weight_bytes", KVP_PK_BYTES, OFF(weight_bytes), "bytes", kvp_dflt_weight_bytes, 0,
+    {"weight_bytes", KVP_PK_BYTES, OFF(weight_bytes), "bytes", L31_8B_WEIGHT_BYTES, 0,
      U64_MAX_D, 0, "model", "all weights, resident in HBM, read once per step (0: not counted)"},
     {"batch", KVP_PK_COUNT, OFF(batch), "", "1", 1, 65536, 0, "workload",
      "sequences decoded together: KV bytes scale with it, weight reads do not"},
@@ -632,8 +619,8 @@ void kvp_scenario_default(kvp_scenario *sc)
         assert(rc == 0); /* the table's defaults parse: tests/test_params.c checks it */
         (void)rc;
     }
-    snprintf(sc->hw_name, sizeof sc->hw_name, "%s", kvp_dflt_hw);
-    snprintf(sc->model_name, sizeof sc->model_name, "%s", kvp_dflt_model);
+    snprintf(sc->hw_name, sizeof sc->hw_name, "%s", KVP_DFLT_HW);
+    snprintf(sc->model_name, sizeof sc->model_name, "%s", KVP_DFLT_MODEL);
 }
 
 /* "16.06 GB": bytes for messages (decimal units, 4 significant digits). */
@@ -703,132 +690,4 @@ uint32_t kvp_slots(const kvp_scenario *sc, const kvp_derived *d, uint32_t g)
         return 0;
     uint64_t s = d->kv_budget / per;
     return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Config files                                                                             */
-
-typedef struct cfg_ctx {
-    FILE *f;
-    kvp_scenario *sc;
-    int pass;      /* 1: hw and model presets; 2: everything else */
-    int line;      /* of the line inih is parsing (it asks for one line per reader call) */
-    int long_line; /* first line too long for inih's buffer, or 0 */
-    int max_line;  /* inih's buffer size, as it passes it to the reader */
-    int err_line;  /* line of the first failed assignment, or 0 */
-    kvp_error err;
-} cfg_ctx;
-
-/* Reads one line for inih, counting lines so that handler errors can name theirs.  Leading
- * blanks are dropped (an indented line is an ordinary line, never a continuation of the
- * previous value), and '#' after a blank starts a comment, as ';' does in inih. */
-static char *cfg_read_line(char *str, int num, void *stream)
-{
-    cfg_ctx *c = stream;
-    c->max_line = num;
-    if (!fgets(str, num, c->f))
-        return NULL;
-    c->line++;
-    size_t n = strlen(str);
-    if (n > 0 && str[n - 1] != '\n') {
-        int ch = getc(c->f);
-        if (ch != EOF && ch != '\n') {
-            while ((ch = getc(c->f)) != EOF && ch != '\n') {
-            }
-            if (!c->long_line)
-                c->long_line = c->line;
-            str[0] = '\0';
-            return str;
-        }
-    }
-    size_t lead = strspn(str, " \t");
-    memmove(str, str + lead, n - lead + 1);
-    for (char *s = str; *s; s++)
-        if (*s == '#' && s > str && is_space(s[-1])) {
-            *s = '\0';
-            break;
-        }
-    return str;
-}
-
-static int cfg_handler(void *user, const char *section, const char *name, const char *value)
-{
-    cfg_ctx *c = user;
-    int rc;
-    (void)section; /* sections only group keys */
-    if (c->err_line)
-        return 1; /* only the first error is reported; inih keeps the line of the first */
-    int preset = strcmp(name, "hw") == 0 || strcmp(name, "model") == 0;
-    if (preset != (c->pass == 1))
-        return 1;
-    if (!value)
-        rc = kvp_error_set(&c->err, KVP_EFORMAT, "%s: expected \"name = value\"", name);
-    else if (preset)
-        rc = kvp_preset_apply_builtin(c->sc, value, name, &c->err);
-    else
-        rc = kvp_param_set(c->sc, name, value, &c->err);
-    if (rc < 0) {
-        c->err_line = c->line;
-        return 0;
-    }
-    return 1;
-}
-
-/* One pass over the file.  Returns < 0 only when the file cannot be read; otherwise *line is
- * the first line at fault in this pass (0: none) and fail holds its message. */
-static int cfg_pass(cfg_ctx *c, const char *path, int *line, kvp_error *fail, kvp_error *err)
-{
-    c->line = 0;
-    c->long_line = 0;
-    c->err_line = 0;
-    *line = 0;
-    rewind(c->f);
-    int rc = ini_parse_stream(cfg_read_line, c, cfg_handler, c);
-    if (ferror(c->f))
-        return kvp_error_set(err, KVP_EIO, "%s: cannot read: %s", path, strerror(errno));
-    if (rc < 0)
-        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", path);
-    if (c->long_line && (rc == 0 || c->long_line < rc)) {
-        *line = c->long_line;
-        kvp_error_set(fail, KVP_EFORMAT, "%s:%d: line longer than %d characters", path, *line,
-                      c->max_line - 1);
-    } else if (rc > 0 && rc == c->err_line) {
-        *line = rc;
-        kvp_error_set(fail, c->err.code, "%s:%d: %s", path, rc, c->err.msg);
-    } else if (rc > 0) {
-        *line = rc;
-        kvp_error_set(fail, KVP_EFORMAT,
-                      "%s:%d: expected \"name = value\", \"[section]\" or a comment", path, rc);
-    }
-    return 0;
-}
-
-int kvp_config_load(kvp_scenario *sc, const char *path, kvp_error *err)
-{
-    kvp_scenario tmp = *sc;
-    kvp_error fail, first;
-    int line, first_line = 0, rc = 0;
-    cfg_ctx c;
-    memset(&c, 0, sizeof c);
-    c.sc = &tmp;
-    c.f = fopen(path, "r");
-    if (!c.f)
-        return kvp_error_set(err, KVP_EIO, "%s: cannot open: %s", path, strerror(errno));
-    /* Presets first, whatever their place in the file, so that keys refine them.  Both passes
-     * always run, so that the error reported is the first in the file, whichever pass met it
-     * (each pass meets every syntax error; values do not depend on the presets). */
-    for (c.pass = 1; c.pass <= 2 && rc == 0; c.pass++) {
-        rc = cfg_pass(&c, path, &line, &fail, err);
-        if (rc == 0 && line && (!first_line || line < first_line)) {
-            first_line = line;
-            first = fail;
-        }
-    }
-    fclose(c.f);
-    if (rc < 0)
-        return rc;
-    if (first_line)
-        return kvp_error_set(err, first.code, "%s", first.msg);
-    *sc = tmp;
-    return 0;
 }

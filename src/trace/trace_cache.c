@@ -11,7 +11,8 @@
  * built for.  Its name, shape and kind are the source's, so results and checkpoints made on
  * it are those of the source.
  */
-#include "engine/engine.h"
+#include "trace/trace_cache.h"
+#include "base/parallel.h"
 #include "trace/trace.h"
 
 #include <stdio.h>
@@ -134,6 +135,8 @@ static void cache_destroy(kvp_trace *t)
 
 static const kvp_trace_vt CACHE_VT = {"cache", cache_open, cache_step, cache_close, NULL,
                                       cache_destroy, NULL};
+
+int kvp_trace_is_cache(const kvp_trace *t) { return t->vt == &CACHE_VT; }
 
 int kvp_trace_is_cache_without_scores(const kvp_trace *t)
 {

@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for the INI config reader (kvp_config_load in src/scenario/params.c): the input
+ * libFuzzer harness for the INI config reader (kvp_config_load in src/scenario/config.c): the input
  * is a whole config file.  A file that loads must leave a scenario whose every parameter
  * reads back; one that fails must leave the scenario untouched (loading is atomic).  Built
  * and run by tests/fuzz/run.sh.

@@ -2,14 +2,14 @@
  * Internal to `kvplace study`: cli/study.c defines the studies and runs their points;
  * cli/study_report.c turns the points into CSV, JSON, gnuplot scripts and Markdown.
  */
-#ifndef KVP_CLI_STUDY_H
-#define KVP_CLI_STUDY_H
+#ifndef KVP_CLI_STUDY_REPORT_H
+#define KVP_CLI_STUDY_REPORT_H
 
 #include "cli.h"
 
 #include <stdio.h>
 
-#define MAX_POLICIES 20
+#define MAX_POLICIES 24
 #define MAX_POINTS 36
 #define MAX_VARS 4
 #define MAX_STUDIES 6
@@ -83,7 +83,7 @@ typedef struct study_ctx {
     size_t ncache;
 } study_ctx;
 
-/* The second variable of the batch study, the first of the accounting study (cli/study.c). */
+/* The second variable of the batch study, the first of the accounting study. */
 extern const char *const study_weight_modes[2];
 
 /* cli/study_report.c: what the points of a study become. */

@@ -1,0 +1,46 @@
+/* Internal: the engine's runs, for policies built on it (bound, sa) and the benchmarks.
+ * The step-level interface the engine offers policies is src/policy/policy.h. */
+#ifndef KVP_RUNNER_H
+#define KVP_RUNNER_H
+
+#include "engine/cost.h"
+#include "policy/policy.h"
+
+/* What a pass over a trace sums whatever policies it simulates (it costs O(1) a step): the
+ * bound's time (docs/MODEL.md "The bound") and the reads.  A policy with from_shared_pass
+ * takes its result from these instead of a pass of its own. */
+struct kvp_pass_sums {
+    double bound_time_s;    /* the bound on T */
+    double bound_hbm_bytes; /* bytes read from HBM at the bound's optimum, summed */
+    uint64_t reads;         /* tokens read */
+};
+typedef struct kvp_pass_sums kvp_pass_sums;
+
+/* The engine's own run of one simulated policy (sa runs lookahead through it). */
+int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                   const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+
+/* What one step of one layer did (tests: the online check of tests/test_online.c). */
+typedef struct kvp_step_record {
+    double time_s;
+    uint64_t hits, promoted, demoted; /* tokens */
+} kvp_step_record;
+
+/* kvp_engine_run, also writing every step's record to rec[layer * steps + step]. */
+int kvp_engine_run_record(const kvp_scenario *sc, const kvp_trace *tr,
+                          const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
+                          kvp_step_record *rec, kvp_error *err);
+
+/* One pass of the trace with no policy: its sums alone. */
+int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
+                    kvp_pass_sums *sums, kvp_error *err);
+
+/* Checks a trace against the scenario (layers, steps). */
+int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err);
+
+/* Fills every field of res (but speedups) from the summed time and token counters. */
+int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr,
+                    const kvp_policy_spec *ps, uint32_t g, uint32_t slots, double time_s,
+                    const kvp_counters *c, kvp_error *err);
+
+#endif

@@ -1,0 +1,1034 @@
+/*
+ * `lpbound` and `plan`: a lower bound on the optimum that charges migration, and an offline
+ * plan built from it (docs/BOUNDS.md has the derivation and the proofs).
+ *
+ * Per layer, the exact problem is an integer program over y(x, n) = token x in HBM after the
+ * placement of step n.  Pricing the step's four terms with a convex combination lam(n) and
+ * each step's capacity with mu(n) >= 0 splits it into one two-state shortest path per token;
+ * every (lam, mu) gives a valid lower bound (weak duality), so the search over (lam, mu) may
+ * be heuristic: the bound reported is the best value found, never an extrapolation.  The
+ * first point is the dual of `bound` itself, so lpbound >= bound by construction.
+ *
+ * A token's path only changes cost at its reads, its birth and its moves, so the shortest
+ * path walks the token's reads (a token-major bitset of the layer, built in one pass over the
+ * trace); a run of steps without a read is crossed in O(log N) with a segment tree over the
+ * step prices (at most one demotion and one promotion pay inside such a gap).
+ */
+#include "base/parallel.h"
+#include "engine/cost.h"
+#include "engine/runner.h"
+#include "policy/schedule.h"
+#include "trace/trace.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { T_HBM, T_DRAM, T_UP, T_DOWN, NTERMS };
+
+enum { P_ITERS, P_TOL, NPARAMS };
+static const kvp_policy_param lg_params[] = {
+    {"iters", 60, 1, 100000, 1, "dual iterations per layer (the stopping rule's cap)"},
+    {"tol", 1e-4, 0, 1, 0, "stop a layer when 10 iterations raise its bound by less than this "
+                           "share"},
+};
+
+/* Segment-tree node over steps: A(i) = Q[i+1] + demN[i] (demote at i), B(j) = promN[j] -
+ * Q[j+1] (promote at j), and the best pair i < j. */
+typedef struct seg {
+    double a, b, ab;
+    uint32_t ia, ib, pi, pj;
+} seg;
+
+typedef struct lg_layer {
+    uint32_t layer, P, N, X, S;
+    double kh, kd, kl, w; /* seconds per token on HBM, DRAM, link; the layer's weights, s */
+    uint64_t *off;        /* per token: first word of its read bitset; off[X] = words */
+    uint64_t *bits;
+    uint64_t reads;
+    double (*lam)[NTERMS], (*best_lam)[NTERMS]; /* per step */
+    double *mu, *best_mu;                       /* per step + 1 (0: the initial placement), s */
+    double *eta;                                /* per step + 1: mu's step */
+    double *lam_eta;                            /* per step: lam's rate */
+    int8_t *mu_sign;
+    int8_t *lam_arg;
+    /* this iteration's prices, per step (seconds per token) */
+    double *ch, *cd, *cu, *cn, *Q; /* Q[k] = sum of mu[0..k) */
+    seg *tree;
+    uint32_t tsize;
+    /* this iteration's traffic of the paths, per step (tokens), occupancy per step + 1 */
+    double *th, *td, *tu, *tdn;
+    int64_t *odiff;
+    /* per-token scratch */
+    uint32_t *ev;
+    double *fh, *fd;
+    uint8_t *code;
+    double (*lam0)[NTERMS], *mu0; /* the first prices */
+    double hbias; /* primal extraction: HBM prices lowered by this share (ties go to HBM) */
+    double value, best;
+    uint32_t iters;
+} lg_layer;
+
+/* ---------------------------------------------------------------------------------------- */
+
+static seg seg_leaf(const lg_layer *g, uint32_t i)
+{
+    seg s;
+    s.a = g->Q[i + 1] + g->ch[i] + g->cn[i] + g->cd[i];
+    s.b = g->cd[i] + g->cu[i] + g->ch[i] - g->Q[i + 1];
+    s.ia = s.ib = i;
+    s.ab = INFINITY;
+    s.pi = s.pj = i;
+    return s;
+}
+
+static seg seg_join(seg l, seg r)
+{
+    seg s;
+    s.a = l.a <= r.a ? l.a : r.a;
+    s.ia = l.a <= r.a ? l.ia : r.ia;
+    s.b = l.b <= r.b ? l.b : r.b;
+    s.ib = l.b <= r.b ? l.ib : r.ib;
+    s.ab = l.ab;
+    s.pi = l.pi;
+    s.pj = l.pj;
+    if (r.ab < s.ab) {
+        s.ab = r.ab;
+        s.pi = r.pi;
+        s.pj = r.pj;
+    }
+    if (l.a + r.b < s.ab) {
+        s.ab = l.a + r.b;
+        s.pi = l.ia;
+        s.pj = r.ib;
+    }
+    return s;
+}
+
+static void seg_build(lg_layer *g)
+{
+    uint32_t n = g->tsize;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i < g->N) {
+            g->tree[n + i] = seg_leaf(g, i);
+        } else {
+            seg e = {INFINITY, INFINITY, INFINITY, 0, 0, 0, 0};
+            g->tree[n + i] = e;
+        }
+    }
+    for (uint32_t i = n - 1; i >= 1; i--)
+        g->tree[i] = seg_join(g->tree[2 * i], g->tree[2 * i + 1]);
+}
+
+/* Steps [lo, hi], lo <= hi < N, joined left to right. */
+static seg seg_query(const lg_layer *g, uint32_t lo, uint32_t hi)
+{
+    seg left = {INFINITY, INFINITY, INFINITY, 0, 0, 0, 0}, right = left;
+    uint32_t l = lo + g->tsize, r = hi + g->tsize + 1;
+    while (l < r) {
+        if (l & 1)
+            left = seg_join(left, g->tree[l++]);
+        if (r & 1)
+            right = seg_join(g->tree[--r], right);
+        l >>= 1;
+        r >>= 1;
+    }
+    return seg_join(left, right);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One token's shortest path                                                                 */
+
+/* Codes of an event, per state after it: bits 0-1 how the gap before it was crossed into the
+ * state before the read (for gap end H: 0 stay H, 1 from D promoting, 2 H-D-H; for gap end D:
+ * 0 stay D, 1 from H demoting), bit 2/3: the state before the read (1: H) for after = H/D. */
+enum { G_STAY = 0, G_MOVE = 1, G_HDH = 2 };
+
+static inline double hold(const lg_layer *g, int64_t a, int64_t b) /* steps a..b in HBM */
+{
+    return a > b ? 0 : g->Q[b + 2] - g->Q[a + 1];
+}
+
+/* Adds the token's traffic and occupancy for the path (gap moves found again by query). */
+static void add_hold(lg_layer *g, int64_t a, int64_t b)
+{
+    if (a > b)
+        return;
+    g->odiff[a + 1] += 1;
+    g->odiff[b + 2] -= 1;
+}
+
+static void add_demote_free(lg_layer *g, uint32_t i) /* demotion at i, token not read at i */
+{
+    g->th[i] += 1;
+    g->tdn[i] += 1;
+    g->td[i] += 1;
+}
+
+static void add_promote_free(lg_layer *g, uint32_t j)
+{
+    g->td[j] += 1;
+    g->tu[j] += 1;
+    g->th[j] += 1;
+}
+
+/* Callback for plan: an interval of HBM residency [s, e] (s = -1: initially) with the reads
+ * it serves. */
+typedef void (*interval_fn)(void *user, uint32_t x, int64_t s, int64_t e, uint32_t served);
+
+/*
+ * The shortest path of token x under this iteration's prices; returns its cost and, when
+ * trace != 0, adds its traffic and occupancy to the layer's sums and calls fn for each HBM
+ * interval.
+ */
+static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, void *user)
+{
+    const uint32_t P = g->P, N = g->N;
+    const int64_t birth = x < P ? -1 : (int64_t)x - P;
+    const uint32_t n0 = x < P ? 0 : x - P + 1;
+    uint32_t ne = 0;
+    /* event 0: birth */
+    double FH, FD;
+    if (birth < 0) {
+        FH = g->mu[0];
+        FD = 0;
+    } else {
+        uint32_t m = (uint32_t)birth;
+        FH = g->ch[m] + g->mu[m + 1];
+        FD = g->cd[m] + g->cn[m];
+    }
+    g->ev[0] = (uint32_t)(birth + 1); /* stored as step + 1 */
+    g->fh[0] = FH;
+    g->fd[0] = FD;
+    g->code[0] = 0;
+    ne = 1;
+    int64_t c = birth;
+    for (uint64_t w = g->off[x]; w < g->off[x + 1]; w++) {
+        uint64_t word = g->bits[w];
+        while (word) {
+            uint32_t r = n0 + (uint32_t)((w - g->off[x]) * 64) + (uint32_t)__builtin_ctzll(word);
+            word &= word - 1;
+            /* the gap: placements at steps c+1 .. r-1 */
+            double GH, GD;
+            uint8_t code = 0;
+            if ((int64_t)r == c + 1) {
+                GH = FH;
+                GD = FD;
+            } else {
+                seg q = seg_query(g, (uint32_t)(c + 1), r - 1);
+                double qc = g->Q[c + 2], qr = g->Q[r + 1];
+                double hh = qr - qc, hdh = q.ab - qc + qr, hd = q.a - qc, dh = q.b + qr;
+                int hcode = G_STAY;
+                double best_h = FH + hh;
+                if (FH + hdh < best_h) {
+                    best_h = FH + hdh;
+                    hcode = G_HDH;
+                }
+                if (FD + dh < best_h) {
+                    best_h = FD + dh;
+                    hcode = G_MOVE;
+                }
+                int dcode = G_STAY;
+                double best_d = FD;
+                if (FH + hd < best_d) {
+                    best_d = FH + hd;
+                    dcode = G_MOVE;
+                }
+                GH = best_h;
+                GD = best_d;
+                code = (uint8_t)(hcode | dcode << 2);
+            }
+            /* the read at r, then the placement at r */
+            double rh = g->ch[r], rd = g->cd[r] + g->cu[r];
+            double h_from_h = GH + rh, h_from_d = GD + rd + g->ch[r];
+            double d_from_d = GD + rd, d_from_h = GH + rh + g->cn[r] + g->cd[r];
+            int hb = h_from_h <= h_from_d, db = d_from_h < d_from_d;
+            FH = (hb ? h_from_h : h_from_d) + g->mu[r + 1];
+            FD = db ? d_from_h : d_from_d;
+            code = (uint8_t)(code | hb << 4 | db << 5);
+            if (trace) {
+                g->ev[ne] = r + 1;
+                g->fh[ne] = FH;
+                g->fd[ne] = FD;
+                g->code[ne] = code;
+            }
+            ne++;
+            c = r;
+        }
+    }
+    /* the tail: placements at steps c+1 .. N-1 */
+    double tail_h = hold(g, c + 1, (int64_t)N - 1);
+    int tail_demote = 0;
+    uint32_t tail_i = 0;
+    if (c + 1 <= (int64_t)N - 1) {
+        seg q = seg_query(g, (uint32_t)(c + 1), N - 1);
+        double hd = q.a - g->Q[c + 2];
+        if (hd < tail_h) {
+            tail_h = hd;
+            tail_demote = 1;
+            tail_i = q.ia;
+        }
+    }
+    int end_h = FH + tail_h < FD;
+    double cost = end_h ? FH + tail_h : FD;
+    if (!trace)
+        return cost;
+
+    /* Backtrack.  state: 1 = H after the event's placement. */
+    int st = end_h;
+    int64_t h_end = -2; /* last step of the HBM interval being built (-2: none) */
+    uint32_t served = 0;
+    if (st) {
+        if (tail_demote) {
+            add_demote_free(g, tail_i);
+            h_end = (int64_t)tail_i - 1;
+        } else {
+            h_end = (int64_t)N - 1;
+        }
+    }
+    for (uint32_t e = ne - 1; e >= 1; e--) {
+        uint32_t r = g->ev[e] - 1;
+        int64_t cprev = (int64_t)g->ev[e - 1] - 1;
+        uint8_t code = g->code[e];
+        int before = st ? (code >> 4) & 1 : (code >> 5) & 1;
+        /* placement at r: before -> st, with the read discount */
+        if (before && !st) { /* demote a read token */
+            g->tdn[r] += 1;
+            g->td[r] += 1;
+        } else if (!before && st) { /* promote a read token */
+            g->th[r] += 1;
+        }
+        if (st && !before) { /* an HBM interval starts at r */
+            add_hold(g, r, h_end);
+            if (fn)
+                fn(user, x, r, h_end, served);
+            h_end = -2;
+            served = 0;
+        } else if (!st && before) {
+            h_end = (int64_t)r - 1; /* the interval ends before the placement of r */
+        }
+        /* the read at r from `before` */
+        if (before) {
+            g->th[r] += 1;
+            served++;
+        } else {
+            g->td[r] += 1;
+            g->tu[r] += 1;
+        }
+        /* the gap (cprev, r) into `before` */
+        int after_prev = before;
+        if ((int64_t)r != cprev + 1) {
+            int gc = before ? code & 3 : (code >> 2) & 3;
+            seg q = {0, 0, 0, 0, 0, 0, 0};
+            if (gc != G_STAY)
+                q = seg_query(g, (uint32_t)(cprev + 1), r - 1);
+            if (before && gc == G_MOVE) { /* D until promoted at q.ib */
+                add_promote_free(g, q.ib);
+                add_hold(g, q.ib, h_end);
+                if (fn)
+                    fn(user, x, q.ib, h_end, served);
+                h_end = -2;
+                served = 0;
+                after_prev = 0;
+            } else if (before && gc == G_HDH) { /* H, demoted at pi, promoted at pj */
+                add_promote_free(g, q.pj);
+                add_hold(g, q.pj, h_end);
+                if (fn)
+                    fn(user, x, q.pj, h_end, served);
+                served = 0;
+                add_demote_free(g, q.pi);
+                h_end = (int64_t)q.pi - 1;
+                after_prev = 1;
+            } else if (!before && gc == G_MOVE) { /* H until demoted at q.ia */
+                add_demote_free(g, q.ia);
+                h_end = (int64_t)q.ia - 1;
+                after_prev = 1;
+            }
+        }
+        st = after_prev;
+    }
+    /* the birth */
+    if (birth >= 0) {
+        uint32_t m = (uint32_t)birth;
+        if (st) {
+            g->th[m] += 1;
+        } else {
+            g->td[m] += 1;
+            g->tdn[m] += 1;
+        }
+    }
+    if (st) {
+        add_hold(g, birth, h_end);
+        if (fn)
+            fn(user, x, birth, h_end, served);
+    }
+    return cost;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One layer: the problem, the prices, the dual search                                       */
+
+static void lg_free(lg_layer *g)
+{
+    free(g->off);
+    free(g->bits);
+    free(g->lam);
+    free(g->lam0);
+    free(g->mu0);
+    free(g->best_lam);
+    free(g->mu);
+    free(g->best_mu);
+    free(g->eta);
+    free(g->lam_eta);
+    free(g->mu_sign);
+    free(g->lam_arg);
+    free(g->ch);
+    free(g->cd);
+    free(g->cu);
+    free(g->cn);
+    free(g->Q);
+    free(g->tree);
+    free(g->th);
+    free(g->td);
+    free(g->tu);
+    free(g->tdn);
+    free(g->odiff);
+    free(g->ev);
+    free(g->fh);
+    free(g->fd);
+    free(g->code);
+}
+
+static int lg_alloc(lg_layer *g)
+{
+    const size_t N = g->N, X = g->X;
+    g->tsize = 1;
+    while (g->tsize < N)
+        g->tsize *= 2;
+    g->off = malloc((X + 1) * sizeof *g->off);
+    g->lam = malloc(N * sizeof *g->lam);
+    g->lam0 = malloc(N * sizeof *g->lam0);
+    g->mu0 = malloc((N + 1) * sizeof *g->mu0);
+    g->best_lam = malloc(N * sizeof *g->best_lam);
+    g->mu = calloc(N + 1, sizeof *g->mu);
+    g->best_mu = calloc(N + 1, sizeof *g->best_mu);
+    g->eta = malloc((N + 1) * sizeof *g->eta);
+    g->lam_eta = malloc(N * sizeof *g->lam_eta);
+    g->mu_sign = calloc(N + 1, 1);
+    g->lam_arg = calloc(N, 1);
+    g->ch = malloc(N * sizeof *g->ch);
+    g->cd = malloc(N * sizeof *g->cd);
+    g->cu = malloc(N * sizeof *g->cu);
+    g->cn = malloc(N * sizeof *g->cn);
+    g->Q = malloc((N + 2) * sizeof *g->Q);
+    g->tree = malloc(2 * (size_t)g->tsize * sizeof *g->tree);
+    g->th = malloc(N * sizeof *g->th);
+    g->td = malloc(N * sizeof *g->td);
+    g->tu = malloc(N * sizeof *g->tu);
+    g->tdn = malloc(N * sizeof *g->tdn);
+    g->odiff = malloc((N + 2) * sizeof *g->odiff);
+    g->ev = malloc((N + 1) * sizeof *g->ev);
+    g->fh = malloc((N + 1) * sizeof *g->fh);
+    g->fd = malloc((N + 1) * sizeof *g->fd);
+    g->code = malloc(N + 1);
+    if (!g->off)
+        return 0;
+    uint64_t words = 0;
+    for (uint32_t x = 0; x < X; x++) {
+        g->off[x] = words;
+        uint32_t n0 = x < g->P ? 0 : x - g->P + 1;
+        words += (N - (n0 < N ? n0 : N) + 63) / 64;
+    }
+    g->off[X] = words;
+    g->bits = calloc(words ? words : 1, sizeof *g->bits);
+    return g->bits && g->lam && g->lam0 && g->mu0 && g->best_lam && g->mu && g->best_mu && g->eta && g->lam_eta &&
+           g->mu_sign && g->lam_arg && g->ch && g->cd && g->cu && g->cn && g->Q && g->tree &&
+           g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->fh && g->fd && g->code;
+}
+
+/* The layer's reads, token-major: one pass over its cursor. */
+static int lg_load(lg_layer *g, const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
+{
+    kvp_cursor *cur = NULL;
+    int rc = kvp_cursor_create(&cur, tr, g->layer, sc->sparsity, err);
+    if (rc < 0)
+        return rc;
+    kvp_cursor_sets_only(cur);
+    for (uint32_t n = 0; n < g->N; n++) {
+        kvp_access a;
+        rc = kvp_cursor_next(cur, &a, err);
+        if (rc <= 0) {
+            if (rc == 0)
+                rc = kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early", kvp_trace_name(tr));
+            break;
+        }
+        rc = 0;
+        for (uint32_t i = 0; i < a.count; i++) {
+            uint32_t x = a.pos[i];
+            if (x >= g->P + n) {
+                rc = kvp_error_set(err, KVP_ECHECK, "%s: step %u reads position %u outside "
+                                   "the context", kvp_trace_name(tr), n, x);
+                break;
+            }
+            uint32_t n0 = x < g->P ? 0 : x - g->P + 1;
+            uint32_t bit = n - n0;
+            g->bits[g->off[x] + bit / 64] |= 1ull << (bit % 64);
+        }
+        g->reads += a.count;
+        if (rc < 0)
+            break;
+    }
+    kvp_cursor_free(cur);
+    return rc;
+}
+
+/* The dual of `bound` at each step: the first prices, so that lpbound >= bound. */
+static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
+{
+    const double bh = sc->hbm_bandwidth;
+    const int slow = sc->dram_bandwidth <= sc->link_bandwidth ? T_DRAM : T_UP;
+    const double bd = fmin(sc->dram_bandwidth, sc->link_bandwidth);
+    const double tok = (double)d->tok_bytes;
+    kvp_cost_model m;
+    kvp_cost_model_of(&m, sc, d);
+    for (uint32_t k = 0; k <= g->N; k++)
+        g->mu[k] = 0;
+    /* the reads of each step: a pass over the bitsets */
+    double *reads = g->th;
+    memset(reads, 0, g->N * sizeof *reads);
+    for (uint32_t x = 0; x < g->X; x++) {
+        uint32_t n0 = x < g->P ? 0 : x - g->P + 1;
+        for (uint64_t w = g->off[x]; w < g->off[x + 1]; w++) {
+            uint64_t word = g->bits[w];
+            while (word) {
+                reads[n0 + (w - g->off[x]) * 64 + (uint64_t)__builtin_ctzll(word)] += 1;
+                word &= word - 1;
+            }
+        }
+    }
+    for (uint32_t n = 0; n < g->N; n++) {
+        double h;
+        double a = reads[n] * tok;
+        kvp_step_time_bound(&m, a, &h);
+        double hmax = fmin(a, d->cap_layer);
+        double lh;
+        if (h <= 0) {
+            lh = 1; /* HBM-bound with nothing read from it */
+        } else if (h >= hmax && hmax < a) {
+            lh = 0; /* the capacity binds: price it */
+            g->mu[n] = tok / bd;
+        } else {
+            lh = bh / (bh + bd);
+        }
+        for (int i = 0; i < NTERMS; i++)
+            g->lam[n][i] = 0;
+        g->lam[n][T_HBM] = lh;
+        g->lam[n][slow] = 1 - lh;
+        g->lam_eta[n] = 0.5;
+    }
+    for (uint32_t k = 0; k <= g->N; k++)
+        g->eta[k] = 0.05 * g->kh;
+}
+
+/* Prices of this iteration from (lam, mu). */
+static void lg_prices(lg_layer *g)
+{
+    for (uint32_t n = 0; n < g->N; n++) {
+        g->ch[n] = g->lam[n][T_HBM] * g->kh * (1 - g->hbias);
+        g->cd[n] = g->lam[n][T_DRAM] * g->kd;
+        g->cu[n] = g->lam[n][T_UP] * g->kl;
+        g->cn[n] = g->lam[n][T_DOWN] * g->kl;
+    }
+    g->Q[0] = 0;
+    for (uint32_t k = 0; k <= g->N; k++)
+        g->Q[k + 1] = g->Q[k] + g->mu[k];
+    seg_build(g);
+}
+
+/* The dual value at (lam, mu), with the paths' traffic when trace != 0. */
+static double lg_eval(lg_layer *g, int trace, interval_fn fn, void *user)
+{
+    lg_prices(g);
+    if (trace) {
+        memset(g->th, 0, g->N * sizeof *g->th);
+        memset(g->td, 0, g->N * sizeof *g->td);
+        memset(g->tu, 0, g->N * sizeof *g->tu);
+        memset(g->tdn, 0, g->N * sizeof *g->tdn);
+        memset(g->odiff, 0, (g->N + 2) * sizeof *g->odiff);
+    }
+    double v = 0;
+    for (uint32_t x = 0; x < g->X; x++)
+        v += token_path(g, x, trace, fn, user);
+    for (uint32_t n = 0; n < g->N; n++)
+        v += g->lam[n][T_HBM] * g->w;
+    for (uint32_t k = 0; k <= g->N; k++)
+        v -= g->mu[k] * g->S;
+    return v;
+}
+
+/* Euclidean projection of v onto the simplex. */
+static void simplex(double *v)
+{
+    double u[NTERMS];
+    memcpy(u, v, sizeof u);
+    for (int i = 1; i < NTERMS; i++) /* sort descending */
+        for (int j = i; j > 0 && u[j] > u[j - 1]; j--) {
+            double t = u[j];
+            u[j] = u[j - 1];
+            u[j - 1] = t;
+        }
+    double css = 0, theta = 0;
+    for (int i = 0; i < NTERMS; i++) {
+        css += u[i];
+        double t = (css - 1) / (i + 1);
+        if (u[i] - t > 0)
+            theta = t;
+    }
+    for (int i = 0; i < NTERMS; i++)
+        v[i] = fmax(v[i] - theta, 0);
+}
+
+/* One ascent step from the traffic of the last lg_eval(trace = 1).  The prices of the
+ * capacity move by a per-step rate that halves when the sign of the excess flips (the
+ * excess is the subgradient); the term weights move toward the terms that bind. */
+static void lg_ascend(lg_layer *g)
+{
+    int64_t occ = 0;
+    for (uint32_t k = 0; k <= g->N; k++) {
+        occ += g->odiff[k];
+        double excess = (double)occ - g->S;
+        int8_t sign = excess > 0 ? 1 : excess < 0 ? -1 : 0;
+        if (sign && g->mu_sign[k] && sign != g->mu_sign[k])
+            g->eta[k] *= 0.5;
+        else if (sign)
+            g->eta[k] *= 1.2;
+        g->mu_sign[k] = sign;
+        double scale = excess / (g->S > 0 ? g->S : 1);
+        g->mu[k] = fmax(0, g->mu[k] + g->eta[k] * scale);
+    }
+    for (uint32_t n = 0; n < g->N; n++) {
+        double f[NTERMS] = {g->w + g->th[n] * g->kh, g->td[n] * g->kd, g->tu[n] * g->kl,
+                            g->tdn[n] * g->kl};
+        double fmx = fmax(fmax(f[0], f[1]), fmax(f[2], f[3]));
+        if (fmx <= 0)
+            continue;
+        int arg = 0;
+        for (int i = 1; i < NTERMS; i++)
+            if (f[i] > f[arg])
+                arg = i;
+        if (g->lam_arg[n] && g->lam_arg[n] - 1 != arg)
+            g->lam_eta[n] *= 0.7;
+        g->lam_arg[n] = (int8_t)(arg + 1);
+        double v[NTERMS];
+        for (int i = 0; i < NTERMS; i++)
+            v[i] = g->lam[n][i] + g->lam_eta[n] * (f[i] - fmx) / fmx;
+        simplex(v);
+        memcpy(g->lam[n], v, sizeof v);
+    }
+}
+
+static void lg_keep_best(lg_layer *g, double v)
+{
+    if (v > g->best) {
+        g->best = v;
+        memcpy(g->best_lam, g->lam, g->N * sizeof *g->lam);
+        memcpy(g->best_mu, g->mu, (g->N + 1) * sizeof *g->mu);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* plan: the paths at the best prices, made feasible step by step                           */
+
+typedef struct ivl {
+    uint32_t x;
+    int32_t s, e; /* HBM after the placements of steps s..e */
+    double prio;  /* reads served per step held */
+} ivl;
+
+typedef struct ivl_list {
+    ivl *v;
+    size_t n, cap;
+    int fail;
+} ivl_list;
+
+static void collect(void *user, uint32_t x, int64_t s, int64_t e, uint32_t served)
+{
+    ivl_list *l = user;
+    if (l->fail)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 4096;
+        ivl *v = realloc(l->v, cap * sizeof *v);
+        if (!v) {
+            l->fail = 1;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = (ivl){x, (int32_t)s, (int32_t)e, served / (double)(e - s + 1)};
+}
+
+/* A min-heap of resident intervals by priority (ties: higher index first out). */
+typedef struct heap {
+    uint32_t *h;
+    size_t n;
+    const ivl *v;
+} heap;
+
+static int heap_less(const heap *hp, uint32_t a, uint32_t b)
+{
+    double pa = hp->v[a].prio, pb = hp->v[b].prio;
+    return pa < pb || (pa == pb && a > b);
+}
+
+static void heap_push(heap *hp, uint32_t id)
+{
+    size_t i = hp->n++;
+    hp->h[i] = id;
+    while (i && heap_less(hp, hp->h[i], hp->h[(i - 1) / 2])) {
+        uint32_t t = hp->h[i];
+        hp->h[i] = hp->h[(i - 1) / 2];
+        hp->h[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static uint32_t heap_pop(heap *hp)
+{
+    uint32_t top = hp->h[0];
+    hp->h[0] = hp->h[--hp->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < hp->n && heap_less(hp, hp->h[l], hp->h[m]))
+            m = l;
+        if (r < hp->n && heap_less(hp, hp->h[r], hp->h[m]))
+            m = r;
+        if (m == i)
+            break;
+        uint32_t t = hp->h[i];
+        hp->h[i] = hp->h[m];
+        hp->h[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+static int by_start(const void *a, const void *b)
+{
+    const ivl *p = a, *q = b;
+    if (p->s != q->s)
+        return p->s < q->s ? -1 : 1;
+    if (p->prio != q->prio)
+        return p->prio > q->prio ? -1 : 1;
+    return p->x < q->x ? -1 : p->x > q->x;
+}
+
+/* Replays the intervals step by step within the slots: a wanted interval that finds no
+ * slot takes the one of the resident interval of lowest priority if its own is higher, and
+ * is dropped otherwise; the schedule gets the moves. */
+static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, kvp_schedule *sch, kvp_error *err)
+{
+    const size_t n = L->n, n1 = n ? n : 1, steps2 = (size_t)g->N + 2;
+    uint8_t *state = calloc(n1, 1); /* 0 waiting or dropped, 1 resident, 2 left */
+    uint32_t *ends = malloc(n1 * sizeof *ends);
+    size_t *end_off = calloc(steps2 + 1, sizeof *end_off);
+    uint32_t *dem = malloc(n1 * sizeof *dem), *prom = malloc(n1 * sizeof *prom);
+    heap hp = {malloc(n1 * sizeof(uint32_t)), 0, L->v};
+    int rc = 0;
+    if (!state || !ends || !end_off || !dem || !prom || !hp.h) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", g->layer);
+        goto done;
+    }
+    /* the intervals by the step that ends them, e + 1 in 0..N (N: never) */
+    for (size_t i = 0; i < n; i++)
+        end_off[L->v[i].e + 2]++;
+    for (size_t k = 1; k <= steps2; k++)
+        end_off[k] += end_off[k - 1];
+    for (size_t i = 0; i < n; i++)
+        ends[end_off[L->v[i].e + 1]++] = (uint32_t)i;
+    for (size_t k = steps2; k > 0; k--) /* back to the starts */
+        end_off[k] = end_off[k - 1];
+    end_off[0] = 0;
+    size_t next = 0;
+    uint32_t resident = 0;
+    for (int64_t step = -1; step < (int64_t)g->N && rc >= 0; step++) {
+        uint32_t ndem = 0, nprom = 0;
+        if (step >= 0)
+            for (size_t k = end_off[step]; k < end_off[step + 1]; k++) {
+                uint32_t id = ends[k];
+                if (state[id] == 1) {
+                    state[id] = 2;
+                    dem[ndem++] = L->v[id].x;
+                    resident--;
+                }
+            }
+        for (; next < n && L->v[next].s == step; next++) {
+            uint32_t id = (uint32_t)next;
+            while (resident >= cap && hp.n) {
+                uint32_t low = hp.h[0];
+                if (state[low] != 1) {
+                    heap_pop(&hp);
+                    continue;
+                }
+                if (heap_less(&hp, id, low))
+                    break;
+                heap_pop(&hp);
+                state[low] = 2;
+                dem[ndem++] = L->v[low].x;
+                resident--;
+            }
+            if (resident >= cap)
+                continue; /* dropped: the token stays where it is */
+            state[id] = 1;
+            resident++;
+            heap_push(&hp, id);
+            prom[nprom++] = L->v[id].x;
+        }
+        for (uint32_t k = 0; k < ndem && rc >= 0; k++)
+            rc = kvp_schedule_add(sch, g->layer, step, dem[k], 0, err);
+        for (uint32_t k = 0; k < nprom && rc >= 0; k++)
+            rc = kvp_schedule_add(sch, g->layer, step, prom[k], 1, err);
+    }
+done:
+    free(state);
+    free(ends);
+    free(end_off);
+    free(dem);
+    free(prom);
+    free(hp.h);
+    return rc;
+}
+/* The whole run                                                                              */
+
+/* plan's candidates: 2 price sets x these shares of the slots. */
+static const double plan_share[] = {1.0, 0.9, 0.8, 0.7, 0.6};
+#define PLAN_SHARES ((int)(sizeof plan_share / sizeof *plan_share))
+#define PLAN_CANDIDATES (2 * PLAN_SHARES)
+#define PLAN_HBIAS 1e-9
+
+typedef struct lg_run {
+    const kvp_scenario *sc;
+    const kvp_trace *tr;
+    kvp_derived d;
+    uint32_t iters;
+    double tol;
+    kvp_schedule **sch; /* PLAN_CANDIDATES schedules, or NULL: the bound alone */
+    double *best;      /* per layer */
+    uint32_t *used;    /* per layer: iterations run */
+    uint64_t *reads;   /* per layer: tokens read */
+    kvp_error *err;    /* per layer */
+    volatile sig_atomic_t *cancel;
+} lg_run;
+
+static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
+{
+    lg_run *R = user;
+    kvp_error *err = &R->err[l];
+    lg_layer g;
+    memset(&g, 0, sizeof g);
+    g.layer = l;
+    g.P = kvp_trace_prompt(R->tr);
+    g.N = kvp_trace_steps(R->tr);
+    g.X = g.P + g.N;
+    g.S = kvp_slots(R->sc, &R->d, 1);
+    const double tok = (double)R->d.tok_bytes;
+    g.kh = tok / R->sc->hbm_bandwidth;
+    g.kd = tok / R->sc->dram_bandwidth;
+    g.kl = tok / R->sc->link_bandwidth;
+    g.w = R->d.w_layer / R->sc->hbm_bandwidth;
+    ivl_list L = {NULL, 0, 0, 0};
+    int rc;
+    if (!lg_alloc(&g)) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+        goto done;
+    }
+    if ((rc = lg_load(&g, R->sc, R->tr, err)) < 0)
+        goto done;
+    lg_start(&g, R->sc, &R->d);
+    memcpy(g.lam0, g.lam, g.N * sizeof *g.lam);
+    memcpy(g.mu0, g.mu, (g.N + 1) * sizeof *g.mu);
+    g.best = -INFINITY;
+    double mark = -INFINITY; /* the best of 10 iterations ago */
+    uint32_t it = 0;
+    for (; it < R->iters; it++) {
+        if (R->cancel && *R->cancel) {
+            rc = kvp_error_set(err, KVP_EINTR, "interrupted at iteration %u of layer %u", it, l);
+            goto done;
+        }
+        double v = lg_eval(&g, 1, NULL, NULL);
+        lg_keep_best(&g, v);
+        atomic_fetch_add(done, 1ull);
+        if (it % 10 == 9) {
+            if (g.best - mark <= R->tol * fabs(g.best)) {
+                it++;
+                break;
+            }
+            mark = g.best;
+        }
+        lg_ascend(&g);
+    }
+    atomic_fetch_add(done, (unsigned long long)(R->iters - it));
+    R->best[l] = g.best;
+    R->used[l] = it;
+    R->reads[l] = g.reads;
+    if (R->sch) {
+        /* The candidates: the paths at the best prices and at the first ones, ties to HBM,
+         * each made feasible within a share of the slots (the optimum leaves HBM partly
+         * empty when DRAM serves reads in parallel). */
+        g.hbias = PLAN_HBIAS;
+        for (int p = 0; p < 2 && rc >= 0; p++) {
+            memcpy(g.lam, p ? g.lam0 : g.best_lam, g.N * sizeof *g.lam);
+            memcpy(g.mu, p ? g.mu0 : g.best_mu, (g.N + 1) * sizeof *g.mu);
+            L.n = 0;
+            lg_eval(&g, 1, collect, &L);
+            if (L.fail) {
+                rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", l);
+                goto done;
+            }
+            qsort(L.v, L.n, sizeof *L.v, by_start);
+            for (int f = 0; f < PLAN_SHARES && rc >= 0; f++) {
+                uint32_t most = g.S < g.X ? g.S : g.X;
+                uint32_t cap = (uint32_t)((double)most * plan_share[f]);
+                rc = lg_plan(&g, &L, cap, R->sch[p * PLAN_SHARES + f], err);
+            }
+        }
+    }
+done:
+    free(L.v);
+    lg_free(&g);
+    return rc;
+}
+
+/* Runs the dual search on every layer; *bound_s gets the proven bound, and sch (if not NULL)
+ * the plan's moves. */
+static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                    const kvp_run_options *ro, kvp_schedule **sch, double *bound_s,
+                    uint32_t *iters_max, uint64_t *reads_out, kvp_error *err)
+{
+    lg_run R;
+    memset(&R, 0, sizeof R);
+    int rc;
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &R.d, err)) < 0 ||
+        (rc = kvp_check_trace(sc, tr, err)) < 0)
+        return rc;
+    const uint32_t L = kvp_trace_layers(tr);
+    R.sc = sc;
+    R.tr = tr;
+    R.iters = (uint32_t)ps->value[P_ITERS];
+    R.tol = ps->value[P_TOL];
+    R.sch = sch;
+    R.cancel = ro ? ro->cancel : NULL;
+    R.best = calloc(L, sizeof *R.best);
+    R.used = calloc(L, sizeof *R.used);
+    R.reads = calloc(L, sizeof *R.reads);
+    R.err = calloc(L, sizeof *R.err);
+    int *lrc = calloc(L, sizeof *lrc);
+    if (!R.best || !R.used || !R.reads || !R.err || !lrc) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto done;
+    }
+    kvp_parallel_layers(L, ro, (uint64_t)L * R.iters, lg_layer_run, &R, lrc);
+    double sum = 0;
+    uint32_t imax = 0;
+    uint64_t reads = 0;
+    for (uint32_t l = 0; l < L; l++) {
+        if (lrc[l] < 0) {
+            rc = lrc[l];
+            if (err)
+                *err = R.err[l];
+            goto done;
+        }
+        sum += R.best[l];
+        reads += R.reads[l];
+        if (R.used[l] > imax)
+            imax = R.used[l];
+    }
+    *bound_s = sum;
+    *iters_max = imax;
+    if (reads_out)
+        *reads_out = reads;
+done:
+    free(R.best);
+    free(R.used);
+    free(R.reads);
+    free(R.err);
+    free(lrc);
+    return rc;
+}
+
+static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                       const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    double b;
+    uint32_t it;
+    uint64_t reads;
+    int rc = lg_solve(sc, tr, ps, ro, NULL, &b, &it, &reads, err);
+    if (rc < 0)
+        return rc;
+    /* Like `bound`, it moves nothing: the counters hold the reads alone. */
+    kvp_counters c = {0};
+    c.kv_read_dram = reads;
+    kvp_derived d;
+    if ((rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+        (rc = kvp_result_fill(res, sc, tr, ps, 1, kvp_slots(sc, &d, 1), b, &c, err)) < 0)
+        return rc;
+    res->lower_bound_s = b;
+    res->dual_iterations = it;
+    return 0;
+}
+
+static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                    const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    kvp_schedule *sch[PLAN_CANDIDATES] = {0};
+    kvp_policy_spec rs[PLAN_CANDIDATES];
+    kvp_result *cand = calloc(PLAN_CANDIDATES, sizeof *cand);
+    double b;
+    uint32_t it;
+    int rc = cand ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++)
+        rc = kvp_schedule_create(&sch[c], kvp_trace_layers(tr), kvp_trace_steps(tr), err);
+    if (rc >= 0)
+        rc = lg_solve(sc, tr, ps, ro, sch, &b, &it, NULL, err);
+    /* every candidate replayed exactly, in one pass over the trace */
+    for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++)
+        kvp_schedule_spec(&rs[c], sch[c]);
+    if (rc >= 0)
+        rc = kvp_run_many(sc, tr, rs, PLAN_CANDIDATES, ro, cand, err);
+    if (rc >= 0) {
+        int best = 0;
+        for (int c = 1; c < PLAN_CANDIDATES; c++)
+            if (cand[c].total_time_s < cand[best].total_time_s)
+                best = c;
+        *res = cand[best];
+        snprintf(res->policy, sizeof res->policy, "%s", ps->ops->name);
+        kvp_policy_format(ps, res->params, sizeof res->params);
+        res->lower_bound_s = b;
+        res->dual_iterations = it;
+    }
+    for (int c = 0; c < PLAN_CANDIDATES; c++)
+        kvp_schedule_free(sch[c]);
+    free(cand);
+    return rc;
+}
+
+const kvp_policy_ops kvp_policy_lpbound = {
+    .name = "lpbound",
+    .doc = "proven lower bound on the optimum that charges migration (Lagrangian dual)",
+    .params = lg_params,
+    .nparams = NPARAMS,
+    .caps = KVP_CAP_BOUND,
+    .run = lpbound_run,
+};
+
+const kvp_policy_ops kvp_policy_plan = {
+    .name = "plan",
+    .doc = "offline plan from lpbound's dual solution (perfect foresight), with its certificate",
+    .params = lg_params,
+    .nparams = NPARAMS,
+    .caps = KVP_CAP_MANY_PASSES,
+    .run = plan_run,
+};

@@ -1,0 +1,166 @@
+/* Placement schedules (src/policy/schedule.h) and `replay`, the policy that follows one. */
+#include "policy/schedule.h"
+#include "engine/runner.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* One kind of move of one layer, in step order: step + 1 (0: the initial placement) and the
+ * token, packed as (step + 1) << 32 | token. */
+typedef struct move_list {
+    uint64_t *m;
+    size_t n, cap;
+} move_list;
+
+typedef struct sched_layer {
+    move_list prom, dem;
+} sched_layer;
+
+struct kvp_schedule {
+    uint32_t layers, steps;
+    sched_layer *layer;
+};
+
+int kvp_schedule_create(kvp_schedule **out, uint32_t layers, uint32_t steps, kvp_error *err)
+{
+    kvp_schedule *s = calloc(1, sizeof *s);
+    if (s)
+        s->layer = calloc(layers ? layers : 1, sizeof *s->layer);
+    if (!s || !s->layer) {
+        free(s);
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory for a schedule");
+    }
+    s->layers = layers;
+    s->steps = steps;
+    *out = s;
+    return 0;
+}
+
+void kvp_schedule_free(kvp_schedule *s)
+{
+    if (!s)
+        return;
+    for (uint32_t l = 0; l < s->layers; l++) {
+        free(s->layer[l].prom.m);
+        free(s->layer[l].dem.m);
+    }
+    free(s->layer);
+    free(s);
+}
+
+int kvp_schedule_add(kvp_schedule *s, uint32_t layer, int64_t n, uint32_t x, int promote,
+                     kvp_error *err)
+{
+    if (layer >= s->layers || n < -1 || n >= (int64_t)s->steps || (n < 0 && !promote))
+        return kvp_error_set(err, KVP_EINVAL, "schedule: move at step %lld of layer %u is out "
+                             "of range", (long long)n, layer);
+    move_list *ml = promote ? &s->layer[layer].prom : &s->layer[layer].dem;
+    uint64_t v = (uint64_t)(n + 1) << 32 | x;
+    if (ml->n && (ml->m[ml->n - 1] >> 32) > (uint64_t)(n + 1))
+        return kvp_error_set(err, KVP_EINVAL, "schedule: moves of layer %u added out of step "
+                             "order", layer);
+    if (ml->n == ml->cap) {
+        size_t cap = ml->cap ? 2 * ml->cap : 1024;
+        uint64_t *m = realloc(ml->m, cap * sizeof *m);
+        if (!m)
+            return kvp_error_set(err, KVP_ENOMEM, "out of memory for a schedule");
+        ml->m = m;
+        ml->cap = cap;
+    }
+    ml->m[ml->n++] = v;
+    return 0;
+}
+
+uint64_t kvp_schedule_moves(const kvp_schedule *s, uint32_t layer)
+{
+    return layer < s->layers ? s->layer[layer].prom.n + s->layer[layer].dem.n : 0;
+}
+
+/* The replay policy: per layer, a cursor into each move list. */
+typedef struct replay_state {
+    const sched_layer *sl;
+    size_t ip, id;
+    uint32_t *buf; /* the tokens of one step's moves */
+} replay_state;
+
+static int replay_init(void **state, const kvp_layer_info *li, const kvp_step *first,
+                       uint8_t *resident, kvp_error *err)
+{
+    (void)first;
+    const kvp_schedule *s = li->ctx;
+    if (!s || li->layer >= s->layers || s->steps != li->steps)
+        return kvp_error_set(err, KVP_EINVAL, "replay: no schedule for layer %u", li->layer);
+    replay_state *st = calloc(1, sizeof *st);
+    if (st)
+        st->buf = malloc(((size_t)li->prompt + li->steps) * sizeof *st->buf);
+    if (!st || !st->buf) {
+        if (st)
+            free(st);
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", li->layer);
+    }
+    st->sl = &s->layer[li->layer];
+    *state = st;
+    const move_list *p = &st->sl->prom;
+    for (; st->ip < p->n && (p->m[st->ip] >> 32) == 0; st->ip++) {
+        uint32_t x = (uint32_t)p->m[st->ip];
+        if (x >= li->prompt || resident[x])
+            return kvp_error_set(err, KVP_ECHECK, "replay: initial placement of layer %u "
+                                 "names token %u twice or outside the prompt", li->layer, x);
+        resident[x] = 1;
+    }
+    return 0;
+}
+
+/* The tokens of list ml at step n (stored as n + 1), from *at on. */
+static uint32_t take(const move_list *ml, size_t *at, uint32_t n, uint32_t *buf)
+{
+    uint32_t k = 0;
+    for (; *at < ml->n && (ml->m[*at] >> 32) == (uint64_t)n + 1; (*at)++)
+        buf[k++] = (uint32_t)ml->m[*at];
+    return k;
+}
+
+static int replay_step(void *state, kvp_step *s, kvp_error *err)
+{
+    replay_state *st = state;
+    uint32_t k = take(&st->sl->dem, &st->id, s->n, st->buf);
+    if (kvp_step_demote_many(s, st->buf, k) != k)
+        return kvp_error_set(err, KVP_ECHECK, "replay: step %u of layer %u demotes a token "
+                             "that is not in HBM", s->n, s->li->layer);
+    k = take(&st->sl->prom, &st->ip, s->n, st->buf);
+    if (kvp_step_promote_many(s, st->buf, k) != k)
+        return kvp_error_set(err, KVP_ECHECK, "replay: step %u of layer %u promotes a token "
+                             "already in HBM or not yet written", s->n, s->li->layer);
+    return 0;
+}
+
+static void replay_free(void *state)
+{
+    replay_state *st = state;
+    if (st)
+        free(st->buf);
+    free(st);
+}
+
+static const kvp_policy_ops replay_ops = {
+    .name = "replay",
+    .doc = "follows a schedule made by an offline planner",
+    .init = replay_init,
+    .step = replay_step,
+    .free = replay_free,
+};
+
+void kvp_schedule_spec(kvp_policy_spec *ps, const kvp_schedule *s)
+{
+    memset(ps, 0, sizeof *ps);
+    ps->ops = &replay_ops;
+    ps->ctx = s;
+}
+
+int kvp_schedule_replay(const kvp_scenario *sc, const kvp_trace *tr, const kvp_schedule *s,
+                        const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    kvp_policy_spec ps;
+    kvp_schedule_spec(&ps, s);
+    return kvp_engine_run(sc, tr, &ps, ro, res, err);
+}

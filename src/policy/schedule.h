@@ -1,0 +1,35 @@
+/* Internal: placement schedules at token granularity, built by the offline planners (plan,
+ * optimal) and replayed by the engine like any other policy, so that a planner's time is
+ * the model's own, never the planner's estimate of it. */
+#ifndef KVP_SCHEDULE_H
+#define KVP_SCHEDULE_H
+
+#include "kvplace.h"
+
+#include <stdint.h>
+
+typedef struct kvp_schedule kvp_schedule;
+
+int kvp_schedule_create(kvp_schedule **out, uint32_t layers, uint32_t steps, kvp_error *err);
+void kvp_schedule_free(kvp_schedule *s);
+
+/* Token x moves into HBM (promote = 1) or out of it (promote = 0) in the placement of step n
+ * of layer l; n = -1 is the initial placement (promotions only, prompt tokens only).  Within a
+ * layer and a kind, n must not decrease from call to call.  Layers may be added from
+ * different threads at once, one layer from one thread at a time. */
+int kvp_schedule_add(kvp_schedule *s, uint32_t layer, int64_t n, uint32_t x, int promote,
+                     kvp_error *err);
+
+/* Moves of layer l so far (promotions + demotions, the initial placement included). */
+uint64_t kvp_schedule_moves(const kvp_schedule *s, uint32_t layer);
+
+/* Replays the schedule on the trace through the engine: each step demotes, then promotes,
+ * what the schedule says.  A schedule that breaks the model (a slot too many, a move of a
+ * token not there) is an error, not a result.  res is named `policy` with params `params`. */
+int kvp_schedule_replay(const kvp_scenario *sc, const kvp_trace *tr, const kvp_schedule *s,
+                        const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+
+/* The replay policy's spec for schedule s (several replay in one pass with kvp_run_many). */
+void kvp_schedule_spec(kvp_policy_spec *ps, const kvp_schedule *s);
+
+#endif
