@@ -63,6 +63,7 @@ typedef struct online_state {
     uint32_t hand;     /* the CLOCK hand: next position to visit */
     double expect;     /* HBM reads the last step's placement was expected to serve next */
     double loss;       /* smoothed shortfall of the HBM reads against that expectation */
+    double extra_h, extra_d; /* the last step's HBM and DRAM traffic beyond its reads, tokens */
     uint32_t cold_age; /* steps unread after which p is below the lowest bucket's top */
     uint8_t *cand_b, *vict_b; /* the buckets of cand[] and vict[] */
     uint32_t *cand;    /* misses, then the ranked ones */
@@ -217,6 +218,43 @@ static double step_time(const kvp_layer_info *li, const traffic *t)
     return kvp_step_time(li->model, &k);
 }
 
+/* The balanced split in tokens: the h of a reads that HBM should serve so that its time
+ * (weights, h, and eh tokens of other traffic) equals DRAM's (a - h reads and ed other
+ * tokens) or the link's (a - h up), whichever needs more h; within [0, min(a, capacity)].
+ * With eh = ed = 0 it is the bound's split (kvp_step_time_bound); the moves and new tokens
+ * of the last step stand in for this step's eh and ed. */
+static double balanced_split(const kvp_layer_info *li, double a, double eh, double ed)
+{
+    const kvp_cost_model *m = li->model;
+    const double tok = (double)li->tok_bytes, w = m->fixed_bytes[0] / tok;
+    const double bh = m->bandwidth[0], bd = m->bandwidth[1], bl = m->link_bandwidth[0];
+    double h_dram = ((a + ed) * bh - (w + eh) * bd) / (bh + bd);
+    double h_link = (a * bh - (w + eh) * bl) / (bh + bl);
+    double h = h_dram > h_link ? h_dram : h_link;
+    double hmax = fmin(a, m->kv_capacity[0] / tok);
+    return h < 0 ? 0 : h > hmax ? hmax : h;
+}
+
+/* The resident tokens read this step whose p is below pmax, up to `want`, the lowest
+ * positions of the read set first (the caller ranks them). */
+static uint32_t find_read_victims(online_state *st, const kvp_step *s, double pmax,
+                                  uint32_t *out, uint8_t *out_b, uint32_t want)
+{
+    const kvp_access *acc = s->acc;
+    uint32_t found = 0;
+    for (uint32_t i = 0; i < acc->count && found < want; i++) {
+        uint32_t x = acc->pos[i];
+        if (!s->resident[x])
+            continue;
+        double p = p_of(st, x, s->n, s->li->prompt);
+        if (p < pmax) {
+            out[found] = x;
+            out_b[found++] = (uint8_t)bucket_of(p);
+        }
+    }
+    return found;
+}
+
 /* Visits positions from the hand, collecting the resident tokens not read this step whose p
  * is below pmax, until `want` of them are cold (p in the lowest bucket) or `limit` positions
  * are visited; the caller ranks what was found and takes the coldest. */
@@ -316,9 +354,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     /* 2. How many misses may come up: the balanced split, the budget. */
     double allow = nmiss + 1; /* the misses and the new token */
     if (st->balance) {
-        double h;
-        kvp_step_time_bound(li->model, (double)acc->count * (double)li->tok_bytes, &h);
-        double hstar = floor(h / (double)li->tok_bytes);
+        double hstar = floor(balanced_split(li, (double)acc->count, st->extra_h, st->extra_d));
         /* Next step's HBM reads: this step's hits and promotions, less the share of them
          * that drift out of the read set, learnt from the past steps' shortfall. */
         if (n > 0)
@@ -348,6 +384,11 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const double pmax = new_in && free_slots == 0 ? 2.0 : ptop;
     uint32_t nv = need_v ? find_victims(st, s, pmax, need_v, SCAN_FACTOR * need_v + SCAN_MIN)
                          : 0;
+    /* When the resident tokens not read this step run out (the reads nearly fill HBM), the
+     * read ones may make room too, the coldest first, as reactive's overflow keeps the
+     * highest scores: a read victim costs no HBM read. */
+    if (nv < need_v && acc->count + 1 >= slots)
+        nv += find_read_victims(st, s, pmax, st->vict + nv, st->vict_b + nv, need_v - nv);
     rank(st, st->vict, st->vict_b, nv, st->cand, 0);
     const uint32_t *victims = st->cand; /* the misses are in ranked[] now */
     uint32_t vi = 0, nup = 0, ndown = 0;
@@ -359,7 +400,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
             free_slots--;
         } else {
             st->down[ndown++] = victims[vi++];
-            t.hr += 1, t.dn += 1, t.dw += 1;
+            t.hr += st->tk[victims[vi - 1]].last != n + 1, t.dn += 1, t.dw += 1;
         }
         st->up[nup++] = s->new_block;
         new_in_hbm = 1;
@@ -385,7 +426,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
             if (vi == nv)
                 break;
             py = p_of(st, victims[vi], n, prompt);
-            next.hr += 1, next.dn += 1, next.dw += 1;
+            next.hr += st->tk[victims[vi]].last != n + 1, next.dn += 1, next.dw += 1;
         }
         if (!(px > py))
             break;
@@ -402,6 +443,8 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     }
 
     st->expect = hits + (double)(nup - (uint32_t)new_in_hbm);
+    st->extra_h = t.hr - hits + t.hw;
+    st->extra_d = t.dw;
     /* Demotions first: the promotions then find their slots free. */
     if (kvp_step_demote_many(s, st->down, ndown) != ndown)
         return kvp_error_set(err, KVP_ECHECK, "online: layer %u step %u: bad demotion",
