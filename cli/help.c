@@ -8,8 +8,9 @@
 #include <string.h>
 
 /* Policies the default list leaves out (they stay available by name or `all`): sa runs
- * lookahead once for every (W, R) it tries. */
-static const char *const slow_policies[] = {"sa"};
+ * lookahead once for every (W, R) it tries; lpbound's value is plan's certificate, which the
+ * default list's plan reports. */
+static const char *const slow_policies[] = {"sa", "lpbound"};
 
 static int is_slow(const char *name)
 {
@@ -346,11 +347,16 @@ void cli_help_study(void)
         "  batch       throughput / static at batch 1 to 32, weights counted and not counted\n"
         "  accounting  throughput / static with weights counted or not, KV per KV head or\n"
         "              per query head, at batch 1 and at the scenario's batch\n"
+        "  gap         the certified optimum: plan and lpbound beside every policy, the\n"
+        "              lookahead grid, sa and bound, at sparsity 0.4 to 0.9 and low/high\n"
+        "              variation, weights counted and not; its own policy list (slow:\n"
+        "              scale it down with --set prompt=.. --set steps=..)\n"
         "  online      every online policy / the best offline reference (plan, else the\n"
         "              best lookahead point) and / the certificate (lpbound, else bound), at\n"
         "              6 sparsities x 3 variations x weights counted or not; its own\n"
         "              policies unless --policy; not part of all\n"
-        "  all         every study above but online (a point shared by two runs once)\n"
+        "  all         every study above but gap and online (a point shared by two studies\n"
+        "              runs once)\n"
         "\n"
         "The scenario starts from the study's own: --hw gh200-paper --model llama-3.1-8b\n"
         "--set prompt=31299 --set steps=10239 --set batch=4 --set sparsity=0.6\n"

@@ -45,6 +45,14 @@ static const char *const reference_policies[] = {"static", "unlimited"};
 static const char query_heads_model[] = "llama-3.1-8b";
 
 
+/* `study gap`: the certified distance from the optimum, beside every other answer.  plan
+ * carries the bound it was built with (lpbound's value), so lpbound needs no run of its own. */
+static const char gap_policies[] =
+    "static,reactive,page,lookahead:W=2:R=0.5,lookahead:W=4:R=0.5,lookahead:W=8:R=0.5,"
+    "lookahead:W=16:R=1,sa,unlimited,bound,plan";
+static const char *const gap_sparsity[] = {"0.4", "0.6", "0.8", "0.9"};
+static const char *const gap_variation[] = {"low", "high"};
+
 static const char *const sparsity_values[] = {"0.4", "0.5", "0.6", "0.8", "0.85", "0.9"};
 static const char *const variation_values[] = {"low", "actual", "high"};
 static const char *const batch_values[] = {"1", "2", "4", "8", "16", "32"};
@@ -182,6 +190,34 @@ static int accounting_points(study_ctx *c, point *pts, size_t *n)
     return 0;
 }
 
+/* Sparsities at the actual variation, then low and high variation at 0.6; each with the
+ * weights' traffic counted and not. */
+static int gap_points(study_ctx *c, point *pts, size_t *n)
+{
+    size_t k = 0;
+    for (size_t w = 0; w < NELEM(study_weight_modes); w++) {
+        for (size_t i = 0; i < NELEM(gap_sparsity) + NELEM(gap_variation); i++, k++) {
+            point *p = &pts[k];
+            p->sc = c->base;
+            int vary = i >= NELEM(gap_sparsity);
+            const char *sp = vary ? "0.6" : gap_sparsity[i];
+            const char *var = vary ? gap_variation[i - NELEM(gap_sparsity)] : "actual";
+            snprintf(p->var[0], VAR_TEXT, "%s", sp);
+            snprintf(p->var[1], VAR_TEXT, "%s", var);
+            snprintf(p->var[2], VAR_TEXT, "%s", study_weight_modes[w]);
+            int rc = set_param(&p->sc, "sparsity", sp);
+            if (!rc)
+                rc = set_param(&p->sc, "variation", var);
+            if (!rc && w)
+                rc = drop_weights(&p->sc);
+            if (rc)
+                return rc;
+        }
+    }
+    *n = k;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The table of studies                                                                     */
 
@@ -189,33 +225,36 @@ static const char *const vars_sparsity[] = {"sparsity"};
 static const char *const vars_variation[] = {"variation"};
 static const char *const vars_batch[] = {"batch", "weights"};
 static const char *const vars_accounting[] = {"weights", "kv_per", "kv_heads", "batch"};
+static const char *const vars_gap[] = {"sparsity", "variation", "weights"};
+
 static const char *const vars_online[] = {"sparsity", "variation", "weights"};
 
 /* The online study's policies: every online policy, the baselines, a lookahead grid of
  * W in {4, 16, 64} x R in {0.25, 0.5, 1} around the points sa finds best (docs/RESULTS.md
- * §7), unlimited and bound; `plan` and `lpbound`
- * are added when the registry has them. */
+ * §7), unlimited and bound; `plan` and `lpbound` are added when the registry has them
+ * (the study's `optional`). */
 static const char online_policies[] =
     "static,reactive,page,hot,balanced,payback,steer,lookahead:W=4:R=0.25,lookahead:W=4:R=0.5,"
     "lookahead:W=4:R=1,lookahead:W=16:R=0.25,lookahead:W=16:R=0.5,lookahead:W=16:R=1,"
     "lookahead:W=64:R=0.25,lookahead:W=64:R=0.5,lookahead:W=64:R=1,unlimited,bound";
-static const char *const online_optional[] = {"plan", "lpbound"};
 
 static const study_def studies[] = {
     {"sparsity", "Throughput over static at each sparsity", "Fig. 3", vars_sparsity, 1,
-     "static", 1, 0, sparsity_points, study_gp_sparsity, study_md_sparsity, NULL, NULL, 0},
+     "static", 1, 0, sparsity_points, study_gp_sparsity, study_md_sparsity, NULL, 0, NULL, NULL},
     {"variation", "Throughput over unlimited HBM by variation", "Fig. 4", vars_variation, 1,
-     "unlimited", 0, 1, variation_points, study_gp_variation, study_md_variation, NULL, NULL, 0},
+     "unlimited", 0, 1, variation_points, study_gp_variation, study_md_variation, NULL, 0, NULL, NULL},
     {"hitrate", "HBM hit rate per policy, the weights' share apart", "Fig. 5", NULL, 0,
-     "static", 0, 0, hitrate_points, study_gp_hitrate, study_md_hitrate, NULL, NULL, 0},
+     "static", 0, 0, hitrate_points, study_gp_hitrate, study_md_hitrate, NULL, 0, NULL, NULL},
     {"batch", "Throughput over static by batch, weights counted and not", "batch", vars_batch,
-     2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch, NULL, NULL, 0},
+     2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch, NULL, 0, NULL, NULL},
     {"accounting", "Throughput over static under each accounting", "headline",
      vars_accounting, 4, "static", 0, 0, accounting_points, study_gp_accounting,
-     study_md_accounting, NULL, NULL, 0},
+     study_md_accounting, NULL, 0, NULL, NULL},
+    {"gap", "How far each answer is from the certified optimum", "optimum", vars_gap, 3,
+     "static", 1, 1, gap_points, study_gp_gap, study_md_gap, gap_policies, 1, NULL, NULL},
     {"online", "Online policies against the best offline reference", "online", vars_online, 3,
-     "static", 1, 1, online_points, study_gp_online, study_md_online, study_csv_online,
-     online_policies, 1},
+     "static", 1, 1, online_points, study_gp_online, study_md_online, online_policies, 1,
+     study_csv_online, "plan,lpbound"},
 };
 
 static const study_def *find_study(const char *name)
@@ -611,10 +650,10 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     }
     if (!o->name)
         return cli_usage(a->cmd, "which study? one of sparsity, variation, hitrate, batch, "
-                         "accounting, online, all");
+                         "accounting, gap, online, all");
     if (strcmp(o->name, "all") != 0 && !find_study(o->name))
         return cli_usage(a->cmd, "unknown study \"%s\"; one of sparsity, variation, hitrate, "
-                         "batch, accounting, online, all", o->name);
+                         "batch, accounting, gap, online, all", o->name);
     if (o->trace) {
         static const char *const trace_defined[] = {"prompt", "steps"};
         for (size_t k = 0; k < NELEM(trace_defined); k++)
@@ -647,21 +686,27 @@ static int setup_policies(study_ctx *c, const study_opts *o)
     kvp_error err = {0};
     const study_def *def = find_study(o->name);
     char own[CMD_TEXT];
-    const char *list = default_policies;
-    if (def && def->policies) {
-        /* The study's own list, with the optional policies the registry has. */
+    const char *list = o->policies            ? o->policies
+                       : def && def->policies ? def->policies
+                                              : default_policies;
+    if (!o->policies && def && def->optional) {
+        /* The study's own list, with those of its optional policies the registry has. */
         snprintf(own, sizeof own, "%s", def->policies);
-        for (size_t k = 0; k < NELEM(online_optional); k++) {
+        for (const char *q = def->optional; *q;) {
+            size_t len = strcspn(q, ",");
+            char name[LABEL_TEXT];
+            snprintf(name, sizeof name, "%.*s", (int)len, q);
             kvp_policy_spec probe;
-            if (kvp_policy_parse(&probe, online_optional[k], NULL) == 0) {
+            if (kvp_policy_parse(&probe, name, NULL) == 0) {
                 size_t used = strlen(own);
-                snprintf(own + used, sizeof own - used, ",%s", online_optional[k]);
+                snprintf(own + used, sizeof own - used, ",%s", name);
             }
+            q += len + (q[len] == ',');
         }
         list = own;
     }
-    int n = kvp_policy_parse_list(c->specs, MAX_POLICIES - NELEM(reference_policies),
-                                  o->policies ? o->policies : list, &err);
+    int n = kvp_policy_parse_list(c->specs, MAX_POLICIES - NELEM(reference_policies), list,
+                                  &err);
     if (n < 0)
         return cli_error("--policy: %s", err.msg);
     c->nspec = (size_t)n;
@@ -814,8 +859,8 @@ int cli_cmd_study(const cli_args *a)
 
     /* The points of every study first: a checkpoint to resume must hold one of them. */
     for (size_t i = 0; i < NELEM(studies); i++) {
-        if (strcmp(o.name, "all") != 0 ? strcmp(o.name, studies[i].name) != 0
-                                       : studies[i].by_name)
+        if (strcmp(o.name, "all") == 0 ? studies[i].not_in_all
+                                       : strcmp(o.name, studies[i].name) != 0)
             continue;
         study_out *s = &outs[nout];
         s->def = &studies[i];

@@ -762,7 +762,7 @@ static double online_reference(const study_ctx *c, const point *p, const char **
     const kvp_result *plan = study_find_res(c, p, "plan");
     *which = "";
     if (plan) {
-        *which = plan->params;
+        *which = "plan"; /* its params name the winning candidate, not the policy */
         return plan->throughput_tok_s;
     }
     double best = NAN;
@@ -934,4 +934,66 @@ void study_md_online(FILE *f, const study_ctx *c, const study_out *s)
                "recommended policy `%s` at >= 90%% of the reference with the weights counted "
                "and >= 75%% without, at sparsity 0.6 and actual variation; never more than 1%% "
                "behind static.\n", ONLINE_RECOMMENDED);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* study gap                                                                                 */
+
+/* The fastest of the policies named `name` at the point (several lookahead points). */
+static const kvp_result *best_named(const study_ctx *c, const point *p, const char *name)
+{
+    const kvp_result *best = NULL;
+    for (size_t i = 0; i < c->nspec; i++)
+        if (strcmp(kvp_policy_name(c->specs[i].ops), name) == 0 &&
+            (!best || p->res[i].total_time_s < best->total_time_s))
+            best = &p->res[i];
+    return best;
+}
+
+void study_gp_gap(FILE *f, const study_ctx *c, const study_out *s)
+{
+    char line[LABEL_TEXT];
+    study_max_line(line, sizeof line);
+    gp_head(f, c, s, "sparsity, variation, weights (c: counted, n: not counted)",
+            "throughput / static throughput (x)");
+    gp_bars(f, c, s, "stringcolumn(1).\" \".stringcolumn(2).\" \".substr(stringcolumn(3),1,1)",
+            line);
+    gp_tail(f);
+}
+
+void study_md_gap(FILE *f, const study_ctx *c, const study_out *s)
+{
+    md_head(f, c, s, "What the best placement is, proven both ways: `lpbound` is a lower "
+                     "bound on the time of every placement that charges migration "
+                     "(docs/BOUNDS.md), `plan` a placement replayed by the engine; "
+                     "`plan / lpbound - 1` is the certified distance from the optimum. "
+                     "`bound` ignores migration; the study's `sa` and the lookahead grid are "
+                     "placements. \"Weights not counted\" keeps the weights' HBM capacity but "
+                     "drops their traffic, the study's own accounting.");
+    md_table(f, c, s);
+    fprintf(f, "## The certified optimum\n\n| sparsity | variation | weights | best lookahead "
+               "| sa | plan | lpbound | bound | certified gap | plan / best lookahead |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n");
+    for (size_t k = 0; k < s->n; k++) {
+        const point *p = &s->pts[k];
+        const kvp_result *la = best_named(c, p, "lookahead"), *plan = study_find_res(c, p, "plan");
+        double st = tput(c, p, "static");
+        double lb = plan && plan->lower_bound_s > 0 ? plan->throughput_tok_s *
+                                                            plan->total_time_s /
+                                                            plan->lower_bound_s
+                                                      : tput(c, p, "lpbound");
+        fprintf(f, "| %s | %s | %s | %.3fx | %.3fx | %.3fx | %.3fx | %.3fx | ", p->var[0],
+                p->var[1], p->var[2], la ? la->throughput_tok_s / st : NAN,
+                tput(c, p, "sa") / st, tput(c, p, "plan") / st, lb / st,
+                tput(c, p, "bound") / st);
+        if (plan && plan->lower_bound_s > 0)
+            fprintf(f, "%.2f%% |", (plan->total_time_s / plan->lower_bound_s - 1) * 100);
+        else
+            fprintf(f, "- |");
+        fprintf(f, " %.3f |\n", la && plan ? la->total_time_s / plan->total_time_s : NAN);
+    }
+    fprintf(f, "\nThroughputs over static's; lpbound's is the throughput of plan's "
+               "certificate (the lower bound on time it was built with). The optimum's "
+               "throughput lies between plan's and lpbound's. The study reports sa up to "
+               "%.2fx over static.\n", STUDY_SA_MAX);
 }

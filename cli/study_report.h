@@ -12,7 +12,7 @@
 #define MAX_POLICIES 24
 #define MAX_POINTS 36
 #define MAX_VARS 4
-#define MAX_STUDIES 6
+#define MAX_STUDIES 7
 #define VAR_TEXT 48
 #define KEY_TEXT 2048
 #define COL_TEXT 40
@@ -56,11 +56,12 @@ typedef struct study_def {
     int (*points)(struct study_ctx *c, point *pts, size_t *n);
     void (*gp)(FILE *f, const struct study_ctx *c, const study_out *s);
     void (*md)(FILE *f, const struct study_ctx *c, const study_out *s);
+    const char *policies; /* its default policy list (NULL: the studies' common one) */
+    int not_in_all;       /* 1: `study all` leaves it out (it needs its own policies) */
     /* The CSV, when not the generic one; NULL for the generic one. */
     void (*csv)(FILE *f, const struct study_ctx *c, const study_out *s);
-    /* The study's own default policy list, and 1 if `all` leaves it out (it is run by name). */
-    const char *policies;
-    int by_name;
+    /* Policies added to the default list when the registry has them ("plan,lpbound"). */
+    const char *optional;
 } study_def;
 
 typedef struct study_ctx {
@@ -102,6 +103,8 @@ void study_md_sparsity(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_variation(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_hitrate(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_batch(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_gap(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_gap(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s);
 void study_csv_online(FILE *f, const study_ctx *c, const study_out *s);
 void study_gp_online(FILE *f, const study_ctx *c, const study_out *s);

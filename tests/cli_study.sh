@@ -161,5 +161,20 @@ kv study sparsity $TINY --policy static,bound --out "$T/c5" --checkpoint "$T/ck2
 [ "$rc" -ne 0 ] && grep -q 'no sa policy' "$T/err" && [ ! -e "$T/ck2" ] && ok ||
     bad "study --checkpoint without sa: exit $rc"
 
+# --- study gap: its own policies, the certificate beside every point --------------------
+# HBM for about 100 slots a layer, so that the KV spills at this size.
+kv study gap --set prompt=200 --set steps=20 --set hbm_capacity=16112951296 --out "$T/g" -q
+[ "$rc" -eq 0 ] && [ -s "$T/g/gap.md" ] && [ -s "$T/g/gap.csv" ] && ok || bad "study gap: exit $rc"
+rows=$(sed -n '/## The certified optimum/,$p' "$T/g/gap.md" | grep -c '^| 0\.[0-9]')
+[ "$rows" -eq 12 ] && ok || bad "study gap: $rows rows of the certified optimum, not 12"
+# the certified gap is plan / lpbound - 1, never negative (a plan below its own bound is a bug)
+sed -n '/## The certified optimum/,$p' "$T/g/gap.md" | grep '^| 0\.' |
+    awk -F'|' '{ g = $10; sub(/%/, "", g); if (g + 0 < 0) exit 1 }' && ok ||
+    bad "study gap: a negative certified gap"
+grep -q 'lookahead:W=16:R=1' "$T/g/gap.md" && grep -q '`plan:' "$T/g/gap.md" && ok ||
+    bad "study gap: not its own policy list"
+kv study all --set prompt=200 --set steps=20 --policy static --out "$T/g2" -q
+[ ! -e "$T/g2/gap.md" ] && ok || bad "study all ran gap"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -26,13 +26,23 @@
 #include <string.h>
 
 enum { T_HBM, T_DRAM, T_UP, T_DOWN, NTERMS };
+/* The ascent's rates (docs/BOUNDS.md: chosen on small cases against the LP's value). */
+#define MU_RATE0 0.3  /* first step of a capacity price, in units of tok / B_hbm */
+#define MU_UP 1.2     /* a price's step grows by this while its excess keeps its sign */
+#define MU_DOWN 0.5   /* and shrinks by this when the sign flips */
+#define LAM_RATE0 0.5 /* first step of a step's term weights, relative */
+#define LAM_DOWN 0.7  /* shrinks by this when the binding term changes */
 
-enum { P_ITERS, P_TOL, NPARAMS };
+enum { P_ITERS, P_TOL, P_GRID, NPARAMS };
 static const kvp_policy_param lg_params[] = {
     {"iters", 60, 1, 100000, 1, "dual iterations per layer (the stopping rule's cap)"},
     {"tol", 1e-4, 0, 1, 0, "stop a layer when 10 iterations raise its bound by less than this "
-                           "share"},
+                           "share (0: run every iteration)"},
+    {"grid", 1, 0, 1, 1, "plan: also replay lookahead at W 2, 4, 8, 16 x R 0.5, 1 and keep "
+                         "the best"},
 };
+/* lpbound takes the dual's parameters only */
+#define LPBOUND_PARAMS 2
 
 /* Segment-tree node over steps: A(i) = Q[i+1] + demN[i] (demote at i), B(j) = promN[j] -
  * Q[j+1] (promote at j), and the best pair i < j. */
@@ -62,9 +72,10 @@ typedef struct lg_layer {
     int64_t *odiff;
     /* per-token scratch */
     uint32_t *ev;
-    double *fh, *fd;
     uint8_t *code;
     double (*lam0)[NTERMS], *mu0; /* the first prices */
+    double min_dem, min_prom; /* the cheapest demotion and promotion of any step */
+    double dram_share;        /* bound's split: the share of the reads DRAM serves */
     double hbias; /* primal extraction: HBM prices lowered by this share (ties go to HBM) */
     double value, best;
     uint32_t iters;
@@ -178,11 +189,11 @@ static void add_promote_free(lg_layer *g, uint32_t j)
 typedef void (*interval_fn)(void *user, uint32_t x, int64_t s, int64_t e, uint32_t served);
 
 /*
- * The shortest path of token x under this iteration's prices; returns its cost and, when
- * trace != 0, adds its traffic and occupancy to the layer's sums and calls fn for each HBM
- * interval.
+ * The shortest path of token x under this iteration's prices; returns its cost, adds its
+ * traffic and occupancy to the layer's sums (the subgradient) and calls fn, if not NULL, for
+ * each of its HBM intervals.
  */
-static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, void *user)
+static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
 {
     const uint32_t P = g->P, N = g->N;
     const int64_t birth = x < P ? -1 : (int64_t)x - P;
@@ -199,8 +210,6 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
         FD = g->cd[m] + g->cn[m];
     }
     g->ev[0] = (uint32_t)(birth + 1); /* stored as step + 1 */
-    g->fh[0] = FH;
-    g->fd[0] = FD;
     g->code[0] = 0;
     ne = 1;
     int64_t c = birth;
@@ -216,9 +225,17 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
                 GH = FH;
                 GD = FD;
             } else {
+                double qc = g->Q[c + 2], qr = g->Q[r + 1], hh = qr - qc;
+                /* A move in the gap costs at least the cheapest move of any step: most gaps
+                 * need no query (exact: a query is skipped only when it cannot win). */
+                if (FH + g->min_dem >= FD && FD + g->min_prom >= FH + hh &&
+                    g->min_dem + g->min_prom >= hh) {
+                    GH = FH + hh;
+                    GD = FD;
+                    goto read;
+                }
                 seg q = seg_query(g, (uint32_t)(c + 1), r - 1);
-                double qc = g->Q[c + 2], qr = g->Q[r + 1];
-                double hh = qr - qc, hdh = q.ab - qc + qr, hd = q.a - qc, dh = q.b + qr;
+                double hdh = q.ab - qc + qr, hd = q.a - qc, dh = q.b + qr;
                 int hcode = G_STAY;
                 double best_h = FH + hh;
                 if (FH + hdh < best_h) {
@@ -239,7 +256,9 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
                 GD = best_d;
                 code = (uint8_t)(hcode | dcode << 2);
             }
+        read:
             /* the read at r, then the placement at r */
+            ;
             double rh = g->ch[r], rd = g->cd[r] + g->cu[r];
             double h_from_h = GH + rh, h_from_d = GD + rd + g->ch[r];
             double d_from_d = GD + rd, d_from_h = GH + rh + g->cn[r] + g->cd[r];
@@ -247,12 +266,8 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
             FH = (hb ? h_from_h : h_from_d) + g->mu[r + 1];
             FD = db ? d_from_h : d_from_d;
             code = (uint8_t)(code | hb << 4 | db << 5);
-            if (trace) {
-                g->ev[ne] = r + 1;
-                g->fh[ne] = FH;
-                g->fd[ne] = FD;
-                g->code[ne] = code;
-            }
+            g->ev[ne] = r + 1;
+            g->code[ne] = code;
             ne++;
             c = r;
         }
@@ -272,8 +287,6 @@ static double token_path(lg_layer *g, uint32_t x, int trace, interval_fn fn, voi
     }
     int end_h = FH + tail_h < FD;
     double cost = end_h ? FH + tail_h : FD;
-    if (!trace)
-        return cost;
 
     /* Backtrack.  state: 1 = H after the event's placement. */
     int st = end_h;
@@ -395,8 +408,6 @@ static void lg_free(lg_layer *g)
     free(g->tdn);
     free(g->odiff);
     free(g->ev);
-    free(g->fh);
-    free(g->fd);
     free(g->code);
 }
 
@@ -429,8 +440,6 @@ static int lg_alloc(lg_layer *g)
     g->tdn = malloc(N * sizeof *g->tdn);
     g->odiff = malloc((N + 2) * sizeof *g->odiff);
     g->ev = malloc((N + 1) * sizeof *g->ev);
-    g->fh = malloc((N + 1) * sizeof *g->fh);
-    g->fd = malloc((N + 1) * sizeof *g->fd);
     g->code = malloc(N + 1);
     if (!g->off)
         return 0;
@@ -444,7 +453,7 @@ static int lg_alloc(lg_layer *g)
     g->bits = calloc(words ? words : 1, sizeof *g->bits);
     return g->bits && g->lam && g->lam0 && g->mu0 && g->best_lam && g->mu && g->best_mu && g->eta && g->lam_eta &&
            g->mu_sign && g->lam_arg && g->ch && g->cd && g->cu && g->cn && g->Q && g->tree &&
-           g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->fh && g->fd && g->code;
+           g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->code;
 }
 
 /* The layer's reads, token-major: one pass over its cursor. */
@@ -507,10 +516,13 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
             }
         }
     }
+    double all = 0, dram = 0;
     for (uint32_t n = 0; n < g->N; n++) {
         double h;
         double a = reads[n] * tok;
         kvp_step_time_bound(&m, a, &h);
+        all += a;
+        dram += a - h;
         double hmax = fmin(a, d->cap_layer);
         double lh;
         if (h <= 0) {
@@ -525,10 +537,11 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
             g->lam[n][i] = 0;
         g->lam[n][T_HBM] = lh;
         g->lam[n][slow] = 1 - lh;
-        g->lam_eta[n] = 0.5;
+        g->lam_eta[n] = LAM_RATE0;
     }
+    g->dram_share = all > 0 ? dram / all : 0;
     for (uint32_t k = 0; k <= g->N; k++)
-        g->eta[k] = 0.05 * g->kh;
+        g->eta[k] = MU_RATE0 * g->kh;
 }
 
 /* Prices of this iteration from (lam, mu). */
@@ -543,23 +556,26 @@ static void lg_prices(lg_layer *g)
     g->Q[0] = 0;
     for (uint32_t k = 0; k <= g->N; k++)
         g->Q[k + 1] = g->Q[k] + g->mu[k];
+    g->min_dem = g->min_prom = INFINITY;
+    for (uint32_t n = 0; n < g->N; n++) {
+        g->min_dem = fmin(g->min_dem, g->ch[n] + g->cn[n] + g->cd[n]);
+        g->min_prom = fmin(g->min_prom, g->cd[n] + g->cu[n] + g->ch[n]);
+    }
     seg_build(g);
 }
 
-/* The dual value at (lam, mu), with the paths' traffic when trace != 0. */
-static double lg_eval(lg_layer *g, int trace, interval_fn fn, void *user)
+/* The dual value at (lam, mu), and the paths' traffic. */
+static double lg_eval(lg_layer *g, interval_fn fn, void *user)
 {
     lg_prices(g);
-    if (trace) {
-        memset(g->th, 0, g->N * sizeof *g->th);
-        memset(g->td, 0, g->N * sizeof *g->td);
-        memset(g->tu, 0, g->N * sizeof *g->tu);
-        memset(g->tdn, 0, g->N * sizeof *g->tdn);
-        memset(g->odiff, 0, (g->N + 2) * sizeof *g->odiff);
-    }
+    memset(g->th, 0, g->N * sizeof *g->th);
+    memset(g->td, 0, g->N * sizeof *g->td);
+    memset(g->tu, 0, g->N * sizeof *g->tu);
+    memset(g->tdn, 0, g->N * sizeof *g->tdn);
+    memset(g->odiff, 0, (g->N + 2) * sizeof *g->odiff);
     double v = 0;
     for (uint32_t x = 0; x < g->X; x++)
-        v += token_path(g, x, trace, fn, user);
+        v += token_path(g, x, fn, user);
     for (uint32_t n = 0; n < g->N; n++)
         v += g->lam[n][T_HBM] * g->w;
     for (uint32_t k = 0; k <= g->N; k++)
@@ -589,7 +605,7 @@ static void simplex(double *v)
         v[i] = fmax(v[i] - theta, 0);
 }
 
-/* One ascent step from the traffic of the last lg_eval(trace = 1).  The prices of the
+/* One ascent step from the traffic of the last lg_eval.  The prices of the
  * capacity move by a per-step rate that halves when the sign of the excess flips (the
  * excess is the subgradient); the term weights move toward the terms that bind. */
 static void lg_ascend(lg_layer *g)
@@ -600,9 +616,9 @@ static void lg_ascend(lg_layer *g)
         double excess = (double)occ - g->S;
         int8_t sign = excess > 0 ? 1 : excess < 0 ? -1 : 0;
         if (sign && g->mu_sign[k] && sign != g->mu_sign[k])
-            g->eta[k] *= 0.5;
+            g->eta[k] *= MU_DOWN;
         else if (sign)
-            g->eta[k] *= 1.2;
+            g->eta[k] *= MU_UP;
         g->mu_sign[k] = sign;
         double scale = excess / (g->S > 0 ? g->S : 1);
         g->mu[k] = fmax(0, g->mu[k] + g->eta[k] * scale);
@@ -618,7 +634,7 @@ static void lg_ascend(lg_layer *g)
             if (f[i] > f[arg])
                 arg = i;
         if (g->lam_arg[n] && g->lam_arg[n] - 1 != arg)
-            g->lam_eta[n] *= 0.7;
+            g->lam_eta[n] *= LAM_DOWN;
         g->lam_arg[n] = (int8_t)(arg + 1);
         double v[NTERMS];
         for (int i = 0; i < NTERMS; i++)
@@ -729,7 +745,14 @@ static int by_start(const void *a, const void *b)
 /* Replays the intervals step by step within the slots: a wanted interval that finds no
  * slot takes the one of the resident interval of lowest priority if its own is higher, and
  * is dropped otherwise; the schedule gets the moves. */
-static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, kvp_schedule *sch, kvp_error *err)
+/* A token's place in a fixed pseudo-random order, in [0, 1). */
+static double token_hash(uint32_t x)
+{
+    return (double)(uint32_t)(x * 2654435761u) / 4294967296.0;
+}
+
+static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, double pin, kvp_schedule *sch,
+                   kvp_error *err)
 {
     const size_t n = L->n, n1 = n ? n : 1, steps2 = (size_t)g->N + 2;
     uint8_t *state = calloc(n1, 1); /* 0 waiting or dropped, 1 resident, 2 left */
@@ -767,6 +790,8 @@ static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, kvp_schedule *sch, kv
             }
         for (; next < n && L->v[next].s == step; next++) {
             uint32_t id = (uint32_t)next;
+            if (token_hash(L->v[id].x) < pin)
+                continue; /* pinned to DRAM */
             while (resident >= cap && hp.n) {
                 uint32_t low = hp.h[0];
                 if (state[low] != 1) {
@@ -806,8 +831,17 @@ done:
 /* plan's candidates: 2 price sets x these shares of the slots. */
 static const double plan_share[] = {1.0, 0.9, 0.8, 0.7, 0.6};
 #define PLAN_SHARES ((int)(sizeof plan_share / sizeof *plan_share))
-#define PLAN_CANDIDATES (2 * PLAN_SHARES)
+/* and shares of bound's DRAM share pinned to DRAM (below 1: a step's max punishes any
+ * excess, and the steps' shares scatter around the mean) */
+static const double plan_pin[] = {0.5, 0.7, 0.85};
+#define PLAN_PINS ((int)(sizeof plan_pin / sizeof *plan_pin))
+#define PLAN_CANDIDATES (2 * PLAN_SHARES + PLAN_PINS)
 #define PLAN_HBIAS 1e-9
+
+/* Per layer, what the dual leaves for plan: the best prices and the first. */
+typedef struct lg_keep {
+    double (*lam)[NTERMS], *mu, (*lam0)[NTERMS], *mu0;
+} lg_keep;
 
 typedef struct lg_run {
     const kvp_scenario *sc;
@@ -815,7 +849,7 @@ typedef struct lg_run {
     kvp_derived d;
     uint32_t iters;
     double tol;
-    kvp_schedule **sch; /* PLAN_CANDIDATES schedules, or NULL: the bound alone */
+    lg_keep *keep;     /* per layer, or NULL: the bound alone */
     double *best;      /* per layer */
     uint32_t *used;    /* per layer: iterations run */
     uint64_t *reads;   /* per layer: tokens read */
@@ -823,31 +857,46 @@ typedef struct lg_run {
     volatile sig_atomic_t *cancel;
 } lg_run;
 
+/* A layer's problem: its sizes and prices per token, and its reads (one pass over its
+ * cursor). */
+static int lg_setup(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d,
+                    const kvp_trace *tr, uint32_t l, kvp_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->layer = l;
+    g->P = kvp_trace_prompt(tr);
+    g->N = kvp_trace_steps(tr);
+    g->X = g->P + g->N;
+    g->S = kvp_slots(sc, d, 1);
+    const double tok = (double)d->tok_bytes;
+    g->kh = tok / sc->hbm_bandwidth;
+    g->kd = tok / sc->dram_bandwidth;
+    g->kl = tok / sc->link_bandwidth;
+    g->w = d->w_layer / sc->hbm_bandwidth;
+    if (!lg_alloc(g))
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+    int rc = lg_load(g, sc, tr, err);
+    if (rc >= 0)
+        lg_start(g, sc, d);
+    return rc;
+}
+
+static void keep_free(lg_keep *k)
+{
+    free(k->lam);
+    free(k->mu);
+    free(k->lam0);
+    free(k->mu0);
+}
+
 static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
 {
     lg_run *R = user;
     kvp_error *err = &R->err[l];
     lg_layer g;
-    memset(&g, 0, sizeof g);
-    g.layer = l;
-    g.P = kvp_trace_prompt(R->tr);
-    g.N = kvp_trace_steps(R->tr);
-    g.X = g.P + g.N;
-    g.S = kvp_slots(R->sc, &R->d, 1);
-    const double tok = (double)R->d.tok_bytes;
-    g.kh = tok / R->sc->hbm_bandwidth;
-    g.kd = tok / R->sc->dram_bandwidth;
-    g.kl = tok / R->sc->link_bandwidth;
-    g.w = R->d.w_layer / R->sc->hbm_bandwidth;
-    ivl_list L = {NULL, 0, 0, 0};
-    int rc;
-    if (!lg_alloc(&g)) {
-        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+    int rc = lg_setup(&g, R->sc, &R->d, R->tr, l, err);
+    if (rc < 0)
         goto done;
-    }
-    if ((rc = lg_load(&g, R->sc, R->tr, err)) < 0)
-        goto done;
-    lg_start(&g, R->sc, &R->d);
     memcpy(g.lam0, g.lam, g.N * sizeof *g.lam);
     memcpy(g.mu0, g.mu, (g.N + 1) * sizeof *g.mu);
     g.best = -INFINITY;
@@ -858,11 +907,11 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
             rc = kvp_error_set(err, KVP_EINTR, "interrupted at iteration %u of layer %u", it, l);
             goto done;
         }
-        double v = lg_eval(&g, 1, NULL, NULL);
+        double v = lg_eval(&g, NULL, NULL);
         lg_keep_best(&g, v);
         atomic_fetch_add(done, 1ull);
         if (it % 10 == 9) {
-            if (g.best - mark <= R->tol * fabs(g.best)) {
+            if (R->tol > 0 && g.best - mark <= R->tol * fabs(g.best)) {
                 it++;
                 break;
             }
@@ -874,38 +923,24 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
     R->best[l] = g.best;
     R->used[l] = it;
     R->reads[l] = g.reads;
-    if (R->sch) {
-        /* The candidates: the paths at the best prices and at the first ones, ties to HBM,
-         * each made feasible within a share of the slots (the optimum leaves HBM partly
-         * empty when DRAM serves reads in parallel). */
-        g.hbias = PLAN_HBIAS;
-        for (int p = 0; p < 2 && rc >= 0; p++) {
-            memcpy(g.lam, p ? g.lam0 : g.best_lam, g.N * sizeof *g.lam);
-            memcpy(g.mu, p ? g.mu0 : g.best_mu, (g.N + 1) * sizeof *g.mu);
-            L.n = 0;
-            lg_eval(&g, 1, collect, &L);
-            if (L.fail) {
-                rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", l);
-                goto done;
-            }
-            qsort(L.v, L.n, sizeof *L.v, by_start);
-            for (int f = 0; f < PLAN_SHARES && rc >= 0; f++) {
-                uint32_t most = g.S < g.X ? g.S : g.X;
-                uint32_t cap = (uint32_t)((double)most * plan_share[f]);
-                rc = lg_plan(&g, &L, cap, R->sch[p * PLAN_SHARES + f], err);
-            }
-        }
+    if (R->keep) { /* hand the prices over: the arrays move, no copy */
+        lg_keep *k = &R->keep[l];
+        k->lam = g.best_lam;
+        k->mu = g.best_mu;
+        k->lam0 = g.lam0;
+        k->mu0 = g.mu0;
+        g.best_lam = g.lam0 = NULL;
+        g.best_mu = g.mu0 = NULL;
     }
 done:
-    free(L.v);
     lg_free(&g);
     return rc;
 }
 
-/* Runs the dual search on every layer; *bound_s gets the proven bound, and sch (if not NULL)
- * the plan's moves. */
+/* Runs the dual search on every layer; *bound_s gets the proven bound, and keep (if not
+ * NULL) each layer's prices for plan. */
 static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                    const kvp_run_options *ro, kvp_schedule **sch, double *bound_s,
+                    const kvp_run_options *ro, lg_keep *keep, double *bound_s,
                     uint32_t *iters_max, uint64_t *reads_out, kvp_error *err)
 {
     lg_run R;
@@ -919,7 +954,7 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     R.tr = tr;
     R.iters = (uint32_t)ps->value[P_ITERS];
     R.tol = ps->value[P_TOL];
-    R.sch = sch;
+    R.keep = keep;
     R.cancel = ro ? ro->cancel : NULL;
     R.best = calloc(L, sizeof *R.best);
     R.used = calloc(L, sizeof *R.used);
@@ -959,6 +994,136 @@ done:
     return rc;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* plan's candidates: policies that build their layer's schedule from the dual's prices in
+ * their init (one more pass over the layer), then replay it.  Only the schedules of the
+ * layers being simulated are held at a time, so the memory does not grow with the layers. */
+
+/* A layer's dual paths at one price set, shared by that layer's candidates: the engine
+ * initialises every policy of a layer in that layer's thread, one after the other, so the
+ * first candidate that needs them computes them and the last one frees them. */
+typedef struct plan_paths {
+    ivl_list iv[2]; /* at the best prices, at the first */
+    int have[2];
+    int left; /* candidates of the layer still to start */
+    uint32_t most; /* min(slots, tokens) */
+    double dram_share;
+} plan_paths;
+
+typedef struct plan_shared {
+    const kvp_scenario *sc;
+    const kvp_trace *tr;
+    kvp_derived d;
+    const lg_keep *keep;
+    plan_paths *paths; /* per layer */
+} plan_shared;
+
+typedef struct plan_cand {
+    const plan_shared *sh;
+    int first;    /* 1: the first prices, 0: the best */
+    double share; /* of min(slots, tokens) */
+    double pin;   /* of the DRAM share at bound's split, pinned to DRAM */
+} plan_cand;
+
+typedef struct plan_state {
+    kvp_schedule *sch;
+    void *replay;
+} plan_state;
+
+static void plan_cand_free(void *state)
+{
+    plan_state *st = state;
+    if (!st)
+        return;
+    kvp_replay_free(st->replay);
+    kvp_schedule_free(st->sch);
+    free(st);
+}
+
+/* The layer's dual paths at price set p (0 best, 1 first), computed once. */
+static int plan_paths_get(const plan_shared *sh, uint32_t l, int p, kvp_error *err)
+{
+    plan_paths *pp = &sh->paths[l];
+    if (pp->have[p])
+        return 0;
+    const lg_keep *k = &sh->keep[l];
+    lg_layer g;
+    int rc = lg_setup(&g, sh->sc, &sh->d, sh->tr, l, err);
+    if (rc >= 0) {
+        memcpy(g.lam, p ? k->lam0 : k->lam, g.N * sizeof *g.lam);
+        memcpy(g.mu, p ? k->mu0 : k->mu, (g.N + 1) * sizeof *g.mu);
+        g.hbias = PLAN_HBIAS;
+        lg_eval(&g, collect, &pp->iv[p]);
+        if (pp->iv[p].fail)
+            rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", l);
+    }
+    if (rc >= 0) {
+        qsort(pp->iv[p].v, pp->iv[p].n, sizeof *pp->iv[p].v, by_start);
+        pp->most = g.S < g.X ? g.S : g.X;
+        pp->dram_share = g.dram_share;
+        pp->have[p] = 1;
+    }
+    lg_free(&g);
+    return rc;
+}
+
+static void plan_paths_release(const plan_shared *sh, uint32_t l)
+{
+    plan_paths *pp = &sh->paths[l];
+    if (--pp->left > 0)
+        return;
+    for (int p = 0; p < 2; p++) {
+        free(pp->iv[p].v);
+        pp->iv[p] = (ivl_list){NULL, 0, 0, 0};
+        pp->have[p] = 0;
+    }
+}
+
+static int plan_cand_init(void **state, const kvp_layer_info *li, const kvp_step *first,
+                          uint8_t *resident, kvp_error *err)
+{
+    (void)first;
+    const plan_cand *pc = li->ctx;
+    const plan_shared *sh = pc->sh;
+    const plan_paths *pp = &sh->paths[li->layer];
+    plan_state *st = calloc(1, sizeof *st);
+    int rc = st ? plan_paths_get(sh, li->layer, pc->first, err)
+                : kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", li->layer);
+    if (rc >= 0)
+        rc = kvp_schedule_create(&st->sch, kvp_trace_layers(sh->tr), li->steps, err);
+    if (rc >= 0) {
+        lg_layer g; /* lg_plan reads the layer and its steps only */
+        memset(&g, 0, sizeof g);
+        g.layer = li->layer;
+        g.N = li->steps;
+        ivl_list iv = pp->iv[pc->first];
+        rc = lg_plan(&g, &iv, (uint32_t)((double)pp->most * pc->share),
+                     pp->dram_share * pc->pin, st->sch, err);
+    }
+    plan_paths_release(sh, li->layer);
+    if (rc >= 0)
+        rc = kvp_replay_init(&st->replay, st->sch, li, resident, err);
+    if (rc < 0) {
+        plan_cand_free(st);
+        return rc;
+    }
+    *state = st;
+    return 0;
+}
+
+static int plan_cand_step(void *state, kvp_step *s, kvp_error *err)
+{
+    return kvp_replay_step(((plan_state *)state)->replay, s, err);
+}
+
+static const kvp_policy_ops plan_cand_ops = {
+    .name = "plan-candidate",
+    .doc = "a schedule from the dual's prices, made feasible, replayed",
+    .init = plan_cand_init,
+    .step = plan_cand_step,
+    .free = plan_cand_free,
+};
+
 static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
@@ -980,37 +1145,76 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     return 0;
 }
 
+/* plan's lookahead candidates */
+static const char *const plan_grid[] = {
+    "lookahead:W=2:R=0.5", "lookahead:W=2:R=1",  "lookahead:W=4:R=0.5",  "lookahead:W=4:R=1",
+    "lookahead:W=8:R=0.5", "lookahead:W=8:R=1", "lookahead:W=16:R=0.5", "lookahead:W=16:R=1",
+};
+#define PLAN_GRID ((int)(sizeof plan_grid / sizeof *plan_grid))
+
 static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                     const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
-    kvp_schedule *sch[PLAN_CANDIDATES] = {0};
-    kvp_policy_spec rs[PLAN_CANDIDATES];
-    kvp_result *cand = calloc(PLAN_CANDIDATES, sizeof *cand);
+    enum { MAXC = PLAN_CANDIDATES + PLAN_GRID };
+    const uint32_t L = kvp_trace_layers(tr);
+    plan_shared sh = {sc, tr, {0}, NULL, calloc(L ? L : 1, sizeof(plan_paths))};
+    plan_cand pc[PLAN_CANDIDATES];
+    kvp_policy_spec rs[MAXC];
+    kvp_result *cand = calloc(MAXC, sizeof *cand);
+    lg_keep *keep = calloc(L ? L : 1, sizeof *keep);
+    const int nc = PLAN_CANDIDATES + (ps->value[P_GRID] != 0 ? PLAN_GRID : 0);
     double b;
     uint32_t it;
-    int rc = cand ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
-    for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++)
-        rc = kvp_schedule_create(&sch[c], kvp_trace_layers(tr), kvp_trace_steps(tr), err);
+    int rc = cand && keep && sh.paths ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    for (uint32_t l = 0; sh.paths && l < L; l++)
+        sh.paths[l].left = PLAN_CANDIDATES;
     if (rc >= 0)
-        rc = lg_solve(sc, tr, ps, ro, sch, &b, &it, NULL, err);
-    /* every candidate replayed exactly, in one pass over the trace */
-    for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++)
-        kvp_schedule_spec(&rs[c], sch[c]);
+        rc = lg_solve(sc, tr, ps, ro, keep, &b, &it, NULL, err);
     if (rc >= 0)
-        rc = kvp_run_many(sc, tr, rs, PLAN_CANDIDATES, ro, cand, err);
+        rc = kvp_scenario_derive(sc, &sh.d, err);
+    sh.keep = keep;
+    /* the candidates: both price sets within shares of the slots, the best prices with
+     * shares of the tokens pinned to DRAM, and (grid=1) the lookahead grid; every one
+     * replayed exactly, in one pass over the trace */
+    for (int c = 0; c < PLAN_CANDIDATES && rc >= 0; c++) {
+        int pinned = c >= 2 * PLAN_SHARES;
+        pc[c] = (plan_cand){&sh, !pinned && c >= PLAN_SHARES,
+                            pinned ? 1.0 : plan_share[c % PLAN_SHARES],
+                            pinned ? plan_pin[c - 2 * PLAN_SHARES] : 0};
+        memset(&rs[c], 0, sizeof rs[c]);
+        rs[c].ops = &plan_cand_ops;
+        rs[c].ctx = &pc[c];
+    }
+    for (int c = PLAN_CANDIDATES; c < nc && rc >= 0; c++)
+        rc = kvp_policy_parse(&rs[c], plan_grid[c - PLAN_CANDIDATES], err);
+    if (rc >= 0)
+        rc = kvp_run_many(sc, tr, rs, (size_t)nc, ro, cand, err);
     if (rc >= 0) {
         int best = 0;
-        for (int c = 1; c < PLAN_CANDIDATES; c++)
+        for (int c = 1; c < nc; c++)
             if (cand[c].total_time_s < cand[best].total_time_s)
                 best = c;
         *res = cand[best];
         snprintf(res->policy, sizeof res->policy, "%s", ps->ops->name);
-        kvp_policy_format(ps, res->params, sizeof res->params);
+        /* like sa, plan names what it ran: the winning candidate */
+        if (best < 2 * PLAN_SHARES)
+            snprintf(res->params, sizeof res->params, "dual:prices=%s:share=%.1f",
+                     best < PLAN_SHARES ? "best" : "first", plan_share[best % PLAN_SHARES]);
+        else if (best < PLAN_CANDIDATES)
+            snprintf(res->params, sizeof res->params, "dual:prices=best:pinned=%.2f",
+                     plan_pin[best - 2 * PLAN_SHARES]);
+        else
+            snprintf(res->params, sizeof res->params, "%s", plan_grid[best - PLAN_CANDIDATES]);
         res->lower_bound_s = b;
         res->dual_iterations = it;
     }
-    for (int c = 0; c < PLAN_CANDIDATES; c++)
-        kvp_schedule_free(sch[c]);
+    for (uint32_t l = 0; keep && l < L; l++)
+        keep_free(&keep[l]);
+    for (uint32_t l = 0; sh.paths && l < L; l++) /* a run that stopped early */
+        for (int p = 0; p < 2; p++)
+            free(sh.paths[l].iv[p].v);
+    free(sh.paths);
+    free(keep);
     free(cand);
     return rc;
 }
@@ -1019,7 +1223,7 @@ const kvp_policy_ops kvp_policy_lpbound = {
     .name = "lpbound",
     .doc = "proven lower bound on the optimum that charges migration (Lagrangian dual)",
     .params = lg_params,
-    .nparams = NPARAMS,
+    .nparams = LPBOUND_PARAMS,
     .caps = KVP_CAP_BOUND,
     .run = lpbound_run,
 };

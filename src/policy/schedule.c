@@ -83,11 +83,9 @@ typedef struct replay_state {
     uint32_t *buf; /* the tokens of one step's moves */
 } replay_state;
 
-static int replay_init(void **state, const kvp_layer_info *li, const kvp_step *first,
-                       uint8_t *resident, kvp_error *err)
+int kvp_replay_init(void **state, const kvp_schedule *s, const kvp_layer_info *li,
+                    uint8_t *resident, kvp_error *err)
 {
-    (void)first;
-    const kvp_schedule *s = li->ctx;
     if (!s || li->layer >= s->layers || s->steps != li->steps)
         return kvp_error_set(err, KVP_EINVAL, "replay: no schedule for layer %u", li->layer);
     replay_state *st = calloc(1, sizeof *st);
@@ -99,16 +97,25 @@ static int replay_init(void **state, const kvp_layer_info *li, const kvp_step *f
         return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", li->layer);
     }
     st->sl = &s->layer[li->layer];
-    *state = st;
     const move_list *p = &st->sl->prom;
     for (; st->ip < p->n && (p->m[st->ip] >> 32) == 0; st->ip++) {
         uint32_t x = (uint32_t)p->m[st->ip];
-        if (x >= li->prompt || resident[x])
+        if (x >= li->prompt || resident[x]) {
+            kvp_replay_free(st);
             return kvp_error_set(err, KVP_ECHECK, "replay: initial placement of layer %u "
                                  "names token %u twice or outside the prompt", li->layer, x);
+        }
         resident[x] = 1;
     }
+    *state = st;
     return 0;
+}
+
+static int replay_init(void **state, const kvp_layer_info *li, const kvp_step *first,
+                       uint8_t *resident, kvp_error *err)
+{
+    (void)first;
+    return kvp_replay_init(state, li->ctx, li, resident, err);
 }
 
 /* The tokens of list ml at step n (stored as n + 1), from *at on. */
@@ -120,7 +127,7 @@ static uint32_t take(const move_list *ml, size_t *at, uint32_t n, uint32_t *buf)
     return k;
 }
 
-static int replay_step(void *state, kvp_step *s, kvp_error *err)
+int kvp_replay_step(void *state, kvp_step *s, kvp_error *err)
 {
     replay_state *st = state;
     uint32_t k = take(&st->sl->dem, &st->id, s->n, st->buf);
@@ -134,7 +141,7 @@ static int replay_step(void *state, kvp_step *s, kvp_error *err)
     return 0;
 }
 
-static void replay_free(void *state)
+void kvp_replay_free(void *state)
 {
     replay_state *st = state;
     if (st)
@@ -146,8 +153,8 @@ static const kvp_policy_ops replay_ops = {
     .name = "replay",
     .doc = "follows a schedule made by an offline planner",
     .init = replay_init,
-    .step = replay_step,
-    .free = replay_free,
+    .step = kvp_replay_step,
+    .free = kvp_replay_free,
 };
 
 void kvp_schedule_spec(kvp_policy_spec *ps, const kvp_schedule *s)

@@ -5,6 +5,7 @@
 #define KVP_SCHEDULE_H
 
 #include "kvplace.h"
+#include "policy/policy.h"
 
 #include <stdint.h>
 
@@ -31,5 +32,12 @@ int kvp_schedule_replay(const kvp_scenario *sc, const kvp_trace *tr, const kvp_s
 
 /* The replay policy's spec for schedule s (several replay in one pass with kvp_run_many). */
 void kvp_schedule_spec(kvp_policy_spec *ps, const kvp_schedule *s);
+
+/* The replay policy's own steps, for a policy that makes a schedule per layer in its init
+ * (plan's candidates): kvp_replay_init follows layer li->layer of s, which must outlive it. */
+int kvp_replay_init(void **state, const kvp_schedule *s, const kvp_layer_info *li,
+                    uint8_t *resident, kvp_error *err);
+int kvp_replay_step(void *state, kvp_step *s, kvp_error *err);
+void kvp_replay_free(void *state);
 
 #endif
