@@ -79,7 +79,8 @@ static int same_prefix(const kvp_step_record *a, const kvp_step_record *b, uint3
 static const char *const extra_specs[] = {
     "hot:decay=0",          "hot:decay=1",          "hot:est=0:decay=0.9",
     "hot:est=2",            "balanced:new_hbm=0",   "payback:payback=5:horizon=4",
-    "steer:budget=0.05",    "steer:est=0:decay=0.99", "lookahead:W=3:R=0.5",
+    "steer:budget=0.05",    "steer:est=0:decay=0.99", "steer:est=2:decay=0.99999",
+    "lookahead:W=3:R=0.5",
 };
 
 #define MAX_SPECS 32
