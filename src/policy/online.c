@@ -1,29 +1,32 @@
 /*
- * The online family's rule (docs/POLICIES.md "Online policies"), token granularity.
+ * The online family's rule (docs/POLICIES.md "The online family"), token granularity.
  *
  * Importance: every token x keeps e(x), an exponential moving average of what its reads add
- * (1, or the read's score over the step's highest), decayed by `decay` per step, lazily: e and
- * the step of its last read are stored, and e is decayed when it is read or looked at.  p(x),
- * the estimate that x is read at a step, is (1 - decay) e(x) (for decay 1: e over the steps
- * the token has existed).  Nothing of a later step is read: the policy is online.
+ * (1, or the read's score as a share of the step's range), decayed by `decay` per step,
+ * lazily: e and the step of its last read are stored, and e is decayed when it is read or
+ * looked at.  p(x), the estimate that x is read at a step, is (1 - decay) e(x) (for decay 1:
+ * e over the steps the token has existed).  Nothing of a later step is read: it is online.
  *
- * Each step, after the reads of step n are served (they are known: DESIGN.md §3), the policy
- * knows this step's traffic exactly and prices each move by what it adds to the step's time
- * (the max of the four terms).  It then
- *   1. places the new token (new_hbm: into HBM, evicting the coldest resident token if full);
- *   2. ranks this step's misses (read from DRAM) by p, hottest first; with `balance`, at most
- *      H* - H of them may come up, H the step's HBM reads and H* the bound's optimal HBM share
- *      of this step's reads (src/policy/bound.c), so HBM is not filled past the split at which
- *      HBM and DRAM take the same time;
- *   3. finds victims among the resident tokens not read this step with a CLOCK hand (the
- *      positions visited in turn, a bounded number per step, the coldest first);
+ * Each step, after the reads of step n are served (they are known: docs/MODEL.md), the
+ * policy knows this step's traffic exactly and prices each move by what it adds to the
+ * step's time (the max of the four terms).  It then
+ *   1. with `balance`, lets at most H* - H + L misses come up: H the step's HBM reads, H* the
+ *      balanced split of this step's reads (the bound's, with the last step's other traffic
+ *      on each side), L the learnt shortfall of the HBM reads against what was expected, so
+ *      HBM is not filled past the split at which HBM and DRAM take the same time;
+ *   2. places the new token (new_hbm: into HBM, evicting the coldest resident token if full;
+ *      under the balance only where the split leaves room);
+ *   3. ranks this step's misses by p, hottest first, and finds victims among the resident
+ *      tokens not read this step with a CLOCK hand (the positions visited in turn, a bounded
+ *      number a step), the coldest first; when they run out and the reads nearly fill HBM,
+ *      among the read ones too;
  *   4. pairs the hottest miss with the coldest victim (or a free slot) while p(x) > p(y) and,
  *      with payback > 0, (p(x) - p(y)) * horizon * s > payback * dT, where s is the time a read
  *      saves by coming from HBM instead of DRAM and the link, and dT what the swap adds to this
  *      step's time (0 while it fits in the slack of the terms that are not the max), and while
  *      the promotions stay within budget * (reads of the step).
  * A promoted token was just read, so its move is a write to HBM alone (the read carried it up);
- * a victim not read costs an HBM read, the link down and a DRAM write.
+ * a victim costs the link down and a DRAM write, and an HBM read unless it was read.
  *
  * Cost per step: O(reads) for the estimates and the ranking (a counting sort on p in
  * P_BUCKETS buckets), plus the hand's visits, at most SCAN_FACTOR times the swaps wanted plus
