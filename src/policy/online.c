@@ -2,7 +2,8 @@
  * The online family's rule (docs/POLICIES.md "The online family"), token granularity.
  *
  * Importance: every token x keeps e(x), an exponential moving average of what its reads add
- * (1, or the read's score as a share of the step's range), decayed by `decay` per step,
+ * (est: 1; its score over the step's highest; or its margin over the step's lowest read
+ * score as a share of the range), decayed by `decay` per step,
  * lazily: e and the step of its last read are stored, and e is decayed when it is read or
  * looked at.  p(x), the estimate that x is read at a step, is (1 - decay) e(x) (for decay 1:
  * e over the steps the token has existed).  Nothing of a later step is read: it is online.
