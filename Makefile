@@ -21,12 +21,13 @@ BENCH_SRC := $(sort $(wildcard bench/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+GOLDEN   := $(BUILD)/tests/golden_extract
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIB      := $(BUILD)/libkvplace.a
 KVPLACE  := $(BUILD)/kvplace
 
 .PHONY: all test sanitize bench clean
-all: $(KVPLACE) $(TEST_BIN)
+all: $(KVPLACE) $(TEST_BIN) $(GOLDEN)
 
 $(BUILD)/%.o: %.c include/kvplace.h $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
@@ -41,6 +42,10 @@ $(KVPLACE): $(CLI_OBJ) $(LIB)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# The golden tests' JSON reader (tests/golden/README.md): cJSON only, no library.
+$(GOLDEN): $(BUILD)/tests/golden_extract.o
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)

@@ -66,12 +66,6 @@ typedef struct kvp_error {
 } kvp_error;
 
 const char *kvp_strerror(int code);
-/* Sets err (if not NULL) and returns code. */
-int kvp_error_set(kvp_error *err, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 
 /* ---------------------------------------------------------------------------------------- */
 /* Scenario parameters (DESIGN.md §1).  Names, units, bounds, defaults and docs live in one
@@ -217,11 +211,6 @@ int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, doub
  * (a NaN or infinite score, a short read).  a's arrays stay valid until the next call. */
 int kvp_cursor_next(kvp_cursor *c, kvp_access *a, kvp_error *err);
 void kvp_cursor_free(kvp_cursor *c);
-
-/* Top-k selection shared by every score source: the k highest of scores[0..n-1], ties to
- * the lower position, written ascending by position.  scratch must hold n uint32_t. */
-void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, float *score_out,
-              uint32_t *scratch);
 
 /* Synthetic traces (DESIGN.md §6; docs/SYNTHETIC.md for the model and its sources). */
 typedef struct kvp_synth_params {

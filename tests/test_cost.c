@@ -99,11 +99,13 @@ static void test_model_of_scenario(void)
     CHECK_NEAR(m.kv_capacity[0], d.cap_layer, 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    test_busiest_wins();
-    test_traffic_of_tokens();
-    test_bound();
-    test_model_of_scenario();
-    return check_done();
+    static const check_test tests[] = {
+        {"busiest_wins", test_busiest_wins},
+        {"traffic_of_tokens", test_traffic_of_tokens},
+        {"bound", test_bound},
+        {"model_of_scenario", test_model_of_scenario},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

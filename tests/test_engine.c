@@ -3,53 +3,22 @@
  * bound, and for the engine's charging of promotions and demotions through a scripted policy.
  * Then properties on random scenarios.
  */
-#include "check.h"
+#include "support.h"
 #include "policy/policy.h"
 
-#include <stdlib.h>
-
-static kvp_error err;
-
-/* A toy machine where the arithmetic is easy: tok_bytes = 2*1*1*1*1 = 2 bytes, one layer,
- * weights 100 B, HBM 108 B -> kv_budget 8 B -> 4 token slots (g = 1) or 2 slots of g = 2.
- * HBM 1000 B/s, DRAM 100 B/s, link 50 B/s each way. */
+/* The toy machine (tests/support.h): weights 100 B, HBM 108 B -> kv_budget 8 B -> 4 token
+ * slots (g = 1) or 2 slots of g = 2; link 50 B/s each way. */
 static void toy(kvp_scenario *sc)
 {
-    kvp_scenario_default(sc);
-    const char *set[] = {"layers=1",         "kv_heads=1",         "head_dim=1",
-                         "dtype_bytes=1",    "batch=1",            "weight_bytes=100",
-                         "hbm_capacity=108", "hbm_bandwidth=1000", "dram_bandwidth=100",
-                         "link_bandwidth=50", "dram_capacity=1000", "reserve=0"};
-    for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-        CHECK_OK(kvp_param_assign(sc, set[i], &err), &err);
+    toy_machine(sc, 100, 108, 50);
 }
 
-/* N = 3 steps, C = 6 positions -> P = 4.  Reads: step 0 {0,2,3}, step 1 {1,4}, step 2 {0,5}. */
+/* N = 3 steps, C = 6 positions -> P = 4.  Reads: step 0 {0,2,3}, step 1 {1,4}, step 2 {0,5};
+ * position 5 is also marked at step 0, where it does not exist yet: it must be ignored. */
 static kvp_trace *toy_trace(void)
 {
-    float marks[3 * 6] = {0};
-    marks[0 * 6 + 0] = marks[0 * 6 + 2] = marks[0 * 6 + 3] = 1;
-    marks[1 * 6 + 1] = marks[1 * 6 + 4] = 1;
-    marks[2 * 6 + 0] = marks[2 * 6 + 5] = 1;
-    marks[0 * 6 + 5] = 1; /* padding: position 5 does not exist at step 0, must be ignored */
-    kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_from_memory(&t, marks, 3, 1, 6, 1, "toy", &err), &err);
-    return t;
-}
-
-static kvp_result run1(const kvp_scenario *sc, const kvp_trace *t, const char *policy,
-                       unsigned threads)
-{
-    kvp_policy_spec ps;
-    kvp_result r;
-    memset(&r, 0, sizeof r);
-    CHECK_OK(kvp_policy_parse(&ps, policy, &err), &err);
-    kvp_run_options ro;
-    kvp_run_options_default(&ro);
-    ro.threads = threads;
-    ro.check = 1;
-    CHECK_OK(kvp_run(sc, t, &ps, &ro, &r, &err), &err);
-    return r;
+    static const int marks[3][8] = {{0, 2, 3, 5, -1}, {1, 4, -1}, {0, 5, -1}};
+    return marks_trace(3, 6, marks);
 }
 
 static void test_static(void)
@@ -57,7 +26,7 @@ static void test_static(void)
     kvp_scenario sc;
     toy(&sc);
     kvp_trace *t = toy_trace();
-    kvp_result r = run1(&sc, t, "static", 1);
+    kvp_result r = run_one(&sc, t, "static", 1);
     /* Slots 4: the 4 prompt tokens fill HBM; new tokens 4, 5, 6 go to DRAM.
      * step 0: HBM reads 0,2,3 (6 B); new token to DRAM (2 B write, 2 B down).
      *   max((100+6)/1000, 2/100, 0, 2/50) = 0.106
@@ -87,7 +56,7 @@ static void test_unlimited(void)
     kvp_scenario sc;
     toy(&sc);
     kvp_trace *t = toy_trace();
-    kvp_result r = run1(&sc, t, "unlimited", 1);
+    kvp_result r = run_one(&sc, t, "unlimited", 1);
     /* Every read and every new token in HBM:
      * step 0: (100 + 6 read + 2 write)/1000 = 0.108; steps 1, 2: (100 + 4 + 2)/1000 = 0.106.
      * Slower than static here: the new tokens' writes land on the HBM, which the weights
@@ -106,14 +75,14 @@ static void test_bound(void)
     kvp_scenario sc;
     toy(&sc);
     kvp_trace *t = toy_trace();
-    kvp_result r = run1(&sc, t, "bound", 1);
+    kvp_result r = run_one(&sc, t, "bound", 1);
     /* cap = 8 B, w = 100 B, B_hbm = 1000, B_off = min(100, 50) = 50.
      * step 0: a = 6 B.  (100 + h)/1000 = (6 - h)/50 at h = (6000 - 5000)/1050 = 20/21,
      *   inside [0, 6]: t = (100 + 20/21)/1000 = 2120/21000.
      * steps 1, 2: a = 4 B: h = (4000 - 5000)/1050 < 0 -> h = 0: max(0.1, 4/50) = 0.1. */
     CHECK_NEAR(r.total_time_s, 2120.0 / 21000.0 + 0.2, 1e-12);
     CHECK_NEAR(r.hbm_hit_rate_kv, (20.0 / 21.0) / 14.0, 1e-12);
-    kvp_result s = run1(&sc, t, "static", 1);
+    kvp_result s = run_one(&sc, t, "static", 1);
     CHECK(s.total_time_s >= r.total_time_s);
     kvp_trace_free(t);
 }
@@ -255,7 +224,7 @@ static void test_errors(void)
                 "no parameter \"W\"");
     float bad[2 * 3] = {1, 2, 3, 1, NAN, 3};
     kvp_trace *tb = NULL;
-    CHECK_OK(kvp_trace_from_memory(&tb, bad, 2, 1, 3, 0, "nan", &err), &err);
+    REQUIRE_OK(kvp_trace_from_memory(&tb, bad, 2, 1, 3, 0, "nan", &err), &err);
     toy(&sc);
     CHECK_FAILS(kvp_run(&sc, tb, &ps, &ro, &r, &err), KVP_EFORMAT, &err, "NaN");
     kvp_trace_free(tb);
@@ -271,8 +240,9 @@ static uint32_t rnd(uint32_t n)
     return (uint32_t)((rng_state >> 33) % n);
 }
 
-static void test_properties(uint64_t seed)
+static void test_properties(void)
 {
+    const uint64_t seed = check_seed;
     rng_state = seed;
     printf("properties: seed %llu\n", (unsigned long long)seed);
     size_t npol;
@@ -283,7 +253,7 @@ static void test_properties(uint64_t seed)
         for (size_t i = 0; i < (size_t)N * L * C; i++)
             data[i] = (float)rnd(8); /* many ties */
         kvp_trace *t = NULL;
-        CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, 0, "random", &err), &err);
+        REQUIRE_OK(kvp_trace_from_memory(&t, data, N, L, C, 0, "random", &err), &err);
         free(data);
         kvp_scenario sc;
         toy(&sc);
@@ -296,7 +266,7 @@ static void test_properties(uint64_t seed)
         kvp_param_assign(&sc, buf, &err);
         snprintf(buf, sizeof buf, "page_tokens=%u", 1 + rnd(4));
         kvp_param_assign(&sc, buf, &err);
-        kvp_result b = run1(&sc, t, "bound", 1);
+        kvp_result b = run_one(&sc, t, "bound", 1);
         /* All policies in one pass give the same results as one run each. */
         kvp_policy_spec all[16];
         kvp_result many[16];
@@ -307,14 +277,14 @@ static void test_properties(uint64_t seed)
         ro.check = 1;
         CHECK_OK(kvp_run_many(&sc, t, all, (size_t)nall, &ro, many, &err), &err);
         for (size_t i = 0; i < npol; i++) {
-            kvp_result one = run1(&sc, t, pol[i]->name, 2);
+            kvp_result one = run_one(&sc, t, pol[i]->name, 2);
             if (!CHECK(memcmp(&one, &many[i], sizeof one) == 0))
                 fprintf(stderr, "    %s: run_many differs from run (seed %llu iter %d)\n",
                         pol[i]->name, (unsigned long long)seed, iter);
         }
         for (size_t i = 0; i < npol; i++) {
-            kvp_result r1 = run1(&sc, t, pol[i]->name, 1);
-            kvp_result r2 = run1(&sc, t, pol[i]->name, 2);
+            kvp_result r1 = run_one(&sc, t, pol[i]->name, 1);
+            kvp_result r2 = run_one(&sc, t, pol[i]->name, 2);
             CHECK(memcmp(&r1, &r2, sizeof r1) == 0);
             if (!(pol[i]->caps & KVP_CAP_UNLIMITED) && !check_report_(r1.total_time_s >= b.total_time_s *
                                                      (1 - 1e-12), __FILE__, __LINE__,
@@ -328,12 +298,11 @@ static void test_properties(uint64_t seed)
 
 int main(int argc, char **argv)
 {
-    test_static();
-    test_unlimited();
-    test_bound();
-    test_charging();
-    test_overfill_caught();
-    test_errors();
-    test_properties(argc > 1 ? strtoull(argv[1], NULL, 10) : 20261124);
-    return check_done();
+    static const check_test tests[] = {
+        {"static", test_static},     {"unlimited", test_unlimited},
+        {"bound", test_bound},       {"charging", test_charging},
+        {"overfill_caught", test_overfill_caught}, {"errors", test_errors},
+        {"properties", test_properties},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

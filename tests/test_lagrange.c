@@ -222,9 +222,11 @@ static void test_hand(void)
     kvp_trace_free(t);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    test_hand();
-    test_random_tiny();
-    return check_done();
+    static const check_test tests[] = {
+        {"hand", test_hand},
+        {"random_tiny", test_random_tiny},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

@@ -2,6 +2,7 @@
  * built byte by byte by the test itself (the prelude, a hand-written header dict, the data),
  * so the reader is checked against the NumPy format description, not against our writer. */
 #include "check.h"
+#include "base/error.h"
 #include "trace/trace.h"
 
 #include <dirent.h>
@@ -282,7 +283,7 @@ static void check_f32_trace(const char *path)
     data[0][0][4] = f32_bits(0x7FC00000u); /* NaN in padding: must be ignored */
     kvp_error err = {0};
     kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_open_npy(&t, path, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, path, &err), &err);
     if (!t)
         return;
     CHECK_EQ_U64(kvp_trace_steps(t), 2);
@@ -297,8 +298,8 @@ static void check_f32_trace(const char *path)
     static const float l1s0v[] = {4.0f, 3.0f}, l1s1v[] = {-1.0f, -0.5f, 0.0f};
     kvp_cursor *c0 = NULL, *c1 = NULL;
     kvp_access a;
-    CHECK_OK(kvp_cursor_create(&c0, t, 0, 0.5, &err), &err);
-    CHECK_OK(kvp_cursor_create(&c1, t, 1, 0.5, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c0, t, 0, 0.5, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c1, t, 1, 0.5, &err), &err);
     if (c0 && c1) {
         CHECK_EQ_INT(kvp_cursor_next(c0, &a, &err), 1);
         CHECK(access_is(&a, 2, l0s0, l0s0v));
@@ -379,14 +380,14 @@ static void test_f16(void)
     npy_file(p, 2, 64, dict, half, sizeof half);
     kvp_error err = {0};
     kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (!t)
         return;
     CHECK_EQ_U64(kvp_trace_prompt(t), 8);
     kvp_cursor *c = NULL;
     kvp_access a;
     /* sparsity 0: every position, with its exact value */
-    CHECK_OK(kvp_cursor_create(&c, t, 0, 0.0, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.0, &err), &err);
     if (c && kvp_cursor_next(c, &a, &err) == 1) {
         CHECK_EQ_U64(a.count, 8);
         for (uint32_t i = 0; i < 8 && i < a.count; i++) {
@@ -398,7 +399,7 @@ static void test_f16(void)
     /* sparsity 0.5: k = 4, the four largest: 65504 (1), 1.0 (0), 0.333 (7), 2^-14 (6); note
      * 2^-14 = 1024 * 2^-24 beats the largest subnormal 1023 * 2^-24 */
     static const uint32_t top4[] = {0, 1, 6, 7};
-    CHECK_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
     if (c) {
         CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
         CHECK(access_is(&a, 4, top4, NULL));
@@ -424,9 +425,9 @@ static void test_f16_exhaustive(void)
     kvp_trace *t = NULL;
     kvp_cursor *c = NULL;
     kvp_access a;
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t)
-        CHECK_OK(kvp_cursor_create(&c, t, 0, 0.0, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.0, &err), &err);
     if (c && kvp_cursor_next(c, &a, &err) == 1 && a.count == count) {
         int bad = 0;
         for (uint32_t i = 0; i < count; i++) {
@@ -461,7 +462,7 @@ static void test_bool(void)
     npy_file(p, 1, 64, dict, marks, sizeof marks);
     kvp_error err = {0};
     kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (!t)
         return;
     CHECK_EQ_INT(kvp_trace_is_bool(t), 1);
@@ -470,7 +471,7 @@ static void test_bool(void)
     static const float ones[] = {1.0f, 1.0f, 1.0f};
     kvp_cursor *c = NULL;
     kvp_access a;
-    CHECK_OK(kvp_cursor_create(&c, t, 0, 0.9, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.9, &err), &err);
     if (c) {
         CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
         CHECK(access_is(&a, 2, s0, ones));
@@ -494,9 +495,9 @@ static void test_bad_scores(void)
     d[1][2] = f32_bits(0x7FC00000u);
     const char *p = tpath("nan.npy");
     npy_f32(p, 1, 64, 2, 1, 3, &d[0][0]);
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        CHECK_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
         if (c) {
             CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
             CHECK_FAILS(kvp_cursor_next(c, &a, &err), KVP_EFORMAT, &err,
@@ -512,9 +513,9 @@ static void test_bad_scores(void)
     d[0][1] = f32_bits(0x7F800000u); /* +inf at step 0, position 1 */
     p = tpath("inf.npy");
     npy_f32(p, 1, 64, 2, 1, 3, &d[0][0]);
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        CHECK_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
         if (c)
             CHECK_FAILS(kvp_cursor_next(c, &a, &err), KVP_EFORMAT, &err,
                         "step 0, layer 0, position 1: score is +inf");
@@ -529,9 +530,9 @@ static void test_bad_scores(void)
     dict_for(dict, sizeof dict, "<f2", 2, 1, 3);
     p = tpath("f16inf.npy");
     npy_file(p, 1, 64, dict, h, sizeof h);
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        CHECK_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
         if (c)
             CHECK_FAILS(kvp_cursor_next(c, &a, &err), KVP_EFORMAT, &err,
                         "step 0, layer 0, position 0: score is -inf");
@@ -544,9 +545,9 @@ static void test_bad_scores(void)
     npy_file(p, 1, 64, dict, ok, sizeof ok);
     t = NULL;
     c = NULL;
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        CHECK_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
         if (c) {
             static const uint32_t s0[] = {1};      /* k = ceil(0.5 * 2) = 1: 2.0 at pos 1 */
             static const uint32_t s1[] = {0, 1}; /* k = ceil(1.5) = 2: three 1.0s, lowest 2 */
@@ -898,7 +899,7 @@ static void test_write_formula(void)
     free(buf);
 
     kvp_trace *back = NULL;
-    CHECK_OK(kvp_trace_open_npy(&back, out, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&back, out, &err), &err);
     if (back) {
         CHECK(same_access(t, back, 0.3));
         CHECK(same_access(t, back, 0.0));
@@ -911,7 +912,7 @@ static void test_write_formula(void)
         oracle_topk(row, 9, 5, want);
         kvp_cursor *c = NULL;
         kvp_access a;
-        CHECK_OK(kvp_cursor_create(&c, back, 2, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, back, 2, 0.5, &err), &err);
         for (int i = 0; c && i < 4; i++)
             CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
         CHECK(c && access_is(&a, 5, want, NULL));
@@ -936,10 +937,10 @@ static void test_write_roundtrip_npy(void)
     npy_file(src, 3, 64, dict, h, sizeof h);
     kvp_error err = {0};
     kvp_trace *a = NULL, *b = NULL;
-    CHECK_OK(kvp_trace_open_npy(&a, src, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&a, src, &err), &err);
     if (a)
         CHECK_OK(kvp_trace_write_npy(a, dst, &err), &err);
-    CHECK_OK(kvp_trace_open_npy(&b, dst, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&b, dst, &err), &err);
     if (a && b) {
         CHECK(same_access(a, b, 0.0));
         CHECK(same_access(a, b, 0.5));
@@ -958,7 +959,7 @@ static void test_write_roundtrip_npy(void)
     if (b)
         CHECK_OK(kvp_trace_write_npy(b, src, &err), &err);
     kvp_trace *c = NULL;
-    CHECK_OK(kvp_trace_open_npy(&c, src, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&c, src, &err), &err);
     if (a && c)
         CHECK(same_access(b, c, 0.5));
     kvp_trace_free(a);
@@ -983,7 +984,7 @@ static void test_write_refusals(void)
     const char *bp = tpath("marks.npy");
     npy_file(bp, 1, 64, dict, marks, sizeof marks);
     t = NULL;
-    CHECK_OK(kvp_trace_open_npy(&t, bp, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, bp, &err), &err);
     if (t)
         CHECK_FAILS(kvp_trace_write_npy(t, tpath("marks_out.npy"), &err), KVP_EINVAL, &err,
                     "bool marks");
@@ -1046,7 +1047,7 @@ static void test_stats_bool(void)
     kvp_error err = {0};
     kvp_trace *t = NULL;
     kvp_trace_stats st;
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
         CHECK_OK(kvp_trace_stats_compute(t, 0.5, &st, &err), &err);
         CHECK_EQ_U64(st.reads, 15);
@@ -1069,7 +1070,7 @@ static void test_stats_scores(void)
     kvp_error err = {0};
     kvp_trace *t = NULL;
     kvp_trace_stats st;
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
         CHECK_OK(kvp_trace_stats_compute(t, 0.5, &st, &err), &err);
         CHECK_EQ_U64(st.reads, 10);
@@ -1083,7 +1084,7 @@ static void test_stats_scores(void)
     p = tpath("stats_nan.npy");
     npy_f32(p, 1, 64, 2, 2, 5, &data[0][0][0]);
     t = NULL;
-    CHECK_OK(kvp_trace_open_npy(&t, p, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t)
         CHECK_FAILS(kvp_trace_stats_compute(t, 0.5, &st, &err), KVP_EFORMAT, &err,
                     "step 1, layer 1, position 2: score is NaN");
@@ -1108,8 +1109,24 @@ static void cleanup(void)
     rmdir(tmpdir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    static const check_test tests[] = {
+        {"topk_hand", test_topk_hand},
+        {"topk_random", test_topk_random},
+        {"f32_versions", test_f32_versions},
+        {"header_variants", test_header_variants},
+        {"f16", test_f16},
+        {"f16_exhaustive", test_f16_exhaustive},
+        {"bool", test_bool},
+        {"bad_scores", test_bad_scores},
+        {"refusals", test_refusals},
+        {"write_formula", test_write_formula},
+        {"write_roundtrip_npy", test_write_roundtrip_npy},
+        {"write_refusals", test_write_refusals},
+        {"stats_bool", test_stats_bool},
+        {"stats_scores", test_stats_scores},
+    };
     const uint16_t probe = 1;
     unsigned char first;
     memcpy(&first, &probe, 1);
@@ -1121,20 +1138,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    test_topk_hand();
-    test_topk_random();
-    test_f32_versions();
-    test_header_variants();
-    test_f16();
-    test_f16_exhaustive();
-    test_bool();
-    test_bad_scores();
-    test_refusals();
-    test_write_formula();
-    test_write_roundtrip_npy();
-    test_write_refusals();
-    test_stats_bool();
-    test_stats_scores();
+    int rc = check_main(argc, argv, tests, sizeof tests / sizeof *tests);
     cleanup();
-    return check_done();
+    return rc;
 }

@@ -566,14 +566,16 @@ static void test_config(void)
     unlink(path_c);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    test_parse();
-    test_set();
-    test_table();
-    test_presets();
-    test_derive();
-    test_roundtrip();
-    test_config();
-    return check_done();
+    static const check_test tests[] = {
+        {"parse", test_parse},
+        {"set", test_set},
+        {"table", test_table},
+        {"presets", test_presets},
+        {"derive", test_derive},
+        {"roundtrip", test_roundtrip},
+        {"config", test_config},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

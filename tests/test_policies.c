@@ -2,71 +2,23 @@
  * The dynamic policies reactive, page and lookahead (DESIGN.md §5).  First hand-worked cases,
  * bytes and times derived in the comments; then a differential property test against a naive
  * reference written straight from DESIGN.md §3 and §5 (full sorts and scans, recounted
- * windows, none of the policies' incremental structures).
+ * windows, none of the policies' incremental structures), which reads the access sets from
+ * the trace's raw array itself, not through the library's cursor and top-k.
  *
- * Usage: test_policies [seed]
+ * Usage: test_policies [--seed N] [TEST...] (--list names them)
  */
-#include "check.h"
-#include "kvplace.h"
-
-#include <stdlib.h>
-
-static kvp_error err;
+#include "support.h"
 
 /* ---------------------------------------------------------------------------------------- */
-/* Helpers                                                                                  */
+/* Helpers (the shared ones are in tests/support.h)                                         */
 
-static void assign(kvp_scenario *sc, const char *name, unsigned long long v)
-{
-    char buf[96];
-    snprintf(buf, sizeof buf, "%s=%llu", name, v);
-    CHECK_OK(kvp_param_assign(sc, buf, &err), &err);
-}
-
-/* The toy machine: tok_bytes = 2 * 1 * 1 * 1 * 1 = 2 B; weights 10 B, read once per step
- * (one layer: w_layer = 10 B); HBM 1000 B/s, DRAM 100 B/s, link 100 B/s each way.
+/* The toy machine (tests/support.h) with weights 10 B, read once per step (one layer:
+ * w_layer = 10 B), and a link of 100 B/s each way; sparsity 0 (bool traces mark their reads).
  * kv_budget = hbm_capacity - 10, so hbm_capacity = 10 + slots * g * 2. */
 static void toy(kvp_scenario *sc, unsigned long long hbm_capacity)
 {
-    kvp_scenario_default(sc);
-    const char *set[] = {"layers=1",         "kv_heads=1",          "head_dim=1",
-                         "dtype_bytes=1",    "batch=1",             "weight_bytes=10",
-                         "reserve=0",        "hbm_bandwidth=1000",  "dram_bandwidth=100",
-                         "link_bandwidth=100", "dram_capacity=100000", "sparsity=0"};
-    for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-        CHECK_OK(kvp_param_assign(sc, set[i], &err), &err);
-    assign(sc, "hbm_capacity", hbm_capacity);
-}
-
-/* A one-layer bool trace of N steps over C positions; marks[n] lists the positions read at
- * step n, ended by -1. */
-static kvp_trace *marks_trace(uint32_t N, uint32_t C, const int marks[][8])
-{
-    float *data = calloc((size_t)N * C, sizeof *data);
-    for (uint32_t n = 0; n < N; n++)
-        for (int i = 0; marks[n][i] >= 0; i++)
-            data[(size_t)n * C + (uint32_t)marks[n][i]] = 1;
-    kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_from_memory(&t, data, N, 1, C, 1, "marks", &err), &err);
-    free(data);
-    return t;
-}
-
-static kvp_result run_policy(const kvp_scenario *sc, const kvp_trace *t, const char *policy,
-                             unsigned threads)
-{
-    kvp_policy_spec ps;
-    kvp_result r;
-    memset(&r, 0, sizeof r);
-    CHECK_OK(kvp_policy_parse(&ps, policy, &err), &err);
-    kvp_run_options ro;
-    kvp_run_options_default(&ro);
-    ro.threads = threads;
-    ro.check = 1;
-    int rc = kvp_run(sc, t, &ps, &ro, &r, &err);
-    if (!check_report_(rc >= 0, __FILE__, __LINE__, "kvp_run"))
-        fprintf(stderr, "    %s: rc %d: %s\n", policy, rc, err.msg);
-    return r;
+    toy_machine(sc, 10, hbm_capacity, 100);
+    REQUIRE_OK(kvp_param_assign(sc, "sparsity=0", &err), &err);
 }
 
 /* Every byte counter, given in tokens of 2 B. */
@@ -120,7 +72,7 @@ static void test_lru_order(void)
     kvp_scenario sc;
     toy(&sc, 16);
     kvp_trace *t = marks_trace(5, 8, marks);
-    kvp_result r = run_policy(&sc, t, "reactive", 1);
+    kvp_result r = run_one(&sc, t, "reactive", 1);
     CHECK_EQ_U64(r.slots, 3);
     CHECK_EQ_U64(r.block_tokens, 1);
     check_tokens(&r, (tokens){2, 2, 9, 7, 2, 7, 2, 7, 2, 7}, 0.18, __LINE__);
@@ -147,8 +99,8 @@ static void test_reactive_overflow(void)
     toy(&sc, 14);
     CHECK_OK(kvp_param_assign(&sc, "sparsity=0.5", &err), &err);
     kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_from_memory(&t, scores, 3, 1, 6, 0, "overflow", &err), &err);
-    kvp_result r = run_policy(&sc, t, "reactive", 1);
+    REQUIRE_OK(kvp_trace_from_memory(&t, scores, 3, 1, 6, 0, "overflow", &err), &err);
+    kvp_result r = run_one(&sc, t, "reactive", 1);
     check_tokens(&r, (tokens){3, 5, 6, 5, 5, 5, 5, 5, 2, 5}, 0.2, __LINE__);
     kvp_trace_free(t);
 }
@@ -167,7 +119,7 @@ static void test_reactive_blocks(void)
     kvp_scenario sc;
     toy(&sc, 18);
     kvp_trace *t = marks_trace(2, 4, marks);
-    kvp_result r = run_policy(&sc, t, "reactive:g=2", 1);
+    kvp_result r = run_one(&sc, t, "reactive:g=2", 1);
     CHECK_EQ_U64(r.block_tokens, 2);
     CHECK_EQ_U64(r.slots, 2);
     check_tokens(&r, (tokens){2, 0, 4, 2, 0, 2, 0, 2, 0, 2}, 0.054, __LINE__);
@@ -185,7 +137,7 @@ static void test_zero_slots(void)
     kvp_trace *t = marks_trace(5, 8, marks);
     const char *pol[] = {"reactive", "page", "lookahead"};
     for (size_t i = 0; i < sizeof pol / sizeof *pol; i++) {
-        kvp_result r = run_policy(&sc, t, pol[i], 1);
+        kvp_result r = run_one(&sc, t, pol[i], 1);
         CHECK_EQ_U64(r.slots, 0);
         check_tokens(&r, (tokens){0, 4, 0, 0, 4, 5, 4, 5, 0, 0}, 0.18, __LINE__);
     }
@@ -213,7 +165,7 @@ static void test_page_whole(void)
     kvp_scenario sc;
     toy(&sc, 18);
     kvp_trace *t = marks_trace(2, 7, marks);
-    kvp_result r = run_policy(&sc, t, "page:page_tokens=2", 1);
+    kvp_result r = run_one(&sc, t, "page:page_tokens=2", 1);
     CHECK_EQ_U64(r.block_tokens, 2);
     CHECK_EQ_U64(r.slots, 2);
     CHECK_EQ_U64(r.dram_read, 6);
@@ -221,11 +173,11 @@ static void test_page_whole(void)
     check_tokens(&r, (tokens){3, 2, 5, 2, 3, 4, 3, 4, 2, 2}, 0.14, __LINE__);
     /* page_tokens = 0 (the default) takes the scenario's page size. */
     CHECK_OK(kvp_param_assign(&sc, "page_tokens=2", &err), &err);
-    kvp_result d = run_policy(&sc, t, "page", 1);
+    kvp_result d = run_one(&sc, t, "page", 1);
     CHECK_EQ_U64(d.block_tokens, 2);
     check_tokens(&d, (tokens){3, 2, 5, 2, 3, 4, 3, 4, 2, 2}, 0.14, __LINE__);
     CHECK_OK(kvp_param_assign(&sc, "page_tokens=16", &err), &err);
-    d = run_policy(&sc, t, "page", 1);
+    d = run_one(&sc, t, "page", 1);
     CHECK_EQ_U64(d.block_tokens, 16);
     kvp_trace_free(t);
 }
@@ -254,10 +206,10 @@ static void test_lookahead_r1(void)
     toy(&sc, 14);
     kvp_trace *t = marks_trace(4, 6, la_marks);
     const tokens want = {4, 3, 7, 3, 3, 7, 3, 7, 3, 3};
-    kvp_result r = run_policy(&sc, t, "lookahead:W=2:R=1", 1);
+    kvp_result r = run_one(&sc, t, "lookahead:W=2:R=1", 1);
     CHECK_EQ_U64(r.slots, 2);
     check_tokens(&r, want, 0.2, __LINE__);
-    r = run_policy(&sc, t, "lookahead:W=10:R=1", 1);
+    r = run_one(&sc, t, "lookahead:W=10:R=1", 1);
     check_tokens(&r, want, 0.2, __LINE__);
     kvp_trace_free(t);
 }
@@ -276,10 +228,10 @@ static void test_lookahead_r0(void)
     kvp_scenario sc;
     toy(&sc, 14);
     kvp_trace *t = marks_trace(4, 6, la_marks);
-    kvp_result r = run_policy(&sc, t, "lookahead:W=2:R=0", 1);
+    kvp_result r = run_one(&sc, t, "lookahead:W=2:R=0", 1);
     check_tokens(&r, (tokens){2, 5, 2, 0, 5, 4, 5, 4, 0, 0}, 0.18, __LINE__);
     toy(&sc, 18);
-    r = run_policy(&sc, t, "lookahead:W=2:R=0", 1);
+    r = run_one(&sc, t, "lookahead:W=2:R=0", 1);
     CHECK_EQ_U64(r.slots, 4);
     check_tokens(&r, (tokens){4, 3, 4, 1, 3, 3, 3, 3, 0, 0}, 0.134, __LINE__);
     kvp_trace_free(t);
@@ -304,15 +256,15 @@ static void test_lookahead_order(void)
     kvp_scenario sc;
     toy(&sc, 18);
     kvp_trace *t = marks_trace(3, 7, marks);
-    kvp_result r = run_policy(&sc, t, "lookahead:W=2:R=0.4", 1);
+    kvp_result r = run_one(&sc, t, "lookahead:W=2:R=0.4", 1);
     check_tokens(&r, (tokens){10, 3, 11, 1, 3, 4, 3, 4, 1, 1}, 0.14, __LINE__);
     /* R = 0.5: 0.5 * 2 = 1 exactly, still one promotion. */
-    r = run_policy(&sc, t, "lookahead:W=2:R=0.5", 1);
+    r = run_one(&sc, t, "lookahead:W=2:R=0.5", 1);
     check_tokens(&r, (tokens){10, 3, 11, 1, 3, 4, 3, 4, 1, 1}, 0.14, __LINE__);
     /* R = 1: both 4 and 5 come in, 3 and 0 go; at step 2 the read of 0 is a DRAM read.
      * step 1: hbm r 2 + 2, w 2, dram r 2 w 2 + 1, up 2, down 3 -> max(.022, .1, .04, .06)
      * step 2: reads 1 2 4 5 HBM, 0 DRAM -> .04.  T = .02 + .1 + .04 = .16 */
-    r = run_policy(&sc, t, "lookahead:W=2:R=1", 1);
+    r = run_one(&sc, t, "lookahead:W=2:R=1", 1);
     check_tokens(&r, (tokens){10, 3, 12, 2, 3, 5, 3, 5, 2, 2}, 0.16, __LINE__);
     kvp_trace_free(t);
 }
@@ -339,34 +291,80 @@ typedef struct ref_trace {
     float **score;
 } ref_trace;
 
-static int ref_load(ref_trace *rt, const kvp_trace *t, double sparsity)
+/* The raw trace, as the test wrote it: N x L x C floats, C = P + N - 1. */
+typedef struct raw_trace {
+    float *data;
+    uint32_t N, L, C;
+    int is_bool;
+} raw_trace;
+
+static const float *ref_row; /* the row being ranked, for ref_by_score */
+
+/* Positions by score descending, ties the lower position. */
+static int ref_by_score(const void *pa, const void *pb)
 {
-    rt->N = kvp_trace_steps(t);
-    rt->L = kvp_trace_layers(t);
-    rt->P = kvp_trace_prompt(t);
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    if (ref_row[a] != ref_row[b])
+        return ref_row[a] > ref_row[b] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+static int ref_by_pos(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+/* The access sets of DESIGN.md §2 read from the raw array, not through the library's cursor
+ * or top-k: a bool trace reads its marks (score 1); a score trace the k = ceil((1 - s) P' -
+ * 1e-9) highest scores of the P' = P + n positions present, ties to the lower position, by a
+ * full sort. */
+static int ref_load(ref_trace *rt, const raw_trace *raw, double sparsity)
+{
+    rt->N = raw->N;
+    rt->L = raw->L;
+    rt->P = raw->C - raw->N + 1;
     size_t cells = (size_t)rt->N * rt->L;
     rt->count = calloc(cells, sizeof *rt->count);
     rt->pos = calloc(cells, sizeof *rt->pos);
     rt->score = calloc(cells, sizeof *rt->score);
-    for (uint32_t l = 0; l < rt->L; l++) {
-        kvp_cursor *c = NULL;
-        if (kvp_cursor_create(&c, t, l, sparsity, &err) < 0)
-            return -1;
-        kvp_access a;
-        for (uint32_t n = 0; n < rt->N; n++) {
-            if (kvp_cursor_next(c, &a, &err) != 1) {
-                kvp_cursor_free(c);
+    uint32_t *order = malloc((size_t)raw->C * sizeof *order);
+    if (!rt->count || !rt->pos || !rt->score || !order) {
+        free(order);
+        return -1;
+    }
+    for (uint32_t n = 0; n < rt->N; n++)
+        for (uint32_t l = 0; l < rt->L; l++) {
+            const size_t i = (size_t)n * rt->L + l;
+            const float *r = raw->data + i * raw->C;
+            const uint32_t ctx = rt->P + n;
+            uint32_t k = 0;
+            if (raw->is_bool) {
+                for (uint32_t p = 0; p < ctx; p++)
+                    if (r[p] != 0)
+                        order[k++] = p;
+            } else {
+                double want = ceil((1 - sparsity) * ctx - 1e-9);
+                k = want < 0 ? 0 : want > ctx ? ctx : (uint32_t)want;
+                for (uint32_t p = 0; p < ctx; p++)
+                    order[p] = p;
+                ref_row = r;
+                qsort(order, ctx, sizeof *order, ref_by_score);
+                qsort(order, k, sizeof *order, ref_by_pos);
+            }
+            rt->count[i] = k;
+            rt->pos[i] = malloc((k + 1) * sizeof(uint32_t));
+            rt->score[i] = malloc((k + 1) * sizeof(float));
+            if (!rt->pos[i] || !rt->score[i]) {
+                free(order);
                 return -1;
             }
-            size_t i = (size_t)n * rt->L + l;
-            rt->count[i] = a.count;
-            rt->pos[i] = malloc((a.count + 1) * sizeof(uint32_t));
-            rt->score[i] = malloc((a.count + 1) * sizeof(float));
-            memcpy(rt->pos[i], a.pos, a.count * sizeof(uint32_t));
-            memcpy(rt->score[i], a.score, a.count * sizeof(float));
+            for (uint32_t j = 0; j < k; j++) {
+                rt->pos[i][j] = order[j];
+                rt->score[i][j] = raw->is_bool ? 1.0f : r[order[j]];
+            }
         }
-        kvp_cursor_free(c);
-    }
+    free(order);
     return 0;
 }
 
@@ -648,15 +646,18 @@ static uint32_t rnd(uint32_t n)
     return (uint32_t)((rng_state >> 33) % n);
 }
 
-static kvp_trace *random_trace(uint32_t N, uint32_t L, uint32_t C, int is_bool, int ties)
+/* A random trace; *raw keeps its array (freed by the caller) for the reference. */
+static kvp_trace *random_trace(uint32_t N, uint32_t L, uint32_t C, int is_bool, int ties,
+                               raw_trace *raw)
 {
     size_t cells = (size_t)N * L * C;
     float *data = malloc(cells * sizeof *data);
+    REQUIRE(data != NULL);
     for (size_t i = 0; i < cells; i++)
         data[i] = is_bool ? (float)(rnd(5) < 2) : ties ? (float)rnd(4) : (float)rnd(1000000);
     kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, is_bool, "random", &err), &err);
-    free(data);
+    REQUIRE_OK(kvp_trace_from_memory(&t, data, N, L, C, is_bool, "random", &err), &err);
+    *raw = (raw_trace){data, N, L, C, is_bool};
     return t;
 }
 
@@ -673,15 +674,14 @@ static int same_result(const kvp_result *a, const kvp_result *b)
 
 /* One scenario: every dynamic policy against the reference, the bound, itself (twice) and
  * itself on 2 threads. */
-static void check_scenario(const kvp_scenario *sc, const kvp_trace *t, const char *what,
-                           uint64_t seed, int iter)
+static void check_scenario(const kvp_scenario *sc, const kvp_trace *t, const raw_trace *raw,
+                           const char *what, uint64_t seed, int iter)
 {
     ref_trace rt;
-    if (!CHECK(ref_load(&rt, t, sc->sparsity) == 0))
-        return;
+    REQUIRE(ref_load(&rt, raw, sc->sparsity) == 0);
     kvp_derived d;
     CHECK_OK(kvp_scenario_derive(sc, &d, &err), &err);
-    kvp_result bound = run_policy(sc, t, "bound", 1);
+    kvp_result bound = run_one(sc, t, "bound", 1);
     for (int kind = REF_REACTIVE; kind <= REF_LOOKAHEAD; kind++) {
         ref_policy pol = {kind, 1, 1, 0};
         char spec[96];
@@ -705,9 +705,9 @@ static void check_scenario(const kvp_scenario *sc, const kvp_trace *t, const cha
         ref_out ro;
         int rc = ref_run(&rt, &pol, slots, (double)d.tok_bytes, d.w_layer, sc, &ro);
         CHECK(rc == 0);
-        kvp_result r1 = run_policy(sc, t, spec, 1);
-        kvp_result r2 = run_policy(sc, t, spec, 1);
-        kvp_result r3 = run_policy(sc, t, spec, 2);
+        kvp_result r1 = run_one(sc, t, spec, 1);
+        kvp_result r2 = run_one(sc, t, spec, 1);
+        kvp_result r3 = run_one(sc, t, spec, 2);
         const uint64_t got[10] = {r1.kv_read_hbm, r1.kv_read_dram, r1.hbm_read, r1.hbm_write,
                                   r1.dram_read,   r1.dram_write,   r1.link_up,  r1.link_down,
                                   r1.promoted_bytes, r1.demoted_bytes};
@@ -734,8 +734,9 @@ static void check_scenario(const kvp_scenario *sc, const kvp_trace *t, const cha
     ref_free(&rt);
 }
 
-static void test_properties(uint64_t seed)
+static void test_properties(void)
 {
+    const uint64_t seed = check_seed;
     rng_state = seed;
     printf("properties: seed %llu\n", (unsigned long long)seed);
     static const char *const sparsity[] = {"0", "0.25", "0.5", "0.6", "0.8"};
@@ -743,61 +744,67 @@ static void test_properties(uint64_t seed)
     for (int iter = 0; iter < 500; iter++) {
         uint32_t L = 1 + rnd(3), N = 1 + rnd(10), P = 1 + rnd(14), C = P + N - 1;
         int is_bool = rnd(3) == 0;
-        kvp_trace *t = random_trace(N, L, C, is_bool, rnd(2) == 0);
+        raw_trace raw;
+        kvp_trace *t = random_trace(N, L, C, is_bool, rnd(2) == 0, &raw);
         kvp_scenario sc;
         kvp_scenario_default(&sc);
         uint32_t batch = 1 + rnd(2), tok = 2 * batch;
         uint32_t weight = rnd(60), slots1 = rnd(10);
-        assign(&sc, "layers", L);
-        assign(&sc, "kv_heads", 1);
-        assign(&sc, "head_dim", 1);
-        assign(&sc, "dtype_bytes", 1);
-        assign(&sc, "batch", batch);
-        assign(&sc, "weight_bytes", weight);
-        assign(&sc, "reserve", 0);
-        assign(&sc, "hbm_capacity", weight + (unsigned long long)L * tok * slots1 +
+        assign_u64(&sc, "layers", L);
+        assign_u64(&sc, "kv_heads", 1);
+        assign_u64(&sc, "head_dim", 1);
+        assign_u64(&sc, "dtype_bytes", 1);
+        assign_u64(&sc, "batch", batch);
+        assign_u64(&sc, "weight_bytes", weight);
+        assign_u64(&sc, "reserve", 0);
+        assign_u64(&sc, "hbm_capacity", weight + (unsigned long long)L * tok * slots1 +
                                              rnd(L * tok));
-        assign(&sc, "hbm_bandwidth", 1000);
-        assign(&sc, "dram_bandwidth", dram_bw[rnd(3)]);
-        assign(&sc, "link_bandwidth", link_bw[rnd(3)]);
-        assign(&sc, "page_tokens", 1 + rnd(4));
+        assign_u64(&sc, "hbm_bandwidth", 1000);
+        assign_u64(&sc, "dram_bandwidth", dram_bw[rnd(3)]);
+        assign_u64(&sc, "link_bandwidth", link_bw[rnd(3)]);
+        assign_u64(&sc, "page_tokens", 1 + rnd(4));
         char buf[64];
         snprintf(buf, sizeof buf, "sparsity=%s", sparsity[rnd(5)]);
         CHECK_OK(kvp_param_assign(&sc, buf, &err), &err);
-        check_scenario(&sc, t, is_bool ? "bool marks" : "scores", seed, iter);
+        check_scenario(&sc, t, &raw, is_bool ? "bool marks" : "scores", seed, iter);
         kvp_trace_free(t);
+        free(raw.data);
     }
 }
 
 /* A larger case, so that the selections and windows work on more than a handful of blocks:
  * P = 600, N = 80, 2 layers, about 120 token slots per layer. */
-static void test_larger(uint64_t seed)
+static void test_larger(void)
 {
+    const uint64_t seed = check_seed;
     rng_state = seed ^ 0x5bd1e995u;
     uint32_t L = 2, N = 80, P = 600, C = P + N - 1;
-    kvp_trace *t = random_trace(N, L, C, 0, 0);
+    raw_trace raw;
+    kvp_trace *t = random_trace(N, L, C, 0, 0, &raw);
     kvp_scenario sc;
     toy(&sc, 10 + 2 * 2 * 120);
     CHECK_OK(kvp_param_assign(&sc, "layers=2", &err), &err);
     CHECK_OK(kvp_param_assign(&sc, "sparsity=0.7", &err), &err);
     CHECK_OK(kvp_param_assign(&sc, "page_tokens=4", &err), &err);
-    check_scenario(&sc, t, "larger", seed, -1);
+    check_scenario(&sc, t, &raw, "larger", seed, -1);
     kvp_trace_free(t);
+    free(raw.data);
 }
 
 int main(int argc, char **argv)
 {
-    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261124;
-    test_lru_order();
-    test_reactive_overflow();
-    test_reactive_blocks();
-    test_zero_slots();
-    test_page_whole();
-    test_lookahead_r1();
-    test_lookahead_r0();
-    test_lookahead_order();
-    test_params();
-    test_properties(seed);
-    test_larger(seed);
-    return check_done();
+    static const check_test tests[] = {
+        {"lru_order", test_lru_order},
+        {"reactive_overflow", test_reactive_overflow},
+        {"reactive_blocks", test_reactive_blocks},
+        {"zero_slots", test_zero_slots},
+        {"page_whole", test_page_whole},
+        {"lookahead_r1", test_lookahead_r1},
+        {"lookahead_r0", test_lookahead_r0},
+        {"lookahead_order", test_lookahead_order},
+        {"params", test_params},
+        {"properties", test_properties},
+        {"larger", test_larger},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

@@ -4,14 +4,10 @@
  * one of the study's moves inside the box; the temperature falls by 0.9 a level; the budget
  * holds; the same seed gives the same search with 1 or 2 threads.
  */
-#include "check.h"
-#include "kvplace.h"
+#include "support.h"
 
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
-
-static kvp_error err;
 
 typedef struct events {
     kvp_sa_event ev[4096];
@@ -49,13 +45,10 @@ static void scenario(kvp_scenario *sc, uint32_t L, uint32_t P)
     CHECK_OK(kvp_param_assign(sc, buf, &err), &err);
 }
 
+/* One run in checking mode, keeping the sa search's events in *log if log is not NULL. */
 static kvp_result run_spec(const kvp_scenario *sc, const kvp_trace *t, const char *spec,
                            unsigned threads, events *log)
 {
-    kvp_policy_spec ps;
-    kvp_result r;
-    memset(&r, 0, sizeof r);
-    CHECK_OK(kvp_policy_parse(&ps, spec, &err), &err);
     kvp_run_options ro;
     kvp_run_options_default(&ro);
     ro.threads = threads;
@@ -65,8 +58,7 @@ static kvp_result run_spec(const kvp_scenario *sc, const kvp_trace *t, const cha
         ro.sa_log = keep;
         ro.sa_log_user = log;
     }
-    CHECK_OK(kvp_run(sc, t, &ps, &ro, &r, &err), &err);
-    return r;
+    return run_with(sc, t, spec, &ro);
 }
 
 static events log_a, log_b;
@@ -78,7 +70,7 @@ static void one_case(uint64_t seed, int iter)
     for (size_t i = 0; i < (size_t)N * L * C; i++)
         data[i] = (float)rnd(1000);
     kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, 0, "random", &err), &err);
+    REQUIRE_OK(kvp_trace_from_memory(&t, data, N, L, C, 0, "random", &err), &err);
     free(data);
     kvp_scenario sc;
     scenario(&sc, L, P);
@@ -167,7 +159,7 @@ static void test_box_edges(void)
     for (size_t i = 0; i < sizeof data / sizeof *data; i++)
         data[i] = (float)((i * 7) % 11);
     kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_from_memory(&t, data, 4, 1, 13, 0, "edges", &err), &err);
+    REQUIRE_OK(kvp_trace_from_memory(&t, data, 4, 1, 13, 0, "edges", &err), &err);
     kvp_scenario sc;
     rng_state = 3;
     scenario(&sc, 1, 10);
@@ -181,13 +173,19 @@ static void test_box_edges(void)
     CHECK_FAILS(kvp_policy_parse(&ps, "sa:W_max=0", &err), KVP_EINVAL, &err, "W_max");
 }
 
+static void test_properties(void)
+{
+    printf("sa properties: seed %llu\n", (unsigned long long)check_seed);
+    rng_state = check_seed;
+    for (int i = 0; i < 40; i++)
+        one_case(check_seed, i);
+}
+
 int main(int argc, char **argv)
 {
-    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261124;
-    printf("sa properties: seed %llu\n", (unsigned long long)seed);
-    rng_state = seed;
-    for (int i = 0; i < 40; i++)
-        one_case(seed, i);
-    test_box_edges();
-    return check_done();
+    static const check_test tests[] = {
+        {"properties", test_properties},
+        {"box_edges", test_box_edges},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

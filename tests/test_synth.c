@@ -28,7 +28,7 @@ static kvp_trace *make(const kvp_synth_params *sp)
 {
     kvp_trace *t = NULL;
     kvp_error err = {0, ""};
-    CHECK_OK(kvp_trace_synthetic(&t, sp, &err), &err);
+    REQUIRE_OK(kvp_trace_synthetic(&t, sp, &err), &err);
     if (!t) {
         fprintf(stderr, "cannot build the synthetic trace: %s\n", err.msg);
         exit(2);
@@ -40,7 +40,7 @@ static kvp_cursor *cursor(const kvp_trace *t, uint32_t l, double sparsity)
 {
     kvp_cursor *c = NULL;
     kvp_error err = {0, ""};
-    CHECK_OK(kvp_cursor_create(&c, t, l, sparsity, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c, t, l, sparsity, &err), &err);
     if (!c) {
         fprintf(stderr, "cannot open a cursor: %s\n", err.msg);
         exit(2);
@@ -512,7 +512,7 @@ static void test_npy_round_trip(void)
     kvp_trace *t = make(&sp), *back = NULL;
     kvp_error err = {0, ""};
     CHECK_OK(kvp_trace_write_npy(t, path, &err), &err);
-    CHECK_OK(kvp_trace_open_npy(&back, path, &err), &err);
+    REQUIRE_OK(kvp_trace_open_npy(&back, path, &err), &err);
     if (back) {
         CHECK_EQ_U64(kvp_trace_prompt(back), P);
         CHECK_EQ_U64(kvp_trace_steps(back), N);
@@ -576,19 +576,21 @@ static void test_sets_only(void)
     kvp_trace_free(t);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    test_names_and_defaults();
-    test_bad_params();
-    test_shape();
-    test_determinism();
-    test_layer_independence();
-    test_scores_agree();
-    test_scores_first();
-    test_no_drift();
-    test_presets_ordered();
-    test_npy_round_trip();
-    test_score_identity();
-    test_sets_only();
-    return check_done();
+    static const check_test tests[] = {
+        {"names_and_defaults", test_names_and_defaults},
+        {"bad_params", test_bad_params},
+        {"shape", test_shape},
+        {"determinism", test_determinism},
+        {"layer_independence", test_layer_independence},
+        {"scores_agree", test_scores_agree},
+        {"scores_first", test_scores_first},
+        {"no_drift", test_no_drift},
+        {"presets_ordered", test_presets_ordered},
+        {"npy_round_trip", test_npy_round_trip},
+        {"score_identity", test_score_identity},
+        {"sets_only", test_sets_only},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

@@ -3,7 +3,7 @@
  * every policy that does not read scores exactly the source's result, refuse the policies
  * that do, and cost the bytes its formula says.
  *
- * Usage: test_trace_cache [seed]
+ * Usage: test_trace_cache [--seed N] [TEST...] (--list names them)
  */
 #include "check.h"
 #include "kvplace.h"
@@ -34,7 +34,7 @@ static kvp_trace *synthetic(uint32_t P, uint32_t N, uint32_t L, kvp_variation v,
     kvp_synth_params p;
     kvp_synth_default(&p, &sc);
     kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_synthetic(&t, &p, &err), &err);
+    REQUIRE_OK(kvp_trace_synthetic(&t, &p, &err), &err);
     return t;
 }
 
@@ -46,7 +46,7 @@ static kvp_trace *random_trace(uint32_t N, uint32_t L, uint32_t C, int is_bool, 
     for (size_t i = 0; i < cells; i++)
         data[i] = is_bool ? (float)(rnd(3) == 0) : ties ? (float)rnd(3) : (float)rnd(100000);
     kvp_trace *t = NULL;
-    CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, is_bool, "random", &err), &err);
+    REQUIRE_OK(kvp_trace_from_memory(&t, data, N, L, C, is_bool, "random", &err), &err);
     free(data);
     return t;
 }
@@ -57,7 +57,7 @@ static kvp_trace *cache_of(const kvp_trace *t, double sparsity, unsigned threads
     kvp_run_options_default(&ro);
     ro.threads = threads;
     kvp_trace *c = NULL;
-    CHECK_OK(kvp_trace_cache(&c, t, sparsity, &ro, &err), &err);
+    REQUIRE_OK(kvp_trace_cache(&c, t, sparsity, &ro, &err), &err);
     return c;
 }
 
@@ -67,8 +67,8 @@ static void check_same_sets(const kvp_trace *src, const kvp_trace *c, double spa
     uint32_t bad = 0, steps = 0, ones = 1;
     for (uint32_t l = 0; l < kvp_trace_layers(src); l++) {
         kvp_cursor *a = NULL, *b = NULL;
-        CHECK_OK(kvp_cursor_create(&a, src, l, sparsity, &err), &err);
-        CHECK_OK(kvp_cursor_create(&b, c, l, sparsity, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&a, src, l, sparsity, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&b, c, l, sparsity, &err), &err);
         if (!a || !b)
             return;
         kvp_access x, y;
@@ -233,8 +233,9 @@ static void test_results(void)
 
 /* Random traces, bool and scored: on a bool trace every policy may run on its cache (scores
  * are 1 in both), and gives the same result. */
-static void test_random(uint64_t seed)
+static void test_random(void)
 {
+    const uint64_t seed = check_seed;
     rng_state = seed;
     printf("random: seed %llu\n", (unsigned long long)seed);
     for (int iter = 0; iter < 40; iter++) {
@@ -335,11 +336,12 @@ static void test_sa_shares_pass(void)
 
 int main(int argc, char **argv)
 {
-    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261124;
-    test_sets();
-    test_bytes();
-    test_results();
-    test_sa_shares_pass();
-    test_random(seed);
-    return check_done();
+    static const check_test tests[] = {
+        {"sets", test_sets},
+        {"bytes", test_bytes},
+        {"results", test_results},
+        {"sa_shares_pass", test_sa_shares_pass},
+        {"random", test_random},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

@@ -1,5 +1,5 @@
 /* Error codes and messages. */
-#include "kvplace.h"
+#include "base/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

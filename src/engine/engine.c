@@ -8,6 +8,7 @@
  * integers) and multiplied by tok_bytes once, with an overflow check, at the end.
  */
 #include "engine/runner.h"
+#include "base/error.h"
 #include "base/parallel.h"
 #include "engine/cost.h"
 #include "trace/trace.h"

@@ -15,6 +15,7 @@
  * step prices (at most one demotion and one promotion pay inside such a gap).
  */
 #include "base/parallel.h"
+#include "base/error.h"
 #include "engine/cost.h"
 #include "engine/runner.h"
 #include "policy/schedule.h"
@@ -1058,7 +1059,8 @@ static int plan_paths_get(const plan_shared *sh, uint32_t l, int p, kvp_error *e
             rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", l);
     }
     if (rc >= 0) {
-        qsort(pp->iv[p].v, pp->iv[p].n, sizeof *pp->iv[p].v, by_start);
+        if (pp->iv[p].n > 0) /* qsort(NULL, 0, ...) is undefined (UBSan stops there) */
+            qsort(pp->iv[p].v, pp->iv[p].n, sizeof *pp->iv[p].v, by_start);
         pp->most = g.S < g.X ? g.S : g.X;
         pp->dram_share = g.dram_share;
         pp->have[p] = 1;

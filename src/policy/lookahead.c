@@ -1,25 +1,17 @@
 /*
  * `lookahead(W, R)`: perfect foresight over a window of W steps, token granularity
- * (DESIGN.md §5; docs/POLICIES.md).  f(b) counts the steps of [n, min(n+W, N)) that read
- * block b.  The existing blocks with f > 0, ranked by f descending (ties: resident first,
- * then lower index), give the wanted set (the first `slots`); of the wanted blocks not
- * resident, the first ceil(R * count) in rank order are promoted, into free slots first, then
- * in place of the unwanted resident blocks of lowest f, then lowest index.
+ * (DESIGN.md §5; docs/POLICIES.md).  Rule: f(b) counts the steps of [n, min(n+W, N)) that read
+ * block b; the `slots` existing blocks of highest f (ties: resident first, then lower index)
+ * are wanted, and of the wanted blocks not resident the first ceil(R * count) are promoted,
+ * into free slots, then in place of the unwanted residents of lowest f, then lowest index.
+ * Why: the best a placement of this kind does knowing the next W steps (sa searches W, R).
  *
- * Cost per step: f moves as a sliding window (subtract A(n-1), add A(n+W-1)), and a histogram
- * of the existing blocks by (resident, f) moves with it, so every cut-off of the ranking (the
- * wanted set, the promoted prefix, the demoted prefix) is found from the histogram in O(W).
- * One pass over the existing blocks then names the blocks at those cut-offs, taking the
- * lowest indices first: a counting sort, O(context + W) per step, no comparison sort.
- *
- * Speed (docs/PERF.md): the histogram is kept in HIST_WAYS copies, read i of a set moving
- * its block in copy i % HIST_WAYS, because consecutive reads mostly move blocks between the
- * same two levels and a single copy would chain every read through one counter in memory;
- * a count is the sum of the copies.  f and residency share one 16-bit code per block, so a
- * read touches one array, and the pass over the blocks tests a group of them against the
- * cut-offs in a loop the compiler vectorises, then visits only the few that may move.
+ * f slides with the window and a histogram of the blocks by (resident, f) gives every cut-off
+ * in O(W), so a step is O(context + W) with no sort; how, and the speed notes:
+ * docs/POLICIES.md, "lookahead".
  */
 #include "policy/policy.h"
+#include "base/error.h"
 
 #include <math.h>
 #include <stdlib.h>

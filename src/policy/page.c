@@ -6,6 +6,8 @@
  * its unread tokens along; the engine charges them.
  */
 #include "policy/policy.h"
+#include "base/error.h"
+#include "base/select.h"
 
 #include <stdlib.h>
 
@@ -15,12 +17,10 @@ static const kvp_policy_param page_params[] = {
     {"page_tokens", 0, 0, 65536, 1, "page size in tokens (0: the scenario's page_tokens)"},
 };
 
-/* Seed of the pivot generator of the selection (the result does not depend on it). */
-#define SELECT_SEED 0x9e3779b97f4a7c15ull
-
 typedef struct page_state {
     uint32_t *mark; /* mark[b] == n + 1: page b is in the target of step n */
     uint32_t *idx;  /* selection scratch, nblocks entries */
+    uint8_t *first; /* per read entry: its page is resident (ranks first on equal scores) */
     uint64_t rng;   /* pivot choice of the selection */
 } page_state;
 
@@ -36,59 +36,6 @@ static uint32_t page_block_tokens(const double *param, const kvp_scenario *sc)
     return g ? g : sc->page_tokens;
 }
 
-static void swap_u32(uint32_t *a, uint32_t *b)
-{
-    uint32_t t = *a;
-    *a = *b;
-    *b = t;
-}
-
-static uint32_t next_random(uint64_t *x)
-{
-    /* xorshift64 */
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return (uint32_t)(*x >> 32);
-}
-
-/* Read entry i ranks above read entry j: higher summed score, then resident (before this
- * step's placement), then lower page (read entries ascend by page, so the lower entry). */
-static uint32_t ranks_above(const kvp_step *s, uint32_t i, uint32_t j)
-{
-    double si = s->read_score[i], sj = s->read_score[j];
-    uint32_t ri = s->resident[s->read_block[i]], rj = s->resident[s->read_block[j]];
-    /* bitwise, not logical, operators: no branch to mispredict in the partition loop */
-    uint32_t tie = (uint32_t)(si == sj);
-    return (uint32_t)(si > sj) | (tie & (ri > rj)) | (tie & (ri == rj) & (i < j));
-}
-
-/* Reorders idx[0..n) so that its first k entries are the k best by ranks_above (a total
- * order, so the set does not depend on the pivots).  Expected O(n). */
-static void select_top(uint32_t *idx, uint32_t n, uint32_t k, const kvp_step *s,
-                       uint64_t *rng)
-{
-    uint32_t lo = 0, hi = n;
-    /* Invariant: idx[0..lo) rank above idx[lo..n), and idx[0..hi) above idx[hi..n). */
-    while (lo < k && k < hi) {
-        swap_u32(&idx[lo + next_random(rng) % (hi - lo)], &idx[hi - 1]);
-        uint32_t pivot = idx[hi - 1], store = lo;
-        /* Branch-free Lomuto: [store, i) holds the entries not above the pivot, so moving
-         * idx[store] to i and the new entry to store keeps both parts whole. */
-        for (uint32_t i = lo; i + 1 < hi; i++) {
-            uint32_t x = idx[i];
-            idx[i] = idx[store];
-            idx[store] = x;
-            store += ranks_above(s, x, pivot);
-        }
-        swap_u32(&idx[store], &idx[hi - 1]);
-        if (k <= store)
-            hi = store;
-        else
-            lo = store + 1;
-    }
-}
-
 static void page_free(void *state)
 {
     page_state *st = state;
@@ -96,6 +43,7 @@ static void page_free(void *state)
         return;
     free(st->mark);
     free(st->idx);
+    free(st->first);
     free(st);
 }
 
@@ -109,12 +57,13 @@ static int page_init(void **state, const kvp_layer_info *li, const kvp_step *fir
     if (st) {
         st->mark = calloc(n, sizeof *st->mark);
         st->idx = malloc(n * sizeof *st->idx);
+        st->first = malloc(n);
     }
-    if (!st || !st->mark || !st->idx) {
+    if (!st || !st->mark || !st->idx || !st->first) {
         page_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "page: out of memory for layer %u", li->layer);
     }
-    st->rng = SELECT_SEED;
+    st->rng = KVP_SELECT_SEED;
     *state = st;
     kvp_initial_default(li, resident);
     return 0;
@@ -131,8 +80,11 @@ static int page_step(void *state, kvp_step *s, kvp_error *err)
     for (uint32_t i = 0; i < s->nread; i++)
         st->idx[i] = i;
     if (s->nread > slots) {
-        kvp_step_read_score(s); /* fills s->read_score, which ranks_above reads */
-        select_top(st->idx, s->nread, nt, s, &st->rng);
+        /* Rank: higher summed score, then resident before this step, then lower page (read
+         * entries ascend by page, so the lower entry). */
+        for (uint32_t i = 0; i < s->nread; i++)
+            st->first[i] = s->resident[s->read_block[i]];
+        kvp_select_top(st->idx, s->nread, nt, kvp_step_read_score(s), st->first, &st->rng);
     }
     uint32_t target_resident = 0;
     for (uint32_t i = 0; i < nt; i++) {

@@ -11,6 +11,7 @@
 #define KVP_POLICY_H
 
 #include "kvplace.h"
+#include "base/error.h" /* kvp_error_set: a policy reports its errors with it */
 
 #include <stdint.h>
 

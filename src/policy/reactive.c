@@ -1,35 +1,16 @@
 /*
- * `reactive`: LRU over blocks of g tokens (DESIGN.md §5; docs/POLICIES.md).
+ * `reactive`: LRU over blocks of g tokens (DESIGN.md §5; docs/POLICIES.md).  Rule: the blocks
+ * read and the new block go to HBM, evicting the least recently used resident blocks; when
+ * they alone are more than the slots, the new block and the read blocks of highest score are
+ * kept.  Why: the classic online policy, which needs only the reads so far.
  *
- * The LRU order is kept as a queue of entries (block, stamp), appended in the order the
- * blocks are stamped, least recently used at the head, so an eviction takes the head instead
- * of scanning the blocks.  A block's latest stamp is kept per block; an entry is live while
- * its stamp is the block's latest, and stale entries are passed over at the head, or
- * dropped when the queue is compacted.  A live entry's block is resident: it was resident
- * when appended, and a block leaves HBM only by an eviction, which consumes its live entry,
- * or in the overflow case, which moves the head past every old entry (docs/PERF.md: this
- * replaced a doubly-linked list, whose unlink and append of every read block cost eight
- * scattered memory accesses a read, by two sequential stores).  Why the live entries are in
- * the order of (stamp, index), the rule of DESIGN.md (a never-accessed block has stamp -1):
- *   - init appends the initial blocks in ascending index, all with stamp -1: sorted.
- *   - At step n every entry in the queue has a stamp < n; the blocks accessed at step n are
- *     stamped n, which makes their old entries stale, and appended in ascending index
- *     (read_block is ascending), then the new block (stamp n; its index P+n over g is above
- *     every accessed block's).  Every appended key (n, b) exceeds every key before it
- *     (stamp < n), and the appended keys ascend, so the live entries stay sorted by (stamp,
- *     index).  The live entries before the appended ones are exactly the resident blocks
- *     not accessed at step n, and the first of them is the oldest stamp, ties the lower
- *     index -- the eviction of DESIGN.md; evictions take them from the head, and never
- *     reach an entry of step n (accessed + new <= slots).
- *   - In the overflow case the kept blocks alone, all with stamp n, are appended in
- *     ascending index after the old queue, then the new block, and the head moves to them:
- *     sorted again.  The old queue's live entries are the resident blocks not accessed,
- *     all demoted.
- * A block's stamp matters only while it is resident (a block leaves DRAM only when accessed
- * or new, which restamps it), so the live entries' order is the whole of the stamps that
- * matter.
+ * The LRU order is a queue of (block, stamp) entries appended in stamping order, the least
+ * recently used live entry at the head; why it stays in LRU order, and what it replaced for
+ * speed: docs/POLICIES.md, "reactive".
  */
 #include "policy/policy.h"
+#include "base/error.h"
+#include "base/select.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -40,10 +21,6 @@ enum { REACTIVE_G }; /* index into reactive_params */
 static const kvp_policy_param reactive_params[] = {
     {"g", 1, 1, 65536, 1, "block size in tokens"},
 };
-
-/* Seed of the pivot generator of the selection (any value: the result does not depend on it,
- * only the running time does). */
-#define SELECT_SEED 0x9e3779b97f4a7c15ull
 
 /* The band of the overflow selection (select_kept): its first half-width, as a fraction
  * 1 / BAND_INIT of the threshold score, and the number of entries it aims to hold. */
@@ -115,56 +92,6 @@ static void queue_clear(reactive_state *st)
     st->nlist = 0;
 }
 
-static void swap_u32(uint32_t *a, uint32_t *b)
-{
-    uint32_t t = *a;
-    *a = *b;
-    *b = t;
-}
-
-static uint32_t next_random(uint64_t *x)
-{
-    /* xorshift64 */
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return (uint32_t)(*x >> 32);
-}
-
-/* Read entry i ranks above read entry j: higher summed score, ties the lower block (read
- * entries ascend by block, so the lower entry). */
-static uint32_t ranks_above(const double *score, uint32_t i, uint32_t j)
-{
-    /* bitwise, not logical, operators: no branch to mispredict in the partition loop */
-    return (uint32_t)(score[i] > score[j]) | ((uint32_t)(score[i] == score[j]) & (i < j));
-}
-
-/* Reorders idx[0..n) so that its first k entries are the k best by ranks_above (a total
- * order, so the set does not depend on the pivots).  Expected O(n). */
-static void select_top(uint32_t *idx, uint32_t n, uint32_t k, const double *score,
-                       uint64_t *rng)
-{
-    uint32_t lo = 0, hi = n;
-    /* Invariant: idx[0..lo) rank above idx[lo..n), and idx[0..hi) above idx[hi..n). */
-    while (lo < k && k < hi) {
-        swap_u32(&idx[lo + next_random(rng) % (hi - lo)], &idx[hi - 1]);
-        uint32_t pivot = idx[hi - 1], store = lo;
-        /* Branch-free Lomuto: [store, i) holds the entries not above the pivot, so moving
-         * idx[store] to i and the new entry to store keeps both parts whole. */
-        for (uint32_t i = lo; i + 1 < hi; i++) {
-            uint32_t x = idx[i];
-            idx[i] = idx[store];
-            idx[store] = x;
-            store += ranks_above(score, x, pivot);
-        }
-        swap_u32(&idx[store], &idx[hi - 1]);
-        if (k <= store)
-            hi = store;
-        else
-            lo = store + 1;
-    }
-}
-
 /* One entry of the band pass: kept[i] = x above the band, i listed if x is in the band
  * (without a branch: which side of the band an entry falls is not predictable). */
 static inline void band_split(double x, uint32_t i, double lo, double hi, uint8_t *kept,
@@ -177,15 +104,16 @@ static inline void band_split(double x, uint32_t i, double lo, double hi, uint8_
     *nband += (x > lo) & !above;
 }
 
-/* Sets kept[i] to 1 for the `keep` read entries that rank highest (ranks_above), 0 for the
- * others.  From one overflow step to the next the threshold score (the keep-th best) moves
- * little, so the entries are first split by value around the last one: those above the band
- * (lo, hi] are kept, those below it dropped, and only the band's (some 750 of 16,000 at the
- * study's scenario) go through the quickselect.  Each group ranks above the next whatever
- * the band, so the set kept is the same as a selection over all entries; a band that misses
- * the threshold (the first step, or a jump) costs a full selection and a wider band.  With
- * 1-token blocks the scores are the positions' own floats (read_score[i] == acc->score[i]):
- * the band pass reads those, and only the band's are converted, into bscore. */
+/* Sets kept[i] to 1 for the `keep` read entries that rank highest (higher summed score, ties
+ * the lower block: read entries ascend by block, so the lower entry), 0 for the others.  From
+ * one overflow step to the next the threshold score (the keep-th best) moves little, so the
+ * entries are first split by value around the last one: those above the band (lo, hi] are
+ * kept, those below it dropped, and only the band's (some 750 of 16,000 at the study's
+ * scenario) go through the quickselect (src/base/select.c).  Each group ranks above the next
+ * whatever the band, so the set kept is the same as a selection over all entries; a band that
+ * misses the threshold (the first step, or a jump) costs a full selection and a wider band.
+ * With 1-token blocks the scores are the positions' own floats (read_score[i] ==
+ * acc->score[i]): the band pass reads those, and only the band's are converted, into bscore. */
 static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
 {
     const uint32_t n = s->nread;
@@ -207,7 +135,7 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
     }
     if (st->width > 0 && nabove <= keep && keep - nabove <= nband) {
         uint32_t r = keep - nabove;
-        select_top(band, nband, r, score, &st->rng);
+        kvp_select_top(band, nband, r, score, NULL, &st->rng);
         t = hi; /* the least kept score; if r == 0 it is above hi */
         for (uint32_t j = 0; j < r; j++) {
             kept[band[j]] = 1;
@@ -220,7 +148,7 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
         score = kvp_step_read_score(s);
         for (uint32_t i = 0; i < n; i++)
             band[i] = i;
-        select_top(band, n, keep, score, &st->rng);
+        kvp_select_top(band, n, keep, score, NULL, &st->rng);
         memset(kept, 0, n);
         t = HUGE_VAL;
         for (uint32_t j = 0; j < keep; j++) {
@@ -292,7 +220,7 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
                              li->layer);
     }
     st->nblocks = li->nblocks;
-    st->rng = SELECT_SEED;
+    st->rng = KVP_SELECT_SEED;
     queue_clear(st);
     kvp_initial_default(li, resident);
     /* Never accessed, so older than everything, in index order. */

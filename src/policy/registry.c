@@ -1,5 +1,6 @@
 /* The policy registry and the parser of policy specs ("lookahead:W=16:R=0.5"). */
 #include "policy/policy.h"
+#include "base/error.h"
 
 #include <math.h>
 #include <stdio.h>

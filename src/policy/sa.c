@@ -12,6 +12,7 @@
  * points have been evaluated.  docs/POLICIES.md has the reasons for each choice.
  */
 #include "report/checkpoint.h"
+#include "base/error.h"
 #include "engine/runner.h"
 
 #include <math.h>

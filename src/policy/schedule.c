@@ -1,5 +1,6 @@
 /* Placement schedules (src/policy/schedule.h) and `replay`, the policy that follows one. */
 #include "policy/schedule.h"
+#include "base/error.h"
 #include "engine/runner.h"
 
 #include <stdlib.h>

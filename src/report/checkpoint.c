@@ -18,6 +18,7 @@
  * fails a checksum, is corruption and is refused, never repaired or skipped.
  */
 #include "report/checkpoint.h"
+#include "base/error.h"
 
 #include "trace/trace.h"
 

@@ -10,6 +10,7 @@
  * name beside the target and rename it on success, so a failure leaves no file behind.
  */
 #include "kvplace.h"
+#include "base/error.h"
 
 #include <cjson/cJSON.h>
 

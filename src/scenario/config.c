@@ -1,6 +1,7 @@
 /* Config files (INI, read by inih) and presets given by name or by file: the scenario's
  * inputs that combine parameters (params.c) and built-in presets (presets.c). */
 #include "scenario/presets.h"
+#include "base/error.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -4,6 +4,7 @@
  * the derived quantities (tok_bytes, kv_budget, slots).
  */
 #include "kvplace.h"
+#include "base/error.h"
 #include "scenario/defaults.h"
 
 #include <assert.h>

@@ -4,6 +4,7 @@
  * approximations.
  */
 #include "scenario/presets.h"
+#include "base/error.h"
 #include "scenario/defaults.h"
 
 #include <stdio.h>

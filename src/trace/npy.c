@@ -2,6 +2,7 @@
  * read-only and converts one (step, layer) row at a time, and the writer, which streams any
  * trace with scores out as float32, one row at a time. */
 #include "trace/trace.h"
+#include "base/error.h"
 
 #include <errno.h>
 #include <fcntl.h>

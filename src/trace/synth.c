@@ -24,6 +24,7 @@
  * so a layer's stream depends on (seed, layer, parameters) alone, on every platform.
  */
 #include "trace/trace.h"
+#include "base/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

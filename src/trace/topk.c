@@ -6,7 +6,7 @@
  * the lower positions; a merge of the two ascending lists gives the answer.  Two passes over
  * the row, then work on the bucket and on k: at 60% sparsity this is what the trace reader
  * spends its time on. */
-#include "kvplace.h"
+#include "trace/trace.h"
 
 #include <string.h>
 

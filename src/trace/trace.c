@@ -1,5 +1,6 @@
 /* Trace dispatch: one cursor API over every trace source. */
 #include "trace/trace.h"
+#include "base/error.h"
 
 #include <math.h>
 #include <stdlib.h>

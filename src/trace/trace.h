@@ -4,6 +4,7 @@
 #define KVP_TRACE_H
 
 #include "kvplace.h"
+#include "base/error.h"
 
 typedef struct kvp_trace_vt {
     const char *kind; /* "npy", "synthetic" */
@@ -27,6 +28,11 @@ typedef struct kvp_trace_vt {
  * may then be NULL).  Internal: the engine and the trace cache ask it when no policy of
  * theirs reads scores. */
 void kvp_cursor_sets_only(kvp_cursor *c);
+
+/* Top-k selection shared by every score source: the k highest of scores[0..n-1], ties to
+ * the lower position, written ascending by position.  scratch must hold n uint32_t. */
+void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, float *score_out,
+              uint32_t *scratch);
 
 struct kvp_trace {
     const kvp_trace_vt *vt;

@@ -12,6 +12,7 @@
  * it are those of the source.
  */
 #include "trace/trace_cache.h"
+#include "base/error.h"
 #include "base/parallel.h"
 #include "trace/trace.h"
 

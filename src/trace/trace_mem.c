@@ -1,5 +1,6 @@
 /* A trace held in memory: for tests, and for programs that build traces themselves. */
 #include "trace/trace.h"
+#include "base/error.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /* Summary statistics of a trace (`kvplace trace info`): one streaming pass over every layer's
  * cursor, O(reads) time and O(context) memory. */
 #include "trace/trace.h"
+#include "base/error.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,0 +1,90 @@
+/* Helpers shared by the C tests of the library: a scenario from "name=value" assignments, the
+ * toy machines of the hand-worked cases, a bool trace from lists of reads, one run of one
+ * policy.  A failed precondition (an assignment refused, a trace not built) stops the test
+ * (REQUIRE_OK, tests/check.h): what follows would read a handle that is not there. */
+#ifndef KVP_TEST_SUPPORT_H
+#define KVP_TEST_SUPPORT_H
+
+#include "check.h"
+#include "kvplace.h"
+
+#include <stdlib.h>
+
+static kvp_error err; /* the error of the library call that failed last */
+
+/* sc = the defaults, then the assignments set[0..n) in order. */
+static inline void scenario_of(kvp_scenario *sc, const char *const *set, size_t n)
+{
+    kvp_scenario_default(sc);
+    for (size_t i = 0; i < n; i++)
+        REQUIRE_OK(kvp_param_assign(sc, set[i], &err), &err);
+}
+
+/* One assignment of a whole number: assign_u64(sc, "hbm_capacity", 108). */
+static inline void assign_u64(kvp_scenario *sc, const char *name, unsigned long long v)
+{
+    char buf[96];
+    snprintf(buf, sizeof buf, "%s=%llu", name, v);
+    REQUIRE_OK(kvp_param_assign(sc, buf, &err), &err);
+}
+
+/* A toy machine where the arithmetic is easy: one layer, 1 KV head x 1 dim x 1 byte, batch 1,
+ * so tok_bytes = 2 B; no reserve; HBM 1000 B/s, DRAM 100 B/s.  The weights (read once per
+ * step), the HBM capacity (kv_budget = hbm_capacity - weight_bytes) and the link's bandwidth
+ * (each way) are the hand-worked case's. */
+static inline void toy_machine(kvp_scenario *sc, unsigned long long weight_bytes,
+                               unsigned long long hbm_capacity, unsigned long long link_bandwidth)
+{
+    static const char *const set[] = {"layers=1",          "kv_heads=1",         "head_dim=1",
+                                      "dtype_bytes=1",     "batch=1",            "reserve=0",
+                                      "hbm_bandwidth=1000", "dram_bandwidth=100",
+                                      "dram_capacity=100000"};
+    scenario_of(sc, set, sizeof set / sizeof *set);
+    assign_u64(sc, "weight_bytes", weight_bytes);
+    assign_u64(sc, "hbm_capacity", hbm_capacity);
+    assign_u64(sc, "link_bandwidth", link_bandwidth);
+}
+
+/* A one-layer bool trace of N steps over C positions; marks[n] lists the positions read at
+ * step n, ended by -1 (positions at or past P + n are padding, which the trace ignores). */
+static inline kvp_trace *marks_trace(uint32_t N, uint32_t C, const int marks[][8])
+{
+    float *data = calloc((size_t)N * C, sizeof *data);
+    REQUIRE(data != NULL);
+    for (uint32_t n = 0; n < N; n++)
+        for (int i = 0; marks[n][i] >= 0; i++)
+            data[(size_t)n * C + (uint32_t)marks[n][i]] = 1;
+    kvp_trace *t = NULL;
+    int rc = kvp_trace_from_memory(&t, data, N, 1, C, 1, "marks", &err);
+    free(data);
+    REQUIRE_OK(rc, &err);
+    return t;
+}
+
+/* kvp_run of one policy spec with the options given; a failed run is a failed check (with the
+ * spec and the message) and returns a zeroed result. */
+static inline kvp_result run_with(const kvp_scenario *sc, const kvp_trace *t, const char *spec,
+                                  const kvp_run_options *ro)
+{
+    kvp_policy_spec ps;
+    kvp_result r;
+    memset(&r, 0, sizeof r);
+    REQUIRE_OK(kvp_policy_parse(&ps, spec, &err), &err);
+    int rc = kvp_run(sc, t, &ps, ro, &r, &err);
+    if (!check_report_(rc >= 0, __FILE__, __LINE__, "kvp_run"))
+        fprintf(stderr, "    %s: rc %d: %s\n", spec, rc, err.msg);
+    return r;
+}
+
+/* The same in checking mode (--check) on `threads` threads. */
+static inline kvp_result run_one(const kvp_scenario *sc, const kvp_trace *t, const char *spec,
+                                 unsigned threads)
+{
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    ro.threads = threads;
+    ro.check = 1;
+    return run_with(sc, t, spec, &ro);
+}
+
+#endif
