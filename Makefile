@@ -11,7 +11,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 ALL_CFLAGS := $(WARN) $(CFLAGS) $(WERROR) -D_POSIX_C_SOURCE=200809L -pthread \
               -Iinclude -Isrc $(PKG_CFLAGS)
-LDLIBS  := $(PKG_LIBS) -lm -pthread
+# GLPK (libglpk-dev, the exact solver of `optimal`) has no pkg-config file on Debian.
+LDLIBS  := $(PKG_LIBS) -lglpk -lm -pthread
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))

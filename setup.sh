@@ -6,6 +6,7 @@ cd "$(dirname "$0")"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 $SUDO apt-get update
-$SUDO apt-get install -y build-essential pkg-config libinih-dev libcjson-dev gnuplot-nox
+$SUDO apt-get install -y build-essential pkg-config libinih-dev libcjson-dev libglpk-dev \
+    gnuplot-nox python3-numpy
 make
 ./build/kvplace

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The online policies' cost against reactive's (docs/PERF.md §11): for each policy, farm-bench
+# The online policies' cost against reactive's (docs/PERF.md §14): for each policy, farm-bench
 # runs `bench POLICY` and `bench reactive` in turn, pairs them and prints the medians and the
 # median of the paired ratios.  Both processes generate the same synthetic trace, so the
 # ratio is of whole runs per step; `bench gen` (the trace alone) is timed too, to tell the

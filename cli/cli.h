@@ -115,10 +115,17 @@ int cli_cmd_params(const cli_args *a);
 int cli_cmd_presets(const cli_args *a);
 int cli_cmd_policies(const cli_args *a);
 int cli_cmd_study(const cli_args *a);
+int cli_cmd_sweep(const cli_args *a);
+/* The results of one point of the sweep in dir (kvplace study --from): res[0..n-1] for the
+ * specs, from the point whose scenario is sc.  0, -1 if no point matches, or an exit status
+ * (printed). */
+int cli_sweep_results(const char *dir, const kvp_scenario *sc, const kvp_policy_spec *specs,
+                      size_t n, kvp_result *res);
 
 void cli_help_run(void);
 void cli_help_trace(void);
 void cli_help_study(void);
+void cli_help_sweep(void);
 /* Every parameter, grouped, with unit, default, range and doc (kvp_params()). */
 void cli_print_params(void);
 void cli_print_policies(void);

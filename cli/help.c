@@ -29,12 +29,13 @@ static void append(char *buf, size_t len, const char *sep, const char *s)
 
 void cli_default_policies(char *list, size_t list_len, char *left_out, size_t left_len)
 {
-    size_t n;
-    const kvp_policy_ops *const *ops = kvp_policies(&n);
+    /* Those of "all" (the library leaves out the policies for small cases only, optimal). */
+    kvp_policy_spec all[64];
+    int n = kvp_policy_parse_list(all, sizeof all / sizeof *all, "all", NULL);
     list[0] = 0;
     left_out[0] = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *name = kvp_policy_name(ops[i]);
+    for (int i = 0; i < n; i++) {
+        const char *name = kvp_policy_name(all[i].ops);
         if (is_slow(name))
             append(left_out, left_len, ", ", name);
         else
@@ -143,6 +144,37 @@ static void print_wrapped(const char *text)
         putchar('\n');
 }
 
+/* A hardware preset's tiers and links, as the model sees them. */
+static void print_machine(const kvp_preset *p)
+{
+    kvp_scenario sc;
+    kvp_derived d;
+    kvp_error err;
+    kvp_scenario_default(&sc);
+    if (kvp_preset_apply(&sc, p->name, "hw", &err) < 0 ||
+        kvp_scenario_derive(&sc, &d, &err) < 0) {
+        printf("%s(%s)\n", PRESET_INDENT, err.msg);
+        return;
+    }
+    for (uint32_t k = 0; k < d.tiers; k++) {
+        char cap[32], bw[32];
+        cli_format_bytes(cap, sizeof cap, (double)(k ? d.tier_capacity[k] : sc.hbm_capacity));
+        cli_format_bytes(bw, sizeof bw, d.tier_bandwidth[k]);
+        printf("%stier %u: %s at %s/s", PRESET_INDENT, k, cap, bw);
+        if (k)
+            printf(", behind link %u", d.tier_link[k]);
+        printf("\n");
+    }
+    for (uint32_t j = 1; j < KVP_MAX_TIERS; j++) {
+        if (!(d.link_up[j] > 0))
+            continue;
+        char up[32], down[32];
+        cli_format_bytes(up, sizeof up, d.link_up[j]);
+        cli_format_bytes(down, sizeof down, d.link_down[j]);
+        printf("%slink %u: %s/s up (to HBM), %s/s down\n", PRESET_INDENT, j, up, down);
+    }
+}
+
 int cli_cmd_presets(const cli_args *a)
 {
     for (int i = 0; i < a->argc; i++) {
@@ -165,6 +197,8 @@ int cli_cmd_presets(const cli_args *a)
                 continue;
             printf("  %-20s %s\n", ps[i].name, ps[i].doc);
             print_wrapped(ps[i].assignments);
+            if (k == 0)
+                print_machine(&ps[i]);
         }
     }
     return CLI_EXIT_OK;
@@ -297,6 +331,8 @@ void cli_help_run(void)
         "  --resume FILE         continue a saved search (and keep saving to FILE); the\n"
         "                        result is identical to an uninterrupted run's\n"
         "  -q, --quiet           no progress bar or notes on stderr\n"
+        "  -v, --verbose         per tier and per link: bytes read, written, moved, busy "
+        "time\n"
         "  -h, --help            this help\n"
         "\n"
         "static and unlimited always run (they are cheap) so that every row has its\n"
@@ -382,6 +418,10 @@ void cli_help_study(void)
         "  --checkpoint FILE     save the sa searches' evaluations of every point as they\n"
         "                        complete; SIGINT/SIGTERM save and stop\n"
         "  --resume FILE         continue from a checkpoint; identical results\n"
+        "  --from DIR            take every point's results from a sweep's directory\n"
+        "                        instead of running it (kvplace sweep\n"
+        "                        examples/studies/NAME.ini --out DIR, in parallel or on a\n"
+        "                        cluster, with the same --set options): the same files\n"
         "  -q, --quiet           no progress or timings on stderr\n"
         "  -h, --help            this help\n"
         "\n"
@@ -390,4 +430,46 @@ void cli_help_study(void)
         "the end.  Each point's time goes to stderr.  Without gnuplot the data files are\n"
         "still written, with a warning.  Exit status: 0 ok, 1 bad input, 2 bad usage,\n"
         "130 / 143 interrupted (with the checkpoint saved).\n");
+}
+
+void cli_help_sweep(void)
+{
+    printf(
+        "Usage: kvplace sweep SPEC --out DIR [--jobs N] [--shard K/N] [OPTIONS]\n"
+        "       kvplace sweep SPEC --list [--shard K/N]\n"
+        "       kvplace sweep merge DIR [--partial]\n"
+        "\n"
+        "Runs every point of a sweep spec (an INI file, docs/SWEEP.md): [sweep] policies,\n"
+        "[base] the shared settings (hw, model, trace, any parameter of kvplace params),\n"
+        "[vary] keys crossed with each other (a, b, c | range START STOP STEP | geom START\n"
+        "STOP FACTOR), [zip...] sections of keys that vary together.  Each point runs in a\n"
+        "worker process and its results go to DIR/points/ID.json as it finishes; a rerun\n"
+        "skips the points already there, so a killed sweep resumes.  When every point is\n"
+        "done, DIR/sweep.csv and DIR/sweep.json hold them all, one row per point and policy\n"
+        "with the point's scenario on every row.\n"
+        "\n"
+        "Options:\n"
+        "  -o, --out DIR         the sweep's directory (created if missing); it holds one\n"
+        "                        spec's points: another spec's is refused\n"
+        "  -j, --jobs N          points run at once (default: $SLURM_CPUS_PER_TASK, else the\n"
+        "                        cores)\n"
+        "  --threads N           layers simulated in parallel within a point (default 1)\n"
+        "  --shard K/N           run only the points whose index is K modulo N (K from 0 to\n"
+        "                        N-1), e.g. one task of a Slurm job array; then merge\n"
+        "  --set NAME=VALUE      replace or add a [base] setting (repeatable; not a varied\n"
+        "                        key): --set steps=512 scales a spec down\n"
+        "  --policy LIST         replace the spec's policies\n"
+        "  --list                print the points (of the shard) and exit\n"
+        "  -q, --quiet           no progress on stderr\n"
+        "  -h, --help            this help\n"
+        "\n"
+        "merge DIR gathers every point into DIR/sweep.csv and DIR/sweep.json; it names the\n"
+        "points missing and writes nothing, unless --partial.  On a cluster (Slurm):\n"
+        "  sbatch --array=0-9 contrib/slurm/sweep.sbatch SPEC DIR\n"
+        "  kvplace sweep merge DIR\n"
+        "\n"
+        "Results do not depend on --jobs, --threads or --shard: the merged files are the\n"
+        "same bytes.  Exit status: 0 ok, 1 bad input (a spec, a directory of another spec,\n"
+        "points missing, a point that failed), 2 bad usage, 130 / 143 interrupted (the\n"
+        "finished points are kept; the same command continues).\n");
 }

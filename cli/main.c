@@ -65,6 +65,8 @@ static void help_main(void)
         "  params        list every scenario parameter: unit, default, range, meaning\n"
         "  policies      list the placement policies and their parameters\n"
         "  study NAME    the study's experiments with plots (kvplace study --help)\n"
+        "  sweep SPEC    many scenarios in parallel, resumable, sharded for Slurm\n"
+        "                (kvplace sweep --help)\n"
         "  help [CMD]    this help, or a command's\n"
         "\n"
         "With no command, kvplace runs a default scenario (GH200, Llama-3.1-8B, synthetic\n"
@@ -95,6 +97,7 @@ static const command commands[] = {
     {"params", cli_cmd_params},
     {"policies", cli_cmd_policies},
     {"study", cli_cmd_study},
+    {"sweep", cli_cmd_sweep},
 };
 
 static const command *find_command(const char *name)

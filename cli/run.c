@@ -88,11 +88,36 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
     cli_format_bytes(kb, sizeof kb, (double)d.kv_budget);
     cli_format_bytes(res, sizeof res, (double)sc->reserve);
 
-    printf("hardware  %s: HBM %s at %s, DRAM %s at %s, link %s each way",
-           sc->hw_name[0] ? sc->hw_name : "(custom)", cap, bw, dcap, dbw, link);
+    printf("hardware  %s: HBM %s at %s, DRAM %s at %s, ",
+           sc->hw_name[0] ? sc->hw_name : "(custom)", cap, bw, dcap, dbw);
+    if (d.tiers >= 2 && d.link_up[d.tier_link[1]] != d.link_down[d.tier_link[1]]) {
+        char up[NUM_TEXT], down[NUM_TEXT];
+        format_rate(up, sizeof up, d.link_up[d.tier_link[1]]);
+        format_rate(down, sizeof down, d.link_down[d.tier_link[1]]);
+        printf("link %s up, %s down", up, down);
+    } else {
+        printf("link %s each way", link);
+    }
     if (sc->reserve)
         printf(", reserve %s", res);
     printf("\n");
+    /* More tiers: each below HBM with its link (the two-tier line says tier 1 and link 1). */
+    for (uint32_t k = 2; k < d.tiers; k++) {
+        uint32_t j = d.tier_link[k];
+        char c[NUM_TEXT], b[NUM_TEXT], up[NUM_TEXT], down[NUM_TEXT];
+        cli_format_bytes(c, sizeof c, (double)d.tier_capacity[k]);
+        format_rate(b, sizeof b, d.tier_bandwidth[k]);
+        format_rate(up, sizeof up, d.link_up[j]);
+        format_rate(down, sizeof down, d.link_down[j]);
+        printf("tier %u    %s at %s, behind link %u (%s up, %s down)%s\n", k, c, b, j, up,
+               down, j == d.tier_link[1] ? ", shared with DRAM" : "");
+    }
+    if (d.tiers > 2) {
+        char up[NUM_TEXT], down[NUM_TEXT];
+        format_rate(up, sizeof up, d.link_up[d.tier_link[1]]);
+        format_rate(down, sizeof down, d.link_down[d.tier_link[1]]);
+        printf("link %u    (DRAM's) %s up, %s down\n", d.tier_link[1], up, down);
+    }
     printf("model     %s: %u layers, %u KV heads x %u dims x %u bytes, weights %s\n",
            sc->model_name[0] ? sc->model_name : "(custom)", sc->layers, sc->kv_heads,
            sc->head_dim, sc->dtype_bytes, wb);
@@ -153,6 +178,36 @@ static void print_table(const kvp_result *res, size_t n)
                    res[i].lower_bound_s, res[i].dual_iterations);
 }
 
+/* -v: where each policy's bytes went, per tier and per link, and how long each was busy. */
+static void print_tiers(const kvp_result *res, size_t n)
+{
+    for (size_t i = 0; i < n && i < MAX_POLICIES; i++) {
+        const kvp_result *r = &res[i];
+        printf("\n%s: %-6s %10s %10s %10s %10s %10s %11s\n", r->policy, "tier", "KV read",
+               "read", "written", "moved in", "moved out", "busy (s)");
+        for (uint32_t k = 0; k < r->tiers && k < KVP_MAX_TIERS; k++) {
+            char t[5][NUM_TEXT];
+            const uint64_t v[5] = {r->tier_kv_read[k], r->tier_read[k], r->tier_write[k],
+                                   r->tier_moved_in[k], r->tier_moved_out[k]};
+            for (int x = 0; x < 5; x++)
+                cli_format_bytes(t[x], sizeof t[x], (double)v[x]);
+            printf("%*s  %-6u %10s %10s %10s %10s %10s %11.6f\n", (int)strlen(r->policy), "",
+                   k, t[0], t[1], t[2], t[3], t[4], r->tier_busy_s[k]);
+        }
+        for (uint32_t j = 1; j <= r->links && j < KVP_MAX_TIERS; j++) {
+            char up[NUM_TEXT], down[NUM_TEXT];
+            cli_format_bytes(up, sizeof up, (double)r->link_up_bytes[j]);
+            cli_format_bytes(down, sizeof down, (double)r->link_down_bytes[j]);
+            printf("%*s  link %u: %s up (busy %.6f s), %s down (busy %.6f s)\n",
+                   (int)strlen(r->policy), "", j, up, r->link_up_busy_s[j], down,
+                   r->link_down_busy_s[j]);
+        }
+    }
+    printf("\nTier 0 is HBM (its busy time counts the weights); read and written count the "
+           "reads,\nmoves and new tokens; a link carries what its tiers read (up) and write "
+           "(down).\n");
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The command                                                                              */
 
@@ -160,7 +215,7 @@ typedef struct run_opts {
     cli_scn scn;
     cli_ckpt ckpt; /* --checkpoint, --resume */
     const char *trace, *policies, *json, *csv, *threads, *sa_log;
-    int check, quiet;
+    int check, quiet, verbose;
 } run_opts;
 
 /* The sa searches' events, kept for --sa-log and written with the other reports. */
@@ -221,6 +276,12 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             if (m < 0)
                 return -m;
             o->quiet = 1;
+            continue;
+        }
+        if ((m = cli_opt_flag(a, i, "--verbose", "-v")) != 0) {
+            if (m < 0)
+                return -m;
+            o->verbose = 1;
             continue;
         }
         return cli_unknown_arg(a, arg);
@@ -425,6 +486,8 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
         goto done;
     print_header(&sc, tr);
     print_table(res, (size_t)n);
+    if (o.verbose)
+        print_tiers(res, (size_t)n);
     if (fflush(stdout) != 0)
         rc = cli_error("stdout: write failed");
     /* After the run, so that a failure stays one line. */

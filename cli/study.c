@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,81 @@ static int accounting_points(study_ctx *c, point *pts, size_t *n)
     return 0;
 }
 
+/* The tiers study (docs/RESULTS.md 8c): the base machine (two tiers) alone and with a
+ * CXL tier, an NVMe tier, or both below its DRAM, each behind the DRAM's link (a CXL
+ * expander or an NVMe drive on the host's PCIe reaches the GPU through it), at batch sizes
+ * around the first at which DRAM alone cannot hold the KV.  The tiers are those of the
+ * x86-h100-cxl-nvme preset (docs/presets.md). */
+static const struct {
+    const char *name, *set;
+} tier_machines[] = {
+    {"dram", ""},
+    {"dram+cxl", "tiers=3 tier2_capacity=1024GB tier2_bandwidth=144GB/s tier2_link=1"},
+    {"dram+nvme", "tiers=3 tier2_capacity=61.44TB tier2_bandwidth=52GB/s tier2_link=1"},
+    {"dram+cxl+nvme", "tiers=4 tier2_capacity=1024GB tier2_bandwidth=144GB/s tier2_link=1 "
+                      "tier3_capacity=61.44TB tier3_bandwidth=52GB/s tier3_link=1"},
+};
+/* Batches as multiples of the first that overflows DRAM: half of it (every machine), it,
+ * twice and four times it. */
+static const double tier_batch_scale[] = {0.5, 1, 2, 4};
+
+static int tiers_points(study_ctx *c, point *pts, size_t *n)
+{
+    kvp_error err = {0};
+    kvp_derived d;
+    if (c->base.tiers != 2)
+        return cli_error("study tiers: the base machine has %u tiers; the study adds its own "
+                         "below a two-tier machine's DRAM (use a two-tier --hw)",
+                         c->base.tiers);
+    kvp_scenario one = c->base;
+    one.batch = 1;
+    if (kvp_scenario_derive(&one, &d, &err) < 0)
+        return cli_error("%s", err.msg);
+    uint64_t tokens = c->file_trace ? (uint64_t)kvp_trace_prompt(c->file_trace) +
+                                          kvp_trace_steps(c->file_trace)
+                                    : (uint64_t)c->base.prompt + c->base.steps;
+    /* KV of the whole run at batch 1: every layer's P + N tokens */
+    double kv1 = (double)tokens * (double)d.tok_bytes * (double)c->base.layers;
+    double over = floor((double)c->base.dram_capacity / kv1) + 1;
+    if (over * 4 > 65536)
+        return cli_error("study tiers: DRAM (%" PRIu64 " bytes) holds the KV up to batch "
+                         "%.0f; the study's batches would pass 65536", c->base.dram_capacity,
+                         over - 1);
+    size_t k = 0;
+    /* machine by machine, so that each machine's rows are consecutive (its plotted line) */
+    for (size_t m = 0; m < NELEM(tier_machines); m++) {
+        for (size_t b = 0; b < NELEM(tier_batch_scale); b++) {
+            double batch = fmax(1, floor(over * tier_batch_scale[b]));
+            point *p = &pts[k];
+            p->sc = c->base;
+            char text[NUM_TEXT];
+            snprintf(text, sizeof text, "%.0f", batch);
+            int rc = set_param(&p->sc, "batch", text);
+            for (const char *a = tier_machines[m].set; !rc && *a;) {
+                char one_set[96];
+                size_t len = strcspn(a, " ");
+                snprintf(one_set, sizeof one_set, "%.*s", (int)len, a);
+                if (kvp_param_assign(&p->sc, one_set, &err) < 0)
+                    rc = cli_error("%s", err.msg);
+                a += len + (a[len] == ' ');
+            }
+            if (rc)
+                return rc;
+            /* a machine that cannot hold the KV at this batch has no point */
+            double cap = (double)p->sc.dram_capacity;
+            for (uint32_t t = 2; t < p->sc.tiers; t++)
+                cap += (double)p->sc.tier_capacity[t];
+            if (cap < kv1 * batch)
+                continue;
+            snprintf(p->var[0], VAR_TEXT, "%s", text);
+            snprintf(p->var[1], VAR_TEXT, "%s", tier_machines[m].name);
+            k++;
+        }
+    }
+    *n = k;
+    return 0;
+}
+
 /* Sparsities at the actual variation, then low and high variation at 0.6; each with the
  * weights' traffic counted and not. */
 static int gap_points(study_ctx *c, point *pts, size_t *n)
@@ -226,6 +302,7 @@ static const char *const vars_variation[] = {"variation"};
 static const char *const vars_batch[] = {"batch", "weights"};
 static const char *const vars_accounting[] = {"weights", "kv_per", "kv_heads", "batch"};
 static const char *const vars_gap[] = {"sparsity", "variation", "weights"};
+static const char *const vars_tiers[] = {"batch", "machine"};
 
 static const char *const vars_online[] = {"sparsity", "variation", "weights"};
 
@@ -253,6 +330,9 @@ static const study_def studies[] = {
      study_md_accounting, NULL, 0, NULL, NULL},
     {"gap", "How far each answer is from the certified optimum", "optimum", vars_gap, 3,
      "static", 1, 1, gap_points, study_gp_gap, study_md_gap, gap_policies, 1, NULL, NULL},
+    {"tiers", "What a CXL or NVMe tier adds where DRAM alone overflows", "beyond the study",
+     vars_tiers, 2, "static", 0, 0, tiers_points, study_gp_tiers, study_md_tiers, NULL, 1, NULL,
+     NULL},
     {"online", "Online policies against the best offline reference", "online", vars_online, 3,
      "static", 1, 1, online_points, study_gp_online, study_md_online, online_policies, 1,
      study_csv_online, "plan,lpbound"},
@@ -283,6 +363,8 @@ static void point_key(point *p)
     p->key[0] = 0;
     for (size_t i = 0; i < n && used < sizeof p->key; i++) {
         char t[NUM_TEXT];
+        if (!kvp_param_in_use(&p->sc, &params[i]))
+            continue;
         if (kvp_param_format(&p->sc, &params[i], t, sizeof t) < 0)
             t[0] = 0;
         int w = snprintf(p->key + used, sizeof p->key - used, "%s=%s;", params[i].name, t);
@@ -370,6 +452,19 @@ static int run_point(study_ctx *c, const study_def *def, point *p, size_t i, siz
     if (c->ncache < NELEM(c->cache))
         c->cache[c->ncache++] = p;
     return 0;
+}
+
+/* A point's results from a sweep's directory (--from DIR): the same numbers as running it. */
+static int point_from_sweep(study_ctx *c, const study_def *def, point *p, const char *dir)
+{
+    int rc = cli_sweep_results(dir, &p->sc, c->specs, c->nspec, p->res);
+    if (rc >= 0)
+        return rc;
+    char what[LABEL_TEXT];
+    point_text(what, sizeof what, def, p);
+    return cli_error("study %s: point %s is not in the sweep %s (run kvplace sweep "
+                     "examples/studies/%s.ini --out %s with the same --set options)", def->name,
+                     what, dir, def->name, dir);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -581,6 +676,7 @@ static int write_study(writer *w, const study_ctx *c, study_out *s)
 typedef struct study_opts {
     cli_scn scn;
     const char *name, *out, *trace, *policies, *threads, *sa_budget, *query_heads;
+    const char *from; /* --from DIR: the points' results from a sweep's directory */
     cli_ckpt ckpt; /* --checkpoint, --resume */
     int quiet;
 } study_opts;
@@ -623,6 +719,7 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
         }
         if ((m = cli_opt_value(a, &i, "--out", NULL, &o->out)) != 0 ||
             (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0 ||
+            (m = cli_opt_value(a, &i, "--from", NULL, &o->from)) != 0 ||
             (m = cli_ckpt_option(&o->ckpt, a, &i)) != 0) {
             if (m < 0)
                 return -m;
@@ -651,10 +748,14 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     }
     if (!o->name)
         return cli_usage(a->cmd, "which study? one of sparsity, variation, hitrate, batch, "
-                         "accounting, gap, online, all");
+                         "accounting, gap, tiers, online, all");
     if (strcmp(o->name, "all") != 0 && !find_study(o->name))
         return cli_usage(a->cmd, "unknown study \"%s\"; one of sparsity, variation, hitrate, "
-                         "batch, accounting, gap, online, all", o->name);
+                         "batch, accounting, gap, tiers, online, all", o->name);
+    if (o->from && (o->trace || o->ckpt.checkpoint || o->ckpt.resume))
+        return cli_usage(a->cmd, "--from takes the results of a sweep of synthetic traces; "
+                         "not with --%s", o->trace ? "trace" : o->ckpt.checkpoint
+                         ? "checkpoint" : "resume");
     if (o->trace) {
         static const char *const trace_defined[] = {"prompt", "steps"};
         for (size_t k = 0; k < NELEM(trace_defined); k++)
@@ -879,7 +980,8 @@ int cli_cmd_study(const cli_args *a)
         study_out *s = &outs[i];
         double t0 = now_s();
         for (size_t k = 0; k < s->n; k++)
-            if ((rc = run_point(c, s->def, &s->pts[k], k, s->n)) != 0)
+            if ((rc = o.from ? point_from_sweep(c, s->def, &s->pts[k], o.from)
+                             : run_point(c, s->def, &s->pts[k], k, s->n)) != 0)
                 goto done;
         if (!o.quiet)
             fprintf(stderr, "kvplace: study %s: %zu points in %.1f s\n", s->def->name, s->n,

@@ -230,11 +230,14 @@ static cJSON *json_scenario(const kvp_scenario *sc)
     int bad = !o;
     for (size_t i = 0; i < n && !bad; i++) {
         char t[NUM_TEXT];
+        if (!kvp_param_in_use(sc, &params[i]))
+            continue;
         if (kvp_param_format(sc, &params[i], t, sizeof t) < 0)
             bad = 1;
         else if (params[i].kind == KVP_PK_VARIATION)
             bad = !cJSON_AddStringToObject(o, params[i].name, t);
-        else if (params[i].kind == KVP_PK_FRACTION || params[i].kind == KVP_PK_BANDWIDTH)
+        else if (params[i].kind == KVP_PK_FRACTION || params[i].kind == KVP_PK_BANDWIDTH ||
+                 params[i].kind == KVP_PK_BANDWIDTH_OPT)
             bad = add_double(o, params[i].name, strtod(t, NULL)) < 0;
         else
             bad = add_raw(o, params[i].name, t) < 0;
@@ -366,7 +369,7 @@ static void gp_head(FILE *f, const study_ctx *c, const study_out *s, const char 
     fprintf(f, "set title \"%s\\n%s, %s, prompt %" PRIu32 ", %" PRIu32 " steps",
             s->def->title, sc->hw_name[0] ? sc->hw_name : "custom hardware",
             sc->model_name[0] ? sc->model_name : "custom model", sc->prompt, sc->steps);
-    if (strcmp(n, "batch") != 0 && strcmp(n, "accounting") != 0)
+    if (strcmp(n, "batch") != 0 && strcmp(n, "accounting") != 0 && strcmp(n, "tiers") != 0)
         fprintf(f, ", batch %" PRIu32, c->base.batch);
     if (strcmp(n, "sparsity") != 0)
         fprintf(f, ", sparsity %g", c->base.sparsity);
@@ -996,4 +999,107 @@ void study_md_gap(FILE *f, const study_ctx *c, const study_out *s)
                "certificate (the lower bound on time it was built with). The optimum's "
                "throughput lies between plan's and lpbound's. The study reports sa up to "
                "%.2fx over static.\n", STUDY_SA_MAX);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The tiers study                                                                          */
+
+/* The policy a plot follows beside static: the first of these the study ran. */
+static const char *tiers_best_policy(const study_ctx *c)
+{
+    static const char *const order[] = {"sa", "lookahead", "reactive", "page"};
+    for (size_t k = 0; k < NELEM(order); k++)
+        if (study_has_policy(c, order[k]))
+            return order[k];
+    return NULL;
+}
+
+static const char *const tiers_machine_names[] = {"dram", "dram+cxl", "dram+nvme",
+                                                   "dram+cxl+nvme"};
+
+void study_gp_tiers(FILE *f, const study_ctx *c, const study_out *s)
+{
+    gp_head(f, c, s, "batch (sequences decoded together)", "throughput (tokens/s)");
+    fprintf(f, "set logscale x 2\nplot ");
+    const char *pols[2] = {"static", tiers_best_policy(c)};
+    int first = 1;
+    for (size_t m = 0; m < NELEM(tiers_machine_names); m++) {
+        for (size_t k = 0; k < 2; k++) {
+            if (!pols[k])
+                continue;
+            const char *col = NULL;
+            for (size_t i = 0; i < c->nspec; i++)
+                if (strcmp(kvp_policy_name(c->specs[i].ops), pols[k]) == 0) {
+                    col = c->col[i];
+                    break;
+                }
+            if (!col)
+                continue;
+            fprintf(f, "%sdata using \"batch\":(strcol(\"machine\") eq \"%s\" ? "
+                    "column(\"%s_tok_s\") : NaN) with linespoints lw 2 pt %d dt %d lc %zu "
+                    "title \"%s, %s\"", first ? "" : ", \\\n     ", tiers_machine_names[m],
+                    col, k ? 7 : 6, k ? 1 : 2, m + 1, pols[k], tiers_machine_names[m]);
+            first = 0;
+        }
+    }
+    fprintf(f, "\n");
+    gp_tail(f);
+}
+
+void study_md_tiers(FILE *f, const study_ctx *c, const study_out *s)
+{
+    md_head(f, c, s, "DRAM alone stops holding the KV of the run at some batch. This study adds "
+                     "below the machine's DRAM a CXL tier (1024 GB at 144 GB/s), an NVMe tier "
+                     "(61.44 TB at 52 GB/s) or both, each behind the DRAM's link (the tiers of "
+                     "the x86-h100-cxl-nvme preset), and runs every machine at half that batch, "
+                     "at it, at twice and at four times it; a machine that cannot hold the KV "
+                     "at a batch has no row.");
+    fprintf(f, "Throughput (tokens/s):\n\n| batch | machine | KV of the run |");
+    for (size_t i = 0; i < c->nspec; i++)
+        fprintf(f, " %s |", c->col[i]);
+    fprintf(f, "\n|---|---|---|");
+    for (size_t i = 0; i < c->nspec; i++)
+        fprintf(f, "---|");
+    fprintf(f, "\n");
+    for (size_t k = 0; k < s->n; k++) {
+        const point *p = &s->pts[k];
+        kvp_derived d;
+        kvp_error err;
+        char kv[NUM_TEXT];
+        if (kvp_scenario_derive(&p->sc, &d, &err) < 0)
+            memset(&d, 0, sizeof d);
+        cli_format_bytes(kv, sizeof kv, (double)d.tok_bytes * p->sc.layers *
+                                            ((double)p->res[0].prompt + p->res[0].steps));
+        fprintf(f, "| %s | %s | %s |", p->var[0], p->var[1], kv);
+        for (size_t i = 0; i < c->nspec; i++)
+            fprintf(f, " %.1f |", p->res[i].throughput_tok_s);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\nWhere the KV reads were served (share of the KV bytes read; tier 0 is HBM, "
+               "tier 1 DRAM, then the added tiers in the order of the machine's name), and "
+               "each tier's busy time over the run's time:\n\n| batch | machine | policy | "
+               "reads by tier | busy by tier |\n|---|---|---|---|---|\n");
+    for (size_t k = 0; k < s->n; k++) {
+        const point *p = &s->pts[k];
+        for (size_t i = 0; i < c->nspec; i++) {
+            const kvp_result *r = &p->res[i];
+            /* placements only: bound and unlimited place nothing within the tiers */
+            if (strcmp(r->policy, "bound") == 0 || strcmp(r->policy, "unlimited") == 0 ||
+                strcmp(r->policy, "lpbound") == 0)
+                continue;
+            double all = (double)r->kv_read_hbm + (double)r->kv_read_dram;
+            fprintf(f, "| %s | %s | %s |", p->var[0], p->var[1], c->col[i]);
+            for (uint32_t t = 0; t < r->tiers; t++)
+                fprintf(f, "%s%.1f%%", t ? " / " : " ", all > 0 ? 100.0 *
+                        (double)r->tier_kv_read[t] / all : 0.0);
+            fprintf(f, " |");
+            for (uint32_t t = 0; t < r->tiers; t++)
+                fprintf(f, "%s%.0f%%", t ? " / " : " ", 100.0 * r->tier_busy_s[t] /
+                        r->total_time_s);
+            fprintf(f, " |\n");
+        }
+    }
+    fprintf(f, "\n");
+    md_table(f, c, s);
+    fprintf(f, "docs/RESULTS.md (8c) reads these numbers.\n");
 }

@@ -12,7 +12,7 @@
 #define MAX_POLICIES 24
 #define MAX_POINTS 36
 #define MAX_VARS 4
-#define MAX_STUDIES 7
+#define MAX_STUDIES 8
 #define VAR_TEXT 48
 #define KEY_TEXT 2048
 #define COL_TEXT 40
@@ -57,7 +57,8 @@ typedef struct study_def {
     void (*gp)(FILE *f, const struct study_ctx *c, const study_out *s);
     void (*md)(FILE *f, const struct study_ctx *c, const study_out *s);
     const char *policies; /* its default policy list (NULL: the studies' common one) */
-    int not_in_all;       /* 1: `study all` leaves it out (it needs its own policies) */
+    int not_in_all;       /* 1: `study all` leaves it out (it needs its own policies, or is
+                           * not one of the study's figures) */
     /* The CSV, when not the generic one; NULL for the generic one. */
     void (*csv)(FILE *f, const struct study_ctx *c, const study_out *s);
     /* Policies added to the default list when the registry has them ("plan,lpbound"). */
@@ -99,6 +100,7 @@ void study_gp_variation(FILE *f, const study_ctx *c, const study_out *s);
 void study_gp_hitrate(FILE *f, const study_ctx *c, const study_out *s);
 void study_gp_batch(FILE *f, const study_ctx *c, const study_out *s);
 void study_gp_accounting(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_tiers(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_sparsity(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_variation(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_hitrate(FILE *f, const study_ctx *c, const study_out *s);
@@ -106,6 +108,7 @@ void study_md_batch(FILE *f, const study_ctx *c, const study_out *s);
 void study_gp_gap(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_gap(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_tiers(FILE *f, const study_ctx *c, const study_out *s);
 void study_csv_online(FILE *f, const study_ctx *c, const study_out *s);
 void study_gp_online(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_online(FILE *f, const study_ctx *c, const study_out *s);

@@ -71,6 +71,9 @@ const char *kvp_strerror(int code);
 /* Scenario parameters (DESIGN.md §1).  Names, units, bounds, defaults and docs live in one
  * table (src/scenario/params.c), used by the config reader, --set, --help and validation alike.     */
 
+/* HBM and up to seven tiers below it; links are numbered 1..KVP_MAX_TIERS-1. */
+#define KVP_MAX_TIERS 8
+
 typedef enum kvp_variation {
     KVP_VAR_LOW = 0,
     KVP_VAR_ACTUAL = 1,
@@ -85,6 +88,16 @@ typedef struct kvp_scenario {
     double dram_bandwidth;  /* bytes/s */
     double link_bandwidth;  /* bytes/s, each direction */
     uint64_t reserve;       /* bytes of HBM held back from the KV cache */
+    /* tiers beyond two (docs/MODEL.md "Tiers beyond two"): tier 0 is HBM, tier 1 is
+     * dram_capacity/dram_bandwidth behind link 1 (link_bandwidth); entries [k] for k >= 2
+     * (tiers) and [j] for j >= 1 (links) hold the rest.  Bandwidths of 0 are unset. */
+    uint32_t tiers;                             /* K, 2..KVP_MAX_TIERS */
+    uint64_t tier_capacity[KVP_MAX_TIERS];      /* bytes, [k] k >= 2 */
+    double tier_bandwidth[KVP_MAX_TIERS];       /* bytes/s, [k] k >= 2 */
+    uint32_t tier_link[KVP_MAX_TIERS];          /* link of tier k >= 1, 1..KVP_MAX_TIERS-1 */
+    double link_bw[KVP_MAX_TIERS];              /* bytes/s each way, [j] j >= 2 */
+    double link_up_bw[KVP_MAX_TIERS];           /* bytes/s towards HBM, [j] j >= 1; 0: each way */
+    double link_down_bw[KVP_MAX_TIERS];         /* bytes/s away from HBM, [j] j >= 1 */
     /* model */
     uint32_t layers;
     uint32_t kv_heads;
@@ -111,7 +124,8 @@ typedef enum kvp_param_kind {
     KVP_PK_COUNT,     /* uint32_t, whole number */
     KVP_PK_U64,       /* uint64_t, whole number (seed) */
     KVP_PK_FRACTION,  /* double */
-    KVP_PK_VARIATION  /* kvp_variation: low | actual | high */
+    KVP_PK_VARIATION, /* kvp_variation: low | actual | high */
+    KVP_PK_BANDWIDTH_OPT /* double bytes/s as BANDWIDTH, or 0: unset */
 } kvp_param_kind;
 
 typedef struct kvp_param_info {
@@ -136,6 +150,10 @@ void kvp_scenario_default(kvp_scenario *sc);
 int kvp_param_set(kvp_scenario *sc, const char *name, const char *value, kvp_error *err);
 /* Applies "name=value" (the --set form). */
 int kvp_param_assign(kvp_scenario *sc, const char *assignment, kvp_error *err);
+/* 0 for the parameters of tiers and links a scenario does not use (all of them on a
+ * two-tier machine, whose two-tier names say everything), 1 for the others: reports and
+ * checkpoints record these. */
+int kvp_param_in_use(const kvp_scenario *sc, const kvp_param_info *p);
 /* Formats the current value of a parameter so that kvp_param_set reads it back exactly. */
 int kvp_param_format(const kvp_scenario *sc, const kvp_param_info *p, char *buf, size_t len);
 /* Cross-parameter checks (weights + reserve fit in HBM, ...). */
@@ -167,10 +185,19 @@ typedef struct kvp_derived {
     double w_layer;     /* weight_bytes / layers, bytes */
     uint64_t kv_budget; /* hbm_capacity - weight_bytes - reserve */
     double cap_layer;   /* kv_budget / layers, bytes */
+    /* The machine (docs/MODEL.md "Tiers beyond two"), resolved: K tiers, tier 0 HBM. */
+    uint32_t tiers;
+    uint64_t tier_capacity[KVP_MAX_TIERS]; /* bytes of KV; [0] = kv_budget */
+    double tier_bandwidth[KVP_MAX_TIERS];  /* bytes/s; [0] = hbm_bandwidth */
+    uint32_t tier_link[KVP_MAX_TIERS];     /* [k] k >= 1: its link */
+    double link_up[KVP_MAX_TIERS], link_down[KVP_MAX_TIERS]; /* bytes/s, [j] j >= 1, of the
+                                            * links some tier uses; 0 for the others */
 } kvp_derived;
 int kvp_scenario_derive(const kvp_scenario *sc, kvp_derived *d, kvp_error *err);
 /* floor(kv_budget / (layers * g * tok_bytes)), saturated at UINT32_MAX. */
 uint32_t kvp_slots(const kvp_scenario *sc, const kvp_derived *d, uint32_t g);
+/* The same for tier k (k = 0: kvp_slots): floor(tier_capacity[k] / (layers * g * tok_bytes)). */
+uint32_t kvp_tier_slots(const kvp_scenario *sc, const kvp_derived *d, uint32_t g, uint32_t k);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Traces (DESIGN.md §2).  A trace is N steps x L layers; a cursor streams one layer's access
@@ -303,6 +330,17 @@ typedef struct kvp_result {
      * dual iterations of the layer that took most */
     double lower_bound_s;
     uint32_t dual_iterations;
+    /* Per tier k < tiers (0 = HBM) and per link j in 1..links (0 unused), the same exact
+     * byte counts in every report (docs/MODEL.md "Tiers beyond two"): KV reads served,
+     * bytes read and written (moves and new tokens included), bytes moved in and out, and
+     * busy time (bytes / bandwidth summed over steps; HBM's with the weights). */
+    uint32_t tiers, links;
+    uint32_t tier_slots[KVP_MAX_TIERS]; /* per layer; UINT32_MAX for no limit */
+    uint64_t tier_kv_read[KVP_MAX_TIERS], tier_read[KVP_MAX_TIERS], tier_write[KVP_MAX_TIERS];
+    uint64_t tier_moved_in[KVP_MAX_TIERS], tier_moved_out[KVP_MAX_TIERS];
+    double tier_busy_s[KVP_MAX_TIERS];
+    uint64_t link_up_bytes[KVP_MAX_TIERS], link_down_bytes[KVP_MAX_TIERS];
+    double link_up_busy_s[KVP_MAX_TIERS], link_down_busy_s[KVP_MAX_TIERS];
     uint32_t online;         /* 1 if the policy is online (kvp_policy_online) */
 } kvp_result;
 
@@ -401,6 +439,19 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err);
 /* The sa searches' trajectories as CSV: one row per kvp_sa_event, a `search` column counting
  * the searches (each starts at level 0, move 0). */
 int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_error *err);
+/* The result columns of the CSV report, one cell at a time, for writers of other layouts
+ * (kvplace sweep): their count, the name of column i (NULL past the end), and the text of
+ * column i of r as the CSV writes it (empty for unlimited's slots), with *is_number (may be
+ * NULL) set to 1 for a number column.  buf must hold at least 40 bytes. */
+size_t kvp_result_ncolumns(void);
+const char *kvp_result_column(size_t i);
+int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
+                    kvp_error *err);
+/* The inverse of kvp_result_cell: sets column i of r from its text. */
+int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *err);
+/* The shortest of %.15g, %.16g, %.17g that reads back to exactly d, as the reports write
+ * doubles. */
+void kvp_format_double(char *buf, size_t len, double d);
 
 #ifdef __cplusplus
 }

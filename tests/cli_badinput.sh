@@ -124,6 +124,24 @@ p() {
     printf '# bad value on line 2\n%s\n' "$(echo "$1" | sed 's/=/ = /')" >"$T/bad.ini"
     refused "config $1" 1 "bad.ini:2: $2" $RUN --config "$T/bad.ini"
 }
+# tiers beyond two: K out of range, a tier with no bandwidth, a link with none, a tier with
+# no link, capacities that cannot hold the KV (one line, exit 1, no report left)
+p tiers=9 "tiers: 9 is out of range [2, 8]"
+p tiers=1 "tiers: 1 is out of range [2, 8]"
+p tier2_link=0 "tier2_link: 0 is out of range [1, 7]"
+refused "a tier with no bandwidth" 1 "tier 2 has no bandwidth (set tier2_bandwidth" \
+    $RUN --set tiers=3
+refused "a link with no bandwidth" 1 "tier 2 sits behind link 2, which has no bandwidth" \
+    $RUN --set tiers=3 --set tier2_bandwidth=10GB/s
+refused "capacities too small" 1 "the capacities cannot hold the KV" $RUN --set tiers=3 \
+    --set tier2_bandwidth=10GB/s --set tier2_link=1 --set dram_capacity=50kB \
+    --set tier2_capacity=50kB
+printf 'tiers = 3\n[tier 2]\nbandwidth = 10GB/s\nlink = 0\n' >"$T/bad.ini"
+refused "config [tier 2] link = 0" 1 "bad.ini:4: tier2_link: 0 is out of range" \
+    $RUN --config "$T/bad.ini"
+refused "lpbound on three tiers" 1 "policy lpbound models two tiers; this machine has 3" \
+    run $SMALL --hw x86-h100-cxl --policy lpbound --json $J
+
 p sparsity=1 "sparsity: 1 is out of range [0, 1)"
 p sparsity=1.5 "sparsity: 1.5 is out of range"
 p sparsity=-0.1 "sparsity: -0.1 is out of range"
@@ -175,6 +193,12 @@ refused "lookahead X=1" 1 "policy lookahead has no parameter \"X\"" $RUN --polic
 refused "lookahead:W" 1 "\"W\" is not key=value" $RUN --policy lookahead:W
 refused "sa W0 past W_max" 1 "W0=20 exceeds W_max=10" $RUN --policy sa:W_max=10:W0=20
 refused "sa budget=0" 1 "budget=0 is out of range" $RUN --policy sa:budget=0
+# SMALL is 2 layers x (20 + 4) x 4 = 192, within optimal's size limit; 200 x 20 is not.
+refused "optimal too large" 1 "optimal: " $RUN --policy optimal --set prompt=200 --set steps=20
+refused "optimal relax too large" 1 "is too large for the exact solver" \
+    $RUN --policy optimal:relax=1 --set prompt=200 --set steps=20
+refused "optimal relax=2" 1 "relax=2 is out of range" $RUN --policy optimal:relax=2
+refused "optimal tlim=0" 1 "tlim=0 is out of range" $RUN --policy optimal:tlim=0
 refused "--trace with --synthetic" 2 "--trace and --synthetic" \
     $RUN --trace "$T/good.npy" --synthetic low
 refused "--trace with --set steps" 2 "--set steps conflicts with --trace" \

@@ -53,6 +53,25 @@ rows() { echo $(($(lines "$1") - 1)); }
 [ "$(rows "$T/a/batch.csv")" -eq 12 ] && ok || bad "batch.csv: wanted 12 rows (6 batches x 2)"
 # accounting: 2 batches (1 and the scenario's 4) x weights counted or not x 2 KV countings
 [ "$(rows "$T/a/accounting.csv")" -eq 8 ] && ok || bad "accounting.csv: wanted 8 rows"
+# --- tiers: batches around the first that DRAM alone cannot hold ---------------------
+# KV of the run at batch 1: (300 + 30) tokens x 4096 bytes x 2 layers = 2703360 bytes; DRAM
+# 100 MB holds 36 batches (97320960 bytes), so batch 37 overflows it: batches 18, 37, 74, 148;
+# DRAM alone only at 18, the CXL (1024 GB) and NVMe machines at all four: 1 + 4 + 4 + 4 rows,
+# machine by machine.
+kv study tiers $TINY --set dram_capacity=100MB --policy static,reactive,bound --out "$T/t"
+[ "$rc" -eq 0 ] && ok || bad "study tiers: exit $rc: $(cat "$T/err")"
+[ "$(column batch "$T/t/tiers.csv" | tr '\n' ' ')" = "18 18 37 74 148 18 37 74 148 18 37 74 148 " ] &&
+    ok || bad "tiers.csv: batches $(column batch "$T/t/tiers.csv" | tr '\n' ' ')"
+[ "$(column machine "$T/t/tiers.csv" | grep -c '^dram$')" -eq 1 ] && ok ||
+    bad "tiers.csv: DRAM alone where it overflows"
+kv study tiers $TINY --set dram_capacity=100MB --policy static,reactive,bound --out "$T/t2" \
+    --threads 1
+for e in csv json md; do
+    cmp -s "$T/t/tiers.$e" "$T/t2/tiers.$e" && ok || bad "study tiers: tiers.$e differs"
+done
+refused "study tiers on three tiers" 1 "the base machine has 3 tiers" study tiers $TINY \
+    --set tiers=3 --set tier2_bandwidth=10GB/s --set tier2_link=1 --out "$T/reports"
+
 # x / x is exactly 1 in a double, so the column must say exactly "1".
 for s in sparsity batch accounting; do
     v=$(column static_vs_static "$T/a/$s.csv" | sort -u)

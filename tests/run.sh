@@ -19,5 +19,21 @@ for t in "$BUILD"/tests/test_* tests/cli_*.sh; do
     if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then printf '%s\n' "$out"; status=1; fi
     printf '%-28s %s\n' "$name" "$line"
 done
+# A real one-node Slurm (tests/slurm/run.sh): only where Slurm is installed and we are root;
+# it says why when it skips.
+out=$(KVPLACE="$BUILD/kvplace" sh tests/slurm/run.sh 2>&1); rc=$?
+if [ "$rc" -eq 77 ]; then
+    printf '%-28s SKIPPED (%s)\n' "slurm/run.sh" "$(printf '%s\n' "$out" | tail -n 1 | sed 's/^slurm: skipped: //')"
+else
+    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    if [ -z "$line" ]; then
+        printf '%s\n' "$out"; echo "slurm/run.sh: no result line (exit $rc)"; status=1; total_f=$((total_f + 1))
+    else
+        p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+        total_p=$((total_p + p)); total_f=$((total_f + f))
+        if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then printf '%s\n' "$out"; status=1; fi
+        printf '%-28s %s\n' "slurm/run.sh" "$line"
+    fi
+fi
 echo "$total_p passed, $total_f failed"
 [ "$total_f" -eq 0 ] && [ "$status" -eq 0 ]

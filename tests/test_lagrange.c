@@ -222,11 +222,60 @@ static void test_hand(void)
     kvp_trace_free(t);
 }
 
+/* Small cases against GLPK (the policy optimal): bound <= lpbound <= LP <= OPT <= plan.
+ * GLPK's own tolerances are some 1e-7 relative, hence the looser comparisons with it. */
+static void test_against_glpk(void)
+{
+    const uint64_t seed = 7;
+    rng_state = seed;
+    const int cases = 24;
+    double sum = 0;
+    for (int k = 0; k < cases; k++) {
+        uint32_t P = 10 + rnd(10), N = 4 + rnd(5), C = P + N - 1;
+        tiny c;
+        memset(&c, 0, sizeof c);
+        c.S = 1 + P / 4 + rnd(P / 4);
+        c.tok = 2;
+        c.w = rnd(2) ? 0 : (double)(2 * rnd(8));
+        c.bh = 100.0 * (1 + rnd(10));
+        c.bd = 10.0 * (1 + rnd(10));
+        c.bl = 10.0 * (1 + rnd(20));
+        kvp_scenario sc;
+        scenario_of(&c, &sc);
+        static const char *const sp[] = {"sparsity=0.5", "sparsity=0.7", "sparsity=0.85"};
+        CHECK_OK(kvp_param_assign(&sc, sp[rnd(3)], &err), &err);
+        float *data = malloc((size_t)N * C * sizeof *data);
+        for (size_t i = 0; i < (size_t)N * C; i++)
+            data[i] = (float)rnd(1000);
+        kvp_trace *t = NULL;
+        CHECK_OK(kvp_trace_from_memory(&t, data, N, 1, C, 0, "glpk", &err), &err);
+        free(data);
+        if (!t)
+            continue;
+        kvp_result r;
+        double b = run_one(&sc, t, "bound", &r);
+        double lb = run_one(&sc, t, "lpbound", &r);
+        double lp = run_one(&sc, t, "optimal:relax=1", &r);
+        double opt = run_one(&sc, t, "optimal", &r);
+        double plan = run_one(&sc, t, "plan", &r);
+        int ok = CHECK(b <= lb * (1 + 1e-9)) & CHECK(lb <= lp * (1 + 1e-6)) &
+                 CHECK(lp <= opt * (1 + 1e-6)) & CHECK(opt <= plan * (1 + 1e-6));
+        if (!ok)
+            fprintf(stderr, "    seed %llu case %d: P %u N %u S %u: bound %.17g lpbound %.17g "
+                    "LP %.17g OPT %.17g plan %.17g\n", (unsigned long long)seed, k, P, N, c.S,
+                    b, lb, lp, opt, plan);
+        sum += lb / lp;
+        kvp_trace_free(t);
+    }
+    printf("against GLPK: mean lpbound/LP %.4f over %d cases\n", sum / cases, cases);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
         {"hand", test_hand},
         {"random_tiny", test_random_tiny},
+        {"against_glpk", test_against_glpk},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

@@ -175,10 +175,13 @@ static void test_table(void)
 {
     size_t np;
     const kvp_param_info *ps = kvp_params(&np);
-    /* every kvp_scenario field but the two names has a row, each at a distinct offset */
-    CHECK_EQ_U64(np, 18);
+    /* every kvp_scenario field but the two names has a row, each at a distinct offset: the
+     * 18 two-tier ones, tiers, tier1_link, 3 for each of tiers 2..7, link 1's up and down,
+     * 3 for each of links 2..7 */
+    CHECK_EQ_U64(np, 18 + 2 + 3 * 6 + 2 + 3 * 6);
     for (size_t i = 0; i < np; i++) {
         CHECK(kvp_param_find(ps[i].name) == &ps[i]);
+        CHECK(strlen(ps[i].name) < 32);
         CHECK(ps[i].deflt && ps[i].unit && ps[i].doc && ps[i].group);
         CHECK(ps[i].offset < offsetof(kvp_scenario, hw_name));
         /* COUNT fields are uint32_t: the bound is what keeps a parsed value from wrapping */
@@ -566,6 +569,105 @@ static void test_config(void)
     unlink(path_c);
 }
 
+/* Tiers beyond two: the tier-1 and link-1 names are today's, the rest checked on derive. */
+static void test_tiers(void)
+{
+    kvp_scenario sc, ref;
+    kvp_derived d;
+    kvp_scenario_default(&sc);
+    ref = sc;
+    CHECK_EQ_U64(sc.tiers, 2);
+    CHECK(kvp_param_find("tier1_capacity") == kvp_param_find("dram_capacity"));
+    CHECK(kvp_param_find("tier1_bandwidth") == kvp_param_find("dram_bandwidth"));
+    CHECK(kvp_param_find("link1_bandwidth") == kvp_param_find("link_bandwidth"));
+    CHECK_OK(kvp_param_set(&sc, "tier1_capacity", "1TB", &err), &err);
+    CHECK_OK(kvp_param_set(&sc, "tier1_bandwidth", "100GB/s", &err), &err);
+    CHECK_OK(kvp_param_set(&sc, "link1_bandwidth", "64GB/s", &err), &err);
+    CHECK_OK(kvp_param_set(&ref, "dram_capacity", "1TB", &err), &err);
+    CHECK_OK(kvp_param_set(&ref, "dram_bandwidth", "100GB/s", &err), &err);
+    CHECK_OK(kvp_param_set(&ref, "link_bandwidth", "64GB/s", &err), &err);
+    CHECK(memcmp(&sc, &ref, sizeof sc) == 0);
+    /* a two-tier machine records none of the tier parameters */
+    size_t np;
+    const kvp_param_info *ps = kvp_params(&np);
+    for (size_t i = 0; i < np; i++)
+        CHECK(kvp_param_in_use(&sc, &ps[i]) ==
+              (strncmp(ps[i].name, "tier", 4) != 0 && strncmp(ps[i].name, "link", 4) != 0) ||
+              strcmp(ps[i].name, "link_bandwidth") == 0);
+
+    /* ... but an asymmetric link 1 records its directions */
+    CHECK_OK(kvp_param_set(&sc, "link1_up_bandwidth", "375GB/s", &err), &err);
+    CHECK(kvp_param_in_use(&sc, kvp_param_find("link1_up_bandwidth")));
+    CHECK(!kvp_param_in_use(&sc, kvp_param_find("link1_down_bandwidth")));
+    CHECK_OK(kvp_param_set(&sc, "link1_up_bandwidth", "0", &err), &err);
+
+    /* K out of range */
+    CHECK_FAILS(kvp_param_set(&sc, "tiers", "9", &err), KVP_EINVAL, &err,
+                "tiers: 9 is out of range [2, 8]");
+    CHECK_FAILS(kvp_param_set(&sc, "tiers", "1", &err), KVP_EINVAL, &err,
+                "tiers: 1 is out of range [2, 8]");
+    /* a third tier with no bandwidth, then with a link that has none */
+    CHECK_OK(kvp_param_set(&sc, "tiers", "3", &err), &err);
+    CHECK_FAILS(kvp_scenario_derive(&sc, &d, &err), KVP_EINVAL, &err,
+                "tier 2 has no bandwidth (set tier2_bandwidth");
+    CHECK_OK(kvp_param_set(&sc, "tier2_bandwidth", "40GB/s", &err), &err);
+    CHECK_FAILS(kvp_scenario_validate(&sc, &err), KVP_EINVAL, &err,
+                "tier 2 sits behind link 2, which has no bandwidth (set link2_bandwidth)");
+    /* a tier with no link at all */
+    CHECK_FAILS(kvp_param_set(&sc, "tier2_link", "0", &err), KVP_EINVAL, &err,
+                "tier2_link: 0 is out of range [1, 7]");
+    /* sharing link 1 (each way 64 GB/s), its up direction measured apart */
+    CHECK_OK(kvp_param_set(&sc, "tier2_link", "1", &err), &err);
+    CHECK_OK(kvp_param_set(&sc, "link1_up_bandwidth", "50GB/s", &err), &err);
+    CHECK_OK(kvp_param_set(&sc, "tier2_capacity", "256GB", &err), &err);
+    CHECK_OK(kvp_scenario_derive(&sc, &d, &err), &err);
+    CHECK_EQ_U64(d.tiers, 3);
+    CHECK_EQ_U64(d.tier_capacity[1], 1000000000000u);
+    CHECK_EQ_U64(d.tier_capacity[2], 256000000000u);
+    CHECK_NEAR(d.tier_bandwidth[2], 40e9, 0);
+    CHECK_EQ_U64(d.tier_link[1], 1);
+    CHECK_EQ_U64(d.tier_link[2], 1);
+    CHECK_NEAR(d.link_up[1], 50e9, 0);
+    CHECK_NEAR(d.link_down[1], 64e9, 0);
+    CHECK_NEAR(d.link_up[2], 0, 0); /* unused */
+    /* an unset direction is "0" and reads back */
+    CHECK_OK(kvp_param_set(&sc, "link1_up_bandwidth", "0", &err), &err);
+    CHECK_OK(kvp_scenario_derive(&sc, &d, &err), &err);
+    CHECK_NEAR(d.link_up[1], 64e9, 0);
+    CHECK_FAILS(kvp_param_set(&sc, "link1_up_bandwidth", "-1GB/s", &err), KVP_EINVAL, &err,
+                "link1_up_bandwidth");
+    /* slots of tier 2: 256e9 / (32 layers * 1 token * 4096 bytes) = 1953125 exactly */
+    CHECK_EQ_U64(kvp_tier_slots(&sc, &d, 1, 2), 1953125);
+    CHECK_EQ_U64(kvp_tier_slots(&sc, &d, 3, 2), 651041); /* 1953125 / 3, floored */
+    CHECK_EQ_U64(kvp_tier_slots(&sc, &d, 1, 3), 0); /* no tier 3 */
+
+    /* readable sections */
+    const char *path = "/tmp/kvp_test_tiers.ini";
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("tiers = 4\n[hbm]\ncapacity = 80GB\n[tier 1]\ncapacity = 512GB\n"
+          "bandwidth = 300GB/s\n[tier 2]\ncapacity = 256GB\nbandwidth = 60GB/s\nlink = 1\n"
+          "[tier3]\ncapacity = 4TB\nbandwidth = 12GB/s\n[link 1]\nbandwidth = 64GB/s\n"
+          "up_bandwidth = 55GB/s\n[link 3]\nbandwidth = 14GB/s\n", f);
+    fclose(f);
+    kvp_scenario_default(&sc);
+    CHECK_OK(kvp_config_load(&sc, path, &err), &err);
+    CHECK_EQ_U64(sc.tiers, 4);
+    CHECK_EQ_U64(sc.hbm_capacity, 80000000000u);
+    CHECK_EQ_U64(sc.dram_capacity, 512000000000u);
+    CHECK_NEAR(sc.dram_bandwidth, 300e9, 0);
+    CHECK_EQ_U64(sc.tier_capacity[2], 256000000000u);
+    CHECK_EQ_U64(sc.tier_link[2], 1);
+    CHECK_EQ_U64(sc.tier_capacity[3], 4000000000000u);
+    CHECK_EQ_U64(sc.tier_link[3], 3);
+    CHECK_NEAR(sc.link_up_bw[1], 55e9, 0);
+    CHECK_NEAR(sc.link_bw[3], 14e9, 0);
+    CHECK_OK(kvp_scenario_validate(&sc, &err), &err);
+    unlink(path);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
@@ -576,6 +678,7 @@ int main(int argc, char **argv)
         {"derive", test_derive},
         {"roundtrip", test_roundtrip},
         {"config", test_config},
+        {"tiers", test_tiers},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

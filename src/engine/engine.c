@@ -11,9 +11,12 @@
 #include "base/error.h"
 #include "base/parallel.h"
 #include "engine/cost.h"
+#include "engine/fast.h"
+#include "policy/lookahead_grid.h"
 #include "trace/trace.h"
 #include "trace/trace_cache.h"
 
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,16 @@ struct kvp_engine_layer {
     uint8_t *resident;
     uint32_t nresident;
     uint32_t nblocks;
+    /* More than two tiers (docs/MODEL.md "Tiers beyond two"): the policy places HBM through
+     * resident[]; the engine keeps every existing block's tier (0 = HBM, TIER_NONE: not yet
+     * written) and, per tier below HBM, a recency list (head: last read or arrived) whose
+     * tail moves one tier down when an arrival finds the tier full.  NULL with two tiers. */
+    uint8_t *tier;
+    uint32_t *prev, *next;
+    uint32_t head[KVP_MAX_TIERS], tail[KVP_MAX_TIERS], count[KVP_MAX_TIERS];
+    uint32_t tslots[KVP_MAX_TIERS];
+    uint32_t tiers;
+    int fixed; /* the policy has KVP_CAP_FIXED */
     /* blocks whose residency changed this step, with their state before the step */
     uint32_t *touched;
     uint32_t ntouched;
@@ -45,6 +58,123 @@ static int touch(struct kvp_engine_layer *e, uint32_t b)
         e->touched[e->ntouched++] = b;
     }
     return 0;
+}
+
+/* ---- more than two tiers ---- */
+
+#define TIER_NONE 0xFFu
+#define NIL UINT32_MAX
+
+static void list_remove(struct kvp_engine_layer *e, uint32_t b)
+{
+    uint32_t k = e->tier[b];
+    if (e->prev[b] != NIL)
+        e->next[e->prev[b]] = e->next[b];
+    else
+        e->head[k] = e->next[b];
+    if (e->next[b] != NIL)
+        e->prev[e->next[b]] = e->prev[b];
+    else
+        e->tail[k] = e->prev[b];
+    e->count[k]--;
+}
+
+static void list_push(struct kvp_engine_layer *e, uint32_t b, uint32_t k)
+{
+    e->tier[b] = (uint8_t)k;
+    e->prev[b] = NIL;
+    e->next[b] = e->head[k];
+    if (e->head[k] != NIL)
+        e->prev[e->head[k]] = b;
+    else
+        e->tail[k] = b;
+    e->head[k] = b;
+    e->count[k]++;
+}
+
+/* Block b was read from tier k >= 1: it becomes that tier's most recent. */
+static void list_touch(struct kvp_engine_layer *e, uint32_t b)
+{
+    if (e->head[e->tier[b]] != b) {
+        uint32_t k = e->tier[b];
+        list_remove(e, b);
+        list_push(e, b, k);
+    }
+}
+
+/* Marks b as changed this step, remembering its tier before the step in was[] (tier + 1;
+ * TIER_NONE for a block not yet written). */
+static void touch_tier(struct kvp_engine_layer *e, uint32_t b)
+{
+    if (!e->was[b])
+        e->touched[e->ntouched++] = b;
+    e->was[b] = (uint8_t)(e->tier[b] == TIER_NONE ? TIER_NONE : e->tier[b] + 1u);
+}
+
+/* Puts a block out of HBM below it: into tier 1, and while the tier it enters is full, the
+ * tier's least recent block moves one tier down (the slowest tier takes any: the run's
+ * capacities hold the whole KV, checked before it starts). */
+static void place_below(struct kvp_engine_layer *e, uint32_t b)
+{
+    for (uint32_t k = 1;; k++) {
+        if (e->count[k] < e->tslots[k] || k + 1 == e->tiers) {
+            list_push(e, b, k);
+            return;
+        }
+        if (e->count[k] == 0)
+            continue; /* a tier of no slots: on to the next */
+        uint32_t v = e->tail[k];
+        if (!e->was[v])
+            touch_tier(e, v);
+        list_remove(e, v);
+        list_push(e, b, k);
+        b = v;
+    }
+}
+
+/* A new block out of HBM, for a policy that never moves a block: the fastest tier with a
+ * free slot (the slowest if none), as HBM takes a new block while it has a slot.  Any other
+ * policy's new block is its most recent and enters tier 1 as a demoted block does
+ * (place_below). */
+static void place_new(struct kvp_engine_layer *e, uint32_t b)
+{
+    uint32_t k = 1;
+    while (k + 1 < e->tiers && e->count[k] >= e->tslots[k])
+        k++;
+    list_push(e, b, k);
+}
+
+/* The initial placement below HBM: the blocks the policy left out of HBM, lowest-numbered
+ * first, fill the tiers fastest first (static's "fills tiers in order"). */
+static void initial_below(struct kvp_engine_layer *e, uint32_t exist)
+{
+    uint32_t k = 1;
+    for (uint32_t b = 0; b < e->nblocks; b++) {
+        e->tier[b] = TIER_NONE;
+        if (b >= exist)
+            continue;
+        if (e->resident[b]) {
+            e->tier[b] = 0;
+            continue;
+        }
+        while (k + 1 < e->tiers && e->count[k] >= e->tslots[k])
+            k++;
+        list_push(e, b, k); /* prompt order is arrival order: block 0 the least recent */
+    }
+}
+
+/* The reads of a step per tier below HBM, each making its block the tier's most recent. */
+static void serve_reads_tiers(struct kvp_engine_layer *e, const kvp_step *s, kvp_counters *st)
+{
+    for (uint32_t i = 0; i < s->nread; i++) {
+        uint32_t b = s->read_block[i], k = e->tier[b];
+        if (k) {
+            st->kv_read[k] += s->read_count[i];
+            list_touch(e, b);
+        }
+    }
+    for (uint32_t k = 1; k < e->tiers; k++)
+        st->read[k] = st->kv_read[k];
 }
 
 /* The checks are the same for one block or many; a batch keeps the loop in one function
@@ -169,6 +299,7 @@ typedef struct run_ctx {
     kvp_cost_model model;
     uint64_t tok_bytes;
     uint32_t *g, *slots, *lookahead; /* per policy */
+    uint32_t (*tslots)[KVP_MAX_TIERS]; /* per policy: slots of each tier (more than two) */
     uint32_t max_lookahead;
     uint32_t *ones; /* read_count of 1-token blocks: all 1 */
     int check;
@@ -187,6 +318,9 @@ static void pol_free(pol_layer *pl)
     if (pl->state_ok && pl->ps->ops->free)
         pl->ps->ops->free(pl->state);
     free(pl->e.resident);
+    free(pl->e.tier);
+    free(pl->e.prev);
+    free(pl->e.next);
     free(pl->e.was);
     free(pl->e.touched);
     free(pl->acount);
@@ -195,10 +329,23 @@ static void pol_free(pol_layer *pl)
     free(pl->rscore);
 }
 
-static int pol_alloc(pol_layer *pl, uint32_t positions)
+static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, uint32_t tiers)
 {
     uint32_t nb = pl->li.nblocks;
     pl->e.nblocks = nb;
+    pl->e.tiers = tiers;
+    pl->e.fixed = (pl->ps->ops->caps & KVP_CAP_FIXED) != 0;
+    if (tiers > 2) {
+        pl->e.tier = malloc(nb ? nb : 1);
+        pl->e.prev = malloc((size_t)(nb ? nb : 1) * sizeof *pl->e.prev);
+        pl->e.next = malloc((size_t)(nb ? nb : 1) * sizeof *pl->e.next);
+        if (!pl->e.tier || !pl->e.prev || !pl->e.next)
+            return 0;
+        for (uint32_t k = 0; k < KVP_MAX_TIERS; k++) {
+            pl->e.head[k] = pl->e.tail[k] = NIL;
+            pl->e.tslots[k] = k < tiers ? tslots[k] : 0;
+        }
+    }
     pl->e.resident = calloc(nb, 1);
     pl->e.was = calloc(nb, 1);
     pl->e.touched = malloc((size_t)nb * sizeof *pl->e.touched);
@@ -252,6 +399,8 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
     pl->e.nresident = 0;
     for (uint32_t b = 0; b < pl->li.nblocks; b++)
         pl->e.nresident += pl->e.resident[b];
+    if (pl->e.tier)
+        initial_below(&pl->e, first.exist_blocks);
     if (pl->e.nresident > pl->li.slots)
         return kvp_error_set(err, KVP_ECHECK, "policy %s: initial placement of layer %u holds "
                              "%u blocks, slots %u", ops->name, pl->li.layer, pl->e.nresident,
@@ -375,19 +524,86 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
         uint64_t lo = (uint64_t)b * g, hi = lo + g;
         uint64_t pres = hi <= ctx ? g : (ctx > lo ? ctx - lo : 0);
         uint64_t a = g != 1 ? acount[b] : mark ? acount[b] == stamp : is_read(acc, b);
-        if (before == 1 && e->resident[b]) { /* promotion: the unread rest comes up */
-            st->dram_read += pres - a;
-            st->link_up += pres - a;
-            st->hbm_write += pres;
+        if (e->tier) { /* was[] holds the tier before + 1, tier[] the tier after */
+            if (before == TIER_NONE || before - 1u == e->tier[b])
+                continue;
+            uint32_t from = before - 1u, to = e->tier[b];
+            st->read[from] += pres - a;
+            st->write[to] += pres;
+            st->moved_out[from] += pres;
+            st->moved_in[to] += pres;
+            if (to < from)
+                st->promoted += pres;
+            else
+                st->demoted += pres;
+        } else if (before == 1 && e->resident[b]) { /* promotion: the unread rest comes up */
+            st->read[1] += pres - a;
+            st->write[0] += pres;
+            st->moved_out[1] += pres;
+            st->moved_in[0] += pres;
             st->promoted += pres;
         } else if (before == 2 && !e->resident[b]) { /* demotion: the unread rest is read */
-            st->hbm_read += pres - a;
-            st->link_down += pres;
-            st->dram_write += pres;
+            st->read[0] += pres - a;
+            st->write[1] += pres;
+            st->moved_out[0] += pres;
+            st->moved_in[1] += pres;
             st->demoted += pres;
         }
     }
     e->ntouched = 0;
+}
+
+/* After the policy's step, with more than two tiers: the blocks it took into HBM leave their
+ * tier, those it put out of HBM go below (place_below), in the order it moved them, and so
+ * does a new block it left out of HBM. */
+static void resolve_tiers(struct kvp_engine_layer *e, const kvp_step *s)
+{
+    const uint32_t n = e->ntouched;
+    for (uint32_t i = 0; i < n; i++)
+        touch_tier(e, e->touched[i]);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b = e->touched[i];
+        if (e->resident[b] && e->tier[b] != 0) {
+            if (e->tier[b] != TIER_NONE)
+                list_remove(e, b);
+            e->tier[b] = 0;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b = e->touched[i];
+        if (!e->resident[b] && e->tier[b] == 0)
+            place_below(e, b);
+    }
+    if (s->opens_block && e->tier[s->new_block] == TIER_NONE) {
+        if (e->resident[s->new_block])
+            e->tier[s->new_block] = 0;
+        else if (e->fixed)
+            place_new(e, s->new_block);
+        else
+            place_below(e, s->new_block);
+    }
+}
+
+/* Checking mode: the tiers agree with the HBM residency and none holds more than its slots. */
+static int check_tiers(const pol_layer *pl, uint32_t n, kvp_error *err)
+{
+    const struct kvp_engine_layer *e = &pl->e;
+    uint32_t cnt[KVP_MAX_TIERS] = {0};
+    for (uint32_t b = 0; b < e->nblocks; b++) {
+        if (e->tier[b] == TIER_NONE)
+            continue;
+        if ((e->tier[b] == 0) != (e->resident[b] != 0))
+            return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u block %u in tier %u "
+                                 "but resident %u after step %u", pl->ps->ops->name,
+                                 pl->li.layer, b, e->tier[b], e->resident[b], n);
+        cnt[e->tier[b]]++;
+    }
+    for (uint32_t k = 1; k < e->tiers; k++)
+        if (cnt[k] != e->count[k] || cnt[k] > e->tslots[k])
+            return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u tier %u holds %u blocks "
+                                 "(list %u), slots %u, after step %u", pl->ps->ops->name,
+                                 pl->li.layer, k, cnt[k], e->count[k], e->tslots[k], n);
+    return 0;
 }
 
 /* One step of one policy: reads, placement and its charges, the new token, the step's time
@@ -414,11 +630,11 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     const uint64_t hbm_hits = serve_reads(pl, rc, acc, &marked);
     const uint64_t reads = acc->count;
     kvp_counters st = {0};
-    st.kv_read_hbm = hbm_hits;
-    st.kv_read_dram = reads - hbm_hits;
-    st.hbm_read = hbm_hits;
-    st.dram_read = reads - hbm_hits;
-    st.link_up = reads - hbm_hits;
+    st.kv_read[0] = st.read[0] = hbm_hits;
+    if (e->tier)
+        serve_reads_tiers(e, s, &st);
+    else
+        st.kv_read[1] = st.read[1] = reads - hbm_hits;
 
     const uint32_t nread = s->nread;
     s->nresident = e->nresident;
@@ -433,18 +649,20 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u holds %u blocks after step "
                              "%u, slots %u", ops->name, pl->li.layer, e->nresident, n,
                              pl->li.slots);
+    if (e->tier)
+        resolve_tiers(e, s);
     charge_moves(pl, acc, marked, &st);
+    if (e->tier && rc->check && (ret = check_tiers(pl, n, err)) < 0)
+        return ret;
 
     /* 3. The new token, where its block now is. */
-    if (e->resident[s->new_block]) {
-        st.hbm_write += 1;
-    } else {
-        st.dram_write += 1;
-        st.link_down += 1;
-    }
+    if (e->tier)
+        st.write[e->tier[s->new_block]] += 1;
+    else
+        st.write[e->resident[s->new_block] ? 0 : 1] += 1;
 
     kvp_traffic traffic;
-    kvp_traffic_of(&traffic, &st, rc->tok_bytes);
+    kvp_traffic_of(&traffic, &st, rc->model.tiers, rc->tok_bytes);
     const double t = kvp_step_time(&rc->model, &traffic);
     if (rc->check && !(ops->caps & KVP_CAP_UNLIMITED) && t < bound_t * (1 - 1e-12))
         return kvp_error_set(err, KVP_ECHECK, "policy %s: step %u layer %u takes %.17g s, "
@@ -454,7 +672,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     kvp_counters_add(&pl->out->c, &st);
     if (rc->rec) {
         kvp_step_record *r = &rc->rec[(size_t)pl->li.layer * pl->li.steps + n];
-        *r = (kvp_step_record){t, st.kv_read_hbm, st.promoted, st.demoted};
+        *r = (kvp_step_record){t, st.kv_read[0], st.promoted, st.demoted};
     }
     if (g != 1)
         for (uint32_t i = 0; i < nread; i++)
@@ -523,7 +741,7 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
         p->li = (kvp_layer_info){l, g, rc->slots[i], P, N,
                                  (uint32_t)(((uint64_t)P + N + g - 1) / g), p->ps->value,
                                  p->ps->ctx, &rc->model, rc->tok_bytes};
-        ok = pol_alloc(p, positions);
+        ok = pol_alloc(p, positions, rc->tslots[i], rc->model.tiers);
     }
     if (!ok)
         return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
@@ -633,19 +851,59 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
     res->slots = slots;
     res->online = (uint32_t)((ps->ops->caps & KVP_CAP_ONLINE) != 0);
     res->total_time_s = time_s;
-    const uint64_t *src[] = {&c->kv_read_hbm, &c->kv_read_dram, &c->hbm_read, &c->hbm_write,
-                             &c->dram_read,   &c->dram_write,   &c->link_up,  &c->link_down,
-                             &c->promoted,    &c->demoted};
+    /* The two-tier counters: with more tiers, "dram" and the link are every tier below HBM
+     * and every link, summed (a read below HBM crosses one link up; a write, one down). */
+    kvp_counters below = {0};
+    for (uint32_t k = 1; k < d.tiers; k++) {
+        below.kv_read[1] += c->kv_read[k];
+        below.read[1] += c->read[k];
+        below.write[1] += c->write[k];
+    }
+    const uint64_t *src[] = {&c->kv_read[0],     &below.kv_read[1], &c->read[0],
+                             &c->write[0],       &below.read[1],    &below.write[1],
+                             &below.read[1],     &below.write[1],   &c->promoted,
+                             &c->demoted};
     uint64_t *dst[] = {&res->kv_read_hbm, &res->kv_read_dram, &res->hbm_read,
                        &res->hbm_write,   &res->dram_read,    &res->dram_write,
                        &res->link_up,     &res->link_down,    &res->promoted_bytes,
                        &res->demoted_bytes};
+    int over = 0;
     for (size_t i = 0; i < sizeof src / sizeof *src; i++)
-        if (mul_bytes(*src[i], d.tok_bytes, dst[i]) < 0)
-            return kvp_error_set(err, KVP_ERANGE, "byte counts overflow 64 bits "
-                                 "(batch %u is too large for this trace)", sc->batch);
+        over |= mul_bytes(*src[i], d.tok_bytes, dst[i]) < 0;
+    res->tiers = d.tiers;
+    for (uint32_t k = 0; k < d.tiers; k++) {
+        over |= mul_bytes(c->kv_read[k], d.tok_bytes, &res->tier_kv_read[k]) < 0;
+        over |= mul_bytes(c->read[k], d.tok_bytes, &res->tier_read[k]) < 0;
+        over |= mul_bytes(c->write[k], d.tok_bytes, &res->tier_write[k]) < 0;
+        over |= mul_bytes(c->moved_in[k], d.tok_bytes, &res->tier_moved_in[k]) < 0;
+        over |= mul_bytes(c->moved_out[k], d.tok_bytes, &res->tier_moved_out[k]) < 0;
+        res->tier_slots[k] = k == 0 ? slots
+                             : d.tiers == 2 || slots == KVP_UNLIMITED_SLOTS
+                                 ? KVP_UNLIMITED_SLOTS
+                                 : kvp_tier_slots(sc, &d, g, k);
+        if (k) {
+            uint32_t j = d.tier_link[k];
+            if (j > res->links)
+                res->links = j;
+            res->link_up_bytes[j] += res->tier_read[k];
+            res->link_down_bytes[j] += res->tier_write[k];
+        }
+    }
+    if (over)
+        return kvp_error_set(err, KVP_ERANGE, "byte counts overflow 64 bits "
+                             "(batch %u is too large for this trace)", sc->batch);
     if (mul_bytes(sc->weight_bytes, res->steps, &res->weight_read) < 0)
         return kvp_error_set(err, KVP_ERANGE, "weight traffic overflows 64 bits");
+    /* Busy time: a tier's (link direction's) bytes over its bandwidth, summed over steps. */
+    for (uint32_t k = 0; k < d.tiers; k++)
+        res->tier_busy_s[k] = ((k ? 0.0 : (double)res->weight_read) +
+                               (double)res->tier_read[k] + (double)res->tier_write[k]) /
+                              d.tier_bandwidth[k];
+    for (uint32_t j = 1; j <= res->links; j++)
+        if (d.link_up[j] > 0) {
+            res->link_up_busy_s[j] = (double)res->link_up_bytes[j] / d.link_up[j];
+            res->link_down_busy_s[j] = (double)res->link_down_bytes[j] / d.link_down[j];
+        }
     res->throughput_tok_s = (double)sc->batch * res->steps / time_s;
     double kv_all = (double)res->kv_read_hbm + (double)res->kv_read_dram;
     res->hbm_hit_rate_kv = kv_all > 0 ? (double)res->kv_read_hbm / kv_all : 1.0;
@@ -653,6 +911,22 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
     res->hbm_hit_rate_all = kv_all + w > 0 ? ((double)res->kv_read_hbm + w) / (kv_all + w) : 1;
     res->speedup_vs_static = res->speedup_vs_unlimited = 0;
     return 0;
+}
+
+int kvp_check_tier_capacity(const kvp_scenario *sc, const kvp_derived *d, const kvp_trace *tr,
+                            uint32_t g, kvp_error *err)
+{
+    uint64_t total = 0, need = ((uint64_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr) + g - 1) / g;
+    for (uint32_t k = 1; k < d->tiers; k++)
+        total += kvp_tier_slots(sc, d, g, k);
+    if (total >= need)
+        return 0;
+    return kvp_error_set(err, KVP_EINVAL, "tiers 1..%u hold %" PRIu64 " blocks of %u tokens "
+                         "per layer (%" PRIu64 " bytes each); the trace's %" PRIu64 " tokens "
+                         "need %" PRIu64 ": the capacities cannot hold the KV (raise a tier's "
+                         "capacity or lower batch)", d->tiers - 1, total, g,
+                         (uint64_t)g * d->tok_bytes, (uint64_t)kvp_trace_prompt(tr) +
+                         kvp_trace_steps(tr), need);
 }
 
 int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
@@ -673,6 +947,7 @@ static void run_ctx_free(run_ctx *ctx)
     free(ctx->g);
     free(ctx->slots);
     free(ctx->lookahead);
+    free(ctx->tslots);
     free(ctx->out);
     free(ctx->sums);
     free(ctx->rc);
@@ -689,6 +964,7 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
     const uint32_t L = kvp_trace_layers(tr);
     const size_t np = npol ? npol : 1;
     const size_t positions = (size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr);
+    int rc;
     memset(ctx, 0, sizeof *ctx);
     ctx->sc = sc;
     ctx->tr = tr;
@@ -699,12 +975,14 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
     ctx->g = calloc(np, sizeof *ctx->g);
     ctx->slots = calloc(np, sizeof *ctx->slots);
     ctx->lookahead = calloc(np, sizeof *ctx->lookahead);
+    ctx->tslots = calloc(np, sizeof *ctx->tslots);
     ctx->out = calloc((size_t)L * np, sizeof *ctx->out);
     ctx->sums = calloc(L, sizeof *ctx->sums);
     ctx->rc = calloc(L, sizeof *ctx->rc);
     ctx->err = calloc(L, sizeof *ctx->err);
     ctx->ones = malloc(positions * sizeof *ctx->ones);
-    if (!ctx->ps || !ctx->g || !ctx->slots || !ctx->lookahead || !ctx->out || !ctx->sums ||
+    if (!ctx->ps || !ctx->g || !ctx->slots || !ctx->lookahead || !ctx->tslots || !ctx->out ||
+        !ctx->sums ||
         !ctx->rc || !ctx->err || !ctx->ones)
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");
     for (size_t i = 0; i < positions; i++)
@@ -724,6 +1002,11 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
         ctx->slots[i] = ops->caps & KVP_CAP_UNLIMITED ? KVP_UNLIMITED_SLOTS
                                                       : kvp_slots(sc, d, ctx->g[i]);
         ctx->lookahead[i] = ops->lookahead ? ops->lookahead(ctx->ps[i].value) : 0;
+        for (uint32_t k = 0; k < d->tiers; k++)
+            ctx->tslots[i][k] = k ? kvp_tier_slots(sc, d, ctx->g[i], k) : ctx->slots[i];
+        if (d->tiers > 2 && !(ops->caps & KVP_CAP_UNLIMITED) &&
+            (rc = kvp_check_tier_capacity(sc, d, tr, ctx->g[i], err)) < 0)
+            return rc;
         if (ctx->lookahead[i] > ctx->max_lookahead)
             ctx->max_lookahead = ctx->lookahead[i];
     }
@@ -742,6 +1025,8 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
         return rc;
     if ((rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
+    if (d.tiers > 2 && npol == 0 && (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0)
+        return rc; /* the bound's own pass (the policies' g are checked with them) */
     const uint32_t L = kvp_trace_layers(tr);
     run_ctx ctx;
     if ((rc = run_ctx_alloc(&ctx, sc, &d, tr, ps, npol, err)) < 0)
@@ -843,6 +1128,118 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
     return rc;
 }
 
+extern const kvp_policy_ops kvp_policy_lookahead;
+
+/* The simulated policies of a list by the quickest path that gives the engine's results, byte
+ * for byte (docs/PERF.md §12): `static` and `unlimited` by the prefix fast path
+ * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), one
+ * pass per W, the others by the engine's pass.  Each path reads the trace once, so on a
+ * trace that costs its generation to read, the grid runs on a trace cache that the engine's
+ * pass fills (as for sa), and the fast path takes the whole list only when nothing else
+ * needs a pass.  Checked runs (ro->check) are the engine's alone.  *fill (may be NULL) is the
+ * empty cache the caller wants filled; this may make one (then the caller frees it). */
+static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     size_t n, const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
+                     int need_sums, kvp_trace **fill, kvp_error *err)
+{
+    /* the fast paths model two tiers; more tiers are the engine's (docs/MODEL.md) */
+    if (sc->tiers > 2)
+        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, NULL, err);
+    const int checked = ro && ro->check, on_cache = kvp_trace_is_cache(tr);
+    size_t nla = 0, nfast = 0;
+    int one_w = 1;
+    double w0 = 0;
+    for (size_t i = 0; i < n && !checked; i++) {
+        if (ps[i].ops == &kvp_policy_lookahead) {
+            one_w &= nla == 0 || ps[i].value[0] == w0;
+            w0 = ps[i].value[0];
+            nla++;
+        } else if (kvp_fast_prefix_takes(&ps[i], 1)) {
+            nfast++;
+        }
+    }
+    const size_t nrest = n - nla - nfast;
+    if (nla == 0 && nfast == 0)
+        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, NULL, err);
+    if (nla == 0 && nrest == 0 && !*fill)
+        return kvp_fast_prefix_run(sc, tr, ps, n, ro, res, sums, err);
+    int rc = 0;
+    if (nla && !on_cache && !*fill && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0) {
+        /* A single W with nothing else to run and no sums wanted: one grid pass on tr. */
+        if (nla == n && !need_sums && one_w)
+            return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
+        /* No memory for the cache: lookahead stays in the engine's pass, as before. */
+        if (kvp_trace_cache_empty(fill, tr, sc->sparsity, NULL) < 0)
+            *fill = NULL;
+    }
+    const kvp_trace *la_tr = on_cache ? tr : *fill; /* NULL: lookahead stays in the pass */
+    kvp_policy_spec *sub = calloc(n, sizeof *sub);
+    size_t *at = calloc(n, sizeof *at);
+    kvp_result *sres = calloc(n, sizeof *sres);
+    uint8_t *done = calloc(n, 1);
+    if (!sub || !at || !sres || !done) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* The pass: the other policies, and on a trace that is not a cache the fast ones (they
+     * ride the pass for little) and lookahead when there is no cache for it. */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int la = !checked && ps[i].ops == &kvp_policy_lookahead;
+        const int fast = !checked && !la && kvp_fast_prefix_takes(&ps[i], 1);
+        if ((la && la_tr) || (fast && on_cache))
+            continue;
+        sub[m] = ps[i];
+        at[m++] = i;
+    }
+    const int pass = m || !on_cache; /* on a cache, the fast path below gives the sums */
+    if (pass) {
+        if ((rc = engine_group(sc, tr, sub, m, ro, sres, sums, *fill, NULL, err)) < 0)
+            goto out;
+        for (size_t j = 0; j < m; j++) {
+            res[at[j]] = sres[j];
+            done[at[j]] = 1;
+        }
+    }
+    if (on_cache && (nfast || (need_sums && !pass))) {
+        m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (!done[i] && ps[i].ops != &kvp_policy_lookahead) {
+                sub[m] = ps[i];
+                at[m++] = i;
+            }
+        if ((rc = kvp_fast_prefix_run(sc, tr, sub, m, ro, sres, pass ? NULL : sums, err)) < 0)
+            goto out;
+        for (size_t j = 0; j < m; j++) {
+            res[at[j]] = sres[j];
+            done[at[j]] = 1;
+        }
+    }
+    /* lookahead, one grid pass per W, in list order of first appearance */
+    for (size_t i = 0; i < n && la_tr; i++) {
+        if (done[i])
+            continue;
+        m = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && ps[j].value[0] == ps[i].value[0]) {
+                sub[m] = ps[j];
+                at[m++] = j;
+            }
+        if ((rc = kvp_lookahead_grid(sc, la_tr, sub, m, ro, sres, err)) < 0)
+            goto out;
+        for (size_t j = 0; j < m; j++) {
+            res[at[j]] = sres[j];
+            done[at[j]] = 1;
+        }
+    }
+out:
+    free(sub);
+    free(at);
+    free(sres);
+    free(done);
+    return rc;
+}
+
 int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                  size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
@@ -874,10 +1271,13 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
      * that makes many passes in the list, the same pass fills its trace cache, which would
      * otherwise cost a pass of its own (a whole generation of a synthetic trace). */
     kvp_pass_sums sums;
+    int need_sums = 0;
+    for (size_t i = 0; i < n; i++)
+        need_sums |= ps[i].ops->run && ps[i].ops->from_shared_pass;
     if (ng && many && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
         (rc = kvp_trace_cache_empty(&cache, tr, sc->sparsity, err)) < 0)
         goto done;
-    if (ng && (rc = engine_group(sc, tr, group, ng, ro, gres, &sums, cache, NULL, err)) < 0)
+    if (ng && (rc = run_group(sc, tr, group, ng, ro, gres, &sums, need_sums, &cache, err)) < 0)
         goto done;
     for (size_t j = 0; j < ng; j++)
         res[where[j]] = gres[j];

@@ -35,6 +35,11 @@ int kvp_engine_run_record(const kvp_scenario *sc, const kvp_trace *tr,
 int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                     kvp_pass_sums *sums, kvp_error *err);
 
+/* With more than two tiers: the tiers below HBM together must hold every block of g tokens
+ * the trace writes (docs/MODEL.md "Tiers beyond two"), or KVP_EINVAL says by how much not. */
+int kvp_check_tier_capacity(const kvp_scenario *sc, const kvp_derived *d, const kvp_trace *tr,
+                            uint32_t g, kvp_error *err);
+
 /* Checks a trace against the scenario (layers, steps). */
 int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err);
 

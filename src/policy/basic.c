@@ -50,7 +50,7 @@ static int static_step(void *state, kvp_step *s, kvp_error *err)
 const kvp_policy_ops kvp_policy_static = {
     .name = "static",
     .doc = "fill HBM in write order until full, the rest in DRAM, never move",
-    .caps = KVP_CAP_ONLINE,
+    .caps = KVP_CAP_ONLINE | KVP_CAP_FIXED,
     .init = static_init,
     .step = static_step,
 };

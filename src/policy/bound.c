@@ -13,13 +13,13 @@ static int bound_from_sums(const kvp_scenario *sc, const kvp_trace *tr,
 {
     kvp_derived d;
     int rc = kvp_scenario_derive(sc, &d, err);
-    if (rc < 0)
+    if (rc < 0 || (d.tiers > 2 && (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0))
         return rc;
     /* The bound moves no data and its HBM share is fractional: the byte counters hold the
      * reads alone (counted as DRAM reads), and the hit rates are the bound's optimal HBM
      * share (docs/MODEL.md). */
     kvp_counters c = {0};
-    c.kv_read_dram = b->reads;
+    c.kv_read[1] = b->reads;
     rc = kvp_result_fill(res, sc, tr, ps, 1, kvp_slots(sc, &d, 1), b->bound_time_s, &c, err);
     if (rc >= 0) {
         double all = (double)res->kv_read_dram, w = (double)res->weight_read;

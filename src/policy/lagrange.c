@@ -950,6 +950,12 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &R.d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
+    /* The dual prices two tiers' terms; with more, its shortest paths would need a state per
+     * tier (docs/POLICIES.md "Tiers beyond two"). */
+    if (R.d.tiers > 2)
+        return kvp_error_set(err, KVP_EINVAL, "policy %s models two tiers; this machine has "
+                             "%u (use bound for a lower bound with more tiers)",
+                             ps->ops->name, R.d.tiers);
     const uint32_t L = kvp_trace_layers(tr);
     R.sc = sc;
     R.tr = tr;
@@ -1137,7 +1143,7 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
         return rc;
     /* Like `bound`, it moves nothing: the counters hold the reads alone. */
     kvp_counters c = {0};
-    c.kv_read_dram = reads;
+    c.kv_read[1] = reads;
     kvp_derived d;
     if ((rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
         (rc = kvp_result_fill(res, sc, tr, ps, 1, kvp_slots(sc, &d, 1), b, &c, err)) < 0)

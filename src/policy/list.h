@@ -1,4 +1,4 @@
-/* Every policy, in the order "all" runs them: X(name) for a kvp_policy_ops named
+/* Every policy, in the order "all" runs them (but those with KVP_CAP_SMALL_ONLY): X(name) for a kvp_policy_ops named
  * kvp_policy_<name>.  Adding a policy: its file in src/policy/ and one line here. */
 X(unlimited)
 X(static)
@@ -9,6 +9,7 @@ X(sa)
 X(bound)
 X(lpbound)
 X(plan)
+X(optimal)
 X(hot)
 X(balanced)
 X(payback)

@@ -217,8 +217,8 @@ typedef struct traffic {
 static double step_time(const kvp_layer_info *li, const traffic *t)
 {
     const double tok = (double)li->tok_bytes;
-    kvp_traffic k = {{t->hr * tok, t->dr * tok}, {t->hw * tok, t->dw * tok}, {t->up * tok},
-                     {t->dn * tok}};
+    /* the link carries tier 1's reads up and its writes down (t->up, t->dn equal them) */
+    kvp_traffic k = {{t->hr * tok, t->dr * tok}, {t->hw * tok, t->dw * tok}};
     return kvp_step_time(li->model, &k);
 }
 
@@ -231,7 +231,7 @@ static double balanced_split(const kvp_layer_info *li, double a, double eh, doub
 {
     const kvp_cost_model *m = li->model;
     const double tok = (double)li->tok_bytes, w = m->fixed_bytes[0] / tok;
-    const double bh = m->bandwidth[0], bd = m->bandwidth[1], bl = m->link_bandwidth[0];
+    const double bh = m->bandwidth[0], bd = m->bandwidth[1], bl = m->up_bandwidth[m->link[1]];
     double h_dram = ((a + ed) * bh - (w + eh) * bd) / (bh + bd);
     double h_link = (a * bh - (w + eh) * bl) / (bh + bl);
     double h = h_dram > h_link ? h_dram : h_link;
@@ -416,7 +416,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     /* 5. Swaps that pay. */
     const double tok = (double)li->tok_bytes;
     const kvp_cost_model *m = li->model;
-    const double s_read = tok / fmin(m->bandwidth[1], m->link_bandwidth[0]) -
+    const double s_read = tok / fmin(m->bandwidth[1], m->up_bandwidth[m->link[1]]) -
                           tok / m->bandwidth[0];
     const int priced = st->payback > 0;
     double tcur = priced ? step_time(li, &t) : 0;

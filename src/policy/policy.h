@@ -92,6 +92,10 @@ uint32_t kvp_initial_default(const kvp_layer_info *li, uint8_t *resident);
 #define KVP_CAP_ONLINE 0x04u      /* its decisions at step n depend on the trace up to n only */
 #define KVP_CAP_BOUND 0x08u       /* a lower bound on the time, not a placement */
 #define KVP_CAP_MANY_PASSES 0x10u /* run reads the trace many times: give it a trace cache */
+#define KVP_CAP_SMALL_ONLY 0x20u  /* refuses all but small cases (optimal): "all" leaves it out */
+#define KVP_CAP_FIXED 0x40u       /* never moves a block: with more than two tiers, a new block
+                                   * out of HBM takes the fastest free tier instead of pushing
+                                   * tier 1's least recent block down (docs/POLICIES.md) */
 
 /* The sums of the shared pass over a trace (src/engine/runner.h). */
 struct kvp_pass_sums;

@@ -127,6 +127,8 @@ int kvp_policy_parse_list(kvp_policy_spec *out, size_t max, const char *text, kv
         item[len] = 0;
         if (strcmp(item, "all") == 0) {
             for (size_t i = 0; i < sizeof registry / sizeof *registry; i++) {
+                if (registry[i]->caps & KVP_CAP_SMALL_ONLY)
+                    continue;
                 if (n == max)
                     return kvp_error_set(err, KVP_EINVAL, "too many policies (at most %zu)",
                                          max);

@@ -14,6 +14,7 @@
 #include "report/checkpoint.h"
 #include "base/error.h"
 #include "engine/runner.h"
+#include "policy/lookahead_grid.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -89,8 +90,12 @@ static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *
         snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, r / (double)SA_R_STEPS);
         kvp_policy_spec ps;
         int rc = kvp_policy_parse(&ps, spec, err);
-        if (rc >= 0)
+        /* The bitset run (src/policy/lookahead_grid.c) gives the engine's result, faster;
+         * a checked run, or one on more than two tiers, is the engine's own. */
+        if (rc >= 0 && ((st->ro && st->ro->check) || st->sc->tiers > 2))
             rc = kvp_engine_run(st->sc, st->tr, &ps, st->ro, &st->memo[i], err);
+        else if (rc >= 0)
+            rc = kvp_lookahead_grid(st->sc, st->tr, &ps, 1, st->ro, &st->memo[i], err);
         if (rc >= 0 && st->ck)
             rc = kvp_ck_add(st->ck, st->ck_run, w, r, &st->memo[i], err);
         if (rc < 0)

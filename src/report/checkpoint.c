@@ -37,7 +37,7 @@
 #define CK_R_STEPS 10u /* R on sa's 0.1 grid: r / 10 */
 #define CK_CRC_HEX 8   /* digits of a line's CRC-32 */
 #define CK_ITEM_MAX 1024 /* longest fingerprint item, escaped (trace names are < 256 bytes) */
-#define CK_MAX_TOKENS 40 /* tokens of the longest line (a record) */
+#define CK_MAX_TOKENS 160 /* tokens of the longest line (a record: 3 + 25 + 2 + 88) */
 #define CK_MAX_ITEMS 256 /* fingerprint items of a run (this version writes 24) */
 #define CK_FILE_MODE 0644
 #define CRC32_POLY 0xedb88320u /* IEEE 802.3, reflected */
@@ -51,6 +51,12 @@ typedef struct ck_field {
 } ck_field;
 
 #define CKF(kind, m) {kind, offsetof(kvp_result, m), sizeof(((kvp_result *)0)->m)}
+#define CKA(kind, m, i)                                                                      \
+    {kind, offsetof(kvp_result, m) + (i) * sizeof *((kvp_result *)0)->m,                    \
+     sizeof *((kvp_result *)0)->m}
+#define CKA8(kind, m)                                                                        \
+    CKA(kind, m, 0), CKA(kind, m, 1), CKA(kind, m, 2), CKA(kind, m, 3), CKA(kind, m, 4),    \
+        CKA(kind, m, 5), CKA(kind, m, 6), CKA(kind, m, 7)
 
 static const ck_field ck_fields[] = {
     CKF(CK_STR, policy),           CKF(CK_STR, params),
@@ -66,6 +72,12 @@ static const ck_field ck_fields[] = {
     CKF(CK_U64, promoted_bytes),   CKF(CK_U64, demoted_bytes),
     CKF(CK_F64, speedup_vs_static), CKF(CK_F64, speedup_vs_unlimited),
     CKF(CK_U32, sa_evaluations),
+    /* tiers beyond two: every element of the per-tier and per-link arrays */
+    CKF(CK_U32, tiers), CKF(CK_U32, links),
+    CKA8(CK_U32, tier_slots), CKA8(CK_U64, tier_kv_read), CKA8(CK_U64, tier_read),
+    CKA8(CK_U64, tier_write), CKA8(CK_U64, tier_moved_in), CKA8(CK_U64, tier_moved_out),
+    CKA8(CK_F64, tier_busy_s), CKA8(CK_U64, link_up_bytes), CKA8(CK_U64, link_down_bytes),
+    CKA8(CK_F64, link_up_busy_s), CKA8(CK_F64, link_down_busy_s),
 };
 #define CK_NFIELDS (sizeof ck_fields / sizeof *ck_fields)
 #define CK_REC_HEAD 3 /* "rec", W, r */
@@ -248,6 +260,8 @@ static int fingerprint(const kvp_scenario *sc, const kvp_trace *tr, ck_run *out,
     char item[CK_ITEM_MAX], val[CK_ITEM_MAX / 2];
     for (size_t i = 0; i < np + EXTRA; i++) {
         if (i < np) {
+            if (!kvp_param_in_use(sc, &p[i]))
+                continue; /* a two-tier run's fingerprint is what it was before tiers */
             if (kvp_param_format(sc, &p[i], val, sizeof val) < 0) {
                 run_free(out);
                 return kvp_error_set(err, KVP_EINVAL, "%s: invalid value", p[i].name);
@@ -270,11 +284,11 @@ static int fingerprint(const kvp_scenario *sc, const kvp_trace *tr, ck_run *out,
                 break;
             }
         }
-        if (!(out->fp[i] = dup_str(item))) {
+        if (!(out->fp[out->nfp] = dup_str(item))) {
             run_free(out);
             return kvp_error_set(err, KVP_ENOMEM, "checkpoint: out of memory");
         }
-        out->nfp = i + 1;
+        out->nfp++;
     }
     return 0;
 }

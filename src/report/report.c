@@ -127,6 +127,52 @@ static int format_number(const kvp_result *r, const result_field *f, int csv, ch
     return kvp_error_set(err, KVP_EINVAL, "report: field %s is not a number", f->name);
 }
 
+/* The per-tier and per-link cells of a result (docs/MODEL.md "Tiers beyond two"), after the
+ * fixed fields: tier k's KV reads served, bytes read, written, moved in and out, busy time;
+ * link j's bytes up and down and busy time each way. */
+typedef struct tier_cell {
+    char name[40];
+    char text[NUM_BUF];
+} tier_cell;
+#define MAX_TIER_CELLS (KVP_MAX_TIERS * 6 + KVP_MAX_TIERS * 4)
+
+static int tier_cells(const kvp_result *r, tier_cell *out, kvp_error *err)
+{
+    int n = 0;
+    if (r->tiers > KVP_MAX_TIERS || r->links >= KVP_MAX_TIERS)
+        return kvp_error_set(err, KVP_EINVAL, "policy %s: %u tiers, %u links", r->policy,
+                             r->tiers, r->links);
+    for (uint32_t k = 0; k < r->tiers; k++) {
+        const uint64_t u[] = {r->tier_kv_read[k], r->tier_read[k], r->tier_write[k],
+                              r->tier_moved_in[k], r->tier_moved_out[k]};
+        static const char *const un[] = {"kv_read_bytes", "read_bytes", "write_bytes",
+                                         "moved_in_bytes", "moved_out_bytes"};
+        for (size_t i = 0; i < 5; i++, n++) {
+            snprintf(out[n].name, sizeof out[n].name, "tier%u_%s", k, un[i]);
+            snprintf(out[n].text, sizeof out[n].text, "%" PRIu64, u[i]);
+        }
+        if (!isfinite(r->tier_busy_s[k]))
+            return kvp_error_set(err, KVP_ERANGE, "policy %s: tier %u busy time is not finite",
+                                 r->policy, k);
+        snprintf(out[n].name, sizeof out[n].name, "tier%u_busy_s", k);
+        format_double(out[n++].text, sizeof out[n].text, r->tier_busy_s[k]);
+    }
+    for (uint32_t j = 1; j <= r->links; j++) {
+        snprintf(out[n].name, sizeof out[n].name, "link%u_up_bytes", j);
+        snprintf(out[n++].text, sizeof out[n].text, "%" PRIu64, r->link_up_bytes[j]);
+        snprintf(out[n].name, sizeof out[n].name, "link%u_down_bytes", j);
+        snprintf(out[n++].text, sizeof out[n].text, "%" PRIu64, r->link_down_bytes[j]);
+        if (!isfinite(r->link_up_busy_s[j]) || !isfinite(r->link_down_busy_s[j]))
+            return kvp_error_set(err, KVP_ERANGE, "policy %s: link %u busy time is not finite",
+                                 r->policy, j);
+        snprintf(out[n].name, sizeof out[n].name, "link%u_up_busy_s", j);
+        format_double(out[n++].text, sizeof out[n].text, r->link_up_busy_s[j]);
+        snprintf(out[n].name, sizeof out[n].name, "link%u_down_busy_s", j);
+        format_double(out[n++].text, sizeof out[n].text, r->link_down_busy_s[j]);
+    }
+    return n;
+}
+
 /* Names the report file in a message about its content. */
 static int prefix_path(kvp_error *err, const char *path, int rc)
 {
@@ -235,6 +281,8 @@ static int json_scenario(cJSON *root, const kvp_scenario *sc, kvp_error *err)
     for (size_t i = 0; i < np && rc >= 0; i++) {
         const kvp_param_info *p = &params[i];
         const char *at = (const char *)sc + p->offset;
+        if (!kvp_param_in_use(sc, p))
+            continue;
         switch (p->kind) {
         case KVP_PK_BYTES:
         case KVP_PK_U64: {
@@ -250,6 +298,7 @@ static int json_scenario(cJSON *root, const kvp_scenario *sc, kvp_error *err)
             break;
         }
         case KVP_PK_BANDWIDTH:
+        case KVP_PK_BANDWIDTH_OPT:
         case KVP_PK_FRACTION: {
             double v;
             memcpy(&v, at, sizeof v);
@@ -302,7 +351,12 @@ static int json_result(cJSON *arr, const kvp_result *r, kvp_error *err)
         if (!item)
             return kvp_error_set(err, KVP_ENOMEM, "out of memory");
     }
-    return 0;
+    tier_cell cells[MAX_TIER_CELLS];
+    int nc = tier_cells(r, cells, err);
+    for (int i = 0; i < nc; i++)
+        if (!cJSON_AddRawToObject(o, cells[i].name, cells[i].text))
+            return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    return nc < 0 ? nc : 0;
 }
 
 static int json_build(const kvp_report *rep, cJSON *root, kvp_error *err)
@@ -392,11 +446,28 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err)
                 (rc = format_number(&rep->res[r], &result_fields[i], 1, buf, sizeof buf,
                                     err)) < 0)
                 return prefix_path(err, path, rc);
+    /* The per-tier columns follow: every result of a report is of one machine. */
+    tier_cell cells[MAX_TIER_CELLS];
+    int ncells = 0;
+    for (size_t r = 0; r < rep->nres; r++) {
+        int nc = tier_cells(&rep->res[r], cells, err);
+        if (nc < 0)
+            return prefix_path(err, path, nc);
+        if (r && nc != ncells)
+            return kvp_error_set(err, KVP_EINVAL, "%s: results of machines with different "
+                                 "tiers cannot share a CSV", path);
+        ncells = nc;
+    }
     out_file o;
     if ((rc = out_open(&o, path, err)) < 0)
         return rc;
     for (size_t i = 0; i < NFIELDS; i++)
         fprintf(o.f, "%s%s", i ? "," : "", result_fields[i].name);
+    if (rep->nres) {
+        tier_cells(&rep->res[0], cells, err);
+        for (int i = 0; i < ncells; i++)
+            fprintf(o.f, ",%s", cells[i].name);
+    }
     fputc('\n', o.f);
     for (size_t r = 0; r < rep->nres; r++) {
         const kvp_result *res = &rep->res[r];
@@ -411,6 +482,9 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err)
                 fputs(buf, o.f);
             }
         }
+        tier_cells(res, cells, err);
+        for (int i = 0; i < ncells; i++)
+            fprintf(o.f, ",%s", cells[i].text);
         fputc('\n', o.f);
     }
     return out_close(&o, 1, err);
@@ -446,4 +520,81 @@ int kvp_report_sa_log(const kvp_sa_event *ev, size_t n, const char *path, kvp_er
                 ev[i].W, r, ts, ev[i].accepted, best, ev[i].evaluations);
     }
     return out_close(&o, 1, err);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The result columns, one cell at a time (kvplace sweep lays them out in its own files)    */
+
+size_t kvp_result_ncolumns(void) { return NFIELDS; }
+
+const char *kvp_result_column(size_t i) { return i < NFIELDS ? result_fields[i].name : NULL; }
+
+int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
+                    kvp_error *err)
+{
+    if (!r || i >= NFIELDS || !buf || len < NUM_BUF)
+        return kvp_error_set(err, KVP_EINVAL, "result cell %zu: no such column or no room", i);
+    const result_field *f = &result_fields[i];
+    if (is_number)
+        *is_number = f->kind != FK_STRING;
+    if (f->kind != FK_STRING)
+        return format_number(r, f, 1, buf, len, err);
+    const char *s = (const char *)field_ptr(r, f);
+    if (strlen(s) >= len)
+        return kvp_error_set(err, KVP_ERANGE, "result cell %s: no room", f->name);
+    memcpy(buf, s, strlen(s) + 1);
+    return 0;
+}
+
+void kvp_format_double(char *buf, size_t len, double d) { format_double(buf, len, d); }
+
+int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *err)
+{
+    if (!r || i >= NFIELDS || !text)
+        return kvp_error_set(err, KVP_EINVAL, "result cell %zu: no such column", i);
+    const result_field *f = &result_fields[i];
+    void *p = (char *)r + f->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (f->kind) {
+    case FK_STRING: {
+        size_t cap = f->offset == offsetof(kvp_result, policy) ? sizeof r->policy
+                                                                 : sizeof r->params;
+        if (strlen(text) >= cap)
+            return kvp_error_set(err, KVP_ERANGE, "%s: \"%s\" is too long", f->name, text);
+        memcpy(p, text, strlen(text) + 1);
+        return 0;
+    }
+    case FK_DOUBLE: {
+        double d = strtod(text, &end);
+        if (end == text || *end || !isfinite(d))
+            break;
+        memcpy(p, &d, sizeof d);
+        return 0;
+    }
+    case FK_U64: {
+        unsigned long long v = strtoull(text, &end, 10);
+        if (end == text || *end || errno || text[0] == '-')
+            break;
+        uint64_t u = v;
+        memcpy(p, &u, sizeof u);
+        return 0;
+    }
+    case FK_U32:
+    case FK_SLOTS: {
+        uint32_t u = UINT32_MAX;
+        if (f->kind == FK_SLOTS && !text[0]) {
+            memcpy(p, &u, sizeof u);
+            return 0;
+        }
+        unsigned long long v = strtoull(text, &end, 10);
+        if (end == text || *end || errno || text[0] == '-' || v >= UINT32_MAX)
+            break;
+        u = (uint32_t)v;
+        memcpy(p, &u, sizeof u);
+        return 0;
+    }
+    }
+    return kvp_error_set(err, KVP_EFORMAT, "%s: \"%s\" is not a value of this column", f->name,
+                         text);
 }

@@ -54,11 +54,41 @@ static char *cfg_read_line(char *str, int num, void *stream)
     return str;
 }
 
+/* A machine in readable sections (docs/CLI.md "Config files"): in "[tier K]" (or "[hbm]",
+ * tier 0) the keys capacity, bandwidth, link name tierK_capacity ...; in "[link J]" the keys
+ * bandwidth, up_bandwidth, down_bandwidth name linkJ_bandwidth ...  Any other section only
+ * groups keys.  Returns name itself when the section does not rename it. */
+static const char *section_name(const char *section, const char *name, char *buf, size_t len)
+{
+    unsigned k;
+    char tail;
+    int tier = sscanf(section, "tier %u%c", &k, &tail) == 1 ||
+               sscanf(section, "tier%u%c", &k, &tail) == 1;
+    int link = !tier && (sscanf(section, "link %u%c", &k, &tail) == 1 ||
+                         sscanf(section, "link%u%c", &k, &tail) == 1);
+    if (strcmp(section, "hbm") == 0) {
+        tier = 1;
+        k = 0;
+    }
+    if (tier && (strcmp(name, "capacity") == 0 || strcmp(name, "bandwidth") == 0 ||
+                 (k > 0 && strcmp(name, "link") == 0)))
+        snprintf(buf, len, "tier%u_%s", k, name);
+    else if (link && (strcmp(name, "bandwidth") == 0 || strcmp(name, "up_bandwidth") == 0 ||
+                      strcmp(name, "down_bandwidth") == 0))
+        snprintf(buf, len, "link%u_%s", k, name);
+    else
+        return name;
+    if (k == 0)
+        snprintf(buf, len, "hbm_%s", name);
+    return buf;
+}
+
 static int cfg_handler(void *user, const char *section, const char *name, const char *value)
 {
     cfg_ctx *c = user;
     int rc;
-    (void)section; /* sections only group keys */
+    char renamed[64];
+    name = section_name(section, name, renamed, sizeof renamed);
     if (c->err_line)
         return 1; /* only the first error is reported; inih keeps the line of the first */
     int preset = strcmp(name, "hw") == 0 || strcmp(name, "model") == 0;

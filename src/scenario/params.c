@@ -27,6 +27,29 @@
 
 #define OFF(f) offsetof(kvp_scenario, f)
 
+/* Tier k >= 2: capacity (0 allowed: a tier that holds nothing), bandwidth (unset until
+ * given; a tier in use needs one), link (default k).  Link j: bandwidth each way, and
+ * optionally each direction alone. */
+#define TIER(k)                                                                              \
+    {"tier" #k "_capacity", KVP_PK_BYTES, OFF(tier_capacity) + (k) * sizeof(uint64_t),      \
+     "bytes", "0", 0, U64_MAX_D, 0, "hardware", "KV capacity of tier " #k},                 \
+    {"tier" #k "_bandwidth", KVP_PK_BANDWIDTH_OPT,                                          \
+     OFF(tier_bandwidth) + (k) * sizeof(double), "bytes/s", "0", 0, HUGE_VAL, 1,            \
+     "hardware", "bandwidth of tier " #k " (0: unset)"},                                    \
+    {"tier" #k "_link", KVP_PK_COUNT, OFF(tier_link) + (k) * sizeof(uint32_t), "", #k, 1,    \
+     KVP_MAX_TIERS - 1, 0, "hardware", "the link tier " #k " sits behind"}
+#define LINK_UPDOWN(j)                                                                       \
+    {"link" #j "_up_bandwidth", KVP_PK_BANDWIDTH_OPT,                                       \
+     OFF(link_up_bw) + (j) * sizeof(double), "bytes/s", "0", 0, HUGE_VAL, 1, "hardware",    \
+     "link " #j " towards HBM (0: its bandwidth each way)"},                                \
+    {"link" #j "_down_bandwidth", KVP_PK_BANDWIDTH_OPT,                                     \
+     OFF(link_down_bw) + (j) * sizeof(double), "bytes/s", "0", 0, HUGE_VAL, 1, "hardware",  \
+     "link " #j " away from HBM (0: its bandwidth each way)"}
+#define LINK(j)                                                                              \
+    {"link" #j "_bandwidth", KVP_PK_BANDWIDTH_OPT, OFF(link_bw) + (j) * sizeof(double),     \
+     "bytes/s", "0", 0, HUGE_VAL, 1, "hardware", "link " #j ", each direction (0: unset)"}, \
+    LINK_UPDOWN(j)
+
 /* Bounds: capacities >= 1 byte; weights and reserve may be 0 (weights left out of the HBM
  * time is one of the study's accounting variants); bandwidths >= 1 B/s and finite; shapes and
  * workload limited to what a real model and our position arithmetic (uint32) can hold. */
@@ -36,14 +59,25 @@ static const kvp_param_info params[] = {
     {"hbm_bandwidth", KVP_PK_BANDWIDTH, OFF(hbm_bandwidth), "bytes/s", PAPER_HBM_BANDWIDTH,
      1, HUGE_VAL, 1, "hardware", "GPU HBM bandwidth"},
     {"dram_capacity", KVP_PK_BYTES, OFF(dram_capacity), "bytes", PAPER_DRAM_CAPACITY, 1,
-     U64_MAX_D, 0, "hardware", "off-package DRAM capacity"},
+     U64_MAX_D, 0, "hardware", "off-package DRAM capacity (tier 1; also tier1_capacity)"},
     {"dram_bandwidth", KVP_PK_BANDWIDTH, OFF(dram_bandwidth), "bytes/s",
-     PAPER_DRAM_BANDWIDTH, 1, HUGE_VAL, 1, "hardware", "off-package DRAM bandwidth"},
+     PAPER_DRAM_BANDWIDTH, 1, HUGE_VAL, 1, "hardware",
+     "off-package DRAM bandwidth (tier 1; also tier1_bandwidth)"},
     {"link_bandwidth", KVP_PK_BANDWIDTH, OFF(link_bandwidth), "bytes/s",
      PAPER_LINK_BANDWIDTH, 1, HUGE_VAL, 1, "hardware",
-     "GPU <-> off-package link bandwidth, each direction"},
+     "GPU <-> off-package link bandwidth, each direction (link 1; also link1_bandwidth)"},
     {"reserve", KVP_PK_BYTES, OFF(reserve), "bytes", "0", 0, U64_MAX_D, 0, "hardware",
      "HBM bytes held back from the KV cache (activations, workspace)"},
+    /* Tiers beyond two (docs/MODEL.md "Tiers beyond two").  Tier 1's capacity and bandwidth
+     * are dram_capacity and dram_bandwidth, link 1's is link_bandwidth (tier1_capacity,
+     * tier1_bandwidth and link1_bandwidth name them too, see aliases below). */
+    {"tiers", KVP_PK_COUNT, OFF(tiers), "", "2", 2, KVP_MAX_TIERS, 0, "hardware",
+     "memory tiers K: HBM (tier 0) and K-1 tiers below it, fastest first"},
+    {"tier1_link", KVP_PK_COUNT, OFF(tier_link) + 1 * sizeof(uint32_t), "", "1", 1,
+     KVP_MAX_TIERS - 1, 0, "hardware", "the link tier 1 sits behind"},
+    TIER(2), TIER(3), TIER(4), TIER(5), TIER(6), TIER(7),
+    LINK_UPDOWN(1),
+    LINK(2), LINK(3), LINK(4), LINK(5), LINK(6), LINK(7),
     {"layers", KVP_PK_COUNT, OFF(layers), "", L31_8B_LAYERS, 1, 4096, 0, "model",
      "transformer layers"},
     {"kv_heads", KVP_PK_COUNT, OFF(kv_heads), "", L31_8B_KV_HEADS, 1, 1024, 0, "model",
@@ -92,10 +126,20 @@ const kvp_param_info *kvp_params(size_t *count)
     return params;
 }
 
+/* Other names of parameters: tier 1 and link 1 are today's DRAM and link. */
+static const struct {
+    const char *alias, *name;
+} aliases[] = {{"tier1_capacity", "dram_capacity"},
+               {"tier1_bandwidth", "dram_bandwidth"},
+               {"link1_bandwidth", "link_bandwidth"}};
+
 const kvp_param_info *kvp_param_find(const char *name)
 {
     if (!name)
         return NULL;
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+        if (strcmp(aliases[i].alias, name) == 0)
+            name = aliases[i].name;
     for (size_t i = 0; i < sizeof params / sizeof *params; i++)
         if (strcmp(params[i].name, name) == 0)
             return &params[i];
@@ -282,10 +326,12 @@ static int num_to_double(const num_text *nt, const char *text, double *out, kvp_
 /* The unit a kind accepts after the number ("" for none), and what to say otherwise. */
 static int check_unit(kvp_param_kind kind, const char *text, const char *rest, kvp_error *err)
 {
-    const char *unit = kind == KVP_PK_BYTES ? "B" : kind == KVP_PK_BANDWIDTH ? "B/s" : "";
+    const char *unit = kind == KVP_PK_BYTES                                       ? "B"
+                       : kind == KVP_PK_BANDWIDTH || kind == KVP_PK_BANDWIDTH_OPT ? "B/s"
+                                                                                  : "";
     if (*rest == '\0' || strcmp(rest, unit) == 0)
         return 0;
-    if (kind == KVP_PK_BANDWIDTH && strcmp(rest, "B") == 0)
+    if ((kind == KVP_PK_BANDWIDTH || kind == KVP_PK_BANDWIDTH_OPT) && strcmp(rest, "B") == 0)
         return kvp_error_set(err, KVP_EINVAL, "\"%s\" is not a bandwidth (write e.g. 500GB/s)",
                              text);
     if (kind == KVP_PK_BYTES && strcmp(rest, "B/s") == 0)
@@ -327,6 +373,12 @@ static int parse_kind(kvp_param_kind kind, const char *text, parsed *out, kvp_er
     if ((rc = check_unit(kind, text, nt.rest, err)) < 0)
         return rc;
     switch (kind) {
+    case KVP_PK_BANDWIDTH_OPT:
+        if (!nt.negative && nt.ndigits == 0) {
+            out->d = 0; /* unset */
+            return 0;
+        }
+        /* fall through */
     case KVP_PK_BANDWIDTH:
         if (nt.negative || nt.ndigits == 0)
             return kvp_error_set(err, KVP_EINVAL, "\"%s\" is not greater than 0", text);
@@ -419,6 +471,7 @@ static double value_of(const kvp_scenario *sc, const kvp_param_info *p)
         memcpy(&c, at, sizeof c);
         return (double)c;
     case KVP_PK_BANDWIDTH:
+    case KVP_PK_BANDWIDTH_OPT:
     case KVP_PK_FRACTION:
         memcpy(&d, at, sizeof d);
         return d;
@@ -523,6 +576,7 @@ int kvp_param_set(kvp_scenario *sc, const char *name, const char *value, kvp_err
         break;
     }
     case KVP_PK_BANDWIDTH:
+    case KVP_PK_BANDWIDTH_OPT:
     case KVP_PK_FRACTION:
         memcpy(at, &v.d, sizeof v.d);
         break;
@@ -592,6 +646,7 @@ int kvp_param_format(const kvp_scenario *sc, const kvp_param_info *p, char *buf,
         break;
     }
     case KVP_PK_BANDWIDTH:
+    case KVP_PK_BANDWIDTH_OPT:
     case KVP_PK_FRACTION: {
         double d;
         memcpy(&d, at, sizeof d);
@@ -640,6 +695,46 @@ static void fmt_size(char *buf, size_t len, uint64_t v)
     snprintf(buf, len, "%.4g %s", x, size_units[u]);
 }
 
+/* The machine of docs/MODEL.md "Tiers beyond two": every tier below HBM needs a bandwidth
+ * and a link with a bandwidth each way.  Tier 1 and link 1 are the two-tier parameters. */
+static int derive_tiers(const kvp_scenario *sc, kvp_derived *d, kvp_error *err)
+{
+    const uint32_t K = sc->tiers;
+    if (K < 2 || K > KVP_MAX_TIERS)
+        return kvp_error_set(err, KVP_EINVAL, "tiers: %u is out of range [2, %d]", K,
+                             KVP_MAX_TIERS);
+    memset(d->tier_capacity, 0, sizeof d->tier_capacity);
+    memset(d->tier_bandwidth, 0, sizeof d->tier_bandwidth);
+    memset(d->tier_link, 0, sizeof d->tier_link);
+    memset(d->link_up, 0, sizeof d->link_up);
+    memset(d->link_down, 0, sizeof d->link_down);
+    d->tiers = K;
+    d->tier_capacity[0] = d->kv_budget;
+    d->tier_bandwidth[0] = sc->hbm_bandwidth;
+    for (uint32_t k = 1; k < K; k++) {
+        uint32_t j = sc->tier_link[k];
+        d->tier_capacity[k] = k == 1 ? sc->dram_capacity : sc->tier_capacity[k];
+        d->tier_bandwidth[k] = k == 1 ? sc->dram_bandwidth : sc->tier_bandwidth[k];
+        if (!(d->tier_bandwidth[k] > 0))
+            return kvp_error_set(err, KVP_EINVAL, "tier %u has no bandwidth (set tier%u_"
+                                 "bandwidth, or tiers=%u)", k, k, k);
+        if (j < 1 || j >= KVP_MAX_TIERS)
+            return kvp_error_set(err, KVP_EINVAL, "tier %u has no link (tier%u_link is %u; "
+                                 "links are 1..%d)", k, k, j, KVP_MAX_TIERS - 1);
+        double each = j == 1 ? sc->link_bandwidth : sc->link_bw[j];
+        double up = sc->link_up_bw[j] > 0 ? sc->link_up_bw[j] : each;
+        double down = sc->link_down_bw[j] > 0 ? sc->link_down_bw[j] : each;
+        if (!(up > 0) || !(down > 0))
+            return kvp_error_set(err, KVP_EINVAL, "tier %u sits behind link %u, which has no "
+                                 "bandwidth %s(set link%u_bandwidth)", k, j,
+                                 up > 0 ? "down " : down > 0 ? "up " : "", j);
+        d->tier_link[k] = j;
+        d->link_up[j] = up;
+        d->link_down[j] = down;
+    }
+    return 0;
+}
+
 int kvp_scenario_derive(const kvp_scenario *sc, kvp_derived *d, kvp_error *err)
 {
     uint64_t t = 2, need;
@@ -664,7 +759,7 @@ int kvp_scenario_derive(const kvp_scenario *sc, kvp_derived *d, kvp_error *err)
     d->kv_budget = sc->hbm_capacity - need;
     d->w_layer = (double)sc->weight_bytes / (double)sc->layers;
     d->cap_layer = (double)d->kv_budget / (double)sc->layers;
-    return 0;
+    return derive_tiers(sc, d, err);
 }
 
 int kvp_scenario_validate(const kvp_scenario *sc, kvp_error *err)
@@ -691,4 +786,39 @@ uint32_t kvp_slots(const kvp_scenario *sc, const kvp_derived *d, uint32_t g)
         return 0;
     uint64_t s = d->kv_budget / per;
     return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+uint32_t kvp_tier_slots(const kvp_scenario *sc, const kvp_derived *d, uint32_t g, uint32_t k)
+{
+    uint64_t per;
+    if (k == 0)
+        return kvp_slots(sc, d, g);
+    if (k >= d->tiers || g == 0 || sc->layers == 0 || d->tok_bytes == 0 ||
+        mul_u64(sc->layers, g, &per) < 0 || mul_u64(per, d->tok_bytes, &per) < 0)
+        return 0;
+    uint64_t s = d->tier_capacity[k] / per;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+int kvp_param_in_use(const kvp_scenario *sc, const kvp_param_info *p)
+{
+    uint32_t k;
+    const char *n = p->name;
+    /* A two-tier machine is described by the two-tier names alone, as before tiers. */
+    if (strcmp(n, "tiers") == 0)
+        return sc->tiers != 2;
+    if (strcmp(n, "tier1_link") == 0)
+        return sc->tiers != 2 || sc->tier_link[1] != 1;
+    if (sscanf(n, "tier%u_", &k) == 1)
+        return sc->tiers != 2 && k < sc->tiers;
+    if (sscanf(n, "link%u_", &k) == 1) {
+        /* two tiers: only what describes link 1 beyond link_bandwidth (an asymmetric link) */
+        if (sc->tiers == 2 && k == 1)
+            return value_of(sc, p) != 0;
+        for (uint32_t t = 1; t < sc->tiers && t < KVP_MAX_TIERS; t++)
+            if (sc->tier_link[t] == k)
+                return 1;
+        return 0;
+    }
+    return 1;
 }

@@ -41,6 +41,35 @@ static const kvp_preset presets[] = {
      "link_bandwidth=64GB/s",
      "H100 SXM5 80 GB with a CXL 2.0 Type-3 expander: 512 GB, 4 x DDR5-4800, PCIe Gen5 x16 "
      "(illustrative)"},
+    /* Tiers beyond two (docs/presets.md "Tiers beyond two"). */
+    {"x86-h100-cxl", KVP_PRESET_HW,
+     "hbm_capacity=80GB hbm_bandwidth=3.35TB/s dram_capacity=1TB dram_bandwidth=307.2GB/s "
+     "link_bandwidth=64GB/s tiers=3 tier2_capacity=1024GB tier2_bandwidth=144GB/s "
+     "tier2_link=1",
+     "x86 server, H100 SXM5 80 GB; host DDR5 1 TB (8 x DDR5-4800) and a CXL tier (4 x Micron "
+     "CZ120 256 GB, 36 GB/s each) behind one PCIe Gen5 x16 link"},
+    {"x86-h100-cxl-nvme", KVP_PRESET_HW,
+     "hbm_capacity=80GB hbm_bandwidth=3.35TB/s dram_capacity=1TB dram_bandwidth=307.2GB/s "
+     "link_bandwidth=64GB/s tiers=4 tier2_capacity=1024GB tier2_bandwidth=144GB/s "
+     "tier2_link=1 tier3_capacity=61.44TB tier3_bandwidth=52GB/s tier3_link=1",
+     "x86-h100-cxl with NVMe as a fourth tier: 4 x Samsung PM1743 15.36 TB (13 GB/s read "
+     "each), reached over the same PCIe link (GPUDirect Storage)"},
+    {"x86-h200-cxl-nvme", KVP_PRESET_HW,
+     "hbm_capacity=141GB hbm_bandwidth=4.8TB/s dram_capacity=1TB dram_bandwidth=307.2GB/s "
+     "link_bandwidth=64GB/s tiers=4 tier2_capacity=1024GB tier2_bandwidth=144GB/s "
+     "tier2_link=1 tier3_capacity=61.44TB tier3_bandwidth=52GB/s tier3_link=1",
+     "x86-h100-cxl-nvme with an H200 (141 GB HBM3e at 4.8 TB/s)"},
+    {"gh200-measured", KVP_PRESET_HW,
+     "hbm_capacity=96GB hbm_bandwidth=3.4TB/s dram_capacity=480GB dram_bandwidth=486GB/s "
+     "link_bandwidth=375GB/s link1_down_bandwidth=297GB/s",
+     "GH200 96 GB as measured (Schieffer et al. 2024): HBM3 3.4 TB/s, LPDDR5X 486 GB/s, "
+     "NVLink-C2C 375 GB/s to the GPU, 297 GB/s from it"},
+    {"gh200-measured-nvme", KVP_PRESET_HW,
+     "hbm_capacity=96GB hbm_bandwidth=3.4TB/s dram_capacity=480GB dram_bandwidth=486GB/s "
+     "link_bandwidth=375GB/s link1_down_bandwidth=297GB/s tiers=3 tier2_capacity=61.44TB "
+     "tier2_bandwidth=52GB/s tier2_link=1",
+     "gh200-measured with NVMe below LPDDR5X: 4 x Samsung PM1743 15.36 TB on Grace's PCIe, "
+     "reaching the GPU over NVLink-C2C (GPUDirect Storage)"},
     {"llama-3.1-8b", KVP_PRESET_MODEL,
      "layers=" L31_8B_LAYERS " kv_heads=" L31_8B_KV_HEADS " head_dim=" L31_8B_HEAD_DIM
      " dtype_bytes=" L31_8B_DTYPE_BYTES " weight_bytes=" L31_8B_WEIGHT_BYTES,
@@ -90,10 +119,26 @@ void kvp_preset_set_name(char *dst, size_t len, const char *src)
         snprintf(dst, len, "...%s", src + n - (len - 4));
 }
 
+/* A hardware preset describes the whole machine: the tiers and links of one applied before
+ * it do not stay behind (their parameters go back to the table's defaults). */
+static void reset_tiers(kvp_scenario *sc)
+{
+    size_t n;
+    const kvp_param_info *ps = kvp_params(&n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned k;
+        if (strcmp(ps[i].name, "tiers") == 0 || sscanf(ps[i].name, "tier%u_", &k) == 1 ||
+            sscanf(ps[i].name, "link%u_", &k) == 1)
+            kvp_param_set(sc, ps[i].name, ps[i].deflt, NULL);
+    }
+}
+
 static int apply(kvp_scenario *sc, const kvp_preset *p, kvp_error *err)
 {
     kvp_scenario tmp = *sc;
     char one[ASSIGN_MAX];
+    if (strcmp(p->kind, KVP_PRESET_HW) == 0)
+        reset_tiers(&tmp);
     const char *s = p->assignments;
     for (;;) {
         s += strspn(s, " ");

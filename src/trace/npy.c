@@ -13,6 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__SSE2__) && !defined(KVP_NO_SIMD)
+#define NPY_SSE2 1
+#include <emmintrin.h>
+#else
+#define NPY_SSE2 0
+#endif
+
 /* The .npy prelude: magic, major and minor version, then the header length (2 bytes in
  * version 1.0, 4 bytes in 2.0 and 3.0), then the header text (a Python dict literal). */
 static const unsigned char npy_magic[] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
@@ -73,6 +80,9 @@ typedef struct npy_cursor {
     uint32_t *scratch; /* for kvp_topk */
     uint32_t row_step;
     int row_valid;
+    /* count_below on float32 rows: the last step's k-th key and a band around it (keys as
+     * bits_key orders them; width 0: no band yet) */
+    uint32_t band_key, band_width;
 } npy_cursor;
 
 static uint16_t load_le16(const unsigned char *p)
@@ -505,7 +515,7 @@ static int npy_cursor_open(const kvp_trace *t, uint32_t layer, double sparsity, 
     c->row = malloc(cols * sizeof *c->row);
     c->pos = malloc(cols * sizeof *c->pos);
     c->score = malloc(cols * sizeof *c->score);
-    c->scratch = malloc(cols * sizeof *c->scratch);
+    c->scratch = malloc((cols + 4) * sizeof *c->scratch); /* + 4: f32_band_count's stores */
     if (!c->row || !c->pos || !c->score || !c->scratch) {
         npy_cursor_close(c);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", im->path);
@@ -587,6 +597,205 @@ static int npy_cursor_step(void *state, uint32_t n, kvp_access *a, kvp_error *er
     return 0;
 }
 
+/* Order-preserving key of float bits (as topk.c's: -0 folded onto +0). */
+static inline uint32_t bits_key(uint32_t bits)
+{
+    if (bits == 0x80000000u)
+        bits = 0;
+    return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+
+/* The float whose key (bits_key) is key; key must not be a NaN's. */
+static inline float key_float(uint32_t key)
+{
+    const uint32_t bits = key & 0x80000000u ? key & 0x7FFFFFFFu : ~key;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+#if NPY_SSE2
+/* For a 4-bit mask: the offsets of its set bits, in order, a byte each (unused bytes 0). */
+static const uint32_t BAND_OFFSETS[16] = {
+    0x00000000u, 0x00000000u, 0x00000001u, 0x00000100u, 0x00000002u, 0x00000200u,
+    0x00000201u, 0x00020100u, 0x00000003u, 0x00000300u, 0x00000301u, 0x00030100u,
+    0x00000302u, 0x00030200u, 0x00030201u, 0x03020100u,
+};
+#endif
+
+/* key within [key of -inf, key of +inf]: the keys outside are NaNs'. */
+static inline uint32_t key_clamp(uint32_t key)
+{
+    return key < 0x007FFFFFu ? 0x007FFFFFu : key > 0xFF800000u ? 0xFF800000u : key;
+}
+
+/* The r-th highest (1 <= r <= n) of a[0..n), reordering a: a three-way quickselect (the
+ * band's keys have many ties). */
+static uint32_t nth_highest(uint32_t *a, uint32_t n, uint32_t r)
+{
+    uint32_t lo = 0, hi = n;
+    const uint32_t want = r - 1;
+    for (;;) {
+        const uint32_t pivot = a[lo + (hi - lo) / 2];
+        uint32_t gt = lo, i = lo, lt = hi; /* [lo, gt) > pivot, [gt, i) == pivot, [lt, hi) < */
+        while (i < lt) {
+            const uint32_t x = a[i];
+            if (x > pivot) {
+                a[i++] = a[gt];
+                a[gt++] = x;
+            } else if (x < pivot) {
+                a[i] = a[--lt];
+                a[lt] = x;
+            } else {
+                i++;
+            }
+        }
+        if (want < gt)
+            hi = gt;
+        else if (want >= lt)
+            lo = lt;
+        else
+            return pivot;
+    }
+}
+
+/* The band around the band key to aim at, in entries, and its first half-width in keys. */
+#define BAND_TARGET 512u
+#define BAND_FIRST 4096u
+
+/* Float32 row (n, layer): checks every score as load_row does and, in the same pass over the
+ * mapped row, counts the keys above the band (all, and below `lim`) and lists the positions
+ * in it; when the k-th key falls in the band, the band alone settles the count (ties to the
+ * lower positions, as kvp_topk).  Returns 1 and *h, 0 when the band missed (the caller takes
+ * the full selection), or < 0.  From one step to the next the k-th score moves little, so
+ * the band, centred on the last one and resized towards BAND_TARGET entries, mostly holds
+ * it: one streaming pass per row (SSE2 where there is SSE2: every x86-64, but not under
+ * KVP_NO_SIMD, so that `make sanitize` tests the plain loop), no histogram, no copy of the
+ * row (docs/PERF.md §12). */
+static int f32_band_count(npy_cursor *c, uint32_t n, uint32_t k, uint32_t lim, uint32_t *h,
+                          kvp_error *err)
+{
+    const unsigned char *src = row_bytes(c, n);
+    const uint32_t ctx = c->t->prompt + n;
+    const uint32_t lo = c->band_key > c->band_width ? c->band_key - c->band_width : 0;
+    const uint32_t hi = c->band_key < UINT32_MAX - c->band_width ? c->band_key + c->band_width
+                                                                  : UINT32_MAX;
+    /* The band as floats (the keys' order is the floats', -0 == +0), its ends past the
+     * infinities clamped to them; NaN compares false, and is refused below anyway. */
+    const float lo_f = key_float(key_clamp(lo)), hi_f = key_float(key_clamp(hi));
+    uint32_t *cand = c->scratch, nc = 0, above_low = 0, above = 0, bad = 0;
+    for (uint32_t part = 0; part < 2; part++) { /* [0, lim), then [lim, ctx) */
+        const uint32_t to = part ? ctx : lim;
+        uint32_t p = part ? lim : 0, up_sum = 0;
+#if NPY_SSE2
+        /* 4 scores at a time: the data is little-endian like the machine. */
+        const __m128 vlo = _mm_set1_ps(lo_f), vhi = _mm_set1_ps(hi_f);
+        const __m128i expm = _mm_set1_epi32((int)F32_EXP_MASK);
+        __m128i bad4 = _mm_setzero_si128();
+        for (; p + 4 <= to; p += 4) {
+            const __m128i bits = _mm_loadu_si128((const __m128i *)(src + (size_t)p * 4));
+            bad4 = _mm_or_si128(bad4, _mm_cmpeq_epi32(_mm_and_si128(bits, expm), expm));
+            const __m128 x = _mm_castsi128_ps(bits);
+            const unsigned up = (unsigned)_mm_movemask_ps(_mm_cmpgt_ps(x, vhi));
+            const unsigned in = (unsigned)_mm_movemask_ps(_mm_cmpge_ps(x, vlo)) & ~up;
+            up_sum += (0x4332322132212110ull >> (up * 4)) & 0xF; /* popcount of 4 bits */
+            /* the band's offsets of this group, stored whole, without a branch */
+            const uint32_t offs = BAND_OFFSETS[in];
+            cand[nc] = p + (offs & 0xFF);
+            cand[nc + 1] = p + (offs >> 8 & 0xFF);
+            cand[nc + 2] = p + (offs >> 16 & 0xFF);
+            cand[nc + 3] = p + (offs >> 24);
+            nc += (0x4332322132212110ull >> (in * 4)) & 0xF;
+        }
+        bad |= (uint32_t)_mm_movemask_epi8(bad4) != 0;
+#endif
+        for (; p < to; p++) {
+            const uint32_t bits = load_le32(src + (size_t)p * 4);
+            float x;
+            memcpy(&x, &bits, sizeof x);
+            bad |= (bits & F32_EXP_MASK) == F32_EXP_MASK;
+            const uint32_t up = x > hi_f;
+            up_sum += up;
+            cand[nc] = p;
+            nc += (x >= lo_f) & !up;
+        }
+        above += up_sum;
+        if (!part)
+            above_low = up_sum;
+    }
+    if (bad) { /* name the first bad score, as load_row would */
+        for (uint32_t p = 0; p < ctx; p++) {
+            uint32_t bits = load_le32(src + (size_t)p * 4);
+            if ((bits & F32_EXP_MASK) == F32_EXP_MASK)
+                return bad_score(c, n, p, (bits & F32_MANT_MASK) != 0,
+                                 (bits >> F32_SIGN_SHIFT) != 0, err);
+        }
+    }
+    c->band_width = nc > 2 * BAND_TARGET ? c->band_width - c->band_width / 4
+                    : nc < BAND_TARGET / 2 ? c->band_width + c->band_width / 4 + 1
+                                           : c->band_width;
+    if (!(above < k && k - above <= nc)) {
+        c->band_width = c->band_width * 2 + 1;
+        return 0;
+    }
+    /* The need-th highest key of the band t, by a quickselect on a copy of its keys. */
+    const uint32_t need = k - above;
+    uint32_t *keys = c->pos;
+    uint32_t above_t = 0;
+    for (uint32_t j = 0; j < nc; j++)
+        keys[j] = bits_key(load_le32(src + (size_t)cand[j] * 4));
+    const uint32_t t = nth_highest(keys, nc, need);
+    for (uint32_t j = 0; j < nc; j++) {
+        keys[j] = bits_key(load_le32(src + (size_t)cand[j] * 4));
+        above_t += keys[j] > t;
+    }
+    uint32_t ties = need - above_t; /* the ties at t taken, in position order */
+    uint32_t low = above_low;
+    for (uint32_t j = 0; j < nc && cand[j] < lim; j++) {
+        const uint32_t take = keys[j] > t || (keys[j] == t && ties > 0);
+        ties -= keys[j] == t && ties > 0;
+        low += take;
+    }
+    c->band_key = t;
+    *h = low;
+    return 1;
+}
+
+/* The set's size and its positions below `below`, without the set: a bool row counted, a
+ * float32 row by f32_band_count (the full selection when its band misses), another score
+ * row's top-k counted below `below` (kvp_topk_count_below); no position list made. */
+static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k, uint32_t *h,
+                           kvp_error *err)
+{
+    npy_cursor *c = state;
+    const uint32_t ctx = c->t->prompt + n, lim = below < ctx ? below : ctx;
+    if (c->im->dtype == NPY_BOOL) {
+        const unsigned char *src = row_bytes(c, n);
+        uint32_t low = 0, all = 0;
+        for (uint32_t p = 0; p < lim; p++)
+            low += src[p] != 0;
+        all = low;
+        for (uint32_t p = lim; p < ctx; p++)
+            all += src[p] != 0;
+        *k = all;
+        *h = low;
+        return 0;
+    }
+    *k = kvp_access_k(c->sparsity, ctx);
+    if (c->im->dtype == NPY_F32 && *k > 0 && *k < ctx && lim > 0 && lim < ctx) {
+        if (c->band_width == 0)
+            c->band_width = BAND_FIRST;
+        int rc = f32_band_count(c, n, *k, lim, h, err);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
+    int rc = load_row(c, n, err);
+    if (rc < 0)
+        return rc;
+    *h = kvp_topk_count_below(c->row, ctx, *k, lim, c->scratch, &c->band_key);
+    return 0;
+}
+
 static int npy_scores(void *state, uint32_t n, float *out, kvp_error *err)
 {
     npy_cursor *c = state;
@@ -603,7 +812,8 @@ static int npy_scores(void *state, uint32_t n, float *out, kvp_error *err)
 }
 
 static const kvp_trace_vt npy_vt = {
-    "npy", npy_cursor_open, npy_cursor_step, npy_cursor_close, npy_scores, npy_destroy, NULL,
+    "npy",       npy_cursor_open, npy_cursor_step, npy_cursor_close, npy_scores, npy_destroy,
+    NULL,        npy_count_below,
 };
 
 int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err)

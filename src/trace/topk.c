@@ -87,29 +87,15 @@ static void select_in_bucket(const float *scores, uint32_t *cand, uint32_t c, ui
     }
 }
 
-/* scratch first holds the keys of all n elements, then (compacted in place) the positions in
- * bucket b1; its content on entry and exit is irrelevant.  Scores must not be NaN (the caller
- * checks); a NaN would still be placed, memory-safely. */
-void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, float *score_out,
-              uint32_t *scratch)
+/* Pass 1: the keys of scores[0..n) into scratch, and a histogram of their top 11 bits; returns
+ * the bucket b1 holding the *need-th highest key, and in *need how many to take from it. */
+static uint32_t keys_and_bucket(const float *scores, uint32_t n, uint32_t *scratch,
+                                uint32_t *need)
 {
     /* HIST_WAYS copies: consecutive elements often fall in the same bucket, and a single
      * table would serialise on that counter. */
     uint32_t hist1[HIST_WAYS][RADIX_BUCKETS];
     uint32_t hist[RADIX_BUCKETS];
-    if (k > n)
-        k = n;
-    if (k == 0)
-        return;
-    if (k == n) {
-        for (uint32_t i = 0; i < n; i++) {
-            pos_out[i] = i;
-            score_out[i] = scores[i];
-        }
-        return;
-    }
-
-    /* Pass 1: keys, and a histogram of their top 11 bits. */
     memset(hist1, 0, sizeof hist1);
     uint32_t i = 0;
     for (; i + HIST_WAYS <= n; i += HIST_WAYS) { /* unrolled by hand: HIST_WAYS is 4 */
@@ -135,15 +121,36 @@ void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, fl
             sum += hist1[w][b];
         hist[b] = sum;
     }
+    return pick_bucket(hist, RADIX_BUCKETS, need);
+}
+
+/* scratch first holds the keys of all n elements, then (compacted in place) the positions in
+ * bucket b1; its content on entry and exit is irrelevant.  Scores must not be NaN (the caller
+ * checks); a NaN would still be placed, memory-safely. */
+void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, float *score_out,
+              uint32_t *scratch)
+{
+    if (k > n)
+        k = n;
+    if (k == 0)
+        return;
+    if (k == n) {
+        for (uint32_t i = 0; i < n; i++) {
+            pos_out[i] = i;
+            score_out[i] = scores[i];
+        }
+        return;
+    }
+
     uint32_t need = k; /* after pick_bucket: how many to take from bucket b1 (>= 1) */
-    uint32_t b1 = pick_bucket(hist, RADIX_BUCKETS, &need);
+    uint32_t b1 = keys_and_bucket(scores, n, scratch, &need);
 
     /* Pass 2, branch-free (which side an element falls is a coin toss at 40-60% sparsity):
      * positions above b1 go to the output, those in b1 to scratch (in place: slot c <= i is
      * already read).  Every store lands in pos_out[0..k-1]: exactly k - need <= k - 1
      * positions are above b1, so a never reaches k. */
     uint32_t a = 0, c = 0;
-    for (i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         uint32_t top = scratch[i] >> RADIX_SHIFT_HI;
         pos_out[a] = i;
         score_out[a] = scores[i];
@@ -168,4 +175,38 @@ void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, fl
         ia -= from_a;
         jc -= 1 - from_a;
     }
+}
+
+uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint32_t below,
+                              uint32_t *scratch, uint32_t *kth_key)
+{
+    if (k > n)
+        k = n;
+    if (k == 0 || below == 0)
+        return 0;
+    if (below >= n)
+        return k;
+    if (k == n)
+        return below;
+    uint32_t need = k;
+    const uint32_t b1 = keys_and_bucket(scores, n, scratch, &need);
+    /* Above b1 every position is taken: count those below `below`; those in b1 are listed
+     * (in place, as in kvp_topk) and the taken ones among them picked as kvp_topk picks. */
+    uint32_t low = 0, c = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t top = scratch[i] >> RADIX_SHIFT_HI;
+        low += (top > b1) & (i < below);
+        scratch[c] = i;
+        c += top == b1;
+    }
+    select_in_bucket(scores, scratch, c, b1, need);
+    uint32_t kth = UINT32_MAX; /* the least key taken: the k-th highest */
+    for (uint32_t j = 0; j < need; j++) {
+        const uint32_t key = float_key(scores[scratch[j]]);
+        kth = key < kth ? key : kth;
+        low += scratch[j] < below;
+    }
+    if (kth_key)
+        *kth_key = kth;
+    return low;
 }

@@ -59,6 +59,35 @@ int kvp_cursor_next(kvp_cursor *c, kvp_access *a, kvp_error *err)
     return 1;
 }
 
+int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t *h,
+                           kvp_error *err)
+{
+    if (c->next >= c->t->steps)
+        return 0;
+    if (c->t->vt->count_below) {
+        int rc = c->t->vt->count_below(c->state, c->next, below, k, h, err);
+        if (rc < 0)
+            return rc;
+        c->next++;
+        return 1;
+    }
+    kvp_access a;
+    int rc = kvp_cursor_next(c, &a, err);
+    if (rc <= 0)
+        return rc;
+    uint32_t lo = 0, hi = a.count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a.pos[mid] < below)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *k = a.count;
+    *h = lo;
+    return 1;
+}
+
 void kvp_cursor_sets_only(kvp_cursor *c)
 {
     if (c->t->vt->sets_only)

@@ -22,6 +22,10 @@ typedef struct kvp_trace_vt {
     /* Optional: from now on the cursor's sets need no scores (a->score may be NULL), which
      * spares a trace that makes them (the synthetic one) that work. */
     void (*sets_only)(void *state);
+    /* Optional: the size *k of step n's access set and the number *h of its positions below
+     * `below`, without making the set (src/engine/fast.c); steps in order, as cursor_step. */
+    int (*count_below)(void *state, uint32_t n, uint32_t below, uint32_t *k, uint32_t *h,
+                       kvp_error *err);
 } kvp_trace_vt;
 
 /* Tells c's trace that its caller will not read the scores of c's sets (kvp_access.score
@@ -33,6 +37,21 @@ void kvp_cursor_sets_only(kvp_cursor *c);
  * the lower position, written ascending by position.  scratch must hold n uint32_t. */
 void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, float *score_out,
               uint32_t *scratch);
+
+/* The cursor's next step as two counts: the size *k of its access set and how many of its
+ * positions lie below `below` (*h).  Returns 1, 0 past the last step, or < 0, as
+ * kvp_cursor_next; the trace's count_below when it has one (no set made), else the set's
+ * size and a binary search of it. */
+int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t *h,
+                           kvp_error *err);
+
+/* How many of the top-k of scores[0..n) (kvp_topk's set: ties to the lower positions) lie
+ * below position `below`; scratch holds n entries.  *kth_key (if not NULL) receives the k-th
+ * highest score as an order-preserving key (its float bits with the sign bit set if
+ * positive, all bits flipped if negative; -0 as +0) when 0 < below < n and 0 < k < n, and
+ * is left alone otherwise. */
+uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint32_t below,
+                              uint32_t *scratch, uint32_t *kth_key);
 
 struct kvp_trace {
     const kvp_trace_vt *vt;

@@ -135,7 +135,18 @@ static void cache_destroy(kvp_trace *t)
 }
 
 static const kvp_trace_vt CACHE_VT = {"cache", cache_open, cache_step, cache_close, NULL,
-                                      cache_destroy, NULL};
+                                      cache_destroy, NULL, NULL};
+
+const uint64_t *kvp_trace_cache_bits(const kvp_trace *t, uint32_t layer, uint32_t step,
+                                     double sparsity)
+{
+    if (t->vt != &CACHE_VT || layer >= t->layers || step >= t->steps)
+        return NULL;
+    const cache_impl *im = t->impl;
+    if (!t->is_bool && sparsity != im->sparsity)
+        return NULL;
+    return im->bits[layer] + im->off[step];
+}
 
 int kvp_trace_is_cache(const kvp_trace *t) { return t->vt == &CACHE_VT; }
 

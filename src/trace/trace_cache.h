@@ -23,4 +23,10 @@ int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, double sparsity
  * recorded from different threads at once; one layer from one thread at a time. */
 int kvp_trace_cache_record(kvp_trace *t, uint32_t layer, const kvp_access *a, kvp_error *err);
 
+/* Step `step` of layer `layer` of a trace cache (src/trace/trace_cache.c) as its bitset,
+ * ceil((P + step) / 64) words, bit p of word p / 64 set if position p is read; NULL if t is
+ * not a cache or was cached at another sparsity (the cursor would refuse it). */
+const uint64_t *kvp_trace_cache_bits(const kvp_trace *t, uint32_t layer, uint32_t step,
+                                     double sparsity);
+
 #endif

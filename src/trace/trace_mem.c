@@ -83,6 +83,35 @@ static int mem_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     return 0;
 }
 
+/* The set's size and its positions below `below`, without the set (kvp_cursor_count_below). */
+static int mem_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k, uint32_t *h,
+                           kvp_error *err)
+{
+    mem_cursor *c = state;
+    const kvp_trace *t = c->t;
+    const float *r = row(t, n, c->layer);
+    const uint32_t ctx = t->prompt + n, lim = below < ctx ? below : ctx;
+    if (t->is_bool) {
+        uint32_t low = 0, all;
+        for (uint32_t p = 0; p < lim; p++)
+            low += r[p] != 0;
+        all = low;
+        for (uint32_t p = lim; p < ctx; p++)
+            all += r[p] != 0;
+        *k = all;
+        *h = low;
+        return 0;
+    }
+    for (uint32_t p = 0; p < ctx; p++)
+        if (!isfinite(r[p]))
+            return kvp_error_set(err, KVP_EFORMAT, "%s: step %u, layer %u, position %u: "
+                                 "score is %s", t->name, n, c->layer, p,
+                                 isnan(r[p]) ? "NaN" : "infinite");
+    *k = kvp_access_k(c->sparsity, ctx);
+    *h = kvp_topk_count_below(r, ctx, *k, lim, c->scratch, NULL);
+    return 0;
+}
+
 static void mem_close(void *state)
 {
     mem_cursor *c = state;
@@ -110,8 +139,9 @@ static void mem_destroy(kvp_trace *t)
     free(t);
 }
 
-static const kvp_trace_vt mem_vt = {"memory", mem_open, mem_step, mem_close, mem_scores,
-                                     mem_destroy, NULL};
+static const kvp_trace_vt mem_vt = {"memory",    mem_open,    mem_step,
+                                     mem_close,   mem_scores,  mem_destroy,
+                                     NULL,        mem_count_below};
 
 int kvp_trace_from_memory(kvp_trace **out, const float *data, uint32_t steps, uint32_t layers,
                           uint32_t positions, int is_bool, const char *name, kvp_error *err)

@@ -19,7 +19,7 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CFLAGS="-std=c11 -O1 -g -fno-omit-frame-pointer -D_POSIX_C_SOURCE=200809L -pthread \
     -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
     -Iinclude -Isrc $(pkg-config --cflags inih libcjson)"
-LIBS="$(pkg-config --libs inih libcjson) -lm -pthread"
+LIBS="$(pkg-config --libs inih libcjson) -lglpk -lm -pthread"
 
 mkdir -p "$B/obj"
 for f in src/*/*.c; do

@@ -1,0 +1,222 @@
+/*
+ * `static` and `unlimited` (and the bound riding along) without the engine's per-read work
+ * (docs/PERF.md §12).  With 1-token blocks both keep a prefix of the context in HBM: unlimited
+ * every position, static the first min(P + n, slots) at step n (its initial placement is the
+ * lowest prompt blocks, and every new token is placed while a slot is free; it never moves
+ * anything).  So a step's reads in HBM are k (unlimited) or the positions below the prefix
+ * (static), and the bound needs k alone: from a trace cache, popcounts of the step's bitset;
+ * from any other trace, kvp_cursor_count_below (a .npy trace counts the top-k below the
+ * prefix without making the set; others make it and search it once).
+ * The charges and the step time are the engine's (src/engine/engine.c, pol_step), summed in
+ * the same order, so the results are the same, byte for byte (tests/test_fast.c).
+ */
+#include "engine/fast.h"
+
+#include "base/parallel.h"
+#include "trace/trace.h"
+#include "trace/trace_cache.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const kvp_policy_ops kvp_policy_static;
+extern const kvp_policy_ops kvp_policy_unlimited;
+
+#define WORD_BITS 64u
+
+int kvp_fast_prefix_takes(const kvp_policy_spec *ps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].ops != &kvp_policy_static && ps[i].ops != &kvp_policy_unlimited)
+            return 0;
+    return 1;
+}
+
+typedef struct fast_ctx {
+    const kvp_scenario *sc;
+    const kvp_trace *tr;
+    const kvp_derived *d;
+    kvp_cost_model model;
+    size_t npol;
+    const uint32_t *slots; /* per policy; KVP_UNLIMITED_SLOTS for unlimited */
+    volatile sig_atomic_t *cancel;
+    double *time_s;       /* [layer * npol + i] */
+    kvp_counters *cnt;    /* [layer * npol + i] */
+    double *bound_time, *bound_h;
+    uint64_t *reads;
+    kvp_error *err;
+} fast_ctx;
+
+/* Set bits of w[0..nw) and, of those, the ones below position `below`. */
+static void count_cache(const uint64_t *w, uint32_t nw, uint32_t below, uint32_t *k,
+                        uint32_t *h)
+{
+    uint32_t all = 0, low = 0;
+    const uint32_t full = below / WORD_BITS < nw ? below / WORD_BITS : nw;
+    for (uint32_t i = 0; i < full; i++)
+        low += (uint32_t)__builtin_popcountll(w[i]);
+    all = low;
+    if (full < nw && below % WORD_BITS) {
+        const uint64_t x = w[full];
+        low += (uint32_t)__builtin_popcountll(x & ((1ull << (below % WORD_BITS)) - 1));
+    }
+    for (uint32_t i = full; i < nw; i++)
+        all += (uint32_t)__builtin_popcountll(w[i]);
+    *k = all;
+    *h = low;
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
+__attribute__((target_clones("popcnt", "default")))
+#endif
+static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
+{
+    const fast_ctx *c = user;
+    kvp_error *err = &c->err[l];
+    const kvp_scenario *sc = c->sc;
+    const kvp_cost_model *model = &c->model;
+    const uint32_t P = kvp_trace_prompt(c->tr), N = kvp_trace_steps(c->tr);
+    const uint64_t tok_bytes = c->d->tok_bytes;
+    const double tok = (double)tok_bytes;
+    const int cached = kvp_trace_cache_bits(c->tr, l, 0, sc->sparsity) != NULL;
+    kvp_cursor *cur = NULL;
+    int rc = 0;
+    if (!cached) {
+        if ((rc = kvp_cursor_create(&cur, c->tr, l, sc->sparsity, err)) < 0)
+            return rc;
+        kvp_cursor_sets_only(cur);
+    }
+    /* Every static has the same slots (1-token blocks), so one count below them serves all. */
+    uint32_t static_slots = 0;
+    for (size_t i = 0; i < c->npol; i++)
+        if (c->slots[i] != KVP_UNLIMITED_SLOTS)
+            static_slots = c->slots[i];
+    for (uint32_t n = 0; n < N; n++) {
+        if (c->cancel && *c->cancel) {
+            rc = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
+            break;
+        }
+        const uint32_t ctx = P + n;
+        const uint64_t *bits = NULL;
+        uint32_t k, k_below = 0;
+        if (cached) {
+            bits = kvp_trace_cache_bits(c->tr, l, n, sc->sparsity);
+            uint32_t unused;
+            count_cache(bits, (ctx + WORD_BITS - 1) / WORD_BITS, 0, &k, &unused);
+        } else {
+            int r = kvp_cursor_count_below(cur, static_slots, &k, &k_below, err);
+            if (r <= 0) {
+                rc = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                               kvp_trace_name(c->tr));
+                break;
+            }
+        }
+        double h_b;
+        c->bound_time[l] += kvp_step_time_bound(model, (double)k * tok, &h_b);
+        c->bound_h[l] += h_b;
+        c->reads[l] += k;
+        for (size_t i = 0; i < c->npol; i++) {
+            const uint32_t slots = c->slots[i];
+            const uint32_t pre = ctx < slots ? ctx : slots; /* resident prefix */
+            uint32_t hits = k;
+            if (pre < ctx) {
+                if (cached) {
+                    uint32_t unused;
+                    count_cache(bits, (pre + WORD_BITS - 1) / WORD_BITS, pre, &unused, &hits);
+                } else {
+                    hits = k_below; /* pre = slots = static_slots here */
+                }
+            }
+            kvp_counters st = {0};
+            st.kv_read[0] = st.read[0] = hits;
+            st.kv_read[1] = st.read[1] = k - hits;
+            st.write[pre < slots ? 0 : 1] = 1; /* the new token takes a free slot, or DRAM */
+            kvp_traffic traffic;
+            kvp_traffic_of(&traffic, &st, 2, tok_bytes);
+            const size_t o = (size_t)l * c->npol + i;
+            c->time_s[o] += kvp_step_time(model, &traffic);
+            kvp_counters_add(&c->cnt[o], &st);
+        }
+        atomic_fetch_add(done, 1ull);
+    }
+    kvp_cursor_free(cur);
+    return rc;
+}
+
+int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                        size_t n, const kvp_run_options *ro, kvp_result *res,
+                        kvp_pass_sums *sums, kvp_error *err)
+{
+    if (!kvp_fast_prefix_takes(ps, n) || (ro && ro->check) || sc->tiers > 2)
+        return kvp_error_set(err, KVP_EINVAL, "fast prefix run: static and unlimited only, "
+                             "unchecked");
+    kvp_derived d;
+    int rc;
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+        (rc = kvp_check_trace(sc, tr, err)) < 0)
+        return rc;
+    const uint32_t L = kvp_trace_layers(tr);
+    const size_t np = n ? n : 1;
+    fast_ctx c;
+    memset(&c, 0, sizeof c);
+    c.sc = sc;
+    c.tr = tr;
+    c.d = &d;
+    kvp_cost_model_of(&c.model, sc, &d);
+    c.npol = n;
+    c.cancel = ro ? ro->cancel : NULL;
+    uint32_t *slots = calloc(np, sizeof *slots);
+    int *lrc = calloc(L, sizeof *lrc);
+    c.time_s = calloc((size_t)L * np, sizeof *c.time_s);
+    c.cnt = calloc((size_t)L * np, sizeof *c.cnt);
+    c.bound_time = calloc(L, sizeof *c.bound_time);
+    c.bound_h = calloc(L, sizeof *c.bound_h);
+    c.reads = calloc(L, sizeof *c.reads);
+    c.err = calloc(L, sizeof *c.err);
+    if (!slots || !lrc || !c.time_s || !c.cnt || !c.bound_time || !c.bound_h || !c.reads ||
+        !c.err) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        slots[i] = ps[i].ops == &kvp_policy_unlimited ? KVP_UNLIMITED_SLOTS
+                                                      : kvp_slots(sc, &d, 1);
+    c.slots = slots;
+    kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), fast_layer, &c, lrc);
+    for (uint32_t l = 0; l < L; l++)
+        if (lrc[l] < 0) {
+            rc = lrc[l];
+            if (err)
+                *err = c.err[l];
+            goto done;
+        }
+    /* Summed in layer order, as the engine sums them. */
+    for (size_t i = 0; i < n && rc >= 0; i++) {
+        double t = 0;
+        kvp_counters cs = {0};
+        for (uint32_t l = 0; l < L; l++) {
+            t += c.time_s[(size_t)l * n + i];
+            kvp_counters_add(&cs, &c.cnt[(size_t)l * n + i]);
+        }
+        rc = kvp_result_fill(&res[i], sc, tr, &ps[i], 1, slots[i], t, &cs, err);
+    }
+    if (sums && rc >= 0) {
+        memset(sums, 0, sizeof *sums);
+        for (uint32_t l = 0; l < L; l++) {
+            sums->bound_time_s += c.bound_time[l];
+            sums->bound_hbm_bytes += c.bound_h[l];
+            sums->reads += c.reads[l];
+        }
+    }
+done:
+    free(slots);
+    free(lrc);
+    free(c.time_s);
+    free(c.cnt);
+    free(c.bound_time);
+    free(c.bound_h);
+    free(c.reads);
+    free(c.err);
+    return rc;
+}

@@ -1,0 +1,607 @@
+/*
+ * `lookahead(W, R)` for many R of one W in one pass over the trace, on bitsets
+ * (docs/PERF.md §12).  Same model and same result, byte for byte, as the engine running
+ * src/policy/lookahead.c: the rules are in that file's head comment and docs/POLICIES.md.
+ *
+ * Shared by every R of the pass, per layer and step: the window counts f as bit-sliced
+ * counters (NP bit-planes per 64-block word: adding or removing a step's access set is a
+ * ripple carry over the planes, O(context / 64 * NP)), the level L of the wanted set (the
+ * largest level t with count(f >= t) > slots, found by comparing the planes with t and
+ * counting, starting from the last step's L), and the masks f > L, f == L, f == 0.
+ *
+ * Per R (a simulation with its own residency, held as a bitset): its reads in HBM, its
+ * residents at and above L, and from them the wanted non-resident count and p; the promote
+ * level (searched from its last step's level, counting non-residents at or above a level),
+ * the demote level (mostly 0), then one pass that takes the promoted and demoted blocks by
+ * masks, the "first k in index order" at a cut-off level by running popcounts.  The engine's
+ * charges follow from popcounts: a moved block read this step is in the access set's bitset.
+ *
+ * Every loop is over words; no position is decoded.  On a trace cache the access sets are
+ * its own bitsets; from any other trace they are made from the positions.
+ */
+#include "policy/lookahead_grid.h"
+
+#include "base/parallel.h"
+#include "engine/runner.h"
+#include "trace/trace.h"
+#include "trace/trace_cache.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WORD_BITS 64u
+#define CEIL_GUARD 1e-9 /* as in lookahead.c */
+#define MAX_PLANES 11u  /* f <= W <= 1024 < 2^11 */
+
+extern const kvp_policy_ops kvp_policy_lookahead;
+
+/* The word loops count bits: with the CPU's popcount instruction they run several times
+ * faster than with the generic code a baseline x86-64 build gets, so the hot functions are
+ * built twice and the loader picks (GCC's target_clones).  Elsewhere, and under `make
+ * sanitize` (KVP_NO_SIMD), the generic build alone. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
+#define HOT __attribute__((target_clones("popcnt", "default")))
+#else
+#define HOT
+#endif
+
+static uint32_t words_of(uint64_t bits) { return (uint32_t)((bits + WORD_BITS - 1) / WORD_BITS); }
+
+/* Bit-sliced comparison of the counters of one word with level t (tm[k]: all ones if bit k
+ * of t is set): gt has the blocks with f > t, eq those with f == t. */
+static inline void cmp_level(const uint64_t *pl, uint32_t np, const uint64_t *tm, uint64_t *gt,
+                             uint64_t *eq)
+{
+    uint64_t g = 0, e = ~0ull;
+    for (uint32_t k = np; k-- > 0;) {
+        g |= e & pl[k] & ~tm[k];
+        e &= ~(pl[k] ^ tm[k]);
+    }
+    *gt = g;
+    *eq = e;
+}
+
+static void level_masks(uint32_t t, uint32_t np, uint64_t *tm)
+{
+    for (uint32_t k = 0; k < np; k++)
+        tm[k] = (t >> k) & 1u ? ~0ull : 0;
+}
+
+/* The bits of x whose rank among the set bits of the words seen so far (*seen before this
+ * word) lies in [lo, hi); *seen advances by the bits of x. */
+static inline uint64_t select_range(uint64_t x, uint32_t *seen, uint32_t lo, uint32_t hi)
+{
+    const uint32_t s = *seen, c = (uint32_t)__builtin_popcountll(x);
+    *seen = s + c;
+    if (s + c <= lo || s >= hi)
+        return 0;
+    if (s >= lo && s + c <= hi)
+        return x;
+    uint64_t out = 0;
+    for (uint32_t j = s; x; j++) {
+        uint64_t low = x & -x;
+        if (j >= lo && j < hi)
+            out |= low;
+        x ^= low;
+    }
+    return out;
+}
+
+typedef struct grid_ctx {
+    const kvp_scenario *sc;
+    const kvp_trace *tr;
+    const kvp_derived *d;
+    kvp_cost_model model;
+    uint32_t W, slots, np;
+    const double *R; /* nr */
+    size_t nr;
+    volatile sig_atomic_t *cancel;
+    double *time_s;    /* [layer * nr + i] */
+    kvp_counters *cnt; /* [layer * nr + i] */
+    int *rc;
+    kvp_error *err; /* per layer */
+} grid_ctx;
+
+/* One R's simulation of one layer. */
+typedef struct sim {
+    uint64_t *res; /* residency bitset */
+    uint32_t nres;
+    uint32_t lp, ld; /* the last step's promote and demote levels: the next searches' start */
+} sim;
+
+typedef struct layer {
+    const grid_ctx *g;
+    uint32_t l, P, N, nw, np;
+    uint64_t *pl;            /* counters: word i's planes at pl[i * np .. i * np + np) */
+    uint64_t *gtL, *eqL, *z0; /* per step: f > L, f == L (for L = 0: f == 0), f == 0 */
+    uint64_t *gtp, *eqp;     /* scratch of one simulation: its promote level's masks */
+    uint64_t *ltd, *eqd;     /* and its demote level's */
+    uint32_t L, Lstart;      /* the wanted level, and where the next search starts */
+    uint32_t cG, cE;         /* count(f > L), count(f == L) among existing blocks */
+    /* access sets: from a cache, or a ring of W + 1 bitsets made from a cursor */
+    kvp_cursor *cur;
+    uint64_t *ring;
+    uint32_t fetched;
+    sim *sims;
+} layer;
+
+static const uint64_t *acc_bits(layer *ly, uint32_t m)
+{
+    if (!ly->ring)
+        return kvp_trace_cache_bits(ly->g->tr, ly->l, m, ly->g->sc->sparsity);
+    return ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
+}
+
+/* Makes the bitset of step ly->fetched from the cursor (no-op on a cache). */
+static int fetch(layer *ly, kvp_error *err)
+{
+    const uint32_t m = ly->fetched++;
+    if (!ly->ring)
+        return 0;
+    kvp_access a;
+    int r = kvp_cursor_next(ly->cur, &a, err);
+    if (r <= 0)
+        return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                         kvp_trace_name(ly->g->tr));
+    uint64_t *w = ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
+    memset(w, 0, (size_t)words_of(a.context) * sizeof *w);
+    for (uint32_t i = 0; i < a.count; i++) {
+        if (a.pos[i] >= a.context)
+            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u outside "
+                                 "the context", kvp_trace_name(ly->g->tr), a.step, ly->l,
+                                 a.pos[i]);
+        w[a.pos[i] / WORD_BITS] |= 1ull << (a.pos[i] % WORD_BITS);
+    }
+    return 0;
+}
+
+/* f += A(m) (up) or f -= A(m): a ripple carry (borrow) through the planes of each word. */
+HOT static void slide(layer *ly, uint32_t m, int up)
+{
+    const uint64_t *a = acc_bits(ly, m);
+    const uint32_t nw = words_of((uint64_t)ly->P + m), np = ly->np;
+    uint64_t *pl = ly->pl;
+    for (uint32_t i = 0; i < nw; i++) {
+        uint64_t c = a[i], *p = pl + (size_t)i * np;
+        for (uint32_t k = 0; k < np && c; k++) {
+            uint64_t t = (up ? p[k] : ~p[k]) & c;
+            p[k] ^= c;
+            c = t;
+        }
+    }
+}
+
+/* The wanted level L for `exist` blocks and its masks (gtL, eqL, z0 over the existing
+ * words), count(f > L) and count(f == L). */
+HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
+{
+    const uint32_t cw = words_of(exist), np = ly->np;
+    const uint64_t last = exist % WORD_BITS ? (1ull << (exist % WORD_BITS)) - 1 : ~0ull;
+    uint32_t t = ly->Lstart;
+    uint64_t tm[MAX_PLANES];
+    for (;;) {
+        level_masks(t, np, tm);
+        uint32_t cgt = 0, ceq = 0;
+        for (uint32_t i = 0; i < cw; i++) {
+            const uint64_t *p = ly->pl + (size_t)i * np;
+            const uint64_t ex = i + 1 == cw ? last : ~0ull;
+            uint64_t gt, eq, any = 0;
+            cmp_level(p, np, tm, &gt, &eq);
+            for (uint32_t k = 0; k < np; k++)
+                any |= p[k];
+            gt &= ex;
+            eq &= ex;
+            ly->gtL[i] = gt;
+            ly->eqL[i] = eq;
+            ly->z0[i] = ~any & ex;
+            cgt += (uint32_t)__builtin_popcountll(gt);
+            ceq += (uint32_t)__builtin_popcountll(eq);
+        }
+        if (cgt > slots) { /* some f > t, so t < W */
+            t++;
+            continue;
+        }
+        if (cgt + ceq > slots) {
+            ly->L = ly->Lstart = t;
+            ly->cG = cgt;
+            ly->cE = ceq;
+            return;
+        }
+        if (t > 1) {
+            t--;
+            continue;
+        }
+        /* Every block with f > 0 is wanted: L = 0, eqL = (f == 0). */
+        ly->L = 0;
+        ly->Lstart = 1;
+        ly->cG = cgt + ceq;
+        ly->cE = 0;
+        for (uint32_t i = 0; i < cw; i++) {
+            ly->gtL[i] |= ly->eqL[i];
+            ly->eqL[i] = ly->z0[i];
+        }
+        return;
+    }
+}
+
+/* The initial placement (the same for every R): the wanted set of step 0 with nothing
+ * resident, then the lowest prompt blocks up to slots. */
+HOT static void initial(layer *ly, uint64_t *res, uint32_t *nres)
+{
+    const uint32_t exist = ly->P, cw = words_of(exist), slots = ly->g->slots;
+    memset(res, 0, (size_t)ly->nw * sizeof *res);
+    uint32_t count = 0, seen = 0;
+    const uint32_t take = ly->L ? slots - ly->cG : 0; /* want.non */
+    for (uint32_t i = 0; i < cw; i++) {
+        res[i] = ly->gtL[i] | (ly->L ? select_range(ly->eqL[i], &seen, 0, take) : 0);
+        count += (uint32_t)__builtin_popcountll(res[i]);
+    }
+    const uint64_t last = exist % WORD_BITS ? (1ull << (exist % WORD_BITS)) - 1 : ~0ull;
+    for (uint32_t i = 0; i < cw && count < slots; i++) {
+        const uint64_t ex = i + 1 == cw ? last : ~0ull;
+        uint32_t none = 0; /* the lowest slots - count free blocks of the word */
+        uint64_t add = select_range(~res[i] & ex, &none, 0, slots - count);
+        res[i] |= add;
+        count += (uint32_t)__builtin_popcountll(add);
+    }
+    *nres = count;
+}
+
+/* One step of one R: the engine's reads, lookahead's moves, the engine's charges. */
+HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t *acc,
+                    uint64_t reads, double *time_s, kvp_counters *out, kvp_error *err)
+{
+    const grid_ctx *g = ly->g;
+    const uint32_t ctx = ly->P + n, cw = words_of(ctx), slots = g->slots, np = ly->np;
+    const uint64_t last = ctx % WORD_BITS ? (1ull << (ctx % WORD_BITS)) - 1 : ~0ull;
+    const uint32_t L = ly->L, cG = ly->cG;
+    uint64_t *res = sm->res;
+    uint64_t hits = 0;
+    uint32_t rL = 0, rG = 0, r0 = 0;
+    for (uint32_t i = 0; i < cw; i++) {
+        const uint64_t r = res[i];
+        hits += (uint64_t)__builtin_popcountll(r & acc[i]);
+        rL += (uint32_t)__builtin_popcountll(r & ly->eqL[i]);
+        rG += (uint32_t)__builtin_popcountll(r & ly->gtL[i]);
+        r0 += (uint32_t)__builtin_popcountll(r & ly->z0[i]);
+    }
+    kvp_counters st = {0};
+    st.kv_read[0] = st.read[0] = hits;
+    st.kv_read[1] = st.read[1] = reads - hits;
+
+    /* The wanted set: levels above L whole, then at L the first wres residents and the
+     * first wnon non-residents in index order. */
+    const uint32_t left = slots - cG;
+    const uint32_t wres = L ? (rL < left ? rL : left) : 0, wnon = L ? left - wres : 0;
+    const uint32_t nonres = cG - rG + wnon;
+    double p_real = ceil(R * (double)nonres - CEIL_GUARD);
+    uint32_t p = p_real <= 0 ? 0 : p_real >= (double)nonres ? nonres : (uint32_t)p_real;
+    if (p > 0) {
+        const uint32_t free_slots = slots - sm->nres;
+        const uint32_t d = p > free_slots ? p - free_slots : 0;
+        uint64_t tm[MAX_PLANES];
+        /* Promote level lp: the largest t >= base with N(t) >= p, N(t) the wanted
+         * non-residents with f >= t; then every one above lp and the first kp at lp. */
+        const uint32_t base = L ? L : 1;
+        const uint64_t *gtP = ly->gtL, *eqP = ly->eqL;
+        uint32_t kp = wnon; /* p == nonres: all of them, the shared masks */
+        if (p < nonres) {
+            uint32_t t = sm->lp < base ? base : sm->lp > g->W ? g->W : sm->lp;
+            for (;;) {
+                uint32_t ngt = 0, neq = 0;
+                if (t == L) {
+                    gtP = ly->gtL;
+                    eqP = ly->eqL;
+                    ngt = cG - rG;
+                    neq = wnon;
+                } else {
+                    level_masks(t, np, tm);
+                    for (uint32_t i = 0; i < cw; i++) {
+                        uint64_t gt, eq;
+                        cmp_level(ly->pl + (size_t)i * np, np, tm, &gt, &eq);
+                        const uint64_t ex = i + 1 == cw ? last : ~0ull;
+                        ly->gtp[i] = gt & ex;
+                        ly->eqp[i] = eq & ex;
+                        ngt += (uint32_t)__builtin_popcountll(gt & ex & ~res[i]);
+                        neq += (uint32_t)__builtin_popcountll(eq & ex & ~res[i]);
+                    }
+                    gtP = ly->gtp;
+                    eqP = ly->eqp;
+                }
+                if (ngt >= p) { /* N(t + 1) >= p: some f > t, so t < W */
+                    t++;
+                    continue;
+                }
+                if (ngt + neq >= p) {
+                    kp = p - ngt;
+                    break;
+                }
+                t--; /* N(base) = nonres >= p, so t > base */
+            }
+            sm->lp = t;
+        }
+        /* Demote level ld: the smallest t <= L with D(t) >= d, D(t) the unwanted residents
+         * with f <= t (at L: the residents after the first wres); then every one below ld
+         * and, at ld, the ranks [skip, skip + kd) in index order. */
+        const uint64_t *ltD = NULL, *eqD = ly->z0;
+        int lt_below_L = 0; /* ld == L: the blocks below L are ~(gtL | eqL) */
+        uint32_t kd = d, skip = 0;
+        if (d > 0 && L > 0) {
+            uint32_t t = sm->ld > L ? L : sm->ld;
+            for (;;) {
+                uint32_t below = 0, neq = 0; /* D(t - 1), and the unwanted residents at t */
+                ltD = NULL;
+                lt_below_L = 0;
+                skip = 0;
+                if (t == 0) {
+                    eqD = ly->z0;
+                    neq = r0;
+                } else if (t == L) {
+                    lt_below_L = 1;
+                    eqD = ly->eqL;
+                    below = sm->nres - rG - rL;
+                    neq = rL - wres;
+                    skip = wres;
+                } else {
+                    level_masks(t, np, tm);
+                    for (uint32_t i = 0; i < cw; i++) {
+                        uint64_t gt, eq;
+                        cmp_level(ly->pl + (size_t)i * np, np, tm, &gt, &eq);
+                        ly->ltd[i] = ~(gt | eq);
+                        ly->eqd[i] = eq;
+                        below += (uint32_t)__builtin_popcountll(~(gt | eq) & res[i]);
+                        neq += (uint32_t)__builtin_popcountll(eq & res[i]);
+                    }
+                    ltD = ly->ltd;
+                    eqD = ly->eqd;
+                }
+                if (below >= d) { /* some resident below t, so t > 0 */
+                    t--;
+                    continue;
+                }
+                if (below + neq >= d) {
+                    kd = d - below;
+                    break;
+                }
+                t++; /* D(L) >= d, so t < L */
+            }
+            sm->ld = t;
+        }
+        uint32_t seen_p = 0, seen_d = 0, npro = 0, ndem = 0;
+        uint64_t pro_read = 0, dem_read = 0;
+        for (uint32_t i = 0; i < cw; i++) {
+            const uint64_t r = res[i];
+            const uint64_t pro = (gtP[i] & ~r) | select_range(eqP[i] & ~r, &seen_p, 0, kp);
+            uint64_t dem = 0;
+            if (d > 0) {
+                /* (r has no block beyond the context, so the masks need no end mask) */
+                const uint64_t lt = ltD ? ltD[i] : lt_below_L ? ~(ly->gtL[i] | ly->eqL[i]) : 0;
+                dem = (lt & r) | select_range(eqD[i] & r, &seen_d, skip, skip + kd);
+            }
+            res[i] = (r & ~dem) | pro;
+            npro += (uint32_t)__builtin_popcountll(pro);
+            ndem += (uint32_t)__builtin_popcountll(dem);
+            pro_read += (uint64_t)__builtin_popcountll(pro & acc[i]);
+            dem_read += (uint64_t)__builtin_popcountll(dem & acc[i]);
+        }
+        if (npro != p || ndem != d)
+            return kvp_error_set(err, KVP_ECHECK, "lookahead grid: layer %u step %u: moved "
+                                 "%u in and %u out, meant %u and %u", ly->l, n, npro, ndem, p,
+                                 d);
+        sm->nres = sm->nres + p - d;
+        st.read[1] += p - pro_read;
+        st.write[0] += p;
+        st.moved_out[1] += p;
+        st.moved_in[0] += p;
+        st.promoted += p;
+        st.read[0] += d - dem_read;
+        st.write[1] += d;
+        st.moved_out[0] += d;
+        st.moved_in[1] += d;
+        st.demoted += d;
+    }
+    /* The new token: into HBM if a slot is free (a promotion of nothing present: no
+     * charge), then written where its block is. */
+    if (sm->nres < slots) {
+        res[ctx / WORD_BITS] |= 1ull << (ctx % WORD_BITS);
+        sm->nres++;
+        st.write[0] += 1;
+    } else {
+        st.write[1] += 1;
+    }
+    kvp_traffic traffic;
+    kvp_traffic_of(&traffic, &st, 2, g->d->tok_bytes);
+    *time_s += kvp_step_time(&g->model, &traffic);
+    kvp_counters_add(out, &st);
+    return 0;
+}
+
+static void layer_free(layer *ly)
+{
+    for (size_t i = 0; ly->sims && i < ly->g->nr; i++)
+        free(ly->sims[i].res);
+    free(ly->sims);
+    free(ly->pl);
+    free(ly->gtL);
+    free(ly->eqL);
+    free(ly->z0);
+    free(ly->gtp);
+    free(ly->eqp);
+    free(ly->ltd);
+    free(ly->eqd);
+    free(ly->ring);
+    kvp_cursor_free(ly->cur);
+}
+
+HOT static uint64_t count_bits(const uint64_t *w, uint32_t nw)
+{
+    uint64_t c = 0;
+    for (uint32_t i = 0; i < nw; i++)
+        c += (uint64_t)__builtin_popcountll(w[i]);
+    return c;
+}
+
+static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
+{
+    const grid_ctx *g = user;
+    kvp_error *err = &g->err[l];
+    layer ly;
+    memset(&ly, 0, sizeof ly);
+    ly.g = g;
+    ly.l = l;
+    ly.P = kvp_trace_prompt(g->tr);
+    ly.N = kvp_trace_steps(g->tr);
+    ly.nw = words_of((uint64_t)ly.P + ly.N);
+    ly.np = g->np;
+    ly.Lstart = 1;
+    const uint32_t W = g->W, N = ly.N, nw = ly.nw;
+    int rc = 0;
+    ly.pl = calloc((size_t)nw * ly.np, sizeof *ly.pl);
+    uint64_t **bufs[] = {&ly.gtL, &ly.eqL, &ly.z0, &ly.gtp, &ly.eqp, &ly.ltd, &ly.eqd};
+    int ok = ly.pl != NULL;
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        ok &= (*bufs[i] = calloc(nw, sizeof **bufs[i])) != NULL;
+    ly.sims = calloc(g->nr, sizeof *ly.sims);
+    ok &= ly.sims != NULL;
+    for (size_t i = 0; ok && i < g->nr; i++)
+        ok &= (ly.sims[i].res = calloc(nw, sizeof *ly.sims[i].res)) != NULL;
+    if (ok && !kvp_trace_cache_bits(g->tr, l, 0, g->sc->sparsity)) {
+        ly.ring = calloc((size_t)(W + 1) * nw, sizeof *ly.ring);
+        ok &= ly.ring != NULL;
+        if (ok) {
+            if ((rc = kvp_cursor_create(&ly.cur, g->tr, l, g->sc->sparsity, err)) < 0)
+                goto done;
+            kvp_cursor_sets_only(ly.cur);
+        }
+    }
+    if (!ok) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+        goto done;
+    }
+
+    const uint32_t first = W < N ? W : N;
+    for (uint32_t m = 0; m < first; m++) {
+        if ((rc = fetch(&ly, err)) < 0)
+            goto done;
+        slide(&ly, m, 1);
+    }
+    find_level(&ly, ly.P, g->slots);
+    initial(&ly, ly.sims[0].res, &ly.sims[0].nres);
+    for (size_t i = 1; i < g->nr; i++) {
+        memcpy(ly.sims[i].res, ly.sims[0].res, (size_t)nw * sizeof *ly.sims[i].res);
+        ly.sims[i].nres = ly.sims[0].nres;
+    }
+    for (size_t i = 0; i < g->nr; i++)
+        ly.sims[i].lp = W;
+
+    for (uint32_t n = 0; n < N; n++) {
+        if (g->cancel && *g->cancel) {
+            rc = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
+            goto done;
+        }
+        if (n > 0) {
+            slide(&ly, n - 1, 0);
+            if (n + W <= N) {
+                if ((rc = fetch(&ly, err)) < 0)
+                    goto done;
+                slide(&ly, n + W - 1, 1);
+            }
+        }
+        const uint32_t ctx = ly.P + n;
+        find_level(&ly, ctx, g->slots);
+        const uint64_t *acc = acc_bits(&ly, n);
+        const uint64_t reads = count_bits(acc, words_of(ctx));
+        for (size_t i = 0; i < g->nr; i++) {
+            size_t o = (size_t)l * g->nr + i;
+            if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, &g->time_s[o],
+                               &g->cnt[o], err)) < 0)
+                goto done;
+        }
+        atomic_fetch_add(done, 1ull);
+    }
+done:
+    layer_free(&ly);
+    return rc;
+}
+
+
+int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                       size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    if (n == 0)
+        return 0;
+    if (ro && ro->check)
+        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: checked runs are the engine's");
+    if (sc->tiers > 2)
+        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: two tiers only; more are the "
+                             "engine's");
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].ops != &kvp_policy_lookahead || ps[i].value[0] != ps[0].value[0])
+            return kvp_error_set(err, KVP_EINVAL, "lookahead grid: every spec must be "
+                                 "lookahead with the same W");
+    const kvp_policy_param *pp = kvp_policy_lookahead.params;
+    for (size_t i = 0; i < n; i++) {
+        const double Wv = ps[i].value[0], R = ps[i].value[1];
+        if (!(Wv >= pp[0].min && Wv <= pp[0].max && Wv == floor(Wv)) ||
+            !(R >= pp[1].min && R <= pp[1].max))
+            return kvp_error_set(err, KVP_EINVAL, "lookahead: W=%g or R=%g out of range", Wv,
+                                 R);
+    }
+    kvp_derived d;
+    int rc;
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+        (rc = kvp_check_trace(sc, tr, err)) < 0)
+        return rc;
+    const uint32_t L = kvp_trace_layers(tr), W = (uint32_t)ps[0].value[0];
+    grid_ctx g;
+    memset(&g, 0, sizeof g);
+    g.sc = sc;
+    g.tr = tr;
+    g.d = &d;
+    kvp_cost_model_of(&g.model, sc, &d);
+    g.W = W;
+    g.slots = kvp_slots(sc, &d, 1);
+    g.np = 1;
+    while ((1u << g.np) <= W)
+        g.np++;
+    g.nr = n;
+    g.cancel = ro ? ro->cancel : NULL;
+    double *R = malloc(n * sizeof *R);
+    g.time_s = calloc((size_t)L * n, sizeof *g.time_s);
+    g.cnt = calloc((size_t)L * n, sizeof *g.cnt);
+    g.rc = calloc(L, sizeof *g.rc);
+    g.err = calloc(L, sizeof *g.err);
+    if (!R || !g.time_s || !g.cnt || !g.rc || !g.err) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        R[i] = ps[i].value[1];
+    g.R = R;
+    kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), grid_layer, &g, g.rc);
+    for (uint32_t l = 0; l < L; l++)
+        if (g.rc[l] < 0) {
+            rc = g.rc[l];
+            if (err)
+                *err = g.err[l];
+            goto done;
+        }
+    /* Summed in layer order, as the engine sums them. */
+    for (size_t i = 0; i < n && rc >= 0; i++) {
+        double t = 0;
+        kvp_counters c = {0};
+        for (uint32_t l = 0; l < L; l++) {
+            t += g.time_s[(size_t)l * n + i];
+            kvp_counters_add(&c, &g.cnt[(size_t)l * n + i]);
+        }
+        rc = kvp_result_fill(&res[i], sc, tr, &ps[i], 1, g.slots, t, &c, err);
+    }
+done:
+    free(R);
+    free(g.time_s);
+    free(g.cnt);
+    free(g.rc);
+    free(g.err);
+    return rc;
+}

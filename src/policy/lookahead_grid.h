@@ -1,0 +1,15 @@
+/* Internal: `lookahead` for many R of one W in one pass over the trace (src/policy/
+ * lookahead_grid.c; docs/PERF.md §12). */
+#ifndef KVP_LOOKAHEAD_GRID_H
+#define KVP_LOOKAHEAD_GRID_H
+
+#include "kvplace.h"
+
+/* Runs the n lookahead specs ps[0..n) (all `lookahead`, all with the same W) on tr and fills
+ * res[i] with what kvp_engine_run would give for ps[i], byte for byte.  Returns 0 or < 0
+ * (KVP_EINVAL for specs it does not take: another policy, mixed W, ro->check set, which
+ * only the engine's own run performs). */
+int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                       size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+
+#endif

@@ -1,0 +1,495 @@
+/*
+ * `optimal`: the exact optimum of DESIGN.md §12's integer program on small cases, solved with
+ * GLPK, and `optimal:relax=1`, the value of its linear relaxation (a lower bound, not a
+ * placement).  docs/BOUNDS.md "Exact optima" writes the model out.
+ *
+ * Per layer, at token granularity: y(x, n) = 1 if token x is in HBM after the placement of
+ * step n (n = -1: the initial placement, free); p(x, n) >= y(x, n) - y(x, n-1) and
+ * d(x, n) >= y(x, n-1) - y(x, n) are the promotions and demotions (they cost, so they are
+ * tight at the optimum); t(n) = w + s(n), s(n) >= 0 above each of the four terms of the step's
+ * max.  Times are in units of tok_bytes / hbm_bandwidth (one token through HBM), so that the
+ * coefficients are the bandwidth ratios and GLPK sees numbers near 1.
+ *
+ * The MIP's placement is replayed through the engine (src/policy/schedule.h) and the engine's
+ * result is reported: the solver's objective must equal it, or the model is wrong.
+ */
+#include "policy/optimal.h"
+#include "engine/runner.h"
+#include "policy/schedule.h"
+#include "trace/trace.h"
+
+#include <glpk.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { P_RELAX, P_TLIM };
+
+static const kvp_policy_param optimal_params[] = {
+    {"relax", 0, 0, 1, 1, "1: the linear relaxation's value, a lower bound (not a placement)"},
+    {"tlim", 60, 0.001, 86400, 0, "GLPK's time limit per layer, seconds (reached: an error)"},
+};
+
+/* One layer's model: the access sets read from the trace, then the columns and rows. */
+typedef struct model {
+    uint32_t P, N, slots;
+    uint8_t *read;  /* read[n * (P + N) + x]: x in A(n) */
+    uint32_t *nread; /* |A(n)| */
+    double wt;       /* w_layer in units: w_layer / tok_bytes */
+    double kd, kl;   /* hbm_bandwidth / dram_bandwidth, hbm_bandwidth / link_bandwidth */
+    /* 1-based GLPK columns: y(x, n) at ycol[n + 1] + x (x < P + n + 1; P at n = -1),
+     * p(x, n) at pcol[n] + x, d(x, n) at dcol[n] + x (x < P + n), s(n) at scol + n. */
+    int *ycol, *pcol, *dcol, scol, ncols;
+    glp_prob *lp;
+} model;
+
+static void model_free(model *m)
+{
+    free(m->read);
+    free(m->nread);
+    free(m->ycol);
+    free(m->pcol);
+    free(m->dcol);
+    if (m->lp)
+        glp_delete_prob(m->lp);
+    memset(m, 0, sizeof *m);
+}
+
+/* (P + N) * N, the size the limits are stated in. */
+static uint64_t cells(uint32_t P, uint32_t N)
+{
+    return ((uint64_t)P + N) * N;
+}
+
+static int check_size(const kvp_trace *tr, uint32_t L, kvp_error *err)
+{
+    uint32_t P = kvp_trace_prompt(tr), N = kvp_trace_steps(tr);
+    uint64_t c = cells(P, N);
+    if (c > KVP_OPTIMAL_MAX_CELLS || c * L > KVP_OPTIMAL_MAX_TOTAL_CELLS)
+        return kvp_error_set(err, KVP_EINVAL, "optimal: %s is too large for the exact solver: "
+                             "(prompt %u + steps %u) x steps %u = %llu per layer (at most %u) "
+                             ", x %u layers = %llu (at most %u); see docs/BOUNDS.md",
+                             kvp_trace_name(tr), P, N, N, (unsigned long long)c,
+                             KVP_OPTIMAL_MAX_CELLS, L, (unsigned long long)(c * L),
+                             KVP_OPTIMAL_MAX_TOTAL_CELLS);
+    return 0;
+}
+
+static int read_sets(model *m, const kvp_scenario *sc, const kvp_trace *tr, uint32_t layer,
+                     kvp_error *err)
+{
+    const size_t C = (size_t)m->P + m->N;
+    m->read = calloc((size_t)m->N * C, 1);
+    m->nread = calloc(m->N, sizeof *m->nread);
+    if (!m->read || !m->nread)
+        return kvp_error_set(err, KVP_ENOMEM, "optimal: out of memory for layer %u", layer);
+    kvp_cursor *c = NULL;
+    int rc = kvp_cursor_create(&c, tr, layer, sc->sparsity, err);
+    if (rc < 0)
+        return rc;
+    kvp_cursor_sets_only(c);
+    for (uint32_t n = 0; n < m->N; n++) {
+        kvp_access a;
+        int r = kvp_cursor_next(c, &a, err);
+        if (r <= 0) {
+            rc = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                           kvp_trace_name(tr));
+            break;
+        }
+        for (uint32_t i = 0; i < a.count; i++) {
+            if (a.pos[i] >= m->P + n) {
+                rc = kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u reads position %u "
+                                   "outside the context", kvp_trace_name(tr), n, layer,
+                                   a.pos[i]);
+                break;
+            }
+            m->read[n * C + a.pos[i]] = 1;
+        }
+        m->nread[n] = a.count;
+        if (rc < 0)
+            break;
+    }
+    kvp_cursor_free(c);
+    return rc;
+}
+
+/* Appends one row: sum val[k] * col[k] >= lo (or <= hi when upper). */
+static void add_row(glp_prob *lp, int cnt, const int *ind, const double *val, int upper,
+                    double bound)
+{
+    int r = glp_add_rows(lp, 1);
+    glp_set_row_bnds(lp, r, upper ? GLP_UP : GLP_LO, upper ? 0 : bound, upper ? bound : 0);
+    glp_set_mat_row(lp, r, cnt, ind, val);
+}
+
+/* Builds the model of one layer (the access sets must be read). */
+static int build(model *m, int relax, kvp_error *err)
+{
+    const uint32_t P = m->P, N = m->N;
+    const size_t C = (size_t)P + N;
+    m->ycol = malloc(((size_t)N + 1) * sizeof *m->ycol);
+    m->pcol = malloc((size_t)N * sizeof *m->pcol);
+    m->dcol = malloc((size_t)N * sizeof *m->dcol);
+    /* Row and column buffers (1-based, GLPK's convention): the largest row has 2 (P + N) + 2
+     * entries, a column at most 11. */
+    const size_t buf = 2 * C + 16;
+    int *ind = malloc(buf * sizeof *ind);
+    double *val = malloc(buf * sizeof *val);
+    m->lp = glp_create_prob();
+    if (!m->ycol || !m->pcol || !m->dcol || !ind || !val || !m->lp) {
+        free(ind);
+        free(val);
+        return kvp_error_set(err, KVP_ENOMEM, "optimal: out of memory for a model");
+    }
+    glp_prob *lp = m->lp;
+    glp_set_obj_dir(lp, GLP_MIN);
+
+    /* Columns. */
+    int col = 1;
+    for (uint32_t n1 = 0; n1 <= N; n1++) { /* n1 = n + 1 */
+        m->ycol[n1] = col;
+        col += (int)(P + n1);
+    }
+    for (uint32_t n = 0; n < N; n++) {
+        m->pcol[n] = col;
+        col += (int)(P + n);
+        m->dcol[n] = col;
+        col += (int)(P + n);
+    }
+    m->scol = col;
+    col += (int)N;
+    m->ncols = col - 1;
+    glp_add_cols(lp, m->ncols);
+    const int yend = m->ycol[N] + (int)(P + N); /* the first column after the y */
+    for (int j = 1; j < m->scol; j++) {
+        if (j < yend) {
+            if (relax) {
+                glp_set_col_bnds(lp, j, GLP_DB, 0, 1);
+            } else {
+                glp_set_col_kind(lp, j, GLP_BV);
+            }
+        } else {
+            glp_set_col_bnds(lp, j, GLP_LO, 0, 0);
+        }
+    }
+    for (uint32_t n = 0; n < N; n++) {
+        glp_set_col_bnds(lp, m->scol + (int)n, GLP_LO, 0, 0);
+        glp_set_obj_coef(lp, m->scol + (int)n, 1);
+    }
+    if (!relax) {
+        /* A promotion from the step of a token's last read on only costs (no read is served
+         * by it), and so does a never-read prompt token in the initial placement: some
+         * optimum has neither, and fixing them prunes the search (docs/BOUNDS.md).  The
+         * relaxation (relax=1) is left as the plain model's. */
+        for (uint32_t x = 0; x < P + N; x++) {
+            int64_t last = -1;
+            for (uint32_t n = 0; n < N; n++)
+                if (m->read[(size_t)n * C + x])
+                    last = n;
+            if (x < P && last < 0)
+                glp_set_col_bnds(lp, m->ycol[0] + (int)x, GLP_FX, 0, 0);
+            for (uint32_t n = last < 0 ? 0 : (uint32_t)last; n < N; n++)
+                if (x < P + n)
+                    glp_set_col_bnds(lp, m->pcol[n] + (int)x, GLP_FX, 0, 0);
+        }
+    }
+
+    /* Capacity: at most `slots` resident after each placement (the new token included). */
+    for (uint32_t n1 = 0; n1 <= N; n1++) {
+        uint32_t cnt = P + n1;
+        if (cnt <= m->slots)
+            continue;
+        for (uint32_t x = 0; x < cnt; x++) {
+            ind[x + 1] = m->ycol[n1] + (int)x;
+            val[x + 1] = 1;
+        }
+        add_row(lp, (int)cnt, ind, val, 1, m->slots);
+    }
+
+    for (uint32_t n = 0; n < N; n++) {
+        const uint8_t *rd = m->read + (size_t)n * C;
+        const int yb = m->ycol[n], ya = m->ycol[n + 1]; /* before and after the step */
+        const int pb = m->pcol[n], db = m->dcol[n], s = m->scol + (int)n;
+        const int ynew = ya + (int)(P + n);
+        /* The moves: p >= y(n) - y(n-1), d >= y(n-1) - y(n). */
+        for (uint32_t x = 0; x < P + n; x++) {
+            int i3[4] = {0, pb + (int)x, ya + (int)x, yb + (int)x};
+            double v3[4] = {0, 1, -1, 1};
+            add_row(lp, 3, i3, v3, 0, 0);
+            i3[1] = db + (int)x;
+            v3[2] = 1;
+            v3[3] = -1;
+            add_row(lp, 3, i3, v3, 0, 0);
+        }
+        /* HBM: s >= reads from HBM + demotions' unread rest + promotions + the new token. */
+        int k = 0;
+        ind[++k] = s;
+        val[k] = 1;
+        for (uint32_t x = 0; x < P + n; x++) {
+            ind[++k] = rd[x] ? yb + (int)x : db + (int)x;
+            val[k] = -1;
+            ind[++k] = pb + (int)x;
+            val[k] = -1;
+        }
+        ind[++k] = ynew;
+        val[k] = -1;
+        add_row(lp, k, ind, val, 0, 0);
+        /* DRAM: s >= kd (|A| - reads from HBM + promotions' unread rest + demotions
+         * + 1 - new in HBM) - w. */
+        k = 0;
+        ind[++k] = s;
+        val[k] = 1;
+        for (uint32_t x = 0; x < P + n; x++) {
+            ind[++k] = rd[x] ? yb + (int)x : pb + (int)x;
+            val[k] = rd[x] ? m->kd : -m->kd;
+            ind[++k] = db + (int)x;
+            val[k] = -m->kd;
+        }
+        ind[++k] = ynew;
+        val[k] = m->kd;
+        add_row(lp, k, ind, val, 0, m->kd * (m->nread[n] + 1.0) - m->wt);
+        /* Link up: s >= kl (|A| - reads from HBM + promotions' unread rest) - w. */
+        k = 0;
+        ind[++k] = s;
+        val[k] = 1;
+        for (uint32_t x = 0; x < P + n; x++) {
+            ind[++k] = rd[x] ? yb + (int)x : pb + (int)x;
+            val[k] = rd[x] ? m->kl : -m->kl;
+        }
+        add_row(lp, k, ind, val, 0, m->kl * m->nread[n] - m->wt);
+        /* Link down: s >= kl (demotions + 1 - new in HBM) - w. */
+        k = 0;
+        ind[++k] = s;
+        val[k] = 1;
+        for (uint32_t x = 0; x < P + n; x++) {
+            ind[++k] = db + (int)x;
+            val[k] = -m->kl;
+        }
+        ind[++k] = ynew;
+        val[k] = m->kl;
+        add_row(lp, k, ind, val, 0, m->kl - m->wt);
+    }
+    /* glp_set_mat_row leaves each column's list of rows in descending order; GLPK's branch
+     * and cut (its presolver and MIR cuts see the matrix through these lists) closes these
+     * models far faster with them ascending: 1 x 40 x 12 cases that did not close in 20 s
+     * close in 0.1-0.3 s (docs/BOUNDS.md).  Setting each column again reverses its list. */
+    for (int j = 1; j <= m->ncols; j++) {
+        int cnt = glp_get_mat_col(lp, j, ind, val);
+        glp_set_mat_col(lp, j, cnt, ind, val);
+    }
+    free(ind);
+    free(val);
+    return 0;
+}
+
+/* Reads the access sets of one layer and builds its model. */
+static int model_init(model *m, const kvp_scenario *sc, const kvp_derived *d,
+                      const kvp_trace *tr, uint32_t layer, int relax, kvp_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->P = kvp_trace_prompt(tr);
+    m->N = kvp_trace_steps(tr);
+    m->slots = kvp_slots(sc, d, 1);
+    m->wt = d->w_layer / (double)d->tok_bytes;
+    m->kd = sc->hbm_bandwidth / sc->dram_bandwidth;
+    m->kl = sc->hbm_bandwidth / sc->link_bandwidth;
+    int rc = read_sets(m, sc, tr, layer, err);
+    return rc < 0 ? rc : build(m, relax, err);
+}
+
+typedef struct solve_ctx {
+    volatile sig_atomic_t *cancel;
+} solve_ctx;
+
+static void on_node(glp_tree *tree, void *info)
+{
+    const solve_ctx *c = info;
+    if (c->cancel && *c->cancel)
+        glp_ios_terminate(tree);
+}
+
+/* Solves the layer's model; *obj receives its objective (units, without N w). */
+static int solve(model *m, int relax, double tlim_s, volatile sig_atomic_t *cancel,
+                 uint32_t layer, double *obj, kvp_error *err)
+{
+    int old = glp_term_out(GLP_OFF); /* the library never prints */
+    int tm = (int)(tlim_s * 1000);
+    int rc = 0;
+    if (relax) {
+        glp_smcp p;
+        glp_init_smcp(&p);
+        p.msg_lev = GLP_MSG_OFF;
+        p.presolve = GLP_ON;
+        p.tm_lim = tm;
+        int r = glp_simplex(m->lp, &p);
+        if (r == GLP_ETMLIM)
+            rc = kvp_error_set(err, KVP_EINVAL, "optimal: the relaxation of layer %u was not "
+                               "solved within tlim=%g s", layer, tlim_s);
+        else if (r != 0 || glp_get_status(m->lp) != GLP_OPT)
+            rc = kvp_error_set(err, KVP_ECHECK, "optimal: GLPK's simplex failed on layer %u "
+                               "(code %d, status %d)", layer, r, glp_get_status(m->lp));
+        else
+            *obj = glp_get_obj_val(m->lp);
+    } else {
+        glp_iocp p;
+        solve_ctx ctx = {cancel};
+        glp_init_iocp(&p);
+        p.msg_lev = GLP_MSG_OFF;
+        p.presolve = GLP_ON;
+        /* Without MIR cuts GLPK closes 1 layer x 40 tokens x 12 steps at 80% sparsity in
+         * minutes, with them in about a second (docs/BOUNDS.md). */
+        p.mir_cuts = GLP_ON;
+        p.tm_lim = tm;
+        p.cb_func = on_node;
+        p.cb_info = &ctx;
+        int r = glp_intopt(m->lp, &p);
+        if (r == GLP_ETMLIM)
+            rc = kvp_error_set(err, KVP_EINVAL, "optimal: layer %u did not close within "
+                               "tlim=%g s (no optimum proven; a smaller case or a larger tlim)",
+                               layer, tlim_s);
+        else if (r == GLP_ESTOP)
+            rc = kvp_error_set(err, KVP_EINTR, "optimal: interrupted in layer %u", layer);
+        else if (r != 0 || glp_mip_status(m->lp) != GLP_OPT)
+            rc = kvp_error_set(err, KVP_ECHECK, "optimal: GLPK's branch and bound failed on "
+                               "layer %u (code %d, status %d)", layer, r,
+                               glp_mip_status(m->lp));
+        else
+            *obj = glp_mip_obj_val(m->lp);
+    }
+    glp_term_out(old);
+    return rc;
+}
+
+/* The MIP's placement of one layer into the schedule. */
+static int schedule_layer(const model *m, kvp_schedule *s, uint32_t layer, kvp_error *err)
+{
+    const uint32_t P = m->P, N = m->N;
+    int rc = 0;
+    for (uint32_t x = 0; x < P && rc >= 0; x++)
+        if (glp_mip_col_val(m->lp, m->ycol[0] + (int)x) > 0.5)
+            rc = kvp_schedule_add(s, layer, -1, x, 1, err);
+    for (uint32_t n = 0; n < N && rc >= 0; n++) {
+        const int yb = m->ycol[n], ya = m->ycol[n + 1];
+        for (uint32_t x = 0; x <= P + n && rc >= 0; x++) {
+            int before = x < P + n && glp_mip_col_val(m->lp, yb + (int)x) > 0.5;
+            int after = glp_mip_col_val(m->lp, ya + (int)x) > 0.5;
+            if (before != after)
+                rc = kvp_schedule_add(s, layer, n, x, after, err);
+        }
+    }
+    return rc;
+}
+
+static int optimal_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                       const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    kvp_derived d;
+    int rc;
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+        (rc = kvp_check_trace(sc, tr, err)) < 0)
+        return rc;
+    /* the integer program of two tiers (docs/POLICIES.md "Tiers beyond two") */
+    if (d.tiers > 2)
+        return kvp_error_set(err, KVP_EINVAL, "policy %s models two tiers; this machine has "
+                             "%u (use bound for a lower bound with more tiers)", ps->ops->name,
+                             d.tiers);
+    const uint32_t L = kvp_trace_layers(tr), N = kvp_trace_steps(tr);
+    if ((rc = check_size(tr, L, err)) < 0)
+        return rc;
+    const int relax = ps->value[P_RELAX] != 0;
+    const double tlim = ps->value[P_TLIM];
+    const double unit = (double)d.tok_bytes / sc->hbm_bandwidth; /* seconds */
+    volatile sig_atomic_t *cancel = ro ? ro->cancel : NULL;
+    kvp_schedule *sched = NULL;
+    if (!relax && (rc = kvp_schedule_create(&sched, L, N, err)) < 0)
+        return rc;
+    double total = 0, hbm_reads = 0;
+    uint64_t reads = 0;
+    for (uint32_t l = 0; l < L && rc >= 0; l++) {
+        model m;
+        double obj = 0;
+        if (cancel && *cancel) {
+            rc = kvp_error_set(err, KVP_EINTR, "optimal: interrupted before layer %u", l);
+            break;
+        }
+        if ((rc = model_init(&m, sc, &d, tr, l, relax, err)) >= 0 &&
+            (rc = solve(&m, relax, tlim, cancel, l, &obj, err)) >= 0) {
+            total += (obj + N * m.wt) * unit;
+            for (uint32_t n = 0; n < N; n++) {
+                reads += m.nread[n];
+                for (uint32_t x = 0; relax && x < m.P + n; x++)
+                    if (m.read[(size_t)n * (m.P + N) + x])
+                        hbm_reads += glp_get_col_prim(m.lp, m.ycol[n] + (int)x);
+            }
+            if (!relax)
+                rc = schedule_layer(&m, sched, l, err);
+        }
+        model_free(&m);
+    }
+    if (rc >= 0 && relax) {
+        /* Like `bound`, the relaxation moves no data: the counters hold the reads alone
+         * (as DRAM reads) and the hit rates its fractional HBM reads (docs/BOUNDS.md). */
+        kvp_counters c = {0};
+        c.kv_read[1] = reads;
+        rc = kvp_result_fill(res, sc, tr, ps, 1, kvp_slots(sc, &d, 1), total, &c, err);
+        if (rc >= 0) {
+            double tok = (double)d.tok_bytes, w = (double)res->weight_read;
+            double all = (double)reads * tok, h = hbm_reads * tok;
+            res->hbm_hit_rate_kv = all > 0 ? h / all : 1.0;
+            res->hbm_hit_rate_all = all + w > 0 ? (h + w) / (all + w) : 1.0;
+        }
+    } else if (rc >= 0) {
+        rc = kvp_schedule_replay(sc, tr, sched, ro, res, err);
+        if (rc >= 0 && !(fabs(res->total_time_s - total) <= 1e-9 * total))
+            rc = kvp_error_set(err, KVP_ECHECK, "optimal: the solver's optimum %.17g s differs "
+                               "from the engine's time of its placement %.17g s (a bug in "
+                               "the model)", total, res->total_time_s);
+        if (rc >= 0) {
+            snprintf(res->policy, sizeof res->policy, "%s", ps->ops->name);
+            kvp_policy_format(ps, res->params, sizeof res->params);
+        }
+    }
+    kvp_schedule_free(sched);
+    return rc;
+}
+
+int kvp_optimal_write_lp(const kvp_scenario *sc, const kvp_trace *tr, uint32_t layer,
+                         int relax, const char *path, double *objective, double *const_units,
+                         double *units_s, kvp_error *err)
+{
+    kvp_derived d;
+    int rc;
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+        (rc = kvp_check_trace(sc, tr, err)) < 0)
+        return rc;
+    if (d.tiers > 2)
+        return kvp_error_set(err, KVP_EINVAL, "optimal models two tiers; this machine has %u",
+                             d.tiers);
+    if (layer >= kvp_trace_layers(tr))
+        return kvp_error_set(err, KVP_EINVAL, "optimal: no layer %u", layer);
+    if ((rc = check_size(tr, 1, err)) < 0)
+        return rc;
+    model m;
+    if ((rc = model_init(&m, sc, &d, tr, layer, relax, err)) >= 0) {
+        int old = glp_term_out(GLP_OFF);
+        if (glp_write_lp(m.lp, NULL, path) != 0)
+            rc = kvp_error_set(err, KVP_EIO, "%s: cannot write the LP file", path);
+        glp_term_out(old);
+    }
+    if (rc >= 0 && (rc = solve(&m, relax, 600, NULL, layer, objective, err)) >= 0) {
+        *const_units = m.N * m.wt;
+        *units_s = (double)d.tok_bytes / sc->hbm_bandwidth;
+    }
+    model_free(&m);
+    return rc;
+}
+
+const kvp_policy_ops kvp_policy_optimal = {
+    .name = "optimal",
+    .doc = "the exact optimum of small cases (GLPK); relax=1: its LP relaxation's value",
+    .params = optimal_params,
+    .nparams = sizeof optimal_params / sizeof *optimal_params,
+    .caps = KVP_CAP_SMALL_ONLY,
+    .run = optimal_run,
+};

@@ -1,0 +1,177 @@
+/*
+ * The prefix fast path (src/engine/fast.c): `static` and `unlimited` run from the size of each
+ * access set and, for static, a count below its prefix, must give the engine's results field
+ * for field, and the bound's sums the engine's, on synthetic traces, their caches and random
+ * (score and bool) traces, with slots below the prompt, between prompt and final context,
+ * and above it.
+ *
+ * Usage: test_fast [seed]
+ */
+#include "check.h"
+#include "engine/fast.h"
+#include "kvplace.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static kvp_error err;
+
+static uint64_t rng_state;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)((rng_state >> 33) % n);
+}
+
+static kvp_trace *synthetic(uint32_t P, uint32_t N, uint32_t L, double sp, uint64_t seed)
+{
+    kvp_scenario sc;
+    kvp_scenario_default(&sc);
+    sc.prompt = P;
+    sc.steps = N;
+    sc.layers = L;
+    sc.sparsity = sp;
+    sc.seed = seed;
+    kvp_synth_params p;
+    kvp_synth_default(&p, &sc);
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_synthetic(&t, &p, &err), &err);
+    return t;
+}
+
+static kvp_trace *random_trace(uint32_t N, uint32_t L, uint32_t C, int is_bool)
+{
+    size_t cells = (size_t)N * L * C;
+    float *data = malloc(cells * sizeof *data);
+    for (size_t i = 0; i < cells; i++)
+        data[i] = is_bool ? (float)(rnd(3) == 0) : (float)rnd(7);
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, is_bool, "random", &err), &err);
+    free(data);
+    return t;
+}
+
+static void scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsity)
+{
+    kvp_scenario_default(sc);
+    const char *set[] = {"kv_heads=1", "head_dim=1", "dtype_bytes=1", "batch=1",
+                         "weight_bytes=100", "reserve=0", "hbm_bandwidth=1000",
+                         "dram_bandwidth=300", "link_bandwidth=100"};
+    for (size_t i = 0; i < sizeof set / sizeof *set; i++)
+        CHECK_OK(kvp_param_assign(sc, set[i], &err), &err);
+    sc->layers = L;
+    sc->sparsity = sparsity;
+    sc->hbm_capacity = 100 + (uint64_t)L * 2 * slots; /* tok_bytes = 2 */
+}
+
+static int same_result(const kvp_result *a, const kvp_result *b)
+{
+    return memcmp(a, b, sizeof *a) == 0;
+}
+
+static void check_one(const kvp_scenario *sc, const kvp_trace *t)
+{
+    kvp_policy_spec ps[2];
+    kvp_result fast[2], eng;
+    CHECK_OK(kvp_policy_parse(&ps[0], "static", &err), &err);
+    CHECK_OK(kvp_policy_parse(&ps[1], "unlimited", &err), &err);
+    CHECK(kvp_fast_prefix_takes(ps, 2));
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    ro.threads = 1 + rnd(2);
+    memset(fast, 0, sizeof fast);
+    kvp_pass_sums fb, eb;
+    CHECK_OK(kvp_fast_prefix_run(sc, t, ps, 2, &ro, fast, &fb, &err), &err);
+    for (int i = 0; i < 2; i++) {
+        memset(&eng, 0, sizeof eng);
+        CHECK_OK(kvp_engine_run(sc, t, &ps[i], &ro, &eng, &err), &err);
+        if (!check_report_(same_result(&fast[i], &eng), __FILE__, __LINE__,
+                           "the fast path gives the engine's result"))
+            fprintf(stderr, "    %s slots %u: T %.17g vs %.17g, hbm reads %llu vs %llu\n",
+                    eng.policy, eng.slots, fast[i].total_time_s, eng.total_time_s,
+                    (unsigned long long)fast[i].kv_read_hbm,
+                    (unsigned long long)eng.kv_read_hbm);
+    }
+    CHECK_OK(kvp_engine_pass(sc, t, &ro, &eb, &err), &err);
+    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes &&
+          fb.reads == eb.reads);
+    /* The bound alone (no policy). */
+    CHECK_OK(kvp_fast_prefix_run(sc, t, ps, 0, &ro, fast, &fb, &err), &err);
+    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes &&
+          fb.reads == eb.reads);
+}
+
+static kvp_trace *cache_of(const kvp_trace *t, double sparsity)
+{
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    kvp_trace *c = NULL;
+    CHECK_OK(kvp_trace_cache(&c, t, sparsity, &ro, &err), &err);
+    return c;
+}
+
+int main(int argc, char **argv)
+{
+    rng_state = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
+    static const uint32_t slots[] = {0, 1, 63, 64, 65, 500, 900, 950, 1100};
+    kvp_trace *t = synthetic(900, 100, 2, 0.6, 3);
+    kvp_trace *c = cache_of(t, 0.6);
+    for (size_t s = 0; s < sizeof slots / sizeof *slots; s++) {
+        kvp_scenario sc;
+        scenario(&sc, 2, slots[s], 0.6);
+        check_one(&sc, t);
+        check_one(&sc, c);
+    }
+    kvp_trace_free(c);
+    kvp_trace_free(t);
+    for (int k = 0; k < 16; k++) {
+        const uint32_t N = 5 + rnd(40), C = 60 + rnd(200), L = 1 + rnd(3);
+        const int is_bool = k % 2;
+        kvp_trace *r = random_trace(N, L, C, is_bool);
+        kvp_scenario sc;
+        const double sp = rnd(10) / 10.0;
+        scenario(&sc, L, rnd(C + 10), sp);
+        check_one(&sc, r);
+        kvp_trace *rc = cache_of(r, sp);
+        check_one(&sc, rc);
+        kvp_trace_free(rc);
+        kvp_trace_free(r);
+    }
+    /* A float32 .npy (its own count_below: the top-k counted below the prefix, no set). */
+    {
+        kvp_trace *r = random_trace(30, 2, 300, 0);
+        char path[] = "/tmp/kvp_test_fast_XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        if (fd >= 0) {
+            close(fd);
+            CHECK_OK(kvp_trace_write_npy(r, path, &err), &err);
+            kvp_trace *f = NULL;
+            CHECK_OK(kvp_trace_open_npy(&f, path, &err), &err);
+            for (uint32_t sl = 0; f && sl < 340; sl += 37) {
+                kvp_scenario sc;
+                scenario(&sc, 2, sl, 0.4);
+                check_one(&sc, f);
+            }
+            kvp_trace_free(f);
+            unlink(path);
+        }
+        kvp_trace_free(r);
+    }
+    /* Refused: other policies, checked runs. */
+    kvp_policy_spec ps;
+    kvp_result res;
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    kvp_trace *s = synthetic(100, 5, 1, 0.6, 1);
+    kvp_scenario sc;
+    scenario(&sc, 1, 50, 0.6);
+    CHECK_OK(kvp_policy_parse(&ps, "reactive", &err), &err);
+    CHECK(!kvp_fast_prefix_takes(&ps, 1));
+    CHECK_EQ_INT(kvp_fast_prefix_run(&sc, s, &ps, 1, &ro, &res, NULL, &err), KVP_EINVAL);
+    CHECK_OK(kvp_policy_parse(&ps, "static", &err), &err);
+    ro.check = 1;
+    CHECK_EQ_INT(kvp_fast_prefix_run(&sc, s, &ps, 1, &ro, &res, NULL, &err), KVP_EINVAL);
+    kvp_trace_free(s);
+    return check_done();
+}

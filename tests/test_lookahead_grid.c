@@ -1,0 +1,199 @@
+/*
+ * The lookahead grid (src/policy/lookahead_grid.c): one pass of bitset simulations for many R
+ * of one W must give, for every R, the engine's own lookahead result field for field (the
+ * engine's lookahead is in turn checked against the literal reading of DESIGN.md in
+ * test_policies).  Scenarios: synthetic and random traces, on the source and on its cache,
+ * capacity from tight (slots below a step's reads) to loose (nothing moves), W from 1 past
+ * the trace's length, every R of sa's grid.
+ *
+ * Usage: test_lookahead_grid [seed]
+ */
+#include "check.h"
+#include "kvplace.h"
+#include "engine/runner.h"
+#include "policy/lookahead_grid.h"
+
+#include <stdlib.h>
+
+static kvp_error err;
+
+static uint64_t rng_state;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)((rng_state >> 33) % n);
+}
+
+static kvp_trace *synthetic(uint32_t P, uint32_t N, uint32_t L, kvp_variation v, double sp,
+                            uint64_t seed)
+{
+    kvp_scenario sc;
+    kvp_scenario_default(&sc);
+    sc.prompt = P;
+    sc.steps = N;
+    sc.layers = L;
+    sc.variation = v;
+    sc.sparsity = sp;
+    sc.seed = seed;
+    kvp_synth_params p;
+    kvp_synth_default(&p, &sc);
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_synthetic(&t, &p, &err), &err);
+    return t;
+}
+
+/* Random scores (many ties when `ties`) over N x L x C. */
+static kvp_trace *random_trace(uint32_t N, uint32_t L, uint32_t C, int ties)
+{
+    size_t cells = (size_t)N * L * C;
+    float *data = malloc(cells * sizeof *data);
+    for (size_t i = 0; i < cells; i++)
+        data[i] = ties ? (float)rnd(3) : (float)rnd(100000);
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, 0, "random", &err), &err);
+    free(data);
+    return t;
+}
+
+/* A small scenario: L layers, `slots` token slots per layer. */
+static void scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsity)
+{
+    kvp_scenario_default(sc);
+    const char *set[] = {"kv_heads=1", "head_dim=1", "dtype_bytes=1", "batch=1",
+                         "weight_bytes=100", "reserve=0", "hbm_bandwidth=1000",
+                         "dram_bandwidth=300", "link_bandwidth=100"};
+    for (size_t i = 0; i < sizeof set / sizeof *set; i++)
+        CHECK_OK(kvp_param_assign(sc, set[i], &err), &err);
+    sc->layers = L;
+    sc->sparsity = sparsity;
+    sc->hbm_capacity = 100 + (uint64_t)L * 2 * slots; /* tok_bytes = 2 */
+}
+
+static int same_result(const kvp_result *a, const kvp_result *b)
+{
+    return strcmp(a->policy, b->policy) == 0 && strcmp(a->params, b->params) == 0 &&
+           a->total_time_s == b->total_time_s && a->kv_read_hbm == b->kv_read_hbm &&
+           a->kv_read_dram == b->kv_read_dram && a->hbm_read == b->hbm_read &&
+           a->hbm_write == b->hbm_write && a->dram_read == b->dram_read &&
+           a->dram_write == b->dram_write && a->link_up == b->link_up &&
+           a->link_down == b->link_down && a->promoted_bytes == b->promoted_bytes &&
+           a->demoted_bytes == b->demoted_bytes && a->hbm_hit_rate_kv == b->hbm_hit_rate_kv &&
+           a->hbm_hit_rate_all == b->hbm_hit_rate_all && a->slots == b->slots &&
+           a->steps == b->steps && a->layers == b->layers && a->prompt == b->prompt &&
+           a->block_tokens == b->block_tokens && a->weight_read == b->weight_read &&
+           a->throughput_tok_s == b->throughput_tok_s;
+}
+
+/* Every R of 0, 0.1, .., 1 at window W: the grid against the engine, one by one. */
+static void check_w(const kvp_scenario *sc, const kvp_trace *t, uint32_t W, unsigned threads)
+{
+    kvp_policy_spec ps[11];
+    kvp_result grid[11], one;
+    for (int r = 0; r <= 10; r++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", W, r / 10.0);
+        CHECK_OK(kvp_policy_parse(&ps[r], spec, &err), &err);
+    }
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    ro.threads = threads;
+    CHECK_OK(kvp_lookahead_grid(sc, t, ps, 11, &ro, grid, &err), &err);
+    for (int r = 0; r <= 10; r++) {
+        CHECK_OK(kvp_engine_run(sc, t, &ps[r], &ro, &one, &err), &err);
+        if (!check_report_(same_result(&grid[r], &one), __FILE__, __LINE__,
+                           "the grid gives the engine's lookahead result"))
+            fprintf(stderr, "    %s slots %u: T %.17g (grid) vs %.17g, promoted %llu vs %llu, "
+                    "demoted %llu vs %llu\n", one.params, one.slots, grid[r].total_time_s,
+                    one.total_time_s, (unsigned long long)grid[r].promoted_bytes,
+                    (unsigned long long)one.promoted_bytes,
+                    (unsigned long long)grid[r].demoted_bytes,
+                    (unsigned long long)one.demoted_bytes);
+    }
+}
+
+static kvp_trace *cache_of(const kvp_trace *t, double sparsity)
+{
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    kvp_trace *c = NULL;
+    CHECK_OK(kvp_trace_cache(&c, t, sparsity, &ro, &err), &err);
+    return c;
+}
+
+static void test_synthetic(void)
+{
+    static const uint32_t slots[] = {40, 300, 700, 5000};
+    static const uint32_t ws[] = {1, 2, 3, 7, 16, 64, 200};
+    kvp_trace *t = synthetic(900, 120, 2, KVP_VAR_ACTUAL, 0.6, 5);
+    kvp_trace *c = cache_of(t, 0.6);
+    for (size_t s = 0; s < sizeof slots / sizeof *slots; s++) {
+        kvp_scenario sc;
+        scenario(&sc, 2, slots[s], 0.6);
+        for (size_t w = 0; w < sizeof ws / sizeof *ws; w++) {
+            check_w(&sc, c, ws[w], 2);
+            if (w % 3 == 0)
+                check_w(&sc, t, ws[w], 1);
+        }
+    }
+    kvp_trace_free(c);
+    kvp_trace_free(t);
+    /* High variation, extreme sparsities. */
+    static const double sps[] = {0.0, 0.3, 0.95};
+    for (size_t i = 0; i < sizeof sps / sizeof *sps; i++) {
+        kvp_trace *h = synthetic(300, 80, 1, KVP_VAR_HIGH, sps[i], 11 + i);
+        kvp_scenario sc;
+        scenario(&sc, 1, 120, sps[i]);
+        check_w(&sc, h, 4, 1);
+        check_w(&sc, h, 13, 1);
+        kvp_trace_free(h);
+    }
+}
+
+/* Random scores, with ties: many blocks share each window count. */
+static void test_random(uint64_t seed)
+{
+    rng_state = seed;
+    for (int k = 0; k < 12; k++) {
+        const uint32_t N = 10 + rnd(60), C = 70 + rnd(300), L = 1 + rnd(2);
+        kvp_trace *t = random_trace(N, L, C, k % 2);
+        kvp_scenario sc;
+        const double sp = rnd(10) / 10.0;
+        scenario(&sc, L, rnd(C), sp);
+        const uint32_t P = kvp_trace_prompt(t);
+        (void)P;
+        check_w(&sc, t, 1 + rnd(20), 1);
+        kvp_trace *c = cache_of(t, sp);
+        check_w(&sc, c, 1 + rnd(70), 1);
+        kvp_trace_free(c);
+        kvp_trace_free(t);
+    }
+}
+
+/* What the grid refuses. */
+static void test_refusals(void)
+{
+    kvp_trace *t = synthetic(100, 10, 1, KVP_VAR_ACTUAL, 0.6, 1);
+    kvp_scenario sc;
+    scenario(&sc, 1, 40, 0.6);
+    kvp_policy_spec ps[2];
+    kvp_result r[2];
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    CHECK_OK(kvp_policy_parse(&ps[0], "lookahead:W=4:R=1", &err), &err);
+    CHECK_OK(kvp_policy_parse(&ps[1], "lookahead:W=5:R=1", &err), &err);
+    CHECK_EQ_INT(kvp_lookahead_grid(&sc, t, ps, 2, &ro, r, &err), KVP_EINVAL);
+    CHECK_OK(kvp_policy_parse(&ps[1], "static", &err), &err);
+    CHECK_EQ_INT(kvp_lookahead_grid(&sc, t, ps, 2, &ro, r, &err), KVP_EINVAL);
+    ro.check = 1;
+    CHECK_EQ_INT(kvp_lookahead_grid(&sc, t, ps, 1, &ro, r, &err), KVP_EINVAL);
+    kvp_trace_free(t);
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
+    test_synthetic();
+    test_random(seed);
+    test_refusals();
+    return check_done();
+}
