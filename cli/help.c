@@ -2,6 +2,8 @@
  * tables (so --help never disagrees with what the parser accepts). */
 #include "cli.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -202,7 +204,8 @@ void cli_print_policies(void)
     for (size_t i = 0; i < n; i++) {
         size_t np;
         const kvp_policy_param *pp = kvp_policy_params(ops[i], &np);
-        printf("  %-10s %s\n", kvp_policy_name(ops[i]), kvp_policy_doc(ops[i]));
+        printf("  %-10s %s%s\n", kvp_policy_name(ops[i]), kvp_policy_doc(ops[i]),
+               kvp_policy_online(ops[i]) ? " [online]" : "");
         for (size_t k = 0; k < np; k++)
             printf("  %-10s   %s=%g: %s (%g .. %g%s)\n", "", pp[k].name, pp[k].deflt,
                    pp[k].doc, pp[k].min, pp[k].max, pp[k].integer ? ", whole" : "");
@@ -213,16 +216,62 @@ void cli_print_policies(void)
     printf(".\n");
 }
 
+/* `kvplace policies --json`: every policy, its parameters and its online flag, for scripts. */
+static int print_policies_json(void)
+{
+    size_t n;
+    const kvp_policy_ops *const *ops = kvp_policies(&n);
+    cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "policies");
+    int bad = !root || !arr || !cJSON_AddStringToObject(root, "kvplace_version", KVP_VERSION);
+    for (size_t i = 0; !bad && i < n; i++) {
+        size_t np;
+        const kvp_policy_param *pp = kvp_policy_params(ops[i], &np);
+        cJSON *o = cJSON_CreateObject(), *params = NULL;
+        bad = !o || !cJSON_AddItemToArray(arr, o) ||
+              !cJSON_AddStringToObject(o, "name", kvp_policy_name(ops[i])) ||
+              !cJSON_AddStringToObject(o, "doc", kvp_policy_doc(ops[i])) ||
+              !cJSON_AddBoolToObject(o, "online", kvp_policy_online(ops[i])) ||
+              !(params = cJSON_AddArrayToObject(o, "params"));
+        for (size_t k = 0; !bad && k < np; k++) {
+            cJSON *q = cJSON_CreateObject();
+            bad = !q || !cJSON_AddItemToArray(params, q) ||
+                  !cJSON_AddStringToObject(q, "name", pp[k].name) ||
+                  !cJSON_AddNumberToObject(q, "default", pp[k].deflt) ||
+                  !cJSON_AddNumberToObject(q, "min", pp[k].min) ||
+                  !cJSON_AddNumberToObject(q, "max", pp[k].max) ||
+                  !cJSON_AddBoolToObject(q, "integer", pp[k].integer) ||
+                  !cJSON_AddStringToObject(q, "doc", pp[k].doc);
+        }
+    }
+    char *text = bad ? NULL : cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text)
+        return cli_error("out of memory");
+    printf("%s\n", text);
+    cJSON_free(text);
+    return CLI_EXIT_OK;
+}
+
 int cli_cmd_policies(const cli_args *a)
 {
+    int json = 0;
     for (int i = 0; i < a->argc; i++) {
         if (cli_is_help(a->argv[i])) {
-            printf("Usage: kvplace policies\n\nLists the placement policies and their "
-                   "parameters.\n");
+            printf("Usage: kvplace policies [--json]\n\nLists the placement policies and their "
+                   "parameters; [online] marks the policies\nwhose decisions at a step use only "
+                   "the trace up to that step (an engine could\nrun them).  --json prints the "
+                   "same as JSON on stdout: per policy its name, doc,\nonline flag and "
+                   "parameters (name, default, min, max, integer, doc).\n");
             return CLI_EXIT_OK;
+        }
+        if (strcmp(a->argv[i], "--json") == 0) {
+            json = 1;
+            continue;
         }
         return cli_unknown_arg(a, a->argv[i]);
     }
+    if (json)
+        return print_policies_json();
     cli_print_policies();
     return CLI_EXIT_OK;
 }
@@ -337,7 +386,12 @@ void cli_help_study(void)
         "              lookahead grid, sa and bound, at sparsity 0.4 to 0.9 and low/high\n"
         "              variation, weights counted and not; its own policy list (slow:\n"
         "              scale it down with --set prompt=.. --set steps=..)\n"
-        "  all         every study above but gap (a point shared by two studies runs once)\n"
+        "  online      every online policy / the best offline reference (plan, else the\n"
+        "              best lookahead point) and / the certificate (lpbound, else bound), at\n"
+        "              6 sparsities x 3 variations x weights counted or not; its own\n"
+        "              policies unless --policy; not part of all\n"
+        "  all         every study above but gap and online (a point shared by two studies\n"
+        "              runs once)\n"
         "\n"
         "The scenario starts from the study's own: --hw gh200-paper --model llama-3.1-8b\n"
         "--set prompt=31299 --set steps=10239 --set batch=4 --set sparsity=0.6\n"

@@ -131,6 +131,30 @@ static int batch_points(study_ctx *c, point *pts, size_t *n)
     return 0;
 }
 
+/* sparsity x variation x weights: every online policy against the references. */
+static int online_points(study_ctx *c, point *pts, size_t *n)
+{
+    size_t k = 0;
+    for (size_t w = 0; w < NELEM(study_weight_modes); w++)
+        for (size_t v = 0; v < NELEM(variation_values); v++)
+            for (size_t i = 0; i < NELEM(sparsity_values); i++, k++) {
+                point *p = &pts[k];
+                p->sc = c->base;
+                snprintf(p->var[0], VAR_TEXT, "%s", sparsity_values[i]);
+                snprintf(p->var[1], VAR_TEXT, "%s", variation_values[v]);
+                snprintf(p->var[2], VAR_TEXT, "%s", study_weight_modes[w]);
+                int rc = set_param(&p->sc, "sparsity", sparsity_values[i]);
+                if (!rc)
+                    rc = set_param(&p->sc, "variation", variation_values[v]);
+                if (!rc && w)
+                    rc = drop_weights(&p->sc);
+                if (rc)
+                    return rc;
+            }
+    *n = k;
+    return 0;
+}
+
 static int accounting_points(study_ctx *c, point *pts, size_t *n)
 {
     if (!c->query_heads_given && strcmp(c->base.model_name, query_heads_model) != 0)
@@ -280,22 +304,38 @@ static const char *const vars_accounting[] = {"weights", "kv_per", "kv_heads", "
 static const char *const vars_gap[] = {"sparsity", "variation", "weights"};
 static const char *const vars_tiers[] = {"batch", "machine"};
 
+static const char *const vars_online[] = {"sparsity", "variation", "weights"};
+
+/* The online study's policies: every online policy, the baselines, a lookahead grid of
+ * W in {4, 16, 64} x R in {0.25, 0.5, 1} around the points sa finds best (docs/RESULTS.md
+ * §7), unlimited and bound; `plan` and `lpbound` are added when the registry has them
+ * (the study's `optional`). */
+static const char online_policies[] =
+    "static,reactive,page,hot,balanced,payback,steer,lookahead:W=4:R=0.25,lookahead:W=4:R=0.5,"
+    "lookahead:W=4:R=1,lookahead:W=16:R=0.25,lookahead:W=16:R=0.5,lookahead:W=16:R=1,"
+    "lookahead:W=64:R=0.25,lookahead:W=64:R=0.5,lookahead:W=64:R=1,unlimited,bound";
+
 static const study_def studies[] = {
     {"sparsity", "Throughput over static at each sparsity", "Fig. 3", vars_sparsity, 1,
-     "static", 1, 0, sparsity_points, study_gp_sparsity, study_md_sparsity, NULL, 0},
+     "static", 1, 0, sparsity_points, study_gp_sparsity, study_md_sparsity, NULL, 0, NULL, NULL},
     {"variation", "Throughput over unlimited HBM by variation", "Fig. 4", vars_variation, 1,
-     "unlimited", 0, 1, variation_points, study_gp_variation, study_md_variation, NULL, 0},
+     "unlimited", 0, 1, variation_points, study_gp_variation, study_md_variation, NULL, 0, NULL,
+     NULL},
     {"hitrate", "HBM hit rate per policy, the weights' share apart", "Fig. 5", NULL, 0,
-     "static", 0, 0, hitrate_points, study_gp_hitrate, study_md_hitrate, NULL, 0},
+     "static", 0, 0, hitrate_points, study_gp_hitrate, study_md_hitrate, NULL, 0, NULL, NULL},
     {"batch", "Throughput over static by batch, weights counted and not", "batch", vars_batch,
-     2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch, NULL, 0},
+     2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch, NULL, 0, NULL, NULL},
     {"accounting", "Throughput over static under each accounting", "headline",
      vars_accounting, 4, "static", 0, 0, accounting_points, study_gp_accounting,
-     study_md_accounting, NULL, 0},
+     study_md_accounting, NULL, 0, NULL, NULL},
     {"gap", "How far each answer is from the certified optimum", "optimum", vars_gap, 3,
-     "static", 1, 1, gap_points, study_gp_gap, study_md_gap, gap_policies, 1},
+     "static", 1, 1, gap_points, study_gp_gap, study_md_gap, gap_policies, 1, NULL, NULL},
     {"tiers", "What a CXL or NVMe tier adds where DRAM alone overflows", "beyond the study",
-     vars_tiers, 2, "static", 0, 0, tiers_points, study_gp_tiers, study_md_tiers, NULL, 1},
+     vars_tiers, 2, "static", 0, 0, tiers_points, study_gp_tiers, study_md_tiers, NULL, 1, NULL,
+     NULL},
+    {"online", "Online policies against the best offline reference", "online", vars_online, 3,
+     "static", 1, 1, online_points, study_gp_online, study_md_online, online_policies, 1,
+     study_csv_online, "plan,lpbound"},
 };
 
 static const study_def *find_study(const char *name)
@@ -469,7 +509,9 @@ typedef int (*emit_fn)(FILE *f, const study_ctx *c, const study_out *s);
 
 static int emit_csv(FILE *f, const study_ctx *c, const study_out *s)
 {
-    if (s->def->nvars)
+    if (s->def->csv)
+        s->def->csv(f, c, s);
+    else if (s->def->nvars)
         study_csv_wide(f, c, s);
     else
         study_csv_hitrate(f, c, s);
@@ -708,7 +750,7 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     }
     if (!o->name)
         return cli_usage(a->cmd, "which study? one of sparsity, variation, hitrate, batch, "
-                         "accounting, gap, tiers, all");
+                         "accounting, gap, tiers, online, all");
     if (strcmp(o->name, "all") != 0 && !find_study(o->name)) {
         const char *names[NELEM(studies) + 1];
         for (size_t k = 0; k < NELEM(studies); k++)
@@ -716,7 +758,7 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
         names[NELEM(studies)] = "all";
         const char *s = kvp_closest_name(o->name, names, NELEM(names));
         return cli_usage(a->cmd, "unknown study \"%s\"%s%s%s; one of sparsity, variation, "
-                         "hitrate, batch, accounting, gap, tiers, all", o->name,
+                         "hitrate, batch, accounting, gap, tiers, online, all", o->name,
                          s ? " (did you mean \"" : "", s ? s : "", s ? "\"?)" : "");
     }
     if (o->from && (o->trace || o->ckpt.checkpoint || o->ckpt.resume))
@@ -729,7 +771,8 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
             if (cli_scn_sets(&o->scn, trace_defined[k]))
                 return cli_usage(a->cmd, "--set %s conflicts with --trace: the trace "
                                  "defines it", trace_defined[k]);
-        if (strcmp(o->name, "variation") == 0 || strcmp(o->name, "all") == 0)
+        if (strcmp(o->name, "variation") == 0 || strcmp(o->name, "online") == 0 ||
+            strcmp(o->name, "all") == 0)
             return cli_usage(a->cmd, "--trace: study %s needs the synthetic traces of each "
                              "variation; run the other studies by name", o->name);
     }
@@ -753,9 +796,26 @@ static int setup_policies(study_ctx *c, const study_opts *o)
 {
     kvp_error err = {0};
     const study_def *def = find_study(o->name);
+    char own[CMD_TEXT];
     const char *list = o->policies            ? o->policies
                        : def && def->policies ? def->policies
                                               : default_policies;
+    if (!o->policies && def && def->optional) {
+        /* The study's own list, with those of its optional policies the registry has. */
+        snprintf(own, sizeof own, "%s", def->policies);
+        for (const char *q = def->optional; *q;) {
+            size_t len = strcspn(q, ",");
+            char name[LABEL_TEXT];
+            snprintf(name, sizeof name, "%.*s", (int)len, q);
+            kvp_policy_spec probe;
+            if (kvp_policy_parse(&probe, name, NULL) == 0) {
+                size_t used = strlen(own);
+                snprintf(own + used, sizeof own - used, ",%s", name);
+            }
+            q += len + (q[len] == ',');
+        }
+        list = own;
+    }
     int n = kvp_policy_parse_list(c->specs, MAX_POLICIES - NELEM(reference_policies), list,
                                   &err);
     if (n < 0)

@@ -744,6 +744,197 @@ void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s)
 
 
 /* ---------------------------------------------------------------------------------------- */
+/* The online study                                                                         */
+
+/* An online policy of the table: online and capacity-limited (unlimited is online too, but
+ * holds everything). */
+static int is_online_row(const kvp_result *r)
+{
+    return r->online && r->slots != UINT32_MAX;
+}
+
+/* The best offline reference at a point: `plan` if it ran, else the best lookahead point of
+ * the grid.  *which receives its spec. */
+static double online_reference(const study_ctx *c, const point *p, const char **which)
+{
+    const kvp_result *plan = study_find_res(c, p, "plan");
+    *which = "";
+    if (plan) {
+        *which = "plan"; /* its params name the winning candidate, not the policy */
+        return plan->throughput_tok_s;
+    }
+    double best = NAN;
+    for (size_t i = 0; i < c->nspec; i++) {
+        const kvp_result *r = &p->res[i];
+        if (strcmp(r->policy, "lookahead") == 0 && !(r->throughput_tok_s <= best)) {
+            best = r->throughput_tok_s;
+            *which = r->params;
+        }
+    }
+    return best;
+}
+
+/* The certificate: the throughput no policy passes, `lpbound` (it charges migration) if it
+ * ran, else `bound`. */
+static double online_certificate(const study_ctx *c, const point *p, const char **which)
+{
+    *which = study_find_res(c, p, "lpbound") ? "lpbound" : "bound";
+    return tput(c, p, *which);
+}
+
+void study_csv_online(FILE *f, const study_ctx *c, const study_out *s)
+{
+    /* The wide table, then the headline columns after it. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        return;
+    study_csv_wide(m, c, s);
+    fclose(m);
+    char *line = buf, *next;
+    for (size_t k = 0; line && *line; k++, line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        fputs(line, f);
+        if (k == 0) {
+            fprintf(f, ",reference,reference_tok_s,certificate,certificate_tok_s");
+            for (size_t i = 0; i < c->nspec; i++)
+                if (is_online_row(&s->pts[0].res[i]))
+                    fprintf(f, ",%s_of_reference,%s_of_certificate", c->col[i], c->col[i]);
+        } else {
+            const point *p = &s->pts[k - 1];
+            const char *rw, *cw;
+            double ref = online_reference(c, p, &rw), cert = online_certificate(c, p, &cw);
+            char a[NUM_TEXT], b[NUM_TEXT];
+            fmt_double(a, sizeof a, ref);
+            fmt_double(b, sizeof b, cert);
+            fprintf(f, ",%s,%s,%s,%s", rw, a, cw, b);
+            for (size_t i = 0; i < c->nspec; i++) {
+                if (!is_online_row(&p->res[i]))
+                    continue;
+                fmt_double(a, sizeof a, p->res[i].throughput_tok_s / ref);
+                fmt_double(b, sizeof b, p->res[i].throughput_tok_s / cert);
+                fprintf(f, ",%s,%s", a, b);
+            }
+        }
+        fputc('\n', f);
+    }
+    free(buf);
+}
+
+void study_gp_online(FILE *f, const study_ctx *c, const study_out *s)
+{
+    gp_head(f, c, s, "attention sparsity (share of past tokens not read per step)",
+            "throughput / best offline reference (plan, else the best lookahead point)");
+    fprintf(f, "set yrange [0:1.4]\nplot ");
+    int first = 1;
+    for (size_t w = 0; w < NELEM(study_weight_modes); w++) {
+        for (size_t i = 0; i < c->nspec; i++) {
+            if (!is_online_row(&s->pts[0].res[i]))
+                continue;
+            fprintf(f, "%sdata using \"sparsity\":(strcol(\"variation\") eq \"actual\" && "
+                    "strcol(\"weights\") eq \"%s\" ? column(\"%s_of_reference\") : NaN) with "
+                    "linespoints lw 2 pt %d dt %d", first ? "" : ", \\\n     ",
+                    study_weight_modes[w], c->col[i], w ? 6 : 7, w ? 2 : 1);
+            gp_colour(f, kvp_policy_name(c->specs[i].ops));
+            fprintf(f, " title \"%s, weights %s\"", c->col[i], w ? "not counted" : "counted");
+            first = 0;
+        }
+    }
+    fprintf(f, "%s1 with lines dt 3 lc rgb \"#555555\" title \"the reference\"\n",
+            first ? "" : ", \\\n     ");
+    gp_tail(f);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* One table: a row per point, a column per online policy: its throughput over ref_fn's. */
+static void md_online_table(FILE *f, const study_ctx *c, const study_out *s, int cert)
+{
+    fprintf(f, "| sparsity | variation | weights | %s |", cert ? "certificate" : "reference");
+    size_t cols = 4;
+    for (size_t i = 0; i < c->nspec; i++)
+        if (is_online_row(&s->pts[0].res[i])) {
+            fprintf(f, " %s |", c->col[i]);
+            cols++;
+        }
+    fprintf(f, "\n|");
+    for (size_t k = 0; k < cols; k++)
+        fprintf(f, "---|");
+    fputc('\n', f);
+    for (size_t k = 0; k < s->n; k++) {
+        const point *p = &s->pts[k];
+        const char *which;
+        double ref = cert ? online_certificate(c, p, &which) : online_reference(c, p, &which);
+        fprintf(f, "| %s | %s | %s | %s |", p->var[0], p->var[1], p->var[2], which);
+        for (size_t i = 0; i < c->nspec; i++)
+            if (is_online_row(&p->res[i]))
+                fprintf(f, " %.3f |", p->res[i].throughput_tok_s / ref);
+        fputc('\n', f);
+    }
+    fputc('\n', f);
+}
+
+void study_md_online(FILE *f, const study_ctx *c, const study_out *s)
+{
+    md_head(f, c, s, "What a deployable scheduler gets: every online policy (its decisions at "
+                     "step n use the trace up to step n only) against the best offline "
+                     "reference and the certificate no policy can pass, over sparsity, "
+                     "variation and the weights' accounting (not counted: weight_bytes=0, "
+                     "the weights' bytes kept as reserve).");
+    fprintf(f, "The reference is `plan` (an offline near-optimal placement) when it ran, else "
+               "the best lookahead point of the grid run here; the certificate is `lpbound` "
+               "(a lower bound on the time that charges migration) when it ran, else "
+               "`bound` (which does not charge it).\n\n");
+    fprintf(f, "## Throughput as a share of the best reference\n\n");
+    md_online_table(f, c, s, 0);
+    fprintf(f, "## Throughput as a share of the certificate\n\n");
+    md_online_table(f, c, s, 1);
+    fprintf(f, "## Per policy, over the %zu points\n\n| policy | share of the reference: "
+               "lowest (where) | median | over static: lowest (where) | points more than 1%% "
+               "behind static |\n|---|---|---|---|---|\n", s->n);
+    double *v = malloc((s->n ? s->n : 1) * sizeof *v);
+    for (size_t i = 0; v && i < c->nspec; i++) {
+        if (!is_online_row(&s->pts[0].res[i]))
+            continue;
+        size_t lo = 0, lo_s = 0, behind = 0;
+        for (size_t k = 0; k < s->n; k++) {
+            const point *p = &s->pts[k];
+            const char *w;
+            v[k] = p->res[i].throughput_tok_s / online_reference(c, p, &w);
+            const point *q = &s->pts[lo];
+            if (v[k] < q->res[i].throughput_tok_s / online_reference(c, q, &w))
+                lo = k;
+            double vs = p->res[i].throughput_tok_s / tput(c, p, "static");
+            double lo_v = s->pts[lo_s].res[i].throughput_tok_s / tput(c, &s->pts[lo_s],
+                                                                       "static");
+            if (vs < lo_v)
+                lo_s = k;
+            behind += vs < 0.99;
+        }
+        double lo_ref = v[lo];
+        qsort(v, s->n, sizeof *v, cmp_double);
+        double med = s->n % 2 ? v[s->n / 2] : (v[s->n / 2 - 1] + v[s->n / 2]) / 2;
+        const point *pl = &s->pts[lo], *ps = &s->pts[lo_s];
+        fprintf(f, "| %s | %.3f (%s, %s, %s) | %.3f | %.3f (%s, %s, %s) | %zu |\n", c->col[i],
+                lo_ref, pl->var[0], pl->var[1], pl->var[2], med,
+                ps->res[i].throughput_tok_s / tput(c, ps, "static"), ps->var[0], ps->var[1],
+                ps->var[2], behind);
+    }
+    free(v);
+    fprintf(f, "\nTargets (docs/RESULTS.md, \"What a deployable scheduler gets\"): the "
+               "recommended policy `%s` at >= 90%% of the reference with the weights counted "
+               "and >= 75%% without, at sparsity 0.6 and actual variation; never more than 1%% "
+               "behind static.\n", ONLINE_RECOMMENDED);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* study gap                                                                                 */
 
 /* The fastest of the policies named `name` at the point (several lookahead points). */

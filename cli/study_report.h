@@ -9,10 +9,10 @@
 
 #include <stdio.h>
 
-#define MAX_POLICIES 16
-#define MAX_POINTS 16
+#define MAX_POLICIES 24
+#define MAX_POINTS 36
 #define MAX_VARS 4
-#define MAX_STUDIES 7
+#define MAX_STUDIES 8
 #define VAR_TEXT 48
 #define KEY_TEXT 2048
 #define COL_TEXT 40
@@ -59,6 +59,10 @@ typedef struct study_def {
     const char *policies; /* its default policy list (NULL: the studies' common one) */
     int not_in_all;       /* 1: `study all` leaves it out (it needs its own policies, or is
                            * not one of the study's figures) */
+    /* The CSV, when not the generic one; NULL for the generic one. */
+    void (*csv)(FILE *f, const struct study_ctx *c, const study_out *s);
+    /* Policies added to the default list when the registry has them ("plan,lpbound"). */
+    const char *optional;
 } study_def;
 
 typedef struct study_ctx {
@@ -105,5 +109,11 @@ void study_gp_gap(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_gap(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_accounting(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_tiers(FILE *f, const study_ctx *c, const study_out *s);
+void study_csv_online(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_online(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_online(FILE *f, const study_ctx *c, const study_out *s);
+
+/* The online study's recommended policy (docs/POLICIES.md). */
+#define ONLINE_RECOMMENDED "steer"
 
 #endif

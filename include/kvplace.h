@@ -336,6 +336,9 @@ const kvp_policy_ops *const *kvp_policies(size_t *count);
 const char *kvp_policy_name(const kvp_policy_ops *ops);
 const char *kvp_policy_doc(const kvp_policy_ops *ops);
 const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *count);
+/* 1 if the policy is online (DESIGN.md §11): its decisions at step n use only the trace up
+ * to step n, the reads of step n included; an engine could run it. */
+int kvp_policy_online(const kvp_policy_ops *ops);
 /* Parses "name[:key=value]..."; unknown names and keys, junk and out-of-range values fail. */
 int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err);
 /* Parses a comma-separated list; "all" expands to every policy.  Returns the count. */
@@ -383,6 +386,7 @@ typedef struct kvp_result {
     double tier_busy_s[KVP_MAX_TIERS];
     uint64_t link_up_bytes[KVP_MAX_TIERS], link_down_bytes[KVP_MAX_TIERS];
     double link_up_busy_s[KVP_MAX_TIERS], link_down_busy_s[KVP_MAX_TIERS];
+    uint32_t online;         /* 1 if the policy is online (kvp_policy_online) */
 } kvp_result;
 
 typedef void (*kvp_progress_fn)(void *user, uint64_t done, uint64_t total);

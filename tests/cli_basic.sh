@@ -161,5 +161,29 @@ kv run $SMALL --model llama-3.1-8b --set hbm_capacity=24GB --set prompt=100 --se
 [ "$rc" -eq 0 ] && ok || bad "config then model: exit $rc"
 grep -q '"layers":[[:space:]]*32,' "$T/o.json" && ok || bad "--model after --config wins"
 
+# --- kvplace policies --json: every policy, its parameters and its online flag ---------
+kv policies --json
+[ "$rc" -eq 0 ] && [ ! -s "$T/err" ] && ok || bad "policies --json: exit $rc"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 - "$T/out" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = {x["name"]: x for x in d["policies"]}
+# DESIGN.md §11: these are online, these are not
+for n in ("static", "reactive", "page", "hot", "balanced", "payback", "steer"):
+    assert p[n]["online"] is True, n
+for n in ("lookahead", "sa", "bound"):
+    assert p[n]["online"] is False, n
+assert [q["name"] for q in p["lookahead"]["params"]] == ["W", "R"]
+for x in d["policies"]:
+    for q in x["params"]:
+        assert q["min"] <= q["default"] <= q["max"], (x["name"], q)
+EOF
+    then ok; else bad "policies --json content"; fi
+fi
+kv policies
+grep -q '^  steer .*\[online\]$' "$T/out" && ok || bad "policies marks steer [online]"
+grep -q '^  lookahead .*\[online\]' "$T/out" && bad "policies marks lookahead online" || ok
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

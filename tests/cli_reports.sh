@@ -42,6 +42,8 @@ has "variation as a string" '"variation":[[:space:]]*"actual"' "$T/a.json"
 has "sparsity as a number" '"sparsity":[[:space:]]*0.6,' "$T/a.json"
 has "slots: kv_budget / (2 layers * 4096) = 100" '"slots":[[:space:]]*100,' "$T/a.json"
 has "unlimited has no slot limit" '"slots":[[:space:]]*null' "$T/a.json"
+has "static is online" '"online":[[:space:]]*1,\{0,1\}$' "$T/a.json"
+has "bound is not" '"online":[[:space:]]*0,\{0,1\}$' "$T/a.json"
 grep -q 'inf\|nan\|NaN' "$T/a.json" && bad "JSON holds a non-finite number" || ok
 if [ -n "$PY" ]; then
     if "$PY" - "$T/a.json" <<'EOF'
@@ -62,6 +64,8 @@ for x in r:
             assert isinstance(v, int) and v % 4096 == 0, (k, v)  # whole tokens of KV
 assert all(x["weight_read_bytes"] == 1000000000 * 20 for x in r)  # weights x steps
 assert d["trace"] == {"source": "synthetic:actual", "prompt": 200, "steps": 20, "layers": 2}
+# DESIGN.md §11: static is online; the bound is not a policy an engine could run
+assert [x["online"] for x in r] == [1, 1, 0], [x["online"] for x in r]
 EOF
     then ok; else bad "JSON content (python3 check)"; fi
 fi

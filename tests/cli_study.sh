@@ -144,6 +144,25 @@ for s in sparsity variation hitrate batch accounting; do
     cmp -s "$T/a/$s.csv" "$T/c/$s.csv" && ok || bad "study all: $s.csv differs from study $s"
 done
 
+# --- study online: 6 sparsities x 3 variations x 2 accountings; shares of the references --
+[ ! -e "$T/c/online.csv" ] && ok || bad "study all ran the online study (it is run by name)"
+kv study online $TINY --out "$T/o"
+[ "$rc" -eq 0 ] && ok || bad "study online: exit $rc"
+[ "$(rows "$T/o/online.csv")" -eq 36 ] && ok || bad "online.csv: wanted 36 rows"
+# The reference is plan when registered, else a lookahead point of the grid.
+v=$(column reference "$T/o/online.csv" | grep -cv '^\(plan\|lookahead\)')
+[ "$v" -eq 0 ] && ok || bad "online.csv: $v references are neither plan nor lookahead"
+# No policy passes the certificate (bound, or lpbound): every share of it is at most 1.
+for p in static reactive page hot balanced payback steer; do
+    v=$(column "${p}_of_certificate" "$T/o/online.csv" | awk '$1 == "MISSING" || $1 > 1 + 1e-12' |
+        wc -l | tr -d ' ')
+    [ "$v" -eq 0 ] && ok || bad "online.csv: $p passes the certificate (or has no column) $v times"
+done
+# Offline policies have no share column: only the online ones are rows of the headline.
+column lookahead_of_reference "$T/o/online.csv" | grep -q MISSING && ok ||
+    bad "online.csv: an offline policy has a share column"
+grep -q '^| steer |' "$T/o/online.md" && ok || bad "online.md: no per-policy row for steer"
+
 # --- usage and failures ----------------------------------------------------------------
 expect_fail() {
     if [ "$rc" -ne "$2" ]; then bad "$1: exit $rc, wanted $2"; return; fi

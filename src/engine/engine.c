@@ -761,7 +761,7 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
         uint32_t g = rc->g[i];
         p->li = (kvp_layer_info){l, g, rc->slots[i], P, N,
                                  (uint32_t)(((uint64_t)P + N + g - 1) / g), p->ps->value,
-                                 p->ps->ctx};
+                                 p->ps->ctx, &rc->model, rc->tok_bytes};
         ok = pol_alloc(p, positions, rc->tslots[i], rc->model.tiers);
     }
     if (!ok)
@@ -870,6 +870,7 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
     res->prompt = kvp_trace_prompt(tr);
     res->block_tokens = g;
     res->slots = slots;
+    res->online = (uint32_t)((ps->ops->caps & KVP_CAP_ONLINE) != 0);
     res->total_time_s = time_s;
     /* The two-tier counters: with more tiers, "dram" and the link are every tier below HBM
      * and every link, summed (a read below HBM crosses one link up; a write, one down). */
@@ -1339,4 +1340,35 @@ void kvp_result_speedups(kvp_result *res, size_t n, double static_time_s,
         res[i].speedup_vs_static = static_time_s / res[i].total_time_s;
         res[i].speedup_vs_unlimited = unlimited_time_s / res[i].total_time_s;
     }
+}
+
+/* kvp_engine_run_record: the step hook's records of one policy, kept per layer and step. */
+typedef struct summary_ctx {
+    kvp_step_summary *rec;
+    uint32_t steps;
+} summary_ctx;
+
+static void summary_hook(void *user, const kvp_step_record *r)
+{
+    const summary_ctx *c = user;
+    kvp_step_summary *s = &c->rec[(size_t)r->layer * c->steps + r->step];
+    *s = (kvp_step_summary){r->time_s, r->kv_read_hbm, r->promoted, r->demoted};
+}
+
+int kvp_engine_run_record(const kvp_scenario *sc, const kvp_trace *tr,
+                          const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
+                          kvp_step_summary *rec, kvp_error *err)
+{
+    if (ps->ops->run)
+        return kvp_error_set(err, KVP_EINVAL, "policy %s is not simulated step by step",
+                             ps->ops->name);
+    summary_ctx c = {rec, kvp_trace_steps(tr)};
+    kvp_run_options o;
+    if (ro)
+        o = *ro;
+    else
+        kvp_run_options_default(&o);
+    o.step_hook = summary_hook;
+    o.step_user = &c;
+    return kvp_run_many(sc, tr, ps, 1, &o, res, err);
 }

@@ -20,6 +20,18 @@ typedef struct kvp_pass_sums kvp_pass_sums;
 int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                    const kvp_run_options *ro, kvp_result *res, kvp_error *err);
 
+/* What one step of one layer did (tests: the online check of tests/test_online.c), taken
+ * from the engine's step hook (kvp_run_options.step_hook). */
+typedef struct kvp_step_summary {
+    double time_s;
+    uint64_t hits, promoted, demoted; /* tokens */
+} kvp_step_summary;
+
+/* kvp_engine_run, also writing every step's record to rec[layer * steps + step]. */
+int kvp_engine_run_record(const kvp_scenario *sc, const kvp_trace *tr,
+                          const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
+                          kvp_step_summary *rec, kvp_error *err);
+
 /* One pass of the trace with no policy: its sums alone. */
 int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                     kvp_pass_sums *sums, kvp_error *err);

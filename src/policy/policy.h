@@ -27,6 +27,10 @@ typedef struct kvp_layer_info {
     uint32_t nblocks; /* blocks that ever exist: ceil((P + N) / g) */
     const double *param; /* kvp_policy_spec.value */
     const void *ctx;     /* kvp_policy_spec.ctx */
+    /* The layer's cost model and token bytes, for policies that weigh the cost of their
+     * moves (the online family of src/policy/online.c). */
+    const struct kvp_cost_model *model;
+    uint64_t tok_bytes;
 } kvp_layer_info;
 
 /* One step of one layer, as the policy sees it. */

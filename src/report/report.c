@@ -185,6 +185,7 @@ static const col result_cols[] = {
     COLX("sa_best_W", CK_SA_W, 0),
     COLX("sa_best_R", CK_SA_R, 0),
     COL("sa_evaluations", CK_U32, sa_evaluations),
+    COL("online", CK_U32, online),
 };
 
 #define NCOLS (sizeof result_cols / sizeof *result_cols)
@@ -855,6 +856,7 @@ static const result_field result_fields[] = {
     RF("slots", FK_SLOTS, slots),
     RF("lower_bound_s", FK_DOUBLE, lower_bound_s),
     RF("dual_iterations", FK_U32, dual_iterations),
+    RF("online", FK_U32, online),
 };
 
 #define NFIELDS (sizeof result_fields / sizeof *result_fields)
