@@ -211,3 +211,32 @@ int kvp_preset_apply(kvp_scenario *sc, const char *name, const char *kind, kvp_e
     *sc = tmp;
     return 0;
 }
+
+/* Which parameters of the preset's group differ from the preset itself (presets.h). */
+int kvp_preset_modified(const kvp_scenario *sc, const char *kind, const kvp_param_info **out,
+                        size_t max)
+{
+    const char *name = strcmp(kind, KVP_PRESET_HW) == 0 ? sc->hw_name : sc->model_name;
+    const char *group = strcmp(kind, KVP_PRESET_HW) == 0 ? "hardware" : "model";
+    kvp_scenario base;
+    kvp_error err;
+    if (!name[0])
+        return 0;
+    kvp_scenario_default(&base);
+    if (kvp_preset_apply(&base, name, kind, &err) < 0)
+        return KVP_EINVAL;
+    size_t np, n = 0;
+    const kvp_param_info *ps = kvp_params(&np);
+    for (size_t i = 0; i < np; i++) {
+        char va[64], vb[64];
+        if (strcmp(ps[i].group, group) != 0)
+            continue;
+        if (kvp_param_format(sc, &ps[i], va, sizeof va) < 0 ||
+            kvp_param_format(&base, &ps[i], vb, sizeof vb) < 0 || strcmp(va, vb) != 0) {
+            if (n < max)
+                out[n] = &ps[i];
+            n++;
+        }
+    }
+    return (int)n;
+}
