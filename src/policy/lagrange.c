@@ -74,12 +74,10 @@ typedef struct lg_layer {
     /* per-token scratch */
     uint32_t *ev;
     uint8_t *code;
-    double (*lam0)[NTERMS], *mu0; /* the first prices */
     double min_dem, min_prom; /* the cheapest demotion and promotion of any step */
     double dram_share;        /* bound's split: the share of the reads DRAM serves */
     double hbias; /* primal extraction: HBM prices lowered by this share (ties go to HBM) */
-    double value, best;
-    uint32_t iters;
+    double best;
 } lg_layer;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -388,8 +386,6 @@ static void lg_free(lg_layer *g)
     free(g->off);
     free(g->bits);
     free(g->lam);
-    free(g->lam0);
-    free(g->mu0);
     free(g->best_lam);
     free(g->mu);
     free(g->best_mu);
@@ -420,8 +416,6 @@ static int lg_alloc(lg_layer *g)
         g->tsize *= 2;
     g->off = malloc((X + 1) * sizeof *g->off);
     g->lam = malloc(N * sizeof *g->lam);
-    g->lam0 = malloc(N * sizeof *g->lam0);
-    g->mu0 = malloc((N + 1) * sizeof *g->mu0);
     g->best_lam = malloc(N * sizeof *g->best_lam);
     g->mu = calloc(N + 1, sizeof *g->mu);
     g->best_mu = calloc(N + 1, sizeof *g->best_mu);
@@ -452,7 +446,7 @@ static int lg_alloc(lg_layer *g)
     }
     g->off[X] = words;
     g->bits = calloc(words ? words : 1, sizeof *g->bits);
-    return g->bits && g->lam && g->lam0 && g->mu0 && g->best_lam && g->mu && g->best_mu && g->eta && g->lam_eta &&
+    return g->bits && g->lam && g->best_lam && g->mu && g->best_mu && g->eta && g->lam_eta &&
            g->mu_sign && g->lam_arg && g->ch && g->cd && g->cu && g->cn && g->Q && g->tree &&
            g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->code;
 }
@@ -752,10 +746,10 @@ static double token_hash(uint32_t x)
     return (double)(uint32_t)(x * 2654435761u) / 4294967296.0;
 }
 
-static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, double pin, kvp_schedule *sch,
-                   kvp_error *err)
+static int lg_plan(uint32_t layer, uint32_t N, const ivl_list *L, uint32_t cap, double pin,
+                   kvp_schedule *sch, kvp_error *err)
 {
-    const size_t n = L->n, n1 = n ? n : 1, steps2 = (size_t)g->N + 2;
+    const size_t n = L->n, n1 = n ? n : 1, steps2 = (size_t)N + 2;
     uint8_t *state = calloc(n1, 1); /* 0 waiting or dropped, 1 resident, 2 left */
     uint32_t *ends = malloc(n1 * sizeof *ends);
     size_t *end_off = calloc(steps2 + 1, sizeof *end_off);
@@ -763,7 +757,7 @@ static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, double pin, kvp_sched
     heap hp = {malloc(n1 * sizeof(uint32_t)), 0, L->v};
     int rc = 0;
     if (!state || !ends || !end_off || !dem || !prom || !hp.h) {
-        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", g->layer);
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", layer);
         goto done;
     }
     /* the intervals by the step that ends them, e + 1 in 0..N (N: never) */
@@ -778,7 +772,7 @@ static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, double pin, kvp_sched
     end_off[0] = 0;
     size_t next = 0;
     uint32_t resident = 0;
-    for (int64_t step = -1; step < (int64_t)g->N && rc >= 0; step++) {
+    for (int64_t step = -1; step < (int64_t)N && rc >= 0; step++) {
         uint32_t ndem = 0, nprom = 0;
         if (step >= 0)
             for (size_t k = end_off[step]; k < end_off[step + 1]; k++) {
@@ -814,9 +808,9 @@ static int lg_plan(lg_layer *g, ivl_list *L, uint32_t cap, double pin, kvp_sched
             prom[nprom++] = L->v[id].x;
         }
         for (uint32_t k = 0; k < ndem && rc >= 0; k++)
-            rc = kvp_schedule_add(sch, g->layer, step, dem[k], 0, err);
+            rc = kvp_schedule_add(sch, layer, step, dem[k], 0, err);
         for (uint32_t k = 0; k < nprom && rc >= 0; k++)
-            rc = kvp_schedule_add(sch, g->layer, step, prom[k], 1, err);
+            rc = kvp_schedule_add(sch, layer, step, prom[k], 1, err);
     }
 done:
     free(state);
@@ -839,9 +833,10 @@ static const double plan_pin[] = {0.5, 0.7, 0.85};
 #define PLAN_CANDIDATES (2 * PLAN_SHARES + PLAN_PINS)
 #define PLAN_HBIAS 1e-9
 
-/* Per layer, what the dual leaves for plan: the best prices and the first. */
+/* Per layer, what the dual leaves for plan: the best prices (the first ones are lg_start's,
+ * which lg_setup computes again). */
 typedef struct lg_keep {
-    double (*lam)[NTERMS], *mu, (*lam0)[NTERMS], *mu0;
+    double (*lam)[NTERMS], *mu;
 } lg_keep;
 
 typedef struct lg_run {
@@ -886,8 +881,6 @@ static void keep_free(lg_keep *k)
 {
     free(k->lam);
     free(k->mu);
-    free(k->lam0);
-    free(k->mu0);
 }
 
 static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
@@ -898,8 +891,6 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
     int rc = lg_setup(&g, R->sc, &R->d, R->tr, l, err);
     if (rc < 0)
         goto done;
-    memcpy(g.lam0, g.lam, g.N * sizeof *g.lam);
-    memcpy(g.mu0, g.mu, (g.N + 1) * sizeof *g.mu);
     g.best = -INFINITY;
     double mark = -INFINITY; /* the best of 10 iterations ago */
     uint32_t it = 0;
@@ -928,10 +919,8 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
         lg_keep *k = &R->keep[l];
         k->lam = g.best_lam;
         k->mu = g.best_mu;
-        k->lam0 = g.lam0;
-        k->mu0 = g.mu0;
-        g.best_lam = g.lam0 = NULL;
-        g.best_mu = g.mu0 = NULL;
+        g.best_lam = NULL;
+        g.best_mu = NULL;
     }
 done:
     lg_free(&g);
@@ -1057,8 +1046,10 @@ static int plan_paths_get(const plan_shared *sh, uint32_t l, int p, kvp_error *e
     lg_layer g;
     int rc = lg_setup(&g, sh->sc, &sh->d, sh->tr, l, err);
     if (rc >= 0) {
-        memcpy(g.lam, p ? k->lam0 : k->lam, g.N * sizeof *g.lam);
-        memcpy(g.mu, p ? k->mu0 : k->mu, (g.N + 1) * sizeof *g.mu);
+        if (p == 0) { /* the best prices; the first are lg_setup's own */
+            memcpy(g.lam, k->lam, g.N * sizeof *g.lam);
+            memcpy(g.mu, k->mu, (g.N + 1) * sizeof *g.mu);
+        }
         g.hbias = PLAN_HBIAS;
         lg_eval(&g, collect, &pp->iv[p]);
         if (pp->iv[p].fail)
@@ -1100,13 +1091,9 @@ static int plan_cand_init(void **state, const kvp_layer_info *li, const kvp_step
     if (rc >= 0)
         rc = kvp_schedule_create(&st->sch, kvp_trace_layers(sh->tr), li->steps, err);
     if (rc >= 0) {
-        lg_layer g; /* lg_plan reads the layer and its steps only */
-        memset(&g, 0, sizeof g);
-        g.layer = li->layer;
-        g.N = li->steps;
-        ivl_list iv = pp->iv[pc->first];
-        rc = lg_plan(&g, &iv, (uint32_t)((double)pp->most * pc->share),
-                     pp->dram_share * pc->pin, st->sch, err);
+        rc = lg_plan(li->layer, li->steps, &pp->iv[pc->first],
+                     (uint32_t)((double)pp->most * pc->share), pp->dram_share * pc->pin,
+                     st->sch, err);
     }
     plan_paths_release(sh, li->layer);
     if (rc >= 0)
