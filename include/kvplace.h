@@ -243,9 +243,9 @@ typedef enum kvp_dtype {
     KVP_DTYPE_BOOL = 2  /* one byte per position: nonzero means read */
 } kvp_dtype;
 /* A trace over a caller's buffer (a NumPy array's data, say): ndim dimensions of sizes
- * shape[], which must be (steps, layers, positions), C order, native byte order.  Checked
- * at once, like a .npy file: the dtype, the dimensions (4-D (steps, layers, heads,
- * positions) is refused with its own message: not supported yet), and every used position
+ * shape[], (steps, layers, positions) or, one stream per KV head, (steps, layers, heads,
+ * positions), C order, native byte order.  Checked
+ * at once, like a .npy file: the dtype, the dimensions, and every used position
  * of a score buffer (NaN or infinite is KVP_EFORMAT naming step, layer and position; the
  * padding is not looked at).  The data is copied as float, so the buffer may go afterwards.
  * name is the trace's name in messages and reports. */
@@ -265,6 +265,20 @@ uint32_t kvp_trace_builder_steps(const kvp_trace_builder *b);
  * empty (and may be appended to again for another trace, or freed). */
 int kvp_trace_builder_finish(kvp_trace_builder *b, kvp_trace **out, kvp_error *err);
 void kvp_trace_builder_free(kvp_trace_builder *b);
+/* Streams (docs/MODEL.md "Streams"): a 4-D trace (a .npy file or buffer of shape (N, L, H,
+ * C)) holds one stream per KV head, each with its own access sets; a batch of distinct
+ * sequences holds each sequence's stream(s).  kvp_trace_sequences makes one trace of n
+ * sequence traces (3-D, or 4-D with the same heads: all alike), with the same layers and
+ * their own prompts and steps; it takes the n traces over (freed with the result, or at
+ * once on failure).  Stream i is head i % heads of sequence i / heads. */
+int kvp_trace_sequences(kvp_trace **out, kvp_trace **seqs, uint32_t n, kvp_error *err);
+uint32_t kvp_trace_stream_count(const kvp_trace *t);   /* 1 for a 3-D trace */
+uint32_t kvp_trace_heads(const kvp_trace *t);          /* streams per sequence: 1 if 3-D */
+uint32_t kvp_trace_sequence_count(const kvp_trace *t); /* 1 but for kvp_trace_sequences */
+uint32_t kvp_trace_sequence_prompt(const kvp_trace *t, uint32_t q);
+uint32_t kvp_trace_sequence_steps(const kvp_trace *t, uint32_t q);
+/* Of a trace with streams: the longest prompt and the most steps of its sequences (the run's
+ * global steps). */
 uint32_t kvp_trace_steps(const kvp_trace *t);
 uint32_t kvp_trace_layers(const kvp_trace *t);
 uint32_t kvp_trace_prompt(const kvp_trace *t);

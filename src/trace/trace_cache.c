@@ -175,6 +175,9 @@ int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, double sparsity
                           kvp_error *err)
 {
     *out = NULL;
+    if (src->streams)
+        return kvp_error_set(err, KVP_EINVAL, "%s: a trace of several streams has no trace "
+                             "cache (it is read as it is)", src->name);
     if (!src->is_bool && !(sparsity >= 0.0 && sparsity < 1.0))
         return kvp_error_set(err, KVP_EINVAL, "%s: sparsity %g is not in [0, 1)", src->name,
                              sparsity);

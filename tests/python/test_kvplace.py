@@ -149,7 +149,9 @@ class BadInput(unittest.TestCase):
     def test_dims(self):
         self.assertError("2 dimensions; expected 3", trace=np.zeros((3, 4), np.float32))
         self.assertError("1 dimension; expected 3", trace=np.zeros(4, np.float32))
-        self.assertError("4-D traces", trace=np.zeros((2, 2, 8, 5), np.float32))
+        self.assertError("5 dimensions", trace=np.zeros((2, 2, 8, 5, 1), np.float32))
+        self.assertError("4-D trace has 3 heads", trace=np.zeros((2, 32, 3, 5), np.float32),
+                         policies=["static"])
         self.assertError("no steps", trace=np.zeros((0, 2, 5), np.float32))
         self.assertError("5 steps need at least 5 positions",
                          trace=np.zeros((5, 2, 4), np.float32), set=SCN)
