@@ -75,6 +75,8 @@ const char *kvp_strerror(int code);
 
 /* HBM and up to seven tiers below it; links are numbered 1..KVP_MAX_TIERS-1. */
 #define KVP_MAX_TIERS 8
+/* Distinct sequences of one run at most (docs/MODEL.md "Streams"). */
+#define KVP_MAX_SEQUENCES 64
 
 typedef enum kvp_variation {
     KVP_VAR_LOW = 0,
@@ -115,6 +117,9 @@ typedef struct kvp_scenario {
     uint32_t steps;  /* decode steps */
     uint64_t seed;
     kvp_variation variation;
+    /* distinct synthetic sequences, each with its own seed and prompt length (docs/MODEL.md
+     * "Streams"); 1: one sequence, as before */
+    uint32_t sequences;
     /* names of the presets applied, for the report ("" if none) */
     char hw_name[64];
     char model_name[64];
@@ -307,6 +312,11 @@ typedef struct kvp_synth_params {
 } kvp_synth_params;
 void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc);
 int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err);
+/* `sequences` distinct synthetic sequences of sp's steps and layers (docs/MODEL.md
+ * "Streams"): sequence q has seed sp->seed + q and its own prompt length; 1 is
+ * kvp_trace_synthetic itself. */
+int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
+                                  uint32_t sequences, kvp_error *err);
 /* Writes a trace's scores as a float32 .npy of shape (N, L, P+N-1). */
 int kvp_trace_write_npy(const kvp_trace *t, const char *path, kvp_error *err);
 /* The same, stopping with KVP_EINTR (and no file) when *cancel becomes nonzero. */
@@ -401,6 +411,15 @@ typedef struct kvp_result {
     uint64_t link_up_bytes[KVP_MAX_TIERS], link_down_bytes[KVP_MAX_TIERS];
     double link_up_busy_s[KVP_MAX_TIERS], link_down_busy_s[KVP_MAX_TIERS];
     uint32_t online;         /* 1 if the policy is online (kvp_policy_online) */
+    /* A trace of several streams (docs/MODEL.md "Streams"): its sequences (0 for a trace of
+     * one stream) and per sequence its prompt, decoded tokens (steps), and the KV bytes its
+     * streams read from HBM and from below and had promoted and demoted, summed over the
+     * layers (0 for a policy that is not simulated step by step, as bound). */
+    uint32_t sequences;
+    struct kvp_seq_result {
+        uint32_t prompt, steps;
+        uint64_t kv_read_hbm, kv_read_dram, promoted_bytes, demoted_bytes;
+    } seq[KVP_MAX_SEQUENCES];
 } kvp_result;
 
 typedef void (*kvp_progress_fn)(void *user, uint64_t done, uint64_t total);

@@ -1214,6 +1214,17 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
             kvp_counters_add(&c, &ctx.out[(size_t)l * npol + i].c);
         }
         rc = kvp_result_fill(&res[i], sc, tr, &ctx.ps[i], ctx.g[i], ctx.slots[i], t, &c, err);
+        for (uint32_t q = 0; rc >= 0 && ctx.si && q < ctx.si->nseq; q++) {
+            uint64_t tok[4] = {0};
+            for (uint32_t l = 0; l < L; l++)
+                for (size_t k = 0; k < 4; k++)
+                    tok[k] += ctx.seq_out[(((size_t)l * npol + i) * ctx.si->nseq + q) * 4 + k];
+            uint64_t *dst[4] = {&res[i].seq[q].kv_read_hbm, &res[i].seq[q].kv_read_dram,
+                                &res[i].seq[q].promoted_bytes, &res[i].seq[q].demoted_bytes};
+            for (size_t k = 0; k < 4; k++)
+                if (__builtin_mul_overflow(tok[k], ctx.tok_bytes, dst[k]))
+                    rc = kvp_error_set(err, KVP_ERANGE, "byte counts overflow 64 bits");
+        }
     }
     if (sums && rc >= 0) {
         memset(sums, 0, sizeof *sums);

@@ -88,6 +88,13 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
     for (uint32_t q = 0; q < kvp_trace_sequence_count(tr); q++)
         decoded += kvp_trace_sequence_steps(tr, q);
     res->throughput_tok_s = (double)sc->batch * (double)decoded / time_s;
+    if (kvp_trace_streams(tr)) {
+        res->sequences = kvp_trace_sequence_count(tr);
+        for (uint32_t q = 0; q < res->sequences && q < KVP_MAX_SEQUENCES; q++) {
+            res->seq[q].prompt = kvp_trace_sequence_prompt(tr, q);
+            res->seq[q].steps = kvp_trace_sequence_steps(tr, q);
+        }
+    }
     double kv_all = (double)res->kv_read_hbm + (double)res->kv_read_dram;
     res->hbm_hit_rate_kv = kv_all > 0 ? (double)res->kv_read_hbm / kv_all : 1.0;
     double w = (double)res->weight_read;

@@ -358,8 +358,12 @@ int kvp_trace_sequences(kvp_trace **out, kvp_trace **seqs, uint32_t n, kvp_error
     int per_head = 0;
     char name[256] = "";
     size_t at = 0;
-    if (n == 0)
-        return kvp_error_set(err, KVP_EINVAL, "no sequences given");
+    if (n == 0 || n > KVP_MAX_SEQUENCES) {
+        for (uint32_t q = 0; q < n; q++)
+            kvp_trace_free(seqs[q]);
+        return kvp_error_set(err, KVP_EINVAL, "%u sequences; from 1 to %u", n,
+                             KVP_MAX_SEQUENCES);
+    }
     for (uint32_t q = 0; q < n && rc == 0; q++) {
         const kvp_trace *t = seqs[q];
         const kvp_streams *si = t->streams;
@@ -405,6 +409,51 @@ int kvp_trace_sequences(kvp_trace **out, kvp_trace **seqs, uint32_t n, kvp_error
             stream[i++] = si ? si->stream[h] : seqs[q];
     }
     return streams_make(out, own, n, stream, total, n, heads, per_head, name, err);
+}
+
+/* ---- synthetic sequences ---- */
+
+/* PLACEHOLDER until the documented prompt-length distribution lands (docs/MODEL.md
+ * "Streams"): sequence q's prompt, uniform in [P/2, 3P/2] (at least 1) from a hash of the seed
+ * and q.  The one place that chooses a synthetic sequence's prompt length. */
+static uint32_t sequence_prompt(uint32_t P, uint64_t seed, uint32_t q)
+{
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * ((uint64_t)q + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    const uint64_t lo = P / 2, span = (uint64_t)P + 1; /* [P/2, P/2 + P] */
+    const uint64_t p = lo + z % span;
+    return p < 1 ? 1 : p > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)p;
+}
+
+int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
+                                  uint32_t sequences, kvp_error *err)
+{
+    *out = NULL;
+    if (sequences <= 1)
+        return kvp_trace_synthetic(out, sp, err);
+    if (sequences > KVP_MAX_SEQUENCES)
+        return kvp_error_set(err, KVP_EINVAL, "sequences %u: at most %u", sequences,
+                             KVP_MAX_SEQUENCES);
+    kvp_trace *seq[KVP_MAX_SEQUENCES] = {0};
+    for (uint32_t q = 0; q < sequences; q++) {
+        kvp_synth_params one = *sp;
+        one.seed = sp->seed + q; /* its own seed */
+        one.prompt = sequence_prompt(sp->prompt, sp->seed, q);
+        int rc = kvp_trace_synthetic(&seq[q], &one, err);
+        if (rc < 0) {
+            for (uint32_t j = 0; j < q; j++)
+                kvp_trace_free(seq[j]);
+            return rc;
+        }
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%.200s:sequences=%u", seq[0]->name, sequences);
+    int rc = kvp_trace_sequences(out, seq, sequences, err);
+    if (rc == 0)
+        snprintf((*out)->name, sizeof (*out)->name, "%s", name);
+    return rc;
 }
 
 uint32_t kvp_trace_stream_count(const kvp_trace *t)
