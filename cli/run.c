@@ -258,6 +258,8 @@ typedef struct run_opts {
     cli_scn scn;
     cli_ckpt ckpt; /* --checkpoint, --resume */
     const char *trace, *policies, *json, *csv, *threads, *sa_log;
+    const char *traces[KVP_MAX_SEQUENCES]; /* --trace, repeatable: one file per sequence */
+    int ntrace;
     const char *timeline, *placement, *placement_layer, *placement_policy;
     int check, quiet, verbose;
     cli_run_keys keys; /* the values taken from [run] sections */
@@ -376,7 +378,6 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
         }
         if ((m = cli_scn_option(&o->scn, a, &i)) != 0 ||
             (m = cli_ckpt_option(&o->ckpt, a, &i)) != 0 ||
-            (m = cli_opt_value(a, &i, "--trace", NULL, &o->trace)) != 0 ||
             (m = cli_opt_value(a, &i, "--synthetic", NULL, &o->scn.synthetic)) != 0 ||
             (m = cli_opt_value(a, &i, "--policy", NULL, &o->policies)) != 0 ||
             (m = cli_opt_value(a, &i, "--json", NULL, &o->json)) != 0 ||
@@ -389,6 +390,17 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0) {
             if (m < 0)
                 return -m;
+            continue;
+        }
+        const char *tv = NULL;
+        if ((m = cli_opt_value(a, &i, "--trace", NULL, &tv)) != 0) {
+            if (m < 0)
+                return -m;
+            if (o->ntrace == KVP_MAX_SEQUENCES)
+                return cli_usage(a->cmd, "--trace: at most %d files (one per sequence)",
+                                 KVP_MAX_SEQUENCES);
+            o->traces[o->ntrace++] = tv;
+            o->trace = o->traces[0];
             continue;
         }
         if ((m = cli_opt_flag(a, i, "--check", NULL)) != 0) {
@@ -420,6 +432,11 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
     int rc = load_run_keys(o);
     if (rc)
         return rc;
+    if (o->trace && o->ntrace == 0) /* from a [run] section */
+        o->traces[o->ntrace++] = o->trace;
+    if (o->trace && cli_scn_sets(&o->scn, "sequences"))
+        return cli_usage(a->cmd, "--set sequences makes synthetic sequences; with --trace, "
+                         "give one --trace per sequence");
     if (o->trace && o->scn.synthetic)
         return cli_usage(a->cmd, "--trace and --synthetic exclude each other: a run uses "
                          "one trace");
@@ -570,9 +587,10 @@ static int write_steps(const run_opts *o, const kvp_scenario *sc, const kvp_resu
 /* Before anything is read or written: no output may be an input or another output. */
 static int check_files(const cli_args *a, const run_opts *o)
 {
-    cli_file in[64];
+    cli_file in[64 + KVP_MAX_SEQUENCES];
     size_t nin = cli_scn_inputs(&o->scn, in, 60);
-    in[nin++] = (cli_file){o->trace, "--trace"};
+    for (int k = 0; k < o->ntrace; k++)
+        in[nin++] = (cli_file){o->traces[k], "--trace"};
     in[nin++] = (cli_file){o->ckpt.resume, "--resume"};
     in[nin++] = (cli_file){o->ckpt.checkpoint, "--checkpoint"};
     const cli_file out[] = {
@@ -689,6 +707,20 @@ static int write_reports(const run_opts *o, const kvp_scenario *sc, const kvp_tr
 static int open_trace(const run_opts *o, kvp_scenario *sc, kvp_trace **tr)
 {
     kvp_error err = {0};
+    if (o->ntrace > 1) { /* distinct sequences, one file each (docs/MODEL.md "Streams") */
+        kvp_trace *seq[KVP_MAX_SEQUENCES];
+        for (int k = 0; k < o->ntrace; k++)
+            if (kvp_trace_open_npy(&seq[k], o->traces[k], &err) < 0) {
+                for (int j = 0; j < k; j++)
+                    kvp_trace_free(seq[j]);
+                return cli_error("%s", err.msg);
+            }
+        if (kvp_trace_sequences(tr, seq, (uint32_t)o->ntrace, &err) < 0)
+            return cli_error("%s", err.msg);
+        sc->prompt = kvp_trace_prompt(*tr);
+        sc->steps = kvp_trace_steps(*tr);
+        return 0;
+    }
     if (o->trace) {
         if (kvp_trace_open_npy(tr, o->trace, &err) < 0)
             return cli_error("%s", err.msg);
@@ -699,7 +731,7 @@ static int open_trace(const run_opts *o, kvp_scenario *sc, kvp_trace **tr)
     }
     kvp_synth_params sp;
     kvp_synth_default(&sp, sc);
-    if (kvp_trace_synthetic(tr, &sp, &err) < 0)
+    if (kvp_trace_synthetic_sequences(tr, &sp, sc->sequences, &err) < 0)
         return cli_error("%s", err.msg);
     return 0;
 }
@@ -760,6 +792,23 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     }
     if ((rc = open_trace(&o, &sc, &tr)) != 0)
         goto done;
+    if (kvp_trace_stream_count(tr) > 1 && !o.policies) {
+        /* the default list on streams: the policies that run on them (docs/MODEL.md
+         * "Streams"); a list given names its own, and a policy that cannot is refused */
+        char dropped[256] = "";
+        size_t kept = 0, at = 0;
+        for (size_t i = 0; i < (size_t)n; i++) {
+            if (kvp_policy_streams(specs[i].ops))
+                specs[kept++] = specs[i];
+            else if (at < sizeof dropped)
+                at += (size_t)snprintf(dropped + at, sizeof dropped - at, "%s%s",
+                                       at ? ", " : "", kvp_policy_name(specs[i].ops));
+        }
+        n = (int)kept;
+        if (at && !o.quiet)
+            fprintf(stderr, "kvplace: %u streams: left out %s (not run on several streams "
+                    "yet)\n", kvp_trace_stream_count(tr), dropped);
+    }
     if ((rc = cli_ckpt_open(&o.ckpt, &sc, tr)) != 0)
         goto done;
     ro.checkpoint = o.ckpt.ck;

@@ -363,6 +363,8 @@ const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *cou
 /* 1 if the policy is online (DESIGN.md §11): its decisions at step n use only the trace up
  * to step n, the reads of step n included; an engine could run it. */
 int kvp_policy_online(const kvp_policy_ops *ops);
+/* 1 if the policy runs on traces of several streams (KV heads, distinct sequences). */
+int kvp_policy_streams(const kvp_policy_ops *ops);
 /* Parses "name[:key=value]..."; unknown names and keys, junk and out-of-range values fail. */
 int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err);
 /* Parses a comma-separated list; "all" expands to every policy.  Returns the count. */
