@@ -256,7 +256,9 @@ static void random_scenario(kvp_scenario *sc, uint32_t L, uint32_t C)
 
 static const char *const policies[] = {"unlimited", "static",          "reactive",
                                        "reactive:g=2", "page",          "lookahead:W=3:R=0.5",
-                                       "lookahead:W=1:R=1", "sa:W_max=4:W0=2:budget=8", "bound"};
+                                       "lookahead:W=1:R=1", "lookahead:W=4:R=0.2",
+                                       "sa:W_max=4:W0=2:budget=8", "hot", "balanced",
+                                       "payback", "steer", "hot:decay=1:budget=0.5", "bound"};
 #define NPOL (sizeof policies / sizeof *policies)
 
 static int same_two_tier(const kvp_result *a, const kvp_result *b)

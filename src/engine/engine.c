@@ -44,6 +44,9 @@ struct kvp_engine_layer {
     uint32_t tslots[KVP_MAX_TIERS];
     uint32_t tiers;
     int fixed; /* the policy has KVP_CAP_FIXED */
+    const uint32_t *rank; /* this step's ranking below HBM (kvp_step_rank_below), or NULL */
+    uint32_t nrank;
+    double rank_rate;
     /* blocks whose residency changed this step, with their state before the step */
     uint32_t *touched;
     uint32_t ntouched;
@@ -111,12 +114,12 @@ static void touch_tier(struct kvp_engine_layer *e, uint32_t b)
     e->was[b] = (uint8_t)(e->tier[b] == TIER_NONE ? TIER_NONE : e->tier[b] + 1u);
 }
 
-/* Puts a block out of HBM below it: into tier 1, and while the tier it enters is full, the
- * tier's least recent block moves one tier down (the slowest tier takes any: the run's
- * capacities hold the whole KV, checked before it starts). */
-static void place_below(struct kvp_engine_layer *e, uint32_t b)
+/* Puts a block out of HBM below it: into tier `from` (1 for a block leaving HBM), and while
+ * the tier it enters is full, the tier's least recent block moves one tier down (the slowest
+ * tier takes any: the run's capacities hold the whole KV, checked before it starts). */
+static void place_below(struct kvp_engine_layer *e, uint32_t b, uint32_t from)
 {
-    for (uint32_t k = 1;; k++) {
+    for (uint32_t k = from;; k++) {
         if (e->count[k] < e->tslots[k] || k + 1 == e->tiers) {
             list_push(e, b, k);
             return;
@@ -130,6 +133,72 @@ static void place_below(struct kvp_engine_layer *e, uint32_t b)
         list_push(e, b, k);
         b = v;
     }
+}
+
+/* A policy's ranking below HBM (docs/POLICIES.md "Tiers beyond two"): the ranked blocks out
+ * of HBM fill tiers 1, 2, ... fastest first in rank order, slots_k of them belonging in tier
+ * k (the slowest tier takes the rest); one in a slower tier than its place moves up, and the
+ * least recent block of that tier not ranked into it goes one tier down; one already in a
+ * faster tier stays.  With rate < 1, of the moves up (counted before any is made) only the
+ * first ceil(rate x count) in rank order are made.
+ * Each tier's blocks ranked into it are first made its most recent, so the tail that gives
+ * way is never one of them (fewer of them are there than slots while one is still to come). */
+static void rank_below(struct kvp_engine_layer *e)
+{
+    uint32_t i = 0, moves = UINT32_MAX;
+    if (e->rank_rate < 1) { /* count the moves up first, to take the rate of */
+        uint32_t want = 0;
+        for (uint32_t k = 1, j = 0; k + 1 < e->tiers; k++)
+            for (uint32_t take = 0; j < e->nrank && take < e->tslots[k]; j++) {
+                uint32_t b = e->rank[j];
+                if (b >= e->nblocks || e->tier[b] == 0 || e->tier[b] == TIER_NONE)
+                    continue;
+                take++;
+                want += e->tier[b] > k;
+            }
+        double q = e->rank_rate * want - 1e-9; /* the ceiling as lookahead's quota takes it */
+        moves = q <= 0 ? 0 : (uint32_t)q + ((double)(uint32_t)q < q);
+    }
+    for (uint32_t k = 1; k + 1 < e->tiers && moves > 0; k++) {
+        uint32_t j = i, take = 0;
+        for (; j < e->nrank && take < e->tslots[k]; j++) {
+            uint32_t b = e->rank[j];
+            if (b >= e->nblocks || e->tier[b] == 0 || e->tier[b] == TIER_NONE)
+                continue;
+            take++;
+            if (e->tier[b] == k)
+                list_touch(e, b);
+        }
+        for (; i < j && moves > 0; i++) {
+            uint32_t b = e->rank[i];
+            if (b >= e->nblocks || e->tier[b] == 0 || e->tier[b] == TIER_NONE ||
+                e->tier[b] <= k)
+                continue;
+            if (!e->was[b])
+                touch_tier(e, b);
+            list_remove(e, b);
+            moves--;
+            if (e->count[k] < e->tslots[k]) {
+                list_push(e, b, k);
+                continue;
+            }
+            uint32_t v = e->tail[k];
+            if (!e->was[v])
+                touch_tier(e, v);
+            list_remove(e, v);
+            list_push(e, b, k);
+            place_below(e, v, k + 1);
+        }
+        i = j;
+    }
+}
+
+void kvp_step_rank_below(kvp_step *s, const uint32_t *blocks, uint32_t count, double rate)
+{
+    struct kvp_engine_layer *e = s->eng;
+    e->rank = blocks;
+    e->nrank = count;
+    e->rank_rate = rate;
 }
 
 /* A new block out of HBM, for a policy that never moves a block: the fastest tier with a
@@ -574,7 +643,7 @@ static void resolve_tiers(struct kvp_engine_layer *e, const kvp_step *s)
     for (uint32_t i = 0; i < n; i++) {
         uint32_t b = e->touched[i];
         if (!e->resident[b] && e->tier[b] == 0)
-            place_below(e, b);
+            place_below(e, b, 1);
     }
     if (s->opens_block && e->tier[s->new_block] == TIER_NONE) {
         if (e->resident[s->new_block])
@@ -582,7 +651,11 @@ static void resolve_tiers(struct kvp_engine_layer *e, const kvp_step *s)
         else if (e->fixed)
             place_new(e, s->new_block);
         else
-            place_below(e, s->new_block);
+            place_below(e, s->new_block, 1);
+    }
+    if (e->rank) {
+        rank_below(e);
+        e->rank = NULL;
     }
 }
 

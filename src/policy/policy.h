@@ -78,6 +78,12 @@ uint32_t kvp_step_demote_many(kvp_step *s, const uint32_t *blocks, uint32_t coun
  * it is acc->score converted, a pass over the reads that the engine leaves to the policies
  * that need the scores in this step (reactive and page only when they overflow). */
 const double *kvp_step_read_score(kvp_step *s);
+/* With more than two tiers (s->li->model->tiers > 2; a no-op otherwise): the policy's
+ * ranking of the blocks out of HBM after this step, best first.  After the step the engine
+ * fills tiers 1, 2, ... fastest first in this order (docs/POLICIES.md "Tiers beyond two"),
+ * making the first ceil(rate x count) of the count moves up that needs, in rank order.
+ * blocks must stay valid until the step returns; resident blocks in it are passed over. */
+void kvp_step_rank_below(kvp_step *s, const uint32_t *blocks, uint32_t count, double rate);
 /* The default for a new block: into HBM if it opens this step and a slot is free. */
 int kvp_step_place_new_default(kvp_step *s);
 
