@@ -179,6 +179,120 @@ static void test_new_block_below(void)
     kvp_trace_free(t);
 }
 
+/* The rank rules below HBM (docs/POLICIES.md "Tiers beyond two"), on the machine above with
+ * one HBM slot (12 B) and one DRAM slot; CXL on link 2.  Each case's engine-only rule (a
+ * block leaving HBM, and a new block, enter DRAM and push DRAM's least recent one down) is
+ * worked too, so that each check tells the two apart. */
+static void rank_machine(kvp_scenario *sc)
+{
+    machine(sc, 0);
+    set(sc, "hbm_capacity=12");
+}
+
+/* page (1-token pages, bool marks: every score 1, ties to the lower page).  P = 4: HBM {0},
+ * DRAM {1}, CXL {2, 3}.  Step 0 reads 2 and 3 (from CXL): the target is page 2, so 0 leaves
+ * HBM for DRAM (pushing 1 to CXL) and 2 comes up; the new page 4 enters DRAM (pushing 0 to
+ * CXL).  Then the rank: of the pages read and out of HBM, {3}, the first takes DRAM: 3 moves
+ * up and DRAM's 4 goes to CXL.  Net: 0 HBM -> CXL, 1 DRAM -> CXL, 2 CXL -> HBM, 3 CXL ->
+ * DRAM, the new token in CXL.  Bytes (2 a token): HBM read 2 (0) written 2 (2); DRAM read 2
+ * (1) written 2 (3); CXL read 4 (the reads of 2 and 3; their moves carry nothing more) written
+ * 6 (0, 1, the new token).  Promoted 4 (2 and 3), demoted 4.  Link 2 down 6 / 20 = .3 over
+ * CXL 10 / 50, link 2 up 4 / 20: T = .3.  Without the rank: 4 stays in DRAM, promoted 2, CXL
+ * written 4, DRAM moved in 0. */
+static void test_rank_page(void)
+{
+    const int m[][5] = {{2, 3, -1}};
+    kvp_trace *t = marks(1, 4, m);
+    kvp_scenario sc;
+    kvp_result r;
+    rank_machine(&sc);
+    CHECK_OK(run(&sc, t, "page:page_tokens=1", &r), &err);
+    CHECK_EQ_U64(r.tier_read[0], 2);
+    CHECK_EQ_U64(r.tier_write[0], 2);
+    CHECK_EQ_U64(r.tier_read[1], 2);
+    CHECK_EQ_U64(r.tier_write[1], 2);
+    CHECK_EQ_U64(r.tier_moved_in[1], 2);
+    CHECK_EQ_U64(r.tier_kv_read[2], 4);
+    CHECK_EQ_U64(r.tier_read[2], 4);
+    CHECK_EQ_U64(r.tier_write[2], 6);
+    CHECK_EQ_U64(r.promoted_bytes, 4);
+    CHECK_EQ_U64(r.demoted_bytes, 4);
+    CHECK_EQ_U64(r.link_down_bytes[2], 6);
+    CHECK_NEAR(r.total_time_s, 0.3, 1e-15);
+    kvp_trace_free(t);
+}
+
+/* lookahead, W = 2.  P = 4, N = 2; step 0 reads 2 and 3, step 1 reads 3: at step 0 f(3) = 2,
+ * f(2) = 1.  Initial: the wanted block 3 in HBM, then DRAM {0}, CXL {1, 2}.  Step 0: nothing
+ * wanted is out of HBM; the new block 4 enters DRAM (0 to CXL); the rank below is [2] (f 1):
+ * 2 moves up to DRAM, 4 goes to CXL.  Reads: HBM 2, CXL 2.  Moves: 0 DRAM -> CXL (DRAM read
+ * 2, CXL written 2), 2 CXL -> DRAM (read this step: DRAM written 2); the new token in CXL (2).
+ * DRAM 4 / 100, link 1 2 / 100 each way, CXL 6 / 50 = .12, link 2 up 2 / 20, down 4 / 20 =
+ * .2: t = .2.  Step 1: f(2) = 0, f(3) = 1; HBM read 2; the new block 5 enters DRAM and pushes
+ * 2 (unranked now) to CXL: DRAM read 2, written 2 (the new token); CXL written 2; link 2 down
+ * 2 / 20 = .1 over DRAM .04: t = .1.  T = .3; promoted 2 (2 at step 0), demoted 4.  With
+ * R = 0 the rank moves nothing (R is its rate as it is the promotions'): 4 stays in DRAM at
+ * step 0 and goes to CXL at step 1; promoted 0, demoted 4 (0, then 4); DRAM written 4 (the
+ * two new tokens), read 4 (0, 4); CXL read 2 (the read of 2), written 4 (0, then 4); each
+ * step's link 2 carries 2 B one way or both: .1 + .1, T = .2. */
+static void test_rank_lookahead(void)
+{
+    const int m[][5] = {{2, 3, -1}, {3, -1}};
+    kvp_trace *t = marks(2, 5, m);
+    kvp_scenario sc;
+    kvp_result r;
+    rank_machine(&sc);
+    CHECK_OK(run(&sc, t, "lookahead:W=2:R=1", &r), &err);
+    CHECK_EQ_U64(r.tier_kv_read[0], 4);
+    CHECK_EQ_U64(r.tier_kv_read[2], 2);
+    CHECK_EQ_U64(r.tier_read[1], 4);
+    CHECK_EQ_U64(r.tier_write[1], 4);
+    CHECK_EQ_U64(r.tier_read[2], 2);
+    CHECK_EQ_U64(r.tier_write[2], 6);
+    CHECK_EQ_U64(r.promoted_bytes, 2);
+    CHECK_EQ_U64(r.demoted_bytes, 4);
+    CHECK_NEAR(r.total_time_s, 0.3, 1e-15);
+    CHECK_OK(run(&sc, t, "lookahead:W=2:R=0", &r), &err);
+    CHECK_EQ_U64(r.tier_read[1], 4);
+    CHECK_EQ_U64(r.tier_write[1], 4);
+    CHECK_EQ_U64(r.tier_read[2], 2);
+    CHECK_EQ_U64(r.tier_write[2], 4);
+    CHECK_EQ_U64(r.promoted_bytes, 0);
+    CHECK_EQ_U64(r.demoted_bytes, 4);
+    CHECK_NEAR(r.total_time_s, 0.2, 1e-15);
+    kvp_trace_free(t);
+}
+
+/* hot (the online family's rule), with no HBM slot (10 B: the weights alone), so that only
+ * the rank below HBM moves anything.  P = 3, one step reading all (sparsity 0) with scores
+ * 1, 3, 2: p is the score over the highest, halved (decay 0.5), so the misses rank 1, 2, 0.
+ * Initial: DRAM {0}, CXL {1, 2}.  The new block 3 enters DRAM (0 to CXL); the rank's first,
+ * 1, takes DRAM, and 3 goes to CXL.  Reads: DRAM 2, CXL 4.  Moves: 0 DRAM -> CXL and 1 CXL ->
+ * DRAM, both read this step: CXL written 2, DRAM written 2; the new token in CXL (2).  DRAM
+ * 4 / 100, CXL 8 / 50 = .16, link 2 up 4 / 20 = .2, down 4 / 20 = .2: T = .2; promoted 2,
+ * demoted 2.  Without the rank: 3 in DRAM, CXL written 2 (0), promoted 0. */
+static void test_rank_online(void)
+{
+    const float v[3] = {1, 3, 2};
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_from_memory(&t, v, 1, 1, 3, 0, "scores", &err), &err);
+    kvp_scenario sc;
+    kvp_result r;
+    machine(&sc, 0);
+    set(&sc, "hbm_capacity=10");
+    CHECK_OK(run(&sc, t, "hot", &r), &err);
+    CHECK_EQ_U64(r.tier_kv_read[1], 2);
+    CHECK_EQ_U64(r.tier_kv_read[2], 4);
+    CHECK_EQ_U64(r.tier_read[1], 2);
+    CHECK_EQ_U64(r.tier_write[1], 2);
+    CHECK_EQ_U64(r.tier_read[2], 4);
+    CHECK_EQ_U64(r.tier_write[2], 4);
+    CHECK_EQ_U64(r.promoted_bytes, 2);
+    CHECK_EQ_U64(r.demoted_bytes, 2);
+    CHECK_NEAR(r.total_time_s, 0.2, 1e-15);
+    kvp_trace_free(t);
+}
+
 static void test_refused(void)
 {
     kvp_scenario sc;
@@ -509,6 +623,9 @@ int main(int argc, char **argv)
         {"static_fills_in_order", test_static_fills_in_order},
         {"move_between_tiers", test_move_between_tiers},
         {"new_block_below", test_new_block_below},
+        {"rank_page", test_rank_page},
+        {"rank_lookahead", test_rank_lookahead},
+        {"rank_online", test_rank_online},
         {"refused", test_refused},
         {"empty_third_tier", empty_third_tier},
         {"bound_below_all", bound_below_all},
