@@ -97,6 +97,10 @@ static void test_static_fills_in_order(void)
     CHECK_EQ_U64(r.link_down_bytes[2], 2);
     CHECK_NEAR(r.link_up_busy_s[2], 0.1, 1e-15);
     CHECK_NEAR(r.tier_busy_s[0], 14.0 / 1000, 1e-15);
+    /* No placement does better: 4 prompt tokens and 3 slots in HBM and DRAM leave one read
+     * in CXL, 2 B up link 2 at 20 B/s. */
+    CHECK_OK(run(&sc, t, "optimal", &r), &err);
+    CHECK_NEAR(r.total_time_s, 0.1, 1e-12);
     kvp_trace_free(t);
 }
 
@@ -149,6 +153,13 @@ static void test_move_between_tiers(void)
     CHECK_EQ_U64(r.link_up_bytes[1], 4);
     CHECK_EQ_U64(r.link_down_bytes[1], 6);
     CHECK_NEAR(r.total_time_s, 0.3, 1e-15);
+    /* The optimum keeps block 3 and a free slot in HBM from the start (0 in DRAM, 1 and 2 in
+     * CXL, free), so the step reads 3 from HBM and writes the new token there: HBM's 10 + 2 +
+     * 2 B at 1000 B/s, nothing else. */
+    CHECK_OK(run(&sc, t, "optimal", &r), &err);
+    CHECK_NEAR(r.total_time_s, 0.014, 1e-12);
+    CHECK_EQ_U64(r.tier_kv_read[0], 2);
+    CHECK_EQ_U64(r.tier_write[0], 2);
     kvp_trace_free(t);
 }
 
@@ -488,6 +499,74 @@ static void test_bound_below_all(uint64_t seed)
     CHECK(spread > 400);
 }
 
+/* optimal with three and four tiers (docs/BOUNDS.md "More than two tiers"): its placement,
+ * replayed through the engine, takes the MIP's value (optimal checks it, and fails the run
+ * otherwise); it is at or below every policy (each is a feasible placement of the same
+ * program: the initial placement is free, every tier within its slots), at or above its LP
+ * relaxation, which is at or above `bound`. */
+static void test_optimal_tiers(uint64_t seed)
+{
+    static const unsigned bw[] = {5, 20, 50, 100, 300};
+    rng_state = seed ^ 0x0b7a1u;
+    printf("optimal with 3 and 4 tiers: seed %llu\n", (unsigned long long)seed);
+    const int iters = getenv("KVP_TEST_LIGHT") ? 4 : 40;
+    int moved = 0; /* cases where the optimum moves something below HBM */
+    for (int iter = 0; iter < iters; iter++) {
+        uint32_t L = 1, N = 1 + rnd(4), P = 1 + rnd(6), C = P + N - 1; /* GLPK's sizes */
+        uint32_t K = 3 + rnd(2);
+        kvp_trace *t = random_trace(N, L, C, rnd(3) == 0);
+        kvp_scenario sc;
+        random_scenario(&sc, L, C);
+        kvp_derived d;
+        CHECK_OK(kvp_scenario_derive(&sc, &d, &err), &err);
+        const unsigned long long blk = (unsigned long long)L * d.tok_bytes;
+        setu(&sc, "tiers", K);
+        setu(&sc, "dram_capacity", blk * rnd(4) + 1);
+        for (uint32_t k = 2; k < K; k++) {
+            char name[32];
+            snprintf(name, sizeof name, "tier%u_capacity", k);
+            setu(&sc, name, k + 1 == K ? blk * (C + 4) : blk * rnd(4)); /* g <= 4 */
+            snprintf(name, sizeof name, "tier%u_bandwidth", k);
+            setu(&sc, name, bw[rnd(5)]);
+            snprintf(name, sizeof name, "tier%u_link", k);
+            uint32_t j = 1 + rnd(k);
+            setu(&sc, name, j);
+            snprintf(name, sizeof name, "link%u_bandwidth", j);
+            if (j > 1)
+                setu(&sc, name, bw[rnd(5)]);
+            if (rnd(2)) {
+                snprintf(name, sizeof name, "link%u_down_bandwidth", j);
+                setu(&sc, name, bw[rnd(5)]);
+            }
+        }
+        kvp_result o, lp, b;
+        int rc = run(&sc, t, "optimal:tlim=20", &o);
+        if (!check_report_(rc == 0, __FILE__, __LINE__, "optimal runs")) {
+            fprintf(stderr, "    %s (K %u, seed %llu, iteration %d)\n", err.msg, K,
+                    (unsigned long long)seed, iter);
+            kvp_trace_free(t);
+            continue;
+        }
+        CHECK_OK(run(&sc, t, "optimal:relax=1", &lp), &err);
+        CHECK_OK(run(&sc, t, "bound", &b), &err);
+        CHECK(lp.total_time_s <= o.total_time_s * (1 + 1e-9));
+        CHECK(b.total_time_s <= lp.total_time_s * (1 + 1e-9));
+        for (uint32_t k = 1; k < K; k++)
+            moved += o.tier_moved_in[k] > 0;
+        for (size_t i = 1; i + 1 < NPOL; i++) {
+            kvp_result r;
+            CHECK_OK(run(&sc, t, policies[i], &r), &err);
+            if (!check_report_(o.total_time_s <= r.total_time_s * (1 + 1e-9), __FILE__,
+                               __LINE__, "optimal at or below every policy"))
+                fprintf(stderr, "    %s: %.17g < optimal %.17g (K %u, seed %llu, iteration "
+                        "%d)\n", policies[i], r.total_time_s, o.total_time_s, K,
+                        (unsigned long long)seed, iter);
+        }
+        kvp_trace_free(t);
+    }
+    CHECK(moved > 0 || iters < 40);
+}
+
 /* static with K tiers against a reference written from the model alone: blocks (1 token)
  * fill HBM, then tier 1, 2, ... in index order and never move; a new token takes the fastest
  * tier with a free slot (the slowest if none); each step reads its marked positions from
@@ -616,6 +695,7 @@ static void test_static_reference(uint64_t seed)
 static void empty_third_tier(void) { test_empty_third_tier(check_seed); }
 static void bound_below_all(void) { test_bound_below_all(check_seed); }
 static void static_reference(void) { test_static_reference(check_seed); }
+static void optimal_tiers(void) { test_optimal_tiers(check_seed); }
 
 int main(int argc, char **argv)
 {
@@ -630,6 +710,7 @@ int main(int argc, char **argv)
         {"empty_third_tier", empty_third_tier},
         {"bound_below_all", bound_below_all},
         {"static_reference", static_reference},
+        {"optimal_tiers", optimal_tiers},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }
