@@ -429,12 +429,40 @@ static void test_empty_third_tier(uint64_t seed)
     }
 }
 
+/* Makes a random scenario of random_scenario K tiers: tiers 1..K-2 small, the last holding
+ * the whole KV at g <= 4; links random, some shared, some asymmetric. */
+static void more_tiers(kvp_scenario *sc, uint32_t L, uint32_t C, uint32_t K)
+{
+    static const unsigned bw[] = {5, 20, 50, 100, 300};
+    kvp_derived d;
+    CHECK_OK(kvp_scenario_derive(sc, &d, &err), &err);
+    const unsigned long long blk = (unsigned long long)L * d.tok_bytes;
+    setu(sc, "tiers", K);
+    setu(sc, "dram_capacity", blk * rnd(4) + 1); /* at least 1 byte */
+    for (uint32_t k = 2; k < K; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "tier%u_capacity", k);
+        setu(sc, name, k + 1 == K ? blk * (C + 4) : blk * rnd(4));
+        snprintf(name, sizeof name, "tier%u_bandwidth", k);
+        setu(sc, name, bw[rnd(5)]);
+        snprintf(name, sizeof name, "tier%u_link", k);
+        uint32_t j = 1 + rnd(k);
+        setu(sc, name, j);
+        snprintf(name, sizeof name, "link%u_bandwidth", j);
+        if (j > 1)
+            setu(sc, name, bw[rnd(5)]);
+        if (rnd(2)) {
+            snprintf(name, sizeof name, "link%u_down_bandwidth", j);
+            setu(sc, name, bw[rnd(5)]);
+        }
+    }
+}
+
 /* With three and four tiers: every policy at or above `bound`, every read served by some
  * tier, every move out of a tier a move into another, and (check mode) no tier over its
  * slots after any step. */
 static void test_bound_below_all(uint64_t seed)
 {
-    static const unsigned bw[] = {5, 20, 50, 100, 300};
     rng_state = seed ^ 0x9e3779b9u;
     printf("bound with 3 and 4 tiers: seed %llu\n", (unsigned long long)seed);
     int spread = 0; /* runs reading from tier 1 and the slowest tier: the cases do test tiers */
@@ -444,29 +472,7 @@ static void test_bound_below_all(uint64_t seed)
         kvp_trace *t = random_trace(N, L, C, rnd(3) == 0);
         kvp_scenario sc;
         random_scenario(&sc, L, C);
-        kvp_derived d;
-        CHECK_OK(kvp_scenario_derive(&sc, &d, &err), &err);
-        const unsigned long long blk = (unsigned long long)L * d.tok_bytes;
-        /* tiers 1..K-2 small, the last holding the whole KV; links random, some shared */
-        setu(&sc, "tiers", K);
-        setu(&sc, "dram_capacity", blk * rnd(4) + 1); /* at least 1 byte */
-        for (uint32_t k = 2; k < K; k++) {
-            char name[32];
-            snprintf(name, sizeof name, "tier%u_capacity", k);
-            setu(&sc, name, k + 1 == K ? blk * (C + 4) : blk * rnd(4));
-            snprintf(name, sizeof name, "tier%u_bandwidth", k);
-            setu(&sc, name, bw[rnd(5)]);
-            snprintf(name, sizeof name, "tier%u_link", k);
-            uint32_t j = 1 + rnd(k);
-            setu(&sc, name, j);
-            snprintf(name, sizeof name, "link%u_bandwidth", j);
-            if (j > 1)
-                setu(&sc, name, bw[rnd(5)]);
-            if (rnd(2)) {
-                snprintf(name, sizeof name, "link%u_down_bandwidth", j);
-                setu(&sc, name, bw[rnd(5)]);
-            }
-        }
+        more_tiers(&sc, L, C, K);
         kvp_result b;
         CHECK_OK(run(&sc, t, "bound", &b), &err);
         for (size_t i = 0; i + 1 < NPOL; i++) {
@@ -506,7 +512,6 @@ static void test_bound_below_all(uint64_t seed)
  * relaxation, which is at or above `bound`. */
 static void test_optimal_tiers(uint64_t seed)
 {
-    static const unsigned bw[] = {5, 20, 50, 100, 300};
     rng_state = seed ^ 0x0b7a1u;
     printf("optimal with 3 and 4 tiers: seed %llu\n", (unsigned long long)seed);
     const int iters = getenv("KVP_TEST_LIGHT") ? 4 : 40;
@@ -517,28 +522,7 @@ static void test_optimal_tiers(uint64_t seed)
         kvp_trace *t = random_trace(N, L, C, rnd(3) == 0);
         kvp_scenario sc;
         random_scenario(&sc, L, C);
-        kvp_derived d;
-        CHECK_OK(kvp_scenario_derive(&sc, &d, &err), &err);
-        const unsigned long long blk = (unsigned long long)L * d.tok_bytes;
-        setu(&sc, "tiers", K);
-        setu(&sc, "dram_capacity", blk * rnd(4) + 1);
-        for (uint32_t k = 2; k < K; k++) {
-            char name[32];
-            snprintf(name, sizeof name, "tier%u_capacity", k);
-            setu(&sc, name, k + 1 == K ? blk * (C + 4) : blk * rnd(4)); /* g <= 4 */
-            snprintf(name, sizeof name, "tier%u_bandwidth", k);
-            setu(&sc, name, bw[rnd(5)]);
-            snprintf(name, sizeof name, "tier%u_link", k);
-            uint32_t j = 1 + rnd(k);
-            setu(&sc, name, j);
-            snprintf(name, sizeof name, "link%u_bandwidth", j);
-            if (j > 1)
-                setu(&sc, name, bw[rnd(5)]);
-            if (rnd(2)) {
-                snprintf(name, sizeof name, "link%u_down_bandwidth", j);
-                setu(&sc, name, bw[rnd(5)]);
-            }
-        }
+        more_tiers(&sc, L, C, K);
         kvp_result o, lp, b;
         int rc = run(&sc, t, "optimal:tlim=20", &o);
         if (!check_report_(rc == 0, __FILE__, __LINE__, "optimal runs")) {

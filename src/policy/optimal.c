@@ -130,44 +130,53 @@ static void add_row(glp_prob *lp, int cnt, const int *ind, const double *val, in
     glp_set_mat_row(lp, r, cnt, ind, val);
 }
 
+/* The problem and its columns, `per` of each kind per token (1, or K tiers): y at ycol[n + 1],
+ * moves at pcol[n] and dcol[n], s at scol; and 1-based row and column buffers (GLPK's
+ * convention) for the largest row, 2 (P + N) per + 2 entries, or a column, at most 11. */
+static int layout(model *m, uint32_t per, int **ind, double **val)
+{
+    const uint32_t P = m->P, N = m->N;
+    const size_t buf = 2 * ((size_t)P + N) * per + 16;
+    m->ycol = malloc(((size_t)N + 1) * sizeof *m->ycol);
+    m->pcol = malloc((size_t)N * sizeof *m->pcol);
+    m->dcol = malloc((size_t)N * sizeof *m->dcol);
+    *ind = malloc(buf * sizeof **ind);
+    *val = malloc(buf * sizeof **val);
+    m->lp = glp_create_prob();
+    if (!m->ycol || !m->pcol || !m->dcol || !*ind || !*val || !m->lp) {
+        free(*ind);
+        free(*val);
+        return -1;
+    }
+    glp_set_obj_dir(m->lp, GLP_MIN);
+    int col = 1;
+    for (uint32_t n1 = 0; n1 <= N; n1++) { /* n1 = n + 1 */
+        m->ycol[n1] = col;
+        col += (int)((P + n1) * per);
+    }
+    for (uint32_t n = 0; n < N; n++) {
+        m->pcol[n] = col;
+        col += (int)((P + n) * per);
+        m->dcol[n] = col;
+        col += (int)((P + n) * per);
+    }
+    m->scol = col;
+    col += (int)N;
+    m->ncols = col - 1;
+    glp_add_cols(m->lp, m->ncols);
+    return 0;
+}
+
 /* Builds the model of one layer (the access sets must be read). */
 static int build(model *m, int relax, kvp_error *err)
 {
     const uint32_t P = m->P, N = m->N;
     const size_t C = (size_t)P + N;
-    m->ycol = malloc(((size_t)N + 1) * sizeof *m->ycol);
-    m->pcol = malloc((size_t)N * sizeof *m->pcol);
-    m->dcol = malloc((size_t)N * sizeof *m->dcol);
-    /* Row and column buffers (1-based, GLPK's convention): the largest row has 2 (P + N) + 2
-     * entries, a column at most 11. */
-    const size_t buf = 2 * C + 16;
-    int *ind = malloc(buf * sizeof *ind);
-    double *val = malloc(buf * sizeof *val);
-    m->lp = glp_create_prob();
-    if (!m->ycol || !m->pcol || !m->dcol || !ind || !val || !m->lp) {
-        free(ind);
-        free(val);
+    int *ind;
+    double *val;
+    if (layout(m, 1, &ind, &val) < 0)
         return kvp_error_set(err, KVP_ENOMEM, "optimal: out of memory for a model");
-    }
     glp_prob *lp = m->lp;
-    glp_set_obj_dir(lp, GLP_MIN);
-
-    /* Columns. */
-    int col = 1;
-    for (uint32_t n1 = 0; n1 <= N; n1++) { /* n1 = n + 1 */
-        m->ycol[n1] = col;
-        col += (int)(P + n1);
-    }
-    for (uint32_t n = 0; n < N; n++) {
-        m->pcol[n] = col;
-        col += (int)(P + n);
-        m->dcol[n] = col;
-        col += (int)(P + n);
-    }
-    m->scol = col;
-    col += (int)N;
-    m->ncols = col - 1;
-    glp_add_cols(lp, m->ncols);
     const int yend = m->ycol[N] + (int)(P + N); /* the first column after the y */
     for (int j = 1; j < m->scol; j++) {
         if (j < yend) {
@@ -299,35 +308,11 @@ static int build_tiers(model *m, int relax, kvp_error *err)
 {
     const uint32_t P = m->P, N = m->N, K = m->K;
     const size_t C = (size_t)P + N;
-    m->ycol = malloc(((size_t)N + 1) * sizeof *m->ycol);
-    m->pcol = malloc((size_t)N * sizeof *m->pcol);
-    m->dcol = malloc((size_t)N * sizeof *m->dcol);
-    const size_t buf = 2 * C * K + 16;
-    int *ind = malloc(buf * sizeof *ind);
-    double *val = malloc(buf * sizeof *val);
-    m->lp = glp_create_prob();
-    if (!m->ycol || !m->pcol || !m->dcol || !ind || !val || !m->lp) {
-        free(ind);
-        free(val);
+    int *ind;
+    double *val;
+    if (layout(m, K, &ind, &val) < 0)
         return kvp_error_set(err, KVP_ENOMEM, "optimal: out of memory for a model");
-    }
     glp_prob *lp = m->lp;
-    glp_set_obj_dir(lp, GLP_MIN);
-    int col = 1;
-    for (uint32_t n1 = 0; n1 <= N; n1++) {
-        m->ycol[n1] = col;
-        col += (int)((P + n1) * K);
-    }
-    for (uint32_t n = 0; n < N; n++) {
-        m->pcol[n] = col;
-        col += (int)((P + n) * K);
-        m->dcol[n] = col;
-        col += (int)((P + n) * K);
-    }
-    m->scol = col;
-    col += (int)N;
-    m->ncols = col - 1;
-    glp_add_cols(lp, m->ncols);
     const int yend = m->ycol[N] + (int)((P + N) * K);
     for (int j = 1; j <= m->ncols; j++) {
         if (j < yend && !relax)
