@@ -33,7 +33,7 @@ typedef struct head_state {
     uint32_t layer;         /* the view's layer, for the sets it hands out */
 } head_state;
 
-static int head_open_wrapped(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+static int head_open_wrapped(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
                              kvp_error *err)
 {
     const head_view *v = t->impl;
@@ -42,7 +42,7 @@ static int head_open_wrapped(const kvp_trace *t, uint32_t layer, double sparsity
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", t->name);
     hs->vt = v->base->vt;
     hs->layer = layer;
-    int rc = hs->vt->cursor_open(v->base, layer * v->heads + v->head, sparsity, &hs->state,
+    int rc = hs->vt->cursor_open(v->base, layer * v->heads + v->head, budget, &hs->state,
                                  err);
     if (rc < 0) {
         free(hs);
@@ -169,7 +169,7 @@ static void streams_close(void *state)
     free(c);
 }
 
-static int streams_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
                         kvp_error *err)
 {
     const streams_impl *im = t->impl;
@@ -190,7 +190,7 @@ static int streams_open(const kvp_trace *t, uint32_t layer, double sparsity, voi
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", t->name);
     }
     for (uint32_t i = 0; i < S; i++) {
-        int rc = kvp_cursor_create(&c->sub[i], im->stream[i], layer, sparsity, err);
+        int rc = kvp_cursor_create(&c->sub[i], im->stream[i], layer, budget, err);
         if (rc < 0) {
             streams_close(c);
             return rc;
