@@ -150,6 +150,16 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
     printf(", batch %u, tok_bytes %llu (%s), KV budget %s, slots per layer %u (1-token "
            "blocks)\n", sc->batch, (unsigned long long)d.tok_bytes, tb, kb,
            kvp_slots(sc, &d, 1));
+    const uint32_t S = kvp_trace_stream_count(tr), H = kvp_trace_heads(tr);
+    if (S > 1 && d.tok_bytes) { /* docs/MODEL.md "Streams": slots count a stream's tokens */
+        kvp_derived ds = d;
+        ds.tok_bytes /= H > 1 ? H : 1;
+        printf("streams   %u (%u sequence%s x %u head%s), a stream's token %llu bytes, slots "
+               "per layer %u shared by the streams (1-token blocks)\n", S,
+               kvp_trace_sequence_count(tr), kvp_trace_sequence_count(tr) == 1 ? "" : "s", H,
+               H == 1 ? " (all heads)" : "s", (unsigned long long)ds.tok_bytes,
+               kvp_slots(sc, &ds, 1));
+    }
 }
 
 /* The policy's name for people: its spec with short numbers; a policy that reports
@@ -241,7 +251,7 @@ static int print_no_spill(const kvp_scenario *sc, const kvp_trace *tr, const kvp
         return 0;
     uint64_t tokens = (uint64_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr);
     uint32_t slots = kvp_slots(sc, &d, 1);
-    if (slots < tokens || n == 0)
+    if (slots < tokens || n == 0 || kvp_trace_stream_count(tr) > 1)
         return 0;
     for (size_t i = 1; i < n; i++) /* a block policy could still fall short by a block */
         if (res[i].total_time_s != res[0].total_time_s)
