@@ -495,6 +495,10 @@ static int steps_open(const run_opts *o, const kvp_trace *tr, const kvp_policy_s
     if (!o->timeline && !o->placement)
         return 0;
     uint32_t L = kvp_trace_layers(tr), N = kvp_trace_steps(tr), P = kvp_trace_prompt(tr);
+    if (o->placement && kvp_trace_stream_count(tr) > 1)
+        return cli_error("--placement %s: a placement is one stream's positions; %s has %u "
+                         "streams (not supported yet)", o->placement, kvp_trace_name(tr),
+                         kvp_trace_stream_count(tr));
     if (o->placement) {
         sr->pl_policy = 0;
         if (o->placement_policy) {

@@ -122,8 +122,12 @@ static int trace_info(const cli_args *a)
     uint32_t N = kvp_trace_steps(tr), L = kvp_trace_layers(tr), P = kvp_trace_prompt(tr);
     int is_bool = kvp_trace_is_bool(tr);
     printf("trace      %s\n", path);
-    printf("shape      (%u, %u, %llu): steps, layers, context\n", N, L,
-           (unsigned long long)P + N - 1);
+    if (kvp_trace_heads(tr) > 1)
+        printf("shape      (%u, %u, %u, %llu): steps, layers, heads, context\n", N, L,
+               kvp_trace_heads(tr), (unsigned long long)P + N - 1);
+    else
+        printf("shape      (%u, %u, %llu): steps, layers, context\n", N, L,
+               (unsigned long long)P + N - 1);
     printf("kind       %s\n", is_bool ? "bool access marks (sparsity and topk do not apply)"
                                       : "float importance scores");
     printf("prompt     %u tokens (context - steps + 1)\n", P);
@@ -140,6 +144,10 @@ static int trace_info(const cli_args *a)
            st.mean_overlap);
     printf("sinks      %.6g: share of reads among the first 16 positions (sink tokens)\n",
            st.mean_sink_share);
+    if (kvp_trace_heads(tr) > 1) /* docs/MODEL.md section 12 */
+        printf("heads      %u streams (one per KV head); %.6g: mean share of a head's reads "
+               "that another head reads too (1: the heads read alike)\n", kvp_trace_heads(tr),
+               st.mean_head_overlap);
 done:
     kvp_trace_free(tr);
     cli_scn_free(&scn);

@@ -350,6 +350,10 @@ typedef struct kvp_trace_stats {
     double mean_reads_per_step; /* per (n,l) */
     double mean_overlap;      /* mean |A(n)∩A(n-1)| / |A(n)| over n >= 1 and layers */
     double mean_sink_share;   /* share of reads among the first 16 positions */
+    /* A 4-D trace (one stream per KV head): the mean over steps, layers and ordered pairs of
+     * distinct heads (h, h') of |A_h ∩ A_h'| / |A_h|: 1 when the heads read alike; 0 for
+     * one head.  With streams the figures above are per stream-step. */
+    double mean_head_overlap;
 } kvp_trace_stats;
 int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
                             kvp_error *err);
@@ -481,7 +485,8 @@ typedef struct kvp_step_record {
     uint32_t resident;     /* blocks in HBM after the step */
     uint32_t slots;        /* UINT32_MAX: no limit */
     uint32_t block_tokens; /* g */
-    uint32_t blocks;       /* blocks that exist after the step (the new token's included) */
+    uint32_t blocks;       /* blocks that exist after the step (the new token's included);
+                            * 0 on a trace of several streams (no per-position placement) */
     const uint8_t *in_hbm; /* per block, 1 if in HBM after the step; valid during the call */
 } kvp_step_record;
 /* Called from the engine's worker threads, for different layers at the same time (one

@@ -98,5 +98,13 @@ refused "a policy not on streams" 1 "policy lpbound does not run on several stre
 refused "sequences out of range" 1 "sequences: 65 is out of range" \
     run $SMALL --set sequences=65 --policy static --json "$J"
 
+refused "placement on streams" 1 "a placement is one stream's positions" \
+    run $SMALL --trace "$T/h8.npy" --policy static --placement "$T/reports/p.npy"
+
+# trace info on a 4-D file: the heads' agreement (all read everything here: 1)
+kv trace info "$T/h8.npy"
+if [ "$rc" -eq 0 ] && grep -q '^heads      8 streams.*; 1: mean share' "$T/out" &&
+    grep -q 'shape      (4, 2, 8, 23)' "$T/out"; then ok; else bad "trace info on 4-D"; fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1022,7 +1022,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
             (m->fixed_bytes[1] + (traffic.read[1] + traffic.write[1])) / m->bandwidth[1],
             up / m->up_bandwidth[l1], down / m->down_bandwidth[l1],
             st.kv_read[0], below, st.promoted, st.demoted, e->nresident,
-            pl->li.slots, g, S > 1 ? e->nblocks : s->new_block + 1, e->resident};
+            pl->li.slots, g, S > 1 ? 0 : s->new_block + 1, e->resident};
         rc->hook(rc->hook_user, &r);
     }
     if (g != 1)
