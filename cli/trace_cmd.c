@@ -48,6 +48,11 @@ static int trace_gen(const cli_args *a)
         goto done;
     if ((rc = cli_scn_build(&scn, &sc)) != 0)
         goto done;
+    if (sc.sequences > 1) {
+        rc = cli_usage(a->cmd, "trace gen writes one sequence's trace; --set sequences=%u "
+                       "would need one file each", sc.sequences);
+        goto done;
+    }
     kvp_synth_params sp;
     kvp_synth_default(&sp, &sc);
     if (kvp_trace_synthetic(&tr, &sp, &err) < 0 ||
