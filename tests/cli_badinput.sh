@@ -21,14 +21,6 @@ SMALL="--config $T/small.ini"
 RUN="run $SMALL --policy static --json $J --csv $C"
 
 # --- .npy files ----------------------------------------------------------------------
-# npy FILE DESCR FORTRAN SHAPE: a version 1.0 prelude and header (data is appended after).
-npy() {
-    dict="{'descr': '$2', 'fortran_order': $3, 'shape': $4, }"
-    len=$((${#dict} + 1))
-    printf '\223NUMPY\001\000' >"$1"
-    printf "\\$(printf %03o $((len % 256)))\\$(printf %03o $((len / 256)))" >>"$1"
-    printf '%s\n' "$dict" >>"$1"
-}
 zeros() { head -c "$2" /dev/zero >>"$1"; }
 
 # shape (4, 2, 23): 4 steps, 2 layers, 23 positions -> P = 20; 184 floats = 736 bytes.

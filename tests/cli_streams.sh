@@ -14,13 +14,6 @@ layers = 2
 EOF2
 SMALL="--config $T/small.ini"
 
-npy() {
-    dict="{'descr': '$2', 'fortran_order': $3, 'shape': $4, }"
-    len=$((${#dict} + 1))
-    printf '\223NUMPY\001\000' >"$1"
-    printf "\\$(printf %03o $((len % 256)))\\$(printf %03o $((len / 256)))" >>"$1"
-    printf '%s\n' "$dict" >>"$1"
-}
 ones() { head -c "$2" /dev/zero | tr '\0' '\1' >>"$1"; }
 
 # bool marks (every position read): a: 4 steps, P = 20; b: 2 steps, P = 9; 4-D: 8 heads

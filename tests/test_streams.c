@@ -168,6 +168,18 @@ static void test_identical_heads(void)
     }
 }
 
+/* The hand-worked cases' two sequences (below) and toy machine. */
+static kvp_trace *two_sequences(kvp_scenario *sc)
+{
+    static const int a_marks[][8] = {{0, 1, -1}, {0, 2, -1}, {1, 3, -1}};
+    static const int b_marks[][8] = {{0, -1}};
+    kvp_trace *seq[2] = {marks_trace(3, 4, a_marks), marks_trace(1, 1, b_marks)};
+    kvp_trace *t = NULL;
+    REQUIRE_OK(kvp_trace_sequences(&t, seq, 2, &err), &err);
+    toy_machine(sc, 100, 106, 100);
+    return t;
+}
+
 /* Two sequences of different lengths, static, one layer, toy machine (tok_bytes 2 B, HBM
  * 1000 B/s, DRAM 100 B/s, link 100 B/s, weights 100 B, 3 slots).  A: P = 2, N = 3, reads {0,1},
  * {0,2}, {1,3}; B: P = 1, N = 1, reads {0}.  Blocks b * 2 + i: A's are even, B's odd.
@@ -182,13 +194,8 @@ static void test_identical_heads(void)
  * B: 2 B from HBM.  Without the freeing, A3 would go to DRAM (hbm_write 0). */
 static void test_two_sequences_static(void)
 {
-    static const int a_marks[][8] = {{0, 1, -1}, {0, 2, -1}, {1, 3, -1}};
-    static const int b_marks[][8] = {{0, -1}};
-    kvp_trace *seq[2] = {marks_trace(3, 4, a_marks), marks_trace(1, 1, b_marks)};
-    kvp_trace *t = NULL;
-    REQUIRE_OK(kvp_trace_sequences(&t, seq, 2, &err), &err);
     kvp_scenario sc;
-    toy_machine(&sc, 100, 106, 100);
+    kvp_trace *t = two_sequences(&sc);
     kvp_result r = run_one(&sc, t, "static", 1);
     CHECK_NEAR(r.total_time_s, 0.314, 1e-12);
     CHECK_NEAR(r.throughput_tok_s, 4 / 0.314, 1e-12);
@@ -235,13 +242,8 @@ static void test_two_sequences_static(void)
  * T = 0.326. */
 static void test_two_sequences_reactive(void)
 {
-    static const int a_marks[][8] = {{0, 1, -1}, {0, 2, -1}, {1, 3, -1}};
-    static const int b_marks[][8] = {{0, -1}};
-    kvp_trace *seq[2] = {marks_trace(3, 4, a_marks), marks_trace(1, 1, b_marks)};
-    kvp_trace *t = NULL;
-    REQUIRE_OK(kvp_trace_sequences(&t, seq, 2, &err), &err);
     kvp_scenario sc;
-    toy_machine(&sc, 100, 106, 100);
+    kvp_trace *t = two_sequences(&sc);
     kvp_result r = run_one(&sc, t, "reactive", 1);
     CHECK_NEAR(r.total_time_s, 0.326, 1e-12);
     CHECK_EQ_U64(r.kv_read_hbm, 6 + 4 + 2);

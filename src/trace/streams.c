@@ -79,16 +79,7 @@ static int head_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k
     int rc = hs->vt->cursor_step(hs->state, n, &a, err);
     if (rc < 0)
         return rc;
-    uint32_t lo = 0, hi = a.count;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (a.pos[mid] < below)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *k = a.count;
-    *h = lo;
+    kvp_access_count_below(&a, below, k, h);
     return 0;
 }
 

@@ -48,6 +48,8 @@ void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, fl
  * size and a binary search of it. */
 int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t *h,
                            kvp_error *err);
+/* The same two counts of a set in hand: its size and a binary search. */
+void kvp_access_count_below(const kvp_access *a, uint32_t below, uint32_t *k, uint32_t *h);
 
 /* How many of the top-k of scores[0..n) (kvp_topk's set: ties to the lower positions) lie
  * below position `below`; scratch holds n entries.  *kth_key (if not NULL) receives the k-th
