@@ -170,7 +170,8 @@ static void test_buffer_refused(void)
                 &err, "has no heads");
     CHECK(t == NULL);
     /* a 4-D buffer is accepted: one stream per head */
-    REQUIRE(kvp_trace_from_buffer(&t, f, KVP_DTYPE_F32, 4, s4, "arr", &err) == 0);
+    float f4[2 * 1 * 2 * 4] = {0};
+    REQUIRE(kvp_trace_from_buffer(&t, f4, KVP_DTYPE_F32, 4, s4, "arr", &err) == 0);
     CHECK_EQ_INT(kvp_trace_stream_count(t), 2);
     CHECK_EQ_INT(kvp_trace_heads(t), 2);
     CHECK_EQ_INT(kvp_trace_layers(t), 1);
