@@ -35,7 +35,6 @@
 #define MAX_PLANES 11u  /* f <= W <= 1024 < 2^11 */
 #define LEVEL_SLOTS 65u /* level masks kept per step: every level of W <= 64 */
 #define NO_SLOT UINT32_MAX
-#define NO_STEP UINT32_MAX
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
@@ -174,30 +173,6 @@ HOT static void slide(layer *ly, uint32_t m, int up)
             uint64_t t = (up ? p[k] : ~p[k]) & c;
             p[k] ^= c;
             c = t;
-        }
-    }
-}
-
-/* f -= A(out), f += A(in) (in == NO_STEP: none) in one pass: a block in both keeps its
- * count, so only A(in) \ A(out) carries and A(out) \ A(in) borrows. */
-HOT static void slide_pair(layer *ly, uint32_t out, uint32_t in)
-{
-    const uint64_t *b = acc_bits(ly, out), *a = in == NO_STEP ? NULL : acc_bits(ly, in);
-    const uint32_t nb = words_of((uint64_t)ly->P + out), np = ly->np;
-    const uint32_t na = a ? words_of((uint64_t)ly->P + in) : 0, nw = na > nb ? na : nb;
-    uint64_t *pl = ly->pl;
-    for (uint32_t i = 0; i < nw; i++) {
-        const uint64_t x = i < na ? a[i] : 0, y = i < nb ? b[i] : 0;
-        uint64_t c = x & ~y, e = y & ~x, *p = pl + (size_t)i * np;
-        for (uint32_t k = 0; k < np && c; k++) {
-            uint64_t t = p[k] & c;
-            p[k] ^= c;
-            c = t;
-        }
-        for (uint32_t k = 0; k < np && e; k++) {
-            uint64_t t = ~p[k] & e;
-            p[k] ^= e;
-            e = t;
         }
     }
 }
@@ -543,10 +518,12 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
             goto done;
         }
         if (n > 0) {
-            /* (the ring's W + 1 slots keep A(n - 1) while A(n + W - 1) is made) */
-            if (n + W <= N && (rc = fetch(&ly, err)) < 0)
-                goto done;
-            slide_pair(&ly, n - 1, n + W <= N ? n + W - 1 : NO_STEP);
+            slide(&ly, n - 1, 0);
+            if (n + W <= N) {
+                if ((rc = fetch(&ly, err)) < 0)
+                    goto done;
+                slide(&ly, n + W - 1, 1);
+            }
         }
         const uint32_t ctx = ly.P + n;
         find_level(&ly, ctx, g->slots);
