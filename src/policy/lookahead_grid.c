@@ -168,21 +168,11 @@ HOT static void slide(layer *ly, uint32_t m, int up)
     const uint32_t nw = words_of((uint64_t)ly->P + m), np = ly->np;
     uint64_t *pl = ly->pl;
     for (uint32_t i = 0; i < nw; i++) {
-        /* Every plane, without stopping when the carry dies out: where it does is random
-         * (a branch mispredicted about once a word), and a plane costs three operations. */
         uint64_t c = a[i], *p = pl + (size_t)i * np;
-        if (up) {
-            for (uint32_t k = 0; k < np; k++) {
-                uint64_t t = p[k] & c;
-                p[k] ^= c;
-                c = t;
-            }
-        } else {
-            for (uint32_t k = 0; k < np; k++) {
-                uint64_t t = ~p[k] & c;
-                p[k] ^= c;
-                c = t;
-            }
+        for (uint32_t k = 0; k < np && c; k++) {
+            uint64_t t = (up ? p[k] : ~p[k]) & c;
+            p[k] ^= c;
+            c = t;
         }
     }
 }
