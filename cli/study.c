@@ -7,6 +7,7 @@
  * leaves no file; a missing gnuplot only costs the plots.  docs/RESULTS.md reads the results.
  */
 #include "study_report.h"
+#include "sweep.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -454,10 +455,11 @@ static int run_point(study_ctx *c, const study_def *def, point *p, size_t i, siz
     return 0;
 }
 
-/* A point's results from a sweep's directory (--from DIR): the same numbers as running it. */
-static int point_from_sweep(study_ctx *c, const study_def *def, point *p, const char *dir)
+/* A point's results from a sweep's directory: the same numbers as running it. */
+static int point_from_sweep(study_ctx *c, const study_def *def, point *p, const char *dir,
+                            const char *trace)
 {
-    int rc = cli_sweep_results(dir, &p->sc, c->specs, c->nspec, p->res);
+    int rc = cli_sweep_results(dir, &p->sc, trace, c->specs, c->nspec, p->res);
     if (rc >= 0)
         return rc;
     char what[LABEL_TEXT];
@@ -465,6 +467,56 @@ static int point_from_sweep(study_ctx *c, const study_def *def, point *p, const 
     return cli_error("study %s: point %s is not in the sweep %s (run kvplace sweep "
                      "examples/studies/%s.ini --out %s with the same --set options)", def->name,
                      what, dir, def->name, dir);
+}
+
+/* The study's points as a sweep (docs/SWEEP.md): every distinct scenario of the studies run
+ * is one point, in the studies' order; the policies are the study's.  A point shared by two
+ * studies (study all) runs once. */
+static int study_sweep(sweep_spec *s, study_ctx *c, const char *name, const char *trace,
+                       study_out *outs, size_t nout)
+{
+    memset(s, 0, sizeof *s);
+    size_t total = 0;
+    for (size_t i = 0; i < nout; i++)
+        total += outs[i].n;
+    char path[LABEL_TEXT];
+    snprintf(path, sizeof path, "study %s", name);
+    s->path = strdup(path);
+    s->pts = calloc(total ? total : 1, sizeof *s->pts);
+    const point **first = calloc(total ? total : 1, sizeof *first); /* of each sweep point */
+    if (!s->path || !s->pts || !first) {
+        free(first);
+        return cli_error("out of memory");
+    }
+    memcpy(s->specs, c->specs, c->nspec * sizeof *c->specs);
+    s->nspecs = c->nspec;
+    for (size_t i = 0; i < nout; i++) {
+        for (size_t k = 0; k < outs[i].n; k++) {
+            point *p = &outs[i].pts[k];
+            point_key(p);
+            size_t j = 0;
+            while (j < s->npts && strcmp(first[j]->key, p->key) != 0)
+                j++;
+            if (j < s->npts)
+                continue;
+            first[s->npts] = p;
+            sweep_point *sp = &s->pts[s->npts];
+            char what[LABEL_TEXT], settings[LABEL_TEXT + VAR_TEXT];
+            point_text(what, sizeof what, outs[i].def, p);
+            snprintf(settings, sizeof settings, "%s: %s", outs[i].def->name, what);
+            sp->index = s->npts++;
+            sp->sc = p->sc;
+            sp->trace = trace ? trace : "synthetic";
+            sp->settings = strdup(settings);
+            sp->trace_path = trace ? strdup(trace) : NULL;
+            if (!sp->settings || (trace && !sp->trace_path)) {
+                free(first);
+                return cli_error("out of memory");
+            }
+        }
+    }
+    free(first);
+    return sweep_spec_seal(s);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -679,6 +731,7 @@ typedef struct study_opts {
     cli_scn scn;
     const char *name, *out, *trace, *policies, *threads, *sa_budget, *query_heads;
     const char *from; /* --from DIR: the points' results from a sweep's directory */
+    const char *jobs, *shard; /* the study's sweep: points at once, the share to run */
     cli_ckpt ckpt; /* --checkpoint, --resume */
     int quiet;
 } study_opts;
@@ -722,10 +775,12 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
         if ((m = cli_opt_value(a, &i, "--out", NULL, &o->out)) != 0 ||
             (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0 ||
             (m = cli_opt_value(a, &i, "--from", NULL, &o->from)) != 0 ||
+            (m = cli_opt_value(a, &i, "--jobs", "-j", &o->jobs)) != 0 ||
+            (m = cli_opt_value(a, &i, "--shard", NULL, &o->shard)) != 0 ||
             (m = cli_ckpt_option(&o->ckpt, a, &i)) != 0) {
             if (m < 0)
                 return -m;
-            continue; /* neither changes a result */
+            continue; /* none changes a result */
         }
         if ((m = cli_opt_flag(a, i, "--quiet", "-q")) != 0) {
             if (m < 0)
@@ -761,6 +816,9 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
                          "hitrate, batch, accounting, gap, tiers, online, all", o->name,
                          s ? " (did you mean \"" : "", s ? s : "", s ? "\"?)" : "");
     }
+    if ((o->ckpt.checkpoint || o->ckpt.resume || o->from) && o->shard)
+        return cli_usage(a->cmd, "--shard runs a share of the study's sweep; not with --%s",
+                         o->from ? "from" : o->ckpt.checkpoint ? "checkpoint" : "resume");
     if (o->from && (o->trace || o->ckpt.checkpoint || o->ckpt.resume))
         return cli_usage(a->cmd, "--from takes the results of a sweep of synthetic traces; "
                          "not with --%s", o->trace ? "trace" : o->ckpt.checkpoint
@@ -957,6 +1015,9 @@ int cli_cmd_study(const cli_args *a)
     study_out outs[MAX_STUDIES];
     size_t nout = 0;
     int help = 0, rc;
+    sweep_spec sw;
+    char sweep_dir[PATH_TEXT];
+    memset(&sw, 0, sizeof sw);
 
     memset(&o, 0, sizeof o);
     if (!c || !pts || !w) {
@@ -981,6 +1042,10 @@ int cli_cmd_study(const cli_args *a)
             goto done;
         c->ro.threads = (unsigned)t;
     }
+    sweep_run_opts sro;
+    if ((rc = sweep_run_parse(o.jobs, o.threads, o.shard, &sro)) != 0)
+        goto done;
+    sro.quiet = o.quiet;
     c->quiet = o.quiet;
     if ((rc = build_base(c, &o)) != 0 || (rc = setup_policies(c, &o)) != 0)
         goto done;
@@ -1010,15 +1075,40 @@ int cli_cmd_study(const cli_args *a)
     if ((rc = open_checkpoint(c, &o, outs, nout)) != 0)
         goto done;
 
+    /* The points run as a sweep into DIR/NAME.sweep (in parallel, resumable, sharded), and
+     * the study reads their results back from there; --from names a sweep made before.
+     * With an sa checkpoint they run here, one after the other (one checkpoint file, one
+     * search at a time). */
+    const char *from = o.from, *trace = o.trace ? o.trace : "synthetic";
+    if (!from && !c->ckpt) {
+        if ((rc = snprintf(sweep_dir, sizeof sweep_dir, "%s/%s.sweep", o.out ? o.out : ".",
+                           o.name)) < 0 || (size_t)rc >= sizeof sweep_dir) {
+            rc = cli_error("--out %s: path too long", o.out);
+            goto done;
+        }
+        if ((rc = study_sweep(&sw, c, o.name, o.trace, outs, nout)) != 0 ||
+            (rc = sweep_run(&sw, sweep_dir, NULL, &sro)) != 0)
+            goto done;
+        if (sro.shard_n > 1) {
+            if (!o.quiet)
+                fprintf(stderr, "kvplace: shard %s of study %s done; once every shard is, "
+                        "the same command without --shard writes the study (kvplace sweep "
+                        "merge %s merges the points)\n", o.shard, o.name, sweep_dir);
+            goto done;
+        }
+        if ((rc = sweep_merge(sweep_dir, 0, 1)) != 0)
+            goto done;
+        from = sweep_dir;
+    }
     /* Every point of every study, so that nothing is written unless all ran. */
     for (size_t i = 0; i < nout; i++) {
         study_out *s = &outs[i];
         double t0 = now_s();
         for (size_t k = 0; k < s->n; k++)
-            if ((rc = o.from ? point_from_sweep(c, s->def, &s->pts[k], o.from)
-                             : run_point(c, s->def, &s->pts[k], k, s->n)) != 0)
+            if ((rc = from ? point_from_sweep(c, s->def, &s->pts[k], from, trace)
+                           : run_point(c, s->def, &s->pts[k], k, s->n)) != 0)
                 goto done;
-        if (!o.quiet)
+        if (!o.quiet && !from)
             fprintf(stderr, "kvplace: study %s: %zu points in %.1f s\n", s->def->name, s->n,
                     now_s() - t0);
     }
@@ -1039,6 +1129,7 @@ int cli_cmd_study(const cli_args *a)
             fprintf(stderr, "kvplace: wrote %s/%s.{csv,json,md,gp%s}\n", w->dir,
                     outs[i].def->name, outs[i].plotted ? ",png,svg,pdf" : "");
 done:
+    sweep_spec_free(&sw);
     kvp_trace_free(c->file_trace);
     cli_ckpt_close(&o.ckpt);
     cli_scn_free(&o.scn);

@@ -60,6 +60,29 @@ int sweep_spec_load(sweep_spec *s, const char *path, const char *const *sets, si
                     const char *policies);
 void sweep_spec_free(sweep_spec *s);
 
+/* Fills the point ids and the spec's hash from the points (index, scenario, trace) and the
+ * policies: sweep_spec_load does it; a caller that builds the points itself (kvplace study)
+ * calls it.  Returns 0, or an exit status after printing the one line. */
+int sweep_spec_seal(sweep_spec *s);
+
+/* How a sweep runs: --jobs, --threads, --shard K/N (shard: the text, for messages). */
+typedef struct sweep_run_opts {
+    unsigned jobs, threads;
+    size_t shard_k, shard_n;
+    const char *shard;
+    int quiet;
+} sweep_run_opts;
+
+/* Parses the options (NULL: the default) into o; returns 0, or an exit status (printed). */
+int sweep_run_parse(const char *jobs, const char *threads, const char *shard,
+                    sweep_run_opts *o);
+/* Runs the points of the shard not yet done into dir (made if missing; refused if it holds
+ * another spec's points); spec_copy (or NULL) is copied to dir/spec.ini.  Does not merge. */
+int sweep_run(const sweep_spec *s, const char *dir, const char *spec_copy,
+              const sweep_run_opts *o);
+/* kvplace sweep merge DIR [--partial]. */
+int sweep_merge(const char *dir, int partial, int quiet);
+
 /* FNV-1a, 64 bits: ids and the spec's hash (not a cryptographic hash: it tells specs apart,
  * it does not defend against forgery). */
 uint64_t sweep_hash(uint64_t h, const char *text);

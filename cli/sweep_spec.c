@@ -428,8 +428,7 @@ static void append(char *buf, size_t len, ...)
 }
 
 /* Defaults, then the presets, then [base] in file order, then the axes in order. */
-static int build_point(sweep_spec *s, sweep_point *p, const size_t *at, char *key,
-                       size_t keylen)
+static int build_point(sweep_spec *s, sweep_point *p, const size_t *at)
 {
     kvp_error err = {0};
     char settings[SETTINGS_TEXT] = "";
@@ -470,7 +469,12 @@ static int build_point(sweep_spec *s, sweep_point *p, const size_t *at, char *ke
     p->trace = trace ? trace : "synthetic";
     if (strcmp(p->trace, "synthetic") != 0 && !(p->trace_path = resolve(s, p->trace)))
         return cli_error("out of memory");
-    /* The key: every setting that shapes the point's results. */
+    return 0;
+}
+
+/* The key: every setting that shapes the point's results. */
+static void point_key(const sweep_point *p, char *key, size_t keylen)
+{
     snprintf(key, keylen, "hw=%s;model=%s;trace=%s;", p->sc.hw_name, p->sc.model_name,
              p->trace);
     size_t np;
@@ -481,6 +485,46 @@ static int build_point(sweep_spec *s, sweep_point *p, const size_t *at, char *ke
             t[0] = 0;
         append(key, keylen, params[i].name, "=", t, ";", (const char *)NULL);
     }
+}
+
+/* The digits of the ids' index: at least 4, as many as the last index needs. */
+static int id_width(size_t npts)
+{
+    int width = 4;
+    for (size_t t = npts ? npts - 1 : 0; t >= 10000; t /= 10)
+        width++;
+    return width;
+}
+
+int sweep_spec_seal(sweep_spec *s)
+{
+    char *key = malloc(KEY_TEXT);
+    if (!key)
+        return cli_error("out of memory");
+    int width = id_width(s->npts);
+    char pol[KEY_TEXT] = "";
+    for (size_t i = 0; i < s->nspecs; i++) {
+        char one[256];
+        kvp_policy_format(&s->specs[i], one, sizeof one);
+        append(pol, sizeof pol, i ? "," : "", one, (const char *)NULL);
+    }
+    uint64_t h = sweep_hash(SWEEP_HASH_INIT, "kvplace sweep 1\nversion " KVP_VERSION
+                                             "\npolicies ");
+    h = sweep_hash(h, pol);
+    for (size_t i = 0; i < s->npts; i++) {
+        sweep_point *p = &s->pts[i];
+        point_key(p, key, KEY_TEXT);
+        uint64_t ph = sweep_hash(SWEEP_HASH_INIT, key);
+        if (snprintf(p->id, sizeof p->id, "%0*zu-%012" PRIx64, width, p->index, ph >> 16) >=
+            (int)sizeof p->id) {
+            free(key);
+            return cli_error("point index too long");
+        }
+        h = sweep_hash(h, "\n");
+        h = sweep_hash(h, key);
+    }
+    snprintf(s->hash, sizeof s->hash, "%016" PRIx64, h);
+    free(key);
     return 0;
 }
 
@@ -503,24 +547,10 @@ static int expand(sweep_spec *s)
     }
     s->pts = calloc(total, sizeof *s->pts);
     size_t *at = calloc(s->naxes + 1, sizeof *at);
-    char *key = malloc(KEY_TEXT);
-    if (!s->pts || !at || !key) {
+    if (!s->pts || !at) {
         free(at);
-        free(key);
         return cli_error("out of memory");
     }
-    int width = 4;
-    for (size_t t = total - 1; t >= 10000; t /= 10)
-        width++;
-    char pol[KEY_TEXT] = "";
-    for (size_t i = 0; i < s->nspecs; i++) {
-        char one[256];
-        kvp_policy_format(&s->specs[i], one, sizeof one);
-        append(pol, sizeof pol, i ? "," : "", one, (const char *)NULL);
-    }
-    uint64_t h = sweep_hash(SWEEP_HASH_INIT, "kvplace sweep 1\nversion " KVP_VERSION
-                                             "\npolicies ");
-    h = sweep_hash(h, pol);
     int rc = 0;
     for (size_t i = 0; i < total && !rc; i++) {
         /* The last axis varies fastest, as nested loops in the spec's order would. */
@@ -532,21 +562,14 @@ static int expand(sweep_spec *s)
         sweep_point *p = &s->pts[i];
         p->index = i;
         s->npts = i + 1;
-        if (snprintf(p->id, sizeof p->id, "%0*zu", width, i) >= (int)sizeof p->id)
-            return cli_error("point index too long");
-        if ((rc = build_point(s, p, at, key, KEY_TEXT)) != 0)
-            break;
-        uint64_t ph = sweep_hash(SWEEP_HASH_INIT, key);
-        if (snprintf(p->id, sizeof p->id, "%0*zu-%012" PRIx64, width, i, ph >> 16) >=
-            (int)sizeof p->id)
-            return cli_error("point index too long");
-        h = sweep_hash(h, "\n");
-        h = sweep_hash(h, key);
+        /* for messages until sealed */
+        if (snprintf(p->id, sizeof p->id, "%0*zu", id_width(total), i) >= (int)sizeof p->id)
+            rc = cli_error("point index too long");
+        else
+            rc = build_point(s, p, at);
     }
-    snprintf(s->hash, sizeof s->hash, "%016" PRIx64, h);
     free(at);
-    free(key);
-    return rc;
+    return rc ? rc : sweep_spec_seal(s);
 }
 
 /* --set name=value: replaces the [base] value, or adds one; a varied key is refused. */
