@@ -624,21 +624,6 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
 /* ---------------------------------------------------------------------------------------- */
 /* Merging                                                                                  */
 
-static void csv_cell(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static int is_listed(const manifest *m, const char *id)
 {
     for (size_t i = 0; i < m->n; i++)
@@ -697,7 +682,7 @@ static int write_merged(const char *dir, const manifest *m, const columns *cols,
     for (size_t i = 0; i < cols->n; i++) {
         if (i)
             fputc(',', f);
-        csv_cell(f, cols->c[i].name);
+        kvp_csv_cell(f, cols->c[i].name);
     }
     fputc('\n', f);
     size_t nrows = 0, missing = 0;
@@ -724,7 +709,7 @@ static int write_merged(const char *dir, const manifest *m, const columns *cols,
                 const char *v = cell->valuestring;
                 if (k)
                     fputc(',', f);
-                csv_cell(f, v);
+                kvp_csv_cell(f, v);
                 /* Numbers as their exact text (byte counts above 2^53 stay exact); an
                  * empty number (unlimited's slots) is null. */
                 cJSON *item = !cols->c[k].is_number ? cJSON_CreateString(v)

@@ -47,45 +47,13 @@ static char *dup_text(const char *s)
 
 typedef struct spec_ctx {
     sweep_spec *s;
-    FILE *f;
-    int line, long_line, max_line;
-    int indented;      /* the line being parsed started with a blank: a continuation */
+    kvp_ini_reader rd; /* the file, its line counts; indented: a continuation line */
     int err_line;      /* of the first error; only that one is reported */
     char err[600];
     sweep_var *last;   /* the key of the previous line, which a continuation extends */
     char last_section[64];
     char **zip_names;  /* the [zip...] sections, by axis */
 } spec_ctx;
-
-/* Reads one line for inih, counting lines so that messages can name theirs; '#' after a
- * blank starts a comment, as ';' does in inih. */
-static char *spec_read_line(char *str, int num, void *stream)
-{
-    spec_ctx *c = stream;
-    c->max_line = num;
-    if (!fgets(str, num, c->f))
-        return NULL;
-    c->line++;
-    size_t n = strlen(str);
-    if (n > 0 && str[n - 1] != '\n') {
-        int ch = getc(c->f);
-        if (ch != EOF && ch != '\n') {
-            while ((ch = getc(c->f)) != EOF && ch != '\n') {
-            }
-            if (!c->long_line)
-                c->long_line = c->line;
-            str[0] = '\0';
-            return str;
-        }
-    }
-    c->indented = str[0] == ' ' || str[0] == '\t';
-    for (char *p = str; *p; p++)
-        if (*p == '#' && p > str && (p[-1] == ' ' || p[-1] == '\t')) {
-            *p = '\0';
-            break;
-        }
-    return str;
-}
 
 static int fail(spec_ctx *c, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -99,10 +67,10 @@ static int fail(spec_ctx *c, const char *fmt, ...)
     if (!c->err_line) {
         va_list ap;
         va_start(ap, fmt);
-        int w = snprintf(c->err, sizeof c->err, "%s:%d: ", c->s->path, c->line);
+        int w = snprintf(c->err, sizeof c->err, "%s:%d: ", c->s->path, c->rd.line);
         vsnprintf(c->err + w, sizeof c->err - (size_t)w, fmt, ap);
         va_end(ap);
-        c->err_line = c->line;
+        c->err_line = c->rd.line;
     }
     return 0;
 }
@@ -324,7 +292,7 @@ static int spec_handler(void *user, const char *section, const char *name, const
     int is_base = strcmp(section, "base") == 0, is_vary = strcmp(section, "vary") == 0;
     int is_zip = strncmp(section, "zip", 3) == 0;
     /* A continuation line (indented) adds values to the key above it. */
-    if (c->indented && c->last && strcmp(c->last->name, name) == 0 &&
+    if (c->rd.indented && c->last && strcmp(c->last->name, name) == 0 &&
         strcmp(c->last_section, section) == 0 && (is_vary || is_zip))
         return add_values(c, c->last, value, 1);
     c->last = NULL;
@@ -366,7 +334,7 @@ static int spec_handler(void *user, const char *section, const char *name, const
     }
     sweep_var *v = &s->vars[s->nvars++];
     memset(v, 0, sizeof *v);
-    v->line = c->line;
+    v->line = c->rd.line;
     if (!(v->name = dup_text(name)))
         return fail(c, "out of memory");
     if (!add_values(c, v, value, !is_base))
@@ -601,7 +569,7 @@ static int apply_set(spec_ctx *c, const char *assignment)
     for (size_t k = 0; k < v->n; k++)
         free(v->values[k]);
     v->n = 0;
-    c->line = 0;
+    c->rd.line = 0;
     if (!add_value(c, v, value)) {
         /* The message names the line; here it is the command line's. */
         const char *msg = strstr(c->err, ":0: ");
@@ -630,12 +598,13 @@ int sweep_spec_load(sweep_spec *s, const char *path, const char *const *sets, si
         *(slash == s->dir ? slash + 1 : slash) = 0;
     else
         s->dir[0] = 0;
-    c.f = fopen(path, "r");
-    if (!c.f)
+    c.rd.f = fopen(path, "r");
+    c.rd.keep_indent = 1;
+    if (!c.rd.f)
         return cli_error("%s: cannot open: %s", path, strerror(errno));
-    int rc = ini_parse_stream(spec_read_line, &c, spec_handler, &c);
-    int read_err = ferror(c.f);
-    fclose(c.f);
+    int rc = ini_parse_stream(kvp_ini_read_line, &c.rd, spec_handler, &c);
+    int read_err = ferror(c.rd.f);
+    fclose(c.rd.f);
     for (size_t i = 0; i < s->naxes; i++)
         free(c.zip_names[i]);
     free(c.zip_names);
@@ -643,10 +612,10 @@ int sweep_spec_load(sweep_spec *s, const char *path, const char *const *sets, si
         return cli_error("%s: cannot read", path);
     if (rc < 0)
         return cli_error("%s: out of memory", path);
-    if (c.long_line && (rc == 0 || c.long_line < rc) &&
-        (!c.err_line || c.long_line < c.err_line))
+    if (c.rd.long_line && (rc == 0 || c.rd.long_line < rc) &&
+        (!c.err_line || c.rd.long_line < c.err_line))
         return cli_error("%s:%d: line longer than %d characters (continue a list on an "
-                         "indented line)", path, c.long_line, c.max_line - 3);
+                         "indented line)", path, c.rd.long_line, c.rd.max_line - 3);
     if (c.err_line && (rc == 0 || c.err_line <= rc))
         return cli_error("%s", c.err);
     if (rc > 0)

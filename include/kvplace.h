@@ -167,6 +167,17 @@ int kvp_scenario_validate(const kvp_scenario *sc, kvp_error *err);
 /* Reads an INI config file: keys are parameter names, sections are ignored except that
  * "hw = PRESET" and "model = PRESET" apply presets first.  Messages name file:line. */
 int kvp_config_load(kvp_scenario *sc, const char *path, kvp_error *err);
+/* The INI dialect of config files and sweep specs, for inih's ini_parse_stream (pass the
+ * reader as its stream): reads a line from f and counts it (line); skips a line longer than
+ * inih's buffer (max_line), noting the first (long_line); notes whether the line began with a
+ * blank (indented) and drops the blanks unless keep_indent (inih reads an indented line as
+ * the continuation of the previous value); '#' after a blank starts a comment, as ';' does. */
+typedef struct kvp_ini_reader {
+    FILE *f;
+    int keep_indent;
+    int line, long_line, max_line, indented;
+} kvp_ini_reader;
+char *kvp_ini_read_line(char *str, int num, void *reader);
 
 /* Number parsing shared by everything that reads user text.  Suffixes: k M G T P (1e3..)
  * and Ki Mi Gi Ti Pi (2^10..), optionally followed by B (bytes) or B/s (bandwidth). */
@@ -545,6 +556,9 @@ int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *
 /* The shortest of %.15g, %.16g, %.17g that reads back to exactly d, as the reports write
  * doubles. */
 void kvp_format_double(char *buf, size_t len, double d);
+/* Writes text to f as one CSV cell (RFC 4180: quoted when it holds a comma, a quote or a
+ * line break, quotes doubled), as the reports write their text cells. */
+void kvp_csv_cell(FILE *f, const char *text);
 
 /* The timeline (docs/CLI.md "Timeline"): give kvp_timeline_record as step_hook and the
  * timeline as step_user; then one CSV row per policy and step, summed over the layers in layer
