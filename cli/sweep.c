@@ -578,6 +578,8 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
     static const char *const refs[] = {"static", "unlimited"};
     size_t where[2], total = s->nspecs;
     int rc;
+    if (*cancel) /* the request came before this worker began */
+        return CLI_EXIT_SIGNAL + (int)*cancel;
     if (p->trace_path) {
         if ((rc = kvp_trace_open_npy(&tr, p->trace_path, &err)) >= 0) {
             /* The trace defines the run's length, as in `kvplace run --trace`. */
@@ -604,7 +606,9 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
     if (rc >= 0)
         rc = kvp_run_many(&sc, tr, all, total, &ro, res, &err);
     kvp_trace_free(tr);
-    if (rc == KVP_EINTR)
+    /* Whatever failed once the stop was asked for (a read cut short, a run between steps)
+     * is the stop's doing, not the point's: no message. */
+    if (rc == KVP_EINTR || (rc < 0 && *cancel))
         return CLI_EXIT_SIGNAL + (int)*cancel;
     if (rc < 0)
         return cli_error("point %s (%s): %s", p->id, p->settings, err.msg);
@@ -991,8 +995,15 @@ static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, con
     if (!w)
         return cli_error("out of memory");
     size_t next = 0, running = 0, done = 0, failed = 0;
-    int rc = 0;
+    int rc = 0, passed_on = 0;
     while ((next < ntodo && !failed && !*cancel) || running) {
+        /* Pass a stop on to the workers once, however it arrived (in waitpid or not). */
+        if (*cancel && !passed_on) {
+            for (unsigned j = 0; j < jobs; j++)
+                if (w[j].pid)
+                    kill(w[j].pid, SIGTERM);
+            passed_on = 1;
+        }
         while (running < jobs && next < ntodo && !failed && !*cancel) {
             size_t slot = 0;
             while (w[slot].pid)
@@ -1016,11 +1027,7 @@ static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, con
         if (pid < 0) {
             if (errno != EINTR)
                 break;
-            if (*cancel) /* pass the request on: each worker stops between steps */
-                for (unsigned j = 0; j < jobs; j++)
-                    if (w[j].pid)
-                        kill(w[j].pid, SIGTERM);
-            continue;
+            continue; /* a stop: passed on at the top of the loop */
         }
         unsigned j = 0;
         while (j < jobs && w[j].pid != pid)
