@@ -9,7 +9,7 @@
 #include "cli.h"
 
 #define SWEEP_MAX_POLICIES 32
-#define SWEEP_MAX_POINTS 1000000 /* a sanity limit: a typo in a range is refused, not run */
+#define SWEEP_MAX_POINTS 100000 /* a sanity limit: a typo in a range is refused, not run */
 #define SWEEP_ID_TEXT 48
 #define SWEEP_HASH_TEXT 17 /* 16 hex digits */
 
