@@ -243,6 +243,11 @@ for s in sparsity variation hitrate batch accounting; do
         cmp -s "$T/c/$s.$e" "$T/sha/$s.$e" && ok || bad "study all in shares: $s.$e differs"
     done
 done
+# Another scenario into the same directory: its sweep is another spec, refused before it runs
+cp "$T/sh/batch.csv" "$T/batch.before"
+kv study batch $TINY --set steps=31 --out "$T/sh"; expect_fail "a study of other settings" 1
+grep -q "batch.sweep holds the points of another sweep" "$T/err" && cmp -s "$T/sh/batch.csv" \
+    "$T/batch.before" && ok || bad "a study of other settings: not refused, or files changed"
 kv study batch $TINY --shard 3/3 --out "$T/shx"; expect_fail "--shard 3/3" 1
 kv study batch $TINY --shard 0/2 --from "$T/sh/batch.sweep" --out "$T/shx"
 expect_fail "--shard with --from" 2
