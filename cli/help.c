@@ -433,7 +433,7 @@ void cli_help_study(void)
         "The points run as a sweep (kvplace sweep --help): each point's results are kept\n"
         "in DIR/NAME.sweep/ as it finishes, so a killed study continues where it stopped\n"
         "with the same command, and the study's files are made from them.  With\n"
-        "--checkpoint or --resume the points run in this process, one after the other.\n"
+        "--checkpoint or --resume they run in this process, one after the other.\n"
         "\n"
         "The files hold no timestamps: the same inputs and seed give the same bytes (any\n"
         "--jobs, --threads or --shard).  They are written only when every point has run,\n"

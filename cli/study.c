@@ -1,7 +1,9 @@
 /*
  * `kvplace study NAME`: the study's experiments (Figs. 3 to 5 of Fang et al. 2025, arXiv
- * 2508.13231; a batch sweep, and the accounting variants of its headline).  Every point of the
- * study runs first (the simulated policies of a point share one pass over the trace, kvp_run_many);
+ * 2508.13231; a batch sweep, and the accounting variants of its headline).  Each study is its
+ * points (a built-in sweep: the functions below) and its report (cli/study_report.c).  The
+ * points run first, as a sweep into DIR/NAME.sweep (cli/sweep.c: worker processes, --jobs,
+ * --shard, resume; in this process with an sa checkpoint), and come back from its point files;
  * then NAME.csv, NAME.json, NAME.md and NAME.gp are written under temporary names in --out DIR,
  * gnuplot draws NAME.png and NAME.svg from them, and everything is renamed into place.  A failure
  * leaves no file; a missing gnuplot only costs the plots.  docs/RESULTS.md reads the results.
@@ -18,7 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_FILES (MAX_STUDIES * 7) /* csv json md gp png svg pdf */
@@ -350,13 +351,6 @@ static const study_def *find_study(const char *name)
 /* ---------------------------------------------------------------------------------------- */
 /* Running                                                                                  */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void point_key(point *p)
 {
     size_t n, used = 0;
@@ -371,12 +365,6 @@ static void point_key(point *p)
         int w = snprintf(p->key + used, sizeof p->key - used, "%s=%s;", params[i].name, t);
         used += w > 0 ? (size_t)w : 0;
     }
-}
-
-static void sa_log(void *user, const kvp_sa_event *ev)
-{
-    study_ctx *c = user;
-    snprintf(c->label, sizeof c->label, "%s sa %" PRIu32, c->cur_study, ev->evaluations);
 }
 
 static void point_text(char *buf, size_t len, const study_def *def, const point *p)
@@ -402,56 +390,6 @@ static int point_trace(const study_ctx *c, const point *p, kvp_trace **tr)
         if (kvp_trace_synthetic(tr, &sp, &err) < 0)
             return cli_error("%s", err.msg);
     }
-    return 0;
-}
-
-static int run_point(study_ctx *c, const study_def *def, point *p, size_t i, size_t n)
-{
-    kvp_error err = {0};
-    point_key(p);
-    for (size_t k = 0; k < c->ncache; k++) {
-        if (strcmp(c->cache[k]->key, p->key) == 0) {
-            memcpy(p->res, c->cache[k]->res, sizeof p->res);
-            if (!c->quiet) {
-                char what[LABEL_TEXT];
-                point_text(what, sizeof what, def, p);
-                fprintf(stderr, "kvplace: %s %zu/%zu (%s): the same scenario as a point run "
-                        "before; its results reused\n", def->name, i + 1, n, what);
-            }
-            return 0;
-        }
-    }
-    kvp_trace *tr;
-    int rc = point_trace(c, p, &tr);
-    if (rc != 0)
-        return rc;
-    c->cur_study = def->name;
-    snprintf(c->label, sizeof c->label, "%s", def->name);
-    c->pg.index = (unsigned)i;
-    c->pg.count = (unsigned)n;
-    c->pg.label = c->label;
-    double t0 = now_s();
-    rc = kvp_run_many(&p->sc, tr, c->specs, c->nspec, &c->ro, p->res, &err);
-    cli_progress_clear(&c->pg);
-    if (tr != c->file_trace)
-        kvp_trace_free(tr);
-    if (rc < 0)
-        return cli_run_failed(&err, c->ckpt);
-    kvp_result_speedups(p->res, c->nspec, study_find_res(c, p, "static")->total_time_s,
-                        study_find_res(c, p, "unlimited")->total_time_s);
-    if (!c->quiet) {
-        char what[LABEL_TEXT];
-        point_text(what, sizeof what, def, p);
-        fprintf(stderr, "kvplace: %s %zu/%zu (%s): %.1f s", def->name, i + 1, n, what,
-                now_s() - t0);
-        const kvp_result *sa = study_find_res(c, p, "sa");
-        if (sa)
-            fprintf(stderr, "; sa: %" PRIu32 " evaluations, best %s, %.3fx static",
-                    sa->sa_evaluations, sa->params, sa->speedup_vs_static);
-        fputc('\n', stderr);
-    }
-    if (c->ncache < NELEM(c->cache))
-        c->cache[c->ncache++] = p;
     return 0;
 }
 
@@ -1049,16 +987,6 @@ int cli_cmd_study(const cli_args *a)
     c->quiet = o.quiet;
     if ((rc = build_base(c, &o)) != 0 || (rc = setup_policies(c, &o)) != 0)
         goto done;
-    cli_progress_init(&c->pg, o.quiet);
-    if (c->pg.on) {
-        c->ro.progress = cli_progress_fn;
-        c->ro.progress_user = &c->pg;
-    }
-    if (!o.quiet) {
-        c->ro.sa_log = sa_log;
-        c->ro.sa_log_user = c;
-    }
-
     /* The points of every study first: a checkpoint to resume must hold one of them. */
     for (size_t i = 0; i < NELEM(studies); i++) {
         if (strcmp(o.name, "all") == 0 ? studies[i].not_in_all
@@ -1077,14 +1005,18 @@ int cli_cmd_study(const cli_args *a)
 
     /* The points run as a sweep into DIR/NAME.sweep (in parallel, resumable, sharded), and
      * the study reads their results back from there; --from names a sweep made before.
-     * With an sa checkpoint they run here, one after the other (one checkpoint file, one
-     * search at a time). */
+     * With an sa checkpoint they run in this process, one after the other (one checkpoint
+     * file takes one search at a time). */
     const char *from = o.from, *trace = o.trace ? o.trace : "synthetic";
-    if (!from && !c->ckpt) {
+    if (!from) {
         if ((rc = snprintf(sweep_dir, sizeof sweep_dir, "%s/%s.sweep", o.out ? o.out : ".",
                            o.name)) < 0 || (size_t)rc >= sizeof sweep_dir) {
             rc = cli_error("--out %s: path too long", o.out);
             goto done;
+        }
+        if (c->ckpt) {
+            sro.in_process = 1;
+            sro.ro = &c->ro;
         }
         if ((rc = study_sweep(&sw, c, o.name, o.trace, outs, nout)) != 0 ||
             (rc = sweep_run(&sw, sweep_dir, NULL, &sro)) != 0)
@@ -1100,18 +1032,11 @@ int cli_cmd_study(const cli_args *a)
             goto done;
         from = sweep_dir;
     }
-    /* Every point of every study, so that nothing is written unless all ran. */
-    for (size_t i = 0; i < nout; i++) {
-        study_out *s = &outs[i];
-        double t0 = now_s();
-        for (size_t k = 0; k < s->n; k++)
-            if ((rc = from ? point_from_sweep(c, s->def, &s->pts[k], from, trace)
-                           : run_point(c, s->def, &s->pts[k], k, s->n)) != 0)
+    /* Every point of every study, so that nothing is written unless all are there. */
+    for (size_t i = 0; i < nout; i++)
+        for (size_t k = 0; k < outs[i].n; k++)
+            if ((rc = point_from_sweep(c, outs[i].def, &outs[i].pts[k], from, trace)) != 0)
                 goto done;
-        if (!o.quiet && !from)
-            fprintf(stderr, "kvplace: study %s: %zu points in %.1f s\n", s->def->name, s->n,
-                    now_s() - t0);
-    }
 
     w->dir = o.out ? o.out : ".";
     if ((rc = make_dir(w->dir)) != 0)

@@ -568,7 +568,8 @@ static int find_policy(const kvp_policy_spec *specs, size_t n, const char *name)
 }
 
 static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
-                     const columns *cols, unsigned threads, volatile sig_atomic_t *cancel)
+                     const columns *cols, const sweep_run_opts *o,
+                     volatile sig_atomic_t *cancel)
 {
     kvp_scenario sc = p->sc;
     kvp_trace *tr = NULL;
@@ -600,8 +601,11 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
             where[k] = total++;
     }
     kvp_run_options ro;
-    kvp_run_options_default(&ro);
-    ro.threads = threads;
+    if (o->ro)
+        ro = *o->ro;
+    else
+        kvp_run_options_default(&ro);
+    ro.threads = o->threads;
     ro.cancel = cancel;
     if (rc >= 0)
         rc = kvp_run_many(&sc, tr, all, total, &ro, res, &err);
@@ -986,10 +990,41 @@ typedef struct worker {
     double start;
 } worker;
 
+/* Runs the pending points here, one after the other (o->in_process). */
+static int run_here(const sweep_spec *s, const size_t *todo, size_t ntodo, const char *dir,
+                    const columns *cols, const sweep_run_opts *o)
+{
+    volatile sig_atomic_t *cancel = cli_cancel_install();
+    for (size_t i = 0; i < ntodo; i++) {
+        const sweep_point *p = &s->pts[todo[i]];
+        double t0 = now_s();
+        int rc = run_point(s, p, dir, cols, o, cancel);
+        if (rc >= CLI_EXIT_SIGNAL) {
+            const kvp_checkpoint *ck = o->ro ? o->ro->checkpoint : NULL;
+            const char *path = ck ? kvp_checkpoint_save_path(ck) : NULL;
+            if (path) /* --checkpoint FILE would refuse the file it made: --resume it */
+                cli_error("interrupted; %zu of %zu points of this run done and kept, %llu sa "
+                          "evaluations saved to %s; continue with --resume %s", i, ntodo,
+                          (unsigned long long)kvp_checkpoint_count(ck), path, path);
+            else
+                cli_error("interrupted; %zu of %zu points of this run done and kept; the "
+                          "same command continues", i, ntodo);
+            return rc;
+        }
+        if (rc)
+            return rc;
+        if (!o->quiet)
+            fprintf(stderr, "kvplace: [%zu/%zu] %s (%s) %.1f s\n", i + 1, ntodo, p->id,
+                    p->settings[0] ? p->settings : "the base", now_s() - t0);
+    }
+    return 0;
+}
+
 /* Runs the pending points, at most jobs at a time, one process each. */
 static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, const char *dir,
-                      const columns *cols, unsigned jobs, unsigned threads, int quiet)
+                      const columns *cols, unsigned jobs, const sweep_run_opts *o)
 {
+    int quiet = o->quiet;
     volatile sig_atomic_t *cancel = cli_cancel_install();
     worker *w = calloc(jobs, sizeof *w);
     if (!w)
@@ -1017,7 +1052,7 @@ static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, con
                 break;
             }
             if (pid == 0)
-                _exit(run_point(s, &s->pts[todo[next]], dir, cols, threads, cancel));
+                _exit(run_point(s, &s->pts[todo[next]], dir, cols, o, cancel));
             w[slot] = (worker){pid, todo[next], now_s()};
             next++;
             running++;
@@ -1141,6 +1176,7 @@ static int merge_cmd(const cli_args *a)
 int sweep_run_parse(const char *jobs, const char *threads, const char *shard,
                     sweep_run_opts *o)
 {
+    memset(o, 0, sizeof *o);
     o->jobs = default_jobs();
     o->threads = 1;
     o->shard_k = 0;
@@ -1228,12 +1264,16 @@ int sweep_run(const sweep_spec *s, const char *out, const char *spec_copy,
         }
         todo[ntodo++] = i;
     }
-    unsigned jobs = o->jobs < ntodo ? o->jobs : (unsigned)(ntodo ? ntodo : 1);
+    unsigned jobs = o->in_process       ? 1
+                    : o->jobs < ntodo ? o->jobs
+                                      : (unsigned)(ntodo ? ntodo : 1);
     if (!o->quiet)
         fprintf(stderr, "kvplace: sweep %s (spec %s): %zu points%s%s, %zu to run, %zu already "
-                "done; %u jobs\n", s->path, s->hash, nshard, o->shard ? " in shard " : "",
-                o->shard ? o->shard : "", ntodo, nshard - ntodo, jobs);
-    rc = run_points(s, todo, ntodo, out, &cols, jobs, o->threads, o->quiet);
+                "done; %u jobs%s\n", s->path, s->hash, nshard, o->shard ? " in shard " : "",
+                o->shard ? o->shard : "", ntodo, nshard - ntodo, jobs,
+                o->in_process ? ", in this process" : "");
+    rc = o->in_process ? run_here(s, todo, ntodo, out, &cols, o)
+                       : run_points(s, todo, ntodo, out, &cols, jobs, o);
 done:
     free(todo);
     free(mtext);

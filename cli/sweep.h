@@ -71,6 +71,10 @@ typedef struct sweep_run_opts {
     size_t shard_k, shard_n;
     const char *shard;
     int quiet;
+    /* Each point's run options (an sa checkpoint, progress); NULL: the defaults.  threads
+     * and cancel are the sweep's. */
+    const kvp_run_options *ro;
+    int in_process; /* 1: the points run in this process, one after the other */
 } sweep_run_opts;
 
 /* Parses the options (NULL: the default) into o; returns 0, or an exit status (printed). */

@@ -267,11 +267,12 @@ for e in csv json md; do
     cmp -s "$T/c0/sparsity.$e" "$T/c1/sparsity.$e" && cmp -s "$T/c0/sparsity.$e" \
         "$T/c2/sparsity.$e" && ok || bad "study: checkpointed or resumed sparsity.$e differs"
 done
-# With a checkpoint the points run in this process, one after the other, not as a sweep: an
-# independent path to the same bytes, for every study with sa in its policies.
+# With a checkpoint the points run in this process, one after the other (into the study's
+# sweep all the same): the same bytes, for every study with sa in its policies.
 for s in variation hitrate batch accounting; do
     kv study "$s" $TINY --out "$T/cp" --checkpoint "$T/ck-$s"
-    [ ! -e "$T/cp/$s.sweep" ] && ok || bad "study $s --checkpoint ran a sweep"
+    [ -s "$T/cp/$s.sweep/sweep.csv" ] && [ -s "$T/ck-$s" ] && ok ||
+        bad "study $s --checkpoint: no sweep or no checkpoint"
     for e in csv json md gp; do
         cmp -s "$T/a/$s.$e" "$T/cp/$s.$e" && ok ||
             bad "study $s: $s.$e differs between the sweep and the in-process run"
