@@ -320,7 +320,7 @@ static void test_order(uint64_t seed)
         kvp_run_options ro;
         kvp_run_options_default(&ro);
         kvp_trace *cache = NULL;
-        CHECK_OK(kvp_trace_cache(&cache, t, sc.sparsity, &ro, &err), &err);
+        CHECK_OK(kvp_trace_cache(&cache, t, kvp_scenario_budget(&sc), &ro, &err), &err);
         kvp_result oc = run_ok(&sc, cache, OPT);
         CHECK(memcmp(&oc, &opt, sizeof oc) == 0);
         kvp_trace_free(cache);

@@ -766,7 +766,7 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
     }
     if (!ok)
         return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
-    int ret = kvp_cursor_create(&lp->cur, rc->tr, l, rc->sc->sparsity, err);
+    int ret = kvp_cursor_create(&lp->cur, rc->tr, l, kvp_scenario_budget(rc->sc), err);
     if (ret < 0)
         return ret;
     if (!rc->scores)
@@ -1039,7 +1039,7 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
     int rc;
     if (!cache && wants_cache(tr)) {
         if ((rc = kvp_check_trace(sc, tr, err)) < 0 ||
-            (rc = kvp_trace_cache(&own, tr, sc->sparsity, ro, err)) < 0)
+            (rc = kvp_trace_cache(&own, tr, kvp_scenario_budget(sc), ro, err)) < 0)
             return rc;
         cache = own;
     }
@@ -1090,7 +1090,7 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
         if (nla == n && !need_sums && one_w)
             return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
         /* No memory for the cache: lookahead stays in the engine's pass, as before. */
-        if (kvp_trace_cache_empty(fill, tr, sc->sparsity, NULL) < 0)
+        if (kvp_trace_cache_empty(fill, tr, kvp_scenario_budget(sc), NULL) < 0)
             *fill = NULL;
     }
     const kvp_trace *la_tr = on_cache ? tr : *fill; /* NULL: lookahead stays in the pass */
@@ -1196,7 +1196,7 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
     for (size_t i = 0; i < n; i++)
         need_sums |= ps[i].ops->run && ps[i].ops->from_shared_pass;
     if (ng && many && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
-        (rc = kvp_trace_cache_empty(&cache, tr, sc->sparsity, err)) < 0)
+        (rc = kvp_trace_cache_empty(&cache, tr, kvp_scenario_budget(sc), err)) < 0)
         goto done;
     if (ng && (rc = run_group(sc, tr, group, ng, ro, gres, &sums, need_sums, &cache, where,
                               err)) < 0)

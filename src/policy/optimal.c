@@ -85,7 +85,7 @@ static int read_sets(model *m, const kvp_scenario *sc, const kvp_trace *tr, uint
     if (!m->read || !m->nread)
         return kvp_error_set(err, KVP_ENOMEM, "optimal: out of memory for layer %u", layer);
     kvp_cursor *c = NULL;
-    int rc = kvp_cursor_create(&c, tr, layer, sc->sparsity, err);
+    int rc = kvp_cursor_create(&c, tr, layer, kvp_scenario_budget(sc), err);
     if (rc < 0)
         return rc;
     kvp_cursor_sets_only(c);
