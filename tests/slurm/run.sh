@@ -119,12 +119,16 @@ job=$(sbatch --parsable --array=0-2 --chdir="$T" --output="$S/job-%A_%a.out" \
       --export=ALL,KVPLACE="$KVPLACE" "$ROOT/contrib/slurm/sweep.sbatch" "$T/spec.ini" \
       "$S/out" 2>"$T/err")
 [ -n "$job" ] && ok || die "sbatch failed: $(cat "$T/err")"
-i=0
-while [ -n "$(squeue -h -j "$job" -o %i 2>/dev/null)" ]; do
-    i=$((i + 1))
-    [ "$i" -gt 600 ] && die "the job array $job has not ended after 60 s"
-    sleep 0.1
-done
+# wait_job JOB WHAT: until the array has left the queue (60 s at most).
+wait_job() {
+    i=0
+    while [ -n "$(squeue -h -j "$1" -o %i 2>/dev/null)" ]; do
+        i=$((i + 1))
+        [ "$i" -gt 600 ] && die "$2 $1 has not ended after 60 s"
+        sleep 0.1
+    done
+}
+wait_job "$job" "the job array"
 ok
 for k in 0 1 2; do
     f="$S/job-${job}_$k.out"
@@ -150,12 +154,7 @@ job=$(sbatch --parsable --array=0-1 --chdir="$T" --output="$S/study-%A_%a.out" \
       --export=ALL,KVPLACE="$KVPLACE" "$ROOT/contrib/slurm/sweep.sbatch" study sparsity \
       "$S/study" $STUDY_OPTS 2>"$T/err")
 [ -n "$job" ] && ok || die "sbatch of the study failed: $(cat "$T/err")"
-i=0
-while [ -n "$(squeue -h -j "$job" -o %i 2>/dev/null)" ]; do
-    i=$((i + 1))
-    [ "$i" -gt 600 ] && die "the study's job array $job has not ended after 60 s"
-    sleep 0.1
-done
+wait_job "$job" "the study's job array"
 for k in 0 1; do
     grep -q -- "study sparsity --out $S/study --shard $k/2" "$S/study-${job}_$k.out" 2>/dev/null &&
         ok || bad "study task $k: its output does not say shard $k/2"
