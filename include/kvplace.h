@@ -108,6 +108,7 @@ typedef struct kvp_scenario {
     uint64_t weight_bytes; /* all weights, resident in HBM, read once per step */
     /* workload */
     uint32_t batch;
+    uint32_t tp; /* tensor parallelism: GPUs sharing weights and KV heads; one is simulated */
     double sparsity; /* share of past tokens NOT read per step, [0, 1) */
     uint32_t topk;   /* tokens read per step (docs/MODEL.md "A fixed token budget"); 0: off,
                       * sparsity decides */
@@ -200,9 +201,12 @@ int kvp_preset_modified(const kvp_scenario *sc, const char *kind, const kvp_para
 
 /* Derived quantities (docs/MODEL.md §1). */
 typedef struct kvp_derived {
-    uint64_t tok_bytes; /* 2 * kv_heads * head_dim * dtype_bytes * batch */
-    double w_layer;     /* weight_bytes / layers, bytes */
-    uint64_t kv_budget; /* hbm_capacity - weight_bytes - reserve */
+    /* One GPU of tp (docs/MODEL.md "Tensor parallelism"): with tp = 1, the scenario's own. */
+    uint32_t kv_heads;     /* per GPU: kv_heads / tp */
+    uint64_t weight_bytes; /* per GPU: ceil(weight_bytes / tp) */
+    uint64_t tok_bytes; /* 2 * kv_heads * head_dim * dtype_bytes * batch, per GPU */
+    double w_layer;     /* weight_bytes / layers, bytes, per GPU */
+    uint64_t kv_budget; /* hbm_capacity - weight_bytes - reserve, per GPU */
     double cap_layer;   /* kv_budget / layers, bytes */
     /* The machine (docs/MODEL.md "Tiers beyond two"), resolved: K tiers, tier 0 HBM. */
     uint32_t tiers;

@@ -175,6 +175,16 @@ kv run --config "$T/small.ini" --trace "$T/t.npy" --set topk=81 --policy static 
 expect_ok "run --set topk"
 has "topk in the report" '"topk":[[:space:]]*81,' "$T/tk.json"
 grep -q '"sparsity":' "$T/tk.json" && bad "sparsity reported beside topk" || ok
+# tp (docs/MODEL.md "Tensor parallelism"): one of 2 GPUs: tok_bytes = 2 * (8 / 2) heads * 128
+# * 2 bytes = 2048; kv_budget = 1000819200 - 1000000000 / 2 = 500819200; weight reads per
+# step 5e8, times 20 steps = 1e10.
+kv run --config "$T/small.ini" --trace "$T/t.npy" --set tp=2 --policy static --json "$T/tp.json" -q
+expect_ok "run --set tp=2"
+has "tp in the report" '"tp":[[:space:]]*2,' "$T/tp.json"
+has "tok_bytes per GPU" '"tok_bytes":[[:space:]]*2048,' "$T/tp.json"
+has "kv_budget per GPU" '"kv_budget":[[:space:]]*500819200$' "$T/tp.json"
+has "weight reads per GPU" '"weight_read_bytes":[[:space:]]*10000000000,' "$T/tp.json"
+grep -q '"tp":' "$T/tk.json" && bad "tp reported at 1" || ok
 kv run --config "$T/small.ini" --trace "$T/t.npy" --json "$T/tf.json" -q
 expect_ok "run --trace on the generated file"
 kv run $SMALL --set seed=7 --synthetic high --json "$T/ts.json" -q
