@@ -315,9 +315,33 @@ typedef struct kvp_synth_params {
     uint32_t window;     /* always-read most recent positions */
     double drift;        /* share of positions whose importance is redrawn per step */
     double heavy_share;  /* share of positions that are persistent heavy hitters */
+    /* Heads (docs/SYNTHETIC.md "Heads"): with heads = H > 1 the trace is KV head `head` of
+     * H, a 3-D trace of its own; in each layer a share retrieval_share of the H heads (0:
+     * the published default) are retrieval heads, the rest streaming heads, which head is
+     * which drawn from (seed, layer).  heads 0 or 1: one stream for all heads, as before. */
+    uint32_t heads, head;
+    double retrieval_share;
 } kvp_synth_params;
 void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc);
 int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err);
+
+#define KVP_SYNTH_HEADS_MAX 1024u /* as kv_heads */
+typedef enum kvp_head_kind {
+    KVP_HEAD_ALL = 0,       /* heads <= 1: the one stream stands for every head */
+    KVP_HEAD_RETRIEVAL = 1, /* reads across the whole context (today's generator) */
+    KVP_HEAD_STREAMING = 2  /* reads the sinks and the most recent tokens */
+} kvp_head_kind;
+/* The kind of head sp->head in `layer` (sp as given to kvp_trace_synthetic); KVP_HEAD_ALL
+ * when sp->heads <= 1.  Exactly round(retrieval_share * heads) heads of a layer retrieve. */
+kvp_head_kind kvp_synth_head_kind(const kvp_synth_params *sp, uint32_t layer);
+
+/* Sequences of a synthetic batch (docs/SYNTHETIC.md "Sequences"): sequence s's seed and
+ * prompt.  s = 0 is the scenario's own (seed, base_prompt); s >= 1 draws a prompt from
+ * LongBench's task lengths scaled so that their mean is base_prompt, deterministically from
+ * (seed, s); at least 1 and at most KVP_SYNTH_PROMPT_MAX tokens. */
+#define KVP_SYNTH_PROMPT_MAX (1u << 26)
+uint64_t kvp_synth_sequence_seed(uint64_t seed, uint32_t s);
+uint32_t kvp_synth_sequence_prompt(uint64_t seed, uint32_t s, uint32_t base_prompt);
 /* Writes a trace's scores as a float32 .npy of shape (N, L, P+N-1). */
 int kvp_trace_write_npy(const kvp_trace *t, const char *path, kvp_error *err);
 /* The same, stopping with KVP_EINTR (and no file) when *cancel becomes nonzero. */
