@@ -357,6 +357,18 @@ typedef struct kvp_trace_stats {
 } kvp_trace_stats;
 int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
                             kvp_error *err);
+/* How much the heads' sets differ (kvplace trace info; docs/CLI.md): heads[0..H-1] are one
+ * trace per head (same shape), read at this budget; per step and layer, with A_h head h's
+ * set, the pooled pairwise Jaccard  sum_{i<j} |A_i & A_j| / sum_{i<j} |A_i | A_j|  (1 when
+ * no head reads) and the union ratio |A_0 | ... | A_{H-1}| / (sum_h |A_h| / H) (1 when no
+ * head reads), each averaged over steps and layers.  One pass, O(reads). */
+typedef struct kvp_heads_stats {
+    uint32_t heads;
+    double mean_jaccard;     /* 1: every head reads the same positions; 0: none shared */
+    double mean_union_ratio; /* 1: the same positions; H: disjoint sets */
+} kvp_heads_stats;
+int kvp_trace_heads_stats(const kvp_trace *const *heads, uint32_t H, kvp_budget budget,
+                          kvp_heads_stats *st, kvp_error *err);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Policies (docs/MODEL.md §5).  Each is one file in src/ behind a kvp_policy_ops table.        */

@@ -157,6 +157,14 @@ refused "sparsity in a config, topk on the line" 1 "topk (8) and sparsity (0.5)"
     $RUN --config "$T/sp.ini" --set topk=8
 refused "study sparsity with topk" 1 "study sparsity varies sparsity" \
     study sparsity --set topk=64 --set prompt=20 --set steps=2 --out "$T/reports"
+refused "trace info: a file and --synthetic" 2 "FILE.npy or --synthetic, not both" \
+    trace info --synthetic actual "$T/good.npy"
+refused "trace info --heads on a file" 2 "--heads makes one synthetic trace per KV head" \
+    trace info --heads "$T/good.npy"
+refused "trace info without a trace" 2 "missing the trace FILE.npy (or --synthetic" \
+    trace info --heads
+refused "trace info --heads, one KV head" 1 "--heads: kv_heads is 1" \
+    trace info --synthetic actual --heads --set kv_heads=1 --set prompt=20 --set steps=2
 refused "tp that does not divide kv_heads" 1 "tp: 3 does not divide kv_heads (8)" \
     $RUN --set tp=3
 p tp=0 "tp: 0 is out of range"

@@ -169,6 +169,20 @@ kv trace info --set topk=210 "$T/t.npy"
 # then 210: 11 * 200 + 55 + 9 * 210 = 4145 per layer; times 2 layers = 8290.
 has "info reads at topk 210 = 8290" '^reads *8290 ' "$T/out"
 has "info names topk" '^topk *210 ' "$T/out"
+# trace info of a synthetic trace, and of its heads: one per KV head (8), half retrieval
+kv trace info $SMALL --set seed=7 --synthetic high
+expect_ok "trace info --synthetic"
+has "synthetic info reads = 3368" '^reads *3368 ' "$T/out"
+kv trace info $SMALL --set seed=7 --synthetic high --heads
+expect_ok "trace info --synthetic --heads"
+has "heads line" '^heads *8 streams, one per KV head; in layer 0, 4 retrieval and 4 streaming' \
+    "$T/out"
+# every head reads as many as the one stream: 8 x 3368
+has "heads reads = 26944" '^reads *26944 ' "$T/out"
+awk '$1 == "jaccard" { j = $2 + 0; ok = (j > 0 && j < 1) } END { exit !ok }' "$T/out" &&
+    ok || bad "jaccard in (0, 1): $(grep jaccard "$T/out")"
+awk '$1 == "union" { u = $2 + 0; ok = (u > 1 && u < 8) } END { exit !ok }' "$T/out" &&
+    ok || bad "union in (1, 8): $(grep union "$T/out")"
 # reports: topk recorded (in place of sparsity) when on, not at all when off
 kv run --config "$T/small.ini" --trace "$T/t.npy" --set topk=81 --policy static \
     --json "$T/tk.json" -q

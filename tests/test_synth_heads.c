@@ -7,7 +7,8 @@
  *  - the retrieval heads of a layer share its heavy hitters, and differ otherwise;
  *  - sequence prompts: s = 0 is the base, the rest within the hand-computed range, with the
  *    mean and NarrativeQA's share of the stated distribution;
- *  - bad parameters.
+ *  - bad parameters;
+ *  - kvp_trace_heads_stats (how much heads' sets differ) on hand-worked bool traces.
  */
 #include "check.h"
 #include "support.h"
@@ -275,6 +276,44 @@ static void test_sequences(void)
     }
 }
 
+/* Pooled pairwise Jaccard and union ratio, worked by hand for each step:
+ *   step 0: A = {0,1,2}, B = {1,2,3}: shared 2, pair union 3 + 3 - 2 = 4 -> 0.5; union 4 of a
+ *           mean 3 -> 4/3;
+ *   step 1: A = B = {0,2}: 1 and 1;
+ *   step 2: A = {0}, B = {3}: 0 and 2;
+ *   step 3: both empty: 1 and 1 by definition.
+ * Means: Jaccard (0.5 + 1 + 0 + 1) / 4 = 0.625, union (4/3 + 1 + 2 + 1) / 4 = 1.3333.  With a
+ * third head C = {2,3} at step 0 only reading and nothing after: step 0 shared pairs
+ * AB 2, AC 1, BC 2 = 5, pair unions 4 + 4 + 3 = 11 -> 5/11; union 4 of a mean 8/3 -> 1.5. */
+static void test_heads_stats(void)
+{
+    static const int a[][8] = {{0, 1, 2, -1}, {0, 2, -1}, {0, -1}, {-1}};
+    static const int b[][8] = {{1, 2, 3, -1}, {0, 2, -1}, {3, -1}, {-1}};
+    static const int c[][8] = {{2, 3, -1}, {-1}, {-1}, {-1}};
+    kvp_trace *t[3] = {marks_trace(4, 7, a), marks_trace(4, 7, b), marks_trace(4, 7, c)};
+    kvp_heads_stats hs;
+    CHECK_OK(kvp_trace_heads_stats((const kvp_trace *const *)t, 2, kvp_budget_sparsity(0.6),
+                                   &hs, &err), &err);
+    CHECK_EQ_U64(hs.heads, 2);
+    CHECK_NEAR(hs.mean_jaccard, 0.625, 1e-12);
+    CHECK_NEAR(hs.mean_union_ratio, (4.0 / 3 + 1 + 2 + 1) / 4, 1e-12);
+    CHECK_OK(kvp_trace_heads_stats((const kvp_trace *const *)t, 3, kvp_budget_sparsity(0.6),
+                                   &hs, &err), &err);
+    /* steps 1-3 with C empty: step 1 shared AB 2, unions AB 2 + AC 2 + BC 2 = 6 -> 1/3,
+     * union 2 of a mean 4/3 -> 1.5; step 2: shared 0 -> 0, union 2 of 2/3 -> 3; step 3: 1, 1 */
+    CHECK_NEAR(hs.mean_jaccard, (5.0 / 11 + 1.0 / 3 + 0 + 1) / 4, 1e-12);
+    CHECK_NEAR(hs.mean_union_ratio, (1.5 + 1.5 + 3 + 1) / 4, 1e-12);
+    CHECK_FAILS(kvp_trace_heads_stats((const kvp_trace *const *)t, 1, kvp_budget_sparsity(0.6),
+                                      &hs, &err), KVP_EINVAL, &err, "heads: 1");
+    kvp_trace *other = marks_trace(3, 7, a);
+    const kvp_trace *mixed[2] = {t[0], other};
+    CHECK_FAILS(kvp_trace_heads_stats(mixed, 2, kvp_budget_sparsity(0.6), &hs, &err),
+                KVP_ESHAPE, &err, "differs from head 0's");
+    kvp_trace_free(other);
+    for (int i = 0; i < 3; i++)
+        kvp_trace_free(t[i]);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
@@ -284,6 +323,7 @@ int main(int argc, char **argv)
         {"retrieval", test_retrieval},
         {"names_and_bad", test_names_and_bad},
         {"sequences", test_sequences},
+        {"heads_stats", test_heads_stats},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }
