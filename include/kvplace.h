@@ -601,6 +601,13 @@ size_t kvp_result_ncolumns(void);
 const char *kvp_result_column(size_t i);
 int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
                     kvp_error *err);
+/* The per-tier and per-link cells (tier<k>_*, link<j>_*: docs/MODEL.md "Tiers beyond two")
+ * as fixed columns for every tier and link a machine may have: their count, the name of
+ * column i (NULL past the end), and its text for r (empty where r's machine has no such tier
+ * or link; every column is a number). buf must hold at least 40 bytes. */
+size_t kvp_result_ntier_columns(void);
+const char *kvp_result_tier_column(size_t i);
+int kvp_result_tier_cell(const kvp_result *r, size_t i, char *buf, size_t len, kvp_error *err);
 /* The inverse of kvp_result_cell: sets column i of r from its text. */
 int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *err);
 /* The shortest of %.15g, %.16g, %.17g that reads back to exactly d, as the reports write
