@@ -72,11 +72,15 @@ static int set_param(kvp_scenario *sc, const char *name, const char *value)
     return 0;
 }
 
-/* "Weights not counted": the weights keep their HBM capacity (reserve) but are not read. */
+/* "Weights not counted": the weights keep their HBM capacity (reserve) but are not read.
+ * With tp > 1, the simulated GPU's share of them. */
 static int drop_weights(kvp_scenario *sc)
 {
     kvp_error err = {0};
-    sc->reserve += sc->weight_bytes; /* both fit hbm_capacity: validated */
+    kvp_derived d;
+    if (kvp_scenario_derive(sc, &d, &err) < 0)
+        return cli_error("%s", err.msg);
+    sc->reserve += d.weight_bytes; /* both fit hbm_capacity: derived */
     sc->weight_bytes = 0;
     return kvp_scenario_validate(sc, &err) < 0 ? cli_error("%s", err.msg) : 0;
 }

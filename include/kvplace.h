@@ -108,6 +108,7 @@ typedef struct kvp_scenario {
     uint64_t weight_bytes; /* all weights, resident in HBM, read once per step */
     /* workload */
     uint32_t batch;
+    uint32_t tp; /* tensor parallelism: GPUs sharing weights and KV heads; one is simulated */
     double sparsity; /* share of past tokens NOT read per step, [0, 1) */
     uint32_t topk;   /* tokens read per step (docs/MODEL.md "A fixed token budget"); 0: off,
                       * sparsity decides */
@@ -211,9 +212,12 @@ int kvp_preset_modified(const kvp_scenario *sc, const char *kind, const kvp_para
 
 /* Derived quantities (docs/MODEL.md §1). */
 typedef struct kvp_derived {
-    uint64_t tok_bytes; /* 2 * kv_heads * head_dim * dtype_bytes * batch */
-    double w_layer;     /* weight_bytes / layers, bytes */
-    uint64_t kv_budget; /* hbm_capacity - weight_bytes - reserve */
+    /* One GPU of tp (docs/MODEL.md "Tensor parallelism"): with tp = 1, the scenario's own. */
+    uint32_t kv_heads;     /* per GPU: kv_heads / tp */
+    uint64_t weight_bytes; /* per GPU: ceil(weight_bytes / tp) */
+    uint64_t tok_bytes; /* 2 * kv_heads * head_dim * dtype_bytes * batch, per GPU */
+    double w_layer;     /* weight_bytes / layers, bytes, per GPU */
+    uint64_t kv_budget; /* hbm_capacity - weight_bytes - reserve, per GPU */
     double cap_layer;   /* kv_budget / layers, bytes */
     /* The machine (docs/MODEL.md "Tiers beyond two"), resolved: K tiers, tier 0 HBM. */
     uint32_t tiers;
@@ -322,9 +326,33 @@ typedef struct kvp_synth_params {
     uint32_t window;     /* always-read most recent positions */
     double drift;        /* share of positions whose importance is redrawn per step */
     double heavy_share;  /* share of positions that are persistent heavy hitters */
+    /* Heads (docs/SYNTHETIC.md "Heads"): with heads = H > 1 the trace is KV head `head` of
+     * H, a 3-D trace of its own; in each layer a share retrieval_share of the H heads (0:
+     * the published default) are retrieval heads, the rest streaming heads, which head is
+     * which drawn from (seed, layer).  heads 0 or 1: one stream for all heads, as before. */
+    uint32_t heads, head;
+    double retrieval_share;
 } kvp_synth_params;
 void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc);
 int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err);
+
+#define KVP_SYNTH_HEADS_MAX 1024u /* as kv_heads */
+typedef enum kvp_head_kind {
+    KVP_HEAD_ALL = 0,       /* heads <= 1: the one stream stands for every head */
+    KVP_HEAD_RETRIEVAL = 1, /* reads across the whole context (today's generator) */
+    KVP_HEAD_STREAMING = 2  /* reads the sinks and the most recent tokens */
+} kvp_head_kind;
+/* The kind of head sp->head in `layer` (sp as given to kvp_trace_synthetic); KVP_HEAD_ALL
+ * when sp->heads <= 1.  Exactly round(retrieval_share * heads) heads of a layer retrieve. */
+kvp_head_kind kvp_synth_head_kind(const kvp_synth_params *sp, uint32_t layer);
+
+/* Sequences of a synthetic batch (docs/SYNTHETIC.md "Sequences"): sequence s's seed and
+ * prompt.  s = 0 is the scenario's own (seed, base_prompt); s >= 1 draws a prompt from
+ * LongBench's task lengths scaled so that their mean is base_prompt, deterministically from
+ * (seed, s); at least 1 and at most KVP_SYNTH_PROMPT_MAX tokens. */
+#define KVP_SYNTH_PROMPT_MAX (1u << 26)
+uint64_t kvp_synth_sequence_seed(uint64_t seed, uint32_t s);
+uint32_t kvp_synth_sequence_prompt(uint64_t seed, uint32_t s, uint32_t base_prompt);
 /* Writes a trace's scores as a float32 .npy of shape (N, L, P+N-1). */
 int kvp_trace_write_npy(const kvp_trace *t, const char *path, kvp_error *err);
 /* The same, stopping with KVP_EINTR (and no file) when *cancel becomes nonzero. */
@@ -340,6 +368,18 @@ typedef struct kvp_trace_stats {
 } kvp_trace_stats;
 int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
                             kvp_error *err);
+/* How much the heads' sets differ (kvplace trace info; docs/CLI.md): heads[0..H-1] are one
+ * trace per head (same shape), read at this budget; per step and layer, with A_h head h's
+ * set, the pooled pairwise Jaccard  sum_{i<j} |A_i & A_j| / sum_{i<j} |A_i | A_j|  (1 when
+ * no head reads) and the union ratio |A_0 | ... | A_{H-1}| / (sum_h |A_h| / H) (1 when no
+ * head reads), each averaged over steps and layers.  One pass, O(reads). */
+typedef struct kvp_heads_stats {
+    uint32_t heads;
+    double mean_jaccard;     /* 1: every head reads the same positions; 0: none shared */
+    double mean_union_ratio; /* 1: the same positions; H: disjoint sets */
+} kvp_heads_stats;
+int kvp_trace_heads_stats(const kvp_trace *const *heads, uint32_t H, kvp_budget budget,
+                          kvp_heads_stats *st, kvp_error *err);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Policies (docs/MODEL.md §5).  Each is one file in src/ behind a kvp_policy_ops table.        */
