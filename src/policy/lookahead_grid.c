@@ -15,6 +15,8 @@
  * the demote level (mostly 0), then one pass that takes the promoted and demoted blocks by
  * masks, the "first k in index order" at a cut-off level by running popcounts.  The engine's
  * charges follow from popcounts: a moved block read this step is in the access set's bitset.
+ * The masks of a level the searches probe are made once a step and shared by every R
+ * (`level_at`): the R of a pass mostly probe the same few levels (docs/PERF.md §17).
  *
  * Every loop is over words; no position is decoded.  On a trace cache the access sets are
  * its own bitsets; from any other trace they are made from the positions.
