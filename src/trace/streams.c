@@ -404,20 +404,6 @@ int kvp_trace_sequences(kvp_trace **out, kvp_trace **seqs, uint32_t n, kvp_error
 
 /* ---- synthetic sequences ---- */
 
-/* PLACEHOLDER until the documented prompt-length distribution lands (docs/MODEL.md
- * "Streams"): sequence q's prompt, uniform in [P/2, 3P/2] (at least 1) from a hash of the seed
- * and q.  The one place that chooses a synthetic sequence's prompt length. */
-static uint32_t sequence_prompt(uint32_t P, uint64_t seed, uint32_t q)
-{
-    uint64_t z = seed + 0x9E3779B97F4A7C15ull * ((uint64_t)q + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    const uint64_t lo = P / 2, span = (uint64_t)P + 1; /* [P/2, P/2 + P] */
-    const uint64_t p = lo + z % span;
-    return p < 1 ? 1 : p > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)p;
-}
-
 int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
                                   uint32_t sequences, kvp_error *err)
 {
@@ -430,8 +416,9 @@ int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
     kvp_trace *seq[KVP_MAX_SEQUENCES] = {0};
     for (uint32_t q = 0; q < sequences; q++) {
         kvp_synth_params one = *sp;
-        one.seed = sp->seed + q; /* its own seed */
-        one.prompt = sequence_prompt(sp->prompt, sp->seed, q);
+        /* its own seed and prompt (docs/SYNTHETIC.md "Sequences"; q = 0 is sp's own) */
+        one.seed = kvp_synth_sequence_seed(sp->seed, q);
+        one.prompt = kvp_synth_sequence_prompt(sp->seed, q, sp->prompt);
         int rc = kvp_trace_synthetic(&seq[q], &one, err);
         if (rc < 0) {
             for (uint32_t j = 0; j < q; j++)
@@ -450,6 +437,11 @@ int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
 uint32_t kvp_trace_stream_count(const kvp_trace *t)
 {
     return t->streams ? t->streams->n : 1;
+}
+
+const kvp_trace *kvp_trace_stream(const kvp_trace *t, uint32_t i)
+{
+    return t->streams && i < t->streams->n ? t->streams->stream[i] : t;
 }
 
 uint32_t kvp_trace_heads(const kvp_trace *t)

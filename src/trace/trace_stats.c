@@ -64,58 +64,6 @@ static int stats_of(const kvp_trace *t, kvp_budget budget, stat_sums *sum, kvp_e
     return rc;
 }
 
-/* Several heads of one sequence: the mean over steps, layers and ordered pairs of distinct
- * heads (h, h') of |A_h ∩ A_h'| / |A_h| (h's reads that h' reads too; 1: the heads read
- * alike), pairs with an empty A_h left out.  *terms and *sum accumulate. */
-static int head_overlap(const kvp_streams *si, uint32_t q, kvp_budget budget, double *sum,
-                        uint64_t *terms, kvp_error *err)
-{
-    const uint32_t H = si->heads;
-    const kvp_trace *t0 = si->stream[q * H];
-    kvp_cursor **c = calloc(H, sizeof *c);
-    uint32_t **set = calloc(H, sizeof *set), *cnt = calloc(H, sizeof *cnt);
-    const size_t cap = (size_t)t0->prompt + t0->steps;
-    int rc = c && set && cnt ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
-    for (uint32_t h = 0; h < H && rc >= 0; h++)
-        if (!(set[h] = malloc(cap * sizeof **set)))
-            rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
-    for (uint32_t l = 0; l < t0->layers && rc >= 0; l++) {
-        for (uint32_t h = 0; h < H && rc >= 0; h++) {
-            rc = kvp_cursor_create(&c[h], si->stream[q * H + h], l, budget, err);
-            if (rc >= 0)
-                kvp_cursor_sets_only(c[h]);
-        }
-        for (uint32_t n = 0; n < t0->steps && rc >= 0; n++) {
-            for (uint32_t h = 0; h < H && rc >= 0; h++) {
-                kvp_access a;
-                rc = kvp_cursor_next(c[h], &a, err);
-                if (rc > 0) {
-                    memcpy(set[h], a.pos, (size_t)a.count * sizeof **set);
-                    cnt[h] = a.count;
-                }
-            }
-            for (uint32_t h = 0; h < H && rc >= 0; h++)
-                for (uint32_t k = 0; k < H && cnt[h]; k++)
-                    if (k != h) {
-                        *sum += (double)merge_count(set[h], cnt[h], set[k], cnt[k]) /
-                                (double)cnt[h];
-                        (*terms)++;
-                    }
-        }
-        for (uint32_t h = 0; h < H; h++) {
-            kvp_cursor_free(c ? c[h] : NULL);
-            if (c)
-                c[h] = NULL;
-        }
-    }
-    for (uint32_t h = 0; set && h < H; h++)
-        free(set[h]);
-    free(set);
-    free(cnt);
-    free(c);
-    return rc < 0 ? rc : 0;
-}
-
 int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
                             kvp_error *err)
 {
@@ -126,16 +74,81 @@ int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_sta
     /* several streams: each stream on its own positions, the sums over all of them */
     for (uint32_t i = 0; i < (si ? si->n : 1) && rc >= 0; i++)
         rc = stats_of(si ? si->stream[i] : t, budget, &sum, err);
-    double hsum = 0;
-    uint64_t hterms = 0;
-    for (uint32_t q = 0; si && si->heads > 1 && q < si->nseq && rc >= 0; q++)
-        rc = head_overlap(si, q, budget, &hsum, &hterms, err);
     if (rc < 0)
         return rc;
     st->reads = sum.reads;
     st->mean_reads_per_step = sum.cells ? (double)sum.reads / (double)sum.cells : 0.0;
     st->mean_overlap = sum.overlap_terms ? sum.overlap_sum / (double)sum.overlap_terms : 0.0;
     st->mean_sink_share = sum.reads ? (double)sum.sink_reads / (double)sum.reads : 0.0;
-    st->mean_head_overlap = hterms ? hsum / (double)hterms : 0.0;
+    return 0;
+}
+
+int kvp_trace_heads_stats(const kvp_trace *const *heads, uint32_t H, kvp_budget budget,
+                          kvp_heads_stats *st, kvp_error *err)
+{
+    memset(st, 0, sizeof *st);
+    if (H < 2)
+        return kvp_error_set(err, KVP_EINVAL, "heads: %u; the sets of two heads or more "
+                             "can differ", H);
+    const kvp_trace *t0 = heads[0];
+    for (uint32_t h = 1; h < H; h++)
+        if (heads[h]->steps != t0->steps || heads[h]->layers != t0->layers ||
+            heads[h]->prompt != t0->prompt)
+            return kvp_error_set(err, KVP_ESHAPE, "%s: shape (%u, %u, prompt %u) differs from "
+                                 "head 0's (%u, %u, prompt %u)", heads[h]->name,
+                                 heads[h]->steps, heads[h]->layers, heads[h]->prompt,
+                                 t0->steps, t0->layers, t0->prompt);
+    const size_t C = (size_t)t0->prompt + t0->steps;
+    uint32_t *cnt = calloc(C ? C : 1, sizeof *cnt);
+    kvp_cursor **cur = calloc(H, sizeof *cur);
+    kvp_access *a = calloc(H, sizeof *a);
+    int rc = cnt && cur && a ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    double jac = 0, uni = 0;
+    for (uint32_t l = 0; rc >= 0 && l < t0->layers; l++) {
+        for (uint32_t h = 0; rc >= 0 && h < H; h++)
+            if ((rc = kvp_cursor_create(&cur[h], heads[h], l, budget, err)) >= 0)
+                kvp_cursor_sets_only(cur[h]);
+        for (uint32_t n = 0; rc >= 0 && n < t0->steps; n++) {
+            /* cnt[p]: the heads that read p; pairs sharing p: cnt (cnt - 1) / 2 */
+            uint64_t reads = 0, shared = 0, any = 0;
+            for (uint32_t h = 0; rc >= 0 && h < H; h++) {
+                int r = kvp_cursor_next(cur[h], &a[h], err);
+                if (r <= 0) {
+                    rc = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                                   heads[h]->name);
+                    break;
+                }
+                reads += a[h].count;
+                for (uint32_t i = 0; i < a[h].count; i++) {
+                    uint32_t p = a[h].pos[i];
+                    shared += cnt[p];
+                    any += cnt[p] == 0;
+                    cnt[p]++;
+                }
+            }
+            if (rc < 0)
+                break;
+            for (uint32_t h = 0; h < H; h++)
+                for (uint32_t i = 0; i < a[h].count; i++)
+                    cnt[a[h].pos[i]] = 0;
+            /* sum over pairs of |A_i | A_j| = (H - 1) sum |A_h| - sum over pairs |A_i & A_j| */
+            const double pairs_union = (double)(H - 1) * (double)reads - (double)shared;
+            jac += pairs_union > 0 ? (double)shared / pairs_union : 1.0;
+            uni += reads > 0 ? (double)any * H / (double)reads : 1.0;
+        }
+        for (uint32_t h = 0; h < H; h++) {
+            kvp_cursor_free(cur[h]);
+            cur[h] = NULL;
+        }
+    }
+    free(cnt);
+    free(cur);
+    free(a);
+    if (rc < 0)
+        return rc;
+    const double cells = (double)t0->steps * t0->layers;
+    st->heads = H;
+    st->mean_jaccard = cells > 0 ? jac / cells : 1.0;
+    st->mean_union_ratio = cells > 0 ? uni / cells : 1.0;
     return 0;
 }
