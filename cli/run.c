@@ -281,6 +281,7 @@ typedef struct run_opts {
     int ntrace;
     const char *timeline, *placement, *placement_layer, *placement_policy;
     int check, quiet, verbose;
+    int heads; /* --heads: one synthetic stream per KV head */
     cli_run_keys keys; /* the values taken from [run] sections */
 } run_opts;
 
@@ -422,6 +423,12 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             o->trace = o->traces[0];
             continue;
         }
+        if ((m = cli_opt_flag(a, i, "--heads", NULL)) != 0) {
+            if (m < 0)
+                return -m;
+            o->heads = 1;
+            continue;
+        }
         if ((m = cli_opt_flag(a, i, "--check", NULL)) != 0) {
             if (m < 0)
                 return -m;
@@ -453,6 +460,9 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
         return rc;
     if (o->trace && o->ntrace == 0) /* from a [run] section */
         o->traces[o->ntrace++] = o->trace;
+    if (o->trace && o->heads)
+        return cli_usage(a->cmd, "--heads makes one synthetic trace per KV head; a trace file "
+                         "has the heads its shape gives");
     if (o->trace && cli_scn_sets(&o->scn, "sequences"))
         return cli_usage(a->cmd, "--set sequences makes synthetic sequences; with --trace, "
                          "give one --trace per sequence");
@@ -754,6 +764,11 @@ static int open_trace(const run_opts *o, kvp_scenario *sc, kvp_trace **tr)
     }
     kvp_synth_params sp;
     kvp_synth_default(&sp, sc);
+    if (o->heads && (sc->kv_heads < 2 || sc->kv_heads > KVP_SYNTH_HEADS_MAX))
+        return cli_error("--heads: kv_heads is %u; per-head traces need 2 to %u heads",
+                         sc->kv_heads, KVP_SYNTH_HEADS_MAX);
+    if (o->heads)
+        sp.heads = sc->kv_heads;
     if (kvp_trace_synthetic_sequences(tr, &sp, sc->sequences, &err) < 0)
         return cli_error("%s", err.msg);
     return 0;

@@ -359,8 +359,9 @@ void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc);
 int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err);
 /* `sequences` distinct synthetic sequences of sp's steps and layers (docs/MODEL.md
  * "Streams"): sequence q has seed kvp_synth_sequence_seed(sp->seed, q) and prompt
- * kvp_synth_sequence_prompt(sp->seed, q, sp->prompt) (q = 0: sp's own); 1 is
- * kvp_trace_synthetic itself. */
+ * kvp_synth_sequence_prompt(sp->seed, q, sp->prompt) (q = 0: sp's own); with sp->heads =
+ * H > 1 each sequence is H per-head synthetic traces, one stream per KV head.  1 sequence
+ * of one head is kvp_trace_synthetic itself. */
 int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
                                   uint32_t sequences, kvp_error *err);
 

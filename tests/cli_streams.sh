@@ -70,6 +70,19 @@ assert r["seq0_prompt"] == 40 and all(r["seq%d_prompt" % q] >= 1 for q in range(
 assert "seq3_prompt" not in r
 PY
 
+# per-head synthetic sequences: 2 sequences x 8 heads
+kv run $SMALL --heads --set prompt=40 --set steps=6 --set sequences=2 --policy static,lookahead \
+    --json "$J" -q
+python3 - "$J" <<'PY' && ok || bad "--heads with sequences: report"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert (d["trace"]["streams"], d["trace"]["heads"], d["trace"]["sequences"]) == (16, 8, 2)
+assert d["results"][0]["seq1_steps"] == 6
+PY
+rm -f "$T/reports/"*
+refused "--heads with --trace" 2 "--heads makes one synthetic trace per KV head" \
+    run $SMALL --heads --trace "$T/a.npy" --policy static --json "$J"
+
 # one stream: the reports are as before streams (no sequence cells, no sequences column)
 kv run $SMALL --trace "$T/a.npy" --policy static --json "$J" --csv "$T/reports/r.csv" -q
 if grep -q 'seq0_\|"streams"\|sequences' "$J" "$T/reports/r.csv"; then

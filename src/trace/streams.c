@@ -341,6 +341,31 @@ int kvp_trace_heads_of(kvp_trace **out, kvp_trace *base, uint32_t heads, kvp_err
     return streams_make(out, own, heads + 1, stream, heads, 1, heads, 1, name, err);
 }
 
+/* One sequence of H per-head synthetic traces (sp->heads = H, each its own sp->head). */
+static int synthetic_heads(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err)
+{
+    const uint32_t H = sp->heads;
+    kvp_trace **own = calloc(H, sizeof *own);
+    const kvp_trace **stream = calloc(H, sizeof *stream);
+    int rc = own && stream ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    for (uint32_t h = 0; h < H && rc == 0; h++) {
+        kvp_synth_params one = *sp;
+        one.head = h;
+        if ((rc = kvp_trace_synthetic(&own[h], &one, err)) == 0)
+            stream[h] = own[h];
+    }
+    if (rc < 0) {
+        for (uint32_t h = 0; own && h < H; h++)
+            kvp_trace_free(own[h]);
+        free(own);
+        free(stream);
+        return rc;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%.200s:heads=%u", own[0]->name, H);
+    return streams_make(out, own, H, stream, H, 1, H, 1, name, err);
+}
+
 int kvp_trace_sequences(kvp_trace **out, kvp_trace **seqs, uint32_t n, kvp_error *err)
 {
     *out = NULL;
@@ -409,7 +434,7 @@ int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
 {
     *out = NULL;
     if (sequences <= 1)
-        return kvp_trace_synthetic(out, sp, err);
+        return sp->heads > 1 ? synthetic_heads(out, sp, err) : kvp_trace_synthetic(out, sp, err);
     if (sequences > KVP_MAX_SEQUENCES)
         return kvp_error_set(err, KVP_EINVAL, "sequences %u: at most %u", sequences,
                              KVP_MAX_SEQUENCES);
@@ -419,7 +444,8 @@ int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
         /* its own seed and prompt (docs/SYNTHETIC.md "Sequences"; q = 0 is sp's own) */
         one.seed = kvp_synth_sequence_seed(sp->seed, q);
         one.prompt = kvp_synth_sequence_prompt(sp->seed, q, sp->prompt);
-        int rc = kvp_trace_synthetic(&seq[q], &one, err);
+        int rc = one.heads > 1 ? synthetic_heads(&seq[q], &one, err)
+                               : kvp_trace_synthetic(&seq[q], &one, err);
         if (rc < 0) {
             for (uint32_t j = 0; j < q; j++)
                 kvp_trace_free(seq[j]);
