@@ -258,6 +258,53 @@ static void test_two_sequences_reactive(void)
     kvp_trace_free(t);
 }
 
+/* Distinct sequences of random lengths, g in {1, 3, 5}: every stream policy runs in checking
+ * mode (capacity, tiers, no step below the bound), all read the same bytes, the per-sequence
+ * reads add up to the totals, and the throughput counts every sequence's steps. */
+static void test_distinct_random(void)
+{
+    uint64_t x = check_seed ^ 0xD15ull;
+    printf("distinct_random: seed %llu\n", (unsigned long long)check_seed);
+    for (int round = 0; round < 8; round++) {
+        const uint32_t S = rng_in(&x, 2, 4), L = rng_in(&x, 1, 2), m = rng_in(&x, 0, 2);
+        const double sparsity = (double)rng_in(&x, 0, 9) / 10;
+        kvp_trace *seq[4];
+        uint64_t decoded = 0;
+        for (uint32_t q = 0; q < S; q++) {
+            const uint32_t P = rng_in(&x, 1, 25), N = rng_in(&x, 1, 20), C = P + N - 1;
+            float *d = random_scores(&x, N, L, C);
+            REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, L, C, 0, "q", &err), &err);
+            free(d);
+            decoded += N;
+        }
+        kvp_trace *t = NULL;
+        REQUIRE_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
+        kvp_scenario sc;
+        scenario_streams(&sc, L, 1, 1, 2, m, 29, sparsity);
+        uint64_t reads = 0;
+        for (size_t i = 0; i < NPOL; i++) {
+            kvp_result r = run_one(&sc, t, stream_policies[i], 2);
+            char what[160];
+            snprintf(what, sizeof what, "round %d: %s, S=%u L=%u m=%u", round,
+                     stream_policies[i], S, L, m);
+            const uint64_t all = r.kv_read_hbm + r.kv_read_dram;
+            if (i == 0)
+                reads = all;
+            if (!check_report_(all == reads, __FILE__, __LINE__, what))
+                fprintf(stderr, "    reads %llu, unlimited's %llu\n", (unsigned long long)all,
+                        (unsigned long long)reads);
+            CHECK_NEAR(r.throughput_tok_s * r.total_time_s, (double)decoded, 1e-9);
+            if (strcmp(r.policy, "bound") == 0)
+                continue;
+            uint64_t per = 0;
+            for (uint32_t q = 0; q < S; q++)
+                per += r.seq[q].kv_read_hbm + r.seq[q].kv_read_dram;
+            CHECK_EQ_U64(per, all);
+        }
+        kvp_trace_free(t);
+    }
+}
+
 static void test_bad_input(void)
 {
     /* a 4-D trace whose heads are not the model's kv_heads */
@@ -307,6 +354,7 @@ int main(int argc, char **argv)
         {"identical_heads", test_identical_heads},
         {"two_sequences_static", test_two_sequences_static},
         {"two_sequences_reactive", test_two_sequences_reactive},
+        {"distinct_random", test_distinct_random},
         {"bad_input", test_bad_input},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
