@@ -391,19 +391,23 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const float *score = acc->score;
     if (st->est_scores && score && acc->count) {
         /* four running maxima (max is exact in any order), the minimum only for est 2 */
-        float h[4] = {score[0], score[0], score[0], score[0]}, lo = score[0];
+        float h0 = score[0], h1 = h0, h2 = h0, h3 = h0, lo = h0;
         uint32_t i = 0;
-        for (; i + 4 <= acc->count; i += 4)
-            for (int j = 0; j < 4; j++)
-                h[j] = score[i + (uint32_t)j] > h[j] ? score[i + (uint32_t)j] : h[j];
+        for (; i + 4 <= acc->count; i += 4) {
+            h0 = score[i] > h0 ? score[i] : h0;
+            h1 = score[i + 1] > h1 ? score[i + 1] : h1;
+            h2 = score[i + 2] > h2 ? score[i + 2] : h2;
+            h3 = score[i + 3] > h3 ? score[i + 3] : h3;
+        }
         for (; i < acc->count; i++)
-            h[0] = score[i] > h[0] ? score[i] : h[0];
-        for (int j = 1; j < 4; j++)
-            h[0] = h[j] > h[0] ? h[j] : h[0];
+            h0 = score[i] > h0 ? score[i] : h0;
+        h0 = h1 > h0 ? h1 : h0;
+        h0 = h2 > h0 ? h2 : h0;
+        h0 = h3 > h0 ? h3 : h0;
         if (st->est_scores == 2)
             for (i = 1; i < acc->count; i++)
                 lo = score[i] < lo ? score[i] : lo;
-        vmax = h[0];
+        vmax = h0;
         vmin = st->est_scores == 1 ? 0 : lo;
         if (!(vmax > vmin)) /* every read alike: each counts one */
             vmin = vmax - 1;
