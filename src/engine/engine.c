@@ -696,7 +696,9 @@ static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *
  * [b g, (b + 1) g) of every stream) are consecutive; each stream's count and score sum (in
  * position order, as serve_reads sums) give the read entry of block b * S + i, listed by
  * stream ascending. */
-static uint64_t serve_reads_streams(pol_layer *pl, const kvp_access *acc)
+/* Out of line: the one-stream step stays as compact as before streams (docs/PERF.md 18). */
+__attribute__((noinline, cold)) static uint64_t serve_reads_streams(pol_layer *pl,
+                                                                    const kvp_access *acc)
 {
     const uint32_t g = pl->li.g, S = pl->li.streams;
     const int scores = (pl->ps->ops->caps & KVP_CAP_SCORES) != 0;
@@ -871,7 +873,7 @@ static int check_tiers(const pol_layer *pl, uint32_t n, kvp_error *err)
 /* Several streams, before step n: the sequences that finished leave both tiers at no cost;
  * each stream's context, the blocks it may hold (slim), and the blocks the new tokens open
  * (docs/MODEL.md "Streams").  The step's exist_blocks bounds every block that exists. */
-static void streams_prepare(pol_layer *pl, uint32_t n)
+__attribute__((noinline, cold)) static void streams_prepare(pol_layer *pl, uint32_t n)
 {
     const kvp_layer_info *li = &pl->li;
     const uint32_t S = li->streams, g = li->g;
@@ -920,6 +922,18 @@ static void streams_prepare(pol_layer *pl, uint32_t n)
     s->freed = pl->freed;
 }
 
+/* Several streams: the step's reads per sequence (before the placement), into seq_out. */
+__attribute__((noinline, cold)) static void streams_count_reads(pol_layer *pl)
+{
+    const kvp_step *s = &pl->s;
+    const uint32_t S = pl->li.streams;
+    for (uint32_t i = 0; i < s->nread; i++) {
+        const uint32_t vb = s->read_block[i];
+        pl->seq_out[(size_t)(vb % S / pl->heads) * 4 + (pl->e.resident[vb] ? 0 : 1)] +=
+            s->read_count[i];
+    }
+}
+
 /* One step of one policy: reads, placement and its charges, the new token, the step's time
  * (kvp_step_time, src/engine/cost.c). */
 static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, double bound_t,
@@ -948,11 +962,8 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     int marked = 0;
     const uint64_t hbm_hits = S > 1 && g > 1 ? serve_reads_streams(pl, acc)
                                              : serve_reads(pl, rc, acc, &marked);
-    for (uint32_t i = 0; S > 1 && i < s->nread; i++) { /* per sequence */
-        const uint32_t vb = s->read_block[i];
-        pl->seq_out[(size_t)(vb % S / pl->heads) * 4 + (e->resident[vb] ? 0 : 1)] +=
-            s->read_count[i];
-    }
+    if (S > 1)
+        streams_count_reads(pl);
     const uint64_t reads = acc->count;
     kvp_counters st = {0};
     st.kv_read[0] = st.read[0] = hbm_hits;
