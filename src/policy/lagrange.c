@@ -60,6 +60,17 @@ typedef struct seg {
     uint32_t ia, ib, pi, pj;
 } seg;
 
+/* What a token's path reads at a read of step n, in one cache line: Q[n+1], the step's
+ * prices, mu[n+1]. */
+typedef struct lg_price {
+    double q1, ch, rd, cn, cd, mu1; /* rd = cd + cu */
+} lg_price;
+
+/* The paths' traffic at a step, in tokens. */
+typedef struct lg_traffic {
+    uint32_t h, d, u, dn;
+} lg_traffic;
+
 typedef struct lg_layer {
     uint32_t layer, P, N, X, S;
     double kh, kd, kl, w; /* seconds per token on HBM, DRAM, link; the layer's weights, s */
@@ -74,10 +85,11 @@ typedef struct lg_layer {
     int8_t *lam_arg;
     /* this iteration's prices, per step (seconds per token) */
     double *ch, *cd, *cu, *cn, *Q; /* Q[k] = sum of mu[0..k) */
+    lg_price *pr;                  /* the same, per step, for the paths' reads */
     seg *tree;
     uint32_t tsize;
-    /* this iteration's traffic of the paths, per step (tokens), occupancy per step + 1 */
-    double *th, *td, *tu, *tdn;
+    /* this iteration's traffic of the paths, per step, occupancy per step + 1 */
+    lg_traffic *tr;
     int64_t *odiff;
     /* per-token scratch */
     uint32_t *ev;
@@ -180,16 +192,16 @@ static void add_hold(lg_layer *g, int64_t a, int64_t b)
 
 static void add_demote_free(lg_layer *g, uint32_t i) /* demotion at i, token not read at i */
 {
-    g->th[i] += 1;
-    g->tdn[i] += 1;
-    g->td[i] += 1;
+    g->tr[i].h++;
+    g->tr[i].dn++;
+    g->tr[i].d++;
 }
 
 static void add_promote_free(lg_layer *g, uint32_t j)
 {
-    g->td[j] += 1;
-    g->tu[j] += 1;
-    g->th[j] += 1;
+    g->tr[j].d++;
+    g->tr[j].u++;
+    g->tr[j].h++;
 }
 
 /* Callback for plan: an interval of HBM residency [s, e] (s = -1: initially) with the reads
@@ -233,7 +245,7 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
                 GH = FH;
                 GD = FD;
             } else {
-                double qc = g->Q[c + 2], qr = g->Q[r + 1], hh = qr - qc;
+                double qc = g->pr[c + 1].q1, qr = g->pr[r].q1, hh = qr - qc;
                 /* A move in the gap costs at least the cheapest move of any step: most gaps
                  * need no query (exact: a query is skipped only when it cannot win). */
                 if (FH + g->min_dem >= FD && FD + g->min_prom >= FH + hh &&
@@ -267,11 +279,12 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         read:
             /* the read at r, then the placement at r */
             ;
-            double rh = g->ch[r], rd = g->cd[r] + g->cu[r];
-            double h_from_h = GH + rh, h_from_d = GD + rd + g->ch[r];
-            double d_from_d = GD + rd, d_from_h = GH + rh + g->cn[r] + g->cd[r];
+            const lg_price *p = &g->pr[r];
+            double rh = p->ch, rd = p->rd;
+            double h_from_h = GH + rh, h_from_d = GD + rd + rh;
+            double d_from_d = GD + rd, d_from_h = GH + rh + p->cn + p->cd;
             int hb = h_from_h <= h_from_d, db = d_from_h < d_from_d;
-            FH = (hb ? h_from_h : h_from_d) + g->mu[r + 1];
+            FH = (hb ? h_from_h : h_from_d) + p->mu1;
             FD = db ? d_from_h : d_from_d;
             code = (uint8_t)(code | hb << 4 | db << 5);
             g->ev[ne] = r + 1;
@@ -315,10 +328,10 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         int before = st ? (code >> 4) & 1 : (code >> 5) & 1;
         /* placement at r: before -> st, with the read discount */
         if (before && !st) { /* demote a read token */
-            g->tdn[r] += 1;
-            g->td[r] += 1;
+            g->tr[r].dn++;
+            g->tr[r].d++;
         } else if (!before && st) { /* promote a read token */
-            g->th[r] += 1;
+            g->tr[r].h++;
         }
         if (st && !before) { /* an HBM interval starts at r */
             add_hold(g, r, h_end);
@@ -331,11 +344,11 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         }
         /* the read at r from `before` */
         if (before) {
-            g->th[r] += 1;
+            g->tr[r].h++;
             served++;
         } else {
-            g->td[r] += 1;
-            g->tu[r] += 1;
+            g->tr[r].d++;
+            g->tr[r].u++;
         }
         /* the gap (cprev, r) into `before` */
         int after_prev = before;
@@ -373,10 +386,10 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
     if (birth >= 0) {
         uint32_t m = (uint32_t)birth;
         if (st) {
-            g->th[m] += 1;
+            g->tr[m].h++;
         } else {
-            g->td[m] += 1;
-            g->tdn[m] += 1;
+            g->tr[m].d++;
+            g->tr[m].dn++;
         }
     }
     if (st) {
@@ -408,10 +421,8 @@ static void lg_free(lg_layer *g)
     free(g->cn);
     free(g->Q);
     free(g->tree);
-    free(g->th);
-    free(g->td);
-    free(g->tu);
-    free(g->tdn);
+    free(g->pr);
+    free(g->tr);
     free(g->odiff);
     free(g->ev);
     free(g->code);
@@ -438,10 +449,8 @@ static int lg_alloc(lg_layer *g)
     g->cn = malloc(N * sizeof *g->cn);
     g->Q = malloc((N + 2) * sizeof *g->Q);
     g->tree = malloc(2 * (size_t)g->tsize * sizeof *g->tree);
-    g->th = malloc(N * sizeof *g->th);
-    g->td = malloc(N * sizeof *g->td);
-    g->tu = malloc(N * sizeof *g->tu);
-    g->tdn = malloc(N * sizeof *g->tdn);
+    g->pr = malloc(N * sizeof *g->pr);
+    g->tr = malloc(N * sizeof *g->tr);
     g->odiff = malloc((N + 2) * sizeof *g->odiff);
     g->ev = malloc((N + 1) * sizeof *g->ev);
     g->code = malloc(N + 1);
@@ -457,7 +466,7 @@ static int lg_alloc(lg_layer *g)
     g->bits = calloc(words ? words : 1, sizeof *g->bits);
     return g->bits && g->lam && g->best_lam && g->mu && g->best_mu && g->eta && g->lam_eta &&
            g->mu_sign && g->lam_arg && g->ch && g->cd && g->cu && g->cn && g->Q && g->tree &&
-           g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->code;
+           g->pr && g->tr && g->odiff && g->ev && g->code;
 }
 
 /* The layer's reads, token-major: one pass over its cursor. */
@@ -508,14 +517,14 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
     for (uint32_t k = 0; k <= g->N; k++)
         g->mu[k] = 0;
     /* the reads of each step: a pass over the bitsets */
-    double *reads = g->th;
-    memset(reads, 0, g->N * sizeof *reads);
+    for (uint32_t n = 0; n < g->N; n++) /* tr[].h as scratch */
+        g->tr[n].h = 0;
     for (uint32_t x = 0; x < g->X; x++) {
         uint32_t n0 = x < g->P ? 0 : x - g->P + 1;
         for (uint64_t w = g->off[x]; w < g->off[x + 1]; w++) {
             uint64_t word = g->bits[w];
             while (word) {
-                reads[n0 + (w - g->off[x]) * 64 + (uint64_t)__builtin_ctzll(word)] += 1;
+                g->tr[n0 + (w - g->off[x]) * 64 + (uint64_t)__builtin_ctzll(word)].h++;
                 word &= word - 1;
             }
         }
@@ -524,7 +533,7 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
     g->bound_s = 0;
     for (uint32_t n = 0; n < g->N; n++) {
         double h;
-        double a = reads[n] * tok;
+        double a = (double)g->tr[n].h * tok;
         g->bound_s += kvp_step_time_bound(&m, a, &h);
         all += a;
         dram += a - h;
@@ -561,6 +570,9 @@ static void lg_prices(lg_layer *g)
     g->Q[0] = 0;
     for (uint32_t k = 0; k <= g->N; k++)
         g->Q[k + 1] = g->Q[k] + g->mu[k];
+    for (uint32_t n = 0; n < g->N; n++)
+        g->pr[n] = (lg_price){g->Q[n + 1], g->ch[n], g->cd[n] + g->cu[n], g->cn[n], g->cd[n],
+                              g->mu[n + 1]};
     g->min_dem = g->min_prom = INFINITY;
     for (uint32_t n = 0; n < g->N; n++) {
         g->min_dem = fmin(g->min_dem, g->ch[n] + g->cn[n] + g->cd[n]);
@@ -573,10 +585,7 @@ static void lg_prices(lg_layer *g)
 static double lg_eval(lg_layer *g, interval_fn fn, void *user)
 {
     lg_prices(g);
-    memset(g->th, 0, g->N * sizeof *g->th);
-    memset(g->td, 0, g->N * sizeof *g->td);
-    memset(g->tu, 0, g->N * sizeof *g->tu);
-    memset(g->tdn, 0, g->N * sizeof *g->tdn);
+    memset(g->tr, 0, g->N * sizeof *g->tr);
     memset(g->odiff, 0, (g->N + 2) * sizeof *g->odiff);
     double v = 0;
     for (uint32_t x = 0; x < g->X; x++)
@@ -629,8 +638,9 @@ static void lg_ascend(lg_layer *g)
         g->mu[k] = fmax(0, g->mu[k] + g->eta[k] * scale);
     }
     for (uint32_t n = 0; n < g->N; n++) {
-        double f[NTERMS] = {g->w + g->th[n] * g->kh, g->td[n] * g->kd, g->tu[n] * g->kl,
-                            g->tdn[n] * g->kl};
+        const lg_traffic *t = &g->tr[n];
+        double f[NTERMS] = {g->w + (double)t->h * g->kh, (double)t->d * g->kd,
+                            (double)t->u * g->kl, (double)t->dn * g->kl};
         double fmx = fmax(fmax(f[0], f[1]), fmax(f[2], f[3]));
         if (fmx <= 0)
             continue;
