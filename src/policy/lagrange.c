@@ -1004,7 +1004,13 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
     lg_layer g;
     const uint32_t cap = layer_cap(l, R);
     uint32_t it = 0;
-    int rc = lg_setup(&g, R->sc, &R->d, R->tr, l, err);
+    memset(&g, 0, sizeof g);
+    int rc = 0;
+    if (R->cancel && *R->cancel) { /* before the layer's pass over the trace */
+        rc = kvp_error_set(err, KVP_EINTR, "interrupted before layer %u", l);
+        goto done;
+    }
+    rc = lg_setup(&g, R->sc, &R->d, R->tr, l, err);
     if (rc < 0)
         goto done;
     warm_take(R, l, &g);
