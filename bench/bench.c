@@ -141,7 +141,7 @@ int main(int argc, char **argv)
         *dash = 0;
         kvp_trace *cache = NULL;
         double c0 = now(), cc0 = cpu_now();
-        if (kvp_trace_cache(&cache, tr, sc.sparsity, &ro, &err) < 0)
+        if (kvp_trace_cache(&cache, tr, kvp_scenario_budget(&sc), &ro, &err) < 0)
             return die("cache", &err);
         double cw = now() - c0;
         struct rusage cru;

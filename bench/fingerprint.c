@@ -62,7 +62,7 @@ int main(int argc, char **argv)
     uint64_t all = FNV_OFFSET;
     for (uint32_t l = 0; l < sc.layers; l++) {
         kvp_cursor *c = NULL;
-        if (kvp_cursor_create(&c, tr, l, sc.sparsity, &err) < 0)
+        if (kvp_cursor_create(&c, tr, l, kvp_scenario_budget(&sc), &err) < 0)
             return die("cursor", &err);
         uint64_t h = FNV_OFFSET;
         kvp_access a;

@@ -143,6 +143,8 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
            kvp_trace_steps(tr), kvp_trace_layers(tr));
     if (kvp_trace_is_bool(tr))
         printf("workload  sparsity (ignored: the trace marks its reads)");
+    else if (sc->topk > 0)
+        printf("workload  topk %u", sc->topk);
     else
         printf("workload  sparsity %g", sc->sparsity);
     printf(", batch %u, tok_bytes %llu (%s), KV budget %s, slots per layer %u (1-token "

@@ -338,6 +338,15 @@ static const study_def studies[] = {
      study_csv_online, "plan,lpbound"},
 };
 
+/* 1 if the study's points set parameter `name`. */
+static int varies(const study_def *def, const char *name)
+{
+    for (size_t i = 0; i < def->nvars; i++)
+        if (strcmp(def->vars[i], name) == 0)
+            return 1;
+    return 0;
+}
+
 static const study_def *find_study(const char *name)
 {
     for (size_t i = 0; i < NELEM(studies); i++)
@@ -864,6 +873,7 @@ static int build_base(study_ctx *c, study_opts *o)
     cli_scn defaults = {(cli_scn_item *)study_defaults, NELEM(study_defaults), NULL};
     kvp_scenario_default(&c->base);
     int rc = cli_scn_apply(&defaults, &c->base);
+    c->base.given = 0; /* the study's own settings are not the user's: topk may replace them */
     if (!rc)
         rc = cli_scn_apply(&o->scn, &c->base);
     if (rc)
@@ -1003,6 +1013,11 @@ int cli_cmd_study(const cli_args *a)
         s->def = &studies[i];
         s->pts = &pts[nout * MAX_POINTS];
         s->plotted = 0;
+        if (c->base.topk > 0 && varies(s->def, "sparsity")) {
+            rc = cli_error("study %s varies sparsity, which topk (%u) replaces; leave topk "
+                           "unset for it", s->def->name, c->base.topk);
+            goto done;
+        }
         if ((rc = s->def->points(c, s->pts, &s->n)) != 0)
             goto done;
         nout++;

@@ -97,10 +97,14 @@ static void describe(FILE *f, const study_ctx *c, const kvp_scenario *sc)
     cli_format_bytes(kb, sizeof kb, (double)d.kv_budget);
     fprintf(f, "%s (HBM %s at %.4g TB/s, DRAM at %.4g GB/s, link %.4g GB/s), %s (%" PRIu32
             " layers, %" PRIu32 " KV heads x %" PRIu32 " x %" PRIu32 " bytes, weights %s), "
-            "batch %" PRIu32 ", sparsity %g, ", sc->hw_name[0] ? sc->hw_name : "(custom)",
+            "batch %" PRIu32 ", ", sc->hw_name[0] ? sc->hw_name : "(custom)",
             hbm, sc->hbm_bandwidth / 1e12, sc->dram_bandwidth / 1e9, sc->link_bandwidth / 1e9,
             sc->model_name[0] ? sc->model_name : "(custom)", sc->layers, sc->kv_heads,
-            sc->head_dim, sc->dtype_bytes, wb, sc->batch, sc->sparsity);
+            sc->head_dim, sc->dtype_bytes, wb, sc->batch);
+    if (sc->topk > 0)
+        fprintf(f, "topk %" PRIu32 ", ", sc->topk);
+    else
+        fprintf(f, "sparsity %g, ", sc->sparsity);
     if (c->file_trace)
         fprintf(f, "trace %s", kvp_trace_name(c->file_trace));
     else
@@ -312,7 +316,9 @@ static void gp_head(FILE *f, const study_ctx *c, const study_out *s, const char 
             sc->model_name[0] ? sc->model_name : "custom model", sc->prompt, sc->steps);
     if (strcmp(n, "batch") != 0 && strcmp(n, "accounting") != 0 && strcmp(n, "tiers") != 0)
         fprintf(f, ", batch %" PRIu32, c->base.batch);
-    if (strcmp(n, "sparsity") != 0)
+    if (c->base.topk > 0)
+        fprintf(f, ", topk %" PRIu32, c->base.topk);
+    else if (strcmp(n, "sparsity") != 0)
         fprintf(f, ", sparsity %g", c->base.sparsity);
     fprintf(f, ", %s\"\n", c->file_trace ? "trace file" : "synthetic trace");
     fprintf(f, "set xlabel \"%s\"\nset ylabel \"%s\"\n", xlabel, ylabel);

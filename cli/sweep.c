@@ -62,7 +62,8 @@ static int columns_init(columns *cols)
 {
     size_t np, nr = kvp_result_ncolumns();
     const kvp_param_info *params = kvp_params(&np);
-    cols->n = NLEAD + np + NDERIVED + nr + 1;
+    const size_t nt = kvp_result_ntier_columns();
+    cols->n = NLEAD + np + NDERIVED + nr + 1 + nt;
     cols->c = calloc(cols->n, sizeof *cols->c);
     if (!cols->c)
         return cli_error("out of memory");
@@ -82,6 +83,8 @@ static int columns_init(columns *cols)
         cols->c[k++] = (column){kvp_result_column(i), num};
     }
     cols->c[k++] = (column){sa_evaluations_column, 1};
+    for (size_t i = 0; i < nt; i++) /* then every tier's and link's, empty where none */
+        cols->c[k++] = (column){kvp_result_tier_column(i), 1};
     return 0;
 }
 
@@ -430,6 +433,9 @@ static char *point_json(const sweep_spec *s, const sweep_point *p, const kvp_sce
         }
         snprintf(buf, sizeof buf, "%" PRIu32, res[r].sa_evaluations);
         ok = ok && cJSON_AddItemToArray(row, cJSON_CreateString(buf));
+        for (size_t i = 0; ok && i < kvp_result_ntier_columns(); i++)
+            ok = kvp_result_tier_cell(&res[r], i, buf, sizeof buf, &err) >= 0 &&
+                 cJSON_AddItemToArray(row, cJSON_CreateString(buf));
     }
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);

@@ -115,7 +115,7 @@ static int trace_info(const cli_args *a)
     if ((rc = cli_scn_build(&scn, &sc)) != 0)
         goto done;
     if (kvp_trace_open_npy(&tr, path, &err) < 0 ||
-        kvp_trace_stats_compute(tr, sc.sparsity, &st, &err) < 0) {
+        kvp_trace_stats_compute(tr, kvp_scenario_budget(&sc), &st, &err) < 0) {
         rc = cli_error("%s", err.msg);
         goto done;
     }
@@ -124,12 +124,14 @@ static int trace_info(const cli_args *a)
     printf("trace      %s\n", path);
     printf("shape      (%u, %u, %llu): steps, layers, context\n", N, L,
            (unsigned long long)P + N - 1);
-    printf("kind       %s\n", is_bool ? "bool access marks (sparsity does not apply)"
+    printf("kind       %s\n", is_bool ? "bool access marks (sparsity and topk do not apply)"
                                       : "float importance scores");
     printf("prompt     %u tokens (context - steps + 1)\n", P);
     printf("steps      %u\n", N);
     printf("layers     %u\n", L);
-    if (!is_bool)
+    if (!is_bool && sc.topk > 0)
+        printf("topk       %u (reads the top min(topk, context) positions)\n", sc.topk);
+    else if (!is_bool)
         printf("sparsity   %g (reads the top ceil((1 - sparsity) * context) positions)\n",
                sc.sparsity);
     printf("reads      %llu in all; %.6g per step and layer on average\n",

@@ -109,6 +109,8 @@ typedef struct kvp_scenario {
     /* workload */
     uint32_t batch;
     double sparsity; /* share of past tokens NOT read per step, [0, 1) */
+    uint32_t topk;   /* tokens read per step (docs/MODEL.md "A fixed token budget"); 0: off,
+                      * sparsity decides */
     uint32_t page_tokens;
     /* synthetic trace (ignored with a trace file) */
     uint32_t prompt; /* tokens */
@@ -118,7 +120,13 @@ typedef struct kvp_scenario {
     /* names of the presets applied, for the report ("" if none) */
     char hw_name[64];
     char model_name[64];
+    /* KVP_GIVEN_* bits: parameters given by kvp_param_set since kvp_scenario_default (the
+     * table's defaults and presets do not count), so that validation can refuse a choice
+     * made twice (topk and sparsity both given). */
+    uint32_t given;
 } kvp_scenario;
+#define KVP_GIVEN_SPARSITY 1u
+#define KVP_GIVEN_TOPK 2u
 
 typedef enum kvp_param_kind {
     KVP_PK_BYTES,     /* uint64_t, accepts 24GB, 8GiB, 1.6e10 */
@@ -227,8 +235,21 @@ typedef struct kvp_access {
     const float *score;
 } kvp_access;
 
-/* k = ceil((1 - sparsity) * context - 1e-9), at least 0 and at most context. */
-uint32_t kvp_access_k(double sparsity, uint32_t context);
+/* How many positions a step of a score trace reads: a fixed count (topk > 0, docs/MODEL.md
+ * "A fixed token budget") or a share (sparsity).  Bool traces ignore it. */
+typedef struct kvp_budget {
+    double sparsity; /* share of past tokens NOT read, [0, 1); used when topk is 0 */
+    uint32_t topk;   /* tokens read per step; 0: off */
+} kvp_budget;
+/* The scenario's budget: its sparsity and topk.  The others: a share, or a count. */
+kvp_budget kvp_scenario_budget(const kvp_scenario *sc);
+kvp_budget kvp_budget_sparsity(double sparsity);
+kvp_budget kvp_budget_topk(uint32_t topk);
+/* The one k rule: min(topk, context) if topk > 0, else ceil((1 - sparsity) * context - 1e-9)
+ * held to [0, context]. */
+uint32_t kvp_access_k(kvp_budget b, uint32_t context);
+/* 1 if a and b read the same sets (same topk; same sparsity when topk is 0). */
+int kvp_budget_same(kvp_budget a, kvp_budget b);
 
 int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err);
 /* A trace over the caller's data of shape (steps, layers, positions), C order, copied: scores,
@@ -271,8 +292,8 @@ uint32_t kvp_trace_prompt(const kvp_trace *t);
 const char *kvp_trace_name(const kvp_trace *t); /* file path or "synthetic:actual" */
 int kvp_trace_is_bool(const kvp_trace *t);
 
-/* sparsity is ignored for bool traces. */
-int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, double sparsity,
+/* The budget is ignored for bool traces. */
+int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, kvp_budget budget,
                       kvp_error *err);
 /* Fills a with the next step's set; returns 1, or 0 after the last step, or < 0 on error
  * (a NaN or infinite score, a short read).  a's arrays stay valid until the next call. */
@@ -282,7 +303,7 @@ void kvp_cursor_free(kvp_cursor *c);
 /* Synthetic traces (docs/MODEL.md §6; docs/SYNTHETIC.md for the model and its sources). */
 typedef struct kvp_synth_params {
     uint32_t prompt, steps, layers;
-    double sparsity;
+    kvp_budget budget; /* checked here; each cursor reads with its own (kvp_cursor_create) */
     kvp_variation variation;
     uint64_t seed;
     /* knobs the presets set; 0 means "the preset's value" */
@@ -306,7 +327,7 @@ typedef struct kvp_trace_stats {
     double mean_overlap;      /* mean |A(n)∩A(n-1)| / |A(n)| over n >= 1 and layers */
     double mean_sink_share;   /* share of reads among the first 16 positions */
 } kvp_trace_stats;
-int kvp_trace_stats_compute(const kvp_trace *t, double sparsity, kvp_trace_stats *st,
+int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
                             kvp_error *err);
 
 /* ---------------------------------------------------------------------------------------- */
@@ -474,7 +495,7 @@ int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *
  * generation), which is much faster than n calls of kvp_run.  Results identical to kvp_run. */
 int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                  size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err);
-/* A trace cache: t's access sets at this sparsity, materialised once (one pass over t, its
+/* A trace cache: t's access sets at this budget, materialised once (one pass over t, its
  * layers on ro->threads threads) as one bitset per step and layer, and replayed from memory
  * by its cursors, much faster than a synthetic trace is generated or a file's top-k taken.
  * It keeps no scores (each reads 1): kvp_run refuses policies that read scores (reactive,
@@ -483,7 +504,7 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
  * (P + N/2) * N * L / 8 bytes (docs/PERF.md).  kvp_run_many gives `sa` one of its own when
  * it fits in 4 GiB: filled during the pass of the list's simulated policies if there are
  * any, else by a pass of its own. */
-int kvp_trace_cache(kvp_trace **out, const kvp_trace *t, double sparsity,
+int kvp_trace_cache(kvp_trace **out, const kvp_trace *t, kvp_budget budget,
                     const kvp_run_options *ro, kvp_error *err);
 uint64_t kvp_trace_cache_bytes(const kvp_trace *t);
 
@@ -555,6 +576,13 @@ size_t kvp_result_ncolumns(void);
 const char *kvp_result_column(size_t i);
 int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *is_number,
                     kvp_error *err);
+/* The per-tier and per-link cells (tier<k>_*, link<j>_*: docs/MODEL.md "Tiers beyond two")
+ * as fixed columns for every tier and link a machine may have: their count, the name of
+ * column i (NULL past the end), and its text for r (empty where r's machine has no such tier
+ * or link; every column is a number). buf must hold at least 40 bytes. */
+size_t kvp_result_ntier_columns(void);
+const char *kvp_result_tier_column(size_t i);
+int kvp_result_tier_cell(const kvp_result *r, size_t i, char *buf, size_t len, kvp_error *err);
 /* The inverse of kvp_result_cell: sets column i of r from its text. */
 int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *err);
 /* The shortest of %.15g, %.16g, %.17g that reads back to exactly d, as the reports write

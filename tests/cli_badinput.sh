@@ -145,6 +145,18 @@ refused "lpbound on three tiers" 1 "policy lpbound models two tiers; this machin
 p sparsity=1 "sparsity: 1 is out of range [0, 1)"
 p sparsity=1.5 "sparsity: 1.5 is out of range"
 p sparsity=-0.1 "sparsity: -0.1 is out of range"
+p topk=-1 "topk: \"-1\" is negative"
+p topk=1.5 "topk: \"1.5\" is not a whole number"
+p topk=4294967296 "topk: 4294967296 is out of range"
+# topk replaces sparsity: both given is refused, in either order and from any source
+refused "topk and sparsity" 1 "topk (64) and sparsity (0.5) are both set" \
+    $RUN --set topk=64 --set sparsity=0.5
+refused "sparsity and topk" 1 "set only one of them" $RUN --set sparsity=0.6 --set topk=64
+printf 'sparsity = 0.5\n' >"$T/sp.ini"
+refused "sparsity in a config, topk on the line" 1 "topk (8) and sparsity (0.5)" \
+    $RUN --config "$T/sp.ini" --set topk=8
+refused "study sparsity with topk" 1 "study sparsity varies sparsity" \
+    study sparsity --set topk=64 --set prompt=20 --set steps=2 --out "$T/reports"
 p hbm_bandwidth=0 "hbm_bandwidth: \"0\" is not greater than 0"
 p dram_bandwidth=-500GB/s "dram_bandwidth: \"-500GB/s\" is not greater than 0"
 p link_bandwidth=0.5 "link_bandwidth: 0.5 is out of range"

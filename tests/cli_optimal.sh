@@ -30,15 +30,18 @@ if awk -F, -v c="$TC" 'NR > 1 { t[NR - 1] = $c } END { exit !(t[1] >= t[4] && t[
 if ! command -v cbc >/dev/null 2>&1; then
     echo "cbc not installed: the cross-check is skipped"
 else
+    # lp: the two-tier program; lp3: the three-tier one (docs/BOUNDS.md "More than two tiers")
+    for mode in lp lp3; do
     for kind in mip relax; do
-        if ! "$TEST_OPTIMAL" lp "$T/m.lp" $kind >"$T/glpk" 2>"$T/err"; then
-            bad "test_optimal lp $kind"; continue; fi
+        if ! "$TEST_OPTIMAL" $mode "$T/m.lp" $kind >"$T/glpk" 2>"$T/err"; then
+            bad "test_optimal $mode $kind: $(cat "$T/err")"; continue; fi
         cbc "$T/m.lp" solve quit >"$T/cbc" 2>&1
         g=$(awk '/^objective/ { print $2 }' "$T/glpk")
         c=$(sed -n 's/^Objective value: *//p; s/^Optimal - objective value *//p' "$T/cbc" | head -n 1)
         if [ -n "$g" ] && [ -n "$c" ] &&
             awk -v g="$g" -v c="$c" 'BEGIN { d = g - c; if (d < 0) d = -d; exit !(d <= 1e-6 * g) }'
-        then ok; else bad "$kind: GLPK $g, CBC $c"; sed 's/^/    cbc: /' "$T/cbc" | tail -n 5; fi
+        then ok; else bad "$mode $kind: GLPK $g, CBC $c"; sed 's/^/    cbc: /' "$T/cbc" | tail -n 5; fi
+    done
     done
 fi
 echo "$pass passed, $fail failed"

@@ -164,6 +164,17 @@ kv trace info --set sparsity=0.5 "$T/t.npy"
 # k = ceil(0.5 * (200 + n)) = 100 + ceil(n / 2): sum over n = 0..19 is 2000 + 100 = 2100;
 # times 2 layers = 4200.
 has "info reads at sparsity 0.5 = 4200" '^reads *4200 ' "$T/out"
+kv trace info --set topk=210 "$T/t.npy"
+# topk (docs/MODEL.md "A fixed token budget"): k = min(210, 200 + n) = 200 + n for n <= 10,
+# then 210: 11 * 200 + 55 + 9 * 210 = 4145 per layer; times 2 layers = 8290.
+has "info reads at topk 210 = 8290" '^reads *8290 ' "$T/out"
+has "info names topk" '^topk *210 ' "$T/out"
+# reports: topk recorded (in place of sparsity) when on, not at all when off
+kv run --config "$T/small.ini" --trace "$T/t.npy" --set topk=81 --policy static \
+    --json "$T/tk.json" -q
+expect_ok "run --set topk"
+has "topk in the report" '"topk":[[:space:]]*81,' "$T/tk.json"
+grep -q '"sparsity":' "$T/tk.json" && bad "sparsity reported beside topk" || ok
 kv run --config "$T/small.ini" --trace "$T/t.npy" --json "$T/tf.json" -q
 expect_ok "run --trace on the generated file"
 kv run $SMALL --set seed=7 --synthetic high --json "$T/ts.json" -q
@@ -173,6 +184,7 @@ sed -n '/"results"/,$p' "$T/ts.json" >"$T/ts.res"
 [ -s "$T/tf.res" ] && cmp -s "$T/tf.res" "$T/ts.res" && ok ||
     bad "trace file and synthetic differ: $(diff "$T/tf.res" "$T/ts.res" | head -n 4)"
 has "trace source is the file" "\"source\":[[:space:]]*\"$T/t.npy\"" "$T/tf.json"
+grep -q '"topk":' "$T/tf.json" && bad "topk reported while off" || ok
 
 # --- the default scenario -------------------------------------------------------------
 kv

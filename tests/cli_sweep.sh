@@ -101,7 +101,16 @@ awk -F, 'NR == FNR { if (FNR == 1) for (i = 1; i <= NF; i++) rc[$i] = i; else ru
                if (shared < 4 * 20) { print "only " shared " shared cells"; d++ }
                exit d != 0 }' "$T/run.csv" "$T/p9.csv" >"$T/cmp9.txt" 2>&1 && ok ||
     bad "point $id9's rows differ from kvplace run's: $(head -n 3 "$T/cmp9.txt")"
-[ "$(head -n 1 "$T/a/sweep.csv" | cut -d, -f"$ncol")" = "sa_evaluations" ] && ok || bad "the last column is not sa_evaluations"
+# After sa_evaluations, every tier's and link's columns (docs/SWEEP.md): tiers 0..7, links
+# 1..7, the two-tier machine's tier0, tier1 and link1 filled (and compared with run's above),
+# the others empty.
+sacol=$(head -n 1 "$T/a/sweep.csv" | tr ',' '\n' | grep -n '^sa_evaluations$' | cut -d: -f1)
+[ "$((ncol - sacol))" -eq $((8 * 6 + 7 * 4)) ] && ok || bad "$((ncol - sacol)) columns after sa_evaluations, not 76"
+[ "$(head -n 1 "$T/a/sweep.csv" | cut -d, -f"$((sacol + 1)),$((sacol + 12)),$((sacol + 49)),$ncol")" = \
+  "tier0_kv_read_bytes,tier1_busy_s,link1_up_bytes,link7_down_busy_s" ] && ok ||
+    bad "tier columns: $(head -n 1 "$T/a/sweep.csv" | cut -d, -f"$((sacol + 1)),$((sacol + 12)),$((sacol + 49)),$ncol")"
+got=$(grep "^$hash,$id9," "$T/a/sweep.csv" | head -n 1 | cut -d, -f"$((sacol + 12)),$((sacol + 13)),$((sacol + 52)),$((sacol + 53))")
+case $got in [0-9]*,,[0-9]*,) ok ;; *) bad "tier1_busy_s, tier2_kv_read_bytes, link1_down_busy_s, link2_up_bytes: $got" ;; esac
 # Before the results: the lead columns, every parameter of kvplace params, tok_bytes, kv_budget.
 nparams=$("$KVPLACE" params | grep -cE '^  [a-z0-9_]+ +default')
 [ "$pcol" -eq $((5 + nparams + 2 + 1)) ] && ok || bad "policy is column $pcol, wanted 5 + $nparams parameters + 2 + 1"

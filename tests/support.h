@@ -61,6 +61,14 @@ static inline kvp_trace *marks_trace(uint32_t N, uint32_t C, const int marks[][8
     return t;
 }
 
+/* A small LCG for random test cases, seeded from check_seed (printed, so a failure replays). */
+static uint64_t support_rng;
+static inline uint32_t support_rnd(uint32_t n)
+{
+    support_rng = support_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)((support_rng >> 33) % n);
+}
+
 /* kvp_run of one policy spec with the options given; a failed run is a failed check (with the
  * spec and the message) and returns a zeroed result. */
 static inline kvp_result run_with(const kvp_scenario *sc, const kvp_trace *t, const char *spec,

@@ -45,7 +45,7 @@ static void test_table(void)
 {
     for (size_t i = 0; i < sizeof k_table / sizeof *k_table; i++) {
         const k_case *c = &k_table[i];
-        uint32_t k = kvp_access_k(c->sparsity, c->context);
+        uint32_t k = kvp_access_k(kvp_budget_sparsity(c->sparsity), c->context);
         if (!check_report_(k == c->k, __FILE__, __LINE__, "kvp_access_k"))
             fprintf(stderr, "    sparsity %g, context %u: k %u, wanted %u (%s)\n",
                     c->sparsity, c->context, k, c->k, c->why);
@@ -61,7 +61,7 @@ static void test_bounds(void)
     for (size_t j = 0; j < sizeof s / sizeof *s; j++) {
         uint32_t prev = 0;
         for (uint32_t ctx = 0; ctx <= 2000; ctx++) {
-            uint32_t k = kvp_access_k(s[j], ctx);
+            uint32_t k = kvp_access_k(kvp_budget_sparsity(s[j]), ctx);
             bad += k > ctx || (ctx > 0 && k < 1) || k < prev;
             prev = k;
         }

@@ -116,7 +116,7 @@ static kvp_trace *cache_of(const kvp_trace *t, double sparsity)
     kvp_run_options ro;
     kvp_run_options_default(&ro);
     kvp_trace *c = NULL;
-    CHECK_OK(kvp_trace_cache(&c, t, sparsity, &ro, &err), &err);
+    CHECK_OK(kvp_trace_cache(&c, t, kvp_budget_sparsity(sparsity), &ro, &err), &err);
     return c;
 }
 

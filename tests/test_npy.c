@@ -298,8 +298,8 @@ static void check_f32_trace(const char *path)
     static const float l1s0v[] = {4.0f, 3.0f}, l1s1v[] = {-1.0f, -0.5f, 0.0f};
     kvp_cursor *c0 = NULL, *c1 = NULL;
     kvp_access a;
-    REQUIRE_OK(kvp_cursor_create(&c0, t, 0, 0.5, &err), &err);
-    REQUIRE_OK(kvp_cursor_create(&c1, t, 1, 0.5, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c0, t, 0, kvp_budget_sparsity(0.5), &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c1, t, 1, kvp_budget_sparsity(0.5), &err), &err);
     if (c0 && c1) {
         CHECK_EQ_INT(kvp_cursor_next(c0, &a, &err), 1);
         CHECK(access_is(&a, 2, l0s0, l0s0v));
@@ -318,7 +318,7 @@ static void check_f32_trace(const char *path)
     }
     kvp_cursor_free(c0);
     kvp_cursor_free(c1);
-    CHECK_FAILS(kvp_cursor_create(&c0, t, 2, 0.5, &err), KVP_EINVAL, &err, "layer 2");
+    CHECK_FAILS(kvp_cursor_create(&c0, t, 2, kvp_budget_sparsity(0.5), &err), KVP_EINVAL, &err, "layer 2");
     kvp_trace_free(t);
 }
 
@@ -387,7 +387,7 @@ static void test_f16(void)
     kvp_cursor *c = NULL;
     kvp_access a;
     /* sparsity 0: every position, with its exact value */
-    REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.0, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.0), &err), &err);
     if (c && kvp_cursor_next(c, &a, &err) == 1) {
         CHECK_EQ_U64(a.count, 8);
         for (uint32_t i = 0; i < 8 && i < a.count; i++) {
@@ -399,7 +399,7 @@ static void test_f16(void)
     /* sparsity 0.5: k = 4, the four largest: 65504 (1), 1.0 (0), 0.333 (7), 2^-14 (6); note
      * 2^-14 = 1024 * 2^-24 beats the largest subnormal 1023 * 2^-24 */
     static const uint32_t top4[] = {0, 1, 6, 7};
-    REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.5), &err), &err);
     if (c) {
         CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
         CHECK(access_is(&a, 4, top4, NULL));
@@ -427,7 +427,7 @@ static void test_f16_exhaustive(void)
     kvp_access a;
     REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t)
-        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.0, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.0), &err), &err);
     if (c && kvp_cursor_next(c, &a, &err) == 1 && a.count == count) {
         int bad = 0;
         for (uint32_t i = 0; i < count; i++) {
@@ -471,7 +471,7 @@ static void test_bool(void)
     static const float ones[] = {1.0f, 1.0f, 1.0f};
     kvp_cursor *c = NULL;
     kvp_access a;
-    REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.9, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.9), &err), &err);
     if (c) {
         CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
         CHECK(access_is(&a, 2, s0, ones));
@@ -497,7 +497,7 @@ static void test_bad_scores(void)
     npy_f32(p, 1, 64, 2, 1, 3, &d[0][0]);
     REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.5), &err), &err);
         if (c) {
             CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
             CHECK_FAILS(kvp_cursor_next(c, &a, &err), KVP_EFORMAT, &err,
@@ -515,7 +515,7 @@ static void test_bad_scores(void)
     npy_f32(p, 1, 64, 2, 1, 3, &d[0][0]);
     REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.5), &err), &err);
         if (c)
             CHECK_FAILS(kvp_cursor_next(c, &a, &err), KVP_EFORMAT, &err,
                         "step 0, layer 0, position 1: score is +inf");
@@ -532,7 +532,7 @@ static void test_bad_scores(void)
     npy_file(p, 1, 64, dict, h, sizeof h);
     REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.5), &err), &err);
         if (c)
             CHECK_FAILS(kvp_cursor_next(c, &a, &err), KVP_EFORMAT, &err,
                         "step 0, layer 0, position 0: score is -inf");
@@ -547,7 +547,7 @@ static void test_bad_scores(void)
     c = NULL;
     REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        REQUIRE_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.5), &err), &err);
         if (c) {
             static const uint32_t s0[] = {1};      /* k = ceil(0.5 * 2) = 1: 2.0 at pos 1 */
             static const uint32_t s1[] = {0, 1}; /* k = ceil(1.5) = 2: three 1.0s, lowest 2 */
@@ -705,7 +705,7 @@ typedef struct formula_impl {
 typedef struct formula_cursor {
     const kvp_trace *t;
     uint32_t layer, next;
-    double sparsity;
+    kvp_budget budget;
     float *row;
     uint32_t *pos, *scratch;
     float *score;
@@ -716,7 +716,7 @@ static float formula(uint32_t n, uint32_t l, uint32_t p)
     return (float)((n * 7u + l * 3u + p * 5u) % 11u) - 5.0f;
 }
 
-static int fc_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+static int fc_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
                    kvp_error *err)
 {
     (void)err;
@@ -724,7 +724,7 @@ static int fc_open(const kvp_trace *t, uint32_t layer, double sparsity, void **s
     size_t cols = (size_t)t->prompt + t->steps;
     c->t = t;
     c->layer = layer;
-    c->sparsity = sparsity;
+    c->budget = budget;
     c->row = malloc(cols * sizeof *c->row);
     c->pos = malloc(cols * sizeof *c->pos);
     c->scratch = malloc(cols * sizeof *c->scratch);
@@ -745,7 +745,7 @@ static int fc_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     a->step = n;
     a->layer = c->layer;
     a->context = ctx;
-    a->count = kvp_access_k(c->sparsity, ctx);
+    a->count = kvp_access_k(c->budget, ctx);
     kvp_topk(c->row, ctx, a->count, c->pos, c->score, c->scratch);
     a->pos = c->pos;
     a->score = c->score;
@@ -839,8 +839,8 @@ static int same_access(const kvp_trace *x, const kvp_trace *y, double sparsity)
     for (uint32_t l = 0; same && l < kvp_trace_layers(x); l++) {
         kvp_cursor *cx = NULL, *cy = NULL;
         kvp_access ax, ay;
-        if (kvp_cursor_create(&cx, x, l, sparsity, &err) < 0 ||
-            kvp_cursor_create(&cy, y, l, sparsity, &err) < 0) {
+        if (kvp_cursor_create(&cx, x, l, kvp_budget_sparsity(sparsity), &err) < 0 ||
+            kvp_cursor_create(&cy, y, l, kvp_budget_sparsity(sparsity), &err) < 0) {
             same = 0;
         } else {
             int rx = 0, ry;
@@ -912,7 +912,7 @@ static void test_write_formula(void)
         oracle_topk(row, 9, 5, want);
         kvp_cursor *c = NULL;
         kvp_access a;
-        REQUIRE_OK(kvp_cursor_create(&c, back, 2, 0.5, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&c, back, 2, kvp_budget_sparsity(0.5), &err), &err);
         for (int i = 0; c && i < 4; i++)
             CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
         CHECK(c && access_is(&a, 5, want, NULL));
@@ -1049,7 +1049,7 @@ static void test_stats_bool(void)
     kvp_trace_stats st;
     REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        CHECK_OK(kvp_trace_stats_compute(t, 0.5, &st, &err), &err);
+        CHECK_OK(kvp_trace_stats_compute(t, kvp_budget_sparsity(0.5), &st, &err), &err);
         CHECK_EQ_U64(st.reads, 15);
         CHECK_NEAR(st.mean_reads_per_step, 15.0 / 9.0, 1e-12);
         CHECK_NEAR(st.mean_overlap, 1.0 / 3.0, 1e-12);
@@ -1072,7 +1072,7 @@ static void test_stats_scores(void)
     kvp_trace_stats st;
     REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t) {
-        CHECK_OK(kvp_trace_stats_compute(t, 0.5, &st, &err), &err);
+        CHECK_OK(kvp_trace_stats_compute(t, kvp_budget_sparsity(0.5), &st, &err), &err);
         CHECK_EQ_U64(st.reads, 10);
         CHECK_NEAR(st.mean_reads_per_step, 2.5, 0);
         CHECK_NEAR(st.mean_overlap, 1.0 / 3.0, 1e-12);
@@ -1086,7 +1086,7 @@ static void test_stats_scores(void)
     t = NULL;
     REQUIRE_OK(kvp_trace_open_npy(&t, p, &err), &err);
     if (t)
-        CHECK_FAILS(kvp_trace_stats_compute(t, 0.5, &st, &err), KVP_EFORMAT, &err,
+        CHECK_FAILS(kvp_trace_stats_compute(t, kvp_budget_sparsity(0.5), &st, &err), KVP_EFORMAT, &err,
                     "step 1, layer 1, position 2: score is NaN");
     kvp_trace_free(t);
 }

@@ -320,7 +320,7 @@ static void test_order(uint64_t seed)
         kvp_run_options ro;
         kvp_run_options_default(&ro);
         kvp_trace *cache = NULL;
-        CHECK_OK(kvp_trace_cache(&cache, t, sc.sparsity, &ro, &err), &err);
+        CHECK_OK(kvp_trace_cache(&cache, t, kvp_scenario_budget(&sc), &ro, &err), &err);
         kvp_result oc = run_ok(&sc, cache, OPT);
         CHECK(memcmp(&oc, &opt, sizeof oc) == 0);
         kvp_trace_free(cache);
@@ -388,11 +388,23 @@ static void test_refusals(void)
 /* One small case's model (1 layer x 20 tokens x 8 steps of the study's machine, 10 slots,
  * sparsity 0.6, where the LP's 98.42 is below the optimum's 98.6) to `path`; prints GLPK's
  * objective of it. */
-static int write_lp(const char *path, int relax)
+/* tiers3: the three-tier program (docs/BOUNDS.md "More than two tiers"): 4 slots of host
+ * DRAM at the study's machine's DRAM bandwidth, and 40 of a CXL tier at 50 GB/s behind a
+ * link of its own at 20 GB/s up and 10 GB/s down; 1 x 10 x 4. */
+static int write_lp(const char *path, int relax, int tiers3)
 {
     kvp_scenario sc;
-    kvp_trace *t = synthetic(&sc, 1, 20, 8, "low", "0.6");
-    assign(&sc, "hbm_capacity", 10 * 4096);
+    kvp_trace *t = tiers3 ? synthetic(&sc, 1, 10, 4, "low", "0.6")
+                          : synthetic(&sc, 1, 20, 8, "low", "0.6");
+    assign(&sc, "hbm_capacity", (tiers3 ? 4 : 10) * 4096);
+    if (tiers3) {
+        assign(&sc, "tiers", 3);
+        assign(&sc, "dram_capacity", 4 * 4096);
+        assign(&sc, "tier2_capacity", 40 * 4096);
+        assign(&sc, "tier2_bandwidth", 50000000000ull);
+        assign(&sc, "link2_bandwidth", 20000000000ull);
+        assign(&sc, "link2_down_bandwidth", 10000000000ull);
+    }
     double obj = 0, cst, unit;
     int rc = kvp_optimal_write_lp(&sc, t, 0, relax, path, &obj, &cst, &unit, &err);
     kvp_trace_free(t);
@@ -406,8 +418,9 @@ static int write_lp(const char *path, int relax)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 3 && strcmp(argv[1], "lp") == 0)
-        return write_lp(argv[2], argc >= 4 && strcmp(argv[3], "relax") == 0);
+    if (argc >= 3 && (strcmp(argv[1], "lp") == 0 || strcmp(argv[1], "lp3") == 0))
+        return write_lp(argv[2], argc >= 4 && strcmp(argv[3], "relax") == 0,
+                        strcmp(argv[1], "lp3") == 0);
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
     test_hand();
     test_oracle(seed);

@@ -18,7 +18,7 @@ static kvp_synth_params params(uint32_t P, uint32_t N, uint32_t L, kvp_variation
     sp.prompt = P;
     sp.steps = N;
     sp.layers = L;
-    sp.sparsity = 0.6;
+    sp.budget = kvp_budget_sparsity(0.6);
     sp.variation = v;
     sp.seed = seed;
     return sp;
@@ -40,7 +40,7 @@ static kvp_cursor *cursor(const kvp_trace *t, uint32_t l, double sparsity)
 {
     kvp_cursor *c = NULL;
     kvp_error err = {0, ""};
-    REQUIRE_OK(kvp_cursor_create(&c, t, l, sparsity, &err), &err);
+    REQUIRE_OK(kvp_cursor_create(&c, t, l, kvp_budget_sparsity(sparsity), &err), &err);
     if (!c) {
         fprintf(stderr, "cannot open a cursor: %s\n", err.msg);
         exit(2);
@@ -123,7 +123,7 @@ static void test_names_and_defaults(void)
     CHECK_EQ_U64(sp.prompt, 31299);
     CHECK_EQ_U64(sp.steps, 10239);
     CHECK_EQ_U64(sp.layers, 32);
-    CHECK_NEAR(sp.sparsity, 0.85, 0);
+    CHECK_NEAR(sp.budget.sparsity, 0.85, 0);
     CHECK_EQ_INT(sp.variation, KVP_VAR_HIGH);
     CHECK_EQ_U64(sp.seed, 987654321);
     CHECK_EQ_U64(sp.sinks, 0);
@@ -149,9 +149,9 @@ static void test_bad_params(void)
     sp = params(UINT32_MAX, 10, 2, KVP_VAR_ACTUAL, 1);
     CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_ERANGE, &err, "32 bits");
     sp = params(100, 10, 2, KVP_VAR_ACTUAL, 1);
-    sp.sparsity = 1.0;
+    sp.budget = kvp_budget_sparsity(1.0);
     CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "sparsity");
-    sp.sparsity = NAN;
+    sp.budget = kvp_budget_sparsity(NAN);
     CHECK_FAILS(kvp_trace_synthetic(&t, &sp, &err), KVP_EINVAL, &err, "sparsity");
     sp = params(100, 10, 2, KVP_VAR_ACTUAL, 1);
     sp.drift = 1.5;
@@ -169,9 +169,9 @@ static void test_bad_params(void)
     sp = params(100, 10, 2, KVP_VAR_ACTUAL, 1);
     t = make(&sp);
     kvp_cursor *c = NULL;
-    CHECK_FAILS(kvp_cursor_create(&c, t, 2, 0.5, &err), KVP_EINVAL, &err, "layer 2");
-    CHECK_FAILS(kvp_cursor_create(&c, t, 0, 1.0, &err), KVP_EINVAL, &err, "sparsity");
-    CHECK_FAILS(kvp_cursor_create(&c, t, 0, -0.5, &err), KVP_EINVAL, &err, "sparsity");
+    CHECK_FAILS(kvp_cursor_create(&c, t, 2, kvp_budget_sparsity(0.5), &err), KVP_EINVAL, &err, "layer 2");
+    CHECK_FAILS(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(1.0), &err), KVP_EINVAL, &err, "sparsity");
+    CHECK_FAILS(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(-0.5), &err), KVP_EINVAL, &err, "sparsity");
     CHECK(c == NULL);
 
     /* Steps run forward: the scores of an earlier step are no longer there. */
@@ -345,13 +345,13 @@ static void test_scores_agree(void)
     for (size_t si = 0; si < sizeof sparsities / sizeof *sparsities; si++) {
         double s = sparsities[si];
         kvp_synth_params sp = params(P, N, 2, KVP_VAR_HIGH, 5 + si);
-        sp.sparsity = s;
+        sp.budget = kvp_budget_sparsity(s);
         kvp_trace *t = make(&sp);
         kvp_cursor *c = cursor(t, 1, s);
         uint32_t mismatch = 0, badscore = 0, order = 0, grid = 0, steps = 0;
         kvp_access a;
         while (kvp_cursor_next(c, &a, &err) == 1) {
-            uint32_t ctx = a.context, k = kvp_access_k(s, ctx);
+            uint32_t ctx = a.context, k = kvp_access_k(kvp_budget_sparsity(s), ctx);
             CHECK_OK(t->vt->scores(c->state, a.step, row, &err), &err);
             oracle_scores = row;
             for (uint32_t p = 0; p < ctx; p++)

@@ -97,6 +97,10 @@ static void test_static_fills_in_order(void)
     CHECK_EQ_U64(r.link_down_bytes[2], 2);
     CHECK_NEAR(r.link_up_busy_s[2], 0.1, 1e-15);
     CHECK_NEAR(r.tier_busy_s[0], 14.0 / 1000, 1e-15);
+    /* No placement does better: 4 prompt tokens and 3 slots in HBM and DRAM leave one read
+     * in CXL, 2 B up link 2 at 20 B/s. */
+    CHECK_OK(run(&sc, t, "optimal", &r), &err);
+    CHECK_NEAR(r.total_time_s, 0.1, 1e-12);
     kvp_trace_free(t);
 }
 
@@ -149,6 +153,13 @@ static void test_move_between_tiers(void)
     CHECK_EQ_U64(r.link_up_bytes[1], 4);
     CHECK_EQ_U64(r.link_down_bytes[1], 6);
     CHECK_NEAR(r.total_time_s, 0.3, 1e-15);
+    /* The optimum keeps block 3 and a free slot in HBM from the start (0 in DRAM, 1 and 2 in
+     * CXL, free), so the step reads 3 from HBM and writes the new token there: HBM's 10 + 2 +
+     * 2 B at 1000 B/s, nothing else. */
+    CHECK_OK(run(&sc, t, "optimal", &r), &err);
+    CHECK_NEAR(r.total_time_s, 0.014, 1e-12);
+    CHECK_EQ_U64(r.tier_kv_read[0], 2);
+    CHECK_EQ_U64(r.tier_write[0], 2);
     kvp_trace_free(t);
 }
 
@@ -176,6 +187,120 @@ static void test_new_block_below(void)
     CHECK_EQ_U64(r.tier_read[1] + r.tier_write[1], 0);
     CHECK_EQ_U64(r.tier_write[2], 2);
     CHECK_EQ_U64(r.demoted_bytes, 0);
+    kvp_trace_free(t);
+}
+
+/* The rank rules below HBM (docs/POLICIES.md "Tiers beyond two"), on the machine above with
+ * one HBM slot (12 B) and one DRAM slot; CXL on link 2.  Each case's engine-only rule (a
+ * block leaving HBM, and a new block, enter DRAM and push DRAM's least recent one down) is
+ * worked too, so that each check tells the two apart. */
+static void rank_machine(kvp_scenario *sc)
+{
+    machine(sc, 0);
+    set(sc, "hbm_capacity=12");
+}
+
+/* page (1-token pages, bool marks: every score 1, ties to the lower page).  P = 4: HBM {0},
+ * DRAM {1}, CXL {2, 3}.  Step 0 reads 2 and 3 (from CXL): the target is page 2, so 0 leaves
+ * HBM for DRAM (pushing 1 to CXL) and 2 comes up; the new page 4 enters DRAM (pushing 0 to
+ * CXL).  Then the rank: of the pages read and out of HBM, {3}, the first takes DRAM: 3 moves
+ * up and DRAM's 4 goes to CXL.  Net: 0 HBM -> CXL, 1 DRAM -> CXL, 2 CXL -> HBM, 3 CXL ->
+ * DRAM, the new token in CXL.  Bytes (2 a token): HBM read 2 (0) written 2 (2); DRAM read 2
+ * (1) written 2 (3); CXL read 4 (the reads of 2 and 3; their moves carry nothing more) written
+ * 6 (0, 1, the new token).  Promoted 4 (2 and 3), demoted 4.  Link 2 down 6 / 20 = .3 over
+ * CXL 10 / 50, link 2 up 4 / 20: T = .3.  Without the rank: 4 stays in DRAM, promoted 2, CXL
+ * written 4, DRAM moved in 0. */
+static void test_rank_page(void)
+{
+    const int m[][5] = {{2, 3, -1}};
+    kvp_trace *t = marks(1, 4, m);
+    kvp_scenario sc;
+    kvp_result r;
+    rank_machine(&sc);
+    CHECK_OK(run(&sc, t, "page:page_tokens=1", &r), &err);
+    CHECK_EQ_U64(r.tier_read[0], 2);
+    CHECK_EQ_U64(r.tier_write[0], 2);
+    CHECK_EQ_U64(r.tier_read[1], 2);
+    CHECK_EQ_U64(r.tier_write[1], 2);
+    CHECK_EQ_U64(r.tier_moved_in[1], 2);
+    CHECK_EQ_U64(r.tier_kv_read[2], 4);
+    CHECK_EQ_U64(r.tier_read[2], 4);
+    CHECK_EQ_U64(r.tier_write[2], 6);
+    CHECK_EQ_U64(r.promoted_bytes, 4);
+    CHECK_EQ_U64(r.demoted_bytes, 4);
+    CHECK_EQ_U64(r.link_down_bytes[2], 6);
+    CHECK_NEAR(r.total_time_s, 0.3, 1e-15);
+    kvp_trace_free(t);
+}
+
+/* lookahead, W = 2.  P = 4, N = 2; step 0 reads 2 and 3, step 1 reads 3: at step 0 f(3) = 2,
+ * f(2) = 1.  Initial: the wanted block 3 in HBM, then DRAM {0}, CXL {1, 2}.  Step 0: nothing
+ * wanted is out of HBM; the new block 4 enters DRAM (0 to CXL); the rank below is [2] (f 1):
+ * 2 moves up to DRAM, 4 goes to CXL.  Reads: HBM 2, CXL 2.  Moves: 0 DRAM -> CXL (DRAM read
+ * 2, CXL written 2), 2 CXL -> DRAM (read this step: DRAM written 2); the new token in CXL (2).
+ * DRAM 4 / 100, link 1 2 / 100 each way, CXL 6 / 50 = .12, link 2 up 2 / 20, down 4 / 20 =
+ * .2: t = .2.  Step 1: f(2) = 0, f(3) = 1; HBM read 2; the new block 5 enters DRAM and pushes
+ * 2 (unranked now) to CXL: DRAM read 2, written 2 (the new token); CXL written 2; link 2 down
+ * 2 / 20 = .1 over DRAM .04: t = .1.  T = .3; promoted 2 (2 at step 0), demoted 4.  With
+ * R = 0 the rank moves nothing (R is its rate as it is the promotions'): 4 stays in DRAM at
+ * step 0 and goes to CXL at step 1; promoted 0, demoted 4 (0, then 4); DRAM written 4 (the
+ * two new tokens), read 4 (0, 4); CXL read 2 (the read of 2), written 4 (0, then 4); each
+ * step's link 2 carries 2 B one way or both: .1 + .1, T = .2. */
+static void test_rank_lookahead(void)
+{
+    const int m[][5] = {{2, 3, -1}, {3, -1}};
+    kvp_trace *t = marks(2, 5, m);
+    kvp_scenario sc;
+    kvp_result r;
+    rank_machine(&sc);
+    CHECK_OK(run(&sc, t, "lookahead:W=2:R=1", &r), &err);
+    CHECK_EQ_U64(r.tier_kv_read[0], 4);
+    CHECK_EQ_U64(r.tier_kv_read[2], 2);
+    CHECK_EQ_U64(r.tier_read[1], 4);
+    CHECK_EQ_U64(r.tier_write[1], 4);
+    CHECK_EQ_U64(r.tier_read[2], 2);
+    CHECK_EQ_U64(r.tier_write[2], 6);
+    CHECK_EQ_U64(r.promoted_bytes, 2);
+    CHECK_EQ_U64(r.demoted_bytes, 4);
+    CHECK_NEAR(r.total_time_s, 0.3, 1e-15);
+    CHECK_OK(run(&sc, t, "lookahead:W=2:R=0", &r), &err);
+    CHECK_EQ_U64(r.tier_read[1], 4);
+    CHECK_EQ_U64(r.tier_write[1], 4);
+    CHECK_EQ_U64(r.tier_read[2], 2);
+    CHECK_EQ_U64(r.tier_write[2], 4);
+    CHECK_EQ_U64(r.promoted_bytes, 0);
+    CHECK_EQ_U64(r.demoted_bytes, 4);
+    CHECK_NEAR(r.total_time_s, 0.2, 1e-15);
+    kvp_trace_free(t);
+}
+
+/* hot (the online family's rule), with no HBM slot (10 B: the weights alone), so that only
+ * the rank below HBM moves anything.  P = 3, one step reading all (sparsity 0) with scores
+ * 1, 3, 2: p is the score over the highest, halved (decay 0.5), so the misses rank 1, 2, 0.
+ * Initial: DRAM {0}, CXL {1, 2}.  The new block 3 enters DRAM (0 to CXL); the rank's first,
+ * 1, takes DRAM, and 3 goes to CXL.  Reads: DRAM 2, CXL 4.  Moves: 0 DRAM -> CXL and 1 CXL ->
+ * DRAM, both read this step: CXL written 2, DRAM written 2; the new token in CXL (2).  DRAM
+ * 4 / 100, CXL 8 / 50 = .16, link 2 up 4 / 20 = .2, down 4 / 20 = .2: T = .2; promoted 2,
+ * demoted 2.  Without the rank: 3 in DRAM, CXL written 2 (0), promoted 0. */
+static void test_rank_online(void)
+{
+    const float v[3] = {1, 3, 2};
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_from_memory(&t, v, 1, 1, 3, 0, "scores", &err), &err);
+    kvp_scenario sc;
+    kvp_result r;
+    machine(&sc, 0);
+    set(&sc, "hbm_capacity=10");
+    CHECK_OK(run(&sc, t, "hot", &r), &err);
+    CHECK_EQ_U64(r.tier_kv_read[1], 2);
+    CHECK_EQ_U64(r.tier_kv_read[2], 4);
+    CHECK_EQ_U64(r.tier_read[1], 2);
+    CHECK_EQ_U64(r.tier_write[1], 2);
+    CHECK_EQ_U64(r.tier_read[2], 4);
+    CHECK_EQ_U64(r.tier_write[2], 4);
+    CHECK_EQ_U64(r.promoted_bytes, 2);
+    CHECK_EQ_U64(r.demoted_bytes, 2);
+    CHECK_NEAR(r.total_time_s, 0.2, 1e-15);
     kvp_trace_free(t);
 }
 
@@ -256,7 +381,9 @@ static void random_scenario(kvp_scenario *sc, uint32_t L, uint32_t C)
 
 static const char *const policies[] = {"unlimited", "static",          "reactive",
                                        "reactive:g=2", "page",          "lookahead:W=3:R=0.5",
-                                       "lookahead:W=1:R=1", "sa:W_max=4:W0=2:budget=8", "bound"};
+                                       "lookahead:W=1:R=1", "lookahead:W=4:R=0.2",
+                                       "sa:W_max=4:W0=2:budget=8", "hot", "balanced",
+                                       "payback", "steer", "hot:decay=1:budget=0.5", "bound"};
 #define NPOL (sizeof policies / sizeof *policies)
 
 static int same_two_tier(const kvp_result *a, const kvp_result *b)
@@ -302,12 +429,40 @@ static void test_empty_third_tier(uint64_t seed)
     }
 }
 
+/* Makes a random scenario of random_scenario K tiers: tiers 1..K-2 small, the last holding
+ * the whole KV at g <= 4; links random, some shared, some asymmetric. */
+static void more_tiers(kvp_scenario *sc, uint32_t L, uint32_t C, uint32_t K)
+{
+    static const unsigned bw[] = {5, 20, 50, 100, 300};
+    kvp_derived d;
+    CHECK_OK(kvp_scenario_derive(sc, &d, &err), &err);
+    const unsigned long long blk = (unsigned long long)L * d.tok_bytes;
+    setu(sc, "tiers", K);
+    setu(sc, "dram_capacity", blk * rnd(4) + 1); /* at least 1 byte */
+    for (uint32_t k = 2; k < K; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "tier%u_capacity", k);
+        setu(sc, name, k + 1 == K ? blk * (C + 4) : blk * rnd(4));
+        snprintf(name, sizeof name, "tier%u_bandwidth", k);
+        setu(sc, name, bw[rnd(5)]);
+        snprintf(name, sizeof name, "tier%u_link", k);
+        uint32_t j = 1 + rnd(k);
+        setu(sc, name, j);
+        snprintf(name, sizeof name, "link%u_bandwidth", j);
+        if (j > 1)
+            setu(sc, name, bw[rnd(5)]);
+        if (rnd(2)) {
+            snprintf(name, sizeof name, "link%u_down_bandwidth", j);
+            setu(sc, name, bw[rnd(5)]);
+        }
+    }
+}
+
 /* With three and four tiers: every policy at or above `bound`, every read served by some
  * tier, every move out of a tier a move into another, and (check mode) no tier over its
  * slots after any step. */
 static void test_bound_below_all(uint64_t seed)
 {
-    static const unsigned bw[] = {5, 20, 50, 100, 300};
     rng_state = seed ^ 0x9e3779b9u;
     printf("bound with 3 and 4 tiers: seed %llu\n", (unsigned long long)seed);
     int spread = 0; /* runs reading from tier 1 and the slowest tier: the cases do test tiers */
@@ -317,29 +472,7 @@ static void test_bound_below_all(uint64_t seed)
         kvp_trace *t = random_trace(N, L, C, rnd(3) == 0);
         kvp_scenario sc;
         random_scenario(&sc, L, C);
-        kvp_derived d;
-        CHECK_OK(kvp_scenario_derive(&sc, &d, &err), &err);
-        const unsigned long long blk = (unsigned long long)L * d.tok_bytes;
-        /* tiers 1..K-2 small, the last holding the whole KV; links random, some shared */
-        setu(&sc, "tiers", K);
-        setu(&sc, "dram_capacity", blk * rnd(4) + 1); /* at least 1 byte */
-        for (uint32_t k = 2; k < K; k++) {
-            char name[32];
-            snprintf(name, sizeof name, "tier%u_capacity", k);
-            setu(&sc, name, k + 1 == K ? blk * (C + 4) : blk * rnd(4));
-            snprintf(name, sizeof name, "tier%u_bandwidth", k);
-            setu(&sc, name, bw[rnd(5)]);
-            snprintf(name, sizeof name, "tier%u_link", k);
-            uint32_t j = 1 + rnd(k);
-            setu(&sc, name, j);
-            snprintf(name, sizeof name, "link%u_bandwidth", j);
-            if (j > 1)
-                setu(&sc, name, bw[rnd(5)]);
-            if (rnd(2)) {
-                snprintf(name, sizeof name, "link%u_down_bandwidth", j);
-                setu(&sc, name, bw[rnd(5)]);
-            }
-        }
+        more_tiers(&sc, L, C, K);
         kvp_result b;
         CHECK_OK(run(&sc, t, "bound", &b), &err);
         for (size_t i = 0; i + 1 < NPOL; i++) {
@@ -370,6 +503,52 @@ static void test_bound_below_all(uint64_t seed)
         kvp_trace_free(t);
     }
     CHECK(spread > 400);
+}
+
+/* optimal with three and four tiers (docs/BOUNDS.md "More than two tiers"): its placement,
+ * replayed through the engine, takes the MIP's value (optimal checks it, and fails the run
+ * otherwise); it is at or below every policy (each is a feasible placement of the same
+ * program: the initial placement is free, every tier within its slots), at or above its LP
+ * relaxation, which is at or above `bound`. */
+static void test_optimal_tiers(uint64_t seed)
+{
+    rng_state = seed ^ 0x0b7a1u;
+    printf("optimal with 3 and 4 tiers: seed %llu\n", (unsigned long long)seed);
+    const int iters = getenv("KVP_TEST_LIGHT") ? 4 : 40;
+    int moved = 0; /* cases where the optimum moves something below HBM */
+    for (int iter = 0; iter < iters; iter++) {
+        uint32_t L = 1, N = 1 + rnd(4), P = 1 + rnd(6), C = P + N - 1; /* GLPK's sizes */
+        uint32_t K = 3 + rnd(2);
+        kvp_trace *t = random_trace(N, L, C, rnd(3) == 0);
+        kvp_scenario sc;
+        random_scenario(&sc, L, C);
+        more_tiers(&sc, L, C, K);
+        kvp_result o, lp, b;
+        int rc = run(&sc, t, "optimal:tlim=20", &o);
+        if (!check_report_(rc == 0, __FILE__, __LINE__, "optimal runs")) {
+            fprintf(stderr, "    %s (K %u, seed %llu, iteration %d)\n", err.msg, K,
+                    (unsigned long long)seed, iter);
+            kvp_trace_free(t);
+            continue;
+        }
+        CHECK_OK(run(&sc, t, "optimal:relax=1", &lp), &err);
+        CHECK_OK(run(&sc, t, "bound", &b), &err);
+        CHECK(lp.total_time_s <= o.total_time_s * (1 + 1e-9));
+        CHECK(b.total_time_s <= lp.total_time_s * (1 + 1e-9));
+        for (uint32_t k = 1; k < K; k++)
+            moved += o.tier_moved_in[k] > 0;
+        for (size_t i = 1; i + 1 < NPOL; i++) {
+            kvp_result r;
+            CHECK_OK(run(&sc, t, policies[i], &r), &err);
+            if (!check_report_(o.total_time_s <= r.total_time_s * (1 + 1e-9), __FILE__,
+                               __LINE__, "optimal at or below every policy"))
+                fprintf(stderr, "    %s: %.17g < optimal %.17g (K %u, seed %llu, iteration "
+                        "%d)\n", policies[i], r.total_time_s, o.total_time_s, K,
+                        (unsigned long long)seed, iter);
+        }
+        kvp_trace_free(t);
+    }
+    CHECK(moved > 0 || iters < 40);
 }
 
 /* static with K tiers against a reference written from the model alone: blocks (1 token)
@@ -500,6 +679,7 @@ static void test_static_reference(uint64_t seed)
 static void empty_third_tier(void) { test_empty_third_tier(check_seed); }
 static void bound_below_all(void) { test_bound_below_all(check_seed); }
 static void static_reference(void) { test_static_reference(check_seed); }
+static void optimal_tiers(void) { test_optimal_tiers(check_seed); }
 
 int main(int argc, char **argv)
 {
@@ -507,10 +687,14 @@ int main(int argc, char **argv)
         {"static_fills_in_order", test_static_fills_in_order},
         {"move_between_tiers", test_move_between_tiers},
         {"new_block_below", test_new_block_below},
+        {"rank_page", test_rank_page},
+        {"rank_lookahead", test_rank_lookahead},
+        {"rank_online", test_rank_online},
         {"refused", test_refused},
         {"empty_third_tier", empty_third_tier},
         {"bound_below_all", bound_below_all},
         {"static_reference", static_reference},
+        {"optimal_tiers", optimal_tiers},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

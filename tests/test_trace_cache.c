@@ -57,7 +57,7 @@ static kvp_trace *cache_of(const kvp_trace *t, double sparsity, unsigned threads
     kvp_run_options_default(&ro);
     ro.threads = threads;
     kvp_trace *c = NULL;
-    REQUIRE_OK(kvp_trace_cache(&c, t, sparsity, &ro, &err), &err);
+    REQUIRE_OK(kvp_trace_cache(&c, t, kvp_budget_sparsity(sparsity), &ro, &err), &err);
     return c;
 }
 
@@ -67,8 +67,8 @@ static void check_same_sets(const kvp_trace *src, const kvp_trace *c, double spa
     uint32_t bad = 0, steps = 0, ones = 1;
     for (uint32_t l = 0; l < kvp_trace_layers(src); l++) {
         kvp_cursor *a = NULL, *b = NULL;
-        REQUIRE_OK(kvp_cursor_create(&a, src, l, sparsity, &err), &err);
-        REQUIRE_OK(kvp_cursor_create(&b, c, l, sparsity, &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&a, src, l, kvp_budget_sparsity(sparsity), &err), &err);
+        REQUIRE_OK(kvp_cursor_create(&b, c, l, kvp_budget_sparsity(sparsity), &err), &err);
         if (!a || !b)
             return;
         kvp_access x, y;
@@ -259,12 +259,12 @@ static void test_random(void)
  * one thread only: the count is not atomic). */
 static unsigned opened;
 
-static int count_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+static int count_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
                       kvp_error *e)
 {
     const kvp_trace *in = t->impl;
     opened++;
-    return in->vt->cursor_open(in, layer, sparsity, state, e);
+    return in->vt->cursor_open(in, layer, budget, state, e);
 }
 
 static int count_step(void *state, uint32_t n, kvp_access *a, kvp_error *e);

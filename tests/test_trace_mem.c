@@ -31,8 +31,8 @@ static int same_sets(const kvp_trace *a, const kvp_trace *b, double sparsity)
     int same = 1;
     for (uint32_t l = 0; l < kvp_trace_layers(a) && same; l++) {
         kvp_cursor *ca = NULL, *cb = NULL;
-        if (kvp_cursor_create(&ca, a, l, sparsity, &err) < 0 ||
-            kvp_cursor_create(&cb, b, l, sparsity, &err) < 0) {
+        if (kvp_cursor_create(&ca, a, l, kvp_budget_sparsity(sparsity), &err) < 0 ||
+            kvp_cursor_create(&cb, b, l, kvp_budget_sparsity(sparsity), &err) < 0) {
             kvp_cursor_free(ca);
             return 0;
         }
@@ -132,7 +132,7 @@ static void test_bool_and_f32(void)
     CHECK_EQ_U64(kvp_trace_prompt(t), 3);
     kvp_cursor *c = NULL;
     kvp_access a;
-    CHECK_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+    CHECK_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.5), &err), &err);
     CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
     CHECK_EQ_U64(a.count, 2); /* positions 0 and 2 */
     CHECK(a.count == 2 && a.pos[0] == 0 && a.pos[1] == 2);
@@ -253,7 +253,7 @@ static void test_builder(void)
         CHECK_EQ_U64(kvp_trace_prompt(t), 2);
         kvp_cursor *c = NULL;
         kvp_access a;
-        CHECK_OK(kvp_cursor_create(&c, t, 0, 0.5, &err), &err);
+        CHECK_OK(kvp_cursor_create(&c, t, 0, kvp_budget_sparsity(0.5), &err), &err);
         kvp_cursor_next(c, &a, &err);
         CHECK(a.count == 1 && a.pos[0] == 1); /* k = 1 of {1, 2} */
         kvp_cursor_next(c, &a, &err);

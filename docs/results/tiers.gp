@@ -24,3 +24,7 @@ set terminal svg noenhanced size 1200,650 font "sans,11"
 set output out.".svg"
 replot
 set output
+set terminal pdfcairo noenhanced size 7in,3.8in font "sans,8"
+set output out.".pdf"
+replot
+set output

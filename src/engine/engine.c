@@ -44,6 +44,13 @@ struct kvp_engine_layer {
     uint32_t tslots[KVP_MAX_TIERS];
     uint32_t tiers;
     int fixed; /* the policy has KVP_CAP_FIXED */
+    const uint32_t *rank; /* this step's ranking below HBM (kvp_step_rank_below), or NULL */
+    uint32_t nrank;
+    double rank_rate;
+    /* KVP_CAP_TIERS: the tiers the policy named this step (kvp_step_set_tier), or NULL */
+    uint32_t *named_b;
+    uint8_t *named_k;
+    uint32_t nnamed;
     /* blocks whose residency changed this step, with their state before the step */
     uint32_t *touched;
     uint32_t ntouched;
@@ -111,12 +118,12 @@ static void touch_tier(struct kvp_engine_layer *e, uint32_t b)
     e->was[b] = (uint8_t)(e->tier[b] == TIER_NONE ? TIER_NONE : e->tier[b] + 1u);
 }
 
-/* Puts a block out of HBM below it: into tier 1, and while the tier it enters is full, the
- * tier's least recent block moves one tier down (the slowest tier takes any: the run's
- * capacities hold the whole KV, checked before it starts). */
-static void place_below(struct kvp_engine_layer *e, uint32_t b)
+/* Puts a block out of HBM below it: into tier `from` (1 for a block leaving HBM), and while
+ * the tier it enters is full, the tier's least recent block moves one tier down (the slowest
+ * tier takes any: the run's capacities hold the whole KV, checked before it starts). */
+static void place_below(struct kvp_engine_layer *e, uint32_t b, uint32_t from)
 {
-    for (uint32_t k = 1;; k++) {
+    for (uint32_t k = from;; k++) {
         if (e->count[k] < e->tslots[k] || k + 1 == e->tiers) {
             list_push(e, b, k);
             return;
@@ -130,6 +137,84 @@ static void place_below(struct kvp_engine_layer *e, uint32_t b)
         list_push(e, b, k);
         b = v;
     }
+}
+
+/* A policy's ranking below HBM (docs/POLICIES.md "Tiers beyond two"): the ranked blocks out
+ * of HBM fill tiers 1, 2, ... fastest first in rank order, slots_k of them belonging in tier
+ * k (the slowest tier takes the rest); one in a slower tier than its place moves up, and the
+ * least recent block of that tier not ranked into it goes one tier down; one already in a
+ * faster tier stays.  With rate < 1, of the moves up (counted before any is made) only the
+ * first ceil(rate x count) in rank order are made.
+ * Each tier's blocks ranked into it are first made its most recent, so the tail that gives
+ * way is never one of them (fewer of them are there than slots while one is still to come). */
+static void rank_below(struct kvp_engine_layer *e)
+{
+    uint32_t i = 0, moves = UINT32_MAX;
+    if (e->rank_rate < 1) { /* count the moves up first, to take the rate of */
+        uint32_t want = 0;
+        for (uint32_t k = 1, j = 0; k + 1 < e->tiers; k++)
+            for (uint32_t take = 0; j < e->nrank && take < e->tslots[k]; j++) {
+                uint32_t b = e->rank[j];
+                if (b >= e->nblocks || e->tier[b] == 0 || e->tier[b] == TIER_NONE)
+                    continue;
+                take++;
+                want += e->tier[b] > k;
+            }
+        double q = e->rank_rate * want - 1e-9; /* the ceiling as lookahead's quota takes it */
+        moves = q <= 0 ? 0 : (uint32_t)q + ((double)(uint32_t)q < q);
+    }
+    for (uint32_t k = 1; k + 1 < e->tiers && moves > 0; k++) {
+        uint32_t j = i, take = 0;
+        for (; j < e->nrank && take < e->tslots[k]; j++) {
+            uint32_t b = e->rank[j];
+            if (b >= e->nblocks || e->tier[b] == 0 || e->tier[b] == TIER_NONE)
+                continue;
+            take++;
+            if (e->tier[b] == k)
+                list_touch(e, b);
+        }
+        for (; i < j && moves > 0; i++) {
+            uint32_t b = e->rank[i];
+            if (b >= e->nblocks || e->tier[b] == 0 || e->tier[b] == TIER_NONE ||
+                e->tier[b] <= k)
+                continue;
+            if (!e->was[b])
+                touch_tier(e, b);
+            list_remove(e, b);
+            moves--;
+            if (e->count[k] < e->tslots[k]) {
+                list_push(e, b, k);
+                continue;
+            }
+            uint32_t v = e->tail[k];
+            if (!e->was[v])
+                touch_tier(e, v);
+            list_remove(e, v);
+            list_push(e, b, k);
+            place_below(e, v, k + 1);
+        }
+        i = j;
+    }
+}
+
+int kvp_step_set_tier(kvp_step *s, uint32_t b, uint32_t k)
+{
+    struct kvp_engine_layer *e = s->eng;
+    const uint32_t exist = s->exist_blocks + (s->opens_block ? 1u : 0u);
+    if (!e->named_b || k == 0 || k >= e->tiers || b >= exist || b >= e->nblocks ||
+        e->nnamed >= e->nblocks)
+        return KVP_ECHECK;
+    e->named_b[e->nnamed] = b;
+    e->named_k[e->nnamed++] = (uint8_t)k;
+    return 0;
+}
+
+void kvp_step_rank_below(kvp_step *s, const uint32_t *blocks, uint32_t count, double rate)
+{
+    struct kvp_engine_layer *e = s->eng;
+    e->rank = blocks;
+    e->nrank = count;
+    e->rank_rate = rate;
 }
 
 /* A new block out of HBM, for a policy that never moves a block: the fastest tier with a
@@ -155,6 +240,11 @@ static void initial_below(struct kvp_engine_layer *e, uint32_t exist)
             continue;
         if (e->resident[b]) {
             e->tier[b] = 0;
+            continue;
+        }
+        if (e->named_b && e->was[b]) { /* KVP_CAP_TIERS: the tier its init named */
+            list_push(e, b, e->was[b] - 1u);
+            e->was[b] = 0;
             continue;
         }
         while (k + 1 < e->tiers && e->count[k] >= e->tslots[k])
@@ -323,6 +413,8 @@ static void pol_free(pol_layer *pl)
     free(pl->e.tier);
     free(pl->e.prev);
     free(pl->e.next);
+    free(pl->e.named_b);
+    free(pl->e.named_k);
     free(pl->e.was);
     free(pl->e.touched);
     free(pl->acount);
@@ -343,6 +435,12 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
         pl->e.next = malloc((size_t)(nb ? nb : 1) * sizeof *pl->e.next);
         if (!pl->e.tier || !pl->e.prev || !pl->e.next)
             return 0;
+        if (pl->ps->ops->caps & KVP_CAP_TIERS) {
+            pl->e.named_b = malloc((size_t)(nb ? nb : 1) * sizeof *pl->e.named_b);
+            pl->e.named_k = malloc(nb ? nb : 1);
+            if (!pl->e.named_b || !pl->e.named_k)
+                return 0;
+        }
         for (uint32_t k = 0; k < KVP_MAX_TIERS; k++) {
             pl->e.head[k] = pl->e.tail[k] = NIL;
             pl->e.tslots[k] = k < tiers ? tslots[k] : 0;
@@ -399,10 +497,24 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
         return kvp_error_set(err, KVP_ECHECK, "policy %s: init returned %d, not a status",
                              ops->name, rc);
     pl->e.nresident = 0;
-    for (uint32_t b = 0; b < pl->li.nblocks; b++)
+    for (uint32_t b = 0; b < pl->li.nblocks; b++) {
+        if (pl->e.resident[b] > 1) { /* KVP_CAP_TIERS: k + 1 names tier k for initial_below */
+            if (!pl->e.named_b || pl->e.resident[b] - 1u >= pl->e.tiers || b >= first.exist_blocks)
+                return kvp_error_set(err, KVP_ECHECK, "policy %s: initial placement of layer "
+                                     "%u puts block %u in tier %u", ops->name, pl->li.layer, b,
+                                     pl->e.resident[b] - 1u);
+            pl->e.was[b] = pl->e.resident[b];
+            pl->e.resident[b] = 0;
+        }
         pl->e.nresident += pl->e.resident[b];
+    }
     if (pl->e.tier)
         initial_below(&pl->e, first.exist_blocks);
+    for (uint32_t k = 1; pl->e.named_b && k < pl->e.tiers; k++)
+        if (pl->e.count[k] > pl->e.tslots[k])
+            return kvp_error_set(err, KVP_ECHECK, "policy %s: initial placement of layer %u "
+                                 "puts %u blocks in tier %u, slots %u", ops->name, pl->li.layer,
+                                 pl->e.count[k], k, pl->e.tslots[k]);
     if (pl->e.nresident > pl->li.slots)
         return kvp_error_set(err, KVP_ECHECK, "policy %s: initial placement of layer %u holds "
                              "%u blocks, slots %u", ops->name, pl->li.layer, pl->e.nresident,
@@ -558,7 +670,7 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
 /* After the policy's step, with more than two tiers: the blocks it took into HBM leave their
  * tier, those it put out of HBM go below (place_below), in the order it moved them, and so
  * does a new block it left out of HBM. */
-static void resolve_tiers(struct kvp_engine_layer *e, const kvp_step *s)
+static int resolve_tiers(struct kvp_engine_layer *e, const kvp_step *s)
 {
     const uint32_t n = e->ntouched;
     for (uint32_t i = 0; i < n; i++)
@@ -571,10 +683,21 @@ static void resolve_tiers(struct kvp_engine_layer *e, const kvp_step *s)
             e->tier[b] = 0;
         }
     }
+    for (uint32_t i = 0; i < e->nnamed; i++) { /* KVP_CAP_TIERS: where the policy says */
+        uint32_t b = e->named_b[i];
+        if (e->resident[b])
+            return KVP_ECHECK;
+        if (!e->was[b])
+            touch_tier(e, b);
+        if (e->tier[b] != 0 && e->tier[b] != TIER_NONE)
+            list_remove(e, b);
+        list_push(e, b, e->named_k[i]);
+    }
+    e->nnamed = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t b = e->touched[i];
         if (!e->resident[b] && e->tier[b] == 0)
-            place_below(e, b);
+            place_below(e, b, 1);
     }
     if (s->opens_block && e->tier[s->new_block] == TIER_NONE) {
         if (e->resident[s->new_block])
@@ -582,8 +705,16 @@ static void resolve_tiers(struct kvp_engine_layer *e, const kvp_step *s)
         else if (e->fixed)
             place_new(e, s->new_block);
         else
-            place_below(e, s->new_block);
+            place_below(e, s->new_block, 1);
     }
+    if (e->rank) {
+        rank_below(e);
+        e->rank = NULL;
+    }
+    for (uint32_t k = 1; e->named_b && k < e->tiers; k++) /* what it named must fit */
+        if (e->count[k] > e->tslots[k])
+            return KVP_ECHECK;
+    return 0;
 }
 
 /* Checking mode: the tiers agree with the HBM residency and none holds more than its slots. */
@@ -651,8 +782,10 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u holds %u blocks after step "
                              "%u, slots %u", ops->name, pl->li.layer, e->nresident, n,
                              pl->li.slots);
-    if (e->tier)
-        resolve_tiers(e, s);
+    if (e->tier && resolve_tiers(e, s) < 0)
+        return kvp_error_set(err, KVP_ECHECK, "policy %s: step %u layer %u names a tier below "
+                             "HBM for a block in HBM, or fills a tier past its slots",
+                             ops->name, n, pl->li.layer);
     charge_moves(pl, acc, marked, &st);
     if (e->tier && rc->check && (ret = check_tiers(pl, n, err)) < 0)
         return ret;
@@ -766,7 +899,7 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
     }
     if (!ok)
         return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
-    int ret = kvp_cursor_create(&lp->cur, rc->tr, l, rc->sc->sparsity, err);
+    int ret = kvp_cursor_create(&lp->cur, rc->tr, l, kvp_scenario_budget(rc->sc), err);
     if (ret < 0)
         return ret;
     if (!rc->scores)
@@ -1039,7 +1172,7 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
     int rc;
     if (!cache && wants_cache(tr)) {
         if ((rc = kvp_check_trace(sc, tr, err)) < 0 ||
-            (rc = kvp_trace_cache(&own, tr, sc->sparsity, ro, err)) < 0)
+            (rc = kvp_trace_cache(&own, tr, kvp_scenario_budget(sc), ro, err)) < 0)
             return rc;
         cache = own;
     }
@@ -1090,7 +1223,7 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
         if (nla == n && !need_sums && one_w)
             return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
         /* No memory for the cache: lookahead stays in the engine's pass, as before. */
-        if (kvp_trace_cache_empty(fill, tr, sc->sparsity, NULL) < 0)
+        if (kvp_trace_cache_empty(fill, tr, kvp_scenario_budget(sc), NULL) < 0)
             *fill = NULL;
     }
     const kvp_trace *la_tr = on_cache ? tr : *fill; /* NULL: lookahead stays in the pass */
@@ -1196,7 +1329,7 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
     for (size_t i = 0; i < n; i++)
         need_sums |= ps[i].ops->run && ps[i].ops->from_shared_pass;
     if (ng && many && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
-        (rc = kvp_trace_cache_empty(&cache, tr, sc->sparsity, err)) < 0)
+        (rc = kvp_trace_cache_empty(&cache, tr, kvp_scenario_budget(sc), err)) < 0)
         goto done;
     if (ng && (rc = run_group(sc, tr, group, ng, ro, gres, &sums, need_sums, &cache, where,
                               err)) < 0)

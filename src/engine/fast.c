@@ -79,11 +79,11 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
     const uint32_t P = kvp_trace_prompt(c->tr), N = kvp_trace_steps(c->tr);
     const uint64_t tok_bytes = c->d->tok_bytes;
     const double tok = (double)tok_bytes;
-    const int cached = kvp_trace_cache_bits(c->tr, l, 0, sc->sparsity) != NULL;
+    const int cached = kvp_trace_cache_bits(c->tr, l, 0, kvp_scenario_budget(sc)) != NULL;
     kvp_cursor *cur = NULL;
     int rc = 0;
     if (!cached) {
-        if ((rc = kvp_cursor_create(&cur, c->tr, l, sc->sparsity, err)) < 0)
+        if ((rc = kvp_cursor_create(&cur, c->tr, l, kvp_scenario_budget(sc), err)) < 0)
             return rc;
         kvp_cursor_sets_only(cur);
     }
@@ -101,7 +101,7 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
         const uint64_t *bits = NULL;
         uint32_t k, k_below = 0;
         if (cached) {
-            bits = kvp_trace_cache_bits(c->tr, l, n, sc->sparsity);
+            bits = kvp_trace_cache_bits(c->tr, l, n, kvp_scenario_budget(sc));
             uint32_t unused;
             count_cache(bits, (ctx + WORD_BITS - 1) / WORD_BITS, 0, &k, &unused);
         } else {

@@ -473,7 +473,7 @@ static int lg_alloc(lg_layer *g)
 static int lg_load(lg_layer *g, const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
 {
     kvp_cursor *cur = NULL;
-    int rc = kvp_cursor_create(&cur, tr, g->layer, sc->sparsity, err);
+    int rc = kvp_cursor_create(&cur, tr, g->layer, kvp_scenario_budget(sc), err);
     if (rc < 0)
         return rc;
     kvp_cursor_sets_only(cur);

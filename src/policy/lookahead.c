@@ -12,6 +12,7 @@
  */
 #include "policy/policy.h"
 #include "base/error.h"
+#include "engine/cost.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -46,6 +47,8 @@ typedef struct lookahead_state {
     uint32_t *hist;
     uint32_t hexist;   /* blocks counted in hist: [0, hexist) */
     uint32_t *promote; /* blocks to promote this step, nblocks entries */
+    uint32_t *below;   /* more than two tiers: the ranking below HBM, nblocks entries */
+    uint32_t *level;   /* and its counting sort's W + 1 counters */
     uint32_t next_n;   /* the step expected next */
 } lookahead_state;
 
@@ -180,6 +183,8 @@ static void lookahead_free(void *state)
     free(st->code);
     free(st->hist);
     free(st->promote);
+    free(st->below);
+    free(st->level);
     free(st);
 }
 
@@ -225,6 +230,14 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
         st->code = calloc(n, sizeof *st->code);
         st->hist = calloc(HIST_WAYS * 2 * ((size_t)W + 1), sizeof *st->hist);
         st->promote = malloc(n * sizeof *st->promote);
+    }
+    if (st && li->model && li->model->tiers > 2) {
+        st->below = malloc(n * sizeof *st->below);
+        st->level = malloc(((size_t)W + 1) * sizeof *st->level);
+        if (!st->below || !st->level) {
+            lookahead_free(st);
+            st = NULL;
+        }
     }
     if (!st || !st->code || !st->hist || !st->promote) {
         lookahead_free(st);
@@ -358,6 +371,30 @@ static int scan_blocks(scan *sc, kvp_error *err)
     return 0;
 }
 
+/* More than two tiers: the existing blocks out of HBM with f > 0, by f (highest first, ties
+ * the lower index: a counting sort), fill the tiers below HBM fastest first, R of the moves
+ * that takes made per step as R of the promotions into HBM are (docs/POLICIES.md). */
+static void rank_below(lookahead_state *st, kvp_step *s)
+{
+    const uint32_t W = st->W, exist = s->exist_blocks;
+    memset(st->level, 0, ((size_t)W + 1) * sizeof *st->level);
+    for (uint32_t b = 0; b < exist; b++)
+        if (!s->resident[b])
+            st->level[f_of(st, b)]++;
+    uint32_t at = 0;
+    for (uint32_t f = W; f >= 1; f--) { /* level f's first place in the ranking */
+        uint32_t c = st->level[f];
+        st->level[f] = at;
+        at += c;
+    }
+    for (uint32_t b = 0; b < exist; b++) {
+        uint32_t f = f_of(st, b);
+        if (!s->resident[b] && f > 0)
+            st->below[st->level[f]++] = b;
+    }
+    kvp_step_rank_below(s, st->below, at, st->R);
+}
+
 static int lookahead_step(void *state, kvp_step *s, kvp_error *err)
 {
     lookahead_state *st = state;
@@ -416,6 +453,8 @@ static int lookahead_step(void *state, kvp_step *s, kvp_error *err)
     rc = kvp_step_place_new_default(s);
     if (s->new_block < s->li->nblocks)
         sync_resident(st, s->new_block, s->resident);
+    if (st->below)
+        rank_below(st, s);
     return rc;
 }
 

@@ -129,7 +129,7 @@ typedef struct layer {
 static const uint64_t *acc_bits(layer *ly, uint32_t m)
 {
     if (!ly->ring)
-        return kvp_trace_cache_bits(ly->g->tr, ly->l, m, ly->g->sc->sparsity);
+        return kvp_trace_cache_bits(ly->g->tr, ly->l, m, kvp_scenario_budget(ly->g->sc));
     return ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
 }
 
@@ -466,11 +466,11 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     ok &= ly.sims != NULL;
     for (size_t i = 0; ok && i < g->nr; i++)
         ok &= (ly.sims[i].res = calloc(nw, sizeof *ly.sims[i].res)) != NULL;
-    if (ok && !kvp_trace_cache_bits(g->tr, l, 0, g->sc->sparsity)) {
+    if (ok && !kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc))) {
         ly.ring = calloc((size_t)(W + 1) * nw, sizeof *ly.ring);
         ok &= ly.ring != NULL;
         if (ok) {
-            if ((rc = kvp_cursor_create(&ly.cur, g->tr, l, g->sc->sparsity, err)) < 0)
+            if ((rc = kvp_cursor_create(&ly.cur, g->tr, l, kvp_scenario_budget(g->sc), err)) < 0)
                 goto done;
             kvp_cursor_sets_only(ly.cur);
         }

@@ -379,10 +379,11 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
      * to HBM and no slot is free, takes the coldest victim whatever its p. */
     uint32_t *ranked = st->tmp;
     double ptop = 0;
-    if (want) {
+    const int below = li->model->tiers > 2; /* the misses left out are ranked below HBM */
+    if (want || (below && nmiss))
         rank(st, st->cand, st->cand_b, nmiss, ranked, 1);
+    if (want)
         ptop = p_of(st, ranked[0], n, prompt);
-    }
     const uint32_t wanted_slots = want + (uint32_t)new_in;
     const uint32_t need_v = wanted_slots > free_slots ? wanted_slots - free_slots : 0;
     const double pmax = new_in && free_slots == 0 ? 2.0 : ptop;
@@ -456,5 +457,10 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     if ((rc = (int)kvp_step_promote_many(s, st->up, nup)) != (int)nup)
         return kvp_error_set(err, KVP_ECHECK, "online: layer %u step %u: bad promotion",
                              li->layer, n);
+    /* More than two tiers: the misses left out of HBM, hottest first (the promoted ones are
+     * ranked[]'s first), fill the tiers below it fastest first (docs/POLICIES.md). */
+    const uint32_t up_misses = nup - (uint32_t)new_in_hbm;
+    if (below && nmiss > up_misses)
+        kvp_step_rank_below(s, ranked + up_misses, nmiss - up_misses, 1);
     return 0;
 }

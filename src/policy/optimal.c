@@ -42,6 +42,13 @@ typedef struct model {
      * p(x, n) at pcol[n] + x, d(x, n) at dcol[n] + x (x < P + n), s(n) at scol + n. */
     int *ycol, *pcol, *dcol, scol, ncols;
     glp_prob *lp;
+    /* More than two tiers (build_tiers): K tiers, their slots and bandwidth ratios
+     * hbm_bandwidth / bandwidth[k], each tier's link and the links' ratios each way.  Then
+     * y(x, n, k) is at ycol[n + 1] + x K + k, tokens moved into (out of) tier k at step n at
+     * pcol[n] + x K + k (dcol[n] + x K + k). */
+    uint32_t K;
+    uint32_t tslots[KVP_MAX_TIERS], link[KVP_MAX_TIERS];
+    double kt[KVP_MAX_TIERS], ku[KVP_MAX_TIERS], kdn[KVP_MAX_TIERS];
 } model;
 
 static void model_free(model *m)
@@ -85,7 +92,7 @@ static int read_sets(model *m, const kvp_scenario *sc, const kvp_trace *tr, uint
     if (!m->read || !m->nread)
         return kvp_error_set(err, KVP_ENOMEM, "optimal: out of memory for layer %u", layer);
     kvp_cursor *c = NULL;
-    int rc = kvp_cursor_create(&c, tr, layer, sc->sparsity, err);
+    int rc = kvp_cursor_create(&c, tr, layer, kvp_scenario_budget(sc), err);
     if (rc < 0)
         return rc;
     kvp_cursor_sets_only(c);
@@ -123,44 +130,53 @@ static void add_row(glp_prob *lp, int cnt, const int *ind, const double *val, in
     glp_set_mat_row(lp, r, cnt, ind, val);
 }
 
+/* The problem and its columns, `per` of each kind per token (1, or K tiers): y at ycol[n + 1],
+ * moves at pcol[n] and dcol[n], s at scol; and 1-based row and column buffers (GLPK's
+ * convention) for the largest row, 2 (P + N) per + 2 entries, or a column, at most 11. */
+static int layout(model *m, uint32_t per, int **ind, double **val)
+{
+    const uint32_t P = m->P, N = m->N;
+    const size_t buf = 2 * ((size_t)P + N) * per + 16;
+    m->ycol = malloc(((size_t)N + 1) * sizeof *m->ycol);
+    m->pcol = malloc((size_t)N * sizeof *m->pcol);
+    m->dcol = malloc((size_t)N * sizeof *m->dcol);
+    *ind = malloc(buf * sizeof **ind);
+    *val = malloc(buf * sizeof **val);
+    m->lp = glp_create_prob();
+    if (!m->ycol || !m->pcol || !m->dcol || !*ind || !*val || !m->lp) {
+        free(*ind);
+        free(*val);
+        return -1;
+    }
+    glp_set_obj_dir(m->lp, GLP_MIN);
+    int col = 1;
+    for (uint32_t n1 = 0; n1 <= N; n1++) { /* n1 = n + 1 */
+        m->ycol[n1] = col;
+        col += (int)((P + n1) * per);
+    }
+    for (uint32_t n = 0; n < N; n++) {
+        m->pcol[n] = col;
+        col += (int)((P + n) * per);
+        m->dcol[n] = col;
+        col += (int)((P + n) * per);
+    }
+    m->scol = col;
+    col += (int)N;
+    m->ncols = col - 1;
+    glp_add_cols(m->lp, m->ncols);
+    return 0;
+}
+
 /* Builds the model of one layer (the access sets must be read). */
 static int build(model *m, int relax, kvp_error *err)
 {
     const uint32_t P = m->P, N = m->N;
     const size_t C = (size_t)P + N;
-    m->ycol = malloc(((size_t)N + 1) * sizeof *m->ycol);
-    m->pcol = malloc((size_t)N * sizeof *m->pcol);
-    m->dcol = malloc((size_t)N * sizeof *m->dcol);
-    /* Row and column buffers (1-based, GLPK's convention): the largest row has 2 (P + N) + 2
-     * entries, a column at most 11. */
-    const size_t buf = 2 * C + 16;
-    int *ind = malloc(buf * sizeof *ind);
-    double *val = malloc(buf * sizeof *val);
-    m->lp = glp_create_prob();
-    if (!m->ycol || !m->pcol || !m->dcol || !ind || !val || !m->lp) {
-        free(ind);
-        free(val);
+    int *ind;
+    double *val;
+    if (layout(m, 1, &ind, &val) < 0)
         return kvp_error_set(err, KVP_ENOMEM, "optimal: out of memory for a model");
-    }
     glp_prob *lp = m->lp;
-    glp_set_obj_dir(lp, GLP_MIN);
-
-    /* Columns. */
-    int col = 1;
-    for (uint32_t n1 = 0; n1 <= N; n1++) { /* n1 = n + 1 */
-        m->ycol[n1] = col;
-        col += (int)(P + n1);
-    }
-    for (uint32_t n = 0; n < N; n++) {
-        m->pcol[n] = col;
-        col += (int)(P + n);
-        m->dcol[n] = col;
-        col += (int)(P + n);
-    }
-    m->scol = col;
-    col += (int)N;
-    m->ncols = col - 1;
-    glp_add_cols(lp, m->ncols);
     const int yend = m->ycol[N] + (int)(P + N); /* the first column after the y */
     for (int j = 1; j < m->scol; j++) {
         if (j < yend) {
@@ -283,6 +299,123 @@ static int build(model *m, int relax, kvp_error *err)
     return 0;
 }
 
+/* The model of more than two tiers (docs/BOUNDS.md "More than two tiers"): a binary per
+ * token, step and tier, exactly one tier per token; in(x, n, k) >= y(x, n, k) - y(x, n-1, k)
+ * and out(x, n, k) >= y(x, n-1, k) - y(x, n, k); per step, s(n) above every tier's term
+ * (reads from it, unread tokens moved out, tokens moved in, the new token, over its
+ * bandwidth) and every link's term each way (its tiers' reads up, writes down). */
+static int build_tiers(model *m, int relax, kvp_error *err)
+{
+    const uint32_t P = m->P, N = m->N, K = m->K;
+    const size_t C = (size_t)P + N;
+    int *ind;
+    double *val;
+    if (layout(m, K, &ind, &val) < 0)
+        return kvp_error_set(err, KVP_ENOMEM, "optimal: out of memory for a model");
+    glp_prob *lp = m->lp;
+    const int yend = m->ycol[N] + (int)((P + N) * K);
+    for (int j = 1; j <= m->ncols; j++) {
+        if (j < yend && !relax)
+            glp_set_col_kind(lp, j, GLP_BV);
+        else if (j < yend)
+            glp_set_col_bnds(lp, j, GLP_DB, 0, 1);
+        else
+            glp_set_col_bnds(lp, j, GLP_LO, 0, 0);
+    }
+    for (uint32_t n = 0; n < N; n++)
+        glp_set_obj_coef(lp, m->scol + (int)n, 1);
+#define Y(n1, x, k) (m->ycol[n1] + (int)((x) * K + (k)))
+    /* One tier per token; at most slots_k tokens in tier k. */
+    for (uint32_t n1 = 0; n1 <= N; n1++) {
+        for (uint32_t x = 0; x < P + n1; x++) {
+            for (uint32_t k = 0; k < K; k++) {
+                ind[k + 1] = Y(n1, x, k);
+                val[k + 1] = 1;
+            }
+            int r = glp_add_rows(lp, 1);
+            glp_set_row_bnds(lp, r, GLP_FX, 1, 1);
+            glp_set_mat_row(lp, r, (int)K, ind, val);
+        }
+        for (uint32_t k = 0; k < K; k++) {
+            if (P + n1 <= m->tslots[k])
+                continue;
+            for (uint32_t x = 0; x < P + n1; x++) {
+                ind[x + 1] = Y(n1, x, k);
+                val[x + 1] = 1;
+            }
+            add_row(lp, (int)(P + n1), ind, val, 1, m->tslots[k]);
+        }
+    }
+    for (uint32_t n = 0; n < N; n++) {
+        const uint8_t *rd = m->read + (size_t)n * C;
+        const int s = m->scol + (int)n;
+        for (uint32_t x = 0; x < P + n; x++)
+            for (uint32_t k = 0; k < K; k++) {
+                const int in = m->pcol[n] + (int)(x * K + k), out = m->dcol[n] + (int)(x * K + k);
+                int i3[4] = {0, in, Y(n + 1, x, k), Y(n, x, k)};
+                double v3[4] = {0, 1, -1, 1};
+                add_row(lp, 3, i3, v3, 0, 0);
+                i3[1] = out;
+                v3[2] = 1;
+                v3[3] = -1;
+                add_row(lp, 3, i3, v3, 0, 0);
+            }
+        /* Tier k's reads (the set's tokens it held, the unread ones it gives up) and writes
+         * (tokens moved in, the new token), in terms of tier k alone or of its link. */
+        for (uint32_t part = 0; part < 2 * K + 2 * KVP_MAX_TIERS; part++) {
+            int tier_row = part < K, up = 0;
+            uint32_t k0 = 0, j = 0;
+            double coef;
+            if (tier_row) {
+                k0 = part;
+                coef = m->kt[k0];
+            } else {
+                uint32_t q = part - K;
+                if (q >= 2 * KVP_MAX_TIERS)
+                    break;
+                j = q / 2;
+                up = q % 2 == 0;
+                coef = up ? m->ku[j] : m->kdn[j];
+                int any = 0;
+                for (uint32_t k = 1; k < K; k++)
+                    any |= m->link[k] == j;
+                if (j == 0 || !any)
+                    continue;
+            }
+            int c = 0;
+            ind[++c] = s;
+            val[c] = 1;
+            for (uint32_t k = 0; k < K; k++) {
+                if (tier_row ? k != k0 : k == 0 || m->link[k] != j)
+                    continue;
+                for (uint32_t x = 0; x < P + n; x++) {
+                    if (tier_row || up) { /* reads */
+                        ind[++c] = rd[x] ? Y(n, x, k) : m->dcol[n] + (int)(x * K + k);
+                        val[c] = -coef;
+                    }
+                    if (tier_row || !up) { /* writes */
+                        ind[++c] = m->pcol[n] + (int)(x * K + k);
+                        val[c] = -coef;
+                    }
+                }
+                if (tier_row || !up) {
+                    ind[++c] = Y(n + 1, P + n, k);
+                    val[c] = -coef;
+                }
+            }
+            add_row(lp, c, ind, val, 0, tier_row && k0 == 0 ? 0 : -m->wt);
+        }
+    }
+#undef Y
+    for (int j = 1; j <= m->ncols; j++) { /* ascending row lists, as build() */
+        int cnt = glp_get_mat_col(lp, j, ind, val);
+        glp_set_mat_col(lp, j, cnt, ind, val);
+    }
+    free(ind);
+    free(val);
+    return 0;
+}
+
 /* Reads the access sets of one layer and builds its model. */
 static int model_init(model *m, const kvp_scenario *sc, const kvp_derived *d,
                       const kvp_trace *tr, uint32_t layer, int relax, kvp_error *err)
@@ -294,8 +427,18 @@ static int model_init(model *m, const kvp_scenario *sc, const kvp_derived *d,
     m->wt = d->w_layer / (double)d->tok_bytes;
     m->kd = sc->hbm_bandwidth / sc->dram_bandwidth;
     m->kl = sc->hbm_bandwidth / sc->link_bandwidth;
+    m->K = d->tiers;
+    for (uint32_t k = 0; k < d->tiers; k++) {
+        m->tslots[k] = k ? kvp_tier_slots(sc, d, 1, k) : m->slots;
+        m->kt[k] = d->tier_bandwidth[0] / d->tier_bandwidth[k];
+        m->link[k] = k ? d->tier_link[k] : 0;
+    }
+    for (uint32_t j = 1; j < KVP_MAX_TIERS; j++) {
+        m->ku[j] = d->link_up[j] > 0 ? d->tier_bandwidth[0] / d->link_up[j] : 0;
+        m->kdn[j] = d->link_down[j] > 0 ? d->tier_bandwidth[0] / d->link_down[j] : 0;
+    }
     int rc = read_sets(m, sc, tr, layer, err);
-    return rc < 0 ? rc : build(m, relax, err);
+    return rc < 0 ? rc : m->K > 2 ? build_tiers(m, relax, err) : build(m, relax, err);
 }
 
 typedef struct solve_ctx {
@@ -340,6 +483,8 @@ static int solve(model *m, int relax, double tlim_s, volatile sig_atomic_t *canc
         /* Without MIR cuts GLPK closes 1 layer x 40 tokens x 12 steps at 80% sparsity in
          * minutes, with them in about a second (docs/BOUNDS.md). */
         p.mir_cuts = GLP_ON;
+        if (m->K > 2) /* one tier per token: branching on pseudocosts */
+            p.br_tech = GLP_BR_PCH;
         p.tm_lim = tm;
         p.cb_func = on_node;
         p.cb_info = &ctx;
@@ -361,11 +506,48 @@ static int solve(model *m, int relax, double tlim_s, volatile sig_atomic_t *canc
     return rc;
 }
 
+/* The tier of token x after step n1 - 1 in the MIP's solution (more than two tiers). */
+static uint32_t tier_of(const model *m, uint32_t n1, uint32_t x)
+{
+    for (uint32_t k = 0; k < m->K; k++)
+        if (glp_mip_col_val(m->lp, m->ycol[n1] + (int)(x * m->K + k)) > 0.5)
+            return k;
+    return 0; /* not reached: one tier per token */
+}
+
+/* The same with more than two tiers: HBM's moves, then where each token goes below it. */
+static int schedule_layer_tiers(const model *m, kvp_schedule *s, uint32_t layer,
+                                kvp_error *err)
+{
+    const uint32_t P = m->P, N = m->N;
+    int rc = 0;
+    for (uint32_t x = 0; x < P && rc >= 0; x++) {
+        uint32_t k = tier_of(m, 0, x);
+        rc = k ? kvp_schedule_add_tier(s, layer, -1, x, k, err)
+               : kvp_schedule_add(s, layer, -1, x, 1, err);
+    }
+    for (uint32_t n = 0; n < N && rc >= 0; n++)
+        for (uint32_t x = 0; x <= P + n && rc >= 0; x++) {
+            uint32_t before = x < P + n ? tier_of(m, n, x) : KVP_MAX_TIERS, after = tier_of(m, n + 1, x);
+            if (before == after)
+                continue;
+            if (after == 0)
+                rc = kvp_schedule_add(s, layer, n, x, 1, err);
+            else if (before == 0)
+                rc = kvp_schedule_add(s, layer, n, x, 0, err);
+            if (rc >= 0 && after)
+                rc = kvp_schedule_add_tier(s, layer, n, x, after, err);
+        }
+    return rc;
+}
+
 /* The MIP's placement of one layer into the schedule. */
 static int schedule_layer(const model *m, kvp_schedule *s, uint32_t layer, kvp_error *err)
 {
     const uint32_t P = m->P, N = m->N;
     int rc = 0;
+    if (m->K > 2)
+        return schedule_layer_tiers(m, s, layer, err);
     for (uint32_t x = 0; x < P && rc >= 0; x++)
         if (glp_mip_col_val(m->lp, m->ycol[0] + (int)x) > 0.5)
             rc = kvp_schedule_add(s, layer, -1, x, 1, err);
@@ -389,11 +571,8 @@ static int optimal_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
-    /* the integer program of two tiers (docs/POLICIES.md "Tiers beyond two") */
-    if (d.tiers > 2)
-        return kvp_error_set(err, KVP_EINVAL, "policy %s models two tiers; this machine has "
-                             "%u (use bound for a lower bound with more tiers)", ps->ops->name,
-                             d.tiers);
+    if (d.tiers > 2 && (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0)
+        return rc;
     const uint32_t L = kvp_trace_layers(tr), N = kvp_trace_steps(tr);
     if ((rc = check_size(tr, L, err)) < 0)
         return rc;
@@ -420,7 +599,8 @@ static int optimal_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
                 reads += m.nread[n];
                 for (uint32_t x = 0; relax && x < m.P + n; x++)
                     if (m.read[(size_t)n * (m.P + N) + x])
-                        hbm_reads += glp_get_col_prim(m.lp, m.ycol[n] + (int)x);
+                        hbm_reads += glp_get_col_prim(m.lp, m.ycol[n] + (int)(m.K > 2 ? x * m.K
+                                                                                   : x));
             }
             if (!relax)
                 rc = schedule_layer(&m, sched, l, err);
@@ -463,9 +643,6 @@ int kvp_optimal_write_lp(const kvp_scenario *sc, const kvp_trace *tr, uint32_t l
     if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
-    if (d.tiers > 2)
-        return kvp_error_set(err, KVP_EINVAL, "optimal models two tiers; this machine has %u",
-                             d.tiers);
     if (layer >= kvp_trace_layers(tr))
         return kvp_error_set(err, KVP_EINVAL, "optimal: no layer %u", layer);
     if ((rc = check_size(tr, 1, err)) < 0)

@@ -7,6 +7,7 @@
  */
 #include "policy/policy.h"
 #include "base/error.h"
+#include "engine/cost.h"
 #include "base/select.h"
 
 #include <stdlib.h>
@@ -22,7 +23,14 @@ typedef struct page_state {
     uint32_t *idx;  /* selection scratch, nblocks entries */
     uint8_t *first; /* per read entry: its page is resident (ranks first on equal scores) */
     uint64_t rng;   /* pivot choice of the selection */
+    struct ranked *ranked; /* more than two tiers: the read pages out of HBM, by rank */
+    uint32_t *below;       /* and their pages, for kvp_step_rank_below */
 } page_state;
+
+typedef struct ranked {
+    double score;
+    uint32_t page;
+} ranked;
 
 static void page_resolve(double *param, const kvp_scenario *sc)
 {
@@ -44,6 +52,8 @@ static void page_free(void *state)
     free(st->mark);
     free(st->idx);
     free(st->first);
+    free(st->ranked);
+    free(st->below);
     free(st);
 }
 
@@ -59,7 +69,13 @@ static int page_init(void **state, const kvp_layer_info *li, const kvp_step *fir
         st->idx = malloc(n * sizeof *st->idx);
         st->first = malloc(n);
     }
-    if (!st || !st->mark || !st->idx || !st->first) {
+    int more = st && li->model && li->model->tiers > 2;
+    if (more) {
+        st->ranked = malloc(n * sizeof *st->ranked);
+        st->below = malloc(n * sizeof *st->below);
+    }
+    if (!st || !st->mark || !st->idx || !st->first ||
+        (more && (!st->ranked || !st->below))) {
         page_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "page: out of memory for layer %u", li->layer);
     }
@@ -67,6 +83,30 @@ static int page_init(void **state, const kvp_layer_info *li, const kvp_step *fir
     *state = st;
     kvp_initial_default(li, resident);
     return 0;
+}
+
+/* Higher summed score first, then the lower page. */
+static int ranked_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->page < y->page ? -1 : x->page > y->page;
+}
+
+/* More than two tiers: the pages read this step and left out of HBM, ranked by summed score
+ * as the target is, fill the tiers below HBM fastest first (docs/POLICIES.md). */
+static void rank_below(page_state *st, kvp_step *s)
+{
+    const double *score = kvp_step_read_score(s);
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < s->nread; i++)
+        if (!s->resident[s->read_block[i]])
+            st->ranked[m++] = (ranked){score[i], s->read_block[i]};
+    qsort(st->ranked, m, sizeof *st->ranked, ranked_cmp);
+    for (uint32_t i = 0; i < m; i++)
+        st->below[i] = st->ranked[i].page;
+    kvp_step_rank_below(s, st->below, m, 1);
 }
 
 static int page_step(void *state, kvp_step *s, kvp_error *err)
@@ -114,7 +154,10 @@ static int page_step(void *state, kvp_step *s, kvp_error *err)
             return kvp_error_set(err, rc, "page: layer %u step %u: cannot promote page %u",
                                  s->li->layer, s->n, b);
     }
-    return kvp_step_place_new_default(s);
+    if ((rc = kvp_step_place_new_default(s)) < 0 || !st->below)
+        return rc;
+    rank_below(st, s);
+    return 0;
 }
 
 const kvp_policy_ops kvp_policy_page = {

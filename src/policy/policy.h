@@ -78,6 +78,18 @@ uint32_t kvp_step_demote_many(kvp_step *s, const uint32_t *blocks, uint32_t coun
  * it is acc->score converted, a pass over the reads that the engine leaves to the policies
  * that need the scores in this step (reactive and page only when they overflow). */
 const double *kvp_step_read_score(kvp_step *s);
+/* With more than two tiers (s->li->model->tiers > 2; a no-op otherwise): the policy's
+ * ranking of the blocks out of HBM after this step, best first.  After the step the engine
+ * fills tiers 1, 2, ... fastest first in this order (docs/POLICIES.md "Tiers beyond two"),
+ * making the first ceil(rate x count) of the count moves up that needs, in rank order.
+ * blocks must stay valid until the step returns; resident blocks in it are passed over. */
+void kvp_step_rank_below(kvp_step *s, const uint32_t *blocks, uint32_t count, double rate);
+/* A policy with KVP_CAP_TIERS on more than two tiers: block b, out of HBM after this step
+ * (a block it demotes, the new block, or one below HBM), is in tier k >= 1 after it, in place
+ * of the engine's rules below HBM (a block it names nowhere keeps them).  Its init may put a
+ * prompt block in tier k by resident[b] = k + 1.  Returns 0, or KVP_ECHECK for a block or
+ * tier out of range; a tier filled past its slots stops the step with KVP_ECHECK. */
+int kvp_step_set_tier(kvp_step *s, uint32_t b, uint32_t k);
 /* The default for a new block: into HBM if it opens this step and a slot is free. */
 int kvp_step_place_new_default(kvp_step *s);
 
@@ -96,6 +108,7 @@ uint32_t kvp_initial_default(const kvp_layer_info *li, uint8_t *resident);
 #define KVP_CAP_FIXED 0x40u       /* never moves a block: with more than two tiers, a new block
                                    * out of HBM takes the fastest free tier instead of pushing
                                    * tier 1's least recent block down (docs/POLICIES.md) */
+#define KVP_CAP_TIERS 0x80u       /* names the tiers below HBM itself (kvp_step_set_tier) */
 
 /* The sums of the shared pass over a trace (src/engine/runner.h). */
 struct kvp_pass_sums;

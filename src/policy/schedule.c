@@ -13,8 +13,19 @@ typedef struct move_list {
     size_t n, cap;
 } move_list;
 
+/* Where tokens go below HBM, with more than two tiers: step + 1, token, tier >= 1. */
+typedef struct tier_move {
+    uint32_t step1, x, tier;
+} tier_move;
+
+typedef struct tier_list {
+    tier_move *m;
+    size_t n, cap;
+} tier_list;
+
 typedef struct sched_layer {
     move_list prom, dem;
+    tier_list below;
 } sched_layer;
 
 struct kvp_schedule {
@@ -44,6 +55,7 @@ void kvp_schedule_free(kvp_schedule *s)
     for (uint32_t l = 0; l < s->layers; l++) {
         free(s->layer[l].prom.m);
         free(s->layer[l].dem.m);
+        free(s->layer[l].below.m);
     }
     free(s->layer);
     free(s);
@@ -72,6 +84,29 @@ int kvp_schedule_add(kvp_schedule *s, uint32_t layer, int64_t n, uint32_t x, int
     return 0;
 }
 
+int kvp_schedule_add_tier(kvp_schedule *s, uint32_t layer, int64_t n, uint32_t x, uint32_t tier,
+                          kvp_error *err)
+{
+    if (layer >= s->layers || n < -1 || n >= (int64_t)s->steps || tier == 0 ||
+        tier >= KVP_MAX_TIERS)
+        return kvp_error_set(err, KVP_EINVAL, "schedule: token %u to tier %u at step %lld of "
+                             "layer %u is out of range", x, tier, (long long)n, layer);
+    tier_list *tl = &s->layer[layer].below;
+    if (tl->n && tl->m[tl->n - 1].step1 > (uint32_t)(n + 1))
+        return kvp_error_set(err, KVP_EINVAL, "schedule: tiers of layer %u added out of step "
+                             "order", layer);
+    if (tl->n == tl->cap) {
+        size_t cap = tl->cap ? 2 * tl->cap : 256;
+        tier_move *m = realloc(tl->m, cap * sizeof *m);
+        if (!m)
+            return kvp_error_set(err, KVP_ENOMEM, "out of memory for a schedule");
+        tl->m = m;
+        tl->cap = cap;
+    }
+    tl->m[tl->n++] = (tier_move){(uint32_t)(n + 1), x, tier};
+    return 0;
+}
+
 uint64_t kvp_schedule_moves(const kvp_schedule *s, uint32_t layer)
 {
     return layer < s->layers ? s->layer[layer].prom.n + s->layer[layer].dem.n : 0;
@@ -80,7 +115,7 @@ uint64_t kvp_schedule_moves(const kvp_schedule *s, uint32_t layer)
 /* The replay policy: per layer, a cursor into each move list. */
 typedef struct replay_state {
     const sched_layer *sl;
-    size_t ip, id;
+    size_t ip, id, it;
     uint32_t *buf; /* the tokens of one step's moves */
 } replay_state;
 
@@ -107,6 +142,16 @@ int kvp_replay_init(void **state, const kvp_schedule *s, const kvp_layer_info *l
                                  "names token %u twice or outside the prompt", li->layer, x);
         }
         resident[x] = 1;
+    }
+    const tier_list *tl = &st->sl->below; /* the engine reads k + 1 as tier k (KVP_CAP_TIERS) */
+    for (; st->it < tl->n && tl->m[st->it].step1 == 0; st->it++) {
+        uint32_t x = tl->m[st->it].x;
+        if (x >= li->prompt || resident[x]) {
+            kvp_replay_free(st);
+            return kvp_error_set(err, KVP_ECHECK, "replay: initial placement of layer %u "
+                                 "names token %u twice or outside the prompt", li->layer, x);
+        }
+        resident[x] = (uint8_t)(tl->m[st->it].tier + 1);
     }
     *state = st;
     return 0;
@@ -139,6 +184,12 @@ int kvp_replay_step(void *state, kvp_step *s, kvp_error *err)
     if (kvp_step_promote_many(s, st->buf, k) != k)
         return kvp_error_set(err, KVP_ECHECK, "replay: step %u of layer %u promotes a token "
                              "already in HBM or not yet written", s->n, s->li->layer);
+    const tier_list *tl = &st->sl->below;
+    for (; st->it < tl->n && tl->m[st->it].step1 == s->n + 1; st->it++)
+        if (kvp_step_set_tier(s, tl->m[st->it].x, tl->m[st->it].tier) < 0)
+            return kvp_error_set(err, KVP_ECHECK, "replay: step %u of layer %u puts token %u "
+                                 "in tier %u", s->n, s->li->layer, tl->m[st->it].x,
+                                 tl->m[st->it].tier);
     return 0;
 }
 
@@ -153,6 +204,7 @@ void kvp_replay_free(void *state)
 static const kvp_policy_ops replay_ops = {
     .name = "replay",
     .doc = "follows a schedule made by an offline planner",
+    .caps = KVP_CAP_TIERS,
     .init = replay_init,
     .step = kvp_replay_step,
     .free = kvp_replay_free,

@@ -21,6 +21,12 @@ void kvp_schedule_free(kvp_schedule *s);
 int kvp_schedule_add(kvp_schedule *s, uint32_t layer, int64_t n, uint32_t x, int promote,
                      kvp_error *err);
 
+/* With more than two tiers: token x is in tier `tier` >= 1 after the placement of step n of
+ * layer l (n = -1: initially), having left HBM, changed tier below it, or (the new token of
+ * step n) been written there.  n must not decrease from call to call within a layer. */
+int kvp_schedule_add_tier(kvp_schedule *s, uint32_t layer, int64_t n, uint32_t x, uint32_t tier,
+                          kvp_error *err);
+
 /* Moves of layer l so far (promotions + demotions, the initial placement included). */
 uint64_t kvp_schedule_moves(const kvp_schedule *s, uint32_t layer);
 

@@ -931,6 +931,46 @@ int kvp_result_cell(const kvp_result *r, size_t i, char *buf, size_t len, int *i
 
 void kvp_format_double(char *buf, size_t len, double d) { format_double(buf, len, d); }
 
+/* The per-tier and per-link cells as fixed columns, for every tier and link a machine may
+ * have (tier_cells names them the same way): empty where the result's machine has none. */
+#define TIER_COLUMNS(k)                                                                      \
+    "tier" #k "_kv_read_bytes", "tier" #k "_read_bytes", "tier" #k "_write_bytes",            \
+        "tier" #k "_moved_in_bytes", "tier" #k "_moved_out_bytes", "tier" #k "_busy_s"
+#define LINK_COLUMNS(j)                                                                      \
+    "link" #j "_up_bytes", "link" #j "_down_bytes", "link" #j "_up_busy_s",                   \
+        "link" #j "_down_busy_s"
+static const char *const tier_column_names[] = {
+    TIER_COLUMNS(0), TIER_COLUMNS(1), TIER_COLUMNS(2), TIER_COLUMNS(3), TIER_COLUMNS(4),
+    TIER_COLUMNS(5), TIER_COLUMNS(6), TIER_COLUMNS(7), LINK_COLUMNS(1), LINK_COLUMNS(2),
+    LINK_COLUMNS(3), LINK_COLUMNS(4), LINK_COLUMNS(5), LINK_COLUMNS(6), LINK_COLUMNS(7)};
+_Static_assert(sizeof tier_column_names / sizeof *tier_column_names ==
+                   KVP_MAX_TIERS * 6 + (KVP_MAX_TIERS - 1) * 4,
+               "a column for every tier and link");
+#define NTIER_COLUMNS (sizeof tier_column_names / sizeof *tier_column_names)
+
+size_t kvp_result_ntier_columns(void) { return NTIER_COLUMNS; }
+
+const char *kvp_result_tier_column(size_t i)
+{
+    return i < NTIER_COLUMNS ? tier_column_names[i] : NULL;
+}
+
+int kvp_result_tier_cell(const kvp_result *r, size_t i, char *buf, size_t len, kvp_error *err)
+{
+    if (!r || i >= NTIER_COLUMNS || !buf || len < NUM_BUF)
+        return kvp_error_set(err, KVP_EINVAL, "tier cell %zu: no such column or no room", i);
+    tier_cell cells[MAX_TIER_CELLS];
+    int n = tier_cells(r, cells, err);
+    if (n < 0)
+        return n;
+    buf[0] = 0;
+    for (int k = 0; k < n; k++)
+        if (strcmp(cells[k].name, tier_column_names[i]) == 0)
+            memcpy(buf, cells[k].text, strlen(cells[k].text) + 1);
+    return 0;
+}
+
+
 int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *err)
 {
     if (!r || i >= NFIELDS || !text)

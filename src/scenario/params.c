@@ -92,6 +92,8 @@ static const kvp_param_info params[] = {
      "sequences decoded together: KV bytes scale with it, weight reads do not"},
     {"sparsity", KVP_PK_FRACTION, OFF(sparsity), "", "0.6", 0, 1, 1, "workload",
      "share of past tokens NOT read at a step"},
+    {"topk", KVP_PK_COUNT, OFF(topk), "tokens", "0", 0, UINT32_MAX, 0, "workload",
+     "tokens read at a step, in place of sparsity (0: off, sparsity decides)"},
     {"page_tokens", KVP_PK_COUNT, OFF(page_tokens), "tokens", "16", 1, 65536, 0, "workload",
      "tokens per page of the page policy"},
     {"prompt", KVP_PK_COUNT, OFF(prompt), "tokens", "4096", 1, 1 << 26, 0, "synthetic",
@@ -600,6 +602,10 @@ int kvp_param_set(kvp_scenario *sc, const char *name, const char *value, kvp_err
         break;
     }
     }
+    if (p->offset == OFF(sparsity))
+        sc->given |= KVP_GIVEN_SPARSITY;
+    else if (p->offset == OFF(topk))
+        sc->given |= KVP_GIVEN_TOPK;
     return 0;
 }
 
@@ -691,6 +697,7 @@ void kvp_scenario_default(kvp_scenario *sc)
     }
     snprintf(sc->hw_name, sizeof sc->hw_name, "%s", KVP_DFLT_HW);
     snprintf(sc->model_name, sizeof sc->model_name, "%s", KVP_DFLT_MODEL);
+    sc->given = 0; /* the defaults are not a choice */
 }
 
 /* "16.06 GB": bytes for messages (decimal units, 4 significant digits). */
@@ -788,6 +795,11 @@ int kvp_scenario_validate(const kvp_scenario *sc, kvp_error *err)
         if (rc < 0)
             return rc;
     }
+    /* topk replaces sparsity: both given is a contradiction, not an order to settle. */
+    if (sc->topk > 0 && (sc->given & KVP_GIVEN_SPARSITY))
+        return kvp_error_set(err, KVP_EINVAL, "topk (%u) and sparsity (%g) are both set; "
+                             "topk replaces sparsity, set only one of them", sc->topk,
+                             sc->sparsity);
     return kvp_scenario_derive(sc, &d, err);
 }
 
@@ -821,6 +833,11 @@ int kvp_param_in_use(const kvp_scenario *sc, const kvp_param_info *p)
     /* A two-tier machine is described by the two-tier names alone, as before tiers. */
     if (strcmp(n, "tiers") == 0)
         return sc->tiers != 2;
+    /* topk off says nothing (reports read as before it existed); on, it replaces sparsity */
+    if (strcmp(n, "topk") == 0)
+        return sc->topk != 0;
+    if (strcmp(n, "sparsity") == 0)
+        return sc->topk == 0;
     if (strcmp(n, "tier1_link") == 0)
         return sc->tiers != 2 || sc->tier_link[1] != 1;
     if (sscanf(n, "tier%u_", &k) == 1)

@@ -71,7 +71,7 @@ typedef struct npy_cursor {
     const kvp_trace *t;
     const npy_impl *im;
     uint32_t layer;
-    double sparsity;
+    kvp_budget budget;
     /* all sized C, allocated at open */
     float *row;        /* converted scores of row_step */
     uint32_t *pos;     /* the access set */
@@ -499,7 +499,7 @@ static void npy_cursor_close(void *state)
     free(c);
 }
 
-static int npy_cursor_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+static int npy_cursor_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
                            kvp_error *err)
 {
     const npy_impl *im = t->impl;
@@ -509,7 +509,7 @@ static int npy_cursor_open(const kvp_trace *t, uint32_t layer, double sparsity, 
     c->t = t;
     c->im = im;
     c->layer = layer;
-    c->sparsity = sparsity;
+    c->budget = budget;
     size_t cols = im->cols;
     c->row = malloc(cols * sizeof *c->row);
     c->pos = malloc(cols * sizeof *c->pos);
@@ -584,7 +584,7 @@ static int npy_cursor_step(void *state, uint32_t n, kvp_access *a, kvp_error *er
         int rc = load_row(c, n, err);
         if (rc < 0)
             return rc;
-        count = kvp_access_k(c->sparsity, ctx);
+        count = kvp_access_k(c->budget, ctx);
         kvp_topk(c->row, ctx, count, c->pos, c->score, c->scratch);
     }
     a->step = n;
@@ -780,7 +780,7 @@ static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
         *h = low;
         return 0;
     }
-    *k = kvp_access_k(c->sparsity, ctx);
+    *k = kvp_access_k(c->budget, ctx);
     if (c->im->dtype == NPY_F32 && *k > 0 && *k < ctx && lim > 0 && lim < ctx) {
         if (c->band_width == 0)
             c->band_width = BAND_FIRST;
@@ -940,7 +940,7 @@ int kvp_trace_write_npy_cancel(const kvp_trace *t, const char *path,
     }
     for (uint32_t k = 0; k < t->layers; k++) {
         /* sparsity 0: the access sets are not used, only the stepping */
-        rc = kvp_cursor_create(&cur[k], t, k, 0.0, err);
+        rc = kvp_cursor_create(&cur[k], t, k, kvp_budget_sparsity(0.0), err);
         if (rc < 0)
             goto done;
     }

@@ -163,7 +163,7 @@ typedef struct synth_impl {
 typedef struct synth_state {
     const synth_impl *im;
     uint32_t layer;
-    double sparsity;
+    kvp_budget budget;
     uint32_t P, N;
     uint32_t step;      /* the keys describe the context of this step (P + step positions) */
     uint32_t sinks, window;
@@ -419,20 +419,20 @@ static void synth_close(void *state)
     free(st);
 }
 
-static int synth_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+static int synth_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
                       kvp_error *err)
 {
     const synth_impl *im = t->impl;
     *state = NULL;
-    if (!(sparsity >= 0.0 && sparsity < 1.0))
-        return kvp_error_set(err, KVP_EINVAL, "%s: sparsity %g is not in [0, 1)", t->name,
-                             sparsity);
+    int rc = kvp_budget_check(budget, t->name, err);
+    if (rc < 0)
+        return rc;
     synth_state *st = calloc(1, sizeof *st);
     if (!st)
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", t->name);
     st->im = im;
     st->layer = layer;
-    st->sparsity = sparsity;
+    st->budget = budget;
     st->P = im->sp.prompt;
     st->N = im->sp.steps;
     st->sinks = im->sp.sinks;
@@ -469,7 +469,7 @@ static int synth_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     if (rc < 0)
         return rc;
     const uint32_t ctx = st->P + n;
-    const uint32_t k = kvp_access_k(st->sparsity, ctx);
+    const uint32_t k = kvp_access_k(st->budget, ctx);
     const uint32_t off = state_select(st, k);
     a->step = n;
     a->layer = st->layer;
@@ -517,7 +517,7 @@ void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc)
     sp->prompt = sc->prompt;
     sp->steps = sc->steps;
     sp->layers = sc->layers;
-    sp->sparsity = sc->sparsity;
+    sp->budget = kvp_scenario_budget(sc);
     sp->variation = sc->variation;
     sp->seed = sc->seed;
     /* sinks, window, drift, heavy_share: 0 = the preset's value */
@@ -539,9 +539,9 @@ int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *
         (uint64_t)sp->prompt + sp->steps > SIZE_MAX / sizeof(uint32_t))
         return kvp_error_set(err, KVP_ERANGE, "synthetic: prompt %u + steps %u positions do "
                              "not fit 32 bits", sp->prompt, sp->steps);
-    if (!(sp->sparsity >= 0.0 && sp->sparsity < 1.0))
-        return kvp_error_set(err, KVP_EINVAL, "synthetic: sparsity %g is not in [0, 1)",
-                             sp->sparsity);
+    int rc = kvp_budget_check(sp->budget, "synthetic", err);
+    if (rc < 0)
+        return rc;
     if (!(sp->drift >= 0.0 && sp->drift <= 1.0))
         return kvp_error_set(err, KVP_EINVAL, "synthetic: drift %g is not in [0, 1] "
                              "(0 = the preset's)", sp->drift);

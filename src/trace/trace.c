@@ -5,9 +5,42 @@
 #include <math.h>
 #include <stdlib.h>
 
-uint32_t kvp_access_k(double sparsity, uint32_t context)
+kvp_budget kvp_scenario_budget(const kvp_scenario *sc)
 {
-    double k = ceil((1.0 - sparsity) * (double)context - 1e-9);
+    kvp_budget b = {sc->sparsity, sc->topk};
+    return b;
+}
+
+kvp_budget kvp_budget_sparsity(double sparsity)
+{
+    kvp_budget b = {sparsity, 0};
+    return b;
+}
+
+kvp_budget kvp_budget_topk(uint32_t topk)
+{
+    kvp_budget b = {0.0, topk};
+    return b;
+}
+
+int kvp_budget_same(kvp_budget a, kvp_budget b)
+{
+    return a.topk == b.topk && (a.topk > 0 || a.sparsity == b.sparsity);
+}
+
+int kvp_budget_check(kvp_budget b, const char *name, kvp_error *err)
+{
+    if (b.topk == 0 && !(b.sparsity >= 0.0 && b.sparsity < 1.0))
+        return kvp_error_set(err, KVP_EINVAL, "%s: sparsity %g is not in [0, 1)", name,
+                             b.sparsity);
+    return 0;
+}
+
+uint32_t kvp_access_k(kvp_budget b, uint32_t context)
+{
+    if (b.topk > 0)
+        return b.topk < context ? b.topk : context;
+    double k = ceil((1.0 - b.sparsity) * (double)context - 1e-9);
     if (k < 0)
         return 0;
     if (k > (double)context)
@@ -27,7 +60,7 @@ uint32_t kvp_trace_prompt(const kvp_trace *t) { return t->prompt; }
 const char *kvp_trace_name(const kvp_trace *t) { return t->name; }
 int kvp_trace_is_bool(const kvp_trace *t) { return t->is_bool; }
 
-int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, double sparsity,
+int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, kvp_budget budget,
                       kvp_error *err)
 {
     *out = NULL;
@@ -39,7 +72,7 @@ int kvp_cursor_create(kvp_cursor **out, const kvp_trace *t, uint32_t layer, doub
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");
     c->t = t;
     c->layer = layer;
-    int rc = t->vt->cursor_open(t, layer, sparsity, &c->state, err);
+    int rc = t->vt->cursor_open(t, layer, budget, &c->state, err);
     if (rc < 0) {
         free(c);
         return rc;

@@ -9,7 +9,7 @@
 typedef struct kvp_trace_vt {
     const char *kind; /* "npy", "synthetic" */
     /* Creates a cursor's private state for one layer. */
-    int (*cursor_open)(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+    int (*cursor_open)(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
                        kvp_error *err);
     /* Fills a with step n of the cursor's layer (steps are asked in order 0, 1, ...).
      * Returns 0 or < 0. */
@@ -27,6 +27,10 @@ typedef struct kvp_trace_vt {
     int (*count_below)(void *state, uint32_t n, uint32_t below, uint32_t *k, uint32_t *h,
                        kvp_error *err);
 } kvp_trace_vt;
+
+/* KVP_EINVAL, naming the trace `name`, for a budget that reads no defined set (a sparsity
+ * outside [0, 1) with topk 0). */
+int kvp_budget_check(kvp_budget b, const char *name, kvp_error *err);
 
 /* Tells c's trace that its caller will not read the scores of c's sets (kvp_access.score
  * may then be NULL).  Internal: the engine and the trace cache ask it when no policy of

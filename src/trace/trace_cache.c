@@ -23,7 +23,7 @@
 #define WORD_BITS 64u
 
 typedef struct cache_impl {
-    double sparsity;  /* of the sets held (ignored for a bool source) */
+    kvp_budget budget; /* of the sets held (ignored for a bool source) */
     int scores;       /* 1 if the source had scores (which the cache does not keep) */
     uint64_t *off;    /* N + 1: word offset of step n's bitset within a layer */
     uint64_t **bits;  /* per layer: off[N] words */
@@ -50,14 +50,27 @@ uint64_t kvp_trace_cache_bytes(const kvp_trace *src)
     return words * sizeof(uint64_t) * src->layers;
 }
 
-static int cache_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+/* "topk 2048" or "sparsity 0.6", for messages. */
+static void budget_text(char *buf, size_t len, kvp_budget b)
+{
+    if (b.topk > 0)
+        snprintf(buf, len, "topk %u", b.topk);
+    else
+        snprintf(buf, len, "sparsity %.17g", b.sparsity);
+}
+
+static int cache_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
                       kvp_error *err)
 {
     const cache_impl *im = t->impl;
     *state = NULL;
-    if (!t->is_bool && sparsity != im->sparsity)
-        return kvp_error_set(err, KVP_EINVAL, "%s: cached at sparsity %.17g, asked at %.17g",
-                             t->name, im->sparsity, sparsity);
+    if (!t->is_bool && !kvp_budget_same(budget, im->budget)) {
+        char held[48], asked[48];
+        budget_text(held, sizeof held, im->budget);
+        budget_text(asked, sizeof asked, budget);
+        return kvp_error_set(err, KVP_EINVAL, "%s: cached at %s, asked at %s", t->name, held,
+                             asked);
+    }
     cache_cursor *c = calloc(1, sizeof *c);
     if (c)
         c->pos = malloc(((size_t)t->prompt + t->steps) * sizeof *c->pos);
@@ -138,12 +151,12 @@ static const kvp_trace_vt CACHE_VT = {"cache", cache_open, cache_step, cache_clo
                                       cache_destroy, NULL, NULL};
 
 const uint64_t *kvp_trace_cache_bits(const kvp_trace *t, uint32_t layer, uint32_t step,
-                                     double sparsity)
+                                     kvp_budget budget)
 {
     if (t->vt != &CACHE_VT || layer >= t->layers || step >= t->steps)
         return NULL;
     const cache_impl *im = t->impl;
-    if (!t->is_bool && sparsity != im->sparsity)
+    if (!t->is_bool && !kvp_budget_same(budget, im->budget))
         return NULL;
     return im->bits[layer] + im->off[step];
 }
@@ -171,13 +184,13 @@ int kvp_trace_cache_record(kvp_trace *t, uint32_t layer, const kvp_access *a, kv
     return 0;
 }
 
-int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, double sparsity,
+int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, kvp_budget budget,
                           kvp_error *err)
 {
     *out = NULL;
-    if (!src->is_bool && !(sparsity >= 0.0 && sparsity < 1.0))
-        return kvp_error_set(err, KVP_EINVAL, "%s: sparsity %g is not in [0, 1)", src->name,
-                             sparsity);
+    int rc = src->is_bool ? 0 : kvp_budget_check(budget, src->name, err);
+    if (rc < 0)
+        return rc;
     const uint32_t N = src->steps, L = src->layers;
     kvp_trace *t = calloc(1, sizeof *t);
     cache_impl *im = calloc(1, sizeof *im);
@@ -189,7 +202,7 @@ int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, double sparsity
     *t = *src; /* name, shape and kind */
     t->vt = &CACHE_VT;
     t->impl = im;
-    im->sparsity = sparsity;
+    im->budget = budget;
     im->scores = !src->is_bool;
     im->off = malloc(((size_t)N + 1) * sizeof *im->off);
     im->bits = calloc(L, sizeof *im->bits);
@@ -220,7 +233,7 @@ int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, double sparsity
 typedef struct fill_job {
     const kvp_trace *src;
     kvp_trace *t;
-    double sparsity;
+    kvp_budget budget;
     volatile sig_atomic_t *cancel;
     kvp_error *err; /* per layer */
 } fill_job;
@@ -230,7 +243,7 @@ static int fill_layer(uint32_t l, void *user, atomic_ullong *done)
     fill_job *job = user;
     kvp_error *err = &job->err[l];
     kvp_cursor *cur = NULL;
-    int rc = kvp_cursor_create(&cur, job->src, l, job->sparsity, err);
+    int rc = kvp_cursor_create(&cur, job->src, l, job->budget, err);
     if (rc >= 0)
         kvp_cursor_sets_only(cur);
     for (uint32_t n = 0; rc >= 0 && n < job->t->steps; n++) {
@@ -253,13 +266,13 @@ static int fill_layer(uint32_t l, void *user, atomic_ullong *done)
     return rc;
 }
 
-int kvp_trace_cache(kvp_trace **out, const kvp_trace *src, double sparsity,
+int kvp_trace_cache(kvp_trace **out, const kvp_trace *src, kvp_budget budget,
                     const kvp_run_options *ro, kvp_error *err)
 {
     *out = NULL;
     const uint32_t L = src->layers;
     kvp_trace *t = NULL;
-    int rc = kvp_trace_cache_empty(&t, src, sparsity, err);
+    int rc = kvp_trace_cache_empty(&t, src, budget, err);
     if (rc < 0)
         return rc;
     kvp_error *lerr = calloc(L ? L : 1, sizeof *lerr);
@@ -268,7 +281,7 @@ int kvp_trace_cache(kvp_trace **out, const kvp_trace *src, double sparsity,
         rc = kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", src->name);
         goto done;
     }
-    fill_job job = {src, t, sparsity, ro ? ro->cancel : NULL, lerr};
+    fill_job job = {src, t, budget, ro ? ro->cancel : NULL, lerr};
     kvp_parallel_layers(L, ro, (uint64_t)L * src->steps, fill_layer, &job, lrc);
     for (uint32_t l = 0; l < L; l++)
         if (lrc[l] < 0) {

@@ -19,7 +19,7 @@ typedef struct mem_trace {
 typedef struct mem_cursor {
     const kvp_trace *t;
     uint32_t layer;
-    double sparsity;
+    kvp_budget budget;
     uint32_t *pos, *scratch;
     float *score;
 } mem_cursor;
@@ -37,7 +37,7 @@ static const float *row(const kvp_trace *t, uint32_t n, uint32_t l)
     return m->data + (size_t)t->layers * before + (size_t)l * row_len(m, n);
 }
 
-static int mem_open(const kvp_trace *t, uint32_t layer, double sparsity, void **state,
+static int mem_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
                     kvp_error *err)
 {
     const mem_trace *m = t->impl;
@@ -58,7 +58,7 @@ static int mem_open(const kvp_trace *t, uint32_t layer, double sparsity, void **
     }
     c->t = t;
     c->layer = layer;
-    c->sparsity = sparsity;
+    c->budget = budget;
     *state = c;
     return 0;
 }
@@ -89,7 +89,7 @@ static int mem_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
             return kvp_error_set(err, KVP_EFORMAT, "%s: step %u, layer %u, position %u: "
                                  "score is %s", t->name, n, c->layer, p,
                                  isnan(r[p]) ? "NaN" : "infinite");
-    a->count = kvp_access_k(c->sparsity, ctx);
+    a->count = kvp_access_k(c->budget, ctx);
     kvp_topk(r, ctx, a->count, c->pos, c->score, c->scratch);
     return 0;
 }
@@ -118,7 +118,7 @@ static int mem_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
             return kvp_error_set(err, KVP_EFORMAT, "%s: step %u, layer %u, position %u: "
                                  "score is %s", t->name, n, c->layer, p,
                                  isnan(r[p]) ? "NaN" : "infinite");
-    *k = kvp_access_k(c->sparsity, ctx);
+    *k = kvp_access_k(c->budget, ctx);
     *h = kvp_topk_count_below(r, ctx, *k, lim, c->scratch, NULL);
     return 0;
 }

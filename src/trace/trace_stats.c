@@ -23,7 +23,7 @@ static uint32_t merge_count(const uint32_t *a, uint32_t na, const uint32_t *b, u
     return both;
 }
 
-int kvp_trace_stats_compute(const kvp_trace *t, double sparsity, kvp_trace_stats *st,
+int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
                             kvp_error *err)
 {
     memset(st, 0, sizeof *st);
@@ -37,7 +37,7 @@ int kvp_trace_stats_compute(const kvp_trace *t, double sparsity, kvp_trace_stats
     int rc = 0;
     for (uint32_t l = 0; l < t->layers && rc >= 0; l++) {
         kvp_cursor *c;
-        rc = kvp_cursor_create(&c, t, l, sparsity, err);
+        rc = kvp_cursor_create(&c, t, l, budget, err);
         if (rc < 0)
             break;
         kvp_cursor_sets_only(c);

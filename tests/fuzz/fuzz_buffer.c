@@ -18,7 +18,7 @@ static void read_through(const kvp_trace *t)
     kvp_error err;
     for (uint32_t l = 0; l < kvp_trace_layers(t); l++) {
         kvp_cursor *c = NULL;
-        if (kvp_cursor_create(&c, t, l, 0.5, &err) < 0)
+        if (kvp_cursor_create(&c, t, l, kvp_budget_sparsity(0.5), &err) < 0)
             abort();
         kvp_access a;
         int rc;

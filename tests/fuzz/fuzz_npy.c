@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      ((uint64_t)kvp_trace_prompt(t) + kvp_trace_steps(t) - 1);
     for (uint32_t l = 0; cells <= READ_LIMIT && l < kvp_trace_layers(t); l++) {
         kvp_cursor *c = NULL;
-        if (kvp_cursor_create(&c, t, l, 0.5, &err) < 0)
+        if (kvp_cursor_create(&c, t, l, kvp_budget_sparsity(0.5), &err) < 0)
             abort();
         kvp_access a;
         uint32_t n = 0;
