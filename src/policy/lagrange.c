@@ -1303,9 +1303,6 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     int rc = lg_solve(sc, tr, ps, ro, NULL, &b, &it, &reads, err);
     if (rc < 0)
         return rc;
-    const uint32_t L = kvp_trace_layers(tr);
-    kvp_dual_event ev = {L, L, 0, 0, 0, b, b, 0};
-    dual_note(ro, &ev);
     /* Like `bound`, it moves nothing: the counters hold the reads alone. */
     kvp_counters c = {0};
     c.kv_read[1] = reads;
