@@ -7,7 +7,9 @@
  * each step's capacity with mu(n) >= 0 splits it into one two-state shortest path per token;
  * every (lam, mu) gives a valid lower bound (weak duality), so the search over (lam, mu) may
  * be heuristic: the bound reported is the best value found, never an extrapolation.  The
- * first point is the dual of `bound` itself, so lpbound >= bound by construction.
+ * first point is the dual of `bound` itself, so lpbound >= bound by construction.  Layers
+ * after the first two start from the prices of the layer two before them (they are alike):
+ * fewer iterations each, still a bound since each value is evaluated on the layer's own reads.
  *
  * A token's path only changes cost at its reads, its birth and its moves, so the shortest
  * path walks the token's reads (a token-major bitset of the layer, built in one pass over the
@@ -60,8 +62,8 @@ typedef struct seg {
     uint32_t ia, ib, pi, pj;
 } seg;
 
-/* What a token's path reads at a read of step n, in one cache line: Q[n+1], the step's
- * prices, mu[n+1]. */
+/* What a token's path reads at a read of step n, in one 48-byte record instead of six
+ * arrays: Q[n+1], the step's prices, mu[n+1]. */
 typedef struct lg_price {
     double q1, ch, rd, cn, cd, mu1; /* rd = cd + cu */
 } lg_price;
