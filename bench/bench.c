@@ -16,8 +16,8 @@
  * npy-engine (static on the float32 .npy of --file, through the fast path or the engine's
  * pass; stderr gets the constants bench/npy_model.py takes), la1 (lookahead W, --R (1)
  * through the grid of src/policy/lookahead_grid.c, the same result), grid (lookahead at
- * W = 1 .. --wmax (64) x R = 0, 0.1, .., 1 through the grid, one pass per W; model_s is the
- * best point's T).
+ * W = --wmin (1) .. --wmax (64) by --wstep (1) x R = 0, 0.1, .., 1 through the grid, one pass
+ * per W; model_s is the best point's T; a W step above 1 times a sample of the grid's W).
  * PHASE-cached (ref, lookahead) first builds a trace cache (src/trace/trace_cache.c) and prints it
  * as a line of its own, phase "cache"; the phase's own line then times the run on the cache
  * alone.  Peak RSS is the process's, so it includes the cache.
@@ -57,7 +57,8 @@ int main(int argc, char **argv)
 {
     static const char usage[] =
         "usage: bench PHASE [--prompt P] [--steps N] [--batch B] [--threads T] [--sparsity S]\n"
-        "             [--W W] [--R R] [--budget E] [--wmax W] [--file FILE.npy]\n"
+        "             [--W W] [--R R] [--budget E] [--wmin W] [--wmax W] [--wstep S]\n"
+        "             [--file FILE.npy]\n"
         "PHASE: gen ref reactive page lookahead sa fastref la1 grid, each also -cached;\n"
         "       npy-static npy-engine (--file)\n"
         "Runs one phase of the study's scenario (defaults: prompt 31299, steps 10239, batch 4,\n"
@@ -74,6 +75,7 @@ int main(int argc, char **argv)
     const char *phase = argv[1];
     const char *prompt = "31299", *steps = "10239", *batch = "4", *sparsity = "0.6";
     const char *W = "16", *budget = "40", *wmax = "64", *file = NULL, *Rs = "1";
+    const char *wmin = "1", *wstep = "1";
     unsigned threads = 2;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--prompt"))
@@ -92,6 +94,10 @@ int main(int argc, char **argv)
             file = argv[i + 1];
         else if (!strcmp(argv[i], "--wmax"))
             wmax = argv[i + 1];
+        else if (!strcmp(argv[i], "--wmin"))
+            wmin = argv[i + 1];
+        else if (!strcmp(argv[i], "--wstep"))
+            wstep = argv[i + 1];
         else if (!strcmp(argv[i], "--budget"))
             budget = argv[i + 1];
         else if (!strcmp(argv[i], "--threads"))
@@ -190,9 +196,11 @@ int main(int argc, char **argv)
         model_time = b.bound_time_s; /* as ref's: the bound's T, last of its list */
     } else if (!strcmp(base, "grid") || !strcmp(base, "la1")) {
         const int all = !strcmp(base, "grid");
-        const unsigned w_lo = all ? 1 : (unsigned)atoi(W), w_hi = all ? (unsigned)atoi(wmax) : w_lo;
+        const unsigned w_lo = all ? (unsigned)atoi(wmin) : (unsigned)atoi(W);
+        const unsigned w_hi = all ? (unsigned)atoi(wmax) : w_lo;
+        const unsigned w_step = all && atoi(wstep) > 0 ? (unsigned)atoi(wstep) : 1;
         model_time = 1e300;
-        for (unsigned w = w_lo; w <= w_hi; w++) {
+        for (unsigned w = w_lo; w <= w_hi; w += w_step) {
             kvp_policy_spec ps[11];
             kvp_result res[11];
             const int nr = all ? 11 : 1;

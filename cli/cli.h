@@ -152,11 +152,11 @@ int cli_cmd_presets(const cli_args *a);
 int cli_cmd_policies(const cli_args *a);
 int cli_cmd_study(const cli_args *a);
 int cli_cmd_sweep(const cli_args *a);
-/* The results of one point of the sweep in dir (kvplace study --from): res[0..n-1] for the
- * specs, from the point whose scenario is sc.  0, -1 if no point matches, or an exit status
- * (printed). */
-int cli_sweep_results(const char *dir, const kvp_scenario *sc, const kvp_policy_spec *specs,
-                      size_t n, kvp_result *res);
+/* The results of one point of the sweep in dir (kvplace study): res[0..n-1] for the specs,
+ * from the point whose scenario is sc and whose trace is trace ("synthetic", or a file as
+ * named).  0, -1 if no point matches, or an exit status (printed). */
+int cli_sweep_results(const char *dir, const kvp_scenario *sc, const char *trace,
+                      const kvp_policy_spec *specs, size_t n, kvp_result *res);
 int cli_cmd_plot(const cli_args *a);
 int cli_cmd_compare(const cli_args *a);
 

@@ -134,8 +134,15 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
     }
     printf("model     %s", sc->model_name[0] ? sc->model_name : "(custom)");
     print_modified(sc, "model");
-    printf(": %u layers, %u KV heads x %u dims x %u bytes, weights %s\n", sc->layers,
+    printf(": %u layers, %u KV heads x %u dims x %u bytes, weights %s", sc->layers,
            sc->kv_heads, sc->head_dim, sc->dtype_bytes, wb);
+    if (sc->tp > 1) {
+        char gw[NUM_TEXT];
+        cli_format_bytes(gw, sizeof gw, (double)d.weight_bytes);
+        printf("; tp %u: one GPU of %u simulated, %u KV heads and weights %s", sc->tp, sc->tp,
+               d.kv_heads, gw);
+    }
+    printf("\n");
     printf("trace     %s", kvp_trace_name(tr));
     if (strncmp(kvp_trace_name(tr), "synthetic", strlen("synthetic")) == 0)
         printf(", seed %llu", (unsigned long long)sc->seed);

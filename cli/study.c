@@ -1,12 +1,15 @@
 /*
  * `kvplace study NAME`: the study's experiments (Figs. 3 to 5 of Fang et al. 2025, arXiv
- * 2508.13231; a batch sweep, and the accounting variants of its headline).  Every point of the
- * study runs first (the simulated policies of a point share one pass over the trace, kvp_run_many);
+ * 2508.13231; a batch sweep, and the accounting variants of its headline).  Each study is its
+ * points (a built-in sweep: the functions below) and its report (cli/study_report.c).  The
+ * points run first, as a sweep into DIR/NAME.sweep (cli/sweep.c: worker processes, --jobs,
+ * --shard, resume; in this process with an sa checkpoint), and come back from its point files;
  * then NAME.csv, NAME.json, NAME.md and NAME.gp are written under temporary names in --out DIR,
  * gnuplot draws NAME.png and NAME.svg from them, and everything is renamed into place.  A failure
  * leaves no file; a missing gnuplot only costs the plots.  docs/RESULTS.md reads the results.
  */
 #include "study_report.h"
+#include "sweep.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -17,7 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_FILES (MAX_STUDIES * 7) /* csv json md gp png svg pdf */
@@ -70,11 +72,15 @@ static int set_param(kvp_scenario *sc, const char *name, const char *value)
     return 0;
 }
 
-/* "Weights not counted": the weights keep their HBM capacity (reserve) but are not read. */
+/* "Weights not counted": the weights keep their HBM capacity (reserve) but are not read.
+ * With tp > 1, the simulated GPU's share of them. */
 static int drop_weights(kvp_scenario *sc)
 {
     kvp_error err = {0};
-    sc->reserve += sc->weight_bytes; /* both fit hbm_capacity: validated */
+    kvp_derived d;
+    if (kvp_scenario_derive(sc, &d, &err) < 0)
+        return cli_error("%s", err.msg);
+    sc->reserve += d.weight_bytes; /* both fit hbm_capacity: derived */
     sc->weight_bytes = 0;
     return kvp_scenario_validate(sc, &err) < 0 ? cli_error("%s", err.msg) : 0;
 }
@@ -358,13 +364,6 @@ static const study_def *find_study(const char *name)
 /* ---------------------------------------------------------------------------------------- */
 /* Running                                                                                  */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void point_key(point *p)
 {
     size_t n, used = 0;
@@ -379,12 +378,6 @@ static void point_key(point *p)
         int w = snprintf(p->key + used, sizeof p->key - used, "%s=%s;", params[i].name, t);
         used += w > 0 ? (size_t)w : 0;
     }
-}
-
-static void sa_log(void *user, const kvp_sa_event *ev)
-{
-    study_ctx *c = user;
-    snprintf(c->label, sizeof c->label, "%s sa %" PRIu32, c->cur_study, ev->evaluations);
 }
 
 static void point_text(char *buf, size_t len, const study_def *def, const point *p)
@@ -413,60 +406,11 @@ static int point_trace(const study_ctx *c, const point *p, kvp_trace **tr)
     return 0;
 }
 
-static int run_point(study_ctx *c, const study_def *def, point *p, size_t i, size_t n)
+/* A point's results from a sweep's directory: the same numbers as running it. */
+static int point_from_sweep(study_ctx *c, const study_def *def, point *p, const char *dir,
+                            const char *trace)
 {
-    kvp_error err = {0};
-    point_key(p);
-    for (size_t k = 0; k < c->ncache; k++) {
-        if (strcmp(c->cache[k]->key, p->key) == 0) {
-            memcpy(p->res, c->cache[k]->res, sizeof p->res);
-            if (!c->quiet) {
-                char what[LABEL_TEXT];
-                point_text(what, sizeof what, def, p);
-                fprintf(stderr, "kvplace: %s %zu/%zu (%s): the same scenario as a point run "
-                        "before; its results reused\n", def->name, i + 1, n, what);
-            }
-            return 0;
-        }
-    }
-    kvp_trace *tr;
-    int rc = point_trace(c, p, &tr);
-    if (rc != 0)
-        return rc;
-    c->cur_study = def->name;
-    snprintf(c->label, sizeof c->label, "%s", def->name);
-    c->pg.index = (unsigned)i;
-    c->pg.count = (unsigned)n;
-    c->pg.label = c->label;
-    double t0 = now_s();
-    rc = kvp_run_many(&p->sc, tr, c->specs, c->nspec, &c->ro, p->res, &err);
-    cli_progress_clear(&c->pg);
-    if (tr != c->file_trace)
-        kvp_trace_free(tr);
-    if (rc < 0)
-        return cli_run_failed(&err, c->ckpt);
-    kvp_result_speedups(p->res, c->nspec, study_find_res(c, p, "static")->total_time_s,
-                        study_find_res(c, p, "unlimited")->total_time_s);
-    if (!c->quiet) {
-        char what[LABEL_TEXT];
-        point_text(what, sizeof what, def, p);
-        fprintf(stderr, "kvplace: %s %zu/%zu (%s): %.1f s", def->name, i + 1, n, what,
-                now_s() - t0);
-        const kvp_result *sa = study_find_res(c, p, "sa");
-        if (sa)
-            fprintf(stderr, "; sa: %" PRIu32 " evaluations, best %s, %.3fx static",
-                    sa->sa_evaluations, sa->params, sa->speedup_vs_static);
-        fputc('\n', stderr);
-    }
-    if (c->ncache < NELEM(c->cache))
-        c->cache[c->ncache++] = p;
-    return 0;
-}
-
-/* A point's results from a sweep's directory (--from DIR): the same numbers as running it. */
-static int point_from_sweep(study_ctx *c, const study_def *def, point *p, const char *dir)
-{
-    int rc = cli_sweep_results(dir, &p->sc, c->specs, c->nspec, p->res);
+    int rc = cli_sweep_results(dir, &p->sc, trace, c->specs, c->nspec, p->res);
     if (rc >= 0)
         return rc;
     char what[LABEL_TEXT];
@@ -474,6 +418,56 @@ static int point_from_sweep(study_ctx *c, const study_def *def, point *p, const 
     return cli_error("study %s: point %s is not in the sweep %s (run kvplace sweep "
                      "examples/studies/%s.ini --out %s with the same --set options)", def->name,
                      what, dir, def->name, dir);
+}
+
+/* The study's points as a sweep (docs/SWEEP.md): every distinct scenario of the studies run
+ * is one point, in the studies' order; the policies are the study's.  A point shared by two
+ * studies (study all) runs once. */
+static int study_sweep(sweep_spec *s, study_ctx *c, const char *name, const char *trace,
+                       study_out *outs, size_t nout)
+{
+    memset(s, 0, sizeof *s);
+    size_t total = 0;
+    for (size_t i = 0; i < nout; i++)
+        total += outs[i].n;
+    char path[LABEL_TEXT];
+    snprintf(path, sizeof path, "study %s", name);
+    s->path = strdup(path);
+    s->pts = calloc(total ? total : 1, sizeof *s->pts);
+    const point **first = calloc(total ? total : 1, sizeof *first); /* of each sweep point */
+    if (!s->path || !s->pts || !first) {
+        free(first);
+        return cli_error("out of memory");
+    }
+    memcpy(s->specs, c->specs, c->nspec * sizeof *c->specs);
+    s->nspecs = c->nspec;
+    for (size_t i = 0; i < nout; i++) {
+        for (size_t k = 0; k < outs[i].n; k++) {
+            point *p = &outs[i].pts[k];
+            point_key(p);
+            size_t j = 0;
+            while (j < s->npts && strcmp(first[j]->key, p->key) != 0)
+                j++;
+            if (j < s->npts)
+                continue;
+            first[s->npts] = p;
+            sweep_point *sp = &s->pts[s->npts];
+            char what[LABEL_TEXT], settings[LABEL_TEXT + VAR_TEXT];
+            point_text(what, sizeof what, outs[i].def, p);
+            snprintf(settings, sizeof settings, "%s: %s", outs[i].def->name, what);
+            sp->index = s->npts++;
+            sp->sc = p->sc;
+            sp->trace = trace ? trace : "synthetic";
+            sp->settings = strdup(settings);
+            sp->trace_path = trace ? strdup(trace) : NULL;
+            if (!sp->settings || (trace && !sp->trace_path)) {
+                free(first);
+                return cli_error("out of memory");
+            }
+        }
+    }
+    free(first);
+    return sweep_spec_seal(s);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -688,6 +682,7 @@ typedef struct study_opts {
     cli_scn scn;
     const char *name, *out, *trace, *policies, *threads, *sa_budget, *query_heads;
     const char *from; /* --from DIR: the points' results from a sweep's directory */
+    const char *jobs, *shard; /* the study's sweep: points at once, the share to run */
     cli_ckpt ckpt; /* --checkpoint, --resume */
     int quiet;
 } study_opts;
@@ -731,10 +726,12 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
         if ((m = cli_opt_value(a, &i, "--out", NULL, &o->out)) != 0 ||
             (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0 ||
             (m = cli_opt_value(a, &i, "--from", NULL, &o->from)) != 0 ||
+            (m = cli_opt_value(a, &i, "--jobs", "-j", &o->jobs)) != 0 ||
+            (m = cli_opt_value(a, &i, "--shard", NULL, &o->shard)) != 0 ||
             (m = cli_ckpt_option(&o->ckpt, a, &i)) != 0) {
             if (m < 0)
                 return -m;
-            continue; /* neither changes a result */
+            continue; /* none changes a result */
         }
         if ((m = cli_opt_flag(a, i, "--quiet", "-q")) != 0) {
             if (m < 0)
@@ -770,6 +767,9 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
                          "hitrate, batch, accounting, gap, tiers, online, all", o->name,
                          s ? " (did you mean \"" : "", s ? s : "", s ? "\"?)" : "");
     }
+    if ((o->ckpt.checkpoint || o->ckpt.resume || o->from) && o->shard)
+        return cli_usage(a->cmd, "--shard runs a share of the study's sweep; not with --%s",
+                         o->from ? "from" : o->ckpt.checkpoint ? "checkpoint" : "resume");
     if (o->from && (o->trace || o->ckpt.checkpoint || o->ckpt.resume))
         return cli_usage(a->cmd, "--from takes the results of a sweep of synthetic traces; "
                          "not with --%s", o->trace ? "trace" : o->ckpt.checkpoint
@@ -967,6 +967,9 @@ int cli_cmd_study(const cli_args *a)
     study_out outs[MAX_STUDIES];
     size_t nout = 0;
     int help = 0, rc;
+    sweep_spec sw;
+    char sweep_dir[PATH_TEXT];
+    memset(&sw, 0, sizeof sw);
 
     memset(&o, 0, sizeof o);
     if (!c || !pts || !w) {
@@ -991,19 +994,13 @@ int cli_cmd_study(const cli_args *a)
             goto done;
         c->ro.threads = (unsigned)t;
     }
+    sweep_run_opts sro;
+    if ((rc = sweep_run_parse(o.jobs, o.threads, o.shard, &sro)) != 0)
+        goto done;
+    sro.quiet = o.quiet;
     c->quiet = o.quiet;
     if ((rc = build_base(c, &o)) != 0 || (rc = setup_policies(c, &o)) != 0)
         goto done;
-    cli_progress_init(&c->pg, o.quiet);
-    if (c->pg.on) {
-        c->ro.progress = cli_progress_fn;
-        c->ro.progress_user = &c->pg;
-    }
-    if (!o.quiet) {
-        c->ro.sa_log = sa_log;
-        c->ro.sa_log_user = c;
-    }
-
     /* The points of every study first: a checkpoint to resume must hold one of them. */
     for (size_t i = 0; i < NELEM(studies); i++) {
         if (strcmp(o.name, "all") == 0 ? studies[i].not_in_all
@@ -1025,18 +1022,40 @@ int cli_cmd_study(const cli_args *a)
     if ((rc = open_checkpoint(c, &o, outs, nout)) != 0)
         goto done;
 
-    /* Every point of every study, so that nothing is written unless all ran. */
-    for (size_t i = 0; i < nout; i++) {
-        study_out *s = &outs[i];
-        double t0 = now_s();
-        for (size_t k = 0; k < s->n; k++)
-            if ((rc = o.from ? point_from_sweep(c, s->def, &s->pts[k], o.from)
-                             : run_point(c, s->def, &s->pts[k], k, s->n)) != 0)
-                goto done;
-        if (!o.quiet)
-            fprintf(stderr, "kvplace: study %s: %zu points in %.1f s\n", s->def->name, s->n,
-                    now_s() - t0);
+    /* The points run as a sweep into DIR/NAME.sweep (in parallel, resumable, sharded), and
+     * the study reads their results back from there; --from names a sweep made before.
+     * With an sa checkpoint they run in this process, one after the other (one checkpoint
+     * file takes one search at a time). */
+    const char *from = o.from, *trace = o.trace ? o.trace : "synthetic";
+    if (!from) {
+        if ((rc = snprintf(sweep_dir, sizeof sweep_dir, "%s/%s.sweep", o.out ? o.out : ".",
+                           o.name)) < 0 || (size_t)rc >= sizeof sweep_dir) {
+            rc = cli_error("--out %s: path too long", o.out);
+            goto done;
+        }
+        if (c->ckpt) {
+            sro.in_process = 1;
+            sro.ro = &c->ro;
+        }
+        if ((rc = study_sweep(&sw, c, o.name, o.trace, outs, nout)) != 0 ||
+            (rc = sweep_run(&sw, sweep_dir, NULL, &sro)) != 0)
+            goto done;
+        if (sro.shard_n > 1) {
+            if (!o.quiet)
+                fprintf(stderr, "kvplace: shard %s of study %s done; once every shard is, "
+                        "the same command without --shard writes the study (kvplace sweep "
+                        "merge %s merges the points)\n", o.shard, o.name, sweep_dir);
+            goto done;
+        }
+        if ((rc = sweep_merge(sweep_dir, 0, 1)) != 0)
+            goto done;
+        from = sweep_dir;
     }
+    /* Every point of every study, so that nothing is written unless all are there. */
+    for (size_t i = 0; i < nout; i++)
+        for (size_t k = 0; k < outs[i].n; k++)
+            if ((rc = point_from_sweep(c, outs[i].def, &outs[i].pts[k], from, trace)) != 0)
+                goto done;
 
     w->dir = o.out ? o.out : ".";
     if ((rc = make_dir(w->dir)) != 0)
@@ -1054,6 +1073,7 @@ int cli_cmd_study(const cli_args *a)
             fprintf(stderr, "kvplace: wrote %s/%s.{csv,json,md,gp%s}\n", w->dir,
                     outs[i].def->name, outs[i].plotted ? ",png,svg,pdf" : "");
 done:
+    sweep_spec_free(&sw);
     kvp_trace_free(c->file_trace);
     cli_ckpt_close(&o.ckpt);
     cli_scn_free(&o.scn);

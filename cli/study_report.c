@@ -14,17 +14,8 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers for the outputs                                                                  */
 
-/* The shortest of %.15g, %.16g, %.17g that reads back to exactly d. */
 const char *const study_weight_modes[2] = {"counted", "not_counted"};
 
-static void fmt_double(char *buf, size_t len, double d)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, d);
-        if (prec == 17 || strtod(buf, NULL) == d)
-            return;
-    }
-}
 
 const kvp_result *study_find_res(const study_ctx *c, const point *p, const char *policy)
 {
@@ -146,10 +137,10 @@ void study_csv_wide(FILE *f, const study_ctx *c, const study_out *s)
         for (size_t i = 0; i < c->nspec; i++) {
             const kvp_result *r = &p->res[i];
             char a[NUM_TEXT], b[NUM_TEXT], h1[NUM_TEXT], h2[NUM_TEXT];
-            fmt_double(a, sizeof a, r->throughput_tok_s);
-            fmt_double(b, sizeof b, r->throughput_tok_s / ref);
-            fmt_double(h1, sizeof h1, r->hbm_hit_rate_kv);
-            fmt_double(h2, sizeof h2, r->hbm_hit_rate_all);
+            kvp_format_double(a, sizeof a, r->throughput_tok_s);
+            kvp_format_double(b, sizeof b, r->throughput_tok_s / ref);
+            kvp_format_double(h1, sizeof h1, r->hbm_hit_rate_kv);
+            kvp_format_double(h2, sizeof h2, r->hbm_hit_rate_all);
             fprintf(f, ",%s,%s,%s,%s", a, b, h1, h2);
             if (strcmp(r->policy, "sa") == 0)
                 fprintf(f, ",%s,%" PRIu32, r->params, r->sa_evaluations);
@@ -195,7 +186,7 @@ void study_csv_hitrate(FILE *f, const study_ctx *c, const study_out *s)
         fprintf(f, "%s,%s", c->col[i], r->params);
         for (size_t k = 0; k < NELEM(v); k++) {
             char t[NUM_TEXT];
-            fmt_double(t, sizeof t, v[k]);
+            kvp_format_double(t, sizeof t, v[k]);
             fprintf(f, ",%s", t);
         }
         fputc('\n', f);
@@ -814,14 +805,14 @@ void study_csv_online(FILE *f, const study_ctx *c, const study_out *s)
             const char *rw, *cw;
             double ref = online_reference(c, p, &rw), cert = online_certificate(c, p, &cw);
             char a[NUM_TEXT], b[NUM_TEXT];
-            fmt_double(a, sizeof a, ref);
-            fmt_double(b, sizeof b, cert);
+            kvp_format_double(a, sizeof a, ref);
+            kvp_format_double(b, sizeof b, cert);
             fprintf(f, ",%s,%s,%s,%s", rw, a, cw, b);
             for (size_t i = 0; i < c->nspec; i++) {
                 if (!is_online_row(&p->res[i]))
                     continue;
-                fmt_double(a, sizeof a, p->res[i].throughput_tok_s / ref);
-                fmt_double(b, sizeof b, p->res[i].throughput_tok_s / cert);
+                kvp_format_double(a, sizeof a, p->res[i].throughput_tok_s / ref);
+                kvp_format_double(b, sizeof b, p->res[i].throughput_tok_s / cert);
                 fprintf(f, ",%s,%s", a, b);
             }
         }

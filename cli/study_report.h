@@ -1,6 +1,7 @@
 /*
- * Internal to `kvplace study`: cli/study.c defines the studies and runs their points;
- * cli/study_report.c turns the points into CSV, JSON, gnuplot scripts and Markdown.
+ * Internal to `kvplace study`: cli/study.c defines the studies and runs their points as a
+ * sweep (cli/sweep.h); cli/study_report.c turns the points into CSV, JSON, gnuplot scripts
+ * and Markdown.
  */
 #ifndef KVP_CLI_STUDY_REPORT_H
 #define KVP_CLI_STUDY_REPORT_H
@@ -71,18 +72,12 @@ typedef struct study_ctx {
     char col[MAX_POLICIES][COL_TEXT]; /* CSV column prefix of each policy */
     size_t nspec;
     kvp_trace *file_trace; /* --trace, or NULL */
-    kvp_run_options ro;
-    cli_progress pg;
-    char label[LABEL_TEXT];
-    const char *cur_study;
-    size_t cur_point, cur_count;
+    kvp_run_options ro; /* with --checkpoint: the points' sa checkpoint */
     uint32_t query_heads;
     int query_heads_given;
     int quiet;
     const cli_ckpt *ckpt;   /* for the message of an interrupted run */
     char cmdline[CMD_TEXT]; /* the options that shape the results, for the summaries */
-    point *cache[MAX_STUDIES * MAX_POINTS];
-    size_t ncache;
 } study_ctx;
 
 /* The second variable of the batch study, the first of the accounting study. */

@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,6 +375,114 @@ static void format_param(const kvp_scenario *sc, const kvp_param_info *p, char *
     }
 }
 
+/* The rest of a result, beside its row in the point file ("extra"): the run's length and
+ * the per-tier and per-link counts, so that `kvplace study` rebuilds every field of a result
+ * from a point file (its reports read some of them).  Text cells, as the rows' are. */
+typedef struct extra_field {
+    const char *name;
+    size_t offset;
+    char kind;    /* 'u' uint32_t, 'U' uint64_t, 'd' double */
+    size_t count; /* 1, or KVP_MAX_TIERS for an array */
+} extra_field;
+
+#define EXTRA(name, kind, count) {#name, offsetof(kvp_result, name), kind, count}
+static const extra_field extra_fields[] = {
+    EXTRA(steps, 'u', 1),
+    EXTRA(layers, 'u', 1),
+    EXTRA(prompt, 'u', 1),
+    EXTRA(tiers, 'u', 1),
+    EXTRA(links, 'u', 1),
+    EXTRA(tier_slots, 'u', KVP_MAX_TIERS),
+    EXTRA(tier_kv_read, 'U', KVP_MAX_TIERS),
+    EXTRA(tier_read, 'U', KVP_MAX_TIERS),
+    EXTRA(tier_write, 'U', KVP_MAX_TIERS),
+    EXTRA(tier_moved_in, 'U', KVP_MAX_TIERS),
+    EXTRA(tier_moved_out, 'U', KVP_MAX_TIERS),
+    EXTRA(tier_busy_s, 'd', KVP_MAX_TIERS),
+    EXTRA(link_up_bytes, 'U', KVP_MAX_TIERS),
+    EXTRA(link_down_bytes, 'U', KVP_MAX_TIERS),
+    EXTRA(link_up_busy_s, 'd', KVP_MAX_TIERS),
+    EXTRA(link_down_busy_s, 'd', KVP_MAX_TIERS),
+};
+#define NEXTRA (sizeof extra_fields / sizeof *extra_fields)
+
+static size_t extra_ncells(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NEXTRA; i++)
+        n += extra_fields[i].count;
+    return n;
+}
+
+static int add_extras(cJSON *root, const kvp_result *res, size_t nres)
+{
+    cJSON *all = cJSON_AddArrayToObject(root, "extra");
+    int ok = all != NULL;
+    for (size_t r = 0; ok && r < nres; r++) {
+        cJSON *row = cJSON_CreateArray();
+        ok = row && cJSON_AddItemToArray(all, row);
+        for (size_t i = 0; ok && i < NEXTRA; i++) {
+            const extra_field *f = &extra_fields[i];
+            const char *base = (const char *)&res[r] + f->offset;
+            for (size_t k = 0; ok && k < f->count; k++) {
+                char buf[NUM_TEXT];
+                if (f->kind == 'u') {
+                    uint32_t v;
+                    memcpy(&v, base + k * sizeof v, sizeof v);
+                    snprintf(buf, sizeof buf, "%" PRIu32, v);
+                } else if (f->kind == 'U') {
+                    uint64_t v;
+                    memcpy(&v, base + k * sizeof v, sizeof v);
+                    snprintf(buf, sizeof buf, "%" PRIu64, v);
+                } else {
+                    double v;
+                    memcpy(&v, base + k * sizeof v, sizeof v);
+                    kvp_format_double(buf, sizeof buf, v);
+                }
+                ok = cJSON_AddItemToArray(row, cJSON_CreateString(buf));
+            }
+        }
+    }
+    return ok;
+}
+
+/* Reads a row's extra cells back into r; 0, or -1 for a malformed row. */
+static int parse_extras(const cJSON *row, kvp_result *r)
+{
+    if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != (int)extra_ncells())
+        return -1;
+    const cJSON *cell = row->child;
+    for (size_t i = 0; i < NEXTRA; i++) {
+        const extra_field *f = &extra_fields[i];
+        char *base = (char *)r + f->offset;
+        for (size_t k = 0; k < f->count; k++, cell = cell->next) {
+            if (!cJSON_IsString(cell) || !cell->valuestring[0])
+                return -1;
+            const char *t = cell->valuestring;
+            char *end;
+            errno = 0;
+            if (f->kind == 'd') {
+                double v = strtod(t, &end);
+                memcpy(base + k * sizeof v, &v, sizeof v);
+            } else {
+                unsigned long long v = strtoull(t, &end, 10);
+                if (t[0] == '-' || (f->kind == 'u' && v > UINT32_MAX))
+                    return -1;
+                if (f->kind == 'u') {
+                    uint32_t u = (uint32_t)v;
+                    memcpy(base + k * sizeof u, &u, sizeof u);
+                } else {
+                    uint64_t u = v;
+                    memcpy(base + k * sizeof u, &u, sizeof u);
+                }
+            }
+            if (*end || errno)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* The point file: every result a row of text cells. */
 static char *point_json(const sweep_spec *s, const sweep_point *p, const kvp_scenario *sc,
                         const columns *cols, const kvp_result *res, size_t nres)
@@ -437,6 +546,7 @@ static char *point_json(const sweep_spec *s, const sweep_point *p, const kvp_sce
             ok = kvp_result_tier_cell(&res[r], i, buf, sizeof buf, &err) >= 0 &&
                  cJSON_AddItemToArray(row, cJSON_CreateString(buf));
     }
+    ok = ok && add_extras(root, res, nres);
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (!text)
@@ -464,7 +574,8 @@ static int find_policy(const kvp_policy_spec *specs, size_t n, const char *name)
 }
 
 static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
-                     const columns *cols, unsigned threads, volatile sig_atomic_t *cancel)
+                     const columns *cols, const sweep_run_opts *o,
+                     volatile sig_atomic_t *cancel)
 {
     kvp_scenario sc = p->sc;
     kvp_trace *tr = NULL;
@@ -474,6 +585,8 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
     static const char *const refs[] = {"static", "unlimited"};
     size_t where[2], total = s->nspecs;
     int rc;
+    if (*cancel) /* the request came before this worker began */
+        return CLI_EXIT_SIGNAL + (int)*cancel;
     if (p->trace_path) {
         if ((rc = kvp_trace_open_npy(&tr, p->trace_path, &err)) >= 0) {
             /* The trace defines the run's length, as in `kvplace run --trace`. */
@@ -494,13 +607,18 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
             where[k] = total++;
     }
     kvp_run_options ro;
-    kvp_run_options_default(&ro);
-    ro.threads = threads;
+    if (o->ro)
+        ro = *o->ro;
+    else
+        kvp_run_options_default(&ro);
+    ro.threads = o->threads;
     ro.cancel = cancel;
     if (rc >= 0)
         rc = kvp_run_many(&sc, tr, all, total, &ro, res, &err);
     kvp_trace_free(tr);
-    if (rc == KVP_EINTR)
+    /* Whatever failed once the stop was asked for (a read cut short, a run between steps)
+     * is the stop's doing, not the point's: no message. */
+    if (rc == KVP_EINTR || (rc < 0 && *cancel))
         return CLI_EXIT_SIGNAL + (int)*cancel;
     if (rc < 0)
         return cli_error("point %s (%s): %s", p->id, p->settings, err.msg);
@@ -519,21 +637,6 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
 
 /* ---------------------------------------------------------------------------------------- */
 /* Merging                                                                                  */
-
-static void csv_cell(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 static int is_listed(const manifest *m, const char *id)
 {
@@ -593,7 +696,7 @@ static int write_merged(const char *dir, const manifest *m, const columns *cols,
     for (size_t i = 0; i < cols->n; i++) {
         if (i)
             fputc(',', f);
-        csv_cell(f, cols->c[i].name);
+        kvp_csv_cell(f, cols->c[i].name);
     }
     fputc('\n', f);
     size_t nrows = 0, missing = 0;
@@ -620,7 +723,7 @@ static int write_merged(const char *dir, const manifest *m, const columns *cols,
                 const char *v = cell->valuestring;
                 if (k)
                     fputc(',', f);
-                csv_cell(f, v);
+                kvp_csv_cell(f, v);
                 /* Numbers as their exact text (byte counts above 2^53 stay exact); an
                  * empty number (unlimited's slots) is null. */
                 cJSON *item = !cols->c[k].is_number ? cJSON_CreateString(v)
@@ -727,8 +830,8 @@ static int merge(const char *dir, int partial, int quiet)
  * synthetic trace): the row of each spec's policy (with the spec's parameters; sa by name,
  * its row holding its best point).  0 when found, -1 when DIR holds no such point (nothing
  * printed), or an exit status (printed). */
-int cli_sweep_results(const char *dir, const kvp_scenario *sc, const kvp_policy_spec *specs,
-                      size_t n, kvp_result *res)
+int cli_sweep_results(const char *dir, const kvp_scenario *sc, const char *trace,
+                      const kvp_policy_spec *specs, size_t n, kvp_result *res)
 {
     char path[PATH_TEXT];
     manifest m;
@@ -753,7 +856,7 @@ int cli_sweep_results(const char *dir, const kvp_scenario *sc, const kvp_policy_
         const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "rows");
         const cJSON *row0 = cJSON_GetArrayItem(rows, 0);
         int match = row0 != NULL &&
-                    strcmp(cJSON_GetArrayItem(row0, 4)->valuestring, "synthetic") == 0;
+                    strcmp(cJSON_GetArrayItem(row0, 4)->valuestring, trace) == 0;
         for (size_t k = 0; match && k < np; k++) {
             char buf[CELL_TEXT];
             format_param(sc, &params[k], buf, sizeof buf);
@@ -775,11 +878,13 @@ int cli_sweep_results(const char *dir, const kvp_scenario *sc, const kvp_policy_
                 before += strcmp(other, want) == 0;
             }
             const cJSON *hit = NULL, *sp;
-            int q = 0;
+            int q = 0, hit_at = 0;
             cJSON_ArrayForEach(sp, pols) {
                 if (!hit && cJSON_IsString(sp) && strcmp(sp->valuestring, want) == 0 &&
-                    before-- == 0)
+                    before-- == 0) {
                     hit = cJSON_GetArrayItem(rows, q);
+                    hit_at = q;
+                }
                 q++;
             }
             if (!hit) {
@@ -798,9 +903,18 @@ int cli_sweep_results(const char *dir, const kvp_scenario *sc, const kvp_policy_
             const char *ev = cJSON_GetArrayItem(hit, (int)(NLEAD + np + NDERIVED + nr))
                                  ->valuestring;
             res[j].sa_evaluations = (uint32_t)strtoul(ev, NULL, 10);
-            res[j].steps = sc->steps;
-            res[j].layers = sc->layers;
-            res[j].prompt = sc->prompt;
+            /* The rest of the result; a point file of kvplace before "extra" has the run's
+             * length only through the scenario, and no per-tier counts. */
+            const cJSON *extra = cJSON_GetObjectItemCaseSensitive(root, "extra");
+            if (extra && (!cJSON_IsArray(extra) ||
+                          parse_extras(cJSON_GetArrayItem(extra, hit_at), &res[j]) < 0)) {
+                rc = cli_error("%s: point %s: its per-tier results are not this version's",
+                               dir, m.ids[i]);
+            } else if (!extra) {
+                res[j].steps = sc->steps;
+                res[j].layers = sc->layers;
+                res[j].prompt = sc->prompt;
+            }
         }
         found = match;
         cJSON_Delete(root);
@@ -882,17 +996,55 @@ typedef struct worker {
     double start;
 } worker;
 
+/* Runs the pending points here, one after the other (o->in_process). */
+static int run_here(const sweep_spec *s, const size_t *todo, size_t ntodo, const char *dir,
+                    const columns *cols, const sweep_run_opts *o)
+{
+    volatile sig_atomic_t *cancel = cli_cancel_install();
+    for (size_t i = 0; i < ntodo; i++) {
+        const sweep_point *p = &s->pts[todo[i]];
+        double t0 = now_s();
+        int rc = run_point(s, p, dir, cols, o, cancel);
+        if (rc >= CLI_EXIT_SIGNAL) {
+            const kvp_checkpoint *ck = o->ro ? o->ro->checkpoint : NULL;
+            const char *path = ck ? kvp_checkpoint_save_path(ck) : NULL;
+            if (path) /* --checkpoint FILE would refuse the file it made: --resume it */
+                cli_error("interrupted; %zu of %zu points of this run done and kept, %llu sa "
+                          "evaluations saved to %s; continue with --resume %s", i, ntodo,
+                          (unsigned long long)kvp_checkpoint_count(ck), path, path);
+            else
+                cli_error("interrupted; %zu of %zu points of this run done and kept; the "
+                          "same command continues", i, ntodo);
+            return rc;
+        }
+        if (rc)
+            return rc;
+        if (!o->quiet)
+            fprintf(stderr, "kvplace: [%zu/%zu] %s (%s) %.1f s\n", i + 1, ntodo, p->id,
+                    p->settings[0] ? p->settings : "the base", now_s() - t0);
+    }
+    return 0;
+}
+
 /* Runs the pending points, at most jobs at a time, one process each. */
 static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, const char *dir,
-                      const columns *cols, unsigned jobs, unsigned threads, int quiet)
+                      const columns *cols, unsigned jobs, const sweep_run_opts *o)
 {
+    int quiet = o->quiet;
     volatile sig_atomic_t *cancel = cli_cancel_install();
     worker *w = calloc(jobs, sizeof *w);
     if (!w)
         return cli_error("out of memory");
     size_t next = 0, running = 0, done = 0, failed = 0;
-    int rc = 0;
+    int rc = 0, passed_on = 0;
     while ((next < ntodo && !failed && !*cancel) || running) {
+        /* Pass a stop on to the workers once, however it arrived (in waitpid or not). */
+        if (*cancel && !passed_on) {
+            for (unsigned j = 0; j < jobs; j++)
+                if (w[j].pid)
+                    kill(w[j].pid, SIGTERM);
+            passed_on = 1;
+        }
         while (running < jobs && next < ntodo && !failed && !*cancel) {
             size_t slot = 0;
             while (w[slot].pid)
@@ -906,7 +1058,7 @@ static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, con
                 break;
             }
             if (pid == 0)
-                _exit(run_point(s, &s->pts[todo[next]], dir, cols, threads, cancel));
+                _exit(run_point(s, &s->pts[todo[next]], dir, cols, o, cancel));
             w[slot] = (worker){pid, todo[next], now_s()};
             next++;
             running++;
@@ -916,11 +1068,7 @@ static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, con
         if (pid < 0) {
             if (errno != EINTR)
                 break;
-            if (*cancel) /* pass the request on: each worker stops between steps */
-                for (unsigned j = 0; j < jobs; j++)
-                    if (w[j].pid)
-                        kill(w[j].pid, SIGTERM);
-            continue;
+            continue; /* a stop: passed on at the top of the loop */
         }
         unsigned j = 0;
         while (j < jobs && w[j].pid != pid)
@@ -1031,56 +1179,43 @@ static int merge_cmd(const cli_args *a)
     return merge(dir, partial, quiet);
 }
 
-int cli_cmd_sweep(const cli_args *a)
+int sweep_run_parse(const char *jobs, const char *threads, const char *shard,
+                    sweep_run_opts *o)
 {
-    if (a->argc > 0 && strcmp(a->argv[0], "merge") == 0)
-        return merge_cmd(a);
-    sweep_opts o;
-    sweep_spec s;
+    memset(o, 0, sizeof *o);
+    o->jobs = default_jobs();
+    o->threads = 1;
+    o->shard_k = 0;
+    o->shard_n = 1;
+    o->shard = shard;
+    if (jobs && parse_count("--jobs", jobs, MAX_JOBS, &o->jobs) != 0)
+        return CLI_EXIT_INPUT;
+    if (threads && parse_count("--threads", threads, MAX_THREADS, &o->threads) != 0)
+        return CLI_EXIT_INPUT;
+    if (shard && parse_shard(shard, &o->shard_k, &o->shard_n) != 0)
+        return CLI_EXIT_INPUT;
+    return 0;
+}
+
+int sweep_run(const sweep_spec *s, const char *out, const char *spec_copy,
+              const sweep_run_opts *o)
+{
     columns cols = {0};
     size_t *todo = NULL;
     char *mtext = NULL;
-    int help;
-    memset(&o, 0, sizeof o);
-    memset(&s, 0, sizeof s);
-    o.sets = calloc(a->argc > 0 ? (size_t)a->argc : 1, sizeof *o.sets);
-    if (!o.sets)
-        return cli_error("out of memory");
-    int rc = sweep_parse(a, &o, &help);
-    if (rc || help) {
-        if (help)
-            cli_help_sweep();
-        free(o.sets);
-        return rc;
-    }
-    unsigned jobs = default_jobs(), threads = 1;
-    size_t shard_k = 0, shard_n = 1;
-    if ((o.jobs && (rc = parse_count("--jobs", o.jobs, MAX_JOBS, &jobs)) != 0) ||
-        (o.threads && (rc = parse_count("--threads", o.threads, MAX_THREADS, &threads)) != 0) ||
-        (o.shard && (rc = parse_shard(o.shard, &shard_k, &shard_n)) != 0))
-        goto done;
-    if ((rc = sweep_spec_load(&s, o.spec, o.sets, o.nsets, o.policies)) != 0)
-        goto done;
-    if (o.list) {
-        printf("spec %s: %zu points, policies %s\n", s.hash, s.npts, s.policies);
-        for (size_t i = shard_k; i < s.npts; i += shard_n)
-            printf("%s  %s  trace=%s\n", s.pts[i].id, s.pts[i].settings, s.pts[i].trace);
-        if (fflush(stdout) != 0)
-            rc = cli_error("stdout: write failed");
-        goto done;
-    }
+    int rc;
     if ((rc = columns_init(&cols)) != 0)
         goto done;
     /* The directory: its manifest is this spec's, or it is made now. */
     char path[PATH_TEXT];
-    snprintf(path, sizeof path, "%s/points", o.out);
-    if ((rc = make_dir(o.out)) != 0 || (rc = make_dir(path)) != 0)
+    snprintf(path, sizeof path, "%s/points", out);
+    if ((rc = make_dir(out)) != 0 || (rc = make_dir(path)) != 0)
         goto done;
-    if (!(mtext = manifest_text(&s))) {
+    if (!(mtext = manifest_text(s))) {
         rc = cli_error("out of memory");
         goto done;
     }
-    snprintf(path, sizeof path, "%s/%s", o.out, manifest_name);
+    snprintf(path, sizeof path, "%s/%s", out, manifest_name);
     int made = create_once(path, mtext);
     if (made < 0) {
         rc = -made;
@@ -1099,31 +1234,32 @@ int cli_cmd_sweep(const cli_args *a)
         free(old);
         if (!same) {
             rc = cli_error("%s holds the points of another sweep (spec %s; %s is spec %s): "
-                           "use another --out directory", o.out, oldhash, o.spec, s.hash);
+                           "use another --out directory", out, oldhash, s->path, s->hash);
             goto done;
         }
     }
     /* A copy of the spec, for the record (the manifest is what is checked). */
     char *spec_text;
     int gone;
-    if ((spec_text = read_text(o.spec, &gone)) != NULL) {
-        snprintf(path, sizeof path, "%s/spec.ini", o.out);
+    if (spec_copy && (spec_text = read_text(spec_copy, &gone)) != NULL) {
+        snprintf(path, sizeof path, "%s/spec.ini", out);
         create_once(path, spec_text);
         free(spec_text);
     }
     /* Resume: a point whose file is whole is done. */
-    todo = calloc(s.npts ? s.npts : 1, sizeof *todo);
+    todo = calloc(s->npts ? s->npts : 1, sizeof *todo);
     if (!todo) {
         rc = cli_error("out of memory");
         goto done;
     }
     size_t ntodo = 0, nshard = 0;
-    for (size_t i = shard_k; i < s.npts; i += shard_n) {
+    for (size_t i = o->shard_k; i < s->npts; i += o->shard_n) {
         char why[PATH_TEXT * 2];
         int missing;
         nshard++;
-        point_path(path, sizeof path, o.out, s.pts[i].id);
-        cJSON *root = point_load(path, &cols, s.hash, s.pts[i].id, why, sizeof why, &missing);
+        point_path(path, sizeof path, out, s->pts[i].id);
+        cJSON *root = point_load(path, &cols, s->hash, s->pts[i].id, why, sizeof why,
+                                 &missing);
         if (root) {
             cJSON_Delete(root);
             continue;
@@ -1134,24 +1270,68 @@ int cli_cmd_sweep(const cli_args *a)
         }
         todo[ntodo++] = i;
     }
-    if (!o.quiet)
+    unsigned jobs = o->in_process       ? 1
+                    : o->jobs < ntodo ? o->jobs
+                                      : (unsigned)(ntodo ? ntodo : 1);
+    if (!o->quiet)
         fprintf(stderr, "kvplace: sweep %s (spec %s): %zu points%s%s, %zu to run, %zu already "
-                "done; %u jobs\n", o.spec, s.hash, nshard, o.shard ? " in shard " : "",
-                o.shard ? o.shard : "", ntodo, nshard - ntodo, jobs < ntodo ? jobs :
-                (unsigned)(ntodo ? ntodo : 1));
-    if ((rc = run_points(&s, todo, ntodo, o.out, &cols, jobs < ntodo ? jobs : (unsigned)
-                         (ntodo ? ntodo : 1), threads, o.quiet)) != 0)
+                "done; %u jobs%s\n", s->path, s->hash, nshard, o->shard ? " in shard " : "",
+                o->shard ? o->shard : "", ntodo, nshard - ntodo, jobs,
+                o->in_process ? ", in this process" : "");
+    rc = o->in_process ? run_here(s, todo, ntodo, out, &cols, o)
+                       : run_points(s, todo, ntodo, out, &cols, jobs, o);
+done:
+    free(todo);
+    free(mtext);
+    free(cols.c);
+    return rc;
+}
+
+int sweep_merge(const char *dir, int partial, int quiet) { return merge(dir, partial, quiet); }
+
+int cli_cmd_sweep(const cli_args *a)
+{
+    if (a->argc > 0 && strcmp(a->argv[0], "merge") == 0)
+        return merge_cmd(a);
+    sweep_opts o;
+    sweep_spec s;
+    sweep_run_opts ro;
+    int help;
+    memset(&o, 0, sizeof o);
+    memset(&s, 0, sizeof s);
+    memset(&ro, 0, sizeof ro);
+    o.sets = calloc(a->argc > 0 ? (size_t)a->argc : 1, sizeof *o.sets);
+    if (!o.sets)
+        return cli_error("out of memory");
+    int rc = sweep_parse(a, &o, &help);
+    if (rc || help) {
+        if (help)
+            cli_help_sweep();
+        free(o.sets);
+        return rc;
+    }
+    if ((rc = sweep_run_parse(o.jobs, o.threads, o.shard, &ro)) != 0)
         goto done;
-    if (shard_n == 1)
+    ro.quiet = o.quiet;
+    if ((rc = sweep_spec_load(&s, o.spec, o.sets, o.nsets, o.policies)) != 0)
+        goto done;
+    if (o.list) {
+        printf("spec %s: %zu points, policies %s\n", s.hash, s.npts, s.policies);
+        for (size_t i = ro.shard_k; i < s.npts; i += ro.shard_n)
+            printf("%s  %s  trace=%s\n", s.pts[i].id, s.pts[i].settings, s.pts[i].trace);
+        if (fflush(stdout) != 0)
+            rc = cli_error("stdout: write failed");
+        goto done;
+    }
+    if ((rc = sweep_run(&s, o.out, o.spec, &ro)) != 0)
+        goto done;
+    if (ro.shard_n == 1)
         rc = merge(o.out, 0, o.quiet);
     else if (!o.quiet)
         fprintf(stderr, "kvplace: shard %s done; once every shard is: kvplace sweep merge "
                 "%s\n", o.shard, o.out);
 done:
     free(o.sets);
-    free(todo);
-    free(mtext);
-    free(cols.c);
     sweep_spec_free(&s);
     return rc;
 }

@@ -9,7 +9,7 @@
 #include "cli.h"
 
 #define SWEEP_MAX_POLICIES 32
-#define SWEEP_MAX_POINTS 1000000 /* a sanity limit: a typo in a range is refused, not run */
+#define SWEEP_MAX_POINTS 100000 /* a sanity limit: a typo in a range is refused, not run */
 #define SWEEP_ID_TEXT 48
 #define SWEEP_HASH_TEXT 17 /* 16 hex digits */
 
@@ -59,6 +59,33 @@ typedef struct sweep_spec {
 int sweep_spec_load(sweep_spec *s, const char *path, const char *const *sets, size_t nsets,
                     const char *policies);
 void sweep_spec_free(sweep_spec *s);
+
+/* Fills the point ids and the spec's hash from the points (index, scenario, trace) and the
+ * policies: sweep_spec_load does it; a caller that builds the points itself (kvplace study)
+ * calls it.  Returns 0, or an exit status after printing the one line. */
+int sweep_spec_seal(sweep_spec *s);
+
+/* How a sweep runs: --jobs, --threads, --shard K/N (shard: the text, for messages). */
+typedef struct sweep_run_opts {
+    unsigned jobs, threads;
+    size_t shard_k, shard_n;
+    const char *shard;
+    int quiet;
+    /* Each point's run options (an sa checkpoint, progress); NULL: the defaults.  threads
+     * and cancel are the sweep's. */
+    const kvp_run_options *ro;
+    int in_process; /* 1: the points run in this process, one after the other */
+} sweep_run_opts;
+
+/* Parses the options (NULL: the default) into o; returns 0, or an exit status (printed). */
+int sweep_run_parse(const char *jobs, const char *threads, const char *shard,
+                    sweep_run_opts *o);
+/* Runs the points of the shard not yet done into dir (made if missing; refused if it holds
+ * another spec's points); spec_copy (or NULL) is copied to dir/spec.ini.  Does not merge. */
+int sweep_run(const sweep_spec *s, const char *dir, const char *spec_copy,
+              const sweep_run_opts *o);
+/* kvplace sweep merge DIR [--partial]. */
+int sweep_merge(const char *dir, int partial, int quiet);
 
 /* FNV-1a, 64 bits: ids and the spec's hash (not a cryptographic hash: it tells specs apart,
  * it does not defend against forgery). */

@@ -47,45 +47,13 @@ static char *dup_text(const char *s)
 
 typedef struct spec_ctx {
     sweep_spec *s;
-    FILE *f;
-    int line, long_line, max_line;
-    int indented;      /* the line being parsed started with a blank: a continuation */
+    kvp_ini_reader rd; /* the file, its line counts; indented: a continuation line */
     int err_line;      /* of the first error; only that one is reported */
     char err[600];
     sweep_var *last;   /* the key of the previous line, which a continuation extends */
     char last_section[64];
     char **zip_names;  /* the [zip...] sections, by axis */
 } spec_ctx;
-
-/* Reads one line for inih, counting lines so that messages can name theirs; '#' after a
- * blank starts a comment, as ';' does in inih. */
-static char *spec_read_line(char *str, int num, void *stream)
-{
-    spec_ctx *c = stream;
-    c->max_line = num;
-    if (!fgets(str, num, c->f))
-        return NULL;
-    c->line++;
-    size_t n = strlen(str);
-    if (n > 0 && str[n - 1] != '\n') {
-        int ch = getc(c->f);
-        if (ch != EOF && ch != '\n') {
-            while ((ch = getc(c->f)) != EOF && ch != '\n') {
-            }
-            if (!c->long_line)
-                c->long_line = c->line;
-            str[0] = '\0';
-            return str;
-        }
-    }
-    c->indented = str[0] == ' ' || str[0] == '\t';
-    for (char *p = str; *p; p++)
-        if (*p == '#' && p > str && (p[-1] == ' ' || p[-1] == '\t')) {
-            *p = '\0';
-            break;
-        }
-    return str;
-}
 
 static int fail(spec_ctx *c, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -99,10 +67,10 @@ static int fail(spec_ctx *c, const char *fmt, ...)
     if (!c->err_line) {
         va_list ap;
         va_start(ap, fmt);
-        int w = snprintf(c->err, sizeof c->err, "%s:%d: ", c->s->path, c->line);
+        int w = snprintf(c->err, sizeof c->err, "%s:%d: ", c->s->path, c->rd.line);
         vsnprintf(c->err + w, sizeof c->err - (size_t)w, fmt, ap);
         va_end(ap);
-        c->err_line = c->line;
+        c->err_line = c->rd.line;
     }
     return 0;
 }
@@ -324,7 +292,7 @@ static int spec_handler(void *user, const char *section, const char *name, const
     int is_base = strcmp(section, "base") == 0, is_vary = strcmp(section, "vary") == 0;
     int is_zip = strncmp(section, "zip", 3) == 0;
     /* A continuation line (indented) adds values to the key above it. */
-    if (c->indented && c->last && strcmp(c->last->name, name) == 0 &&
+    if (c->rd.indented && c->last && strcmp(c->last->name, name) == 0 &&
         strcmp(c->last_section, section) == 0 && (is_vary || is_zip))
         return add_values(c, c->last, value, 1);
     c->last = NULL;
@@ -366,7 +334,7 @@ static int spec_handler(void *user, const char *section, const char *name, const
     }
     sweep_var *v = &s->vars[s->nvars++];
     memset(v, 0, sizeof *v);
-    v->line = c->line;
+    v->line = c->rd.line;
     if (!(v->name = dup_text(name)))
         return fail(c, "out of memory");
     if (!add_values(c, v, value, !is_base))
@@ -428,8 +396,7 @@ static void append(char *buf, size_t len, ...)
 }
 
 /* Defaults, then the presets, then [base] in file order, then the axes in order. */
-static int build_point(sweep_spec *s, sweep_point *p, const size_t *at, char *key,
-                       size_t keylen)
+static int build_point(sweep_spec *s, sweep_point *p, const size_t *at)
 {
     kvp_error err = {0};
     char settings[SETTINGS_TEXT] = "";
@@ -470,7 +437,12 @@ static int build_point(sweep_spec *s, sweep_point *p, const size_t *at, char *ke
     p->trace = trace ? trace : "synthetic";
     if (strcmp(p->trace, "synthetic") != 0 && !(p->trace_path = resolve(s, p->trace)))
         return cli_error("out of memory");
-    /* The key: every setting that shapes the point's results. */
+    return 0;
+}
+
+/* The key: every setting that shapes the point's results. */
+static void point_key(const sweep_point *p, char *key, size_t keylen)
+{
     snprintf(key, keylen, "hw=%s;model=%s;trace=%s;", p->sc.hw_name, p->sc.model_name,
              p->trace);
     size_t np;
@@ -481,6 +453,46 @@ static int build_point(sweep_spec *s, sweep_point *p, const size_t *at, char *ke
             t[0] = 0;
         append(key, keylen, params[i].name, "=", t, ";", (const char *)NULL);
     }
+}
+
+/* The digits of the ids' index: at least 4, as many as the last index needs. */
+static int id_width(size_t npts)
+{
+    int width = 4;
+    for (size_t t = npts ? npts - 1 : 0; t >= 10000; t /= 10)
+        width++;
+    return width;
+}
+
+int sweep_spec_seal(sweep_spec *s)
+{
+    char *key = malloc(KEY_TEXT);
+    if (!key)
+        return cli_error("out of memory");
+    int width = id_width(s->npts);
+    char pol[KEY_TEXT] = "";
+    for (size_t i = 0; i < s->nspecs; i++) {
+        char one[256];
+        kvp_policy_format(&s->specs[i], one, sizeof one);
+        append(pol, sizeof pol, i ? "," : "", one, (const char *)NULL);
+    }
+    uint64_t h = sweep_hash(SWEEP_HASH_INIT, "kvplace sweep 1\nversion " KVP_VERSION
+                                             "\npolicies ");
+    h = sweep_hash(h, pol);
+    for (size_t i = 0; i < s->npts; i++) {
+        sweep_point *p = &s->pts[i];
+        point_key(p, key, KEY_TEXT);
+        uint64_t ph = sweep_hash(SWEEP_HASH_INIT, key);
+        if (snprintf(p->id, sizeof p->id, "%0*zu-%012" PRIx64, width, p->index, ph >> 16) >=
+            (int)sizeof p->id) {
+            free(key);
+            return cli_error("point index too long");
+        }
+        h = sweep_hash(h, "\n");
+        h = sweep_hash(h, key);
+    }
+    snprintf(s->hash, sizeof s->hash, "%016" PRIx64, h);
+    free(key);
     return 0;
 }
 
@@ -503,24 +515,10 @@ static int expand(sweep_spec *s)
     }
     s->pts = calloc(total, sizeof *s->pts);
     size_t *at = calloc(s->naxes + 1, sizeof *at);
-    char *key = malloc(KEY_TEXT);
-    if (!s->pts || !at || !key) {
+    if (!s->pts || !at) {
         free(at);
-        free(key);
         return cli_error("out of memory");
     }
-    int width = 4;
-    for (size_t t = total - 1; t >= 10000; t /= 10)
-        width++;
-    char pol[KEY_TEXT] = "";
-    for (size_t i = 0; i < s->nspecs; i++) {
-        char one[256];
-        kvp_policy_format(&s->specs[i], one, sizeof one);
-        append(pol, sizeof pol, i ? "," : "", one, (const char *)NULL);
-    }
-    uint64_t h = sweep_hash(SWEEP_HASH_INIT, "kvplace sweep 1\nversion " KVP_VERSION
-                                             "\npolicies ");
-    h = sweep_hash(h, pol);
     int rc = 0;
     for (size_t i = 0; i < total && !rc; i++) {
         /* The last axis varies fastest, as nested loops in the spec's order would. */
@@ -532,21 +530,14 @@ static int expand(sweep_spec *s)
         sweep_point *p = &s->pts[i];
         p->index = i;
         s->npts = i + 1;
-        if (snprintf(p->id, sizeof p->id, "%0*zu", width, i) >= (int)sizeof p->id)
-            return cli_error("point index too long");
-        if ((rc = build_point(s, p, at, key, KEY_TEXT)) != 0)
-            break;
-        uint64_t ph = sweep_hash(SWEEP_HASH_INIT, key);
-        if (snprintf(p->id, sizeof p->id, "%0*zu-%012" PRIx64, width, i, ph >> 16) >=
-            (int)sizeof p->id)
-            return cli_error("point index too long");
-        h = sweep_hash(h, "\n");
-        h = sweep_hash(h, key);
+        /* for messages until sealed */
+        if (snprintf(p->id, sizeof p->id, "%0*zu", id_width(total), i) >= (int)sizeof p->id)
+            rc = cli_error("point index too long");
+        else
+            rc = build_point(s, p, at);
     }
-    snprintf(s->hash, sizeof s->hash, "%016" PRIx64, h);
     free(at);
-    free(key);
-    return rc;
+    return rc ? rc : sweep_spec_seal(s);
 }
 
 /* --set name=value: replaces the [base] value, or adds one; a varied key is refused. */
@@ -578,7 +569,7 @@ static int apply_set(spec_ctx *c, const char *assignment)
     for (size_t k = 0; k < v->n; k++)
         free(v->values[k]);
     v->n = 0;
-    c->line = 0;
+    c->rd.line = 0;
     if (!add_value(c, v, value)) {
         /* The message names the line; here it is the command line's. */
         const char *msg = strstr(c->err, ":0: ");
@@ -607,12 +598,13 @@ int sweep_spec_load(sweep_spec *s, const char *path, const char *const *sets, si
         *(slash == s->dir ? slash + 1 : slash) = 0;
     else
         s->dir[0] = 0;
-    c.f = fopen(path, "r");
-    if (!c.f)
+    c.rd.f = fopen(path, "r");
+    c.rd.keep_indent = 1;
+    if (!c.rd.f)
         return cli_error("%s: cannot open: %s", path, strerror(errno));
-    int rc = ini_parse_stream(spec_read_line, &c, spec_handler, &c);
-    int read_err = ferror(c.f);
-    fclose(c.f);
+    int rc = ini_parse_stream(kvp_ini_read_line, &c.rd, spec_handler, &c);
+    int read_err = ferror(c.rd.f);
+    fclose(c.rd.f);
     for (size_t i = 0; i < s->naxes; i++)
         free(c.zip_names[i]);
     free(c.zip_names);
@@ -620,10 +612,10 @@ int sweep_spec_load(sweep_spec *s, const char *path, const char *const *sets, si
         return cli_error("%s: cannot read", path);
     if (rc < 0)
         return cli_error("%s: out of memory", path);
-    if (c.long_line && (rc == 0 || c.long_line < rc) &&
-        (!c.err_line || c.long_line < c.err_line))
+    if (c.rd.long_line && (rc == 0 || c.rd.long_line < rc) &&
+        (!c.err_line || c.rd.long_line < c.err_line))
         return cli_error("%s:%d: line longer than %d characters (continue a list on an "
-                         "indented line)", path, c.long_line, c.max_line - 3);
+                         "indented line)", path, c.rd.long_line, c.rd.max_line - 3);
     if (c.err_line && (rc == 0 || c.err_line <= rc))
         return cli_error("%s", c.err);
     if (rc > 0)

@@ -108,6 +108,7 @@ typedef struct kvp_scenario {
     uint64_t weight_bytes; /* all weights, resident in HBM, read once per step */
     /* workload */
     uint32_t batch;
+    uint32_t tp; /* tensor parallelism: GPUs sharing weights and KV heads; one is simulated */
     double sparsity; /* share of past tokens NOT read per step, [0, 1) */
     uint32_t topk;   /* tokens read per step (docs/MODEL.md "A fixed token budget"); 0: off,
                       * sparsity decides */
@@ -175,6 +176,17 @@ int kvp_scenario_validate(const kvp_scenario *sc, kvp_error *err);
 /* Reads an INI config file: keys are parameter names, sections are ignored except that
  * "hw = PRESET" and "model = PRESET" apply presets first.  Messages name file:line. */
 int kvp_config_load(kvp_scenario *sc, const char *path, kvp_error *err);
+/* The INI dialect of config files and sweep specs, for inih's ini_parse_stream (pass the
+ * reader as its stream): reads a line from f and counts it (line); skips a line longer than
+ * inih's buffer (max_line), noting the first (long_line); notes whether the line began with a
+ * blank (indented) and drops the blanks unless keep_indent (inih reads an indented line as
+ * the continuation of the previous value); '#' after a blank starts a comment, as ';' does. */
+typedef struct kvp_ini_reader {
+    FILE *f;
+    int keep_indent;
+    int line, long_line, max_line, indented;
+} kvp_ini_reader;
+char *kvp_ini_read_line(char *str, int num, void *reader);
 
 /* Number parsing shared by everything that reads user text.  Suffixes: k M G T P (1e3..)
  * and Ki Mi Gi Ti Pi (2^10..), optionally followed by B (bytes) or B/s (bandwidth). */
@@ -200,9 +212,12 @@ int kvp_preset_modified(const kvp_scenario *sc, const char *kind, const kvp_para
 
 /* Derived quantities (docs/MODEL.md §1). */
 typedef struct kvp_derived {
-    uint64_t tok_bytes; /* 2 * kv_heads * head_dim * dtype_bytes * batch */
-    double w_layer;     /* weight_bytes / layers, bytes */
-    uint64_t kv_budget; /* hbm_capacity - weight_bytes - reserve */
+    /* One GPU of tp (docs/MODEL.md "Tensor parallelism"): with tp = 1, the scenario's own. */
+    uint32_t kv_heads;     /* per GPU: kv_heads / tp */
+    uint64_t weight_bytes; /* per GPU: ceil(weight_bytes / tp) */
+    uint64_t tok_bytes; /* 2 * kv_heads * head_dim * dtype_bytes * batch, per GPU */
+    double w_layer;     /* weight_bytes / layers, bytes, per GPU */
+    uint64_t kv_budget; /* hbm_capacity - weight_bytes - reserve, per GPU */
     double cap_layer;   /* kv_budget / layers, bytes */
     /* The machine (docs/MODEL.md "Tiers beyond two"), resolved: K tiers, tier 0 HBM. */
     uint32_t tiers;
@@ -311,9 +326,33 @@ typedef struct kvp_synth_params {
     uint32_t window;     /* always-read most recent positions */
     double drift;        /* share of positions whose importance is redrawn per step */
     double heavy_share;  /* share of positions that are persistent heavy hitters */
+    /* Heads (docs/SYNTHETIC.md "Heads"): with heads = H > 1 the trace is KV head `head` of
+     * H, a 3-D trace of its own; in each layer a share retrieval_share of the H heads (0:
+     * the published default) are retrieval heads, the rest streaming heads, which head is
+     * which drawn from (seed, layer).  heads 0 or 1: one stream for all heads, as before. */
+    uint32_t heads, head;
+    double retrieval_share;
 } kvp_synth_params;
 void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc);
 int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err);
+
+#define KVP_SYNTH_HEADS_MAX 1024u /* as kv_heads */
+typedef enum kvp_head_kind {
+    KVP_HEAD_ALL = 0,       /* heads <= 1: the one stream stands for every head */
+    KVP_HEAD_RETRIEVAL = 1, /* reads across the whole context (today's generator) */
+    KVP_HEAD_STREAMING = 2  /* reads the sinks and the most recent tokens */
+} kvp_head_kind;
+/* The kind of head sp->head in `layer` (sp as given to kvp_trace_synthetic); KVP_HEAD_ALL
+ * when sp->heads <= 1.  Exactly round(retrieval_share * heads) heads of a layer retrieve. */
+kvp_head_kind kvp_synth_head_kind(const kvp_synth_params *sp, uint32_t layer);
+
+/* Sequences of a synthetic batch (docs/SYNTHETIC.md "Sequences"): sequence s's seed and
+ * prompt.  s = 0 is the scenario's own (seed, base_prompt); s >= 1 draws a prompt from
+ * LongBench's task lengths scaled so that their mean is base_prompt, deterministically from
+ * (seed, s); at least 1 and at most KVP_SYNTH_PROMPT_MAX tokens. */
+#define KVP_SYNTH_PROMPT_MAX (1u << 26)
+uint64_t kvp_synth_sequence_seed(uint64_t seed, uint32_t s);
+uint32_t kvp_synth_sequence_prompt(uint64_t seed, uint32_t s, uint32_t base_prompt);
 /* Writes a trace's scores as a float32 .npy of shape (N, L, P+N-1). */
 int kvp_trace_write_npy(const kvp_trace *t, const char *path, kvp_error *err);
 /* The same, stopping with KVP_EINTR (and no file) when *cancel becomes nonzero. */
@@ -329,6 +368,18 @@ typedef struct kvp_trace_stats {
 } kvp_trace_stats;
 int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
                             kvp_error *err);
+/* How much the heads' sets differ (kvplace trace info; docs/CLI.md): heads[0..H-1] are one
+ * trace per head (same shape), read at this budget; per step and layer, with A_h head h's
+ * set, the pooled pairwise Jaccard  sum_{i<j} |A_i & A_j| / sum_{i<j} |A_i | A_j|  (1 when
+ * no head reads) and the union ratio |A_0 | ... | A_{H-1}| / (sum_h |A_h| / H) (1 when no
+ * head reads), each averaged over steps and layers.  One pass, O(reads). */
+typedef struct kvp_heads_stats {
+    uint32_t heads;
+    double mean_jaccard;     /* 1: every head reads the same positions; 0: none shared */
+    double mean_union_ratio; /* 1: the same positions; H: disjoint sets */
+} kvp_heads_stats;
+int kvp_trace_heads_stats(const kvp_trace *const *heads, uint32_t H, kvp_budget budget,
+                          kvp_heads_stats *st, kvp_error *err);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Policies (docs/MODEL.md §5).  Each is one file in src/ behind a kvp_policy_ops table.        */
@@ -588,6 +639,9 @@ int kvp_result_parse_cell(kvp_result *r, size_t i, const char *text, kvp_error *
 /* The shortest of %.15g, %.16g, %.17g that reads back to exactly d, as the reports write
  * doubles. */
 void kvp_format_double(char *buf, size_t len, double d);
+/* Writes text to f as one CSV cell (RFC 4180: quoted when it holds a comma, a quote or a
+ * line break, quotes doubled), as the reports write their text cells. */
+void kvp_csv_cell(FILE *f, const char *text);
 
 /* The timeline (docs/CLI.md "Timeline"): give kvp_timeline_record as step_hook and the
  * timeline as step_user; then one CSV row per policy and step, summed over the layers in layer

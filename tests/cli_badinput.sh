@@ -157,6 +157,19 @@ refused "sparsity in a config, topk on the line" 1 "topk (8) and sparsity (0.5)"
     $RUN --config "$T/sp.ini" --set topk=8
 refused "study sparsity with topk" 1 "study sparsity varies sparsity" \
     study sparsity --set topk=64 --set prompt=20 --set steps=2 --out "$T/reports"
+refused "trace info: a file and --synthetic" 2 "FILE.npy or --synthetic, not both" \
+    trace info --synthetic actual "$T/good.npy"
+refused "trace info --heads on a file" 2 "--heads makes one synthetic trace per KV head" \
+    trace info --heads "$T/good.npy"
+refused "trace info without a trace" 2 "missing the trace FILE.npy (or --synthetic" \
+    trace info --heads
+refused "trace info --heads, one KV head" 1 "--heads: kv_heads is 1" \
+    trace info --synthetic actual --heads --set kv_heads=1 --set prompt=20 --set steps=2
+refused "tp that does not divide kv_heads" 1 "tp: 3 does not divide kv_heads (8)" \
+    $RUN --set tp=3
+p tp=0 "tp: 0 is out of range"
+refused "a 70B model on one GH200" 1 "exceed HBM capacity (96 GB); tp=2 would fit them" \
+    run --hw gh200 --model llama-3.1-70b --set prompt=20 --set steps=2 --json $J
 p hbm_bandwidth=0 "hbm_bandwidth: \"0\" is not greater than 0"
 p dram_bandwidth=-500GB/s "dram_bandwidth: \"-500GB/s\" is not greater than 0"
 p link_bandwidth=0.5 "link_bandwidth: 0.5 is out of range"

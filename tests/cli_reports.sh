@@ -169,12 +169,36 @@ kv trace info --set topk=210 "$T/t.npy"
 # then 210: 11 * 200 + 55 + 9 * 210 = 4145 per layer; times 2 layers = 8290.
 has "info reads at topk 210 = 8290" '^reads *8290 ' "$T/out"
 has "info names topk" '^topk *210 ' "$T/out"
+# trace info of a synthetic trace, and of its heads: one per KV head (8), half retrieval
+kv trace info $SMALL --set seed=7 --synthetic high
+expect_ok "trace info --synthetic"
+has "synthetic info reads = 3368" '^reads *3368 ' "$T/out"
+kv trace info $SMALL --set seed=7 --synthetic high --heads
+expect_ok "trace info --synthetic --heads"
+has "heads line" '^heads *8 streams, one per KV head; in layer 0, 4 retrieval and 4 streaming' \
+    "$T/out"
+# every head reads as many as the one stream: 8 x 3368
+has "heads reads = 26944" '^reads *26944 ' "$T/out"
+awk '$1 == "jaccard" { j = $2 + 0; ok = (j > 0 && j < 1) } END { exit !ok }' "$T/out" &&
+    ok || bad "jaccard in (0, 1): $(grep jaccard "$T/out")"
+awk '$1 == "union" { u = $2 + 0; ok = (u > 1 && u < 8) } END { exit !ok }' "$T/out" &&
+    ok || bad "union in (1, 8): $(grep union "$T/out")"
 # reports: topk recorded (in place of sparsity) when on, not at all when off
 kv run --config "$T/small.ini" --trace "$T/t.npy" --set topk=81 --policy static \
     --json "$T/tk.json" -q
 expect_ok "run --set topk"
 has "topk in the report" '"topk":[[:space:]]*81,' "$T/tk.json"
 grep -q '"sparsity":' "$T/tk.json" && bad "sparsity reported beside topk" || ok
+# tp (docs/MODEL.md "Tensor parallelism"): one of 2 GPUs: tok_bytes = 2 * (8 / 2) heads * 128
+# * 2 bytes = 2048; kv_budget = 1000819200 - 1000000000 / 2 = 500819200; weight reads per
+# step 5e8, times 20 steps = 1e10.
+kv run --config "$T/small.ini" --trace "$T/t.npy" --set tp=2 --policy static --json "$T/tp.json" -q
+expect_ok "run --set tp=2"
+has "tp in the report" '"tp":[[:space:]]*2,' "$T/tp.json"
+has "tok_bytes per GPU" '"tok_bytes":[[:space:]]*2048,' "$T/tp.json"
+has "kv_budget per GPU" '"kv_budget":[[:space:]]*500819200$' "$T/tp.json"
+has "weight reads per GPU" '"weight_read_bytes":[[:space:]]*10000000000,' "$T/tp.json"
+grep -q '"tp":' "$T/tk.json" && bad "tp reported at 1" || ok
 kv run --config "$T/small.ini" --trace "$T/t.npy" --json "$T/tf.json" -q
 expect_ok "run --trace on the generated file"
 kv run $SMALL --set seed=7 --synthetic high --json "$T/ts.json" -q

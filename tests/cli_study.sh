@@ -40,9 +40,13 @@ for p in st["points"]:
     for r in p["results"]:
         assert list(r.keys()) == keys, (list(r.keys()), keys)
     assert list(p["scenario"].keys()) == list(run["scenario"].keys())
-# the point at the run's sparsity gives the run's numbers
+# the point at the run's sparsity gives the run's numbers, every one of them (the study's
+# come back from its sweep's point files: this checks the round trip against a run)
 pt = [p for p in st["points"] if p["vars"]["sparsity"] == 0.6][0]
-assert pt["results"][0]["total_time_s"] == run["results"][0]["total_time_s"]
+assert len(pt["results"]) == len(run["results"])
+for a, b in zip(pt["results"], run["results"]):
+    for k in keys:
+        assert a[k] == b[k], (k, a[k], b[k])
 EOF
     then ok; else bad "study and run JSON differ in shape"; fi
 fi
@@ -184,7 +188,8 @@ kv study sparsity $TINY --out "$T/file";             expect_fail "--out names a 
 # A file that cannot be renamed into place (a directory holds its name): nothing is left.
 mkdir -p "$T/e/sparsity.md"
 kv study sparsity $TINY --out "$T/e";                expect_fail "blocked output" 1
-left=$(ls "$T/e" | grep -v '^sparsity.md$' | tr '\n' ' ')
+# (the study's sweep directory stays: its points are done, and a rerun reuses them)
+left=$(ls "$T/e" | grep -v '^sparsity.md$' | grep -v '^sparsity.sweep$' | tr '\n' ' ')
 [ -z "$left" ] && ok || bad "blocked output left files: $left"
 
 # --- help, and no gnuplot ----------------------------------------------------------------
@@ -204,6 +209,54 @@ rc=$?
 grep -q 'gnuplot not found' "$T/err" && ok || bad "no gnuplot: no warning"
 ls "$T/f" | grep -q tmp && bad "no gnuplot: temporary files left" || ok
 
+# --- a study is a sweep: shares, merge and the report give the unsharded study's bytes ----
+# Three shares of batch's 12 points run in reverse order; a share writes no report; the merge
+# needs every share; the same command without --shard then runs nothing and writes the study.
+for k in 2 1 0; do
+    kv study batch $TINY --shard $k/3 --out "$T/sh"
+    [ "$rc" -eq 0 ] && ok || bad "study batch --shard $k/3: exit $rc: $(cat "$T/err")"
+    [ ! -e "$T/sh/batch.csv" ] && ok || bad "study --shard $k/3 wrote the report"
+    if [ "$k" -eq 1 ]; then
+        kv sweep merge "$T/sh/batch.sweep" -q
+        [ "$rc" -eq 1 ] && grep -q '4 of 12 points missing' "$T/err" && ok ||
+            bad "merge of a study's sweep with a share missing: exit $rc"
+    fi
+done
+kv sweep merge "$T/sh/batch.sweep" -q
+[ "$rc" -eq 0 ] && [ "$(rows "$T/sh/batch.sweep/sweep.csv")" -gt 0 ] && ok ||
+    bad "merge of the study's shares: exit $rc"
+kv study batch $(echo "$TINY" | sed 's/ -q//') --out "$T/sh"
+[ "$rc" -eq 0 ] && grep -q '12 points, 0 to run, 12 already done' "$T/err" && ok ||
+    bad "study after its shares ran points again (exit $rc): $(head -n 1 "$T/err")"
+kv study batch $TINY --from "$T/sh/batch.sweep" --out "$T/sh2"
+[ "$rc" -eq 0 ] && ok || bad "study --from a study's sweep: exit $rc"
+for e in csv json md gp; do
+    cmp -s "$T/a/batch.$e" "$T/sh/batch.$e" && cmp -s "$T/a/batch.$e" "$T/sh2/batch.$e" &&
+        ok || bad "study batch in shares: batch.$e differs from the unsharded study's"
+done
+# study all in 2 shares: every study's files, and the points shared by two studies run once
+# (sparsity's 0.6 is hitrate's point and batch's batch 4, ...: 6 + 3 + 1 + 12 + 8 = 30 listed,
+# fewer distinct)
+for k in 0 1; do kv study all $TINY --shard $k/2 --out "$T/sha"; done
+kv study all $TINY --out "$T/sha"
+[ "$rc" -eq 0 ] && ok || bad "study all after its shares: exit $rc"
+n=$(sed -n 's/^points //p' "$T/sha/all.sweep/sweep.points")
+[ "$n" -gt 0 ] && [ "$n" -lt 30 ] && ok || bad "study all: $n points in its sweep"
+for s in sparsity variation hitrate batch accounting; do
+    for e in csv json md; do
+        cmp -s "$T/c/$s.$e" "$T/sha/$s.$e" && ok || bad "study all in shares: $s.$e differs"
+    done
+done
+# Another scenario into the same directory: its sweep is another spec, refused before it runs
+cp "$T/sh/batch.csv" "$T/batch.before"
+kv study batch $TINY --set steps=31 --out "$T/sh"; expect_fail "a study of other settings" 1
+grep -q "batch.sweep holds the points of another sweep" "$T/err" && cmp -s "$T/sh/batch.csv" \
+    "$T/batch.before" && ok || bad "a study of other settings: not refused, or files changed"
+kv study batch $TINY --shard 3/3 --out "$T/shx"; expect_fail "--shard 3/3" 1
+kv study batch $TINY --shard 0/2 --from "$T/sh/batch.sweep" --out "$T/shx"
+expect_fail "--shard with --from" 2
+[ ! -e "$T/shx" ] && ok || bad "a refused --shard created the output directory"
+
 # --- checkpoint and resume: the same files as a run without them ----------------------
 kv study sparsity $TINY --out "$T/c0"
 kv study sparsity $TINY --out "$T/c1" --checkpoint "$T/ck"
@@ -214,6 +267,28 @@ for e in csv json md; do
     cmp -s "$T/c0/sparsity.$e" "$T/c1/sparsity.$e" && cmp -s "$T/c0/sparsity.$e" \
         "$T/c2/sparsity.$e" && ok || bad "study: checkpointed or resumed sparsity.$e differs"
 done
+# With a checkpoint the points run in this process, one after the other (into the study's
+# sweep all the same): the same bytes, for every study with sa in its policies.
+for s in variation hitrate batch accounting; do
+    kv study "$s" $TINY --out "$T/cp" --checkpoint "$T/ck-$s"
+    [ -s "$T/cp/$s.sweep/sweep.csv" ] && [ -s "$T/ck-$s" ] && ok ||
+        bad "study $s --checkpoint: no sweep or no checkpoint"
+    for e in csv json md gp; do
+        cmp -s "$T/a/$s.$e" "$T/cp/$s.$e" && ok ||
+            bad "study $s: $s.$e differs between the sweep and the in-process run"
+    done
+done
+# tiers: its summary reads the per-tier counts, which the point files carry beside the rows
+kv study tiers $TINY --set dram_capacity=100MB --policy static,reactive,bound,sa --out "$T/tq"
+kv study tiers $TINY --set dram_capacity=100MB --policy static,reactive,bound,sa --out "$T/tp" \
+    --checkpoint "$T/ck-tiers"
+for e in csv json md gp; do
+    cmp -s "$T/tq/tiers.$e" "$T/tp/tiers.$e" && ok ||
+        bad "study tiers: tiers.$e differs between the sweep and the in-process run"
+done
+# four tiers, four shares of the KV reads (0 = no per-tier counts read back)
+grep -Eq '^\| [0-9]+ \| dram\+cxl\+nvme \| static \| [0-9.]+% / [0-9.]+% / [0-9.]+% / [0-9.]+% \|' \
+    "$T/tq/tiers.md" && ok || bad "tiers.md: no per-tier counts for four tiers"
 kv study sparsity $TINY --out "$T/c3" --checkpoint "$T/ck"
 [ "$rc" -ne 0 ] && [ "$(lines "$T/err")" -eq 1 ] && grep -q 'file exists' "$T/err" && ok ||
     bad "study --checkpoint over a saved file: exit $rc"
@@ -236,6 +311,12 @@ sed -n '/## The certified optimum/,$p' "$T/g/gap.md" | grep '^| 0\.' |
     bad "study gap: a negative certified gap"
 grep -q 'lookahead:W=16:R=1' "$T/g/gap.md" && grep -q '`plan:' "$T/g/gap.md" && ok ||
     bad "study gap: not its own policy list"
+kv study gap --set prompt=200 --set steps=20 --set hbm_capacity=16112951296 --out "$T/gc" -q \
+    --checkpoint "$T/ck-gap"
+for e in csv json md gp; do
+    cmp -s "$T/g/gap.$e" "$T/gc/gap.$e" && ok ||
+        bad "study gap: gap.$e differs between the sweep and the in-process run"
+done
 kv study all --set prompt=200 --set steps=20 --policy static --out "$T/g2" -q
 [ ! -e "$T/g2/gap.md" ] && ok || bad "study all ran gap"
 

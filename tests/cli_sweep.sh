@@ -170,33 +170,49 @@ kv sweep "$T/spec.ini" --out "$T/r" -q
 cmp -s "$T/first.json" "$T/r/points/$first" && ok || bad "a remade point file differs"
 
 # SIGTERM: the finished points are kept, the same command continues, the bytes are the same.
+# Deterministic: the third point's trace is a FIFO with no writer, so its worker blocks in
+# open() until the stop (which cuts the open short); the test signals once the first two
+# points' files are there.  Should the stop reach that worker before its open(), opening the
+# FIFO's other end unblocks it (its read then fails, as a stop's doing).
+mkdir -p "$T/stop"
+"$KVPLACE" trace gen --set layers=2 --set prompt=300 --set steps=30 -o "$T/stop/real.npy" -q \
+    2>/dev/null
+mkfifo "$T/stop/t.npy"
 {
     echo "[sweep]"
     echo "policies = static,reactive"
-    echo "[base]"
-    echo "prompt = 3000"
-    echo "steps = 200"
-    echo "batch = 32"
-    echo "[vary]"
-    echo "seed = range 1 8 1"
-} >"$T/slow.ini"
-"$KVPLACE" sweep "$T/slow.ini" --out "$T/s" --jobs 1 -q 2>"$T/err" &
+    tiny_base
+    echo "[zip]"
+    echo "seed = 1, 2, 3, 4"
+    echo "trace = synthetic, synthetic, t.npy, synthetic"
+} >"$T/stop/slow.ini"
+"$KVPLACE" sweep "$T/stop/slow.ini" --out "$T/s" --jobs 1 -q 2>"$T/err" &
 pid=$!
-sleep 1
-kill -TERM "$pid" 2>/dev/null
+i=0
+while [ "$(ls "$T/s/points" 2>/dev/null | grep -c '\.json$')" -lt 2 ] && [ "$i" -lt 600 ]; do
+    sleep 0.1; i=$((i + 1))
+done
+kill -TERM "$pid"
+i=0
+while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 "$pid" 2>/dev/null; then
+    (exec 3>"$T/stop/t.npy") & # the worker missed the stop in open(): unblock it
+fi
 wait "$pid"
 rc=$?
-if [ "$rc" -eq 0 ]; then
-    echo "note: the slow sweep ended before SIGTERM; the interruption is not tested here"
-else
-    [ "$rc" -eq 143 ] && ok || bad "SIGTERM: exit $rc, wanted 143"
-    grep -q "interrupted" "$T/err" && ok || bad "SIGTERM: no \"interrupted\" line"
-    [ -z "$(find "$T/s" -name '*.tmp*')" ] && ok || bad "SIGTERM left temporary files"
-    kv sweep "$T/slow.ini" --out "$T/s" -q
-    [ "$rc" -eq 0 ] && ok || bad "after SIGTERM: exit $rc"
-    kv sweep "$T/slow.ini" --out "$T/s2" -q
-    cmp -s "$T/s/sweep.csv" "$T/s2/sweep.csv" && ok || bad "an interrupted sweep merges to other bytes"
-fi
+[ "$rc" -eq 143 ] && ok || bad "SIGTERM: exit $rc, wanted 143"
+grep -q "interrupted; 2 of 4 points" "$T/err" && ok ||
+    bad "SIGTERM: no \"interrupted; 2 of 4 points\" line: $(cat "$T/err")"
+[ "$(lines "$T/err")" -eq 1 ] && ok || bad "SIGTERM: $(lines "$T/err") lines on stderr, wanted 1"
+[ "$(ls "$T/s/points" | wc -l)" -eq 2 ] && ok ||
+    bad "SIGTERM: $(ls "$T/s/points" | wc -l) point files kept, wanted the 2 finished"
+[ -z "$(find "$T/s" -name '*.tmp*')" ] && ok || bad "SIGTERM left temporary files"
+rm "$T/stop/t.npy" && cp "$T/stop/real.npy" "$T/stop/t.npy"
+kv sweep "$T/stop/slow.ini" --out "$T/s" -q
+[ "$rc" -eq 0 ] && ok || bad "after SIGTERM: exit $rc"
+kv sweep "$T/stop/slow.ini" --out "$T/s2" -q
+cmp -s "$T/s/sweep.csv" "$T/s2/sweep.csv" && cmp -s "$T/s/sweep.json" "$T/s2/sweep.json" &&
+    ok || bad "an interrupted sweep merges to other bytes"
 
 # --- a trace file, beside the spec -----------------------------------------------------
 mkdir -p "$T/tdir"
@@ -275,6 +291,11 @@ spec "[vary]" "sparsity = range 0.8 0.4 0.1"
 refused "empty range" 1 "empty range" sweep "$T/bad.ini" --out "$T/reports/d"
 spec "[vary]" "batch = geom 8 1 2"
 refused "empty geom" 1 "empty range" sweep "$T/bad.ini" --out "$T/reports/d"
+# 100,000 points at most (docs/SWEEP.md): one value over, in one range or in a product
+spec "[vary]" "seed = range 1 100001 1"
+refused "a range past the points limit" 1 "the range has 100001 values, more than a sweep may have (100000)" sweep "$T/bad.ini" --out "$T/reports/d"
+spec "[vary]" "seed = range 1 50001 1" "batch = 1, 2"
+refused "a product past the points limit" 1 "more than 100000 points" sweep "$T/bad.ini" --out "$T/reports/d"
 spec "[vary]" "sparsity = range 0.4 0.8 0"
 refused "range step 0" 1 "step must be above 0" sweep "$T/bad.ini" --out "$T/reports/d"
 spec "[vary]" "batch = geom 1 8 1"

@@ -69,6 +69,23 @@ static inline uint32_t support_rnd(uint32_t n)
     return (uint32_t)((support_rng >> 33) % n);
 }
 
+/* Every policy of "all" under sc on t in one kvp_run_many, in checking mode, and optimal
+ * (GLPK: small cases only) after them when with_optimal; *n results in res[0..23]. */
+static inline void run_all_policies(const kvp_scenario *sc, const kvp_trace *t,
+                                    int with_optimal, kvp_result *res, size_t *n)
+{
+    kvp_policy_spec ps[24];
+    int np = kvp_policy_parse_list(ps, 23, "all", &err);
+    REQUIRE(np > 0);
+    if (with_optimal)
+        REQUIRE_OK(kvp_policy_parse(&ps[np++], "optimal", &err), &err);
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    ro.check = 1;
+    REQUIRE_OK(kvp_run_many(sc, t, ps, (size_t)np, &ro, res, &err), &err);
+    *n = (size_t)np;
+}
+
 /* kvp_run of one policy spec with the options given; a failed run is a failed check (with the
  * spec and the message) and returns a zeroed result. */
 static inline kvp_result run_with(const kvp_scenario *sc, const kvp_trace *t, const char *spec,

@@ -176,9 +176,9 @@ static void test_table(void)
     size_t np;
     const kvp_param_info *ps = kvp_params(&np);
     /* every kvp_scenario field but the two names and `given` has a row, each at a distinct
-     * offset: the 19 two-tier ones (topk among them), tiers, tier1_link, 3 for each of tiers
-     * 2..7, link 1's up and down, 3 for each of links 2..7 */
-    CHECK_EQ_U64(np, 19 + 2 + 3 * 6 + 2 + 3 * 6);
+     * offset: the 20 two-tier ones (topk and tp among them), tiers, tier1_link, 3 for each of
+     * tiers 2..7, link 1's up and down, 3 for each of links 2..7 */
+    CHECK_EQ_U64(np, 20 + 2 + 3 * 6 + 2 + 3 * 6);
     for (size_t i = 0; i < np; i++) {
         CHECK(kvp_param_find(ps[i].name) == &ps[i]);
         CHECK(strlen(ps[i].name) < 32);
@@ -322,7 +322,9 @@ static void test_derive(void)
     kvp_scenario_default(&sc);
     CHECK_OK(kvp_param_set(&sc, "hbm_capacity", "8GB", &err), &err);
     CHECK_FAILS(kvp_scenario_validate(&sc, &err), KVP_EINVAL, &err, "weights");
-    CHECK_STR(err.msg, "weights (16.06 GB) plus reserve (0 B) exceed HBM capacity (8 GB)");
+    /* the hint: 16.06 GB / 2 = 8.03 GB is still over 8 GB, 16.06 GB / 4 = 4.02 GB fits */
+    CHECK_STR(err.msg, "weights (16.06 GB) plus reserve (0 B) exceed HBM capacity (8 GB); tp=4 "
+                       "would fit them");
     CHECK_FAILS(kvp_scenario_derive(&sc, &d, &err), KVP_EINVAL, &err, "exceed HBM capacity");
 
     /* reserve takes the budget exactly to 0 (no slot), one byte more is refused */
@@ -588,13 +590,13 @@ static void test_tiers(void)
     CHECK_OK(kvp_param_set(&ref, "dram_bandwidth", "100GB/s", &err), &err);
     CHECK_OK(kvp_param_set(&ref, "link_bandwidth", "64GB/s", &err), &err);
     CHECK(memcmp(&sc, &ref, sizeof sc) == 0);
-    /* a two-tier machine records none of the tier parameters (nor topk, off) */
+    /* a two-tier machine records none of the tier parameters (nor topk, off, nor tp = 1) */
     size_t np;
     const kvp_param_info *ps = kvp_params(&np);
     for (size_t i = 0; i < np; i++)
         CHECK(kvp_param_in_use(&sc, &ps[i]) ==
               ((strncmp(ps[i].name, "tier", 4) != 0 && strncmp(ps[i].name, "link", 4) != 0 &&
-                strcmp(ps[i].name, "topk") != 0) ||
+                strcmp(ps[i].name, "topk") != 0 && strcmp(ps[i].name, "tp") != 0) ||
                strcmp(ps[i].name, "link_bandwidth") == 0));
 
     /* ... but an asymmetric link 1 records its directions */

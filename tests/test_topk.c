@@ -155,23 +155,6 @@ static void test_synthetic(void)
     kvp_trace_free(t);
 }
 
-/* Every policy's results on t under scenario sc; optimal (GLPK, small cases only) too when
- * the case is small enough. */
-static void run_all(const kvp_scenario *sc, const kvp_trace *t, int with_optimal,
-                    kvp_result *res, size_t *n)
-{
-    kvp_policy_spec ps[24];
-    int np = kvp_policy_parse_list(ps, 23, "all", &err);
-    REQUIRE(np > 0);
-    if (with_optimal)
-        REQUIRE_OK(kvp_policy_parse(&ps[np++], "optimal", &err), &err);
-    kvp_run_options ro;
-    kvp_run_options_default(&ro);
-    ro.check = 1;
-    REQUIRE_OK(kvp_run_many(sc, t, ps, (size_t)np, &ro, res, &err), &err);
-    *n = (size_t)np;
-}
-
 /* Random scenarios where ceil((1 - s)(P + n)) is one k at every step: the sparsity s is
  * chosen strictly inside ((k - 1) / P, k / (P + N - 1)] of (1 - s), which is not empty when
  * P > (k - 1)(N - 1) (and k <= P, for a share at most 1).  topk = k must give every policy's numbers bit for bit; and topk at
@@ -216,15 +199,15 @@ static void test_property(void)
         const int opt = L == 1 && C <= 24;
         kvp_result rs[24], rk[24];
         size_t ns, nk;
-        run_all(&by_s, t, opt, rs, &ns);
-        run_all(&by_k, t, opt, rk, &nk);
+        run_all_policies(&by_s, t, opt, rs, &ns);
+        run_all_policies(&by_k, t, opt, rk, &nk);
         REQUIRE(ns == nk);
         for (size_t i = 0; i < ns; i++)
             if (!CHECK(memcmp(&rs[i], &rk[i], sizeof rs[i]) == 0))
                 fprintf(stderr, "    %s: topk %u differs from sparsity %.17g (seed %llu iter "
                         "%d)\n", rs[i].spec, k, s, (unsigned long long)seed, iter);
-        run_all(&all_s, t, 0, rs, &ns);
-        run_all(&all_k, t, 0, rk, &nk);
+        run_all_policies(&all_s, t, 0, rs, &ns);
+        run_all_policies(&all_k, t, 0, rk, &nk);
         for (size_t i = 0; i < ns; i++)
             if (!CHECK(memcmp(&rs[i], &rk[i], sizeof rs[i]) == 0))
                 fprintf(stderr, "    %s: topk >= context differs from sparsity 0 (seed %llu "

@@ -71,7 +71,7 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
     if (over)
         return kvp_error_set(err, KVP_ERANGE, "byte counts overflow 64 bits "
                              "(batch %u is too large for this trace)", sc->batch);
-    if (mul_bytes(sc->weight_bytes, res->steps, &res->weight_read) < 0)
+    if (mul_bytes(d.weight_bytes, res->steps, &res->weight_read) < 0)
         return kvp_error_set(err, KVP_ERANGE, "weight traffic overflows 64 bits");
     /* Busy time: a tier's (link direction's) bytes over its bandwidth, summed over steps. */
     for (uint32_t k = 0; k < d.tiers; k++)

@@ -15,6 +15,8 @@
  * the demote level (mostly 0), then one pass that takes the promoted and demoted blocks by
  * masks, the "first k in index order" at a cut-off level by running popcounts.  The engine's
  * charges follow from popcounts: a moved block read this step is in the access set's bitset.
+ * The masks of a level the searches probe are made once a step and shared by every R
+ * (`level_at`): the R of a pass mostly probe the same few levels (docs/PERF.md §17).
  *
  * Every loop is over words; no position is decoded.  On a trace cache the access sets are
  * its own bitsets; from any other trace they are made from the positions.
@@ -33,6 +35,8 @@
 #define WORD_BITS 64u
 #define CEIL_GUARD 1e-9 /* as in lookahead.c */
 #define MAX_PLANES 11u  /* f <= W <= 1024 < 2^11 */
+#define LEVEL_SLOTS 65u /* level masks kept per step: every level of W <= 64 */
+#define NO_SLOT UINT32_MAX
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
@@ -48,24 +52,24 @@ extern const kvp_policy_ops kvp_policy_lookahead;
 
 static uint32_t words_of(uint64_t bits) { return (uint32_t)((bits + WORD_BITS - 1) / WORD_BITS); }
 
-/* Bit-sliced comparison of the counters of one word with level t (tm[k]: all ones if bit k
- * of t is set): gt has the blocks with f > t, eq those with f == t. */
-static inline void cmp_level(const uint64_t *pl, uint32_t np, const uint64_t *tm, uint64_t *gt,
+/* Bit-sliced comparison of the counters of one word with level t: gt has the blocks with
+ * f > t, eq those with f == t.  The branch on a bit of t takes the same way for every word
+ * of a pass, so it is predicted, and each plane costs one or three operations. */
+static inline void cmp_level(const uint64_t *pl, uint32_t np, uint32_t t, uint64_t *gt,
                              uint64_t *eq)
 {
     uint64_t g = 0, e = ~0ull;
     for (uint32_t k = np; k-- > 0;) {
-        g |= e & pl[k] & ~tm[k];
-        e &= ~(pl[k] ^ tm[k]);
+        const uint64_t p = pl[k];
+        if ((t >> k) & 1u) {
+            e &= p;
+        } else {
+            g |= e & p;
+            e &= ~p;
+        }
     }
     *gt = g;
     *eq = e;
-}
-
-static void level_masks(uint32_t t, uint32_t np, uint64_t *tm)
-{
-    for (uint32_t k = 0; k < np; k++)
-        tm[k] = (t >> k) & 1u ? ~0ull : 0;
 }
 
 /* The bits of x whose rank among the set bits of the words seen so far (*seen before this
@@ -115,8 +119,11 @@ typedef struct layer {
     uint32_t l, P, N, nw, np;
     uint64_t *pl;            /* counters: word i's planes at pl[i * np .. i * np + np) */
     uint64_t *gtL, *eqL, *z0; /* per step: f > L, f == L (for L = 0: f == 0), f == 0 */
-    uint64_t *gtp, *eqp;     /* scratch of one simulation: its promote level's masks */
-    uint64_t *ltd, *eqd;     /* and its demote level's */
+    /* The masks f > t and f == t of the levels the simulations probe, made once a step and
+     * shared by all of them: slot t % nslots at lv + 2 * slot * nw (gt, then eq), valid when
+     * lv_step is the step + 1; lvx holds a demote probe's whose slot the promote level has. */
+    uint64_t *lv, *lvx;
+    uint32_t nslots, lv_level[LEVEL_SLOTS], lv_step[LEVEL_SLOTS];
     uint32_t L, Lstart;      /* the wanted level, and where the next search starts */
     uint32_t cG, cE;         /* count(f > L), count(f == L) among existing blocks */
     /* access sets: from a cache, or a ring of W + 1 bitsets made from a cursor */
@@ -179,15 +186,13 @@ HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
     const uint32_t cw = words_of(exist), np = ly->np;
     const uint64_t last = exist % WORD_BITS ? (1ull << (exist % WORD_BITS)) - 1 : ~0ull;
     uint32_t t = ly->Lstart;
-    uint64_t tm[MAX_PLANES];
     for (;;) {
-        level_masks(t, np, tm);
         uint32_t cgt = 0, ceq = 0;
         for (uint32_t i = 0; i < cw; i++) {
             const uint64_t *p = ly->pl + (size_t)i * np;
             const uint64_t ex = i + 1 == cw ? last : ~0ull;
             uint64_t gt, eq, any = 0;
-            cmp_level(p, np, tm, &gt, &eq);
+            cmp_level(p, np, t, &gt, &eq);
             for (uint32_t k = 0; k < np; k++)
                 any |= p[k];
             gt &= ex;
@@ -248,13 +253,37 @@ HOT static void initial(layer *ly, uint64_t *res, uint32_t *nres)
     *nres = count;
 }
 
+/* The masks f > t (returned) and f == t (nw words further) of step n's ctx blocks, made
+ * once a step for every simulation; never into slot `keep` (held by the caller) unless it
+ * already has level t. */
+HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t ctx,
+                                    uint32_t keep)
+{
+    const uint32_t s = t % ly->nslots, cw = words_of(ctx), np = ly->np;
+    if (ly->lv_step[s] == n + 1 && ly->lv_level[s] == t)
+        return ly->lv + (size_t)2 * s * ly->nw;
+    uint64_t *m = s == keep ? ly->lvx : ly->lv + (size_t)2 * s * ly->nw, *e = m + ly->nw;
+    const uint64_t last = ctx % WORD_BITS ? (1ull << (ctx % WORD_BITS)) - 1 : ~0ull;
+    for (uint32_t i = 0; i < cw; i++) {
+        const uint64_t ex = i + 1 == cw ? last : ~0ull;
+        uint64_t gt, eq;
+        cmp_level(ly->pl + (size_t)i * np, np, t, &gt, &eq);
+        m[i] = gt & ex;
+        e[i] = eq & ex;
+    }
+    if (s != keep) {
+        ly->lv_step[s] = n + 1;
+        ly->lv_level[s] = t;
+    }
+    return m;
+}
+
 /* One step of one R: the engine's reads, lookahead's moves, the engine's charges. */
 HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t *acc,
                     uint64_t reads, double *time_s, kvp_counters *out, kvp_error *err)
 {
     const grid_ctx *g = ly->g;
-    const uint32_t ctx = ly->P + n, cw = words_of(ctx), slots = g->slots, np = ly->np;
-    const uint64_t last = ctx % WORD_BITS ? (1ull << (ctx % WORD_BITS)) - 1 : ~0ull;
+    const uint32_t ctx = ly->P + n, cw = words_of(ctx), slots = g->slots;
     const uint32_t L = ly->L, cG = ly->cG;
     uint64_t *res = sm->res;
     uint64_t hits = 0;
@@ -280,11 +309,11 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
     if (p > 0) {
         const uint32_t free_slots = slots - sm->nres;
         const uint32_t d = p > free_slots ? p - free_slots : 0;
-        uint64_t tm[MAX_PLANES];
         /* Promote level lp: the largest t >= base with N(t) >= p, N(t) the wanted
          * non-residents with f >= t; then every one above lp and the first kp at lp. */
         const uint32_t base = L ? L : 1;
         const uint64_t *gtP = ly->gtL, *eqP = ly->eqL;
+        uint32_t pslot = NO_SLOT; /* the cache slot gtP is in, if any */
         uint32_t kp = wnon; /* p == nonres: all of them, the shared masks */
         if (p < nonres) {
             uint32_t t = sm->lp < base ? base : sm->lp > g->W ? g->W : sm->lp;
@@ -296,18 +325,12 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                     ngt = cG - rG;
                     neq = wnon;
                 } else {
-                    level_masks(t, np, tm);
+                    gtP = level_at(ly, t, n, ctx, NO_SLOT);
+                    eqP = gtP + ly->nw;
                     for (uint32_t i = 0; i < cw; i++) {
-                        uint64_t gt, eq;
-                        cmp_level(ly->pl + (size_t)i * np, np, tm, &gt, &eq);
-                        const uint64_t ex = i + 1 == cw ? last : ~0ull;
-                        ly->gtp[i] = gt & ex;
-                        ly->eqp[i] = eq & ex;
-                        ngt += (uint32_t)__builtin_popcountll(gt & ex & ~res[i]);
-                        neq += (uint32_t)__builtin_popcountll(eq & ex & ~res[i]);
+                        ngt += (uint32_t)__builtin_popcountll(gtP[i] & ~res[i]);
+                        neq += (uint32_t)__builtin_popcountll(eqP[i] & ~res[i]);
                     }
-                    gtP = ly->gtp;
-                    eqP = ly->eqp;
                 }
                 if (ngt >= p) { /* N(t + 1) >= p: some f > t, so t < W */
                     t++;
@@ -320,41 +343,36 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                 t--; /* N(base) = nonres >= p, so t > base */
             }
             sm->lp = t;
+            if (t != L)
+                pslot = t % ly->nslots;
         }
         /* Demote level ld: the smallest t <= L with D(t) >= d, D(t) the unwanted residents
          * with f <= t (at L: the residents after the first wres); then every one below ld
          * and, at ld, the ranks [skip, skip + kd) in index order. */
-        const uint64_t *ltD = NULL, *eqD = ly->z0;
-        int lt_below_L = 0; /* ld == L: the blocks below L are ~(gtL | eqL) */
+        const uint64_t *gtD = NULL, *eqD = ly->z0; /* below the level: ~(gtD | eqD) */
         uint32_t kd = d, skip = 0;
         if (d > 0 && L > 0) {
             uint32_t t = sm->ld > L ? L : sm->ld;
             for (;;) {
                 uint32_t below = 0, neq = 0; /* D(t - 1), and the unwanted residents at t */
-                ltD = NULL;
-                lt_below_L = 0;
                 skip = 0;
                 if (t == 0) {
+                    gtD = NULL;
                     eqD = ly->z0;
                     neq = r0;
                 } else if (t == L) {
-                    lt_below_L = 1;
+                    gtD = ly->gtL;
                     eqD = ly->eqL;
                     below = sm->nres - rG - rL;
                     neq = rL - wres;
                     skip = wres;
                 } else {
-                    level_masks(t, np, tm);
+                    gtD = level_at(ly, t, n, ctx, pslot);
+                    eqD = gtD + ly->nw;
                     for (uint32_t i = 0; i < cw; i++) {
-                        uint64_t gt, eq;
-                        cmp_level(ly->pl + (size_t)i * np, np, tm, &gt, &eq);
-                        ly->ltd[i] = ~(gt | eq);
-                        ly->eqd[i] = eq;
-                        below += (uint32_t)__builtin_popcountll(~(gt | eq) & res[i]);
-                        neq += (uint32_t)__builtin_popcountll(eq & res[i]);
+                        below += (uint32_t)__builtin_popcountll(~(gtD[i] | eqD[i]) & res[i]);
+                        neq += (uint32_t)__builtin_popcountll(eqD[i] & res[i]);
                     }
-                    ltD = ly->ltd;
-                    eqD = ly->eqd;
                 }
                 if (below >= d) { /* some resident below t, so t > 0 */
                     t--;
@@ -376,7 +394,7 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
             uint64_t dem = 0;
             if (d > 0) {
                 /* (r has no block beyond the context, so the masks need no end mask) */
-                const uint64_t lt = ltD ? ltD[i] : lt_below_L ? ~(ly->gtL[i] | ly->eqL[i]) : 0;
+                const uint64_t lt = gtD ? ~(gtD[i] | eqD[i]) : 0;
                 dem = (lt & r) | select_range(eqD[i] & r, &seen_d, skip, skip + kd);
             }
             res[i] = (r & ~dem) | pro;
@@ -426,10 +444,8 @@ static void layer_free(layer *ly)
     free(ly->gtL);
     free(ly->eqL);
     free(ly->z0);
-    free(ly->gtp);
-    free(ly->eqp);
-    free(ly->ltd);
-    free(ly->eqd);
+    free(ly->lv);
+    free(ly->lvx);
     free(ly->ring);
     kvp_cursor_free(ly->cur);
 }
@@ -458,10 +474,13 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     const uint32_t W = g->W, N = ly.N, nw = ly.nw;
     int rc = 0;
     ly.pl = calloc((size_t)nw * ly.np, sizeof *ly.pl);
-    uint64_t **bufs[] = {&ly.gtL, &ly.eqL, &ly.z0, &ly.gtp, &ly.eqp, &ly.ltd, &ly.eqd};
+    uint64_t **bufs[] = {&ly.gtL, &ly.eqL, &ly.z0};
     int ok = ly.pl != NULL;
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         ok &= (*bufs[i] = calloc(nw, sizeof **bufs[i])) != NULL;
+    ly.nslots = W + 1 < LEVEL_SLOTS ? W + 1 : LEVEL_SLOTS;
+    ok &= (ly.lv = calloc((size_t)2 * ly.nslots * nw, sizeof *ly.lv)) != NULL;
+    ok &= (ly.lvx = calloc((size_t)2 * nw, sizeof *ly.lvx)) != NULL;
     ly.sims = calloc(g->nr, sizeof *ly.sims);
     ok &= ly.sims != NULL;
     for (size_t i = 0; ok && i < g->nr; i++)

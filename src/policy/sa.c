@@ -46,7 +46,7 @@ typedef struct sa_state {
     const kvp_run_options *ro;
     uint32_t wmax, budget;
     kvp_result *memo; /* (wmax) x (SA_R_STEPS + 1) */
-    uint8_t *have;    /* per memo cell: HAVE_NONE, HAVE_SAVED or HAVE_DONE */
+    uint8_t *have;    /* per memo cell: HAVE_NONE, HAVE_SAVED, HAVE_AHEAD or HAVE_DONE */
     uint32_t evals;
     kvp_checkpoint *ck; /* NULL: no checkpoint */
     size_t ck_run;
@@ -66,18 +66,62 @@ static uint64_t next_u64(uint64_t *s)
 static double uniform(uint64_t *s) { return (double)(next_u64(s) >> 11) * 0x1.0p-53; }
 
 /* A memo cell is unknown, or known from a checkpoint but not yet reached by this search, or
- * evaluated (reached).  A saved point counts as an evaluation only when the search first
- * reaches it, exactly when an uninterrupted search would have run it, so the budget stops a
- * resumed search at the same place. */
-enum { HAVE_NONE, HAVE_SAVED, HAVE_DONE };
+ * computed ahead (below) but not yet reached, or evaluated (reached).  A saved or
+ * computed-ahead point counts as an evaluation only when the search first reaches it,
+ * exactly when a search without them would have run it, so the budget stops a resumed search
+ * at the same place, and a checkpoint gets each point when it is reached. */
+enum { HAVE_NONE, HAVE_SAVED, HAVE_AHEAD, HAVE_DONE };
+
+/* R steps computed ahead on each side of a point run: the grid's pass serves several R of
+ * one W for little more than one (docs/PERF.md §17), and 0.4 of the moves change R alone. */
+#define SA_AHEAD 1
+
+/* Runs the points (w, r - SA_AHEAD .. r + SA_AHEAD) not yet known, in one pass of the
+ * lookahead grid; (w, r) must be unknown. */
+static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
+{
+    const size_t row = (size_t)(w - 1) * (SA_R_STEPS + 1);
+    kvp_policy_spec ps[2 * SA_AHEAD + 1];
+    kvp_result res[2 * SA_AHEAD + 1];
+    uint32_t rs[2 * SA_AHEAD + 1], n = 0;
+    memset(ps, 0, sizeof ps);
+    /* Ahead only when the budget leaves room for them to be reached. */
+    const uint32_t ahead = st->evals + 1 < st->budget ? SA_AHEAD : 0;
+    const uint32_t lo = r > ahead ? r - ahead : 0;
+    const uint32_t hi = r + ahead < SA_R_STEPS ? r + ahead : SA_R_STEPS;
+    for (uint32_t k = lo; k <= hi; k++)
+        if (k == r || st->have[row + k] == HAVE_NONE)
+            rs[n++] = k;
+    for (uint32_t j = 0; j < n; j++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, rs[j] / (double)SA_R_STEPS);
+        int rc = kvp_policy_parse(&ps[j], spec, err);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = kvp_lookahead_grid(st->sc, st->tr, ps, n, st->ro, res, err);
+    if (rc < 0)
+        return rc;
+    for (uint32_t j = 0; j < n; j++) {
+        st->memo[row + rs[j]] = res[j];
+        if (rs[j] != r)
+            st->have[row + rs[j]] = HAVE_AHEAD;
+    }
+    return 0;
+}
 
 /* Returns 1 and the time, 0 when the budget is spent, or < 0. */
 static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *err)
 {
     size_t i = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
-    if (st->have[i] == HAVE_SAVED) {
+    if (st->have[i] == HAVE_SAVED || st->have[i] == HAVE_AHEAD) {
         if (st->evals >= st->budget)
             return 0;
+        int rc = 0;
+        if (st->have[i] == HAVE_AHEAD && st->ck)
+            rc = kvp_ck_add(st->ck, st->ck_run, w, r, &st->memo[i], err);
+        if (rc < 0)
+            return rc;
         st->have[i] = HAVE_DONE;
         st->evals++;
     } else if (st->have[i] == HAVE_NONE) {
@@ -86,16 +130,19 @@ static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *
         if (st->ro && st->ro->cancel && *st->ro->cancel)
             return kvp_error_set(err, KVP_EINTR, "sa: interrupted after %u evaluations",
                                  st->evals);
-        char spec[64];
-        snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, r / (double)SA_R_STEPS);
-        kvp_policy_spec ps;
-        int rc = kvp_policy_parse(&ps, spec, err);
+        int rc = 0;
         /* The bitset run (src/policy/lookahead_grid.c) gives the engine's result, faster;
          * a checked run, or one on more than two tiers, is the engine's own. */
-        if (rc >= 0 && ((st->ro && st->ro->check) || st->sc->tiers > 2))
-            rc = kvp_engine_run(st->sc, st->tr, &ps, st->ro, &st->memo[i], err);
-        else if (rc >= 0)
-            rc = kvp_lookahead_grid(st->sc, st->tr, &ps, 1, st->ro, &st->memo[i], err);
+        if ((st->ro && st->ro->check) || st->sc->tiers > 2) {
+            char spec[64];
+            snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, r / (double)SA_R_STEPS);
+            kvp_policy_spec ps;
+            rc = kvp_policy_parse(&ps, spec, err);
+            if (rc >= 0)
+                rc = kvp_engine_run(st->sc, st->tr, &ps, st->ro, &st->memo[i], err);
+        } else {
+            rc = run_points(st, w, r, err);
+        }
         if (rc >= 0 && st->ck)
             rc = kvp_ck_add(st->ck, st->ck_run, w, r, &st->memo[i], err);
         if (rc < 0)

@@ -650,7 +650,7 @@ int kvp_report_json(const kvp_report *rep, const char *path, kvp_error *err)
 /* ---------------------------------------------------------------------------------------- */
 /* CSV (RFC 4180): long format, the scenario on every row                                   */
 
-static void csv_string(FILE *f, const char *s)
+void kvp_csv_cell(FILE *f, const char *s)
 {
     if (!strpbrk(s, ",\"\r\n")) {
         fputs(s, f);
@@ -763,7 +763,7 @@ int kvp_report_csv(const kvp_report *rep, const char *path, kvp_error *err)
                 if (i)
                     fputc(',', o.f);
                 if (c->is_str)
-                    csv_string(o.f, c->text);
+                    kvp_csv_cell(o.f, c->text);
                 else
                     fputs(c->text, o.f);
             }

@@ -108,30 +108,6 @@ void kvp_timeline_copy_policy(kvp_timeline *to, size_t to_policy, const kvp_time
     to->seen[to_policy] = from->seen[from_policy];
 }
 
-static void fmt_double(char *buf, size_t len, double d)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, len, "%.*g", prec, d);
-        if (prec == 17 || strtod(buf, NULL) == d)
-            return;
-    }
-}
-
-static void csv_cell(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 const char kvp_timeline_header[] =
     "policy,step,time_s,hbm_busy_s,dram_busy_s,link_up_busy_s,link_down_busy_s,"
     "kv_read_hbm_bytes,kv_read_dram_bytes,promoted_bytes,demoted_bytes,hbm_blocks,hbm_slots,"
@@ -180,10 +156,10 @@ int kvp_timeline_write_csv(const kvp_timeline *t, const char *const *labels, siz
                 res += c->resident;
             }
             char num[6][40];
-            fmt_double(num[0], sizeof num[0], time_s);
+            kvp_format_double(num[0], sizeof num[0], time_s);
             for (int k = 0; k < 4; k++)
-                fmt_double(num[k + 1], sizeof num[k + 1], busy[k]);
-            csv_cell(f, labels[p]);
+                kvp_format_double(num[k + 1], sizeof num[k + 1], busy[k]);
+            kvp_csv_cell(f, labels[p]);
             fprintf(f, ",%" PRIu32 ",%s,%s,%s,%s,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64
                     ",%" PRIu64 ",%" PRIu64 ",", n, num[0], num[1], num[2], num[3], num[4],
                     kvh * tok_bytes, kvd * tok_bytes, prom * tok_bytes, dem * tok_bytes, res);

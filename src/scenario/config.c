@@ -12,40 +12,37 @@
 static int is_space(char c) { return c == ' ' || c == '\t'; }
 
 typedef struct cfg_ctx {
-    FILE *f;
+    kvp_ini_reader rd; /* the file, its line counts */
     kvp_scenario *sc;
-    int pass;      /* 1: hw and model presets; 2: everything else */
-    int line;      /* of the line inih is parsing (it asks for one line per reader call) */
-    int long_line; /* first line too long for inih's buffer, or 0 */
-    int max_line;  /* inih's buffer size, as it passes it to the reader */
-    int err_line;  /* line of the first failed assignment, or 0 */
+    int pass;     /* 1: hw and model presets; 2: everything else */
+    int err_line; /* line of the first failed assignment, or 0 */
     kvp_error err;
 } cfg_ctx;
 
-/* Reads one line for inih, counting lines so that handler errors can name theirs.  Leading
- * blanks are dropped (an indented line is an ordinary line, never a continuation of the
- * previous value), and '#' after a blank starts a comment, as ';' does in inih. */
-static char *cfg_read_line(char *str, int num, void *stream)
+char *kvp_ini_read_line(char *str, int num, void *reader)
 {
-    cfg_ctx *c = stream;
-    c->max_line = num;
-    if (!fgets(str, num, c->f))
+    kvp_ini_reader *r = reader;
+    r->max_line = num;
+    if (!fgets(str, num, r->f))
         return NULL;
-    c->line++;
+    r->line++;
     size_t n = strlen(str);
     if (n > 0 && str[n - 1] != '\n') {
-        int ch = getc(c->f);
+        int ch = getc(r->f);
         if (ch != EOF && ch != '\n') {
-            while ((ch = getc(c->f)) != EOF && ch != '\n') {
+            while ((ch = getc(r->f)) != EOF && ch != '\n') {
             }
-            if (!c->long_line)
-                c->long_line = c->line;
+            if (!r->long_line)
+                r->long_line = r->line;
             str[0] = '\0';
             return str;
         }
     }
-    size_t lead = strspn(str, " \t");
-    memmove(str, str + lead, n - lead + 1);
+    r->indented = is_space(str[0]);
+    if (!r->keep_indent) {
+        size_t lead = strspn(str, " \t");
+        memmove(str, str + lead, n - lead + 1);
+    }
     for (char *s = str; *s; s++)
         if (*s == '#' && s > str && is_space(s[-1])) {
             *s = '\0';
@@ -104,7 +101,7 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
     else
         rc = kvp_param_set(c->sc, name, value, &c->err);
     if (rc < 0) {
-        c->err_line = c->line;
+        c->err_line = c->rd.line;
         return 0;
     }
     return 1;
@@ -114,20 +111,20 @@ static int cfg_handler(void *user, const char *section, const char *name, const 
  * the first line at fault in this pass (0: none) and fail holds its message. */
 static int cfg_pass(cfg_ctx *c, const char *path, int *line, kvp_error *fail, kvp_error *err)
 {
-    c->line = 0;
-    c->long_line = 0;
+    c->rd.line = 0;
+    c->rd.long_line = 0;
     c->err_line = 0;
     *line = 0;
-    rewind(c->f);
-    int rc = ini_parse_stream(cfg_read_line, c, cfg_handler, c);
-    if (ferror(c->f))
+    rewind(c->rd.f);
+    int rc = ini_parse_stream(kvp_ini_read_line, &c->rd, cfg_handler, c);
+    if (ferror(c->rd.f))
         return kvp_error_set(err, KVP_EIO, "%s: cannot read: %s", path, strerror(errno));
     if (rc < 0)
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", path);
-    if (c->long_line && (rc == 0 || c->long_line < rc)) {
-        *line = c->long_line;
+    if (c->rd.long_line && (rc == 0 || c->rd.long_line < rc)) {
+        *line = c->rd.long_line;
         kvp_error_set(fail, KVP_EFORMAT, "%s:%d: line longer than %d characters", path, *line,
-                      c->max_line - 1);
+                      c->rd.max_line - 1);
     } else if (rc > 0 && rc == c->err_line) {
         *line = rc;
         kvp_error_set(fail, c->err.code, "%s:%d: %s", path, rc, c->err.msg);
@@ -147,8 +144,8 @@ int kvp_config_load(kvp_scenario *sc, const char *path, kvp_error *err)
     cfg_ctx c;
     memset(&c, 0, sizeof c);
     c.sc = &tmp;
-    c.f = fopen(path, "r");
-    if (!c.f)
+    c.rd.f = fopen(path, "r");
+    if (!c.rd.f)
         return kvp_error_set(err, KVP_EIO, "%s: cannot open: %s", path, strerror(errno));
     /* Presets first, whatever their place in the file, so that keys refine them.  Both passes
      * always run, so that the error reported is the first in the file, whichever pass met it
@@ -160,7 +157,7 @@ int kvp_config_load(kvp_scenario *sc, const char *path, kvp_error *err)
             first = fail;
         }
     }
-    fclose(c.f);
+    fclose(c.rd.f);
     if (rc < 0)
         return rc;
     if (first_line)

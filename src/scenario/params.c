@@ -90,6 +90,8 @@ static const kvp_param_info params[] = {
      U64_MAX_D, 0, "model", "all weights, resident in HBM, read once per step (0: not counted)"},
     {"batch", KVP_PK_COUNT, OFF(batch), "", "1", 1, 65536, 0, "workload",
      "sequences decoded together: KV bytes scale with it, weight reads do not"},
+    {"tp", KVP_PK_COUNT, OFF(tp), "", "1", 1, 1024, 0, "workload",
+     "tensor parallelism: GPUs (each the hardware given) sharing weights and KV heads"},
     {"sparsity", KVP_PK_FRACTION, OFF(sparsity), "", "0.6", 0, 1, 1, "workload",
      "share of past tokens NOT read at a step"},
     {"topk", KVP_PK_COUNT, OFF(topk), "tokens", "0", 0, UINT32_MAX, 0, "workload",
@@ -756,29 +758,53 @@ static int derive_tiers(const kvp_scenario *sc, kvp_derived *d, kvp_error *err)
     return 0;
 }
 
+/* The smallest tensor parallelism above sc->tp that divides kv_heads and leaves the weights
+ * and reserve room in HBM, or 0: the hint of the message that they do not fit. */
+static uint32_t tp_that_fits(const kvp_scenario *sc)
+{
+    for (uint32_t tp = sc->tp + 1; tp <= sc->kv_heads; tp++) {
+        uint64_t w = sc->weight_bytes / tp + (sc->weight_bytes % tp != 0);
+        if (sc->kv_heads % tp == 0 && w + sc->reserve >= w && w + sc->reserve <= sc->hbm_capacity)
+            return tp;
+    }
+    return 0;
+}
+
 int kvp_scenario_derive(const kvp_scenario *sc, kvp_derived *d, kvp_error *err)
 {
     uint64_t t = 2, need;
     if (sc->layers == 0)
         return kvp_error_set(err, KVP_EINVAL, "layers: must be at least 1");
-    if (mul_u64(t, sc->kv_heads, &t) < 0 || mul_u64(t, sc->head_dim, &t) < 0 ||
+    /* Tensor parallelism: one GPU holds kv_heads / tp heads and its share of the weights
+     * (the largest share, when they do not split evenly). */
+    if (sc->tp == 0 || sc->kv_heads % sc->tp != 0)
+        return kvp_error_set(err, KVP_EINVAL, "tp: %u does not divide kv_heads (%u): each GPU "
+                             "must hold whole KV heads", sc->tp, sc->kv_heads);
+    d->kv_heads = sc->kv_heads / sc->tp;
+    d->weight_bytes = sc->weight_bytes / sc->tp + (sc->weight_bytes % sc->tp != 0);
+    if (mul_u64(t, d->kv_heads, &t) < 0 || mul_u64(t, sc->head_dim, &t) < 0 ||
         mul_u64(t, sc->dtype_bytes, &t) < 0 || mul_u64(t, sc->batch, &t) < 0)
         return kvp_error_set(err, KVP_ERANGE,
                              "tok_bytes = 2 * kv_heads * head_dim * dtype_bytes * batch "
                              "overflows 64 bits");
-    need = sc->weight_bytes + sc->reserve;
-    if (need < sc->weight_bytes || need > sc->hbm_capacity) {
-        char w[32], r[32], h[32];
-        fmt_size(w, sizeof w, sc->weight_bytes);
+    need = d->weight_bytes + sc->reserve;
+    if (need < d->weight_bytes || need > sc->hbm_capacity) {
+        char w[32], r[32], h[32], per[48] = "", hint[48] = "";
+        fmt_size(w, sizeof w, d->weight_bytes);
         fmt_size(r, sizeof r, sc->reserve);
         fmt_size(h, sizeof h, sc->hbm_capacity);
+        if (sc->tp > 1)
+            snprintf(per, sizeof per, " per GPU at tp=%u", sc->tp);
+        uint32_t fits = tp_that_fits(sc);
+        if (fits)
+            snprintf(hint, sizeof hint, "; tp=%u would fit them", fits);
         return kvp_error_set(err, KVP_EINVAL,
-                             "weights (%s) plus reserve (%s) exceed HBM capacity (%s)", w, r,
-                             h);
+                             "weights (%s%s) plus reserve (%s) exceed HBM capacity (%s)%s", w,
+                             per, r, h, hint);
     }
     d->tok_bytes = t;
     d->kv_budget = sc->hbm_capacity - need;
-    d->w_layer = (double)sc->weight_bytes / (double)sc->layers;
+    d->w_layer = (double)d->weight_bytes / (double)sc->layers;
     d->cap_layer = (double)d->kv_budget / (double)sc->layers;
     return derive_tiers(sc, d, err);
 }
@@ -833,6 +859,8 @@ int kvp_param_in_use(const kvp_scenario *sc, const kvp_param_info *p)
     /* A two-tier machine is described by the two-tier names alone, as before tiers. */
     if (strcmp(n, "tiers") == 0)
         return sc->tiers != 2;
+    if (strcmp(n, "tp") == 0)
+        return sc->tp != 1;
     /* topk off says nothing (reports read as before it existed); on, it replaces sparsity */
     if (strcmp(n, "topk") == 0)
         return sc->topk != 0;

@@ -75,12 +75,23 @@ static const synth_preset PRESETS[] = {
 
 #define Q32 4294967296.0 /* 2^32: shares are held as 32-bit fixed point */
 
+/* Heads (docs/SYNTHETIC.md "Heads").  The share of a layer's KV heads that are retrieval
+ * heads: DuoAttention's 50% for GQA models (Llama-3-8B; 25% for MHA), the share at which it
+ * matches full attention.  A streaming head's key rises with the position (the most recent
+ * read first, after the sinks): keys 1 .. LOCAL_SPAN, below the window's. */
+#define RETRIEVAL_SHARE 0.5
+#define LOCAL_SPAN (KEY_WINDOW - 2u)
+_Static_assert(LOCAL_SPAN < KEY_WINDOW, "streaming keys stay below the window");
+
 /* ---------------------------------------------------------------------------------------- */
 /* Random numbers: splitmix64 (seeding, stateless hash) and xoshiro256** (per-layer stream). */
 
 #define GOLDEN64 0x9E3779B97F4A7C15ull
 #define SALT_STREAM 0x5EED5EED5EED5EEDull /* keeps the stream and the hash of a layer apart */
 #define SALT_BASE 0xBA5EBA5EBA5EBA5Eull
+#define SALT_HEAD 0x4EAD4EAD4EAD4EADull /* a head's own streams (heads > 1) */
+#define SALT_KIND 0x6B1D6B1D6B1D6B1Dull /* which heads of a layer retrieve */
+#define SALT_SEQ 0x5E0C5E0C5E0C5E0Cull  /* a sequence's seed and prompt */
 
 static uint64_t mix64(uint64_t z)
 {
@@ -152,6 +163,107 @@ static void mask_rows_fill(mask_row *lut)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Heads and sequences (docs/SYNTHETIC.md "Heads", "Sequences")                              */
+
+/* round(share * n) in 32-bit fixed point, as the other shares: integer from here on. */
+static uint32_t share_of(double share, uint32_t n)
+{
+    uint64_t q = (uint64_t)(share * Q32);
+    return (uint32_t)((q * n + (1ull << 31)) >> 32);
+}
+
+static uint64_t head_hash(uint64_t seed, uint32_t layer, uint32_t head)
+{
+    return mix64(seed ^ mix64(SALT_KIND + layer) ^ mix64(SALT_HEAD + head));
+}
+
+kvp_head_kind kvp_synth_head_kind(const kvp_synth_params *sp, uint32_t layer)
+{
+    if (sp->heads <= 1)
+        return KVP_HEAD_ALL;
+    const double share = sp->retrieval_share > 0 ? sp->retrieval_share : RETRIEVAL_SHARE;
+    const uint32_t retrieval = share_of(share, sp->heads);
+    /* The head's rank among the layer's heads by their hashes (ties: lower head first);
+     * the first `retrieval` of them retrieve. */
+    const uint64_t mine = head_hash(sp->seed, layer, sp->head);
+    uint32_t rank = 0;
+    for (uint32_t h = 0; h < sp->heads; h++) {
+        uint64_t o = head_hash(sp->seed, layer, h);
+        rank += o < mine || (o == mine && h < sp->head);
+    }
+    return rank < retrieval ? KVP_HEAD_RETRIEVAL : KVP_HEAD_STREAMING;
+}
+
+/* What sets a cursor's layer (and head) apart: its random streams, and its kind. */
+typedef struct stream_id {
+    uint64_t rng_seed;   /* xoshiro seeded by splitmix64 from this */
+    uint64_t salt;       /* base(p) = hash(salt, p) */
+    uint64_t heavy_salt; /* heavy-hitter membership = hash(heavy_salt, p): the layer's */
+    int local;           /* 1: a streaming head */
+} stream_id;
+
+/* One stream for every head (heads <= 1): the salts of (seed, layer) alone, as ever.  A
+ * head of several: its own stream and bases, and the layer's heavy hitters (a retrieval
+ * head of a layer finds the same persistent tokens as the others). */
+static stream_id stream_of(const kvp_synth_params *sp, uint32_t layer)
+{
+    const uint64_t layer_salt = mix64(sp->seed ^ mix64(SALT_BASE + layer));
+    stream_id id = {sp->seed ^ mix64(SALT_STREAM + layer), layer_salt, layer_salt, 0};
+    if (sp->heads > 1) {
+        const uint64_t hs = mix64(SALT_HEAD + sp->head);
+        id.rng_seed ^= hs;
+        id.salt = mix64(sp->seed ^ mix64(SALT_BASE + layer) ^ hs);
+        id.local = kvp_synth_head_kind(sp, layer) == KVP_HEAD_STREAMING;
+    }
+    return id;
+}
+
+uint64_t kvp_synth_sequence_seed(uint64_t seed, uint32_t s)
+{
+    return s == 0 ? seed : mix64(seed ^ mix64(SALT_SEQ + s));
+}
+
+/* LongBench's English and code tasks (THUDM/LongBench task.md): average length in words
+ * and number of samples.  A sequence draws a task with the weight of its samples. */
+static const struct {
+    uint32_t words, samples;
+} LONGBENCH[] = {
+    {9149, 200},  /* HotpotQA */          {4885, 200},  /* 2WikiMultihopQA */
+    {7798, 200},  /* MuSiQue */           {4559, 150},  /* MultiFieldQA-en */
+    {18405, 200}, /* NarrativeQA */       {3619, 200},  /* Qasper */
+    {8169, 200},  /* GovReport */         {10546, 200}, /* QMSum */
+    {8015, 200},  /* TriviaQA */          {8210, 200},  /* NQ */
+    {5176, 200},  /* TREC */              {9288, 200},  /* PassageRetrieval-en */
+    {11141, 200}, /* PassageCount */      {1235, 500},  /* LCC */
+    {5622, 500},  /* RepoBench-P */
+};
+#define NLONGBENCH (sizeof LONGBENCH / sizeof LONGBENCH[0])
+
+uint32_t kvp_synth_sequence_prompt(uint64_t seed, uint32_t s, uint32_t base_prompt)
+{
+    if (s == 0 || base_prompt == 0)
+        return base_prompt;
+    uint64_t samples = 0, words = 0; /* sum of samples, sum of words x samples */
+    for (size_t i = 0; i < NLONGBENCH; i++) {
+        samples += LONGBENCH[i].samples;
+        words += (uint64_t)LONGBENCH[i].words * LONGBENCH[i].samples;
+    }
+    const uint64_t h = mix64(kvp_synth_sequence_seed(seed, s) ^ SALT_SEQ);
+    uint64_t pick = below((uint32_t)h, (uint32_t)samples);
+    size_t t = 0;
+    while (pick >= LONGBENCH[t].samples)
+        pick -= LONGBENCH[t++].samples;
+    /* base x (task words / mean words) x f, f = (32768 + u) / 65536 uniform in [0.5, 1.5),
+     * rounded, exactly in integers: q = base x words x (32768 + u) < 2^58, then
+     * q x samples / (65536 x words_sum) split at the quotient so nothing overflows. */
+    const uint64_t u = (h >> 48) & 0xFFFFu;
+    const uint64_t q = (uint64_t)base_prompt * LONGBENCH[t].words * (32768u + u);
+    const uint64_t d = 65536u * words;
+    const uint64_t r = (q / d) * samples + ((q % d) * samples + d / 2) / d;
+    return r < 1 ? 1 : r > KVP_SYNTH_PROMPT_MAX ? KVP_SYNTH_PROMPT_MAX : (uint32_t)r;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* The trace and its cursors                                                                 */
 
 typedef struct synth_impl {
@@ -168,6 +280,9 @@ typedef struct synth_state {
     uint32_t step;      /* the keys describe the context of this step (P + step positions) */
     uint32_t sinks, window;
     uint64_t salt;      /* base(p) = hash(salt, p) */
+    uint64_t heavy_salt; /* heavy hitters: hash(heavy_salt, p); salt itself for heads <= 1 */
+    uint64_t drift_q32; /* the trace's drift, 0 for a streaming head */
+    int local;          /* a streaming head: keys by position, no noise */
     xoshiro rng;
     uint16_t *base;     /* P + N: base(p), hashed once at open */
     uint16_t *key;      /* P + N */
@@ -190,9 +305,12 @@ static inline float key_score(uint32_t key) { return (float)((double)key * KEY_I
  * uniform part, any other position the skewed ordinary base. */
 static uint32_t base_of(const synth_state *st, uint32_t p)
 {
+    if (st->local) /* rises with p, strictly while P + N <= LOCAL_SPAN */
+        return 1u + (uint32_t)((uint64_t)p * LOCAL_SPAN / ((uint64_t)st->P + st->N));
     uint64_t h = mix64(st->salt + (uint64_t)p * GOLDEN64);
     uint32_t u = (uint32_t)(h >> 48), v = (uint32_t)(h >> 32) & 0xFFFFu;
-    if ((uint32_t)h < st->im->heavy_q32)
+    uint64_t hh = st->heavy_salt == st->salt ? h : mix64(st->heavy_salt + (uint64_t)p * GOLDEN64);
+    if ((uint32_t)hh < st->im->heavy_q32)
         return HEAVY_LO + ((u * HEAVY_SPAN) >> KEY_BITS);
     return (uint32_t)(((uint64_t)u * v * ORD_SPAN) >> (2 * KEY_BITS));
 }
@@ -238,6 +356,14 @@ static keyset ks_load(const synth_state *st)
 
 static inline uint32_t noise_draw(xoshiro *rng) { return (uint32_t)(xoshiro_next(rng) >> 48); }
 
+/* The key of a position that leaves the sinks and window (or enters outside them): its
+ * base plus fresh noise, or for a streaming head its base alone (no randomness drawn). */
+static inline uint32_t settled_key(const synth_state *st, const keyset *ks, uint32_t p,
+                                   xoshiro *rng)
+{
+    return st->local ? ks->base[p] : plain_key(ks, p, noise_draw(rng));
+}
+
 /* Builds the keys of step 0's context. */
 static void state_init(synth_state *st)
 {
@@ -254,7 +380,7 @@ static void state_init(synth_state *st)
         else if ((uint64_t)p + window >= ctx)
             ks_add(&ks, p, KEY_WINDOW);
         else
-            ks_add(&ks, p, plain_key(&ks, p, noise_draw(&st->rng)));
+            ks_add(&ks, p, settled_key(st, &ks, p, &st->rng));
     }
     st->above = ks.above;
     st->step = 0;
@@ -279,18 +405,18 @@ static void state_advance(synth_state *st)
     else if (window > 0)
         ks_add(&ks, newp, KEY_WINDOW);
     else
-        ks_add(&ks, newp, plain_key(&ks, newp, noise_draw(&rng)));
+        ks_add(&ks, newp, settled_key(st, &ks, newp, &rng));
 
     /* The position that was the oldest of the window now competes with the rest. */
     if (window > 0 && ctx > window) {
         uint32_t out = ctx - 1 - window;
         if (out >= sinks)
-            ks_set(&ks, out, plain_key(&ks, out, noise_draw(&rng)));
+            ks_set(&ks, out, settled_key(st, &ks, out, &rng));
     }
 
     /* Drift: runs of DRIFT_RUN positions from uniform starts, drift * ctx positions in all
      * (rounded); one 64-bit draw gives a start (32 bits), then each draw two 16-bit noises. */
-    uint32_t redraw = (uint32_t)(((uint64_t)ctx * st->im->drift_q32 + (1ull << 31)) >> 32);
+    uint32_t redraw = (uint32_t)(((uint64_t)ctx * st->drift_q32 + (1ull << 31)) >> 32);
     uint32_t runs = (redraw + DRIFT_RUN / 2) / DRIFT_RUN;
     for (uint32_t r = 0; r < runs; r++) {
         uint32_t start = below((uint32_t)(xoshiro_next(&rng) >> 32), ctx);
@@ -438,11 +564,15 @@ static int synth_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, voi
     st->sinks = im->sp.sinks;
     st->window = im->sp.window;
 
-    /* The layer's own stream and hash salt, from (seed, layer) only. */
-    uint64_t x = im->sp.seed ^ mix64(SALT_STREAM + layer);
+    /* The layer's (and head's) own stream and hash salts, from (seed, layer, head) only. */
+    stream_id id = stream_of(&im->sp, layer);
+    uint64_t x = id.rng_seed;
     for (int i = 0; i < 4; i++)
         st->rng.s[i] = splitmix64(&x);
-    st->salt = mix64(im->sp.seed ^ mix64(SALT_BASE + layer));
+    st->salt = id.salt;
+    st->heavy_salt = id.heavy_salt;
+    st->local = id.local;
+    st->drift_q32 = id.local ? 0 : im->drift_q32;
 
     size_t cap = (size_t)st->P + st->N; /* checked against SIZE_MAX at trace creation */
     st->base = malloc(cap * sizeof *st->base);
@@ -548,6 +678,15 @@ int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *
     if (!(sp->heavy_share >= 0.0 && sp->heavy_share < 1.0))
         return kvp_error_set(err, KVP_EINVAL, "synthetic: heavy_share %g is not in [0, 1) "
                              "(0 = the preset's)", sp->heavy_share);
+    if (sp->heads > KVP_SYNTH_HEADS_MAX)
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: heads %u is over %u", sp->heads,
+                             KVP_SYNTH_HEADS_MAX);
+    if (sp->head >= (sp->heads > 1 ? sp->heads : 1))
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: head %u of a trace of %u head%s",
+                             sp->head, sp->heads, sp->heads == 1 ? "" : "s");
+    if (!(sp->retrieval_share >= 0.0 && sp->retrieval_share <= 1.0))
+        return kvp_error_set(err, KVP_EINVAL, "synthetic: retrieval_share %g is not in [0, 1] "
+                             "(0 = the published default)", sp->retrieval_share);
 
     const synth_preset *pr = &PRESETS[sp->variation];
     synth_impl *im = calloc(1, sizeof *im);
@@ -575,7 +714,11 @@ int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *
     t->layers = sp->layers;
     t->prompt = sp->prompt;
     t->is_bool = 0;
-    snprintf(t->name, sizeof t->name, "synthetic:%s", pr->name);
+    if (sp->heads > 1)
+        snprintf(t->name, sizeof t->name, "synthetic:%s:head%u/%u", pr->name, sp->head,
+                 sp->heads);
+    else
+        snprintf(t->name, sizeof t->name, "synthetic:%s", pr->name);
     t->impl = im;
     *out = t;
     return 0;

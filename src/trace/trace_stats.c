@@ -69,3 +69,73 @@ int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_sta
     st->mean_sink_share = reads ? (double)sink_reads / (double)reads : 0.0;
     return 0;
 }
+
+int kvp_trace_heads_stats(const kvp_trace *const *heads, uint32_t H, kvp_budget budget,
+                          kvp_heads_stats *st, kvp_error *err)
+{
+    memset(st, 0, sizeof *st);
+    if (H < 2)
+        return kvp_error_set(err, KVP_EINVAL, "heads: %u; the sets of two heads or more "
+                             "can differ", H);
+    const kvp_trace *t0 = heads[0];
+    for (uint32_t h = 1; h < H; h++)
+        if (heads[h]->steps != t0->steps || heads[h]->layers != t0->layers ||
+            heads[h]->prompt != t0->prompt)
+            return kvp_error_set(err, KVP_ESHAPE, "%s: shape (%u, %u, prompt %u) differs from "
+                                 "head 0's (%u, %u, prompt %u)", heads[h]->name,
+                                 heads[h]->steps, heads[h]->layers, heads[h]->prompt,
+                                 t0->steps, t0->layers, t0->prompt);
+    const size_t C = (size_t)t0->prompt + t0->steps;
+    uint32_t *cnt = calloc(C ? C : 1, sizeof *cnt);
+    kvp_cursor **cur = calloc(H, sizeof *cur);
+    kvp_access *a = calloc(H, sizeof *a);
+    int rc = cnt && cur && a ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    double jac = 0, uni = 0;
+    for (uint32_t l = 0; rc >= 0 && l < t0->layers; l++) {
+        for (uint32_t h = 0; rc >= 0 && h < H; h++)
+            if ((rc = kvp_cursor_create(&cur[h], heads[h], l, budget, err)) >= 0)
+                kvp_cursor_sets_only(cur[h]);
+        for (uint32_t n = 0; rc >= 0 && n < t0->steps; n++) {
+            /* cnt[p]: the heads that read p; pairs sharing p: cnt (cnt - 1) / 2 */
+            uint64_t reads = 0, shared = 0, any = 0;
+            for (uint32_t h = 0; rc >= 0 && h < H; h++) {
+                int r = kvp_cursor_next(cur[h], &a[h], err);
+                if (r <= 0) {
+                    rc = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                                   heads[h]->name);
+                    break;
+                }
+                reads += a[h].count;
+                for (uint32_t i = 0; i < a[h].count; i++) {
+                    uint32_t p = a[h].pos[i];
+                    shared += cnt[p];
+                    any += cnt[p] == 0;
+                    cnt[p]++;
+                }
+            }
+            if (rc < 0)
+                break;
+            for (uint32_t h = 0; h < H; h++)
+                for (uint32_t i = 0; i < a[h].count; i++)
+                    cnt[a[h].pos[i]] = 0;
+            /* sum over pairs of |A_i | A_j| = (H - 1) sum |A_h| - sum over pairs |A_i & A_j| */
+            const double pairs_union = (double)(H - 1) * (double)reads - (double)shared;
+            jac += pairs_union > 0 ? (double)shared / pairs_union : 1.0;
+            uni += reads > 0 ? (double)any * H / (double)reads : 1.0;
+        }
+        for (uint32_t h = 0; h < H; h++) {
+            kvp_cursor_free(cur[h]);
+            cur[h] = NULL;
+        }
+    }
+    free(cnt);
+    free(cur);
+    free(a);
+    if (rc < 0)
+        return rc;
+    const double cells = (double)t0->steps * t0->layers;
+    st->heads = H;
+    st->mean_jaccard = cells > 0 ? jac / cells : 1.0;
+    st->mean_union_ratio = cells > 0 ? uni / cells : 1.0;
+    return 0;
+}

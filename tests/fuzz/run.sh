@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 SECONDS_EACH=${1:-60}
 [ $# -gt 0 ] && shift
-HARNESSES=${*:-npy config parse checkpoint buffer}
+HARNESSES=${*:-npy config parse checkpoint buffer sweep}
 CLANG=${CLANG:-clang}
 B=${FUZZ_BUILD:-build-fuzz}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
@@ -31,7 +31,13 @@ done
 status=0
 for h in $HARNESSES; do
     bin="$B/fuzz_$h"
-    $CLANG $CFLAGS $SAN -fsanitize=fuzzer "tests/fuzz/fuzz_$h.c" "$B"/obj/*.o $LIBS -o "$bin"
+    # The sweep spec reader is the CLI's: its file, help.c (the default policy list) and
+    # util.c (cli_error and what help.c calls).
+    extra=""
+    [ "$h" = sweep ] && extra="-Icli cli/sweep_spec.c cli/help.c cli/util.c"
+    # shellcheck disable=SC2086
+    $CLANG $CFLAGS $SAN -fsanitize=fuzzer "tests/fuzz/fuzz_$h.c" $extra "$B"/obj/*.o $LIBS \
+        -o "$bin"
     out=${FUZZ_OUT:-$B/out}/$h
     mkdir -p "$out"
     dict=""

@@ -2,7 +2,8 @@
 # A real Slurm, one node, started here: munged, slurmctld -D and slurmd -D -N localhost, all
 # in a scratch directory, stopped by their PIDs at the end (even on failure).  A small sweep
 # goes in as a job array through the shipped contrib/slurm/sweep.sbatch; the merged results
-# must equal a local `kvplace sweep` of the same spec byte for byte.
+# must equal a local `kvplace sweep` of the same spec byte for byte.  Then a study in two
+# shares through the same script: its report must equal a local study's byte for byte.
 # Needs root and Debian's slurmctld slurmd slurm-client munge; without them it says so and
 # exits 77 (tests/run.sh reports it as skipped).  Ends with "N passed, N failed".
 # Run by tests/run.sh with KVPLACE=path/to/kvplace.
@@ -118,12 +119,16 @@ job=$(sbatch --parsable --array=0-2 --chdir="$T" --output="$S/job-%A_%a.out" \
       --export=ALL,KVPLACE="$KVPLACE" "$ROOT/contrib/slurm/sweep.sbatch" "$T/spec.ini" \
       "$S/out" 2>"$T/err")
 [ -n "$job" ] && ok || die "sbatch failed: $(cat "$T/err")"
-i=0
-while [ -n "$(squeue -h -j "$job" -o %i 2>/dev/null)" ]; do
-    i=$((i + 1))
-    [ "$i" -gt 600 ] && die "the job array $job has not ended after 60 s"
-    sleep 0.1
-done
+# wait_job JOB WHAT: until the array has left the queue (60 s at most).
+wait_job() {
+    i=0
+    while [ -n "$(squeue -h -j "$1" -o %i 2>/dev/null)" ]; do
+        i=$((i + 1))
+        [ "$i" -gt 600 ] && die "$2 $1 has not ended after 60 s"
+        sleep 0.1
+    done
+}
+wait_job "$job" "the job array"
 ok
 for k in 0 1 2; do
     f="$S/job-${job}_$k.out"
@@ -141,7 +146,32 @@ kv sweep "$T/spec.ini" --out "$T/local" -q
 cmp "$S/out/sweep.csv" "$T/local/sweep.csv" && ok || bad "sweep.csv from Slurm differs from the local sweep's"
 cmp "$S/out/sweep.json" "$T/local/sweep.json" && ok || bad "sweep.json from Slurm differs from the local sweep's"
 
+# --- a study as a job array (the same script): two shares, then the report ----------------
+STUDY_OPTS="--set layers=2 --set prompt=300 --set steps=30 --set hbm_capacity=13276800
+            --set weight_bytes=10MB --sa-budget 3 -q"
+# shellcheck disable=SC2086
+job=$(sbatch --parsable --array=0-1 --chdir="$T" --output="$S/study-%A_%a.out" \
+      --export=ALL,KVPLACE="$KVPLACE" "$ROOT/contrib/slurm/sweep.sbatch" study sparsity \
+      "$S/study" $STUDY_OPTS 2>"$T/err")
+[ -n "$job" ] && ok || die "sbatch of the study failed: $(cat "$T/err")"
+wait_job "$job" "the study's job array"
+for k in 0 1; do
+    grep -q -- "study sparsity --out $S/study --shard $k/2" "$S/study-${job}_$k.out" 2>/dev/null &&
+        ok || bad "study task $k: its output does not say shard $k/2"
+done
+[ ! -e "$S/study/sparsity.csv" ] && ok || bad "a share of the study wrote its report"
+# shellcheck disable=SC2086
+kv study sparsity $STUDY_OPTS --out "$S/study"
+[ "$rc" -eq 0 ] && ok || die "the study's report after the array: exit $rc: $(cat "$T/err")"
+# shellcheck disable=SC2086
+kv study sparsity $STUDY_OPTS --out "$T/local-study"
+for e in csv json md gp; do
+    cmp "$S/study/sparsity.$e" "$T/local-study/sparsity.$e" && ok ||
+        bad "sparsity.$e from the Slurm shares differs from the local study's"
+done
+
 stop_all
-echo "slurm: cluster up, array of 3 run, merged and compared in $(($(date +%s) - started)) s"
+echo "slurm: cluster up, arrays of 3 (a sweep) and 2 (a study) run, merged and compared in" \
+     "$(($(date +%s) - started)) s"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
