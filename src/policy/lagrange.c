@@ -62,6 +62,12 @@ typedef struct seg {
     uint32_t ia, ib, pi, pj;
 } seg;
 
+/* The minima of the segment tree's a, b and ab over [i, i + 2^k): values only (min is exact,
+ * so overlapping ranges give the tree's values bit for bit; docs/PERF.md §16.4). */
+typedef struct sp_entry {
+    double a, b, ab;
+} sp_entry;
+
 /* What a token's path reads at a read of step n, in one 48-byte record instead of six
  * arrays: Q[n+1], the step's prices, mu[n+1]. */
 typedef struct lg_price {
@@ -90,6 +96,8 @@ typedef struct lg_layer {
     lg_price *pr;                  /* the same, per step, for the paths' reads */
     seg *tree;
     uint32_t tsize;
+    sp_entry *sp; /* sparse table: level k at sp[k * N], ranges [i, i + 2^k) */
+    uint32_t sp_levels;
     /* this iteration's traffic of the paths, per step, occupancy per step + 1 */
     lg_traffic *tr;
     int64_t *odiff;
@@ -152,6 +160,65 @@ static void seg_build(lg_layer *g)
     }
     for (uint32_t i = n - 1; i >= 1; i--)
         g->tree[i] = seg_join(g->tree[2 * i], g->tree[2 * i + 1]);
+}
+
+/* The sparse table from the tree's leaves; the joins in seg_join's order. */
+static void sp_build(lg_layer *g)
+{
+    const uint32_t N = g->N;
+    sp_entry *s0 = g->sp;
+    for (uint32_t i = 0; i < N; i++) {
+        seg l = g->tree[g->tsize + i];
+        s0[i] = (sp_entry){l.a, l.b, l.ab};
+    }
+    for (uint32_t k = 1; k < g->sp_levels; k++) {
+        const uint32_t h = 1u << (k - 1);
+        const sp_entry *p = g->sp + (size_t)(k - 1) * N;
+        sp_entry *q = g->sp + (size_t)k * N;
+        for (uint32_t i = 0; i + 2 * h <= N; i++) {
+            sp_entry l = p[i], r = p[i + h], e;
+            e.a = l.a <= r.a ? l.a : r.a;
+            e.b = l.b <= r.b ? l.b : r.b;
+            e.ab = l.ab;
+            if (r.ab < e.ab)
+                e.ab = r.ab;
+            if (l.a + r.b < e.ab)
+                e.ab = l.a + r.b;
+            q[i] = e;
+        }
+    }
+}
+
+static inline uint32_t sp_level(uint32_t len) /* floor(log2(len)), len >= 1 */
+{
+    return 31u - (uint32_t)__builtin_clz(len);
+}
+
+/* The values seg_query would give for [lo, hi], lo <= hi < N, in O(1): the ab of the range is
+ * the least of the two covering blocks' and of the pairs neither holds (i before the second
+ * block, j after the first), min a of [lo, hi - 2^k] + min b of [lo + 2^k, hi]. */
+static inline void sp_query(const lg_layer *g, uint32_t lo, uint32_t hi, double *a, double *b,
+                            double *ab)
+{
+    const uint32_t N = g->N, len = hi - lo + 1, k = sp_level(len), h = 1u << k;
+    const sp_entry *t = g->sp + (size_t)k * N;
+    const sp_entry l = t[lo], r = t[hi + 1 - h];
+    *a = l.a <= r.a ? l.a : r.a;
+    *b = l.b <= r.b ? l.b : r.b;
+    double v = l.ab;
+    if (len != h) {
+        if (r.ab < v)
+            v = r.ab;
+        const uint32_t m = len - h, k2 = sp_level(m), h2 = 1u << k2;
+        const sp_entry *t2 = g->sp + (size_t)k2 * N;
+        double ma = t2[lo].a, ma2 = t2[lo + m - h2].a;
+        double mb = t2[lo + h].b, mb2 = t2[hi + 1 - h2].b;
+        ma = ma <= ma2 ? ma : ma2;
+        mb = mb <= mb2 ? mb : mb2;
+        if (ma + mb < v)
+            v = ma + mb;
+    }
+    *ab = v;
 }
 
 /* Steps [lo, hi], lo <= hi < N, joined left to right. */
@@ -256,8 +323,9 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
                     GD = FD;
                     goto read;
                 }
-                seg q = seg_query(g, (uint32_t)(c + 1), r - 1);
-                double hdh = q.ab - qc + qr, hd = q.a - qc, dh = q.b + qr;
+                double qa, qb, qab;
+                sp_query(g, (uint32_t)(c + 1), r - 1, &qa, &qb, &qab);
+                double hdh = qab - qc + qr, hd = qa - qc, dh = qb + qr;
                 int hcode = G_STAY;
                 double best_h = FH + hh;
                 if (FH + hdh < best_h) {
@@ -423,6 +491,7 @@ static void lg_free(lg_layer *g)
     free(g->cn);
     free(g->Q);
     free(g->tree);
+    free(g->sp);
     free(g->pr);
     free(g->tr);
     free(g->odiff);
@@ -451,6 +520,8 @@ static int lg_alloc(lg_layer *g)
     g->cn = malloc(N * sizeof *g->cn);
     g->Q = malloc((N + 2) * sizeof *g->Q);
     g->tree = malloc(2 * (size_t)g->tsize * sizeof *g->tree);
+    g->sp_levels = N ? sp_level((uint32_t)N) + 1 : 1;
+    g->sp = malloc((size_t)g->sp_levels * (N ? N : 1) * sizeof *g->sp);
     g->pr = malloc(N * sizeof *g->pr);
     g->tr = malloc(N * sizeof *g->tr);
     g->odiff = malloc((N + 2) * sizeof *g->odiff);
@@ -468,7 +539,7 @@ static int lg_alloc(lg_layer *g)
     g->bits = calloc(words ? words : 1, sizeof *g->bits);
     return g->bits && g->lam && g->best_lam && g->mu && g->best_mu && g->eta && g->lam_eta &&
            g->mu_sign && g->lam_arg && g->ch && g->cd && g->cu && g->cn && g->Q && g->tree &&
-           g->pr && g->tr && g->odiff && g->ev && g->code;
+           g->sp && g->pr && g->tr && g->odiff && g->ev && g->code;
 }
 
 /* The layer's reads, token-major: one pass over its cursor. */
@@ -581,6 +652,7 @@ static void lg_prices(lg_layer *g)
         g->min_prom = fmin(g->min_prom, g->cd[n] + g->cu[n] + g->ch[n]);
     }
     seg_build(g);
+    sp_build(g);
 }
 
 /* The dual value at (lam, mu), and the paths' traffic. */
