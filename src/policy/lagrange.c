@@ -197,11 +197,11 @@ static inline uint32_t sp_level(uint32_t len) /* floor(log2(len)), len >= 1 */
 /* The values seg_query would give for [lo, hi], lo <= hi < N, in O(1): the ab of the range is
  * the least of the two covering blocks' and of the pairs neither holds (i before the second
  * block, j after the first), min a of [lo, hi - 2^k] + min b of [lo + 2^k, hi]. */
-static inline void sp_query(const lg_layer *g, uint32_t lo, uint32_t hi, double *a, double *b,
-                            double *ab)
+static inline void sp_query(const sp_entry *sp, uint32_t N, uint32_t lo, uint32_t hi, double *a,
+                            double *b, double *ab)
 {
-    const uint32_t N = g->N, len = hi - lo + 1, k = sp_level(len), h = 1u << k;
-    const sp_entry *t = g->sp + (size_t)k * N;
+    const uint32_t len = hi - lo + 1, k = sp_level(len), h = 1u << k;
+    const sp_entry *t = sp + (size_t)k * N;
     const sp_entry l = t[lo], r = t[hi + 1 - h];
     *a = l.a <= r.a ? l.a : r.a;
     *b = l.b <= r.b ? l.b : r.b;
@@ -210,7 +210,7 @@ static inline void sp_query(const lg_layer *g, uint32_t lo, uint32_t hi, double 
         if (r.ab < v)
             v = r.ab;
         const uint32_t m = len - h, k2 = sp_level(m), h2 = 1u << k2;
-        const sp_entry *t2 = g->sp + (size_t)k2 * N;
+        const sp_entry *t2 = sp + (size_t)k2 * N;
         double ma = t2[lo].a, ma2 = t2[lo + m - h2].a;
         double mb = t2[lo + h].b, mb2 = t2[hi + 1 - h2].b;
         ma = ma <= ma2 ? ma : ma2;
@@ -285,6 +285,16 @@ typedef void (*interval_fn)(void *user, uint32_t x, int64_t s, int64_t e, uint32
 static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
 {
     const uint32_t P = g->P, N = g->N;
+    /* The layer's arrays in locals: a store to code[] (a char type) may alias any of g's
+     * fields, so the compiler would load them again after each read otherwise. */
+    const lg_price *const pr = g->pr;
+    const uint64_t *const bits = g->bits;
+    uint32_t *const ev = g->ev;
+    uint8_t *const codes = g->code;
+    lg_traffic *const tr = g->tr;
+    const double min_dem = g->min_dem, min_prom = g->min_prom;
+    const sp_entry *const spt = g->sp;
+    const uint64_t w0 = g->off[x], w1 = g->off[x + 1];
     const int64_t birth = x < P ? -1 : (int64_t)x - P;
     const uint32_t n0 = x < P ? 0 : x - P + 1;
     uint32_t ne = 0;
@@ -298,14 +308,14 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         FH = g->ch[m] + g->mu[m + 1];
         FD = g->cd[m] + g->cn[m];
     }
-    g->ev[0] = (uint32_t)(birth + 1); /* stored as step + 1 */
-    g->code[0] = 0;
+    ev[0] = (uint32_t)(birth + 1); /* stored as step + 1 */
+    codes[0] = 0;
     ne = 1;
     int64_t c = birth;
-    for (uint64_t w = g->off[x]; w < g->off[x + 1]; w++) {
-        uint64_t word = g->bits[w];
+    for (uint64_t w = w0; w < w1; w++) {
+        uint64_t word = bits[w];
         while (word) {
-            uint32_t r = n0 + (uint32_t)((w - g->off[x]) * 64) + (uint32_t)__builtin_ctzll(word);
+            uint32_t r = n0 + (uint32_t)((w - w0) * 64) + (uint32_t)__builtin_ctzll(word);
             word &= word - 1;
             /* the gap: placements at steps c+1 .. r-1 */
             double GH, GD;
@@ -314,17 +324,17 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
                 GH = FH;
                 GD = FD;
             } else {
-                double qc = g->pr[c + 1].q1, qr = g->pr[r].q1, hh = qr - qc;
+                double qc = pr[c + 1].q1, qr = pr[r].q1, hh = qr - qc;
                 /* A move in the gap costs at least the cheapest move of any step: most gaps
                  * need no query (exact: a query is skipped only when it cannot win). */
-                if (FH + g->min_dem >= FD && FD + g->min_prom >= FH + hh &&
-                    g->min_dem + g->min_prom >= hh) {
+                if (FH + min_dem >= FD && FD + min_prom >= FH + hh &&
+                    min_dem + min_prom >= hh) {
                     GH = FH + hh;
                     GD = FD;
                     goto read;
                 }
                 double qa, qb, qab;
-                sp_query(g, (uint32_t)(c + 1), r - 1, &qa, &qb, &qab);
+                sp_query(spt, N, (uint32_t)(c + 1), r - 1, &qa, &qb, &qab);
                 double hdh = qab - qc + qr, hd = qa - qc, dh = qb + qr;
                 int hcode = G_STAY;
                 double best_h = FH + hh;
@@ -349,7 +359,7 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         read:
             /* the read at r, then the placement at r */
             ;
-            const lg_price *p = &g->pr[r];
+            const lg_price *p = &pr[r];
             double rh = p->ch, rd = p->rd;
             double h_from_h = GH + rh, h_from_d = GD + rd + rh;
             double d_from_d = GD + rd, d_from_h = GH + rh + p->cn + p->cd;
@@ -357,8 +367,8 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
             FH = (hb ? h_from_h : h_from_d) + p->mu1;
             FD = db ? d_from_h : d_from_d;
             code = (uint8_t)(code | hb << 4 | db << 5);
-            g->ev[ne] = r + 1;
-            g->code[ne] = code;
+            ev[ne] = r + 1;
+            codes[ne] = code;
             ne++;
             c = r;
         }
@@ -392,16 +402,16 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         }
     }
     for (uint32_t e = ne - 1; e >= 1; e--) {
-        uint32_t r = g->ev[e] - 1;
-        int64_t cprev = (int64_t)g->ev[e - 1] - 1;
-        uint8_t code = g->code[e];
+        uint32_t r = ev[e] - 1;
+        int64_t cprev = (int64_t)ev[e - 1] - 1;
+        uint8_t code = codes[e];
         int before = st ? (code >> 4) & 1 : (code >> 5) & 1;
         /* placement at r: before -> st, with the read discount */
         if (before && !st) { /* demote a read token */
-            g->tr[r].dn++;
-            g->tr[r].d++;
+            tr[r].dn++;
+            tr[r].d++;
         } else if (!before && st) { /* promote a read token */
-            g->tr[r].h++;
+            tr[r].h++;
         }
         if (st && !before) { /* an HBM interval starts at r */
             add_hold(g, r, h_end);
@@ -414,11 +424,11 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         }
         /* the read at r from `before` */
         if (before) {
-            g->tr[r].h++;
+            tr[r].h++;
             served++;
         } else {
-            g->tr[r].d++;
-            g->tr[r].u++;
+            tr[r].d++;
+            tr[r].u++;
         }
         /* the gap (cprev, r) into `before` */
         int after_prev = before;
@@ -456,10 +466,10 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
     if (birth >= 0) {
         uint32_t m = (uint32_t)birth;
         if (st) {
-            g->tr[m].h++;
+            tr[m].h++;
         } else {
-            g->tr[m].d++;
-            g->tr[m].dn++;
+            tr[m].d++;
+            tr[m].dn++;
         }
     }
     if (st) {
