@@ -69,7 +69,7 @@ typedef struct online_state {
      * live while its token is resident and unread since. */
     struct qent {
         uint32_t x, last;
-    } *q, *q2; /* q2: where q_compact copies to */
+    } *q, *q2, *drop; /* q2: where q_compact copies to; drop: the step's dropouts */
     uint32_t qcap, qhead, qlen;
     uint32_t *prev;    /* the last step's read positions */
     uint32_t nprev;
@@ -107,6 +107,7 @@ void kvp_online_free(void *state)
     free(st->tk);
     free(st->q);
     free(st->q2);
+    free(st->drop);
     free(st->prev);
     free(st->dpow);
     free(st->cand);
@@ -165,9 +166,10 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
     st->qcap = (uint32_t)(2 * n + 2);
     st->q = malloc(st->qcap * sizeof *st->q);
     st->q2 = malloc(st->qcap * sizeof *st->q2);
+    st->drop = malloc(n * sizeof *st->drop);
     st->prev = malloc(n * sizeof *st->prev);
     if (!st->tk || !st->dpow || !st->cand || !st->vict || !st->tmp || !st->up ||
-        !st->down || !st->cand_b || !st->vict_b || !st->q || !st->q2 || !st->prev ||
+        !st->down || !st->cand_b || !st->vict_b || !st->q || !st->q2 || !st->drop || !st->prev ||
         !st->cand_p || !st->vict_p || !st->tmp_p) {
         kvp_online_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "online: out of memory for layer %u", li->layer);
@@ -200,8 +202,8 @@ static double dpow(const online_state *st, uint32_t k)
     return pow(st->decay, (double)k);
 }
 
-/* p(x) at step n: the estimated chance that x is read at a step, in [0, 1]. */
-static double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
+/* p_of beyond its inline case. */
+static double p_slow(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
 {
     uint32_t l = st->tk[x].last;
     if (!l)
@@ -215,6 +217,16 @@ static double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prom
     return p < 1 ? p : 1;
 }
 
+/* p(x) at step n: the estimated chance that x is read at a step, in [0, 1]. */
+static double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
+{
+    if (st->decay < 1 && !st->cut) { /* the common case inline: the table holds every power */
+        uint32_t l = st->tk[x].last, k = n + 1 - l, end = st->ndpow - 1;
+        double p = (1 - st->decay) * st->tk[x].e * st->dpow[k < end ? k : end];
+        return !l ? 0 : p < 1 ? p : 1;
+    }
+    return p_slow(st, x, n, prompt);
+}
 static uint32_t bucket_of(double p)
 {
     uint32_t b = (uint32_t)(p * P_BUCKETS);
@@ -341,11 +353,17 @@ static void q_compact(online_state *st, const uint8_t *res)
     st->qlen = w;
 }
 
-static void q_push(online_state *st, const uint8_t *res, uint32_t x)
+/* Appends e (x with its current `last`). */
+static inline void q_put(online_state *st, const uint8_t *res, struct qent e)
 {
     if (st->qlen == st->qcap)
         q_compact(st, res); /* never still full: at most one live entry per token */
-    st->q[q_at(st, st->qlen++)] = (struct qent){x, st->tk[x].last};
+    st->q[q_at(st, st->qlen++)] = e;
+}
+
+static void q_push(online_state *st, const uint8_t *res, uint32_t x)
+{
+    q_put(st, res, (struct qent){x, st->tk[x].last});
 }
 
 /* Takes live entries from the front of the queue (the longest out of the read set first)
@@ -433,24 +451,29 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         double enew = (double)tk[x].e * w + v;
         tk[x].e = (float)enew;
         tk[x].last = stamp;
-        /* misses are appended without a branch: the slot is overwritten unless counted */
+        /* misses are appended without a branch: the slot is overwritten unless counted; their
+         * p and bucket come after the loop, for the misses alone */
         uint32_t miss = (uint32_t)!res[x];
-        double p = one_minus * (double)(float)enew;
         cand[nmiss] = x;
-        cand_p[nmiss] = p < 1 ? p : 1; /* p_of(x) */
-        cand_b[nmiss] = (uint8_t)bucket_of(p);
+        cand_p[nmiss] = (double)(float)enew;
         nmiss += miss;
     }
     hits = acc->count - nmiss;
+    for (uint32_t i = 0; i < nmiss; i++) {
+        double p = one_minus * cand_p[i];
+        cand_p[i] = p < 1 ? p : 1; /* p_of(x) */
+        cand_b[i] = (uint8_t)bucket_of(p);
+    }
     /* The resident tokens read last step and not now join the victims' queue. */
     uint32_t ndrop = 0;
-    for (uint32_t i = 0; i < st->nprev; i++) { /* branch-free: st->up is scratch until 4 */
-        uint32_t x = st->prev[i];
-        st->up[ndrop] = x;
-        ndrop += (uint32_t)res[x] & (uint32_t)(tk[x].last != stamp);
+    struct qent *drop = st->drop;
+    for (uint32_t i = 0; i < st->nprev; i++) { /* branch-free */
+        uint32_t x = st->prev[i], l = tk[x].last;
+        drop[ndrop] = (struct qent){x, l};
+        ndrop += (uint32_t)res[x] & (uint32_t)(l != stamp);
     }
     for (uint32_t i = 0; i < ndrop; i++)
-        q_push(st, res, st->up[i]);
+        q_put(st, res, drop[i]);
     memcpy(st->prev, acc->pos, acc->count * sizeof *st->prev);
     st->nprev = acc->count;
     if (st->decay >= 1) /* p is e over the token's age: recompute the misses' buckets */
