@@ -256,25 +256,49 @@ typedef struct traffic {
     double hr, hw, dr, dw, up, dn;
 } traffic;
 
-/* kvp_step_time of this traffic, term by term in the same arithmetic (so the same value):
- * tier 1's link carries its reads up and its writes down; the tiers beyond tier 1 carry
- * nothing but their fixed bytes, a constant (t_rest) taken once. */
 /* fmax without the library call (no NaN here: bandwidths are positive). */
 static double max2(double a, double b)
 {
     return a > b ? a : b;
 }
 
-static double step_time(const kvp_layer_info *li, double t_rest, const traffic *t)
+/* kvp_step_time of the step's traffic while swaps are priced, term by term in the same
+ * arithmetic (so the same value): tier 1's link carries its reads up and its writes down; the
+ * tiers beyond tier 1 carry nothing but their fixed bytes, a constant (t_rest).  The DRAM
+ * reads (dr) do not change while swaps are priced: the link's up term is folded into the
+ * constant c.  A term is divided out only when a bound on it, its numerator times an upper
+ * bound u on 1 / bandwidth (2^-30 above it, far beyond the roundings), exceeds the max so
+ * far: below that max, its rounded quotient cannot exceed it either (rounding is monotone),
+ * so the max is the same value (docs/PERF.md §15.2). */
+typedef struct pricer {
+    double tok, f0, bh, uh, f1, drtok, bd, ud, bdn, udn, c;
+} pricer;
+
+static pricer pricer_make(const kvp_layer_info *li, double t_rest, double dr)
 {
     const kvp_cost_model *m = li->model;
-    const double tok = (double)li->tok_bytes;
+    const double tok = (double)li->tok_bytes, margin = 1 + 0x1p-30;
     const uint32_t l = m->link[1];
-    double time = t_rest;
-    time = max2(time, (m->fixed_bytes[0] + (t->hr * tok + t->hw * tok)) / m->bandwidth[0]);
-    time = max2(time, (m->fixed_bytes[1] + (t->dr * tok + t->dw * tok)) / m->bandwidth[1]);
-    time = max2(time, t->dr * tok / m->up_bandwidth[l]);
-    return max2(time, t->dw * tok / m->down_bandwidth[l]);
+    pricer pr = {tok, m->fixed_bytes[0], m->bandwidth[0], 1 / m->bandwidth[0] * margin,
+                 m->fixed_bytes[1], dr * tok, m->bandwidth[1], 1 / m->bandwidth[1] * margin,
+                 m->down_bandwidth[l], 1 / m->down_bandwidth[l] * margin, 0};
+    pr.c = max2(t_rest, dr * tok / m->up_bandwidth[l]);
+    return pr;
+}
+
+/* The step's time with hr, hw, dw tokens of HBM reads, HBM writes and DRAM writes. */
+static inline double price_time(const pricer *pr, double hr, double hw, double dw)
+{
+    const double n_h = pr->f0 + (hr * pr->tok + hw * pr->tok);
+    const double n_d = pr->f1 + (pr->drtok + dw * pr->tok), n_dn = dw * pr->tok;
+    double time = pr->c;
+    if (n_h * pr->uh > time)
+        time = max2(time, n_h / pr->bh);
+    if (n_d * pr->ud > time)
+        time = max2(time, n_d / pr->bd);
+    if (n_dn * pr->udn > time)
+        time = max2(time, n_dn / pr->bdn);
+    return time;
 }
 
 /* The part of kvp_step_time that no move of the online family changes. */
@@ -550,8 +574,8 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const double s_read = tok / fmin(m->bandwidth[1], m->up_bandwidth[m->link[1]]) -
                           tok / m->bandwidth[0];
     const int priced = st->payback > 0;
-    const double t_rest = priced ? step_time_rest(m) : 0;
-    double tcur = priced ? step_time(li, t_rest, &t) : 0;
+    const pricer pr = pricer_make(li, priced ? step_time_rest(m) : 0, t.dr);
+    double tcur = priced ? price_time(&pr, t.hr, t.hw, t.dw) : 0;
     for (uint32_t i = 0; i < want; i++) {
         double px = ranked_p[i], py = 0, hr = 0;
         const int use_free = free_slots > 0;
@@ -564,11 +588,8 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         if (!(px > py))
             break;
         if (priced) {
-            traffic next = t;
-            next.hw += 1;
-            if (!use_free)
-                next.hr += hr, next.dn += 1, next.dw += 1;
-            double tnext = step_time(li, t_rest, &next);
+            double tnext = use_free ? price_time(&pr, t.hr, t.hw + 1, t.dw)
+                                    : price_time(&pr, t.hr + hr, t.hw + 1, t.dw + 1);
             if (!((px - py) * st->horizon * s_read > st->payback * (tnext - tcur)))
                 break;
             tcur = tnext;
