@@ -218,7 +218,7 @@ static double p_slow(const online_state *st, uint32_t x, uint32_t n, uint32_t pr
 }
 
 /* p(x) at step n: the estimated chance that x is read at a step, in [0, 1]. */
-static double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
+static inline double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
 {
     if (st->decay < 1 && !st->cut) { /* the common case inline: the table holds every power */
         uint32_t l = st->tk[x].last, k = n + 1 - l, end = st->ndpow - 1;
@@ -227,7 +227,7 @@ static double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prom
     }
     return p_slow(st, x, n, prompt);
 }
-static uint32_t bucket_of(double p)
+static inline uint32_t bucket_of(double p)
 {
     uint32_t b = (uint32_t)(p * P_BUCKETS);
     return b < P_BUCKETS ? b : P_BUCKETS - 1;
@@ -397,15 +397,17 @@ static void q_push(online_state *st, const uint8_t *res, uint32_t x)
 static uint32_t find_victims(online_state *st, const kvp_step *s, double pmax, uint32_t want,
                              uint32_t limit)
 {
-    const uint32_t n = s->n, prompt = s->li->prompt, len = st->qlen;
+    const uint32_t n = s->n, prompt = s->li->prompt, cap = st->qcap;
     const uint8_t *res = s->resident;
-    uint32_t found = 0;
+    struct qent *q = st->q;
+    /* the ring's head and length in locals: a store to q could alias them */
+    uint32_t found = 0, head = st->qhead, len = st->qlen;
     if (limit > len)
         limit = len;
     for (uint32_t v = 0; v < limit && found < want; v++) {
-        struct qent e = st->q[st->qhead];
-        st->qhead = st->qhead + 1 < st->qcap ? st->qhead + 1 : 0;
-        st->qlen--;
+        struct qent e = q[head];
+        head = head + 1 < cap ? head + 1 : 0;
+        len--;
         if (!q_live(st, res, e))
             continue;
         double p = p_of(st, e.x, n, prompt);
@@ -414,10 +416,48 @@ static uint32_t find_victims(online_state *st, const kvp_step *s, double pmax, u
             st->vict_p[found] = p;
             st->vict_b[found++] = (uint8_t)bucket_of(p);
         } else {
-            st->q[q_at(st, st->qlen++)] = e;
+            uint32_t k = head + len;
+            q[k < cap ? k : k - cap] = e;
+            len++;
         }
     }
+    st->qhead = head;
+    st->qlen = len;
     return found;
+}
+
+/* Step 1's pass over the reads: every read token's estimate takes its read, and the misses
+ * are listed with their estimates (p and bucket come after, for the misses alone).  The
+ * flags are constants at each call, so that each case is a loop of its own without their
+ * tests, and the loop's bounds and arrays sit in locals (a store to tk could otherwise alias
+ * acc->count, which was then reloaded every read). */
+static inline uint32_t take_reads(online_state *st, const kvp_access *acc, const uint8_t *res,
+                                  uint32_t stamp, double vmin, double inv_span, int use_scores,
+                                  int exact)
+{
+    const uint32_t count = acc->count, *pos = acc->pos, clamp = st->ndpow - 1;
+    const float *score = acc->score;
+    const double *tab = st->dpow;
+    struct tok_est *tk = st->tk;
+    uint32_t *cand = st->cand, nmiss = 0;
+    double *cand_p = st->cand_p;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t x = pos[i];
+        /* never read: e is 0, so any power does (k = stamp is clamped) */
+        uint32_t k = stamp - tk[x].last;
+        double v = use_scores ? ((double)score[i] - vmin) * inv_span : 1;
+        /* the table's last entry holds for every later k unless it was cut */
+        double w = exact ? tab[k < clamp ? k : clamp] : dpow(st, k);
+        double enew = (double)tk[x].e * w + v;
+        tk[x].e = (float)enew;
+        tk[x].last = stamp;
+        /* misses are appended without a branch: the slot is overwritten unless counted */
+        uint32_t miss = (uint32_t)!res[x];
+        cand[nmiss] = x;
+        cand_p[nmiss] = (double)(float)enew;
+        nmiss += miss;
+    }
+    return nmiss;
 }
 
 int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
@@ -457,31 +497,18 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     uint32_t hits = 0, nmiss = 0;
     const int use_scores = st->est_scores && score, exact = !st->cut;
     const double span = vmax - vmin, one_minus = 1 - st->decay;
-    const uint32_t clamp = st->ndpow - 1;
     const double inv_span = 1 / span;
-    const double *tab = st->dpow;
     struct tok_est *tk = st->tk;
     const uint8_t *res = s->resident;
     uint32_t *cand = st->cand;
     uint8_t *cand_b = st->cand_b;
     double *cand_p = st->cand_p;
-    for (uint32_t i = 0; i < acc->count; i++) {
-        uint32_t x = acc->pos[i];
-        /* never read: e is 0, so any power does (k = stamp is clamped) */
-        uint32_t k = stamp - tk[x].last;
-        double v = use_scores ? ((double)score[i] - vmin) * inv_span : 1;
-        /* the table's last entry holds for every later k unless it was cut */
-        double w = exact ? tab[k < clamp ? k : clamp] : dpow(st, k);
-        double enew = (double)tk[x].e * w + v;
-        tk[x].e = (float)enew;
-        tk[x].last = stamp;
-        /* misses are appended without a branch: the slot is overwritten unless counted; their
-         * p and bucket come after the loop, for the misses alone */
-        uint32_t miss = (uint32_t)!res[x];
-        cand[nmiss] = x;
-        cand_p[nmiss] = (double)(float)enew;
-        nmiss += miss;
-    }
+    if (exact)
+        nmiss = use_scores ? take_reads(st, acc, res, stamp, vmin, inv_span, 1, 1)
+                           : take_reads(st, acc, res, stamp, vmin, inv_span, 0, 1);
+    else
+        nmiss = use_scores ? take_reads(st, acc, res, stamp, vmin, inv_span, 1, 0)
+                           : take_reads(st, acc, res, stamp, vmin, inv_span, 0, 0);
     hits = acc->count - nmiss;
     for (uint32_t i = 0; i < nmiss; i++) {
         double p = one_minus * cand_p[i];
@@ -491,8 +518,9 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     /* The resident tokens read last step and not now join the victims' queue. */
     uint32_t ndrop = 0;
     struct qent *drop = st->drop;
-    for (uint32_t i = 0; i < st->nprev; i++) { /* branch-free */
-        uint32_t x = st->prev[i], l = tk[x].last;
+    const uint32_t nprev = st->nprev, *prev = st->prev;
+    for (uint32_t i = 0; i < nprev; i++) { /* branch-free */
+        uint32_t x = prev[i], l = tk[x].last;
         drop[ndrop] = (struct qent){x, l};
         ndrop += (uint32_t)res[x] & (uint32_t)(l != stamp);
     }
