@@ -83,7 +83,6 @@ typedef struct online_state {
     uint32_t *tmp;     /* the ranked misses */
     double *cand_p, *vict_p, *tmp_p; /* their p */
     uint32_t *up, *down; /* the moves of the step */
-    uint32_t bucket[P_BUCKETS + 1];
 } online_state;
 
 uint32_t kvp_online_block_tokens(const double *param, const kvp_scenario *sc)
@@ -234,18 +233,21 @@ static inline uint32_t bucket_of(double p)
 }
 
 /* Stable counting sort of x[0..n) by their buckets b[0..n), descending (desc) or ascending;
- * out to y. */
-static void rank(online_state *st, const uint32_t *x, const double *p, const uint8_t *b,
-                 uint32_t n, uint32_t *y, double *yp, int desc)
+ * out to y.  The counts are local (no store to y can alias them) and the order is in the
+ * prefix sums, so the passes over the entries index by b alone. */
+static void rank(const uint32_t *x, const double *p, const uint8_t *b, uint32_t n, uint32_t *y,
+                 double *yp, int desc)
 {
-    uint32_t *cnt = st->bucket;
-    memset(cnt, 0, sizeof st->bucket);
+    uint32_t cnt[P_BUCKETS] = {0}, sum = 0;
     for (uint32_t i = 0; i < n; i++)
-        cnt[(desc ? P_BUCKETS - 1 - b[i] : b[i]) + 1]++;
-    for (uint32_t k = 1; k <= P_BUCKETS; k++)
-        cnt[k] += cnt[k - 1];
+        cnt[b[i]]++;
+    for (uint32_t j = 0; j < P_BUCKETS; j++) {
+        uint32_t k = desc ? P_BUCKETS - 1 - j : j, c = cnt[k];
+        cnt[k] = sum;
+        sum += c;
+    }
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t k = cnt[desc ? P_BUCKETS - 1 - b[i] : b[i]]++;
+        uint32_t k = cnt[b[i]]++;
         y[k] = x[i];
         yp[k] = p[i];
     }
@@ -561,7 +563,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     double *ranked_p = st->tmp_p, ptop = 0;
     const int below = li->model->tiers > 2; /* the misses left out are ranked below HBM */
     if (want || (below && nmiss))
-        rank(st, st->cand, st->cand_p, st->cand_b, nmiss, ranked, ranked_p, 1);
+        rank(st->cand, st->cand_p, st->cand_b, nmiss, ranked, ranked_p, 1);
     if (want)
         ptop = ranked_p[0];
     const uint32_t wanted_slots = want + (uint32_t)new_in;
@@ -575,7 +577,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     if (nv < need_v && acc->count + 1 >= slots)
         nv += find_read_victims(st, s, pmax, st->vict + nv, st->vict_p + nv, st->vict_b + nv,
                                 need_v - nv);
-    rank(st, st->vict, st->vict_p, st->vict_b, nv, st->cand, st->cand_p, 0);
+    rank(st->vict, st->vict_p, st->vict_b, nv, st->cand, st->cand_p, 0);
     const uint32_t *victims = st->cand; /* the misses are in ranked[] now */
     const double *victims_p = st->cand_p;
     uint32_t vi = 0, nup = 0, ndown = 0;
