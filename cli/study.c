@@ -137,19 +137,27 @@ static int batch_points(study_ctx *c, point *pts, size_t *n)
     return 0;
 }
 
-/* sparsity x variation x weights: every online policy against the references. */
+/* (sparsity, then the fixed budgets topk, docs/MODEL.md) x variation x weights: every online
+ * policy against the references.  A topk point has no sparsity ("-"); a sparsity point has
+ * topk 0 (off). */
+static const char *const online_topk_values[] = {"512", "2048", "8192"};
+
 static int online_points(study_ctx *c, point *pts, size_t *n)
 {
     size_t k = 0;
+    const size_t ns = NELEM(sparsity_values), nt = NELEM(online_topk_values);
     for (size_t w = 0; w < NELEM(study_weight_modes); w++)
         for (size_t v = 0; v < NELEM(variation_values); v++)
-            for (size_t i = 0; i < NELEM(sparsity_values); i++, k++) {
+            for (size_t i = 0; i < ns + nt; i++, k++) {
                 point *p = &pts[k];
                 p->sc = c->base;
-                snprintf(p->var[0], VAR_TEXT, "%s", sparsity_values[i]);
+                const int topk = i >= ns;
+                snprintf(p->var[0], VAR_TEXT, "%s", topk ? "-" : sparsity_values[i]);
                 snprintf(p->var[1], VAR_TEXT, "%s", variation_values[v]);
                 snprintf(p->var[2], VAR_TEXT, "%s", study_weight_modes[w]);
-                int rc = set_param(&p->sc, "sparsity", sparsity_values[i]);
+                snprintf(p->var[3], VAR_TEXT, "%s", topk ? online_topk_values[i - ns] : "0");
+                int rc = topk ? set_param(&p->sc, "topk", online_topk_values[i - ns])
+                              : set_param(&p->sc, "sparsity", sparsity_values[i]);
                 if (!rc)
                     rc = set_param(&p->sc, "variation", variation_values[v]);
                 if (!rc && w)
@@ -310,7 +318,7 @@ static const char *const vars_accounting[] = {"weights", "kv_per", "kv_heads", "
 static const char *const vars_gap[] = {"sparsity", "variation", "weights"};
 static const char *const vars_tiers[] = {"batch", "machine"};
 
-static const char *const vars_online[] = {"sparsity", "variation", "weights"};
+static const char *const vars_online[] = {"sparsity", "variation", "weights", "topk"};
 
 /* The online study's policies: every online policy, the baselines, a lookahead grid of
  * W in {4, 16, 64} x R in {0.25, 0.5, 1} around the points sa finds best (docs/RESULTS.md
@@ -339,7 +347,7 @@ static const study_def studies[] = {
     {"tiers", "What a CXL or NVMe tier adds where DRAM alone overflows", "beyond the study",
      vars_tiers, 2, "static", 0, 0, tiers_points, study_gp_tiers, study_md_tiers, NULL, 1, NULL,
      NULL},
-    {"online", "Online policies against the best offline reference", "online", vars_online, 3,
+    {"online", "Online policies against the best offline reference", "online", vars_online, 4,
      "static", 1, 1, online_points, study_gp_online, study_md_online, online_policies, 1,
      study_csv_online, "plan,lpbound"},
 };
@@ -400,7 +408,7 @@ static int point_trace(const study_ctx *c, const point *p, kvp_trace **tr)
     if (!*tr) {
         kvp_synth_params sp;
         kvp_synth_default(&sp, &p->sc);
-        if (kvp_trace_synthetic(tr, &sp, &err) < 0)
+        if (kvp_trace_synthetic_sequences(tr, &sp, p->sc.sequences, &err) < 0)
             return cli_error("%s", err.msg);
     }
     return 0;

@@ -854,8 +854,9 @@ static int cmp_double(const void *a, const void *b)
 /* One table: a row per point, a column per online policy: its throughput over ref_fn's. */
 static void md_online_table(FILE *f, const study_ctx *c, const study_out *s, int cert)
 {
-    fprintf(f, "| sparsity | variation | weights | %s |", cert ? "certificate" : "reference");
-    size_t cols = 4;
+    fprintf(f, "| sparsity | topk | variation | weights | %s |",
+            cert ? "certificate" : "reference");
+    size_t cols = 5;
     for (size_t i = 0; i < c->nspec; i++)
         if (is_online_row(&s->pts[0].res[i])) {
             fprintf(f, " %s |", c->col[i]);
@@ -869,13 +870,23 @@ static void md_online_table(FILE *f, const study_ctx *c, const study_out *s, int
         const point *p = &s->pts[k];
         const char *which;
         double ref = cert ? online_certificate(c, p, &which) : online_reference(c, p, &which);
-        fprintf(f, "| %s | %s | %s | %s |", p->var[0], p->var[1], p->var[2], which);
+        fprintf(f, "| %s | %s | %s | %s | %s |", p->var[0], p->var[3], p->var[1], p->var[2],
+                which);
         for (size_t i = 0; i < c->nspec; i++)
             if (is_online_row(&p->res[i]))
                 fprintf(f, " %.3f |", p->res[i].throughput_tok_s / ref);
         fputc('\n', f);
     }
     fputc('\n', f);
+}
+
+/* A point's budget: its sparsity, or "topk N" at a fixed-budget point. */
+static void online_where(char *buf, size_t size, const point *p)
+{
+    if (strcmp(p->var[0], "-") == 0)
+        snprintf(buf, size, "topk %s", p->var[3]);
+    else
+        snprintf(buf, size, "%s", p->var[0]);
 }
 
 void study_md_online(FILE *f, const study_ctx *c, const study_out *s)
@@ -919,9 +930,12 @@ void study_md_online(FILE *f, const study_ctx *c, const study_out *s)
         qsort(v, s->n, sizeof *v, cmp_double);
         double med = s->n % 2 ? v[s->n / 2] : (v[s->n / 2 - 1] + v[s->n / 2]) / 2;
         const point *pl = &s->pts[lo], *ps = &s->pts[lo_s];
+        char wl[2 * VAR_TEXT], ws[2 * VAR_TEXT]; /* the sparsity, or the topk in its place */
+        online_where(wl, sizeof wl, pl);
+        online_where(ws, sizeof ws, ps);
         fprintf(f, "| %s | %.3f (%s, %s, %s) | %.3f | %.3f (%s, %s, %s) | %zu |\n", c->col[i],
-                lo_ref, pl->var[0], pl->var[1], pl->var[2], med,
-                ps->res[i].throughput_tok_s / tput(c, ps, "static"), ps->var[0], ps->var[1],
+                lo_ref, wl, pl->var[1], pl->var[2], med,
+                ps->res[i].throughput_tok_s / tput(c, ps, "static"), ws, ps->var[1],
                 ps->var[2], behind);
     }
     free(v);

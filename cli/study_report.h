@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #define MAX_POLICIES 24
-#define MAX_POINTS 36
+#define MAX_POINTS 54 /* the online study: (6 sparsities + 3 topk) x 3 x 2 */
 #define MAX_VARS 4
 #define MAX_STUDIES 8
 #define VAR_TEXT 48

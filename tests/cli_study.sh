@@ -148,11 +148,16 @@ for s in sparsity variation hitrate batch accounting; do
     cmp -s "$T/a/$s.csv" "$T/c/$s.csv" && ok || bad "study all: $s.csv differs from study $s"
 done
 
-# --- study online: 6 sparsities x 3 variations x 2 accountings; shares of the references --
+# --- study online: (6 sparsities + 3 topk) x 3 variations x 2 accountings; shares of the refs --
 [ ! -e "$T/c/online.csv" ] && ok || bad "study all ran the online study (it is run by name)"
 kv study online $TINY --out "$T/o"
 [ "$rc" -eq 0 ] && ok || bad "study online: exit $rc"
-[ "$(rows "$T/o/online.csv")" -eq 36 ] && ok || bad "online.csv: wanted 36 rows"
+[ "$(rows "$T/o/online.csv")" -eq 54 ] && ok || bad "online.csv: wanted 54 rows"
+# the fixed budgets: 3 topk values x 3 variations x 2 accountings, each without a sparsity
+v=$(column topk "$T/o/online.csv" | grep -c '^\(512\|2048\|8192\)$')
+[ "$v" -eq 18 ] && ok || bad "online.csv: $v topk points, wanted 18"
+v=$(awk -F, 'NR > 1 && ($1 == "-") != ($4 != "0")' "$T/o/online.csv" | wc -l)
+[ "$v" -eq 0 ] && ok || bad "online.csv: $v points with both or neither of sparsity and topk"
 # The reference is plan when registered, else a lookahead point of the grid.
 v=$(column reference "$T/o/online.csv" | grep -cv '^\(plan\|lookahead\)')
 [ "$v" -eq 0 ] && ok || bad "online.csv: $v references are neither plan nor lookahead"

@@ -64,15 +64,24 @@ typedef struct online_state {
     double *dpow;      /* decay^k for k < ndpow (see init) */
     uint32_t ndpow;
     int cut;           /* 1 if the table stops before decay^k is negligible */
-    uint32_t hand;     /* the CLOCK hand: next position to visit */
+    /* Victim candidates: a ring of (token, its `last` when queued), the resident tokens in
+     * the order they dropped out of the read set (never-read residents first); an entry is
+     * live while its token is resident and unread since. */
+    struct qent {
+        uint32_t x, last;
+    } *q, *q2; /* q2: where q_compact copies to */
+    uint32_t qcap, qhead, qlen;
+    uint32_t *prev;    /* the last step's read positions */
+    uint32_t nprev;
     double expect;     /* HBM reads the last step's placement was expected to serve next */
     double loss;       /* smoothed shortfall of the HBM reads against that expectation */
     double extra_h, extra_d; /* the last step's HBM and DRAM traffic beyond its reads, tokens */
     uint32_t cold_age; /* steps unread after which p is below the lowest bucket's top */
     uint8_t *cand_b, *vict_b; /* the buckets of cand[] and vict[] */
-    uint32_t *cand;    /* misses, then the ranked ones */
-    uint32_t *vict;    /* victims found, then ranked */
-    uint32_t *tmp;
+    uint32_t *cand;    /* misses, then the ranked victims */
+    uint32_t *vict;    /* victims found */
+    uint32_t *tmp;     /* the ranked misses */
+    double *cand_p, *vict_p, *tmp_p; /* their p */
     uint32_t *up, *down; /* the moves of the step */
     uint32_t bucket[P_BUCKETS + 1];
 } online_state;
@@ -96,12 +105,18 @@ void kvp_online_free(void *state)
     if (!st)
         return;
     free(st->tk);
+    free(st->q);
+    free(st->q2);
+    free(st->prev);
     free(st->dpow);
     free(st->cand);
     free(st->cand_b);
     free(st->vict_b);
     free(st->vict);
     free(st->tmp);
+    free(st->cand_p);
+    free(st->vict_p);
+    free(st->tmp_p);
     free(st->up);
     free(st->down);
     free(st);
@@ -141,10 +156,19 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
     st->vict_b = malloc(n);
     st->vict = malloc(n * sizeof *st->vict);
     st->tmp = malloc(n * sizeof *st->tmp);
+    st->cand_p = malloc(n * sizeof *st->cand_p);
+    st->vict_p = malloc(n * sizeof *st->vict_p);
+    st->tmp_p = malloc(n * sizeof *st->tmp_p);
     st->up = malloc(n * sizeof *st->up);
     st->down = malloc(n * sizeof *st->down);
+    /* live entries are at most one per resident token; a step adds at most n + 1 */
+    st->qcap = (uint32_t)(2 * n + 2);
+    st->q = malloc(st->qcap * sizeof *st->q);
+    st->q2 = malloc(st->qcap * sizeof *st->q2);
+    st->prev = malloc(n * sizeof *st->prev);
     if (!st->tk || !st->dpow || !st->cand || !st->vict || !st->tmp || !st->up ||
-        !st->down || !st->cand_b || !st->vict_b) {
+        !st->down || !st->cand_b || !st->vict_b || !st->q || !st->q2 || !st->prev ||
+        !st->cand_p || !st->vict_p || !st->tmp_p) {
         kvp_online_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "online: out of memory for layer %u", li->layer);
     }
@@ -161,6 +185,9 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
                            : 1;
     *state = st;
     kvp_initial_default(li, resident);
+    for (uint32_t x = 0; x < li->nblocks; x++)
+        if (resident[x])
+            st->q[st->qlen++] = (struct qent){x, 0};
     return 0;
 }
 
@@ -196,8 +223,8 @@ static uint32_t bucket_of(double p)
 
 /* Stable counting sort of x[0..n) by their buckets b[0..n), descending (desc) or ascending;
  * out to y. */
-static void rank(online_state *st, const uint32_t *x, const uint8_t *b, uint32_t n, uint32_t *y,
-                 int desc)
+static void rank(online_state *st, const uint32_t *x, const double *p, const uint8_t *b,
+                 uint32_t n, uint32_t *y, double *yp, int desc)
 {
     uint32_t *cnt = st->bucket;
     memset(cnt, 0, sizeof st->bucket);
@@ -205,8 +232,11 @@ static void rank(online_state *st, const uint32_t *x, const uint8_t *b, uint32_t
         cnt[(desc ? P_BUCKETS - 1 - b[i] : b[i]) + 1]++;
     for (uint32_t k = 1; k <= P_BUCKETS; k++)
         cnt[k] += cnt[k - 1];
-    for (uint32_t i = 0; i < n; i++)
-        y[cnt[desc ? P_BUCKETS - 1 - b[i] : b[i]]++] = x[i];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = cnt[desc ? P_BUCKETS - 1 - b[i] : b[i]]++;
+        y[k] = x[i];
+        yp[k] = p[i];
+    }
 }
 
 /* The step's traffic in tokens, and its time. */
@@ -214,12 +244,34 @@ typedef struct traffic {
     double hr, hw, dr, dw, up, dn;
 } traffic;
 
-static double step_time(const kvp_layer_info *li, const traffic *t)
+/* kvp_step_time of this traffic, term by term in the same arithmetic (so the same value):
+ * tier 1's link carries its reads up and its writes down; the tiers beyond tier 1 carry
+ * nothing but their fixed bytes, a constant (t_rest) taken once. */
+/* fmax without the library call (no NaN here: bandwidths are positive). */
+static double max2(double a, double b)
 {
+    return a > b ? a : b;
+}
+
+static double step_time(const kvp_layer_info *li, double t_rest, const traffic *t)
+{
+    const kvp_cost_model *m = li->model;
     const double tok = (double)li->tok_bytes;
-    /* the link carries tier 1's reads up and its writes down (t->up, t->dn equal them) */
-    kvp_traffic k = {{t->hr * tok, t->dr * tok}, {t->hw * tok, t->dw * tok}};
-    return kvp_step_time(li->model, &k);
+    const uint32_t l = m->link[1];
+    double time = t_rest;
+    time = max2(time, (m->fixed_bytes[0] + (t->hr * tok + t->hw * tok)) / m->bandwidth[0]);
+    time = max2(time, (m->fixed_bytes[1] + (t->dr * tok + t->dw * tok)) / m->bandwidth[1]);
+    time = max2(time, t->dr * tok / m->up_bandwidth[l]);
+    return max2(time, t->dw * tok / m->down_bandwidth[l]);
+}
+
+/* The part of kvp_step_time that no move of the online family changes. */
+static double step_time_rest(const kvp_cost_model *m)
+{
+    double time = 0;
+    for (uint32_t k = 2; k < m->tiers; k++)
+        time = fmax(time, m->fixed_bytes[k] / m->bandwidth[k]);
+    return time;
 }
 
 /* The balanced split in tokens: the h of a reads that HBM should serve so that its time
@@ -242,7 +294,7 @@ static double balanced_split(const kvp_layer_info *li, double a, double eh, doub
 /* The resident tokens read this step whose p is below pmax, up to `want`, the lowest
  * positions of the read set first (the caller ranks them). */
 static uint32_t find_read_victims(online_state *st, const kvp_step *s, double pmax,
-                                  uint32_t *out, uint8_t *out_b, uint32_t want)
+                                  uint32_t *out, double *out_p, uint8_t *out_b, uint32_t want)
 {
     const kvp_access *acc = s->acc;
     uint32_t found = 0;
@@ -253,48 +305,76 @@ static uint32_t find_read_victims(online_state *st, const kvp_step *s, double pm
         double p = p_of(st, x, s->n, s->li->prompt);
         if (p < pmax) {
             out[found] = x;
+            out_p[found] = p;
             out_b[found++] = (uint8_t)bucket_of(p);
         }
     }
     return found;
 }
 
-/* Visits positions from the hand, collecting the resident tokens not read this step whose p
- * is below pmax, until `want` of them are cold (p in the lowest bucket) or `limit` positions
- * are visited; the caller ranks what was found and takes the coldest. */
+/* The ring's slot of the i-th entry (i < qcap). */
+static uint32_t q_at(const online_state *st, uint32_t i)
+{
+    uint32_t k = st->qhead + i;
+    return k < st->qcap ? k : k - st->qcap;
+}
+
+static int q_live(const online_state *st, const uint8_t *res, struct qent e)
+{
+    return res[e.x] && st->tk[e.x].last == e.last;
+}
+
+/* Drops the entries that are no longer live, keeping the order (into the spare ring: in
+ * place, a wrapped ring would overwrite entries not yet read). */
+static void q_compact(online_state *st, const uint8_t *res)
+{
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < st->qlen; i++) {
+        struct qent e = st->q[q_at(st, i)];
+        if (q_live(st, res, e))
+            st->q2[w++] = e;
+    }
+    struct qent *t = st->q;
+    st->q = st->q2;
+    st->q2 = t;
+    st->qhead = 0;
+    st->qlen = w;
+}
+
+static void q_push(online_state *st, const uint8_t *res, uint32_t x)
+{
+    if (st->qlen == st->qcap)
+        q_compact(st, res); /* never still full: at most one live entry per token */
+    st->q[q_at(st, st->qlen++)] = (struct qent){x, st->tk[x].last};
+}
+
+/* Takes live entries from the front of the queue (the longest out of the read set first)
+ * until `want` with p below pmax are found or `limit` entries are taken; a live one at or
+ * above pmax goes to the back.  The caller ranks what was found and puts back what it does
+ * not use. */
 static uint32_t find_victims(online_state *st, const kvp_step *s, double pmax, uint32_t want,
                              uint32_t limit)
 {
-    const uint32_t ctx = s->context, stamp = s->n + 1, prompt = s->li->prompt;
-    const uint32_t cold_age = st->cold_age;
-    const struct tok_est *tk = st->tk;
+    const uint32_t n = s->n, prompt = s->li->prompt, len = st->qlen;
     const uint8_t *res = s->resident;
-    uint32_t found = 0, ncold = 0, h = st->hand < ctx ? st->hand : 0;
-    if (limit > ctx)
-        limit = ctx;
-    for (uint32_t v = 0; v < limit && ncold < want; v++) {
-        uint32_t x = h;
-        h = h + 1 < ctx ? h + 1 : 0;
-        /* Branch-free for the common cases (not resident, read this step, cold): residency
-         * is a coin toss a branch would miss.  The slot is overwritten unless counted. */
-        const uint32_t l = tk[x].last;
-        const uint32_t eligible = (uint32_t)res[x] & (uint32_t)(l != stamp);
-        const uint32_t cold = eligible & (uint32_t)(stamp - l >= cold_age); /* l 0: huge */
-        st->vict[found] = x;
-        st->vict_b[found] = 0;
-        found += cold;
-        ncold += cold;
-        if (!(eligible & !cold))
+    uint32_t found = 0;
+    if (limit > len)
+        limit = len;
+    for (uint32_t v = 0; v < limit && found < want; v++) {
+        struct qent e = st->q[st->qhead];
+        st->qhead = st->qhead + 1 < st->qcap ? st->qhead + 1 : 0;
+        st->qlen--;
+        if (!q_live(st, res, e))
             continue;
-        double p = p_of(st, x, s->n, prompt);
+        double p = p_of(st, e.x, n, prompt);
         if (p < pmax) {
-            uint32_t b = bucket_of(p);
-            st->vict[found] = x;
-            st->vict_b[found++] = (uint8_t)b;
-            ncold += b == 0;
+            st->vict[found] = e.x;
+            st->vict_p[found] = p;
+            st->vict_b[found++] = (uint8_t)bucket_of(p);
+        } else {
+            st->q[q_at(st, st->qlen++)] = e;
         }
     }
-    st->hand = h;
     return found;
 }
 
@@ -310,15 +390,25 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     double vmax = 1, vmin = 0;
     const float *score = acc->score;
     if (st->est_scores && score && acc->count) {
-        float hi = score[0], lo = score[0];
-        for (uint32_t i = 1; i < acc->count; i++) {
-            hi = score[i] > hi ? score[i] : hi;
-            lo = score[i] < lo ? score[i] : lo;
+        /* four running maxima (max is exact in any order), the minimum only for est 2 */
+        float h0 = score[0], h1 = h0, h2 = h0, h3 = h0, lo = h0;
+        uint32_t i = 0;
+        for (; i + 4 <= acc->count; i += 4) {
+            h0 = score[i] > h0 ? score[i] : h0;
+            h1 = score[i + 1] > h1 ? score[i + 1] : h1;
+            h2 = score[i + 2] > h2 ? score[i + 2] : h2;
+            h3 = score[i + 3] > h3 ? score[i + 3] : h3;
         }
-        vmax = hi;
-        vmin = lo;
-        if (st->est_scores == 1)
-            vmin = 0;
+        for (; i < acc->count; i++)
+            h0 = score[i] > h0 ? score[i] : h0;
+        h0 = h1 > h0 ? h1 : h0;
+        h0 = h2 > h0 ? h2 : h0;
+        h0 = h3 > h0 ? h3 : h0;
+        if (st->est_scores == 2)
+            for (i = 1; i < acc->count; i++)
+                lo = score[i] < lo ? score[i] : lo;
+        vmax = h0;
+        vmin = st->est_scores == 1 ? 0 : lo;
         if (!(vmax > vmin)) /* every read alike: each counts one */
             vmin = vmax - 1;
     }
@@ -332,6 +422,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const uint8_t *res = s->resident;
     uint32_t *cand = st->cand;
     uint8_t *cand_b = st->cand_b;
+    double *cand_p = st->cand_p;
     for (uint32_t i = 0; i < acc->count; i++) {
         uint32_t x = acc->pos[i];
         /* never read: e is 0, so any power does (k = stamp is clamped) */
@@ -346,13 +437,27 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         uint32_t miss = (uint32_t)!res[x];
         double p = one_minus * (double)(float)enew;
         cand[nmiss] = x;
+        cand_p[nmiss] = p < 1 ? p : 1; /* p_of(x) */
         cand_b[nmiss] = (uint8_t)bucket_of(p);
         nmiss += miss;
     }
     hits = acc->count - nmiss;
+    /* The resident tokens read last step and not now join the victims' queue. */
+    uint32_t ndrop = 0;
+    for (uint32_t i = 0; i < st->nprev; i++) { /* branch-free: st->up is scratch until 4 */
+        uint32_t x = st->prev[i];
+        st->up[ndrop] = x;
+        ndrop += (uint32_t)res[x] & (uint32_t)(tk[x].last != stamp);
+    }
+    for (uint32_t i = 0; i < ndrop; i++)
+        q_push(st, res, st->up[i]);
+    memcpy(st->prev, acc->pos, acc->count * sizeof *st->prev);
+    st->nprev = acc->count;
     if (st->decay >= 1) /* p is e over the token's age: recompute the misses' buckets */
-        for (uint32_t i = 0; i < nmiss; i++)
-            cand_b[i] = (uint8_t)bucket_of(p_of(st, cand[i], n, prompt));
+        for (uint32_t i = 0; i < nmiss; i++) {
+            cand_p[i] = p_of(st, cand[i], n, prompt);
+            cand_b[i] = (uint8_t)bucket_of(cand_p[i]);
+        }
     traffic t = {hits, 0, nmiss, 0, nmiss, 0};
 
     /* 2. How many misses may come up: the balanced split, the budget. */
@@ -378,12 +483,12 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     /* 3. The misses, hottest first; victims, coldest first.  The new token, when it is to go
      * to HBM and no slot is free, takes the coldest victim whatever its p. */
     uint32_t *ranked = st->tmp;
-    double ptop = 0;
+    double *ranked_p = st->tmp_p, ptop = 0;
     const int below = li->model->tiers > 2; /* the misses left out are ranked below HBM */
     if (want || (below && nmiss))
-        rank(st, st->cand, st->cand_b, nmiss, ranked, 1);
+        rank(st, st->cand, st->cand_p, st->cand_b, nmiss, ranked, ranked_p, 1);
     if (want)
-        ptop = p_of(st, ranked[0], n, prompt);
+        ptop = ranked_p[0];
     const uint32_t wanted_slots = want + (uint32_t)new_in;
     const uint32_t need_v = wanted_slots > free_slots ? wanted_slots - free_slots : 0;
     const double pmax = new_in && free_slots == 0 ? 2.0 : ptop;
@@ -393,9 +498,11 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
      * read ones may make room too, the coldest first, as reactive's overflow keeps the
      * highest scores: a read victim costs no HBM read. */
     if (nv < need_v && acc->count + 1 >= slots)
-        nv += find_read_victims(st, s, pmax, st->vict + nv, st->vict_b + nv, need_v - nv);
-    rank(st, st->vict, st->vict_b, nv, st->cand, 0);
+        nv += find_read_victims(st, s, pmax, st->vict + nv, st->vict_p + nv, st->vict_b + nv,
+                                need_v - nv);
+    rank(st, st->vict, st->vict_p, st->vict_b, nv, st->cand, st->cand_p, 0);
     const uint32_t *victims = st->cand; /* the misses are in ranked[] now */
+    const double *victims_p = st->cand_p;
     uint32_t vi = 0, nup = 0, ndown = 0;
     int new_in_hbm = 0;
 
@@ -420,31 +527,37 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const double s_read = tok / fmin(m->bandwidth[1], m->up_bandwidth[m->link[1]]) -
                           tok / m->bandwidth[0];
     const int priced = st->payback > 0;
-    double tcur = priced ? step_time(li, &t) : 0;
+    const double t_rest = priced ? step_time_rest(m) : 0;
+    double tcur = priced ? step_time(li, t_rest, &t) : 0;
     for (uint32_t i = 0; i < want; i++) {
-        uint32_t x = ranked[i];
-        double px = p_of(st, x, n, prompt), py = 0;
-        traffic next = t;
-        next.hw += 1;
-        int use_free = free_slots > 0;
+        double px = ranked_p[i], py = 0, hr = 0;
+        const int use_free = free_slots > 0;
         if (!use_free) {
             if (vi == nv)
                 break;
-            py = p_of(st, victims[vi], n, prompt);
-            next.hr += st->tk[victims[vi]].last != n + 1, next.dn += 1, next.dw += 1;
+            py = victims_p[vi];
+            hr = st->tk[victims[vi]].last != stamp; /* an unread victim is read from HBM */
         }
         if (!(px > py))
             break;
-        double tnext = priced ? step_time(li, &next) : 0;
-        if (priced && !((px - py) * st->horizon * s_read > st->payback * (tnext - tcur)))
-            break;
-        if (use_free)
+        if (priced) {
+            traffic next = t;
+            next.hw += 1;
+            if (!use_free)
+                next.hr += hr, next.dn += 1, next.dw += 1;
+            double tnext = step_time(li, t_rest, &next);
+            if (!((px - py) * st->horizon * s_read > st->payback * (tnext - tcur)))
+                break;
+            tcur = tnext;
+        }
+        t.hw += 1;
+        if (use_free) {
             free_slots--;
-        else
+        } else {
             st->down[ndown++] = victims[vi++];
-        st->up[nup++] = x;
-        t = next;
-        tcur = tnext;
+            t.hr += hr, t.dn += 1, t.dw += 1;
+        }
+        st->up[nup++] = ranked[i];
     }
 
     st->expect = hits + (double)(nup - (uint32_t)new_in_hbm);
@@ -462,5 +575,12 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const uint32_t up_misses = nup - (uint32_t)new_in_hbm;
     if (below && nmiss > up_misses)
         kvp_step_rank_below(s, ranked + up_misses, nmiss - up_misses, 1);
+    /* The new token in HBM and the victims found but not taken go (back) to the queue. */
+    if (new_in_hbm)
+        q_push(st, s->resident, s->new_block);
+    for (; vi < nv; vi++)
+        if (st->tk[victims[vi]].last != stamp)
+            q_push(st, s->resident, victims[vi]);
     return 0;
 }
+
