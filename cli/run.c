@@ -157,6 +157,16 @@ static void print_header(const kvp_scenario *sc, const kvp_trace *tr)
     printf(", batch %u, tok_bytes %llu (%s), KV budget %s, slots per layer %u (1-token "
            "blocks)\n", sc->batch, (unsigned long long)d.tok_bytes, tb, kb,
            kvp_slots(sc, &d, 1));
+    const uint32_t S = kvp_trace_stream_count(tr), H = kvp_trace_heads(tr);
+    if (S > 1 && d.tok_bytes) { /* docs/MODEL.md "Streams": slots count a stream's tokens */
+        kvp_derived ds = d;
+        ds.tok_bytes /= H > 1 ? H : 1;
+        printf("streams   %u (%u sequence%s x %u head%s), a stream's token %llu bytes, slots "
+               "per layer %u shared by the streams (1-token blocks)\n", S,
+               kvp_trace_sequence_count(tr), kvp_trace_sequence_count(tr) == 1 ? "" : "s", H,
+               H == 1 ? " (all heads)" : "s", (unsigned long long)ds.tok_bytes,
+               kvp_slots(sc, &ds, 1));
+    }
 }
 
 /* The policy's name for people: its spec with short numbers; a policy that reports
@@ -248,7 +258,7 @@ static int print_no_spill(const kvp_scenario *sc, const kvp_trace *tr, const kvp
         return 0;
     uint64_t tokens = (uint64_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr);
     uint32_t slots = kvp_slots(sc, &d, 1);
-    if (slots < tokens || n == 0)
+    if (slots < tokens || n == 0 || kvp_trace_stream_count(tr) > 1)
         return 0;
     for (size_t i = 1; i < n; i++) /* a block policy could still fall short by a block */
         if (res[i].total_time_s != res[0].total_time_s)
@@ -267,8 +277,11 @@ typedef struct run_opts {
     cli_scn scn;
     cli_ckpt ckpt; /* --checkpoint, --resume */
     const char *trace, *policies, *json, *csv, *threads, *sa_log;
+    const char *traces[KVP_MAX_SEQUENCES]; /* --trace, repeatable: one file per sequence */
+    int ntrace;
     const char *timeline, *placement, *placement_layer, *placement_policy;
     int check, quiet, verbose;
+    int heads; /* --heads: one synthetic stream per KV head */
     cli_run_keys keys; /* the values taken from [run] sections */
 } run_opts;
 
@@ -336,6 +349,32 @@ static void watch_sa(void *user, const kvp_sa_event *ev)
     w->pg->label = w->label;
 }
 
+/* lpbound's and plan's dual search as the progress label: the layer and iteration under way
+ * and the bound proven so far, then the bound, plan's time and the certified gap. */
+typedef struct dual_watch {
+    cli_progress *pg;
+    char label[128];
+} dual_watch;
+
+static void watch_dual(void *user, const kvp_dual_event *ev)
+{
+    dual_watch *w = user;
+    if (ev->plan_s > 0 && ev->lower_bound_s > 0)
+        snprintf(w->label, sizeof w->label, "plan %.6g s, lpbound %.6g s, gap %.2f%%",
+                 ev->plan_s, ev->lower_bound_s, 100 * (ev->plan_s / ev->lower_bound_s - 1));
+    else if (ev->lower_bound_s > 0)
+        snprintf(w->label, sizeof w->label, "lpbound %.6g s; replaying plan's candidates",
+                 ev->lower_bound_s);
+    else if (ev->iterations == 0)
+        snprintf(w->label, sizeof w->label, "dual: %u layers", ev->layers);
+    else
+        snprintf(w->label, sizeof w->label,
+                 "dual layer %u/%u it %u/%u, >= %.6g s on %u done",
+                 ev->layer + 1, ev->layers, ev->iteration, ev->iterations, ev->bound_done_s,
+                 ev->layers_done);
+    w->pg->label = w->label;
+}
+
 /* The [run] sections of the --config files, for the options the command line left empty
  * (docs/CLI.md "A whole experiment in a config file"). */
 static int load_run_keys(run_opts *o)
@@ -385,7 +424,6 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
         }
         if ((m = cli_scn_option(&o->scn, a, &i)) != 0 ||
             (m = cli_ckpt_option(&o->ckpt, a, &i)) != 0 ||
-            (m = cli_opt_value(a, &i, "--trace", NULL, &o->trace)) != 0 ||
             (m = cli_opt_value(a, &i, "--synthetic", NULL, &o->scn.synthetic)) != 0 ||
             (m = cli_opt_value(a, &i, "--policy", NULL, &o->policies)) != 0 ||
             (m = cli_opt_value(a, &i, "--json", NULL, &o->json)) != 0 ||
@@ -398,6 +436,23 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
             (m = cli_opt_value(a, &i, "--threads", NULL, &o->threads)) != 0) {
             if (m < 0)
                 return -m;
+            continue;
+        }
+        const char *tv = NULL;
+        if ((m = cli_opt_value(a, &i, "--trace", NULL, &tv)) != 0) {
+            if (m < 0)
+                return -m;
+            if (o->ntrace == KVP_MAX_SEQUENCES)
+                return cli_usage(a->cmd, "--trace: at most %d files (one per sequence)",
+                                 KVP_MAX_SEQUENCES);
+            o->traces[o->ntrace++] = tv;
+            o->trace = o->traces[0];
+            continue;
+        }
+        if ((m = cli_opt_flag(a, i, "--heads", NULL)) != 0) {
+            if (m < 0)
+                return -m;
+            o->heads = 1;
             continue;
         }
         if ((m = cli_opt_flag(a, i, "--check", NULL)) != 0) {
@@ -429,6 +484,14 @@ static int parse_args(const cli_args *a, run_opts *o, int *help)
     int rc = load_run_keys(o);
     if (rc)
         return rc;
+    if (o->trace && o->ntrace == 0) /* from a [run] section */
+        o->traces[o->ntrace++] = o->trace;
+    if (o->trace && o->heads)
+        return cli_usage(a->cmd, "--heads makes one synthetic trace per KV head; a trace file "
+                         "has the heads its shape gives");
+    if (o->trace && cli_scn_sets(&o->scn, "sequences"))
+        return cli_usage(a->cmd, "--set sequences makes synthetic sequences; with --trace, "
+                         "give one --trace per sequence");
     if (o->trace && o->scn.synthetic)
         return cli_usage(a->cmd, "--trace and --synthetic exclude each other: a run uses "
                          "one trace");
@@ -475,6 +538,10 @@ static int steps_open(const run_opts *o, const kvp_trace *tr, const kvp_policy_s
     if (!o->timeline && !o->placement)
         return 0;
     uint32_t L = kvp_trace_layers(tr), N = kvp_trace_steps(tr), P = kvp_trace_prompt(tr);
+    if (o->placement && kvp_trace_stream_count(tr) > 1)
+        return cli_error("--placement %s: a placement is one stream's positions; %s has %u "
+                         "streams (not supported yet)", o->placement, kvp_trace_name(tr),
+                         kvp_trace_stream_count(tr));
     if (o->placement) {
         sr->pl_policy = 0;
         if (o->placement_policy) {
@@ -579,9 +646,10 @@ static int write_steps(const run_opts *o, const kvp_scenario *sc, const kvp_resu
 /* Before anything is read or written: no output may be an input or another output. */
 static int check_files(const cli_args *a, const run_opts *o)
 {
-    cli_file in[64];
+    cli_file in[64 + KVP_MAX_SEQUENCES];
     size_t nin = cli_scn_inputs(&o->scn, in, 60);
-    in[nin++] = (cli_file){o->trace, "--trace"};
+    for (int k = 0; k < o->ntrace; k++)
+        in[nin++] = (cli_file){o->traces[k], "--trace"};
     in[nin++] = (cli_file){o->ckpt.resume, "--resume"};
     in[nin++] = (cli_file){o->ckpt.checkpoint, "--checkpoint"};
     const cli_file out[] = {
@@ -698,6 +766,20 @@ static int write_reports(const run_opts *o, const kvp_scenario *sc, const kvp_tr
 static int open_trace(const run_opts *o, kvp_scenario *sc, kvp_trace **tr)
 {
     kvp_error err = {0};
+    if (o->ntrace > 1) { /* distinct sequences, one file each (docs/MODEL.md "Streams") */
+        kvp_trace *seq[KVP_MAX_SEQUENCES];
+        for (int k = 0; k < o->ntrace; k++)
+            if (kvp_trace_open_npy(&seq[k], o->traces[k], &err) < 0) {
+                for (int j = 0; j < k; j++)
+                    kvp_trace_free(seq[j]);
+                return cli_error("%s", err.msg);
+            }
+        if (kvp_trace_sequences(tr, seq, (uint32_t)o->ntrace, &err) < 0)
+            return cli_error("%s", err.msg);
+        sc->prompt = kvp_trace_prompt(*tr);
+        sc->steps = kvp_trace_steps(*tr);
+        return 0;
+    }
     if (o->trace) {
         if (kvp_trace_open_npy(tr, o->trace, &err) < 0)
             return cli_error("%s", err.msg);
@@ -708,7 +790,12 @@ static int open_trace(const run_opts *o, kvp_scenario *sc, kvp_trace **tr)
     }
     kvp_synth_params sp;
     kvp_synth_default(&sp, sc);
-    if (kvp_trace_synthetic(tr, &sp, &err) < 0)
+    if (o->heads && (sc->kv_heads < 2 || sc->kv_heads > KVP_SYNTH_HEADS_MAX))
+        return cli_error("--heads: kv_heads is %u; per-head traces need 2 to %u heads",
+                         sc->kv_heads, KVP_SYNTH_HEADS_MAX);
+    if (o->heads)
+        sp.heads = sc->kv_heads;
+    if (kvp_trace_synthetic_sequences(tr, &sp, sc->sequences, &err) < 0)
         return cli_error("%s", err.msg);
     return 0;
 }
@@ -727,6 +814,7 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     sa_events log = {0};
     steps_rec steps = {0};
     sa_watch watch;
+    dual_watch dwatch;
     int help, rc, n;
 
     memset(&o, 0, sizeof o);
@@ -769,6 +857,23 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     }
     if ((rc = open_trace(&o, &sc, &tr)) != 0)
         goto done;
+    if (kvp_trace_stream_count(tr) > 1 && !o.policies) {
+        /* the default list on streams: the policies that run on them (docs/MODEL.md
+         * "Streams"); a list given names its own, and a policy that cannot is refused */
+        char dropped[256] = "";
+        size_t kept = 0, at = 0;
+        for (size_t i = 0; i < (size_t)n; i++) {
+            if (kvp_policy_streams(specs[i].ops))
+                specs[kept++] = specs[i];
+            else if (at < sizeof dropped)
+                at += (size_t)snprintf(dropped + at, sizeof dropped - at, "%s%s",
+                                       at ? ", " : "", kvp_policy_name(specs[i].ops));
+        }
+        n = (int)kept;
+        if (at && !o.quiet)
+            fprintf(stderr, "kvplace: %u streams: left out %s (not run on several streams "
+                    "yet)\n", kvp_trace_stream_count(tr), dropped);
+    }
     if ((rc = cli_ckpt_open(&o.ckpt, &sc, tr)) != 0)
         goto done;
     ro.checkpoint = o.ckpt.ck;
@@ -782,6 +887,9 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     if (pg.on) { /* the engine polls for progress only when asked */
         ro.progress = cli_progress_fn;
         ro.progress_user = &pg;
+        dwatch = (dual_watch){&pg, ""};
+        ro.dual_log = watch_dual;
+        ro.dual_log_user = &dwatch;
     }
     if ((rc = steps_open(&o, tr, specs, (size_t)n, &ro, &steps)) != 0)
         goto done;

@@ -408,7 +408,7 @@ static int point_trace(const study_ctx *c, const point *p, kvp_trace **tr)
     if (!*tr) {
         kvp_synth_params sp;
         kvp_synth_default(&sp, &p->sc);
-        if (kvp_trace_synthetic(tr, &sp, &err) < 0)
+        if (kvp_trace_synthetic_sequences(tr, &sp, p->sc.sequences, &err) < 0)
             return cli_error("%s", err.msg);
     }
     return 0;

@@ -596,7 +596,7 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
     } else {
         kvp_synth_params sp;
         kvp_synth_default(&sp, &sc);
-        rc = kvp_trace_synthetic(&tr, &sp, &err);
+        rc = kvp_trace_synthetic_sequences(&tr, &sp, sc.sequences, &err);
     }
     memcpy(all, s->specs, s->nspecs * sizeof *all);
     for (size_t k = 0; rc >= 0 && k < 2; k++) {

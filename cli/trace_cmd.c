@@ -49,6 +49,11 @@ static int trace_gen(const cli_args *a)
         goto done;
     if ((rc = cli_scn_build(&scn, &sc)) != 0)
         goto done;
+    if (sc.sequences > 1) {
+        rc = cli_usage(a->cmd, "trace gen writes one sequence's trace; --set sequences=%u "
+                       "would need one file each", sc.sequences);
+        goto done;
+    }
     kvp_synth_params sp;
     kvp_synth_default(&sp, &sc);
     if (kvp_trace_synthetic(&tr, &sp, &err) < 0 ||
@@ -199,6 +204,16 @@ static int trace_info(const cli_args *a)
             rc = cli_error("%s", err.msg);
             goto done;
         }
+        if (kvp_trace_heads(tr) > 1) { /* a 4-D file: one stream per head (MODEL.md 12) */
+            H = kvp_trace_heads(tr);
+            const kvp_trace *hv[HEADS_MAX];
+            for (uint32_t h = 0; h < H && h < HEADS_MAX; h++)
+                hv[h] = kvp_trace_stream(tr, h);
+            if (H > HEADS_MAX || kvp_trace_heads_stats(hv, H, b, &hs, &err) < 0) {
+                rc = cli_error("%s", H > HEADS_MAX ? "too many heads" : err.msg);
+                goto done;
+            }
+        }
     }
     uint32_t N = kvp_trace_steps(tr), L = kvp_trace_layers(tr), P = kvp_trace_prompt(tr);
     int is_bool = kvp_trace_is_bool(tr);
@@ -207,8 +222,12 @@ static int trace_info(const cli_args *a)
     else
         printf("trace      synthetic:%s, seed %llu\n", scn.synthetic,
                (unsigned long long)sc.seed);
-    printf("shape      (%u, %u, %llu): steps, layers, context\n", N, L,
-           (unsigned long long)P + N - 1);
+    if (path && H > 1)
+        printf("shape      (%u, %u, %u, %llu): steps, layers, heads, context\n", N, L, H,
+               (unsigned long long)P + N - 1);
+    else
+        printf("shape      (%u, %u, %llu): steps, layers, context\n", N, L,
+               (unsigned long long)P + N - 1);
     printf("kind       %s\n", is_bool ? "bool access marks (sparsity and topk do not apply)"
                                       : "float importance scores");
     printf("prompt     %u tokens (context - steps + 1)\n", P);
@@ -229,13 +248,15 @@ static int trace_info(const cli_args *a)
         printf("heads      %u streams, one per KV head; in layer 0, %u retrieval and %u "
                "streaming heads\n", H, retrieval, H - retrieval);
     }
+    if (path && H > 1)
+        printf("heads      %u streams, one per KV head\n", H);
     printf("reads      %llu in all; %.6g per step and layer%s on average\n",
-           (unsigned long long)st.reads, st.mean_reads_per_step, per_head ? " and head" : "");
+           (unsigned long long)st.reads, st.mean_reads_per_step, H > 1 ? " and head" : "");
     printf("overlap    %.6g: mean share of a step's reads also read at the step before\n",
            st.mean_overlap);
     printf("sinks      %.6g: share of reads among the first 16 positions (sink tokens)\n",
            st.mean_sink_share);
-    if (per_head) {
+    if (H > 1) {
         printf("jaccard    %.6g: reads two heads share over the reads of either (pooled over "
                "the pairs; 1: alike, 0: disjoint)\n", hs.mean_jaccard);
         printf("union      %.6g: positions any head reads over one head's reads (1: alike, "

@@ -75,6 +75,8 @@ const char *kvp_strerror(int code);
 
 /* HBM and up to seven tiers below it; links are numbered 1..KVP_MAX_TIERS-1. */
 #define KVP_MAX_TIERS 8
+/* Distinct sequences of one run at most (docs/MODEL.md "Streams"). */
+#define KVP_MAX_SEQUENCES 64
 
 typedef enum kvp_variation {
     KVP_VAR_LOW = 0,
@@ -118,6 +120,9 @@ typedef struct kvp_scenario {
     uint32_t steps;  /* decode steps */
     uint64_t seed;
     kvp_variation variation;
+    /* distinct synthetic sequences, each with its own seed and prompt length (docs/MODEL.md
+     * "Streams"); 1: one sequence, as before */
+    uint32_t sequences;
     /* names of the presets applied, for the report ("" if none) */
     char hw_name[64];
     char model_name[64];
@@ -279,9 +284,9 @@ typedef enum kvp_dtype {
     KVP_DTYPE_BOOL = 2  /* one byte per position: nonzero means read */
 } kvp_dtype;
 /* A trace over a caller's buffer (a NumPy array's data, say): ndim dimensions of sizes
- * shape[], which must be (steps, layers, positions), C order, native byte order.  Checked
- * at once, like a .npy file: the dtype, the dimensions (4-D (steps, layers, heads,
- * positions) is refused with its own message: not supported yet), and every used position
+ * shape[], (steps, layers, positions) or, one stream per KV head, (steps, layers, heads,
+ * positions), C order, native byte order.  Checked
+ * at once, like a .npy file: the dtype, the dimensions, and every used position
  * of a score buffer (NaN or infinite is KVP_EFORMAT naming step, layer and position; the
  * padding is not looked at).  The data is copied as float, so the buffer may go afterwards.
  * name is the trace's name in messages and reports. */
@@ -301,6 +306,23 @@ uint32_t kvp_trace_builder_steps(const kvp_trace_builder *b);
  * empty (and may be appended to again for another trace, or freed). */
 int kvp_trace_builder_finish(kvp_trace_builder *b, kvp_trace **out, kvp_error *err);
 void kvp_trace_builder_free(kvp_trace_builder *b);
+/* Streams (docs/MODEL.md "Streams"): a 4-D trace (a .npy file or buffer of shape (N, L, H,
+ * C)) holds one stream per KV head, each with its own access sets; a batch of distinct
+ * sequences holds each sequence's stream(s).  kvp_trace_sequences makes one trace of n
+ * sequence traces (3-D, or 4-D with the same heads: all alike), with the same layers and
+ * their own prompts and steps; it takes the n traces over (freed with the result, or at
+ * once on failure).  Stream i is head i % heads of sequence i / heads. */
+int kvp_trace_sequences(kvp_trace **out, kvp_trace **seqs, uint32_t n, kvp_error *err);
+uint32_t kvp_trace_stream_count(const kvp_trace *t);   /* 1 for a 3-D trace */
+uint32_t kvp_trace_heads(const kvp_trace *t);          /* streams per sequence: 1 if 3-D */
+uint32_t kvp_trace_sequence_count(const kvp_trace *t); /* 1 but for kvp_trace_sequences */
+/* Stream i (< kvp_trace_stream_count) as a 3-D trace of its own (t itself for one stream);
+ * it lives as long as t. */
+const kvp_trace *kvp_trace_stream(const kvp_trace *t, uint32_t i);
+uint32_t kvp_trace_sequence_prompt(const kvp_trace *t, uint32_t q);
+uint32_t kvp_trace_sequence_steps(const kvp_trace *t, uint32_t q);
+/* Of a trace with streams: the longest prompt and the most steps of its sequences (the run's
+ * global steps). */
 uint32_t kvp_trace_steps(const kvp_trace *t);
 uint32_t kvp_trace_layers(const kvp_trace *t);
 uint32_t kvp_trace_prompt(const kvp_trace *t);
@@ -335,6 +357,13 @@ typedef struct kvp_synth_params {
 } kvp_synth_params;
 void kvp_synth_default(kvp_synth_params *sp, const kvp_scenario *sc);
 int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err);
+/* `sequences` distinct synthetic sequences of sp's steps and layers (docs/MODEL.md
+ * "Streams"): sequence q has seed kvp_synth_sequence_seed(sp->seed, q) and prompt
+ * kvp_synth_sequence_prompt(sp->seed, q, sp->prompt) (q = 0: sp's own); with sp->heads =
+ * H > 1 each sequence is H per-head synthetic traces, one stream per KV head.  1 sequence
+ * of one head is kvp_trace_synthetic itself. */
+int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
+                                  uint32_t sequences, kvp_error *err);
 
 #define KVP_SYNTH_HEADS_MAX 1024u /* as kv_heads */
 typedef enum kvp_head_kind {
@@ -365,6 +394,7 @@ typedef struct kvp_trace_stats {
     double mean_reads_per_step; /* per (n,l) */
     double mean_overlap;      /* mean |A(n)∩A(n-1)| / |A(n)| over n >= 1 and layers */
     double mean_sink_share;   /* share of reads among the first 16 positions */
+    /* (With streams the figures above are per stream-step.) */
 } kvp_trace_stats;
 int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
                             kvp_error *err);
@@ -411,6 +441,8 @@ const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *cou
 /* 1 if the policy is online (DESIGN.md §11): its decisions at step n use only the trace up
  * to step n, the reads of step n included; an engine could run it. */
 int kvp_policy_online(const kvp_policy_ops *ops);
+/* 1 if the policy runs on traces of several streams (KV heads, distinct sequences). */
+int kvp_policy_streams(const kvp_policy_ops *ops);
 /* Parses "name[:key=value]..."; unknown names and keys, junk and out-of-range values fail. */
 int kvp_policy_parse(kvp_policy_spec *ps, const char *text, kvp_error *err);
 /* Parses a comma-separated list; "all" expands to every policy.  Returns the count. */
@@ -459,6 +491,15 @@ typedef struct kvp_result {
     uint64_t link_up_bytes[KVP_MAX_TIERS], link_down_bytes[KVP_MAX_TIERS];
     double link_up_busy_s[KVP_MAX_TIERS], link_down_busy_s[KVP_MAX_TIERS];
     uint32_t online;         /* 1 if the policy is online (kvp_policy_online) */
+    /* A trace of several streams (docs/MODEL.md "Streams"): its sequences (0 for a trace of
+     * one stream) and per sequence its prompt, decoded tokens (steps), and the KV bytes its
+     * streams read from HBM and from below and had promoted and demoted, summed over the
+     * layers (0 for a policy that is not simulated step by step, as bound). */
+    uint32_t sequences;
+    struct kvp_seq_result {
+        uint32_t prompt, steps;
+        uint64_t kv_read_hbm, kv_read_dram, promoted_bytes, demoted_bytes;
+    } seq[KVP_MAX_SEQUENCES];
 } kvp_result;
 
 typedef void (*kvp_progress_fn)(void *user, uint64_t done, uint64_t total);
@@ -477,6 +518,19 @@ typedef struct kvp_sa_event {
     uint32_t evaluations; /* distinct points evaluated so far */
 } kvp_sa_event;
 typedef void (*kvp_sa_log_fn)(void *user, const kvp_sa_event *ev);
+
+/* The dual search of lpbound and plan (docs/BOUNDS.md) as it runs, from the calling thread
+ * only: the layers done and the bound proven on them, the layer last reported and its
+ * iteration; plan adds one event when its dual is done (lower_bound_s) and one when its
+ * candidates are replayed (plan_s).  Times in seconds; 0 where not known yet. */
+typedef struct kvp_dual_event {
+    uint32_t layers, layers_done;
+    uint32_t layer, iteration, iterations; /* iteration counts from 1, of at most iterations */
+    double bound_done_s;  /* no placement takes less than this on the layers done */
+    double lower_bound_s; /* the whole run's proven bound, once every layer is done */
+    double plan_s;        /* plan's time, once replayed */
+} kvp_dual_event;
+typedef void (*kvp_dual_log_fn)(void *user, const kvp_dual_event *ev);
 
 /* Checkpoints of long runs (docs/ROBUSTNESS.md): the sa search's finished evaluations, one
  * run per scenario and trace (a fingerprint of every parameter, the trace's name and shape,
@@ -497,7 +551,8 @@ typedef struct kvp_step_record {
     uint32_t resident;     /* blocks in HBM after the step */
     uint32_t slots;        /* UINT32_MAX: no limit */
     uint32_t block_tokens; /* g */
-    uint32_t blocks;       /* blocks that exist after the step (the new token's included) */
+    uint32_t blocks;       /* blocks that exist after the step (the new token's included);
+                            * 0 on a trace of several streams (no per-position placement) */
     const uint8_t *in_hbm; /* per block, 1 if in HBM after the step; valid during the call */
 } kvp_step_record;
 /* Called from the engine's worker threads, for different layers at the same time (one
@@ -512,6 +567,8 @@ typedef struct kvp_run_options {
     void *progress_user;
     kvp_sa_log_fn sa_log; /* the sa search's trajectory; may be NULL */
     void *sa_log_user;
+    kvp_dual_log_fn dual_log; /* lpbound's and plan's dual search; may be NULL */
+    void *dual_log_user;
     /* sa: finished evaluations are taken from and saved to this checkpoint (NULL: none). */
     kvp_checkpoint *checkpoint;
     /* A long run stops when *cancel becomes nonzero (a signal handler may set it): checked

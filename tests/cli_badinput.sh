@@ -21,14 +21,6 @@ SMALL="--config $T/small.ini"
 RUN="run $SMALL --policy static --json $J --csv $C"
 
 # --- .npy files ----------------------------------------------------------------------
-# npy FILE DESCR FORTRAN SHAPE: a version 1.0 prelude and header (data is appended after).
-npy() {
-    dict="{'descr': '$2', 'fortran_order': $3, 'shape': $4, }"
-    len=$((${#dict} + 1))
-    printf '\223NUMPY\001\000' >"$1"
-    printf "\\$(printf %03o $((len % 256)))\\$(printf %03o $((len / 256)))" >>"$1"
-    printf '%s\n' "$dict" >>"$1"
-}
 zeros() { head -c "$2" /dev/zero >>"$1"; }
 
 # shape (4, 2, 23): 4 steps, 2 layers, 23 positions -> P = 20; 184 floats = 736 bytes.
@@ -48,7 +40,7 @@ npy "$T/be.npy" '>f4' False '(4, 2, 23)'; zeros "$T/be.npy" 736
 npy "$T/f8.npy" '<f8' False '(4, 2, 23)'; zeros "$T/f8.npy" 1472
 npy "$T/fortran.npy" '<f4' True '(4, 2, 23)'; zeros "$T/fortran.npy" 736
 npy "$T/dims2.npy" '<f4' False '(4, 46)'; zeros "$T/dims2.npy" 736
-npy "$T/dims4.npy" '<f4' False '(4, 2, 23, 1)'; zeros "$T/dims4.npy" 736
+npy "$T/dims5.npy" '<f4' False '(4, 2, 23, 1, 1)'; zeros "$T/dims5.npy" 736
 npy "$T/fewpos.npy" '<f4' False '(4, 2, 3)'; zeros "$T/fewpos.npy" 96
 npy "$T/nosteps.npy" '<f4' False '(0, 2, 23)'
 npy "$T/nolayers.npy" '<f4' False '(4, 0, 23)'
@@ -101,7 +93,7 @@ for cmd in run info; do
     t "dtype float64" "f8.npy: dtype '<f8' is not supported" "$T/f8.npy"
     t "Fortran order" "fortran.npy: array is in Fortran order" "$T/fortran.npy"
     t "2 dimensions" "dims2.npy: shape (4, 46) has 2 dimensions" "$T/dims2.npy"
-    t "4 dimensions" "dims4.npy: shape (4, 2, 23, 1) has 4 dimensions" "$T/dims4.npy"
+    t "5 dimensions" "dims5.npy: shape (4, 2, 23, 1, 1) has 5 dimensions" "$T/dims5.npy"
     t "fewer positions than steps" "fewpos.npy: shape (4, 2, 3): 4 steps need" "$T/fewpos.npy"
     t "zero steps" "nosteps.npy: shape (0, 2, 23) has no steps" "$T/nosteps.npy"
     t "zero layers" "nolayers.npy: shape (4, 0, 23) has no layers" "$T/nolayers.npy"

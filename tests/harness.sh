@@ -45,3 +45,12 @@ refused() {
     [ -d "$T/reports" ] && rm -f "$T/reports/"* "$T/reports/".[!.]* 2>/dev/null
     return 0
 }
+
+# npy FILE DESCR FORTRAN SHAPE: a .npy version 1.0 prelude and header (data is appended after).
+npy() {
+    dict="{'descr': '$2', 'fortran_order': $3, 'shape': $4, }"
+    len=$((${#dict} + 1))
+    printf '\223NUMPY\001\000' >"$1"
+    printf "\\$(printf %03o $((len % 256)))\\$(printf %03o $((len / 256)))" >>"$1"
+    printf '%s\n' "$dict" >>"$1"
+}

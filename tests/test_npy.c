@@ -608,9 +608,16 @@ static void test_refusals(void)
                 "shape (40, 300) has 2 dimensions; expected (steps, layers, positions)");
     refuse_dict("1d.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }", 20,
                 KVP_EFORMAT, "shape (5,) has 1 dimension;");
-    refuse_dict("4d.npy",
-                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1), }", 4,
-                KVP_EFORMAT, "shape (1, 1, 1, 1) has 4 dimensions");
+    refuse_dict("5d.npy",
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1), }", 4,
+                KVP_EFORMAT, "shape (1, 1, 1, 1, 1) has 5 dimensions; expected (steps, "
+                "layers, positions) or (steps, layers, heads, positions)");
+    refuse_dict("4d_noheads.npy",
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 0, 1), }", 0,
+                KVP_EFORMAT, "shape (1, 1, 0, 1) has no heads");
+    refuse_dict("4d_fewpos.npy",
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 1, 2, 3), }", 96,
+                KVP_EFORMAT, "shape (4, 1, 2, 3): 4 steps need at least 4 positions");
     dict_for(dict, sizeof dict, "<f4", 0, 1, 4);
     refuse_dict("nosteps.npy", dict, 0, KVP_EFORMAT, "shape (0, 1, 4) has no steps");
     dict_for(dict, sizeof dict, "<f4", 2, 0, 4);

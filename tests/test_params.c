@@ -177,8 +177,8 @@ static void test_table(void)
     const kvp_param_info *ps = kvp_params(&np);
     /* every kvp_scenario field but the two names and `given` has a row, each at a distinct
      * offset: the 20 two-tier ones (topk and tp among them), tiers, tier1_link, 3 for each of
-     * tiers 2..7, link 1's up and down, 3 for each of links 2..7 */
-    CHECK_EQ_U64(np, 20 + 2 + 3 * 6 + 2 + 3 * 6);
+     * tiers 2..7, link 1's up and down, 3 for each of links 2..7, sequences */
+    CHECK_EQ_U64(np, 20 + 2 + 3 * 6 + 2 + 3 * 6 + 1);
     for (size_t i = 0; i < np; i++) {
         CHECK(kvp_param_find(ps[i].name) == &ps[i]);
         CHECK(strlen(ps[i].name) < 32);
@@ -590,14 +590,18 @@ static void test_tiers(void)
     CHECK_OK(kvp_param_set(&ref, "dram_bandwidth", "100GB/s", &err), &err);
     CHECK_OK(kvp_param_set(&ref, "link_bandwidth", "64GB/s", &err), &err);
     CHECK(memcmp(&sc, &ref, sizeof sc) == 0);
-    /* a two-tier machine records none of the tier parameters (nor topk, off, nor tp = 1) */
+    /* a two-tier machine records none of the tier parameters (nor topk, off, nor tp = 1, nor
+     * sequences = 1) */
     size_t np;
     const kvp_param_info *ps = kvp_params(&np);
     for (size_t i = 0; i < np; i++)
         CHECK(kvp_param_in_use(&sc, &ps[i]) ==
               ((strncmp(ps[i].name, "tier", 4) != 0 && strncmp(ps[i].name, "link", 4) != 0 &&
-                strcmp(ps[i].name, "topk") != 0 && strcmp(ps[i].name, "tp") != 0) ||
+                strcmp(ps[i].name, "topk") != 0 && strcmp(ps[i].name, "tp") != 0 &&
+                strcmp(ps[i].name, "sequences") != 0) ||
                strcmp(ps[i].name, "link_bandwidth") == 0));
+    CHECK_OK(kvp_param_set(&sc, "sequences", "4", &err), &err);
+    CHECK(kvp_param_in_use(&sc, kvp_param_find("sequences")));
 
     /* ... but an asymmetric link 1 records its directions */
     CHECK_OK(kvp_param_set(&sc, "link1_up_bandwidth", "375GB/s", &err), &err);

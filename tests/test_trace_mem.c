@@ -162,8 +162,22 @@ static void test_buffer_refused(void)
     CHECK_FAILS(kvp_trace_from_buffer(&t, f, KVP_DTYPE_F32, 2, s2, "arr", &err), KVP_ESHAPE,
                 &err, "2 dimensions; expected 3");
     CHECK(t == NULL);
-    CHECK_FAILS(kvp_trace_from_buffer(&t, f, KVP_DTYPE_F32, 4, s4, "arr", &err), KVP_ESHAPE,
-                &err, "4-D traces");
+    uint64_t s5[5] = {2, 1, 1, 1, 4}, s4h0[4] = {2, 1, 0, 4};
+    CHECK_FAILS(kvp_trace_from_buffer(&t, f, KVP_DTYPE_F32, 5, s5, "arr", &err), KVP_ESHAPE,
+                &err, "5 dimensions; expected 3 (steps, layers, positions) or 4");
+    CHECK(t == NULL);
+    CHECK_FAILS(kvp_trace_from_buffer(&t, f, KVP_DTYPE_F32, 4, s4h0, "arr", &err), KVP_ESHAPE,
+                &err, "has no heads");
+    CHECK(t == NULL);
+    /* a 4-D buffer is accepted: one stream per head */
+    float f4[2 * 1 * 2 * 4] = {0};
+    REQUIRE(kvp_trace_from_buffer(&t, f4, KVP_DTYPE_F32, 4, s4, "arr", &err) == 0);
+    CHECK_EQ_INT(kvp_trace_stream_count(t), 2);
+    CHECK_EQ_INT(kvp_trace_heads(t), 2);
+    CHECK_EQ_INT(kvp_trace_layers(t), 1);
+    CHECK_EQ_INT(kvp_trace_steps(t), 2);
+    kvp_trace_free(t);
+    t = NULL;
     CHECK_FAILS(kvp_trace_from_buffer(&t, f, 7, 3, s3, "arr", &err), KVP_EINVAL, &err,
                 "dtype code 7");
     uint64_t empty[3] = {0, 1, 4}, nolayer[3] = {2, 0, 4}, narrow[3] = {5, 1, 4};

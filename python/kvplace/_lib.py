@@ -72,6 +72,7 @@ for name, res, args in [
     ("kvp_policies", _c.POINTER(_c.c_void_p), [_c.POINTER(_c.c_size_t)]),
     ("kvp_policy_name", _S, [_P]),
     ("kvp_policy_is_default", _c.c_int, [_P]),
+    ("kvp_policy_streams", _c.c_int, [_P]),
 ]:
     f = getattr(lib, name)
     f.restype = res

@@ -30,6 +30,19 @@ def default_policies():
             if _lib.lib.kvp_policy_is_default(op)]
 
 
+def _streams(trace, settings):
+    """Whether the run will have several streams: a 4-D trace, or synthetic sequences."""
+    for d in (settings or {}, trace if isinstance(trace, dict) else {}):
+        if str(d.get("sequences", 1)) not in ("1", "1.0"):
+            return True
+    if isinstance(trace, (str, bytes, os.PathLike)):
+        try:
+            return np.load(trace, mmap_mode="r").ndim == 4
+        except (OSError, ValueError):
+            return False  # the library names what is wrong with the file
+    return trace is not None and not isinstance(trace, dict) and np.ndim(trace) == 4
+
+
 def _text(name, value):
     if isinstance(value, bool) or value is None:
         raise Error("%s: %r is not a value (give a number or a string such as '24GB')"
@@ -56,11 +69,14 @@ def run(trace=None, hw=None, model=None, config=None, set=None, policies=None, t
     trace    None (the synthetic trace of the scenario), a dict of synthetic-trace parameters
              ({"prompt": 2000, "steps": 100, "seed": 3, "variation": "high"}), a path to a
              .npy file, or a NumPy array (steps, layers, positions) of float32, float16 or
-             bool (4-D (steps, layers, heads, positions) is refused: not supported yet).
+             bool, or (steps, layers, heads, positions) with heads = kv_heads: one stream
+             per KV head (docs/MODEL.md section 12).
     hw, model  preset names or config files, applied in that order, then `config`.
     set      {parameter: value} applied last, in order (values as numbers or as text:
              "24GB", "4.9TB/s").
-    policies a list (or comma-separated string) of policy specs; None: the CLI's default.
+    policies a list (or comma-separated string) of policy specs; None: the CLI's default
+             (on several streams, a 4-D trace or set={"sequences": S}, those of it that run
+             on streams).
     threads  layers simulated in parallel (0: the library's default); results do not depend
              on it.
 
@@ -69,6 +85,10 @@ def run(trace=None, hw=None, model=None, config=None, set=None, policies=None, t
     """
     if policies is None:
         policies = default_policies()
+        if _streams(trace, set):
+            policies = [p for p, op in zip(policies, [o for o in _ops()
+                                                      if _lib.lib.kvp_policy_is_default(o)])
+                        if _lib.lib.kvp_policy_streams(op)]
     if not isinstance(policies, str):
         policies = ",".join(policies)
     err = _lib.new_error()

@@ -56,6 +56,10 @@ struct kvp_engine_layer {
     uint32_t ntouched;
     uint8_t *was;     /* per block: 0 untouched, 1 was out, 2 was in */
     double *rscore;   /* read_score's buffer (kvp_step_read_score) */
+    /* Several streams (docs/MODEL.md "Streams"): S, and per stream the blocks b < slim[i]
+     * that may be resident this step (0 once its sequence finished). */
+    uint32_t S;
+    const uint32_t *slim;
 };
 
 static int touch(struct kvp_engine_layer *e, uint32_t b)
@@ -273,11 +277,11 @@ uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t cou
 {
     struct kvp_engine_layer *e = s->eng;
     const uint32_t exist = s->exist_blocks + (s->opens_block ? 1u : 0u);
-    const uint32_t limit = exist < e->nblocks ? exist : e->nblocks;
+    const uint32_t limit = e->S > 1 ? e->nblocks : exist < e->nblocks ? exist : e->nblocks;
     uint32_t i = 0;
     for (; i < count; i++) {
         uint32_t b = blocks[i];
-        if (b >= limit || e->resident[b])
+        if (b >= limit || e->resident[b] || (e->S > 1 && b / e->S >= e->slim[b % e->S]))
             break;
         touch(e, b);
         e->resident[b] = 1;
@@ -327,17 +331,41 @@ const double *kvp_step_read_score(kvp_step *s)
 
 int kvp_step_place_new_default(kvp_step *s)
 {
-    if (s->opens_block && s->nresident < s->li->slots)
-        return kvp_step_promote(s, s->new_block);
+    for (uint32_t i = 0; i < s->nnew && s->nresident < s->li->slots; i++) {
+        int rc = kvp_step_promote(s, s->new_blocks[i]);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
+}
+
+int kvp_block_in_prompt(const kvp_layer_info *li, uint32_t b)
+{
+    const uint32_t S = li->streams > 1 ? li->streams : 1;
+    const uint32_t P = S > 1 ? li->sprompt[b % S] : li->prompt;
+    return b / S < (uint32_t)(((uint64_t)P + li->g - 1) / li->g);
+}
+
+uint32_t kvp_initial_fill(const kvp_layer_info *li, uint8_t *resident, uint32_t limit)
+{
+    if (li->streams <= 1) {
+        uint32_t prompt_blocks = (uint32_t)(((uint64_t)li->prompt + li->g - 1) / li->g);
+        uint32_t n = prompt_blocks < limit ? prompt_blocks : limit;
+        memset(resident, 1, n);
+        return n;
+    }
+    uint32_t n = 0;
+    for (uint32_t b = 0; b < li->nblocks && n < limit; b++)
+        if (kvp_block_in_prompt(li, b)) {
+            resident[b] = 1;
+            n++;
+        }
+    return n;
 }
 
 uint32_t kvp_initial_default(const kvp_layer_info *li, uint8_t *resident)
 {
-    uint32_t prompt_blocks = (uint32_t)(((uint64_t)li->prompt + li->g - 1) / li->g);
-    uint32_t n = prompt_blocks < li->slots ? prompt_blocks : li->slots;
-    memset(resident, 1, n);
-    return n;
+    return kvp_initial_fill(li, resident, li->slots);
 }
 
 /* A copy of an access set, for the look-ahead ring. */
@@ -377,6 +405,14 @@ typedef struct pol_layer {
     double *rscore;
     kvp_step s;
     layer_out *out;
+    /* Several streams: per stream its context P_i + n (0 once finished), slim (see
+     * kvp_engine_layer), the scratch of the reads' per-stream tallies; the step's new and
+     * freed blocks; per sequence the counts of docs/MODEL.md "Streams" (seq_out, in tokens:
+     * KV read from HBM, from below, promoted, demoted). */
+    uint32_t *sctx, *slim, *scnt, *sseen, *newb, *freed;
+    double *ssum;
+    uint64_t *seq_out;
+    uint32_t heads; /* streams per sequence */
 } pol_layer;
 
 /* A pass over the trace, simulating every policy of the group on each layer.  The pass's
@@ -392,6 +428,10 @@ typedef struct run_ctx {
     uint32_t (*tslots)[KVP_MAX_TIERS]; /* per policy: slots of each tier (more than two) */
     uint32_t max_lookahead;
     uint32_t *ones; /* read_count of 1-token blocks: all 1 */
+    const kvp_streams *si; /* NULL: one stream */
+    uint32_t S;            /* streams (1 without) */
+    uint32_t positions;    /* bound on any step's positions (virtual ones with streams) */
+    uint64_t *seq_out;     /* [(layer * npol + policy) * nseq * 4 + ...]: pol_layer.seq_out */
     int check;
     volatile sig_atomic_t *cancel; /* kvp_run_options.cancel */
     layer_out *out;       /* [layer * npol + policy] */
@@ -421,6 +461,13 @@ static void pol_free(pol_layer *pl)
     free(pl->rblock);
     free(pl->rcount);
     free(pl->rscore);
+    free(pl->sctx);
+    free(pl->slim);
+    free(pl->scnt);
+    free(pl->sseen);
+    free(pl->newb);
+    free(pl->freed);
+    free(pl->ssum);
 }
 
 static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, uint32_t tiers)
@@ -454,6 +501,21 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
     pl->rcount = malloc((size_t)positions * sizeof *pl->rcount);
     pl->rscore = malloc((size_t)positions * sizeof *pl->rscore);
     pl->e.rscore = pl->rscore;
+    const uint32_t S = pl->li.streams;
+    pl->e.S = S;
+    if (S > 1) {
+        pl->sctx = calloc(S, sizeof *pl->sctx);
+        pl->slim = calloc(S, sizeof *pl->slim);
+        pl->scnt = calloc(S, sizeof *pl->scnt);
+        pl->sseen = calloc(S, sizeof *pl->sseen);
+        pl->newb = calloc(S, sizeof *pl->newb);
+        pl->ssum = calloc(S, sizeof *pl->ssum);
+        pl->freed = malloc((size_t)(nb ? nb : 1) * sizeof *pl->freed);
+        pl->e.slim = pl->slim;
+        if (!pl->sctx || !pl->slim || !pl->scnt || !pl->sseen || !pl->newb || !pl->ssum ||
+            !pl->freed)
+            return 0;
+    }
     return pl->e.resident && pl->e.was && pl->e.touched && pl->acount && pl->rblock &&
            pl->rcount && pl->rscore;
 }
@@ -481,6 +543,10 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
     kvp_step first = *s;
     first.context = pl->li.prompt;
     first.exist_blocks = (uint32_t)(((uint64_t)pl->li.prompt + pl->li.g - 1) / pl->li.g);
+    if (pl->li.streams > 1) { /* the largest prompt's blocks, of every stream */
+        first.context *= pl->li.streams;
+        first.exist_blocks *= pl->li.streams;
+    }
     if (pl->lookahead) {
         window(&first, ring, ring_n, future, pl->lookahead, 0, pl->li.steps);
         first.acc = future[0];
@@ -508,6 +574,12 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
         }
         pl->e.nresident += pl->e.resident[b];
     }
+    for (uint32_t b = 0; pl->li.streams > 1 && b < pl->li.nblocks; b++)
+        if (pl->e.resident[b] && !kvp_block_in_prompt(&pl->li, b))
+            return kvp_error_set(err, KVP_ECHECK, "policy %s: initial placement of layer %u "
+                                 "holds block %u of stream %u, which holds no prompt token",
+                                 ops->name, pl->li.layer, b / pl->li.streams,
+                                 b % pl->li.streams);
     if (pl->e.tier)
         initial_below(&pl->e, first.exist_blocks);
     for (uint32_t k = 1; pl->e.named_b && k < pl->e.tiers; k++)
@@ -619,6 +691,58 @@ static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *
     return hbm_hits;
 }
 
+/* Reads with several streams and blocks of g > 1 tokens: the set's virtual positions
+ * v = p * S + i ascend by position, then stream, so the reads of block row b (positions
+ * [b g, (b + 1) g) of every stream) are consecutive; each stream's count and score sum (in
+ * position order, as serve_reads sums) give the read entry of block b * S + i, listed by
+ * stream ascending. */
+/* Out of line: the one-stream step stays as compact as before streams (docs/PERF.md 18). */
+__attribute__((noinline, cold)) static uint64_t serve_reads_streams(pol_layer *pl,
+                                                                    const kvp_access *acc)
+{
+    const uint32_t g = pl->li.g, S = pl->li.streams;
+    const int scores = (pl->ps->ops->caps & KVP_CAP_SCORES) != 0;
+    const uint32_t *pos = acc->pos, count = acc->count;
+    const float *score = acc->score;
+    const uint8_t *res = pl->e.resident;
+    uint32_t *cnt = pl->scnt, *seen = pl->sseen, nread = 0;
+    double *sum = pl->ssum;
+    uint64_t hbm_hits = 0;
+    for (uint32_t i = 0; i < count;) {
+        const uint32_t b = pos[i] / S / g;
+        const uint64_t end = ((uint64_t)b + 1) * g * S;
+        uint32_t ns = 0, j = i;
+        for (; j < count && pos[j] < end; j++) {
+            uint32_t st = pos[j] % S;
+            if (!cnt[st]++) {
+                uint32_t k = ns++; /* insertion: seen[] ascends */
+                for (; k > 0 && seen[k - 1] > st; k--)
+                    seen[k] = seen[k - 1];
+                seen[k] = st;
+                sum[st] = 0;
+            }
+            if (scores)
+                sum[st] += (double)score[j];
+        }
+        for (uint32_t k = 0; k < ns; k++) {
+            const uint32_t st = seen[k], vb = b * S + st;
+            pl->rblock[nread] = vb;
+            pl->rcount[nread] = cnt[st];
+            pl->rscore[nread++] = sum[st];
+            pl->acount[vb] = cnt[st];
+            hbm_hits += (uint64_t)res[vb] * cnt[st];
+            cnt[st] = 0;
+        }
+        i = j;
+    }
+    kvp_step *s = &pl->s;
+    s->nread = nread;
+    s->read_block = pl->rblock;
+    s->read_count = pl->rcount;
+    s->read_score = pl->rscore;
+    return hbm_hits;
+}
+
 /* 2. The charges for what the policy changed: every block whose residency differs from
  * before the step moved whole, but for the positions just read (docs/MODEL.md). */
 static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_counters *st)
@@ -631,13 +755,20 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
         for (uint32_t i = 0; i < acc->count; i++)
             acount[acc->pos[i]] = stamp;
     pl->mark_next = mark;
+    const uint32_t S = e->S;
     for (uint32_t i = 0; i < e->ntouched; i++) {
         uint32_t b = e->touched[i];
         uint8_t before = e->was[b];
         e->was[b] = 0;
-        uint64_t lo = (uint64_t)b * g, hi = lo + g;
-        uint64_t pres = hi <= ctx ? g : (ctx > lo ? ctx - lo : 0);
+        /* with several streams: block b / S of stream b % S, in that stream's context */
+        const uint64_t cx = S > 1 ? pl->sctx[b % S] : ctx;
+        uint64_t lo = (uint64_t)(S > 1 ? b / S : b) * g, hi = lo + g;
+        uint64_t pres = hi <= cx ? g : (cx > lo ? cx - lo : 0);
         uint64_t a = g != 1 ? acount[b] : mark ? acount[b] == stamp : is_read(acc, b);
+        if (S > 1 && before != (e->resident[b] ? 2 : 1)) {
+            uint64_t *q = pl->seq_out + (size_t)(b % S / pl->heads) * 4;
+            q[e->resident[b] ? 2 : 3] += pres;
+        }
         if (e->tier) { /* was[] holds the tier before + 1, tier[] the tier after */
             if (before == TIER_NONE || before - 1u == e->tier[b])
                 continue;
@@ -739,6 +870,70 @@ static int check_tiers(const pol_layer *pl, uint32_t n, kvp_error *err)
     return 0;
 }
 
+/* Several streams, before step n: the sequences that finished leave both tiers at no cost;
+ * each stream's context, the blocks it may hold (slim), and the blocks the new tokens open
+ * (docs/MODEL.md "Streams").  The step's exist_blocks bounds every block that exists. */
+__attribute__((noinline, cold)) static void streams_prepare(pol_layer *pl, uint32_t n)
+{
+    const kvp_layer_info *li = &pl->li;
+    const uint32_t S = li->streams, g = li->g;
+    struct kvp_engine_layer *e = &pl->e;
+    kvp_step *s = &pl->s;
+    uint32_t nnew = 0, nfreed = 0, exist = 0, maxb = 0;
+    for (uint32_t i = 0; i < S; i++)
+        if (li->ssteps[i] == n) {
+            uint32_t blocks = (uint32_t)(((uint64_t)li->sprompt[i] + li->ssteps[i] + g - 1) / g);
+            maxb = blocks > maxb ? blocks : maxb;
+        }
+    for (uint32_t b = 0; b < maxb; b++)
+        for (uint32_t i = 0; i < S; i++) {
+            if (li->ssteps[i] != n ||
+                b >= (uint32_t)(((uint64_t)li->sprompt[i] + li->ssteps[i] + g - 1) / g))
+                continue;
+            const uint32_t vb = b * S + i;
+            pl->freed[nfreed++] = vb;
+            if (e->resident[vb]) {
+                e->resident[vb] = 0;
+                e->nresident--;
+            }
+        }
+    for (uint32_t i = 0; i < S; i++) {
+        const int active = n < li->ssteps[i];
+        const uint32_t C = active ? li->sprompt[i] + n : 0;
+        pl->sctx[i] = C;
+        pl->slim[i] = active ? C / g + 1 : 0;
+        if (!active)
+            continue;
+        const uint32_t eb = (uint32_t)(((uint64_t)C + g - 1) / g);
+        exist = eb > exist ? eb : exist;
+        if (C % g == 0) {
+            uint32_t k = nnew++, vb = C / g * S + i;
+            for (; k > 0 && pl->newb[k - 1] > vb; k--)
+                pl->newb[k] = pl->newb[k - 1];
+            pl->newb[k] = vb;
+        }
+    }
+    s->exist_blocks = exist * S;
+    s->nnew = nnew;
+    s->new_blocks = pl->newb;
+    s->opens_block = nnew > 0;
+    s->new_block = nnew ? pl->newb[0] : 0;
+    s->nfreed = nfreed;
+    s->freed = pl->freed;
+}
+
+/* Several streams: the step's reads per sequence (before the placement), into seq_out. */
+__attribute__((noinline, cold)) static void streams_count_reads(pol_layer *pl)
+{
+    const kvp_step *s = &pl->s;
+    const uint32_t S = pl->li.streams;
+    for (uint32_t i = 0; i < s->nread; i++) {
+        const uint32_t vb = s->read_block[i];
+        pl->seq_out[(size_t)(vb % S / pl->heads) * 4 + (pl->e.resident[vb] ? 0 : 1)] +=
+            s->read_count[i];
+    }
+}
+
 /* One step of one policy: reads, placement and its charges, the new token, the step's time
  * (kvp_step_time, src/engine/cost.c). */
 static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, double bound_t,
@@ -755,12 +950,20 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     s->new_block = ctx / g;
     s->opens_block = ctx % g == 0;
     s->exist_blocks = (uint32_t)(((uint64_t)ctx + g - 1) / g);
+    s->nnew = s->opens_block ? 1u : 0u;
+    s->new_blocks = &s->new_block;
     s->acc = acc;
     if (pl->lookahead)
         window(s, ring, ring_n, future, pl->lookahead, n, pl->li.steps);
+    const uint32_t S = pl->li.streams;
+    if (S > 1)
+        streams_prepare(pl, n);
 
-    int marked;
-    const uint64_t hbm_hits = serve_reads(pl, rc, acc, &marked);
+    int marked = 0;
+    const uint64_t hbm_hits = S > 1 && g > 1 ? serve_reads_streams(pl, acc)
+                                             : serve_reads(pl, rc, acc, &marked);
+    if (S > 1)
+        streams_count_reads(pl);
     const uint64_t reads = acc->count;
     kvp_counters st = {0};
     st.kv_read[0] = st.read[0] = hbm_hits;
@@ -790,9 +993,14 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     if (e->tier && rc->check && (ret = check_tiers(pl, n, err)) < 0)
         return ret;
 
-    /* 3. The new token, where its block now is. */
+    /* 3. The new token, where its block now is (one per decoding stream). */
     if (e->tier)
         st.write[e->tier[s->new_block]] += 1;
+    else if (S > 1)
+        for (uint32_t i = 0; i < S; i++) {
+            if (pl->slim[i])
+                st.write[e->resident[pl->sctx[i] / g * S + i] ? 0 : 1] += 1;
+        }
     else
         st.write[e->resident[s->new_block] ? 0 : 1] += 1;
 
@@ -825,7 +1033,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
             (m->fixed_bytes[1] + (traffic.read[1] + traffic.write[1])) / m->bandwidth[1],
             up / m->up_bandwidth[l1], down / m->down_bandwidth[l1],
             st.kv_read[0], below, st.promoted, st.demoted, e->nresident,
-            pl->li.slots, g, s->new_block + 1, e->resident};
+            pl->li.slots, g, S > 1 ? 0 : s->new_block + 1, e->resident};
         rc->hook(rc->hook_user, &r);
     }
     if (g != 1)
@@ -873,7 +1081,7 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
 {
     const uint32_t P = kvp_trace_prompt(rc->tr), N = kvp_trace_steps(rc->tr);
     const uint32_t W = rc->max_lookahead;
-    const uint32_t positions = P + N; /* enough for any step's set or blocks */
+    const uint32_t positions = rc->positions; /* enough for any step's set or blocks */
     memset(lp, 0, sizeof *lp);
     lp->npol = rc->npol;
     lp->ring_n = W ? W + 1 : 1;
@@ -894,7 +1102,21 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
         uint32_t g = rc->g[i];
         p->li = (kvp_layer_info){l, g, rc->slots[i], P, N,
                                  (uint32_t)(((uint64_t)P + N + g - 1) / g), p->ps->value,
-                                 p->ps->ctx, &rc->model, rc->tok_bytes};
+                                 p->ps->ctx, &rc->model, rc->tok_bytes, 1, NULL, NULL};
+        if (rc->si) { /* block b of stream i is b * S + i */
+            const kvp_streams *si = rc->si;
+            uint32_t most = 0;
+            for (uint32_t k = 0; k < si->n; k++) {
+                uint32_t blocks = (uint32_t)(((uint64_t)si->prompt[k] + si->steps[k] + g - 1) / g);
+                most = blocks > most ? blocks : most;
+            }
+            p->li.nblocks = most * si->n;
+            p->li.streams = si->n;
+            p->li.sprompt = si->prompt;
+            p->li.ssteps = si->steps;
+            p->heads = si->heads;
+            p->seq_out = rc->seq_out + ((size_t)l * rc->npol + i) * si->nseq * 4;
+        }
         ok = pol_alloc(p, positions, rc->tslots[i], rc->model.tiers);
     }
     if (!ok)
@@ -1012,6 +1234,7 @@ static void run_ctx_free(run_ctx *ctx)
     free(ctx->rc);
     free(ctx->err);
     free(ctx->ones);
+    free(ctx->seq_out);
 }
 
 /* The pass's state for npol policies over tr's layers; what each policy needs of the pass
@@ -1022,12 +1245,30 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
 {
     const uint32_t L = kvp_trace_layers(tr);
     const size_t np = npol ? npol : 1;
-    const size_t positions = (size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr);
+    const kvp_streams *si = kvp_trace_streams(tr);
+    const size_t positions = si ? (size_t)si->n * si->positions
+                                : (size_t)kvp_trace_prompt(tr) + kvp_trace_steps(tr);
     int rc;
     memset(ctx, 0, sizeof *ctx);
     ctx->sc = sc;
     ctx->tr = tr;
     ctx->npol = npol;
+    ctx->si = si;
+    ctx->S = si ? si->n : 1;
+    if (positions > UINT32_MAX)
+        return kvp_error_set(err, KVP_ERANGE, "%s: %u streams of up to %u positions are too "
+                             "many for 32-bit block numbers", kvp_trace_name(tr), ctx->S,
+                             si ? si->positions : 0);
+    ctx->positions = (uint32_t)positions;
+    if (si && sc->tiers > 2)
+        return kvp_error_set(err, KVP_EINVAL, "%s: several streams (KV heads or sequences) "
+                             "with more than two tiers are not supported yet",
+                             kvp_trace_name(tr));
+    if (si) {
+        ctx->seq_out = calloc((size_t)L * np * si->nseq * 4, sizeof *ctx->seq_out);
+        if (!ctx->seq_out)
+            return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    }
     kvp_cost_model_of(&ctx->model, sc, d);
     ctx->tok_bytes = d->tok_bytes;
     ctx->ps = calloc(np, sizeof *ctx->ps);
@@ -1048,6 +1289,8 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
         ctx->ones[i] = 1;
     for (size_t i = 0; i < npol; i++) {
         const kvp_policy_ops *ops = ps[i].ops;
+        if (si && !(ops->caps & KVP_CAP_STREAMS))
+            return kvp_streams_refuse(ops, tr, err);
         ctx->ps[i] = ps[i]; /* as run: scenario-dependent defaults resolved */
         if (ops->resolve)
             ops->resolve(ctx->ps[i].value, sc);
@@ -1080,7 +1323,7 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
 {
     kvp_derived d;
     int rc;
-    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0)
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &d, err)) < 0)
         return rc;
     if ((rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
@@ -1115,6 +1358,17 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
             kvp_counters_add(&c, &ctx.out[(size_t)l * npol + i].c);
         }
         rc = kvp_result_fill(&res[i], sc, tr, &ctx.ps[i], ctx.g[i], ctx.slots[i], t, &c, err);
+        for (uint32_t q = 0; rc >= 0 && ctx.si && q < ctx.si->nseq; q++) {
+            uint64_t tok[4] = {0};
+            for (uint32_t l = 0; l < L; l++)
+                for (size_t k = 0; k < 4; k++)
+                    tok[k] += ctx.seq_out[(((size_t)l * npol + i) * ctx.si->nseq + q) * 4 + k];
+            uint64_t *dst[4] = {&res[i].seq[q].kv_read_hbm, &res[i].seq[q].kv_read_dram,
+                                &res[i].seq[q].promoted_bytes, &res[i].seq[q].demoted_bytes};
+            for (size_t k = 0; k < 4; k++)
+                if (__builtin_mul_overflow(tok[k], ctx.tok_bytes, dst[k]))
+                    rc = kvp_error_set(err, KVP_ERANGE, "byte counts overflow 64 bits");
+        }
     }
     if (sums && rc >= 0) {
         memset(sums, 0, sizeof *sums);
@@ -1159,7 +1413,9 @@ int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *
  * already and its cache fits. */
 static int wants_cache(const kvp_trace *tr)
 {
-    return !kvp_trace_is_cache(tr) && kvp_trace_cache_bytes(tr) <= CACHE_MAX_BYTES;
+    /* a cache keeps one stream's sets: a trace of several streams is read as it is */
+    return !kvp_trace_is_cache(tr) && !kvp_trace_streams(tr) &&
+           kvp_trace_cache_bytes(tr) <= CACHE_MAX_BYTES;
 }
 
 /* A policy that makes many passes, on `cache` if given, else on a trace cache of tr built
@@ -1195,8 +1451,8 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
                      size_t n, const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
                      int need_sums, kvp_trace **fill, const size_t *hook_index, kvp_error *err)
 {
-    /* the fast paths model two tiers; more tiers are the engine's (docs/MODEL.md) */
-    if (sc->tiers > 2)
+    /* the fast paths model two tiers and one stream; the rest is the engine's (docs/MODEL.md) */
+    if (sc->tiers > 2 || kvp_trace_streams(tr))
         return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);
     /* checking mode, and a step hook, need every step of every policy: the engine's pass */
     const int checked = ro && (ro->check || ro->step_hook), on_cache = kvp_trace_is_cache(tr);
@@ -1312,6 +1568,10 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
     for (size_t i = 0; i < n; i++) {
         if (!ps[i].ops) {
             rc = kvp_error_set(err, KVP_EINVAL, "no policy given");
+            goto done;
+        }
+        if (kvp_trace_streams(tr) && !(ps[i].ops->caps & KVP_CAP_STREAMS)) {
+            rc = kvp_streams_refuse(ps[i].ops, tr, err);
             goto done;
         }
         if (!ps[i].ops->run) {

@@ -148,9 +148,10 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
                         size_t n, const kvp_run_options *ro, kvp_result *res,
                         kvp_pass_sums *sums, kvp_error *err)
 {
-    if (!kvp_fast_prefix_takes(ps, n) || (ro && ro->check) || sc->tiers > 2)
+    if (!kvp_fast_prefix_takes(ps, n) || (ro && ro->check) || sc->tiers > 2 ||
+        kvp_trace_streams(tr))
         return kvp_error_set(err, KVP_EINVAL, "fast prefix run: static and unlimited only, "
-                             "unchecked");
+                             "unchecked, one stream");
     kvp_derived d;
     int rc;
     if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||

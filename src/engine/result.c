@@ -17,7 +17,7 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
                     const kvp_counters *c, kvp_error *err)
 {
     kvp_derived d;
-    int rc = kvp_scenario_derive(sc, &d, err);
+    int rc = kvp_derive_for(sc, tr, &d, err);
     if (rc < 0)
         return rc;
     memset(res, 0, sizeof *res);
@@ -83,7 +83,18 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
             res->link_up_busy_s[j] = (double)res->link_up_bytes[j] / d.link_up[j];
             res->link_down_busy_s[j] = (double)res->link_down_bytes[j] / d.link_down[j];
         }
-    res->throughput_tok_s = (double)sc->batch * res->steps / time_s;
+    /* decoded tokens summed over the sequences (each sequence's steps), times batch */
+    uint64_t decoded = 0;
+    for (uint32_t q = 0; q < kvp_trace_sequence_count(tr); q++)
+        decoded += kvp_trace_sequence_steps(tr, q);
+    res->throughput_tok_s = (double)sc->batch * (double)decoded / time_s;
+    if (kvp_trace_streams(tr)) {
+        res->sequences = kvp_trace_sequence_count(tr);
+        for (uint32_t q = 0; q < res->sequences && q < KVP_MAX_SEQUENCES; q++) {
+            res->seq[q].prompt = kvp_trace_sequence_prompt(tr, q);
+            res->seq[q].steps = kvp_trace_sequence_steps(tr, q);
+        }
+    }
     double kv_all = (double)res->kv_read_hbm + (double)res->kv_read_dram;
     res->hbm_hit_rate_kv = kv_all > 0 ? (double)res->kv_read_hbm / kv_all : 1.0;
     double w = (double)res->weight_read;
@@ -92,8 +103,35 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
     return 0;
 }
 
+int kvp_derive_for(const kvp_scenario *sc, const kvp_trace *tr, kvp_derived *d,
+                   kvp_error *err)
+{
+    int rc = kvp_scenario_derive(sc, d, err);
+    const kvp_streams *si = kvp_trace_streams(tr);
+    if (rc < 0 || !si || !si->per_head)
+        return rc;
+    if ((rc = kvp_check_trace(sc, tr, err)) < 0)
+        return rc;
+    d->tok_bytes /= si->heads; /* exact: tok_bytes has the factor kv_heads */
+    return 0;
+}
+
+int kvp_streams_refuse(const kvp_policy_ops *ops, const kvp_trace *tr, kvp_error *err)
+{
+    return kvp_error_set(err, KVP_EINVAL, "policy %s does not run on several streams yet "
+                         "(%s: %u streams: KV heads or distinct sequences); run it on one "
+                         "3-D trace", ops->name, kvp_trace_name(tr),
+                         kvp_trace_stream_count(tr));
+}
+
 int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
 {
+    const kvp_streams *si = kvp_trace_streams(tr);
+    if (si && si->per_head && si->heads != sc->kv_heads)
+        return kvp_error_set(err, KVP_ESHAPE, "%s: 4-D trace has %u heads; model %s has "
+                             "kv_heads %u (they must be equal: one stream per KV head)",
+                             kvp_trace_name(tr), si->heads,
+                             sc->model_name[0] ? sc->model_name : "(custom)", sc->kv_heads);
     if (kvp_trace_layers(tr) != sc->layers)
         return kvp_error_set(err, KVP_ESHAPE, "%s: trace has %u layers; model %s has %u",
                              kvp_trace_name(tr), kvp_trace_layers(tr),

@@ -41,8 +41,16 @@ int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_o
 int kvp_check_tier_capacity(const kvp_scenario *sc, const kvp_derived *d, const kvp_trace *tr,
                             uint32_t g, kvp_error *err);
 
-/* Checks a trace against the scenario (layers, steps). */
+/* Checks a trace against the scenario (layers, steps, the heads of a 4-D trace). */
 int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err);
+
+/* The scenario derived for a run on tr: a stream's token of a 4-D trace weighs tok_bytes /
+ * kv_heads, and so slots count that (docs/MODEL.md "Streams"). */
+int kvp_derive_for(const kvp_scenario *sc, const kvp_trace *tr, kvp_derived *d,
+                   kvp_error *err);
+
+/* The message of a policy that does not run on several streams (no KVP_CAP_STREAMS). */
+int kvp_streams_refuse(const kvp_policy_ops *ops, const kvp_trace *tr, kvp_error *err);
 
 /* Fills every field of res (but speedups) from the summed time and token counters. */
 int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr,

@@ -142,7 +142,7 @@ int kvp_session_run(kvp_session *s, const char *policies, unsigned threads, kvp_
     } else {
         kvp_synth_params sp;
         kvp_synth_default(&sp, &sc);
-        if ((rc = kvp_trace_synthetic(&synth, &sp, err)) < 0)
+        if ((rc = kvp_trace_synthetic_sequences(&synth, &sp, sc.sequences, err)) < 0)
             goto done;
         tr = synth;
     }

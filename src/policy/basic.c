@@ -10,8 +10,7 @@ static int unlimited_init(void **state, const kvp_layer_info *li, const kvp_step
     (void)first;
     (void)err;
     *state = NULL;
-    uint32_t prompt_blocks = (uint32_t)(((uint64_t)li->prompt + li->g - 1) / li->g);
-    memset(resident, 1, prompt_blocks);
+    kvp_initial_fill(li, resident, KVP_UNLIMITED_SLOTS);
     return 0;
 }
 
@@ -19,13 +18,18 @@ static int unlimited_step(void *state, kvp_step *s, kvp_error *err)
 {
     (void)state;
     (void)err;
-    return s->opens_block ? kvp_step_promote(s, s->new_block) : 0;
+    for (uint32_t i = 0; i < s->nnew; i++) {
+        int rc = kvp_step_promote(s, s->new_blocks[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 const kvp_policy_ops kvp_policy_unlimited = {
     .name = "unlimited",
     .doc = "every block in HBM, no capacity limit (a reference, not a bound)",
-    .caps = KVP_CAP_UNLIMITED | KVP_CAP_ONLINE,
+    .caps = KVP_CAP_UNLIMITED | KVP_CAP_ONLINE | KVP_CAP_STREAMS,
     .init = unlimited_init,
     .step = unlimited_step,
 };
@@ -50,7 +54,7 @@ static int static_step(void *state, kvp_step *s, kvp_error *err)
 const kvp_policy_ops kvp_policy_static = {
     .name = "static",
     .doc = "fill HBM in write order until full, the rest in DRAM, never move",
-    .caps = KVP_CAP_ONLINE | KVP_CAP_FIXED,
+    .caps = KVP_CAP_ONLINE | KVP_CAP_FIXED | KVP_CAP_STREAMS,
     .init = static_init,
     .step = static_step,
 };

@@ -12,7 +12,7 @@ static int bound_from_sums(const kvp_scenario *sc, const kvp_trace *tr,
                            kvp_error *err)
 {
     kvp_derived d;
-    int rc = kvp_scenario_derive(sc, &d, err);
+    int rc = kvp_derive_for(sc, tr, &d, err);
     if (rc < 0 || (d.tiers > 2 && (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0))
         return rc;
     /* The bound moves no data and its HBM share is fractional: the byte counters hold the
@@ -40,7 +40,7 @@ static int bound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
 const kvp_policy_ops kvp_policy_bound = {
     .name = "bound",
     .doc = "provable lower bound on the time of every capacity-limited policy",
-    .caps = KVP_CAP_BOUND,
+    .caps = KVP_CAP_BOUND | KVP_CAP_STREAMS,
     .run = bound_run,
     .from_shared_pass = bound_from_sums,
 };

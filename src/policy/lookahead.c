@@ -50,6 +50,13 @@ typedef struct lookahead_state {
     uint32_t *below;   /* more than two tiers: the ranking below HBM, nblocks entries */
     uint32_t *level;   /* and its counting sort's W + 1 counters */
     uint32_t next_n;   /* the step expected next */
+    /* Several streams (docs/MODEL.md "Streams"): block b of stream i is b * S + i, and the
+     * blocks that exist are not a prefix: counted[b] says whether b is in hist (it exists),
+     * sexist[i] how many of stream i's blocks are; per-stream quotas use scnt (S (W + 1)
+     * counters), slevel, stake, sseen.  All NULL with one stream. */
+    uint32_t S;
+    uint8_t *counted;
+    uint32_t *sexist, *scnt, *slevel, *stake, *sseen;
 } lookahead_state;
 
 /* Where a ranking runs out: every block above level `level` is in, plus, at `level`, the
@@ -102,6 +109,20 @@ static void window_add(lookahead_state *st, const kvp_access *a, int up)
     const uint32_t stride = 2 * (st->W + 1);
     const uint32_t *pos = a->pos;
     const uint16_t delta = up ? 1 : (uint16_t)0xFFFFu; /* +1 or -1 modulo 2^16 */
+    const uint8_t *counted = st->counted;
+    if (counted) { /* several streams: the existing blocks are those counted */
+        for (uint32_t i = 0; i < count; i++) {
+            uint32_t b = pos[i];
+            uint32_t was = code[b], now = (uint16_t)(was + delta);
+            if (counted[b]) {
+                uint32_t *h = hist + (i % HIST_WAYS) * stride + (was >> 15) * res_off;
+                h[was & F_MASK]--;
+                h[now & F_MASK]++;
+            }
+            code[b] = (uint16_t)now;
+        }
+        return;
+    }
     for (uint32_t i = 0; i < count; i++) {
         uint32_t b = pos[i];
         uint32_t was = code[b], now = (uint16_t)(was + delta);
@@ -183,6 +204,12 @@ static void lookahead_free(void *state)
     free(st->code);
     free(st->hist);
     free(st->promote);
+    free(st->counted);
+    free(st->sexist);
+    free(st->scnt);
+    free(st->slevel);
+    free(st->stake);
+    free(st->sseen);
     free(st->below);
     free(st->level);
     free(st);
@@ -200,6 +227,39 @@ static int check_window(const lookahead_state *st, const kvp_step *s, kvp_error 
         return kvp_error_set(err, KVP_ECHECK, "lookahead: layer %u step %u: the engine gave "
                              "%u future steps, want %u", s->li->layer, n, s->nfuture, want);
     return 0;
+}
+
+/* Several streams: counts into hist the blocks of each stream that exist at step n (its
+ * context P_i + n; a finished stream's blocks were taken out by hist_free). */
+static void hist_extend_streams(lookahead_state *st, const kvp_layer_info *li, uint32_t n,
+                                const uint8_t *resident)
+{
+    const uint32_t S = st->S;
+    for (uint32_t i = 0; i < S; i++) {
+        if (n >= li->ssteps[i])
+            continue;
+        const uint32_t exist = li->sprompt[i] + n; /* g = 1 */
+        for (uint32_t b = st->sexist[i]; b < exist; b++) {
+            const uint32_t vb = b * S + i;
+            st->counted[vb] = 1;
+            hist_of(st, resident[vb])[f_of(st, vb)]++;
+        }
+        if (exist > st->sexist[i])
+            st->sexist[i] = exist;
+    }
+}
+
+/* Blocks of finished sequences leave hist and HBM (the engine has cleared their residency). */
+static void hist_free(lookahead_state *st, const kvp_step *s)
+{
+    for (uint32_t i = 0; i < s->nfreed; i++) {
+        const uint32_t b = s->freed[i];
+        if (st->counted[b]) {
+            hist_of(st, (st->code[b] & RES_BIT) != 0)[f_of(st, b)]--;
+            st->counted[b] = 0;
+        }
+        st->code[b] &= F_MASK;
+    }
 }
 
 /* Counts the existing blocks [hexist, exist) into hist. */
@@ -231,6 +291,22 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
         st->hist = calloc(HIST_WAYS * 2 * ((size_t)W + 1), sizeof *st->hist);
         st->promote = malloc(n * sizeof *st->promote);
     }
+    if (st && li->streams > 1) {
+        const uint32_t S = li->streams;
+        st->S = S;
+        st->counted = calloc(n, 1);
+        st->sexist = calloc(S, sizeof *st->sexist);
+        st->scnt = calloc((size_t)S * (W + 1), sizeof *st->scnt);
+        st->slevel = calloc(S, sizeof *st->slevel);
+        st->stake = calloc(S, sizeof *st->stake);
+        st->sseen = calloc(S, sizeof *st->sseen);
+        if (!st->counted || !st->sexist || !st->scnt || !st->slevel || !st->stake ||
+            !st->sseen) {
+            lookahead_free(st);
+            return kvp_error_set(err, KVP_ENOMEM, "lookahead: out of memory for layer %u",
+                                 li->layer);
+        }
+    }
     if (st && li->model && li->model->tiers > 2) {
         st->below = malloc(n * sizeof *st->below);
         st->level = malloc(((size_t)W + 1) * sizeof *st->level);
@@ -261,10 +337,15 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
 
     /* The wanted set of step 0 (nothing is resident yet), then the lowest prompt blocks. */
     const uint32_t exist = first->exist_blocks, slots = li->slots;
-    hist_extend(st, exist, resident);
+    if (st->S)
+        hist_extend_streams(st, li, 0, resident);
+    else
+        hist_extend(st, exist, resident);
     uint32_t nonres, count = 0, seen = 0;
     cutoff want = wanted_cutoff(st, slots, &nonres);
     for (uint32_t b = 0; b < exist && count < nonres; b++) {
+        if (st->counted && !st->counted[b])
+            continue;
         uint32_t fb = f_of(st, b);
         if (fb > want.level || (fb == want.level && fb > 0 && seen++ < want.non)) {
             resident[b] = 1;
@@ -272,7 +353,7 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
         }
     }
     for (uint32_t b = 0; b < exist && count < slots; b++)
-        if (!resident[b]) {
+        if (!resident[b] && (!st->counted || st->counted[b])) {
             resident[b] = 1;
             count++;
         }
@@ -282,9 +363,71 @@ static int lookahead_init(void **state, const kvp_layer_info *li, const kvp_step
     for (uint32_t i = 0; i < HIST_WAYS * 2 * (W + 1); i++)
         st->hist[i] = 0;
     st->hexist = 0;
-    hist_extend(st, exist, resident);
+    if (st->S) {
+        memset(st->counted, 0, n);
+        memset(st->sexist, 0, (size_t)st->S * sizeof *st->sexist);
+        hist_extend_streams(st, li, 0, resident);
+    } else {
+        hist_extend(st, exist, resident);
+    }
     *state = st;
     return 0;
+}
+
+/* ceil(R * count), guarded, within [0, count]. */
+static uint32_t quota(double R, uint32_t count)
+{
+    double p_real = ceil(R * (double)count - CEIL_GUARD);
+    return p_real <= 0 ? 0 : p_real >= (double)count ? count : (uint32_t)p_real;
+}
+
+/* 1 if block b (existing, not resident) is wanted: above the wanted level, or at it among
+ * the first want.non non-resident blocks in index order (*seen counts those met). */
+static int wanted_nonres(const lookahead_state *st, uint32_t b, cutoff want, uint32_t *seen)
+{
+    const uint32_t f = f_of(st, b);
+    return f > 0 && (f > want.level || (f == want.level && (*seen)++ < want.non));
+}
+
+/* Several streams: lists in st->promote, in index order, the first ceil(R * count_i) wanted
+ * blocks not resident of each stream i in rank order (f descending, then lower index), and
+ * returns how many.  Two passes over the existing blocks: the counts per stream and level,
+ * then the blocks. */
+static uint32_t quota_per_stream(lookahead_state *st, const kvp_step *s, cutoff want)
+{
+    const uint32_t S = st->S, W = st->W, exist = s->exist_blocks;
+    uint32_t seen = 0, total = 0;
+    memset(st->scnt, 0, (size_t)S * (W + 1) * sizeof *st->scnt);
+    for (uint32_t b = 0; b < exist; b++)
+        if (st->counted[b] && !s->resident[b] && wanted_nonres(st, b, want, &seen))
+            st->scnt[(size_t)(b % S) * (W + 1) + f_of(st, b)]++;
+    for (uint32_t i = 0; i < S; i++) {
+        const uint32_t *c = st->scnt + (size_t)i * (W + 1);
+        uint32_t count = 0;
+        for (uint32_t f = 1; f <= W; f++)
+            count += c[f];
+        uint32_t left = quota(st->R, count);
+        st->slevel[i] = W + 1; /* none */
+        st->stake[i] = 0;
+        st->sseen[i] = 0;
+        for (uint32_t f = W; f >= 1 && left > 0; f--) {
+            if (left <= c[f]) {
+                st->slevel[i] = f;
+                st->stake[i] = left;
+                break;
+            }
+            left -= c[f];
+        }
+    }
+    seen = 0;
+    for (uint32_t b = 0; b < exist; b++) {
+        if (!st->counted[b] || s->resident[b] || !wanted_nonres(st, b, want, &seen))
+            continue;
+        const uint32_t i = b % S, f = f_of(st, b);
+        if (f > st->slevel[i] || (f == st->slevel[i] && st->sseen[i]++ < st->stake[i]))
+            st->promote[total++] = b;
+    }
+    return total;
 }
 
 /* The pass that names the blocks at the cut-offs (lowest index first). */
@@ -304,6 +447,8 @@ static int scan_visit(scan *sc, uint32_t b, kvp_error *err)
 {
     kvp_step *s = sc->s;
     const uint32_t fb = f_of(sc->st, b);
+    if (sc->st->counted && !sc->st->counted[b])
+        return 0; /* several streams: a block not yet (or no longer) there */
     if (s->resident[b]) {
         if (sc->ndem == sc->d || fb > sc->dem.level)
             return 0;
@@ -412,30 +557,39 @@ static int lookahead_step(void *state, kvp_step *s, kvp_error *err)
         if (s->nfuture == st->W)
             window_add(st, s->future[st->W - 1], 1);
     }
-    hist_extend(st, s->exist_blocks, s->resident);
+    if (st->S) {
+        hist_free(st, s);
+        hist_extend_streams(st, s->li, s->n, s->resident);
+    } else {
+        hist_extend(st, s->exist_blocks, s->resident);
+    }
     if (s->nresident > slots)
         return kvp_error_set(err, KVP_ECHECK, "lookahead: layer %u step %u: %u resident, "
                              "slots %u", s->li->layer, s->n, s->nresident, slots);
 
     uint32_t nonres;
     cutoff want = wanted_cutoff(st, slots, &nonres);
-    double p_real = ceil(st->R * (double)nonres - CEIL_GUARD);
-    uint32_t p = p_real <= 0 ? 0 : p_real >= (double)nonres ? nonres : (uint32_t)p_real;
+    /* Several streams and R < 1: the quota is per stream (listed in st->promote here);
+     * with R = 1 every wanted block is promoted either way. */
+    const int per_stream = st->S && st->R < 1;
+    uint32_t p = per_stream ? quota_per_stream(st, s, want) : quota(st->R, nonres);
     if (p > 0) {
         /* p <= nonres <= slots - (wanted resident), so p - free <= the unwanted resident
          * blocks: the demotions below always find their blocks. */
         const uint32_t free_slots = slots - s->nresident;
         const uint32_t d = p > free_slots ? p - free_slots : 0;
-        cutoff pro = promote_cutoff(st, want, p), dem = {0, 0, 0};
+        cutoff pro = per_stream ? (cutoff){1, 0, 0} : promote_cutoff(st, want, p);
+        cutoff dem = {0, 0, 0};
         if (pro.level > st->W || (d > 0 && demote_cutoff(st, want, d, &dem) < 0))
             return kvp_error_set(err, KVP_ECHECK, "lookahead: layer %u step %u: histogram "
                                  "out of step", s->li->layer, s->n);
         /* Residents skipped at the demoted level before the unwanted ones start. */
-        scan sc = {s, st, p, d, pro, dem, dem.level == want.level ? want.res : 0, 0, 0, 0, 0,
+        scan sc = {s, st, per_stream ? 0 : p, d, pro, dem,
+                   dem.level == want.level ? want.res : 0, 0, 0, 0, 0,
                    hist_of(st, 0), hist_of(st, 1)};
         if ((rc = scan_blocks(&sc, err)) < 0)
             return rc;
-        const uint32_t npro = sc.npro, ndem = sc.ndem;
+        const uint32_t npro = per_stream ? p : sc.npro, ndem = sc.ndem;
         for (uint32_t i = 0; i < npro; i++) {
             uint32_t b = st->promote[i];
             if ((rc = kvp_step_promote(s, b)) < 0)
@@ -451,8 +605,10 @@ static int lookahead_step(void *state, kvp_step *s, kvp_error *err)
                                  ndem, p, d);
     }
     rc = kvp_step_place_new_default(s);
-    if (s->new_block < s->li->nblocks)
+    if (s->nnew <= 1 && s->new_block < s->li->nblocks)
         sync_resident(st, s->new_block, s->resident);
+    for (uint32_t i = 0; s->nnew > 1 && i < s->nnew; i++)
+        sync_resident(st, s->new_blocks[i], s->resident);
     if (st->below)
         rank_below(st, s);
     return rc;
@@ -463,6 +619,7 @@ const kvp_policy_ops kvp_policy_lookahead = {
     .doc = "perfect foresight over W steps; promotes a share R of the wanted blocks",
     .params = lookahead_params,
     .nparams = sizeof lookahead_params / sizeof *lookahead_params,
+    .caps = KVP_CAP_STREAMS,
     .lookahead = lookahead_window,
     .init = lookahead_init,
     .step = lookahead_step,

@@ -552,9 +552,9 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
         return 0;
     if (ro && ro->check)
         return kvp_error_set(err, KVP_EINVAL, "lookahead grid: checked runs are the engine's");
-    if (sc->tiers > 2)
-        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: two tiers only; more are the "
-                             "engine's");
+    if (sc->tiers > 2 || kvp_trace_streams(tr))
+        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: two tiers and one stream only; "
+                             "the rest are the engine's");
     for (size_t i = 0; i < n; i++)
         if (ps[i].ops != &kvp_policy_lookahead || ps[i].value[0] != ps[0].value[0])
             return kvp_error_set(err, KVP_EINVAL, "lookahead grid: every spec must be "

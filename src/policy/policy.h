@@ -31,6 +31,12 @@ typedef struct kvp_layer_info {
      * moves (the online family of src/policy/online.c). */
     const struct kvp_cost_model *model;
     uint64_t tok_bytes;
+    /* Streams (docs/MODEL.md "Streams"): with S > 1 streams, block b of stream i is the
+     * layer's block b * S + i, so that index order is "lower b, then lower stream"; prompt,
+     * steps and nblocks are then the largest over the streams, and sprompt/ssteps give each
+     * stream's own (NULL with one stream).  kvp_block_in_prompt tells which blocks exist. */
+    uint32_t streams;
+    const uint32_t *sprompt, *ssteps;
 } kvp_layer_info;
 
 /* One step of one layer, as the policy sees it. */
@@ -61,6 +67,17 @@ typedef struct kvp_step {
      * kvp_step_promote/kvp_step_demote. */
     const uint8_t *resident;
     uint32_t nresident;
+
+    /* The blocks this step's new tokens open, ascending: new_block when opens_block with
+     * one stream; with several, one per decoding stream whose token opens a block (then
+     * new_block is the first of them and opens_block tells whether there is one). */
+    uint32_t nnew;
+    const uint32_t *new_blocks;
+    /* Blocks of sequences that finished before this step (several streams only): they left
+     * both tiers at no cost, the engine has cleared their residency, and they never come
+     * back.  Ascending; every block the stream ever had. */
+    uint32_t nfreed;
+    const uint32_t *freed;
 
     /* engine-private */
     struct kvp_engine_layer *eng;
@@ -96,6 +113,11 @@ int kvp_step_place_new_default(kvp_step *s);
 /* Initial placement (after prefill, free of cost): init receives resident[] all zero and
  * sets it.  The default fills the lowest-numbered prompt blocks up to slots. */
 uint32_t kvp_initial_default(const kvp_layer_info *li, uint8_t *resident);
+/* The same up to `limit` blocks (KVP_UNLIMITED_SLOTS: every prompt block). */
+uint32_t kvp_initial_fill(const kvp_layer_info *li, uint8_t *resident, uint32_t limit);
+/* 1 if block b holds prompt tokens (exists after prefill); with several streams, block b of
+ * stream b % S exists while b / S < ceil(P_stream / g). */
+int kvp_block_in_prompt(const kvp_layer_info *li, uint32_t b);
 
 /* What a policy is, as the engine needs to know it (kvp_policy_ops.caps).  The engine asks
  * these, never a policy's name. */
@@ -105,6 +127,8 @@ uint32_t kvp_initial_default(const kvp_layer_info *li, uint8_t *resident);
 #define KVP_CAP_BOUND 0x08u       /* a lower bound on the time, not a placement */
 #define KVP_CAP_MANY_PASSES 0x10u /* run reads the trace many times: give it a trace cache */
 #define KVP_CAP_SMALL_ONLY 0x20u  /* refuses all but small cases (optimal): "all" leaves it out */
+#define KVP_CAP_STREAMS 0x80u     /* runs on traces of several streams (docs/MODEL.md
+                                   * "Streams"); the others refuse them */
 #define KVP_CAP_FIXED 0x40u       /* never moves a block: with more than two tiers, a new block
                                    * out of HBM takes the fastest free tier instead of pushing
                                    * tier 1's least recent block down (docs/POLICIES.md) */

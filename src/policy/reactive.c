@@ -33,6 +33,9 @@ static const kvp_policy_param reactive_params[] = {
  * again: with 2, a third of the reactive step went to compaction (docs/PERF.md). */
 #define QUEUE_FACTOR 8u
 #define NEVER 0u
+/* The stamp of a block whose sequence finished (docs/MODEL.md "Streams"): no entry holds it,
+ * so its entries are stale. */
+#define GONE UINT32_MAX
 
 typedef struct lru_entry {
     uint32_t block, stamp;
@@ -84,6 +87,19 @@ static void queue_append(reactive_state *st, uint32_t b, uint32_t stamp)
 {
     st->stamp[b] = stamp;
     st->queue[st->tail++] = (lru_entry){b, stamp};
+}
+
+/* Several streams: the new blocks are appended after the reads, but a new block of a short
+ * stream may rank below a read block of a longer one; equal stamps must stay in index order
+ * (ties: lower index first, docs/MODEL.md §5), so each new block moves down past the entries
+ * from `from` on with a higher block. */
+static void queue_append_ordered(reactive_state *st, size_t from, uint32_t b, uint32_t stamp)
+{
+    st->stamp[b] = stamp;
+    size_t k = st->tail++;
+    for (; k > from && st->queue[k - 1].block > b; k--)
+        st->queue[k] = st->queue[k - 1];
+    st->queue[k] = (lru_entry){b, stamp};
 }
 
 static void queue_clear(reactive_state *st)
@@ -238,11 +254,11 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
 static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp_error *err)
 {
     const uint32_t slots = s->li->slots, gen = s->n + 1;
-    const uint32_t keep_new = nnew && slots > 0;
+    const uint32_t keep_new = nnew < slots ? nnew : slots; /* the lowest new blocks */
     const uint32_t keep = slots - keep_new; /* accessed blocks kept; < nread here */
     int rc;
     select_kept(st, s, keep);
-    queue_reserve(st, (size_t)s->nread + 1);
+    queue_reserve(st, (size_t)s->nread + (nnew > 1 ? nnew : 1));
     /* One pass without branches stamps every accessed block, appends the kept ones (the new
      * queue, after the old one), and lists the kept ones to promote and the resident
      * others to demote.  The old queue's live entries are then exactly the resident blocks
@@ -270,9 +286,9 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     }
     st->head = old_tail;
     st->tail = tail;
-    if (keep_new) {
-        up[nup++] = s->new_block;
-        queue_append(st, s->new_block, gen);
+    for (uint32_t i = 0; i < keep_new; i++) {
+        up[nup++] = s->new_blocks[i];
+        queue_append_ordered(st, old_tail, s->new_blocks[i], gen);
     }
     st->nlist = keep + keep_new;
     /* Demote before promoting so the layer never holds more than slots. */
@@ -287,8 +303,13 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
     const uint32_t slots = s->li->slots;
     /* A new token in a block that already holds tokens opens no block: there is no new block,
      * and the token follows its block's residency (docs/POLICIES.md). */
-    const uint32_t nnew = s->opens_block ? 1 : 0;
+    const uint32_t nnew = s->nnew;
     int rc;
+    if (s->nfreed) { /* finished sequences: their blocks left HBM at no cost */
+        for (uint32_t i = 0; i < s->nfreed; i++)
+            st->stamp[s->freed[i]] = GONE;
+        st->nlist = s->nresident;
+    }
     if (st->nlist != s->nresident)
         return kvp_error_set(err, KVP_ECHECK, "reactive: layer %u step %u: LRU list holds %u "
                              "blocks, the engine %u", s->li->layer, s->n, st->nlist,
@@ -318,10 +339,16 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
         up[nup] = b;
         nup += !resident[b];
     }
+    const size_t from = st->tail;
     st->tail += nread;
-    if (nnew) {
+    if (nnew == 1 && s->li->streams <= 1) {
         up[nup++] = s->new_block;
         queue_append(st, s->new_block, gen);
+    } else {
+        for (uint32_t i = 0; i < nnew; i++) {
+            up[nup++] = s->new_blocks[i];
+            queue_append_ordered(st, from, s->new_blocks[i], gen);
+        }
     }
     if ((rc = promote_all(s, up, nup, err)) < 0)
         return rc;
@@ -353,7 +380,7 @@ const kvp_policy_ops kvp_policy_reactive = {
     .doc = "LRU: accessed and new blocks to HBM, least recently used evicted",
     .params = reactive_params,
     .nparams = sizeof reactive_params / sizeof *reactive_params,
-    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE,
+    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE | KVP_CAP_STREAMS,
     .block_tokens = reactive_block_tokens,
     .init = reactive_init,
     .step = reactive_step,

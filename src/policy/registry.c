@@ -26,6 +26,7 @@ const kvp_policy_ops *const *kvp_policies(size_t *count)
 const char *kvp_policy_name(const kvp_policy_ops *ops) { return ops->name; }
 const char *kvp_policy_doc(const kvp_policy_ops *ops) { return ops->doc; }
 int kvp_policy_online(const kvp_policy_ops *ops) { return (ops->caps & KVP_CAP_ONLINE) != 0; }
+int kvp_policy_streams(const kvp_policy_ops *ops) { return (ops->caps & KVP_CAP_STREAMS) != 0; }
 
 const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *count)
 {

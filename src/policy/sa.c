@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "engine/runner.h"
 #include "policy/lookahead_grid.h"
+#include "trace/trace.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -133,7 +134,7 @@ static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *
         int rc = 0;
         /* The bitset run (src/policy/lookahead_grid.c) gives the engine's result, faster;
          * a checked run, or one on more than two tiers, is the engine's own. */
-        if ((st->ro && st->ro->check) || st->sc->tiers > 2) {
+        if ((st->ro && st->ro->check) || st->sc->tiers > 2 || kvp_trace_streams(st->tr)) {
             char spec[64];
             snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, r / (double)SA_R_STEPS);
             kvp_policy_spec ps;
@@ -312,6 +313,6 @@ const kvp_policy_ops kvp_policy_sa = {
     .doc = "the study's upper bound: simulated annealing over lookahead's (W, R)",
     .params = sa_params,
     .nparams = sizeof sa_params / sizeof *sa_params,
-    .caps = KVP_CAP_MANY_PASSES,
+    .caps = KVP_CAP_MANY_PASSES | KVP_CAP_STREAMS,
     .run = sa_run,
 };

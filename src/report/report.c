@@ -69,12 +69,15 @@ static int cell_double(cell *c, double d, const char *what, kvp_error *err)
 
 /* The per-tier and per-link cells of a result (docs/MODEL.md "Tiers beyond two"), after the
  * fixed fields: tier k's KV reads served, bytes read, written, moved in and out, busy time;
- * link j's bytes up and down and busy time each way. */
+ * link j's bytes up and down and busy time each way; then, for a trace of several streams,
+ * the per-sequence cells (docs/MODEL.md "Streams"): sequence q's prompt, steps, KV bytes read
+ * from HBM and from below, promoted and demoted (seq<q>_...). */
 typedef struct tier_cell {
     char name[40];
     char text[NUM_BUF];
 } tier_cell;
-#define MAX_TIER_CELLS (KVP_MAX_TIERS * 6 + KVP_MAX_TIERS * 4)
+#define SEQ_CELLS 6
+#define MAX_TIER_CELLS (KVP_MAX_TIERS * 6 + KVP_MAX_TIERS * 4 + KVP_MAX_SEQUENCES * SEQ_CELLS)
 
 static int tier_cells(const kvp_result *r, tier_cell *out, kvp_error *err)
 {
@@ -109,6 +112,22 @@ static int tier_cells(const kvp_result *r, tier_cell *out, kvp_error *err)
         format_double(out[n++].text, sizeof out[n].text, r->link_up_busy_s[j]);
         snprintf(out[n].name, sizeof out[n].name, "link%u_down_busy_s", j);
         format_double(out[n++].text, sizeof out[n].text, r->link_down_busy_s[j]);
+    }
+    if (r->sequences > KVP_MAX_SEQUENCES)
+        return kvp_error_set(err, KVP_EINVAL, "policy %s: %u sequences", r->policy,
+                             r->sequences);
+    for (uint32_t q = 0; q < r->sequences; q++) {
+        const struct kvp_seq_result *sq = &r->seq[q];
+        const uint64_t u[SEQ_CELLS] = {sq->prompt,         sq->steps,
+                                       sq->kv_read_hbm,    sq->kv_read_dram,
+                                       sq->promoted_bytes, sq->demoted_bytes};
+        static const char *const un[SEQ_CELLS] = {"prompt", "steps", "kv_read_hbm_bytes",
+                                                  "kv_read_dram_bytes", "promoted_bytes",
+                                                  "demoted_bytes"};
+        for (size_t i = 0; i < SEQ_CELLS; i++, n++) {
+            snprintf(out[n].name, sizeof out[n].name, "seq%u_%s", q, un[i]);
+            snprintf(out[n].text, sizeof out[n].text, "%" PRIu64, u[i]);
+        }
     }
     return n;
 }
@@ -573,6 +592,15 @@ static int json_build(const kvp_report *rep, cJSON *root, kvp_error *err)
         add_cell(t, "prompt", &pr) < 0 || add_cell(t, "steps", &st) < 0 ||
         add_cell(t, "layers", &ly) < 0 || add_cell(root, "seed", &sd) < 0)
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    if (kvp_trace_stream_count(rep->tr) > 1) { /* docs/MODEL.md "Streams" */
+        cell ns, nh, nq;
+        cell_u64(&ns, kvp_trace_stream_count(rep->tr));
+        cell_u64(&nh, kvp_trace_heads(rep->tr));
+        cell_u64(&nq, kvp_trace_sequence_count(rep->tr));
+        if (add_cell(t, "streams", &ns) < 0 || add_cell(t, "heads", &nh) < 0 ||
+            add_cell(t, "sequences", &nq) < 0)
+            return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    }
     cJSON *arr = cJSON_AddArrayToObject(root, "results");
     if (!arr)
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");

@@ -106,6 +106,8 @@ static const kvp_param_info params[] = {
      "random seed of a synthetic trace"},
     {"variation", KVP_PK_VARIATION, OFF(variation), "", "actual", 0, 0, 0, "synthetic",
      "how fast token importance drifts in a synthetic trace: low, actual, high"},
+    {"sequences", KVP_PK_COUNT, OFF(sequences), "", "1", 1, KVP_MAX_SEQUENCES, 0, "synthetic",
+     "distinct sequences of a synthetic batch, each with its own seed and prompt length"},
 };
 
 static const char *const variation_names[] = {"low", "actual", "high"};
@@ -859,6 +861,8 @@ int kvp_param_in_use(const kvp_scenario *sc, const kvp_param_info *p)
     /* A two-tier machine is described by the two-tier names alone, as before tiers. */
     if (strcmp(n, "tiers") == 0)
         return sc->tiers != 2;
+    if (strcmp(n, "sequences") == 0) /* one sequence is described as before sequences */
+        return sc->sequences != 1;
     if (strcmp(n, "tp") == 0)
         return sc->tp != 1;
     /* topk off says nothing (reports read as before it existed); on, it replaces sparsity */

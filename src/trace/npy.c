@@ -64,6 +64,8 @@ typedef struct npy_impl {
     npy_dtype dtype;
     size_t itemsize;
     uint32_t cols; /* C = P + N - 1 */
+    uint32_t heads; /* H of a 4-D (N, L, H, C) file, read as (N, L * H, C); 1 if 3-D */
+    int four;       /* the file is 4-D */
     char *path;    /* full path, for messages (kvp_trace.name may be truncated) */
 } npy_impl;
 
@@ -361,12 +363,25 @@ static int check_header(const npy_header *h, const char *path, size_t data_avail
 
     char shape[NPY_MAX_DIMS * 24];
     format_shape(h, shape, sizeof shape);
-    if (h->ndim != 3)
+    if (h->ndim != 3 && h->ndim != 4)
         return kvp_error_set(err, KVP_EFORMAT,
                              "%s: shape %s has %u dimension%s; expected (steps, layers, "
-                             "positions)",
+                             "positions) or (steps, layers, heads, positions)",
                              path, shape, h->ndim, h->ndim == 1 ? "" : "s");
-    uint64_t n = h->shape[0], l = h->shape[1], c = h->shape[2];
+    /* A 4-D file (N, L, H, C) is read as (N, L * H, C): row l * H + h is head h of layer l
+     * (src/trace/streams.c makes the heads' views). */
+    const int four = h->ndim == 4;
+    uint64_t n = h->shape[0], l = h->shape[1], c = h->shape[four ? 3 : 2];
+    uint64_t heads = four ? h->shape[2] : 1;
+    if (heads == 0)
+        return kvp_error_set(err, KVP_EFORMAT, "%s: shape %s has no heads", path, shape);
+    if (four && (l > UINT32_MAX || heads > UINT32_MAX || l * heads > UINT32_MAX))
+        return kvp_error_set(err, KVP_ERANGE,
+                             "%s: shape %s: layers times heads must be at most %u", path,
+                             shape, UINT32_MAX);
+    im->heads = (uint32_t)heads;
+    im->four = four;
+    l *= heads;
     if (n == 0)
         return kvp_error_set(err, KVP_EFORMAT, "%s: shape %s has no steps", path, shape);
     if (l == 0)
@@ -533,8 +548,13 @@ static const unsigned char *row_bytes(const npy_cursor *c, uint32_t n)
 static int bad_score(const npy_cursor *c, uint32_t n, uint32_t p, int nan, int neg,
                      kvp_error *err)
 {
+    const char *what = nan ? "NaN" : neg ? "-inf" : "+inf";
+    if (c->im->heads > 1)
+        return kvp_error_set(err, KVP_EFORMAT, "%s: step %u, layer %u, head %u, position %u: "
+                             "score is %s", c->im->path, n, c->layer / c->im->heads,
+                             c->layer % c->im->heads, p, what);
     return kvp_error_set(err, KVP_EFORMAT, "%s: step %u, layer %u, position %u: score is %s",
-                         c->im->path, n, c->layer, p, nan ? "NaN" : neg ? "-inf" : "+inf");
+                         c->im->path, n, c->layer, p, what);
 }
 
 /* Converts the used part of row (n, layer) into c->row, refusing NaN and infinities. */
@@ -837,6 +857,8 @@ int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err)
         npy_destroy(t);
         return rc;
     }
+    if (im->four) /* one stream per head (docs/MODEL.md "Streams") */
+        return kvp_trace_heads_of(out, t, im->heads, err);
     *out = t;
     return 0;
 }

@@ -108,17 +108,22 @@ int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t 
     int rc = kvp_cursor_next(c, &a, err);
     if (rc <= 0)
         return rc;
-    uint32_t lo = 0, hi = a.count;
+    kvp_access_count_below(&a, below, k, h);
+    return 1;
+}
+
+void kvp_access_count_below(const kvp_access *a, uint32_t below, uint32_t *k, uint32_t *h)
+{
+    uint32_t lo = 0, hi = a->count;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (a.pos[mid] < below)
+        if (a->pos[mid] < below)
             lo = mid + 1;
         else
             hi = mid;
     }
-    *k = a.count;
+    *k = a->count;
     *h = lo;
-    return 1;
 }
 
 void kvp_cursor_sets_only(kvp_cursor *c)

@@ -48,6 +48,8 @@ void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, fl
  * size and a binary search of it. */
 int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t *h,
                            kvp_error *err);
+/* The same two counts of a set in hand: its size and a binary search. */
+void kvp_access_count_below(const kvp_access *a, uint32_t below, uint32_t *k, uint32_t *h);
 
 /* How many of the top-k of scores[0..n) (kvp_topk's set: ties to the lower positions) lie
  * below position `below`; scratch holds n entries.  *kth_key (if not NULL) receives the k-th
@@ -61,12 +63,34 @@ uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint3
  * in-memory buffers so that both give the same floats. */
 float kvp_half_to_float(uint16_t h);
 
+/* The streams of a trace (docs/MODEL.md "Streams"): KV heads of a 4-D trace and distinct
+ * sequences.  Stream i = sequence q * heads + head h; each stream is an ordinary 3-D trace
+ * (a head of a 4-D trace is a view of it).  A trace with streams has a cursor of its own that
+ * merges the streams' sets of a step into one set of virtual positions p * n + i (ascending:
+ * position, then stream); the engine maps them to its blocks (src/engine/engine.c). */
+typedef struct kvp_streams {
+    uint32_t n;     /* streams */
+    uint32_t nseq;  /* sequences */
+    uint32_t heads; /* streams per sequence: 1 for 3-D traces, kv_heads for 4-D ones */
+    int per_head;   /* 4-D: a stream is one KV head (its token weighs tok_bytes / heads) */
+    const kvp_trace *const *stream; /* n 3-D traces */
+    const uint32_t *prompt, *steps; /* per stream: P_i, N_i */
+    uint32_t positions;             /* max over the streams of P_i + N_i */
+} kvp_streams;
+
+/* The trace's streams, or NULL for a single-stream trace. */
+const kvp_streams *kvp_trace_streams(const kvp_trace *t);
+/* A trace of the H heads of base, whose layers are the (layer, head) pairs layer * H + head of
+ * an (N, L, H, C) array read as (N, L * H, C); takes base over (freed on failure too). */
+int kvp_trace_heads_of(kvp_trace **out, kvp_trace *base, uint32_t heads, kvp_error *err);
+
 struct kvp_trace {
     const kvp_trace_vt *vt;
     uint32_t steps, layers, prompt;
     int is_bool;
     char name[256];
     void *impl; /* owned by the implementation; freed by vt->destroy */
+    const kvp_streams *streams; /* NULL: one stream (set by src/trace/streams.c only) */
 };
 
 struct kvp_cursor {

@@ -188,6 +188,9 @@ int kvp_trace_cache_empty(kvp_trace **out, const kvp_trace *src, kvp_budget budg
                           kvp_error *err)
 {
     *out = NULL;
+    if (src->streams)
+        return kvp_error_set(err, KVP_EINVAL, "%s: a trace of several streams has no trace "
+                             "cache (it is read as it is)", src->name);
     int rc = src->is_bool ? 0 : kvp_budget_check(budget, src->name, err);
     if (rc < 0)
         return rc;

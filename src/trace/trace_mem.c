@@ -223,13 +223,28 @@ int kvp_trace_from_buffer(kvp_trace **out, const void *data, int dtype, size_t n
     if (dtype != KVP_DTYPE_F32 && dtype != KVP_DTYPE_F16 && dtype != KVP_DTYPE_BOOL)
         return kvp_error_set(err, KVP_EINVAL, "%s: dtype code %d is not supported (float32, "
                              "float16 or bool)", name, dtype);
-    if (ndim == 4)
-        return kvp_error_set(err, KVP_ESHAPE, "%s: 4-D traces (steps, layers, heads, "
-                             "positions) are not supported yet; reduce the heads first "
-                             "(e.g. a sum over axis 2) to (steps, layers, positions)", name);
+    if (ndim == 4 && shape) {
+        /* (N, L, H, C) is (N, L * H, C) in memory: one stream per head, as a 4-D .npy file
+         * (src/trace/streams.c). */
+        if (shape[2] == 0)
+            return kvp_error_set(err, KVP_ESHAPE, "%s: shape (%llu, %llu, %llu, %llu) has no "
+                                 "heads", name, (unsigned long long)shape[0],
+                                 (unsigned long long)shape[1], (unsigned long long)shape[2],
+                                 (unsigned long long)shape[3]);
+        if (shape[1] > UINT32_MAX || shape[2] > UINT32_MAX || shape[1] * shape[2] > UINT32_MAX)
+            return kvp_error_set(err, KVP_ERANGE, "%s: layers times heads must be at most %u",
+                                 name, UINT32_MAX);
+        const uint64_t flat[3] = {shape[0], shape[1] * shape[2], shape[3]};
+        kvp_trace *base;
+        int rc = kvp_trace_from_buffer(&base, data, dtype, 3, flat, name, err);
+        if (rc < 0)
+            return rc;
+        return kvp_trace_heads_of(out, base, (uint32_t)shape[2], err);
+    }
     if (ndim != 3 || !shape)
         return kvp_error_set(err, KVP_ESHAPE, "%s: %zu dimension%s; expected 3 (steps, "
-                             "layers, positions)", name, ndim, ndim == 1 ? "" : "s");
+                             "layers, positions) or 4 (steps, layers, heads, positions)",
+                             name, ndim, ndim == 1 ? "" : "s");
     uint64_t n = shape[0], l = shape[1], c = shape[2];
     if (n == 0 || l == 0)
         return kvp_error_set(err, KVP_ESHAPE, "%s: shape (%llu, %llu, %llu) has no %s", name,

@@ -23,17 +23,18 @@ static uint32_t merge_count(const uint32_t *a, uint32_t na, const uint32_t *b, u
     return both;
 }
 
-int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
-                            kvp_error *err)
+/* The sums of one 3-D trace's pass (every layer). */
+typedef struct stat_sums {
+    uint64_t reads, sink_reads, overlap_terms, cells;
+    double overlap_sum;
+} stat_sums;
+
+static int stats_of(const kvp_trace *t, kvp_budget budget, stat_sums *sum, kvp_error *err)
 {
-    memset(st, 0, sizeof *st);
     uint64_t max_ctx = (uint64_t)t->prompt + t->steps; /* bound on |A(n)| */
     uint32_t *prev = malloc((size_t)(max_ctx ? max_ctx : 1) * sizeof *prev);
     if (!prev)
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", t->name);
-
-    uint64_t reads = 0, sink_reads = 0, overlap_terms = 0;
-    double overlap_sum = 0.0;
     int rc = 0;
     for (uint32_t l = 0; l < t->layers && rc >= 0; l++) {
         kvp_cursor *c;
@@ -44,14 +45,14 @@ int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_sta
         uint32_t nprev = 0;
         kvp_access a;
         while ((rc = kvp_cursor_next(c, &a, err)) > 0) {
-            reads += a.count;
+            sum->reads += a.count;
             for (uint32_t i = 0; i < a.count && a.pos[i] < KVP_SINK_POSITIONS; i++)
-                sink_reads++;
+                sum->sink_reads++;
             /* an empty set (possible with bool marks) has no share to average */
             if (a.step >= 1 && a.count > 0) {
                 uint32_t both = merge_count(a.pos, a.count, prev, nprev);
-                overlap_sum += (double)both / (double)a.count;
-                overlap_terms++;
+                sum->overlap_sum += (double)both / (double)a.count;
+                sum->overlap_terms++;
             }
             memcpy(prev, a.pos, (size_t)a.count * sizeof *prev);
             nprev = a.count;
@@ -59,14 +60,26 @@ int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_sta
         kvp_cursor_free(c);
     }
     free(prev);
+    sum->cells += (uint64_t)t->steps * t->layers;
+    return rc;
+}
+
+int kvp_trace_stats_compute(const kvp_trace *t, kvp_budget budget, kvp_trace_stats *st,
+                            kvp_error *err)
+{
+    memset(st, 0, sizeof *st);
+    stat_sums sum = {0};
+    const kvp_streams *si = t->streams;
+    int rc = 0;
+    /* several streams: each stream on its own positions, the sums over all of them */
+    for (uint32_t i = 0; i < (si ? si->n : 1) && rc >= 0; i++)
+        rc = stats_of(si ? si->stream[i] : t, budget, &sum, err);
     if (rc < 0)
         return rc;
-
-    uint64_t cells = (uint64_t)t->steps * t->layers;
-    st->reads = reads;
-    st->mean_reads_per_step = cells ? (double)reads / (double)cells : 0.0;
-    st->mean_overlap = overlap_terms ? overlap_sum / (double)overlap_terms : 0.0;
-    st->mean_sink_share = reads ? (double)sink_reads / (double)reads : 0.0;
+    st->reads = sum.reads;
+    st->mean_reads_per_step = sum.cells ? (double)sum.reads / (double)sum.cells : 0.0;
+    st->mean_overlap = sum.overlap_terms ? sum.overlap_sum / (double)sum.overlap_terms : 0.0;
+    st->mean_sink_share = sum.reads ? (double)sum.sink_reads / (double)sum.reads : 0.0;
     return 0;
 }
 

@@ -95,6 +95,27 @@ class RunEqualsCli(Tmp):
     def test_bool(self):
         self.check_dtype(np.bool_, 3)
 
+    def test_heads(self):
+        # A 4-D array of 8 identical heads (llama-3.1-8b has kv_heads 8) gives the numbers of
+        # its 3-D array at the same batch (docs/MODEL.md section 12), with the CLI's default
+        # list left to the policies that run on streams; the report names the heads.
+        rng = np.random.default_rng(7)
+        a = random_trace(rng, 10, 2, 30, np.float32)
+        a4 = np.repeat(a[:, :, None, :], 8, axis=2)
+        # a budget that splits evenly for 1- and 16-token blocks: 2 layers x 16 x 4096 B
+        scn = dict(SCN, hbm_capacity=1000000 + 2 * 16 * 4096)
+        got = kvplace.run(trace=a4, hw="gh200-paper", model="llama-3.1-8b", set=scn)
+        names = [r["policy"] for r in got["results"]]
+        self.assertIn("lookahead", names)
+        self.assertNotIn("plan", names)
+        self.assertEqual(got["trace"]["heads"], 8)
+        want = kvplace.run(trace=a, hw="gh200-paper", model="llama-3.1-8b", set=scn,
+                           policies=names)
+        key = ("total_time_s", "kv_read_hbm_bytes", "kv_read_dram_bytes", "promoted_bytes")
+        self.assertEqual([[r[k] for k in key] for r in got["results"]],
+                         [[r[k] for k in key] for r in want["results"]])
+        self.assertGreater(len({r["total_time_s"] for r in want["results"]}), 3)
+
     def test_layout_and_byte_order_do_not_matter(self):
         rng = np.random.default_rng(4)
         a = random_trace(rng, 6, 2, 20, np.float32)
@@ -149,7 +170,9 @@ class BadInput(unittest.TestCase):
     def test_dims(self):
         self.assertError("2 dimensions; expected 3", trace=np.zeros((3, 4), np.float32))
         self.assertError("1 dimension; expected 3", trace=np.zeros(4, np.float32))
-        self.assertError("4-D traces", trace=np.zeros((2, 2, 8, 5), np.float32))
+        self.assertError("5 dimensions", trace=np.zeros((2, 2, 8, 5, 1), np.float32))
+        self.assertError("4-D trace has 3 heads", trace=np.zeros((2, 32, 3, 5), np.float32),
+                         policies=["static"])
         self.assertError("no steps", trace=np.zeros((0, 2, 5), np.float32))
         self.assertError("5 steps need at least 5 positions",
                          trace=np.zeros((5, 2, 4), np.float32), set=SCN)

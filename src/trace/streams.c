@@ -1,0 +1,493 @@
+/*
+ * Traces of several streams (docs/MODEL.md "Streams"): the KV heads of a 4-D trace, each a
+ * view of one head, and batches of distinct sequences.  A trace with streams has one cursor
+ * per layer, which merges the streams' sets of a step into one ascending set of virtual
+ * positions p * S + i (S streams, i the stream): with one-token blocks that is the block
+ * naming (stream, b) -> b * S + i of the engine, whose order is "lower b, then lower stream".
+ */
+#include "trace/trace.h"
+#include "base/error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a head of a 4-D trace: its layer l is the base's layer l * H + h ---- */
+
+typedef struct head_view {
+    const kvp_trace *base;
+    uint32_t heads, head;
+} head_view;
+
+static void head_destroy(kvp_trace *t)
+{
+    free(t->impl);
+    free(t);
+}
+
+/* A view's cursor: the base's cursor on the row layer * H + head, with the view's layer
+ * written into the sets it hands out. */
+typedef struct head_state {
+    const kvp_trace_vt *vt; /* the base's */
+    void *state;            /* the base cursor's */
+    uint32_t layer;         /* the view's layer, for the sets it hands out */
+} head_state;
+
+static int head_open_wrapped(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
+                             kvp_error *err)
+{
+    const head_view *v = t->impl;
+    head_state *hs = calloc(1, sizeof *hs);
+    if (!hs)
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", t->name);
+    hs->vt = v->base->vt;
+    hs->layer = layer;
+    int rc = hs->vt->cursor_open(v->base, layer * v->heads + v->head, budget, &hs->state,
+                                 err);
+    if (rc < 0) {
+        free(hs);
+        return rc;
+    }
+    *state = hs;
+    return 0;
+}
+
+static int head_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
+{
+    head_state *hs = state;
+    int rc = hs->vt->cursor_step(hs->state, n, a, err);
+    a->layer = hs->layer;
+    return rc;
+}
+
+static void head_close(void *state)
+{
+    head_state *hs = state;
+    if (!hs)
+        return;
+    hs->vt->cursor_close(hs->state);
+    free(hs);
+}
+
+static int head_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k, uint32_t *h,
+                            kvp_error *err)
+{
+    head_state *hs = state;
+    if (hs->vt->count_below)
+        return hs->vt->count_below(hs->state, n, below, k, h, err);
+    kvp_access a;
+    int rc = hs->vt->cursor_step(hs->state, n, &a, err);
+    if (rc < 0)
+        return rc;
+    kvp_access_count_below(&a, below, k, h);
+    return 0;
+}
+
+static void head_sets_only(void *state)
+{
+    head_state *hs = state;
+    if (hs->vt->sets_only)
+        hs->vt->sets_only(hs->state);
+}
+
+static int head_scores(void *state, uint32_t n, float *out, kvp_error *err)
+{
+    head_state *hs = state;
+    if (!hs->vt->scores)
+        return kvp_error_set(err, KVP_EINVAL, "this trace has no scores to write");
+    return hs->vt->scores(hs->state, n, out, err);
+}
+
+static const kvp_trace_vt head_vt = {
+    "head",     head_open_wrapped, head_step,      head_close, head_scores, head_destroy,
+    head_sets_only, head_count_below,
+};
+
+/* ---- the streams trace ---- */
+
+typedef struct streams_impl {
+    kvp_trace **own; /* freed with the trace */
+    uint32_t nown;
+    kvp_streams info;
+    const kvp_trace **stream;
+    uint32_t *prompt, *steps;
+} streams_impl;
+
+typedef struct streams_cursor {
+    const kvp_trace *t;
+    uint32_t layer;
+    kvp_cursor **sub; /* per stream */
+    uint64_t *bits;   /* the step's virtual positions */
+    float *vscore;    /* score per virtual position */
+    uint32_t *pos;
+    float *score;
+    int sets_only;
+} streams_cursor;
+
+const kvp_streams *kvp_trace_streams(const kvp_trace *t)
+{
+    return t->streams;
+}
+
+static void streams_destroy(kvp_trace *t)
+{
+    streams_impl *im = t->impl;
+    if (im) {
+        for (uint32_t i = 0; i < im->nown; i++)
+            kvp_trace_free(im->own[i]);
+        free(im->own);
+        free(im->stream);
+        free(im->prompt);
+        free(im->steps);
+        free(im);
+    }
+    free(t);
+}
+
+static void streams_close(void *state)
+{
+    streams_cursor *c = state;
+    if (!c)
+        return;
+    const streams_impl *im = c->t->impl;
+    for (uint32_t i = 0; c->sub && i < im->info.n; i++)
+        kvp_cursor_free(c->sub[i]);
+    free(c->sub);
+    free(c->bits);
+    free(c->vscore);
+    free(c->pos);
+    free(c->score);
+    free(c);
+}
+
+static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
+                        kvp_error *err)
+{
+    const streams_impl *im = t->impl;
+    const uint32_t S = im->info.n;
+    const size_t V = (size_t)S * im->info.positions;
+    streams_cursor *c = calloc(1, sizeof *c);
+    if (c) {
+        c->t = t;
+        c->layer = layer;
+        c->sub = calloc(S, sizeof *c->sub);
+        c->bits = calloc(V / 64 + 1, sizeof *c->bits);
+        c->vscore = malloc(V * sizeof *c->vscore);
+        c->pos = malloc(V * sizeof *c->pos);
+        c->score = malloc(V * sizeof *c->score);
+    }
+    if (!c || !c->sub || !c->bits || !c->vscore || !c->pos || !c->score) {
+        streams_close(c);
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", t->name);
+    }
+    for (uint32_t i = 0; i < S; i++) {
+        int rc = kvp_cursor_create(&c->sub[i], im->stream[i], layer, budget, err);
+        if (rc < 0) {
+            streams_close(c);
+            return rc;
+        }
+    }
+    *state = c;
+    return 0;
+}
+
+/* Step n of every stream still decoding, merged (a finished stream reads nothing). */
+static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
+{
+    streams_cursor *c = state;
+    const streams_impl *im = c->t->impl;
+    const uint32_t S = im->info.n;
+    uint32_t ctx = 0;
+    for (uint32_t i = 0; i < S; i++) {
+        if (n >= im->steps[i])
+            continue;
+        kvp_access s;
+        int rc = kvp_cursor_next(c->sub[i], &s, err);
+        if (rc <= 0)
+            return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early", c->t->name);
+        if (s.context > ctx)
+            ctx = s.context;
+        for (uint32_t j = 0; j < s.count; j++) {
+            uint64_t v = (uint64_t)s.pos[j] * S + i;
+            c->bits[v >> 6] |= 1ull << (v & 63);
+            if (!c->sets_only && s.score)
+                c->vscore[v] = s.score[j];
+        }
+    }
+    const uint64_t V = (uint64_t)ctx * S;
+    uint32_t k = 0;
+    for (uint64_t w = 0; w * 64 < V; w++) {
+        uint64_t x = c->bits[w];
+        c->bits[w] = 0;
+        while (x) {
+            uint32_t v = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(x));
+            x &= x - 1;
+            c->pos[k] = v;
+            c->score[k++] = c->sets_only ? 1.0f : c->vscore[v];
+        }
+    }
+    a->step = n;
+    a->layer = c->layer;
+    a->context = (uint32_t)V;
+    a->count = k;
+    a->pos = c->pos;
+    a->score = c->sets_only ? NULL : c->score;
+    return 0;
+}
+
+static void streams_sets_only(void *state)
+{
+    streams_cursor *c = state;
+    const streams_impl *im = c->t->impl;
+    c->sets_only = 1;
+    for (uint32_t i = 0; i < im->info.n; i++)
+        kvp_cursor_sets_only(c->sub[i]);
+}
+
+static const kvp_trace_vt streams_vt = {
+    "streams", streams_open, streams_step, streams_close, NULL, streams_destroy,
+    streams_sets_only, NULL,
+};
+
+/* A streams trace over the streams[] (n, borrowed from own[] or their children), owning
+ * own[0..nown). */
+static int streams_make(kvp_trace **out, kvp_trace **own, uint32_t nown,
+                        const kvp_trace **stream, uint32_t n, uint32_t nseq, uint32_t heads,
+                        int per_head, const char *name, kvp_error *err)
+{
+    kvp_trace *t = calloc(1, sizeof *t);
+    streams_impl *im = calloc(1, sizeof *im);
+    uint32_t *prompt = malloc((size_t)n * sizeof *prompt);
+    uint32_t *steps = malloc((size_t)n * sizeof *steps);
+    if (!t || !im || !prompt || !steps) {
+        free(t);
+        free(im);
+        free(prompt);
+        free(steps);
+        for (uint32_t i = 0; i < nown; i++)
+            kvp_trace_free(own[i]);
+        free(own);
+        free(stream);
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", name);
+    }
+    im->own = own;
+    im->nown = nown;
+    im->stream = stream;
+    im->prompt = prompt;
+    im->steps = steps;
+    uint32_t positions = 0, P = 0, N = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        prompt[i] = stream[i]->prompt;
+        steps[i] = stream[i]->steps;
+        if (prompt[i] + steps[i] > positions)
+            positions = prompt[i] + steps[i];
+        P = prompt[i] > P ? prompt[i] : P;
+        N = steps[i] > N ? steps[i] : N;
+    }
+    im->info = (kvp_streams){n, nseq, heads, per_head, stream, prompt, steps, positions};
+    t->vt = &streams_vt;
+    t->impl = im;
+    t->streams = &im->info;
+    t->steps = N;
+    t->layers = stream[0]->layers;
+    t->prompt = P;
+    t->is_bool = stream[0]->is_bool;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    *out = t;
+    return 0;
+}
+
+int kvp_trace_heads_of(kvp_trace **out, kvp_trace *base, uint32_t heads, kvp_error *err)
+{
+    *out = NULL;
+    if (heads == 0 || base->layers % heads)
+        return kvp_trace_free(base), kvp_error_set(err, KVP_EINVAL, "%s: %u heads do not "
+                                                   "divide %u rows", base->name, heads,
+                                                   base->layers);
+    kvp_trace **own = calloc((size_t)heads + 1, sizeof *own);
+    const kvp_trace **stream = calloc(heads, sizeof *stream);
+    if (!own || !stream) {
+        free(own);
+        free(stream);
+        kvp_trace_free(base);
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", base->name);
+    }
+    own[heads] = base; /* freed last: the views point at it */
+    for (uint32_t h = 0; h < heads; h++) {
+        kvp_trace *v = calloc(1, sizeof *v);
+        head_view *hv = calloc(1, sizeof *hv);
+        if (!v || !hv) {
+            free(v);
+            free(hv);
+            for (uint32_t j = 0; j <= heads; j++)
+                kvp_trace_free(own[j]);
+            free(own);
+            free(stream);
+            return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory", base->name);
+        }
+        *hv = (head_view){base, heads, h};
+        v->vt = &head_vt;
+        v->impl = hv;
+        v->steps = base->steps;
+        v->layers = base->layers / heads;
+        v->prompt = base->prompt;
+        v->is_bool = base->is_bool;
+        snprintf(v->name, sizeof v->name, "%s", base->name);
+        own[h] = v;
+        stream[h] = v;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%s", base->name);
+    return streams_make(out, own, heads + 1, stream, heads, 1, heads, 1, name, err);
+}
+
+/* One sequence of H per-head synthetic traces (sp->heads = H, each its own sp->head). */
+static int synthetic_heads(kvp_trace **out, const kvp_synth_params *sp, kvp_error *err)
+{
+    const uint32_t H = sp->heads;
+    kvp_trace **own = calloc(H, sizeof *own);
+    const kvp_trace **stream = calloc(H, sizeof *stream);
+    int rc = own && stream ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    for (uint32_t h = 0; h < H && rc == 0; h++) {
+        kvp_synth_params one = *sp;
+        one.head = h;
+        if ((rc = kvp_trace_synthetic(&own[h], &one, err)) == 0)
+            stream[h] = own[h];
+    }
+    if (rc < 0) {
+        for (uint32_t h = 0; own && h < H; h++)
+            kvp_trace_free(own[h]);
+        free(own);
+        free(stream);
+        return rc;
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%.200s:heads=%u", own[0]->name, H);
+    return streams_make(out, own, H, stream, H, 1, H, 1, name, err);
+}
+
+int kvp_trace_sequences(kvp_trace **out, kvp_trace **seqs, uint32_t n, kvp_error *err)
+{
+    *out = NULL;
+    int rc = 0;
+    uint32_t heads = 0, total = 0;
+    int per_head = 0;
+    char name[256] = "";
+    size_t at = 0;
+    if (n == 0 || n > KVP_MAX_SEQUENCES) {
+        for (uint32_t q = 0; q < n; q++)
+            kvp_trace_free(seqs[q]);
+        return kvp_error_set(err, KVP_EINVAL, "%u sequences; from 1 to %u", n,
+                             KVP_MAX_SEQUENCES);
+    }
+    for (uint32_t q = 0; q < n && rc == 0; q++) {
+        const kvp_trace *t = seqs[q];
+        const kvp_streams *si = t->streams;
+        uint32_t h = si ? si->heads : 1;
+        int ph = si ? si->per_head : 0;
+        if (si && si->nseq != 1)
+            rc = kvp_error_set(err, KVP_EINVAL, "%s: already a batch of %u sequences",
+                               t->name, si->nseq);
+        else if (q && t->layers != seqs[0]->layers)
+            rc = kvp_error_set(err, KVP_ESHAPE, "%s: trace has %u layers; %s has %u",
+                               t->name, t->layers, seqs[0]->name, seqs[0]->layers);
+        else if (q && (h != heads || ph != per_head))
+            rc = kvp_error_set(err, KVP_ESHAPE, "%s: %s; %s is %s (every sequence must be "
+                               "3-D, or every one 4-D with the same heads)", t->name,
+                               ph ? "4-D" : "3-D", seqs[0]->name, per_head ? "4-D" : "3-D");
+        else if (q && t->is_bool != seqs[0]->is_bool)
+            rc = kvp_error_set(err, KVP_EINVAL, "%s: %s; %s holds %s (mix not supported)",
+                               t->name, t->is_bool ? "bool marks" : "scores", seqs[0]->name,
+                               seqs[0]->is_bool ? "bool marks" : "scores");
+        heads = h;
+        per_head = ph;
+        total += h;
+        if (at < sizeof name - 1)
+            at += (size_t)snprintf(name + at, sizeof name - at, "%s%s", q ? "+" : "",
+                                   t->name);
+    }
+    kvp_trace **own = rc == 0 ? calloc(n, sizeof *own) : NULL;
+    const kvp_trace **stream = rc == 0 ? calloc(total, sizeof *stream) : NULL;
+    if (rc == 0 && (!own || !stream))
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    if (rc < 0) {
+        free(own);
+        free(stream);
+        for (uint32_t q = 0; q < n; q++)
+            kvp_trace_free(seqs[q]);
+        return rc;
+    }
+    uint32_t i = 0;
+    for (uint32_t q = 0; q < n; q++) {
+        own[q] = seqs[q];
+        const kvp_streams *si = seqs[q]->streams;
+        for (uint32_t h = 0; h < heads; h++)
+            stream[i++] = si ? si->stream[h] : seqs[q];
+    }
+    return streams_make(out, own, n, stream, total, n, heads, per_head, name, err);
+}
+
+/* ---- synthetic sequences ---- */
+
+int kvp_trace_synthetic_sequences(kvp_trace **out, const kvp_synth_params *sp,
+                                  uint32_t sequences, kvp_error *err)
+{
+    *out = NULL;
+    if (sequences <= 1)
+        return sp->heads > 1 ? synthetic_heads(out, sp, err) : kvp_trace_synthetic(out, sp, err);
+    if (sequences > KVP_MAX_SEQUENCES)
+        return kvp_error_set(err, KVP_EINVAL, "sequences %u: at most %u", sequences,
+                             KVP_MAX_SEQUENCES);
+    kvp_trace *seq[KVP_MAX_SEQUENCES] = {0};
+    for (uint32_t q = 0; q < sequences; q++) {
+        kvp_synth_params one = *sp;
+        /* its own seed and prompt (docs/SYNTHETIC.md "Sequences"; q = 0 is sp's own) */
+        one.seed = kvp_synth_sequence_seed(sp->seed, q);
+        one.prompt = kvp_synth_sequence_prompt(sp->seed, q, sp->prompt);
+        int rc = one.heads > 1 ? synthetic_heads(&seq[q], &one, err)
+                               : kvp_trace_synthetic(&seq[q], &one, err);
+        if (rc < 0) {
+            for (uint32_t j = 0; j < q; j++)
+                kvp_trace_free(seq[j]);
+            return rc;
+        }
+    }
+    char name[256];
+    snprintf(name, sizeof name, "%.200s:sequences=%u", seq[0]->name, sequences);
+    int rc = kvp_trace_sequences(out, seq, sequences, err);
+    if (rc == 0)
+        snprintf((*out)->name, sizeof (*out)->name, "%s", name);
+    return rc;
+}
+
+uint32_t kvp_trace_stream_count(const kvp_trace *t)
+{
+    return t->streams ? t->streams->n : 1;
+}
+
+const kvp_trace *kvp_trace_stream(const kvp_trace *t, uint32_t i)
+{
+    return t->streams && i < t->streams->n ? t->streams->stream[i] : t;
+}
+
+uint32_t kvp_trace_heads(const kvp_trace *t)
+{
+    return t->streams ? t->streams->heads : 1;
+}
+
+uint32_t kvp_trace_sequence_count(const kvp_trace *t)
+{
+    return t->streams ? t->streams->nseq : 1;
+}
+
+uint32_t kvp_trace_sequence_prompt(const kvp_trace *t, uint32_t q)
+{
+    const kvp_streams *si = t->streams;
+    return si && q < si->nseq ? si->prompt[q * si->heads] : t->prompt;
+}
+
+uint32_t kvp_trace_sequence_steps(const kvp_trace *t, uint32_t q)
+{
+    const kvp_streams *si = t->streams;
+    return si && q < si->nseq ? si->steps[q * si->heads] : t->steps;
+}

@@ -1,0 +1,361 @@
+/* Streams (docs/MODEL.md "Streams"): KV heads of a 4-D trace and distinct sequences.
+ *
+ * The oracles: S identical streams with a budget that splits evenly must give exactly the
+ * single-stream run at batch * S (sequences) or at the same batch (heads), for every policy
+ * that runs on streams, since every rule ranks blocks by (b, stream) and sums bytes over the
+ * streams before the step's max (a property over random scenarios, seed printed); a
+ * hand-worked two-sequence case of different lengths; bad input. */
+#include "check.h"
+#include "support.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng_next(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint32_t rng_in(uint64_t *x, uint32_t lo, uint32_t hi)
+{
+    return lo + (uint32_t)(rng_next(x) % ((uint64_t)hi - lo + 1));
+}
+
+/* Random scores of shape (N, L, C), C = P + N - 1, a few ties (scores on a coarse grid). */
+static float *random_scores(uint64_t *x, uint32_t N, uint32_t L, uint32_t C)
+{
+    float *d = malloc((size_t)N * L * C * sizeof *d);
+    REQUIRE(d != NULL);
+    for (size_t i = 0; i < (size_t)N * L * C; i++)
+        d[i] = (float)(rng_next(x) % 64) / 8.0f;
+    return d;
+}
+
+static const char *const stream_policies[] = {
+    "unlimited", "static",  "bound",   "reactive",       "reactive:g=3",
+    "page:page_tokens=5", "page:page_tokens=3", "lookahead:W=1:R=1", "lookahead:W=4:R=0.3",
+    "lookahead:W=7:R=0", "lookahead:W=3:R=0.5", "sa:budget=5:W_max=6:W0=3",
+};
+#define NPOL (sizeof stream_policies / sizeof *stream_policies)
+
+/* Every number of the two results, exactly. */
+static int same_result(const kvp_result *a, const kvp_result *b, const char *what)
+{
+    int ok = a->total_time_s == b->total_time_s && a->throughput_tok_s == b->throughput_tok_s &&
+             a->hbm_hit_rate_kv == b->hbm_hit_rate_kv &&
+             a->hbm_hit_rate_all == b->hbm_hit_rate_all && a->kv_read_hbm == b->kv_read_hbm &&
+             a->kv_read_dram == b->kv_read_dram && a->hbm_read == b->hbm_read &&
+             a->hbm_write == b->hbm_write && a->dram_read == b->dram_read &&
+             a->dram_write == b->dram_write && a->link_up == b->link_up &&
+             a->link_down == b->link_down && a->weight_read == b->weight_read &&
+             a->promoted_bytes == b->promoted_bytes && a->demoted_bytes == b->demoted_bytes &&
+             strcmp(a->params, b->params) == 0;
+    if (!check_report_(ok, __FILE__, __LINE__, what))
+        fprintf(stderr, "    %s: time %.17g vs %.17g, hbm %llu vs %llu, dram %llu vs %llu, "
+                "promoted %llu vs %llu, demoted %llu vs %llu, params %s vs %s\n", a->policy,
+                a->total_time_s, b->total_time_s, (unsigned long long)a->kv_read_hbm,
+                (unsigned long long)b->kv_read_hbm, (unsigned long long)a->kv_read_dram,
+                (unsigned long long)b->kv_read_dram, (unsigned long long)a->promoted_bytes,
+                (unsigned long long)b->promoted_bytes, (unsigned long long)a->demoted_bytes,
+                (unsigned long long)b->demoted_bytes, a->params, b->params);
+    return ok;
+}
+
+/* A scenario: L layers, H KV heads of one dim and one byte, batch b, and a KV budget of
+ * L * 15 * m token bytes per unit of `unit` (so that slots split evenly for g in 1, 3, 5). */
+static void scenario_streams(kvp_scenario *sc, uint32_t L, uint32_t H, uint32_t batch,
+                             uint64_t unit, uint32_t m, uint64_t weight, double sparsity)
+{
+    char set[7][64];
+    snprintf(set[0], sizeof set[0], "layers=%u", L);
+    snprintf(set[1], sizeof set[1], "kv_heads=%u", H);
+    snprintf(set[2], sizeof set[2], "head_dim=1");
+    snprintf(set[3], sizeof set[3], "dtype_bytes=1");
+    snprintf(set[4], sizeof set[4], "batch=%u", batch);
+    snprintf(set[5], sizeof set[5], "reserve=0");
+    snprintf(set[6], sizeof set[6], "sparsity=%.17g", sparsity);
+    const char *const p[] = {set[0], set[1], set[2], set[3], set[4], set[5], set[6],
+                             "hbm_bandwidth=3000", "dram_bandwidth=400",
+                             "link_bandwidth=250", "dram_capacity=1e15"};
+    scenario_of(sc, p, sizeof p / sizeof *p);
+    assign_u64(sc, "weight_bytes", weight);
+    assign_u64(sc, "hbm_capacity", weight + (uint64_t)L * 15 * m * unit);
+}
+
+/* S identical 3-D sequences at batch b == one sequence at batch b * S. */
+static void test_identical_sequences(void)
+{
+    uint64_t x = check_seed;
+    printf("identical_sequences: seed %llu\n", (unsigned long long)check_seed);
+    for (int round = 0; round < 6; round++) {
+        const uint32_t S = rng_in(&x, 2, 3), L = rng_in(&x, 1, 2), P = rng_in(&x, 1, 30);
+        const uint32_t N = rng_in(&x, 1, 25), C = P + N - 1, b = rng_in(&x, 1, 2);
+        const uint32_t m = rng_in(&x, 0, 3);
+        const double sparsity = (double)rng_in(&x, 0, 9) / 10;
+        float *d = random_scores(&x, N, L, C);
+        kvp_trace *one = NULL, *seq[3] = {NULL, NULL, NULL}, *multi = NULL;
+        REQUIRE_OK(kvp_trace_from_memory(&one, d, N, L, C, 0, "one", &err), &err);
+        for (uint32_t q = 0; q < S; q++)
+            REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, L, C, 0, "one", &err), &err);
+        free(d);
+        REQUIRE_OK(kvp_trace_sequences(&multi, seq, S, &err), &err);
+        CHECK_EQ_INT(kvp_trace_stream_count(multi), S);
+        CHECK_EQ_INT(kvp_trace_sequence_count(multi), S);
+        kvp_scenario s1, sS;
+        /* tok_bytes of a stream: 2 * 1 head * b; of the single run at batch b * S: S times */
+        scenario_streams(&s1, L, 1, b * S, 2ull * b * S, m, 37, sparsity);
+        scenario_streams(&sS, L, 1, b, 2ull * b * S, m, 37, sparsity);
+        for (size_t i = 0; i < NPOL; i++) {
+            kvp_result r1 = run_one(&s1, one, stream_policies[i], 1);
+            kvp_result rS = run_one(&sS, multi, stream_policies[i], 2);
+            char what[160];
+            snprintf(what, sizeof what, "round %d: %s, S=%u L=%u P=%u N=%u b=%u m=%u s=%g",
+                     round, stream_policies[i], S, L, P, N, b, m, sparsity);
+            same_result(&rS, &r1, what);
+            CHECK_EQ_INT(rS.sequences, S);
+            CHECK_EQ_INT(rS.slots, r1.slots == UINT32_MAX ? UINT32_MAX : r1.slots * S);
+        }
+        kvp_trace_free(one);
+        kvp_trace_free(multi);
+    }
+}
+
+/* A 4-D trace whose H heads are identical == the 3-D trace at the same batch (throughput
+ * unchanged). */
+static void test_identical_heads(void)
+{
+    uint64_t x = check_seed ^ 0x5EEDull;
+    printf("identical_heads: seed %llu\n", (unsigned long long)check_seed);
+    for (int round = 0; round < 6; round++) {
+        const uint32_t H = rng_in(&x, 2, 4), L = rng_in(&x, 1, 2), P = rng_in(&x, 1, 30);
+        const uint32_t N = rng_in(&x, 1, 25), C = P + N - 1, b = rng_in(&x, 1, 3);
+        const uint32_t m = rng_in(&x, 0, 3);
+        const double sparsity = (double)rng_in(&x, 0, 9) / 10;
+        float *d = random_scores(&x, N, L, C);
+        float *d4 = malloc((size_t)N * L * H * C * sizeof *d4);
+        REQUIRE(d4 != NULL);
+        for (uint32_t n = 0; n < N; n++)
+            for (uint32_t l = 0; l < L; l++)
+                for (uint32_t h = 0; h < H; h++)
+                    memcpy(d4 + (((size_t)n * L + l) * H + h) * C, d + ((size_t)n * L + l) * C,
+                           C * sizeof *d4);
+        kvp_trace *one = NULL, *heads = NULL;
+        REQUIRE_OK(kvp_trace_from_memory(&one, d, N, L, C, 0, "one", &err), &err);
+        const uint64_t shape[4] = {N, L, H, C};
+        REQUIRE_OK(kvp_trace_from_buffer(&heads, d4, KVP_DTYPE_F32, 4, shape, "heads", &err),
+                   &err);
+        free(d);
+        free(d4);
+        CHECK_EQ_INT(kvp_trace_heads(heads), H);
+        CHECK_EQ_INT(kvp_trace_sequence_count(heads), 1);
+        kvp_scenario sc;
+        scenario_streams(&sc, L, H, b, 2ull * H * b, m, 53, sparsity);
+        for (size_t i = 0; i < NPOL; i++) {
+            kvp_result r1 = run_one(&sc, one, stream_policies[i], 1);
+            kvp_result rH = run_one(&sc, heads, stream_policies[i], 2);
+            char what[160];
+            snprintf(what, sizeof what, "round %d: %s, H=%u L=%u P=%u N=%u b=%u m=%u s=%g",
+                     round, stream_policies[i], H, L, P, N, b, m, sparsity);
+            same_result(&rH, &r1, what);
+        }
+        kvp_trace_free(one);
+        kvp_trace_free(heads);
+    }
+}
+
+/* The hand-worked cases' two sequences (below) and toy machine. */
+static kvp_trace *two_sequences(kvp_scenario *sc)
+{
+    static const int a_marks[][8] = {{0, 1, -1}, {0, 2, -1}, {1, 3, -1}};
+    static const int b_marks[][8] = {{0, -1}};
+    kvp_trace *seq[2] = {marks_trace(3, 4, a_marks), marks_trace(1, 1, b_marks)};
+    kvp_trace *t = NULL;
+    REQUIRE_OK(kvp_trace_sequences(&t, seq, 2, &err), &err);
+    toy_machine(sc, 100, 106, 100);
+    return t;
+}
+
+/* Two sequences of different lengths, static, one layer, toy machine (tok_bytes 2 B, HBM
+ * 1000 B/s, DRAM 100 B/s, link 100 B/s, weights 100 B, 3 slots).  A: P = 2, N = 3, reads {0,1},
+ * {0,2}, {1,3}; B: P = 1, N = 1, reads {0}.  Blocks b * 2 + i: A's are even, B's odd.
+ * Initial: the prompt blocks A0 (0), B0 (1), A1 (2): full.
+ * n = 0: reads 3 tokens from HBM (6 B); the new tokens A2 (4) and B1 (3) find no slot: DRAM
+ *   (4 B written, 4 B down).  t = max(106 / 1000, 4 / 100, 4 / 100) = 0.106.
+ * n = 1: B finished: B0 and B1 leave at no cost, a slot is free.  A reads A0 (HBM, 2 B) and
+ *   A2 (DRAM: 2 B read, 2 B up); its new token A3 (6) takes the free slot (2 B HBM write).
+ *   t = max(104 / 1000, 2 / 100, 2 / 100) = 0.104.
+ * n = 2: A reads A1 and A3 from HBM (4 B); A4 (8) to DRAM (2 B, 2 B down).  t = 0.104.
+ * T = 0.314; 4 tokens decoded (3 + 1); per sequence A: 10 B from HBM, 2 B from DRAM;
+ * B: 2 B from HBM.  Without the freeing, A3 would go to DRAM (hbm_write 0). */
+static void test_two_sequences_static(void)
+{
+    kvp_scenario sc;
+    kvp_trace *t = two_sequences(&sc);
+    kvp_result r = run_one(&sc, t, "static", 1);
+    CHECK_NEAR(r.total_time_s, 0.314, 1e-12);
+    CHECK_NEAR(r.throughput_tok_s, 4 / 0.314, 1e-12);
+    CHECK_EQ_U64(r.kv_read_hbm, 12);
+    CHECK_EQ_U64(r.kv_read_dram, 2);
+    CHECK_EQ_U64(r.hbm_read, 12);
+    CHECK_EQ_U64(r.hbm_write, 2);
+    CHECK_EQ_U64(r.dram_read, 2);
+    CHECK_EQ_U64(r.dram_write, 6);
+    CHECK_EQ_U64(r.link_up, 2);
+    CHECK_EQ_U64(r.link_down, 6);
+    CHECK_EQ_U64(r.weight_read, 300);
+    CHECK_EQ_U64(r.promoted_bytes, 0);
+    CHECK_EQ_INT(r.steps, 3);
+    CHECK_EQ_INT(r.slots, 3);
+    CHECK_EQ_INT(r.sequences, 2);
+    CHECK_EQ_INT(r.seq[0].prompt, 2);
+    CHECK_EQ_INT(r.seq[0].steps, 3);
+    CHECK_EQ_INT(r.seq[1].prompt, 1);
+    CHECK_EQ_INT(r.seq[1].steps, 1);
+    CHECK_EQ_U64(r.seq[0].kv_read_hbm, 10);
+    CHECK_EQ_U64(r.seq[0].kv_read_dram, 2);
+    CHECK_EQ_U64(r.seq[1].kv_read_hbm, 2);
+    CHECK_EQ_U64(r.seq[1].kv_read_dram, 0);
+    kvp_trace_free(t);
+}
+
+/* The same two sequences under reactive (LRU, 3 slots): reads and moves of both streams
+ * summed before the step's max.  Initial A0, B0, A1 (never accessed).
+ * n = 0: accessed A0, A1, B0 (3) + new A2, B1 (2) > 3 slots: overflow.  Keep the new blocks
+ *   (A2 = block 4 and B1 = block 3: 2 slots), then the accessed one of highest score (all
+ *   score 1: the lower index, A0).  B0 (1) and A1 (2) are demoted; both were just read
+ *   (a = pres = 1), so the demotion reads nothing from HBM and writes 2 tokens below (4 B,
+ *   4 B down).  The new tokens go to HBM (4 B).  HBM: 100 + 6 (reads) + 4 = 110 B: 0.110 s;
+ *   DRAM 4 B and down 4 B: 0.04.  t = 0.110.
+ * n = 1: B finished: B0 (DRAM) and B1 (HBM) leave; HBM holds A0, A2.  A reads A0 and A2
+ *   (HBM, 4 B); new A3 (6): 3 blocks <= 3, no eviction; HBM 100 + 4 + 2 = 106 B: 0.106.
+ * n = 2: A reads A1 (block 2, DRAM: 2 B up) and A3 (HBM, 2 B); new A4 (8).  Accessed A1, A3
+ *   + new = 3 <= 3: promote A1 (pres 1, a 1: 0 B more read, 2 B HBM written); HBM holds
+ *   A0, A2, A3, A1, A4 = 5 > 3: evict the 2 oldest not accessed: A0 (stamp 2), A2 (stamp
+ *   2): ties lower index, both go (pres 1, a 0: 2 B read each from HBM, 2 B down each).
+ *   HBM: 100 + 2 (read A3) + 4 (demotion reads) + 2 (A1 in) + 2 (A4) = 110 B: 0.110;
+ *   DRAM: 2 (A1 read) + 4 (demoted) = 6 B: 0.06; up 2 B, down 4 B.  t = 0.110.
+ * T = 0.326. */
+static void test_two_sequences_reactive(void)
+{
+    kvp_scenario sc;
+    kvp_trace *t = two_sequences(&sc);
+    kvp_result r = run_one(&sc, t, "reactive", 1);
+    CHECK_NEAR(r.total_time_s, 0.326, 1e-12);
+    CHECK_EQ_U64(r.kv_read_hbm, 6 + 4 + 2);
+    CHECK_EQ_U64(r.kv_read_dram, 2);
+    CHECK_EQ_U64(r.demoted_bytes, 4 + 4);
+    CHECK_EQ_U64(r.promoted_bytes, 2);
+    CHECK_EQ_U64(r.hbm_write, 4 + 2 + 2 + 2);
+    CHECK_EQ_U64(r.link_down, 4 + 4);
+    CHECK_EQ_U64(r.seq[0].promoted_bytes, 2);
+    CHECK_EQ_U64(r.seq[0].demoted_bytes, 2 + 4);
+    CHECK_EQ_U64(r.seq[1].demoted_bytes, 2);
+    kvp_trace_free(t);
+}
+
+/* Distinct sequences of random lengths, g in {1, 3, 5}: every stream policy runs in checking
+ * mode (capacity, tiers, no step below the bound), all read the same bytes, the per-sequence
+ * reads add up to the totals, and the throughput counts every sequence's steps. */
+static void test_distinct_random(void)
+{
+    uint64_t x = check_seed ^ 0xD15ull;
+    printf("distinct_random: seed %llu\n", (unsigned long long)check_seed);
+    for (int round = 0; round < 8; round++) {
+        const uint32_t S = rng_in(&x, 2, 4), L = rng_in(&x, 1, 2), m = rng_in(&x, 0, 2);
+        const double sparsity = (double)rng_in(&x, 0, 9) / 10;
+        kvp_trace *seq[4];
+        uint64_t decoded = 0;
+        for (uint32_t q = 0; q < S; q++) {
+            const uint32_t P = rng_in(&x, 1, 25), N = rng_in(&x, 1, 20), C = P + N - 1;
+            float *d = random_scores(&x, N, L, C);
+            REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, L, C, 0, "q", &err), &err);
+            free(d);
+            decoded += N;
+        }
+        kvp_trace *t = NULL;
+        REQUIRE_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
+        kvp_scenario sc;
+        scenario_streams(&sc, L, 1, 1, 2, m, 29, sparsity);
+        uint64_t reads = 0;
+        for (size_t i = 0; i < NPOL; i++) {
+            kvp_result r = run_one(&sc, t, stream_policies[i], 2);
+            char what[160];
+            snprintf(what, sizeof what, "round %d: %s, S=%u L=%u m=%u", round,
+                     stream_policies[i], S, L, m);
+            const uint64_t all = r.kv_read_hbm + r.kv_read_dram;
+            if (i == 0)
+                reads = all;
+            if (!check_report_(all == reads, __FILE__, __LINE__, what))
+                fprintf(stderr, "    reads %llu, unlimited's %llu\n", (unsigned long long)all,
+                        (unsigned long long)reads);
+            CHECK_NEAR(r.throughput_tok_s * r.total_time_s, (double)decoded, 1e-9);
+            if (strcmp(r.policy, "bound") == 0)
+                continue;
+            uint64_t per = 0;
+            for (uint32_t q = 0; q < S; q++)
+                per += r.seq[q].kv_read_hbm + r.seq[q].kv_read_dram;
+            CHECK_EQ_U64(per, all);
+        }
+        kvp_trace_free(t);
+    }
+}
+
+static void test_bad_input(void)
+{
+    /* a 4-D trace whose heads are not the model's kv_heads */
+    float f[2 * 1 * 3 * 4] = {0};
+    const uint64_t shape[4] = {2, 1, 3, 4};
+    kvp_trace *t = NULL;
+    REQUIRE_OK(kvp_trace_from_buffer(&t, f, KVP_DTYPE_F32, 4, shape, "arr3", &err), &err);
+    kvp_scenario sc;
+    toy_machine(&sc, 100, 200, 100); /* kv_heads 1 */
+    kvp_policy_spec ps;
+    kvp_result r;
+    REQUIRE_OK(kvp_policy_parse(&ps, "static", &err), &err);
+    CHECK_FAILS(kvp_run(&sc, t, &ps, NULL, &r, &err), KVP_ESHAPE, &err,
+                "arr3: 4-D trace has 3 heads; model llama-3.1-8b has kv_heads 1");
+    REQUIRE_OK(kvp_policy_parse(&ps, "bound", &err), &err);
+    CHECK_FAILS(kvp_run(&sc, t, &ps, NULL, &r, &err), KVP_ESHAPE, &err, "has 3 heads");
+    /* a policy that does not run on streams says so */
+    assign_u64(&sc, "kv_heads", 3);
+    REQUIRE_OK(kvp_policy_parse(&ps, "lpbound", &err), &err);
+    CHECK_FAILS(kvp_run(&sc, t, &ps, NULL, &r, &err), KVP_EINVAL, &err,
+                "policy lpbound does not run on several streams");
+    kvp_trace_free(t);
+
+    /* sequences of different layer counts */
+    float g[2 * 2 * 4] = {0};
+    kvp_trace *a = NULL, *b = NULL, *s = (kvp_trace *)&err;
+    REQUIRE_OK(kvp_trace_from_memory(&a, g, 2, 1, 4, 0, "one_layer", &err), &err);
+    REQUIRE_OK(kvp_trace_from_memory(&b, g, 2, 2, 4, 0, "two_layers", &err), &err);
+    kvp_trace *pair[2] = {a, b};
+    CHECK_FAILS(kvp_trace_sequences(&s, pair, 2, &err), KVP_ESHAPE, &err,
+                "two_layers: trace has 2 layers; one_layer has 1");
+    CHECK(s == NULL);
+    /* 3-D beside 4-D */
+    REQUIRE_OK(kvp_trace_from_memory(&a, g, 2, 1, 4, 0, "flat", &err), &err);
+    const uint64_t shape2[4] = {2, 1, 2, 4};
+    REQUIRE_OK(kvp_trace_from_buffer(&b, g, KVP_DTYPE_F32, 4, shape2, "heads", &err), &err);
+    kvp_trace *mixed[2] = {a, b};
+    CHECK_FAILS(kvp_trace_sequences(&s, mixed, 2, &err), KVP_ESHAPE, &err,
+                "heads: 4-D; flat is 3-D");
+    CHECK(s == NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const check_test tests[] = {
+        {"identical_sequences", test_identical_sequences},
+        {"identical_heads", test_identical_heads},
+        {"two_sequences_static", test_two_sequences_static},
+        {"two_sequences_reactive", test_two_sequences_reactive},
+        {"distinct_random", test_distinct_random},
+        {"bad_input", test_bad_input},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
+}
