@@ -193,6 +193,14 @@ for a, b in zip(pt["results"], run["results"]):
 EOF
     then ok; else bad "a heads study point differs from run --heads"; fi
 fi
+# examples/studies/heads.ini (trace = synthetic, synthetic-heads) is the study's sweep
+# (its weights vary, so at the machine's own HBM: the HBM holds the weights)
+HS="--set layers=2 --set prompt=300 --set steps=30 --set hbm_capacity=16070MB -q"
+kv sweep "$(dirname "$0")/../examples/studies/heads.ini" $HS --out "$T/hs"
+kv study heads $HS --from "$T/hs" --out "$T/hf"
+kv study heads $HS --out "$T/hg"
+[ "$rc" -eq 0 ] && cmp -s "$T/hg/heads.csv" "$T/hf/heads.csv" && ok ||
+    bad "study heads --from examples/studies/heads.ini: exit $rc, or other numbers"
 refused "study heads on a trace file" 2 "needs the synthetic traces" study heads \
     --trace "$T/none.npy" --out "$T/reports"
 
