@@ -152,12 +152,15 @@ static int batch_points(study_ctx *c, point *pts, size_t *n)
 /* The heads study (docs/RESULTS.md): the same model and KV bytes, its synthetic trace as one
  * stream standing for every KV head (placement per token) and as one stream per KV head
  * (placement per head, docs/SYNTHETIC.md "Heads"), at four sparsities, weights counted and
- * not.  Its own default size, prompt 8000 and 1024 steps (--set prompt, --set steps change
- * them): kv_heads streams cost more than kv_heads times one (docs/PERF.md section 18). */
+ * not.  Its own default size, prompt 8000, 1024 steps and batch 16 (--set prompt, steps,
+ * batch change them): kv_heads streams cost more than kv_heads times one (docs/PERF.md
+ * section 18); batch 16 keeps about the study's KV bytes (16 x 9024 tokens against 4 x
+ * 41538), so that static holds under half of the context (3785 slots per layer). */
 static const char *const heads_sparsity[] = {"0.4", "0.6", "0.8", "0.9"};
 static const char *const heads_placement[] = {"token", "head"};
 #define HEADS_PROMPT "8000"
 #define HEADS_STEPS "1024"
+#define HEADS_BATCH "16"
 
 static int heads_points(study_ctx *c, point *pts, size_t *n)
 {
@@ -167,6 +170,8 @@ static int heads_points(study_ctx *c, point *pts, size_t *n)
         rc = set_param(&c->base, "prompt", HEADS_PROMPT); /* the summaries describe the base */
     if (!rc && !c->steps_given)
         rc = set_param(&c->base, "steps", HEADS_STEPS);
+    if (!rc && !c->batch_given)
+        rc = set_param(&c->base, "batch", HEADS_BATCH);
     if (rc)
         return rc;
     if (c->base.kv_heads > KVP_SYNTH_HEADS_MAX)
@@ -960,6 +965,7 @@ static int build_base(study_ctx *c, study_opts *o)
         return rc;
     c->prompt_given = cli_scn_sets(&o->scn, "prompt");
     c->steps_given = cli_scn_sets(&o->scn, "steps");
+    c->batch_given = cli_scn_sets(&o->scn, "batch");
     if (o->query_heads) {
         unsigned long q;
         if ((rc = parse_whole("--query-heads", o->query_heads, 1, MAX_QUERY_HEADS, &q)) != 0)

@@ -77,7 +77,7 @@ typedef struct study_ctx {
     uint32_t query_heads;
     int query_heads_given;
     int quiet;
-    int prompt_given, steps_given; /* --set prompt / steps: the heads study keeps them */
+    int prompt_given, steps_given, batch_given; /* --set: the heads study keeps them */
     const cli_ckpt *ckpt;   /* for the message of an interrupted run */
     char cmdline[CMD_TEXT]; /* the options that shape the results, for the summaries */
 } study_ctx;

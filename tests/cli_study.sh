@@ -161,7 +161,7 @@ done
 
 # --- study heads: 4 sparsities x per token, per head x weights counted and not -----------
 [ ! -e "$T/c/heads.csv" ] && ok || bad "study all ran the heads study (it is run by name)"
-kv study heads $TINY --out "$T/h"
+kv study heads $TINY --set batch=4 --out "$T/h"
 [ "$rc" -eq 0 ] && ok || bad "study heads: exit $rc: $(cat "$T/err")"
 [ "$(rows "$T/h/heads.csv")" -eq 16 ] && ok || bad "heads.csv: wanted 16 rows"
 [ "$(column placement "$T/h/heads.csv" | grep -c '^head$')" -eq 8 ] &&
@@ -171,7 +171,7 @@ kv study heads $TINY --out "$T/h"
 # them streaming), and at one KV head the per-head trace is the 3-D one: equal, every number
 nodiff() { awk -F, 'NR > 1 { $2 = ""; print }' "$1" | sort | uniq -u | wc -l; }
 [ "$(nodiff "$T/h/heads.csv")" -gt 0 ] && ok || bad "heads.csv: per head equals per token at 8 heads"
-kv study heads $TINY --set kv_heads=1 --out "$T/h1"
+kv study heads $TINY --set batch=4 --set kv_heads=1 --out "$T/h1"
 [ "$rc" -eq 0 ] && [ "$(rows "$T/h1/heads.csv")" -eq 16 ] && [ "$(nodiff "$T/h1/heads.csv")" -eq 0 ] &&
     ok || bad "heads at one KV head: per head differs from per token (exit $rc)"
 # a per-head point is kvplace run --heads (another path to the same streams)
