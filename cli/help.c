@@ -403,7 +403,7 @@ void cli_help_study(void)
         "  heads       per-head against per-token placement: the synthetic trace as one\n"
         "              stream for all KV heads and as one per KV head (run --heads), at\n"
         "              sparsity 0.4, 0.6, 0.8, 0.9, weights counted and not; the policies\n"
-        "              that run on streams but sa; its own size: prompt 8000, 1024 steps,\n"
+        "              that run on streams but sa; its own size: prompt 8000, 256 steps,\n"
         "              batch 16 unless --set prompt/steps/batch; not part of all\n"
         "  all         every study above but gap, online and heads (a point shared by two\n"
         "              studies runs once)\n"

@@ -152,14 +152,15 @@ static int batch_points(study_ctx *c, point *pts, size_t *n)
 /* The heads study (docs/RESULTS.md): the same model and KV bytes, its synthetic trace as one
  * stream standing for every KV head (placement per token) and as one stream per KV head
  * (placement per head, docs/SYNTHETIC.md "Heads"), at four sparsities, weights counted and
- * not.  Its own default size, prompt 8000, 1024 steps and batch 16 (--set prompt, steps,
+ * not.  Its own default size, prompt 8000, 256 steps and batch 16 (--set prompt, steps,
  * batch change them): kv_heads streams cost more than kv_heads times one (docs/PERF.md
- * section 18); batch 16 keeps about the study's KV bytes (16 x 9024 tokens against 4 x
- * 41538), so that static holds under half of the context (3785 slots per layer). */
+ * section 18; about 8 minutes on two cores); batch 16 keeps about the study's KV bytes
+ * (16 x 8256 tokens against 4 x 41538), so that static holds under half of the context
+ * (3785 slots per layer). */
 static const char *const heads_sparsity[] = {"0.4", "0.6", "0.8", "0.9"};
 static const char *const heads_placement[] = {"token", "head"};
 #define HEADS_PROMPT "8000"
-#define HEADS_STEPS "1024"
+#define HEADS_STEPS "256"
 #define HEADS_BATCH "16"
 
 static int heads_points(study_ctx *c, point *pts, size_t *n)

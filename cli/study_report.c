@@ -718,8 +718,8 @@ void study_md_batch(FILE *f, const study_ctx *c, const study_out *s)
     if (half > nc) {
         fprintf(f, "\nB distinct sequences (sequences=B, batch 1: each its own seed and prompt "
                    "length, and its own reads) against B copies of one, weights counted "
-                   "(throughput over static; the distinct series stops at %d):\n\n| policy |",
-                STUDY_BATCH_DISTINCT);
+                   "(throughput over static; the distinct series stops at %s):\n\n| policy |",
+                s->pts[half - 1].var[0]);
         for (size_t b = 0; b < half - nc; b++)
             fprintf(f, " B=%s copies | B=%s distinct |", s->pts[b].var[0],
                     s->pts[nc + b].var[0]);
