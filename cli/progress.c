@@ -79,7 +79,7 @@ void cli_progress_fn(void *user, uint64_t done, uint64_t total)
         for (unsigned i = 0; i < BAR_WIDTH; i++)
             bar[i] = i < fill ? '#' : '-';
         bar[BAR_WIDTH] = 0;
-        fprintf(stderr, "\rkvplace: [%u/%u] %-24.24s %s %3u%%  %-12s", p->index + 1, p->count,
+        fprintf(stderr, "\rkvplace: [%u/%u] %-24s %s %3u%%  %-12s\033[K", p->index + 1, p->count,
                 p->label, bar, pct, eta);
         fflush(stderr);
         p->drawn = 1;

@@ -349,6 +349,32 @@ static void watch_sa(void *user, const kvp_sa_event *ev)
     w->pg->label = w->label;
 }
 
+/* lpbound's and plan's dual search as the progress label: the layer and iteration under way
+ * and the bound proven so far, then the bound, plan's time and the certified gap. */
+typedef struct dual_watch {
+    cli_progress *pg;
+    char label[128];
+} dual_watch;
+
+static void watch_dual(void *user, const kvp_dual_event *ev)
+{
+    dual_watch *w = user;
+    if (ev->plan_s > 0 && ev->lower_bound_s > 0)
+        snprintf(w->label, sizeof w->label, "plan %.6g s, lpbound %.6g s, gap %.2f%%",
+                 ev->plan_s, ev->lower_bound_s, 100 * (ev->plan_s / ev->lower_bound_s - 1));
+    else if (ev->lower_bound_s > 0)
+        snprintf(w->label, sizeof w->label, "lpbound %.6g s; replaying plan's candidates",
+                 ev->lower_bound_s);
+    else if (ev->iterations == 0)
+        snprintf(w->label, sizeof w->label, "dual: %u layers", ev->layers);
+    else
+        snprintf(w->label, sizeof w->label,
+                 "dual layer %u/%u it %u/%u, >= %.6g s on %u done",
+                 ev->layer + 1, ev->layers, ev->iteration, ev->iterations, ev->bound_done_s,
+                 ev->layers_done);
+    w->pg->label = w->label;
+}
+
 /* The [run] sections of the --config files, for the options the command line left empty
  * (docs/CLI.md "A whole experiment in a config file"). */
 static int load_run_keys(run_opts *o)
@@ -788,6 +814,7 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     sa_events log = {0};
     steps_rec steps = {0};
     sa_watch watch;
+    dual_watch dwatch;
     int help, rc, n;
 
     memset(&o, 0, sizeof o);
@@ -860,6 +887,9 @@ int cli_cmd_run(const cli_args *a, int default_scenario)
     if (pg.on) { /* the engine polls for progress only when asked */
         ro.progress = cli_progress_fn;
         ro.progress_user = &pg;
+        dwatch = (dual_watch){&pg, ""};
+        ro.dual_log = watch_dual;
+        ro.dual_log_user = &dwatch;
     }
     if ((rc = steps_open(&o, tr, specs, (size_t)n, &ro, &steps)) != 0)
         goto done;

@@ -519,6 +519,19 @@ typedef struct kvp_sa_event {
 } kvp_sa_event;
 typedef void (*kvp_sa_log_fn)(void *user, const kvp_sa_event *ev);
 
+/* The dual search of lpbound and plan (docs/BOUNDS.md) as it runs, from the calling thread
+ * only: the layers done and the bound proven on them, the layer last reported and its
+ * iteration; plan adds one event when its dual is done (lower_bound_s) and one when its
+ * candidates are replayed (plan_s).  Times in seconds; 0 where not known yet. */
+typedef struct kvp_dual_event {
+    uint32_t layers, layers_done;
+    uint32_t layer, iteration, iterations; /* iteration counts from 1, of at most iterations */
+    double bound_done_s;  /* no placement takes less than this on the layers done */
+    double lower_bound_s; /* the whole run's proven bound, once every layer is done */
+    double plan_s;        /* plan's time, once replayed */
+} kvp_dual_event;
+typedef void (*kvp_dual_log_fn)(void *user, const kvp_dual_event *ev);
+
 /* Checkpoints of long runs (docs/ROBUSTNESS.md): the sa search's finished evaluations, one
  * run per scenario and trace (a fingerprint of every parameter, the trace's name and shape,
  * and the version).  A search given one replays the evaluations saved for its scenario and
@@ -554,6 +567,8 @@ typedef struct kvp_run_options {
     void *progress_user;
     kvp_sa_log_fn sa_log; /* the sa search's trajectory; may be NULL */
     void *sa_log_user;
+    kvp_dual_log_fn dual_log; /* lpbound's and plan's dual search; may be NULL */
+    void *dual_log_user;
     /* sa: finished evaluations are taken from and saved to this checkpoint (NULL: none). */
     kvp_checkpoint *checkpoint;
     /* A long run stops when *cancel becomes nonzero (a signal handler may set it): checked

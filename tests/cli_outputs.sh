@@ -148,6 +148,15 @@ if command -v script >/dev/null 2>&1; then
         /dev/null </dev/null | tr '\r' '\n' >"$T/tty.txt" 2>/dev/null
     has "terminal: the sa phase counts evaluations" '^kvplace: \[2/2\] sa evaluation [1-3]/3 ' "$T/tty.txt"
     has "terminal: a bar with a percentage" '#* *[0-9]*%' "$T/tty.txt"
+    # the dual's phase: polled once as it starts and once when every layer is done
+    script -qc "'$KVPLACE' run --config '$T/small.ini' --policy plan:grid=0 >/dev/null" \
+        /dev/null </dev/null | tr '\r' '\n' >"$T/tty.txt" 2>/dev/null
+    has "terminal: the dual's layers" '^kvplace: \[1/1\] dual' "$T/tty.txt"
+    has "terminal: the dual's last layer, its iteration and the bound on the layers done" \
+        '^kvplace: \[1/1\] dual layer [0-9]*/\([0-9]*\) it [0-9]*/[0-9]*, >= [0-9.e+-]* s on \1 done' \
+        "$T/tty.txt"
+    has "terminal: plan's certificate while its candidates replay" \
+        "^kvplace: \[1/1\] lpbound [0-9.e+-]* s; replaying plan's candidates" "$T/tty.txt"
 fi
 
 # --- nothing the program prints points outside the repository ------------------------------

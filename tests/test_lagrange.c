@@ -222,6 +222,28 @@ static void test_hand(void)
     kvp_trace_free(t);
 }
 
+/* The ordered chain of a case: bound, lpbound, the LP (GLPK), OPT (GLPK), plan; the trace is
+ * made from data (N steps, L layers, C positions of scores), which is freed.  Returns 0 if
+ * the trace was refused (the failure is counted). */
+static int chain(const kvp_scenario *sc, float *data, uint32_t N, uint32_t L, uint32_t C,
+                 const char *lp_spec, const char *plan_spec, double v[5], kvp_trace **out)
+{
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, 0, "chain", &err), &err);
+    free(data);
+    if (!t)
+        return 0;
+    kvp_result r;
+    v[0] = run_one(sc, t, "bound", &r);
+    v[1] = run_one(sc, t, lp_spec, &r);
+    v[2] = run_one(sc, t, "optimal:relax=1", &r);
+    v[3] = run_one(sc, t, "optimal", &r);
+    v[4] = run_one(sc, t, plan_spec, &r);
+    CHECK(r.lower_bound_s == v[1]);
+    *out = t;
+    return 1;
+}
+
 /* Small cases against GLPK (the policy optimal): bound <= lpbound <= LP <= OPT <= plan.
  * GLPK's own tolerances are some 1e-7 relative, hence the looser comparisons with it. */
 static void test_against_glpk(void)
@@ -248,16 +270,10 @@ static void test_against_glpk(void)
         for (size_t i = 0; i < (size_t)N * C; i++)
             data[i] = (float)rnd(1000);
         kvp_trace *t = NULL;
-        CHECK_OK(kvp_trace_from_memory(&t, data, N, 1, C, 0, "glpk", &err), &err);
-        free(data);
-        if (!t)
+        double v[5];
+        if (!chain(&sc, data, N, 1, C, "lpbound", "plan", v, &t))
             continue;
-        kvp_result r;
-        double b = run_one(&sc, t, "bound", &r);
-        double lb = run_one(&sc, t, "lpbound", &r);
-        double lp = run_one(&sc, t, "optimal:relax=1", &r);
-        double opt = run_one(&sc, t, "optimal", &r);
-        double plan = run_one(&sc, t, "plan", &r);
+        double b = v[0], lb = v[1], lp = v[2], opt = v[3], plan = v[4];
         int ok = CHECK(b <= lb * (1 + 1e-9)) & CHECK(lb <= lp * (1 + 1e-6)) &
                  CHECK(lp <= opt * (1 + 1e-6)) & CHECK(opt <= plan * (1 + 1e-6));
         if (!ok)
@@ -270,12 +286,92 @@ static void test_against_glpk(void)
     printf("against GLPK: mean lpbound/LP %.4f over %d cases\n", sum / cases, cases);
 }
 
+/* What the dual reported as it ran (kvp_run_options.dual_log). */
+typedef struct dual_seen {
+    int events, monotone;
+    uint32_t last_done;
+    kvp_dual_event last;
+} dual_seen;
+
+static void see_dual(void *user, const kvp_dual_event *ev)
+{
+    dual_seen *d = user;
+    d->monotone &= ev->layers_done >= d->last_done;
+    d->last_done = ev->layers_done;
+    d->last = *ev;
+    d->events++;
+}
+
+/* Layers that differ from each other, so that a warm start (layer l starts from the prices
+ * of layer l - 2) begins far from the layer's own prices: the bound must stay a bound
+ * (bound <= lpbound <= LP <= OPT <= plan, GLPK per layer), not depend on the threads, and
+ * the progress events must end on the results. */
+static void test_warm_layers(void)
+{
+    rng_state = 11;
+    const uint32_t L = 5, P = 12, N = 6, C = P + N - 1;
+    tiny c;
+    memset(&c, 0, sizeof c);
+    c.S = 4;
+    c.tok = 2;
+    c.bh = 300;
+    c.bd = 40;
+    c.bl = 60;
+    kvp_scenario sc;
+    scenario_of(&c, &sc);
+    assign(&sc, "layers", L);
+    assign(&sc, "hbm_capacity", 2.0 * c.S * L);
+    CHECK_OK(kvp_param_assign(&sc, "sparsity=0.6", &err), &err);
+    float *data = malloc((size_t)N * L * C * sizeof *data);
+    for (uint32_t n = 0; n < N; n++)
+        for (uint32_t l = 0; l < L; l++) /* layer l favours its own part of the context */
+            for (uint32_t x = 0; x < C; x++)
+                data[((size_t)n * L + l) * C + x] =
+                    (float)(rnd(1000) + ((x + 3 * l) % P < P / 3 ? 2000 : 0));
+    kvp_trace *t = NULL;
+    double v[5];
+    if (!chain(&sc, data, N, L, C, "lpbound:warm=3", "plan:warm=3", v, &t))
+        return;
+    double b = v[0], lb = v[1], lp = v[2], opt = v[3], plan = v[4];
+    kvp_result r;
+    double cold = run_one(&sc, t, "lpbound:warm=0", &r);
+    int ok = CHECK(b <= lb * (1 + 1e-9)) & CHECK(b <= cold * (1 + 1e-9)) &
+             CHECK(lb <= lp * (1 + 1e-6)) & CHECK(cold <= lp * (1 + 1e-6)) &
+             CHECK(lp <= opt * (1 + 1e-6)) & CHECK(opt <= plan * (1 + 1e-6));
+    if (!ok)
+        fprintf(stderr, "    bound %.17g lpbound %.17g (cold %.17g) LP %.17g OPT %.17g plan "
+                "%.17g\n", b, lb, cold, lp, opt, plan);
+    printf("warm layers: bound %.6g, lpbound %.6g (all cold %.6g), LP %.6g, OPT %.6g, plan %.6g\n",
+           b, lb, cold, lp, opt, plan);
+    kvp_policy_spec ps;
+    CHECK_OK(kvp_policy_parse(&ps, "plan:warm=3", &err), &err);
+    for (unsigned threads = 1; threads <= 3; threads++) {
+        kvp_run_options ro;
+        kvp_run_options_default(&ro);
+        ro.threads = threads;
+        dual_seen d = {0, 1, 0, {0}};
+        ro.dual_log = see_dual;
+        ro.dual_log_user = &d;
+        kvp_result rt;
+        CHECK_OK(kvp_run(&sc, t, &ps, &ro, &rt, &err), &err);
+        CHECK(rt.lower_bound_s == lb);
+        CHECK(rt.total_time_s == plan);
+        CHECK(d.events >= 2);
+        CHECK(d.monotone);
+        CHECK(d.last.layers == L && d.last.layers_done == L);
+        CHECK(d.last.lower_bound_s == lb);
+        CHECK(d.last.plan_s == plan);
+    }
+    kvp_trace_free(t);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
         {"hand", test_hand},
         {"random_tiny", test_random_tiny},
         {"against_glpk", test_against_glpk},
+        {"warm_layers", test_warm_layers},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

@@ -7,7 +7,9 @@
  * each step's capacity with mu(n) >= 0 splits it into one two-state shortest path per token;
  * every (lam, mu) gives a valid lower bound (weak duality), so the search over (lam, mu) may
  * be heuristic: the bound reported is the best value found, never an extrapolation.  The
- * first point is the dual of `bound` itself, so lpbound >= bound by construction.
+ * first point is the dual of `bound` itself, so lpbound >= bound by construction.  Layers
+ * after the first two start from the prices of the layer two before them (they are alike):
+ * fewer iterations each, still a bound since each value is evaluated on the layer's own reads.
  *
  * A token's path only changes cost at its reads, its birth and its moves, so the shortest
  * path walks the token's reads (a token-major bitset of the layer, built in one pass over the
@@ -22,6 +24,7 @@
 #include "trace/trace.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +37,23 @@ enum { T_HBM, T_DRAM, T_UP, T_DOWN, NTERMS };
 #define LAM_RATE0 0.5 /* first step of a step's term weights, relative */
 #define LAM_DOWN 0.7  /* shrinks by this when the binding term changes */
 
-enum { P_ITERS, P_TOL, P_GRID, NPARAMS };
+enum { P_ITERS, P_TOL, P_WARM, P_GRID, NPARAMS };
 static const kvp_policy_param lg_params[] = {
-    {"iters", 60, 1, 100000, 1, "dual iterations per layer (the stopping rule's cap)"},
+    {"iters", 60, 1, 100000, 1, "dual iterations of the first two layers (the stopping rule's "
+                                "cap)"},
     {"tol", 1e-4, 0, 1, 0, "stop a layer when 10 iterations raise its bound by less than this "
                            "share (0: run every iteration)"},
+    {"warm", 20, 0, 100000, 1, "dual iterations of a later layer, which starts from the prices "
+                               "of the layer two before it (0: every layer starts cold and "
+                               "runs iters)"},
     {"grid", 1, 0, 1, 1, "plan: also replay lookahead at W 2, 4, 8, 16 x R 0.5, 1 and keep "
                          "the best"},
 };
 /* lpbound takes the dual's parameters only */
-#define LPBOUND_PARAMS 2
+#define LPBOUND_PARAMS 3
+/* Layer l starts from the prices of layer l - WARM_LAG: a fixed lag, so that the results do
+ * not depend on the threads, and 2 so that two threads never wait for each other. */
+#define WARM_LAG 2
 
 /* Segment-tree node over steps: A(i) = Q[i+1] + demN[i] (demote at i), B(j) = promN[j] -
  * Q[j+1] (promote at j), and the best pair i < j. */
@@ -51,6 +61,17 @@ typedef struct seg {
     double a, b, ab;
     uint32_t ia, ib, pi, pj;
 } seg;
+
+/* What a token's path reads at a read of step n, in one 48-byte record instead of six
+ * arrays: Q[n+1], the step's prices, mu[n+1]. */
+typedef struct lg_price {
+    double q1, ch, rd, cn, cd, mu1; /* rd = cd + cu */
+} lg_price;
+
+/* The paths' traffic at a step, in tokens. */
+typedef struct lg_traffic {
+    uint32_t h, d, u, dn;
+} lg_traffic;
 
 typedef struct lg_layer {
     uint32_t layer, P, N, X, S;
@@ -66,16 +87,18 @@ typedef struct lg_layer {
     int8_t *lam_arg;
     /* this iteration's prices, per step (seconds per token) */
     double *ch, *cd, *cu, *cn, *Q; /* Q[k] = sum of mu[0..k) */
+    lg_price *pr;                  /* the same, per step, for the paths' reads */
     seg *tree;
     uint32_t tsize;
-    /* this iteration's traffic of the paths, per step (tokens), occupancy per step + 1 */
-    double *th, *td, *tu, *tdn;
+    /* this iteration's traffic of the paths, per step, occupancy per step + 1 */
+    lg_traffic *tr;
     int64_t *odiff;
     /* per-token scratch */
     uint32_t *ev;
     uint8_t *code;
     double min_dem, min_prom; /* the cheapest demotion and promotion of any step */
     double dram_share;        /* bound's split: the share of the reads DRAM serves */
+    double bound_s;           /* bound's value on this layer (a proven bound too) */
     double hbias; /* primal extraction: HBM prices lowered by this share (ties go to HBM) */
     double best;
 } lg_layer;
@@ -171,16 +194,16 @@ static void add_hold(lg_layer *g, int64_t a, int64_t b)
 
 static void add_demote_free(lg_layer *g, uint32_t i) /* demotion at i, token not read at i */
 {
-    g->th[i] += 1;
-    g->tdn[i] += 1;
-    g->td[i] += 1;
+    g->tr[i].h++;
+    g->tr[i].dn++;
+    g->tr[i].d++;
 }
 
 static void add_promote_free(lg_layer *g, uint32_t j)
 {
-    g->td[j] += 1;
-    g->tu[j] += 1;
-    g->th[j] += 1;
+    g->tr[j].d++;
+    g->tr[j].u++;
+    g->tr[j].h++;
 }
 
 /* Callback for plan: an interval of HBM residency [s, e] (s = -1: initially) with the reads
@@ -224,7 +247,7 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
                 GH = FH;
                 GD = FD;
             } else {
-                double qc = g->Q[c + 2], qr = g->Q[r + 1], hh = qr - qc;
+                double qc = g->pr[c + 1].q1, qr = g->pr[r].q1, hh = qr - qc;
                 /* A move in the gap costs at least the cheapest move of any step: most gaps
                  * need no query (exact: a query is skipped only when it cannot win). */
                 if (FH + g->min_dem >= FD && FD + g->min_prom >= FH + hh &&
@@ -258,11 +281,12 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         read:
             /* the read at r, then the placement at r */
             ;
-            double rh = g->ch[r], rd = g->cd[r] + g->cu[r];
-            double h_from_h = GH + rh, h_from_d = GD + rd + g->ch[r];
-            double d_from_d = GD + rd, d_from_h = GH + rh + g->cn[r] + g->cd[r];
+            const lg_price *p = &g->pr[r];
+            double rh = p->ch, rd = p->rd;
+            double h_from_h = GH + rh, h_from_d = GD + rd + rh;
+            double d_from_d = GD + rd, d_from_h = GH + rh + p->cn + p->cd;
             int hb = h_from_h <= h_from_d, db = d_from_h < d_from_d;
-            FH = (hb ? h_from_h : h_from_d) + g->mu[r + 1];
+            FH = (hb ? h_from_h : h_from_d) + p->mu1;
             FD = db ? d_from_h : d_from_d;
             code = (uint8_t)(code | hb << 4 | db << 5);
             g->ev[ne] = r + 1;
@@ -306,10 +330,10 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         int before = st ? (code >> 4) & 1 : (code >> 5) & 1;
         /* placement at r: before -> st, with the read discount */
         if (before && !st) { /* demote a read token */
-            g->tdn[r] += 1;
-            g->td[r] += 1;
+            g->tr[r].dn++;
+            g->tr[r].d++;
         } else if (!before && st) { /* promote a read token */
-            g->th[r] += 1;
+            g->tr[r].h++;
         }
         if (st && !before) { /* an HBM interval starts at r */
             add_hold(g, r, h_end);
@@ -322,11 +346,11 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
         }
         /* the read at r from `before` */
         if (before) {
-            g->th[r] += 1;
+            g->tr[r].h++;
             served++;
         } else {
-            g->td[r] += 1;
-            g->tu[r] += 1;
+            g->tr[r].d++;
+            g->tr[r].u++;
         }
         /* the gap (cprev, r) into `before` */
         int after_prev = before;
@@ -364,10 +388,10 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
     if (birth >= 0) {
         uint32_t m = (uint32_t)birth;
         if (st) {
-            g->th[m] += 1;
+            g->tr[m].h++;
         } else {
-            g->td[m] += 1;
-            g->tdn[m] += 1;
+            g->tr[m].d++;
+            g->tr[m].dn++;
         }
     }
     if (st) {
@@ -399,10 +423,8 @@ static void lg_free(lg_layer *g)
     free(g->cn);
     free(g->Q);
     free(g->tree);
-    free(g->th);
-    free(g->td);
-    free(g->tu);
-    free(g->tdn);
+    free(g->pr);
+    free(g->tr);
     free(g->odiff);
     free(g->ev);
     free(g->code);
@@ -429,10 +451,8 @@ static int lg_alloc(lg_layer *g)
     g->cn = malloc(N * sizeof *g->cn);
     g->Q = malloc((N + 2) * sizeof *g->Q);
     g->tree = malloc(2 * (size_t)g->tsize * sizeof *g->tree);
-    g->th = malloc(N * sizeof *g->th);
-    g->td = malloc(N * sizeof *g->td);
-    g->tu = malloc(N * sizeof *g->tu);
-    g->tdn = malloc(N * sizeof *g->tdn);
+    g->pr = malloc(N * sizeof *g->pr);
+    g->tr = malloc(N * sizeof *g->tr);
     g->odiff = malloc((N + 2) * sizeof *g->odiff);
     g->ev = malloc((N + 1) * sizeof *g->ev);
     g->code = malloc(N + 1);
@@ -448,7 +468,7 @@ static int lg_alloc(lg_layer *g)
     g->bits = calloc(words ? words : 1, sizeof *g->bits);
     return g->bits && g->lam && g->best_lam && g->mu && g->best_mu && g->eta && g->lam_eta &&
            g->mu_sign && g->lam_arg && g->ch && g->cd && g->cu && g->cn && g->Q && g->tree &&
-           g->th && g->td && g->tu && g->tdn && g->odiff && g->ev && g->code;
+           g->pr && g->tr && g->odiff && g->ev && g->code;
 }
 
 /* The layer's reads, token-major: one pass over its cursor. */
@@ -499,23 +519,24 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
     for (uint32_t k = 0; k <= g->N; k++)
         g->mu[k] = 0;
     /* the reads of each step: a pass over the bitsets */
-    double *reads = g->th;
-    memset(reads, 0, g->N * sizeof *reads);
+    for (uint32_t n = 0; n < g->N; n++) /* tr[].h as scratch */
+        g->tr[n].h = 0;
     for (uint32_t x = 0; x < g->X; x++) {
         uint32_t n0 = x < g->P ? 0 : x - g->P + 1;
         for (uint64_t w = g->off[x]; w < g->off[x + 1]; w++) {
             uint64_t word = g->bits[w];
             while (word) {
-                reads[n0 + (w - g->off[x]) * 64 + (uint64_t)__builtin_ctzll(word)] += 1;
+                g->tr[n0 + (w - g->off[x]) * 64 + (uint64_t)__builtin_ctzll(word)].h++;
                 word &= word - 1;
             }
         }
     }
     double all = 0, dram = 0;
+    g->bound_s = 0;
     for (uint32_t n = 0; n < g->N; n++) {
         double h;
-        double a = reads[n] * tok;
-        kvp_step_time_bound(&m, a, &h);
+        double a = (double)g->tr[n].h * tok;
+        g->bound_s += kvp_step_time_bound(&m, a, &h);
         all += a;
         dram += a - h;
         double hmax = fmin(a, d->cap_layer);
@@ -551,6 +572,9 @@ static void lg_prices(lg_layer *g)
     g->Q[0] = 0;
     for (uint32_t k = 0; k <= g->N; k++)
         g->Q[k + 1] = g->Q[k] + g->mu[k];
+    for (uint32_t n = 0; n < g->N; n++)
+        g->pr[n] = (lg_price){g->Q[n + 1], g->ch[n], g->cd[n] + g->cu[n], g->cn[n], g->cd[n],
+                              g->mu[n + 1]};
     g->min_dem = g->min_prom = INFINITY;
     for (uint32_t n = 0; n < g->N; n++) {
         g->min_dem = fmin(g->min_dem, g->ch[n] + g->cn[n] + g->cd[n]);
@@ -563,10 +587,7 @@ static void lg_prices(lg_layer *g)
 static double lg_eval(lg_layer *g, interval_fn fn, void *user)
 {
     lg_prices(g);
-    memset(g->th, 0, g->N * sizeof *g->th);
-    memset(g->td, 0, g->N * sizeof *g->td);
-    memset(g->tu, 0, g->N * sizeof *g->tu);
-    memset(g->tdn, 0, g->N * sizeof *g->tdn);
+    memset(g->tr, 0, g->N * sizeof *g->tr);
     memset(g->odiff, 0, (g->N + 2) * sizeof *g->odiff);
     double v = 0;
     for (uint32_t x = 0; x < g->X; x++)
@@ -619,8 +640,9 @@ static void lg_ascend(lg_layer *g)
         g->mu[k] = fmax(0, g->mu[k] + g->eta[k] * scale);
     }
     for (uint32_t n = 0; n < g->N; n++) {
-        double f[NTERMS] = {g->w + g->th[n] * g->kh, g->td[n] * g->kd, g->tu[n] * g->kl,
-                            g->tdn[n] * g->kl};
+        const lg_traffic *t = &g->tr[n];
+        double f[NTERMS] = {g->w + (double)t->h * g->kh, (double)t->d * g->kd,
+                            (double)t->u * g->kl, (double)t->dn * g->kl};
         double fmx = fmax(fmax(f[0], f[1]), fmax(f[2], f[3]));
         if (fmx <= 0)
             continue;
@@ -839,12 +861,24 @@ typedef struct lg_keep {
     double (*lam)[NTERMS], *mu;
 } lg_keep;
 
+/* What a layer hands to the layer WARM_LAG after it: its best prices and its steps. */
+typedef struct lg_warm {
+    double (*lam)[NTERMS], *mu, *eta, *lam_eta;
+    int8_t *mu_sign, *lam_arg;
+} lg_warm;
+
 typedef struct lg_run {
     const kvp_scenario *sc;
     const kvp_trace *tr;
     kvp_derived d;
-    uint32_t iters;
+    uint32_t layers, iters, warm_iters; /* warm_iters 0: no warm starts */
     double tol;
+    lg_warm *warm;     /* per layer */
+    uint8_t *finished; /* per layer, under mx: its warm state is final */
+    pthread_mutex_t mx;
+    pthread_cond_t cv;
+    kvp_dual_event ev; /* under mx: the search so far, for ro->dual_log */
+    const kvp_run_options *ro;
     lg_keep *keep;     /* per layer, or NULL: the bound alone */
     double *best;      /* per layer */
     uint32_t *used;    /* per layer: iterations run */
@@ -883,18 +917,108 @@ static void keep_free(lg_keep *k)
     free(k->mu);
 }
 
+static void warm_free(lg_warm *w)
+{
+    free(w->lam);
+    free(w->mu);
+    free(w->eta);
+    free(w->lam_eta);
+    free(w->mu_sign);
+    free(w->lam_arg);
+    memset(w, 0, sizeof *w);
+}
+
+static int warm_from(uint32_t l, const lg_run *R)
+{
+    return R->warm_iters > 0 && l >= WARM_LAG;
+}
+
+static uint32_t layer_cap(uint32_t l, const lg_run *R)
+{
+    return warm_from(l, R) ? R->warm_iters : R->iters;
+}
+
+/* Layer l's state for layer l + WARM_LAG (none if l failed or no layer follows), then the
+ * flag that wakes it. */
+static void warm_publish(lg_run *R, uint32_t l, const lg_layer *g, int ok)
+{
+    lg_warm w = {0};
+    if (ok && R->warm_iters > 0 && l + WARM_LAG < R->layers) {
+        const size_t N = g->N;
+        w.lam = malloc(N * sizeof *w.lam);
+        w.mu = malloc((N + 1) * sizeof *w.mu);
+        w.eta = malloc((N + 1) * sizeof *w.eta);
+        w.lam_eta = malloc(N * sizeof *w.lam_eta);
+        w.mu_sign = malloc(N + 1);
+        w.lam_arg = malloc(N ? N : 1);
+        if (w.lam && w.mu && w.eta && w.lam_eta && w.mu_sign && w.lam_arg) {
+            memcpy(w.lam, g->best_lam, N * sizeof *w.lam);
+            memcpy(w.mu, g->best_mu, (N + 1) * sizeof *w.mu);
+            memcpy(w.eta, g->eta, (N + 1) * sizeof *w.eta);
+            memcpy(w.lam_eta, g->lam_eta, N * sizeof *w.lam_eta);
+            memcpy(w.mu_sign, g->mu_sign, N + 1);
+            memcpy(w.lam_arg, g->lam_arg, N);
+        } else {
+            warm_free(&w); /* the next layer starts cold: slower, still a valid bound */
+        }
+    }
+    pthread_mutex_lock(&R->mx);
+    R->warm[l] = w;
+    R->finished[l] = 1;
+    if (ok) {
+        R->ev.layers_done++;
+        R->ev.bound_done_s += R->best[l];
+    }
+    pthread_cond_broadcast(&R->cv);
+    pthread_mutex_unlock(&R->mx);
+}
+
+/* Waits for layer l - WARM_LAG and starts from its state if it left one; returns 1 if so.
+ * Layers are handed out in order, so the one waited for is running or done: no deadlock. */
+static int warm_take(lg_run *R, uint32_t l, lg_layer *g)
+{
+    if (!warm_from(l, R))
+        return 0;
+    const uint32_t src = l - WARM_LAG;
+    pthread_mutex_lock(&R->mx);
+    while (!R->finished[src])
+        pthread_cond_wait(&R->cv, &R->mx);
+    lg_warm w = R->warm[src];
+    memset(&R->warm[src], 0, sizeof w);
+    pthread_mutex_unlock(&R->mx);
+    if (!w.lam)
+        return 0;
+    const size_t N = g->N;
+    memcpy(g->lam, w.lam, N * sizeof *w.lam);
+    memcpy(g->mu, w.mu, (N + 1) * sizeof *w.mu);
+    memcpy(g->eta, w.eta, (N + 1) * sizeof *w.eta);
+    memcpy(g->lam_eta, w.lam_eta, N * sizeof *w.lam_eta);
+    memcpy(g->mu_sign, w.mu_sign, N + 1);
+    memcpy(g->lam_arg, w.lam_arg, N);
+    warm_free(&w);
+    return 1;
+}
+
 static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
 {
     lg_run *R = user;
     kvp_error *err = &R->err[l];
     lg_layer g;
-    int rc = lg_setup(&g, R->sc, &R->d, R->tr, l, err);
+    const uint32_t cap = layer_cap(l, R);
+    uint32_t it = 0;
+    memset(&g, 0, sizeof g);
+    int rc = 0;
+    if (R->cancel && *R->cancel) { /* before the layer's pass over the trace */
+        rc = kvp_error_set(err, KVP_EINTR, "interrupted before layer %u", l);
+        goto done;
+    }
+    rc = lg_setup(&g, R->sc, &R->d, R->tr, l, err);
     if (rc < 0)
         goto done;
+    warm_take(R, l, &g);
     g.best = -INFINITY;
     double mark = -INFINITY; /* the best of 10 iterations ago */
-    uint32_t it = 0;
-    for (; it < R->iters; it++) {
+    for (; it < cap; it++) {
         if (R->cancel && *R->cancel) {
             rc = kvp_error_set(err, KVP_EINTR, "interrupted at iteration %u of layer %u", it, l);
             goto done;
@@ -902,6 +1026,13 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
         double v = lg_eval(&g, NULL, NULL);
         lg_keep_best(&g, v);
         atomic_fetch_add(done, 1ull);
+        if (R->ro && R->ro->dual_log) {
+            pthread_mutex_lock(&R->mx);
+            R->ev.layer = l;
+            R->ev.iteration = it + 1;
+            R->ev.iterations = cap;
+            pthread_mutex_unlock(&R->mx);
+        }
         if (it % 10 == 9) {
             if (R->tol > 0 && g.best - mark <= R->tol * fabs(g.best)) {
                 it++;
@@ -911,10 +1042,11 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
         }
         lg_ascend(&g);
     }
-    atomic_fetch_add(done, (unsigned long long)(R->iters - it));
-    R->best[l] = g.best;
+    /* bound's value is proven too: a warm start that fell below it never lowers the bound */
+    R->best[l] = fmax(g.best, g.bound_s);
     R->used[l] = it;
     R->reads[l] = g.reads;
+    warm_publish(R, l, &g, 1);
     if (R->keep) { /* hand the prices over: the arrays move, no copy */
         lg_keep *k = &R->keep[l];
         k->lam = g.best_lam;
@@ -923,8 +1055,24 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
         g.best_mu = NULL;
     }
 done:
+    if (rc < 0)
+        warm_publish(R, l, &g, 0); /* wakes the layer that waits for this one */
+    atomic_fetch_add(done, (unsigned long long)(cap - it));
     lg_free(&g);
     return rc;
+}
+
+/* The engine's progress poll, on the calling thread: the dual's state for ro->dual_log
+ * first, then the caller's own progress. */
+static void lg_progress(void *user, uint64_t done, uint64_t total)
+{
+    lg_run *R = user;
+    pthread_mutex_lock(&R->mx);
+    kvp_dual_event ev = R->ev;
+    pthread_mutex_unlock(&R->mx);
+    R->ro->dual_log(R->ro->dual_log_user, &ev);
+    if (R->ro->progress)
+        R->ro->progress(R->ro->progress_user, done, total);
 }
 
 /* Runs the dual search on every layer; *bound_s gets the proven bound, and keep (if not
@@ -948,7 +1096,9 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     const uint32_t L = kvp_trace_layers(tr);
     R.sc = sc;
     R.tr = tr;
+    R.layers = L;
     R.iters = (uint32_t)ps->value[P_ITERS];
+    R.warm_iters = (uint32_t)ps->value[P_WARM];
     R.tol = ps->value[P_TOL];
     R.keep = keep;
     R.cancel = ro ? ro->cancel : NULL;
@@ -956,12 +1106,29 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     R.used = calloc(L, sizeof *R.used);
     R.reads = calloc(L, sizeof *R.reads);
     R.err = calloc(L, sizeof *R.err);
+    R.warm = calloc(L, sizeof *R.warm);
+    R.finished = calloc(L, 1);
     int *lrc = calloc(L, sizeof *lrc);
-    if (!R.best || !R.used || !R.reads || !R.err || !lrc) {
+    if (!R.best || !R.used || !R.reads || !R.err || !R.warm || !R.finished || !lrc) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
     }
-    kvp_parallel_layers(L, ro, (uint64_t)L * R.iters, lg_layer_run, &R, lrc);
+    pthread_mutex_init(&R.mx, NULL);
+    pthread_cond_init(&R.cv, NULL);
+    uint64_t units = 0;
+    for (uint32_t l = 0; l < L; l++)
+        units += layer_cap(l, &R);
+    R.ev.layers = L;
+    kvp_run_options pro;
+    if (ro && ro->dual_log) { /* the dual's state rides on the progress poll */
+        R.ro = ro;
+        pro = *ro;
+        pro.progress = lg_progress;
+        pro.progress_user = &R;
+    }
+    kvp_parallel_layers(L, ro && ro->dual_log ? &pro : ro, units, lg_layer_run, &R, lrc);
+    pthread_cond_destroy(&R.cv);
+    pthread_mutex_destroy(&R.mx);
     double sum = 0;
     uint32_t imax = 0;
     uint64_t reads = 0;
@@ -982,6 +1149,10 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     if (reads_out)
         *reads_out = reads;
 done:
+    for (uint32_t l = 0; R.warm && l < L; l++)
+        warm_free(&R.warm[l]);
+    free(R.warm);
+    free(R.finished);
     free(R.best);
     free(R.used);
     free(R.reads);
@@ -1119,6 +1290,12 @@ static const kvp_policy_ops plan_cand_ops = {
     .free = plan_cand_free,
 };
 
+static void dual_note(const kvp_run_options *ro, const kvp_dual_event *ev)
+{
+    if (ro && ro->dual_log)
+        ro->dual_log(ro->dual_log_user, ev);
+}
+
 static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
@@ -1158,13 +1335,16 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     kvp_result *cand = calloc(MAXC, sizeof *cand);
     lg_keep *keep = calloc(L ? L : 1, sizeof *keep);
     const int nc = PLAN_CANDIDATES + (ps->value[P_GRID] != 0 ? PLAN_GRID : 0);
-    double b;
+    double b = 0;
     uint32_t it;
     int rc = cand && keep && sh.paths ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
     for (uint32_t l = 0; sh.paths && l < L; l++)
         sh.paths[l].left = PLAN_CANDIDATES;
     if (rc >= 0)
         rc = lg_solve(sc, tr, ps, ro, keep, &b, &it, NULL, err);
+    kvp_dual_event ev = {L, L, 0, 0, 0, b, b, 0};
+    if (rc >= 0)
+        dual_note(ro, &ev);
     if (rc >= 0)
         rc = kvp_scenario_derive(sc, &sh.d, err);
     sh.keep = keep;
@@ -1202,6 +1382,8 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
             snprintf(res->params, sizeof res->params, "%s", plan_grid[best - PLAN_CANDIDATES]);
         res->lower_bound_s = b;
         res->dual_iterations = it;
+        ev.plan_s = res->total_time_s;
+        dual_note(ro, &ev);
     }
     for (uint32_t l = 0; keep && l < L; l++)
         keep_free(&keep[l]);

@@ -69,7 +69,7 @@ typedef struct online_state {
      * live while its token is resident and unread since. */
     struct qent {
         uint32_t x, last;
-    } *q, *q2; /* q2: where q_compact copies to */
+    } *q, *q2, *drop; /* q2: where q_compact copies to; drop: the step's dropouts */
     uint32_t qcap, qhead, qlen;
     uint32_t *prev;    /* the last step's read positions */
     uint32_t nprev;
@@ -83,7 +83,6 @@ typedef struct online_state {
     uint32_t *tmp;     /* the ranked misses */
     double *cand_p, *vict_p, *tmp_p; /* their p */
     uint32_t *up, *down; /* the moves of the step */
-    uint32_t bucket[P_BUCKETS + 1];
 } online_state;
 
 uint32_t kvp_online_block_tokens(const double *param, const kvp_scenario *sc)
@@ -107,6 +106,7 @@ void kvp_online_free(void *state)
     free(st->tk);
     free(st->q);
     free(st->q2);
+    free(st->drop);
     free(st->prev);
     free(st->dpow);
     free(st->cand);
@@ -165,9 +165,10 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
     st->qcap = (uint32_t)(2 * n + 2);
     st->q = malloc(st->qcap * sizeof *st->q);
     st->q2 = malloc(st->qcap * sizeof *st->q2);
+    st->drop = malloc(n * sizeof *st->drop);
     st->prev = malloc(n * sizeof *st->prev);
     if (!st->tk || !st->dpow || !st->cand || !st->vict || !st->tmp || !st->up ||
-        !st->down || !st->cand_b || !st->vict_b || !st->q || !st->q2 || !st->prev ||
+        !st->down || !st->cand_b || !st->vict_b || !st->q || !st->q2 || !st->drop || !st->prev ||
         !st->cand_p || !st->vict_p || !st->tmp_p) {
         kvp_online_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "online: out of memory for layer %u", li->layer);
@@ -200,8 +201,8 @@ static double dpow(const online_state *st, uint32_t k)
     return pow(st->decay, (double)k);
 }
 
-/* p(x) at step n: the estimated chance that x is read at a step, in [0, 1]. */
-static double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
+/* p_of beyond its inline case. */
+static double p_slow(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
 {
     uint32_t l = st->tk[x].last;
     if (!l)
@@ -215,25 +216,38 @@ static double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prom
     return p < 1 ? p : 1;
 }
 
-static uint32_t bucket_of(double p)
+/* p(x) at step n: the estimated chance that x is read at a step, in [0, 1]. */
+static inline double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
+{
+    if (st->decay < 1 && !st->cut) { /* the common case inline: the table holds every power */
+        uint32_t l = st->tk[x].last, k = n + 1 - l, end = st->ndpow - 1;
+        double p = (1 - st->decay) * st->tk[x].e * st->dpow[k < end ? k : end];
+        return !l ? 0 : p < 1 ? p : 1;
+    }
+    return p_slow(st, x, n, prompt);
+}
+static inline uint32_t bucket_of(double p)
 {
     uint32_t b = (uint32_t)(p * P_BUCKETS);
     return b < P_BUCKETS ? b : P_BUCKETS - 1;
 }
 
 /* Stable counting sort of x[0..n) by their buckets b[0..n), descending (desc) or ascending;
- * out to y. */
-static void rank(online_state *st, const uint32_t *x, const double *p, const uint8_t *b,
-                 uint32_t n, uint32_t *y, double *yp, int desc)
+ * out to y.  The counts are local (no store to y can alias them) and the order is in the
+ * prefix sums, so the passes over the entries index by b alone. */
+static void rank(const uint32_t *x, const double *p, const uint8_t *b, uint32_t n, uint32_t *y,
+                 double *yp, int desc)
 {
-    uint32_t *cnt = st->bucket;
-    memset(cnt, 0, sizeof st->bucket);
+    uint32_t cnt[P_BUCKETS] = {0}, sum = 0;
     for (uint32_t i = 0; i < n; i++)
-        cnt[(desc ? P_BUCKETS - 1 - b[i] : b[i]) + 1]++;
-    for (uint32_t k = 1; k <= P_BUCKETS; k++)
-        cnt[k] += cnt[k - 1];
+        cnt[b[i]]++;
+    for (uint32_t j = 0; j < P_BUCKETS; j++) {
+        uint32_t k = desc ? P_BUCKETS - 1 - j : j, c = cnt[k];
+        cnt[k] = sum;
+        sum += c;
+    }
     for (uint32_t i = 0; i < n; i++) {
-        uint32_t k = cnt[desc ? P_BUCKETS - 1 - b[i] : b[i]]++;
+        uint32_t k = cnt[b[i]]++;
         y[k] = x[i];
         yp[k] = p[i];
     }
@@ -244,25 +258,49 @@ typedef struct traffic {
     double hr, hw, dr, dw, up, dn;
 } traffic;
 
-/* kvp_step_time of this traffic, term by term in the same arithmetic (so the same value):
- * tier 1's link carries its reads up and its writes down; the tiers beyond tier 1 carry
- * nothing but their fixed bytes, a constant (t_rest) taken once. */
 /* fmax without the library call (no NaN here: bandwidths are positive). */
 static double max2(double a, double b)
 {
     return a > b ? a : b;
 }
 
-static double step_time(const kvp_layer_info *li, double t_rest, const traffic *t)
+/* kvp_step_time of the step's traffic while swaps are priced, term by term in the same
+ * arithmetic (so the same value): tier 1's link carries its reads up and its writes down; the
+ * tiers beyond tier 1 carry nothing but their fixed bytes, a constant (t_rest).  The DRAM
+ * reads (dr) do not change while swaps are priced: the link's up term is folded into the
+ * constant c.  A term is divided out only when a bound on it, its numerator times an upper
+ * bound u on 1 / bandwidth (2^-30 above it, far beyond the roundings), exceeds the max so
+ * far: below that max, its rounded quotient cannot exceed it either (rounding is monotone),
+ * so the max is the same value (docs/PERF.md §15.2). */
+typedef struct pricer {
+    double tok, f0, bh, uh, f1, drtok, bd, ud, bdn, udn, c;
+} pricer;
+
+static pricer pricer_make(const kvp_layer_info *li, double t_rest, double dr)
 {
     const kvp_cost_model *m = li->model;
-    const double tok = (double)li->tok_bytes;
+    const double tok = (double)li->tok_bytes, margin = 1 + 0x1p-30;
     const uint32_t l = m->link[1];
-    double time = t_rest;
-    time = max2(time, (m->fixed_bytes[0] + (t->hr * tok + t->hw * tok)) / m->bandwidth[0]);
-    time = max2(time, (m->fixed_bytes[1] + (t->dr * tok + t->dw * tok)) / m->bandwidth[1]);
-    time = max2(time, t->dr * tok / m->up_bandwidth[l]);
-    return max2(time, t->dw * tok / m->down_bandwidth[l]);
+    pricer pr = {tok, m->fixed_bytes[0], m->bandwidth[0], 1 / m->bandwidth[0] * margin,
+                 m->fixed_bytes[1], dr * tok, m->bandwidth[1], 1 / m->bandwidth[1] * margin,
+                 m->down_bandwidth[l], 1 / m->down_bandwidth[l] * margin, 0};
+    pr.c = max2(t_rest, dr * tok / m->up_bandwidth[l]);
+    return pr;
+}
+
+/* The step's time with hr, hw, dw tokens of HBM reads, HBM writes and DRAM writes. */
+static inline double price_time(const pricer *pr, double hr, double hw, double dw)
+{
+    const double n_h = pr->f0 + (hr * pr->tok + hw * pr->tok);
+    const double n_d = pr->f1 + (pr->drtok + dw * pr->tok), n_dn = dw * pr->tok;
+    double time = pr->c;
+    if (n_h * pr->uh > time)
+        time = max2(time, n_h / pr->bh);
+    if (n_d * pr->ud > time)
+        time = max2(time, n_d / pr->bd);
+    if (n_dn * pr->udn > time)
+        time = max2(time, n_dn / pr->bdn);
+    return time;
 }
 
 /* The part of kvp_step_time that no move of the online family changes. */
@@ -341,11 +379,17 @@ static void q_compact(online_state *st, const uint8_t *res)
     st->qlen = w;
 }
 
-static void q_push(online_state *st, const uint8_t *res, uint32_t x)
+/* Appends e (x with its current `last`). */
+static inline void q_put(online_state *st, const uint8_t *res, struct qent e)
 {
     if (st->qlen == st->qcap)
         q_compact(st, res); /* never still full: at most one live entry per token */
-    st->q[q_at(st, st->qlen++)] = (struct qent){x, st->tk[x].last};
+    st->q[q_at(st, st->qlen++)] = e;
+}
+
+static void q_push(online_state *st, const uint8_t *res, uint32_t x)
+{
+    q_put(st, res, (struct qent){x, st->tk[x].last});
 }
 
 /* Takes live entries from the front of the queue (the longest out of the read set first)
@@ -355,15 +399,17 @@ static void q_push(online_state *st, const uint8_t *res, uint32_t x)
 static uint32_t find_victims(online_state *st, const kvp_step *s, double pmax, uint32_t want,
                              uint32_t limit)
 {
-    const uint32_t n = s->n, prompt = s->li->prompt, len = st->qlen;
+    const uint32_t n = s->n, prompt = s->li->prompt, cap = st->qcap;
     const uint8_t *res = s->resident;
-    uint32_t found = 0;
+    struct qent *q = st->q;
+    /* the ring's head and length in locals: a store to q could alias them */
+    uint32_t found = 0, head = st->qhead, len = st->qlen;
     if (limit > len)
         limit = len;
     for (uint32_t v = 0; v < limit && found < want; v++) {
-        struct qent e = st->q[st->qhead];
-        st->qhead = st->qhead + 1 < st->qcap ? st->qhead + 1 : 0;
-        st->qlen--;
+        struct qent e = q[head];
+        head = head + 1 < cap ? head + 1 : 0;
+        len--;
         if (!q_live(st, res, e))
             continue;
         double p = p_of(st, e.x, n, prompt);
@@ -372,10 +418,48 @@ static uint32_t find_victims(online_state *st, const kvp_step *s, double pmax, u
             st->vict_p[found] = p;
             st->vict_b[found++] = (uint8_t)bucket_of(p);
         } else {
-            st->q[q_at(st, st->qlen++)] = e;
+            uint32_t k = head + len;
+            q[k < cap ? k : k - cap] = e;
+            len++;
         }
     }
+    st->qhead = head;
+    st->qlen = len;
     return found;
+}
+
+/* Step 1's pass over the reads: every read token's estimate takes its read, and the misses
+ * are listed with their estimates (p and bucket come after, for the misses alone).  The
+ * flags are constants at each call, so that each case is a loop of its own without their
+ * tests, and the loop's bounds and arrays sit in locals (a store to tk could otherwise alias
+ * acc->count, which was then reloaded every read). */
+static inline uint32_t take_reads(online_state *st, const kvp_access *acc, const uint8_t *res,
+                                  uint32_t stamp, double vmin, double inv_span, int use_scores,
+                                  int exact)
+{
+    const uint32_t count = acc->count, *pos = acc->pos, clamp = st->ndpow - 1;
+    const float *score = acc->score;
+    const double *tab = st->dpow;
+    struct tok_est *tk = st->tk;
+    uint32_t *cand = st->cand, nmiss = 0;
+    double *cand_p = st->cand_p;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t x = pos[i];
+        /* never read: e is 0, so any power does (k = stamp is clamped) */
+        uint32_t k = stamp - tk[x].last;
+        double v = use_scores ? ((double)score[i] - vmin) * inv_span : 1;
+        /* the table's last entry holds for every later k unless it was cut */
+        double w = exact ? tab[k < clamp ? k : clamp] : dpow(st, k);
+        double enew = (double)tk[x].e * w + v;
+        tk[x].e = (float)enew;
+        tk[x].last = stamp;
+        /* misses are appended without a branch: the slot is overwritten unless counted */
+        uint32_t miss = (uint32_t)!res[x];
+        cand[nmiss] = x;
+        cand_p[nmiss] = (double)(float)enew;
+        nmiss += miss;
+    }
+    return nmiss;
 }
 
 int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
@@ -415,42 +499,35 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     uint32_t hits = 0, nmiss = 0;
     const int use_scores = st->est_scores && score, exact = !st->cut;
     const double span = vmax - vmin, one_minus = 1 - st->decay;
-    const uint32_t clamp = st->ndpow - 1;
     const double inv_span = 1 / span;
-    const double *tab = st->dpow;
     struct tok_est *tk = st->tk;
     const uint8_t *res = s->resident;
     uint32_t *cand = st->cand;
     uint8_t *cand_b = st->cand_b;
     double *cand_p = st->cand_p;
-    for (uint32_t i = 0; i < acc->count; i++) {
-        uint32_t x = acc->pos[i];
-        /* never read: e is 0, so any power does (k = stamp is clamped) */
-        uint32_t k = stamp - tk[x].last;
-        double v = use_scores ? ((double)score[i] - vmin) * inv_span : 1;
-        /* the table's last entry holds for every later k unless it was cut */
-        double w = exact ? tab[k < clamp ? k : clamp] : dpow(st, k);
-        double enew = (double)tk[x].e * w + v;
-        tk[x].e = (float)enew;
-        tk[x].last = stamp;
-        /* misses are appended without a branch: the slot is overwritten unless counted */
-        uint32_t miss = (uint32_t)!res[x];
-        double p = one_minus * (double)(float)enew;
-        cand[nmiss] = x;
-        cand_p[nmiss] = p < 1 ? p : 1; /* p_of(x) */
-        cand_b[nmiss] = (uint8_t)bucket_of(p);
-        nmiss += miss;
-    }
+    if (exact)
+        nmiss = use_scores ? take_reads(st, acc, res, stamp, vmin, inv_span, 1, 1)
+                           : take_reads(st, acc, res, stamp, vmin, inv_span, 0, 1);
+    else
+        nmiss = use_scores ? take_reads(st, acc, res, stamp, vmin, inv_span, 1, 0)
+                           : take_reads(st, acc, res, stamp, vmin, inv_span, 0, 0);
     hits = acc->count - nmiss;
+    for (uint32_t i = 0; i < nmiss; i++) {
+        double p = one_minus * cand_p[i];
+        cand_p[i] = p < 1 ? p : 1; /* p_of(x) */
+        cand_b[i] = (uint8_t)bucket_of(p);
+    }
     /* The resident tokens read last step and not now join the victims' queue. */
     uint32_t ndrop = 0;
-    for (uint32_t i = 0; i < st->nprev; i++) { /* branch-free: st->up is scratch until 4 */
-        uint32_t x = st->prev[i];
-        st->up[ndrop] = x;
-        ndrop += (uint32_t)res[x] & (uint32_t)(tk[x].last != stamp);
+    struct qent *drop = st->drop;
+    const uint32_t nprev = st->nprev, *prev = st->prev;
+    for (uint32_t i = 0; i < nprev; i++) { /* branch-free */
+        uint32_t x = prev[i], l = tk[x].last;
+        drop[ndrop] = (struct qent){x, l};
+        ndrop += (uint32_t)res[x] & (uint32_t)(l != stamp);
     }
     for (uint32_t i = 0; i < ndrop; i++)
-        q_push(st, res, st->up[i]);
+        q_put(st, res, drop[i]);
     memcpy(st->prev, acc->pos, acc->count * sizeof *st->prev);
     st->nprev = acc->count;
     if (st->decay >= 1) /* p is e over the token's age: recompute the misses' buckets */
@@ -486,7 +563,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     double *ranked_p = st->tmp_p, ptop = 0;
     const int below = li->model->tiers > 2; /* the misses left out are ranked below HBM */
     if (want || (below && nmiss))
-        rank(st, st->cand, st->cand_p, st->cand_b, nmiss, ranked, ranked_p, 1);
+        rank(st->cand, st->cand_p, st->cand_b, nmiss, ranked, ranked_p, 1);
     if (want)
         ptop = ranked_p[0];
     const uint32_t wanted_slots = want + (uint32_t)new_in;
@@ -500,7 +577,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     if (nv < need_v && acc->count + 1 >= slots)
         nv += find_read_victims(st, s, pmax, st->vict + nv, st->vict_p + nv, st->vict_b + nv,
                                 need_v - nv);
-    rank(st, st->vict, st->vict_p, st->vict_b, nv, st->cand, st->cand_p, 0);
+    rank(st->vict, st->vict_p, st->vict_b, nv, st->cand, st->cand_p, 0);
     const uint32_t *victims = st->cand; /* the misses are in ranked[] now */
     const double *victims_p = st->cand_p;
     uint32_t vi = 0, nup = 0, ndown = 0;
@@ -527,8 +604,8 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const double s_read = tok / fmin(m->bandwidth[1], m->up_bandwidth[m->link[1]]) -
                           tok / m->bandwidth[0];
     const int priced = st->payback > 0;
-    const double t_rest = priced ? step_time_rest(m) : 0;
-    double tcur = priced ? step_time(li, t_rest, &t) : 0;
+    const pricer pr = pricer_make(li, priced ? step_time_rest(m) : 0, t.dr);
+    double tcur = priced ? price_time(&pr, t.hr, t.hw, t.dw) : 0;
     for (uint32_t i = 0; i < want; i++) {
         double px = ranked_p[i], py = 0, hr = 0;
         const int use_free = free_slots > 0;
@@ -541,11 +618,8 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         if (!(px > py))
             break;
         if (priced) {
-            traffic next = t;
-            next.hw += 1;
-            if (!use_free)
-                next.hr += hr, next.dn += 1, next.dw += 1;
-            double tnext = step_time(li, t_rest, &next);
+            double tnext = use_free ? price_time(&pr, t.hr, t.hw + 1, t.dw)
+                                    : price_time(&pr, t.hr + hr, t.hw + 1, t.dw + 1);
             if (!((px - py) * st->horizon * s_read > st->payback * (tnext - tcur)))
                 break;
             tcur = tnext;
