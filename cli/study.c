@@ -117,22 +117,82 @@ static int hitrate_points(study_ctx *c, point *pts, size_t *n)
 }
 
 
+/* Two series per weights mode: batch B as B identical copies of one sequence, then B
+ * distinct synthetic sequences (sequences=B, batch 1; each its own seed and prompt,
+ * docs/MODEL.md section 12).  The distinct series stops at 8: a run of several streams is
+ * slower per read than one (docs/PERF.md section 18). */
 static int batch_points(study_ctx *c, point *pts, size_t *n)
 {
     size_t k = 0;
+    const size_t count[2] = {STUDY_BATCH_COPIES, STUDY_BATCH_DISTINCT};
     for (size_t w = 0; w < NELEM(study_weight_modes); w++) {
-        for (size_t b = 0; b < NELEM(batch_values); b++, k++) {
-            point *p = &pts[k];
-            p->sc = c->base;
-            snprintf(p->var[0], VAR_TEXT, "%s", batch_values[b]);
-            snprintf(p->var[1], VAR_TEXT, "%s", study_weight_modes[w]);
-            int rc = set_param(&p->sc, "batch", batch_values[b]);
-            if (!rc && w)
-                rc = drop_weights(&p->sc);
-            if (rc)
-                return rc;
+        for (size_t d = 0; d < NELEM(study_batch_series); d++) {
+            if (d && c->file_trace)
+                continue; /* a trace file is one sequence */
+            for (size_t b = 0; b < count[d]; b++, k++) {
+                point *p = &pts[k];
+                p->sc = c->base;
+                snprintf(p->var[0], VAR_TEXT, "%s", batch_values[b]);
+                snprintf(p->var[1], VAR_TEXT, "%s", study_weight_modes[w]);
+                snprintf(p->var[2], VAR_TEXT, "%s", study_batch_series[d]);
+                int rc = set_param(&p->sc, "batch", d ? "1" : batch_values[b]);
+                if (!rc && d)
+                    rc = set_param(&p->sc, "sequences", batch_values[b]);
+                if (!rc && w)
+                    rc = drop_weights(&p->sc);
+                if (rc)
+                    return rc;
+            }
         }
     }
+    *n = k;
+    return 0;
+}
+
+/* The heads study (docs/RESULTS.md): the same model and KV bytes, its synthetic trace as one
+ * stream standing for every KV head (placement per token) and as one stream per KV head
+ * (placement per head, docs/SYNTHETIC.md "Heads"), at four sparsities, weights counted and
+ * not.  Its own default size, prompt 8000, 256 steps and batch 16 (--set prompt, steps,
+ * batch change them): kv_heads streams cost more than kv_heads times one (docs/PERF.md
+ * section 18; about 8 minutes on two cores); batch 16 keeps about the study's KV bytes
+ * (16 x 8256 tokens against 4 x 41538), so that static holds under half of the context
+ * (3785 slots per layer). */
+static const char *const heads_sparsity[] = {"0.4", "0.6", "0.8", "0.9"};
+static const char *const heads_placement[] = {"token", "head"};
+#define HEADS_PROMPT "8000"
+#define HEADS_STEPS "256"
+#define HEADS_BATCH "16"
+
+static int heads_points(study_ctx *c, point *pts, size_t *n)
+{
+    size_t k = 0;
+    int rc = 0;
+    if (!c->prompt_given)
+        rc = set_param(&c->base, "prompt", HEADS_PROMPT); /* the summaries describe the base */
+    if (!rc && !c->steps_given)
+        rc = set_param(&c->base, "steps", HEADS_STEPS);
+    if (!rc && !c->batch_given)
+        rc = set_param(&c->base, "batch", HEADS_BATCH);
+    if (rc)
+        return rc;
+    if (c->base.kv_heads > KVP_SYNTH_HEADS_MAX)
+        return cli_error("study heads: kv_heads is %u; per-head traces take at most %u",
+                         c->base.kv_heads, KVP_SYNTH_HEADS_MAX);
+    for (size_t w = 0; w < NELEM(study_weight_modes); w++)
+        for (size_t h = 0; h < NELEM(heads_placement); h++)
+            for (size_t i = 0; i < NELEM(heads_sparsity); i++, k++) {
+                point *p = &pts[k];
+                p->sc = c->base;
+                p->heads = (int)h;
+                snprintf(p->var[0], VAR_TEXT, "%s", heads_sparsity[i]);
+                snprintf(p->var[1], VAR_TEXT, "%s", heads_placement[h]);
+                snprintf(p->var[2], VAR_TEXT, "%s", study_weight_modes[w]);
+                rc = set_param(&p->sc, "sparsity", heads_sparsity[i]);
+                if (!rc && w)
+                    rc = drop_weights(&p->sc);
+                if (rc)
+                    return rc;
+            }
     *n = k;
     return 0;
 }
@@ -313,7 +373,11 @@ static int gap_points(study_ctx *c, point *pts, size_t *n)
 
 static const char *const vars_sparsity[] = {"sparsity"};
 static const char *const vars_variation[] = {"variation"};
-static const char *const vars_batch[] = {"batch", "weights"};
+static const char *const vars_batch[] = {"batch", "weights", "series"};
+static const char *const vars_heads[] = {"sparsity", "placement", "weights"};
+/* The policies that run on streams (kvp_policy_streams) but sa, whose search over 16 points
+ * of several streams would dominate the study (--policy adds it). */
+static const char heads_policies[] = "static,reactive,page,lookahead,unlimited,bound";
 static const char *const vars_accounting[] = {"weights", "kv_per", "kv_heads", "batch"};
 static const char *const vars_gap[] = {"sparsity", "variation", "weights"};
 static const char *const vars_tiers[] = {"batch", "machine"};
@@ -338,7 +402,7 @@ static const study_def studies[] = {
     {"hitrate", "HBM hit rate per policy, the weights' share apart", "Fig. 5", NULL, 0,
      "static", 0, 0, hitrate_points, study_gp_hitrate, study_md_hitrate, NULL, 0, NULL, NULL},
     {"batch", "Throughput over static by batch, weights counted and not", "batch", vars_batch,
-     2, "static", 0, 0, batch_points, study_gp_batch, study_md_batch, NULL, 0, NULL, NULL},
+     3, "static", 0, 0, batch_points, study_gp_batch, study_md_batch, NULL, 0, NULL, NULL},
     {"accounting", "Throughput over static under each accounting", "headline",
      vars_accounting, 4, "static", 0, 0, accounting_points, study_gp_accounting,
      study_md_accounting, NULL, 0, NULL, NULL},
@@ -350,6 +414,9 @@ static const study_def studies[] = {
     {"online", "Online policies against the best offline reference", "online", vars_online, 4,
      "static", 1, 1, online_points, study_gp_online, study_md_online, online_policies, 1,
      study_csv_online, "plan,lpbound"},
+    {"heads", "Per-head placement against per-token placement", "beyond the study", vars_heads,
+     3, "static", 1, 1, heads_points, study_gp_heads, study_md_heads, heads_policies, 1, NULL,
+     NULL},
 };
 
 /* 1 if the study's points set parameter `name`. */
@@ -386,6 +453,14 @@ static void point_key(point *p)
         int w = snprintf(p->key + used, sizeof p->key - used, "%s=%s;", params[i].name, t);
         used += w > 0 ? (size_t)w : 0;
     }
+    if (p->heads && used < sizeof p->key)
+        snprintf(p->key + used, sizeof p->key - used, "per-head;");
+}
+
+/* The sweep's trace of a point: per-head synthetic traces, the --trace file, or synthetic. */
+static const char *point_trace_name(const point *p, const char *trace)
+{
+    return p->heads ? "synthetic-heads" : trace ? trace : "synthetic";
 }
 
 static void point_text(char *buf, size_t len, const study_def *def, const point *p)
@@ -408,6 +483,7 @@ static int point_trace(const study_ctx *c, const point *p, kvp_trace **tr)
     if (!*tr) {
         kvp_synth_params sp;
         kvp_synth_default(&sp, &p->sc);
+        sp.heads = p->heads ? p->sc.kv_heads : 0;
         if (kvp_trace_synthetic_sequences(tr, &sp, p->sc.sequences, &err) < 0)
             return cli_error("%s", err.msg);
     }
@@ -418,7 +494,8 @@ static int point_trace(const study_ctx *c, const point *p, kvp_trace **tr)
 static int point_from_sweep(study_ctx *c, const study_def *def, point *p, const char *dir,
                             const char *trace)
 {
-    int rc = cli_sweep_results(dir, &p->sc, trace, c->specs, c->nspec, p->res);
+    int rc = cli_sweep_results(dir, &p->sc, point_trace_name(p, trace), c->specs, c->nspec,
+                               p->res);
     if (rc >= 0)
         return rc;
     char what[LABEL_TEXT];
@@ -465,10 +542,10 @@ static int study_sweep(sweep_spec *s, study_ctx *c, const char *name, const char
             snprintf(settings, sizeof settings, "%s: %s", outs[i].def->name, what);
             sp->index = s->npts++;
             sp->sc = p->sc;
-            sp->trace = trace ? trace : "synthetic";
+            sp->trace = point_trace_name(p, trace);
             sp->settings = strdup(settings);
-            sp->trace_path = trace ? strdup(trace) : NULL;
-            if (!sp->settings || (trace && !sp->trace_path)) {
+            sp->trace_path = trace && !p->heads ? strdup(trace) : NULL;
+            if (!sp->settings || (trace && !p->heads && !sp->trace_path)) {
                 free(first);
                 return cli_error("out of memory");
             }
@@ -764,7 +841,7 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
     }
     if (!o->name)
         return cli_usage(a->cmd, "which study? one of sparsity, variation, hitrate, batch, "
-                         "accounting, gap, tiers, online, all");
+                         "accounting, gap, tiers, online, heads, all");
     if (strcmp(o->name, "all") != 0 && !find_study(o->name)) {
         const char *names[NELEM(studies) + 1];
         for (size_t k = 0; k < NELEM(studies); k++)
@@ -772,7 +849,7 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
         names[NELEM(studies)] = "all";
         const char *s = kvp_closest_name(o->name, names, NELEM(names));
         return cli_usage(a->cmd, "unknown study \"%s\"%s%s%s; one of sparsity, variation, "
-                         "hitrate, batch, accounting, gap, tiers, online, all", o->name,
+                         "hitrate, batch, accounting, gap, tiers, online, heads, all", o->name,
                          s ? " (did you mean \"" : "", s ? s : "", s ? "\"?)" : "");
     }
     if ((o->ckpt.checkpoint || o->ckpt.resume || o->from) && o->shard)
@@ -789,9 +866,10 @@ static int parse_args(const cli_args *a, study_opts *o, study_ctx *c, int *help)
                 return cli_usage(a->cmd, "--set %s conflicts with --trace: the trace "
                                  "defines it", trace_defined[k]);
         if (strcmp(o->name, "variation") == 0 || strcmp(o->name, "online") == 0 ||
-            strcmp(o->name, "all") == 0)
+            strcmp(o->name, "heads") == 0 || strcmp(o->name, "all") == 0)
             return cli_usage(a->cmd, "--trace: study %s needs the synthetic traces of each "
-                             "variation; run the other studies by name", o->name);
+                             "variation (heads: of each head); run the other studies by "
+                             "name", o->name);
     }
     return 0;
 }
@@ -886,6 +964,9 @@ static int build_base(study_ctx *c, study_opts *o)
         rc = cli_scn_apply(&o->scn, &c->base);
     if (rc)
         return rc;
+    c->prompt_given = cli_scn_sets(&o->scn, "prompt");
+    c->steps_given = cli_scn_sets(&o->scn, "steps");
+    c->batch_given = cli_scn_sets(&o->scn, "batch");
     if (o->query_heads) {
         unsigned long q;
         if ((rc = parse_whole("--query-heads", o->query_heads, 1, MAX_QUERY_HEADS, &q)) != 0)

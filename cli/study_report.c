@@ -15,6 +15,7 @@
 /* Helpers for the outputs                                                                  */
 
 const char *const study_weight_modes[2] = {"counted", "not_counted"};
+const char *const study_batch_series[2] = {"copies", "distinct"};
 
 
 const kvp_result *study_find_res(const study_ctx *c, const point *p, const char *policy)
@@ -309,7 +310,7 @@ static void gp_head(FILE *f, const study_ctx *c, const study_out *s, const char 
         fprintf(f, ", batch %" PRIu32, c->base.batch);
     if (c->base.topk > 0)
         fprintf(f, ", topk %" PRIu32, c->base.topk);
-    else if (strcmp(n, "sparsity") != 0)
+    else if (strcmp(n, "sparsity") != 0 && strcmp(n, "heads") != 0)
         fprintf(f, ", sparsity %g", c->base.sparsity);
     fprintf(f, ", %s\"\n", c->file_trace ? "trace file" : "synthetic trace");
     fprintf(f, "set xlabel \"%s\"\nset ylabel \"%s\"\n", xlabel, ylabel);
@@ -439,14 +440,25 @@ void study_gp_batch(FILE *f, const study_ctx *c, const study_out *s)
         for (size_t k = 0; k < NELEM(pols); k++) {
             if (!study_has_policy(c, pols[k]))
                 continue;
-            fprintf(f, "%sdata using \"batch\":(strcol(\"weights\") eq \"%s\" ? "
-                    "column(\"%s_vs_static\") : NaN) with linespoints lw 2 pt %d dt %d",
-                    first ? "" : ", \\\n     ", study_weight_modes[w], pols[k], w ? 6 : 7,
-                    w ? 2 : 1);
+            fprintf(f, "%sdata using \"batch\":(strcol(\"weights\") eq \"%s\" && "
+                    "strcol(\"series\") eq \"copies\" ? column(\"%s_vs_static\") : NaN) "
+                    "with linespoints lw 2 pt %d dt %d", first ? "" : ", \\\n     ",
+                    study_weight_modes[w], pols[k], w ? 6 : 7, w ? 2 : 1);
             gp_colour(f, pols[k]);
             fprintf(f, " title \"%s, weights %s\"", pols[k], w ? "not counted" : "counted");
             first = 0;
         }
+    }
+    /* the distinct sequences, weights counted: open squares, dotted */
+    for (size_t k = 0; k < NELEM(pols); k++) {
+        if (!study_has_policy(c, pols[k]))
+            continue;
+        fprintf(f, "%sdata using \"batch\":(strcol(\"weights\") eq \"counted\" && "
+                "strcol(\"series\") eq \"distinct\" ? column(\"%s_vs_static\") : NaN) "
+                "with linespoints lw 2 pt 4 dt 4", first ? "" : ", \\\n     ", pols[k]);
+        gp_colour(f, pols[k]);
+        fprintf(f, " title \"%s, distinct sequences\"", pols[k]);
+        first = 0;
     }
     char line[LABEL_TEXT];
     study_max_line(line, sizeof line);
@@ -680,9 +692,10 @@ void study_md_batch(FILE *f, const study_ctx *c, const study_out *s)
                      "counted (weight_bytes=0, the weights' bytes kept as reserve so the KV "
                      "budget is unchanged).");
     md_table(f, c, s);
-    fprintf(f, "## Beside the study\n\n| | the study | ours, weights counted | ours, weights "
-               "not counted |\n|---|---|---|---|\n");
-    size_t half = s->n / 2;
+    fprintf(f, "## Beside the study\n\nThe identical copies (batch B):\n\n| | the study | ours, "
+               "weights counted | ours, weights not counted |\n|---|---|---|---|\n");
+    /* per weights mode: the copies, then (synthetic traces) the distinct sequences */
+    size_t half = s->n / 2, nc = STUDY_BATCH_COPIES;
     static const struct {
         const char *policy, *claim;
     } rows[] = {{"sa", "up to 5.87x"}, {"bound", "not given"}};
@@ -690,17 +703,37 @@ void study_md_batch(FILE *f, const study_ctx *c, const study_out *s)
         if (!study_has_policy(c, rows[k].policy))
             continue;
         fprintf(f, "| %s over static, by batch | %s | ", rows[k].policy, rows[k].claim);
-        md_range(f, c, s, rows[k].policy, "static", 0, half);
+        md_range(f, c, s, rows[k].policy, "static", 0, nc);
         fprintf(f, " | ");
-        md_range(f, c, s, rows[k].policy, "static", half, s->n);
+        md_range(f, c, s, rows[k].policy, "static", half, half + nc);
         fprintf(f, " |\n");
     }
     if (study_has_policy(c, "sa")) {
         fprintf(f, "| sa over the best baseline | 4x to 5x | ");
-        md_sa_vs_baselines(f, c, s, 0, half);
+        md_sa_vs_baselines(f, c, s, 0, nc);
         fprintf(f, " | ");
-        md_sa_vs_baselines(f, c, s, half, s->n);
+        md_sa_vs_baselines(f, c, s, half, half + nc);
         fprintf(f, " |\n");
+    }
+    if (half > nc) {
+        fprintf(f, "\nB distinct sequences (sequences=B, batch 1: each its own seed and prompt "
+                   "length, and its own reads) against B copies of one, weights counted "
+                   "(throughput over static; the distinct series stops at %s):\n\n| policy |",
+                s->pts[half - 1].var[0]);
+        for (size_t b = 0; b < half - nc; b++)
+            fprintf(f, " B=%s copies | B=%s distinct |", s->pts[b].var[0],
+                    s->pts[nc + b].var[0]);
+        fprintf(f, "\n|---|");
+        for (size_t b = 0; b < half - nc; b++)
+            fprintf(f, "---|---|");
+        fputc('\n', f);
+        for (size_t i = 0; i < c->nspec; i++) {
+            fprintf(f, "| %s |", c->col[i]);
+            for (size_t b = 0; b < half - nc; b++)
+                fprintf(f, " %.3f | %.3f |", ratio(c, &s->pts[b], c->col[i], "static"),
+                        ratio(c, &s->pts[nc + b], c->col[i], "static"));
+            fputc('\n', f);
+        }
     }
     fprintf(f, "\nRanges name the batch where they occur. docs/RESULTS.md works out why.\n");
 }
@@ -1106,4 +1139,66 @@ void study_md_tiers(FILE *f, const study_ctx *c, const study_out *s)
     fprintf(f, "\n");
     md_table(f, c, s);
     fprintf(f, "docs/RESULTS.md (8c) reads these numbers.\n");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The heads study                                                                          */
+
+void study_gp_heads(FILE *f, const study_ctx *c, const study_out *s)
+{
+    gp_head(f, c, s, "sparsity (share of the context not read)",
+            "throughput / static throughput (x), weights counted");
+    fprintf(f, "set xrange [0.35:0.95]\nplot ");
+    static const char *const pols[] = {"bound", "lookahead", "page", "reactive"};
+    int first = 1;
+    for (size_t h = 0; h < 2; h++) {
+        const char *place = h ? "head" : "token";
+        for (size_t k = 0; k < NELEM(pols); k++) {
+            if (!study_has_policy(c, pols[k]))
+                continue;
+            fprintf(f, "%sdata using \"sparsity\":(strcol(\"weights\") eq \"counted\" && "
+                    "strcol(\"placement\") eq \"%s\" ? column(\"%s_vs_static\") : NaN) with "
+                    "linespoints lw 2 pt %d dt %d", first ? "" : ", \\\n     ", place, pols[k],
+                    h ? 7 : 6, h ? 1 : 2);
+            gp_colour(f, pols[k]);
+            fprintf(f, " title \"%s, per %s\"", pols[k], place);
+            first = 0;
+        }
+    }
+    fprintf(f, "%s1 with lines dt 3 lc rgb \"#555555\" title \"static\"\n",
+            first ? "" : ", \\\n     ");
+    gp_tail(f);
+}
+
+void study_md_heads(FILE *f, const study_ctx *c, const study_out *s)
+{
+    md_head(f, c, s, "What placing each KV head's tokens on their own buys over placing a "
+                     "token's KV of every head together: the same model, KV bytes and budget, "
+                     "the synthetic trace run as one stream standing for all heads (placement "
+                     "per token) and as one stream per KV head (placement per head; some heads "
+                     "streaming, some retrieval, docs/SYNTHETIC.md), weights counted and not.");
+    md_table(f, c, s);
+    /* points: weights x placement x sparsity; per head over per token at the same index */
+    size_t per = s->n / 4;
+    fprintf(f, "## Per head over per token\n\nEach policy's throughput with placement per head "
+               "over its throughput per token (above 1: per-head placement is faster):\n\n"
+               "| weights | sparsity |");
+    for (size_t i = 0; i < c->nspec; i++)
+        fprintf(f, " %s |", c->col[i]);
+    fprintf(f, "\n|---|---|");
+    for (size_t i = 0; i < c->nspec; i++)
+        fprintf(f, "---|");
+    fputc('\n', f);
+    for (size_t w = 0; w < 2; w++)
+        for (size_t k = 0; k < per; k++) {
+            const point *tok = &s->pts[w * 2 * per + k], *head = &s->pts[w * 2 * per + per + k];
+            fprintf(f, "| %s | %s |", tok->var[2], tok->var[0]);
+            for (size_t i = 0; i < c->nspec; i++)
+                fprintf(f, " %.3f |", head->res[i].throughput_tok_s /
+                                         tok->res[i].throughput_tok_s);
+            fputc('\n', f);
+        }
+    fprintf(f, "\nstatic and unlimited do not depend on which tokens are read, so their "
+               "ratio is 1 unless the heads' reads differ in number. docs/RESULTS.md works "
+               "out why.\n");
 }

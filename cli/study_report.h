@@ -33,6 +33,7 @@ typedef struct point {
     kvp_scenario sc;
     kvp_result res[MAX_POLICIES];
     char key[KEY_TEXT]; /* every parameter: points with equal keys give equal results */
+    int heads; /* 1: synthetic traces as one stream per KV head (the sweep's synthetic-heads) */
 } point;
 
 struct study_ctx;
@@ -76,6 +77,7 @@ typedef struct study_ctx {
     uint32_t query_heads;
     int query_heads_given;
     int quiet;
+    int prompt_given, steps_given, batch_given; /* --set: the heads study keeps them */
     const cli_ckpt *ckpt;   /* for the message of an interrupted run */
     char cmdline[CMD_TEXT]; /* the options that shape the results, for the summaries */
 } study_ctx;
@@ -107,6 +109,12 @@ void study_md_tiers(FILE *f, const study_ctx *c, const study_out *s);
 void study_csv_online(FILE *f, const study_ctx *c, const study_out *s);
 void study_gp_online(FILE *f, const study_ctx *c, const study_out *s);
 void study_md_online(FILE *f, const study_ctx *c, const study_out *s);
+void study_gp_heads(FILE *f, const study_ctx *c, const study_out *s);
+void study_md_heads(FILE *f, const study_ctx *c, const study_out *s);
+/* The batch study's series: B identical copies (batch B), B distinct sequences. */
+extern const char *const study_batch_series[2];
+#define STUDY_BATCH_COPIES 6   /* batch 1 to 32 */
+#define STUDY_BATCH_DISTINCT 4 /* sequences 1 to 8 */
 
 /* The online study's recommended policy (docs/POLICIES.md). */
 #define ONLINE_RECOMMENDED "steer"

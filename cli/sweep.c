@@ -596,6 +596,9 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
     } else {
         kvp_synth_params sp;
         kvp_synth_default(&sp, &sc);
+        /* synthetic-heads: one stream per KV head (kvplace run --heads) */
+        if (strcmp(p->trace, SWEEP_TRACE_HEADS) == 0)
+            sp.heads = sc.kv_heads;
         rc = kvp_trace_synthetic_sequences(&tr, &sp, sc.sequences, &err);
     }
     memcpy(all, s->specs, s->nspecs * sizeof *all);

@@ -12,6 +12,8 @@
 #define SWEEP_MAX_POINTS 100000 /* a sanity limit: a typo in a range is refused, not run */
 #define SWEEP_ID_TEXT 48
 #define SWEEP_HASH_TEXT 17 /* 16 hex digits */
+/* trace = synthetic-heads: the synthetic trace as one stream per KV head (kvplace run --heads) */
+#define SWEEP_TRACE_HEADS "synthetic-heads"
 
 /* One key of [base], [vary] or a [zip...] section: hw, model, trace, or a parameter. */
 typedef struct sweep_var {
@@ -32,7 +34,7 @@ typedef struct sweep_point {
     size_t index;
     char id[SWEEP_ID_TEXT]; /* "0007-3fa9c2d1e0b4": index and a hash of the settings */
     kvp_scenario sc;
-    const char *trace;  /* "synthetic", or a file as the spec names it */
+    const char *trace;  /* "synthetic", SWEEP_TRACE_HEADS, or a file as the spec names it */
     char *trace_path;   /* the file resolved against the spec's directory; NULL: synthetic */
     char *settings;     /* the varied values, "sparsity=0.4 batch=2", for messages */
 } sweep_point;

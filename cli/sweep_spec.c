@@ -119,7 +119,7 @@ static int check_value(spec_ctx *c, const char *name, const char *value)
     kvp_error err = {0};
     kvp_scenario_default(&sc);
     if (strcmp(name, "trace") == 0) {
-        if (strcmp(value, "synthetic") == 0)
+        if (strcmp(value, "synthetic") == 0 || strcmp(value, SWEEP_TRACE_HEADS) == 0)
             return 1;
         char *path = resolve(c->s, value);
         int ok = path && access(path, R_OK) == 0;
@@ -435,7 +435,8 @@ static int build_point(sweep_spec *s, sweep_point *p, const size_t *at)
                          : "the base", err.msg);
     const char *trace = value_of(s, at, "trace");
     p->trace = trace ? trace : "synthetic";
-    if (strcmp(p->trace, "synthetic") != 0 && !(p->trace_path = resolve(s, p->trace)))
+    if (strcmp(p->trace, "synthetic") != 0 && strcmp(p->trace, SWEEP_TRACE_HEADS) != 0 &&
+        !(p->trace_path = resolve(s, p->trace)))
         return cli_error("out of memory");
     return 0;
 }

@@ -98,7 +98,18 @@ rows() { echo $(($(lines "$1") - 1)); }
 [ "$(rows "$T/a/variation.csv")" -eq 3 ] && ok || bad "variation.csv: wanted 3 rows"
 # 7 policies by default: static reactive page lookahead sa unlimited bound
 [ "$(rows "$T/a/hitrate.csv")" -eq 7 ] && ok || bad "hitrate.csv: wanted 7 rows"
-[ "$(rows "$T/a/batch.csv")" -eq 12 ] && ok || bad "batch.csv: wanted 12 rows (6 batches x 2)"
+# batch: per weights mode, 6 batches of identical copies, then 4 of distinct sequences (1 to 8)
+[ "$(rows "$T/a/batch.csv")" -eq 20 ] && ok || bad "batch.csv: wanted 20 rows ((6 + 4) x 2)"
+[ "$(column series "$T/a/batch.csv" | tr '\n' ' ')" = "$(printf 'copies %.0s' 1 2 3 4 5 6; \
+    printf 'distinct %.0s' 1 2 3 4; printf 'copies %.0s' 1 2 3 4 5 6; \
+    printf 'distinct %.0s' 1 2 3 4)" ] && ok ||
+    bad "batch.csv: series $(column series "$T/a/batch.csv" | tr '\n' ' ')"
+# one distinct sequence is one copy: the same scenario, the same numbers; two distinct
+# sequences are not two copies (their own seeds and prompts)
+b1=$(awk -F, 'NR > 1 && $1 == 1 && $2 == "counted" { $3 = ""; print }' "$T/a/batch.csv" | sort -u | wc -l)
+[ "$b1" -eq 1 ] && ok || bad "batch.csv: one distinct sequence differs from one copy"
+b2=$(awk -F, 'NR > 1 && $1 == 2 && $2 == "counted" { $3 = ""; print }' "$T/a/batch.csv" | sort -u | wc -l)
+[ "$b2" -eq 2 ] && ok || bad "batch.csv: two distinct sequences give two copies' numbers"
 # accounting: 2 batches (1 and the scenario's 4) x weights counted or not x 2 KV countings
 [ "$(rows "$T/a/accounting.csv")" -eq 8 ] && ok || bad "accounting.csv: wanted 8 rows"
 # --- tiers: batches around the first that DRAM alone cannot hold ---------------------
@@ -147,6 +158,51 @@ kv study all $TINY --out "$T/c"
 for s in sparsity variation hitrate batch accounting; do
     cmp -s "$T/a/$s.csv" "$T/c/$s.csv" && ok || bad "study all: $s.csv differs from study $s"
 done
+
+# --- study heads: 4 sparsities x per token, per head x weights counted and not -----------
+[ ! -e "$T/c/heads.csv" ] && ok || bad "study all ran the heads study (it is run by name)"
+kv study heads $TINY --set batch=4 --out "$T/h"
+[ "$rc" -eq 0 ] && ok || bad "study heads: exit $rc: $(cat "$T/err")"
+[ "$(rows "$T/h/heads.csv")" -eq 16 ] && ok || bad "heads.csv: wanted 16 rows"
+[ "$(column placement "$T/h/heads.csv" | grep -c '^head$')" -eq 8 ] &&
+    [ "$(column placement "$T/h/heads.csv" | grep -c '^token$')" -eq 8 ] && ok ||
+    bad "heads.csv: placements"
+# rows without the placement: per head differs from per token somewhere (8 heads, half of
+# them streaming), and at one KV head the per-head trace is the 3-D one: equal, every number
+nodiff() { awk -F, 'NR > 1 { $2 = ""; print }' "$1" | sort | uniq -u | wc -l; }
+[ "$(nodiff "$T/h/heads.csv")" -gt 0 ] && ok || bad "heads.csv: per head equals per token at 8 heads"
+kv study heads $TINY --set batch=4 --set kv_heads=1 --out "$T/h1"
+[ "$rc" -eq 0 ] && [ "$(rows "$T/h1/heads.csv")" -eq 16 ] && [ "$(nodiff "$T/h1/heads.csv")" -eq 0 ] &&
+    ok || bad "heads at one KV head: per head differs from per token (exit $rc)"
+# a per-head point is kvplace run --heads (another path to the same streams)
+kv run $(echo "$TINY" | sed 's/--sa-budget 3//') --set batch=4 --set variation=actual \
+    --set sparsity=0.4 --heads --policy static,reactive,page,lookahead,unlimited,bound \
+    --json "$T/h/run.json"
+if command -v python3 >/dev/null 2>&1; then
+    if python3 - "$T/h/heads.json" "$T/h/run.json" <<'EOF'
+import json, sys
+st = json.load(open(sys.argv[1]))
+run = json.load(open(sys.argv[2]))
+pt = [p for p in st["points"] if p["vars"]["sparsity"] == 0.4 and
+      p["vars"]["placement"] == "head" and p["vars"]["weights"] == "counted"][0]
+assert len(pt["results"]) == len(run["results"]) == 6
+for a, b in zip(pt["results"], run["results"]):
+    for k in a:
+        if k in b:
+            assert a[k] == b[k], (k, a[k], b[k])
+EOF
+    then ok; else bad "a heads study point differs from run --heads"; fi
+fi
+# examples/studies/heads.ini (trace = synthetic, synthetic-heads) is the study's sweep
+# (its weights vary, so at the machine's own HBM: the HBM holds the weights)
+HS="--set layers=2 --set prompt=300 --set steps=30 --set hbm_capacity=16070MB -q"
+kv sweep "$(dirname "$0")/../examples/studies/heads.ini" $HS --out "$T/hs"
+kv study heads $HS --from "$T/hs" --out "$T/hf"
+kv study heads $HS --out "$T/hg"
+[ "$rc" -eq 0 ] && cmp -s "$T/hg/heads.csv" "$T/hf/heads.csv" && ok ||
+    bad "study heads --from examples/studies/heads.ini: exit $rc, or other numbers"
+refused "study heads on a trace file" 2 "needs the synthetic traces" study heads \
+    --trace "$T/none.npy" --out "$T/reports"
 
 # --- study online: (6 sparsities + 3 topk) x 3 variations x 2 accountings; shares of the refs --
 [ ! -e "$T/c/online.csv" ] && ok || bad "study all ran the online study (it is run by name)"
@@ -215,7 +271,7 @@ grep -q 'gnuplot not found' "$T/err" && ok || bad "no gnuplot: no warning"
 ls "$T/f" | grep -q tmp && bad "no gnuplot: temporary files left" || ok
 
 # --- a study is a sweep: shares, merge and the report give the unsharded study's bytes ----
-# Three shares of batch's 12 points run in reverse order; a share writes no report; the merge
+# Three shares of batch's 18 distinct points (its 20 less the two batch-1 distinct ones) run in reverse order; a share writes no report; the merge
 # needs every share; the same command without --shard then runs nothing and writes the study.
 for k in 2 1 0; do
     kv study batch $TINY --shard $k/3 --out "$T/sh"
@@ -223,7 +279,7 @@ for k in 2 1 0; do
     [ ! -e "$T/sh/batch.csv" ] && ok || bad "study --shard $k/3 wrote the report"
     if [ "$k" -eq 1 ]; then
         kv sweep merge "$T/sh/batch.sweep" -q
-        [ "$rc" -eq 1 ] && grep -q '4 of 12 points missing' "$T/err" && ok ||
+        [ "$rc" -eq 1 ] && grep -q '6 of 18 points missing' "$T/err" && ok ||
             bad "merge of a study's sweep with a share missing: exit $rc"
     fi
 done
@@ -231,7 +287,7 @@ kv sweep merge "$T/sh/batch.sweep" -q
 [ "$rc" -eq 0 ] && [ "$(rows "$T/sh/batch.sweep/sweep.csv")" -gt 0 ] && ok ||
     bad "merge of the study's shares: exit $rc"
 kv study batch $(echo "$TINY" | sed 's/ -q//') --out "$T/sh"
-[ "$rc" -eq 0 ] && grep -q '12 points, 0 to run, 12 already done' "$T/err" && ok ||
+[ "$rc" -eq 0 ] && grep -q '18 points, 0 to run, 18 already done' "$T/err" && ok ||
     bad "study after its shares ran points again (exit $rc): $(head -n 1 "$T/err")"
 kv study batch $TINY --from "$T/sh/batch.sweep" --out "$T/sh2"
 [ "$rc" -eq 0 ] && ok || bad "study --from a study's sweep: exit $rc"
@@ -240,13 +296,13 @@ for e in csv json md gp; do
         ok || bad "study batch in shares: batch.$e differs from the unsharded study's"
 done
 # study all in 2 shares: every study's files, and the points shared by two studies run once
-# (sparsity's 0.6 is hitrate's point and batch's batch 4, ...: 6 + 3 + 1 + 12 + 8 = 30 listed,
+# (sparsity's 0.6 is hitrate's point and batch's batch 4, ...: 6 + 3 + 1 + 20 + 8 = 38 listed,
 # fewer distinct)
 for k in 0 1; do kv study all $TINY --shard $k/2 --out "$T/sha"; done
 kv study all $TINY --out "$T/sha"
 [ "$rc" -eq 0 ] && ok || bad "study all after its shares: exit $rc"
 n=$(sed -n 's/^points //p' "$T/sha/all.sweep/sweep.points")
-[ "$n" -gt 0 ] && [ "$n" -lt 30 ] && ok || bad "study all: $n points in its sweep"
+[ "$n" -gt 0 ] && [ "$n" -lt 38 ] && ok || bad "study all: $n points in its sweep"
 for s in sparsity variation hitrate batch accounting; do
     for e in csv json md; do
         cmp -s "$T/c/$s.$e" "$T/sha/$s.$e" && ok || bad "study all in shares: $s.$e differs"
