@@ -438,7 +438,7 @@ const kvp_policy_ops *const *kvp_policies(size_t *count);
 const char *kvp_policy_name(const kvp_policy_ops *ops);
 const char *kvp_policy_doc(const kvp_policy_ops *ops);
 const kvp_policy_param *kvp_policy_params(const kvp_policy_ops *ops, size_t *count);
-/* 1 if the policy is online (DESIGN.md §11): its decisions at step n use only the trace up
+/* 1 if the policy is online (docs/MODEL.md §10): its decisions at step n use only the trace up
  * to step n, the reads of step n included; an engine could run it. */
 int kvp_policy_online(const kvp_policy_ops *ops);
 /* 1 if the policy runs on traces of several streams (KV heads, distinct sequences). */
