@@ -192,16 +192,7 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
                 *err = c.err[l];
             goto done;
         }
-    /* Summed in layer order, as the engine sums them. */
-    for (size_t i = 0; i < n && rc >= 0; i++) {
-        double t = 0;
-        kvp_counters cs = {0};
-        for (uint32_t l = 0; l < L; l++) {
-            t += c.time_s[(size_t)l * n + i];
-            kvp_counters_add(&cs, &c.cnt[(size_t)l * n + i]);
-        }
-        rc = kvp_result_fill(&res[i], sc, tr, &ps[i], 1, slots[i], t, &cs, err);
-    }
+    rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, c.time_s, c.cnt, slots, 1, err);
     if (sums && rc >= 0) {
         memset(sums, 0, sizeof *sums);
         for (uint32_t l = 0; l < L; l++) {

@@ -141,3 +141,21 @@ int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
                              kvp_trace_name(tr));
     return 0;
 }
+
+int kvp_result_fill_layers(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr,
+                           const kvp_policy_spec *ps, size_t n, uint32_t layers,
+                           const double *time_s, const kvp_counters *cnt,
+                           const uint32_t *slots, size_t slots_step, kvp_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc >= 0; i++) {
+        double t = 0;
+        kvp_counters c = {0};
+        for (uint32_t l = 0; l < layers; l++) {
+            t += time_s[(size_t)l * n + i];
+            kvp_counters_add(&c, &cnt[(size_t)l * n + i]);
+        }
+        rc = kvp_result_fill(&res[i], sc, tr, &ps[i], 1, slots[i * slots_step], t, &c, err);
+    }
+    return rc;
+}

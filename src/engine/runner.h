@@ -57,4 +57,12 @@ int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr
                     const kvp_policy_spec *ps, uint32_t g, uint32_t slots, double time_s,
                     const kvp_counters *c, kvp_error *err);
 
+/* kvp_result_fill for n policies at token granularity from per-layer sums held layer-major
+ * (time_s[l * n + i], cnt[l * n + i]), summed in layer order as the engine sums them;
+ * policy i has slots[i * slots_step] (slots_step 0: one count for all). */
+int kvp_result_fill_layers(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr,
+                           const kvp_policy_spec *ps, size_t n, uint32_t layers,
+                           const double *time_s, const kvp_counters *cnt,
+                           const uint32_t *slots, size_t slots_step, kvp_error *err);
+
 #endif

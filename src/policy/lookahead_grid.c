@@ -606,16 +606,7 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
                 *err = g.err[l];
             goto done;
         }
-    /* Summed in layer order, as the engine sums them. */
-    for (size_t i = 0; i < n && rc >= 0; i++) {
-        double t = 0;
-        kvp_counters c = {0};
-        for (uint32_t l = 0; l < L; l++) {
-            t += g.time_s[(size_t)l * n + i];
-            kvp_counters_add(&c, &g.cnt[(size_t)l * n + i]);
-        }
-        rc = kvp_result_fill(&res[i], sc, tr, &ps[i], 1, g.slots, t, &c, err);
-    }
+    rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, g.time_s, g.cnt, &g.slots, 0, err);
 done:
     free(R);
     free(g.time_s);
