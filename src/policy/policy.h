@@ -127,7 +127,7 @@ int kvp_block_in_prompt(const kvp_layer_info *li, uint32_t b);
 #define KVP_CAP_BOUND 0x08u       /* a lower bound on the time, not a placement */
 #define KVP_CAP_MANY_PASSES 0x10u /* run reads the trace many times: give it a trace cache */
 #define KVP_CAP_SMALL_ONLY 0x20u  /* refuses all but small cases (optimal): "all" leaves it out */
-#define KVP_CAP_STREAMS 0x80u     /* runs on traces of several streams (docs/MODEL.md
+#define KVP_CAP_STREAMS 0x100u    /* runs on traces of several streams (docs/MODEL.md
                                    * "Streams"); the others refuse them */
 #define KVP_CAP_FIXED 0x40u       /* never moves a block: with more than two tiers, a new block
                                    * out of HBM takes the fastest free tier instead of pushing
