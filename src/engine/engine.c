@@ -1281,15 +1281,12 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
     ctx->npol = npol;
     ctx->si = si;
     ctx->S = si ? si->n : 1;
+    if ((rc = kvp_streams_fit(sc, tr, err)) < 0)
+        return rc;
     if (positions > UINT32_MAX)
-        return kvp_error_set(err, KVP_ERANGE, "%s: %u streams of up to %u positions are too "
-                             "many for 32-bit block numbers", kvp_trace_name(tr), ctx->S,
-                             si ? si->positions : 0);
+        return kvp_error_set(err, KVP_ERANGE, "%s: %llu positions are too many for 32-bit "
+                             "block numbers", kvp_trace_name(tr), (unsigned long long)positions);
     ctx->positions = (uint32_t)positions;
-    if (si && sc->tiers > 2)
-        return kvp_error_set(err, KVP_EINVAL, "%s: several streams (KV heads or sequences) "
-                             "with more than two tiers are not supported yet",
-                             kvp_trace_name(tr));
     if (si) {
         ctx->seq_out = calloc((size_t)L * np * si->nseq * 4, sizeof *ctx->seq_out);
         if (!ctx->seq_out)

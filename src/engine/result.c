@@ -124,6 +124,22 @@ int kvp_streams_refuse(const kvp_policy_ops *ops, const kvp_trace *tr, kvp_error
                          kvp_trace_stream_count(tr));
 }
 
+int kvp_streams_fit(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
+{
+    const kvp_streams *si = kvp_trace_streams(tr);
+    if (!si)
+        return 0;
+    if ((uint64_t)si->n * si->positions > UINT32_MAX)
+        return kvp_error_set(err, KVP_ERANGE, "%s: %u streams of up to %u positions are too "
+                             "many for 32-bit block numbers", kvp_trace_name(tr), si->n,
+                             si->positions);
+    if (sc->tiers > 2)
+        return kvp_error_set(err, KVP_EINVAL, "%s: several streams (KV heads or sequences) "
+                             "with more than two tiers are not supported yet",
+                             kvp_trace_name(tr));
+    return 0;
+}
+
 int kvp_check_trace(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err)
 {
     const kvp_streams *si = kvp_trace_streams(tr);

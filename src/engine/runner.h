@@ -51,6 +51,10 @@ int kvp_derive_for(const kvp_scenario *sc, const kvp_trace *tr, kvp_derived *d,
 
 /* The message of a policy that does not run on several streams (no KVP_CAP_STREAMS). */
 int kvp_streams_refuse(const kvp_policy_ops *ops, const kvp_trace *tr, kvp_error *err);
+/* 0, or why a trace of several streams cannot run on this scenario at all (more than two
+ * tiers; more blocks than 32-bit numbers hold): one message for the engine and for the
+ * policies that run on their own (lpbound, plan, optimal). */
+int kvp_streams_fit(const kvp_scenario *sc, const kvp_trace *tr, kvp_error *err);
 
 /* Fills every field of res (but speedups) from the summed time and token counters. */
 int kvp_result_fill(kvp_result *res, const kvp_scenario *sc, const kvp_trace *tr,

@@ -81,6 +81,10 @@ typedef struct lg_traffic {
 
 typedef struct lg_layer {
     uint32_t layer, P, N, X, S;
+    /* Streams (docs/MODEL.md "Streams"): token x is position x / ns of stream x % ns, with
+     * that stream's prompt and steps (ns = 1, sprompt = NULL: one stream, P and N). */
+    uint32_t ns;
+    const uint32_t *sprompt, *ssteps;
     double kh, kd, kl, w; /* seconds per token on HBM, DRAM, link; the layer's weights, s */
     uint64_t *off;        /* per token: first word of its read bitset; off[X] = words */
     uint64_t *bits;
@@ -110,6 +114,24 @@ typedef struct lg_layer {
     double hbias; /* primal extraction: HBM prices lowered by this share (ties go to HBM) */
     double best;
 } lg_layer;
+
+/* Token x's span: its prompt *P, steps *N (it leaves both tiers, free, after step N - 1),
+ * its birth (-1: a prompt token; else the step that writes it) and its first step that may
+ * read it; 0 if x never exists (a position past its stream's last). */
+static inline int tok_span(const lg_layer *g, uint32_t x, uint32_t *N, int64_t *birth,
+                           uint32_t *n0)
+{
+    uint32_t P = g->P, pos = x;
+    *N = g->N;
+    if (g->sprompt) {
+        pos = x / g->ns;
+        P = g->sprompt[x % g->ns];
+        *N = g->ssteps[x % g->ns];
+    }
+    *birth = pos < P ? -1 : (int64_t)pos - P;
+    *n0 = pos < P ? 0 : pos - P + 1;
+    return *birth < (int64_t)*N;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 
@@ -284,7 +306,6 @@ typedef void (*interval_fn)(void *user, uint32_t x, int64_t s, int64_t e, uint32
  */
 static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
 {
-    const uint32_t P = g->P, N = g->N;
     /* The layer's arrays in locals: a store to code[] (a char type) may alias any of g's
      * fields, so the compiler would load them again after each read otherwise. */
     const lg_price *const pr = g->pr;
@@ -295,8 +316,10 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
     const double min_dem = g->min_dem, min_prom = g->min_prom;
     const sp_entry *const spt = g->sp;
     const uint64_t w0 = g->off[x], w1 = g->off[x + 1];
-    const int64_t birth = x < P ? -1 : (int64_t)x - P;
-    const uint32_t n0 = x < P ? 0 : x - P + 1;
+    uint32_t N, n0;
+    int64_t birth;
+    if (!tok_span(g, x, &N, &birth, &n0))
+        return 0;
     uint32_t ne = 0;
     /* event 0: birth */
     double FH, FD;
@@ -334,7 +357,7 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
                     goto read;
                 }
                 double qa, qb, qab;
-                sp_query(spt, N, (uint32_t)(c + 1), r - 1, &qa, &qb, &qab);
+                sp_query(spt, g->N, (uint32_t)(c + 1), r - 1, &qa, &qb, &qab);
                 double hdh = qab - qc + qr, hd = qa - qc, dh = qb + qr;
                 int hcode = G_STAY;
                 double best_h = FH + hh;
@@ -542,8 +565,10 @@ static int lg_alloc(lg_layer *g)
     uint64_t words = 0;
     for (uint32_t x = 0; x < X; x++) {
         g->off[x] = words;
-        uint32_t n0 = x < g->P ? 0 : x - g->P + 1;
-        words += (N - (n0 < N ? n0 : N) + 63) / 64;
+        uint32_t Nx, n0;
+        int64_t birth;
+        tok_span(g, x, &Nx, &birth, &n0);
+        words += (Nx - (n0 < Nx ? n0 : Nx) + 63) / 64;
     }
     g->off[X] = words;
     g->bits = calloc(words ? words : 1, sizeof *g->bits);
@@ -570,13 +595,14 @@ static int lg_load(lg_layer *g, const kvp_scenario *sc, const kvp_trace *tr, kvp
         }
         rc = 0;
         for (uint32_t i = 0; i < a.count; i++) {
-            uint32_t x = a.pos[i];
-            if (x >= g->P + n) {
+            uint32_t x = a.pos[i], Nx, n0;
+            int64_t birth;
+            if (x >= g->X || !tok_span(g, x, &Nx, &birth, &n0) || birth >= (int64_t)n ||
+                n >= Nx) {
                 rc = kvp_error_set(err, KVP_ECHECK, "%s: step %u reads position %u outside "
                                    "the context", kvp_trace_name(tr), n, x);
                 break;
             }
-            uint32_t n0 = x < g->P ? 0 : x - g->P + 1;
             uint32_t bit = n - n0;
             g->bits[g->off[x] + bit / 64] |= 1ull << (bit % 64);
         }
@@ -603,7 +629,9 @@ static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
     for (uint32_t n = 0; n < g->N; n++) /* tr[].h as scratch */
         g->tr[n].h = 0;
     for (uint32_t x = 0; x < g->X; x++) {
-        uint32_t n0 = x < g->P ? 0 : x - g->P + 1;
+        uint32_t Nx, n0;
+        int64_t birth;
+        tok_span(g, x, &Nx, &birth, &n0);
         for (uint64_t w = g->off[x]; w < g->off[x + 1]; w++) {
             uint64_t word = g->bits[w];
             while (word) {
@@ -765,6 +793,10 @@ typedef struct ivl_list {
     ivl *v;
     size_t n, cap;
     int fail;
+    /* streams: token x is position x / ns of stream x % ns, which ends after ssteps[x % ns]
+     * steps (ns = 1, ssteps = NULL: one stream) */
+    uint32_t ns;
+    const uint32_t *ssteps;
 } ivl_list;
 
 static void collect(void *user, uint32_t x, int64_t s, int64_t e, uint32_t served)
@@ -883,13 +915,15 @@ static int lg_plan(uint32_t layer, uint32_t N, const ivl_list *L, uint32_t cap, 
                 uint32_t id = ends[k];
                 if (state[id] == 1) {
                     state[id] = 2;
-                    dem[ndem++] = L->v[id].x;
+                    /* a token whose sequence finished left HBM at no cost: no move */
+                    if (!L->ssteps || (uint32_t)step != L->ssteps[L->v[id].x % L->ns])
+                        dem[ndem++] = L->v[id].x;
                     resident--;
                 }
             }
         for (; next < n && L->v[next].s == step; next++) {
             uint32_t id = (uint32_t)next;
-            if (token_hash(L->v[id].x) < pin)
+            if (token_hash(L->v[id].x / L->ns) < pin) /* by position: a token's copies alike */
                 continue; /* pinned to DRAM */
             while (resident >= cap && hp.n) {
                 uint32_t low = hp.h[0];
@@ -979,6 +1013,14 @@ static int lg_setup(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d,
     g->P = kvp_trace_prompt(tr);
     g->N = kvp_trace_steps(tr);
     g->X = g->P + g->N;
+    g->ns = 1;
+    const kvp_streams *si = kvp_trace_streams(tr);
+    if (si) { /* token x: position x / n of stream x % n, as the engine's blocks */
+        g->ns = si->n;
+        g->sprompt = si->prompt;
+        g->ssteps = si->steps;
+        g->X = si->n * si->positions; /* the engine checked it fits 32 bits */
+    }
     g->S = kvp_slots(sc, d, 1);
     const double tok = (double)d->tok_bytes;
     g->kh = tok / sc->hbm_bandwidth;
@@ -1166,8 +1208,8 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     lg_run R;
     memset(&R, 0, sizeof R);
     int rc;
-    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &R.d, err)) < 0 ||
-        (rc = kvp_check_trace(sc, tr, err)) < 0)
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &R.d, err)) < 0 ||
+        (rc = kvp_check_trace(sc, tr, err)) < 0 || (rc = kvp_streams_fit(sc, tr, err)) < 0)
         return rc;
     /* The dual prices two tiers' terms; with more, its shortest paths would need a state per
      * tier (docs/POLICIES.md "Tiers beyond two"). */
@@ -1304,6 +1346,8 @@ static int plan_paths_get(const plan_shared *sh, uint32_t l, int p, kvp_error *e
             memcpy(g.mu, k->mu, (g.N + 1) * sizeof *g.mu);
         }
         g.hbias = PLAN_HBIAS;
+        pp->iv[p].ns = g.ns;
+        pp->iv[p].ssteps = g.ssteps;
         lg_eval(&g, collect, &pp->iv[p]);
         if (pp->iv[p].fail)
             rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for the plan of layer %u", l);
@@ -1326,7 +1370,7 @@ static void plan_paths_release(const plan_shared *sh, uint32_t l)
         return;
     for (int p = 0; p < 2; p++) {
         free(pp->iv[p].v);
-        pp->iv[p] = (ivl_list){NULL, 0, 0, 0};
+        pp->iv[p] = (ivl_list){NULL, 0, 0, 0, 1, NULL};
         pp->have[p] = 0;
     }
 }
@@ -1367,6 +1411,7 @@ static int plan_cand_step(void *state, kvp_step *s, kvp_error *err)
 static const kvp_policy_ops plan_cand_ops = {
     .name = "plan-candidate",
     .doc = "a schedule from the dual's prices, made feasible, replayed",
+    .caps = KVP_CAP_STREAMS,
     .init = plan_cand_init,
     .step = plan_cand_step,
     .free = plan_cand_free,
@@ -1391,7 +1436,7 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     kvp_counters c = {0};
     c.kv_read[1] = reads;
     kvp_derived d;
-    if ((rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+    if ((rc = kvp_derive_for(sc, tr, &d, err)) < 0 ||
         (rc = kvp_result_fill(res, sc, tr, ps, 1, kvp_slots(sc, &d, 1), b, &c, err)) < 0)
         return rc;
     res->lower_bound_s = b;
@@ -1428,7 +1473,7 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     if (rc >= 0)
         dual_note(ro, &ev);
     if (rc >= 0)
-        rc = kvp_scenario_derive(sc, &sh.d, err);
+        rc = kvp_derive_for(sc, tr, &sh.d, err);
     sh.keep = keep;
     /* the candidates: both price sets within shares of the slots, the best prices with
      * shares of the tokens pinned to DRAM, and (grid=1) the lookahead grid; every one
@@ -1483,7 +1528,7 @@ const kvp_policy_ops kvp_policy_lpbound = {
     .doc = "proven lower bound on the optimum that charges migration (Lagrangian dual)",
     .params = lg_params,
     .nparams = LPBOUND_PARAMS,
-    .caps = KVP_CAP_BOUND,
+    .caps = KVP_CAP_BOUND | KVP_CAP_STREAMS,
     .run = lpbound_run,
 };
 
@@ -1492,6 +1537,6 @@ const kvp_policy_ops kvp_policy_plan = {
     .doc = "offline plan from lpbound's dual solution (perfect foresight), with its certificate",
     .params = lg_params,
     .nparams = NPARAMS,
-    .caps = KVP_CAP_MANY_PASSES,
+    .caps = KVP_CAP_MANY_PASSES | KVP_CAP_STREAMS,
     .run = plan_run,
 };

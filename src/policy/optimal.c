@@ -34,7 +34,12 @@ static const kvp_policy_param optimal_params[] = {
 /* One layer's model: the access sets read from the trace, then the columns and rows. */
 typedef struct model {
     uint32_t P, N, slots;
-    uint8_t *read;  /* read[n * (P + N) + x]: x in A(n) */
+    /* Streams (docs/MODEL.md "Streams"): token x is position x / ns of stream x % ns, whose
+     * prompt and steps are sprompt[], ssteps[] (ns = 1, NULL: one stream); C token ids in
+     * all, P + N with one stream, ns x the longest stream's positions with several. */
+    uint32_t ns, C;
+    const uint32_t *sprompt, *ssteps;
+    uint8_t *read;  /* read[n * C + x]: x in A(n) */
     uint32_t *nread; /* |A(n)| */
     double wt;       /* w_layer in units: w_layer / tok_bytes */
     double kd, kl;   /* hbm_bandwidth / dram_bandwidth, hbm_bandwidth / link_bandwidth */
@@ -63,7 +68,44 @@ static void model_free(model *m)
     memset(m, 0, sizeof *m);
 }
 
-/* (P + N) * N, the size the limits are stated in. */
+/* Token ids that the columns of step n1 (the placement of step n1 - 1; 0: the initial one)
+ * cover: P + n1, or with streams every id (those of tokens not there then are fixed at 0). */
+static uint32_t ids(const model *m, uint32_t n1)
+{
+    return m->ns > 1 ? m->C : m->P + n1;
+}
+
+/* 1 if token x is there after the placement of step n1 - 1: written, and its sequence not
+ * finished before step n1 - 1 (docs/MODEL.md "Streams": a finished one's tokens leave). */
+static int live(const model *m, uint32_t x, uint32_t n1)
+{
+    if (m->ns <= 1)
+        return x < m->P + n1;
+    const uint32_t i = x % m->ns;
+    return n1 <= m->ssteps[i] && x / m->ns < m->sprompt[i] + n1;
+}
+
+/* 1 if token x is there before and after step n: it may be read and moved at step n. */
+static int moves(const model *m, uint32_t x, uint32_t n)
+{
+    return live(m, x, n) && (m->ns <= 1 || n < m->ssteps[x % m->ns]);
+}
+
+/* The tokens that step n writes (one per decoding stream), into out; their count. */
+static uint32_t new_tokens(const model *m, uint32_t n, uint32_t *out)
+{
+    if (m->ns <= 1) {
+        out[0] = m->P + n;
+        return 1;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < m->ns; i++)
+        if (n < m->ssteps[i])
+            out[k++] = (m->sprompt[i] + n) * m->ns + i;
+    return k;
+}
+
+/* (P + N) * N, the size the limits are stated in (with streams: all token ids x N). */
 static uint64_t cells(uint32_t P, uint32_t N)
 {
     return ((uint64_t)P + N) * N;
@@ -72,7 +114,15 @@ static uint64_t cells(uint32_t P, uint32_t N)
 static int check_size(const kvp_trace *tr, uint32_t L, kvp_error *err)
 {
     uint32_t P = kvp_trace_prompt(tr), N = kvp_trace_steps(tr);
-    uint64_t c = cells(P, N);
+    const kvp_streams *si = kvp_trace_streams(tr);
+    uint64_t c = si ? (uint64_t)si->n * si->positions * N : cells(P, N);
+    if (si && (c > KVP_OPTIMAL_MAX_CELLS || c * L > KVP_OPTIMAL_MAX_TOTAL_CELLS))
+        return kvp_error_set(err, KVP_EINVAL, "optimal: %s is too large for the exact solver: "
+                             "%u streams x up to %u positions x steps %u = %llu per layer (at "
+                             "most %u), x %u layers = %llu (at most %u); see docs/BOUNDS.md",
+                             kvp_trace_name(tr), si->n, si->positions, N,
+                             (unsigned long long)c, KVP_OPTIMAL_MAX_CELLS, L,
+                             (unsigned long long)(c * L), KVP_OPTIMAL_MAX_TOTAL_CELLS);
     if (c > KVP_OPTIMAL_MAX_CELLS || c * L > KVP_OPTIMAL_MAX_TOTAL_CELLS)
         return kvp_error_set(err, KVP_EINVAL, "optimal: %s is too large for the exact solver: "
                              "(prompt %u + steps %u) x steps %u = %llu per layer (at most %u) "
@@ -86,7 +136,7 @@ static int check_size(const kvp_trace *tr, uint32_t L, kvp_error *err)
 static int read_sets(model *m, const kvp_scenario *sc, const kvp_trace *tr, uint32_t layer,
                      kvp_error *err)
 {
-    const size_t C = (size_t)m->P + m->N;
+    const size_t C = m->C;
     m->read = calloc((size_t)m->N * C, 1);
     m->nread = calloc(m->N, sizeof *m->nread);
     if (!m->read || !m->nread)
@@ -105,7 +155,7 @@ static int read_sets(model *m, const kvp_scenario *sc, const kvp_trace *tr, uint
             break;
         }
         for (uint32_t i = 0; i < a.count; i++) {
-            if (a.pos[i] >= m->P + n) {
+            if (a.pos[i] >= C || !moves(m, a.pos[i], n)) {
                 rc = kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u reads position %u "
                                    "outside the context", kvp_trace_name(tr), n, layer,
                                    a.pos[i]);
@@ -135,8 +185,8 @@ static void add_row(glp_prob *lp, int cnt, const int *ind, const double *val, in
  * convention) for the largest row, 2 (P + N) per + 2 entries, or a column, at most 11. */
 static int layout(model *m, uint32_t per, int **ind, double **val)
 {
-    const uint32_t P = m->P, N = m->N;
-    const size_t buf = 2 * ((size_t)P + N) * per + 16;
+    const uint32_t N = m->N;
+    const size_t buf = 2 * (size_t)m->C * per + 16;
     m->ycol = malloc(((size_t)N + 1) * sizeof *m->ycol);
     m->pcol = malloc((size_t)N * sizeof *m->pcol);
     m->dcol = malloc((size_t)N * sizeof *m->dcol);
@@ -152,13 +202,13 @@ static int layout(model *m, uint32_t per, int **ind, double **val)
     int col = 1;
     for (uint32_t n1 = 0; n1 <= N; n1++) { /* n1 = n + 1 */
         m->ycol[n1] = col;
-        col += (int)((P + n1) * per);
+        col += (int)(ids(m, n1) * per);
     }
     for (uint32_t n = 0; n < N; n++) {
         m->pcol[n] = col;
-        col += (int)((P + n) * per);
+        col += (int)(ids(m, n) * per);
         m->dcol[n] = col;
-        col += (int)((P + n) * per);
+        col += (int)(ids(m, n) * per);
     }
     m->scol = col;
     col += (int)N;
@@ -170,14 +220,17 @@ static int layout(model *m, uint32_t per, int **ind, double **val)
 /* Builds the model of one layer (the access sets must be read). */
 static int build(model *m, int relax, kvp_error *err)
 {
-    const uint32_t P = m->P, N = m->N;
-    const size_t C = (size_t)P + N;
+    const uint32_t N = m->N;
+    const size_t C = m->C;
     int *ind;
     double *val;
-    if (layout(m, 1, &ind, &val) < 0)
+    uint32_t *nw = malloc(((size_t)m->ns + 1) * sizeof *nw);
+    if (!nw || layout(m, 1, &ind, &val) < 0) {
+        free(nw);
         return kvp_error_set(err, KVP_ENOMEM, "optimal: out of memory for a model");
+    }
     glp_prob *lp = m->lp;
-    const int yend = m->ycol[N] + (int)(P + N); /* the first column after the y */
+    const int yend = m->ycol[N] + (int)ids(m, N); /* the first column after the y */
     for (int j = 1; j < m->scol; j++) {
         if (j < yend) {
             if (relax) {
@@ -193,43 +246,50 @@ static int build(model *m, int relax, kvp_error *err)
         glp_set_col_bnds(lp, m->scol + (int)n, GLP_LO, 0, 0);
         glp_set_obj_coef(lp, m->scol + (int)n, 1);
     }
+    /* streams: the ids of tokens not there at a step are columns fixed at 0 (in no row) */
+    for (uint32_t n1 = 0; m->ns > 1 && n1 <= N; n1++)
+        for (uint32_t x = 0; x < ids(m, n1); x++)
+            if (!live(m, x, n1))
+                glp_set_col_bnds(lp, m->ycol[n1] + (int)x, GLP_FX, 0, 0);
     if (!relax) {
         /* A promotion from the step of a token's last read on only costs (no read is served
          * by it), and so does a never-read prompt token in the initial placement: some
          * optimum has neither, and fixing them prunes the search (docs/BOUNDS.md).  The
          * relaxation (relax=1) is left as the plain model's. */
-        for (uint32_t x = 0; x < P + N; x++) {
+        for (uint32_t x = 0; x < C; x++) {
             int64_t last = -1;
             for (uint32_t n = 0; n < N; n++)
                 if (m->read[(size_t)n * C + x])
                     last = n;
-            if (x < P && last < 0)
+            if (live(m, x, 0) && last < 0)
                 glp_set_col_bnds(lp, m->ycol[0] + (int)x, GLP_FX, 0, 0);
             for (uint32_t n = last < 0 ? 0 : (uint32_t)last; n < N; n++)
-                if (x < P + n)
+                if (moves(m, x, n))
                     glp_set_col_bnds(lp, m->pcol[n] + (int)x, GLP_FX, 0, 0);
         }
     }
 
     /* Capacity: at most `slots` resident after each placement (the new token included). */
     for (uint32_t n1 = 0; n1 <= N; n1++) {
-        uint32_t cnt = P + n1;
-        if (cnt <= m->slots)
-            continue;
-        for (uint32_t x = 0; x < cnt; x++) {
-            ind[x + 1] = m->ycol[n1] + (int)x;
-            val[x + 1] = 1;
-        }
-        add_row(lp, (int)cnt, ind, val, 1, m->slots);
+        uint32_t cnt = 0;
+        for (uint32_t x = 0; x < ids(m, n1); x++)
+            if (live(m, x, n1)) {
+                ind[cnt + 1] = m->ycol[n1] + (int)x;
+                val[++cnt] = 1;
+            }
+        if (cnt > m->slots)
+            add_row(lp, (int)cnt, ind, val, 1, m->slots);
     }
 
     for (uint32_t n = 0; n < N; n++) {
         const uint8_t *rd = m->read + (size_t)n * C;
         const int yb = m->ycol[n], ya = m->ycol[n + 1]; /* before and after the step */
         const int pb = m->pcol[n], db = m->dcol[n], s = m->scol + (int)n;
-        const int ynew = ya + (int)(P + n);
+        const uint32_t nnew = new_tokens(m, n, nw);
         /* The moves: p >= y(n) - y(n-1), d >= y(n-1) - y(n). */
-        for (uint32_t x = 0; x < P + n; x++) {
+        for (uint32_t x = 0; x < ids(m, n); x++) {
+            if (!moves(m, x, n))
+                continue;
             int i3[4] = {0, pb + (int)x, ya + (int)x, yb + (int)x};
             double v3[4] = {0, 1, -1, 1};
             add_row(lp, 3, i3, v3, 0, 0);
@@ -242,34 +302,44 @@ static int build(model *m, int relax, kvp_error *err)
         int k = 0;
         ind[++k] = s;
         val[k] = 1;
-        for (uint32_t x = 0; x < P + n; x++) {
+        for (uint32_t x = 0; x < ids(m, n); x++) {
+            if (!moves(m, x, n))
+                continue;
             ind[++k] = rd[x] ? yb + (int)x : db + (int)x;
             val[k] = -1;
             ind[++k] = pb + (int)x;
             val[k] = -1;
         }
-        ind[++k] = ynew;
-        val[k] = -1;
+        for (uint32_t j = 0; j < nnew; j++) {
+            ind[++k] = ya + (int)nw[j];
+            val[k] = -1;
+        }
         add_row(lp, k, ind, val, 0, 0);
         /* DRAM: s >= kd (|A| - reads from HBM + promotions' unread rest + demotions
          * + 1 - new in HBM) - w. */
         k = 0;
         ind[++k] = s;
         val[k] = 1;
-        for (uint32_t x = 0; x < P + n; x++) {
+        for (uint32_t x = 0; x < ids(m, n); x++) {
+            if (!moves(m, x, n))
+                continue;
             ind[++k] = rd[x] ? yb + (int)x : pb + (int)x;
             val[k] = rd[x] ? m->kd : -m->kd;
             ind[++k] = db + (int)x;
             val[k] = -m->kd;
         }
-        ind[++k] = ynew;
-        val[k] = m->kd;
-        add_row(lp, k, ind, val, 0, m->kd * (m->nread[n] + 1.0) - m->wt);
+        for (uint32_t j = 0; j < nnew; j++) {
+            ind[++k] = ya + (int)nw[j];
+            val[k] = m->kd;
+        }
+        add_row(lp, k, ind, val, 0, m->kd * (m->nread[n] + (double)nnew) - m->wt);
         /* Link up: s >= kl (|A| - reads from HBM + promotions' unread rest) - w. */
         k = 0;
         ind[++k] = s;
         val[k] = 1;
-        for (uint32_t x = 0; x < P + n; x++) {
+        for (uint32_t x = 0; x < ids(m, n); x++) {
+            if (!moves(m, x, n))
+                continue;
             ind[++k] = rd[x] ? yb + (int)x : pb + (int)x;
             val[k] = rd[x] ? m->kl : -m->kl;
         }
@@ -278,13 +348,17 @@ static int build(model *m, int relax, kvp_error *err)
         k = 0;
         ind[++k] = s;
         val[k] = 1;
-        for (uint32_t x = 0; x < P + n; x++) {
+        for (uint32_t x = 0; x < ids(m, n); x++) {
+            if (!moves(m, x, n))
+                continue;
             ind[++k] = db + (int)x;
             val[k] = -m->kl;
         }
-        ind[++k] = ynew;
-        val[k] = m->kl;
-        add_row(lp, k, ind, val, 0, m->kl - m->wt);
+        for (uint32_t j = 0; j < nnew; j++) {
+            ind[++k] = ya + (int)nw[j];
+            val[k] = m->kl;
+        }
+        add_row(lp, k, ind, val, 0, m->kl * (double)nnew - m->wt);
     }
     /* glp_set_mat_row leaves each column's list of rows in descending order; GLPK's branch
      * and cut (its presolver and MIR cuts see the matrix through these lists) closes these
@@ -296,6 +370,7 @@ static int build(model *m, int relax, kvp_error *err)
     }
     free(ind);
     free(val);
+    free(nw);
     return 0;
 }
 
@@ -423,6 +498,15 @@ static int model_init(model *m, const kvp_scenario *sc, const kvp_derived *d,
     memset(m, 0, sizeof *m);
     m->P = kvp_trace_prompt(tr);
     m->N = kvp_trace_steps(tr);
+    m->ns = 1;
+    m->C = m->P + m->N;
+    const kvp_streams *si = kvp_trace_streams(tr);
+    if (si) {
+        m->ns = si->n;
+        m->C = si->n * si->positions; /* within the cells checked by check_size */
+        m->sprompt = si->prompt;
+        m->ssteps = si->steps;
+    }
     m->slots = kvp_slots(sc, d, 1);
     m->wt = d->w_layer / (double)d->tok_bytes;
     m->kd = sc->hbm_bandwidth / sc->dram_bandwidth;
@@ -544,17 +628,19 @@ static int schedule_layer_tiers(const model *m, kvp_schedule *s, uint32_t layer,
 /* The MIP's placement of one layer into the schedule. */
 static int schedule_layer(const model *m, kvp_schedule *s, uint32_t layer, kvp_error *err)
 {
-    const uint32_t P = m->P, N = m->N;
+    const uint32_t N = m->N;
     int rc = 0;
     if (m->K > 2)
         return schedule_layer_tiers(m, s, layer, err);
-    for (uint32_t x = 0; x < P && rc >= 0; x++)
-        if (glp_mip_col_val(m->lp, m->ycol[0] + (int)x) > 0.5)
+    for (uint32_t x = 0; x < ids(m, 0) && rc >= 0; x++)
+        if (live(m, x, 0) && glp_mip_col_val(m->lp, m->ycol[0] + (int)x) > 0.5)
             rc = kvp_schedule_add(s, layer, -1, x, 1, err);
     for (uint32_t n = 0; n < N && rc >= 0; n++) {
         const int yb = m->ycol[n], ya = m->ycol[n + 1];
-        for (uint32_t x = 0; x <= P + n && rc >= 0; x++) {
-            int before = x < P + n && glp_mip_col_val(m->lp, yb + (int)x) > 0.5;
+        for (uint32_t x = 0; x < ids(m, n + 1) && rc >= 0; x++) {
+            if (!live(m, x, n + 1)) /* not yet written, or its sequence finished */
+                continue;
+            int before = live(m, x, n) && glp_mip_col_val(m->lp, yb + (int)x) > 0.5;
             int after = glp_mip_col_val(m->lp, ya + (int)x) > 0.5;
             if (before != after)
                 rc = kvp_schedule_add(s, layer, n, x, after, err);
@@ -568,10 +654,11 @@ static int optimal_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
 {
     kvp_derived d;
     int rc;
-    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
-    if (d.tiers > 2 && (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0)
+    if ((rc = kvp_streams_fit(sc, tr, err)) < 0 ||
+        (d.tiers > 2 && (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0))
         return rc;
     const uint32_t L = kvp_trace_layers(tr), N = kvp_trace_steps(tr);
     if ((rc = check_size(tr, L, err)) < 0)
@@ -597,8 +684,8 @@ static int optimal_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
             total += (obj + N * m.wt) * unit;
             for (uint32_t n = 0; n < N; n++) {
                 reads += m.nread[n];
-                for (uint32_t x = 0; relax && x < m.P + n; x++)
-                    if (m.read[(size_t)n * (m.P + N) + x])
+                for (uint32_t x = 0; relax && x < ids(&m, n); x++)
+                    if (m.read[(size_t)n * m.C + x])
                         hbm_reads += glp_get_col_prim(m.lp, m.ycol[n] + (int)(m.K > 2 ? x * m.K
                                                                                    : x));
             }
@@ -640,12 +727,12 @@ int kvp_optimal_write_lp(const kvp_scenario *sc, const kvp_trace *tr, uint32_t l
 {
     kvp_derived d;
     int rc;
-    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
     if (layer >= kvp_trace_layers(tr))
         return kvp_error_set(err, KVP_EINVAL, "optimal: no layer %u", layer);
-    if ((rc = check_size(tr, 1, err)) < 0)
+    if ((rc = kvp_streams_fit(sc, tr, err)) < 0 || (rc = check_size(tr, 1, err)) < 0)
         return rc;
     model m;
     if ((rc = model_init(&m, sc, &d, tr, layer, relax, err)) >= 0) {
@@ -667,6 +754,6 @@ const kvp_policy_ops kvp_policy_optimal = {
     .doc = "the exact optimum of small cases (GLPK); relax=1: its LP relaxation's value",
     .params = optimal_params,
     .nparams = sizeof optimal_params / sizeof *optimal_params,
-    .caps = KVP_CAP_SMALL_ONLY,
+    .caps = KVP_CAP_SMALL_ONLY | KVP_CAP_STREAMS,
     .run = optimal_run,
 };

@@ -126,7 +126,7 @@ int kvp_replay_init(void **state, const kvp_schedule *s, const kvp_layer_info *l
         return kvp_error_set(err, KVP_EINVAL, "replay: no schedule for layer %u", li->layer);
     replay_state *st = calloc(1, sizeof *st);
     if (st)
-        st->buf = malloc(((size_t)li->prompt + li->steps) * sizeof *st->buf);
+        st->buf = malloc(((size_t)li->nblocks + 1) * sizeof *st->buf);
     if (!st || !st->buf) {
         if (st)
             free(st);
@@ -136,7 +136,7 @@ int kvp_replay_init(void **state, const kvp_schedule *s, const kvp_layer_info *l
     const move_list *p = &st->sl->prom;
     for (; st->ip < p->n && (p->m[st->ip] >> 32) == 0; st->ip++) {
         uint32_t x = (uint32_t)p->m[st->ip];
-        if (x >= li->prompt || resident[x]) {
+        if (x >= li->nblocks || !kvp_block_in_prompt(li, x) || resident[x]) {
             kvp_replay_free(st);
             return kvp_error_set(err, KVP_ECHECK, "replay: initial placement of layer %u "
                                  "names token %u twice or outside the prompt", li->layer, x);
@@ -204,7 +204,7 @@ void kvp_replay_free(void *state)
 static const kvp_policy_ops replay_ops = {
     .name = "replay",
     .doc = "follows a schedule made by an offline planner",
-    .caps = KVP_CAP_TIERS,
+    .caps = KVP_CAP_TIERS | KVP_CAP_STREAMS,
     .init = replay_init,
     .step = kvp_replay_step,
     .free = kvp_replay_free,
