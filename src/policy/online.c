@@ -52,6 +52,10 @@
 #define LOSS_SMOOTH 0.5
 
 typedef struct online_state {
+    /* streams (docs/MODEL.md "Streams"): token x is position x / ns of stream x % ns, whose
+     * prompt is sprompt[x % ns] (ns = 1, NULL: one stream) */
+    uint32_t ns;
+    const uint32_t *sprompt;
     double decay;
     int est_scores, balance, new_hbm;
     double horizon, payback, budget;
@@ -132,6 +136,8 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
     if (!st)
         return kvp_error_set(err, KVP_ENOMEM, "online: out of memory for layer %u", li->layer);
     const double *pa = li->param;
+    st->ns = li->streams > 1 ? li->streams : 1;
+    st->sprompt = li->streams > 1 ? li->sprompt : NULL;
     st->decay = pa[ON_DECAY];
     st->est_scores = (int)pa[ON_EST];
     st->balance = pa[ON_BALANCE] != 0;
@@ -208,7 +214,12 @@ static double p_slow(const online_state *st, uint32_t x, uint32_t n, uint32_t pr
     if (!l)
         return 0;
     if (st->decay >= 1) {
-        uint32_t born = x < prompt ? 0 : x - prompt; /* the step that wrote x */
+        uint32_t pos = x;
+        if (st->sprompt) { /* its own stream's position and prompt */
+            pos = x / st->ns;
+            prompt = st->sprompt[x % st->ns];
+        }
+        uint32_t born = pos < prompt ? 0 : pos - prompt; /* the step that wrote x */
         double p = st->tk[x].e / (double)(n - born + 1);
         return p < 1 ? p : 1;
     }
@@ -538,7 +549,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     traffic t = {hits, 0, nmiss, 0, nmiss, 0};
 
     /* 2. How many misses may come up: the balanced split, the budget. */
-    double allow = nmiss + 1; /* the misses and the new token */
+    double allow = nmiss + (double)(s->nnew ? s->nnew : 1); /* the misses and the new token(s) */
     if (st->balance) {
         double hstar = floor(balanced_split(li, (double)acc->count, st->extra_h, st->extra_d));
         /* Next step's HBM reads: this step's hits and promotions, less the share of them
@@ -548,12 +559,20 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         allow = fmin(allow, fmax(0, hstar - hits + st->loss));
     }
     /* The new token is read while it is recent: under the balance it comes to HBM (beyond
-     * a free slot) only where the split leaves room, and takes one of the promotions. */
+     * a free slot) only where the split leaves room, and takes one of the promotions.  With
+     * several streams each decoding one writes a token (s->new_blocks, lowest first), and
+     * each in turn is taken as the one token is. */
     uint32_t free_slots = slots > s->nresident ? slots - s->nresident : 0;
-    const int has_new = s->opens_block;
-    const int new_in = has_new && (free_slots > 0 || (st->new_hbm && allow >= 1));
-    if (new_in && st->balance)
-        allow = fmax(0, allow - 1);
+    const uint32_t has_new = s->nnew;
+    const uint32_t *new_blocks = s->new_blocks;
+    uint32_t new_in = 0;
+    for (uint32_t j = 0; j < has_new; j++) {
+        if (!(free_slots > new_in || (st->new_hbm && allow >= 1)))
+            break;
+        new_in++;
+        if (st->balance)
+            allow = fmax(0, allow - 1);
+    }
     allow = fmin(fmin(allow, nmiss), floor(st->budget * acc->count));
     const uint32_t want = (uint32_t)allow;
 
@@ -566,10 +585,13 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         rank(st->cand, st->cand_p, st->cand_b, nmiss, ranked, ranked_p, 1);
     if (want)
         ptop = ranked_p[0];
-    const uint32_t wanted_slots = want + (uint32_t)new_in;
+    const uint32_t wanted_slots = want + new_in;
     const uint32_t need_v = wanted_slots > free_slots ? wanted_slots - free_slots : 0;
-    const double pmax = new_in && free_slots == 0 ? 2.0 : ptop;
-    uint32_t nv = need_v ? find_victims(st, s, pmax, need_v, SCAN_FACTOR * need_v + SCAN_MIN)
+    const double pmax = new_in > free_slots ? 2.0 : ptop;
+    /* the hand's floor grows with the streams, so that S identical streams visit S times
+     * the entries of one */
+    uint32_t nv = need_v ? find_victims(st, s, pmax, need_v,
+                                        SCAN_FACTOR * need_v + SCAN_MIN * st->ns)
                          : 0;
     /* When the resident tokens not read this step run out (the reads nearly fill HBM), the
      * read ones may make room too, the coldest first, as reactive's overflow keeps the
@@ -581,21 +603,23 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const uint32_t *victims = st->cand; /* the misses are in ranked[] now */
     const double *victims_p = st->cand_p;
     uint32_t vi = 0, nup = 0, ndown = 0;
-    int new_in_hbm = 0;
+    uint32_t new_in_hbm = 0;
 
-    /* 4. The new token. */
-    if (new_in && (free_slots > 0 || nv > 0)) {
-        if (free_slots > 0) {
-            free_slots--;
+    /* 4. The new token(s). */
+    for (uint32_t j = 0; j < has_new; j++) {
+        if (j < new_in && (free_slots > 0 || vi < nv)) {
+            if (free_slots > 0) {
+                free_slots--;
+            } else {
+                st->down[ndown++] = victims[vi++];
+                t.hr += st->tk[victims[vi - 1]].last != n + 1, t.dn += 1, t.dw += 1;
+            }
+            st->up[nup++] = new_blocks[j];
+            new_in_hbm++;
+            t.hw += 1;
         } else {
-            st->down[ndown++] = victims[vi++];
-            t.hr += st->tk[victims[vi - 1]].last != n + 1, t.dn += 1, t.dw += 1;
+            t.dw += 1, t.dn += 1;
         }
-        st->up[nup++] = s->new_block;
-        new_in_hbm = 1;
-        t.hw += 1;
-    } else if (has_new) {
-        t.dw += 1, t.dn += 1;
     }
 
     /* 5. Swaps that pay. */
@@ -634,7 +658,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         st->up[nup++] = ranked[i];
     }
 
-    st->expect = hits + (double)(nup - (uint32_t)new_in_hbm);
+    st->expect = hits + (double)(nup - new_in_hbm);
     st->extra_h = t.hr - hits + t.hw;
     st->extra_d = t.dw;
     /* Demotions first: the promotions then find their slots free. */
@@ -646,12 +670,12 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
                              li->layer, n);
     /* More than two tiers: the misses left out of HBM, hottest first (the promoted ones are
      * ranked[]'s first), fill the tiers below it fastest first (docs/POLICIES.md). */
-    const uint32_t up_misses = nup - (uint32_t)new_in_hbm;
+    const uint32_t up_misses = nup - new_in_hbm;
     if (below && nmiss > up_misses)
         kvp_step_rank_below(s, ranked + up_misses, nmiss - up_misses, 1);
     /* The new token in HBM and the victims found but not taken go (back) to the queue. */
-    if (new_in_hbm)
-        q_push(st, s->resident, s->new_block);
+    for (uint32_t j = 0; j < new_in_hbm; j++)
+        q_push(st, s->resident, new_blocks[j]);
     for (; vi < nv; vi++)
         if (st->tk[victims[vi]].last != stamp)
             q_push(st, s->resident, victims[vi]);

@@ -50,7 +50,7 @@ uint32_t kvp_online_lookahead(const double *param);
         .nparams = sizeof ptab / sizeof *ptab,                                             \
         .block_tokens = kvp_online_block_tokens,                                               \
         .lookahead = kvp_online_lookahead,                                                     \
-        .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE,                                               \
+        .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE | KVP_CAP_STREAMS,                             \
         .init = kvp_online_init,                                                               \
         .step = kvp_online_step,                                                               \
         .free = kvp_online_free,                                                               \
