@@ -99,13 +99,34 @@ refused "3-D beside 4-D" 1 "h8.npy: 4-D; $T/a.npy is 3-D" \
     run $SMALL --trace "$T/a.npy" --trace "$T/h8.npy" --policy static --json "$J"
 refused "sequences with --trace" 2 "--set sequences makes synthetic sequences" \
     run $SMALL --trace "$T/a.npy" --set sequences=2 --policy static --json "$J"
-refused "a policy not on streams" 1 "policy lpbound does not run on several streams" \
-    run $SMALL --trace "$T/h8.npy" --policy static,lpbound --json "$J"
+refused "streams with three tiers" 1 "several streams (KV heads or sequences) with more than two tiers are not supported yet" \
+    run $SMALL --set tiers=3 --set tier2_capacity=1GB --set tier2_bandwidth=50GB/s \
+    --set link2_bandwidth=20GB/s --trace "$T/h8.npy" --policy static,lpbound --json "$J"
+refused "optimal: too large on streams" 1 "optimal: $T/h8.npy is too large for the exact solver: 8 streams x up to 24 positions x steps 4 = 768 per layer (at most 700)" \
+    run $SMALL --trace "$T/h8.npy" --policy optimal --json "$J"
 refused "sequences out of range" 1 "sequences: 65 is out of range" \
     run $SMALL --set sequences=65 --policy static --json "$J"
 
 refused "placement on streams" 1 "a placement is one stream's positions" \
     run $SMALL --trace "$T/h8.npy" --policy static --placement "$T/reports/p.npy"
+
+# the dual, plan, the exact optimum and the online family on two sequences and on 8 heads
+kv run $SMALL --trace "$T/a.npy" --trace "$T/b.npy" \
+    --policy bound,lpbound,optimal:relax=1,optimal,plan,hot,balanced,payback,steer --json "$J" -q
+if [ "$rc" -ne 0 ]; then bad "newer policies on two sequences (exit $rc)"; else ok; fi
+python3 - "$J" <<'PY' && ok || bad "newer policies on two sequences: report"
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = {x["policy"]: x for x in d["results"]}
+assert set(r) == {"bound", "lpbound", "optimal", "plan", "hot", "balanced", "payback", "steer"}, set(r)
+t = lambda p: r[p]["total_time_s"]
+assert t("bound") <= t("lpbound") * (1 + 1e-9) <= t("optimal") * (1 + 2e-9) <= t("plan") * (1 + 3e-9)
+for p in ("plan", "hot", "balanced", "payback", "steer"):
+    assert t("optimal") <= t(p) * (1 + 1e-9), p
+    assert r[p]["seq1_steps"] == 2
+PY
+kv run $SMALL --trace "$T/h8.npy" --policy lpbound,plan,hot,steer --json "$J" -q
+if [ "$rc" -ne 0 ]; then bad "newer policies on 8 heads (exit $rc)"; else ok; fi
 
 # trace info on a 4-D file: the heads' agreement (all read everything here: 1)
 kv trace info "$T/h8.npy"

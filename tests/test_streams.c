@@ -39,7 +39,8 @@ static float *random_scores(uint64_t *x, uint32_t N, uint32_t L, uint32_t C)
 static const char *const stream_policies[] = {
     "unlimited", "static",  "bound",   "reactive",       "reactive:g=3",
     "page:page_tokens=5", "page:page_tokens=3", "lookahead:W=1:R=1", "lookahead:W=4:R=0.3",
-    "lookahead:W=7:R=0", "lookahead:W=3:R=0.5", "sa:budget=5:W_max=6:W0=3",
+    "lookahead:W=7:R=0", "lookahead:W=3:R=0.5", "sa:budget=5:W_max=6:W0=3", "hot",
+    "hot:decay=1:est=0",
 };
 #define NPOL (sizeof stream_policies / sizeof *stream_policies)
 
@@ -321,11 +322,15 @@ static void test_bad_input(void)
                 "arr3: 4-D trace has 3 heads; model llama-3.1-8b has kv_heads 1");
     REQUIRE_OK(kvp_policy_parse(&ps, "bound", &err), &err);
     CHECK_FAILS(kvp_run(&sc, t, &ps, NULL, &r, &err), KVP_ESHAPE, &err, "has 3 heads");
-    /* a policy that does not run on streams says so */
+    /* every policy runs on streams; more than two tiers are refused, with one message */
     assign_u64(&sc, "kv_heads", 3);
+    REQUIRE_OK(kvp_param_assign(&sc, "tiers=3", &err), &err);
+    REQUIRE_OK(kvp_param_assign(&sc, "tier2_capacity=100000", &err), &err);
+    REQUIRE_OK(kvp_param_assign(&sc, "tier2_bandwidth=50", &err), &err);
+    REQUIRE_OK(kvp_param_assign(&sc, "link2_bandwidth=20", &err), &err);
     REQUIRE_OK(kvp_policy_parse(&ps, "lpbound", &err), &err);
     CHECK_FAILS(kvp_run(&sc, t, &ps, NULL, &r, &err), KVP_EINVAL, &err,
-                "policy lpbound does not run on several streams");
+                "with more than two tiers are not supported yet");
     kvp_trace_free(t);
 
     /* sequences of different layer counts */
