@@ -7,9 +7,9 @@
  * below, and the chain bound <= lpbound <= optimal:relax=1 <= optimal <= plan holds on random
  * scenarios of distinct sequences; a batch of one sequence gives the single-stream numbers
  * exactly; S identical sequences at batch b give the single sequence at batch b * S (exactly
- * for hot; to rounding for the dual and the relaxation, whose values are sums of the same
- * terms in another order; optimal may only gain, since S copies of a token may be split
- * between the tiers, which one token at batch b * S cannot); a hand-worked case where a
+ * for the online family; to rounding for the dual and the relaxation, whose values are sums
+ * of the same terms in another order; optimal may only gain, since S copies of a token may be
+ * split between the tiers, which one token at batch b * S cannot); a hand-worked case where a
  * finished sequence's slots are what the optimum uses; bad input.  Seeds are printed. */
 #include "check.h"
 #include "support.h"
@@ -176,6 +176,13 @@ static void test_one_sequence(void)
     }
 }
 
+/* The online family with its defaults and with knobs that make each rule bind. */
+static const char *const online[] = {
+    "hot", "balanced", "payback", "steer", "hot:decay=1:est=2", "hot:decay=0:est=0",
+    "balanced:budget=0.3", "payback:payback=0.5:horizon=4", "steer:new_hbm=0:budget=0.6",
+};
+#define NONLINE (sizeof online / sizeof *online)
+
 /* S identical sequences at batch b against one at batch b * S, slots splitting evenly. */
 static void test_identical_sequences(void)
 {
@@ -200,9 +207,12 @@ static void test_identical_sequences(void)
         char what[160];
         snprintf(what, sizeof what, "round %d: S=%u L=%u P=%u N=%u b=%u slots=%u s=%g", round,
                  S, L, P, N, b, slots, sparsity);
-        kvp_result h1 = run_one(&s1, one, "hot", 1), hS = run_one(&sS, multi, "hot", 2);
-        check_same(&hS, &h1, what);
-        CHECK_EQ_INT(hS.slots, h1.slots * S);
+        for (size_t i = 0; i < NONLINE; i++) {
+            kvp_result h1 = run_one(&s1, one, online[i], 1);
+            kvp_result hS = run_one(&sS, multi, online[i], 2);
+            check_same(&hS, &h1, what);
+            CHECK_EQ_INT(hS.slots, h1.slots * S);
+        }
         kvp_result l1 = run_one(&s1, one, "lpbound", 1);
         kvp_result lS = run_one(&sS, multi, "lpbound", 2);
         CHECK_NEAR(lS.total_time_s, l1.total_time_s, 1e-9);
@@ -250,8 +260,11 @@ static void test_identical_heads(void)
         char what[160];
         snprintf(what, sizeof what, "round %d: H=%u L=%u P=%u N=%u slots=%u s=%g", round, H, L,
                  P, N, slots, sparsity);
-        kvp_result h1 = run_one(&sc, one, "hot", 1), hH = run_one(&sc, heads, "hot", 2);
-        check_same(&hH, &h1, what);
+        for (size_t i = 0; i < NONLINE; i++) {
+            kvp_result h1 = run_one(&sc, one, online[i], 1);
+            kvp_result hH = run_one(&sc, heads, online[i], 2);
+            check_same(&hH, &h1, what);
+        }
         kvp_result l1 = run_one(&sc, one, "lpbound", 1), lH = run_one(&sc, heads, "lpbound", 2);
         CHECK_NEAR(lH.total_time_s, l1.total_time_s, 1e-9);
         if (H == 2 && P + N <= 8) {

@@ -328,10 +328,11 @@ static double step_time_rest(const kvp_cost_model *m)
  * tokens) or the link's (a - h up), whichever needs more h; within [0, min(a, capacity)].
  * With eh = ed = 0 it is the bound's split (kvp_step_time_bound); the moves and new tokens
  * of the last step stand in for this step's eh and ed. */
-static double balanced_split(const kvp_layer_info *li, double a, double eh, double ed)
+static double balanced_split(const kvp_layer_info *li, double a, double eh, double ed,
+                             uint32_t row)
 {
     const kvp_cost_model *m = li->model;
-    const double tok = (double)li->tok_bytes, w = m->fixed_bytes[0] / tok;
+    const double tok = (double)li->tok_bytes * row, w = m->fixed_bytes[0] / tok;
     const double bh = m->bandwidth[0], bd = m->bandwidth[1], bl = m->up_bandwidth[m->link[1]];
     double h_dram = ((a + ed) * bh - (w + eh) * bd) / (bh + bd);
     double h_link = (a * bh - (w + eh) * bl) / (bh + bl);
@@ -548,15 +549,22 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         }
     traffic t = {hits, 0, nmiss, 0, nmiss, 0};
 
-    /* 2. How many misses may come up: the balanced split, the budget. */
-    double allow = nmiss + (double)(s->nnew ? s->nnew : 1); /* the misses and the new token(s) */
+    /* 2. How many misses may come up: the balanced split, the budget.  The quota is counted
+     * in rows of `row` tokens, one per stream (docs/POLICIES.md "Several streams"): with S
+     * streams every count below is divided by S, so that S identical streams count what one
+     * stream at batch x S counts, bit for bit (with one stream, row = 1: no change). */
+    const uint32_t row = st->ns;
+    const double rows = row; /* counts / rows are exact for integer multiples of row */
+    const double hits_r = hits / rows, nmiss_r = nmiss / rows;
+    double allow = nmiss_r + (s->nnew ? s->nnew / rows : 1); /* the misses and new token(s) */
     if (st->balance) {
-        double hstar = floor(balanced_split(li, (double)acc->count, st->extra_h, st->extra_d));
+        double hstar = floor(balanced_split(li, (double)acc->count / rows, st->extra_h / rows,
+                                            st->extra_d / rows, row));
         /* Next step's HBM reads: this step's hits and promotions, less the share of them
          * that drift out of the read set, learnt from the past steps' shortfall. */
         if (n > 0)
-            st->loss = LOSS_SMOOTH * st->loss + (1 - LOSS_SMOOTH) * fmax(0, st->expect - hits);
-        allow = fmin(allow, fmax(0, hstar - hits + st->loss));
+            st->loss = LOSS_SMOOTH * st->loss + (1 - LOSS_SMOOTH) * fmax(0, st->expect - hits_r);
+        allow = fmin(allow, fmax(0, hstar - hits_r + st->loss));
     }
     /* The new token is read while it is recent: under the balance it comes to HBM (beyond
      * a free slot) only where the split leaves room, and takes one of the promotions.  With
@@ -565,16 +573,15 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     uint32_t free_slots = slots > s->nresident ? slots - s->nresident : 0;
     const uint32_t has_new = s->nnew;
     const uint32_t *new_blocks = s->new_blocks;
+    const int row_in = st->new_hbm && allow >= 1; /* the row of new tokens may come in */
     uint32_t new_in = 0;
-    for (uint32_t j = 0; j < has_new; j++) {
-        if (!(free_slots > new_in || (st->new_hbm && allow >= 1)))
-            break;
+    while (new_in < has_new && (free_slots > new_in || row_in))
         new_in++;
-        if (st->balance)
-            allow = fmax(0, allow - 1);
-    }
-    allow = fmin(fmin(allow, nmiss), floor(st->budget * acc->count));
-    const uint32_t want = (uint32_t)allow;
+    if (st->balance)
+        allow = fmax(0, allow - new_in / rows);
+    /* every miss, or whole rows of them */
+    allow = fmin(allow, floor(st->budget * ((double)acc->count / rows)));
+    const uint32_t want = allow >= nmiss_r ? nmiss : (uint32_t)allow * row;
 
     /* 3. The misses, hottest first; victims, coldest first.  The new token, when it is to go
      * to HBM and no slot is free, takes the coldest victim whatever its p. */
@@ -596,7 +603,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     /* When the resident tokens not read this step run out (the reads nearly fill HBM), the
      * read ones may make room too, the coldest first, as reactive's overflow keeps the
      * highest scores: a read victim costs no HBM read. */
-    if (nv < need_v && acc->count + 1 >= slots)
+    if (nv < need_v && acc->count + row >= slots)
         nv += find_read_victims(st, s, pmax, st->vict + nv, st->vict_p + nv, st->vict_b + nv,
                                 need_v - nv);
     rank(st->vict, st->vict_p, st->vict_b, nv, st->cand, st->cand_p, 0);
@@ -622,43 +629,58 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
         }
     }
 
-    /* 5. Swaps that pay. */
-    const double tok = (double)li->tok_bytes;
+    /* 5. Swaps that pay, a row at a time (one swap with one stream): a row is made if each
+     * of its pairs has its miss hotter than its victim and its weakest pair (the last) pays
+     * for what the whole row adds to the step's time, priced for a row's token. */
+    const double tok = (double)li->tok_bytes * rows;
     const kvp_cost_model *m = li->model;
     const double s_read = tok / fmin(m->bandwidth[1], m->up_bandwidth[m->link[1]]) -
                           tok / m->bandwidth[0];
     const int priced = st->payback > 0;
     const pricer pr = pricer_make(li, priced ? step_time_rest(m) : 0, t.dr);
     double tcur = priced ? price_time(&pr, t.hr, t.hw, t.dw) : 0;
-    for (uint32_t i = 0; i < want; i++) {
-        double px = ranked_p[i], py = 0, hr = 0;
-        const int use_free = free_slots > 0;
-        if (!use_free) {
-            if (vi == nv)
+    for (uint32_t i = 0; i < want;) {
+        const uint32_t len = want - i < row ? want - i : row;
+        double px = 0, py = 0, hr = 0, hw = 0, dw = 0;
+        uint32_t fs = free_slots, v = vi, j = 0;
+        for (; j < len; j++) {
+            px = ranked_p[i + j];
+            py = 0;
+            if (fs > 0) {
+                fs--;
+            } else {
+                if (v == nv)
+                    break;
+                py = victims_p[v];
+                hr += st->tk[victims[v++]].last != stamp; /* an unread victim: an HBM read */
+                dw += 1;
+            }
+            hw += 1;
+            if (!(px > py))
                 break;
-            py = victims_p[vi];
-            hr = st->tk[victims[vi]].last != stamp; /* an unread victim is read from HBM */
         }
-        if (!(px > py))
+        if (j < len)
             break;
         if (priced) {
-            double tnext = use_free ? price_time(&pr, t.hr, t.hw + 1, t.dw)
-                                    : price_time(&pr, t.hr + hr, t.hw + 1, t.dw + 1);
+            double tnext = price_time(&pr, t.hr + hr, t.hw + hw, t.dw + dw);
             if (!((px - py) * st->horizon * s_read > st->payback * (tnext - tcur)))
                 break;
             tcur = tnext;
         }
-        t.hw += 1;
-        if (use_free) {
-            free_slots--;
-        } else {
-            st->down[ndown++] = victims[vi++];
-            t.hr += hr, t.dn += 1, t.dw += 1;
+        for (j = 0; j < len; j++, i++) {
+            t.hw += 1;
+            if (free_slots > 0) {
+                free_slots--;
+            } else {
+                const double h1 = st->tk[victims[vi]].last != stamp;
+                st->down[ndown++] = victims[vi++];
+                t.hr += h1, t.dn += 1, t.dw += 1;
+            }
+            st->up[nup++] = ranked[i];
         }
-        st->up[nup++] = ranked[i];
     }
 
-    st->expect = hits + (double)(nup - new_in_hbm);
+    st->expect = (hits + (double)(nup - new_in_hbm)) / rows;
     st->extra_h = t.hr - hits + t.hw;
     st->extra_d = t.dw;
     /* Demotions first: the promotions then find their slots free. */
