@@ -375,8 +375,8 @@ static const char *const vars_sparsity[] = {"sparsity"};
 static const char *const vars_variation[] = {"variation"};
 static const char *const vars_batch[] = {"batch", "weights", "series"};
 static const char *const vars_heads[] = {"sparsity", "placement", "weights"};
-/* The policies that run on streams (kvp_policy_streams) but sa, whose search over 16 points
- * of several streams would dominate the study (--policy adds it). */
+/* The heads study's default policies: those that ran on streams when it was built, but sa,
+ * whose search over 16 points of several streams would dominate it (--policy adds any). */
 static const char heads_policies[] = "static,reactive,page,lookahead,unlimited,bound";
 static const char *const vars_accounting[] = {"weights", "kv_per", "kv_heads", "batch"};
 static const char *const vars_gap[] = {"sparsity", "variation", "weights"};
