@@ -9,8 +9,8 @@
  * exactly; S identical sequences at batch b give the single sequence at batch b * S (exactly
  * for the online family; to rounding for the dual and the relaxation, whose values are sums
  * of the same terms in another order; optimal may only gain, since S copies of a token may be
- * split between the tiers, which one token at batch b * S cannot); a hand-worked case where a
- * finished sequence's slots are what the optimum uses; bad input.  Seeds are printed. */
+ * split between the tiers, which one token at batch b * S cannot); a hand-worked optimum of
+ * two sequences of different lengths; bad input.  Seeds are printed. */
 #include "check.h"
 #include "support.h"
 
@@ -320,6 +320,53 @@ static void test_two_sequences(void)
     kvp_trace_free(t);
 }
 
+/* The two sequences of tests/test_streams.c under hot (decay 0.5, est 1, budget 1), toy
+ * machine (tok_bytes 2 B, HBM 1000 B/s, DRAM and link 100 B/s, weights 100 B, 3 slots).
+ * A: P = 2, N = 3, reads {0,1}, {0,2}, {1,3}; B: P = 1, N = 1, reads {0}.  Blocks b * 2 + i
+ * (A's even, B's odd); bool marks: every read adds 1; p = 0.5 e decayed 0.5 a step unread.
+ * Rows of S = 2 tokens: the counts of the quota are halved.
+ * Initial: A0 (0), B0 (1), A1 (2), queued in that order.
+ * n = 0: all three read from HBM (6 B), each e = 1; no miss.  New B1 (3) and A2 (4): allow =
+ *   0 + 2 / 2 = 1, so the row of new tokens comes in; no slot is free and every queued
+ *   entry was just read (stale), and the reads (3) + a row (2) >= 3 slots, so the read
+ *   tokens are victims, lowest first, all at p = 0.5: A0 and B0, demoted with no HBM read
+ *   (just read): 4 B to DRAM, 4 B down.  HBM 100 + 6 + 4 (new) = 110 B: t = 0.110.
+ * n = 1: B finished: B0 (DRAM) and B1 (HBM) leave, a slot is free.  A reads A0 (DRAM, 2 B,
+ *   e = 1.5, p = 0.75) and A2 (HBM).  New A3 (6) takes the free slot; the miss A0 may come
+ *   up (allow 1 >= 0.5 misses: every miss): the queue's live entry A1 (dropped out of the
+ *   read set at step 1, p = 0.5 x 1 x 0.5 = 0.25 < 0.75) is the victim, unread: 2 B read
+ *   from HBM, 2 B to DRAM, down 2 B; A0 comes up (just read: 2 B HBM written).  HBM 100 + 2 +
+ *   2 + 2 + 2 = 108 B: 0.108; DRAM 2 + 2 = 4 B: 0.04.  t = 0.108.
+ * n = 2: A reads A1 (DRAM, e = 1.25, p = 0.625) and A3 (HBM).  No slot free: the new A4 (8)
+ *   and the miss need two victims: A0 (p = 0.375) and A2 (p = 0.25), unread, coldest first:
+ *   A2 makes room for A4, A0 for A1.  HBM 100 + 2 + 4 (demotion reads) + 4 (A1, A4) = 110 B:
+ *   0.110; DRAM 2 + 4 = 6 B: 0.06; down 4 B.  t = 0.110.
+ * T = 0.328; HBM reads 10 B, DRAM 4 B; promoted 4 B (A0, A1), demoted 10 B (B0 2 B, A 8 B);
+ * HBM written 12 B, link down 10 B.  Without the freeing, A3 would have needed a victim. */
+static void test_two_sequences_hot(void)
+{
+    static const int a_marks[][8] = {{0, 1, -1}, {0, 2, -1}, {1, 3, -1}};
+    static const int b_marks[][8] = {{0, -1}};
+    kvp_trace *seq[2] = {marks_trace(3, 4, a_marks), marks_trace(1, 1, b_marks)};
+    kvp_trace *t = NULL;
+    REQUIRE_OK(kvp_trace_sequences(&t, seq, 2, &err), &err);
+    kvp_scenario sc;
+    toy_machine(&sc, 100, 106, 100);
+    kvp_result r = run_one(&sc, t, "hot", 1);
+    CHECK_NEAR(r.total_time_s, 0.328, 1e-12);
+    CHECK_EQ_U64(r.kv_read_hbm, 10);
+    CHECK_EQ_U64(r.kv_read_dram, 4);
+    CHECK_EQ_U64(r.promoted_bytes, 4);
+    CHECK_EQ_U64(r.demoted_bytes, 10);
+    CHECK_EQ_U64(r.hbm_write, 12);
+    CHECK_EQ_U64(r.link_down, 10);
+    CHECK_EQ_U64(r.dram_write, 10);
+    CHECK_EQ_U64(r.seq[1].demoted_bytes, 2);
+    CHECK_EQ_U64(r.seq[0].demoted_bytes, 8);
+    CHECK_EQ_U64(r.seq[0].promoted_bytes, 4);
+    kvp_trace_free(t);
+}
+
 /* Too large for the exact solver, and streams with more than two tiers: one message each. */
 static void test_refusals(void)
 {
@@ -358,6 +405,7 @@ int main(int argc, char **argv)
         {"identical_sequences", test_identical_sequences},
         {"identical_heads", test_identical_heads},
         {"two_sequences", test_two_sequences},
+        {"two_sequences_hot", test_two_sequences_hot},
         {"refusals", test_refusals},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
