@@ -115,9 +115,9 @@ typedef struct lg_layer {
     double best;
 } lg_layer;
 
-/* Token x's span: its prompt *P, steps *N (it leaves both tiers, free, after step N - 1),
- * its birth (-1: a prompt token; else the step that writes it) and its first step that may
- * read it; 0 if x never exists (a position past its stream's last). */
+/* Token x's span: its stream's steps *N (it leaves both tiers, free, after step N - 1), its
+ * birth (-1: a prompt token; else the step that writes it) and the first step that may read
+ * it, *n0; returns 0 if x never exists (a position past its stream's last). */
 static inline int tok_span(const lg_layer *g, uint32_t x, uint32_t *N, int64_t *birth,
                            uint32_t *n0)
 {
