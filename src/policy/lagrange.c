@@ -315,6 +315,7 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
     lg_traffic *const tr = g->tr;
     const double min_dem = g->min_dem, min_prom = g->min_prom;
     const sp_entry *const spt = g->sp;
+    const uint32_t steps = g->N; /* the layer's (the sparse table's rows); N: the token's */
     const uint64_t w0 = g->off[x], w1 = g->off[x + 1];
     uint32_t N, n0;
     int64_t birth;
@@ -357,7 +358,7 @@ static double token_path(lg_layer *g, uint32_t x, interval_fn fn, void *user)
                     goto read;
                 }
                 double qa, qb, qab;
-                sp_query(spt, g->N, (uint32_t)(c + 1), r - 1, &qa, &qb, &qab);
+                sp_query(spt, steps, (uint32_t)(c + 1), r - 1, &qa, &qb, &qab);
                 double hdh = qab - qc + qr, hd = qa - qc, dh = qb + qr;
                 int hcode = G_STAY;
                 double best_h = FH + hh;
