@@ -457,6 +457,26 @@ static int state_goto(synth_state *st, uint32_t n, kvp_error *err)
     return 0;
 }
 
+/* out[j] = key_score(key[pos[j]]) for j < n.  With SSE2 two at a time, each operation the
+ * scalar one's (int to double, the product by 1 / 65535, double to float: the same values),
+ * and without the scalar loop's chain: each scalar conversion writes only the low part of
+ * its register, so it waits for the last one. */
+static void fill_scores(float *out, const uint32_t *pos, uint32_t n, const uint16_t *key)
+{
+    uint32_t j = 0;
+#if KVP_SYNTH_SSE2
+    const __m128d inv = _mm_set1_pd(KEY_INV);
+    for (; j + 2 <= n; j += 2) {
+        __m128i k2 = _mm_unpacklo_epi32(_mm_cvtsi32_si128(key[pos[j]]),
+                                        _mm_cvtsi32_si128(key[pos[j + 1]]));
+        __m128 s2 = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtepi32_pd(k2), inv));
+        _mm_storel_pi((__m64 *)(out + j), s2);
+    }
+#endif
+    for (; j < n; j++)
+        out[j] = key_score(key[pos[j]]);
+}
+
 /* The band of state_select: its half-width at first, and its width at most (in bins). */
 #define BAND_INIT 512u
 #define BAND_MAX 8192u
@@ -591,22 +611,12 @@ static uint32_t state_select(synth_state *st, uint32_t k)
             continue;
         }
         pos[--w] = q;
-        score[w] = key_score(key[q]);
     }
     const uint32_t shift = w - i; /* the set is pos[shift .. m) */
-    if (st->sets_only) {
-        if (shift)
-            memmove(pos + shift, pos, (size_t)i * sizeof *pos);
-    } else if (shift == 0) {
-        for (uint32_t j = 0; j < i; j++)
-            score[j] = key_score(key[pos[j]]);
-    } else {
-        for (uint32_t j = i; j-- > 0;) {
-            uint32_t q = pos[j];
-            pos[j + shift] = q;
-            score[j + shift] = key_score(key[q]);
-        }
-    }
+    if (shift)
+        memmove(pos + shift, pos, (size_t)i * sizeof *pos);
+    if (!st->sets_only)
+        fill_scores(score + shift, pos + shift, k, key);
     return shift;
 }
 
