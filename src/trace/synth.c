@@ -355,8 +355,10 @@ static void state_init(synth_state *st)
 
 /* A drift run wholly inside the drifting range: the keys of p .. p + 7 from four draws, the
  * first noise of each draw its bits 48..63, the second its bits 32..47.  With SSE2 the eight
- * keys are made at once: a heavy base is >= HEAVY_LO = 0xC000, so its sign bit as int16 picks
- * the span, and (noise * span) >> 16 is the high half of the 16-bit product. */
+ * keys are made at once: a heavy base is >= HEAVY_LO = 0xC000 and an ordinary one below
+ * ORD_SPAN <= 0x8000, so its sign bit as int16 picks the span (a streaming head's bases fill
+ * the range, but it draws no runs: no drift), and (noise * span) >> 16 is the high half of
+ * the 16-bit product. */
 static inline void drift_run(uint16_t *key, const uint16_t *base, uint32_t p, xoshiro *rng)
 {
 #if KVP_SYNTH_SSE2
@@ -470,7 +472,7 @@ static void fill_scores(float *out, const uint32_t *pos, uint32_t n, const uint1
         __m128i k2 = _mm_unpacklo_epi32(_mm_cvtsi32_si128(key[pos[j]]),
                                         _mm_cvtsi32_si128(key[pos[j + 1]]));
         __m128 s2 = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtepi32_pd(k2), inv));
-        _mm_storel_pi((__m64 *)(out + j), s2);
+        _mm_storel_epi64((__m128i *)(out + j), _mm_castps_si128(s2));
     }
 #endif
     for (; j < n; j++)
@@ -533,9 +535,10 @@ static uint32_t band_count(const synth_state *st, uint32_t ctx, uint32_t hi, uin
     return above;
 }
 
-/* The k-th highest of the keys (1 <= k <= ctx).  From one step to the next it moves by tens
- * of keys at most, so the keys are counted in a band around the last one (band_count); a band
- * that misses it (the first step, or a jump) costs a full count, and the band doubles. */
+/* The k-th highest of the keys (1 <= k <= ctx).  From one step to the next it moves by tens of
+ * keys, at times by a couple of hundred, so the keys are counted in a band of 2 half around
+ * the last one (band_count); a band that misses it (the first step, or a jump) costs a full
+ * count, and the band doubles. */
 static uint32_t state_threshold(synth_state *st, uint32_t k)
 {
     const uint32_t ctx = st->P + st->step;
@@ -567,8 +570,8 @@ static uint32_t state_threshold(synth_state *st, uint32_t k)
 
 /* Top-k of the current keys: the k-th highest key thr (state_threshold), one forward pass
  * taking every key >= thr, then one pass that drops the highest-positioned ties beyond k (ties
- * go to the lower positions) and fills the scores.  Returns the offset of the set in st->pos
- * and st->score. */
+ * go to the lower positions), then the scores (fill_scores).  Returns the offset of the set in
+ * st->pos and st->score. */
 static uint32_t state_select(synth_state *st, uint32_t k)
 {
     const uint32_t ctx = st->P + st->step;
