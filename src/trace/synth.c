@@ -14,11 +14,12 @@
  * runs of DRIFT_RUN consecutive positions starting at random places, drift * context positions
  * in all.  That redraw is the importance drift that tells the presets apart.
  *
- * A cursor keeps the keys of its layer (uint16 per position), a 65536-bin histogram of them and
- * the count of keys above the last threshold, both updated on every key change; the k-th
- * highest key is then a short walk from last step's threshold, and the set one branch-free
- * pass over the keys: O(context) per step with a small constant, O(P + N) memory, nothing
- * allocated per step.
+ * A cursor keeps the keys of its layer (uint16 per position); a key change is a store and
+ * nothing else (a drift run of 8 keys one vector store with SSE2).  The k-th highest key is
+ * found by one counting pass over the keys: those above a narrow band around last step's
+ * threshold, and the band's own by value (a full 65536-bin count when the band misses, rare);
+ * the set is then one branch-free pass over the keys: O(context) per step with a small
+ * constant, O(P + N) memory, nothing allocated per step.
  *
  * Determinism: all randomness comes from xoshiro256** seeded per layer by splitmix64 from
  * (seed, layer), plus a stateless hash for base(p); only integer arithmetic decides anything,
@@ -288,9 +289,10 @@ typedef struct synth_state {
     uint16_t *key;      /* P + N */
     uint32_t *pos;      /* P + N: the access set */
     float *score;       /* P + N */
-    uint32_t *hist;     /* KEY_COUNT */
-    uint32_t thr;       /* the last threshold key (0 before the first selection) */
-    uint32_t above;     /* keys in the context strictly above thr */
+    uint32_t *hist;     /* KEY_COUNT: a full count of the keys, when the band misses */
+    uint32_t thr;       /* the last threshold key */
+    uint32_t half;      /* the band's half-width around it; 0 before the first selection */
+    uint32_t *bandh;    /* BAND_MAX bins: the count of the band's keys */
     mask_row *lut;      /* 256 rows, for the selection's vector pass (one per cursor, filled
                          * at open: no shared table to initialise across threads) */
     int sets_only;      /* kvp_cursor_sets_only: no scores for the sets */
@@ -315,79 +317,84 @@ static uint32_t base_of(const synth_state *st, uint32_t p)
     return (uint32_t)(((uint64_t)u * v * ORD_SPAN) >> (2 * KEY_BITS));
 }
 
-/* The keys and their histogram, copied into a local by the loops that change keys: the
- * histogram is uint32_t, so through *st the compiler would reload every uint32_t field after
- * each histogram store. */
-typedef struct keyset {
-    uint16_t *key;
-    const uint16_t *base;
-    uint32_t *hist;
-    uint32_t thr, above; /* as in synth_state */
-} keyset;
-
-static inline void ks_add(keyset *ks, uint32_t p, uint32_t key)
-{
-    ks->key[p] = (uint16_t)key;
-    ks->hist[key]++;
-    ks->above += key > ks->thr;
-}
-
-static inline void ks_set(keyset *ks, uint32_t p, uint32_t key)
-{
-    uint32_t old = ks->key[p];
-    ks->hist[old]--;
-    ks->above -= old > ks->thr;
-    ks_add(ks, p, key);
-}
-
 /* The key of a position outside sinks and window, given 16 random bits of noise. */
-static inline uint32_t plain_key(const keyset *ks, uint32_t p, uint32_t noise16)
+static inline uint32_t plain_key(const uint16_t *base, uint32_t p, uint32_t noise16)
 {
-    uint32_t b = ks->base[p];
+    uint32_t b = base[p];
     uint32_t span = b >= HEAVY_LO ? HEAVY_SPAN : ORD_SPAN;
     return b + ((noise16 * span) >> KEY_BITS);
-}
-
-static keyset ks_load(const synth_state *st)
-{
-    keyset ks = {st->key, st->base, st->hist, st->thr, st->above};
-    return ks;
 }
 
 static inline uint32_t noise_draw(xoshiro *rng) { return (uint32_t)(xoshiro_next(rng) >> 48); }
 
 /* The key of a position that leaves the sinks and window (or enters outside them): its
  * base plus fresh noise, or for a streaming head its base alone (no randomness drawn). */
-static inline uint32_t settled_key(const synth_state *st, const keyset *ks, uint32_t p,
-                                   xoshiro *rng)
+static inline uint32_t settled_key(const synth_state *st, uint32_t p, xoshiro *rng)
 {
-    return st->local ? ks->base[p] : plain_key(ks, p, noise_draw(rng));
+    return st->local ? st->base[p] : plain_key(st->base, p, noise_draw(rng));
 }
 
 /* Builds the keys of step 0's context. */
 static void state_init(synth_state *st)
 {
     const uint32_t ctx = st->P, sinks = st->sinks, window = st->window;
-    memset(st->hist, 0, (size_t)KEY_COUNT * sizeof *st->hist);
     st->thr = 0;
-    st->above = 0;
+    st->half = 0;
     for (uint32_t p = 0; p < st->P + st->N; p++)
         st->base[p] = (uint16_t)base_of(st, p);
-    keyset ks = ks_load(st);
     for (uint32_t p = 0; p < ctx; p++) {
         if (p < sinks)
-            ks_add(&ks, p, KEY_SINK);
+            st->key[p] = (uint16_t)KEY_SINK;
         else if ((uint64_t)p + window >= ctx)
-            ks_add(&ks, p, KEY_WINDOW);
+            st->key[p] = (uint16_t)KEY_WINDOW;
         else
-            ks_add(&ks, p, settled_key(st, &ks, p, &st->rng));
+            st->key[p] = (uint16_t)settled_key(st, p, &st->rng);
     }
-    st->above = ks.above;
     st->step = 0;
 }
 
+/* A drift run wholly inside the drifting range: the keys of p .. p + 7 from four draws, the
+ * first noise of each draw its bits 48..63, the second its bits 32..47.  With SSE2 the eight
+ * keys are made at once: a heavy base is >= HEAVY_LO = 0xC000 and an ordinary one below
+ * ORD_SPAN <= 0x8000, so its sign bit as int16 picks the span (a streaming head's bases fill
+ * the range, but it draws no runs: no drift), and (noise * span) >> 16 is the high half of
+ * the 16-bit product. */
+static inline void drift_run(uint16_t *key, const uint16_t *base, uint32_t p, xoshiro *rng)
+{
+#if KVP_SYNTH_SSE2
+    /* 32-bit lane j: the high half of draw j, its 16-bit halves swapped (lane 2j: bits
+     * 48..63, lane 2j + 1: bits 32..47) */
+    const uint64_t d0 = xoshiro_next(rng), d1 = xoshiro_next(rng);
+    const uint64_t d2 = xoshiro_next(rng), d3 = xoshiro_next(rng);
+    const long long lo01 = (long long)((d1 & ~0xFFFFFFFFull) | d0 >> 32);
+    const long long hi23 = (long long)((d3 & ~0xFFFFFFFFull) | d2 >> 32);
+#if defined(__x86_64__)
+    __m128i hi = _mm_unpacklo_epi64(_mm_cvtsi64_si128(lo01), _mm_cvtsi64_si128(hi23));
+#else
+    __m128i hi = _mm_set_epi64x(hi23, lo01);
+#endif
+    const __m128i noise = _mm_or_si128(_mm_slli_epi32(hi, 16), _mm_srli_epi32(hi, 16));
+    const __m128i b = _mm_loadu_si128((const __m128i *)(base + p));
+    const __m128i heavy = _mm_srai_epi16(b, 15);
+    const __m128i ord = _mm_set1_epi16((short)ORD_SPAN);
+    const __m128i flip = _mm_set1_epi16((short)(ORD_SPAN ^ HEAVY_SPAN));
+    const __m128i span = _mm_xor_si128(ord, _mm_and_si128(heavy, flip));
+    _mm_storeu_si128((__m128i *)(key + p), _mm_add_epi16(b, _mm_mulhi_epu16(noise, span)));
+#else
+    for (uint32_t q = p; q < p + DRIFT_RUN; q += 2) {
+        uint64_t bits = xoshiro_next(rng);
+        key[q] = (uint16_t)plain_key(base, q, (uint32_t)(bits >> 48));
+        key[q + 1] = (uint16_t)plain_key(base, q + 1, (uint32_t)(bits >> 32) & 0xFFFFu);
+    }
+#endif
+}
+_Static_assert(DRIFT_RUN == 8, "drift_run makes runs of 8 keys");
+_Static_assert(HEAVY_LO == 0xC000u && ORD_SPAN <= 0x8000u,
+               "a heavy base is the one with its top bit set (ordinary bases < ORD_SPAN)");
+
 /* Moves the keys from step n-1's context to step n's: the token of step n-1 enters, the
- * oldest window position leaves the window, then the drift redraws. */
+ * oldest window position leaves the window, then the drift redraws.  Only the keys change:
+ * the selection counts them itself (state_select). */
 static void state_advance(synth_state *st)
 {
     const uint32_t n = st->step + 1;
@@ -396,22 +403,23 @@ static void state_advance(synth_state *st)
     /* Positions in [lo, hi) have drifting keys; the others are sinks or in the window. */
     const uint32_t lo = sinks, hi = ctx > window ? ctx - window : 0;
     xoshiro rng = st->rng;
-    keyset ks = ks_load(st);
+    uint16_t *key = st->key;
+    const uint16_t *base = st->base;
 
     /* The new token: a sink if the prompt is shorter than the sinks, else recent. */
     const uint32_t newp = ctx - 1;
     if (newp < sinks)
-        ks_add(&ks, newp, KEY_SINK);
+        key[newp] = (uint16_t)KEY_SINK;
     else if (window > 0)
-        ks_add(&ks, newp, KEY_WINDOW);
+        key[newp] = (uint16_t)KEY_WINDOW;
     else
-        ks_add(&ks, newp, settled_key(st, &ks, newp, &rng));
+        key[newp] = (uint16_t)settled_key(st, newp, &rng);
 
     /* The position that was the oldest of the window now competes with the rest. */
     if (window > 0 && ctx > window) {
         uint32_t out = ctx - 1 - window;
         if (out >= sinks)
-            ks_set(&ks, out, settled_key(st, &ks, out, &rng));
+            key[out] = (uint16_t)settled_key(st, out, &rng);
     }
 
     /* Drift: runs of DRIFT_RUN positions from uniform starts, drift * ctx positions in all
@@ -421,25 +429,19 @@ static void state_advance(synth_state *st)
     for (uint32_t r = 0; r < runs; r++) {
         uint32_t start = below((uint32_t)(xoshiro_next(&rng) >> 32), ctx);
         if (start >= lo && (uint64_t)start + DRIFT_RUN <= hi) {
-            /* the whole run drifts (nearly always): no edge to check */
-            for (uint32_t p = start; p < start + DRIFT_RUN; p += 2) {
-                uint64_t bits = xoshiro_next(&rng);
-                ks_set(&ks, p, plain_key(&ks, p, (uint32_t)(bits >> 48)));
-                ks_set(&ks, p + 1, plain_key(&ks, p + 1, (uint32_t)(bits >> 32) & 0xFFFFu));
-            }
+            drift_run(key, base, start, &rng); /* the whole run drifts (nearly always) */
             continue;
         }
         uint32_t end = start + DRIFT_RUN < ctx ? start + DRIFT_RUN : ctx;
         for (uint32_t p = start; p < end; p += 2) {
             uint64_t bits = xoshiro_next(&rng);
             if (p >= lo && p < hi)
-                ks_set(&ks, p, plain_key(&ks, p, (uint32_t)(bits >> 48)));
+                key[p] = (uint16_t)plain_key(base, p, (uint32_t)(bits >> 48));
             if (p + 1 < end && p + 1 >= lo && p + 1 < hi)
-                ks_set(&ks, p + 1, plain_key(&ks, p + 1, (uint32_t)(bits >> 32) & 0xFFFFu));
+                key[p + 1] = (uint16_t)plain_key(base, p + 1, (uint32_t)(bits >> 32) & 0xFFFFu);
         }
     }
     st->rng = rng;
-    st->above = ks.above;
     st->step = n;
 }
 
@@ -457,26 +459,126 @@ static int state_goto(synth_state *st, uint32_t n, kvp_error *err)
     return 0;
 }
 
-/* Top-k of the current keys: the k-th highest key thr from the histogram, one forward pass
+/* out[j] = key_score(key[pos[j]]) for j < n.  With SSE2 two at a time, each operation the
+ * scalar one's (int to double, the product by 1 / 65535, double to float: the same values),
+ * and without the scalar loop's chain: each scalar conversion writes only the low part of
+ * its register, so it waits for the last one. */
+static void fill_scores(float *out, const uint32_t *pos, uint32_t n, const uint16_t *key)
+{
+    uint32_t j = 0;
+#if KVP_SYNTH_SSE2
+    const __m128d inv = _mm_set1_pd(KEY_INV);
+    for (; j + 2 <= n; j += 2) {
+        __m128i k2 = _mm_unpacklo_epi32(_mm_cvtsi32_si128(key[pos[j]]),
+                                        _mm_cvtsi32_si128(key[pos[j + 1]]));
+        __m128 s2 = _mm_cvtpd_ps(_mm_mul_pd(_mm_cvtepi32_pd(k2), inv));
+        _mm_storel_epi64((__m128i *)(out + j), _mm_castps_si128(s2));
+    }
+#endif
+    for (; j < n; j++)
+        out[j] = key_score(key[pos[j]]);
+}
+
+/* The band of state_select: its half-width at first, and its width at most (in bins). */
+#define BAND_INIT 512u
+#define BAND_MAX 8192u
+
+/* The count of keys >= hi, and the keys in the band [hi - w, hi) counted by value into
+ * bandh[0 .. w).  One pass over the keys lists the band's positions in st->pos (scratch
+ * here: the selection fills it afterwards), without a branch: with SSE2 8 keys at a time as
+ * in state_select (key <= hi - 1 where key minus hi - 1 saturates to 0; in the band where
+ * key - lo, wrapping, minus w - 1 saturates to 0); then the band's keys are counted from the
+ * list.  hi <= KEY_COUNT, 1 <= w <= hi. */
+static uint32_t band_count(const synth_state *st, uint32_t ctx, uint32_t hi, uint32_t w,
+                           uint32_t *bandh)
+{
+    const uint16_t *key = st->key;
+    uint32_t *pos = st->pos;
+    const uint32_t lo = hi - w;
+    uint32_t above = 0, nb = 0, p = 0;
+#if KVP_SYNTH_SSE2
+    const __m128i vhi1 = _mm_set1_epi16((short)(hi - 1)), vlo = _mm_set1_epi16((short)lo);
+    const __m128i vw1 = _mm_set1_epi16((short)(w - 1)), zero = _mm_setzero_si128();
+    while (p + 8 <= ctx) {
+        /* 16-bit lane counters: at most 16,384 chunks, then added up */
+        const uint32_t from = p, stop = ctx - p > 8u * 16384u ? p + 8u * 16384u : ctx;
+        __m128i acc = zero;
+        for (; p + 8 <= stop; p += 8) {
+            __m128i k8 = _mm_loadu_si128((const __m128i *)(key + p));
+            __m128i le = _mm_cmpeq_epi16(_mm_subs_epu16(k8, vhi1), zero);
+            acc = _mm_sub_epi16(acc, le);
+            __m128i in = _mm_cmpeq_epi16(_mm_subs_epu16(_mm_sub_epi16(k8, vlo), vw1), zero);
+            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(in, zero));
+            __m128i vp = _mm_set1_epi32((int)p);
+            const __m128i *row = (const __m128i *)st->lut[mask].off;
+            _mm_storeu_si128((__m128i *)(pos + nb), _mm_add_epi32(vp, _mm_load_si128(row)));
+            _mm_storeu_si128((__m128i *)(pos + nb + 4),
+                             _mm_add_epi32(vp, _mm_load_si128(row + 1)));
+            nb += st->lut[mask].count;
+        }
+        uint16_t lanes[8];
+        _mm_storeu_si128((__m128i *)lanes, acc);
+        uint32_t below = 0;
+        for (int j = 0; j < 8; j++)
+            below += lanes[j];
+        above += p - from - below;
+    }
+#endif
+    for (; p < ctx; p++) {
+        above += key[p] >= hi;
+        pos[nb] = p;
+        nb += (uint32_t)key[p] - lo < w;
+    }
+    memset(bandh, 0, w * sizeof *bandh);
+    for (uint32_t i = 0; i < nb; i++)
+        bandh[key[pos[i]] - lo]++;
+    return above;
+}
+
+/* The k-th highest of the keys (1 <= k <= ctx).  From one step to the next it moves by tens of
+ * keys, at times by a couple of hundred, so the keys are counted in a band of 2 half around
+ * the last one (band_count); a band that misses it (the first step, or a jump) costs a full
+ * count, and the band doubles. */
+static uint32_t state_threshold(synth_state *st, uint32_t k)
+{
+    const uint32_t ctx = st->P + st->step;
+    const uint16_t *key = st->key;
+    if (st->half > 0) {
+        const uint32_t w = 2 * st->half;
+        uint32_t hi = st->thr + st->half;
+        hi = hi < w ? w : hi > KEY_COUNT ? KEY_COUNT : hi;
+        uint32_t above = band_count(st, ctx, hi, w, st->bandh);
+        for (uint32_t v = w; above < k && v-- > 0;) {
+            if (above + st->bandh[v] >= k)
+                return hi - w + v;
+            above += st->bandh[v];
+        }
+        if (2 * w <= BAND_MAX)
+            st->half = w;
+    } else {
+        st->half = BAND_INIT;
+    }
+    uint32_t *hist = st->hist;
+    memset(hist, 0, (size_t)KEY_COUNT * sizeof *hist);
+    for (uint32_t p = 0; p < ctx; p++)
+        hist[key[p]]++;
+    uint32_t thr = KEY_COUNT - 1, above = 0;
+    while (above + hist[thr] < k)
+        above += hist[thr--];
+    return thr;
+}
+
+/* Top-k of the current keys: the k-th highest key thr (state_threshold), one forward pass
  * taking every key >= thr, then one pass that drops the highest-positioned ties beyond k (ties
- * go to the lower positions) and fills the scores.  Returns the offset of the set in st->pos
- * and st->score. */
+ * go to the lower positions), then the scores (fill_scores).  Returns the offset of the set in
+ * st->pos and st->score. */
 static uint32_t state_select(synth_state *st, uint32_t k)
 {
     const uint32_t ctx = st->P + st->step;
     if (k == 0)
         return 0;
-    /* Move the threshold from last step's until above < k <= above + hist[thr]; it moves
-     * by a few bins a step.  Both walks stop inside the key range: at KEY_SINK nothing is
-     * above (and k >= 1), at 0 everything is at or above (and k <= ctx). */
-    const uint32_t *hist = st->hist;
-    uint32_t thr = st->thr, above = st->above;
-    while (above >= k)
-        above -= hist[++thr];
-    while (above + hist[thr] < k)
-        above += hist[thr--];
+    const uint32_t thr = state_threshold(st, k);
     st->thr = thr;
-    st->above = above;
 
     const uint16_t *key = st->key;
     uint32_t *pos = st->pos;
@@ -512,22 +614,12 @@ static uint32_t state_select(synth_state *st, uint32_t k)
             continue;
         }
         pos[--w] = q;
-        score[w] = key_score(key[q]);
     }
     const uint32_t shift = w - i; /* the set is pos[shift .. m) */
-    if (st->sets_only) {
-        if (shift)
-            memmove(pos + shift, pos, (size_t)i * sizeof *pos);
-    } else if (shift == 0) {
-        for (uint32_t j = 0; j < i; j++)
-            score[j] = key_score(key[pos[j]]);
-    } else {
-        for (uint32_t j = i; j-- > 0;) {
-            uint32_t q = pos[j];
-            pos[j + shift] = q;
-            score[j + shift] = key_score(key[q]);
-        }
-    }
+    if (shift)
+        memmove(pos + shift, pos, (size_t)i * sizeof *pos);
+    if (!st->sets_only)
+        fill_scores(score + shift, pos + shift, k, key);
     return shift;
 }
 
@@ -541,6 +633,7 @@ static void synth_close(void *state)
     free(st->pos);
     free(st->score);
     free(st->hist);
+    free(st->bandh);
     free(st->lut);
     free(st);
 }
@@ -580,8 +673,10 @@ static int synth_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, voi
     st->pos = malloc(cap * sizeof *st->pos);
     st->score = malloc(cap * sizeof *st->score);
     st->hist = malloc((size_t)KEY_COUNT * sizeof *st->hist);
+    st->bandh = malloc(BAND_MAX * sizeof *st->bandh);
     st->lut = aligned_alloc(16, 256 * sizeof *st->lut);
-    if (!st->base || !st->key || !st->pos || !st->score || !st->hist || !st->lut) {
+    if (!st->base || !st->key || !st->pos || !st->score || !st->hist || !st->bandh ||
+        !st->lut) {
         synth_close(st);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for layer %u", t->name,
                              layer);
