@@ -411,6 +411,7 @@ typedef struct pol_layer {
      * KV read from HBM, from below, promoted, demoted). */
     uint32_t *sctx, *slim, *scnt, *sseen, *newb, *freed;
     double *ssum;
+    uint64_t *stally; /* g = 1: per stream, reads << 32 | reads from HBM, of the step */
     uint64_t *seq_out;
     uint32_t heads; /* streams per sequence */
     uint64_t mod_s, div_h; /* fast_mod by streams, fast_div by heads (> 1) */
@@ -490,6 +491,7 @@ static void pol_free(pol_layer *pl)
     free(pl->newb);
     free(pl->freed);
     free(pl->ssum);
+    free(pl->stally);
 }
 
 static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, uint32_t tiers)
@@ -532,10 +534,11 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
         pl->sseen = calloc(S, sizeof *pl->sseen);
         pl->newb = calloc(S, sizeof *pl->newb);
         pl->ssum = calloc(S, sizeof *pl->ssum);
+        pl->stally = calloc(S, sizeof *pl->stally);
         pl->freed = malloc((size_t)(nb ? nb : 1) * sizeof *pl->freed);
         pl->e.slim = pl->slim;
         if (!pl->sctx || !pl->slim || !pl->scnt || !pl->sseen || !pl->newb || !pl->ssum ||
-            !pl->freed)
+            !pl->stally || !pl->freed)
             return 0;
     }
     return pl->e.resident && pl->e.was && pl->e.touched && pl->acount && pl->rblock &&
@@ -765,6 +768,55 @@ __attribute__((noinline, cold)) static uint64_t serve_reads_streams(pol_layer *p
     return hbm_hits;
 }
 
+/* Reads with several streams and 1-token blocks: serve_reads's loop, with each read's
+ * stream tallied on the way (the per-sequence counts of streams_count_reads), one pass and
+ * one residency load a read.  Reads of stream v % S: a mask when S is a power of two. */
+__attribute__((noinline, cold)) static uint64_t serve_reads_streams1(pol_layer *pl,
+                                                                     const run_ctx *rc,
+                                                                     const kvp_access *acc,
+                                                                     int *marked)
+{
+    const uint32_t S = pl->li.streams;
+    const uint8_t *res = pl->e.resident;
+    const uint32_t *pos = acc->pos, count = acc->count, stamp = acc->step + 1;
+    uint32_t *acount = pl->acount;
+    uint64_t *tally = pl->stally;
+    const int mark = pl->mark_next;
+    memset(tally, 0, (size_t)S * sizeof *tally);
+    if ((S & (S - 1)) == 0) {
+        const uint32_t mask = S - 1;
+        for (uint32_t i = 0; i < count; i++) {
+            const uint32_t v = pos[i];
+            tally[v & mask] += (1ull << 32) | res[v];
+            if (mark)
+                acount[v] = stamp;
+        }
+    } else {
+        const uint64_t m = pl->mod_s;
+        for (uint32_t i = 0; i < count; i++) {
+            const uint32_t v = pos[i];
+            tally[fast_mod(v, m, S)] += (1ull << 32) | res[v];
+            if (mark)
+                acount[v] = stamp;
+        }
+    }
+    *marked = mark;
+    uint64_t hbm_hits = 0;
+    for (uint32_t i = 0; i < S; i++) {
+        const uint64_t reads = tally[i] >> 32, hits = tally[i] & 0xFFFFFFFFu;
+        uint64_t *q = pl->seq_out + (size_t)seq_of(pl, i) * 4;
+        q[0] += hits;
+        q[1] += reads - hits;
+        hbm_hits += hits;
+    }
+    kvp_step *s = &pl->s;
+    s->nread = count;
+    s->read_block = pos;
+    s->read_count = rc->ones;
+    s->read_score = NULL; /* filled on demand by kvp_step_read_score */
+    return hbm_hits;
+}
+
 /* 2. The charges for what the policy changed: every block whose residency differs from
  * before the step moved whole, but for the positions just read (docs/MODEL.md). */
 static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_counters *st)
@@ -984,9 +1036,10 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         streams_prepare(pl, n);
 
     int marked = 0;
-    const uint64_t hbm_hits = S > 1 && g > 1 ? serve_reads_streams(pl, acc)
-                                             : serve_reads(pl, rc, acc, &marked);
-    if (S > 1)
+    const uint64_t hbm_hits = S == 1   ? serve_reads(pl, rc, acc, &marked)
+                              : g == 1 ? serve_reads_streams1(pl, rc, acc, &marked)
+                                       : serve_reads_streams(pl, acc);
+    if (S > 1 && g > 1)
         streams_count_reads(pl);
     const uint64_t reads = acc->count;
     kvp_counters st = {0};
