@@ -1437,17 +1437,9 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
             kvp_counters_add(&c, &ctx.out[(size_t)l * npol + i].c);
         }
         rc = kvp_result_fill(&res[i], sc, tr, &ctx.ps[i], ctx.g[i], ctx.slots[i], t, &c, err);
-        for (uint32_t q = 0; rc >= 0 && ctx.si && q < ctx.si->nseq; q++) {
-            uint64_t tok[4] = {0};
-            for (uint32_t l = 0; l < L; l++)
-                for (size_t k = 0; k < 4; k++)
-                    tok[k] += ctx.seq_out[(((size_t)l * npol + i) * ctx.si->nseq + q) * 4 + k];
-            uint64_t *dst[4] = {&res[i].seq[q].kv_read_hbm, &res[i].seq[q].kv_read_dram,
-                                &res[i].seq[q].promoted_bytes, &res[i].seq[q].demoted_bytes};
-            for (size_t k = 0; k < 4; k++)
-                if (__builtin_mul_overflow(tok[k], ctx.tok_bytes, dst[k]))
-                    rc = kvp_error_set(err, KVP_ERANGE, "byte counts overflow 64 bits");
-        }
+        if (rc >= 0 && ctx.si)
+            rc = kvp_result_fill_seqs(&res[i], ctx.si->nseq, L, npol, i, ctx.seq_out,
+                                      ctx.tok_bytes, err);
     }
     if (sums && rc >= 0) {
         memset(sums, 0, sizeof *sums);
@@ -1471,6 +1463,8 @@ int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy
 int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                     kvp_pass_sums *sums, kvp_error *err)
 {
+    if (kvp_fast_streams_takes(sc, tr, NULL, 0, ro)) /* the bound alone, on streams */
+        return kvp_fast_streams_run(sc, tr, NULL, 0, ro, NULL, sums, err);
     return engine_group(sc, tr, NULL, 0, ro, NULL, sums, NULL, NULL, err);
 }
 
@@ -1530,7 +1524,10 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
                      size_t n, const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
                      int need_sums, kvp_trace **fill, const size_t *hook_index, kvp_error *err)
 {
-    /* the fast paths model two tiers and one stream; the rest is the engine's (docs/MODEL.md) */
+    /* static and unlimited alone on streams that decode the same steps: their own fast path */
+    if (!*fill && kvp_fast_streams_takes(sc, tr, ps, n, ro))
+        return kvp_fast_streams_run(sc, tr, ps, n, ro, res, sums, err);
+    /* the prefix fast path and the grid model two tiers and one stream (docs/MODEL.md) */
     if (sc->tiers > 2 || kvp_trace_streams(tr))
         return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);
     /* checking mode, and a step hook, need every step of every policy: the engine's pass */
