@@ -300,14 +300,22 @@ static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     }
     const uint64_t V = (uint64_t)ctx * S;
     uint32_t k = 0;
-    for (uint64_t w = 0; w * 64 < V; w++) {
-        uint64_t x = c->bits[w];
-        c->bits[w] = 0;
-        while (x) {
-            uint32_t v = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(x));
-            x &= x - 1;
-            c->pos[k] = v;
-            c->score[k++] = c->sets_only ? 1.0f : c->vscore[v];
+    if (c->sets_only) {
+        for (uint64_t w = 0; w * 64 < V; w++) {
+            uint64_t x = c->bits[w];
+            c->bits[w] = 0;
+            for (; x; x &= x - 1)
+                c->pos[k++] = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(x));
+        }
+    } else {
+        for (uint64_t w = 0; w * 64 < V; w++) {
+            uint64_t x = c->bits[w];
+            c->bits[w] = 0;
+            for (; x; x &= x - 1) {
+                const uint32_t v = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(x));
+                c->pos[k] = v;
+                c->score[k++] = c->vscore[v];
+            }
         }
     }
     a->step = n;
