@@ -3,7 +3,9 @@
  * access set and, for static, a count below its prefix, must give the engine's results field
  * for field, and the bound's sums the engine's, on synthetic traces, their caches and random
  * (score and bool) traces, with slots below the prompt, between prompt and final context,
- * and above it.
+ * and above it.  On streams (kvp_fast_streams_run): the same against the engine's pass, the
+ * per-sequence counts included, for KV heads and distinct sequences, with slots below the
+ * prompts, between them and the final contexts, and above; streams of unequal steps refused.
  *
  * Usage: test_fast [seed]
  */
@@ -110,6 +112,85 @@ static kvp_trace *cache_of(const kvp_trace *t, double sparsity)
     return c;
 }
 
+/* Synthetic sequences (heads > 1: one stream per head) of one steps count, each its own
+ * prompt. */
+static kvp_trace *synthetic_streams(uint32_t P, uint32_t N, uint32_t L, uint32_t seqs,
+                                    uint32_t heads, double sp, uint64_t seed)
+{
+    kvp_scenario sc;
+    kvp_scenario_default(&sc);
+    sc.prompt = P;
+    sc.steps = N;
+    sc.layers = L;
+    sc.sparsity = sp;
+    sc.seed = seed;
+    kvp_synth_params p;
+    kvp_synth_default(&p, &sc);
+    p.heads = heads;
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_synthetic_sequences(&t, &p, seqs, &err), &err);
+    return t;
+}
+
+static void check_streams(const kvp_scenario *sc, const kvp_trace *t)
+{
+    kvp_policy_spec ps[3];
+    kvp_result fast[3], eng;
+    CHECK_OK(kvp_policy_parse(&ps[0], "static", &err), &err);
+    CHECK_OK(kvp_policy_parse(&ps[1], "unlimited", &err), &err);
+    CHECK_OK(kvp_policy_parse(&ps[2], "static", &err), &err);
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    ro.threads = 1 + rnd(2);
+    CHECK(kvp_fast_streams_takes(sc, t, ps, 3, &ro));
+    memset(fast, 0, sizeof fast);
+    kvp_pass_sums fb, eb;
+    CHECK_OK(kvp_fast_streams_run(sc, t, ps, 3, &ro, fast, &fb, &err), &err);
+    for (int i = 0; i < 3; i++) {
+        memset(&eng, 0, sizeof eng);
+        CHECK_OK(kvp_engine_run(sc, t, &ps[i], &ro, &eng, &err), &err);
+        if (!check_report_(same_result(&fast[i], &eng), __FILE__, __LINE__,
+                           "the streams fast path gives the engine's result"))
+            fprintf(stderr, "    %s slots %u: T %.17g vs %.17g, hbm reads %llu vs %llu, "
+                    "seq0 %llu vs %llu\n", eng.policy, eng.slots, fast[i].total_time_s,
+                    eng.total_time_s, (unsigned long long)fast[i].kv_read_hbm,
+                    (unsigned long long)eng.kv_read_hbm,
+                    (unsigned long long)fast[i].seq[0].kv_read_hbm,
+                    (unsigned long long)eng.seq[0].kv_read_hbm);
+    }
+    /* the engine's own pass: a checked run is never the fast path's */
+    kvp_run_options chk = ro;
+    chk.check = 1;
+    CHECK(!kvp_fast_streams_takes(sc, t, ps, 3, &chk));
+    CHECK_OK(kvp_engine_pass(sc, t, &chk, &eb, &err), &err);
+    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes &&
+          fb.reads == eb.reads);
+    CHECK_OK(kvp_fast_streams_run(sc, t, ps, 0, &ro, fast, &fb, &err), &err);
+    CHECK(fb.bound_time_s == eb.bound_time_s && fb.bound_hbm_bytes == eb.bound_hbm_bytes &&
+          fb.reads == eb.reads);
+}
+
+/* Slots around what the streams' prompts and final contexts take. */
+static void streams_cases(kvp_trace *t, uint32_t heads)
+{
+    uint32_t prompts = 0, S = kvp_trace_stream_count(t), N = kvp_trace_steps(t);
+    const uint32_t L = kvp_trace_layers(t);
+    CHECK(S > 1);
+    for (uint32_t i = 0; i < S; i++)
+        prompts += kvp_trace_prompt(kvp_trace_stream(t, i));
+    const uint32_t slots[] = {0, 1, S - 1, prompts / 2, prompts - 1, prompts, prompts + 1,
+                              prompts + S * (N / 2) + S / 2, prompts + S * N - 1,
+                              prompts + S * N + 7};
+    for (size_t k = 0; k < sizeof slots / sizeof *slots; k++) {
+        kvp_scenario sc;
+        scenario(&sc, L, slots[k], 0.6);
+        char h[32];
+        snprintf(h, sizeof h, "kv_heads=%u", heads);
+        CHECK_OK(kvp_param_assign(&sc, h, &err), &err);
+        check_streams(&sc, t);
+    }
+}
+
 int main(int argc, char **argv)
 {
     rng_state = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
@@ -157,6 +238,29 @@ int main(int argc, char **argv)
             unlink(path);
         }
         kvp_trace_free(r);
+    }
+    /* Streams: 3 sequences of 4 heads, 4 sequences of one stream each. */
+    {
+        kvp_trace *h = synthetic_streams(300, 40, 2, 3, 4, 0.6, 5);
+        streams_cases(h, 4);
+        kvp_trace_free(h);
+        kvp_trace *q = synthetic_streams(250, 30, 2, 4, 1, 0.6, 9);
+        streams_cases(q, 1);
+        kvp_trace_free(q);
+        /* sequences of unequal steps: the engine's, not this path's */
+        kvp_trace *a = synthetic(200, 20, 1, 0.6, 2), *b = synthetic(150, 30, 1, 0.6, 3);
+        kvp_trace *seqs[2] = {a, b}, *u = NULL;
+        CHECK_OK(kvp_trace_sequences(&u, seqs, 2, &err), &err);
+        kvp_scenario sc;
+        scenario(&sc, 1, 300, 0.6);
+        kvp_policy_spec sp;
+        kvp_result r;
+        kvp_run_options ro;
+        kvp_run_options_default(&ro);
+        CHECK_OK(kvp_policy_parse(&sp, "static", &err), &err);
+        CHECK(!kvp_fast_streams_takes(&sc, u, &sp, 1, &ro));
+        CHECK_EQ_INT(kvp_fast_streams_run(&sc, u, &sp, 1, &ro, &r, NULL, &err), KVP_EINVAL);
+        kvp_trace_free(u);
     }
     /* Refused: other policies, checked runs. */
     kvp_policy_spec ps;

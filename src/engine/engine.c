@@ -411,6 +411,7 @@ typedef struct pol_layer {
      * KV read from HBM, from below, promoted, demoted). */
     uint32_t *sctx, *slim, *scnt, *sseen, *newb, *freed;
     double *ssum;
+    uint64_t *stally; /* g = 1: per stream, reads << 32 | reads from HBM, of the step */
     uint64_t *seq_out;
     uint32_t heads; /* streams per sequence */
     uint64_t mod_s, div_h; /* fast_mod by streams, fast_div by heads (> 1) */
@@ -490,6 +491,7 @@ static void pol_free(pol_layer *pl)
     free(pl->newb);
     free(pl->freed);
     free(pl->ssum);
+    free(pl->stally);
 }
 
 static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, uint32_t tiers)
@@ -532,10 +534,11 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
         pl->sseen = calloc(S, sizeof *pl->sseen);
         pl->newb = calloc(S, sizeof *pl->newb);
         pl->ssum = calloc(S, sizeof *pl->ssum);
+        pl->stally = calloc(S, sizeof *pl->stally);
         pl->freed = malloc((size_t)(nb ? nb : 1) * sizeof *pl->freed);
         pl->e.slim = pl->slim;
         if (!pl->sctx || !pl->slim || !pl->scnt || !pl->sseen || !pl->newb || !pl->ssum ||
-            !pl->freed)
+            !pl->stally || !pl->freed)
             return 0;
     }
     return pl->e.resident && pl->e.was && pl->e.touched && pl->acount && pl->rblock &&
@@ -765,6 +768,55 @@ __attribute__((noinline, cold)) static uint64_t serve_reads_streams(pol_layer *p
     return hbm_hits;
 }
 
+/* Reads with several streams and 1-token blocks: serve_reads's loop, with each read's
+ * stream tallied on the way (the per-sequence counts of streams_count_reads), one pass and
+ * one residency load a read.  Reads of stream v % S: a mask when S is a power of two. */
+__attribute__((noinline, cold)) static uint64_t serve_reads_streams1(pol_layer *pl,
+                                                                     const run_ctx *rc,
+                                                                     const kvp_access *acc,
+                                                                     int *marked)
+{
+    const uint32_t S = pl->li.streams;
+    const uint8_t *res = pl->e.resident;
+    const uint32_t *pos = acc->pos, count = acc->count, stamp = acc->step + 1;
+    uint32_t *acount = pl->acount;
+    uint64_t *tally = pl->stally;
+    const int mark = pl->mark_next;
+    memset(tally, 0, (size_t)S * sizeof *tally);
+    if ((S & (S - 1)) == 0) {
+        const uint32_t mask = S - 1;
+        for (uint32_t i = 0; i < count; i++) {
+            const uint32_t v = pos[i];
+            tally[v & mask] += (1ull << 32) | res[v];
+            if (mark)
+                acount[v] = stamp;
+        }
+    } else {
+        const uint64_t m = pl->mod_s;
+        for (uint32_t i = 0; i < count; i++) {
+            const uint32_t v = pos[i];
+            tally[fast_mod(v, m, S)] += (1ull << 32) | res[v];
+            if (mark)
+                acount[v] = stamp;
+        }
+    }
+    *marked = mark;
+    uint64_t hbm_hits = 0;
+    for (uint32_t i = 0; i < S; i++) {
+        const uint64_t reads = tally[i] >> 32, hits = tally[i] & 0xFFFFFFFFu;
+        uint64_t *q = pl->seq_out + (size_t)seq_of(pl, i) * 4;
+        q[0] += hits;
+        q[1] += reads - hits;
+        hbm_hits += hits;
+    }
+    kvp_step *s = &pl->s;
+    s->nread = count;
+    s->read_block = pos;
+    s->read_count = rc->ones;
+    s->read_score = NULL; /* filled on demand by kvp_step_read_score */
+    return hbm_hits;
+}
+
 /* 2. The charges for what the policy changed: every block whose residency differs from
  * before the step moved whole, but for the positions just read (docs/MODEL.md). */
 static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_counters *st)
@@ -984,9 +1036,10 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         streams_prepare(pl, n);
 
     int marked = 0;
-    const uint64_t hbm_hits = S > 1 && g > 1 ? serve_reads_streams(pl, acc)
-                                             : serve_reads(pl, rc, acc, &marked);
-    if (S > 1)
+    const uint64_t hbm_hits = S == 1   ? serve_reads(pl, rc, acc, &marked)
+                              : g == 1 ? serve_reads_streams1(pl, rc, acc, &marked)
+                                       : serve_reads_streams(pl, acc);
+    if (S > 1 && g > 1)
         streams_count_reads(pl);
     const uint64_t reads = acc->count;
     kvp_counters st = {0};
@@ -1381,17 +1434,9 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
             kvp_counters_add(&c, &ctx.out[(size_t)l * npol + i].c);
         }
         rc = kvp_result_fill(&res[i], sc, tr, &ctx.ps[i], ctx.g[i], ctx.slots[i], t, &c, err);
-        for (uint32_t q = 0; rc >= 0 && ctx.si && q < ctx.si->nseq; q++) {
-            uint64_t tok[4] = {0};
-            for (uint32_t l = 0; l < L; l++)
-                for (size_t k = 0; k < 4; k++)
-                    tok[k] += ctx.seq_out[(((size_t)l * npol + i) * ctx.si->nseq + q) * 4 + k];
-            uint64_t *dst[4] = {&res[i].seq[q].kv_read_hbm, &res[i].seq[q].kv_read_dram,
-                                &res[i].seq[q].promoted_bytes, &res[i].seq[q].demoted_bytes};
-            for (size_t k = 0; k < 4; k++)
-                if (__builtin_mul_overflow(tok[k], ctx.tok_bytes, dst[k]))
-                    rc = kvp_error_set(err, KVP_ERANGE, "byte counts overflow 64 bits");
-        }
+        if (rc >= 0 && ctx.si)
+            rc = kvp_result_fill_seqs(&res[i], ctx.si->nseq, L, npol, i, ctx.seq_out,
+                                      ctx.tok_bytes, err);
     }
     if (sums && rc >= 0) {
         memset(sums, 0, sizeof *sums);
@@ -1415,6 +1460,8 @@ int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy
 int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                     kvp_pass_sums *sums, kvp_error *err)
 {
+    if (kvp_fast_streams_takes(sc, tr, NULL, 0, ro)) /* the bound alone, on streams */
+        return kvp_fast_streams_run(sc, tr, NULL, 0, ro, NULL, sums, err);
     return engine_group(sc, tr, NULL, 0, ro, NULL, sums, NULL, NULL, err);
 }
 
@@ -1474,7 +1521,10 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
                      size_t n, const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
                      int need_sums, kvp_trace **fill, const size_t *hook_index, kvp_error *err)
 {
-    /* the fast paths model two tiers and one stream; the rest is the engine's (docs/MODEL.md) */
+    /* static and unlimited alone on streams that decode the same steps: their own fast path */
+    if (!*fill && kvp_fast_streams_takes(sc, tr, ps, n, ro))
+        return kvp_fast_streams_run(sc, tr, ps, n, ro, res, sums, err);
+    /* the prefix fast path and the grid model two tiers and one stream (docs/MODEL.md) */
     if (sc->tiers > 2 || kvp_trace_streams(tr))
         return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);
     /* checking mode, and a step hook, need every step of every policy: the engine's pass */

@@ -212,3 +212,252 @@ done:
     free(c.err);
     return rc;
 }
+
+/* ---- Several streams (docs/MODEL.md "Streams") ----
+ * With every stream decoding the same N steps nothing is freed before the end, and static's
+ * HBM is, for stream i, the positions [0, c_i) of its prompt that the initial placement took
+ * (the lowest virtual blocks p * S + i holding prompt tokens, up to the slots) and its new
+ * tokens [P_i, P_i + m_i(n)) placed while slots were free (the step's new blocks in index
+ * order, that is by (P_i, i), the same order every step).  Neither depends on the reads, so
+ * a step's hits of stream i are three binary searches of its own set, and each stream's
+ * sets are made one stream after the other: no merge of the streams' sets, and one
+ * generator's state in the cache at a time.  The charges and times are the engine's
+ * (pol_step with S > 1), summed in its order. */
+
+typedef struct fast_streams_ctx {
+    const kvp_scenario *sc;
+    const kvp_trace *tr;
+    const kvp_streams *si;
+    kvp_cost_model model;
+    uint64_t tok_bytes;
+    size_t npol;
+    const int *unlimited;   /* per policy */
+    int any_static;
+    const uint32_t *c;      /* per stream: prompt positions in HBM from the start (static) */
+    const uint32_t *rank;   /* per stream: its new block's place in a step's order */
+    uint64_t f, r;          /* static: steps [0, f) place every new block, step f the first r */
+    volatile sig_atomic_t *cancel;
+    double *time_s;         /* [layer * npol + i] */
+    kvp_counters *cnt;      /* [layer * npol + i] */
+    uint64_t *seq_out;      /* [((layer * npol + i) * nseq + q) * 4 + k] */
+    double *bound_time, *bound_h;
+    uint64_t *reads;
+    kvp_error *err;
+} fast_streams_ctx;
+
+/* Positions of a below `below` (a binary search of the ascending set). */
+static uint32_t below_of(const kvp_access *a, uint32_t below)
+{
+    uint32_t k, h;
+    kvp_access_count_below(a, below, &k, &h);
+    return h;
+}
+
+static int fast_streams_layer(uint32_t l, void *user, atomic_ullong *done)
+{
+    const fast_streams_ctx *c = user;
+    const kvp_streams *si = c->si;
+    kvp_error *err = &c->err[l];
+    const uint32_t S = si->n, N = kvp_trace_steps(c->tr), H = si->heads;
+    const size_t np = c->npol;
+    uint32_t *k = malloc((size_t)S * N * sizeof *k);
+    uint32_t *h = c->any_static ? malloc((size_t)S * N * sizeof *h) : NULL;
+    if (!k || (c->any_static && !h)) {
+        free(k);
+        free(h);
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+    }
+    int rc = 0;
+    uint64_t reported = 0;
+    for (uint32_t i = 0; i < S && rc == 0; i++) {
+        kvp_cursor *cur = NULL;
+        if ((rc = kvp_cursor_create(&cur, kvp_trace_stream(c->tr, i), l,
+                                    kvp_scenario_budget(c->sc), err)) < 0)
+            break;
+        kvp_cursor_sets_only(cur);
+        const uint32_t P = si->prompt[i];
+        uint64_t kin = 0, hin = 0; /* the stream's reads, and static's hits */
+        for (uint32_t n = 0; n < N; n++) {
+            if (c->cancel && *c->cancel) {
+                rc = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
+                break;
+            }
+            kvp_access a;
+            int r = kvp_cursor_next(cur, &a, err);
+            if (r <= 0) {
+                rc = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                               kvp_trace_name(c->tr));
+                break;
+            }
+            k[(size_t)n * S + i] = a.count;
+            kin += a.count;
+            if (h) {
+                const uint64_t m = n <= c->f ? n : c->f + (c->rank[i] < c->r);
+                uint32_t hits = below_of(&a, c->c[i]);
+                if (m)
+                    hits += below_of(&a, (uint32_t)(P + m)) - below_of(&a, P);
+                h[(size_t)n * S + i] = hits;
+                hin += hits;
+            }
+        }
+        kvp_cursor_free(cur);
+        for (size_t p = 0; p < np && rc == 0; p++) {
+            uint64_t *q = c->seq_out + (((size_t)l * np + p) * si->nseq + i / H) * 4;
+            const uint64_t hits = c->unlimited[p] ? kin : hin;
+            q[0] += hits;
+            q[1] += kin - hits;
+        }
+        const uint64_t upto = (uint64_t)N * (i + 1) / S;
+        atomic_fetch_add(done, upto - reported);
+        reported = upto;
+    }
+    const double tok = (double)c->tok_bytes;
+    for (uint32_t n = 0; n < N && rc == 0; n++) {
+        uint64_t kn = 0, hn = 0;
+        for (uint32_t i = 0; i < S; i++) {
+            kn += k[(size_t)n * S + i];
+            if (h)
+                hn += h[(size_t)n * S + i];
+        }
+        double h_b;
+        c->bound_time[l] += kvp_step_time_bound(&c->model, (double)kn * tok, &h_b);
+        c->bound_h[l] += h_b;
+        c->reads[l] += kn;
+        const uint64_t placed = n < c->f ? S : n == c->f ? c->r : 0;
+        for (size_t p = 0; p < np; p++) {
+            const uint64_t hits = c->unlimited[p] ? kn : hn;
+            const uint64_t in_hbm = c->unlimited[p] ? S : placed;
+            kvp_counters st = {0};
+            st.kv_read[0] = st.read[0] = hits;
+            st.kv_read[1] = st.read[1] = kn - hits;
+            st.write[0] += in_hbm;
+            st.write[1] += S - in_hbm;
+            kvp_traffic traffic;
+            kvp_traffic_of(&traffic, &st, 2, c->tok_bytes);
+            const size_t o = (size_t)l * np + p;
+            c->time_s[o] += kvp_step_time(&c->model, &traffic);
+            kvp_counters_add(&c->cnt[o], &st);
+        }
+    }
+    free(k);
+    free(h);
+    return rc;
+}
+
+int kvp_fast_streams_takes(const kvp_scenario *sc, const kvp_trace *tr,
+                           const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro)
+{
+    const kvp_streams *si = kvp_trace_streams(tr);
+    if (!si || sc->tiers > 2 || (ro && (ro->check || ro->step_hook)) ||
+        !kvp_fast_prefix_takes(ps, n) || (uint64_t)si->n * si->positions > UINT32_MAX)
+        return 0;
+    for (uint32_t i = 0; i < si->n; i++)
+        if (si->steps[i] != kvp_trace_steps(tr))
+            return 0;
+    return 1;
+}
+
+int kvp_fast_streams_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                         size_t n, const kvp_run_options *ro, kvp_result *res,
+                         kvp_pass_sums *sums, kvp_error *err)
+{
+    if (!kvp_fast_streams_takes(sc, tr, ps, n, ro))
+        return kvp_error_set(err, KVP_EINVAL, "fast streams run: static and unlimited only, "
+                             "unchecked, two tiers, every stream the same steps");
+    kvp_derived d;
+    int rc;
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &d, err)) < 0 ||
+        (rc = kvp_check_trace(sc, tr, err)) < 0)
+        return rc;
+    const kvp_streams *si = kvp_trace_streams(tr);
+    const uint32_t L = kvp_trace_layers(tr), S = si->n;
+    const size_t np = n ? n : 1;
+    fast_streams_ctx c;
+    memset(&c, 0, sizeof c);
+    c.sc = sc;
+    c.tr = tr;
+    c.si = si;
+    kvp_cost_model_of(&c.model, sc, &d);
+    c.tok_bytes = d.tok_bytes;
+    c.npol = n;
+    c.cancel = ro ? ro->cancel : NULL;
+    const uint32_t static_slots = kvp_slots(sc, &d, 1);
+    uint32_t *slots = calloc(np, sizeof *slots);
+    int *unl = calloc(np, sizeof *unl);
+    uint32_t *cpre = calloc(S, sizeof *cpre), *rank = calloc(S, sizeof *rank);
+    int *lrc = calloc(L, sizeof *lrc);
+    c.time_s = calloc((size_t)L * np, sizeof *c.time_s);
+    c.cnt = calloc((size_t)L * np, sizeof *c.cnt);
+    c.seq_out = calloc((size_t)L * np * si->nseq * 4, sizeof *c.seq_out);
+    c.bound_time = calloc(L, sizeof *c.bound_time);
+    c.bound_h = calloc(L, sizeof *c.bound_h);
+    c.reads = calloc(L, sizeof *c.reads);
+    c.err = calloc(L, sizeof *c.err);
+    if (!slots || !unl || !cpre || !rank || !lrc || !c.time_s || !c.cnt || !c.seq_out ||
+        !c.bound_time || !c.bound_h || !c.reads || !c.err) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unl[i] = ps[i].ops == &kvp_policy_unlimited;
+        slots[i] = unl[i] ? KVP_UNLIMITED_SLOTS : static_slots;
+        c.any_static |= !unl[i];
+    }
+    /* static's initial placement (kvp_initial_fill): prompt blocks in virtual order */
+    uint64_t held = 0, prompts = 0;
+    for (uint32_t i = 0; i < S; i++)
+        prompts += si->prompt[i];
+    if (prompts <= static_slots) {
+        for (uint32_t i = 0; i < S; i++)
+            cpre[i] = si->prompt[i];
+        held = prompts;
+    } else {
+        for (uint32_t p = 0; held < static_slots; p++)
+            for (uint32_t i = 0; i < S && held < static_slots; i++)
+                if (p < si->prompt[i]) {
+                    cpre[i] = p + 1;
+                    held++;
+                }
+    }
+    for (uint32_t i = 0; i < S; i++)
+        for (uint32_t j = 0; j < S; j++)
+            rank[i] += si->prompt[j] < si->prompt[i] || (si->prompt[j] == si->prompt[i] && j < i);
+    c.f = (static_slots - held) / S;
+    c.r = (static_slots - held) % S;
+    c.c = cpre;
+    c.rank = rank;
+    c.unlimited = unl;
+    kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), fast_streams_layer, &c, lrc);
+    for (uint32_t l = 0; l < L; l++)
+        if (lrc[l] < 0) {
+            rc = lrc[l];
+            if (err)
+                *err = c.err[l];
+            goto done;
+        }
+    rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, c.time_s, c.cnt, slots, 1, err);
+    for (size_t i = 0; i < n && rc >= 0; i++)
+        rc = kvp_result_fill_seqs(&res[i], si->nseq, L, n, i, c.seq_out, c.tok_bytes, err);
+    if (sums && rc >= 0) {
+        memset(sums, 0, sizeof *sums);
+        for (uint32_t l = 0; l < L; l++) {
+            sums->bound_time_s += c.bound_time[l];
+            sums->bound_hbm_bytes += c.bound_h[l];
+            sums->reads += c.reads[l];
+        }
+    }
+done:
+    free(slots);
+    free(unl);
+    free(cpre);
+    free(rank);
+    free(lrc);
+    free(c.time_s);
+    free(c.cnt);
+    free(c.seq_out);
+    free(c.bound_time);
+    free(c.bound_h);
+    free(c.reads);
+    free(c.err);
+    return rc;
+}

@@ -18,4 +18,16 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
                         size_t n, const kvp_run_options *ro, kvp_result *res,
                         kvp_pass_sums *sums, kvp_error *err);
 
+/* 1 if kvp_fast_streams_run takes ps[0..n) on tr: a trace of several streams that all
+ * decode the same steps, two tiers, `static` and `unlimited` only, unchecked, no step hook. */
+int kvp_fast_streams_takes(const kvp_scenario *sc, const kvp_trace *tr,
+                           const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro);
+
+/* kvp_fast_prefix_run on a trace of several streams (kvp_fast_streams_takes): the engine's
+ * results, byte for byte, per-sequence counts included, from each stream's set sizes and
+ * binary searches of them, one stream's sets after the other (no merge).  Else KVP_EINVAL. */
+int kvp_fast_streams_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                         size_t n, const kvp_run_options *ro, kvp_result *res,
+                         kvp_pass_sums *sums, kvp_error *err);
+
 #endif

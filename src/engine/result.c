@@ -175,3 +175,21 @@ int kvp_result_fill_layers(kvp_result *res, const kvp_scenario *sc, const kvp_tr
     }
     return rc;
 }
+
+int kvp_result_fill_seqs(kvp_result *res, uint32_t nseq, uint32_t layers, size_t n, size_t i,
+                         const uint64_t *seq_out, uint64_t tok_bytes, kvp_error *err)
+{
+    int rc = 0;
+    for (uint32_t q = 0; q < nseq && q < KVP_MAX_SEQUENCES; q++) {
+        uint64_t tok[4] = {0};
+        for (uint32_t l = 0; l < layers; l++)
+            for (size_t k = 0; k < 4; k++)
+                tok[k] += seq_out[(((size_t)l * n + i) * nseq + q) * 4 + k];
+        uint64_t *dst[4] = {&res->seq[q].kv_read_hbm, &res->seq[q].kv_read_dram,
+                            &res->seq[q].promoted_bytes, &res->seq[q].demoted_bytes};
+        for (size_t k = 0; k < 4; k++)
+            if (__builtin_mul_overflow(tok[k], tok_bytes, dst[k]))
+                rc = kvp_error_set(err, KVP_ERANGE, "byte counts overflow 64 bits");
+    }
+    return rc;
+}

@@ -69,4 +69,10 @@ int kvp_result_fill_layers(kvp_result *res, const kvp_scenario *sc, const kvp_tr
                            const double *time_s, const kvp_counters *cnt,
                            const uint32_t *slots, size_t slots_step, kvp_error *err);
 
+/* The per-sequence counts of policy i of n (docs/MODEL.md "Streams") into res->seq[]: token
+ * counts seq_out[((l * n + i) * nseq + q) * 4 + k] (k: KV read from HBM, from below,
+ * promoted, demoted) summed over the layers, times tok_bytes. */
+int kvp_result_fill_seqs(kvp_result *res, uint32_t nseq, uint32_t layers, size_t n, size_t i,
+                         const uint64_t *seq_out, uint64_t tok_bytes, kvp_error *err);
+
 #endif

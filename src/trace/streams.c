@@ -113,10 +113,28 @@ typedef struct streams_impl {
     uint32_t *prompt, *steps;
 } streams_impl;
 
+/* Read-ahead: a stream's cursor is asked READ_AHEAD steps in a row, its sets kept until the
+ * merge takes them.  A synthetic head's state (its keys, their histogram of 65,536 bins) is
+ * some 0.5 MiB at full size: 32 of them asked in turn every step leave nothing of it in the
+ * cache (docs/PERF.md "Streams"). */
+#define READ_AHEAD 16u
+
+typedef struct sub_buf {
+    uint32_t *pos;
+    float *score;
+    size_t cap;                   /* entries of pos (and score) */
+    uint32_t off[READ_AHEAD + 1]; /* step base + j is pos[off[j] .. off[j + 1]) */
+    uint32_t ctx[READ_AHEAD];
+    uint32_t have;                /* steps held */
+} sub_buf;
+
 typedef struct streams_cursor {
     const kvp_trace *t;
     uint32_t layer;
     kvp_cursor **sub; /* per stream */
+    sub_buf *buf;     /* per stream */
+    uint32_t base;    /* the first step the buffers hold */
+    uint32_t next;    /* the next step asked */
     uint64_t *bits;   /* the step's virtual positions */
     float *vscore;    /* score per virtual position */
     uint32_t *pos;
@@ -152,7 +170,12 @@ static void streams_close(void *state)
     const streams_impl *im = c->t->impl;
     for (uint32_t i = 0; c->sub && i < im->info.n; i++)
         kvp_cursor_free(c->sub[i]);
+    for (uint32_t i = 0; c->buf && i < im->info.n; i++) {
+        free(c->buf[i].pos);
+        free(c->buf[i].score);
+    }
     free(c->sub);
+    free(c->buf);
     free(c->bits);
     free(c->vscore);
     free(c->pos);
@@ -171,12 +194,13 @@ static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, v
         c->t = t;
         c->layer = layer;
         c->sub = calloc(S, sizeof *c->sub);
+        c->buf = calloc(S, sizeof *c->buf);
         c->bits = calloc(V / 64 + 1, sizeof *c->bits);
         c->vscore = malloc(V * sizeof *c->vscore);
         c->pos = malloc(V * sizeof *c->pos);
         c->score = malloc(V * sizeof *c->score);
     }
-    if (!c || !c->sub || !c->bits || !c->vscore || !c->pos || !c->score) {
+    if (!c || !c->sub || !c->buf || !c->bits || !c->vscore || !c->pos || !c->score) {
         streams_close(c);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", t->name);
     }
@@ -191,39 +215,107 @@ static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, v
     return 0;
 }
 
+/* Steps base .. base + READ_AHEAD - 1 of every stream that decodes them, into the buffers. */
+static int streams_fill(streams_cursor *c, uint32_t base, kvp_error *err)
+{
+    const streams_impl *im = c->t->impl;
+    for (uint32_t i = 0; i < im->info.n; i++) {
+        sub_buf *b = &c->buf[i];
+        b->have = 0;
+        b->off[0] = 0;
+        for (uint32_t m = base; m < im->steps[i] && b->have < READ_AHEAD; m++) {
+            kvp_access s;
+            int rc = kvp_cursor_next(c->sub[i], &s, err);
+            if (rc <= 0)
+                return rc < 0 ? rc
+                              : kvp_error_set(err, KVP_ESHAPE, "%s: ended early", c->t->name);
+            const size_t at = b->off[b->have], need = at + s.count;
+            if (need > b->cap) {
+                size_t cap = b->cap ? b->cap : 1024;
+                while (cap < need)
+                    cap *= 2;
+                uint32_t *pos = realloc(b->pos, cap * sizeof *pos);
+                if (pos)
+                    b->pos = pos;
+                float *score = c->sets_only ? b->score : realloc(b->score, cap * sizeof *score);
+                if (score)
+                    b->score = score;
+                if (!pos || (!c->sets_only && !score))
+                    return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor",
+                                         c->t->name);
+                b->cap = cap;
+            }
+            memcpy(b->pos + at, s.pos, (size_t)s.count * sizeof *s.pos);
+            if (!c->sets_only && s.score)
+                memcpy(b->score + at, s.score, (size_t)s.count * sizeof *s.score);
+            else if (!c->sets_only) /* bool marks: score 1 */
+                for (uint32_t j = 0; j < s.count; j++)
+                    b->score[at + j] = 1.0f;
+            b->ctx[b->have] = s.context;
+            b->off[++b->have] = (uint32_t)need;
+        }
+    }
+    c->base = base;
+    return 0;
+}
+
 /* Step n of every stream still decoding, merged (a finished stream reads nothing). */
 static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
 {
     streams_cursor *c = state;
     const streams_impl *im = c->t->impl;
     const uint32_t S = im->info.n;
+    if (n != c->next)
+        return kvp_error_set(err, KVP_EINVAL, "%s: step %u asked after step %u (steps only "
+                             "go forward, one at a time)", c->t->name, n, c->next);
+    c->next = n + 1;
+    if (n == 0 || n - c->base >= READ_AHEAD) {
+        int rc = streams_fill(c, n, err);
+        if (rc < 0)
+            return rc;
+    }
+    const uint32_t j = n - c->base;
     uint32_t ctx = 0;
     for (uint32_t i = 0; i < S; i++) {
         if (n >= im->steps[i])
             continue;
-        kvp_access s;
-        int rc = kvp_cursor_next(c->sub[i], &s, err);
-        if (rc <= 0)
-            return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early", c->t->name);
-        if (s.context > ctx)
-            ctx = s.context;
-        for (uint32_t j = 0; j < s.count; j++) {
-            uint64_t v = (uint64_t)s.pos[j] * S + i;
-            c->bits[v >> 6] |= 1ull << (v & 63);
-            if (!c->sets_only && s.score)
-                c->vscore[v] = s.score[j];
+        const sub_buf *b = &c->buf[i];
+        if (b->ctx[j] > ctx)
+            ctx = b->ctx[j];
+        const uint32_t *sp = b->pos + b->off[j];
+        const uint32_t cnt = b->off[j + 1] - b->off[j];
+        if (c->sets_only) {
+            for (uint32_t q = 0; q < cnt; q++) {
+                uint64_t v = (uint64_t)sp[q] * S + i;
+                c->bits[v >> 6] |= 1ull << (v & 63);
+            }
+        } else {
+            const float *ss = b->score + b->off[j];
+            for (uint32_t q = 0; q < cnt; q++) {
+                uint64_t v = (uint64_t)sp[q] * S + i;
+                c->bits[v >> 6] |= 1ull << (v & 63);
+                c->vscore[v] = ss[q];
+            }
         }
     }
     const uint64_t V = (uint64_t)ctx * S;
     uint32_t k = 0;
-    for (uint64_t w = 0; w * 64 < V; w++) {
-        uint64_t x = c->bits[w];
-        c->bits[w] = 0;
-        while (x) {
-            uint32_t v = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(x));
-            x &= x - 1;
-            c->pos[k] = v;
-            c->score[k++] = c->sets_only ? 1.0f : c->vscore[v];
+    if (c->sets_only) {
+        for (uint64_t w = 0; w * 64 < V; w++) {
+            uint64_t x = c->bits[w];
+            c->bits[w] = 0;
+            for (; x; x &= x - 1)
+                c->pos[k++] = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(x));
+        }
+    } else {
+        for (uint64_t w = 0; w * 64 < V; w++) {
+            uint64_t x = c->bits[w];
+            c->bits[w] = 0;
+            for (; x; x &= x - 1) {
+                const uint32_t v = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(x));
+                c->pos[k] = v;
+                c->score[k++] = c->vscore[v];
+            }
         }
     }
     a->step = n;
