@@ -250,11 +250,11 @@ static double p_slow(const online_state *st, uint32_t x, uint32_t n, uint32_t pr
 /* p(x) at step n: the estimated chance that x is read at a step, in [0, 1]. */
 static inline double p_of(const online_state *st, uint32_t x, uint32_t n, uint32_t prompt)
 {
-    if (st->decay < 1 && !st->cut && !(st->kappa > 0)) { /* the common case inline: the
-                                                           * table holds every power */
+    if (st->decay < 1 && !st->cut) { /* the common case inline: the table holds every power */
         uint32_t l = st->tk[x].last, k = n + 1 - l, end = st->ndpow - 1;
         double p = (1 - st->decay) * st->tk[x].e * st->dpow[k < end ? k : end];
-        return !l ? 0 : p < 1 ? p : 1;
+        p = !l ? 0 : p < 1 ? p : 1;
+        return st->kappa > 0 && l ? w_index(st, p, l, n) : p;
     }
     return p_slow(st, x, n, prompt);
 }
