@@ -6,7 +6,10 @@
  * score as a share of the range), decayed by `decay` per step,
  * lazily: e and the step of its last read are stored, and e is decayed when it is read or
  * looked at.  p(x), the estimate that x is read at a step, is (1 - decay) e(x) (for decay 1:
- * e over the steps the token has existed).  Nothing of a later step is read: it is online.
+ * e over the steps the token has existed).  For `whittle` (kappa > 0) p is its index instead,
+ * q + (h - q) kappa with q that estimate and h = 1 if x is read at this step (w_index), and
+ * its victims are the lowest of a pool of WHITTLE_POOL x those wanted.  Nothing of a later
+ * step is read: it is online.
  *
  * Each step, after the reads of step n are served (they are known: docs/MODEL.md), the
  * policy knows this step's traffic exactly and prices each move by what it adds to the

@@ -1,6 +1,7 @@
 /*
  * The online family (docs/POLICIES.md "Online policies"): one rule with knobs, shared by the
- * policies `hot`, `balanced`, `payback` and `steer`, which differ only in their defaults.  Each
+ * policies `hot`, `balanced`, `payback` and `steer`, which differ only in their defaults, and
+ * `whittle`, which ranks by a renewal model's index instead of p (kvp_whittle_init).  Each
  * decides at step n from the reads of steps 0..n alone (docs/MODEL.md §10).
  */
 #ifndef KVP_POLICY_ONLINE_H
