@@ -10,7 +10,7 @@
 #
 # Knobs: BENCH_PROMPT (31299), BENCH_STEPS (512), BENCH_THREADS (1: one core each, so that the
 # two cores of the machine do not share a run), BENCH_RUNS (5), BENCH_POLICIES (hot balanced
-# payback steer).
+# payback steer whittle).
 set -eu
 BUILD=${BUILD:-build}
 BENCH="$BUILD/bench/bench"
@@ -18,7 +18,7 @@ PROMPT=${BENCH_PROMPT:-31299}
 STEPS=${BENCH_STEPS:-512}
 THREADS=${BENCH_THREADS:-1}
 RUNS=${BENCH_RUNS:-5}
-POLICIES=${BENCH_POLICIES:-"hot balanced payback steer"}
+POLICIES=${BENCH_POLICIES:-"hot balanced payback steer whittle"}
 [ -x "$BENCH" ] || { echo "bench/online.sh: $BENCH not built (make $BENCH)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench/online.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
 args="--prompt $PROMPT --steps $STEPS --threads $THREADS"

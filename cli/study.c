@@ -389,8 +389,9 @@ static const char *const vars_online[] = {"sparsity", "variation", "weights", "t
  * §7), unlimited and bound; `plan` and `lpbound` are added when the registry has them
  * (the study's `optional`). */
 static const char online_policies[] =
-    "static,reactive,page,hot,balanced,payback,steer,lookahead:W=4:R=0.25,lookahead:W=4:R=0.5,"
-    "lookahead:W=4:R=1,lookahead:W=16:R=0.25,lookahead:W=16:R=0.5,lookahead:W=16:R=1,"
+    "static,reactive,page,hot,balanced,payback,steer,whittle,lookahead:W=4:R=0.25,"
+    "lookahead:W=4:R=0.5,lookahead:W=4:R=1,lookahead:W=16:R=0.25,lookahead:W=16:R=0.5,"
+    "lookahead:W=16:R=1,"
     "lookahead:W=64:R=0.25,lookahead:W=64:R=0.5,lookahead:W=64:R=1,unlimited,bound";
 
 static const study_def studies[] = {

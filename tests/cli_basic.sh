@@ -170,7 +170,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 p = {x["name"]: x for x in d["policies"]}
 # DESIGN.md §11: these are online, these are not
-for n in ("static", "reactive", "page", "hot", "balanced", "payback", "steer"):
+for n in ("static", "reactive", "page", "hot", "balanced", "payback", "steer", "whittle"):
     assert p[n]["online"] is True, n
 for n in ("lookahead", "sa", "bound"):
     assert p[n]["online"] is False, n

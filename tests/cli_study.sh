@@ -218,7 +218,7 @@ v=$(awk -F, 'NR > 1 && ($1 == "-") != ($4 != "0")' "$T/o/online.csv" | wc -l)
 v=$(column reference "$T/o/online.csv" | grep -cv '^\(plan\|lookahead\)')
 [ "$v" -eq 0 ] && ok || bad "online.csv: $v references are neither plan nor lookahead"
 # No policy passes the certificate (bound, or lpbound): every share of it is at most 1.
-for p in static reactive page hot balanced payback steer; do
+for p in static reactive page hot balanced payback steer whittle; do
     v=$(column "${p}_of_certificate" "$T/o/online.csv" | awk '$1 == "MISSING" || $1 > 1 + 1e-12' |
         wc -l | tr -d ' ')
     [ "$v" -eq 0 ] && ok || bad "online.csv: $p passes the certificate (or has no column) $v times"

@@ -6,7 +6,10 @@
  * score as a share of the range), decayed by `decay` per step,
  * lazily: e and the step of its last read are stored, and e is decayed when it is read or
  * looked at.  p(x), the estimate that x is read at a step, is (1 - decay) e(x) (for decay 1:
- * e over the steps the token has existed).  Nothing of a later step is read: it is online.
+ * e over the steps the token has existed).  For `whittle` (kappa > 0) p is its index instead,
+ * q + (h - q) kappa with q that estimate and h = 1 if x is read at this step (w_index), and
+ * its victims are the lowest of a pool of WHITTLE_POOL x those wanted.  Nothing of a later
+ * step is read: it is online.
  *
  * Each step, after the reads of step n are served (they are known: docs/MODEL.md), the
  * policy knows this step's traffic exactly and prices each move by what it adds to the
@@ -45,6 +48,8 @@
 /* The hand visits at most SCAN_FACTOR x (victims wanted) + SCAN_MIN positions a step. */
 #define SCAN_FACTOR 8u
 #define SCAN_MIN 256u
+/* whittle's victims: the lowest indices among this many times those wanted (docs/POLICIES.md) */
+#define WHITTLE_POOL 4u
 /* Decay factors below this are taken as 0 (the table of powers ends there). */
 #define DECAY_FLOOR 1e-7
 #define DPOW_MAX 65536u
@@ -59,6 +64,9 @@ typedef struct online_state {
     double decay;
     int est_scores, balance, new_hbm;
     double horizon, payback, budget;
+    /* whittle: the renewal model's weight of the token's present state in its index (0 for
+     * the other members: the index is p itself) */
+    double kappa;
     /* per token, side by side (one cache line for both): the estimate's sum at the step of
      * its last read, and that step + 1 (0: never read, and then e is 0) */
     struct tok_est {
@@ -198,6 +206,23 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
     return 0;
 }
 
+int kvp_whittle_init(void **state, const kvp_layer_info *li, const kvp_step *first,
+                     uint8_t *resident, kvp_error *err)
+{
+    int rc = kvp_online_init(state, li, first, resident, err);
+    if (rc)
+        return rc;
+    online_state *st = *state;
+    /* kappa = K / H, K = sum over t = 1..H of (1 - renew)^t: the mean, over the next H steps,
+     * of the chance that the token's present state (read or not) has not been renewed. */
+    const double keep = 1 - li->param[ON_RENEW], h = st->horizon;
+    double k = keep >= 1 ? h : keep * (1 - pow(keep, h)) / (1 - keep);
+    st->kappa = k / h;
+    if (!(st->kappa > 0)) /* renew 1: the index is q alone, as for kappa 0 */
+        st->kappa = 0;
+    return 0;
+}
+
 /* decay^k (k steps since the last read). */
 static double dpow(const online_state *st, uint32_t k)
 {
@@ -205,6 +230,13 @@ static double dpow(const online_state *st, uint32_t k)
     if (k < end || !st->cut)
         return st->dpow[k < end ? k : end];
     return pow(st->decay, (double)k);
+}
+
+/* whittle's index from p = q, the read-rate estimate: q + (h - q) kappa, h = 1 if x was read
+ * at step n (stamp n + 1), else 0 (docs/POLICIES.md "whittle"). */
+static inline double w_index(const online_state *st, double q, uint32_t last, uint32_t n)
+{
+    return q + ((last == n + 1 ? 1.0 : 0.0) - q) * st->kappa;
 }
 
 /* p_of beyond its inline case. */
@@ -221,10 +253,12 @@ static double p_slow(const online_state *st, uint32_t x, uint32_t n, uint32_t pr
         }
         uint32_t born = pos < prompt ? 0 : pos - prompt; /* the step that wrote x */
         double p = st->tk[x].e / (double)(n - born + 1);
-        return p < 1 ? p : 1;
+        p = p < 1 ? p : 1;
+        return st->kappa > 0 ? w_index(st, p, l, n) : p;
     }
     double p = (1 - st->decay) * st->tk[x].e * dpow(st, n + 1 - l);
-    return p < 1 ? p : 1;
+    p = p < 1 ? p : 1;
+    return st->kappa > 0 ? w_index(st, p, l, n) : p;
 }
 
 /* p(x) at step n: the estimated chance that x is read at a step, in [0, 1]. */
@@ -233,7 +267,8 @@ static inline double p_of(const online_state *st, uint32_t x, uint32_t n, uint32
     if (st->decay < 1 && !st->cut) { /* the common case inline: the table holds every power */
         uint32_t l = st->tk[x].last, k = n + 1 - l, end = st->ndpow - 1;
         double p = (1 - st->decay) * st->tk[x].e * st->dpow[k < end ? k : end];
-        return !l ? 0 : p < 1 ? p : 1;
+        p = !l ? 0 : p < 1 ? p : 1;
+        return st->kappa > 0 && l ? w_index(st, p, l, n) : p;
     }
     return p_slow(st, x, n, prompt);
 }
@@ -510,7 +545,7 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     }
     uint32_t hits = 0, nmiss = 0;
     const int use_scores = st->est_scores && score, exact = !st->cut;
-    const double span = vmax - vmin, one_minus = 1 - st->decay;
+    const double span = vmax - vmin, one_minus = 1 - st->decay, kappa = st->kappa;
     const double inv_span = 1 / span;
     struct tok_est *tk = st->tk;
     const uint8_t *res = s->resident;
@@ -526,8 +561,9 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     hits = acc->count - nmiss;
     for (uint32_t i = 0; i < nmiss; i++) {
         double p = one_minus * cand_p[i];
-        cand_p[i] = p < 1 ? p : 1; /* p_of(x) */
-        cand_b[i] = (uint8_t)bucket_of(p);
+        p = p < 1 ? p : 1;
+        cand_p[i] = p + (1 - p) * kappa; /* p_of(x): read now, h = 1 */
+        cand_b[i] = (uint8_t)bucket_of(cand_p[i]);
     }
     /* The resident tokens read last step and not now join the victims' queue. */
     uint32_t ndrop = 0;
@@ -595,10 +631,12 @@ int kvp_online_step(void *state, kvp_step *s, kvp_error *err)
     const uint32_t wanted_slots = want + new_in;
     const uint32_t need_v = wanted_slots > free_slots ? wanted_slots - free_slots : 0;
     const double pmax = new_in > free_slots ? 2.0 : ptop;
-    /* the hand's floor grows with the streams, so that S identical streams visit S times
-     * the entries of one */
-    uint32_t nv = need_v ? find_victims(st, s, pmax, need_v,
-                                        SCAN_FACTOR * need_v + SCAN_MIN * st->ns)
+    /* whittle looks at up to WHITTLE_POOL x need_v victims and takes the lowest indices of
+     * them, so that HBM keeps the highest; the others go back to the queue.  The hand's floor
+     * grows with the streams, so that S identical streams visit S times the entries of one */
+    const uint32_t pool = st->kappa > 0 ? WHITTLE_POOL : 1;
+    uint32_t nv = need_v ? find_victims(st, s, pmax, pool * need_v,
+                                        SCAN_FACTOR * pool * need_v + SCAN_MIN * st->ns)
                          : 0;
     /* When the resident tokens not read this step run out (the reads nearly fill HBM), the
      * read ones may make room too, the coldest first, as reactive's overflow keeps the

@@ -1,6 +1,7 @@
 /*
  * The online family (docs/POLICIES.md "Online policies"): one rule with knobs, shared by the
- * policies `hot`, `balanced`, `payback` and `steer`, which differ only in their defaults.  Each
+ * policies `hot`, `balanced`, `payback` and `steer`, which differ only in their defaults, and
+ * `whittle`, which ranks by a renewal model's index instead of p (kvp_whittle_init).  Each
  * decides at step n from the reads of steps 0..n alone (docs/MODEL.md §10).
  */
 #ifndef KVP_POLICY_ONLINE_H
@@ -10,6 +11,8 @@
 
 /* Indices into the parameter table (ONLINE_PARAMS). */
 enum { ON_DECAY, ON_EST, ON_BALANCE, ON_HORIZON, ON_PAYBACK, ON_BUDGET, ON_NEW, ON_NPARAMS };
+/* whittle's one parameter beyond the family's (its table is ONLINE_PARAMS and then this). */
+enum { ON_RENEW = ON_NPARAMS };
 
 /* The parameter table of a member of the family, with its own defaults. */
 #define ONLINE_PARAMS(decay, est, balance, horizon, payback, budget, new_hbm)                 \
@@ -38,6 +41,9 @@ int kvp_online_init(void **state, const kvp_layer_info *li, const kvp_step *firs
                     uint8_t *resident, kvp_error *err);
 int kvp_online_step(void *state, kvp_step *s, kvp_error *err);
 void kvp_online_free(void *state);
+/* kvp_online_init, then whittle's index from param[ON_RENEW] (src/policy/whittle.c). */
+int kvp_whittle_init(void **state, const kvp_layer_info *li, const kvp_step *first,
+                     uint8_t *resident, kvp_error *err);
 uint32_t kvp_online_block_tokens(const double *param, const kvp_scenario *sc);
 uint32_t kvp_online_lookahead(const double *param);
 

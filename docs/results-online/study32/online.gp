@@ -19,6 +19,7 @@ plot data using "sparsity":(strcol("variation") eq "actual" && strcol("weights")
      data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "counted" ? column("balanced_of_reference") : NaN) with linespoints lw 2 pt 7 dt 1 title "balanced, weights counted", \
      data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "counted" ? column("payback_of_reference") : NaN) with linespoints lw 2 pt 7 dt 1 title "payback, weights counted", \
      data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "counted" ? column("steer_of_reference") : NaN) with linespoints lw 2 pt 7 dt 1 title "steer, weights counted", \
+     data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "counted" ? column("whittle_of_reference") : NaN) with linespoints lw 2 pt 7 dt 1 title "whittle, weights counted", \
      data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "not_counted" ? column("static_of_reference") : NaN) with linespoints lw 2 pt 6 dt 2 lc rgb "#7f7f7f" title "static, weights not counted", \
      data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "not_counted" ? column("reactive_of_reference") : NaN) with linespoints lw 2 pt 6 dt 2 lc rgb "#ff7f0e" title "reactive, weights not counted", \
      data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "not_counted" ? column("page_of_reference") : NaN) with linespoints lw 2 pt 6 dt 2 lc rgb "#2ca02c" title "page, weights not counted", \
@@ -26,6 +27,7 @@ plot data using "sparsity":(strcol("variation") eq "actual" && strcol("weights")
      data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "not_counted" ? column("balanced_of_reference") : NaN) with linespoints lw 2 pt 6 dt 2 title "balanced, weights not counted", \
      data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "not_counted" ? column("payback_of_reference") : NaN) with linespoints lw 2 pt 6 dt 2 title "payback, weights not counted", \
      data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "not_counted" ? column("steer_of_reference") : NaN) with linespoints lw 2 pt 6 dt 2 title "steer, weights not counted", \
+     data using "sparsity":(strcol("variation") eq "actual" && strcol("weights") eq "not_counted" ? column("whittle_of_reference") : NaN) with linespoints lw 2 pt 6 dt 2 title "whittle, weights not counted", \
      1 with lines dt 3 lc rgb "#555555" title "the reference"
 set terminal svg noenhanced size 1200,650 font "sans,11"
 set output out.".svg"

@@ -10,11 +10,11 @@ for w in ("counted", "not_counted"):
             b = float(r["bound"]["throughput_tok_s"])
             rows.append((w, v, s, {p: float(r[p]["throughput_tok_s"]) / st for p in r},
                          {p: float(r[p]["throughput_tok_s"]) / b for p in r}))
-pols = ["reactive", "hot", "balanced", "payback", "steer"]
+pols = ["reactive", "hot", "balanced", "payback", "steer", "whittle"]
 print("| weights | variation | sparsity or topk | " + " | ".join(p + " / static" for p in pols) + " | steer / bound |")
 print("|---" * (4 + len(pols)) + "|")
 for w, v, s, vs, vb in rows:
-    print(f"| {w} | {v} | {s} | " + " | ".join(f"{vs[p]:.3f}" for p in pols) + f" | {vb['steer']:.3f} |")
+    print(f"| {w} | {v} | {s} | " + " | ".join(f"{vs[p]:.3f}" for p in pols) + f" | {vb['steer']:.3f} | {vb['whittle']:.3f} |")
 print()
 for sub, name in ((rows, "all 54"), ([r for r in rows if not r[2].startswith("topk")], "36 sparsity points"),
                   ([r for r in rows if r[2].startswith("topk")], "18 topk points")):

@@ -5,7 +5,7 @@ for w in counted not_counted; do
  for v in low actual high; do for s in 0.4 0.5 0.6 0.8 0.85 0.9 topk512 topk2048 topk8192; do
   case $s in topk*) b="--set topk=${s#topk}";; *) b="--set sparsity=$s";; esac
   ./kvplace run --set prompt=31299 --set steps=128 --set batch=4 $b --set variation=$v $extra \
-    --policy static,reactive,hot,balanced,payback,steer,bound --threads 1 --csv r_${w}_${v}_${s}.csv -q > /dev/null
+    --policy static,reactive,hot,balanced,payback,steer,whittle,bound --threads 1 --csv r_${w}_${v}_${s}.csv -q > /dev/null
  done; done
 done
 echo done
