@@ -226,7 +226,8 @@ static void test_hand(void)
  * made from data (N steps, L layers, C positions of scores), which is freed.  Returns 0 if
  * the trace was refused (the failure is counted). */
 static int chain(const kvp_scenario *sc, float *data, uint32_t N, uint32_t L, uint32_t C,
-                 const char *lp_spec, const char *plan_spec, double v[5], kvp_trace **out)
+                 const char *lp_spec, const char *plan_spec, double v[5], uint32_t *iters,
+                 kvp_trace **out)
 {
     kvp_trace *t = NULL;
     CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, 0, "chain", &err), &err);
@@ -236,6 +237,7 @@ static int chain(const kvp_scenario *sc, float *data, uint32_t N, uint32_t L, ui
     kvp_result r;
     v[0] = run_one(sc, t, "bound", &r);
     v[1] = run_one(sc, t, lp_spec, &r);
+    *iters = r.dual_iterations;
     v[2] = run_one(sc, t, "optimal:relax=1", &r);
     v[3] = run_one(sc, t, "optimal", &r);
     v[4] = run_one(sc, t, plan_spec, &r);
@@ -244,14 +246,17 @@ static int chain(const kvp_scenario *sc, float *data, uint32_t N, uint32_t L, ui
     return 1;
 }
 
-/* Small cases against GLPK (the policy optimal): bound <= lpbound <= LP <= OPT <= plan.
+/* Small cases against GLPK (the policy optimal): bound <= lpbound <= LP <= OPT <= plan, and
+ * lpbound at its defaults within 1% of the LP (the issue's target; the layers are small, so
+ * the dual is solved by cutting planes after the ascent: docs/BOUNDS.md "Small layers").
  * GLPK's own tolerances are some 1e-7 relative, hence the looser comparisons with it. */
 static void test_against_glpk(void)
 {
     const uint64_t seed = 7;
     rng_state = seed;
     const int cases = 24;
-    double sum = 0;
+    double sum = 0, worst = INFINITY, sum_plan = 0;
+    uint32_t imax = 0;
     for (int k = 0; k < cases; k++) {
         uint32_t P = 10 + rnd(10), N = 4 + rnd(5), C = P + N - 1;
         tiny c;
@@ -271,19 +276,26 @@ static void test_against_glpk(void)
             data[i] = (float)rnd(1000);
         kvp_trace *t = NULL;
         double v[5];
-        if (!chain(&sc, data, N, 1, C, "lpbound", "plan", v, &t))
+        uint32_t iters;
+        if (!chain(&sc, data, N, 1, C, "lpbound", "plan", v, &iters, &t))
             continue;
         double b = v[0], lb = v[1], lp = v[2], opt = v[3], plan = v[4];
         int ok = CHECK(b <= lb * (1 + 1e-9)) & CHECK(lb <= lp * (1 + 1e-6)) &
-                 CHECK(lp <= opt * (1 + 1e-6)) & CHECK(opt <= plan * (1 + 1e-6));
+                 CHECK(lp <= opt * (1 + 1e-6)) & CHECK(opt <= plan * (1 + 1e-6)) &
+                 CHECK(lb >= 0.99 * lp);
         if (!ok)
             fprintf(stderr, "    seed %llu case %d: P %u N %u S %u: bound %.17g lpbound %.17g "
-                    "LP %.17g OPT %.17g plan %.17g\n", (unsigned long long)seed, k, P, N, c.S,
-                    b, lb, lp, opt, plan);
+                    "(%u iterations) LP %.17g OPT %.17g plan %.17g\n",
+                    (unsigned long long)seed, k, P, N, c.S, b, lb, iters, lp, opt, plan);
         sum += lb / lp;
+        worst = fmin(worst, lb / lp);
+        sum_plan += plan / opt;
+        imax = iters > imax ? iters : imax;
         kvp_trace_free(t);
     }
-    printf("against GLPK: mean lpbound/LP %.4f over %d cases\n", sum / cases, cases);
+    printf("against GLPK: lpbound/LP mean %.5f, worst %.5f over %d cases; at most %u dual "
+           "iterations; mean plan/OPT %.4f\n", sum / cases, worst, cases, imax,
+           sum_plan / cases);
 }
 
 /* What the dual reported as it ran (kvp_run_options.dual_log). */
@@ -330,7 +342,8 @@ static void test_warm_layers(void)
                     (float)(rnd(1000) + ((x + 3 * l) % P < P / 3 ? 2000 : 0));
     kvp_trace *t = NULL;
     double v[5];
-    if (!chain(&sc, data, N, L, C, "lpbound:warm=3", "plan:warm=3", v, &t))
+    uint32_t iters;
+    if (!chain(&sc, data, N, L, C, "lpbound:warm=3", "plan:warm=3", v, &iters, &t))
         return;
     double b = v[0], lb = v[1], lp = v[2], opt = v[3], plan = v[4];
     kvp_result r;

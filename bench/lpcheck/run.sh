@@ -21,9 +21,11 @@ for cfg in "40 12 0.6 2 0 20" "60 15 0.6 3 0 25" "80 20 0.4 4 0 30" "80 20 0.8 5
         --policy bound,lpbound,plan,lookahead:W=4:R=0.5 --json "$D/r.json" >/dev/null || exit 1
     $PY - "$D/r.json" "$lp" "$cfg" <<'P'
 import json, sys
-r = [x["total_time_s"] for x in json.load(open(sys.argv[1]))["results"]]
+res = json.load(open(sys.argv[1]))["results"]
+r = [x["total_time_s"] for x in res]
 lp = float(sys.argv[2])
-print("P N sp seed w S = %-24s bound/LP %.4f lpbound/LP %.4f plan/LP %.4f lookahead:W=4:R=0.5/LP %.4f"
-      % (sys.argv[3], r[0] / lp, r[1] / lp, r[2] / lp, r[3] / lp))
+print("P N sp seed w S = %-24s bound/LP %.4f lpbound/LP %.5f (%d iterations) plan/LP %.4f "
+      "lookahead:W=4:R=0.5/LP %.4f"
+      % (sys.argv[3], r[0] / lp, r[1] / lp, res[1]["dual_iterations"], r[2] / lp, r[3] / lp))
 P
 done

@@ -23,6 +23,7 @@
 #include "policy/schedule.h"
 #include "trace/trace.h"
 
+#include <glpk.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -42,7 +43,8 @@ static const kvp_policy_param lg_params[] = {
     {"iters", 60, 1, 100000, 1, "dual iterations of the first two layers (the stopping rule's "
                                 "cap)"},
     {"tol", 1e-4, 0, 1, 0, "stop a layer when 10 iterations raise its bound by less than this "
-                           "share (0: run every iteration)"},
+                           "share (0: run every iteration); a layer of at most 32 steps then "
+                           "runs cutting planes until they promise under 10 x tol more"},
     {"warm", 20, 0, 100000, 1, "dual iterations of a later layer, which starts from the prices "
                                "of the layer two before it (0: every layer starts cold and "
                                "runs iters)"},
@@ -782,6 +784,162 @@ static void lg_keep_best(lg_layer *g, double v)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Small layers: the dual solved by cutting planes (docs/BOUNDS.md "Small layers")             */
+
+/* Layers of at most this many steps get the phase after the ascent; its cap of evaluations,
+ * and the first half-width of its box (lam; the capacity prices' in units of BOX_MU). */
+#define EXACT_STEPS 32
+#define EXACT_CAP 1000
+#define BOX0 0.25
+/* it stops when the planes promise at most this times tol above the best value */
+#define EXACT_GAP 10
+
+/*
+ * For fixed paths, L is linear in (lam, mu): L(lam, mu) <= sum_n lam(n).f(n) +
+ * sum_k mu(k) (occ(k) - S) for every (lam, mu), with equality at the prices the paths were
+ * found at.  So L is the minimum of the planes of all the paths evaluated, and its maximum
+ * is approached by the boxstep method: maximise that minimum (an LP, by GLPK) within a box
+ * around the best point, evaluate L exactly at the maximiser, add its plane, repeat.  Only
+ * exact evaluations are kept as the bound (weak duality, as for the ascent); the LP's value
+ * only decides when to stop: when the planes promise no more than tol of the best value in
+ * the box around it (L is concave, so no more elsewhere either, up to that share).  Units:
+ * times in kh (one token through HBM), so GLPK sees numbers near the token counts.
+ */
+static void exact_plane(const lg_layer *g, int *ind, double *val, int *cnt)
+{
+    const uint32_t N = g->N;
+    int k = 0;
+    ind[++k] = 1;
+    val[k] = 1; /* z */
+    for (uint32_t n = 0; n < N; n++) {
+        const lg_traffic *t = &g->tr[n];
+        const double f[NTERMS] = {g->w / g->kh + t->h, t->d * g->kd / g->kh,
+                                  t->u * g->kl / g->kh, t->dn * g->kl / g->kh};
+        for (int i = 0; i < NTERMS; i++)
+            if (f[i] != 0) {
+                ind[++k] = 2 + NTERMS * (int)n + i;
+                val[k] = -f[i];
+            }
+    }
+    int64_t occ = 0;
+    for (uint32_t m = 0; m <= N; m++) {
+        occ += g->odiff[m];
+        if (occ != (int64_t)g->S) {
+            ind[++k] = 2 + NTERMS * (int)N + (int)m;
+            val[k] = -(double)(occ - (int64_t)g->S);
+        }
+    }
+    *cnt = k;
+}
+
+/* The box around the best point: lam within d of it (and in [0, 1]), mu within d * mscale. */
+static void exact_box(glp_prob *lp, const lg_layer *g, double d, double mscale)
+{
+    const uint32_t N = g->N;
+    for (uint32_t n = 0; n < N; n++)
+        for (int i = 0; i < NTERMS; i++) {
+            double c = g->best_lam[n][i], lo = fmax(0, c - d), hi = fmin(1, c + d);
+            glp_set_col_bnds(lp, 2 + NTERMS * (int)n + i, lo < hi ? GLP_DB : GLP_FX, lo, hi);
+        }
+    for (uint32_t m = 0; m <= N; m++) {
+        double c = g->best_mu[m] / g->kh, lo = fmax(0, c - d * mscale), hi = c + d * mscale;
+        glp_set_col_bnds(lp, 2 + NTERMS * (int)N + (int)m, GLP_DB, lo, hi);
+    }
+}
+
+/* Runs the phase from the layer's best point; returns the evaluations it made. */
+static uint32_t lg_exact(lg_layer *g, double tol, volatile sig_atomic_t *cancel)
+{
+    const uint32_t N = g->N;
+    const int ncols = 1 + NTERMS * (int)N + (int)N + 1;
+    /* GLPK's environment is per thread: free it after if this call made it (a worker thread
+     * would leak it), keep it if the thread had one (its objects stay valid) */
+    const int env = glp_init_env();
+    if (env > 1)
+        return 0;
+    int *ind = malloc((size_t)(ncols + 1) * sizeof *ind);
+    double *val = malloc((size_t)(ncols + 1) * sizeof *val);
+    glp_prob *lp = glp_create_prob();
+    uint32_t evals = 0;
+    if (!ind || !val || !lp)
+        goto done;
+    glp_set_obj_dir(lp, GLP_MAX);
+    glp_add_cols(lp, ncols);
+    glp_set_col_bnds(lp, 1, GLP_FR, 0, 0);
+    glp_set_obj_coef(lp, 1, 1);
+    glp_add_rows(lp, (int)N);
+    for (uint32_t n = 0; n < N; n++) { /* lam(n) in the simplex */
+        for (int i = 0; i < NTERMS; i++) {
+            ind[i + 1] = 2 + NTERMS * (int)n + i;
+            val[i + 1] = 1;
+        }
+        glp_set_row_bnds(lp, (int)n + 1, GLP_FX, 1, 1);
+        glp_set_mat_row(lp, (int)n + 1, NTERMS, ind, val);
+    }
+    /* a capacity price is worth at most what holding a token saves a step: a slow read */
+    const double mscale = (g->kh + g->kd + g->kl) / g->kh;
+    double d = BOX0;
+    glp_smcp prm;
+    glp_init_smcp(&prm);
+    prm.msg_lev = GLP_MSG_OFF;
+    prm.meth = GLP_DUALP; /* a new plane keeps the last basis dual feasible */
+    int rebox = 1;        /* the box moved: set its bounds again */
+    /* the plane of the best point */
+    memcpy(g->lam, g->best_lam, N * sizeof *g->lam);
+    memcpy(g->mu, g->best_mu, (N + 1) * sizeof *g->mu);
+    lg_eval(g, NULL, NULL);
+    evals++;
+    for (;;) {
+        int cnt;
+        exact_plane(g, ind, val, &cnt);
+        int r = glp_add_rows(lp, 1);
+        glp_set_row_bnds(lp, r, GLP_UP, 0, 0);
+        glp_set_mat_row(lp, r, cnt, ind, val);
+        if (evals >= EXACT_CAP || (cancel && *cancel))
+            break;
+        if (rebox)
+            exact_box(lp, g, d, mscale);
+        rebox = 0;
+        if (glp_simplex(lp, &prm) != 0 || glp_get_status(lp) != GLP_OPT) {
+            glp_std_basis(lp);
+            if (glp_simplex(lp, &prm) != 0 || glp_get_status(lp) != GLP_OPT)
+                break; /* the bound so far stands */
+        }
+        const double best = g->best, promise = glp_get_obj_val(lp) * g->kh;
+        if (promise - best <= fmax(EXACT_GAP * tol, 1e-9) * fabs(best))
+            break;
+        for (uint32_t n = 0; n < N; n++)
+            for (int i = 0; i < NTERMS; i++)
+                g->lam[n][i] = fmax(0, glp_get_col_prim(lp, 2 + NTERMS * (int)n + i));
+        int edge = 0;
+        for (uint32_t m = 0; m <= N; m++) {
+            double v = fmax(0, glp_get_col_prim(lp, 2 + NTERMS * (int)N + (int)m));
+            edge |= fabs(v - g->best_mu[m] / g->kh) >= 0.999 * d * mscale;
+            g->mu[m] = v * g->kh;
+        }
+        for (uint32_t n = 0; n < N; n++)
+            for (int i = 0; i < NTERMS; i++)
+                edge |= fabs(g->lam[n][i] - g->best_lam[n][i]) >= 0.999 * d;
+        double v = lg_eval(g, NULL, NULL);
+        evals++;
+        if (v > best + 0.1 * (promise - best) && edge && d < 1) {
+            d = fmin(2 * d, 1); /* a good step to the box's edge: widen it */
+            rebox = 1;
+        }
+        lg_keep_best(g, v);
+        rebox |= g->best > best;
+    }
+done:
+    if (lp)
+        glp_delete_prob(lp);
+    if (env == 0)
+        glp_free_env();
+    free(ind);
+    free(val);
+    return evals;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* plan: the paths at the best prices, made feasible step by step                           */
 
 typedef struct ivl {
@@ -1167,12 +1325,34 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
         }
         lg_ascend(&g);
     }
+    uint32_t more = 0;
+    lg_keep ascent = {NULL, NULL};
+    if (g.N <= EXACT_STEPS && !(R->cancel && *R->cancel)) {
+        /* plan rounds the ascent's prices, not the cutting planes' (docs/BOUNDS.md "Small
+         * layers"): a copy of them first */
+        int ok = 1;
+        if (R->keep) {
+            ascent.lam = malloc(g.N * sizeof *ascent.lam);
+            ascent.mu = malloc((g.N + 1) * sizeof *ascent.mu);
+            ok = ascent.lam && ascent.mu;
+            if (ok) {
+                memcpy(ascent.lam, g.best_lam, g.N * sizeof *ascent.lam);
+                memcpy(ascent.mu, g.best_mu, (g.N + 1) * sizeof *ascent.mu);
+            } else {
+                keep_free(&ascent);
+            }
+        }
+        if (ok) /* else out of memory: the ascent's bound stands */
+            more = lg_exact(&g, R->tol, R->cancel);
+    }
     /* bound's value is proven too: a warm start that fell below it never lowers the bound */
     R->best[l] = fmax(g.best, g.bound_s);
-    R->used[l] = it;
+    R->used[l] = it + more;
     R->reads[l] = g.reads;
     warm_publish(R, l, &g, 1);
-    if (R->keep) { /* hand the prices over: the arrays move, no copy */
+    if (R->keep && ascent.lam) {
+        R->keep[l] = ascent;
+    } else if (R->keep) { /* hand the prices over: the arrays move, no copy */
         lg_keep *k = &R->keep[l];
         k->lam = g.best_lam;
         k->mu = g.best_mu;
