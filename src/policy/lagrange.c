@@ -81,7 +81,8 @@ typedef struct lg_traffic {
 
 typedef struct lg_layer {
     uint32_t layer, P, N, X, S;
-    double kh, kd, kl, w; /* seconds per token on HBM, DRAM, link; the layer's weights, s */
+    double kh, kd, ku, kn, w; /* seconds per token on HBM, DRAM, link up and down; the
+                               * layer's weights, s */
     uint64_t *off;        /* per token: first word of its read bitset; off[X] = words */
     uint64_t *bits;
     uint64_t reads;
@@ -592,8 +593,8 @@ static int lg_load(lg_layer *g, const kvp_scenario *sc, const kvp_trace *tr, kvp
 static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
 {
     const double bh = sc->hbm_bandwidth;
-    const int slow = sc->dram_bandwidth <= sc->link_bandwidth ? T_DRAM : T_UP;
-    const double bd = fmin(sc->dram_bandwidth, sc->link_bandwidth);
+    const int slow = sc->dram_bandwidth <= d->link_up[1] ? T_DRAM : T_UP;
+    const double bd = fmin(sc->dram_bandwidth, d->link_up[1]);
     const double tok = (double)d->tok_bytes;
     kvp_cost_model m;
     kvp_cost_model_of(&m, sc, d);
@@ -647,8 +648,8 @@ static void lg_prices(lg_layer *g)
     for (uint32_t n = 0; n < g->N; n++) {
         g->ch[n] = g->lam[n][T_HBM] * g->kh * (1 - g->hbias);
         g->cd[n] = g->lam[n][T_DRAM] * g->kd;
-        g->cu[n] = g->lam[n][T_UP] * g->kl;
-        g->cn[n] = g->lam[n][T_DOWN] * g->kl;
+        g->cu[n] = g->lam[n][T_UP] * g->ku;
+        g->cn[n] = g->lam[n][T_DOWN] * g->kn;
     }
     g->Q[0] = 0;
     for (uint32_t k = 0; k <= g->N; k++)
@@ -724,7 +725,7 @@ static void lg_ascend(lg_layer *g)
     for (uint32_t n = 0; n < g->N; n++) {
         const lg_traffic *t = &g->tr[n];
         double f[NTERMS] = {g->w + (double)t->h * g->kh, (double)t->d * g->kd,
-                            (double)t->u * g->kl, (double)t->dn * g->kl};
+                            (double)t->u * g->ku, (double)t->dn * g->kn};
         double fmx = fmax(fmax(f[0], f[1]), fmax(f[2], f[3]));
         if (fmx <= 0)
             continue;
@@ -983,7 +984,8 @@ static int lg_setup(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d,
     const double tok = (double)d->tok_bytes;
     g->kh = tok / sc->hbm_bandwidth;
     g->kd = tok / sc->dram_bandwidth;
-    g->kl = tok / sc->link_bandwidth;
+    g->ku = tok / d->link_up[1]; /* link 1 each way (link_bandwidth unless asymmetric) */
+    g->kn = tok / d->link_down[1];
     g->w = d->w_layer / sc->hbm_bandwidth;
     if (!lg_alloc(g))
         return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
