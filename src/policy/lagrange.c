@@ -962,6 +962,8 @@ typedef struct lg_run {
     pthread_cond_t cv;
     kvp_dual_event ev; /* under mx: the search so far, for ro->dual_log */
     const kvp_run_options *ro;
+    const kvp_cost_model *kbound; /* more than two tiers: the machine's own model, whose
+                                   * `bound` is proven too; NULL with two */
     lg_keep *keep;     /* per layer, or NULL: the bound alone */
     double *best;      /* per layer */
     uint32_t *used;    /* per layer: iterations run */
@@ -1083,6 +1085,16 @@ static int warm_take(lg_run *R, uint32_t l, lg_layer *g)
     return 1;
 }
 
+/* `bound` of the layer on cost model m, from the reads per step that lg_start leaves in
+ * g->tr[].h. */
+static double layer_bound(const lg_layer *g, const kvp_cost_model *m, double tok)
+{
+    double b = 0, h;
+    for (uint32_t n = 0; n < g->N; n++)
+        b += kvp_step_time_bound(m, (double)g->tr[n].h * tok, &h);
+    return b;
+}
+
 static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
 {
     lg_run *R = user;
@@ -1099,6 +1111,8 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
     rc = lg_setup(&g, R->sc, &R->d, R->tr, l, err);
     if (rc < 0)
         goto done;
+    if (R->kbound) /* the reads per step are still in g.tr[].h */
+        g.bound_s = fmax(g.bound_s, layer_bound(&g, R->kbound, (double)R->d.tok_bytes));
     warm_take(R, l, &g);
     g.best = -INFINITY;
     double mark = -INFINITY; /* the best of 10 iterations ago */
@@ -1162,8 +1176,8 @@ static void lg_progress(void *user, uint64_t done, uint64_t total)
 /* Runs the dual search on every layer; *bound_s gets the proven bound, and keep (if not
  * NULL) each layer's prices for plan. */
 static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                    const kvp_run_options *ro, lg_keep *keep, double *bound_s,
-                    uint32_t *iters_max, uint64_t *reads_out, kvp_error *err)
+                    const kvp_run_options *ro, const kvp_cost_model *kbound, lg_keep *keep,
+                    double *bound_s, uint32_t *iters_max, uint64_t *reads_out, kvp_error *err)
 {
     lg_run R;
     memset(&R, 0, sizeof R);
@@ -1171,12 +1185,11 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &R.d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
-    /* The dual prices two tiers' terms; with more, its shortest paths would need a state per
-     * tier (docs/POLICIES.md "Tiers beyond two"). */
+    /* The dual prices two tiers' terms: more tiers come in relaxed (two_tier_of). */
     if (R.d.tiers > 2)
-        return kvp_error_set(err, KVP_EINVAL, "policy %s models two tiers; this machine has "
-                             "%u (use bound for a lower bound with more tiers)",
-                             ps->ops->name, R.d.tiers);
+        return kvp_error_set(err, KVP_EINVAL, "policy %s: the dual models two tiers; this "
+                             "machine has %u", ps->ops->name, R.d.tiers);
+    R.kbound = kbound;
     const uint32_t L = kvp_trace_layers(tr);
     R.sc = sc;
     R.tr = tr;
@@ -1267,6 +1280,7 @@ typedef struct plan_shared {
     kvp_derived d;
     const lg_keep *keep;
     plan_paths *paths; /* per layer */
+    uint32_t tiers, tslots[KVP_MAX_TIERS]; /* the machine's, for the tiers below HBM */
 } plan_shared;
 
 typedef struct plan_cand {
@@ -1350,6 +1364,9 @@ static int plan_cand_init(void **state, const kvp_layer_info *li, const kvp_step
                      (uint32_t)((double)pp->most * pc->share), pp->dram_share * pc->pin,
                      st->sch, err);
     }
+    if (rc >= 0 && sh->tiers > 2) /* below HBM: fastest first (docs/BOUNDS.md) */
+        rc = kvp_schedule_place_below(st->sch, li->layer, li->prompt, sh->tiers, sh->tslots,
+                                      err);
     plan_paths_release(sh, li->layer);
     if (rc >= 0)
         rc = kvp_replay_init(&st->replay, st->sch, li, resident, err);
@@ -1369,6 +1386,7 @@ static int plan_cand_step(void *state, kvp_step *s, kvp_error *err)
 static const kvp_policy_ops plan_cand_ops = {
     .name = "plan-candidate",
     .doc = "a schedule from the dual's prices, made feasible, replayed",
+    .caps = KVP_CAP_TIERS, /* it names the tiers below HBM when there are more than two */
     .init = plan_cand_init,
     .step = plan_cand_step,
     .free = plan_cand_free,
@@ -1380,13 +1398,91 @@ static void dual_note(const kvp_run_options *ro, const kvp_dual_event *ev)
         ro->dual_log(ro->dual_log_user, ev);
 }
 
+/* More than two tiers (docs/BOUNDS.md "lpbound and plan with more than two tiers"): the
+ * two-tier machine that can only be faster.  Its one tier below HBM merges every tier that
+ * can hold a token (slots at g = 1), with their capacities and bandwidths summed and, behind
+ * one link, the sums of their distinct links' bandwidths, each way on its own: every term of
+ * a K-tier step is at least the relaxed step's term (a sum over a sum of rates is at most the
+ * largest ratio), and a move between two tiers below HBM is free in it.  *two is sc itself
+ * with two tiers, else rel; *km gets the K-tier cost model (for `bound`). */
+typedef struct two_tier {
+    kvp_scenario rel;
+    kvp_cost_model km;
+    const kvp_scenario *two;
+    uint32_t tiers, tslots[KVP_MAX_TIERS]; /* the machine's own, at g = 1 */
+} two_tier;
+
+static int two_tier_of(const kvp_scenario *sc, const kvp_trace *tr, two_tier *t,
+                       kvp_error *err)
+{
+    kvp_derived d;
+    int rc;
+    memset(t, 0, sizeof *t);
+    t->two = sc;
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0)
+        return rc;
+    t->tiers = d.tiers;
+    if (d.tiers <= 2)
+        return 0;
+    if ((rc = kvp_check_trace(sc, tr, err)) < 0 ||
+        (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0)
+        return rc;
+    kvp_cost_model_of(&t->km, sc, &d);
+    double bw = 0, up = 0, down = 0;
+    uint64_t cap = 0;
+    int counted[KVP_MAX_TIERS] = {0};
+    for (uint32_t k = 1; k < d.tiers; k++) {
+        t->tslots[k] = kvp_tier_slots(sc, &d, 1, k);
+        if (t->tslots[k] == 0)
+            continue; /* holds no token: its bandwidth is of no use */
+        uint32_t j = d.tier_link[k];
+        bw += d.tier_bandwidth[k];
+        cap += d.tier_capacity[k];
+        if (!counted[j]) { /* a shared link carries all its tiers' bytes once */
+            counted[j] = 1;
+            up += d.link_up[j];
+            down += d.link_down[j];
+        }
+    }
+    t->rel = *sc;
+    t->rel.tiers = 2;
+    t->rel.dram_capacity = cap;
+    t->rel.dram_bandwidth = bw;
+    t->rel.tier_link[1] = 1;
+    t->rel.link_bandwidth = up;
+    t->rel.link_up_bw[1] = up;
+    t->rel.link_down_bw[1] = down;
+    t->two = &t->rel;
+    return 0;
+}
+
+/* With more than two tiers, the bound never below `bound`'s own sum (the layers' maxima are
+ * already, up to the order of the sums). */
+static int at_least_bound(const kvp_scenario *sc, const kvp_trace *tr, const two_tier *t,
+                          const kvp_run_options *ro, double *b, kvp_error *err)
+{
+    if (t->tiers <= 2)
+        return 0;
+    kvp_pass_sums sums;
+    int rc = kvp_engine_pass(sc, tr, ro, &sums, err);
+    if (rc >= 0)
+        *b = fmax(*b, sums.bound_time_s);
+    return rc;
+}
+
 static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
     double b;
     uint32_t it;
     uint64_t reads;
-    int rc = lg_solve(sc, tr, ps, ro, NULL, &b, &it, &reads, err);
+    two_tier tt;
+    int rc = two_tier_of(sc, tr, &tt, err);
+    if (rc >= 0)
+        rc = lg_solve(tt.two, tr, ps, ro, tt.tiers > 2 ? &tt.km : NULL, NULL, &b, &it, &reads,
+                      err);
+    if (rc >= 0)
+        rc = at_least_bound(sc, tr, &tt, ro, &b, err);
     if (rc < 0)
         return rc;
     /* Like `bound`, it moves nothing: the counters hold the reads alone. */
@@ -1413,7 +1509,8 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
 {
     enum { MAXC = PLAN_CANDIDATES + PLAN_GRID };
     const uint32_t L = kvp_trace_layers(tr);
-    plan_shared sh = {sc, tr, {0}, NULL, calloc(L ? L : 1, sizeof(plan_paths))};
+    two_tier tt;
+    plan_shared sh = {sc, tr, {0}, NULL, calloc(L ? L : 1, sizeof(plan_paths)), 0, {0}};
     plan_cand pc[PLAN_CANDIDATES];
     kvp_policy_spec rs[MAXC];
     kvp_result *cand = calloc(MAXC, sizeof *cand);
@@ -1425,12 +1522,21 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     for (uint32_t l = 0; sh.paths && l < L; l++)
         sh.paths[l].left = PLAN_CANDIDATES;
     if (rc >= 0)
-        rc = lg_solve(sc, tr, ps, ro, keep, &b, &it, NULL, err);
+        rc = two_tier_of(sc, tr, &tt, err);
+    if (rc >= 0) { /* the dual and its paths on the two-tier machine, the replays on sc */
+        sh.sc = tt.two;
+        sh.tiers = tt.tiers;
+        memcpy(sh.tslots, tt.tslots, sizeof sh.tslots);
+        rc = lg_solve(tt.two, tr, ps, ro, tt.tiers > 2 ? &tt.km : NULL, keep, &b, &it, NULL,
+                      err);
+    }
+    if (rc >= 0)
+        rc = at_least_bound(sc, tr, &tt, ro, &b, err);
     kvp_dual_event ev = {L, L, 0, 0, 0, b, b, 0};
     if (rc >= 0)
         dual_note(ro, &ev);
     if (rc >= 0)
-        rc = kvp_scenario_derive(sc, &sh.d, err);
+        rc = kvp_scenario_derive(sh.sc, &sh.d, err);
     sh.keep = keep;
     /* the candidates: both price sets within shares of the slots, the best prices with
      * shares of the tokens pinned to DRAM, and (grid=1) the lookahead grid; every one
