@@ -566,10 +566,10 @@ static void test_lp_tiers(uint64_t seed)
     rng_state = seed ^ 0x1a9u;
     printf("lpbound and plan with 2 (asymmetric), 3 and 4 tiers: seed %llu\n",
            (unsigned long long)seed);
-    const int iters = getenv("KVP_TEST_LIGHT") ? 6 : 60;
+    const int iters = getenv("KVP_TEST_LIGHT") ? 6 : 40;
     int above = 0, tiers_above = 0;
     for (int iter = 0; iter < iters; iter++) {
-        uint32_t L = 1 + rnd(2), N = 1 + rnd(5), P = 1 + rnd(7), C = P + N - 1;
+        uint32_t L = 1, N = 1 + rnd(4), P = 1 + rnd(6), C = P + N - 1; /* GLPK's sizes */
         uint32_t K = 2 + rnd(3);
         kvp_trace *t = random_trace(N, L, C, rnd(3) == 0);
         kvp_scenario sc;
@@ -616,8 +616,53 @@ static void test_lp_tiers(uint64_t seed)
         }
         kvp_trace_free(t);
     }
-    CHECK(above > 0 || iters < 60);
-    CHECK(tiers_above > 0 || iters < 60);
+    CHECK(above > 0 || iters < 40);
+    CHECK(tiers_above > 0 || iters < 40);
+}
+
+/* lpbound on three tiers is the largest of its two relaxations' duals and `bound`
+ * (docs/BOUNDS.md "lpbound and plan with more than two tiers"), the relaxations written out
+ * here from machine(): cut 0 merges DRAM (1 slot, 100 B/s, link 1 at 100 B/s) and CXL (50 B/s,
+ * link 2 at 20 B/s) into one tier of 150 B/s behind a link of 120 B/s each way; cut 1 merges
+ * HBM (2 slots, 1000 B/s) and DRAM into an HBM of 3 slots (16 B) at 1100 B/s above the CXL tier
+ * alone (50 B/s, link 20 B/s).  With CXL's link slow, cut 1 is the stronger. */
+static void test_lp_cuts(void)
+{
+    const int m[][5] = {{0, 1, 2, 3, -1}, {4, 5, 6, 7, -1}, {0, 2, 4, 6, -1},
+                        {1, 3, 5, 8, -1}, {0, 1, 9, 10, -1}};
+    kvp_trace *t = marks(5, 11, m);
+    kvp_scenario sc, cut0, cut1;
+    machine(&sc, 0);
+    kvp_scenario_default(&cut0);
+    const char *base[] = {"layers=1", "kv_heads=1", "head_dim=1", "dtype_bytes=1", "batch=1",
+                          "weight_bytes=10", "reserve=0", "sparsity=0", "dram_capacity=200000"};
+    for (size_t i = 0; i < sizeof base / sizeof *base; i++)
+        set(&cut0, base[i]);
+    cut1 = cut0;
+    set(&cut0, "hbm_capacity=14");
+    set(&cut0, "hbm_bandwidth=1000");
+    set(&cut0, "dram_bandwidth=150");
+    set(&cut0, "link_bandwidth=120");
+    set(&cut1, "hbm_capacity=16");
+    set(&cut1, "hbm_bandwidth=1100");
+    set(&cut1, "dram_bandwidth=50");
+    set(&cut1, "link_bandwidth=20");
+    kvp_result lp, l0, l1, b, o, pl;
+    CHECK_OK(run(&sc, t, "lpbound", &lp), &err);
+    CHECK_OK(run(&cut0, t, "lpbound", &l0), &err);
+    CHECK_OK(run(&cut1, t, "lpbound", &l1), &err);
+    CHECK_OK(run(&sc, t, "bound", &b), &err);
+    CHECK_OK(run(&sc, t, "optimal", &o), &err);
+    CHECK_OK(run(&sc, t, "plan", &pl), &err);
+    printf("lpbound cuts: bound %.9g cut 0 %.9g cut 1 %.9g lpbound %.9g optimal %.9g plan %.9g\n",
+           b.total_time_s, l0.total_time_s, l1.total_time_s, lp.total_time_s, o.total_time_s,
+           pl.total_time_s);
+    CHECK(lp.total_time_s == fmax(fmax(l0.total_time_s, l1.total_time_s), b.total_time_s));
+    CHECK(l1.total_time_s > l0.total_time_s * 1.01 && l1.total_time_s > b.total_time_s * 1.01);
+    CHECK(lp.total_time_s <= o.total_time_s * (1 + 1e-9));
+    CHECK(o.total_time_s <= pl.total_time_s * (1 + 1e-9));
+    CHECK(pl.lower_bound_s == lp.total_time_s);
+    kvp_trace_free(t);
 }
 
 /* K = 2 through the tier names (tiers=2, tier1_*, link1_*, the link's bandwidth given each
@@ -803,6 +848,7 @@ int main(int argc, char **argv)
         {"static_reference", static_reference},
         {"optimal_tiers", optimal_tiers},
         {"lp_tiers", lp_tiers},
+        {"lp_cuts", test_lp_cuts},
         {"lp_tier_names", lp_tier_names},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);

@@ -1398,73 +1398,110 @@ static void dual_note(const kvp_run_options *ro, const kvp_dual_event *ev)
         ro->dual_log(ro->dual_log_user, ev);
 }
 
-/* More than two tiers (docs/BOUNDS.md "lpbound and plan with more than two tiers"): the
- * two-tier machine that can only be faster.  Its one tier below HBM merges every tier that
- * can hold a token (slots at g = 1), with their capacities and bandwidths summed and, behind
- * one link, the sums of their distinct links' bandwidths, each way on its own: every term of
- * a K-tier step is at least the relaxed step's term (a sum over a sum of rates is at most the
- * largest ratio), and a move between two tiers below HBM is free in it.  *two is sc itself
- * with two tiers, else rel; *km gets the K-tier cost model (for `bound`). */
+/* More than two tiers (docs/BOUNDS.md "lpbound and plan with more than two tiers"): two-tier
+ * machines that can only be faster.  The relaxation at cut m merges tiers 0..m into one HBM
+ * (capacities and bandwidths summed, the weights still read from it) and the tiers below m
+ * that can hold a token (slots at g = 1) into one tier below it (capacities and bandwidths
+ * summed), behind one link with the sums of their distinct links' bandwidths, each way on its
+ * own.  Every term of a K-tier step is at least the relaxed step's term (a sum of bytes over a
+ * sum of rates is at most the largest ratio; the relaxed terms drop what the merged tiers
+ * move among themselves and what the upper tiers' links carry), so each relaxation's dual
+ * bounds every K-tier placement.  Cut 0 gives plan its prices; lpbound is the largest of
+ * every cut's, never below `bound`. */
 typedef struct two_tier {
-    kvp_scenario rel;
+    kvp_scenario rel, cut; /* cut 0's relaxation; the other cuts', one at a time */
     kvp_cost_model km;
-    const kvp_scenario *two;
+    kvp_derived d;
+    const kvp_scenario *two; /* sc itself with two tiers, else rel */
     uint32_t tiers, tslots[KVP_MAX_TIERS]; /* the machine's own, at g = 1 */
 } two_tier;
+
+/* The relaxation at cut m into *rel; 0 if no tier below m holds a token. */
+static int relax_at(const kvp_scenario *sc, const two_tier *t, uint32_t m, kvp_scenario *rel)
+{
+    const kvp_derived *d = &t->d;
+    double hbw = sc->hbm_bandwidth, bw = 0, up = 0, down = 0;
+    uint64_t hcap = sc->hbm_capacity, cap = 0;
+    int counted[KVP_MAX_TIERS] = {0};
+    for (uint32_t k = 1; k < d->tiers; k++) {
+        if (t->tslots[k] == 0)
+            continue; /* holds no token: its bandwidth is of no use */
+        if (k <= m) {
+            hbw += d->tier_bandwidth[k];
+            if (hcap + d->tier_capacity[k] < hcap)
+                return 0; /* past 2^64 bytes: no cut here */
+            hcap += d->tier_capacity[k];
+            continue;
+        }
+        uint32_t j = d->tier_link[k];
+        bw += d->tier_bandwidth[k];
+        cap += d->tier_capacity[k];
+        if (!counted[j]) { /* a shared link carries all its tiers' bytes once */
+            counted[j] = 1;
+            up += d->link_up[j];
+            down += d->link_down[j];
+        }
+    }
+    if (cap == 0)
+        return 0;
+    *rel = *sc;
+    rel->hbm_capacity = hcap;
+    rel->hbm_bandwidth = hbw;
+    rel->tiers = 2;
+    rel->dram_capacity = cap;
+    rel->dram_bandwidth = bw;
+    rel->tier_link[1] = 1;
+    rel->link_bandwidth = up;
+    rel->link_up_bw[1] = up;
+    rel->link_down_bw[1] = down;
+    return 1;
+}
 
 static int two_tier_of(const kvp_scenario *sc, const kvp_trace *tr, two_tier *t,
                        kvp_error *err)
 {
-    kvp_derived d;
     int rc;
     memset(t, 0, sizeof *t);
     t->two = sc;
-    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0)
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 ||
+        (rc = kvp_scenario_derive(sc, &t->d, err)) < 0)
         return rc;
-    t->tiers = d.tiers;
-    if (d.tiers <= 2)
+    t->tiers = t->d.tiers;
+    if (t->tiers <= 2)
         return 0;
     if ((rc = kvp_check_trace(sc, tr, err)) < 0 ||
-        (rc = kvp_check_tier_capacity(sc, &d, tr, 1, err)) < 0)
+        (rc = kvp_check_tier_capacity(sc, &t->d, tr, 1, err)) < 0)
         return rc;
-    kvp_cost_model_of(&t->km, sc, &d);
-    double bw = 0, up = 0, down = 0;
-    uint64_t cap = 0;
-    int counted[KVP_MAX_TIERS] = {0};
-    for (uint32_t k = 1; k < d.tiers; k++) {
-        t->tslots[k] = kvp_tier_slots(sc, &d, 1, k);
-        if (t->tslots[k] == 0)
-            continue; /* holds no token: its bandwidth is of no use */
-        uint32_t j = d.tier_link[k];
-        bw += d.tier_bandwidth[k];
-        cap += d.tier_capacity[k];
-        if (!counted[j]) { /* a shared link carries all its tiers' bytes once */
-            counted[j] = 1;
-            up += d.link_up[j];
-            down += d.link_down[j];
-        }
-    }
-    t->rel = *sc;
-    t->rel.tiers = 2;
-    t->rel.dram_capacity = cap;
-    t->rel.dram_bandwidth = bw;
-    t->rel.tier_link[1] = 1;
-    t->rel.link_bandwidth = up;
-    t->rel.link_up_bw[1] = up;
-    t->rel.link_down_bw[1] = down;
+    kvp_cost_model_of(&t->km, sc, &t->d);
+    for (uint32_t k = 1; k < t->tiers; k++)
+        t->tslots[k] = kvp_tier_slots(sc, &t->d, 1, k);
+    relax_at(sc, t, 0, &t->rel); /* the tiers hold the KV: some tier below HBM holds one */
     t->two = &t->rel;
     return 0;
 }
 
-/* With more than two tiers, the bound never below `bound`'s own sum (the layers' maxima are
- * already, up to the order of the sums). */
-static int at_least_bound(const kvp_scenario *sc, const kvp_trace *tr, const two_tier *t,
-                          const kvp_run_options *ro, double *b, kvp_error *err)
+/* With more than two tiers, after cut 0's dual in *b: the other cuts' duals, and `bound`'s
+ * own sum (each layer's value is already at least its bound, up to the order of the sums). */
+static int more_cuts(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     const kvp_run_options *ro, two_tier *t, double *b, uint32_t *it,
+                     kvp_error *err)
 {
-    if (t->tiers <= 2)
-        return 0;
+    int rc = 0;
+    for (uint32_t m = 1; t->tiers > 2 && m + 1 < t->tiers && rc >= 0; m++) {
+        double bm;
+        uint32_t im;
+        if (!relax_at(sc, t, m, &t->cut))
+            continue;
+        rc = lg_solve(&t->cut, tr, ps, ro, &t->km, NULL, &bm, &im, NULL, err);
+        if (rc >= 0) {
+            *b = fmax(*b, bm);
+            *it = im > *it ? im : *it;
+        }
+    }
+    if (t->tiers <= 2 || rc < 0)
+        return rc;
     kvp_pass_sums sums;
-    int rc = kvp_engine_pass(sc, tr, ro, &sums, err);
+    rc = kvp_engine_pass(sc, tr, ro, &sums, err);
     if (rc >= 0)
         *b = fmax(*b, sums.bound_time_s);
     return rc;
@@ -1482,7 +1519,7 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
         rc = lg_solve(tt.two, tr, ps, ro, tt.tiers > 2 ? &tt.km : NULL, NULL, &b, &it, &reads,
                       err);
     if (rc >= 0)
-        rc = at_least_bound(sc, tr, &tt, ro, &b, err);
+        rc = more_cuts(sc, tr, ps, ro, &tt, &b, &it, err);
     if (rc < 0)
         return rc;
     /* Like `bound`, it moves nothing: the counters hold the reads alone. */
@@ -1530,8 +1567,8 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
         rc = lg_solve(tt.two, tr, ps, ro, tt.tiers > 2 ? &tt.km : NULL, keep, &b, &it, NULL,
                       err);
     }
-    if (rc >= 0)
-        rc = at_least_bound(sc, tr, &tt, ro, &b, err);
+    if (rc >= 0) /* plan's paths are cut 0's (sh.sc); its certificate, the best cut's */
+        rc = more_cuts(sc, tr, ps, ro, &tt, &b, &it, err);
     kvp_dual_event ev = {L, L, 0, 0, 0, b, b, 0};
     if (rc >= 0)
         dual_note(ro, &ev);
