@@ -1422,7 +1422,7 @@ static int relax_at(const kvp_scenario *sc, const two_tier *t, uint32_t m, kvp_s
     const kvp_derived *d = &t->d;
     double hbw = sc->hbm_bandwidth, bw = 0, up = 0, down = 0;
     uint64_t hcap = sc->hbm_capacity, cap = 0;
-    int counted[KVP_MAX_TIERS] = {0};
+    int counted[KVP_MAX_TIERS] = {0}, below = 0;
     for (uint32_t k = 1; k < d->tiers; k++) {
         if (t->tslots[k] == 0)
             continue; /* holds no token: its bandwidth is of no use */
@@ -1435,14 +1435,15 @@ static int relax_at(const kvp_scenario *sc, const two_tier *t, uint32_t m, kvp_s
         }
         uint32_t j = d->tier_link[k];
         bw += d->tier_bandwidth[k];
-        cap += d->tier_capacity[k];
+        cap = cap + d->tier_capacity[k] < cap ? UINT64_MAX : cap + d->tier_capacity[k];
+        below = 1;
         if (!counted[j]) { /* a shared link carries all its tiers' bytes once */
             counted[j] = 1;
             up += d->link_up[j];
             down += d->link_down[j];
         }
     }
-    if (cap == 0)
+    if (!below)
         return 0;
     *rel = *sc;
     rel->hbm_capacity = hcap;
