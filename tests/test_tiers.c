@@ -1,7 +1,9 @@
 /*
  * Tiers beyond two (docs/MODEL.md "Tiers beyond two"): the engine's charges on three-tier
  * cases worked by hand, a third tier of no capacity changing nothing, `bound` at or below
- * every policy with three and four tiers, and the inputs refused.
+ * every policy with three and four tiers, `lpbound` and `plan` on K tiers against GLPK's
+ * K-tier optimum (docs/BOUNDS.md "lpbound and plan with more than two tiers"), and the inputs
+ * refused.
  */
 #include "check.h"
 #include "kvplace.h"
