@@ -131,8 +131,9 @@ refused "capacities too small" 1 "the capacities cannot hold the KV" $RUN --set 
 printf 'tiers = 3\n[tier 2]\nbandwidth = 10GB/s\nlink = 0\n' >"$T/bad.ini"
 refused "config [tier 2] link = 0" 1 "bad.ini:4: tier2_link: 0 is out of range" \
     $RUN --config "$T/bad.ini"
-refused "lpbound on three tiers" 1 "policy lpbound models two tiers; this machine has 3" \
-    run $SMALL --hw x86-h100-cxl --policy lpbound --json $J
+refused "lpbound on three tiers that cannot hold the KV" 1 "the capacities cannot hold the KV" \
+    run $SMALL --hw x86-h100-cxl --set dram_capacity=1KB --set tier2_capacity=1KB \
+    --policy lpbound --json $J
 
 p sparsity=1 "sparsity: 1 is out of range [0, 1)"
 p sparsity=1.5 "sparsity: 1.5 is out of range"

@@ -1,7 +1,9 @@
 /*
  * Tiers beyond two (docs/MODEL.md "Tiers beyond two"): the engine's charges on three-tier
  * cases worked by hand, a third tier of no capacity changing nothing, `bound` at or below
- * every policy with three and four tiers, and the inputs refused.
+ * every policy with three and four tiers, `lpbound` and `plan` on K tiers against GLPK's
+ * K-tier optimum (docs/BOUNDS.md "lpbound and plan with more than two tiers"), and the inputs
+ * refused.
  */
 #include "check.h"
 #include "kvplace.h"
@@ -320,11 +322,12 @@ static void test_refused(void)
     /* unlimited needs no tier below HBM */
     set(&sc, "tier2_capacity=0");
     CHECK_OK(run(&sc, t, "unlimited", &r), &err);
-    /* the Lagrangian policies are two-tier */
-    machine(&sc, 0);
-    CHECK_FAILS(run(&sc, t, "lpbound", &r), KVP_EINVAL, &err, "models two tiers");
-    CHECK_FAILS(run(&sc, t, "plan", &r), KVP_EINVAL, &err, "models two tiers");
+    /* lpbound and plan refuse what bound refuses */
+    set(&sc, "tier2_capacity=6");
+    CHECK_FAILS(run(&sc, t, "lpbound", &r), KVP_EINVAL, &err, "tiers 1..2 hold 4 blocks");
+    CHECK_FAILS(run(&sc, t, "plan", &r), KVP_EINVAL, &err, "tiers 1..2 hold 4 blocks");
     /* a link with no bandwidth */
+    machine(&sc, 0);
     set(&sc, "tiers=4");
     set(&sc, "tier3_bandwidth=10");
     set(&sc, "tier3_capacity=10");
@@ -383,7 +386,8 @@ static const char *const policies[] = {"unlimited", "static",          "reactive
                                        "reactive:g=2", "page",          "lookahead:W=3:R=0.5",
                                        "lookahead:W=1:R=1", "lookahead:W=4:R=0.2",
                                        "sa:W_max=4:W0=2:budget=8", "hot", "balanced",
-                                       "payback", "steer", "hot:decay=1:budget=0.5", "bound"};
+                                       "payback", "steer", "hot:decay=1:budget=0.5",
+                                       "plan:iters=20:warm=5", "bound"};
 #define NPOL (sizeof policies / sizeof *policies)
 
 static int same_two_tier(const kvp_result *a, const kvp_result *b)
@@ -415,14 +419,16 @@ static void test_empty_third_tier(uint64_t seed)
         } else {
             set(&three, "link2_bandwidth=3");
         }
-        for (size_t i = 0; i < NPOL; i++) {
+        for (size_t i = 0; i <= NPOL; i++) {
+            const char *p = i < NPOL ? policies[i] : "lpbound:iters=20:warm=5";
             kvp_result a, b;
-            int ra = run(&two, t, policies[i], &a), rb = run(&three, t, policies[i], &b);
+            int ra = run(&two, t, p, &a), rb = run(&three, t, p, &b);
             CHECK(ra == 0 && rb == 0);
+            CHECK(a.lower_bound_s == b.lower_bound_s);
             if (!check_report_(same_two_tier(&a, &b), __FILE__, __LINE__,
                                "an empty third tier changes nothing"))
                 fprintf(stderr, "    %s (seed %llu, iteration %d): %.17g / %.17g\n",
-                        policies[i], (unsigned long long)seed, iter, a.total_time_s,
+                        p, (unsigned long long)seed, iter, a.total_time_s,
                         b.total_time_s);
         }
         kvp_trace_free(t);
@@ -549,6 +555,152 @@ static void test_optimal_tiers(uint64_t seed)
         kvp_trace_free(t);
     }
     CHECK(moved > 0 || iters < 40);
+}
+
+/* lpbound and plan with 3 and 4 tiers (docs/BOUNDS.md "lpbound and plan with more than two
+ * tiers"), and with two tiers behind an asymmetric link: bound <= lpbound <= the LP <= the
+ * optimum <= plan, GLPK's optimum (the K-tier program) as the independent oracle, and lpbound
+ * at or below every policy.  The relaxation must also be worth something: lpbound above
+ * bound on some cases. */
+static void test_lp_tiers(uint64_t seed)
+{
+    static const unsigned bw[] = {5, 20, 50, 100, 300, 1000};
+    rng_state = seed ^ 0x1a9u;
+    printf("lpbound and plan with 2 (asymmetric), 3 and 4 tiers: seed %llu\n",
+           (unsigned long long)seed);
+    const int iters = getenv("KVP_TEST_LIGHT") ? 6 : 40;
+    int above = 0, tiers_above = 0;
+    for (int iter = 0; iter < iters; iter++) {
+        uint32_t L = 1, N = 1 + rnd(4), P = 1 + rnd(6), C = P + N - 1; /* GLPK's sizes */
+        uint32_t K = 2 + rnd(3);
+        kvp_trace *t = random_trace(N, L, C, rnd(3) == 0);
+        kvp_scenario sc;
+        random_scenario(&sc, L, C);
+        if (K > 2) {
+            more_tiers(&sc, L, C, K);
+        } else {
+            setu(&sc, "link1_up_bandwidth", bw[rnd(6)]);
+            setu(&sc, "link1_down_bandwidth", bw[rnd(6)]);
+        }
+        kvp_result b, lp, relax, o, pl;
+        CHECK_OK(run(&sc, t, "bound", &b), &err);
+        CHECK_OK(run(&sc, t, "lpbound", &lp), &err);
+        CHECK_OK(run(&sc, t, "optimal:relax=1", &relax), &err);
+        int rc = run(&sc, t, "optimal:tlim=20", &o);
+        if (!check_report_(rc == 0, __FILE__, __LINE__, "optimal runs")) {
+            fprintf(stderr, "    %s (K %u, seed %llu, iteration %d)\n", err.msg, K,
+                    (unsigned long long)seed, iter);
+            kvp_trace_free(t);
+            continue;
+        }
+        CHECK_OK(run(&sc, t, "plan", &pl), &err);
+        const double v[] = {b.total_time_s, lp.total_time_s, relax.total_time_s,
+                            o.total_time_s, pl.total_time_s};
+        static const char *const what[] = {"bound", "lpbound", "LP", "optimal", "plan"};
+        for (int i = 0; i + 1 < 5; i++)
+            if (!check_report_(v[i] <= v[i + 1] * (1 + 1e-9), __FILE__, __LINE__,
+                               "bound <= lpbound <= LP <= optimal <= plan"))
+                fprintf(stderr, "    %s %.17g > %s %.17g (K %u, seed %llu, iteration %d)\n",
+                        what[i], v[i], what[i + 1], v[i + 1], K, (unsigned long long)seed,
+                        iter);
+        CHECK(lp.total_time_s >= b.total_time_s); /* by construction, exactly */
+        CHECK(pl.lower_bound_s == lp.total_time_s); /* the same dual */
+        above += lp.total_time_s > b.total_time_s * (1 + 1e-9);
+        tiers_above += K > 2 && lp.total_time_s > b.total_time_s * (1 + 1e-9);
+        for (size_t i = 1; i + 1 < NPOL; i++) {
+            kvp_result r;
+            CHECK_OK(run(&sc, t, policies[i], &r), &err);
+            if (!check_report_(lp.total_time_s <= r.total_time_s * (1 + 1e-9), __FILE__,
+                               __LINE__, "lpbound at or below every policy"))
+                fprintf(stderr, "    %s: %.17g < lpbound %.17g (K %u, seed %llu, iteration "
+                        "%d)\n", policies[i], r.total_time_s, lp.total_time_s, K,
+                        (unsigned long long)seed, iter);
+        }
+        kvp_trace_free(t);
+    }
+    CHECK(above > 0 || iters < 40);
+    CHECK(tiers_above > 0 || iters < 40);
+}
+
+/* lpbound on three tiers is the largest of its two relaxations' duals and `bound`
+ * (docs/BOUNDS.md "lpbound and plan with more than two tiers"), the relaxations written out
+ * here from machine(): cut 0 merges DRAM (1 slot, 100 B/s, link 1 at 100 B/s) and CXL (50 B/s,
+ * link 2 at 20 B/s) into one tier of 150 B/s behind a link of 120 B/s each way; cut 1 merges
+ * HBM (2 slots, 1000 B/s) and DRAM into an HBM of 3 slots (16 B) at 1100 B/s above the CXL tier
+ * alone (50 B/s, link 20 B/s).  With CXL's link slow, cut 1 is the stronger. */
+static void test_lp_cuts(void)
+{
+    const int m[][5] = {{0, 1, 2, 3, -1}, {4, 5, 6, 7, -1}, {0, 2, 4, 6, -1},
+                        {1, 3, 5, 8, -1}, {0, 1, 9, 10, -1}};
+    kvp_trace *t = marks(5, 11, m);
+    kvp_scenario sc, cut0, cut1;
+    machine(&sc, 0);
+    kvp_scenario_default(&cut0);
+    const char *base[] = {"layers=1", "kv_heads=1", "head_dim=1", "dtype_bytes=1", "batch=1",
+                          "weight_bytes=10", "reserve=0", "sparsity=0", "dram_capacity=200000"};
+    for (size_t i = 0; i < sizeof base / sizeof *base; i++)
+        set(&cut0, base[i]);
+    cut1 = cut0;
+    set(&cut0, "hbm_capacity=14");
+    set(&cut0, "hbm_bandwidth=1000");
+    set(&cut0, "dram_bandwidth=150");
+    set(&cut0, "link_bandwidth=120");
+    set(&cut1, "hbm_capacity=16");
+    set(&cut1, "hbm_bandwidth=1100");
+    set(&cut1, "dram_bandwidth=50");
+    set(&cut1, "link_bandwidth=20");
+    kvp_result lp, l0, l1, b, o, pl;
+    CHECK_OK(run(&sc, t, "lpbound", &lp), &err);
+    CHECK_OK(run(&cut0, t, "lpbound", &l0), &err);
+    CHECK_OK(run(&cut1, t, "lpbound", &l1), &err);
+    CHECK_OK(run(&sc, t, "bound", &b), &err);
+    CHECK_OK(run(&sc, t, "optimal", &o), &err);
+    CHECK_OK(run(&sc, t, "plan", &pl), &err);
+    printf("lpbound cuts: bound %.9g cut 0 %.9g cut 1 %.9g lpbound %.9g optimal %.9g plan %.9g\n",
+           b.total_time_s, l0.total_time_s, l1.total_time_s, lp.total_time_s, o.total_time_s,
+           pl.total_time_s);
+    CHECK(lp.total_time_s == fmax(fmax(l0.total_time_s, l1.total_time_s), b.total_time_s));
+    CHECK(l1.total_time_s > l0.total_time_s * 1.01 && l1.total_time_s > b.total_time_s * 1.01);
+    CHECK(lp.total_time_s <= o.total_time_s * (1 + 1e-9));
+    CHECK(o.total_time_s <= pl.total_time_s * (1 + 1e-9));
+    CHECK(pl.lower_bound_s == lp.total_time_s);
+    kvp_trace_free(t);
+}
+
+/* K = 2 through the tier names (tiers=2, tier1_*, link1_*, the link's bandwidth given each
+ * way as the same number) is today's machine: lpbound and plan byte for byte. */
+static void test_lp_tier_names(uint64_t seed)
+{
+    rng_state = seed ^ 0x77u;
+    for (int iter = 0; iter < 20; iter++) {
+        uint32_t L = 1 + rnd(2), N = 1 + rnd(8), P = 1 + rnd(12), C = P + N - 1;
+        kvp_trace *t = random_trace(N, L, C, rnd(3) == 0);
+        kvp_scenario old, named;
+        random_scenario(&old, L, C);
+        kvp_derived d;
+        CHECK_OK(kvp_scenario_derive(&old, &d, &err), &err);
+        named = old;
+        set(&named, "tiers=2");
+        set(&named, "tier1_link=1");
+        setu(&named, "tier1_capacity", d.tier_capacity[1]);
+        char buf[96];
+        snprintf(buf, sizeof buf, "tier1_bandwidth=%.17g", d.tier_bandwidth[1]);
+        set(&named, buf);
+        snprintf(buf, sizeof buf, "link1_up_bandwidth=%.17g", d.link_up[1]);
+        set(&named, buf);
+        snprintf(buf, sizeof buf, "link1_down_bandwidth=%.17g", d.link_down[1]);
+        set(&named, buf);
+        for (int p = 0; p < 2; p++) {
+            kvp_result a, b;
+            const char *pol = p ? "plan" : "lpbound";
+            CHECK_OK(run(&old, t, pol, &a), &err);
+            CHECK_OK(run(&named, t, pol, &b), &err);
+            CHECK(same_two_tier(&a, &b));
+            CHECK(a.lower_bound_s == b.lower_bound_s);
+            CHECK(a.dual_iterations == b.dual_iterations);
+        }
+        kvp_trace_free(t);
+    }
 }
 
 /* static with K tiers against a reference written from the model alone: blocks (1 token)
@@ -680,6 +832,8 @@ static void empty_third_tier(void) { test_empty_third_tier(check_seed); }
 static void bound_below_all(void) { test_bound_below_all(check_seed); }
 static void static_reference(void) { test_static_reference(check_seed); }
 static void optimal_tiers(void) { test_optimal_tiers(check_seed); }
+static void lp_tiers(void) { test_lp_tiers(check_seed); }
+static void lp_tier_names(void) { test_lp_tier_names(check_seed); }
 
 int main(int argc, char **argv)
 {
@@ -695,6 +849,9 @@ int main(int argc, char **argv)
         {"bound_below_all", bound_below_all},
         {"static_reference", static_reference},
         {"optimal_tiers", optimal_tiers},
+        {"lp_tiers", lp_tiers},
+        {"lp_cuts", test_lp_cuts},
+        {"lp_tier_names", lp_tier_names},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

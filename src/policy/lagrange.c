@@ -87,7 +87,8 @@ typedef struct lg_layer {
      * that stream's prompt and steps (ns = 1, sprompt = NULL: one stream, P and N). */
     uint32_t ns;
     const uint32_t *sprompt, *ssteps;
-    double kh, kd, kl, w; /* seconds per token on HBM, DRAM, link; the layer's weights, s */
+    double kh, kd, ku, kn, w; /* seconds per token on HBM, DRAM, link up and down; the
+                               * layer's weights, s */
     uint64_t *off;        /* per token: first word of its read bitset; off[X] = words */
     uint64_t *bits;
     uint64_t reads;
@@ -621,8 +622,8 @@ static int lg_load(lg_layer *g, const kvp_scenario *sc, const kvp_trace *tr, kvp
 static void lg_start(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d)
 {
     const double bh = sc->hbm_bandwidth;
-    const int slow = sc->dram_bandwidth <= sc->link_bandwidth ? T_DRAM : T_UP;
-    const double bd = fmin(sc->dram_bandwidth, sc->link_bandwidth);
+    const int slow = sc->dram_bandwidth <= d->link_up[1] ? T_DRAM : T_UP;
+    const double bd = fmin(sc->dram_bandwidth, d->link_up[1]);
     const double tok = (double)d->tok_bytes;
     kvp_cost_model m;
     kvp_cost_model_of(&m, sc, d);
@@ -678,8 +679,8 @@ static void lg_prices(lg_layer *g)
     for (uint32_t n = 0; n < g->N; n++) {
         g->ch[n] = g->lam[n][T_HBM] * g->kh * (1 - g->hbias);
         g->cd[n] = g->lam[n][T_DRAM] * g->kd;
-        g->cu[n] = g->lam[n][T_UP] * g->kl;
-        g->cn[n] = g->lam[n][T_DOWN] * g->kl;
+        g->cu[n] = g->lam[n][T_UP] * g->ku;
+        g->cn[n] = g->lam[n][T_DOWN] * g->kn;
     }
     g->Q[0] = 0;
     for (uint32_t k = 0; k <= g->N; k++)
@@ -755,7 +756,7 @@ static void lg_ascend(lg_layer *g)
     for (uint32_t n = 0; n < g->N; n++) {
         const lg_traffic *t = &g->tr[n];
         double f[NTERMS] = {g->w + (double)t->h * g->kh, (double)t->d * g->kd,
-                            (double)t->u * g->kl, (double)t->dn * g->kl};
+                            (double)t->u * g->ku, (double)t->dn * g->kn};
         double fmx = fmax(fmax(f[0], f[1]), fmax(f[2], f[3]));
         if (fmx <= 0)
             continue;
@@ -814,7 +815,7 @@ static void exact_plane(const lg_layer *g, int *ind, double *val, int *cnt)
     for (uint32_t n = 0; n < N; n++) {
         const lg_traffic *t = &g->tr[n];
         const double f[NTERMS] = {g->w / g->kh + t->h, t->d * g->kd / g->kh,
-                                  t->u * g->kl / g->kh, t->dn * g->kl / g->kh};
+                                  t->u * g->ku / g->kh, t->dn * g->kn / g->kh};
         for (int i = 0; i < NTERMS; i++)
             if (f[i] != 0) {
                 ind[++k] = 2 + NTERMS * (int)n + i;
@@ -877,7 +878,7 @@ static uint32_t lg_exact(lg_layer *g, double tol, volatile sig_atomic_t *cancel)
         glp_set_mat_row(lp, (int)n + 1, NTERMS, ind, val);
     }
     /* a capacity price is worth at most what holding a token saves a step: a slow read */
-    const double mscale = (g->kh + g->kd + g->kl) / g->kh;
+    const double mscale = (g->kh + g->kd + (g->ku > g->kn ? g->ku : g->kn)) / g->kh;
     double d = BOX0;
     glp_smcp prm;
     glp_init_smcp(&prm);
@@ -1154,6 +1155,8 @@ typedef struct lg_run {
     pthread_cond_t cv;
     kvp_dual_event ev; /* under mx: the search so far, for ro->dual_log */
     const kvp_run_options *ro;
+    const kvp_cost_model *kbound; /* more than two tiers: the machine's own model, whose
+                                   * `bound` is proven too; NULL with two */
     lg_keep *keep;     /* per layer, or NULL: the bound alone */
     double *best;      /* per layer */
     uint32_t *used;    /* per layer: iterations run */
@@ -1184,7 +1187,8 @@ static int lg_setup(lg_layer *g, const kvp_scenario *sc, const kvp_derived *d,
     const double tok = (double)d->tok_bytes;
     g->kh = tok / sc->hbm_bandwidth;
     g->kd = tok / sc->dram_bandwidth;
-    g->kl = tok / sc->link_bandwidth;
+    g->ku = tok / d->link_up[1]; /* link 1 each way (link_bandwidth unless asymmetric) */
+    g->kn = tok / d->link_down[1];
     g->w = d->w_layer / sc->hbm_bandwidth;
     if (!lg_alloc(g))
         return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
@@ -1282,6 +1286,16 @@ static int warm_take(lg_run *R, uint32_t l, lg_layer *g)
     return 1;
 }
 
+/* `bound` of the layer on cost model m, from the reads per step that lg_start leaves in
+ * g->tr[].h. */
+static double layer_bound(const lg_layer *g, const kvp_cost_model *m, double tok)
+{
+    double b = 0, h;
+    for (uint32_t n = 0; n < g->N; n++)
+        b += kvp_step_time_bound(m, (double)g->tr[n].h * tok, &h);
+    return b;
+}
+
 static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
 {
     lg_run *R = user;
@@ -1298,6 +1312,8 @@ static int lg_layer_run(uint32_t l, void *user, atomic_ullong *done)
     rc = lg_setup(&g, R->sc, &R->d, R->tr, l, err);
     if (rc < 0)
         goto done;
+    if (R->kbound) /* the reads per step are still in g.tr[].h */
+        g.bound_s = fmax(g.bound_s, layer_bound(&g, R->kbound, (double)R->d.tok_bytes));
     warm_take(R, l, &g);
     g.best = -INFINITY;
     double mark = -INFINITY; /* the best of 10 iterations ago */
@@ -1383,8 +1399,8 @@ static void lg_progress(void *user, uint64_t done, uint64_t total)
 /* Runs the dual search on every layer; *bound_s gets the proven bound, and keep (if not
  * NULL) each layer's prices for plan. */
 static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                    const kvp_run_options *ro, lg_keep *keep, double *bound_s,
-                    uint32_t *iters_max, uint64_t *reads_out, kvp_error *err)
+                    const kvp_run_options *ro, const kvp_cost_model *kbound, lg_keep *keep,
+                    double *bound_s, uint32_t *iters_max, uint64_t *reads_out, kvp_error *err)
 {
     lg_run R;
     memset(&R, 0, sizeof R);
@@ -1392,12 +1408,11 @@ static int lg_solve(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &R.d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0 || (rc = kvp_streams_fit(sc, tr, err)) < 0)
         return rc;
-    /* The dual prices two tiers' terms; with more, its shortest paths would need a state per
-     * tier (docs/POLICIES.md "Tiers beyond two"). */
+    /* The dual prices two tiers' terms: more tiers come in relaxed (two_tier_of). */
     if (R.d.tiers > 2)
-        return kvp_error_set(err, KVP_EINVAL, "policy %s models two tiers; this machine has "
-                             "%u (use bound for a lower bound with more tiers)",
-                             ps->ops->name, R.d.tiers);
+        return kvp_error_set(err, KVP_EINVAL, "policy %s: the dual models two tiers; this "
+                             "machine has %u", ps->ops->name, R.d.tiers);
+    R.kbound = kbound;
     const uint32_t L = kvp_trace_layers(tr);
     R.sc = sc;
     R.tr = tr;
@@ -1488,6 +1503,7 @@ typedef struct plan_shared {
     kvp_derived d;
     const lg_keep *keep;
     plan_paths *paths; /* per layer */
+    uint32_t tiers, tslots[KVP_MAX_TIERS]; /* the machine's, for the tiers below HBM */
 } plan_shared;
 
 typedef struct plan_cand {
@@ -1573,6 +1589,9 @@ static int plan_cand_init(void **state, const kvp_layer_info *li, const kvp_step
                      (uint32_t)((double)pp->most * pc->share), pp->dram_share * pc->pin,
                      st->sch, err);
     }
+    if (rc >= 0 && sh->tiers > 2) /* below HBM: fastest first (docs/BOUNDS.md) */
+        rc = kvp_schedule_place_below(st->sch, li->layer, li->prompt, sh->tiers, sh->tslots,
+                                      err);
     plan_paths_release(sh, li->layer);
     if (rc >= 0)
         rc = kvp_replay_init(&st->replay, st->sch, li, resident, err);
@@ -1592,7 +1611,8 @@ static int plan_cand_step(void *state, kvp_step *s, kvp_error *err)
 static const kvp_policy_ops plan_cand_ops = {
     .name = "plan-candidate",
     .doc = "a schedule from the dual's prices, made feasible, replayed",
-    .caps = KVP_CAP_STREAMS,
+    .caps = KVP_CAP_STREAMS | KVP_CAP_TIERS, /* it names the tiers below HBM when there
+                                             * are more than two */
     .init = plan_cand_init,
     .step = plan_cand_step,
     .free = plan_cand_free,
@@ -1604,13 +1624,129 @@ static void dual_note(const kvp_run_options *ro, const kvp_dual_event *ev)
         ro->dual_log(ro->dual_log_user, ev);
 }
 
+/* More than two tiers (docs/BOUNDS.md "lpbound and plan with more than two tiers"): two-tier
+ * machines that can only be faster.  The relaxation at cut m merges tiers 0..m into one HBM
+ * (capacities and bandwidths summed, the weights still read from it) and the tiers below m
+ * that can hold a token (slots at g = 1) into one tier below it (capacities and bandwidths
+ * summed), behind one link with the sums of their distinct links' bandwidths, each way on its
+ * own.  Every term of a K-tier step is at least the relaxed step's term (a sum of bytes over a
+ * sum of rates is at most the largest ratio; the relaxed terms drop what the merged tiers
+ * move among themselves and what the upper tiers' links carry), so each relaxation's dual
+ * bounds every K-tier placement.  Cut 0 gives plan its prices; lpbound is the largest of
+ * every cut's, never below `bound`. */
+typedef struct two_tier {
+    kvp_scenario rel, cut; /* cut 0's relaxation; the other cuts', one at a time */
+    kvp_cost_model km;
+    kvp_derived d;
+    const kvp_scenario *two; /* sc itself with two tiers, else rel */
+    uint32_t tiers, tslots[KVP_MAX_TIERS]; /* the machine's own, at g = 1 */
+} two_tier;
+
+/* The relaxation at cut m into *rel; 0 if no tier below m holds a token. */
+static int relax_at(const kvp_scenario *sc, const two_tier *t, uint32_t m, kvp_scenario *rel)
+{
+    const kvp_derived *d = &t->d;
+    double hbw = sc->hbm_bandwidth, bw = 0, up = 0, down = 0;
+    uint64_t hcap = sc->hbm_capacity, cap = 0;
+    int counted[KVP_MAX_TIERS] = {0}, below = 0;
+    for (uint32_t k = 1; k < d->tiers; k++) {
+        if (t->tslots[k] == 0)
+            continue; /* holds no token: its bandwidth is of no use */
+        if (k <= m) {
+            hbw += d->tier_bandwidth[k];
+            if (hcap + d->tier_capacity[k] < hcap)
+                return 0; /* past 2^64 bytes: no cut here */
+            hcap += d->tier_capacity[k];
+            continue;
+        }
+        uint32_t j = d->tier_link[k];
+        bw += d->tier_bandwidth[k];
+        cap = cap + d->tier_capacity[k] < cap ? UINT64_MAX : cap + d->tier_capacity[k];
+        below = 1;
+        if (!counted[j]) { /* a shared link carries all its tiers' bytes once */
+            counted[j] = 1;
+            up += d->link_up[j];
+            down += d->link_down[j];
+        }
+    }
+    if (!below)
+        return 0;
+    *rel = *sc;
+    rel->hbm_capacity = hcap;
+    rel->hbm_bandwidth = hbw;
+    rel->tiers = 2;
+    rel->dram_capacity = cap;
+    rel->dram_bandwidth = bw;
+    rel->tier_link[1] = 1;
+    rel->link_bandwidth = up;
+    rel->link_up_bw[1] = up;
+    rel->link_down_bw[1] = down;
+    return 1;
+}
+
+static int two_tier_of(const kvp_scenario *sc, const kvp_trace *tr, two_tier *t,
+                       kvp_error *err)
+{
+    int rc;
+    memset(t, 0, sizeof *t);
+    t->two = sc;
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 ||
+        (rc = kvp_scenario_derive(sc, &t->d, err)) < 0)
+        return rc;
+    t->tiers = t->d.tiers;
+    if (t->tiers <= 2)
+        return 0;
+    if ((rc = kvp_check_trace(sc, tr, err)) < 0 ||
+        (rc = kvp_check_tier_capacity(sc, &t->d, tr, 1, err)) < 0)
+        return rc;
+    kvp_cost_model_of(&t->km, sc, &t->d);
+    for (uint32_t k = 1; k < t->tiers; k++)
+        t->tslots[k] = kvp_tier_slots(sc, &t->d, 1, k);
+    relax_at(sc, t, 0, &t->rel); /* the tiers hold the KV: some tier below HBM holds one */
+    t->two = &t->rel;
+    return 0;
+}
+
+/* With more than two tiers, after cut 0's dual in *b: the other cuts' duals, and `bound`'s
+ * own sum (each layer's value is already at least its bound, up to the order of the sums). */
+static int more_cuts(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     const kvp_run_options *ro, two_tier *t, double *b, uint32_t *it,
+                     kvp_error *err)
+{
+    int rc = 0;
+    for (uint32_t m = 1; t->tiers > 2 && m + 1 < t->tiers && rc >= 0; m++) {
+        double bm;
+        uint32_t im;
+        if (!relax_at(sc, t, m, &t->cut))
+            continue;
+        rc = lg_solve(&t->cut, tr, ps, ro, &t->km, NULL, &bm, &im, NULL, err);
+        if (rc >= 0) {
+            *b = fmax(*b, bm);
+            *it = im > *it ? im : *it;
+        }
+    }
+    if (t->tiers <= 2 || rc < 0)
+        return rc;
+    kvp_pass_sums sums;
+    rc = kvp_engine_pass(sc, tr, ro, &sums, err);
+    if (rc >= 0)
+        *b = fmax(*b, sums.bound_time_s);
+    return rc;
+}
+
 static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
     double b;
     uint32_t it;
     uint64_t reads;
-    int rc = lg_solve(sc, tr, ps, ro, NULL, &b, &it, &reads, err);
+    two_tier tt;
+    int rc = two_tier_of(sc, tr, &tt, err);
+    if (rc >= 0)
+        rc = lg_solve(tt.two, tr, ps, ro, tt.tiers > 2 ? &tt.km : NULL, NULL, &b, &it, &reads,
+                      err);
+    if (rc >= 0)
+        rc = more_cuts(sc, tr, ps, ro, &tt, &b, &it, err);
     if (rc < 0)
         return rc;
     /* Like `bound`, it moves nothing: the counters hold the reads alone. */
@@ -1637,7 +1773,8 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
 {
     enum { MAXC = PLAN_CANDIDATES + PLAN_GRID };
     const uint32_t L = kvp_trace_layers(tr);
-    plan_shared sh = {sc, tr, {0}, NULL, calloc(L ? L : 1, sizeof(plan_paths))};
+    two_tier tt;
+    plan_shared sh = {sc, tr, {0}, NULL, calloc(L ? L : 1, sizeof(plan_paths)), 0, {0}};
     plan_cand pc[PLAN_CANDIDATES];
     kvp_policy_spec rs[MAXC];
     kvp_result *cand = calloc(MAXC, sizeof *cand);
@@ -1649,12 +1786,21 @@ static int plan_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_polic
     for (uint32_t l = 0; sh.paths && l < L; l++)
         sh.paths[l].left = PLAN_CANDIDATES;
     if (rc >= 0)
-        rc = lg_solve(sc, tr, ps, ro, keep, &b, &it, NULL, err);
+        rc = two_tier_of(sc, tr, &tt, err);
+    if (rc >= 0) { /* the dual and its paths on the two-tier machine, the replays on sc */
+        sh.sc = tt.two;
+        sh.tiers = tt.tiers;
+        memcpy(sh.tslots, tt.tslots, sizeof sh.tslots);
+        rc = lg_solve(tt.two, tr, ps, ro, tt.tiers > 2 ? &tt.km : NULL, keep, &b, &it, NULL,
+                      err);
+    }
+    if (rc >= 0) /* plan's paths are cut 0's (sh.sc); its certificate, the best cut's */
+        rc = more_cuts(sc, tr, ps, ro, &tt, &b, &it, err);
     kvp_dual_event ev = {L, L, 0, 0, 0, b, b, 0};
     if (rc >= 0)
         dual_note(ro, &ev);
     if (rc >= 0)
-        rc = kvp_derive_for(sc, tr, &sh.d, err);
+        rc = kvp_derive_for(sh.sc, tr, &sh.d, err);
     sh.keep = keep;
     /* the candidates: both price sets within shares of the slots, the best prices with
      * shares of the tokens pinned to DRAM, and (grid=1) the lookahead grid; every one

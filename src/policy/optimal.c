@@ -42,7 +42,7 @@ typedef struct model {
     uint8_t *read;  /* read[n * C + x]: x in A(n) */
     uint32_t *nread; /* |A(n)| */
     double wt;       /* w_layer in units: w_layer / tok_bytes */
-    double kd, kl;   /* hbm_bandwidth / dram_bandwidth, hbm_bandwidth / link_bandwidth */
+    double kd;       /* hbm_bandwidth / dram_bandwidth (two tiers; link 1: ku[1], kdn[1]) */
     /* 1-based GLPK columns: y(x, n) at ycol[n + 1] + x (x < P + n + 1; P at n = -1),
      * p(x, n) at pcol[n] + x, d(x, n) at dcol[n] + x (x < P + n), s(n) at scol + n. */
     int *ycol, *pcol, *dcol, scol, ncols;
@@ -333,7 +333,8 @@ static int build(model *m, int relax, kvp_error *err)
             val[k] = m->kd;
         }
         add_row(lp, k, ind, val, 0, m->kd * (m->nread[n] + (double)nnew) - m->wt);
-        /* Link up: s >= kl (|A| - reads from HBM + promotions' unread rest) - w. */
+        /* Link up: s >= ku (|A| - reads from HBM + promotions' unread rest) - w. */
+        const double ku = m->ku[1], kdn = m->kdn[1];
         k = 0;
         ind[++k] = s;
         val[k] = 1;
@@ -341,10 +342,10 @@ static int build(model *m, int relax, kvp_error *err)
             if (!moves(m, x, n))
                 continue;
             ind[++k] = rd[x] ? yb + (int)x : pb + (int)x;
-            val[k] = rd[x] ? m->kl : -m->kl;
+            val[k] = rd[x] ? ku : -ku;
         }
-        add_row(lp, k, ind, val, 0, m->kl * m->nread[n] - m->wt);
-        /* Link down: s >= kl (demotions + 1 - new in HBM) - w. */
+        add_row(lp, k, ind, val, 0, ku * m->nread[n] - m->wt);
+        /* Link down: s >= kdn (demotions + 1 - new in HBM) - w. */
         k = 0;
         ind[++k] = s;
         val[k] = 1;
@@ -352,13 +353,13 @@ static int build(model *m, int relax, kvp_error *err)
             if (!moves(m, x, n))
                 continue;
             ind[++k] = db + (int)x;
-            val[k] = -m->kl;
+            val[k] = -kdn;
         }
         for (uint32_t j = 0; j < nnew; j++) {
             ind[++k] = ya + (int)nw[j];
-            val[k] = m->kl;
+            val[k] = kdn;
         }
-        add_row(lp, k, ind, val, 0, m->kl * (double)nnew - m->wt);
+        add_row(lp, k, ind, val, 0, kdn * (double)nnew - m->wt);
     }
     /* glp_set_mat_row leaves each column's list of rows in descending order; GLPK's branch
      * and cut (its presolver and MIR cuts see the matrix through these lists) closes these
@@ -510,7 +511,6 @@ static int model_init(model *m, const kvp_scenario *sc, const kvp_derived *d,
     m->slots = kvp_slots(sc, d, 1);
     m->wt = d->w_layer / (double)d->tok_bytes;
     m->kd = sc->hbm_bandwidth / sc->dram_bandwidth;
-    m->kl = sc->hbm_bandwidth / sc->link_bandwidth;
     m->K = d->tiers;
     for (uint32_t k = 0; k < d->tiers; k++) {
         m->tslots[k] = k ? kvp_tier_slots(sc, d, 1, k) : m->slots;

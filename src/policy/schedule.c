@@ -107,6 +107,81 @@ int kvp_schedule_add_tier(kvp_schedule *s, uint32_t layer, int64_t n, uint32_t x
     return 0;
 }
 
+/* The fastest tier below HBM with a free slot, or 0 if none. */
+static uint32_t free_tier(const uint32_t *count, uint32_t tiers, const uint32_t *tslots)
+{
+    for (uint32_t k = 1; k < tiers; k++)
+        if (count[k] < tslots[k])
+            return k;
+    return 0;
+}
+
+int kvp_schedule_place_below(kvp_schedule *s, uint32_t layer, uint32_t prompt, uint32_t tiers,
+                             const uint32_t *tslots, kvp_error *err)
+{
+    if (layer >= s->layers || tiers < 3 || tiers > KVP_MAX_TIERS || s->layer[layer].below.n)
+        return kvp_error_set(err, KVP_EINVAL, "schedule: no tiers to place layer %u over",
+                             layer);
+    const sched_layer *sl = &s->layer[layer];
+    const size_t X = (size_t)prompt + s->steps;
+    uint8_t *where = calloc(X ? X : 1, 1); /* the tier below HBM, 0: in HBM or not written */
+    uint8_t *hbm = calloc(X ? X : 1, 1);
+    uint32_t *out = malloc((X ? X : 1) * sizeof *out); /* a step's tokens leaving HBM */
+    uint32_t count[KVP_MAX_TIERS] = {0};
+    size_t ip = 0, id = 0;
+    int rc = where && hbm && out ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory for a "
+                                                     "schedule");
+    for (; rc >= 0 && ip < sl->prom.n && (sl->prom.m[ip] >> 32) == 0; ip++)
+        hbm[(uint32_t)sl->prom.m[ip]] = 1;
+    for (int64_t n = -1; n < (int64_t)s->steps && rc >= 0; n++) {
+        uint32_t nout = 0;
+        if (n < 0) {
+            for (uint32_t x = 0; x < prompt; x++)
+                if (!hbm[x])
+                    out[nout++] = x;
+        } else {
+            const uint64_t at = (uint64_t)(n + 1);
+            for (; id < sl->dem.n && (sl->dem.m[id] >> 32) == at; id++) {
+                uint32_t x = (uint32_t)sl->dem.m[id];
+                if (x < X && hbm[x]) {
+                    hbm[x] = 0;
+                    out[nout++] = x;
+                }
+            }
+            for (; ip < sl->prom.n && (sl->prom.m[ip] >> 32) == at; ip++) {
+                uint32_t x = (uint32_t)sl->prom.m[ip];
+                if (x >= X)
+                    continue; /* the replay refuses it */
+                if (where[x])
+                    count[where[x]]--;
+                where[x] = 0;
+                hbm[x] = 1;
+            }
+            uint32_t x = prompt + (uint32_t)n; /* the new token */
+            if (!hbm[x])
+                out[nout++] = x;
+        }
+        for (uint32_t i = 0; i < nout && rc >= 0; i++) {
+            uint32_t x = out[i];
+            if (hbm[x])
+                continue; /* demoted and promoted again in the same step */
+            uint32_t k = free_tier(count, tiers, tslots);
+            if (k == 0) {
+                rc = kvp_error_set(err, KVP_ECHECK, "schedule: the tiers below HBM of layer "
+                                   "%u are full at step %lld", layer, (long long)n);
+                break;
+            }
+            where[x] = (uint8_t)k;
+            count[k]++;
+            rc = kvp_schedule_add_tier(s, layer, n, x, k, err);
+        }
+    }
+    free(where);
+    free(hbm);
+    free(out);
+    return rc;
+}
+
 uint64_t kvp_schedule_moves(const kvp_schedule *s, uint32_t layer)
 {
     return layer < s->layers ? s->layer[layer].prom.n + s->layer[layer].dem.n : 0;

@@ -27,6 +27,15 @@ int kvp_schedule_add(kvp_schedule *s, uint32_t layer, int64_t n, uint32_t x, int
 int kvp_schedule_add_tier(kvp_schedule *s, uint32_t layer, int64_t n, uint32_t x, uint32_t tier,
                           kvp_error *err);
 
+/* With more than two tiers, after the moves of layer l are all added: the tokens out of HBM
+ * over tiers 1 .. tiers - 1 (tslots[k] tokens each), fastest first and never moved between
+ * them: initially the prompt tokens left out of HBM in index order, then at each step the
+ * tokens demoted and the new token (unless it enters HBM) each take the fastest tier with a
+ * free slot, the slots of the tokens promoted being free again (docs/BOUNDS.md "lpbound and
+ * plan with more than two tiers").  The tiers must hold every token out of HBM (KVP_ECHECK). */
+int kvp_schedule_place_below(kvp_schedule *s, uint32_t layer, uint32_t prompt, uint32_t tiers,
+                             const uint32_t *tslots, kvp_error *err);
+
 /* Moves of layer l so far (promotions + demotions, the initial placement included). */
 uint64_t kvp_schedule_moves(const kvp_schedule *s, uint32_t layer);
 
