@@ -569,7 +569,7 @@ static void test_lp_tiers(uint64_t seed)
     printf("lpbound and plan with 2 (asymmetric), 3 and 4 tiers: seed %llu\n",
            (unsigned long long)seed);
     const int iters = getenv("KVP_TEST_LIGHT") ? 6 : 40;
-    int above = 0, tiers_above = 0;
+    int above = 0, tiers_above = 0, plan_static = 0;
     for (int iter = 0; iter < iters; iter++) {
         uint32_t L = 1, N = 1 + rnd(4), P = 1 + rnd(6), C = P + N - 1; /* GLPK's sizes */
         uint32_t K = 2 + rnd(3);
@@ -605,6 +605,13 @@ static void test_lp_tiers(uint64_t seed)
                         iter);
         CHECK(lp.total_time_s >= b.total_time_s); /* by construction, exactly */
         CHECK(pl.lower_bound_s == lp.total_time_s); /* the same dual */
+        kvp_result st; /* static is one of plan's candidates: plan is never behind it */
+        CHECK_OK(run(&sc, t, "static", &st), &err);
+        if (!check_report_(pl.total_time_s <= st.total_time_s * (1 + 1e-12), __FILE__, __LINE__,
+                           "plan at or below static"))
+            fprintf(stderr, "    plan %.17g > static %.17g (K %u, seed %llu, iteration %d)\n",
+                    pl.total_time_s, st.total_time_s, K, (unsigned long long)seed, iter);
+        plan_static += strcmp(pl.params, "static") == 0;
         above += lp.total_time_s > b.total_time_s * (1 + 1e-9);
         tiers_above += K > 2 && lp.total_time_s > b.total_time_s * (1 + 1e-9);
         for (size_t i = 1; i + 1 < NPOL; i++) {
@@ -620,6 +627,7 @@ static void test_lp_tiers(uint64_t seed)
     }
     CHECK(above > 0 || iters < 40);
     CHECK(tiers_above > 0 || iters < 40);
+    printf("plan's winner static in %d of %d cases\n", plan_static, iters);
 }
 
 /* lpbound on three tiers is the largest of its two relaxations' duals and `bound`

@@ -1765,6 +1765,7 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
 static const char *const plan_grid[] = {
     "lookahead:W=2:R=0.5", "lookahead:W=2:R=1",  "lookahead:W=4:R=0.5",  "lookahead:W=4:R=1",
     "lookahead:W=8:R=0.5", "lookahead:W=8:R=1", "lookahead:W=16:R=0.5", "lookahead:W=16:R=1",
+    "static", /* last: it wins only where every schedule that moves loses to it */
 };
 #define PLAN_GRID ((int)(sizeof plan_grid / sizeof *plan_grid))
 
