@@ -112,16 +112,17 @@ refused "placement on streams" 1 "a placement is one stream's positions" \
 
 # the dual, plan, the exact optimum and the online family on two sequences and on 8 heads
 kv run $SMALL --trace "$T/a.npy" --trace "$T/b.npy" \
-    --policy bound,lpbound,optimal:relax=1,optimal,plan,hot,balanced,payback,steer --json "$J" -q
+    --policy bound,lpbound,optimal:relax=1,optimal,plan,hot,balanced,payback,steer,whittle --json "$J" -q
 if [ "$rc" -ne 0 ]; then bad "newer policies on two sequences (exit $rc)"; else ok; fi
 python3 - "$J" <<'PY' && ok || bad "newer policies on two sequences: report"
 import json, sys
 d = json.load(open(sys.argv[1]))
 r = {x["policy"]: x for x in d["results"]}
-assert set(r) == {"bound", "lpbound", "optimal", "plan", "hot", "balanced", "payback", "steer"}, set(r)
+assert set(r) == {"bound", "lpbound", "optimal", "plan", "hot", "balanced", "payback", "steer",
+                  "whittle"}, set(r)
 t = lambda p: r[p]["total_time_s"]
 assert t("bound") <= t("lpbound") * (1 + 1e-9) <= t("optimal") * (1 + 2e-9) <= t("plan") * (1 + 3e-9)
-for p in ("plan", "hot", "balanced", "payback", "steer"):
+for p in ("plan", "hot", "balanced", "payback", "steer", "whittle"):
     assert t("optimal") <= t(p) * (1 + 1e-9), p
     assert r[p]["seq1_steps"] == 2
 PY

@@ -40,7 +40,8 @@ static const char *const stream_policies[] = {
     "unlimited", "static",  "bound",   "reactive",       "reactive:g=3",
     "page:page_tokens=5", "page:page_tokens=3", "lookahead:W=1:R=1", "lookahead:W=4:R=0.3",
     "lookahead:W=7:R=0", "lookahead:W=3:R=0.5", "sa:budget=5:W_max=6:W0=3", "hot",
-    "hot:decay=1:est=0", "balanced", "payback", "steer", "steer:budget=0.4:payback=0.5",
+    "hot:decay=1:est=0", "balanced", "payback", "steer", "steer:budget=0.4:payback=0.5", "whittle",
+    "whittle:payback=0:horizon=16",
 };
 #define NPOL (sizeof stream_policies / sizeof *stream_policies)
 

@@ -66,7 +66,7 @@ static void scenario_small(kvp_scenario *sc, uint32_t L, uint32_t H, uint32_t ba
 /* The placements compared with the optimum (every one a feasible solution of its program). */
 static const char *const placements[] = {
     "static", "reactive", "page:page_tokens=2", "lookahead:W=3:R=0.5", "hot", "balanced",
-    "payback", "steer", "hot:decay=1:est=0", "steer:budget=1:payback=4",
+    "payback", "steer", "hot:decay=1:est=0", "steer:budget=1:payback=4", "whittle",
 };
 #define NPLACE (sizeof placements / sizeof *placements)
 
@@ -180,6 +180,7 @@ static void test_one_sequence(void)
 static const char *const online[] = {
     "hot", "balanced", "payback", "steer", "hot:decay=1:est=2", "hot:decay=0:est=0",
     "balanced:budget=0.3", "payback:payback=0.5:horizon=4", "steer:new_hbm=0:budget=0.6",
+    "whittle", "whittle:payback=0:horizon=16", "whittle:renew=1:budget=0.25",
 };
 #define NONLINE (sizeof online / sizeof *online)
 
