@@ -61,6 +61,31 @@ static inline kvp_trace *marks_trace(uint32_t N, uint32_t C, const int marks[][8
     return t;
 }
 
+/* SplitMix64 for random test cases (the state x is the caller's, seeded from check_seed). */
+static inline uint64_t sm_next(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A number in [lo, hi]. */
+static inline uint32_t sm_in(uint64_t *x, uint32_t lo, uint32_t hi)
+{
+    return lo + (uint32_t)(sm_next(x) % ((uint64_t)hi - lo + 1));
+}
+
+/* Random scores of shape (N, L, C) on a coarse grid (a few ties); the caller frees them. */
+static inline float *sm_scores(uint64_t *x, uint32_t N, uint32_t L, uint32_t C)
+{
+    float *d = malloc((size_t)N * L * C * sizeof *d);
+    REQUIRE(d != NULL);
+    for (size_t i = 0; i < (size_t)N * L * C; i++)
+        d[i] = (float)(sm_next(x) % 64) / 8.0f;
+    return d;
+}
+
 /* A small LCG for random test cases, seeded from check_seed (printed, so a failure replays). */
 static uint64_t support_rng;
 static inline uint32_t support_rnd(uint32_t n)

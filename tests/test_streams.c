@@ -13,29 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_next(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_in(uint64_t *x, uint32_t lo, uint32_t hi)
-{
-    return lo + (uint32_t)(rng_next(x) % ((uint64_t)hi - lo + 1));
-}
-
-/* Random scores of shape (N, L, C), C = P + N - 1, a few ties (scores on a coarse grid). */
-static float *random_scores(uint64_t *x, uint32_t N, uint32_t L, uint32_t C)
-{
-    float *d = malloc((size_t)N * L * C * sizeof *d);
-    REQUIRE(d != NULL);
-    for (size_t i = 0; i < (size_t)N * L * C; i++)
-        d[i] = (float)(rng_next(x) % 64) / 8.0f;
-    return d;
-}
-
 static const char *const stream_policies[] = {
     "unlimited", "static",  "bound",   "reactive",       "reactive:g=3",
     "page:page_tokens=5", "page:page_tokens=3", "lookahead:W=1:R=1", "lookahead:W=4:R=0.3",
@@ -95,11 +72,11 @@ static void test_identical_sequences(void)
     uint64_t x = check_seed;
     printf("identical_sequences: seed %llu\n", (unsigned long long)check_seed);
     for (int round = 0; round < 6; round++) {
-        const uint32_t S = rng_in(&x, 2, 3), L = rng_in(&x, 1, 2), P = rng_in(&x, 1, 30);
-        const uint32_t N = rng_in(&x, 1, 25), C = P + N - 1, b = rng_in(&x, 1, 2);
-        const uint32_t m = rng_in(&x, 0, 3);
-        const double sparsity = (double)rng_in(&x, 0, 9) / 10;
-        float *d = random_scores(&x, N, L, C);
+        const uint32_t S = sm_in(&x, 2, 3), L = sm_in(&x, 1, 2), P = sm_in(&x, 1, 30);
+        const uint32_t N = sm_in(&x, 1, 25), C = P + N - 1, b = sm_in(&x, 1, 2);
+        const uint32_t m = sm_in(&x, 0, 3);
+        const double sparsity = (double)sm_in(&x, 0, 9) / 10;
+        float *d = sm_scores(&x, N, L, C);
         kvp_trace *one = NULL, *seq[3] = {NULL, NULL, NULL}, *multi = NULL;
         REQUIRE_OK(kvp_trace_from_memory(&one, d, N, L, C, 0, "one", &err), &err);
         for (uint32_t q = 0; q < S; q++)
@@ -134,11 +111,11 @@ static void test_identical_heads(void)
     uint64_t x = check_seed ^ 0x5EEDull;
     printf("identical_heads: seed %llu\n", (unsigned long long)check_seed);
     for (int round = 0; round < 6; round++) {
-        const uint32_t H = rng_in(&x, 2, 4), L = rng_in(&x, 1, 2), P = rng_in(&x, 1, 30);
-        const uint32_t N = rng_in(&x, 1, 25), C = P + N - 1, b = rng_in(&x, 1, 3);
-        const uint32_t m = rng_in(&x, 0, 3);
-        const double sparsity = (double)rng_in(&x, 0, 9) / 10;
-        float *d = random_scores(&x, N, L, C);
+        const uint32_t H = sm_in(&x, 2, 4), L = sm_in(&x, 1, 2), P = sm_in(&x, 1, 30);
+        const uint32_t N = sm_in(&x, 1, 25), C = P + N - 1, b = sm_in(&x, 1, 3);
+        const uint32_t m = sm_in(&x, 0, 3);
+        const double sparsity = (double)sm_in(&x, 0, 9) / 10;
+        float *d = sm_scores(&x, N, L, C);
         float *d4 = malloc((size_t)N * L * H * C * sizeof *d4);
         REQUIRE(d4 != NULL);
         for (uint32_t n = 0; n < N; n++)
@@ -268,13 +245,13 @@ static void test_distinct_random(void)
     uint64_t x = check_seed ^ 0xD15ull;
     printf("distinct_random: seed %llu\n", (unsigned long long)check_seed);
     for (int round = 0; round < 8; round++) {
-        const uint32_t S = rng_in(&x, 2, 4), L = rng_in(&x, 1, 2), m = rng_in(&x, 0, 2);
-        const double sparsity = (double)rng_in(&x, 0, 9) / 10;
+        const uint32_t S = sm_in(&x, 2, 4), L = sm_in(&x, 1, 2), m = sm_in(&x, 0, 2);
+        const double sparsity = (double)sm_in(&x, 0, 9) / 10;
         kvp_trace *seq[4];
         uint64_t decoded = 0;
         for (uint32_t q = 0; q < S; q++) {
-            const uint32_t P = rng_in(&x, 1, 25), N = rng_in(&x, 1, 20), C = P + N - 1;
-            float *d = random_scores(&x, N, L, C);
+            const uint32_t P = sm_in(&x, 1, 25), N = sm_in(&x, 1, 20), C = P + N - 1;
+            float *d = sm_scores(&x, N, L, C);
             REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, L, C, 0, "q", &err), &err);
             free(d);
             decoded += N;

@@ -19,29 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_next(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rng_in(uint64_t *x, uint32_t lo, uint32_t hi)
-{
-    return lo + (uint32_t)(rng_next(x) % ((uint64_t)hi - lo + 1));
-}
-
-/* Random scores of shape (N, L, C) on a coarse grid (a few ties). */
-static float *random_scores(uint64_t *x, uint32_t N, uint32_t L, uint32_t C)
-{
-    float *d = malloc((size_t)N * L * C * sizeof *d);
-    REQUIRE(d != NULL);
-    for (size_t i = 0; i < (size_t)N * L * C; i++)
-        d[i] = (float)(rng_next(x) % 64) / 8.0f;
-    return d;
-}
-
 /* A scenario of L layers, H heads of one dim and one byte, batch b, `slots` token slots of
  * `unit` bytes per layer, weights w; a DRAM tier slow enough that placement matters. */
 static void scenario_small(kvp_scenario *sc, uint32_t L, uint32_t H, uint32_t batch,
@@ -86,20 +63,20 @@ static void test_chain_random(void)
     uint64_t x = check_seed ^ 0xC4A1ull;
     printf("chain_random: seed %llu\n", (unsigned long long)check_seed);
     for (int round = 0; round < 10; round++) {
-        const uint32_t S = rng_in(&x, 2, 3), L = rng_in(&x, 1, 2);
-        const uint32_t slots = rng_in(&x, 1, 8);
-        const double sparsity = (double)rng_in(&x, 2, 8) / 10;
+        const uint32_t S = sm_in(&x, 2, 3), L = sm_in(&x, 1, 2);
+        const uint32_t slots = sm_in(&x, 1, 8);
+        const double sparsity = (double)sm_in(&x, 2, 8) / 10;
         kvp_trace *seq[3];
         for (uint32_t q = 0; q < S; q++) {
-            const uint32_t P = rng_in(&x, 1, 7), N = rng_in(&x, 1, 6), C = P + N - 1;
-            float *d = random_scores(&x, N, L, C);
+            const uint32_t P = sm_in(&x, 1, 7), N = sm_in(&x, 1, 6), C = P + N - 1;
+            float *d = sm_scores(&x, N, L, C);
             REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, L, C, 0, "q", &err), &err);
             free(d);
         }
         kvp_trace *t = NULL;
         REQUIRE_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
         kvp_scenario sc;
-        scenario_small(&sc, L, 1, 1, 2, slots, 3 + rng_in(&x, 0, 20), sparsity);
+        scenario_small(&sc, L, 1, 1, 2, slots, 3 + sm_in(&x, 0, 20), sparsity);
         char what[160];
         snprintf(what, sizeof what, "round %d: S=%u L=%u slots=%u s=%g", round, S, L, slots,
                  sparsity);
@@ -152,10 +129,10 @@ static void test_one_sequence(void)
     uint64_t x = check_seed ^ 0x0E5ull;
     printf("one_sequence: seed %llu\n", (unsigned long long)check_seed);
     for (int round = 0; round < 6; round++) {
-        const uint32_t L = rng_in(&x, 1, 2), P = rng_in(&x, 1, 12), N = rng_in(&x, 1, 10);
-        const uint32_t C = P + N - 1, slots = rng_in(&x, 1, 10);
-        const double sparsity = (double)rng_in(&x, 0, 8) / 10;
-        float *d = random_scores(&x, N, L, C);
+        const uint32_t L = sm_in(&x, 1, 2), P = sm_in(&x, 1, 12), N = sm_in(&x, 1, 10);
+        const uint32_t C = P + N - 1, slots = sm_in(&x, 1, 10);
+        const double sparsity = (double)sm_in(&x, 0, 8) / 10;
+        float *d = sm_scores(&x, N, L, C);
         kvp_trace *one = NULL, *copy = NULL, *batch = NULL;
         REQUIRE_OK(kvp_trace_from_memory(&one, d, N, L, C, 0, "one", &err), &err);
         REQUIRE_OK(kvp_trace_from_memory(&copy, d, N, L, C, 0, "one", &err), &err);
@@ -190,11 +167,11 @@ static void test_identical_sequences(void)
     uint64_t x = check_seed ^ 0x1DE7ull;
     printf("identical_sequences: seed %llu\n", (unsigned long long)check_seed);
     for (int round = 0; round < 8; round++) {
-        const uint32_t S = rng_in(&x, 2, 3), L = rng_in(&x, 1, 2), P = rng_in(&x, 1, 6);
-        const uint32_t N = rng_in(&x, 1, 5), C = P + N - 1, b = rng_in(&x, 1, 2);
-        const uint32_t slots = rng_in(&x, 1, 5);
-        const double sparsity = (double)rng_in(&x, 0, 8) / 10;
-        float *d = random_scores(&x, N, L, C);
+        const uint32_t S = sm_in(&x, 2, 3), L = sm_in(&x, 1, 2), P = sm_in(&x, 1, 6);
+        const uint32_t N = sm_in(&x, 1, 5), C = P + N - 1, b = sm_in(&x, 1, 2);
+        const uint32_t slots = sm_in(&x, 1, 5);
+        const double sparsity = (double)sm_in(&x, 0, 8) / 10;
+        float *d = sm_scores(&x, N, L, C);
         kvp_trace *one = NULL, *seq[3] = {NULL, NULL, NULL}, *multi = NULL;
         REQUIRE_OK(kvp_trace_from_memory(&one, d, N, L, C, 0, "one", &err), &err);
         for (uint32_t q = 0; q < S; q++)
@@ -237,10 +214,10 @@ static void test_identical_heads(void)
     uint64_t x = check_seed ^ 0x4EADull;
     printf("identical_heads: seed %llu\n", (unsigned long long)check_seed);
     for (int round = 0; round < 6; round++) {
-        const uint32_t H = rng_in(&x, 2, 3), L = rng_in(&x, 1, 2), P = rng_in(&x, 1, 6);
-        const uint32_t N = rng_in(&x, 1, 5), C = P + N - 1, slots = rng_in(&x, 1, 5);
-        const double sparsity = (double)rng_in(&x, 0, 8) / 10;
-        float *d = random_scores(&x, N, L, C);
+        const uint32_t H = sm_in(&x, 2, 3), L = sm_in(&x, 1, 2), P = sm_in(&x, 1, 6);
+        const uint32_t N = sm_in(&x, 1, 5), C = P + N - 1, slots = sm_in(&x, 1, 5);
+        const double sparsity = (double)sm_in(&x, 0, 8) / 10;
+        float *d = sm_scores(&x, N, L, C);
         float *d4 = malloc((size_t)N * L * H * C * sizeof *d4);
         REQUIRE(d4 != NULL);
         for (uint32_t n = 0; n < N; n++)
