@@ -245,12 +245,14 @@ static int streams_fill(streams_cursor *c, uint32_t base, kvp_error *err)
                                          c->t->name);
                 b->cap = cap;
             }
-            memcpy(b->pos + at, s.pos, (size_t)s.count * sizeof *s.pos);
-            if (!c->sets_only && s.score)
-                memcpy(b->score + at, s.score, (size_t)s.count * sizeof *s.score);
-            else if (!c->sets_only) /* bool marks: score 1 */
-                for (uint32_t j = 0; j < s.count; j++)
-                    b->score[at + j] = 1.0f;
+            if (s.count) { /* an empty set: the buffers may not exist yet (NULL + 0) */
+                memcpy(b->pos + at, s.pos, (size_t)s.count * sizeof *s.pos);
+                if (!c->sets_only && s.score)
+                    memcpy(b->score + at, s.score, (size_t)s.count * sizeof *s.score);
+                else if (!c->sets_only) /* bool marks: score 1 */
+                    for (uint32_t j = 0; j < s.count; j++)
+                        b->score[at + j] = 1.0f;
+            }
             b->ctx[b->have] = s.context;
             b->off[++b->have] = (uint32_t)need;
         }
@@ -282,8 +284,10 @@ static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
         const sub_buf *b = &c->buf[i];
         if (b->ctx[j] > ctx)
             ctx = b->ctx[j];
-        const uint32_t *sp = b->pos + b->off[j];
         const uint32_t cnt = b->off[j + 1] - b->off[j];
+        if (!cnt) /* nothing read (and the buffers may not exist: NULL + 0) */
+            continue;
+        const uint32_t *sp = b->pos + b->off[j];
         if (c->sets_only) {
             for (uint32_t q = 0; q < cnt; q++) {
                 uint64_t v = (uint64_t)sp[q] * S + i;
