@@ -169,7 +169,7 @@ if command -v python3 >/dev/null 2>&1; then
 import json, sys
 d = json.load(open(sys.argv[1]))
 p = {x["name"]: x for x in d["policies"]}
-# DESIGN.md §11: these are online, these are not
+# docs/MODEL.md §10: these are online, these are not
 for n in ("static", "reactive", "page", "hot", "balanced", "payback", "steer", "whittle"):
     assert p[n]["online"] is True, n
 for n in ("lookahead", "sa", "bound"):

@@ -64,7 +64,7 @@ for x in r:
             assert isinstance(v, int) and v % 4096 == 0, (k, v)  # whole tokens of KV
 assert all(x["weight_read_bytes"] == 1000000000 * 20 for x in r)  # weights x steps
 assert d["trace"] == {"source": "synthetic:actual", "prompt": 200, "steps": 20, "layers": 2}
-# DESIGN.md §11: static is online; the bound is not a policy an engine could run
+# docs/MODEL.md §10: static is online; the bound is not a policy an engine could run
 assert [x["online"] for x in r] == [1, 1, 0], [x["online"] for x in r]
 EOF
     then ok; else bad "JSON content (python3 check)"; fi

@@ -1,5 +1,5 @@
 /*
- * Online policies (DESIGN.md §11): a policy is online if replacing every step after n by other
+ * Online policies (docs/MODEL.md §10): a policy is online if replacing every step after n by other
  * values changes none of its decisions up to n.  On random in-memory traces, every policy
  * the registry marks online must give the same per-step record (time, HBM hits, tokens
  * promoted and demoted, every layer) for steps 0..n on a trace and on the same trace with
