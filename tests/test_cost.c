@@ -118,8 +118,8 @@ static void test_three_tiers(void)
     CHECK_NEAR(kvp_step_time(&m, &back), 3.0, 0);
 }
 
-/* Today's (two-tier) step time, written out as the four-term max of docs/MODEL.md §3, against the model
- * over random traffic and machines: identical bits, not nearly. */
+/* Today's (two-tier) step time, written out as the four-term max of docs/MODEL.md §3, against
+ * the model over random traffic and machines: identical bits, not nearly. */
 static double two_tier_time(double w, double bh, double bd, double bl, double hr, double hw,
                             double dr, double dw, double up, double down)
 {
