@@ -9,6 +9,7 @@
 #include "kvplace.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static kvp_error err; /* the error of the library call that failed last */
 
@@ -61,6 +62,29 @@ static inline kvp_trace *marks_trace(uint32_t N, uint32_t C, const int marks[][8
     return t;
 }
 
+/* A streams test's scenario: L layers, H KV heads of one dim and one byte, batch b, `slots`
+ * token slots of `unit` bytes per layer, weights w; a DRAM tier slow enough that placement
+ * matters. */
+static inline void streams_scenario(kvp_scenario *sc, uint32_t L, uint32_t H, uint32_t batch,
+                                    uint64_t unit, uint32_t slots, uint64_t weight,
+                                    double sparsity)
+{
+    char set[7][64];
+    snprintf(set[0], sizeof set[0], "layers=%u", L);
+    snprintf(set[1], sizeof set[1], "kv_heads=%u", H);
+    snprintf(set[2], sizeof set[2], "head_dim=1");
+    snprintf(set[3], sizeof set[3], "dtype_bytes=1");
+    snprintf(set[4], sizeof set[4], "batch=%u", batch);
+    snprintf(set[5], sizeof set[5], "reserve=0");
+    snprintf(set[6], sizeof set[6], "sparsity=%.17g", sparsity);
+    const char *const p[] = {set[0], set[1], set[2], set[3], set[4], set[5], set[6],
+                             "hbm_bandwidth=3000", "dram_bandwidth=400",
+                             "link_bandwidth=250", "dram_capacity=1e15"};
+    scenario_of(sc, p, sizeof p / sizeof *p);
+    assign_u64(sc, "weight_bytes", weight);
+    assign_u64(sc, "hbm_capacity", weight + (uint64_t)L * slots * unit);
+}
+
 /* SplitMix64 for random test cases (the state x is the caller's, seeded from check_seed). */
 static inline uint64_t sm_next(uint64_t *x)
 {
@@ -84,6 +108,37 @@ static inline float *sm_scores(uint64_t *x, uint32_t N, uint32_t L, uint32_t C)
     for (size_t i = 0; i < (size_t)N * L * C; i++)
         d[i] = (float)(sm_next(x) % 64) / 8.0f;
     return d;
+}
+
+/* The trace of one sequence's scores d (shape (N, L, C)) as `one`, and S copies of it as
+ * the sequences of `multi` (kvp_trace_sequences). */
+static inline void same_sequences(const float *d, uint32_t N, uint32_t L, uint32_t C, uint32_t S,
+                                  kvp_trace **one, kvp_trace **multi)
+{
+    kvp_trace *seq[8] = {NULL};
+    REQUIRE(S <= 8);
+    REQUIRE_OK(kvp_trace_from_memory(one, d, N, L, C, 0, "one", &err), &err);
+    for (uint32_t q = 0; q < S; q++)
+        REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, L, C, 0, "one", &err), &err);
+    REQUIRE_OK(kvp_trace_sequences(multi, seq, S, &err), &err);
+}
+
+/* The trace of d (shape (N, L, C)) as `one`, and the 4-D trace of H identical heads, each d,
+ * as `heads`. */
+static inline void same_heads(const float *d, uint32_t N, uint32_t L, uint32_t H, uint32_t C,
+                              kvp_trace **one, kvp_trace **heads)
+{
+    float *d4 = malloc((size_t)N * L * H * C * sizeof *d4);
+    REQUIRE(d4 != NULL);
+    for (uint32_t n = 0; n < N; n++)
+        for (uint32_t l = 0; l < L; l++)
+            for (uint32_t h = 0; h < H; h++)
+                memcpy(d4 + (((size_t)n * L + l) * H + h) * C, d + ((size_t)n * L + l) * C,
+                       C * sizeof *d4);
+    REQUIRE_OK(kvp_trace_from_memory(one, d, N, L, C, 0, "one", &err), &err);
+    const uint64_t shape[4] = {N, L, H, C};
+    REQUIRE_OK(kvp_trace_from_buffer(heads, d4, KVP_DTYPE_F32, 4, shape, "heads", &err), &err);
+    free(d4);
 }
 
 /* A small LCG for random test cases, seeded from check_seed (printed, so a failure replays). */

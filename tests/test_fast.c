@@ -25,7 +25,9 @@ static uint32_t rnd(uint32_t n)
     return (uint32_t)((rng_state >> 33) % n);
 }
 
-static kvp_trace *synthetic(uint32_t P, uint32_t N, uint32_t L, double sp, uint64_t seed)
+/* The generator's parameters of the default scenario with these sizes, sparsity and seed. */
+static void synth_params(kvp_synth_params *p, uint32_t P, uint32_t N, uint32_t L, double sp,
+                         uint64_t seed)
 {
     kvp_scenario sc;
     kvp_scenario_default(&sc);
@@ -34,8 +36,13 @@ static kvp_trace *synthetic(uint32_t P, uint32_t N, uint32_t L, double sp, uint6
     sc.layers = L;
     sc.sparsity = sp;
     sc.seed = seed;
+    kvp_synth_default(p, &sc);
+}
+
+static kvp_trace *synthetic(uint32_t P, uint32_t N, uint32_t L, double sp, uint64_t seed)
+{
     kvp_synth_params p;
-    kvp_synth_default(&p, &sc);
+    synth_params(&p, P, N, L, sp, seed);
     kvp_trace *t = NULL;
     CHECK_OK(kvp_trace_synthetic(&t, &p, &err), &err);
     return t;
@@ -117,15 +124,8 @@ static kvp_trace *cache_of(const kvp_trace *t, double sparsity)
 static kvp_trace *synthetic_streams(uint32_t P, uint32_t N, uint32_t L, uint32_t seqs,
                                     uint32_t heads, double sp, uint64_t seed)
 {
-    kvp_scenario sc;
-    kvp_scenario_default(&sc);
-    sc.prompt = P;
-    sc.steps = N;
-    sc.layers = L;
-    sc.sparsity = sp;
-    sc.seed = seed;
     kvp_synth_params p;
-    kvp_synth_default(&p, &sc);
+    synth_params(&p, P, N, L, sp, seed);
     p.heads = heads;
     kvp_trace *t = NULL;
     CHECK_OK(kvp_trace_synthetic_sequences(&t, &p, seqs, &err), &err);

@@ -45,27 +45,6 @@ static int same_result(const kvp_result *a, const kvp_result *b, const char *wha
     return ok;
 }
 
-/* A scenario: L layers, H KV heads of one dim and one byte, batch b, and a KV budget of
- * L * 15 * m token bytes per unit of `unit` (so that slots split evenly for g in 1, 3, 5). */
-static void scenario_streams(kvp_scenario *sc, uint32_t L, uint32_t H, uint32_t batch,
-                             uint64_t unit, uint32_t m, uint64_t weight, double sparsity)
-{
-    char set[7][64];
-    snprintf(set[0], sizeof set[0], "layers=%u", L);
-    snprintf(set[1], sizeof set[1], "kv_heads=%u", H);
-    snprintf(set[2], sizeof set[2], "head_dim=1");
-    snprintf(set[3], sizeof set[3], "dtype_bytes=1");
-    snprintf(set[4], sizeof set[4], "batch=%u", batch);
-    snprintf(set[5], sizeof set[5], "reserve=0");
-    snprintf(set[6], sizeof set[6], "sparsity=%.17g", sparsity);
-    const char *const p[] = {set[0], set[1], set[2], set[3], set[4], set[5], set[6],
-                             "hbm_bandwidth=3000", "dram_bandwidth=400",
-                             "link_bandwidth=250", "dram_capacity=1e15"};
-    scenario_of(sc, p, sizeof p / sizeof *p);
-    assign_u64(sc, "weight_bytes", weight);
-    assign_u64(sc, "hbm_capacity", weight + (uint64_t)L * 15 * m * unit);
-}
-
 /* S identical 3-D sequences at batch b == one sequence at batch b * S. */
 static void test_identical_sequences(void)
 {
@@ -77,18 +56,16 @@ static void test_identical_sequences(void)
         const uint32_t m = sm_in(&x, 0, 3);
         const double sparsity = (double)sm_in(&x, 0, 9) / 10;
         float *d = sm_scores(&x, N, L, C);
-        kvp_trace *one = NULL, *seq[3] = {NULL, NULL, NULL}, *multi = NULL;
-        REQUIRE_OK(kvp_trace_from_memory(&one, d, N, L, C, 0, "one", &err), &err);
-        for (uint32_t q = 0; q < S; q++)
-            REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, L, C, 0, "one", &err), &err);
+        kvp_trace *one = NULL, *multi = NULL;
+        same_sequences(d, N, L, C, S, &one, &multi);
         free(d);
-        REQUIRE_OK(kvp_trace_sequences(&multi, seq, S, &err), &err);
         CHECK_EQ_INT(kvp_trace_stream_count(multi), S);
         CHECK_EQ_INT(kvp_trace_sequence_count(multi), S);
         kvp_scenario s1, sS;
         /* tok_bytes of a stream: 2 * 1 head * b; of the single run at batch b * S: S times */
-        scenario_streams(&s1, L, 1, b * S, 2ull * b * S, m, 37, sparsity);
-        scenario_streams(&sS, L, 1, b, 2ull * b * S, m, 37, sparsity);
+        /* 15 m slots a layer: they split evenly for g in 1, 3, 5 */
+        streams_scenario(&s1, L, 1, b * S, 2ull * b * S, 15 * m, 37, sparsity);
+        streams_scenario(&sS, L, 1, b, 2ull * b * S, 15 * m, 37, sparsity);
         for (size_t i = 0; i < NPOL; i++) {
             kvp_result r1 = run_one(&s1, one, stream_policies[i], 1);
             kvp_result rS = run_one(&sS, multi, stream_policies[i], 2);
@@ -116,24 +93,13 @@ static void test_identical_heads(void)
         const uint32_t m = sm_in(&x, 0, 3);
         const double sparsity = (double)sm_in(&x, 0, 9) / 10;
         float *d = sm_scores(&x, N, L, C);
-        float *d4 = malloc((size_t)N * L * H * C * sizeof *d4);
-        REQUIRE(d4 != NULL);
-        for (uint32_t n = 0; n < N; n++)
-            for (uint32_t l = 0; l < L; l++)
-                for (uint32_t h = 0; h < H; h++)
-                    memcpy(d4 + (((size_t)n * L + l) * H + h) * C, d + ((size_t)n * L + l) * C,
-                           C * sizeof *d4);
         kvp_trace *one = NULL, *heads = NULL;
-        REQUIRE_OK(kvp_trace_from_memory(&one, d, N, L, C, 0, "one", &err), &err);
-        const uint64_t shape[4] = {N, L, H, C};
-        REQUIRE_OK(kvp_trace_from_buffer(&heads, d4, KVP_DTYPE_F32, 4, shape, "heads", &err),
-                   &err);
+        same_heads(d, N, L, H, C, &one, &heads);
         free(d);
-        free(d4);
         CHECK_EQ_INT(kvp_trace_heads(heads), H);
         CHECK_EQ_INT(kvp_trace_sequence_count(heads), 1);
         kvp_scenario sc;
-        scenario_streams(&sc, L, H, b, 2ull * H * b, m, 53, sparsity);
+        streams_scenario(&sc, L, H, b, 2ull * H * b, 15 * m, 53, sparsity);
         for (size_t i = 0; i < NPOL; i++) {
             kvp_result r1 = run_one(&sc, one, stream_policies[i], 1);
             kvp_result rH = run_one(&sc, heads, stream_policies[i], 2);
@@ -259,7 +225,7 @@ static void test_distinct_random(void)
         kvp_trace *t = NULL;
         REQUIRE_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
         kvp_scenario sc;
-        scenario_streams(&sc, L, 1, 1, 2, m, 29, sparsity);
+        streams_scenario(&sc, L, 1, 1, 2, 15 * m, 29, sparsity);
         uint64_t reads = 0;
         for (size_t i = 0; i < NPOL; i++) {
             kvp_result r = run_one(&sc, t, stream_policies[i], 2);

@@ -19,27 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A scenario of L layers, H heads of one dim and one byte, batch b, `slots` token slots of
- * `unit` bytes per layer, weights w; a DRAM tier slow enough that placement matters. */
-static void scenario_small(kvp_scenario *sc, uint32_t L, uint32_t H, uint32_t batch,
-                           uint64_t unit, uint32_t slots, uint64_t weight, double sparsity)
-{
-    char set[7][64];
-    snprintf(set[0], sizeof set[0], "layers=%u", L);
-    snprintf(set[1], sizeof set[1], "kv_heads=%u", H);
-    snprintf(set[2], sizeof set[2], "head_dim=1");
-    snprintf(set[3], sizeof set[3], "dtype_bytes=1");
-    snprintf(set[4], sizeof set[4], "batch=%u", batch);
-    snprintf(set[5], sizeof set[5], "reserve=0");
-    snprintf(set[6], sizeof set[6], "sparsity=%.17g", sparsity);
-    const char *const p[] = {set[0], set[1], set[2], set[3], set[4], set[5], set[6],
-                             "hbm_bandwidth=3000", "dram_bandwidth=400",
-                             "link_bandwidth=250", "dram_capacity=1e15"};
-    scenario_of(sc, p, sizeof p / sizeof *p);
-    assign_u64(sc, "weight_bytes", weight);
-    assign_u64(sc, "hbm_capacity", weight + (uint64_t)L * slots * unit);
-}
-
 /* The placements compared with the optimum (every one a feasible solution of its program). */
 static const char *const placements[] = {
     "static", "reactive", "page:page_tokens=2", "lookahead:W=3:R=0.5", "hot", "balanced",
@@ -76,7 +55,7 @@ static void test_chain_random(void)
         kvp_trace *t = NULL;
         REQUIRE_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
         kvp_scenario sc;
-        scenario_small(&sc, L, 1, 1, 2, slots, 3 + sm_in(&x, 0, 20), sparsity);
+        streams_scenario(&sc, L, 1, 1, 2, slots, 3 + sm_in(&x, 0, 20), sparsity);
         char what[160];
         snprintf(what, sizeof what, "round %d: S=%u L=%u slots=%u s=%g", round, S, L, slots,
                  sparsity);
@@ -139,7 +118,7 @@ static void test_one_sequence(void)
         free(d);
         REQUIRE_OK(kvp_trace_sequences(&batch, &copy, 1, &err), &err);
         kvp_scenario sc;
-        scenario_small(&sc, L, 1, 1, 2, slots, 11, sparsity);
+        streams_scenario(&sc, L, 1, 1, 2, slots, 11, sparsity);
         for (size_t i = 0; i < NNEW; i++) {
             char what[160];
             snprintf(what, sizeof what, "round %d: %s, L=%u P=%u N=%u slots=%u s=%g", round,
@@ -172,16 +151,13 @@ static void test_identical_sequences(void)
         const uint32_t slots = sm_in(&x, 1, 5);
         const double sparsity = (double)sm_in(&x, 0, 8) / 10;
         float *d = sm_scores(&x, N, L, C);
-        kvp_trace *one = NULL, *seq[3] = {NULL, NULL, NULL}, *multi = NULL;
-        REQUIRE_OK(kvp_trace_from_memory(&one, d, N, L, C, 0, "one", &err), &err);
-        for (uint32_t q = 0; q < S; q++)
-            REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, L, C, 0, "one", &err), &err);
+        kvp_trace *one = NULL, *multi = NULL;
+        same_sequences(d, N, L, C, S, &one, &multi);
         free(d);
-        REQUIRE_OK(kvp_trace_sequences(&multi, seq, S, &err), &err);
         kvp_scenario s1, sS;
         /* a stream's token: 2 b bytes; the single run's at batch b S: S times that */
-        scenario_small(&s1, L, 1, b * S, 2ull * b * S, slots, 37, sparsity);
-        scenario_small(&sS, L, 1, b, 2ull * b, slots * S, 37, sparsity);
+        streams_scenario(&s1, L, 1, b * S, 2ull * b * S, slots, 37, sparsity);
+        streams_scenario(&sS, L, 1, b, 2ull * b, slots * S, 37, sparsity);
         char what[160];
         snprintf(what, sizeof what, "round %d: S=%u L=%u P=%u N=%u b=%u slots=%u s=%g", round,
                  S, L, P, N, b, slots, sparsity);
@@ -218,23 +194,12 @@ static void test_identical_heads(void)
         const uint32_t N = sm_in(&x, 1, 5), C = P + N - 1, slots = sm_in(&x, 1, 5);
         const double sparsity = (double)sm_in(&x, 0, 8) / 10;
         float *d = sm_scores(&x, N, L, C);
-        float *d4 = malloc((size_t)N * L * H * C * sizeof *d4);
-        REQUIRE(d4 != NULL);
-        for (uint32_t n = 0; n < N; n++)
-            for (uint32_t l = 0; l < L; l++)
-                for (uint32_t h = 0; h < H; h++)
-                    memcpy(d4 + (((size_t)n * L + l) * H + h) * C, d + ((size_t)n * L + l) * C,
-                           C * sizeof *d4);
         kvp_trace *one = NULL, *heads = NULL;
-        REQUIRE_OK(kvp_trace_from_memory(&one, d, N, L, C, 0, "one", &err), &err);
-        const uint64_t shape[4] = {N, L, H, C};
-        REQUIRE_OK(kvp_trace_from_buffer(&heads, d4, KVP_DTYPE_F32, 4, shape, "heads", &err),
-                   &err);
+        same_heads(d, N, L, H, C, &one, &heads);
         free(d);
-        free(d4);
         kvp_scenario sc;
         /* a head's token: 2 bytes; the 3-D trace's: 2 H; H slots of a head per 3-D slot */
-        scenario_small(&sc, L, H, 1, 2ull * H, slots, 41, sparsity);
+        streams_scenario(&sc, L, H, 1, 2ull * H, slots, 41, sparsity);
         char what[160];
         snprintf(what, sizeof what, "round %d: H=%u L=%u P=%u N=%u slots=%u s=%g", round, H, L,
                  P, N, slots, sparsity);

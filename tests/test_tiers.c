@@ -464,6 +464,21 @@ static void more_tiers(kvp_scenario *sc, uint32_t L, uint32_t C, uint32_t K)
     }
 }
 
+/* v (the time of `what`, a bound or the optimum) at or below every placement policy of the
+ * list but unlimited (the first) and the last, each run on sc and t. */
+static void below_every_policy(const kvp_scenario *sc, const kvp_trace *t, double v,
+                               const char *what, uint32_t K, uint64_t seed, int iter)
+{
+    for (size_t i = 1; i + 1 < NPOL; i++) {
+        kvp_result r;
+        CHECK_OK(run(sc, t, policies[i], &r), &err);
+        if (!check_report_(v <= r.total_time_s * (1 + 1e-9), __FILE__, __LINE__,
+                           "at or below every policy"))
+            fprintf(stderr, "    %s: %.17g < %s %.17g (K %u, seed %llu, iteration %d)\n",
+                    policies[i], r.total_time_s, what, v, K, (unsigned long long)seed, iter);
+    }
+}
+
 /* With three and four tiers: every policy at or above `bound`, every read served by some
  * tier, every move out of a tier a move into another, and (check mode) no tier over its
  * slots after any step. */
@@ -543,15 +558,7 @@ static void test_optimal_tiers(uint64_t seed)
         CHECK(b.total_time_s <= lp.total_time_s * (1 + 1e-9));
         for (uint32_t k = 1; k < K; k++)
             moved += o.tier_moved_in[k] > 0;
-        for (size_t i = 1; i + 1 < NPOL; i++) {
-            kvp_result r;
-            CHECK_OK(run(&sc, t, policies[i], &r), &err);
-            if (!check_report_(o.total_time_s <= r.total_time_s * (1 + 1e-9), __FILE__,
-                               __LINE__, "optimal at or below every policy"))
-                fprintf(stderr, "    %s: %.17g < optimal %.17g (K %u, seed %llu, iteration "
-                        "%d)\n", policies[i], r.total_time_s, o.total_time_s, K,
-                        (unsigned long long)seed, iter);
-        }
+        below_every_policy(&sc, t, o.total_time_s, "optimal", K, seed, iter);
         kvp_trace_free(t);
     }
     CHECK(moved > 0 || iters < 40);
@@ -614,15 +621,7 @@ static void test_lp_tiers(uint64_t seed)
         plan_static += strcmp(pl.params, "static") == 0;
         above += lp.total_time_s > b.total_time_s * (1 + 1e-9);
         tiers_above += K > 2 && lp.total_time_s > b.total_time_s * (1 + 1e-9);
-        for (size_t i = 1; i + 1 < NPOL; i++) {
-            kvp_result r;
-            CHECK_OK(run(&sc, t, policies[i], &r), &err);
-            if (!check_report_(lp.total_time_s <= r.total_time_s * (1 + 1e-9), __FILE__,
-                               __LINE__, "lpbound at or below every policy"))
-                fprintf(stderr, "    %s: %.17g < lpbound %.17g (K %u, seed %llu, iteration "
-                        "%d)\n", policies[i], r.total_time_s, lp.total_time_s, K,
-                        (unsigned long long)seed, iter);
-        }
+        below_every_policy(&sc, t, lp.total_time_s, "lpbound", K, seed, iter);
         kvp_trace_free(t);
     }
     CHECK(above > 0 || iters < 40);

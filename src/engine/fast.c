@@ -33,6 +33,18 @@ int kvp_fast_prefix_takes(const kvp_policy_spec *ps, size_t n)
     return 1;
 }
 
+/* The pass's sums (the bound and the reads) from its per-layer sums, in layer order. */
+static void pass_sums(kvp_pass_sums *sums, uint32_t L, const double *bound_time,
+                      const double *bound_h, const uint64_t *reads)
+{
+    memset(sums, 0, sizeof *sums);
+    for (uint32_t l = 0; l < L; l++) {
+        sums->bound_time_s += bound_time[l];
+        sums->bound_hbm_bytes += bound_h[l];
+        sums->reads += reads[l];
+    }
+}
+
 typedef struct fast_ctx {
     const kvp_scenario *sc;
     const kvp_trace *tr;
@@ -193,14 +205,8 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
             goto done;
         }
     rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, c.time_s, c.cnt, slots, 1, err);
-    if (sums && rc >= 0) {
-        memset(sums, 0, sizeof *sums);
-        for (uint32_t l = 0; l < L; l++) {
-            sums->bound_time_s += c.bound_time[l];
-            sums->bound_hbm_bytes += c.bound_h[l];
-            sums->reads += c.reads[l];
-        }
-    }
+    if (sums && rc >= 0)
+        pass_sums(sums, L, c.bound_time, c.bound_h, c.reads);
 done:
     free(slots);
     free(lrc);
@@ -438,14 +444,8 @@ int kvp_fast_streams_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_
     rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, c.time_s, c.cnt, slots, 1, err);
     for (size_t i = 0; i < n && rc >= 0; i++)
         rc = kvp_result_fill_seqs(&res[i], si->nseq, L, n, i, c.seq_out, c.tok_bytes, err);
-    if (sums && rc >= 0) {
-        memset(sums, 0, sizeof *sums);
-        for (uint32_t l = 0; l < L; l++) {
-            sums->bound_time_s += c.bound_time[l];
-            sums->bound_hbm_bytes += c.bound_h[l];
-            sums->reads += c.reads[l];
-        }
-    }
+    if (sums && rc >= 0)
+        pass_sums(sums, L, c.bound_time, c.bound_h, c.reads);
 done:
     free(slots);
     free(unl);
