@@ -10,6 +10,7 @@
 #include "kvplace.h"
 
 #include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -378,6 +379,66 @@ static void test_warm_layers(void)
     kvp_trace_free(t);
 }
 
+/* plan is never behind the study's (W, R) grid (docs/RESULTS.md §7: W 2, 4, .., 64 x R 0.1,
+ * 0.2, 0.3, 0.5, 1): its candidates include that grid, so on every scenario plan's time is at
+ * most each grid point's.  The first case is the study point where plan was 1.2% behind
+ * W=8, R=0.2 when it took R 0.5 and 1 only (prompt 200, 20 steps, 100 slots a layer,
+ * sparsity 0.4, weights not counted); the others are drawn at random.  A candidate list cut
+ * back, or a plan that keeps a worse candidate than the best, fails here. */
+static void test_study_grid(void)
+{
+    static const char *const Rs[] = {"0.1", "0.2", "0.3", "0.5", "1"};
+    rng_state = 20261202;
+    int behind = 0, points = 0;
+    for (int k = 0; k < 6; k++) {
+        kvp_scenario sc;
+        kvp_scenario_default(&sc);
+        uint32_t P = k ? 60 + rnd(200) : 200, N = k ? 8 + rnd(20) : 20;
+        double s = k ? 0.3 + 0.1 * rnd(6) : 0.4;
+        assign(&sc, "prompt", P);
+        assign(&sc, "steps", N);
+        assign(&sc, "sparsity", s);
+        assign(&sc, "layers", 2);
+        CHECK_OK(kvp_param_assign(&sc, k % 2 ? "variation=high" : "variation=actual", &err),
+                 &err);
+        /* slots per layer: 100 at the first case, else 30% to 80% of the prompt */
+        uint32_t slots = k ? (uint32_t)((0.3 + 0.1 * rnd(6)) * P) : 100;
+        kvp_derived d;
+        CHECK_OK(kvp_scenario_derive(&sc, &d, &err), &err);
+        assign(&sc, "hbm_capacity",
+               (double)d.weight_bytes + (double)slots * sc.layers * (double)d.tok_bytes);
+        if (k < 4) { /* weights not counted: their capacity kept, their reads not */
+            assign(&sc, "reserve", (double)d.weight_bytes);
+            assign(&sc, "weight_bytes", 0);
+        }
+        kvp_synth_params sp;
+        kvp_synth_default(&sp, &sc);
+        kvp_trace *t = NULL;
+        CHECK_OK(kvp_trace_synthetic(&t, &sp, &err), &err);
+        if (!t)
+            continue;
+        kvp_result r;
+        double plan = run_one(&sc, t, "plan", &r), best = INFINITY;
+        for (uint32_t w = 2; w <= 64; w *= 2)
+            for (size_t i = 0; i < sizeof Rs / sizeof *Rs; i++) {
+                char spec[64];
+                snprintf(spec, sizeof spec, "lookahead:W=%u:R=%s", w, Rs[i]);
+                double v = run_one(&sc, t, spec, &r);
+                points++;
+                if (!CHECK(plan <= v)) {
+                    behind++;
+                    fprintf(stderr, "    case %d: plan %.17g behind %s %.17g\n", k, plan, spec,
+                            v);
+                }
+                best = v < best ? v : best;
+            }
+        printf("study grid, case %d (P %u, N %u, sparsity %.1f, %u slots): plan / best grid "
+               "point %.4f\n", k, P, N, s, slots, best / plan);
+        kvp_trace_free(t);
+    }
+    printf("study grid: plan behind %d of %d grid points\n", behind, points);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
@@ -385,6 +446,7 @@ int main(int argc, char **argv)
         {"random_tiny", test_random_tiny},
         {"against_glpk", test_against_glpk},
         {"warm_layers", test_warm_layers},
+        {"study_grid", test_study_grid},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

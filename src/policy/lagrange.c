@@ -48,8 +48,8 @@ static const kvp_policy_param lg_params[] = {
     {"warm", 20, 0, 100000, 1, "dual iterations of a later layer, which starts from the prices "
                                "of the layer two before it (0: every layer starts cold and "
                                "runs iters)"},
-    {"grid", 1, 0, 1, 1, "plan: also replay lookahead at W 2, 4, 8, 16 x R 0.5, 1 and keep "
-                         "the best"},
+    {"grid", 1, 0, 1, 1, "plan: also replay lookahead at W 2, 4, .., 64 x R 0.1, 0.2, 0.3, "
+                         "0.5, 1 (the study's grid) and static, and keep the best"},
 };
 /* lpbound takes the dual's parameters only */
 #define LPBOUND_PARAMS 3
@@ -1763,8 +1763,13 @@ static int lpbound_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
 
 /* plan's lookahead candidates */
 static const char *const plan_grid[] = {
-    "lookahead:W=2:R=0.5", "lookahead:W=2:R=1",  "lookahead:W=4:R=0.5",  "lookahead:W=4:R=1",
-    "lookahead:W=8:R=0.5", "lookahead:W=8:R=1", "lookahead:W=16:R=0.5", "lookahead:W=16:R=1",
+    /* the study's grid (docs/RESULTS.md §7): W 2, 4, .., 64 x R 0.1, 0.2, 0.3, 0.5, 1; each
+     * W is one pass of the grid (src/policy/lookahead_grid.c) that serves its five R */
+#define PLAN_W(w)                                                                            \
+    "lookahead:W=" #w ":R=0.1", "lookahead:W=" #w ":R=0.2", "lookahead:W=" #w ":R=0.3",     \
+        "lookahead:W=" #w ":R=0.5", "lookahead:W=" #w ":R=1"
+    PLAN_W(2), PLAN_W(4), PLAN_W(8), PLAN_W(16), PLAN_W(32), PLAN_W(64),
+#undef PLAN_W
     "static", /* last: it wins only where every schedule that moves loses to it */
 };
 #define PLAN_GRID ((int)(sizeof plan_grid / sizeof *plan_grid))
