@@ -144,6 +144,20 @@ static inline uint32_t below(uint32_t bits, uint32_t n)
 #define KVP_SYNTH_SSE2 0
 #endif
 
+/* On x86-64 with GCC or clang, the two passes over the keys also have an AVX-512 form (32 keys
+ * a step: a mask compare, then the taken positions compressed 16 at a time), chosen at run
+ * time where the CPU has AVX-512 F and BW; the SSE2 loop finishes what it leaves, and is the
+ * whole pass elsewhere.  The environment variable KVPLACE_NO_AVX512 (any value) turns it off,
+ * so that the tests run the SSE2 form on such CPUs too.  Same sets either way: each form
+ * takes the same keys in the same order. */
+#if KVP_SYNTH_SSE2 && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KVP_SYNTH_AVX512 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512bw")))
+#else
+#define KVP_SYNTH_AVX512 0
+#endif
+
 /* For an 8-bit mask of taken keys: the offsets of its set bits, in order, and their count. */
 typedef struct mask_row {
     _Alignas(16) uint32_t off[8];
@@ -296,7 +310,71 @@ typedef struct synth_state {
     mask_row *lut;      /* 256 rows, for the selection's vector pass (one per cursor, filled
                          * at open: no shared table to initialise across threads) */
     int sets_only;      /* kvp_cursor_sets_only: no scores for the sets */
+    int avx512;         /* the passes over the keys take their AVX-512 form */
 } synth_state;
+
+#if KVP_SYNTH_AVX512
+/* 1 where the CPU has AVX-512 F and BW and KVPLACE_NO_AVX512 is not set. */
+static int avx512_usable(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           getenv("KVPLACE_NO_AVX512") == NULL;
+}
+
+/* The positions p + i of the set bits i of a 16-bit mask, stored at out (16 entries
+ * written; the caller's array has room), and their count. */
+AVX512 static inline uint32_t compress16(uint32_t *out, __mmask16 m, __m512i vp)
+{
+    _mm512_storeu_si512((void *)out, _mm512_maskz_compress_epi32(m, vp));
+    return (uint32_t)__builtin_popcount(m);
+}
+
+/* state_select's pass, 32 keys a step: every position p < *pp (a multiple of 32 with
+ * *pp <= ctx) with key[p] >= thr, in order, into pos; returns their count.  pos[m ..
+ * m + 15] stays below p + 32 <= ctx, since m <= p. */
+AVX512 static uint32_t take_ge_avx512(const uint16_t *key, uint32_t ctx, uint32_t thr,
+                                      uint32_t *pos, uint32_t *pp)
+{
+    const __m512i vthr = _mm512_set1_epi16((short)thr);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    uint32_t m = 0, p = 0;
+    for (; p + 32 <= ctx; p += 32) {
+        __mmask32 ge = _mm512_cmpge_epu16_mask(_mm512_loadu_si512((const void *)(key + p)), vthr);
+        __m512i vp = _mm512_add_epi32(iota, _mm512_set1_epi32((int)p));
+        m += compress16(pos + m, (__mmask16)ge, vp);
+        m += compress16(pos + m, (__mmask16)(ge >> 16), _mm512_add_epi32(vp, sixteen));
+    }
+    *pp = p;
+    return m;
+}
+
+/* band_count's pass, 32 keys a step: over p < *pp, the count of keys >= hi (returned) and
+ * the positions of the keys in [lo, lo + w) listed in pos (*nb of them). */
+AVX512 static uint32_t band_avx512(const uint16_t *key, uint32_t ctx, uint32_t hi, uint32_t lo,
+                                   uint32_t w, uint32_t *pos, uint32_t *nb, uint32_t *pp)
+{
+    const __m512i vhi = _mm512_set1_epi16((short)hi), vlo = _mm512_set1_epi16((short)lo);
+    const __m512i vw1 = _mm512_set1_epi16((short)(w - 1));
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    uint32_t above = 0, n = 0, p = 0;
+    for (; p + 32 <= ctx; p += 32) {
+        __m512i k32 = _mm512_loadu_si512((const void *)(key + p));
+        /* hi <= KEY_COUNT: as a 16-bit value hi = 65536 is 0, and no key is >= it */
+        __mmask32 ge = hi < KEY_COUNT ? _mm512_cmpge_epu16_mask(k32, vhi) : 0;
+        __mmask32 in = _mm512_cmple_epu16_mask(_mm512_sub_epi16(k32, vlo), vw1);
+        above += (uint32_t)__builtin_popcount(ge);
+        __m512i vp = _mm512_add_epi32(iota, _mm512_set1_epi32((int)p));
+        n += compress16(pos + n, (__mmask16)in, vp);
+        n += compress16(pos + n, (__mmask16)(in >> 16), _mm512_add_epi32(vp, sixteen));
+    }
+    *nb = n;
+    *pp = p;
+    return above;
+}
+#endif
 
 /* key / 65535 as a float.  Through a double product: for every 16-bit key this equals the
  * float quotient (float)key / 65535.0f exactly (tests/test_synth.c checks all 65536), and it
@@ -496,6 +574,10 @@ static uint32_t band_count(const synth_state *st, uint32_t ctx, uint32_t hi, uin
     uint32_t *pos = st->pos;
     const uint32_t lo = hi - w;
     uint32_t above = 0, nb = 0, p = 0;
+#if KVP_SYNTH_AVX512
+    if (st->avx512)
+        above = band_avx512(key, ctx, hi, lo, w, pos, &nb, &p);
+#endif
 #if KVP_SYNTH_SSE2
     const __m128i vhi1 = _mm_set1_epi16((short)(hi - 1)), vlo = _mm_set1_epi16((short)lo);
     const __m128i vw1 = _mm_set1_epi16((short)(w - 1)), zero = _mm_setzero_si128();
@@ -584,6 +666,10 @@ static uint32_t state_select(synth_state *st, uint32_t k)
     uint32_t *pos = st->pos;
     float *score = st->score;
     uint32_t m = 0, p = 0;
+#if KVP_SYNTH_AVX512
+    if (st->avx512)
+        m = take_ge_avx512(key, ctx, thr, pos, &p);
+#endif
 #if KVP_SYNTH_SSE2
     /* 8 keys at a time: key >= thr where thr - key saturates to 0; the 8-bit mask picks the
      * offsets of the taken keys from st->lut, stored whole (the set never outruns p, and
@@ -682,6 +768,9 @@ static int synth_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, voi
                              layer);
     }
     mask_rows_fill(st->lut);
+#if KVP_SYNTH_AVX512
+    st->avx512 = avx512_usable();
+#endif
     state_init(st);
     *state = st;
     return 0;
