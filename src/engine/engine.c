@@ -34,6 +34,9 @@ struct kvp_engine_layer {
     uint8_t *resident;
     uint32_t nresident;
     uint32_t nblocks;
+    /* One stream: 1 while resident[] has been exactly the blocks [0, nresident) at every
+     * step so far (static, unlimited): a read is a hit iff its block is below nresident. */
+    uint32_t prefix;
     /* More than two tiers (docs/MODEL.md "Tiers beyond two"): the policy places HBM through
      * resident[]; the engine keeps every existing block's tier (0 = HBM, TIER_NONE: not yet
      * written) and, per tier below HBM, a recency list (head: last read or arrived) whose
@@ -278,14 +281,16 @@ uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t cou
     struct kvp_engine_layer *e = s->eng;
     const uint32_t exist = s->exist_blocks + (s->opens_block ? 1u : 0u);
     const uint32_t limit = e->S > 1 ? e->nblocks : exist < e->nblocks ? exist : e->nblocks;
-    uint32_t i = 0;
+    uint32_t i = 0, prefix = e->prefix;
     for (; i < count; i++) {
         uint32_t b = blocks[i];
         if (b >= limit || e->resident[b] || (e->S > 1 && b / e->S >= e->slim[b % e->S]))
             break;
         touch(e, b);
         e->resident[b] = 1;
+        prefix &= b == e->nresident + i;
     }
+    e->prefix = prefix;
     e->nresident += i;
     s->nresident = e->nresident;
     return i;
@@ -294,14 +299,16 @@ uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t cou
 uint32_t kvp_step_demote_many(kvp_step *s, const uint32_t *blocks, uint32_t count)
 {
     struct kvp_engine_layer *e = s->eng;
-    uint32_t i = 0;
+    uint32_t i = 0, prefix = e->prefix;
     for (; i < count; i++) {
         uint32_t b = blocks[i];
         if (b >= e->nblocks || !e->resident[b])
             break;
         touch(e, b);
         e->resident[b] = 0;
+        prefix &= b + 1 + i == e->nresident;
     }
+    e->prefix = prefix;
     e->nresident -= i;
     s->nresident = e->nresident;
     return i;
@@ -601,6 +608,9 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
         }
         pl->e.nresident += pl->e.resident[b];
     }
+    pl->e.prefix = pl->li.streams <= 1;
+    for (uint32_t b = 0; b < pl->e.nresident; b++)
+        pl->e.prefix &= pl->e.resident[b] == 1;
     for (uint32_t b = 0; pl->li.streams > 1 && b < pl->li.nblocks; b++)
         if (pl->e.resident[b] && !kvp_block_in_prompt(&pl->li, b))
             return kvp_error_set(err, KVP_ECHECK, "policy %s: initial placement of layer %u "
@@ -662,6 +672,18 @@ static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *
          * the hits and marks the reads in its own pass (KVP_CAP_SERVES; in checking mode the
          * engine counts them too, to compare). */
         if (s->serves && !rc->check) {
+        } else if (pl->e.prefix && !pl->mark_next) {
+            /* resident[] is [0, nresident) (static, unlimited): the reads below it, found
+             * by a binary search of the ascending set */
+            uint32_t lo = 0, hi = acc->count;
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (acc->pos[mid] < pl->e.nresident)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            hbm_hits = lo;
         } else if (pl->mark_next) {
             for (uint32_t i = 0; i < acc->count; i++) {
                 hbm_hits += res[acc->pos[i]];
