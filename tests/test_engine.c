@@ -297,7 +297,7 @@ static void test_prefix_hits(void)
  * the engine's own result; a wrong count or mark is caught in checking mode, and a count
  * not given at all always.  The policy promotes the new block at step 0 (its mark is allowed
  * on the new block, which holds no token yet), then a read block while demoting an unread
- * one: {0,1} -> {0,1,4} -> {1,2,4} -> {0,2,4}.  param[0]: 0 right, 1 one hit too many,
+ * one: {0,1} -> {0,1,4} -> {1,2,4} -> {0,2,4}.  param[0]: 0 right, 1 one hit too few,
  * 2 no count, 3 block 0 marked at step 1 (not read then, and demoted). */
 typedef struct served_state {
     uint32_t *mark;
@@ -331,7 +331,7 @@ static int served_step(void *state, kvp_step *s, kvp_error *e)
     if (c == 3 && s->n == 1)
         st->mark[0] = s->n + 1;
     if (c != 2)
-        s->hbm_reads = hits + (c == 1);
+        s->hbm_reads = hits - (c == 1 && hits > 0);
     s->read_mark = st->mark;
     int rc = 0;
     if (s->n == 0)
