@@ -672,6 +672,7 @@ static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *
          * the hits and marks the reads in its own pass (KVP_CAP_SERVES; in checking mode the
          * engine counts them too, to compare). */
         if (s->serves && !rc->check) {
+            /* counted and marked by the policy (served, after its step) */
         } else if (pl->e.prefix && !pl->mark_next) {
             /* resident[] is [0, nresident) (static, unlimited): the reads below it, found
              * by a binary search of the ascending set */
@@ -1092,8 +1093,8 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
 
     int marked = 0;
     uint64_t hbm_hits = S == 1   ? serve_reads(pl, rc, acc, &marked)
-                              : g == 1 ? serve_reads_streams1(pl, rc, acc, &marked)
-                                       : serve_reads_streams(pl, acc);
+                        : g == 1 ? serve_reads_streams1(pl, rc, acc, &marked)
+                                 : serve_reads_streams(pl, acc);
     if (S > 1 && g > 1)
         streams_count_reads(pl);
     const uint64_t reads = acc->count;
