@@ -231,6 +231,172 @@ static void test_errors(void)
     kvp_trace_free(t);
 }
 
+/* Residency kept as a prefix [0, nresident) lets the engine count a step's hits by a binary
+ * search (static, unlimited); a move out of that shape must end it.  P = 4, slots 4; reads
+ * step 0 {0,1}, step 1 {2,3}, step 2 {0,2,3}: 7 reads of 2 B. */
+static kvp_trace *prefix_trace(void)
+{
+    static const int marks[3][8] = {{0, 1, -1}, {2, 3, -1}, {0, 2, 3, -1}};
+    return marks_trace(3, 6, marks);
+}
+
+/* The case is param[0]: 0 keeps a prefix, 1 breaks it by a demotion, 2 by a promotion. */
+static int prefix_init(void **state, const kvp_layer_info *li, const kvp_step *first,
+                       uint8_t *resident, kvp_error *e)
+{
+    (void)first;
+    (void)e;
+    *state = NULL;
+    const int c = (int)li->param[0];
+    resident[0] = 1;
+    resident[1] = c != 2;
+    resident[2] = c == 1;
+    return 0;
+}
+
+static int prefix_step(void *state, kvp_step *s, kvp_error *e)
+{
+    (void)state;
+    (void)e;
+    const int c = (int)s->li->param[0];
+    int rc = 0;
+    if (c == 0) /* {0,1} -> {0,1,2} -> {0,1,2,3} -> {0,1,2} */
+        rc = s->n == 2 ? kvp_step_demote(s, 3) : kvp_step_promote(s, s->n + 2);
+    else if (c == 1 && s->n == 0) /* {0,1,2} -> {1,2} */
+        rc = kvp_step_demote(s, 0);
+    else if (c == 2 && s->n == 0) /* {0} -> {0,2} */
+        rc = kvp_step_promote(s, 2);
+    return rc;
+}
+
+static const kvp_policy_ops prefix_ops = {
+    .name = "prefix", .init = prefix_init, .step = prefix_step};
+
+static void test_prefix_hits(void)
+{
+    kvp_scenario sc;
+    toy(&sc);
+    kvp_trace *t = prefix_trace();
+    /* Hits by hand: case 0: 2 ({0,1} in {0,1}), 1 (2 in {0,1,2}), 3 (all in {0,1,2,3}) = 6;
+     * case 1: 2, 1 (2 in {1,2}), 1 (2) = 4 (as a prefix of 2 blocks: 2, 0, 1 = 3);
+     * case 2: 1 (0 in {0}), 1 (2 in {0,2}), 2 (0, 2) = 4 (as a prefix of 2: 1, 0, 1 = 2). */
+    static const uint64_t hits[3] = {6, 4, 4};
+    for (int c = 0; c < 3; c++) {
+        kvp_policy_spec ps = {&prefix_ops, {c}, NULL};
+        kvp_run_options ro;
+        kvp_run_options_default(&ro);
+        kvp_result r;
+        CHECK_OK(kvp_run(&sc, t, &ps, &ro, &r, &err), &err);
+        CHECK_EQ_U64(r.kv_read_hbm, 2 * hits[c]);
+        CHECK_EQ_U64(r.kv_read_dram, 2 * (7 - hits[c]));
+    }
+    kvp_trace_free(t);
+}
+
+/* KVP_CAP_SERVES: a policy that counts its reads' hits and marks its reads itself must give
+ * the engine's own result; a wrong count or mark is caught in checking mode, and a count
+ * not given at all always.  The policy promotes the new block at step 0 (its mark is allowed
+ * on the new block, which holds no token yet), then a read block while demoting an unread
+ * one: {0,1} -> {0,1,4} -> {1,2,4} -> {0,2,4}.  param[0]: 0 right, 1 one hit too few,
+ * 2 no count, 3 block 0 marked at step 1 (not read then, and demoted). */
+typedef struct served_state {
+    uint32_t *mark;
+} served_state;
+
+static int served_init(void **state, const kvp_layer_info *li, const kvp_step *first,
+                       uint8_t *resident, kvp_error *e)
+{
+    (void)first;
+    (void)e;
+    served_state *st = malloc(sizeof *st);
+    REQUIRE(st != NULL);
+    st->mark = calloc(li->nblocks, sizeof *st->mark);
+    REQUIRE(st->mark != NULL);
+    resident[0] = resident[1] = 1;
+    *state = st;
+    return 0;
+}
+
+static int served_step(void *state, kvp_step *s, kvp_error *e)
+{
+    (void)e;
+    served_state *st = state;
+    const int c = (int)s->li->param[0];
+    uint64_t hits = 0;
+    for (uint32_t i = 0; i < s->nread; i++) {
+        hits += s->resident[s->read_block[i]];
+        st->mark[s->read_block[i]] = s->n + 1;
+    }
+    st->mark[s->new_block] = s->n + 1;
+    if (c == 3 && s->n == 1)
+        st->mark[0] = s->n + 1;
+    if (c != 2)
+        s->hbm_reads = hits - (c == 1 && hits > 0);
+    s->read_mark = st->mark;
+    int rc = 0;
+    if (s->n == 0)
+        rc = kvp_step_promote(s, s->new_block);
+    if (s->n == 1)
+        rc = kvp_step_demote(s, 0) | kvp_step_promote(s, 2);
+    if (s->n == 2)
+        rc = kvp_step_demote(s, 1) | kvp_step_promote(s, 0);
+    return rc;
+}
+
+static void served_free(void *state)
+{
+    served_state *st = state;
+    free(st->mark);
+    free(st);
+}
+
+static const kvp_policy_ops served_ops = {.name = "served", .caps = KVP_CAP_SERVES,
+                                          .init = served_init, .step = served_step,
+                                          .free = served_free};
+static const kvp_policy_ops unserved_ops = {.name = "served", .init = served_init,
+                                            .step = served_step, .free = served_free};
+
+static void test_served(void)
+{
+    kvp_scenario sc;
+    toy(&sc);
+    kvp_trace *t = prefix_trace();
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    kvp_result a, b;
+    kvp_policy_spec ps = {&served_ops, {0}, NULL}, ref = {&unserved_ops, {0}, NULL};
+    for (int check = 0; check < 2; check++) {
+        ro.check = check;
+        CHECK_OK(kvp_run(&sc, t, &ps, &ro, &a, &err), &err);
+        CHECK_OK(kvp_run(&sc, t, &ref, &ro, &b, &err), &err);
+        CHECK_NEAR(a.total_time_s, b.total_time_s, 0);
+        CHECK_EQ_U64(a.kv_read_hbm, b.kv_read_hbm);
+        CHECK_EQ_U64(a.kv_read_dram, b.kv_read_dram);
+        CHECK_EQ_U64(a.hbm_read, b.hbm_read);
+        CHECK_EQ_U64(a.dram_read, b.dram_read);
+        CHECK_EQ_U64(a.hbm_write, b.hbm_write);
+        CHECK_EQ_U64(a.dram_write, b.dram_write);
+        CHECK_EQ_U64(a.promoted_bytes, b.promoted_bytes);
+        CHECK_EQ_U64(a.demoted_bytes, b.demoted_bytes);
+    }
+    /* By hand: hits 2, 0 ({2,3} against {0,1,4}), 1 (2 in {1,2,4}): 3 of 7.  Moves: block 4
+     * (no token yet), then 2 (read: 1 B up) and 0 (unread: 1 read of HBM, down), then 0
+     * (read) and 1 (unread): promoted 2 tokens, demoted 2. */
+    CHECK_EQ_U64(a.kv_read_hbm, 6);
+    CHECK_EQ_U64(a.promoted_bytes, 4);
+    CHECK_EQ_U64(a.demoted_bytes, 4);
+    CHECK_EQ_U64(a.dram_read, 8);
+    ro.check = 1;
+    ps.value[0] = 1;
+    CHECK_FAILS(kvp_run(&sc, t, &ps, &ro, &a, &err), KVP_ECHECK, &err, "reads from HBM");
+    ps.value[0] = 3;
+    CHECK_FAILS(kvp_run(&sc, t, &ps, &ro, &a, &err), KVP_ECHECK, &err, "read marks");
+    ro.check = 0;
+    ps.value[0] = 2;
+    CHECK_FAILS(kvp_run(&sc, t, &ps, &ro, &a, &err), KVP_ECHECK, &err, "reads from HBM");
+    kvp_trace_free(t);
+}
+
 /* Random small scenarios: static and every capacity-limited policy at or above the bound,
  * identical results with 1 and 2 threads and across runs. */
 static uint64_t rng_state;
@@ -305,6 +471,7 @@ int main(int argc, char **argv)
         {"static", test_static},     {"unlimited", test_unlimited},
         {"bound", test_bound},       {"charging", test_charging},
         {"overfill_caught", test_overfill_caught}, {"errors", test_errors},
+        {"prefix_hits", test_prefix_hits}, {"served", test_served},
         {"properties", test_properties},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);

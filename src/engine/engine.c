@@ -34,6 +34,9 @@ struct kvp_engine_layer {
     uint8_t *resident;
     uint32_t nresident;
     uint32_t nblocks;
+    /* One stream: 1 while resident[] has been exactly the blocks [0, nresident) at every
+     * step so far (static, unlimited): a read is a hit iff its block is below nresident. */
+    uint32_t prefix;
     /* More than two tiers (docs/MODEL.md "Tiers beyond two"): the policy places HBM through
      * resident[]; the engine keeps every existing block's tier (0 = HBM, TIER_NONE: not yet
      * written) and, per tier below HBM, a recency list (head: last read or arrived) whose
@@ -278,14 +281,16 @@ uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t cou
     struct kvp_engine_layer *e = s->eng;
     const uint32_t exist = s->exist_blocks + (s->opens_block ? 1u : 0u);
     const uint32_t limit = e->S > 1 ? e->nblocks : exist < e->nblocks ? exist : e->nblocks;
-    uint32_t i = 0;
+    uint32_t i = 0, prefix = e->prefix;
     for (; i < count; i++) {
         uint32_t b = blocks[i];
         if (b >= limit || e->resident[b] || (e->S > 1 && b / e->S >= e->slim[b % e->S]))
             break;
         touch(e, b);
         e->resident[b] = 1;
+        prefix &= b == e->nresident + i;
     }
+    e->prefix = prefix;
     e->nresident += i;
     s->nresident = e->nresident;
     return i;
@@ -294,14 +299,16 @@ uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t cou
 uint32_t kvp_step_demote_many(kvp_step *s, const uint32_t *blocks, uint32_t count)
 {
     struct kvp_engine_layer *e = s->eng;
-    uint32_t i = 0;
+    uint32_t i = 0, prefix = e->prefix;
     for (; i < count; i++) {
         uint32_t b = blocks[i];
         if (b >= e->nblocks || !e->resident[b])
             break;
         touch(e, b);
         e->resident[b] = 0;
+        prefix &= b + 1 + i == e->nresident;
     }
+    e->prefix = prefix;
     e->nresident -= i;
     s->nresident = e->nresident;
     return i;
@@ -565,6 +572,8 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
     s->li = &pl->li;
     s->eng = &pl->e;
     s->resident = pl->e.resident;
+    s->serves = (ops->caps & KVP_CAP_SERVES) && pl->li.g == 1 && pl->li.streams <= 1 &&
+                pl->e.tiers <= 2;
     kvp_step first = *s;
     first.context = pl->li.prompt;
     first.exist_blocks = (uint32_t)(((uint64_t)pl->li.prompt + pl->li.g - 1) / pl->li.g);
@@ -599,6 +608,9 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
         }
         pl->e.nresident += pl->e.resident[b];
     }
+    pl->e.prefix = pl->li.streams <= 1;
+    for (uint32_t b = 0; b < pl->e.nresident; b++)
+        pl->e.prefix &= pl->e.resident[b] == 1;
     for (uint32_t b = 0; pl->li.streams > 1 && b < pl->li.nblocks; b++)
         if (pl->e.resident[b] && !kvp_block_in_prompt(&pl->li, b))
             return kvp_error_set(err, KVP_ECHECK, "policy %s: initial placement of layer %u "
@@ -656,8 +668,24 @@ static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *
     *marked = 0;
     if (g == 1) {
         /* The blocks read are the positions themselves, a(b) = 1, and the per-block tallies
-         * are not needed: the loop is one gather per read. */
-        if (pl->mark_next) {
+         * are not needed: the loop is one gather per read, and none for a policy that counts
+         * the hits and marks the reads in its own pass (KVP_CAP_SERVES; in checking mode the
+         * engine counts them too, to compare). */
+        if (s->serves && !rc->check) {
+            /* counted and marked by the policy (served, after its step) */
+        } else if (pl->e.prefix && !pl->mark_next) {
+            /* resident[] is [0, nresident) (static, unlimited): the reads below it, found
+             * by a binary search of the ascending set */
+            uint32_t lo = 0, hi = acc->count;
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (acc->pos[mid] < pl->e.nresident)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            hbm_hits = lo;
+        } else if (pl->mark_next) {
             for (uint32_t i = 0; i < acc->count; i++) {
                 hbm_hits += res[acc->pos[i]];
                 acount[acc->pos[i]] = stamp;
@@ -823,12 +851,14 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
 {
     struct kvp_engine_layer *e = &pl->e;
     const uint32_t g = pl->li.g, ctx = acc->context, stamp = acc->step + 1;
-    uint32_t *acount = pl->acount;
-    const int mark = g == 1 && (uint64_t)e->ntouched * READ_MARK_RATIO >= acc->count;
-    if (mark && !marked)
+    const int serves = pl->s.serves;
+    /* KVP_CAP_SERVES: the policy's marks; the new block (pres 0) may hold the stamp */
+    const uint32_t *acount = serves ? pl->s.read_mark : pl->acount;
+    const int mark = g == 1 && (serves || (uint64_t)e->ntouched * READ_MARK_RATIO >= acc->count);
+    if (mark && !marked && !serves)
         for (uint32_t i = 0; i < acc->count; i++)
-            acount[acc->pos[i]] = stamp;
-    pl->mark_next = mark;
+            pl->acount[acc->pos[i]] = stamp;
+    pl->mark_next = mark && !serves;
     const uint32_t S = e->S;
     for (uint32_t i = 0; i < e->ntouched; i++) {
         uint32_t b = e->touched[i];
@@ -839,7 +869,7 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
         const uint64_t cx = S > 1 ? pl->sctx[str] : ctx;
         uint64_t lo = (uint64_t)(S > 1 ? fast_div(b, pl->mod_s) : b) * g, hi = lo + g;
         uint64_t pres = hi <= cx ? g : (cx > lo ? cx - lo : 0);
-        uint64_t a = g != 1 ? acount[b] : mark ? acount[b] == stamp : is_read(acc, b);
+        uint64_t a = g != 1 ? acount[b] : mark ? pres && acount[b] == stamp : is_read(acc, b);
         if (S > 1 && before != (e->resident[b] ? 2 : 1)) {
             uint64_t *q = pl->seq_out + (size_t)seq_of(pl, str) * 4;
             q[e->resident[b] ? 2 : 3] += pres;
@@ -1010,6 +1040,32 @@ __attribute__((noinline, cold)) static void streams_count_reads(pol_layer *pl)
     }
 }
 
+/* KVP_CAP_SERVES, after the policy's step: its count of the reads from HBM into st; in
+ * checking mode, its count and marks against the engine's (hbm_hits, is_read). */
+static int served(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, uint64_t hbm_hits,
+                  kvp_counters *st, kvp_error *err)
+{
+    const kvp_step *s = &pl->s;
+    const uint64_t h = s->hbm_reads;
+    int bad = h > acc->count || !s->read_mark;
+    if (rc->check && !bad) {
+        bad = h != hbm_hits;
+        for (uint32_t i = 0; i < acc->count && !bad; i++)
+            bad = s->read_mark[acc->pos[i]] != acc->step + 1;
+        for (uint32_t i = 0; i < pl->e.ntouched && !bad; i++) {
+            const uint32_t b = pl->e.touched[i];
+            bad = b < acc->context && s->read_mark[b] == acc->step + 1 && !is_read(acc, b);
+        }
+    }
+    if (bad)
+        return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u step %u: reads from HBM "
+                             "or read marks not as the engine's", pl->ps->ops->name,
+                             pl->li.layer, acc->step);
+    st->kv_read[0] = st->read[0] = h;
+    st->kv_read[1] = st->read[1] = acc->count - h;
+    return 0;
+}
+
 /* One step of one policy: reads, placement and its charges, the new token, the step's time
  * (kvp_step_time, src/engine/cost.c). */
 static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, double bound_t,
@@ -1036,9 +1092,9 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         streams_prepare(pl, n);
 
     int marked = 0;
-    const uint64_t hbm_hits = S == 1   ? serve_reads(pl, rc, acc, &marked)
-                              : g == 1 ? serve_reads_streams1(pl, rc, acc, &marked)
-                                       : serve_reads_streams(pl, acc);
+    uint64_t hbm_hits = S == 1   ? serve_reads(pl, rc, acc, &marked)
+                        : g == 1 ? serve_reads_streams1(pl, rc, acc, &marked)
+                                 : serve_reads_streams(pl, acc);
     if (S > 1 && g > 1)
         streams_count_reads(pl);
     const uint64_t reads = acc->count;
@@ -1051,6 +1107,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
 
     const uint32_t nread = s->nread;
     s->nresident = e->nresident;
+    s->hbm_reads = UINT64_MAX;
     int ret = ops->step(pl->state, s, err);
     if (ret < 0) {
         if (ret == KVP_ECHECK && err->msg[0] == 0)
@@ -1058,6 +1115,8 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
                           ops->name, n, pl->li.layer);
         return ret;
     }
+    if (s->serves && (ret = served(pl, rc, acc, hbm_hits, &st, err)) < 0)
+        return ret;
     if (e->nresident > pl->li.slots)
         return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u holds %u blocks after step "
                              "%u, slots %u", ops->name, pl->li.layer, e->nresident, n,

@@ -79,6 +79,15 @@ typedef struct kvp_step {
     uint32_t nfreed;
     const uint32_t *freed;
 
+    /* KVP_CAP_SERVES, when the engine serves for it (s->serves): the step sets hbm_reads to
+     * how many of the step's reads found their block in HBM before any move, and read_mark to
+     * an array where read_mark[b] == n + 1 for every block b read at step n, and for no other
+     * block of the context (the new block may hold it): the engine then makes no pass of its
+     * own over the reads (docs/PERF.md §24). */
+    int serves;
+    uint64_t hbm_reads;
+    const uint32_t *read_mark;
+
     /* engine-private */
     struct kvp_engine_layer *eng;
 } kvp_step;
@@ -133,6 +142,9 @@ int kvp_block_in_prompt(const kvp_layer_info *li, uint32_t b);
                                    * out of HBM takes the fastest free tier instead of pushing
                                    * tier 1's least recent block down (docs/POLICIES.md) */
 #define KVP_CAP_TIERS 0x80u       /* names the tiers below HBM itself (kvp_step_set_tier) */
+#define KVP_CAP_SERVES 0x200u     /* with 1-token blocks, one stream and two tiers, its step
+                                   * counts the reads' hits and marks the reads (kvp_step's
+                                   * hbm_reads, read_mark) */
 
 /* The sums of the shared pass over a trace (src/engine/runner.h). */
 struct kvp_pass_sums;

@@ -269,8 +269,10 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     const size_t old_head = st->head, old_tail = st->tail;
     lru_entry *queue = st->queue;
     size_t tail = old_tail;
+    uint64_t hits = 0;
     for (uint32_t i = 0; i < nread; i++) {
         uint32_t b = read_block[i], k = kept[i], r = resident[b];
+        hits += r;
         stamp[b] = gen;
         queue[tail] = (lru_entry){b, gen};
         tail += k;
@@ -284,6 +286,8 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
         down[ndown] = e.block;
         ndown += (uint32_t)entry_live(st, e);
     }
+    s->hbm_reads = hits; /* KVP_CAP_SERVES: the stamps are the read marks */
+    s->read_mark = stamp;
     st->head = old_tail;
     st->tail = tail;
     for (uint32_t i = 0; i < keep_new; i++) {
@@ -339,6 +343,8 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
         up[nup] = b;
         nup += !resident[b];
     }
+    s->hbm_reads = nread - nup; /* KVP_CAP_SERVES: the stamps are the read marks */
+    s->read_mark = stamp;
     const size_t from = st->tail;
     st->tail += nread;
     if (nnew == 1 && s->li->streams <= 1) {
@@ -380,7 +386,7 @@ const kvp_policy_ops kvp_policy_reactive = {
     .doc = "LRU: accessed and new blocks to HBM, least recently used evicted",
     .params = reactive_params,
     .nparams = sizeof reactive_params / sizeof *reactive_params,
-    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE | KVP_CAP_STREAMS,
+    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE | KVP_CAP_STREAMS | KVP_CAP_SERVES,
     .block_tokens = reactive_block_tokens,
     .init = reactive_init,
     .step = reactive_step,
