@@ -52,15 +52,145 @@ extern const kvp_policy_ops kvp_policy_lookahead;
 
 static uint32_t words_of(uint64_t bits) { return (uint32_t)((bits + WORD_BITS - 1) / WORD_BITS); }
 
+/* With AVX-512 and its popcount (VPOPCNTQ), every word loop takes 8 words an instruction: the
+ * kernels below do the words of a loop up to a multiple of 8 and return where the plain loop
+ * goes on.  Chosen at run time (`layer.v512`); built with GCC on x86-64 outside `make
+ * sanitize`, which tests the plain loops. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
+#define GRID_V512 1
+#include <immintrin.h>
+#define V512 __attribute__((target("popcnt,avx512f,avx512vpopcntdq")))
+
+V512 static int have_v512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+}
+
+V512 static inline __m512i v_load(const uint64_t *p) { return _mm512_loadu_si512(p); }
+V512 static inline __m512i v_cnt(__m512i s, __m512i x)
+{
+    return _mm512_add_epi64(s, _mm512_popcnt_epi64(x));
+}
+V512 static inline uint32_t v_sum(__m512i s) { return (uint32_t)_mm512_reduce_add_epi64(s); }
+
+/* f += a (up) or f -= a over words [0, 8 * floor(nw / 8)); see slide(). */
+V512 static uint32_t slide_v512(uint64_t *pl, size_t stride, uint32_t np, const uint64_t *a,
+                                uint32_t nw, int up)
+{
+    uint32_t i = 0;
+    for (; i + 8 <= nw; i += 8) {
+        __m512i c = v_load(a + i);
+        for (uint32_t k = 0; k < np && _mm512_test_epi64_mask(c, c); k++) {
+            uint64_t *p = pl + k * stride + i;
+            const __m512i v = v_load(p);
+            const __m512i t = up ? _mm512_and_si512(v, c) : _mm512_andnot_si512(v, c);
+            _mm512_storeu_si512(p, _mm512_xor_si512(v, c));
+            c = t;
+        }
+    }
+    return i;
+}
+
+/* The masks f > t and f == t of words [0, i) (i returned, a multiple of 8 below `end`); with
+ * z0, also f == 0 and the counts of the two masks added to *cgt, *ceq. */
+V512 static uint32_t level_v512(const uint64_t *pl, size_t stride, uint32_t np, uint32_t t,
+                                uint32_t end, uint64_t *gt, uint64_t *eq, uint64_t *z0,
+                                uint32_t *cgt, uint32_t *ceq)
+{
+    const __m512i ones = _mm512_set1_epi64(-1);
+    __m512i sg = _mm512_setzero_si512(), se = sg;
+    uint32_t i = 0;
+    for (; i + 8 <= end; i += 8) {
+        __m512i g = _mm512_setzero_si512(), e = ones, any = g;
+        for (uint32_t k = np; k-- > 0;) {
+            const __m512i p = v_load(pl + k * stride + i);
+            if ((t >> k) & 1u) {
+                e = _mm512_and_si512(e, p);
+            } else {
+                g = _mm512_or_si512(g, _mm512_and_si512(e, p));
+                e = _mm512_andnot_si512(p, e);
+            }
+            any = _mm512_or_si512(any, p);
+        }
+        _mm512_storeu_si512(gt + i, g);
+        _mm512_storeu_si512(eq + i, e);
+        if (z0) {
+            _mm512_storeu_si512(z0 + i, _mm512_xor_si512(any, ones));
+            sg = v_cnt(sg, g);
+            se = v_cnt(se, e);
+        }
+    }
+    if (z0) {
+        *cgt += v_sum(sg);
+        *ceq += v_sum(se);
+    }
+    return i;
+}
+
+/* The counting pass of sim_step: c[0..4) += |r & acc|, |r & eqL|, |r & gtL|, |r & z0|. */
+V512 static uint32_t count4_v512(const uint64_t *res, const uint64_t *acc, const uint64_t *eqL,
+                                 const uint64_t *gtL, const uint64_t *z0, uint32_t cw,
+                                 uint64_t c[4])
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    uint32_t i = 0;
+    for (; i + 8 <= cw; i += 8) {
+        const __m512i r = v_load(res + i);
+        s0 = v_cnt(s0, _mm512_and_si512(r, v_load(acc + i)));
+        s1 = v_cnt(s1, _mm512_and_si512(r, v_load(eqL + i)));
+        s2 = v_cnt(s2, _mm512_and_si512(r, v_load(gtL + i)));
+        s3 = v_cnt(s3, _mm512_and_si512(r, v_load(z0 + i)));
+    }
+    c[0] += v_sum(s0);
+    c[1] += v_sum(s1);
+    c[2] += v_sum(s2);
+    c[3] += v_sum(s3);
+    return i;
+}
+
+/* A probe's counts: promote (dem = 0) |gt & ~r|, |eq & ~r|; demote |~(gt | eq) & r|,
+ * |eq & r|, added to c[0], c[1]. */
+V512 static uint32_t probe_v512(const uint64_t *gt, const uint64_t *eq, const uint64_t *res,
+                                uint32_t cw, int dem, uint32_t c[2])
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+    uint32_t i = 0;
+    for (; i + 8 <= cw; i += 8) {
+        const __m512i r = v_load(res + i), g = v_load(gt + i), e = v_load(eq + i);
+        if (dem) {
+            s0 = v_cnt(s0, _mm512_andnot_si512(_mm512_or_si512(g, e), r));
+            s1 = v_cnt(s1, _mm512_and_si512(e, r));
+        } else {
+            s0 = v_cnt(s0, _mm512_andnot_si512(r, g));
+            s1 = v_cnt(s1, _mm512_andnot_si512(r, e));
+        }
+    }
+    c[0] += v_sum(s0);
+    c[1] += v_sum(s1);
+    return i;
+}
+
+V512 static uint32_t count_v512(const uint64_t *w, uint32_t nw, uint64_t *c)
+{
+    __m512i s = _mm512_setzero_si512();
+    uint32_t i = 0;
+    for (; i + 8 <= nw; i += 8)
+        s = v_cnt(s, v_load(w + i));
+    *c += v_sum(s);
+    return i;
+}
+#endif
+
 /* Bit-sliced comparison of the counters of one word with level t: gt has the blocks with
  * f > t, eq those with f == t.  The branch on a bit of t takes the same way for every word
  * of a pass, so it is predicted, and each plane costs one or three operations. */
-static inline void cmp_level(const uint64_t *pl, uint32_t np, uint32_t t, uint64_t *gt,
-                             uint64_t *eq)
+static inline void cmp_level(const uint64_t *pl, size_t stride, uint32_t np, uint32_t t,
+                             uint64_t *gt, uint64_t *eq)
 {
     uint64_t g = 0, e = ~0ull;
     for (uint32_t k = np; k-- > 0;) {
-        const uint64_t p = pl[k];
+        const uint64_t p = pl[k * stride];
         if ((t >> k) & 1u) {
             e &= p;
         } else {
@@ -117,7 +247,7 @@ typedef struct sim {
 typedef struct layer {
     const grid_ctx *g;
     uint32_t l, P, N, nw, np;
-    uint64_t *pl;            /* counters: word i's planes at pl[i * np .. i * np + np) */
+    uint64_t *pl;            /* counters: plane k of word i at pl[k * nw + i] */
     uint64_t *gtL, *eqL, *z0; /* per step: f > L, f == L (for L = 0: f == 0), f == 0 */
     /* The masks f > t and f == t of the levels the simulations probe, made once a step and
      * shared by all of them: slot t % nslots at lv + 2 * slot * nw (gt, then eq), valid when
@@ -131,6 +261,7 @@ typedef struct layer {
     uint64_t *ring;
     uint32_t fetched;
     sim *sims;
+    int v512; /* the AVX-512 kernels */
 } layer;
 
 static const uint64_t *acc_bits(layer *ly, uint32_t m)
@@ -168,12 +299,18 @@ HOT static void slide(layer *ly, uint32_t m, int up)
 {
     const uint64_t *a = acc_bits(ly, m);
     const uint32_t nw = words_of((uint64_t)ly->P + m), np = ly->np;
+    const size_t stride = ly->nw;
     uint64_t *pl = ly->pl;
-    for (uint32_t i = 0; i < nw; i++) {
-        uint64_t c = a[i], *p = pl + (size_t)i * np;
+    uint32_t i = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        i = slide_v512(pl, stride, np, a, nw, up);
+#endif
+    for (; i < nw; i++) {
+        uint64_t c = a[i], *p = pl + i;
         for (uint32_t k = 0; k < np && c; k++) {
-            uint64_t t = (up ? p[k] : ~p[k]) & c;
-            p[k] ^= c;
+            uint64_t t = (up ? p[k * stride] : ~p[k * stride]) & c;
+            p[k * stride] ^= c;
             c = t;
         }
     }
@@ -187,14 +324,18 @@ HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
     const uint64_t last = exist % WORD_BITS ? (1ull << (exist % WORD_BITS)) - 1 : ~0ull;
     uint32_t t = ly->Lstart;
     for (;;) {
-        uint32_t cgt = 0, ceq = 0;
-        for (uint32_t i = 0; i < cw; i++) {
-            const uint64_t *p = ly->pl + (size_t)i * np;
+        uint32_t cgt = 0, ceq = 0, i = 0;
+#ifdef GRID_V512
+        if (ly->v512) /* the last word, with its end mask, is the plain loop's */
+            i = level_v512(ly->pl, ly->nw, np, t, cw - 1, ly->gtL, ly->eqL, ly->z0, &cgt, &ceq);
+#endif
+        for (; i < cw; i++) {
+            const uint64_t *p = ly->pl + i;
             const uint64_t ex = i + 1 == cw ? last : ~0ull;
             uint64_t gt, eq, any = 0;
-            cmp_level(p, np, t, &gt, &eq);
+            cmp_level(p, ly->nw, np, t, &gt, &eq);
             for (uint32_t k = 0; k < np; k++)
-                any |= p[k];
+                any |= p[(size_t)k * ly->nw];
             gt &= ex;
             eq &= ex;
             ly->gtL[i] = gt;
@@ -222,9 +363,9 @@ HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
         ly->Lstart = 1;
         ly->cG = cgt + ceq;
         ly->cE = 0;
-        for (uint32_t i = 0; i < cw; i++) {
-            ly->gtL[i] |= ly->eqL[i];
-            ly->eqL[i] = ly->z0[i];
+        for (uint32_t j = 0; j < cw; j++) {
+            ly->gtL[j] |= ly->eqL[j];
+            ly->eqL[j] = ly->z0[j];
         }
         return;
     }
@@ -264,10 +405,15 @@ HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t 
         return ly->lv + (size_t)2 * s * ly->nw;
     uint64_t *m = s == keep ? ly->lvx : ly->lv + (size_t)2 * s * ly->nw, *e = m + ly->nw;
     const uint64_t last = ctx % WORD_BITS ? (1ull << (ctx % WORD_BITS)) - 1 : ~0ull;
-    for (uint32_t i = 0; i < cw; i++) {
+    uint32_t i = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        i = level_v512(ly->pl, ly->nw, np, t, cw - 1, m, e, NULL, NULL, NULL);
+#endif
+    for (; i < cw; i++) {
         const uint64_t ex = i + 1 == cw ? last : ~0ull;
         uint64_t gt, eq;
-        cmp_level(ly->pl + (size_t)i * np, np, t, &gt, &eq);
+        cmp_level(ly->pl + i, ly->nw, np, t, &gt, &eq);
         m[i] = gt & ex;
         e[i] = eq & ex;
     }
@@ -286,15 +432,21 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
     const uint32_t ctx = ly->P + n, cw = words_of(ctx), slots = g->slots;
     const uint32_t L = ly->L, cG = ly->cG;
     uint64_t *res = sm->res;
-    uint64_t hits = 0;
-    uint32_t rL = 0, rG = 0, r0 = 0;
-    for (uint32_t i = 0; i < cw; i++) {
+    uint64_t c4[4] = {0, 0, 0, 0};
+    uint32_t i0 = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        i0 = count4_v512(res, acc, ly->eqL, ly->gtL, ly->z0, cw, c4);
+#endif
+    for (uint32_t i = i0; i < cw; i++) {
         const uint64_t r = res[i];
-        hits += (uint64_t)__builtin_popcountll(r & acc[i]);
-        rL += (uint32_t)__builtin_popcountll(r & ly->eqL[i]);
-        rG += (uint32_t)__builtin_popcountll(r & ly->gtL[i]);
-        r0 += (uint32_t)__builtin_popcountll(r & ly->z0[i]);
+        c4[0] += (uint64_t)__builtin_popcountll(r & acc[i]);
+        c4[1] += (uint64_t)__builtin_popcountll(r & ly->eqL[i]);
+        c4[2] += (uint64_t)__builtin_popcountll(r & ly->gtL[i]);
+        c4[3] += (uint64_t)__builtin_popcountll(r & ly->z0[i]);
     }
+    const uint64_t hits = c4[0];
+    const uint32_t rL = (uint32_t)c4[1], rG = (uint32_t)c4[2], r0 = (uint32_t)c4[3];
     kvp_counters st = {0};
     st.kv_read[0] = st.read[0] = hits;
     st.kv_read[1] = st.read[1] = reads - hits;
@@ -327,7 +479,15 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                 } else {
                     gtP = level_at(ly, t, n, ctx, NO_SLOT);
                     eqP = gtP + ly->nw;
-                    for (uint32_t i = 0; i < cw; i++) {
+                    uint32_t i = 0;
+#ifdef GRID_V512
+                    uint32_t c2[2] = {0, 0};
+                    if (ly->v512)
+                        i = probe_v512(gtP, eqP, res, cw, 0, c2);
+                    ngt = c2[0];
+                    neq = c2[1];
+#endif
+                    for (; i < cw; i++) {
                         ngt += (uint32_t)__builtin_popcountll(gtP[i] & ~res[i]);
                         neq += (uint32_t)__builtin_popcountll(eqP[i] & ~res[i]);
                     }
@@ -369,7 +529,15 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                 } else {
                     gtD = level_at(ly, t, n, ctx, pslot);
                     eqD = gtD + ly->nw;
-                    for (uint32_t i = 0; i < cw; i++) {
+                    uint32_t i = 0;
+#ifdef GRID_V512
+                    uint32_t c2[2] = {0, 0};
+                    if (ly->v512)
+                        i = probe_v512(gtD, eqD, res, cw, 1, c2);
+                    below = c2[0];
+                    neq = c2[1];
+#endif
+                    for (; i < cw; i++) {
                         below += (uint32_t)__builtin_popcountll(~(gtD[i] | eqD[i]) & res[i]);
                         neq += (uint32_t)__builtin_popcountll(eqD[i] & res[i]);
                     }
@@ -450,10 +618,17 @@ static void layer_free(layer *ly)
     kvp_cursor_free(ly->cur);
 }
 
-HOT static uint64_t count_bits(const uint64_t *w, uint32_t nw)
+HOT static uint64_t count_bits(const layer *ly, const uint64_t *w, uint32_t nw)
 {
     uint64_t c = 0;
-    for (uint32_t i = 0; i < nw; i++)
+    uint32_t i = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        i = count_v512(w, nw, &c);
+#else
+    (void)ly;
+#endif
+    for (; i < nw; i++)
         c += (uint64_t)__builtin_popcountll(w[i]);
     return c;
 }
@@ -471,6 +646,9 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     ly.nw = words_of((uint64_t)ly.P + ly.N);
     ly.np = g->np;
     ly.Lstart = 1;
+#ifdef GRID_V512
+    ly.v512 = have_v512() && !getenv("KVP_GRID_NO_V512");
+#endif
     const uint32_t W = g->W, N = ly.N, nw = ly.nw;
     int rc = 0;
     ly.pl = calloc((size_t)nw * ly.np, sizeof *ly.pl);
@@ -530,7 +708,7 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
         const uint32_t ctx = ly.P + n;
         find_level(&ly, ctx, g->slots);
         const uint64_t *acc = acc_bits(&ly, n);
-        const uint64_t reads = count_bits(acc, words_of(ctx));
+        const uint64_t reads = count_bits(&ly, acc, words_of(ctx));
         for (size_t i = 0; i < g->nr; i++) {
             size_t o = (size_t)l * g->nr + i;
             if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, &g->time_s[o],
