@@ -424,6 +424,108 @@ HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t 
     return m;
 }
 
+/* A step's moves: promote every block of gtP not resident and, among eqP's non-residents,
+ * ranks [0, kp); with d > 0 demote the residents below the demote level (none if gtD is
+ * NULL) and, among eqD's residents, ranks [skip, skip + kd).  seen_p, seen_d: the ranks
+ * passed so far; the rest, the sums of the moved blocks and those of them read this step. */
+typedef struct moves {
+    const uint64_t *gtP, *eqP, *gtD, *eqD, *acc;
+    uint32_t kp, skip, kd, d;
+    uint32_t seen_p, seen_d, npro, ndem;
+    uint64_t pro_read, dem_read;
+} moves;
+
+/* The moves in words [from, to). */
+static inline void move_words(uint64_t *res, moves *mv, uint32_t from, uint32_t to)
+{
+    const uint64_t *gtP = mv->gtP, *eqP = mv->eqP, *gtD = mv->gtD, *eqD = mv->eqD;
+    const uint64_t *acc = mv->acc;
+    const uint32_t kp = mv->kp, skip = mv->skip, kd = mv->kd, d = mv->d;
+    uint32_t seen_p = mv->seen_p, seen_d = mv->seen_d, npro = 0, ndem = 0;
+    uint64_t pro_read = 0, dem_read = 0;
+    for (uint32_t i = from; i < to; i++) {
+        const uint64_t r = res[i];
+        const uint64_t pro = (gtP[i] & ~r) | select_range(eqP[i] & ~r, &seen_p, 0, kp);
+        uint64_t dem = 0;
+        if (d > 0) {
+            /* (r has no block beyond the context, so the masks need no end mask) */
+            const uint64_t lt = gtD ? ~(gtD[i] | eqD[i]) : 0;
+            dem = (lt & r) | select_range(eqD[i] & r, &seen_d, skip, skip + kd);
+        }
+        res[i] = (r & ~dem) | pro;
+        npro += (uint32_t)__builtin_popcountll(pro);
+        ndem += (uint32_t)__builtin_popcountll(dem);
+        pro_read += (uint64_t)__builtin_popcountll(pro & acc[i]);
+        dem_read += (uint64_t)__builtin_popcountll(dem & acc[i]);
+    }
+    mv->seen_p = seen_p;
+    mv->seen_d = seen_d;
+    mv->npro += npro;
+    mv->ndem += ndem;
+    mv->pro_read += pro_read;
+    mv->dem_read += dem_read;
+}
+
+#ifdef GRID_V512
+/* move_words over 8 words at a time: a group of 8 whose ranks lie wholly inside or outside
+ * a selection takes all or none of it; the few groups where a selection starts or ends are
+ * move_words' (the same bits, since the ranks are counted in the same order). */
+V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
+{
+    const uint64_t *gtP = mv->gtP, *eqP = mv->eqP, *gtD = mv->gtD, *eqD = mv->eqD;
+    const uint64_t *acc = mv->acc;
+    const uint32_t kp = mv->kp, lo = mv->skip, hi = mv->skip + mv->kd;
+    const int dem_on = mv->d > 0, lt_on = dem_on && gtD;
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i snp = zero, snd = zero, spr = zero, sdr = zero;
+    uint32_t i = 0;
+    for (; i + 8 <= cw; i += 8) {
+        const __m512i r = v_load(res + i);
+        __m512i tp = zero, td = zero;
+        uint32_t cp = 0, cd = 0;
+        int cross = 0;
+        if (mv->seen_p < kp) {
+            const __m512i xp = _mm512_andnot_si512(r, v_load(eqP + i));
+            cp = v_sum(_mm512_popcnt_epi64(xp));
+            if (mv->seen_p + cp <= kp)
+                tp = xp;
+            else
+                cross = 1;
+        }
+        if (dem_on && mv->seen_d < hi) {
+            const __m512i xd = _mm512_and_si512(v_load(eqD + i), r);
+            cd = v_sum(_mm512_popcnt_epi64(xd));
+            if (mv->seen_d >= lo && mv->seen_d + cd <= hi)
+                td = xd;
+            else if (mv->seen_d + cd > lo)
+                cross = 1;
+        }
+        if (cross) {
+            move_words(res, mv, i, i + 8);
+            continue;
+        }
+        mv->seen_p += cp;
+        mv->seen_d += cd;
+        const __m512i pro = _mm512_or_si512(_mm512_andnot_si512(r, v_load(gtP + i)), tp);
+        __m512i dem = td;
+        if (lt_on)
+            dem = _mm512_or_si512(
+                dem, _mm512_andnot_si512(_mm512_or_si512(v_load(gtD + i), v_load(eqD + i)), r));
+        _mm512_storeu_si512(res + i, _mm512_or_si512(_mm512_andnot_si512(dem, r), pro));
+        const __m512i a = v_load(acc + i);
+        snp = v_cnt(snp, pro);
+        snd = v_cnt(snd, dem);
+        spr = v_cnt(spr, _mm512_and_si512(pro, a));
+        sdr = v_cnt(sdr, _mm512_and_si512(dem, a));
+    }
+    mv->npro += v_sum(snp);
+    mv->ndem += v_sum(snd);
+    mv->pro_read += v_sum(spr);
+    mv->dem_read += v_sum(sdr);
+    return i;
+}
+#endif
+
 /* One step of one R: the engine's reads, lookahead's moves, the engine's charges. */
 HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t *acc,
                     uint64_t reads, double *time_s, kvp_counters *out, kvp_error *err)
@@ -554,23 +656,15 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
             }
             sm->ld = t;
         }
-        uint32_t seen_p = 0, seen_d = 0, npro = 0, ndem = 0;
-        uint64_t pro_read = 0, dem_read = 0;
-        for (uint32_t i = 0; i < cw; i++) {
-            const uint64_t r = res[i];
-            const uint64_t pro = (gtP[i] & ~r) | select_range(eqP[i] & ~r, &seen_p, 0, kp);
-            uint64_t dem = 0;
-            if (d > 0) {
-                /* (r has no block beyond the context, so the masks need no end mask) */
-                const uint64_t lt = gtD ? ~(gtD[i] | eqD[i]) : 0;
-                dem = (lt & r) | select_range(eqD[i] & r, &seen_d, skip, skip + kd);
-            }
-            res[i] = (r & ~dem) | pro;
-            npro += (uint32_t)__builtin_popcountll(pro);
-            ndem += (uint32_t)__builtin_popcountll(dem);
-            pro_read += (uint64_t)__builtin_popcountll(pro & acc[i]);
-            dem_read += (uint64_t)__builtin_popcountll(dem & acc[i]);
-        }
+        moves mv = {gtP, eqP, gtD, eqD, acc, kp, skip, kd, d, 0, 0, 0, 0, 0, 0};
+        uint32_t im = 0;
+#ifdef GRID_V512
+        if (ly->v512)
+            im = moves_v512(res, &mv, cw);
+#endif
+        move_words(res, &mv, im, cw);
+        const uint32_t npro = mv.npro, ndem = mv.ndem;
+        const uint64_t pro_read = mv.pro_read, dem_read = mv.dem_read;
         if (npro != p || ndem != d)
             return kvp_error_set(err, KVP_ECHECK, "lookahead grid: layer %u step %u: moved "
                                  "%u in and %u out, meant %u and %u", ly->l, n, npro, ndem, p,
