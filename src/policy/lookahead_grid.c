@@ -436,7 +436,8 @@ typedef struct moves {
 } moves;
 
 /* The moves in words [from, to). */
-static inline void move_words(uint64_t *res, moves *mv, uint32_t from, uint32_t to)
+__attribute__((always_inline)) static inline void move_words(uint64_t *res, moves *mv,
+                                                            uint32_t from, uint32_t to)
 {
     const uint64_t *gtP = mv->gtP, *eqP = mv->eqP, *gtD = mv->gtD, *eqD = mv->eqD;
     const uint64_t *acc = mv->acc;
