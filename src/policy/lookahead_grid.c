@@ -19,7 +19,8 @@
  * (`level_at`): the R of a pass mostly probe the same few levels (docs/PERF.md §17).
  *
  * Every loop is over words; no position is decoded.  On a trace cache the access sets are
- * its own bitsets; from any other trace they are made from the positions.
+ * its own bitsets; from any other trace they are made from the positions.  Where the CPU has
+ * AVX-512 with its popcount, the word loops take 8 words at a time (docs/PERF.md §26).
  */
 #include "policy/lookahead_grid.h"
 
@@ -54,8 +55,9 @@ static uint32_t words_of(uint64_t bits) { return (uint32_t)((bits + WORD_BITS - 
 
 /* With AVX-512 and its popcount (VPOPCNTQ), every word loop takes 8 words an instruction: the
  * kernels below do the words of a loop up to a multiple of 8 and return where the plain loop
- * goes on.  Chosen at run time (`layer.v512`); built with GCC on x86-64 outside `make
- * sanitize`, which tests the plain loops. */
+ * goes on.  Chosen at run time (`layer.v512`; the environment variable KVP_GRID_NO_V512
+ * turns them off, to compare); built with GCC on x86-64 outside `make sanitize`, which tests
+ * the plain loops. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
 #define GRID_V512 1
 #include <immintrin.h>
