@@ -20,11 +20,12 @@ for t in "$BUILD"/tests/test_* tests/cli_*.sh tests/py_*.sh; do
     if [ "$rc" -ne 0 ] || [ "$f" -ne 0 ]; then printf '%s\n' "$out"; status=1; fi
     printf '%-28s %s%s\n' "$name" "$line" "${skip:+ ($skip)}"
 done
-# The generator's passes over the keys again in their SSE2 form, on CPUs where the run above
-# took the AVX-512 one (src/trace/synth.c); elsewhere the same form twice.
-for t in "$BUILD"/tests/test_synth "$BUILD"/tests/test_synth_heads; do
+# The generator's passes over the keys and the lookahead grid's word loops again without their
+# AVX-512 forms (SSE2, plain), on CPUs where the run above took them (src/trace/synth.c,
+# src/policy/lookahead_grid.c); elsewhere the same forms twice.
+for t in "$BUILD"/tests/test_synth "$BUILD"/tests/test_synth_heads "$BUILD"/tests/test_lookahead_grid; do
     [ -e "$t" ] || continue
-    name="$(basename "$t") (SSE2)"
+    name="$(basename "$t") (no AVX-512)"
     out=$(KVPLACE_NO_AVX512=1 "$t" 2>&1); rc=$?
     line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     if [ -z "$line" ]; then

@@ -19,7 +19,8 @@
  * (`level_at`): the R of a pass mostly probe the same few levels (docs/PERF.md §17).
  *
  * Every loop is over words; no position is decoded.  On a trace cache the access sets are
- * its own bitsets; from any other trace they are made from the positions.
+ * its own bitsets; from any other trace they are made from the positions.  Where the CPU has
+ * AVX-512 with its popcount, the word loops take 8 words at a time (docs/PERF.md §26).
  */
 #include "policy/lookahead_grid.h"
 
@@ -52,15 +53,146 @@ extern const kvp_policy_ops kvp_policy_lookahead;
 
 static uint32_t words_of(uint64_t bits) { return (uint32_t)((bits + WORD_BITS - 1) / WORD_BITS); }
 
+/* With AVX-512 and its popcount (VPOPCNTQ), every word loop takes 8 words an instruction: the
+ * kernels below do the words of a loop up to a multiple of 8 and return where the plain loop
+ * goes on.  Chosen at run time (`layer.v512`; the environment variable KVPLACE_NO_AVX512, as
+ * for the generator, turns them off: tests/run.sh runs the tests both ways); built with GCC
+ * on x86-64 outside `make sanitize`, which tests the plain loops. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
+#define GRID_V512 1
+#include <immintrin.h>
+#define V512 __attribute__((target("popcnt,avx512f,avx512vpopcntdq")))
+
+V512 static int have_v512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+}
+
+V512 static inline __m512i v_load(const uint64_t *p) { return _mm512_loadu_si512(p); }
+V512 static inline __m512i v_cnt(__m512i s, __m512i x)
+{
+    return _mm512_add_epi64(s, _mm512_popcnt_epi64(x));
+}
+V512 static inline uint32_t v_sum(__m512i s) { return (uint32_t)_mm512_reduce_add_epi64(s); }
+
+/* f += a (up) or f -= a over words [0, 8 * floor(nw / 8)); see slide(). */
+V512 static uint32_t slide_v512(uint64_t *pl, size_t stride, uint32_t np, const uint64_t *a,
+                                uint32_t nw, int up)
+{
+    uint32_t i = 0;
+    for (; i + 8 <= nw; i += 8) {
+        __m512i c = v_load(a + i);
+        for (uint32_t k = 0; k < np && _mm512_test_epi64_mask(c, c); k++) {
+            uint64_t *p = pl + k * stride + i;
+            const __m512i v = v_load(p);
+            const __m512i t = up ? _mm512_and_si512(v, c) : _mm512_andnot_si512(v, c);
+            _mm512_storeu_si512(p, _mm512_xor_si512(v, c));
+            c = t;
+        }
+    }
+    return i;
+}
+
+/* The masks f > t and f == t of words [0, i) (i returned, a multiple of 8 below `end`); with
+ * z0, also f == 0 and the counts of the two masks added to *cgt, *ceq. */
+V512 static uint32_t level_v512(const uint64_t *pl, size_t stride, uint32_t np, uint32_t t,
+                                uint32_t end, uint64_t *gt, uint64_t *eq, uint64_t *z0,
+                                uint32_t *cgt, uint32_t *ceq)
+{
+    const __m512i ones = _mm512_set1_epi64(-1);
+    __m512i sg = _mm512_setzero_si512(), se = sg;
+    uint32_t i = 0;
+    for (; i + 8 <= end; i += 8) {
+        __m512i g = _mm512_setzero_si512(), e = ones, any = g;
+        for (uint32_t k = np; k-- > 0;) {
+            const __m512i p = v_load(pl + k * stride + i);
+            if ((t >> k) & 1u) {
+                e = _mm512_and_si512(e, p);
+            } else {
+                g = _mm512_or_si512(g, _mm512_and_si512(e, p));
+                e = _mm512_andnot_si512(p, e);
+            }
+            any = _mm512_or_si512(any, p);
+        }
+        _mm512_storeu_si512(gt + i, g);
+        _mm512_storeu_si512(eq + i, e);
+        if (z0) {
+            _mm512_storeu_si512(z0 + i, _mm512_xor_si512(any, ones));
+            sg = v_cnt(sg, g);
+            se = v_cnt(se, e);
+        }
+    }
+    if (z0) {
+        *cgt += v_sum(sg);
+        *ceq += v_sum(se);
+    }
+    return i;
+}
+
+/* The counting pass of sim_step: c[0..4) += |r & acc|, |r & eqL|, |r & gtL|, |r & z0|. */
+V512 static uint32_t count4_v512(const uint64_t *res, const uint64_t *acc, const uint64_t *eqL,
+                                 const uint64_t *gtL, const uint64_t *z0, uint32_t cw,
+                                 uint64_t c[4])
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    uint32_t i = 0;
+    for (; i + 8 <= cw; i += 8) {
+        const __m512i r = v_load(res + i);
+        s0 = v_cnt(s0, _mm512_and_si512(r, v_load(acc + i)));
+        s1 = v_cnt(s1, _mm512_and_si512(r, v_load(eqL + i)));
+        s2 = v_cnt(s2, _mm512_and_si512(r, v_load(gtL + i)));
+        s3 = v_cnt(s3, _mm512_and_si512(r, v_load(z0 + i)));
+    }
+    c[0] += v_sum(s0);
+    c[1] += v_sum(s1);
+    c[2] += v_sum(s2);
+    c[3] += v_sum(s3);
+    return i;
+}
+
+/* A probe's counts: promote (dem = 0) |gt & ~r|, |eq & ~r|; demote |~(gt | eq) & r|,
+ * |eq & r|, added to c[0], c[1]. */
+V512 static uint32_t probe_v512(const uint64_t *gt, const uint64_t *eq, const uint64_t *res,
+                                uint32_t cw, int dem, uint32_t c[2])
+{
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+    uint32_t i = 0;
+    for (; i + 8 <= cw; i += 8) {
+        const __m512i r = v_load(res + i), g = v_load(gt + i), e = v_load(eq + i);
+        if (dem) {
+            s0 = v_cnt(s0, _mm512_andnot_si512(_mm512_or_si512(g, e), r));
+            s1 = v_cnt(s1, _mm512_and_si512(e, r));
+        } else {
+            s0 = v_cnt(s0, _mm512_andnot_si512(r, g));
+            s1 = v_cnt(s1, _mm512_andnot_si512(r, e));
+        }
+    }
+    c[0] += v_sum(s0);
+    c[1] += v_sum(s1);
+    return i;
+}
+
+V512 static uint32_t count_v512(const uint64_t *w, uint32_t nw, uint64_t *c)
+{
+    __m512i s = _mm512_setzero_si512();
+    uint32_t i = 0;
+    for (; i + 8 <= nw; i += 8)
+        s = v_cnt(s, v_load(w + i));
+    *c += v_sum(s);
+    return i;
+}
+#endif
+
 /* Bit-sliced comparison of the counters of one word with level t: gt has the blocks with
  * f > t, eq those with f == t.  The branch on a bit of t takes the same way for every word
  * of a pass, so it is predicted, and each plane costs one or three operations. */
-static inline void cmp_level(const uint64_t *pl, uint32_t np, uint32_t t, uint64_t *gt,
-                             uint64_t *eq)
+static inline void cmp_level(const uint64_t *pl, size_t stride, uint32_t np, uint32_t t,
+                             uint64_t *gt, uint64_t *eq)
 {
     uint64_t g = 0, e = ~0ull;
     for (uint32_t k = np; k-- > 0;) {
-        const uint64_t p = pl[k];
+        const uint64_t p = pl[k * stride];
         if ((t >> k) & 1u) {
             e &= p;
         } else {
@@ -117,7 +249,7 @@ typedef struct sim {
 typedef struct layer {
     const grid_ctx *g;
     uint32_t l, P, N, nw, np;
-    uint64_t *pl;            /* counters: word i's planes at pl[i * np .. i * np + np) */
+    uint64_t *pl;            /* counters: plane k of word i at pl[k * nw + i] */
     uint64_t *gtL, *eqL, *z0; /* per step: f > L, f == L (for L = 0: f == 0), f == 0 */
     /* The masks f > t and f == t of the levels the simulations probe, made once a step and
      * shared by all of them: slot t % nslots at lv + 2 * slot * nw (gt, then eq), valid when
@@ -131,6 +263,7 @@ typedef struct layer {
     uint64_t *ring;
     uint32_t fetched;
     sim *sims;
+    int v512; /* the AVX-512 kernels */
 } layer;
 
 static const uint64_t *acc_bits(layer *ly, uint32_t m)
@@ -168,12 +301,18 @@ HOT static void slide(layer *ly, uint32_t m, int up)
 {
     const uint64_t *a = acc_bits(ly, m);
     const uint32_t nw = words_of((uint64_t)ly->P + m), np = ly->np;
+    const size_t stride = ly->nw;
     uint64_t *pl = ly->pl;
-    for (uint32_t i = 0; i < nw; i++) {
-        uint64_t c = a[i], *p = pl + (size_t)i * np;
+    uint32_t i = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        i = slide_v512(pl, stride, np, a, nw, up);
+#endif
+    for (; i < nw; i++) {
+        uint64_t c = a[i], *p = pl + i;
         for (uint32_t k = 0; k < np && c; k++) {
-            uint64_t t = (up ? p[k] : ~p[k]) & c;
-            p[k] ^= c;
+            uint64_t t = (up ? p[k * stride] : ~p[k * stride]) & c;
+            p[k * stride] ^= c;
             c = t;
         }
     }
@@ -187,14 +326,18 @@ HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
     const uint64_t last = exist % WORD_BITS ? (1ull << (exist % WORD_BITS)) - 1 : ~0ull;
     uint32_t t = ly->Lstart;
     for (;;) {
-        uint32_t cgt = 0, ceq = 0;
-        for (uint32_t i = 0; i < cw; i++) {
-            const uint64_t *p = ly->pl + (size_t)i * np;
+        uint32_t cgt = 0, ceq = 0, i = 0;
+#ifdef GRID_V512
+        if (ly->v512) /* the last word, with its end mask, is the plain loop's */
+            i = level_v512(ly->pl, ly->nw, np, t, cw - 1, ly->gtL, ly->eqL, ly->z0, &cgt, &ceq);
+#endif
+        for (; i < cw; i++) {
+            const uint64_t *p = ly->pl + i;
             const uint64_t ex = i + 1 == cw ? last : ~0ull;
             uint64_t gt, eq, any = 0;
-            cmp_level(p, np, t, &gt, &eq);
+            cmp_level(p, ly->nw, np, t, &gt, &eq);
             for (uint32_t k = 0; k < np; k++)
-                any |= p[k];
+                any |= p[(size_t)k * ly->nw];
             gt &= ex;
             eq &= ex;
             ly->gtL[i] = gt;
@@ -222,9 +365,9 @@ HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
         ly->Lstart = 1;
         ly->cG = cgt + ceq;
         ly->cE = 0;
-        for (uint32_t i = 0; i < cw; i++) {
-            ly->gtL[i] |= ly->eqL[i];
-            ly->eqL[i] = ly->z0[i];
+        for (uint32_t j = 0; j < cw; j++) {
+            ly->gtL[j] |= ly->eqL[j];
+            ly->eqL[j] = ly->z0[j];
         }
         return;
     }
@@ -264,10 +407,15 @@ HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t 
         return ly->lv + (size_t)2 * s * ly->nw;
     uint64_t *m = s == keep ? ly->lvx : ly->lv + (size_t)2 * s * ly->nw, *e = m + ly->nw;
     const uint64_t last = ctx % WORD_BITS ? (1ull << (ctx % WORD_BITS)) - 1 : ~0ull;
-    for (uint32_t i = 0; i < cw; i++) {
+    uint32_t i = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        i = level_v512(ly->pl, ly->nw, np, t, cw - 1, m, e, NULL, NULL, NULL);
+#endif
+    for (; i < cw; i++) {
         const uint64_t ex = i + 1 == cw ? last : ~0ull;
         uint64_t gt, eq;
-        cmp_level(ly->pl + (size_t)i * np, np, t, &gt, &eq);
+        cmp_level(ly->pl + i, ly->nw, np, t, &gt, &eq);
         m[i] = gt & ex;
         e[i] = eq & ex;
     }
@@ -278,6 +426,109 @@ HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t 
     return m;
 }
 
+/* A step's moves: promote every block of gtP not resident and, among eqP's non-residents,
+ * ranks [0, kp); with d > 0 demote the residents below the demote level (none if gtD is
+ * NULL) and, among eqD's residents, ranks [skip, skip + kd).  seen_p, seen_d: the ranks
+ * passed so far; the rest, the sums of the moved blocks and those of them read this step. */
+typedef struct moves {
+    const uint64_t *gtP, *eqP, *gtD, *eqD, *acc;
+    uint32_t kp, skip, kd, d;
+    uint32_t seen_p, seen_d, npro, ndem;
+    uint64_t pro_read, dem_read;
+} moves;
+
+/* The moves in words [from, to). */
+__attribute__((always_inline)) static inline void move_words(uint64_t *res, moves *mv,
+                                                            uint32_t from, uint32_t to)
+{
+    const uint64_t *gtP = mv->gtP, *eqP = mv->eqP, *gtD = mv->gtD, *eqD = mv->eqD;
+    const uint64_t *acc = mv->acc;
+    const uint32_t kp = mv->kp, skip = mv->skip, kd = mv->kd, d = mv->d;
+    uint32_t seen_p = mv->seen_p, seen_d = mv->seen_d, npro = 0, ndem = 0;
+    uint64_t pro_read = 0, dem_read = 0;
+    for (uint32_t i = from; i < to; i++) {
+        const uint64_t r = res[i];
+        const uint64_t pro = (gtP[i] & ~r) | select_range(eqP[i] & ~r, &seen_p, 0, kp);
+        uint64_t dem = 0;
+        if (d > 0) {
+            /* (r has no block beyond the context, so the masks need no end mask) */
+            const uint64_t lt = gtD ? ~(gtD[i] | eqD[i]) : 0;
+            dem = (lt & r) | select_range(eqD[i] & r, &seen_d, skip, skip + kd);
+        }
+        res[i] = (r & ~dem) | pro;
+        npro += (uint32_t)__builtin_popcountll(pro);
+        ndem += (uint32_t)__builtin_popcountll(dem);
+        pro_read += (uint64_t)__builtin_popcountll(pro & acc[i]);
+        dem_read += (uint64_t)__builtin_popcountll(dem & acc[i]);
+    }
+    mv->seen_p = seen_p;
+    mv->seen_d = seen_d;
+    mv->npro += npro;
+    mv->ndem += ndem;
+    mv->pro_read += pro_read;
+    mv->dem_read += dem_read;
+}
+
+#ifdef GRID_V512
+/* move_words over 8 words at a time: a group of 8 whose ranks lie wholly inside or outside
+ * a selection takes all or none of it; the few groups where a selection starts or ends are
+ * move_words' (the same bits, since the ranks are counted in the same order). */
+V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
+{
+    const uint64_t *gtP = mv->gtP, *eqP = mv->eqP, *gtD = mv->gtD, *eqD = mv->eqD;
+    const uint64_t *acc = mv->acc;
+    const uint32_t kp = mv->kp, lo = mv->skip, hi = mv->skip + mv->kd;
+    const int dem_on = mv->d > 0, lt_on = dem_on && gtD;
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i snp = zero, snd = zero, spr = zero, sdr = zero;
+    uint32_t i = 0;
+    for (; i + 8 <= cw; i += 8) {
+        const __m512i r = v_load(res + i);
+        __m512i tp = zero, td = zero;
+        uint32_t cp = 0, cd = 0;
+        int cross = 0;
+        if (mv->seen_p < kp) {
+            const __m512i xp = _mm512_andnot_si512(r, v_load(eqP + i));
+            cp = v_sum(_mm512_popcnt_epi64(xp));
+            if (mv->seen_p + cp <= kp)
+                tp = xp;
+            else
+                cross = 1;
+        }
+        if (dem_on && mv->seen_d < hi) {
+            const __m512i xd = _mm512_and_si512(v_load(eqD + i), r);
+            cd = v_sum(_mm512_popcnt_epi64(xd));
+            if (mv->seen_d >= lo && mv->seen_d + cd <= hi)
+                td = xd;
+            else if (mv->seen_d + cd > lo)
+                cross = 1;
+        }
+        if (cross) {
+            move_words(res, mv, i, i + 8);
+            continue;
+        }
+        mv->seen_p += cp;
+        mv->seen_d += cd;
+        const __m512i pro = _mm512_or_si512(_mm512_andnot_si512(r, v_load(gtP + i)), tp);
+        __m512i dem = td;
+        if (lt_on)
+            dem = _mm512_or_si512(
+                dem, _mm512_andnot_si512(_mm512_or_si512(v_load(gtD + i), v_load(eqD + i)), r));
+        _mm512_storeu_si512(res + i, _mm512_or_si512(_mm512_andnot_si512(dem, r), pro));
+        const __m512i a = v_load(acc + i);
+        snp = v_cnt(snp, pro);
+        snd = v_cnt(snd, dem);
+        spr = v_cnt(spr, _mm512_and_si512(pro, a));
+        sdr = v_cnt(sdr, _mm512_and_si512(dem, a));
+    }
+    mv->npro += v_sum(snp);
+    mv->ndem += v_sum(snd);
+    mv->pro_read += v_sum(spr);
+    mv->dem_read += v_sum(sdr);
+    return i;
+}
+#endif
+
 /* One step of one R: the engine's reads, lookahead's moves, the engine's charges. */
 HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t *acc,
                     uint64_t reads, double *time_s, kvp_counters *out, kvp_error *err)
@@ -286,15 +537,21 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
     const uint32_t ctx = ly->P + n, cw = words_of(ctx), slots = g->slots;
     const uint32_t L = ly->L, cG = ly->cG;
     uint64_t *res = sm->res;
-    uint64_t hits = 0;
-    uint32_t rL = 0, rG = 0, r0 = 0;
-    for (uint32_t i = 0; i < cw; i++) {
+    uint64_t c4[4] = {0, 0, 0, 0};
+    uint32_t i0 = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        i0 = count4_v512(res, acc, ly->eqL, ly->gtL, ly->z0, cw, c4);
+#endif
+    for (uint32_t i = i0; i < cw; i++) {
         const uint64_t r = res[i];
-        hits += (uint64_t)__builtin_popcountll(r & acc[i]);
-        rL += (uint32_t)__builtin_popcountll(r & ly->eqL[i]);
-        rG += (uint32_t)__builtin_popcountll(r & ly->gtL[i]);
-        r0 += (uint32_t)__builtin_popcountll(r & ly->z0[i]);
+        c4[0] += (uint64_t)__builtin_popcountll(r & acc[i]);
+        c4[1] += (uint64_t)__builtin_popcountll(r & ly->eqL[i]);
+        c4[2] += (uint64_t)__builtin_popcountll(r & ly->gtL[i]);
+        c4[3] += (uint64_t)__builtin_popcountll(r & ly->z0[i]);
     }
+    const uint64_t hits = c4[0];
+    const uint32_t rL = (uint32_t)c4[1], rG = (uint32_t)c4[2], r0 = (uint32_t)c4[3];
     kvp_counters st = {0};
     st.kv_read[0] = st.read[0] = hits;
     st.kv_read[1] = st.read[1] = reads - hits;
@@ -327,7 +584,15 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                 } else {
                     gtP = level_at(ly, t, n, ctx, NO_SLOT);
                     eqP = gtP + ly->nw;
-                    for (uint32_t i = 0; i < cw; i++) {
+                    uint32_t i = 0;
+#ifdef GRID_V512
+                    uint32_t c2[2] = {0, 0};
+                    if (ly->v512)
+                        i = probe_v512(gtP, eqP, res, cw, 0, c2);
+                    ngt = c2[0];
+                    neq = c2[1];
+#endif
+                    for (; i < cw; i++) {
                         ngt += (uint32_t)__builtin_popcountll(gtP[i] & ~res[i]);
                         neq += (uint32_t)__builtin_popcountll(eqP[i] & ~res[i]);
                     }
@@ -369,7 +634,15 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                 } else {
                     gtD = level_at(ly, t, n, ctx, pslot);
                     eqD = gtD + ly->nw;
-                    for (uint32_t i = 0; i < cw; i++) {
+                    uint32_t i = 0;
+#ifdef GRID_V512
+                    uint32_t c2[2] = {0, 0};
+                    if (ly->v512)
+                        i = probe_v512(gtD, eqD, res, cw, 1, c2);
+                    below = c2[0];
+                    neq = c2[1];
+#endif
+                    for (; i < cw; i++) {
                         below += (uint32_t)__builtin_popcountll(~(gtD[i] | eqD[i]) & res[i]);
                         neq += (uint32_t)__builtin_popcountll(eqD[i] & res[i]);
                     }
@@ -386,23 +659,15 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
             }
             sm->ld = t;
         }
-        uint32_t seen_p = 0, seen_d = 0, npro = 0, ndem = 0;
-        uint64_t pro_read = 0, dem_read = 0;
-        for (uint32_t i = 0; i < cw; i++) {
-            const uint64_t r = res[i];
-            const uint64_t pro = (gtP[i] & ~r) | select_range(eqP[i] & ~r, &seen_p, 0, kp);
-            uint64_t dem = 0;
-            if (d > 0) {
-                /* (r has no block beyond the context, so the masks need no end mask) */
-                const uint64_t lt = gtD ? ~(gtD[i] | eqD[i]) : 0;
-                dem = (lt & r) | select_range(eqD[i] & r, &seen_d, skip, skip + kd);
-            }
-            res[i] = (r & ~dem) | pro;
-            npro += (uint32_t)__builtin_popcountll(pro);
-            ndem += (uint32_t)__builtin_popcountll(dem);
-            pro_read += (uint64_t)__builtin_popcountll(pro & acc[i]);
-            dem_read += (uint64_t)__builtin_popcountll(dem & acc[i]);
-        }
+        moves mv = {gtP, eqP, gtD, eqD, acc, kp, skip, kd, d, 0, 0, 0, 0, 0, 0};
+        uint32_t im = 0;
+#ifdef GRID_V512
+        if (ly->v512)
+            im = moves_v512(res, &mv, cw);
+#endif
+        move_words(res, &mv, im, cw);
+        const uint32_t npro = mv.npro, ndem = mv.ndem;
+        const uint64_t pro_read = mv.pro_read, dem_read = mv.dem_read;
         if (npro != p || ndem != d)
             return kvp_error_set(err, KVP_ECHECK, "lookahead grid: layer %u step %u: moved "
                                  "%u in and %u out, meant %u and %u", ly->l, n, npro, ndem, p,
@@ -450,10 +715,17 @@ static void layer_free(layer *ly)
     kvp_cursor_free(ly->cur);
 }
 
-HOT static uint64_t count_bits(const uint64_t *w, uint32_t nw)
+HOT static uint64_t count_bits(const layer *ly, const uint64_t *w, uint32_t nw)
 {
     uint64_t c = 0;
-    for (uint32_t i = 0; i < nw; i++)
+    uint32_t i = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        i = count_v512(w, nw, &c);
+#else
+    (void)ly;
+#endif
+    for (; i < nw; i++)
         c += (uint64_t)__builtin_popcountll(w[i]);
     return c;
 }
@@ -471,6 +743,9 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     ly.nw = words_of((uint64_t)ly.P + ly.N);
     ly.np = g->np;
     ly.Lstart = 1;
+#ifdef GRID_V512
+    ly.v512 = have_v512() && !getenv("KVPLACE_NO_AVX512");
+#endif
     const uint32_t W = g->W, N = ly.N, nw = ly.nw;
     int rc = 0;
     ly.pl = calloc((size_t)nw * ly.np, sizeof *ly.pl);
@@ -530,7 +805,7 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
         const uint32_t ctx = ly.P + n;
         find_level(&ly, ctx, g->slots);
         const uint64_t *acc = acc_bits(&ly, n);
-        const uint64_t reads = count_bits(acc, words_of(ctx));
+        const uint64_t reads = count_bits(&ly, acc, words_of(ctx));
         for (size_t i = 0; i < g->nr; i++) {
             size_t o = (size_t)l * g->nr + i;
             if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, &g->time_s[o],
