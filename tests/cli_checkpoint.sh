@@ -9,11 +9,12 @@ NAME=cli_ck
 . "$(dirname "$0")/harness.sh"
 recs() { n=$(grep -c '^rec ' "$1" 2>/dev/null); echo "${n:-0}"; }
 
-# Evaluations slow enough to interrupt (about 0.1 s each since sa evaluates through the
-# lookahead grid, seconds under the sanitizers): 2 layers of a 20000-token prompt, 3000 steps; batch 64 makes the KV overflow HBM
+# Evaluations slow enough to interrupt (about 0.1 s each since the lookahead grid's AVX-512
+# kernels; 2 layers were too few then: the run could end before the signal), seconds under
+# the sanitizers: 8 layers of a 20000-token prompt, 3000 steps; batch 64 makes the KV overflow HBM
 # (15143 slots per layer), so the search has something to find.  moves=10 makes the search
 # stop on its budget of 10 rather than converge.
-S="--hw gh200-paper --model llama-3.1-8b --set layers=2 --set prompt=20000 --set steps=3000
+S="--hw gh200-paper --model llama-3.1-8b --set layers=8 --set prompt=20000 --set steps=3000
    --set batch=64 --policy sa:budget=10:moves=10 -q"
 
 "$KVPLACE" run $S --json "$T/a.json" >/dev/null 2>"$T/err"

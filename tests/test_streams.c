@@ -203,6 +203,34 @@ static void test_two_sequences_reactive(void)
     kvp_trace_free(t);
 }
 
+/* reactive's LRU ties among one step's blocks: lower index first, a new block among the reads
+ * by index (docs/MODEL.md "Streams").  A: P = 1, reads {0}, {0}, {1}; B: P = 3, reads {1, 2},
+ * {0}, {2}; 6 slots; blocks b * 2 + i.  Initial: A0 (0), B0 (1), B1 (3), B2 (5).
+ * n = 0: reads A0, B1, B2 + new A1 (2), B3 (7): 5 <= 6, all fit, 6 held.
+ * n = 1: reads A0, B0 + new A2 (4), B4 (9): 8 held > 6, evict 2 of those last accessed at
+ *   step 0 (A1, B1, B2, B3): the lowest, A1 (2) and B1 (3), not B2 (5), although A1, a new
+ *   block of the shorter sequence, was listed after the reads at step 0.
+ * n = 2: A reads A1 (DRAM, 2 B), B reads B2 (HBM).  An LRU that kept step 0's new blocks
+ *   behind its reads would have evicted B1 and B2, and B would read 2 B from DRAM instead. */
+static void test_two_sequences_reactive_ties(void)
+{
+    static const int a_marks[][8] = {{0, -1}, {0, -1}, {1, -1}};
+    static const int b_marks[][8] = {{1, 2, -1}, {0, -1}, {2, -1}};
+    kvp_trace *seq[2] = {marks_trace(3, 3, a_marks), marks_trace(3, 5, b_marks)};
+    kvp_trace *t = NULL;
+    REQUIRE_OK(kvp_trace_sequences(&t, seq, 2, &err), &err);
+    kvp_scenario sc;
+    toy_machine(&sc, 100, 112, 100);
+    kvp_result r = run_one(&sc, t, "reactive", 1);
+    CHECK_EQ_INT(r.slots, 6);
+    CHECK_EQ_U64(r.kv_read_dram, 2);
+    CHECK_EQ_U64(r.seq[0].kv_read_dram, 2);
+    CHECK_EQ_U64(r.seq[1].kv_read_dram, 0);
+    CHECK_EQ_U64(r.seq[0].kv_read_hbm, 2 + 2);
+    CHECK_EQ_U64(r.seq[1].kv_read_hbm, 4 + 2 + 2);
+    kvp_trace_free(t);
+}
+
 /* Distinct sequences of random lengths, g in {1, 3, 5}: every stream policy runs in checking
  * mode (capacity, tiers, no step below the bound), all read the same bytes, the per-sequence
  * reads add up to the totals, and the throughput counts every sequence's steps. */
@@ -303,6 +331,7 @@ int main(int argc, char **argv)
         {"identical_heads", test_identical_heads},
         {"two_sequences_static", test_two_sequences_static},
         {"two_sequences_reactive", test_two_sequences_reactive},
+        {"two_sequences_reactive_ties", test_two_sequences_reactive_ties},
         {"distinct_random", test_distinct_random},
         {"bad_input", test_bad_input},
     };

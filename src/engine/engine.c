@@ -760,13 +760,14 @@ __attribute__((noinline, cold)) static uint64_t serve_reads_streams(pol_layer *p
     const uint8_t *res = pl->e.resident;
     uint32_t *cnt = pl->scnt, *seen = pl->sseen, nread = 0;
     double *sum = pl->ssum;
+    const uint64_t m = pl->mod_s; /* v % S and v / S by multiplications, as below */
     uint64_t hbm_hits = 0;
     for (uint32_t i = 0; i < count;) {
-        const uint32_t b = pos[i] / S / g;
+        const uint32_t b = fast_div(pos[i], m) / g;
         const uint64_t end = ((uint64_t)b + 1) * g * S;
         uint32_t ns = 0, j = i;
         for (; j < count && pos[j] < end; j++) {
-            uint32_t st = pos[j] % S;
+            uint32_t st = fast_mod(pos[j], m, S);
             if (!cnt[st]++) {
                 uint32_t k = ns++; /* insertion: seen[] ascends */
                 for (; k > 0 && seen[k - 1] > st; k--)

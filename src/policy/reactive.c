@@ -91,15 +91,26 @@ static void queue_append(reactive_state *st, uint32_t b, uint32_t stamp)
 
 /* Several streams: the new blocks are appended after the reads, but a new block of a short
  * stream may rank below a read block of a longer one; equal stamps must stay in index order
- * (ties: lower index first, docs/MODEL.md §5), so each new block moves down past the entries
- * from `from` on with a higher block. */
-static void queue_append_ordered(reactive_state *st, size_t from, uint32_t b, uint32_t stamp)
+ * (ties: lower index first, docs/MODEL.md §5).  The entries from `from` on ascend by block,
+ * as do the n new blocks nb[]: one merge from the end puts each where it belongs, every
+ * entry above the lowest new block moved once (a new block is never read at its step).  The
+ * caller has reserved the room. */
+static void queue_merge_new(reactive_state *st, size_t from, const uint32_t *nb, uint32_t n,
+                            uint32_t stamp)
 {
-    st->stamp[b] = stamp;
-    size_t k = st->tail++;
-    for (; k > from && st->queue[k - 1].block > b; k--)
-        st->queue[k] = st->queue[k - 1];
-    st->queue[k] = (lru_entry){b, stamp};
+    lru_entry *q = st->queue;
+    size_t i = st->tail, w = st->tail + n;
+    st->tail = w;
+    for (uint32_t j = n; j > 0;) {
+        const uint32_t b = nb[j - 1];
+        if (i > from && q[i - 1].block > b) {
+            q[--w] = q[--i];
+        } else {
+            st->stamp[b] = stamp;
+            q[--w] = (lru_entry){b, stamp};
+            j--;
+        }
+    }
 }
 
 static void queue_clear(reactive_state *st)
@@ -290,10 +301,9 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     s->read_mark = stamp;
     st->head = old_tail;
     st->tail = tail;
-    for (uint32_t i = 0; i < keep_new; i++) {
+    for (uint32_t i = 0; i < keep_new; i++)
         up[nup++] = s->new_blocks[i];
-        queue_append_ordered(st, old_tail, s->new_blocks[i], gen);
-    }
+    queue_merge_new(st, old_tail, s->new_blocks, keep_new, gen);
     st->nlist = keep + keep_new;
     /* Demote before promoting so the layer never holds more than slots. */
     if ((rc = demote_all(s, down, ndown, err)) < 0)
@@ -351,10 +361,9 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
         up[nup++] = s->new_block;
         queue_append(st, s->new_block, gen);
     } else {
-        for (uint32_t i = 0; i < nnew; i++) {
+        for (uint32_t i = 0; i < nnew; i++)
             up[nup++] = s->new_blocks[i];
-            queue_append_ordered(st, from, s->new_blocks[i], gen);
-        }
+        queue_merge_new(st, from, s->new_blocks, nnew, gen);
     }
     if ((rc = promote_all(s, up, nup, err)) < 0)
         return rc;

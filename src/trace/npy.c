@@ -832,7 +832,7 @@ static int npy_scores(void *state, uint32_t n, float *out, kvp_error *err)
 
 static const kvp_trace_vt npy_vt = {
     "npy",       npy_cursor_open, npy_cursor_step, npy_cursor_close, npy_scores, npy_destroy,
-    NULL,        npy_count_below,
+    NULL,        npy_count_below, NULL,
 };
 
 int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err)

@@ -100,7 +100,7 @@ static int head_scores(void *state, uint32_t n, float *out, kvp_error *err)
 
 static const kvp_trace_vt head_vt = {
     "head",     head_open_wrapped, head_step,      head_close, head_scores, head_destroy,
-    head_sets_only, head_count_below,
+    head_sets_only, head_count_below, NULL,
 };
 
 /* ---- the streams trace ---- */
@@ -223,13 +223,19 @@ static int streams_fill(streams_cursor *c, uint32_t base, kvp_error *err)
         sub_buf *b = &c->buf[i];
         b->have = 0;
         b->off[0] = 0;
+        /* A trace that writes its sets where asked (the synthetic one) writes them into the
+         * buffers, room made for a whole context; the others' sets are copied. */
+        const int into = kvp_cursor_writes_into(c->sub[i]);
         for (uint32_t m = base; m < im->steps[i] && b->have < READ_AHEAD; m++) {
             kvp_access s;
-            int rc = kvp_cursor_next(c->sub[i], &s, err);
-            if (rc <= 0)
-                return rc < 0 ? rc
-                              : kvp_error_set(err, KVP_ESHAPE, "%s: ended early", c->t->name);
-            const size_t at = b->off[b->have], need = at + s.count;
+            size_t at = b->off[b->have], need = at + (size_t)im->prompt[i] + m;
+            int rc = 0;
+            if (!into) {
+                if ((rc = kvp_cursor_next(c->sub[i], &s, err)) <= 0)
+                    return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early",
+                                                       c->t->name);
+                need = at + s.count;
+            }
             if (need > b->cap) {
                 size_t cap = b->cap ? b->cap : 1024;
                 while (cap < need)
@@ -245,7 +251,14 @@ static int streams_fill(streams_cursor *c, uint32_t base, kvp_error *err)
                                          c->t->name);
                 b->cap = cap;
             }
-            if (s.count) { /* an empty set: the buffers may not exist yet (NULL + 0) */
+            if (into) {
+                rc = kvp_cursor_next_into(c->sub[i], &s, b->pos + at,
+                                          c->sets_only ? NULL : b->score + at, err);
+                if (rc <= 0)
+                    return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early",
+                                                       c->t->name);
+                need = at + s.count;
+            } else if (s.count) { /* an empty set: the buffers may not exist (NULL + 0) */
                 memcpy(b->pos + at, s.pos, (size_t)s.count * sizeof *s.pos);
                 if (!c->sets_only && s.score)
                     memcpy(b->score + at, s.score, (size_t)s.count * sizeof *s.score);
@@ -342,7 +355,7 @@ static void streams_sets_only(void *state)
 
 static const kvp_trace_vt streams_vt = {
     "streams", streams_open, streams_step, streams_close, NULL, streams_destroy,
-    streams_sets_only, NULL,
+    streams_sets_only, NULL, NULL,
 };
 
 /* A streams trace over the streams[] (n, borrowed from own[] or their children), owning

@@ -652,19 +652,18 @@ static uint32_t state_threshold(synth_state *st, uint32_t k)
 
 /* Top-k of the current keys: the k-th highest key thr (state_threshold), one forward pass
  * taking every key >= thr, then one pass that drops the highest-positioned ties beyond k (ties
- * go to the lower positions), then the scores (fill_scores).  Returns the offset of the set in
- * st->pos and st->score. */
-static uint32_t state_select(synth_state *st, uint32_t k)
+ * go to the lower positions), then the scores (fill_scores, unless sets only).  The set is
+ * written to pos[0 .. k) and score[0 .. k); pos holds at least P + step entries (the forward
+ * pass writes up to there). */
+static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *score)
 {
     const uint32_t ctx = st->P + st->step;
     if (k == 0)
-        return 0;
+        return;
     const uint32_t thr = state_threshold(st, k);
     st->thr = thr;
 
     const uint16_t *key = st->key;
-    uint32_t *pos = st->pos;
-    float *score = st->score;
     uint32_t m = 0, p = 0;
 #if KVP_SYNTH_AVX512
     if (st->avx512)
@@ -690,23 +689,21 @@ static uint32_t state_select(synth_state *st, uint32_t k)
         pos[m] = p;
         m += key[p] >= thr;
     }
-    /* m = k + the ties not taken.  Drop the highest-positioned ties, scanning from the end;
-     * the entries below the last one dropped then move up by the number dropped. */
-    uint32_t excess = m - k, w = m, i = m;
-    while (excess > 0) {
-        uint32_t q = pos[--i];
-        if (key[q] == thr) {
+    /* m = k + the ties not taken.  Drop the highest-positioned ties: find the lowest of them
+     * (i) scanning from the end, then move the entries above it down over the dropped ties
+     * (every tie above i is dropped); the entries below i stay where they are. */
+    uint32_t excess = m - k, i = m;
+    while (excess > 0)
+        if (key[pos[--i]] == thr)
             excess--;
-            continue;
-        }
-        pos[--w] = q;
+    if (i < m) {
+        uint32_t w = i;
+        for (uint32_t j = i + 1; j < m; j++)
+            if (key[pos[j]] != thr)
+                pos[w++] = pos[j];
     }
-    const uint32_t shift = w - i; /* the set is pos[shift .. m) */
-    if (shift)
-        memmove(pos + shift, pos, (size_t)i * sizeof *pos);
     if (!st->sets_only)
-        fill_scores(score + shift, pos + shift, k, key);
-    return shift;
+        fill_scores(score, pos, k, key);
 }
 
 static void synth_close(void *state)
@@ -776,7 +773,8 @@ static int synth_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, voi
     return 0;
 }
 
-static int synth_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
+static int synth_step_into(void *state, uint32_t n, kvp_access *a, uint32_t *pos, float *score,
+                           kvp_error *err)
 {
     synth_state *st = state;
     int rc = state_goto(st, n, err);
@@ -784,14 +782,20 @@ static int synth_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
         return rc;
     const uint32_t ctx = st->P + n;
     const uint32_t k = kvp_access_k(st->budget, ctx);
-    const uint32_t off = state_select(st, k);
+    state_select(st, k, pos, score);
     a->step = n;
     a->layer = st->layer;
     a->context = ctx;
     a->count = k;
-    a->pos = st->pos + off;
-    a->score = st->sets_only ? NULL : st->score + off;
+    a->pos = pos;
+    a->score = st->sets_only ? NULL : score;
     return 0;
+}
+
+static int synth_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
+{
+    synth_state *st = state;
+    return synth_step_into(state, n, a, st->pos, st->score, err);
 }
 
 static int synth_scores(void *state, uint32_t n, float *out, kvp_error *err)
@@ -820,7 +824,7 @@ static void synth_destroy(kvp_trace *t)
 
 static const kvp_trace_vt SYNTH_VT = {"synthetic", synth_open,     synth_step,
                                       synth_close, synth_scores,   synth_destroy,
-                                      synth_sets_only, NULL};
+                                      synth_sets_only, NULL,          synth_step_into};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Public                                                                                    */

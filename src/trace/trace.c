@@ -92,6 +92,23 @@ int kvp_cursor_next(kvp_cursor *c, kvp_access *a, kvp_error *err)
     return 1;
 }
 
+int kvp_cursor_writes_into(const kvp_cursor *c)
+{
+    return c->t->vt->step_into != NULL;
+}
+
+int kvp_cursor_next_into(kvp_cursor *c, kvp_access *a, uint32_t *pos, float *score,
+                         kvp_error *err)
+{
+    if (c->next >= c->t->steps)
+        return 0;
+    int rc = c->t->vt->step_into(c->state, c->next, a, pos, score, err);
+    if (rc < 0)
+        return rc;
+    c->next++;
+    return 1;
+}
+
 int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t *h,
                            kvp_error *err)
 {

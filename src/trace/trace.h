@@ -26,6 +26,11 @@ typedef struct kvp_trace_vt {
      * `below`, without making the set (src/engine/fast.c); steps in order, as cursor_step. */
     int (*count_below)(void *state, uint32_t n, uint32_t below, uint32_t *k, uint32_t *h,
                        kvp_error *err);
+    /* Optional: cursor_step writing the set into the caller's pos[0 .. count) and, unless
+     * sets only, score[0 .. count) (a->pos and a->score point there); pos holds at least
+     * P + n entries.  Spares a caller that keeps the sets (the streams' read-ahead) a copy. */
+    int (*step_into)(void *state, uint32_t n, kvp_access *a, uint32_t *pos, float *score,
+                     kvp_error *err);
 } kvp_trace_vt;
 
 /* KVP_EINVAL, naming the trace `name`, for a budget that reads no defined set (a sparsity
@@ -48,6 +53,12 @@ void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, fl
  * size and a binary search of it. */
 int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t *h,
                            kvp_error *err);
+/* Whether c's trace can write its sets into the caller's arrays (kvp_cursor_next_into). */
+int kvp_cursor_writes_into(const kvp_cursor *c);
+/* kvp_cursor_next, the set written into pos (at least P + n entries) and score (unless sets
+ * only); only for a cursor whose trace kvp_cursor_writes_into. */
+int kvp_cursor_next_into(kvp_cursor *c, kvp_access *a, uint32_t *pos, float *score,
+                         kvp_error *err);
 /* The same two counts of a set in hand: its size and a binary search. */
 void kvp_access_count_below(const kvp_access *a, uint32_t below, uint32_t *k, uint32_t *h);
 
