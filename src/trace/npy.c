@@ -800,6 +800,29 @@ static uint32_t band_pass(const unsigned char *src, uint32_t p, uint32_t to, flo
 #endif
 }
 
+/* The error of float32 row n's first NaN or infinity, as load_row names it. */
+static int first_bad(const npy_cursor *c, uint32_t n, kvp_error *err)
+{
+    const unsigned char *src = row_bytes(c, n);
+    for (uint32_t p = 0; p < c->t->prompt + n; p++) {
+        uint32_t bits = load_le32(src + (size_t)p * 4);
+        if ((bits & F32_EXP_MASK) == F32_EXP_MASK)
+            return bad_score(c, n, p, (bits & F32_MANT_MASK) != 0,
+                             (bits >> F32_SIGN_SHIFT) != 0, err);
+    }
+    return 0;
+}
+
+/* Float32 row n checked as load_row checks it, without copying it: band_pass with an empty
+ * band (no finite score is >= +inf) reads it once for its bad flag. */
+static int f32_check_row(npy_cursor *c, uint32_t n, kvp_error *err)
+{
+    const float inf = key_float(0xFF800000u);
+    uint32_t nc = 0, bad = 0;
+    band_pass(row_bytes(c, n), 0, c->t->prompt + n, inf, inf, c->scratch, &nc, &bad);
+    return bad ? first_bad(c, n, err) : 0;
+}
+
 /* Float32 row (n, layer): checks every score as load_row does and, in the same pass over the
  * mapped row (band_pass), counts the scores above the band (all, and below `lim`) and copies
  * those in it; when the k-th key falls in the band, the band alone settles the count (ties
@@ -824,14 +847,8 @@ static int f32_band_count(npy_cursor *c, uint32_t n, uint32_t k, uint32_t lim, u
     const uint32_t above_low = band_pass(src, 0, lim, lo_f, hi_f, keys, &nc, &bad);
     const uint32_t nc_low = nc; /* the band's entries below lim */
     const uint32_t above = above_low + band_pass(src, lim, ctx, lo_f, hi_f, keys, &nc, &bad);
-    if (bad) { /* name the first bad score, as load_row would */
-        for (uint32_t p = 0; p < ctx; p++) {
-            uint32_t bits = load_le32(src + (size_t)p * 4);
-            if ((bits & F32_EXP_MASK) == F32_EXP_MASK)
-                return bad_score(c, n, p, (bits & F32_MANT_MASK) != 0,
-                                 (bits >> F32_SIGN_SHIFT) != 0, err);
-        }
-    }
+    if (bad)
+        return first_bad(c, n, err);
     c->band_width = nc > 2 * BAND_TARGET ? c->band_width - c->band_width / 4
                     : nc < BAND_TARGET / 2 ? c->band_width + c->band_width / 4 + 1
                                            : c->band_width;
@@ -897,7 +914,17 @@ static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
         return 0;
     }
     *k = kvp_access_k(c->budget, ctx);
-    if (c->im->dtype == NPY_F32 && *k > 0 && *k < ctx && lim > 0 && lim < ctx) {
+    if (c->im->dtype == NPY_F32 && (*k == 0 || *k >= ctx || lim == 0 || lim >= ctx)) {
+        /* the count needs no selection (kvp_topk_count_below's first cases): the row is
+         * only checked */
+        int rc = f32_check_row(c, n, err);
+        if (rc < 0)
+            return rc;
+        const uint32_t kk = *k < ctx ? *k : ctx;
+        *h = kk == 0 || lim == 0 ? 0 : lim >= ctx ? kk : lim;
+        return 0;
+    }
+    if (c->im->dtype == NPY_F32) {
         if (c->band_width == 0)
             c->band_width = BAND_FIRST;
         int rc = f32_band_count(c, n, *k, lim, h, err);
