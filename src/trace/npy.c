@@ -20,8 +20,8 @@
 #define NPY_SSE2 0
 #endif
 /* An AVX2 build of the band's pass beside the SSE2 one, taken where the CPU has AVX2 (GCC
- * and clang on x86-64; not under KVP_NO_SIMD). */
-#if NPY_SSE2 && defined(__x86_64__) && defined(__GNUC__)
+ * and clang on x86-64; not under KVP_NO_SIMD, nor KVP_NO_AVX2, which tests the SSE2 one). */
+#if NPY_SSE2 && defined(__x86_64__) && defined(__GNUC__) && !defined(KVP_NO_AVX2)
 #define NPY_AVX2 1
 #include <immintrin.h>
 #else
