@@ -1,10 +1,12 @@
 /* NumPy .npy traces (docs/MODEL.md §2, docs/TRACE_FORMAT.md): the reader, which maps the file
  * read-only and converts one (step, layer) row at a time, and the writer, which streams any
  * trace with scores out as float32, one row at a time. */
+#define _DEFAULT_SOURCE /* madvise, MADV_POPULATE_READ (Linux 5.14) */
 #include "trace/trace.h"
 #include "base/error.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,11 +77,12 @@ typedef struct npy_impl {
     uint32_t heads; /* H of a 4-D (N, L, H, C) file, read as (N, L * H, C); 1 if 3-D */
     int four;       /* the file is 4-D */
     char *path;    /* full path, for messages (kvp_trace.name may be truncated) */
+    atomic_uint mapped; /* steps [0, mapped) asked of the kernel in one go (populate_ahead) */
 } npy_impl;
 
 typedef struct npy_cursor {
     const kvp_trace *t;
-    const npy_impl *im;
+    npy_impl *im;
     uint32_t layer;
     kvp_budget budget;
     /* all sized C, allocated at open */
@@ -530,7 +533,7 @@ static int npy_cursor_open(const kvp_trace *t, uint32_t layer, kvp_budget budget
     if (!c)
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", im->path);
     c->t = t;
-    c->im = im;
+    c->im = t->impl; /* populate_ahead writes its step count */
     c->layer = layer;
     c->budget = budget;
     size_t cols = im->cols;
@@ -893,6 +896,29 @@ static int f32_band_count(npy_cursor *c, uint32_t n, uint32_t k, uint32_t lim, u
     return 1;
 }
 
+/* Step n + 1's rows, every layer's, mapped by one call ahead of their reading: a mapped
+ * file is otherwise mapped a fault at a time (16 pages each), and a fault costs far more
+ * than its share of a call (docs/PERF.md §27).  The first cursor to reach step n asks for
+ * what is not yet asked; a hint only: its failure (a kernel before 5.14) changes nothing. */
+static void populate_ahead(npy_cursor *c, uint32_t n)
+{
+#ifdef MADV_POPULATE_READ
+    npy_impl *im = c->im;
+    unsigned from = atomic_load_explicit(&im->mapped, memory_order_relaxed);
+    const unsigned to = n + 2 < c->t->steps ? n + 2 : c->t->steps;
+    if (from >= to || !atomic_compare_exchange_strong(&im->mapped, &from, to))
+        return;
+    const size_t step_bytes = (size_t)c->t->layers * im->cols * im->itemsize;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = (uintptr_t)(im->data + from * step_bytes) & ~(page - 1);
+    const uintptr_t b = (uintptr_t)(im->data + to * step_bytes);
+    (void)madvise((void *)a, b - a, MADV_POPULATE_READ);
+#else
+    (void)c;
+    (void)n;
+#endif
+}
+
 /* The set's size and its positions below `below`, without the set: a bool row counted, a
  * float32 row by f32_band_count (the full selection when its band misses), another score
  * row's top-k counted below `below` (kvp_topk_count_below); no position list made. */
@@ -901,6 +927,7 @@ static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
 {
     npy_cursor *c = state;
     const uint32_t ctx = c->t->prompt + n, lim = below < ctx ? below : ctx;
+    populate_ahead(c, n);
     if (c->im->dtype == NPY_BOOL) {
         const unsigned char *src = row_bytes(c, n);
         uint32_t low = 0, all = 0;
