@@ -60,6 +60,41 @@ static kvp_trace *random_trace(uint32_t N, uint32_t L, uint32_t C, int is_bool)
     return t;
 }
 
+/* Scores that drift a little from step to step, as attention does, so that the .npy
+ * reader's band around the last step's k-th score (npy.c f32_band_count) mostly holds the
+ * next one, and now and then jump (every row redrawn), so that it misses.  Layer 0: a
+ * continuum of values of both signs; layer 1: the same on a grid of 1/16 (ties at the k-th
+ * score); layer 2: zeros of either sign for two rows in three, the rest small (the k-th
+ * mostly a zero, -0 equal to +0). */
+static kvp_trace *drifting_trace(uint32_t N, uint32_t C)
+{
+    const uint32_t L = 3;
+    float *data = calloc((size_t)N * L * C, sizeof *data);
+    float *base = malloc((size_t)L * C * sizeof *base);
+    for (size_t i = 0; i < (size_t)L * C; i++)
+        base[i] = ((float)rnd(1u << 20) - (float)(1u << 19)) / 4096.0f;
+    for (uint32_t n = 0; n < N; n++) {
+        const int jump = n % 9 == 8;
+        for (uint32_t l = 0; l < L; l++)
+            for (uint32_t p = 0; p < C; p++) {
+                float *b = &base[(size_t)l * C + p];
+                *b = jump ? ((float)rnd(1u << 20) - (float)(1u << 19)) / 1024.0f
+                          : *b + ((float)rnd(201) - 100.0f) / 8192.0f;
+                float v = *b;
+                if (l == 1)
+                    v = (float)(long)(v * 16.0f) / 16.0f;
+                if (l == 2)
+                    v = rnd(3) ? (rnd(2) ? 0.0f : -0.0f) : v / 64.0f;
+                data[((size_t)n * L + l) * C + p] = v;
+            }
+    }
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_from_memory(&t, data, N, L, C, 0, "drifting", &err), &err);
+    free(base);
+    free(data);
+    return t;
+}
+
 static void scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsity)
 {
     kvp_scenario_default(sc);
@@ -234,6 +269,32 @@ int main(int argc, char **argv)
                 scenario(&sc, 2, sl, 0.4);
                 check_one(&sc, f);
             }
+            kvp_trace_free(f);
+            unlink(path);
+        }
+        kvp_trace_free(r);
+    }
+    /* A float32 .npy of drifting scores: the band's pass (a prompt not a multiple of the
+     * vector width, so the last few scores of each part take the plain loop), its hits and
+     * misses, ties at the k-th score; slots below, within and above the contexts. */
+    {
+        kvp_trace *r = drifting_trace(60, 2037);
+        char path[] = "/tmp/kvp_test_fast_XXXXXX";
+        int fd = mkstemp(path);
+        CHECK(fd >= 0);
+        if (fd >= 0) {
+            close(fd);
+            CHECK_OK(kvp_trace_write_npy(r, path, &err), &err);
+            kvp_trace *f = NULL;
+            CHECK_OK(kvp_trace_open_npy(&f, path, &err), &err);
+            static const uint32_t sl[] = {1, 7, 333, 1001, 1977, 1978, 2000, 2036, 2037};
+            static const double sp[] = {0.4, 0.6, 0.93};
+            for (size_t i = 0; f && i < sizeof sl / sizeof *sl; i++)
+                for (size_t j = 0; j < sizeof sp / sizeof *sp; j++) {
+                    kvp_scenario sc;
+                    scenario(&sc, 3, sl[i], sp[j]);
+                    check_one(&sc, f);
+                }
             kvp_trace_free(f);
             unlink(path);
         }

@@ -79,6 +79,55 @@ static void count_cache(const uint64_t *w, uint32_t nw, uint32_t below, uint32_t
     *h = low;
 }
 
+/* Every static has the same slots (1-token blocks), so one count below them serves all. */
+static uint32_t static_slots_of(const fast_ctx *c)
+{
+    uint32_t static_slots = 0;
+    for (size_t i = 0; i < c->npol; i++)
+        if (c->slots[i] != KVP_UNLIMITED_SLOTS)
+            static_slots = c->slots[i];
+    return static_slots;
+}
+
+/* Step n of layer l from its counts: k reads, k_below of them below static's slots (bits:
+ * the step's cache bitset, or NULL when k_below is given). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
+__attribute__((target_clones("popcnt", "default")))
+#endif
+static void fast_step(const fast_ctx *c, uint32_t l, uint32_t n, const uint64_t *bits,
+                      uint32_t k, uint32_t k_below)
+{
+    const uint32_t ctx = kvp_trace_prompt(c->tr) + n;
+    const uint64_t tok_bytes = c->d->tok_bytes;
+    const double tok = (double)tok_bytes;
+    double h_b;
+    c->bound_time[l] += kvp_step_time_bound(&c->model, (double)k * tok, &h_b);
+    c->bound_h[l] += h_b;
+    c->reads[l] += k;
+    for (size_t i = 0; i < c->npol; i++) {
+        const uint32_t slots = c->slots[i];
+        const uint32_t pre = ctx < slots ? ctx : slots; /* resident prefix */
+        uint32_t hits = k;
+        if (pre < ctx) {
+            if (bits) {
+                uint32_t unused;
+                count_cache(bits, (pre + WORD_BITS - 1) / WORD_BITS, pre, &unused, &hits);
+            } else {
+                hits = k_below; /* pre = slots = static_slots here */
+            }
+        }
+        kvp_counters st = {0};
+        st.kv_read[0] = st.read[0] = hits;
+        st.kv_read[1] = st.read[1] = k - hits;
+        st.write[pre < slots ? 0 : 1] = 1; /* the new token takes a free slot, or DRAM */
+        kvp_traffic traffic;
+        kvp_traffic_of(&traffic, &st, 2, tok_bytes);
+        const size_t o = (size_t)l * c->npol + i;
+        c->time_s[o] += kvp_step_time(&c->model, &traffic);
+        kvp_counters_add(&c->cnt[o], &st);
+    }
+}
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
 __attribute__((target_clones("popcnt", "default")))
 #endif
@@ -87,10 +136,7 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
     const fast_ctx *c = user;
     kvp_error *err = &c->err[l];
     const kvp_scenario *sc = c->sc;
-    const kvp_cost_model *model = &c->model;
     const uint32_t P = kvp_trace_prompt(c->tr), N = kvp_trace_steps(c->tr);
-    const uint64_t tok_bytes = c->d->tok_bytes;
-    const double tok = (double)tok_bytes;
     const int cached = kvp_trace_cache_bits(c->tr, l, 0, kvp_scenario_budget(sc)) != NULL;
     kvp_cursor *cur = NULL;
     int rc = 0;
@@ -99,11 +145,7 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
             return rc;
         kvp_cursor_sets_only(cur);
     }
-    /* Every static has the same slots (1-token blocks), so one count below them serves all. */
-    uint32_t static_slots = 0;
-    for (size_t i = 0; i < c->npol; i++)
-        if (c->slots[i] != KVP_UNLIMITED_SLOTS)
-            static_slots = c->slots[i];
+    const uint32_t static_slots = static_slots_of(c);
     for (uint32_t n = 0; n < N; n++) {
         if (c->cancel && *c->cancel) {
             rc = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
@@ -124,36 +166,78 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
                 break;
             }
         }
-        double h_b;
-        c->bound_time[l] += kvp_step_time_bound(model, (double)k * tok, &h_b);
-        c->bound_h[l] += h_b;
-        c->reads[l] += k;
-        for (size_t i = 0; i < c->npol; i++) {
-            const uint32_t slots = c->slots[i];
-            const uint32_t pre = ctx < slots ? ctx : slots; /* resident prefix */
-            uint32_t hits = k;
-            if (pre < ctx) {
-                if (cached) {
-                    uint32_t unused;
-                    count_cache(bits, (pre + WORD_BITS - 1) / WORD_BITS, pre, &unused, &hits);
-                } else {
-                    hits = k_below; /* pre = slots = static_slots here */
-                }
-            }
-            kvp_counters st = {0};
-            st.kv_read[0] = st.read[0] = hits;
-            st.kv_read[1] = st.read[1] = k - hits;
-            st.write[pre < slots ? 0 : 1] = 1; /* the new token takes a free slot, or DRAM */
-            kvp_traffic traffic;
-            kvp_traffic_of(&traffic, &st, 2, tok_bytes);
-            const size_t o = (size_t)l * c->npol + i;
-            c->time_s[o] += kvp_step_time(model, &traffic);
-            kvp_counters_add(&c->cnt[o], &st);
-        }
+        fast_step(c, l, n, bits, k, k_below);
         atomic_fetch_add(done, 1ull);
     }
     kvp_cursor_free(cur);
     return rc;
+}
+
+/* A trace that counts without making the set (a mapped .npy, a memory trace) is read step
+ * by step across a group of layers: its rows (n, l) lie in the file in that order, so the
+ * reads stream through it as one pass does, where layer by layer they would jump a step's
+ * rows at every row (docs/PERF.md §27).  Layers are independent and each one's sums still
+ * add in step order, so the results are the same.  A layer that fails stops alone; the
+ * others run on, so the error reported (the lowest failing layer's) is the one the
+ * layer-by-layer order reports. */
+typedef struct fast_groups {
+    const fast_ctx *c;
+    uint32_t groups;
+    int *lrc; /* per layer */
+} fast_groups;
+
+static int fast_group(uint32_t g, void *user, atomic_ullong *done)
+{
+    const fast_groups *fg = user;
+    const fast_ctx *c = fg->c;
+    const uint32_t L = kvp_trace_layers(c->tr), N = kvp_trace_steps(c->tr);
+    const uint32_t l0 = (uint32_t)((uint64_t)L * g / fg->groups);
+    const uint32_t l1 = (uint32_t)((uint64_t)L * (g + 1) / fg->groups);
+    const uint32_t static_slots = static_slots_of(c);
+    kvp_cursor **cur = calloc(l1 - l0, sizeof *cur);
+    if (!cur) {
+        for (uint32_t l = l0; l < l1; l++)
+            fg->lrc[l] = kvp_error_set(&c->err[l], KVP_ENOMEM, "out of memory");
+        return 0;
+    }
+    uint32_t live = 0;
+    for (uint32_t l = l0; l < l1; l++) {
+        fg->lrc[l] = kvp_cursor_create(&cur[l - l0], c->tr, l, kvp_scenario_budget(c->sc),
+                                       &c->err[l]);
+        if (fg->lrc[l] < 0)
+            continue;
+        kvp_cursor_sets_only(cur[l - l0]);
+        live++;
+    }
+    for (uint32_t n = 0; n < N && live > 0; n++) {
+        for (uint32_t l = l0; l < l1; l++) {
+            if (fg->lrc[l] < 0)
+                continue;
+            kvp_error *err = &c->err[l];
+            int rc = 0;
+            uint32_t k, k_below = 0;
+            if (c->cancel && *c->cancel) {
+                rc = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
+            } else {
+                const int r = kvp_cursor_count_below(cur[l - l0], static_slots, &k, &k_below,
+                                                     err);
+                if (r <= 0)
+                    rc = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                                   kvp_trace_name(c->tr));
+            }
+            if (rc < 0) {
+                fg->lrc[l] = rc;
+                live--;
+                continue;
+            }
+            fast_step(c, l, n, NULL, k, k_below);
+            atomic_fetch_add(done, 1ull);
+        }
+    }
+    for (uint32_t l = l0; l < l1; l++)
+        kvp_cursor_free(cur[l - l0]);
+    free(cur);
+    return 0;
 }
 
 int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
@@ -196,7 +280,21 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
         slots[i] = ps[i].ops == &kvp_policy_unlimited ? KVP_UNLIMITED_SLOTS
                                                       : kvp_slots(sc, &d, 1);
     c.slots = slots;
-    kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), fast_layer, &c, lrc);
+    const uint64_t units = (uint64_t)L * kvp_trace_steps(tr);
+    if (!kvp_trace_cache_bits(tr, 0, 0, kvp_scenario_budget(sc)) && tr->vt->count_below) {
+        /* one group of layers per thread (fast_group) */
+        const unsigned threads = ro && ro->threads ? ro->threads : 1;
+        fast_groups fg = {&c, threads < L ? threads : L, lrc};
+        int *grc = calloc(fg.groups, sizeof *grc);
+        if (!grc) {
+            rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+            goto done;
+        }
+        kvp_parallel_layers(fg.groups, ro, units, fast_group, &fg, grc);
+        free(grc);
+    } else {
+        kvp_parallel_layers(L, ro, units, fast_layer, &c, lrc);
+    }
     for (uint32_t l = 0; l < L; l++)
         if (lrc[l] < 0) {
             rc = lrc[l];

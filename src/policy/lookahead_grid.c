@@ -25,6 +25,7 @@
 #include "policy/lookahead_grid.h"
 
 #include "base/parallel.h"
+#include "base/simd.h"
 #include "engine/runner.h"
 #include "trace/trace.h"
 #include "trace/trace_cache.h"
@@ -55,7 +56,7 @@ static uint32_t words_of(uint64_t bits) { return (uint32_t)((bits + WORD_BITS - 
 
 /* With AVX-512 and its popcount (VPOPCNTQ), every word loop takes 8 words an instruction: the
  * kernels below do the words of a loop up to a multiple of 8 and return where the plain loop
- * goes on.  Chosen at run time (`layer.v512`; the environment variable KVPLACE_NO_AVX512, as
+ * goes on.  Chosen at run time (`layer.v512`; the environment variable KVPLACE_SSE2_ONLY, as
  * for the generator, turns them off: tests/run.sh runs the tests both ways); built with GCC
  * on x86-64 outside `make sanitize`, which tests the plain loops. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
@@ -744,7 +745,7 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     ly.np = g->np;
     ly.Lstart = 1;
 #ifdef GRID_V512
-    ly.v512 = have_v512() && !getenv("KVPLACE_NO_AVX512");
+    ly.v512 = have_v512() && kvp_simd_wide();
 #endif
     const uint32_t W = g->W, N = ly.N, nw = ly.nw;
     int rc = 0;

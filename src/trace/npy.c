@@ -1,10 +1,13 @@
 /* NumPy .npy traces (docs/MODEL.md §2, docs/TRACE_FORMAT.md): the reader, which maps the file
  * read-only and converts one (step, layer) row at a time, and the writer, which streams any
  * trace with scores out as float32, one row at a time. */
+#define _DEFAULT_SOURCE /* madvise, MADV_POPULATE_READ (Linux 5.14) */
 #include "trace/trace.h"
 #include "base/error.h"
+#include "base/simd.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,15 @@
 #include <emmintrin.h>
 #else
 #define NPY_SSE2 0
+#endif
+/* An AVX2 build of the band's pass beside the SSE2 one, taken where the CPU has AVX2 (GCC
+ * and clang on x86-64; not under KVP_NO_SIMD; KVPLACE_SSE2_ONLY in the environment turns it off,
+ * base/simd.h). */
+#if NPY_SSE2 && defined(__x86_64__) && defined(__GNUC__)
+#define NPY_AVX2 1
+#include <immintrin.h>
+#else
+#define NPY_AVX2 0
 #endif
 
 /* The .npy prelude: magic, major and minor version, then the header length (2 bytes in
@@ -67,11 +79,12 @@ typedef struct npy_impl {
     uint32_t heads; /* H of a 4-D (N, L, H, C) file, read as (N, L * H, C); 1 if 3-D */
     int four;       /* the file is 4-D */
     char *path;    /* full path, for messages (kvp_trace.name may be truncated) */
+    atomic_uint mapped; /* steps [0, mapped) asked of the kernel in one go (populate_ahead) */
 } npy_impl;
 
 typedef struct npy_cursor {
     const kvp_trace *t;
-    const npy_impl *im;
+    npy_impl *im;
     uint32_t layer;
     kvp_budget budget;
     /* all sized C, allocated at open */
@@ -522,14 +535,14 @@ static int npy_cursor_open(const kvp_trace *t, uint32_t layer, kvp_budget budget
     if (!c)
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", im->path);
     c->t = t;
-    c->im = im;
+    c->im = t->impl; /* populate_ahead writes its step count */
     c->layer = layer;
     c->budget = budget;
     size_t cols = im->cols;
     c->row = malloc(cols * sizeof *c->row);
     c->pos = malloc(cols * sizeof *c->pos);
     c->score = malloc(cols * sizeof *c->score);
-    c->scratch = malloc((cols + 4) * sizeof *c->scratch); /* + 4: f32_band_count's stores */
+    c->scratch = malloc((cols + 4) * sizeof *c->scratch); /* + 4: band_pass's stores */
     if (!c->row || !c->pos || !c->score || !c->scratch) {
         npy_cursor_close(c);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", im->path);
@@ -633,13 +646,15 @@ static inline float key_float(uint32_t key)
     return f;
 }
 
-#if NPY_SSE2
 /* For a 4-bit mask: the offsets of its set bits, in order, a byte each (unused bytes 0). */
+#if NPY_SSE2
 static const uint32_t BAND_OFFSETS[16] = {
     0x00000000u, 0x00000000u, 0x00000001u, 0x00000100u, 0x00000002u, 0x00000200u,
     0x00000201u, 0x00020100u, 0x00000003u, 0x00000300u, 0x00000301u, 0x00030100u,
     0x00000302u, 0x00030200u, 0x00030201u, 0x03020100u,
 };
+/* popcount of a 4-bit mask, by a nibble table */
+#define POP4(m) ((uint32_t)(0x4332322132212110ull >> ((m) * 4) & 0xF))
 #endif
 
 /* key within [key of -inf, key of +inf]: the keys outside are NaNs'. */
@@ -681,75 +696,164 @@ static uint32_t nth_highest(uint32_t *a, uint32_t n, uint32_t r)
 /* The band around the band key to aim at, in entries, and its first half-width in keys. */
 #define BAND_TARGET 512u
 #define BAND_FIRST 4096u
+#define BAND_BUCKETS 256u /* the band's histogram */
+
+/* One pass over the scores [p, to) of a mapped float32 row: returns how many lie above
+ * hi_f, appends the bits of those in [lo_f, hi_f] to out[*nc..] in position order, and sets
+ * *bad when one is a NaN or an infinity.  Plain C (other targets, KVP_NO_SIMD), and below
+ * SSE2 and AVX2 builds; each ends with this one for its last few scores. */
+static uint32_t band_pass_plain(const unsigned char *src, uint32_t p, uint32_t to, float lo_f,
+                                float hi_f, uint32_t *out, uint32_t *nc, uint32_t *bad)
+{
+    uint32_t up_sum = 0, m = *nc, b = 0;
+    for (; p < to; p++) {
+        const uint32_t bits = load_le32(src + (size_t)p * 4);
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        b |= (bits & F32_EXP_MASK) == F32_EXP_MASK;
+        const uint32_t up = x > hi_f;
+        up_sum += up;
+        out[m] = bits;
+        m += (x >= lo_f) & !up;
+    }
+    *nc = m;
+    *bad |= b;
+    return up_sum;
+}
+
+#if NPY_SSE2
+/* 4 scores at a time (the data is little-endian like the machine): the band's positions
+ * are stored by the offset table, without a branch, then replaced by their bits. */
+static uint32_t band_pass_sse2(const unsigned char *src, uint32_t p, uint32_t to, float lo_f,
+                               float hi_f, uint32_t *out, uint32_t *nc, uint32_t *bad)
+{
+    const __m128 vlo = _mm_set1_ps(lo_f), vhi = _mm_set1_ps(hi_f);
+    const __m128i expm = _mm_set1_epi32((int)F32_EXP_MASK);
+    __m128i bad4 = _mm_setzero_si128();
+    uint32_t up_sum = 0, m = *nc;
+    const uint32_t m0 = m;
+    for (; p + 4 <= to; p += 4) {
+        const __m128i bits = _mm_loadu_si128((const __m128i *)(src + (size_t)p * 4));
+        bad4 = _mm_or_si128(bad4, _mm_cmpeq_epi32(_mm_and_si128(bits, expm), expm));
+        const __m128 x = _mm_castsi128_ps(bits);
+        const unsigned up = (unsigned)_mm_movemask_ps(_mm_cmpgt_ps(x, vhi));
+        const unsigned in = (unsigned)_mm_movemask_ps(_mm_cmpge_ps(x, vlo)) & ~up;
+        up_sum += POP4(up);
+        const uint32_t offs = BAND_OFFSETS[in];
+        out[m] = p + (offs & 0xFF);
+        out[m + 1] = p + (offs >> 8 & 0xFF);
+        out[m + 2] = p + (offs >> 16 & 0xFF);
+        out[m + 3] = p + (offs >> 24);
+        m += POP4(in);
+    }
+    for (uint32_t j = m0; j < m; j++)
+        out[j] = load_le32(src + (size_t)out[j] * 4);
+    *bad |= (uint32_t)_mm_movemask_epi8(bad4) != 0;
+    *nc = m;
+    return up_sum + band_pass_plain(src, p, to, lo_f, hi_f, out, nc, bad);
+}
+#endif
+
+#if NPY_AVX2
+/* 8 scores at a time: the count above the band in a vector, each half's band entries
+ * packed to the front by a permute (the offset table as indices) and stored whole. */
+__attribute__((target("avx2"))) static uint32_t
+band_pass_avx2(const unsigned char *src, uint32_t p, uint32_t to, float lo_f, float hi_f,
+               uint32_t *out, uint32_t *nc, uint32_t *bad)
+{
+    const __m256 vlo = _mm256_set1_ps(lo_f), vhi = _mm256_set1_ps(hi_f);
+    const __m256i expm = _mm256_set1_epi32((int)F32_EXP_MASK);
+    __m256i bad8 = _mm256_setzero_si256(), up8 = _mm256_setzero_si256();
+    uint32_t m = *nc;
+    for (; p + 8 <= to; p += 8) {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(src + (size_t)p * 4));
+        bad8 = _mm256_or_si256(bad8, _mm256_cmpeq_epi32(_mm256_and_si256(bits, expm), expm));
+        const __m256 x = _mm256_castsi256_ps(bits);
+        const __m256 gt = _mm256_cmp_ps(x, vhi, _CMP_GT_OQ);
+        up8 = _mm256_sub_epi32(up8, _mm256_castps_si256(gt)); /* a true lane is -1 */
+        const unsigned in = (unsigned)_mm256_movemask_ps(
+            _mm256_andnot_ps(gt, _mm256_cmp_ps(x, vlo, _CMP_GE_OQ)));
+        const __m128i i0 = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)BAND_OFFSETS[in & 15]));
+        const __m128i i1 = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)BAND_OFFSETS[in >> 4]));
+        const __m128 lo4 = _mm_castsi128_ps(_mm256_castsi256_si128(bits));
+        const __m128 hi4 = _mm_castsi128_ps(_mm256_extracti128_si256(bits, 1));
+        _mm_storeu_ps((float *)(out + m), _mm_permutevar_ps(lo4, i0));
+        m += POP4(in & 15);
+        _mm_storeu_ps((float *)(out + m), _mm_permutevar_ps(hi4, i1));
+        m += POP4(in >> 4);
+    }
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(up8), _mm256_extracti128_si256(up8, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    *bad |= (uint32_t)_mm256_movemask_epi8(bad8) != 0;
+    *nc = m;
+    return (uint32_t)_mm_cvtsi128_si32(s) + band_pass_plain(src, p, to, lo_f, hi_f, out, nc, bad);
+}
+#endif
+
+static uint32_t band_pass(const unsigned char *src, uint32_t p, uint32_t to, float lo_f,
+                          float hi_f, uint32_t *out, uint32_t *nc, uint32_t *bad)
+{
+#if NPY_AVX2
+    if (__builtin_cpu_supports("avx2") && kvp_simd_wide())
+        return band_pass_avx2(src, p, to, lo_f, hi_f, out, nc, bad);
+#endif
+#if NPY_SSE2
+    return band_pass_sse2(src, p, to, lo_f, hi_f, out, nc, bad);
+#else
+    return band_pass_plain(src, p, to, lo_f, hi_f, out, nc, bad);
+#endif
+}
+
+/* The error of float32 row n's first NaN or infinity, as load_row names it. */
+static int first_bad(const npy_cursor *c, uint32_t n, kvp_error *err)
+{
+    const unsigned char *src = row_bytes(c, n);
+    for (uint32_t p = 0; p < c->t->prompt + n; p++) {
+        uint32_t bits = load_le32(src + (size_t)p * 4);
+        if ((bits & F32_EXP_MASK) == F32_EXP_MASK)
+            return bad_score(c, n, p, (bits & F32_MANT_MASK) != 0,
+                             (bits >> F32_SIGN_SHIFT) != 0, err);
+    }
+    return 0;
+}
+
+/* Float32 row n checked as load_row checks it, without copying it: band_pass with an empty
+ * band (no finite score is >= +inf) reads it once for its bad flag. */
+static int f32_check_row(npy_cursor *c, uint32_t n, kvp_error *err)
+{
+    const float inf = key_float(0xFF800000u);
+    uint32_t nc = 0, bad = 0;
+    band_pass(row_bytes(c, n), 0, c->t->prompt + n, inf, inf, c->scratch, &nc, &bad);
+    return bad ? first_bad(c, n, err) : 0;
+}
 
 /* Float32 row (n, layer): checks every score as load_row does and, in the same pass over the
- * mapped row, counts the keys above the band (all, and below `lim`) and lists the positions
- * in it; when the k-th key falls in the band, the band alone settles the count (ties to the
- * lower positions, as kvp_topk).  Returns 1 and *h, 0 when the band missed (the caller takes
- * the full selection), or < 0.  From one step to the next the k-th score moves little, so
- * the band, centred on the last one and resized towards BAND_TARGET entries, mostly holds
- * it: one streaming pass per row (SSE2 where there is SSE2: every x86-64, but not under
- * KVP_NO_SIMD, so that `make sanitize` tests the plain loop), no histogram, no copy of the
- * row (docs/PERF.md §12). */
+ * mapped row (band_pass), counts the scores above the band (all, and below `lim`) and copies
+ * those in it; when the k-th key falls in the band, the band alone settles the count (ties
+ * to the lower positions, as kvp_topk).  Returns 1 and *h, 0 when the band missed (the
+ * caller takes the full selection), or < 0.  From one step to the next the k-th score moves
+ * little, so the band, centred on the last one and resized towards BAND_TARGET entries,
+ * mostly holds it: one streaming pass per row, no copy of the row, and the selection on a
+ * few hundred keys in cache: a histogram of BAND_BUCKETS over the band's key range finds
+ * the bucket holding the k-th, a quickselect the key in it (docs/PERF.md §12, §27). */
 static int f32_band_count(npy_cursor *c, uint32_t n, uint32_t k, uint32_t lim, uint32_t *h,
                           kvp_error *err)
 {
     const unsigned char *src = row_bytes(c, n);
     const uint32_t ctx = c->t->prompt + n;
-    const uint32_t lo = c->band_key > c->band_width ? c->band_key - c->band_width : 0;
-    const uint32_t hi = c->band_key < UINT32_MAX - c->band_width ? c->band_key + c->band_width
-                                                                  : UINT32_MAX;
+    const uint32_t lo = key_clamp(c->band_key > c->band_width ? c->band_key - c->band_width : 0);
+    const uint32_t hi = key_clamp(
+        c->band_key < UINT32_MAX - c->band_width ? c->band_key + c->band_width : UINT32_MAX);
     /* The band as floats (the keys' order is the floats', -0 == +0), its ends past the
      * infinities clamped to them; NaN compares false, and is refused below anyway. */
-    const float lo_f = key_float(key_clamp(lo)), hi_f = key_float(key_clamp(hi));
-    uint32_t *cand = c->scratch, nc = 0, above_low = 0, above = 0, bad = 0;
-    for (uint32_t part = 0; part < 2; part++) { /* [0, lim), then [lim, ctx) */
-        const uint32_t to = part ? ctx : lim;
-        uint32_t p = part ? lim : 0, up_sum = 0;
-#if NPY_SSE2
-        /* 4 scores at a time: the data is little-endian like the machine. */
-        const __m128 vlo = _mm_set1_ps(lo_f), vhi = _mm_set1_ps(hi_f);
-        const __m128i expm = _mm_set1_epi32((int)F32_EXP_MASK);
-        __m128i bad4 = _mm_setzero_si128();
-        for (; p + 4 <= to; p += 4) {
-            const __m128i bits = _mm_loadu_si128((const __m128i *)(src + (size_t)p * 4));
-            bad4 = _mm_or_si128(bad4, _mm_cmpeq_epi32(_mm_and_si128(bits, expm), expm));
-            const __m128 x = _mm_castsi128_ps(bits);
-            const unsigned up = (unsigned)_mm_movemask_ps(_mm_cmpgt_ps(x, vhi));
-            const unsigned in = (unsigned)_mm_movemask_ps(_mm_cmpge_ps(x, vlo)) & ~up;
-            up_sum += (0x4332322132212110ull >> (up * 4)) & 0xF; /* popcount of 4 bits */
-            /* the band's offsets of this group, stored whole, without a branch */
-            const uint32_t offs = BAND_OFFSETS[in];
-            cand[nc] = p + (offs & 0xFF);
-            cand[nc + 1] = p + (offs >> 8 & 0xFF);
-            cand[nc + 2] = p + (offs >> 16 & 0xFF);
-            cand[nc + 3] = p + (offs >> 24);
-            nc += (0x4332322132212110ull >> (in * 4)) & 0xF;
-        }
-        bad |= (uint32_t)_mm_movemask_epi8(bad4) != 0;
-#endif
-        for (; p < to; p++) {
-            const uint32_t bits = load_le32(src + (size_t)p * 4);
-            float x;
-            memcpy(&x, &bits, sizeof x);
-            bad |= (bits & F32_EXP_MASK) == F32_EXP_MASK;
-            const uint32_t up = x > hi_f;
-            up_sum += up;
-            cand[nc] = p;
-            nc += (x >= lo_f) & !up;
-        }
-        above += up_sum;
-        if (!part)
-            above_low = up_sum;
-    }
-    if (bad) { /* name the first bad score, as load_row would */
-        for (uint32_t p = 0; p < ctx; p++) {
-            uint32_t bits = load_le32(src + (size_t)p * 4);
-            if ((bits & F32_EXP_MASK) == F32_EXP_MASK)
-                return bad_score(c, n, p, (bits & F32_MANT_MASK) != 0,
-                                 (bits >> F32_SIGN_SHIFT) != 0, err);
-        }
-    }
+    const float lo_f = key_float(lo), hi_f = key_float(hi);
+    uint32_t *keys = c->scratch, nc = 0, bad = 0;
+    const uint32_t above_low = band_pass(src, 0, lim, lo_f, hi_f, keys, &nc, &bad);
+    const uint32_t nc_low = nc; /* the band's entries below lim */
+    const uint32_t above = above_low + band_pass(src, lim, ctx, lo_f, hi_f, keys, &nc, &bad);
+    if (bad)
+        return first_bad(c, n, err);
     c->band_width = nc > 2 * BAND_TARGET ? c->band_width - c->band_width / 4
                     : nc < BAND_TARGET / 2 ? c->band_width + c->band_width / 4 + 1
                                            : c->band_width;
@@ -757,27 +861,64 @@ static int f32_band_count(npy_cursor *c, uint32_t n, uint32_t k, uint32_t lim, u
         c->band_width = c->band_width * 2 + 1;
         return 0;
     }
-    /* The need-th highest key of the band t, by a quickselect on a copy of its keys. */
+    /* The need-th highest key of the band, t.  Its keys lie in [lo, hi + 1] (+ 1: a zero of
+     * either sign is in a band whose top is -0, and its key is +0's): BAND_BUCKETS buckets
+     * of 2^shift keys cover that. */
     const uint32_t need = k - above;
-    uint32_t *keys = c->pos;
-    uint32_t above_t = 0;
-    for (uint32_t j = 0; j < nc; j++)
-        keys[j] = bits_key(load_le32(src + (size_t)cand[j] * 4));
-    const uint32_t t = nth_highest(keys, nc, need);
+    uint32_t shift = 0;
+    while ((((uint64_t)hi + 1 - lo) >> shift) >= BAND_BUCKETS)
+        shift++;
+    uint32_t hist[BAND_BUCKETS];
+    memset(hist, 0, sizeof hist);
     for (uint32_t j = 0; j < nc; j++) {
-        keys[j] = bits_key(load_le32(src + (size_t)cand[j] * 4));
+        const uint32_t key = bits_key(keys[j]);
+        keys[j] = key;
+        hist[(key - lo) >> shift]++;
+    }
+    uint32_t b = BAND_BUCKETS - 1, rem = need; /* the rem-th highest of bucket b is t */
+    while (hist[b] < rem)
+        rem -= hist[b--];
+    uint32_t *in_b = c->pos, m = 0;
+    for (uint32_t j = 0; j < nc; j++) {
+        in_b[m] = keys[j];
+        m += (keys[j] - lo) >> shift == b;
+    }
+    const uint32_t t = nth_highest(in_b, m, rem);
+    uint32_t above_t = 0, low_gt = 0, low_eq = 0;
+    for (uint32_t j = 0; j < nc_low; j++) {
+        low_gt += keys[j] > t;
+        low_eq += keys[j] == t;
+    }
+    for (uint32_t j = nc_low; j < nc; j++)
         above_t += keys[j] > t;
-    }
-    uint32_t ties = need - above_t; /* the ties at t taken, in position order */
-    uint32_t low = above_low;
-    for (uint32_t j = 0; j < nc && cand[j] < lim; j++) {
-        const uint32_t take = keys[j] > t || (keys[j] == t && ties > 0);
-        ties -= keys[j] == t && ties > 0;
-        low += take;
-    }
+    above_t += low_gt;
+    const uint32_t ties = need - above_t; /* the ties at t taken, in position order */
     c->band_key = t;
-    *h = low;
+    *h = above_low + low_gt + (low_eq < ties ? low_eq : ties);
     return 1;
+}
+
+/* Step n + 1's rows, every layer's, mapped by one call ahead of their reading: a mapped
+ * file is otherwise mapped a fault at a time (16 pages each), and a fault costs far more
+ * than its share of a call (docs/PERF.md §27).  The first cursor to reach step n asks for
+ * what is not yet asked; a hint only: its failure (a kernel before 5.14) changes nothing. */
+static void populate_ahead(npy_cursor *c, uint32_t n)
+{
+#ifdef MADV_POPULATE_READ
+    npy_impl *im = c->im;
+    unsigned from = atomic_load_explicit(&im->mapped, memory_order_relaxed);
+    const unsigned to = n + 2 < c->t->steps ? n + 2 : c->t->steps;
+    if (from >= to || !atomic_compare_exchange_strong(&im->mapped, &from, to))
+        return;
+    const size_t step_bytes = (size_t)c->t->layers * im->cols * im->itemsize;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t a = (uintptr_t)(im->data + from * step_bytes) & ~(page - 1);
+    const uintptr_t b = (uintptr_t)(im->data + to * step_bytes);
+    (void)madvise((void *)a, b - a, MADV_POPULATE_READ);
+#else
+    (void)c;
+    (void)n;
+#endif
 }
 
 /* The set's size and its positions below `below`, without the set: a bool row counted, a
@@ -788,6 +929,7 @@ static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
 {
     npy_cursor *c = state;
     const uint32_t ctx = c->t->prompt + n, lim = below < ctx ? below : ctx;
+    populate_ahead(c, n);
     if (c->im->dtype == NPY_BOOL) {
         const unsigned char *src = row_bytes(c, n);
         uint32_t low = 0, all = 0;
@@ -801,7 +943,17 @@ static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
         return 0;
     }
     *k = kvp_access_k(c->budget, ctx);
-    if (c->im->dtype == NPY_F32 && *k > 0 && *k < ctx && lim > 0 && lim < ctx) {
+    if (c->im->dtype == NPY_F32 && (*k == 0 || *k >= ctx || lim == 0 || lim >= ctx)) {
+        /* the count needs no selection (kvp_topk_count_below's first cases): the row is
+         * only checked */
+        int rc = f32_check_row(c, n, err);
+        if (rc < 0)
+            return rc;
+        const uint32_t kk = *k < ctx ? *k : ctx;
+        *h = kk == 0 || lim == 0 ? 0 : lim >= ctx ? kk : lim;
+        return 0;
+    }
+    if (c->im->dtype == NPY_F32) {
         if (c->band_width == 0)
             c->band_width = BAND_FIRST;
         int rc = f32_band_count(c, n, *k, lim, h, err);

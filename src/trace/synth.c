@@ -27,6 +27,7 @@
  */
 #include "trace/trace.h"
 #include "base/error.h"
+#include "base/simd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,7 +148,7 @@ static inline uint32_t below(uint32_t bits, uint32_t n)
 /* On x86-64 with GCC or clang, the two passes over the keys also have an AVX-512 form (32 keys
  * a step: a mask compare, then the taken positions compressed 16 at a time), chosen at run
  * time where the CPU has AVX-512 F and BW; the SSE2 loop finishes what it leaves, and is the
- * whole pass elsewhere.  The environment variable KVPLACE_NO_AVX512 (any value) turns it off,
+ * whole pass elsewhere.  The environment variable KVPLACE_SSE2_ONLY (any value) turns it off,
  * so that the tests run the SSE2 form on such CPUs too.  Same sets either way: each form
  * takes the same keys in the same order. */
 #if KVP_SYNTH_SSE2 && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -314,12 +315,12 @@ typedef struct synth_state {
 } synth_state;
 
 #if KVP_SYNTH_AVX512
-/* 1 where the CPU has AVX-512 F and BW and KVPLACE_NO_AVX512 is not set. */
+/* 1 where the CPU has AVX-512 F and BW and KVPLACE_SSE2_ONLY is not set. */
 static int avx512_usable(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           getenv("KVPLACE_NO_AVX512") == NULL;
+           kvp_simd_wide();
 }
 
 /* The positions p + i of the set bits i of a 16-bit mask, stored at out (16 entries
