@@ -14,9 +14,29 @@
 #include "kvplace.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static kvp_error err;
+
+#define NPY_TEMPLATE "/tmp/kvp_test_fast_XXXXXX"
+
+/* r written to a new temporary float32 .npy, its name into path (sizeof NPY_TEMPLATE
+ * bytes), and opened; NULL, the failure checked, when a step fails.  The caller unlinks
+ * path. */
+static kvp_trace *npy_of(const kvp_trace *r, char *path)
+{
+    memcpy(path, NPY_TEMPLATE, sizeof NPY_TEMPLATE);
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return NULL;
+    close(fd);
+    kvp_trace *f = NULL;
+    CHECK_OK(kvp_trace_write_npy(r, path, &err), &err);
+    CHECK_OK(kvp_trace_open_npy(&f, path, &err), &err);
+    return f;
+}
 
 static uint64_t rng_state;
 static uint32_t rnd(uint32_t n)
@@ -256,22 +276,15 @@ int main(int argc, char **argv)
     /* A float32 .npy (its own count_below: the top-k counted below the prefix, no set). */
     {
         kvp_trace *r = random_trace(30, 2, 300, 0);
-        char path[] = "/tmp/kvp_test_fast_XXXXXX";
-        int fd = mkstemp(path);
-        CHECK(fd >= 0);
-        if (fd >= 0) {
-            close(fd);
-            CHECK_OK(kvp_trace_write_npy(r, path, &err), &err);
-            kvp_trace *f = NULL;
-            CHECK_OK(kvp_trace_open_npy(&f, path, &err), &err);
-            for (uint32_t sl = 0; f && sl < 340; sl += 37) {
-                kvp_scenario sc;
-                scenario(&sc, 2, sl, 0.4);
-                check_one(&sc, f);
-            }
-            kvp_trace_free(f);
-            unlink(path);
+        char path[sizeof NPY_TEMPLATE];
+        kvp_trace *f = npy_of(r, path);
+        for (uint32_t sl = 0; f && sl < 340; sl += 37) {
+            kvp_scenario sc;
+            scenario(&sc, 2, sl, 0.4);
+            check_one(&sc, f);
         }
+        kvp_trace_free(f);
+        unlink(path);
         kvp_trace_free(r);
     }
     /* A float32 .npy of drifting scores: the band's pass (a prompt not a multiple of the
@@ -279,25 +292,18 @@ int main(int argc, char **argv)
      * misses, ties at the k-th score; slots below, within and above the contexts. */
     {
         kvp_trace *r = drifting_trace(60, 2037);
-        char path[] = "/tmp/kvp_test_fast_XXXXXX";
-        int fd = mkstemp(path);
-        CHECK(fd >= 0);
-        if (fd >= 0) {
-            close(fd);
-            CHECK_OK(kvp_trace_write_npy(r, path, &err), &err);
-            kvp_trace *f = NULL;
-            CHECK_OK(kvp_trace_open_npy(&f, path, &err), &err);
-            static const uint32_t sl[] = {1, 7, 333, 1001, 1977, 1978, 2000, 2036, 2037};
-            static const double sp[] = {0.4, 0.6, 0.93};
-            for (size_t i = 0; f && i < sizeof sl / sizeof *sl; i++)
-                for (size_t j = 0; j < sizeof sp / sizeof *sp; j++) {
-                    kvp_scenario sc;
-                    scenario(&sc, 3, sl[i], sp[j]);
-                    check_one(&sc, f);
-                }
-            kvp_trace_free(f);
-            unlink(path);
-        }
+        char path[sizeof NPY_TEMPLATE];
+        kvp_trace *f = npy_of(r, path);
+        static const uint32_t sl[] = {1, 7, 333, 1001, 1977, 1978, 2000, 2036, 2037};
+        static const double sp[] = {0.4, 0.6, 0.93};
+        for (size_t i = 0; f && i < sizeof sl / sizeof *sl; i++)
+            for (size_t j = 0; j < sizeof sp / sizeof *sp; j++) {
+                kvp_scenario sc;
+                scenario(&sc, 3, sl[i], sp[j]);
+                check_one(&sc, f);
+            }
+        kvp_trace_free(f);
+        unlink(path);
         kvp_trace_free(r);
     }
     /* Streams: 3 sequences of 4 heads, 4 sequences of one stream each. */
