@@ -192,4 +192,21 @@ static inline kvp_result run_one(const kvp_scenario *sc, const kvp_trace *t, con
     return run_with(sc, t, spec, &ro);
 }
 
+/* 1 if a and b report the same run: the time, throughput and hit rates, every byte counter of
+ * the two-tier report, and the parameters run (sa: its best point).  What else must match
+ * (the policy's name, slots, g, steps, sa's evaluations, the tiers' and sequences' parts)
+ * depends on what the test compares, so each test checks that itself. */
+static inline int same_report(const kvp_result *a, const kvp_result *b)
+{
+    return a->total_time_s == b->total_time_s && a->throughput_tok_s == b->throughput_tok_s &&
+           a->hbm_hit_rate_kv == b->hbm_hit_rate_kv &&
+           a->hbm_hit_rate_all == b->hbm_hit_rate_all && a->kv_read_hbm == b->kv_read_hbm &&
+           a->kv_read_dram == b->kv_read_dram && a->hbm_read == b->hbm_read &&
+           a->hbm_write == b->hbm_write && a->dram_read == b->dram_read &&
+           a->dram_write == b->dram_write && a->link_up == b->link_up &&
+           a->link_down == b->link_down && a->weight_read == b->weight_read &&
+           a->promoted_bytes == b->promoted_bytes && a->demoted_bytes == b->demoted_bytes &&
+           strcmp(a->params, b->params) == 0;
+}
+
 #endif

@@ -4,14 +4,13 @@
  * without re-running a saved evaluation; the budget counts saved points when the search
  * reaches them; every corrupt or mismatched file is refused.
  */
-#include "check.h"
 #include "kvplace.h"
+#include "support.h"
 
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static kvp_error err;
 static char dir[] = "/tmp/kvp_test_checkpoint.XXXXXX";
 
 /* A scenario whose KV does not fit HBM, so that (W, R) matter: tok_bytes = 2*8*128*2*64 =
@@ -70,17 +69,7 @@ static int same_trail(const trail *a, const trail *b)
 
 static int same_result(const kvp_result *a, const kvp_result *b)
 {
-    return strcmp(a->policy, b->policy) == 0 && strcmp(a->params, b->params) == 0 &&
-           memcmp(&a->total_time_s, &b->total_time_s, sizeof a->total_time_s) == 0 &&
-           memcmp(&a->throughput_tok_s, &b->throughput_tok_s, sizeof(double)) == 0 &&
-           memcmp(&a->hbm_hit_rate_kv, &b->hbm_hit_rate_kv, sizeof(double)) == 0 &&
-           memcmp(&a->hbm_hit_rate_all, &b->hbm_hit_rate_all, sizeof(double)) == 0 &&
-           a->kv_read_hbm == b->kv_read_hbm && a->kv_read_dram == b->kv_read_dram &&
-           a->hbm_read == b->hbm_read && a->hbm_write == b->hbm_write &&
-           a->dram_read == b->dram_read && a->dram_write == b->dram_write &&
-           a->link_up == b->link_up && a->link_down == b->link_down &&
-           a->weight_read == b->weight_read && a->promoted_bytes == b->promoted_bytes &&
-           a->demoted_bytes == b->demoted_bytes && a->slots == b->slots &&
+    return same_report(a, b) && strcmp(a->policy, b->policy) == 0 && a->slots == b->slots &&
            a->block_tokens == b->block_tokens && a->steps == b->steps &&
            a->sa_evaluations == b->sa_evaluations;
 }

@@ -663,13 +663,7 @@ static kvp_trace *random_trace(uint32_t N, uint32_t L, uint32_t C, int is_bool, 
 
 static int same_result(const kvp_result *a, const kvp_result *b)
 {
-    return a->total_time_s == b->total_time_s && a->kv_read_hbm == b->kv_read_hbm &&
-           a->kv_read_dram == b->kv_read_dram && a->hbm_read == b->hbm_read &&
-           a->hbm_write == b->hbm_write && a->dram_read == b->dram_read &&
-           a->dram_write == b->dram_write && a->link_up == b->link_up &&
-           a->link_down == b->link_down && a->promoted_bytes == b->promoted_bytes &&
-           a->demoted_bytes == b->demoted_bytes && a->slots == b->slots &&
-           a->block_tokens == b->block_tokens;
+    return same_report(a, b) && a->slots == b->slots && a->block_tokens == b->block_tokens;
 }
 
 /* One scenario: every dynamic policy against the reference, the bound, itself (twice) and

@@ -25,15 +25,7 @@ static const char *const stream_policies[] = {
 /* Every number of the two results, exactly. */
 static int same_result(const kvp_result *a, const kvp_result *b, const char *what)
 {
-    int ok = a->total_time_s == b->total_time_s && a->throughput_tok_s == b->throughput_tok_s &&
-             a->hbm_hit_rate_kv == b->hbm_hit_rate_kv &&
-             a->hbm_hit_rate_all == b->hbm_hit_rate_all && a->kv_read_hbm == b->kv_read_hbm &&
-             a->kv_read_dram == b->kv_read_dram && a->hbm_read == b->hbm_read &&
-             a->hbm_write == b->hbm_write && a->dram_read == b->dram_read &&
-             a->dram_write == b->dram_write && a->link_up == b->link_up &&
-             a->link_down == b->link_down && a->weight_read == b->weight_read &&
-             a->promoted_bytes == b->promoted_bytes && a->demoted_bytes == b->demoted_bytes &&
-             strcmp(a->params, b->params) == 0;
+    int ok = same_report(a, b);
     if (!check_report_(ok, __FILE__, __LINE__, what))
         fprintf(stderr, "    %s: time %.17g vs %.17g, hbm %llu vs %llu, dram %llu vs %llu, "
                 "promoted %llu vs %llu, demoted %llu vs %llu, params %s vs %s\n", a->policy,

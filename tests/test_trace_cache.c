@@ -5,13 +5,12 @@
  *
  * Usage: test_trace_cache [--seed N] [TEST...] (--list names them)
  */
-#include "check.h"
 #include "kvplace.h"
+#include "support.h"
 #include "trace/trace.h" /* the counting wrapper below */
 
 #include <stdlib.h>
 
-static kvp_error err;
 
 static uint64_t rng_state;
 static uint32_t rnd(uint32_t n)
@@ -157,14 +156,7 @@ static void scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsi
 
 static int same_result(const kvp_result *a, const kvp_result *b)
 {
-    return strcmp(a->policy, b->policy) == 0 && strcmp(a->params, b->params) == 0 &&
-           a->total_time_s == b->total_time_s && a->kv_read_hbm == b->kv_read_hbm &&
-           a->kv_read_dram == b->kv_read_dram && a->hbm_read == b->hbm_read &&
-           a->hbm_write == b->hbm_write && a->dram_read == b->dram_read &&
-           a->dram_write == b->dram_write && a->link_up == b->link_up &&
-           a->link_down == b->link_down && a->promoted_bytes == b->promoted_bytes &&
-           a->demoted_bytes == b->demoted_bytes && a->hbm_hit_rate_kv == b->hbm_hit_rate_kv &&
-           a->hbm_hit_rate_all == b->hbm_hit_rate_all && a->slots == b->slots &&
+    return same_report(a, b) && strcmp(a->policy, b->policy) == 0 && a->slots == b->slots &&
            a->sa_evaluations == b->sa_evaluations;
 }
 
