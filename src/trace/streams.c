@@ -8,9 +8,21 @@
 #include "trace/trace.h"
 #include "base/error.h"
 
+#include "base/simd.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The merge's read-out of positions has an AVX-512 form (16 bits of a word at a time, their
+ * positions compressed in a register), chosen at run time where the CPU has AVX-512 F (not
+ * with KVPLACE_SSE2_ONLY, not under KVP_NO_SIMD); the same positions either way. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVP_NO_SIMD)
+#define KVP_STREAMS_AVX512 1
+#include <immintrin.h>
+#else
+#define KVP_STREAMS_AVX512 0
+#endif
 
 /* ---- a head of a 4-D trace: its layer l is the base's layer l * H + h ---- */
 
@@ -140,6 +152,7 @@ typedef struct streams_cursor {
     uint64_t *sbits;  /* S a power of two (by_transpose): the read-ahead's sets as bits,
                        * step base + j's word w of stream i at [(j * words + w) * S + i] */
     size_t words;     /* per stream and step: positions / 64 + 1 */
+    int avx512;       /* the read-out's AVX-512 form */
     uint32_t *pos;
     float *score;
     int sets_only;
@@ -215,7 +228,8 @@ static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, v
             c->bits = calloc(V / 64 + 1, sizeof *c->bits);
             c->vscore = malloc(V * sizeof *c->vscore);
         }
-        c->pos = malloc(V * sizeof *c->pos);
+        /* the AVX-512 read-out stores 16 positions whole: room up to the last block's end */
+        c->pos = malloc((by_transpose(S) ? c->words * 64 * S : V) * sizeof *c->pos);
         c->score = malloc(V * sizeof *c->score);
     }
     if (!c || !c->sub || !c->buf || !(c->sbits || (c->bits && c->vscore)) || !c->pos ||
@@ -223,6 +237,10 @@ static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, v
         streams_close(c);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", t->name);
     }
+#if KVP_STREAMS_AVX512
+    __builtin_cpu_init();
+    c->avx512 = __builtin_cpu_supports("avx512f") && kvp_simd_wide();
+#endif
     for (uint32_t i = 0; i < S; i++) {
         int rc = kvp_cursor_create(&c->sub[i], im->stream[i], layer, budget, err);
         if (rc < 0) {
@@ -410,6 +428,26 @@ static void interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg)
     }
 }
 
+#if KVP_STREAMS_AVX512
+/* The virtual positions base + o * 64 + bit of the set bits of y[0..S), in order, into pos
+ * (16 entries stored whole at a time: pos has room to the block's end); returns how many. */
+__attribute__((target("avx512f"))) static uint32_t read_out_avx512(const uint64_t *y,
+                                                                   uint32_t S, uint32_t base,
+                                                                   uint32_t *pos)
+{
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    uint32_t k = 0;
+    for (uint32_t o = 0; o < S; o++)
+        for (uint32_t e = 0; e < 64 && (y[o] >> e); e += 16) {
+            const __mmask16 m = (__mmask16)(y[o] >> e);
+            const __m512i vp = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(base + o * 64 + e)));
+            _mm512_storeu_si512((void *)(pos + k), _mm512_maskz_compress_epi32(m, vp));
+            k += (uint32_t)__builtin_popcount(m);
+        }
+    return k;
+}
+#endif
+
 /* The merge of S streams, S a power of two (by_transpose): 64 positions at a time, the S
  * streams' words of their sets' bits (sbits) interleaved into virtual positions and read
  * out; no scatter over the whole virtual range.  A stream's reads come out in its own order,
@@ -435,6 +473,12 @@ static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint3
             continue;
         interleave(x, y, S, lg);
         const uint32_t base = w * 64 * S;
+#if KVP_STREAMS_AVX512
+        if (c->sets_only && c->avx512) {
+            k += read_out_avx512(y, S, base, c->pos + k);
+            continue;
+        }
+#endif
         if (c->sets_only) {
             for (uint32_t o = 0; o < S; o++)
                 for (uint64_t z = y[o]; z; z &= z - 1)

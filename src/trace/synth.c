@@ -394,6 +394,38 @@ AVX512 static uint32_t ge_bits_avx512(const uint16_t *key, uint32_t ctx, uint32_
     *pw = w;
     return m;
 }
+
+/* The scores (key_score, the same arithmetic: int to double, the product by 1 / 65535,
+ * double to float) of the set bits of the words w < *pw ((w + 1) * 64 <= ctx), every
+ * stride-th of bits, ascending by position, into score; returns how many.  16 keys at a time,
+ * the taken ones' scores compressed in a register and stored whole (as compress16: score
+ * holds ctx entries, and j + 16 <= the word's position + 16 <= ctx). */
+AVX512 static uint32_t bit_scores_avx512(const uint16_t *key, uint32_t ctx, const uint64_t *bits,
+                                         size_t stride, float *score, uint32_t *pw)
+{
+    const __m512d inv = _mm512_set1_pd(KEY_INV);
+    uint32_t j = 0, w = 0;
+    for (; (w + 1) * 64 <= ctx; w++) {
+        const uint64_t x = bits[w * stride];
+        for (uint32_t e = 0; e < 64; e += 16) {
+            const __mmask16 m = (__mmask16)(x >> e);
+            if (!m)
+                continue;
+            __m512i k16 = _mm512_cvtepu16_epi32(
+                _mm256_loadu_si256((const __m256i *)(key + (size_t)w * 64 + e)));
+            __m256 lo = _mm512_cvtpd_ps(
+                _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(k16)), inv));
+            __m256 hi = _mm512_cvtpd_ps(
+                _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(k16, 1)), inv));
+            __m512 f16 = _mm512_castpd_ps(_mm512_insertf64x4(
+                _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+            _mm512_storeu_ps(score + j, _mm512_maskz_compress_ps(m, f16));
+            j += (uint32_t)__builtin_popcount(m);
+        }
+    }
+    *pw = w;
+    return j;
+}
 #endif
 
 /* key / 65535 as a float.  Through a double product: for every 16-bit key this equals the
@@ -780,7 +812,12 @@ static void state_select_bits(synth_state *st, uint32_t k, uint64_t *bits, size_
     if (st->sets_only)
         return;
     uint32_t j = 0, pw[64]; /* a word's positions, for fill_scores */
-    for (w = 0; w < W; w++) {
+    w = 0;
+#if KVP_SYNTH_AVX512
+    if (st->avx512)
+        j = bit_scores_avx512(key, ctx, bits, stride, score, &w);
+#endif
+    for (; w < W; w++) {
         uint32_t q = 0;
         for (uint64_t x = bits[w * stride]; x; x &= x - 1)
             pw[q++] = w * 64 + (uint32_t)__builtin_ctzll(x);
