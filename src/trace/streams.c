@@ -7,7 +7,6 @@
  */
 #include "trace/trace.h"
 #include "base/error.h"
-
 #include "base/simd.h"
 
 #include <stdio.h>
@@ -219,12 +218,10 @@ static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, v
         c->layer = layer;
         c->sub = calloc(S, sizeof *c->sub);
         c->buf = calloc(S, sizeof *c->buf);
-        if (by_transpose(S))
-        {
+        if (by_transpose(S)) {
             c->words = (size_t)im->info.positions / 64 + 1;
             c->sbits = calloc(READ_AHEAD * c->words * S, sizeof *c->sbits);
-        }
-        else {
+        } else {
             c->bits = calloc(V / 64 + 1, sizeof *c->bits);
             c->vscore = malloc(V * sizeof *c->vscore);
         }
@@ -302,7 +299,7 @@ static int fill_one(streams_cursor *c, uint32_t i, uint32_t m, kvp_error *err)
             return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early", c->t->name);
         need = at + s.count;
     }
-    if ((rc = buf_room(c, b, need, !as_bits, err)) < 0)
+    if ((!as_bits || !c->sets_only) && (rc = buf_room(c, b, need, !as_bits, err)) < 0)
         return rc;
     float *score = c->sets_only ? NULL : b->score + at;
     if (into) {
