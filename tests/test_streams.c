@@ -7,6 +7,7 @@
  * hand-worked two-sequence case of different lengths; bad input. */
 #include "check.h"
 #include "support.h"
+#include "trace/trace.h" /* kvp_cursor_sets_only */
 
 #include <math.h>
 #include <stdio.h>
@@ -270,6 +271,113 @@ static void test_distinct_random(void)
     }
 }
 
+/* A read of the merge done by hand: its virtual position and score. */
+typedef struct vread {
+    uint64_t v;
+    float score;
+} vread;
+
+static int vread_cmp(const void *x, const void *y)
+{
+    const vread *a = x, *b = y;
+    return a->v < b->v ? -1 : a->v > b->v;
+}
+
+/* Every step of every layer of t's own cursor (the streams' merge) against the merge done by
+ * hand: each stream's set from a cursor of its own, as virtual positions p * S + i, sorted,
+ * with their scores (unless sets only); a finished stream reads nothing.  One check a step. */
+static void check_merge(const kvp_trace *t, kvp_budget bud, int sets_only, const char *what)
+{
+    const uint32_t S = kvp_trace_stream_count(t);
+    kvp_cursor **sub = calloc(S, sizeof *sub);
+    const kvp_streams *si = kvp_trace_streams(t);
+    vread *want = malloc((size_t)si->positions * S * sizeof *want);
+    for (uint32_t l = 0; l < kvp_trace_layers(t); l++) {
+        kvp_cursor *c = NULL;
+        REQUIRE_OK(kvp_cursor_create(&c, t, l, bud, &err), &err);
+        if (sets_only)
+            kvp_cursor_sets_only(c);
+        for (uint32_t i = 0; i < S; i++)
+            REQUIRE_OK(kvp_cursor_create(&sub[i], kvp_trace_stream(t, i), l, bud, &err), &err);
+        for (uint32_t n = 0; n < kvp_trace_steps(t); n++) {
+            kvp_access a, s;
+            uint32_t k = 0, ctx = 0, bad = 0;
+            for (uint32_t i = 0; i < S; i++) {
+                if (n >= si->steps[i] || kvp_cursor_next(sub[i], &s, &err) != 1)
+                    continue;
+                ctx = s.context > ctx ? s.context : ctx;
+                for (uint32_t q = 0; q < s.count; q++)
+                    want[k++] = (vread){(uint64_t)s.pos[q] * S + i, s.score ? s.score[q] : 1};
+            }
+            qsort(want, k, sizeof *want, vread_cmp);
+            if (kvp_cursor_next(c, &a, &err) != 1 || a.count != k ||
+                a.context != (uint64_t)ctx * S || (!sets_only && !a.score))
+                bad = 1;
+            for (uint32_t q = 0; !bad && q < k; q++)
+                bad = a.pos[q] != want[q].v || (!sets_only && a.score[q] != want[q].score);
+            char msg[200];
+            snprintf(msg, sizeof msg, "%s, layer %u step %u: %u reads (%u by hand)%s", what, l,
+                     n, a.count, k, sets_only ? ", sets only" : "");
+            check_report_(!bad, __FILE__, __LINE__, msg);
+        }
+        for (uint32_t i = 0; i < S; i++)
+            kvp_cursor_free(sub[i]);
+        kvp_cursor_free(c);
+    }
+    free(want);
+    free(sub);
+}
+
+/* The merge (by bits for S a power of two, by a scatter otherwise) against the merge done by
+ * hand: sequences of random memory traces, S from 2 to 64 (7 and 24 not powers of two),
+ * prompts across several 64-position words, steps of their own (up to 40: streams finish early, some between two read-aheads); and
+ * synthetic sequences of KV heads, whose streams the merge reads as bits from the generator
+ * while their own cursors make lists. */
+static void test_merge(void)
+{
+    uint64_t x = check_seed ^ 0x3E76Eull;
+    printf("merge: seed %llu\n", (unsigned long long)check_seed);
+    static const uint32_t sizes[] = {2, 4, 7, 8, 16, 24, 32, 64};
+    for (size_t r = 0; r < sizeof sizes / sizeof *sizes; r++) {
+        const uint32_t S = sizes[r];
+        kvp_trace *seq[64];
+        for (uint32_t q = 0; q < S; q++) {
+            const uint32_t P = sm_in(&x, 1, 200), N = sm_in(&x, 1, 40), C = P + N - 1;
+            float *d = sm_scores(&x, N, 1, C);
+            REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, 1, C, 0, "q", &err), &err);
+            free(d);
+        }
+        kvp_trace *t = NULL;
+        REQUIRE_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
+        char what[64];
+        snprintf(what, sizeof what, "%u memory streams", S);
+        const kvp_budget bud = kvp_budget_sparsity((double)sm_in(&x, 0, 9) / 10);
+        check_merge(t, bud, 1, what);
+        check_merge(t, bud, 0, what);
+        kvp_trace_free(t);
+    }
+    static const uint32_t shapes[][3] = {{4, 8, 150}, {1, 4, 64}, {3, 2, 130}, {2, 1, 1}};
+    for (size_t r = 0; r < sizeof shapes / sizeof *shapes; r++) {
+        kvp_scenario sc;
+        kvp_scenario_default(&sc);
+        sc.prompt = shapes[r][2];
+        sc.steps = 20;
+        sc.layers = 2;
+        sc.seed = 1000 + r;
+        kvp_synth_params p;
+        kvp_synth_default(&p, &sc);
+        p.heads = shapes[r][1];
+        kvp_trace *t = NULL;
+        REQUIRE_OK(kvp_trace_synthetic_sequences(&t, &p, shapes[r][0], &err), &err);
+        char what[64];
+        snprintf(what, sizeof what, "synthetic, %u sequences x %u heads", shapes[r][0],
+                 shapes[r][1]);
+        check_merge(t, kvp_budget_sparsity(0.6), 1, what);
+        check_merge(t, kvp_budget_sparsity(0.6), 0, what);
+        kvp_trace_free(t);
+    }
+}
+
 static void test_bad_input(void)
 {
     /* a 4-D trace whose heads are not the model's kv_heads */
@@ -325,6 +433,7 @@ int main(int argc, char **argv)
         {"two_sequences_reactive", test_two_sequences_reactive},
         {"two_sequences_reactive_ties", test_two_sequences_reactive_ties},
         {"distinct_random", test_distinct_random},
+        {"merge", test_merge},
         {"bad_input", test_bad_input},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);

@@ -7,10 +7,21 @@
  */
 #include "trace/trace.h"
 #include "base/error.h"
+#include "base/simd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The merge's read-out of positions has an AVX-512 form (16 bits of a word at a time, their
+ * positions compressed in a register), chosen at run time where the CPU has AVX-512 F (not
+ * with KVPLACE_SSE2_ONLY, not under KVP_NO_SIMD); the same positions either way. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVP_NO_SIMD)
+#define KVP_STREAMS_AVX512 1
+#include <immintrin.h>
+#else
+#define KVP_STREAMS_AVX512 0
+#endif
 
 /* ---- a head of a 4-D trace: its layer l is the base's layer l * H + h ---- */
 
@@ -135,8 +146,12 @@ typedef struct streams_cursor {
     sub_buf *buf;     /* per stream */
     uint32_t base;    /* the first step the buffers hold */
     uint32_t next;    /* the next step asked */
-    uint64_t *bits;   /* the step's virtual positions */
-    float *vscore;    /* score per virtual position */
+    uint64_t *bits;   /* the step's virtual positions (S not a power of two) */
+    float *vscore;    /* score per virtual position (S not a power of two) */
+    uint64_t *sbits;  /* S a power of two (by_transpose): the read-ahead's sets as bits,
+                       * step base + j's word w of stream i at [(j * words + w) * S + i] */
+    size_t words;     /* per stream and step: positions / 64 + 1 */
+    int avx512;       /* the read-out's AVX-512 form */
     uint32_t *pos;
     float *score;
     int sets_only;
@@ -178,9 +193,17 @@ static void streams_close(void *state)
     free(c->buf);
     free(c->bits);
     free(c->vscore);
+    free(c->sbits);
     free(c->pos);
     free(c->score);
     free(c);
+}
+
+/* Whether the merge goes by transposition: S a power of two up to 64, so that 64 positions
+ * of the S streams are exactly S words of virtual positions. */
+static int by_transpose(uint32_t S)
+{
+    return S >= 2 && S <= 64 && (S & (S - 1)) == 0;
 }
 
 static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, void **state,
@@ -195,15 +218,26 @@ static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, v
         c->layer = layer;
         c->sub = calloc(S, sizeof *c->sub);
         c->buf = calloc(S, sizeof *c->buf);
-        c->bits = calloc(V / 64 + 1, sizeof *c->bits);
-        c->vscore = malloc(V * sizeof *c->vscore);
-        c->pos = malloc(V * sizeof *c->pos);
+        if (by_transpose(S)) {
+            c->words = (size_t)im->info.positions / 64 + 1;
+            c->sbits = calloc(READ_AHEAD * c->words * S, sizeof *c->sbits);
+        } else {
+            c->bits = calloc(V / 64 + 1, sizeof *c->bits);
+            c->vscore = malloc(V * sizeof *c->vscore);
+        }
+        /* the AVX-512 read-out stores 16 positions whole: room up to the last block's end */
+        c->pos = malloc((by_transpose(S) ? c->words * 64 * S : V) * sizeof *c->pos);
         c->score = malloc(V * sizeof *c->score);
     }
-    if (!c || !c->sub || !c->buf || !c->bits || !c->vscore || !c->pos || !c->score) {
+    if (!c || !c->sub || !c->buf || !(c->sbits || (c->bits && c->vscore)) || !c->pos ||
+        !c->score) {
         streams_close(c);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", t->name);
     }
+#if KVP_STREAMS_AVX512
+    __builtin_cpu_init();
+    c->avx512 = __builtin_cpu_supports("avx512f") && kvp_simd_wide();
+#endif
     for (uint32_t i = 0; i < S; i++) {
         int rc = kvp_cursor_create(&c->sub[i], im->stream[i], layer, budget, err);
         if (rc < 0) {
@@ -215,89 +249,112 @@ static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, v
     return 0;
 }
 
+/* A set (ascending, of a context of ctx positions) as the words of its bits, every S-th
+ * word of sb: every word below (ctx + 63) / 64 written, as the synthetic trace's own bits. */
+static void list_bits(uint64_t *sb, uint32_t S, uint32_t ctx, const uint32_t *sp, uint32_t cnt)
+{
+    for (uint32_t w = 0; w < (ctx + 63) / 64; w++)
+        sb[(size_t)w * S] = 0;
+    for (uint32_t q = 0; q < cnt; q++)
+        sb[(size_t)(sp[q] >> 6) * S] |= 1ull << (sp[q] & 63);
+}
+
+/* Room in b for `need` entries of pos (unless `pos` is 0) and of score (unless sets only). */
+static int buf_room(streams_cursor *c, sub_buf *b, size_t need, int pos, kvp_error *err)
+{
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    uint32_t *p = pos ? realloc(b->pos, cap * sizeof *p) : b->pos;
+    if (p)
+        b->pos = p;
+    float *score = c->sets_only ? b->score : realloc(b->score, cap * sizeof *score);
+    if (score)
+        b->score = score;
+    if ((pos && !p) || (!c->sets_only && !score))
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", c->t->name);
+    b->cap = cap;
+    return 0;
+}
+
+/* Stream i's step m into its buffer b (its next slot).  A trace that writes its sets where
+ * asked (the synthetic one) writes them into the buffers, as bits when the merge goes by
+ * bits (sbits), room made for a whole context; the others' sets are copied, and turned into
+ * bits for such a merge. */
+static int fill_one(streams_cursor *c, uint32_t i, uint32_t m, kvp_error *err)
+{
+    const streams_impl *im = c->t->impl;
+    const uint32_t S = im->info.n;
+    sub_buf *b = &c->buf[i];
+    uint64_t *bits = c->sbits ? c->sbits + b->have * c->words * S + i : NULL;
+    const int as_bits = bits && kvp_cursor_writes_bits(c->sub[i]);
+    const int into = as_bits || kvp_cursor_writes_into(c->sub[i]);
+    kvp_access s;
+    size_t at = b->off[b->have], need = at + (size_t)im->prompt[i] + m;
+    int rc = 0;
+    if (!into) {
+        if ((rc = kvp_cursor_next(c->sub[i], &s, err)) <= 0)
+            return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early", c->t->name);
+        need = at + s.count;
+    }
+    if ((!as_bits || !c->sets_only) && (rc = buf_room(c, b, need, !as_bits, err)) < 0)
+        return rc;
+    float *score = c->sets_only ? NULL : b->score + at;
+    if (into) {
+        rc = as_bits ? kvp_cursor_next_bits(c->sub[i], &s, bits, S, score, err)
+                     : kvp_cursor_next_into(c->sub[i], &s, b->pos + at, score, err);
+        if (rc <= 0)
+            return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early", c->t->name);
+    } else if (s.count) { /* an empty set: the buffers may not exist (NULL + 0) */
+        memcpy(b->pos + at, s.pos, (size_t)s.count * sizeof *s.pos);
+        if (score && s.score)
+            memcpy(score, s.score, (size_t)s.count * sizeof *s.score);
+        else if (score) /* bool marks: score 1 */
+            for (uint32_t j = 0; j < s.count; j++)
+                score[j] = 1.0f;
+    }
+    if (bits && !as_bits)
+        list_bits(bits, S, s.context, b->pos + at, s.count);
+    b->ctx[b->have] = s.context;
+    b->off[b->have + 1] = (uint32_t)(at + s.count);
+    b->have++;
+    return 0;
+}
+
 /* Steps base .. base + READ_AHEAD - 1 of every stream that decodes them, into the buffers. */
 static int streams_fill(streams_cursor *c, uint32_t base, kvp_error *err)
 {
     const streams_impl *im = c->t->impl;
-    for (uint32_t i = 0; i < im->info.n; i++) {
+    const uint32_t S = im->info.n;
+    for (uint32_t i = 0; i < S; i++) {
         sub_buf *b = &c->buf[i];
         b->have = 0;
         b->off[0] = 0;
-        /* A trace that writes its sets where asked (the synthetic one) writes them into the
-         * buffers, room made for a whole context; the others' sets are copied. */
-        const int into = kvp_cursor_writes_into(c->sub[i]);
         for (uint32_t m = base; m < im->steps[i] && b->have < READ_AHEAD; m++) {
-            kvp_access s;
-            size_t at = b->off[b->have], need = at + (size_t)im->prompt[i] + m;
-            int rc = 0;
-            if (!into) {
-                if ((rc = kvp_cursor_next(c->sub[i], &s, err)) <= 0)
-                    return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early",
-                                                       c->t->name);
-                need = at + s.count;
-            }
-            if (need > b->cap) {
-                size_t cap = b->cap ? b->cap : 1024;
-                while (cap < need)
-                    cap *= 2;
-                uint32_t *pos = realloc(b->pos, cap * sizeof *pos);
-                if (pos)
-                    b->pos = pos;
-                float *score = c->sets_only ? b->score : realloc(b->score, cap * sizeof *score);
-                if (score)
-                    b->score = score;
-                if (!pos || (!c->sets_only && !score))
-                    return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor",
-                                         c->t->name);
-                b->cap = cap;
-            }
-            if (into) {
-                rc = kvp_cursor_next_into(c->sub[i], &s, b->pos + at,
-                                          c->sets_only ? NULL : b->score + at, err);
-                if (rc <= 0)
-                    return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early",
-                                                       c->t->name);
-                need = at + s.count;
-            } else if (s.count) { /* an empty set: the buffers may not exist (NULL + 0) */
-                memcpy(b->pos + at, s.pos, (size_t)s.count * sizeof *s.pos);
-                if (!c->sets_only && s.score)
-                    memcpy(b->score + at, s.score, (size_t)s.count * sizeof *s.score);
-                else if (!c->sets_only) /* bool marks: score 1 */
-                    for (uint32_t j = 0; j < s.count; j++)
-                        b->score[at + j] = 1.0f;
-            }
-            b->ctx[b->have] = s.context;
-            b->off[++b->have] = (uint32_t)need;
+            int rc = fill_one(c, i, m, err);
+            if (rc < 0)
+                return rc;
         }
+        /* a stream that has finished reads nothing: its slots past its last step cleared */
+        for (uint32_t j = b->have; c->sbits && j < READ_AHEAD; j++)
+            for (size_t w = 0; w < c->words; w++)
+                c->sbits[(j * c->words + w) * S + i] = 0;
     }
     c->base = base;
     return 0;
 }
 
-/* Step n of every stream still decoding, merged (a finished stream reads nothing). */
-static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
+/* The merge of S streams, S not a power of two: each read's bit set at its virtual position
+ * (and its score kept there), then the bits read out in order.  Returns the reads. */
+static uint32_t merge_scatter(streams_cursor *c, uint32_t n, uint32_t j, uint64_t V)
 {
-    streams_cursor *c = state;
     const streams_impl *im = c->t->impl;
     const uint32_t S = im->info.n;
-    if (n != c->next)
-        return kvp_error_set(err, KVP_EINVAL, "%s: step %u asked after step %u (steps only "
-                             "go forward, one at a time)", c->t->name, n, c->next);
-    c->next = n + 1;
-    if (n == 0 || n - c->base >= READ_AHEAD) {
-        int rc = streams_fill(c, n, err);
-        if (rc < 0)
-            return rc;
-    }
-    const uint32_t j = n - c->base;
-    uint32_t ctx = 0;
     for (uint32_t i = 0; i < S; i++) {
-        if (n >= im->steps[i])
-            continue;
         const sub_buf *b = &c->buf[i];
-        if (b->ctx[j] > ctx)
-            ctx = b->ctx[j];
-        const uint32_t cnt = b->off[j + 1] - b->off[j];
+        const uint32_t cnt = n < im->steps[i] ? b->off[j + 1] - b->off[j] : 0;
         if (!cnt) /* nothing read (and the buffers may not exist: NULL + 0) */
             continue;
         const uint32_t *sp = b->pos + b->off[j];
@@ -315,7 +372,6 @@ static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
             }
         }
     }
-    const uint64_t V = (uint64_t)ctx * S;
     uint32_t k = 0;
     if (c->sets_only) {
         for (uint64_t w = 0; w * 64 < V; w++) {
@@ -335,10 +391,132 @@ static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
             }
         }
     }
+    return k;
+}
+
+/* 64 positions of S = 2^lg streams (x[i] bit p: stream i reads position p) as the S words
+ * of their virtual positions (bit p * S + i of y[0..S) read as one string of 64 S bits).
+ * In every lane of S bits the S x S bit matrix is transposed by lg stages of swaps
+ * (Hacker's Delight's transpose32, the lanes side by side), after which x[r]'s lane q holds
+ * the streams reading position q S + r; y takes the lanes in position order.  x is
+ * overwritten. */
+static void interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg)
+{
+    static const uint64_t low[6] = {0x5555555555555555ull, 0x3333333333333333ull,
+                                    0x0F0F0F0F0F0F0F0Full, 0x00FF00FF00FF00FFull,
+                                    0x0000FFFF0000FFFFull, 0x00000000FFFFFFFFull};
+    for (unsigned b = lg; b-- > 0;) { /* swap bit b of the row and of the column */
+        const uint32_t s = 1u << b;
+        for (uint32_t k = 0; k < S; k = (k + s + 1) & ~s) {
+            const uint64_t t = ((x[k] >> s) ^ x[k + s]) & low[b];
+            x[k + s] ^= t;
+            x[k] ^= t << s;
+        }
+    }
+    const uint32_t L = 64 >> lg; /* positions per word of y */
+    const uint64_t lane = S == 64 ? ~0ull : (1ull << S) - 1;
+    for (uint32_t o = 0; o < S; o++) {
+        uint64_t v = 0;
+        for (uint32_t e = 0; e < L; e++) {
+            const uint32_t p = o * L + e;
+            v |= ((x[p & (S - 1)] >> ((p >> lg) << lg)) & lane) << (e << lg);
+        }
+        y[o] = v;
+    }
+}
+
+#if KVP_STREAMS_AVX512
+/* The virtual positions base + o * 64 + bit of the set bits of y[0..S), in order, into pos
+ * (16 entries stored whole at a time: pos has room to the block's end); returns how many. */
+__attribute__((target("avx512f"))) static uint32_t read_out_avx512(const uint64_t *y,
+                                                                   uint32_t S, uint32_t base,
+                                                                   uint32_t *pos)
+{
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    uint32_t k = 0;
+    for (uint32_t o = 0; o < S; o++)
+        for (uint32_t e = 0; e < 64 && (y[o] >> e); e += 16) {
+            const __mmask16 m = (__mmask16)(y[o] >> e);
+            const __m512i vp = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(base + o * 64 + e)));
+            _mm512_storeu_si512((void *)(pos + k), _mm512_maskz_compress_epi32(m, vp));
+            k += (uint32_t)__builtin_popcount(m);
+        }
+    return k;
+}
+#endif
+
+/* The merge of S streams, S a power of two (by_transpose): 64 positions at a time, the S
+ * streams' words of their sets' bits (sbits) interleaved into virtual positions and read
+ * out; no scatter over the whole virtual range.  A stream's reads come out in its own order,
+ * so each one's score is its stream's next.  Returns the reads. */
+static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint32_t ctx)
+{
+    const streams_impl *im = c->t->impl;
+    const uint32_t S = im->info.n;
+    const unsigned lg = (unsigned)__builtin_ctz(S);
+    const float *next[64] = {0}; /* per stream, the score of its next read */
+    for (uint32_t i = 0; i < S && !c->sets_only; i++)
+        if (n < im->steps[i])
+            next[i] = c->buf[i].score + c->buf[i].off[j];
+    const uint64_t *sj = c->sbits + j * c->words * S;
+    uint32_t k = 0;
+    for (uint32_t w = 0; w * 64 < ctx; w++) {
+        uint64_t x[64], y[64], any = 0;
+        for (uint32_t i = 0; i < S; i++) {
+            x[i] = sj[(size_t)w * S + i];
+            any |= x[i];
+        }
+        if (!any)
+            continue;
+        interleave(x, y, S, lg);
+        const uint32_t base = w * 64 * S;
+#if KVP_STREAMS_AVX512
+        if (c->sets_only && c->avx512) {
+            k += read_out_avx512(y, S, base, c->pos + k);
+            continue;
+        }
+#endif
+        if (c->sets_only) {
+            for (uint32_t o = 0; o < S; o++)
+                for (uint64_t z = y[o]; z; z &= z - 1)
+                    c->pos[k++] = base + o * 64 + (uint32_t)__builtin_ctzll(z);
+        } else {
+            for (uint32_t o = 0; o < S; o++)
+                for (uint64_t z = y[o]; z; z &= z - 1) {
+                    const uint32_t bit = (uint32_t)__builtin_ctzll(z);
+                    c->pos[k] = base + o * 64 + bit;
+                    c->score[k++] = *next[bit & (S - 1)]++;
+                }
+        }
+    }
+    return k;
+}
+
+/* Step n of every stream still decoding, merged (a finished stream reads nothing). */
+static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
+{
+    streams_cursor *c = state;
+    const streams_impl *im = c->t->impl;
+    const uint32_t S = im->info.n;
+    if (n != c->next)
+        return kvp_error_set(err, KVP_EINVAL, "%s: step %u asked after step %u (steps only "
+                             "go forward, one at a time)", c->t->name, n, c->next);
+    c->next = n + 1;
+    if (n == 0 || n - c->base >= READ_AHEAD) {
+        int rc = streams_fill(c, n, err);
+        if (rc < 0)
+            return rc;
+    }
+    const uint32_t j = n - c->base;
+    uint32_t ctx = 0;
+    for (uint32_t i = 0; i < S; i++)
+        if (n < im->steps[i] && c->buf[i].ctx[j] > ctx)
+            ctx = c->buf[i].ctx[j];
+    const uint64_t V = (uint64_t)ctx * S;
     a->step = n;
     a->layer = c->layer;
     a->context = (uint32_t)V;
-    a->count = k;
+    a->count = c->sbits ? merge_transpose(c, n, j, ctx) : merge_scatter(c, n, j, V);
     a->pos = c->pos;
     a->score = c->sets_only ? NULL : c->score;
     return 0;

@@ -375,6 +375,57 @@ AVX512 static uint32_t band_avx512(const uint16_t *key, uint32_t ctx, uint32_t h
     *pp = p;
     return above;
 }
+
+/* state_select_bits's pass, 64 keys a word: the words w < *pw (*pw * 64 <= ctx) of the keys
+ * >= thr, every stride-th of bits; returns how many were taken. */
+AVX512 static uint32_t ge_bits_avx512(const uint16_t *key, uint32_t ctx, uint32_t thr,
+                                      uint64_t *bits, size_t stride, uint32_t *pw)
+{
+    const __m512i vthr = _mm512_set1_epi16((short)thr);
+    uint32_t m = 0, w = 0;
+    for (; (w + 1) * 64 <= ctx; w++) {
+        const uint16_t *k = key + (size_t)w * 64;
+        uint64_t x = (uint64_t)_mm512_cmpge_epu16_mask(_mm512_loadu_si512((const void *)k), vthr) |
+                     (uint64_t)_mm512_cmpge_epu16_mask(_mm512_loadu_si512((const void *)(k + 32)),
+                                                       vthr) << 32;
+        bits[w * stride] = x;
+        m += (uint32_t)__builtin_popcountll(x);
+    }
+    *pw = w;
+    return m;
+}
+
+/* The scores (key_score, the same arithmetic: int to double, the product by 1 / 65535,
+ * double to float) of the set bits of the words w < *pw ((w + 1) * 64 <= ctx), every
+ * stride-th of bits, ascending by position, into score; returns how many.  16 keys at a time,
+ * the taken ones' scores compressed in a register and stored whole (as compress16: score
+ * holds ctx entries, and j + 16 <= the word's position + 16 <= ctx). */
+AVX512 static uint32_t bit_scores_avx512(const uint16_t *key, uint32_t ctx, const uint64_t *bits,
+                                         size_t stride, float *score, uint32_t *pw)
+{
+    const __m512d inv = _mm512_set1_pd(KEY_INV);
+    uint32_t j = 0, w = 0;
+    for (; (w + 1) * 64 <= ctx; w++) {
+        const uint64_t x = bits[w * stride];
+        for (uint32_t e = 0; e < 64; e += 16) {
+            const __mmask16 m = (__mmask16)(x >> e);
+            if (!m)
+                continue;
+            __m512i k16 = _mm512_cvtepu16_epi32(
+                _mm256_loadu_si256((const __m256i *)(key + (size_t)w * 64 + e)));
+            __m256 lo = _mm512_cvtpd_ps(
+                _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(k16)), inv));
+            __m256 hi = _mm512_cvtpd_ps(
+                _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(k16, 1)), inv));
+            __m512 f16 = _mm512_castpd_ps(_mm512_insertf64x4(
+                _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+            _mm512_storeu_ps(score + j, _mm512_maskz_compress_ps(m, f16));
+            j += (uint32_t)__builtin_popcount(m);
+        }
+    }
+    *pw = w;
+    return j;
+}
 #endif
 
 /* key / 65535 as a float.  Through a double product: for every 16-bit key this equals the
@@ -707,6 +758,74 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
         fill_scores(score, pos, k, key);
 }
 
+/* state_select's set as bits: bit p & 63 of bits[(p >> 6) * stride] for every position p of
+ * the set, every word below (ctx + 63) / 64 written (zeros too), and, unless sets only, its
+ * scores ascending by position into score[0 .. k).  The same threshold, the same keys taken
+ * and the same ties dropped (the highest-positioned ones), so the same set. */
+static void state_select_bits(synth_state *st, uint32_t k, uint64_t *bits, size_t stride,
+                              float *score)
+{
+    const uint32_t ctx = st->P + st->step, W = (ctx + 63) / 64;
+    if (k == 0) {
+        for (uint32_t w = 0; w < W; w++)
+            bits[w * stride] = 0;
+        return;
+    }
+    const uint32_t thr = state_threshold(st, k);
+    st->thr = thr;
+
+    const uint16_t *key = st->key;
+    uint32_t m = 0, w = 0;
+#if KVP_SYNTH_AVX512
+    if (st->avx512)
+        m = ge_bits_avx512(key, ctx, thr, bits, stride, &w);
+#endif
+#if KVP_SYNTH_SSE2
+    /* 8 keys at a time, as state_select's SSE2 pass: key >= thr where thr - key saturates
+     * to 0 */
+    const __m128i vthr = _mm_set1_epi16((short)thr), zero = _mm_setzero_si128();
+    for (; (w + 1) * 64 <= ctx; w++) {
+        uint64_t x = 0;
+        for (uint32_t e = 0; e < 64; e += 8) {
+            __m128i k8 = _mm_loadu_si128((const __m128i *)(key + (size_t)w * 64 + e));
+            __m128i ge = _mm_cmpeq_epi16(_mm_subs_epu16(vthr, k8), zero);
+            x |= (uint64_t)_mm_movemask_epi8(_mm_packs_epi16(ge, zero)) << e;
+        }
+        bits[w * stride] = x;
+        m += (uint32_t)__builtin_popcountll(x);
+    }
+#endif
+    for (; w < W; w++) {
+        uint64_t x = 0;
+        for (uint32_t p = w * 64; p < ctx && p < (w + 1) * 64; p++)
+            x |= (uint64_t)(key[p] >= thr) << (p & 63);
+        bits[w * stride] = x;
+        m += (uint32_t)__builtin_popcountll(x);
+    }
+    /* m = k + the ties not taken: drop the highest-positioned ties (every key == thr is
+     * taken) */
+    for (uint32_t p = ctx, excess = m - k; excess > 0;)
+        if (key[--p] == thr) {
+            bits[(p >> 6) * stride] &= ~(1ull << (p & 63));
+            excess--;
+        }
+    if (st->sets_only)
+        return;
+    uint32_t j = 0, pw[64]; /* a word's positions, for fill_scores */
+    w = 0;
+#if KVP_SYNTH_AVX512
+    if (st->avx512)
+        j = bit_scores_avx512(key, ctx, bits, stride, score, &w);
+#endif
+    for (; w < W; w++) {
+        uint32_t q = 0;
+        for (uint64_t x = bits[w * stride]; x; x &= x - 1)
+            pw[q++] = w * 64 + (uint32_t)__builtin_ctzll(x);
+        fill_scores(score + j, pw, q, key);
+        j += q;
+    }
+}
+
 static void synth_close(void *state)
 {
     synth_state *st = state;
@@ -793,6 +912,25 @@ static int synth_step_into(void *state, uint32_t n, kvp_access *a, uint32_t *pos
     return 0;
 }
 
+static int synth_step_bits(void *state, uint32_t n, kvp_access *a, uint64_t *bits,
+                           size_t stride, float *score, kvp_error *err)
+{
+    synth_state *st = state;
+    int rc = state_goto(st, n, err);
+    if (rc < 0)
+        return rc;
+    const uint32_t ctx = st->P + n;
+    const uint32_t k = kvp_access_k(st->budget, ctx);
+    state_select_bits(st, k, bits, stride, score);
+    a->step = n;
+    a->layer = st->layer;
+    a->context = ctx;
+    a->count = k;
+    a->pos = NULL;
+    a->score = st->sets_only ? NULL : score;
+    return 0;
+}
+
 static int synth_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
 {
     synth_state *st = state;
@@ -826,6 +964,23 @@ static void synth_destroy(kvp_trace *t)
 static const kvp_trace_vt SYNTH_VT = {"synthetic", synth_open,     synth_step,
                                       synth_close, synth_scores,   synth_destroy,
                                       synth_sets_only, NULL,          synth_step_into};
+
+int kvp_cursor_writes_bits(const kvp_cursor *c)
+{
+    return c->t->vt == &SYNTH_VT;
+}
+
+int kvp_cursor_next_bits(kvp_cursor *c, kvp_access *a, uint64_t *bits, size_t stride,
+                         float *score, kvp_error *err)
+{
+    if (c->next >= c->t->steps)
+        return 0;
+    int rc = synth_step_bits(c->state, c->next, a, bits, stride, score, err);
+    if (rc < 0)
+        return rc;
+    c->next++;
+    return 1;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* Public                                                                                    */

@@ -53,6 +53,14 @@ void kvp_topk(const float *scores, uint32_t n, uint32_t k, uint32_t *pos_out, fl
  * size and a binary search of it. */
 int kvp_cursor_count_below(kvp_cursor *c, uint32_t below, uint32_t *k, uint32_t *h,
                            kvp_error *err);
+/* Whether c's trace can write its sets as bits (kvp_cursor_next_bits): the synthetic one. */
+int kvp_cursor_writes_bits(const kvp_cursor *c);
+/* kvp_cursor_next, the set written as bits: bit p & 63 of bits[(p >> 6) * stride] for each
+ * position p of it, every word below (P + n + 63) / 64 written (zeros too); and, unless sets
+ * only, its scores ascending by position into score (at least P + n entries); a->pos is
+ * NULL.  Spares the streams' merge a list and its conversion to bits (src/trace/synth.c). */
+int kvp_cursor_next_bits(kvp_cursor *c, kvp_access *a, uint64_t *bits, size_t stride,
+                         float *score, kvp_error *err);
 /* Whether c's trace can write its sets into the caller's arrays (kvp_cursor_next_into). */
 int kvp_cursor_writes_into(const kvp_cursor *c);
 /* kvp_cursor_next, the set written into pos (at least P + n entries) and score (unless sets
