@@ -185,23 +185,24 @@ static void same_fast(const kvp_trace *f, const kvp_trace *m, uint32_t slots, do
     CHECK(sf.bound_time_s == sm.bound_time_s && sf.reads == sm.reads);
 }
 
-/* The caps: whole rows; 7 bytes (elements split across calls); 4,093 and 70,001 (a prime
+/* The caps: whole reads; 7 bytes (elements split across calls); 4,093 and 70,001 (a prime
  * and a size past a row: rows and steps split at places that move from row to row); each
  * with and without interrupts. */
 static const size_t caps[] = {0, 7, 4093, 70001};
 
-/* One file of (N, L, C) elements against the same buffer in memory, every cap. */
+/* One file of (N, L, C) elements against the same buffer in memory, under each of the caps
+ * cs[0 .. ncs). */
 static void file_against_memory(const char *descr, int dtype, const void *data, size_t itemsize,
-                                uint32_t N, uint32_t L, uint32_t C)
+                                uint32_t N, uint32_t L, uint32_t C, const size_t *cs, size_t ncs)
 {
     char path[sizeof PATH_TEMPLATE];
     write_npy(path, descr, N, L, C, data, itemsize);
     const uint64_t shape[3] = {N, L, C};
     kvp_trace *m = NULL, *f = NULL;
     REQUIRE_OK(kvp_trace_from_buffer(&m, data, dtype, 3, shape, "memory", &err), &err);
-    for (size_t i = 0; i < sizeof caps / sizeof *caps; i++)
+    for (size_t i = 0; i < ncs; i++)
         for (unsigned every = 0; every <= 5; every += 5) {
-            cap = caps[i];
+            cap = cs[i];
             intr = every;
             const unsigned long before = calls;
             REQUIRE_OK(kvp_trace_open_npy(&f, path, &err), &err);
@@ -225,7 +226,20 @@ static void test_read_pieces_f32(void)
 {
     const uint32_t N = 24, L = 3, P = 1001; /* rows of 1,001 to 1,024 floats */
     float *d = drifting(N, L, P);
-    file_against_memory("<f4", KVP_DTYPE_F32, d, 4, N, L, P + N - 1);
+    file_against_memory("<f4", KVP_DTYPE_F32, d, 4, N, L, P + N - 1, caps, 4);
+    free(d);
+}
+
+/* Rows of 1.2 MB/3 (the fast path reads a step's rows of a group of layers in windows of
+ * 1 MB, npy.c WINDOW_BYTES): with one group of 5 layers the windows hold layers 0-1, 2-3
+ * and 4 alone, the last one's row cut at its used part; with two groups (layers 0-1, 2-4),
+ * 0-1, 2-3, 4.  Caps of 7 and 4,093 bytes would take too many calls here. */
+static void test_read_windows(void)
+{
+    const uint32_t N = 5, L = 5, P = 100003;
+    float *d = drifting(N, L, P);
+    static const size_t some[] = {0, 70001};
+    file_against_memory("<f4", KVP_DTYPE_F32, d, 4, N, L, P + N - 1, some, 2);
     free(d);
 }
 
@@ -238,7 +252,7 @@ static void test_read_pieces_f16(void)
         for (uint32_t l = 0; l < L; l++)
             for (uint32_t p = 0; p < P + n; p++)
                 d[((size_t)n * L + l) * C + p] = half_of((int)rnd(1001) - 500);
-    file_against_memory("<f2", KVP_DTYPE_F16, d, 2, N, L, C);
+    file_against_memory("<f2", KVP_DTYPE_F16, d, 2, N, L, C, caps, 4);
     free(d);
 }
 
@@ -251,58 +265,58 @@ static void test_read_pieces_bool(void)
         for (uint32_t l = 0; l < L; l++)
             for (uint32_t p = 0; p < P + n; p++)
                 d[((size_t)n * L + l) * C + p] = rnd(5) == 0;
-    file_against_memory("|b1", KVP_DTYPE_BOOL, d, 1, N, L, C);
+    file_against_memory("|b1", KVP_DTYPE_BOOL, d, 1, N, L, C, caps, 4);
     free(d);
 }
 
-/* A file cut inside row (s, 1) after it was opened: layer 1's cursor fails at step s naming
- * that row; the fast path reports the lowest failing layer's error (layer 0's, at step
- * s + 1), as the layer-by-layer order does, whether its layers run in one group or two. */
+/* A file cut 10 bytes into row (s, cl) after it was opened, cl 0 or 1: layer 1's cursor
+ * fails at step s naming its row; the fast path reports the lowest failing layer's error,
+ * layer 0's (at step s when the cut is in its row, a row read in part, else at s + 1), as
+ * the layer-by-layer order does, whether its layers run in one group or two. */
 static void test_truncated_after_open(void)
 {
-    const uint32_t N = 12, L = 3, P = 500, C = P + N - 1, s = 7;
-    float *d = drifting(N, L, P);
-    char path[sizeof PATH_TEMPLATE];
-    write_npy(path, "<f4", N, L, C, d, 4);
-    free(d);
-    for (unsigned threads = 1; threads <= 2; threads++) {
-        kvp_trace *f = NULL;
-        REQUIRE_OK(kvp_trace_open_npy(&f, path, &err), &err);
-        REQUIRE(truncate(path, (off_t)(HEADER + ((size_t)s * L + 1) * C * 4 + 10)) == 0);
-        char want[256];
-        kvp_cursor *c = NULL;
-        REQUIRE_OK(kvp_cursor_create(&c, f, 1, kvp_budget_sparsity(0.6), &err), &err);
-        kvp_access a;
-        int rc;
-        uint32_t steps = 0;
-        while ((rc = kvp_cursor_next(c, &a, &err)) > 0)
-            steps++;
-        CHECK_EQ_INT(steps, s);
-        snprintf(want, sizeof want, "%s: the file ends before step %u, layer 1", path, s);
-        CHECK_FAILS(rc, KVP_EIO, &err, want);
-        kvp_cursor_free(c);
+    const uint32_t N = 12, L = 3, P = 500, C = P + N - 1;
+    static const uint32_t cut[][2] = {{7, 1}, {11, 0}, {4, 0}};
+    for (size_t i = 0; i < sizeof cut / sizeof *cut; i++)
+        for (unsigned threads = 1; threads <= 2; threads++) {
+            const uint32_t s = cut[i][0], cl = cut[i][1];
+            float *d = drifting(N, L, P);
+            char path[sizeof PATH_TEMPLATE];
+            write_npy(path, "<f4", N, L, C, d, 4);
+            free(d);
+            kvp_trace *f = NULL;
+            REQUIRE_OK(kvp_trace_open_npy(&f, path, &err), &err);
+            REQUIRE(truncate(path, (off_t)(HEADER + ((size_t)s * L + cl) * C * 4 + 10)) == 0);
+            char want[256];
+            kvp_cursor *c = NULL;
+            REQUIRE_OK(kvp_cursor_create(&c, f, 1, kvp_budget_sparsity(0.6), &err), &err);
+            kvp_access a;
+            int rc;
+            uint32_t steps = 0;
+            while ((rc = kvp_cursor_next(c, &a, &err)) > 0)
+                steps++;
+            CHECK_EQ_INT(steps, s);
+            snprintf(want, sizeof want, "%s: the file ends before step %u, layer 1", path, s);
+            CHECK_FAILS(rc, KVP_EIO, &err, want);
+            kvp_cursor_free(c);
 
-        kvp_scenario sc;
-        scenario(&sc, L, P / 2, 0.6);
-        sc.prompt = P;
-        sc.steps = N;
-        kvp_policy_spec ps;
-        CHECK_OK(kvp_policy_parse(&ps, "static", &err), &err);
-        kvp_run_options ro;
-        kvp_run_options_default(&ro);
-        ro.threads = threads;
-        kvp_result r;
-        snprintf(want, sizeof want, "%s: the file ends before step %u, layer 0 (", path, s + 1);
-        CHECK_FAILS(kvp_fast_prefix_run(&sc, f, &ps, 1, &ro, &r, NULL, &err), KVP_EIO, &err,
-                    want);
-        kvp_trace_free(f);
-        /* whole again for the next round */
-        float *again = drifting(N, L, P);
-        unlink(path);
-        write_npy(path, "<f4", N, L, C, again, 4);
-        free(again);
-    }
-    unlink(path);
+            kvp_scenario sc;
+            scenario(&sc, L, P / 2, 0.6);
+            sc.prompt = P;
+            sc.steps = N;
+            kvp_policy_spec ps;
+            CHECK_OK(kvp_policy_parse(&ps, "static", &err), &err);
+            kvp_run_options ro;
+            kvp_run_options_default(&ro);
+            ro.threads = threads;
+            kvp_result r;
+            snprintf(want, sizeof want, "%s: the file ends before step %u, layer 0 (", path,
+                     cl == 0 ? s : s + 1);
+            CHECK_FAILS(kvp_fast_prefix_run(&sc, f, &ps, 1, &ro, &r, NULL, &err), KVP_EIO,
+                        &err, want);
+            kvp_trace_free(f);
+            unlink(path);
+        }
 }
 
 int main(int argc, char **argv)
@@ -311,6 +325,7 @@ int main(int argc, char **argv)
         {"read_pieces_f32", test_read_pieces_f32},
         {"read_pieces_f16", test_read_pieces_f16},
         {"read_pieces_bool", test_read_pieces_bool},
+        {"read_windows", test_read_windows},
         {"truncated_after_open", test_truncated_after_open},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);

@@ -207,6 +207,8 @@ static int fast_group(uint32_t g, void *user, atomic_ullong *done)
         if (fg->lrc[l] < 0)
             continue;
         kvp_cursor_sets_only(cur[l - l0]);
+        if (l > l0 && cur[0])
+            kvp_cursor_read_with(cur[l - l0], cur[0]);
         live++;
     }
     for (uint32_t n = 0; n < N && live > 0; n++) {

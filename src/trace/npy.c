@@ -77,13 +77,29 @@ typedef struct npy_impl {
     char *path;    /* full path, for messages (kvp_trace.name may be truncated) */
 } npy_impl;
 
+#define WINDOW_BYTES (1u << 20)
+
+/* A step's rows of several layers read in one call (npy_read_with): rows (n, l0 .. l1) are
+ * in buf, the last one's used part only, and got bytes of them were read (fewer than asked
+ * when the file ends). */
+typedef struct npy_window {
+    unsigned char *buf;
+    size_t cap;         /* bytes: WINDOW_BYTES, or one row where a row is larger */
+    uint32_t n, l0, l1; /* l0 == l1: nothing read */
+    uint32_t last;      /* the highest layer of the cursors sharing it: none read past it */
+    size_t got;
+} npy_window;
+
 typedef struct npy_cursor {
     const kvp_trace *t;
     const npy_impl *im;
     uint32_t layer;
     kvp_budget budget;
+    npy_window *win;   /* shared with the cursors that read with this one, or NULL */
+    int owns_win;
+    const unsigned char *raw; /* the file's bytes of row raw_step: in buf or in win */
     /* all sized C, allocated at open */
-    unsigned char *raw; /* the file's bytes of row raw_step (read_row) */
+    unsigned char *buf;
     float *row;        /* converted scores of row_step */
     uint32_t *pos;     /* the access set */
     float *score;
@@ -545,7 +561,11 @@ static void npy_cursor_close(void *state)
     npy_cursor *c = state;
     if (!c)
         return;
-    free(c->raw);
+    if (c->owns_win) {
+        free(c->win->buf);
+        free(c->win);
+    }
+    free(c->buf);
     free(c->row);
     free(c->pos);
     free(c->score);
@@ -565,12 +585,12 @@ static int npy_cursor_open(const kvp_trace *t, uint32_t layer, kvp_budget budget
     c->layer = layer;
     c->budget = budget;
     size_t cols = im->cols;
-    c->raw = malloc(cols * im->itemsize);
+    c->buf = malloc(cols * im->itemsize);
     c->row = malloc(cols * sizeof *c->row);
     c->pos = malloc(cols * sizeof *c->pos);
     c->score = malloc(cols * sizeof *c->score);
     c->scratch = malloc((cols + 4) * sizeof *c->scratch); /* + 4: band_pass's stores */
-    if (!c->raw || !c->row || !c->pos || !c->score || !c->scratch) {
+    if (!c->buf || !c->row || !c->pos || !c->score || !c->scratch) {
         npy_cursor_close(c);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", im->path);
     }
@@ -588,11 +608,35 @@ static void row_name(const npy_cursor *c, uint32_t n, char *buf, size_t len)
         snprintf(buf, len, "step %u, layer %u", n, c->layer);
 }
 
-/* The used part of row (n, layer), its first P + n elements, read into c->raw: the file is
- * read, not mapped, because a mapping costs a page fault per 64 KB on first touch, which on
- * a virtual machine takes several times the copy out of the page cache that a read makes
- * into a buffer that stays in cache (docs/PERF.md §31).  Read once per step: the full
- * selection after a band's miss and a bad score's message take the same bytes again. */
+/* Row (n, layer)'s used part, len bytes at off, in c->win (c->raw points there): read with
+ * the next layers' rows of the step, up to the window's last layer and its size, when the
+ * window does not hold it.  Returns len, fewer when the file ends first, or -1 (errno). */
+static ssize_t window_row(npy_cursor *c, uint32_t n, size_t len, off_t off)
+{
+    npy_window *w = c->win;
+    const size_t rb = c->im->cols * c->im->itemsize;
+    if (w->n != n || c->layer < w->l0 || c->layer >= w->l1) {
+        const size_t rows = w->last - c->layer + 1;
+        const size_t fit = w->cap / rb < rows ? w->cap / rb : rows;
+        const ssize_t r = read_at(c->im->fd, w->buf, (fit - 1) * rb + len, off);
+        w->l0 = w->l1 = c->layer;
+        if (r < 0)
+            return -1;
+        w->n = n;
+        w->l1 = c->layer + (uint32_t)fit;
+        w->got = (size_t)r;
+    }
+    const size_t at = (c->layer - w->l0) * rb;
+    c->raw = w->buf + at;
+    return w->got <= at ? 0 : (ssize_t)(w->got - at < len ? w->got - at : len);
+}
+
+/* The used part of row (n, layer), its first P + n elements, read into c->buf or, for a
+ * cursor that reads with others, c->win: the file is read, not mapped, because a mapping
+ * costs a page fault per 64 KB on first touch, which on a virtual machine takes several
+ * times the copy out of the page cache that a read makes into a buffer that stays in cache
+ * (docs/PERF.md §31).  Read once per step: the full selection after a band's miss and a bad
+ * score's message take the same bytes again. */
 static int read_row(npy_cursor *c, uint32_t n, kvp_error *err)
 {
     if (c->raw_valid && c->raw_step == n)
@@ -602,7 +646,8 @@ static int read_row(npy_cursor *c, uint32_t n, kvp_error *err)
     const off_t off = im->data_off +
                       (off_t)(((uint64_t)n * c->t->layers + c->layer) * im->cols * im->itemsize);
     c->raw_valid = 0;
-    const ssize_t r = read_at(im->fd, c->raw, len, off);
+    c->raw = c->buf;
+    const ssize_t r = c->win ? window_row(c, n, len, off) : read_at(im->fd, c->buf, len, off);
     if (r != (ssize_t)len) {
         char name[64];
         row_name(c, n, name, sizeof name);
@@ -1017,9 +1062,33 @@ static int npy_scores(void *state, uint32_t n, float *out, kvp_error *err)
     return 0;
 }
 
+/* The leader's window, made at the first cursor that reads with it and widened to each
+ * one's layer: a step's rows of the group in one call of up to WINDOW_BYTES (docs/PERF.md
+ * §31).  Without memory for it, each cursor reads its own rows, as before. */
+static void npy_read_with(void *state, void *leader)
+{
+    npy_cursor *c = state, *ld = leader;
+    if (!ld->win) {
+        const size_t rb = ld->im->cols * ld->im->itemsize;
+        npy_window *w = calloc(1, sizeof *w);
+        if (w)
+            w->cap = rb > WINDOW_BYTES ? rb : WINDOW_BYTES;
+        if (!w || !(w->buf = malloc(w->cap))) {
+            free(w);
+            return;
+        }
+        w->last = ld->layer;
+        ld->win = w;
+        ld->owns_win = 1;
+    }
+    if (c->layer > ld->win->last)
+        ld->win->last = c->layer;
+    c->win = ld->win;
+}
+
 static const kvp_trace_vt npy_vt = {
     "npy",       npy_cursor_open, npy_cursor_step, npy_cursor_close, npy_scores, npy_destroy,
-    NULL,        npy_count_below, NULL,
+    NULL,        npy_count_below, NULL,           npy_read_with,
 };
 
 int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err)
