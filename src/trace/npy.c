@@ -636,10 +636,11 @@ static ssize_t window_row(npy_cursor *c, uint32_t n, size_t len, off_t off)
  * costs a page fault per 64 KB on first touch, which on a virtual machine takes several
  * times the copy out of the page cache that a read makes into a buffer that stays in cache
  * (docs/PERF.md §31).  Read once per step: the full selection after a band's miss and a bad
- * score's message take the same bytes again. */
+ * score's message take the same bytes again (from the window, which another cursor may have
+ * moved meanwhile, only through window_row). */
 static int read_row(npy_cursor *c, uint32_t n, kvp_error *err)
 {
-    if (c->raw_valid && c->raw_step == n)
+    if (c->raw_valid && c->raw_step == n && !c->win)
         return 0;
     const npy_impl *im = c->im;
     const size_t len = (size_t)(c->t->prompt + n) * im->itemsize;
@@ -938,7 +939,7 @@ static int f32_check_row(npy_cursor *c, uint32_t n, kvp_error *err)
  * to the lower positions, as kvp_topk).  Returns 1 and *h, 0 when the band missed (the
  * caller takes the full selection), or < 0.  From one step to the next the k-th score moves
  * little, so the band, centred on the last one and resized towards BAND_TARGET entries,
- * mostly holds it: one streaming pass per row, no copy of the row, and the selection on a
+ * mostly holds it: one streaming pass per row, no conversion of the row, and the selection on a
  * few hundred keys in cache: a histogram of BAND_BUCKETS over the band's key range finds
  * the bucket holding the k-th, a quickselect the key in it (docs/PERF.md §12, §27). */
 static int f32_band_count(npy_cursor *c, uint32_t n, uint32_t k, uint32_t lim, uint32_t *h,
