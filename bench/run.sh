@@ -14,7 +14,8 @@
 # BENCH_SCALING_PROMPTS ("8192 16384 32768 65536 131072"),
 # BENCH_OUT (build/bench-out): where the tables, the series and the plots go.
 # BENCH_NPY (1): the .npy section: a float32 trace of prompt 8192, 512 steps (570 MB, made
-# once in BENCH_OUT), one streaming pass over it (build/bench/stream), kvplace's `static` on
+# once in BENCH_OUT), one streaming pass over it, mapped and read (build/bench/stream and
+# stream --read), kvplace's `static` on
 # it through the fast path and through the engine's pass, and bench/npy_model.py (NumPy, from
 # Debian's python3-numpy, run by /usr/bin/python3), at batch 4 (slots above the context) and
 # batch 8 (slots below it); one core; npy.txt, with the ratios to the streaming pass.
@@ -94,6 +95,7 @@ if [ "${BENCH_NPY:-1}" = 1 ]; then
         echo "# npy: $(date -u '+%Y-%m-%d %H:%M UTC'), one core, cpu seconds"
         for b in 4 8; do
             s=$("$BUILD/bench/stream" "$NPY" | awk '{print $5}')
+            r=$("$BUILD/bench/stream" --read "$NPY" | awk '{print $5}')
             fast=$("$BENCH" npy-static --file "$NPY" --batch $b --threads 1 2> "$OUT/.model")
             eng=$("$BENCH" npy-engine --file "$NPY" --batch $b --threads 1 2> /dev/null)
             set -- $(cat "$OUT/.model")
@@ -102,10 +104,11 @@ if [ "${BENCH_NPY:-1}" = 1 ]; then
             f_cpu=$(echo "$fast" | awk '{print $10}')
             e_cpu=$(echo "$eng" | awk '{print $10}')
             n_cpu=$(echo "$np" | awk '{print $4}')
-            echo "batch $b: stream $s | static fast $f_cpu T $(echo "$fast" | awk '{print $9}')" \
+            echo "batch $b: stream $s, read $r | static fast $f_cpu T $(echo "$fast" | awk '{print $9}')" \
                  "| static engine $e_cpu | numpy $n_cpu T $(echo "$np" | awk '{print $5}')"
-            echo "$s $f_cpu $e_cpu $n_cpu" | awk '{printf "  ratios: fast/stream %.2f, " \
-                "engine/stream %.2f, numpy/fast %.1f\n", $2/$1, $3/$1, $4/$2}'
+            echo "$s $f_cpu $e_cpu $n_cpu $r" | awk '{printf "  ratios: fast/stream %.2f, " \
+                "fast/read %.2f, engine/stream %.2f, numpy/fast %.1f\n", $2/$1, $2/$5, $3/$1,
+                $4/$2}'
         done
         rm -f "$OUT/.model"
     } | tee "$OUT/npy.txt"

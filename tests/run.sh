@@ -30,7 +30,8 @@ done
 # KVPLACE_SSE2_ONLY, which takes the SSE2 and plain forms (src/base/simd.h), so that both are
 # tested on a CPU that has the wider ones.  Elsewhere the same forms run twice.
 for t in "$BUILD"/tests/test_synth "$BUILD"/tests/test_synth_heads \
-         "$BUILD"/tests/test_lookahead_grid "$BUILD"/tests/test_fast "$BUILD"/tests/test_npy; do
+         "$BUILD"/tests/test_lookahead_grid "$BUILD"/tests/test_fast "$BUILD"/tests/test_npy \
+         "$BUILD"/tests/test_npy_read; do
     [ -e "$t" ] || continue
     out=$(KVPLACE_SSE2_ONLY=1 "$t" 2>&1); rc=$?
     tally "$(basename "$t") (SSE2)" "$rc" "$out"

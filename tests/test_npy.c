@@ -789,9 +789,9 @@ static void fc_destroy(kvp_trace *t)
 }
 
 static const kvp_trace_vt formula_vt = {"formula", fc_open, fc_step, fc_close, fc_scores,
-                                         fc_destroy, NULL, NULL, NULL};
+                                         fc_destroy, NULL, NULL, NULL, NULL};
 static const kvp_trace_vt noscore_vt = {"noscores", fc_open, fc_step, fc_close, NULL,
-                                         fc_destroy, NULL, NULL, NULL};
+                                         fc_destroy, NULL, NULL, NULL, NULL};
 
 static kvp_trace *formula_trace(const kvp_trace_vt *vt, uint32_t n, uint32_t l, uint32_t p,
                                 uint32_t fail_step)

@@ -278,7 +278,7 @@ static void count_sets_only(void *state)
 }
 
 static const kvp_trace_vt COUNT_VT = {"counting", count_open, count_step, count_close, NULL,
-                                      count_destroy, count_sets_only, NULL, NULL};
+                                      count_destroy, count_sets_only, NULL, NULL, NULL};
 
 static kvp_trace *counting(const kvp_trace *in)
 {

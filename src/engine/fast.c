@@ -173,7 +173,7 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
     return rc;
 }
 
-/* A trace that counts without making the set (a mapped .npy, a memory trace) is read step
+/* A trace that counts without making the set (a .npy file, a memory trace) is read step
  * by step across a group of layers: its rows (n, l) lie in the file in that order, so the
  * reads stream through it as one pass does, where layer by layer they would jump a step's
  * rows at every row (docs/PERF.md §27).  Layers are independent and each one's sums still
@@ -207,6 +207,8 @@ static int fast_group(uint32_t g, void *user, atomic_ullong *done)
         if (fg->lrc[l] < 0)
             continue;
         kvp_cursor_sets_only(cur[l - l0]);
+        if (l > l0 && cur[0]) /* one read for a step's rows of the group (a .npy file) */
+            kvp_cursor_read_with(cur[l - l0], cur[0]);
         live++;
     }
     for (uint32_t n = 0; n < N && live > 0; n++) {

@@ -1,18 +1,15 @@
-/* NumPy .npy traces (docs/MODEL.md §2, docs/TRACE_FORMAT.md): the reader, which maps the file
- * read-only and converts one (step, layer) row at a time, and the writer, which streams any
- * trace with scores out as float32, one row at a time. */
-#define _DEFAULT_SOURCE /* madvise, MADV_POPULATE_READ (Linux 5.14) */
+/* NumPy .npy traces (docs/MODEL.md §2, docs/TRACE_FORMAT.md): the reader, which reads one
+ * (step, layer) row at a time from the open file and converts it, and the writer, which
+ * streams any trace with scores out as float32, one row at a time. */
 #include "trace/trace.h"
 #include "base/error.h"
 #include "base/simd.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,30 +67,45 @@ static const struct {
 };
 
 typedef struct npy_impl {
-    unsigned char *map; /* the whole file, read-only */
-    size_t map_len;
-    const unsigned char *data; /* first element */
+    int fd;          /* the file, open while the trace is; -1 before it is opened */
+    off_t data_off;  /* first element */
     npy_dtype dtype;
     size_t itemsize;
     uint32_t cols; /* C = P + N - 1 */
     uint32_t heads; /* H of a 4-D (N, L, H, C) file, read as (N, L * H, C); 1 if 3-D */
     int four;       /* the file is 4-D */
     char *path;    /* full path, for messages (kvp_trace.name may be truncated) */
-    atomic_uint mapped; /* steps [0, mapped) asked of the kernel in one go (populate_ahead) */
 } npy_impl;
+
+#define WINDOW_BYTES (1u << 20)
+
+/* A step's rows of several layers read in one call (npy_read_with): rows (n, l0 .. l1) are
+ * in buf, the last one's used part only, and got bytes of them were read (fewer than asked
+ * when the file ends). */
+typedef struct npy_window {
+    unsigned char *buf;
+    size_t cap;         /* bytes: WINDOW_BYTES, or one row where a row is larger */
+    uint32_t n, l0, l1; /* l0 == l1: nothing read */
+    uint32_t last;      /* the highest layer of the cursors sharing it: none read past it */
+    size_t got;
+} npy_window;
 
 typedef struct npy_cursor {
     const kvp_trace *t;
-    npy_impl *im;
+    const npy_impl *im;
     uint32_t layer;
     kvp_budget budget;
+    npy_window *win;   /* shared with the cursors that read with this one, or NULL */
+    int owns_win;
+    const unsigned char *raw; /* the file's bytes of row raw_step: in buf or in win */
     /* all sized C, allocated at open */
+    unsigned char *buf;
     float *row;        /* converted scores of row_step */
     uint32_t *pos;     /* the access set */
     float *score;
     uint32_t *scratch; /* for kvp_topk */
-    uint32_t row_step;
-    int row_valid;
+    uint32_t raw_step, row_step;
+    int raw_valid, row_valid;
     /* count_below on float32 rows: the last step's k-th key and a band around it (keys as
      * bits_key orders them; width 0: no band yet) */
     uint32_t band_key, band_width;
@@ -428,41 +440,60 @@ static int check_header(const npy_header *h, const char *path, size_t data_avail
     return 0;
 }
 
-/* Maps the file and parses its prelude and header. */
+/* len bytes of fd at off into buf, a pread after another while the kernel gives part of it
+ * (or is interrupted).  Returns the bytes read, len unless the file ends first, or -1 with
+ * errno. */
+static ssize_t read_at(int fd, unsigned char *buf, size_t len, off_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        const ssize_t r = pread(fd, buf + got, len - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/* The error of a read_at that returned r for fewer bytes than asked (what names the bytes). */
+static int read_failed(ssize_t r, const char *path, const char *what, kvp_error *err)
+{
+    if (r < 0)
+        return kvp_error_set(err, KVP_EIO, "%s: cannot read %s: %s", path, what,
+                             strerror(errno));
+    return kvp_error_set(err, KVP_EIO, "%s: the file ends before %s (was it truncated after "
+                         "it was opened?)", path, what);
+}
+
+/* Opens the file (kept open for read_row) and parses its prelude and header. */
 static int npy_load(npy_impl *im, kvp_trace *t, const char *path, kvp_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return kvp_error_set(err, KVP_EIO, "%s: %s", path, strerror(errno));
+    im->fd = fd; /* closed by npy_destroy */
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return kvp_error_set(err, KVP_EIO, "%s: %s", path, strerror(e));
-    }
-    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        return kvp_error_set(err, KVP_EIO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode))
-        rc = kvp_error_set(err, KVP_EIO, "%s: is a directory, not a .npy file", path);
-    else if (!S_ISREG(st.st_mode))
-        rc = kvp_error_set(err, KVP_EIO, "%s: not a regular file", path);
-    else if (st.st_size == 0)
-        rc = kvp_error_set(err, KVP_EFORMAT, "%s: file is empty", path);
-    else if ((uintmax_t)st.st_size > SIZE_MAX)
-        rc = kvp_error_set(err, KVP_ERANGE, "%s: file too large to map", path);
-    if (rc < 0) {
-        close(fd);
-        return rc;
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int map_errno = errno;
-    close(fd); /* the mapping keeps the file */
-    if (map == MAP_FAILED)
-        return kvp_error_set(err, KVP_EIO, "%s: cannot map: %s", path, strerror(map_errno));
-    im->map = map;
-    im->map_len = size;
+        return kvp_error_set(err, KVP_EIO, "%s: is a directory, not a .npy file", path);
+    if (!S_ISREG(st.st_mode))
+        return kvp_error_set(err, KVP_EIO, "%s: not a regular file", path);
+    if (st.st_size == 0)
+        return kvp_error_set(err, KVP_EFORMAT, "%s: file is empty", path);
+    if ((uintmax_t)st.st_size > SIZE_MAX)
+        return kvp_error_set(err, KVP_ERANGE, "%s: file too large to read", path);
+    const size_t size = (size_t)st.st_size;
 
-    const unsigned char *p = im->map;
+    unsigned char p[NPY_PRELUDE_V2];
+    const size_t plen = size < sizeof p ? size : sizeof p;
+    const ssize_t pr = read_at(fd, p, plen, 0);
+    if (pr != (ssize_t)plen)
+        return read_failed(pr, path, "its header", err);
     size_t cmp = size < NPY_MAGIC_LEN ? size : NPY_MAGIC_LEN;
     if (size < NPY_MAGIC_LEN || memcmp(p, npy_magic, cmp) != 0)
         return kvp_error_set(err, KVP_EFORMAT, "%s: not a NumPy .npy file (bad magic)", path);
@@ -490,22 +521,32 @@ static int npy_load(npy_impl *im, kvp_trace *t, const char *path, kvp_error *err
                              "%s: header length %zu runs past the end of the file (%zu bytes)",
                              path, hlen, size);
 
-    npy_header h;
-    memset(&h, 0, sizeof h);
-    hparser hp = {(const char *)p + start, hlen, 0, path, err};
-    rc = hp_dict(&hp, &h);
-    if (rc < 0)
-        return rc;
-    im->data = p + start + hlen;
-    return check_header(&h, path, size - start - hlen, im, t, err);
+    char *text = malloc(hlen ? hlen : 1);
+    if (!text)
+        return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for the .npy header", path);
+    int rc;
+    const ssize_t hr = read_at(fd, (unsigned char *)text, hlen, (off_t)start);
+    if (hr != (ssize_t)hlen) {
+        rc = read_failed(hr, path, "its header", err);
+    } else {
+        npy_header h;
+        memset(&h, 0, sizeof h);
+        hparser hp = {text, hlen, 0, path, err};
+        rc = hp_dict(&hp, &h);
+        if (rc >= 0)
+            rc = check_header(&h, path, size - start - hlen, im, t, err);
+    }
+    free(text);
+    im->data_off = (off_t)(start + hlen);
+    return rc;
 }
 
 static void npy_destroy(kvp_trace *t)
 {
     npy_impl *im = t->impl;
     if (im) {
-        if (im->map)
-            munmap(im->map, im->map_len);
+        if (im->fd >= 0)
+            close(im->fd);
         free(im->path);
         free(im);
     }
@@ -520,6 +561,11 @@ static void npy_cursor_close(void *state)
     npy_cursor *c = state;
     if (!c)
         return;
+    if (c->owns_win) {
+        free(c->win->buf);
+        free(c->win);
+    }
+    free(c->buf);
     free(c->row);
     free(c->pos);
     free(c->score);
@@ -535,15 +581,16 @@ static int npy_cursor_open(const kvp_trace *t, uint32_t layer, kvp_budget budget
     if (!c)
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", im->path);
     c->t = t;
-    c->im = t->impl; /* populate_ahead writes its step count */
+    c->im = im;
     c->layer = layer;
     c->budget = budget;
     size_t cols = im->cols;
+    c->buf = malloc(cols * im->itemsize);
     c->row = malloc(cols * sizeof *c->row);
     c->pos = malloc(cols * sizeof *c->pos);
     c->score = malloc(cols * sizeof *c->score);
     c->scratch = malloc((cols + 4) * sizeof *c->scratch); /* + 4: band_pass's stores */
-    if (!c->row || !c->pos || !c->score || !c->scratch) {
+    if (!c->buf || !c->row || !c->pos || !c->score || !c->scratch) {
         npy_cursor_close(c);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", im->path);
     }
@@ -551,31 +598,86 @@ static int npy_cursor_open(const kvp_trace *t, uint32_t layer, kvp_budget budget
     return 0;
 }
 
-static const unsigned char *row_bytes(const npy_cursor *c, uint32_t n)
+/* "step n, layer l" of the cursor's row n, with the head in a 4-D file. */
+static void row_name(const npy_cursor *c, uint32_t n, char *buf, size_t len)
 {
+    if (c->im->heads > 1)
+        snprintf(buf, len, "step %u, layer %u, head %u", n, c->layer / c->im->heads,
+                 c->layer % c->im->heads);
+    else
+        snprintf(buf, len, "step %u, layer %u", n, c->layer);
+}
+
+/* Row (n, layer)'s used part, len bytes at off, in c->win (c->raw points there): read with
+ * the next layers' rows of the step, up to the window's last layer and its size, when the
+ * window does not hold it.  Returns len, fewer when the file ends first, or -1 (errno). */
+static ssize_t window_row(npy_cursor *c, uint32_t n, size_t len, off_t off)
+{
+    npy_window *w = c->win;
+    const size_t rb = c->im->cols * c->im->itemsize;
+    if (w->n != n || c->layer < w->l0 || c->layer >= w->l1) {
+        const size_t rows = w->last - c->layer + 1;
+        const size_t fit = w->cap / rb < rows ? w->cap / rb : rows;
+        const ssize_t r = read_at(c->im->fd, w->buf, (fit - 1) * rb + len, off);
+        w->l0 = w->l1 = c->layer;
+        if (r < 0)
+            return -1;
+        w->n = n;
+        w->l1 = c->layer + (uint32_t)fit;
+        w->got = (size_t)r;
+    }
+    const size_t at = (c->layer - w->l0) * rb;
+    c->raw = w->buf + at;
+    return w->got <= at ? 0 : (ssize_t)(w->got - at < len ? w->got - at : len);
+}
+
+/* The used part of row (n, layer), its first P + n elements, read into c->buf or, for a
+ * cursor that reads with others, c->win: the file is read, not mapped, because a mapping
+ * costs a page fault per 64 KB on first touch, which on a virtual machine takes several
+ * times the copy out of the page cache that a read makes into a buffer that stays in cache
+ * (docs/PERF.md §31).  Read once per step: the full selection after a band's miss and a bad
+ * score's message take the same bytes again (from the window, which another cursor may have
+ * moved meanwhile, only through window_row). */
+static int read_row(npy_cursor *c, uint32_t n, kvp_error *err)
+{
+    if (c->raw_valid && c->raw_step == n && !c->win)
+        return 0;
     const npy_impl *im = c->im;
-    size_t index = ((size_t)n * c->t->layers + c->layer) * im->cols;
-    return im->data + index * im->itemsize;
+    const size_t len = (size_t)(c->t->prompt + n) * im->itemsize;
+    const off_t off = im->data_off +
+                      (off_t)(((uint64_t)n * c->t->layers + c->layer) * im->cols * im->itemsize);
+    c->raw_valid = 0;
+    c->raw = c->buf;
+    const ssize_t r = c->win ? window_row(c, n, len, off) : read_at(im->fd, c->buf, len, off);
+    if (r != (ssize_t)len) {
+        char name[64];
+        row_name(c, n, name, sizeof name);
+        return read_failed(r, im->path, name, err);
+    }
+    c->raw_step = n;
+    c->raw_valid = 1;
+    return 0;
 }
 
 static int bad_score(const npy_cursor *c, uint32_t n, uint32_t p, int nan, int neg,
                      kvp_error *err)
 {
     const char *what = nan ? "NaN" : neg ? "-inf" : "+inf";
-    if (c->im->heads > 1)
-        return kvp_error_set(err, KVP_EFORMAT, "%s: step %u, layer %u, head %u, position %u: "
-                             "score is %s", c->im->path, n, c->layer / c->im->heads,
-                             c->layer % c->im->heads, p, what);
-    return kvp_error_set(err, KVP_EFORMAT, "%s: step %u, layer %u, position %u: score is %s",
-                         c->im->path, n, c->layer, p, what);
+    char name[64];
+    row_name(c, n, name, sizeof name);
+    return kvp_error_set(err, KVP_EFORMAT, "%s: %s, position %u: score is %s", c->im->path,
+                         name, p, what);
 }
 
 /* Converts the used part of row (n, layer) into c->row, refusing NaN and infinities. */
 static int load_row(npy_cursor *c, uint32_t n, kvp_error *err)
 {
-    const unsigned char *src = row_bytes(c, n);
-    uint32_t ctx = c->t->prompt + n;
     c->row_valid = 0;
+    int rc = read_row(c, n, err);
+    if (rc < 0)
+        return rc;
+    const unsigned char *src = c->raw;
+    uint32_t ctx = c->t->prompt + n;
     if (c->im->dtype == NPY_F32) {
         for (uint32_t p = 0; p < ctx; p++) {
             uint32_t bits = load_le32(src + (size_t)p * 4);
@@ -604,7 +706,10 @@ static int npy_cursor_step(void *state, uint32_t n, kvp_access *a, kvp_error *er
     uint32_t ctx = c->t->prompt + n;
     uint32_t count;
     if (c->im->dtype == NPY_BOOL) {
-        const unsigned char *src = row_bytes(c, n);
+        int rc = read_row(c, n, err);
+        if (rc < 0)
+            return rc;
+        const unsigned char *src = c->raw;
         count = 0;
         for (uint32_t p = 0; p < ctx; p++) {
             if (src[p]) {
@@ -698,7 +803,7 @@ static uint32_t nth_highest(uint32_t *a, uint32_t n, uint32_t r)
 #define BAND_FIRST 4096u
 #define BAND_BUCKETS 256u /* the band's histogram */
 
-/* One pass over the scores [p, to) of a mapped float32 row: returns how many lie above
+/* One pass over the scores [p, to) of a float32 row (read): returns how many lie above
  * hi_f, appends the bits of those in [lo_f, hi_f] to out[*nc..] in position order, and sets
  * *bad when one is a NaN or an infinity.  Plain C (other targets, KVP_NO_SIMD), and below
  * SSE2 and AVX2 builds; each ends with this one for its last few scores. */
@@ -805,10 +910,10 @@ static uint32_t band_pass(const unsigned char *src, uint32_t p, uint32_t to, flo
 #endif
 }
 
-/* The error of float32 row n's first NaN or infinity, as load_row names it. */
+/* The error of float32 row n's first NaN or infinity, as load_row names it (the row read). */
 static int first_bad(const npy_cursor *c, uint32_t n, kvp_error *err)
 {
-    const unsigned char *src = row_bytes(c, n);
+    const unsigned char *src = c->raw;
     for (uint32_t p = 0; p < c->t->prompt + n; p++) {
         uint32_t bits = load_le32(src + (size_t)p * 4);
         if ((bits & F32_EXP_MASK) == F32_EXP_MASK)
@@ -818,29 +923,29 @@ static int first_bad(const npy_cursor *c, uint32_t n, kvp_error *err)
     return 0;
 }
 
-/* Float32 row n checked as load_row checks it, without copying it: band_pass with an empty
- * band (no finite score is >= +inf) reads it once for its bad flag. */
+/* Float32 row n (read) checked as load_row checks it, without converting it: band_pass with
+ * an empty band (no finite score is >= +inf) reads it once for its bad flag. */
 static int f32_check_row(npy_cursor *c, uint32_t n, kvp_error *err)
 {
     const float inf = key_float(0xFF800000u);
     uint32_t nc = 0, bad = 0;
-    band_pass(row_bytes(c, n), 0, c->t->prompt + n, inf, inf, c->scratch, &nc, &bad);
+    band_pass(c->raw, 0, c->t->prompt + n, inf, inf, c->scratch, &nc, &bad);
     return bad ? first_bad(c, n, err) : 0;
 }
 
-/* Float32 row (n, layer): checks every score as load_row does and, in the same pass over the
- * mapped row (band_pass), counts the scores above the band (all, and below `lim`) and copies
+/* Float32 row (n, layer), read: checks every score as load_row does and, in the same pass
+ * over the row (band_pass), counts the scores above the band (all, and below `lim`) and copies
  * those in it; when the k-th key falls in the band, the band alone settles the count (ties
  * to the lower positions, as kvp_topk).  Returns 1 and *h, 0 when the band missed (the
  * caller takes the full selection), or < 0.  From one step to the next the k-th score moves
  * little, so the band, centred on the last one and resized towards BAND_TARGET entries,
- * mostly holds it: one streaming pass per row, no copy of the row, and the selection on a
+ * mostly holds it: one streaming pass per row, no conversion of the row, and the selection on a
  * few hundred keys in cache: a histogram of BAND_BUCKETS over the band's key range finds
  * the bucket holding the k-th, a quickselect the key in it (docs/PERF.md §12, §27). */
 static int f32_band_count(npy_cursor *c, uint32_t n, uint32_t k, uint32_t lim, uint32_t *h,
                           kvp_error *err)
 {
-    const unsigned char *src = row_bytes(c, n);
+    const unsigned char *src = c->raw;
     const uint32_t ctx = c->t->prompt + n;
     const uint32_t lo = key_clamp(c->band_key > c->band_width ? c->band_key - c->band_width : 0);
     const uint32_t hi = key_clamp(
@@ -898,29 +1003,6 @@ static int f32_band_count(npy_cursor *c, uint32_t n, uint32_t k, uint32_t lim, u
     return 1;
 }
 
-/* Step n + 1's rows, every layer's, mapped by one call ahead of their reading: a mapped
- * file is otherwise mapped a fault at a time (16 pages each), and a fault costs far more
- * than its share of a call (docs/PERF.md §27).  The first cursor to reach step n asks for
- * what is not yet asked; a hint only: its failure (a kernel before 5.14) changes nothing. */
-static void populate_ahead(npy_cursor *c, uint32_t n)
-{
-#ifdef MADV_POPULATE_READ
-    npy_impl *im = c->im;
-    unsigned from = atomic_load_explicit(&im->mapped, memory_order_relaxed);
-    const unsigned to = n + 2 < c->t->steps ? n + 2 : c->t->steps;
-    if (from >= to || !atomic_compare_exchange_strong(&im->mapped, &from, to))
-        return;
-    const size_t step_bytes = (size_t)c->t->layers * im->cols * im->itemsize;
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t a = (uintptr_t)(im->data + from * step_bytes) & ~(page - 1);
-    const uintptr_t b = (uintptr_t)(im->data + to * step_bytes);
-    (void)madvise((void *)a, b - a, MADV_POPULATE_READ);
-#else
-    (void)c;
-    (void)n;
-#endif
-}
-
 /* The set's size and its positions below `below`, without the set: a bool row counted, a
  * float32 row by f32_band_count (the full selection when its band misses), another score
  * row's top-k counted below `below` (kvp_topk_count_below); no position list made. */
@@ -929,9 +1011,11 @@ static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
 {
     npy_cursor *c = state;
     const uint32_t ctx = c->t->prompt + n, lim = below < ctx ? below : ctx;
-    populate_ahead(c, n);
+    int rc = read_row(c, n, err);
+    if (rc < 0)
+        return rc;
     if (c->im->dtype == NPY_BOOL) {
-        const unsigned char *src = row_bytes(c, n);
+        const unsigned char *src = c->raw;
         uint32_t low = 0, all = 0;
         for (uint32_t p = 0; p < lim; p++)
             low += src[p] != 0;
@@ -946,8 +1030,7 @@ static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
     if (c->im->dtype == NPY_F32 && (*k == 0 || *k >= ctx || lim == 0 || lim >= ctx)) {
         /* the count needs no selection (kvp_topk_count_below's first cases): the row is
          * only checked */
-        int rc = f32_check_row(c, n, err);
-        if (rc < 0)
+        if ((rc = f32_check_row(c, n, err)) < 0)
             return rc;
         const uint32_t kk = *k < ctx ? *k : ctx;
         *h = kk == 0 || lim == 0 ? 0 : lim >= ctx ? kk : lim;
@@ -956,12 +1039,10 @@ static int npy_count_below(void *state, uint32_t n, uint32_t below, uint32_t *k,
     if (c->im->dtype == NPY_F32) {
         if (c->band_width == 0)
             c->band_width = BAND_FIRST;
-        int rc = f32_band_count(c, n, *k, lim, h, err);
-        if (rc != 0)
+        if ((rc = f32_band_count(c, n, *k, lim, h, err)) != 0)
             return rc < 0 ? rc : 0;
     }
-    int rc = load_row(c, n, err);
-    if (rc < 0)
+    if ((rc = load_row(c, n, err)) < 0)
         return rc;
     *h = kvp_topk_count_below(c->row, ctx, *k, lim, c->scratch, &c->band_key);
     return 0;
@@ -982,9 +1063,33 @@ static int npy_scores(void *state, uint32_t n, float *out, kvp_error *err)
     return 0;
 }
 
+/* The leader's window, made at the first cursor that reads with it and widened to each
+ * one's layer: a step's rows of the group in one call of up to WINDOW_BYTES (docs/PERF.md
+ * §31).  Without memory for it, each cursor reads its own rows, as before. */
+static void npy_read_with(void *state, void *leader)
+{
+    npy_cursor *c = state, *ld = leader;
+    if (!ld->win) {
+        const size_t rb = ld->im->cols * ld->im->itemsize;
+        npy_window *w = calloc(1, sizeof *w);
+        if (w)
+            w->cap = rb > WINDOW_BYTES ? rb : WINDOW_BYTES;
+        if (!w || !(w->buf = malloc(w->cap))) {
+            free(w);
+            return;
+        }
+        w->last = ld->layer;
+        ld->win = w;
+        ld->owns_win = 1;
+    }
+    if (c->layer > ld->win->last)
+        ld->win->last = c->layer;
+    c->win = ld->win;
+}
+
 static const kvp_trace_vt npy_vt = {
     "npy",       npy_cursor_open, npy_cursor_step, npy_cursor_close, npy_scores, npy_destroy,
-    NULL,        npy_count_below, NULL,
+    NULL,        npy_count_below, NULL,           npy_read_with,
 };
 
 int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err)
@@ -1001,6 +1106,7 @@ int kvp_trace_open_npy(kvp_trace **out, const char *path, kvp_error *err)
     }
     strcpy(copy, path);
     im->path = copy;
+    im->fd = -1;
     t->vt = &npy_vt;
     t->impl = im;
     snprintf(t->name, sizeof t->name, "%s", path);

@@ -111,7 +111,7 @@ static int head_scores(void *state, uint32_t n, float *out, kvp_error *err)
 
 static const kvp_trace_vt head_vt = {
     "head",     head_open_wrapped, head_step,      head_close, head_scores, head_destroy,
-    head_sets_only, head_count_below, NULL,
+    head_sets_only, head_count_below, NULL,       NULL,
 };
 
 /* ---- the streams trace ---- */
@@ -533,7 +533,7 @@ static void streams_sets_only(void *state)
 
 static const kvp_trace_vt streams_vt = {
     "streams", streams_open, streams_step, streams_close, NULL, streams_destroy,
-    streams_sets_only, NULL, NULL,
+    streams_sets_only, NULL, NULL, NULL,
 };
 
 /* A streams trace over the streams[] (n, borrowed from own[] or their children), owning

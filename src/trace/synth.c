@@ -963,7 +963,8 @@ static void synth_destroy(kvp_trace *t)
 
 static const kvp_trace_vt SYNTH_VT = {"synthetic", synth_open,     synth_step,
                                       synth_close, synth_scores,   synth_destroy,
-                                      synth_sets_only, NULL,          synth_step_into};
+                                      synth_sets_only, NULL,          synth_step_into,
+                                      NULL};
 
 int kvp_cursor_writes_bits(const kvp_cursor *c)
 {

@@ -149,6 +149,12 @@ void kvp_cursor_sets_only(kvp_cursor *c)
         c->t->vt->sets_only(c->state);
 }
 
+void kvp_cursor_read_with(kvp_cursor *c, kvp_cursor *leader)
+{
+    if (c->t == leader->t && c->t->vt->read_with)
+        c->t->vt->read_with(c->state, leader->state);
+}
+
 void kvp_cursor_free(kvp_cursor *c)
 {
     if (!c)

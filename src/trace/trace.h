@@ -31,6 +31,12 @@ typedef struct kvp_trace_vt {
      * P + n entries.  Spares a caller that keeps the sets (the streams' read-ahead) a copy. */
     int (*step_into)(void *state, uint32_t n, kvp_access *a, uint32_t *pos, float *score,
                      kvp_error *err);
+    /* Optional: state's rows come from reads shared with `leader` (a cursor of the same
+     * trace, on a lower layer, kept open while state is asked for steps): its caller asks
+     * each step of the group's layers in order, lowest layer first, so one read can serve
+     * several layers (a .npy file: a step's rows lie side by side).  A hint: results are
+     * the same without it. */
+    void (*read_with)(void *state, void *leader);
 } kvp_trace_vt;
 
 /* KVP_EINVAL, naming the trace `name`, for a budget that reads no defined set (a sparsity
@@ -41,6 +47,10 @@ int kvp_budget_check(kvp_budget b, const char *name, kvp_error *err);
  * may then be NULL).  Internal: the engine and the trace cache ask it when no policy of
  * theirs reads scores. */
 void kvp_cursor_sets_only(kvp_cursor *c);
+/* Tells c's trace that c and leader (same trace, leader on a lower layer, not freed while c
+ * is asked for steps) are asked each step in layer order: it may read their rows together
+ * (the vtable's read_with).  Internal: the fast path's groups of layers (src/engine/fast.c). */
+void kvp_cursor_read_with(kvp_cursor *c, kvp_cursor *leader);
 
 /* Top-k selection shared by every score source: the k highest of scores[0..n-1], ties to
  * the lower position, written ascending by position.  scratch must hold n uint32_t. */

@@ -148,7 +148,7 @@ static void cache_destroy(kvp_trace *t)
 }
 
 static const kvp_trace_vt CACHE_VT = {"cache", cache_open, cache_step, cache_close, NULL,
-                                      cache_destroy, NULL, NULL, NULL};
+                                      cache_destroy, NULL, NULL, NULL, NULL};
 
 const uint64_t *kvp_trace_cache_bits(const kvp_trace *t, uint32_t layer, uint32_t step,
                                      kvp_budget budget)

@@ -152,7 +152,8 @@ static void mem_destroy(kvp_trace *t)
 
 static const kvp_trace_vt mem_vt = {"memory",    mem_open,    mem_step,
                                      mem_close,   mem_scores,  mem_destroy,
-                                     NULL,        mem_count_below, NULL};
+                                     NULL,        mem_count_below, NULL,
+                                     NULL};
 
 /* Wraps data (owned from now on) as a trace. */
 static int mem_wrap(kvp_trace **out, float *data, uint32_t steps, uint32_t layers,
