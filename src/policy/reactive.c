@@ -4,8 +4,9 @@
  * they alone are more than the slots, the new block and the read blocks of highest score are
  * kept.  Why: the classic online policy, which needs only the reads so far.
  *
- * The LRU order is a queue of (block, stamp) entries appended in stamping order, the least
- * recently used live entry at the head; why it stays in LRU order, and what it replaced for
+ * The LRU order: the resident blocks stamped at the last RECENT steps as one bitset a step,
+ * and the older ones in a queue of (block, stamp) entries in stamping order, the least
+ * recently used live entry at the head; why that is LRU order, and what it replaced for
  * speed: docs/POLICIES.md, "reactive".
  */
 #include "policy/policy.h"
@@ -33,6 +34,10 @@ static const kvp_policy_param reactive_params[] = {
  * again: with 2, a third of the reactive step went to compaction (docs/PERF.md). */
 #define QUEUE_FACTOR 8u
 #define NEVER 0u
+/* Steps whose stamped blocks are held as bitsets (>= 2): a block read again within them leaves
+ * its bitset by one AND-NOT a word for 64 blocks, where a queue entry went stale and cost a
+ * stamp look-up at the head (docs/PERF.md §32). */
+#define RECENT 4u
 /* The stamp of a block whose sequence finished (docs/MODEL.md "Streams"): no entry holds it,
  * so its entries are stale. */
 #define GONE UINT32_MAX
@@ -42,11 +47,19 @@ typedef struct lru_entry {
 } lru_entry;
 
 typedef struct reactive_state {
-    uint32_t nblocks;
+    uint32_t nblocks, nwords; /* nwords: 64-block words of a bitset */
     uint32_t *stamp;       /* per block: its latest stamp (+1) */
     lru_entry *queue;      /* cap entries; the queue is queue[head .. tail) */
     size_t head, tail, cap;
-    uint32_t nlist;        /* live entries (== resident blocks) */
+    uint32_t nlist;        /* resident blocks */
+    /* recent + (m % RECENT) nwords: the resident blocks of stamp m, for the last RECENT
+     * stamps (rstamp[m % RECENT] == m; 0, no stamp); every older resident block has a live
+     * queue entry */
+    uint64_t *recent;
+    uint32_t rstamp[RECENT];
+    uint64_t *res;         /* nwords: the resident blocks */
+    uint64_t *rbits;       /* nwords: the blocks read at this step */
+    uint64_t *kbits;       /* nwords: the blocks kept (overflow case) */
     uint8_t *kept;         /* nblocks entries: kept[i], read entry i is kept (overflow case) */
     double centre, width;  /* the overflow selection's band: last threshold, half-width */
     double *bscore;        /* nblocks entries: the band's scores, with 1-token blocks */
@@ -89,28 +102,78 @@ static void queue_append(reactive_state *st, uint32_t b, uint32_t stamp)
     st->queue[st->tail++] = (lru_entry){b, stamp};
 }
 
-/* Several streams: the new blocks are appended after the reads, but a new block of a short
- * stream may rank below a read block of a longer one; equal stamps must stay in index order
- * (ties: lower index first, docs/MODEL.md §5).  The entries from `from` on ascend by block,
- * as do the n new blocks nb[]: one merge from the end puts each where it belongs, every
- * entry above the lowest new block moved once (a new block is never read at its step).  The
- * caller has reserved the room. */
-static void queue_merge_new(reactive_state *st, size_t from, const uint32_t *nb, uint32_t n,
-                            uint32_t stamp)
+static uint64_t *recent_of(const reactive_state *st, uint32_t m)
 {
-    lru_entry *q = st->queue;
-    size_t i = st->tail, w = st->tail + n;
-    st->tail = w;
-    for (uint32_t j = n; j > 0;) {
-        const uint32_t b = nb[j - 1];
-        if (i > from && q[i - 1].block > b) {
-            q[--w] = q[--i];
-        } else {
-            st->stamp[b] = stamp;
-            q[--w] = (lru_entry){b, stamp};
-            j--;
+    return st->recent + (size_t)(m % RECENT) * st->nwords;
+}
+
+static inline uint64_t bit_of(uint32_t b) { return 1ull << (b & 63); }
+
+/* Set bits in x, without the library call __builtin_popcountll makes on a baseline x86-64
+ * build (no -mpopcnt). */
+static inline uint32_t popcount64(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return (uint32_t)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* Appends the set bits of word w of a bitset to out[n ..], as blocks, ascending; returns the
+ * new count. */
+static inline uint32_t list_bits(uint64_t x, uint32_t w, uint32_t *out, uint32_t n)
+{
+    for (; x; x &= x - 1)
+        out[n++] = w * 64 + (uint32_t)__builtin_ctzll(x);
+    return n;
+}
+
+/* Stamps the step's read blocks and sets them in rbits (and the kept ones in kbits, if
+ * kept).  read_block ascends (one stream: the set's positions or ascending blocks; several:
+ * by row, then stream), so each word is built in a register and stored at every read, the
+ * last store the whole word: no load of the bitset and no branch. */
+static void mark_reads(reactive_state *st, const kvp_step *s, uint32_t gen, const uint8_t *kept)
+{
+    const uint32_t *rb = s->read_block, n = s->nread;
+    uint32_t *stamp = st->stamp, cw = 0;
+    uint64_t *r = st->rbits, *k = st->kbits, racc = 0, kacc = 0;
+    memset(r, 0, st->nwords * sizeof *r);
+    if (kept) {
+        memset(k, 0, st->nwords * sizeof *k);
+        for (uint32_t i = 0; i < n; i++) {
+            const uint32_t b = rb[i], w = b >> 6;
+            const uint64_t same = -(uint64_t)(w == cw);
+            stamp[b] = gen;
+            r[w] = racc = (racc & same) | bit_of(b);
+            k[w] = kacc = (kacc & same) | (uint64_t)kept[i] << (b & 63);
+            cw = w;
+        }
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            const uint32_t b = rb[i], w = b >> 6;
+            stamp[b] = gen;
+            r[w] = racc = (racc & -(uint64_t)(w == cw)) | bit_of(b);
+            cw = w;
         }
     }
+}
+
+/* Before step gen's blocks take their bitset: the blocks of stamp gen - RECENT, which held
+ * it, go to the queue's tail, ascending (every key there is older, every key in a bitset
+ * newer: the queue stays in LRU order). */
+static void age_out(reactive_state *st, uint32_t gen)
+{
+    const uint32_t m = st->rstamp[gen % RECENT];
+    if (m == 0)
+        return;
+    uint64_t *bits = recent_of(st, gen);
+    queue_reserve(st, st->nlist);
+    for (uint32_t w = 0; w < st->nwords; w++) {
+        for (uint64_t x = bits[w]; x; x &= x - 1)
+            st->queue[st->tail++] = (lru_entry){w * 64 + (uint32_t)__builtin_ctzll(x), m};
+        bits[w] = 0;
+    }
+    st->rstamp[gen % RECENT] = 0;
 }
 
 static void queue_clear(reactive_state *st)
@@ -221,6 +284,8 @@ static void reactive_free(void *state)
     free(st->down);
     free(st->kept);
     free(st->bscore);
+    free(st->recent);
+    free(st->res);
     free(st);
 }
 
@@ -239,14 +304,19 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
         st->down = malloc((n ? n : 1) * sizeof *st->down);
         st->kept = malloc(n ? n : 1);
         st->bscore = malloc((n ? n : 1) * sizeof *st->bscore);
+        st->nwords = (uint32_t)((n + 63) / 64);
+        st->recent = calloc((size_t)RECENT * st->nwords + 1, sizeof *st->recent);
+        st->res = calloc(3 * (size_t)st->nwords + 1, sizeof *st->res);
     }
     if (!st || !st->stamp || !st->queue || !st->idx || !st->down || !st->kept ||
-        !st->bscore) {
+        !st->bscore || !st->recent || !st->res) {
         reactive_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "reactive: out of memory for layer %u",
                              li->layer);
     }
     st->nblocks = li->nblocks;
+    st->rbits = st->res + st->nwords;
+    st->kbits = st->rbits + st->nwords;
     st->rng = KVP_SELECT_SEED;
     queue_clear(st);
     kvp_initial_default(li, resident);
@@ -254,6 +324,7 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
     for (uint32_t b = 0; b < li->nblocks; b++)
         if (resident[b]) {
             queue_append(st, b, NEVER);
+            st->res[b >> 6] |= bit_of(b);
             st->nlist++;
         }
     *state = st;
@@ -264,46 +335,55 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
  * score; every other resident block goes. */
 static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp_error *err)
 {
-    const uint32_t slots = s->li->slots, gen = s->n + 1;
+    const uint32_t slots = s->li->slots, gen = s->n + 1, nw = st->nwords;
     const uint32_t keep_new = nnew < slots ? nnew : slots; /* the lowest new blocks */
     const uint32_t keep = slots - keep_new; /* accessed blocks kept; < nread here */
     int rc;
     select_kept(st, s, keep);
-    queue_reserve(st, (size_t)s->nread + (nnew > 1 ? nnew : 1));
-    /* One pass without branches stamps every accessed block, appends the kept ones (the new
-     * queue, after the old one), and lists the kept ones to promote and the resident
-     * others to demote.  The old queue's live entries are then exactly the resident blocks
-     * not accessed: all go too. */
-    const uint8_t *resident = s->resident, *kept = st->kept;
-    const uint32_t *read_block = s->read_block, nread = s->nread;
-    uint32_t *stamp = st->stamp, *up = st->idx, *down = st->down, nup = 0, ndown = 0;
-    const size_t old_head = st->head, old_tail = st->tail;
-    lru_entry *queue = st->queue;
-    size_t tail = old_tail;
+    mark_reads(st, s, gen, st->kept);
+    /* Word by word: the kept blocks not resident are promoted, the read resident ones not
+     * kept demoted, in ascending index (read_block's order).  Then every resident block not
+     * read goes too, least recently used first: the queue's live entries (the reads' are
+     * stale now), then the bitsets, oldest stamp first. */
+    const uint64_t *r = st->rbits, *k = st->kbits;
+    uint64_t *res = st->res;
+    uint32_t *up = st->idx, *down = st->down, nup = 0, ndown = 0;
     uint64_t hits = 0;
-    for (uint32_t i = 0; i < nread; i++) {
-        uint32_t b = read_block[i], k = kept[i], r = resident[b];
-        hits += r;
-        stamp[b] = gen;
-        queue[tail] = (lru_entry){b, gen};
-        tail += k;
-        up[nup] = b;
-        nup += k & !r;
-        down[ndown] = b;
-        ndown += r & !k;
+    for (uint32_t w = 0; w < nw; w++) {
+        hits += popcount64(r[w] & res[w]);
+        nup = list_bits(k[w] & ~res[w], w, up, nup);
+        ndown = list_bits(r[w] & res[w] & ~k[w], w, down, ndown);
     }
-    for (size_t i = old_head; i < old_tail; i++) {
-        lru_entry e = queue[i];
+    for (size_t i = st->head; i < st->tail; i++) {
+        lru_entry e = st->queue[i];
         down[ndown] = e.block;
         ndown += (uint32_t)entry_live(st, e);
     }
+    for (uint32_t i = 0; i < RECENT; i++) {
+        const uint32_t m = gen - RECENT + i; /* gen % RECENT first: it holds gen - RECENT */
+        if (gen + i <= RECENT || st->rstamp[m % RECENT] != m)
+            continue;
+        uint64_t *bits = recent_of(st, m);
+        for (uint32_t w = 0; w < nw; w++)
+            ndown = list_bits(bits[w] & ~r[w], w, down, ndown);
+        memset(bits, 0, nw * sizeof *bits);
+        st->rstamp[m % RECENT] = 0;
+    }
     s->hbm_reads = hits; /* KVP_CAP_SERVES: the stamps are the read marks */
-    s->read_mark = stamp;
-    st->head = old_tail;
-    st->tail = tail;
-    for (uint32_t i = 0; i < keep_new; i++)
-        up[nup++] = s->new_blocks[i];
-    queue_merge_new(st, old_tail, s->new_blocks, keep_new, gen);
+    s->read_mark = st->stamp;
+    /* The new LRU order: the kept blocks and the new ones, all of stamp gen. */
+    queue_clear(st);
+    uint64_t *cur = recent_of(st, gen);
+    memcpy(cur, k, nw * sizeof *cur);
+    memcpy(res, k, nw * sizeof *res);
+    for (uint32_t i = 0; i < keep_new; i++) {
+        const uint32_t b = s->new_blocks[i];
+        st->stamp[b] = gen;
+        cur[b >> 6] |= bit_of(b);
+        res[b >> 6] |= bit_of(b);
+        up[nup++] = b;
+    }
+    st->rstamp[gen % RECENT] = gen;
     st->nlist = keep + keep_new;
     /* Demote before promoting so the layer never holds more than slots. */
     if ((rc = demote_all(s, down, ndown, err)) < 0)
@@ -311,17 +391,57 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     return promote_all(s, up, nup, err);
 }
 
+/* The excess of a normal step: the least recently used resident blocks, from the queue's head
+ * (its first live entries, found without a branch on liveness: most entries met there are
+ * stale, but not predictably), then from the bitsets, oldest stamp first, never step gen's,
+ * lowest index first; listed in st->down and taken out of the LRU order.  0, or -1 if step
+ * gen's blocks would have to go. */
+static int evict(reactive_state *st, uint32_t gen, uint32_t excess)
+{
+    const lru_entry *q = st->queue;
+    uint32_t *down = st->down, ndown = 0;
+    uint64_t *res = st->res;
+    size_t h = st->head, tail = st->tail;
+    while (ndown < excess && h < tail) {
+        lru_entry e = q[h++];
+        down[ndown] = e.block;
+        ndown += (uint32_t)entry_live(st, e);
+    }
+    st->head = h;
+    for (uint32_t i = 0; i < ndown; i++)
+        res[down[i] >> 6] &= ~bit_of(down[i]);
+    for (uint32_t i = 1; i < RECENT && ndown < excess; i++) {
+        const uint32_t m = gen - RECENT + i;
+        if (gen + i <= RECENT || st->rstamp[m % RECENT] != m)
+            continue;
+        uint64_t *bits = recent_of(st, m);
+        for (uint32_t w = 0; w < st->nwords && ndown < excess; w++)
+            for (uint64_t x = bits[w]; x && ndown < excess; x &= x - 1) {
+                const uint64_t low = x & -x;
+                down[ndown++] = w * 64 + (uint32_t)__builtin_ctzll(x);
+                bits[w] ^= low;
+                res[w] ^= low;
+            }
+    }
+    return ndown < excess ? -1 : 0;
+}
+
 static int reactive_step(void *state, kvp_step *s, kvp_error *err)
 {
     reactive_state *st = state;
-    const uint32_t slots = s->li->slots;
+    const uint32_t slots = s->li->slots, nw = st->nwords;
     /* A new token in a block that already holds tokens opens no block: there is no new block,
      * and the token follows its block's residency (docs/POLICIES.md). */
     const uint32_t nnew = s->nnew;
     int rc;
     if (s->nfreed) { /* finished sequences: their blocks left HBM at no cost */
-        for (uint32_t i = 0; i < s->nfreed; i++)
-            st->stamp[s->freed[i]] = GONE;
+        for (uint32_t i = 0; i < s->nfreed; i++) {
+            const uint32_t b = s->freed[i];
+            st->stamp[b] = GONE;
+            st->res[b >> 6] &= ~bit_of(b);
+            for (uint32_t j = 0; j < RECENT; j++)
+                st->recent[(size_t)j * nw + (b >> 6)] &= ~bit_of(b);
+        }
         st->nlist = s->nresident;
     }
     if (st->nlist != s->nresident)
@@ -331,63 +451,53 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
     if ((uint64_t)s->nread + nnew > slots)
         return reactive_overflow(st, s, nnew, err);
 
-    /* One pass stamps and appends the accessed blocks (their old entries go stale), then
-     * the new block; the missing ones are promoted; then the excess is evicted from the
-     * head.  The layer holds more than slots only inside this call, which the engine does
+    /* The accessed blocks and the new one are stamped and take step gen's bitset (leaving
+     * the older bitsets, word by word); the missing ones are promoted; then the excess is
+     * evicted.  The layer holds more than slots only inside this call, which the engine does
      * not see, and the charges do not depend on the order of the moves.  The evictions never
-     * reach this step's entries: the live entries before them are exactly the resident
+     * reach step gen's blocks: the blocks before them in LRU order are exactly the resident
      * blocks not accessed at step n, and accessed + new <= slots, so the excess never
      * exceeds those. */
     const uint32_t gen = s->n + 1;
-    queue_reserve(st, (size_t)s->nread + nnew);
-    /* The blocks to promote are listed without a branch (a fifth of the accessed blocks are
-     * missing, at random: a branch per block was mispredicted), then moved in one call. */
-    const uint8_t *resident = s->resident;
-    const uint32_t *read_block = s->read_block, nread = s->nread;
-    uint32_t *stamp = st->stamp, *up = st->idx, nup = 0;
-    lru_entry *queue = st->queue + st->tail;
-    for (uint32_t i = 0; i < nread; i++) {
-        uint32_t b = read_block[i];
-        stamp[b] = gen;
-        queue[i] = (lru_entry){b, gen};
-        up[nup] = b;
-        nup += !resident[b];
+    age_out(st, gen);
+    mark_reads(st, s, gen, NULL);
+    const uint64_t *r = st->rbits;
+    uint64_t *res = st->res, *cur = recent_of(st, gen);
+    uint32_t *up = st->idx, nup = 0;
+    for (uint32_t w = 0; w < nw; w++) {
+        nup = list_bits(r[w] & ~res[w], w, up, nup);
+        res[w] |= r[w];
+        cur[w] = r[w];
     }
-    s->hbm_reads = nread - nup; /* KVP_CAP_SERVES: the stamps are the read marks */
-    s->read_mark = stamp;
-    const size_t from = st->tail;
-    st->tail += nread;
-    if (nnew == 1 && s->li->streams <= 1) {
-        up[nup++] = s->new_block;
-        queue_append(st, s->new_block, gen);
-    } else {
-        for (uint32_t i = 0; i < nnew; i++)
-            up[nup++] = s->new_blocks[i];
-        queue_merge_new(st, from, s->new_blocks, nnew, gen);
+    for (uint32_t i = 1; i < RECENT; i++) {
+        const uint32_t m = gen - RECENT + i;
+        if (gen + i <= RECENT || st->rstamp[m % RECENT] != m)
+            continue;
+        uint64_t *bits = recent_of(st, m);
+        for (uint32_t w = 0; w < nw; w++)
+            bits[w] &= ~r[w];
     }
+    s->hbm_reads = s->nread - nup; /* KVP_CAP_SERVES: the stamps are the read marks */
+    s->read_mark = st->stamp;
+    for (uint32_t i = 0; i < nnew; i++) {
+        const uint32_t b = s->new_blocks[i];
+        st->stamp[b] = gen;
+        cur[b >> 6] |= bit_of(b);
+        res[b >> 6] |= bit_of(b);
+        up[nup++] = b;
+    }
+    st->rstamp[gen % RECENT] = gen;
     if ((rc = promote_all(s, up, nup, err)) < 0)
         return rc;
     st->nlist = s->nresident;
     if (s->nresident <= slots)
         return 0;
-    /* The excess: the first live entries from the head, found without a branch on
-     * liveness (most entries met there are stale, but not predictably), then demoted in one
-     * call.  The scan stops just after the last of them, as skipping one at a time did. */
     const uint32_t excess = s->nresident - slots;
-    const lru_entry *q = st->queue;
-    uint32_t *down = st->down, ndown = 0;
-    size_t h = st->head, tail = st->tail;
-    while (ndown < excess && h < tail) {
-        lru_entry e = q[h++];
-        down[ndown] = e.block;
-        ndown += (uint32_t)entry_live(st, e);
-    }
-    if (ndown < excess || q[h - 1].stamp == gen)
+    if (evict(st, gen, excess) < 0)
         return kvp_error_set(err, KVP_ECHECK, "reactive: layer %u step %u: no block left to "
                              "evict", s->li->layer, s->n);
-    st->head = h;
     st->nlist -= excess;
-    return demote_all(s, down, excess, err);
+    return demote_all(s, st->down, excess, err);
 }
 
 const kvp_policy_ops kvp_policy_reactive = {
