@@ -300,7 +300,8 @@ static void test_prefix_hits(void)
  * one: {0,1} -> {0,1,4} -> {1,2,4} -> {0,2,4}.  param[0]: 0 right, 1 one hit too few,
  * 2 no count, 3 block 0 marked at step 1 (not read then, and demoted). */
 typedef struct served_state {
-    uint32_t *mark;
+    uint64_t *mark; /* the read bits */
+    uint32_t nwords;
 } served_state;
 
 static int served_init(void **state, const kvp_layer_info *li, const kvp_step *first,
@@ -310,7 +311,8 @@ static int served_init(void **state, const kvp_layer_info *li, const kvp_step *f
     (void)e;
     served_state *st = malloc(sizeof *st);
     REQUIRE(st != NULL);
-    st->mark = calloc(li->nblocks, sizeof *st->mark);
+    st->nwords = (li->nblocks + 63) / 64;
+    st->mark = calloc(st->nwords, sizeof *st->mark);
     REQUIRE(st->mark != NULL);
     resident[0] = resident[1] = 1;
     *state = st;
@@ -323,16 +325,17 @@ static int served_step(void *state, kvp_step *s, kvp_error *e)
     served_state *st = state;
     const int c = (int)s->li->param[0];
     uint64_t hits = 0;
+    memset(st->mark, 0, st->nwords * sizeof *st->mark);
     for (uint32_t i = 0; i < s->nread; i++) {
         hits += s->resident[s->read_block[i]];
-        st->mark[s->read_block[i]] = s->n + 1;
+        st->mark[s->read_block[i] / 64] |= 1ull << s->read_block[i] % 64;
     }
-    st->mark[s->new_block] = s->n + 1;
+    st->mark[s->new_block / 64] |= 1ull << s->new_block % 64;
     if (c == 3 && s->n == 1)
-        st->mark[0] = s->n + 1;
+        st->mark[0] |= 1;
     if (c != 2)
         s->hbm_reads = hits - (c == 1 && hits > 0);
-    s->read_mark = st->mark;
+    s->read_bits = st->mark;
     int rc = 0;
     if (s->n == 0)
         rc = kvp_step_promote(s, s->new_block);

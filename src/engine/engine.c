@@ -390,6 +390,7 @@ static void copy_access(acc_buf *dst, const kvp_access *src)
         memcpy(dst->score, src->score, (size_t)src->count * sizeof *dst->score);
     dst->a.pos = dst->pos;
     dst->a.score = src->score ? dst->score : NULL;
+    dst->a.bits = NULL; /* the trace's buffer is the next step's */
 }
 
 /* What one layer of one policy adds up to. */
@@ -853,8 +854,9 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
     struct kvp_engine_layer *e = &pl->e;
     const uint32_t g = pl->li.g, ctx = acc->context, stamp = acc->step + 1;
     const int serves = pl->s.serves;
-    /* KVP_CAP_SERVES: the policy's marks; the new block (pres 0) may hold the stamp */
-    const uint32_t *acount = serves ? pl->s.read_mark : pl->acount;
+    /* KVP_CAP_SERVES: the policy's read bits; the new block (pres 0) may hold one */
+    const uint32_t *acount = pl->acount;
+    const uint64_t *rbits = pl->s.read_bits;
     const int mark = g == 1 && (serves || (uint64_t)e->ntouched * READ_MARK_RATIO >= acc->count);
     if (mark && !marked && !serves)
         for (uint32_t i = 0; i < acc->count; i++)
@@ -870,7 +872,10 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
         const uint64_t cx = S > 1 ? pl->sctx[str] : ctx;
         uint64_t lo = (uint64_t)(S > 1 ? fast_div(b, pl->mod_s) : b) * g, hi = lo + g;
         uint64_t pres = hi <= cx ? g : (cx > lo ? cx - lo : 0);
-        uint64_t a = g != 1 ? acount[b] : mark ? pres && acount[b] == stamp : is_read(acc, b);
+        uint64_t a = g != 1   ? acount[b]
+                     : serves ? pres && (rbits[b >> 6] >> (b & 63) & 1)
+                     : mark   ? pres && acount[b] == stamp
+                              : is_read(acc, b);
         if (S > 1 && before != (e->resident[b] ? 2 : 1)) {
             uint64_t *q = pl->seq_out + (size_t)seq_of(pl, str) * 4;
             q[e->resident[b] ? 2 : 3] += pres;
@@ -1048,14 +1053,15 @@ static int served(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, uint6
 {
     const kvp_step *s = &pl->s;
     const uint64_t h = s->hbm_reads;
-    int bad = h > acc->count || !s->read_mark;
+    const uint64_t *bits = s->read_bits;
+    int bad = h > acc->count || !bits;
     if (rc->check && !bad) {
         bad = h != hbm_hits;
         for (uint32_t i = 0; i < acc->count && !bad; i++)
-            bad = s->read_mark[acc->pos[i]] != acc->step + 1;
+            bad = !(bits[acc->pos[i] >> 6] >> (acc->pos[i] & 63) & 1);
         for (uint32_t i = 0; i < pl->e.ntouched && !bad; i++) {
             const uint32_t b = pl->e.touched[i];
-            bad = b < acc->context && s->read_mark[b] == acc->step + 1 && !is_read(acc, b);
+            bad = b < acc->context && (bits[b >> 6] >> (b & 63) & 1) && !is_read(acc, b);
         }
     }
     if (bad)

@@ -48,7 +48,9 @@ typedef struct lru_entry {
 
 typedef struct reactive_state {
     uint32_t nblocks, nwords; /* nwords: 64-block words of a bitset */
-    uint32_t *stamp;       /* per block: its latest stamp (+1) */
+    /* per block: the stamp (+1) of its queue entry, set when it goes to the queue and
+     * changed when the block is read again (or freed, GONE), which makes the entry stale */
+    uint32_t *stamp;
     lru_entry *queue;      /* cap entries; the queue is queue[head .. tail) */
     size_t head, tail, cap;
     uint32_t nlist;        /* resident blocks */
@@ -128,14 +130,14 @@ static inline uint32_t list_bits(uint64_t x, uint32_t w, uint32_t *out, uint32_t
     return n;
 }
 
-/* Stamps the step's read blocks and sets them in rbits (and the kept ones in kbits, if
- * kept).  read_block ascends (one stream: the set's positions or ascending blocks; several:
- * by row, then stream), so each word is built in a register and stored at every read, the
- * last store the whole word: no load of the bitset and no branch. */
-static void mark_reads(reactive_state *st, const kvp_step *s, uint32_t gen, const uint8_t *kept)
+/* The step's read blocks as a bitset in rbits (and the kept ones in kbits, if kept).
+ * read_block ascends (one stream: the set's positions or ascending blocks; several: by row,
+ * then stream), so each word is built in a register and stored at every read, the last
+ * store the whole word: no load of the bitset and no branch. */
+static void mark_reads(reactive_state *st, const kvp_step *s, const uint8_t *kept)
 {
     const uint32_t *rb = s->read_block, n = s->nread;
-    uint32_t *stamp = st->stamp, cw = 0;
+    uint32_t cw = 0;
     uint64_t *r = st->rbits, *k = st->kbits, racc = 0, kacc = 0;
     memset(r, 0, st->nwords * sizeof *r);
     if (kept) {
@@ -143,7 +145,6 @@ static void mark_reads(reactive_state *st, const kvp_step *s, uint32_t gen, cons
         for (uint32_t i = 0; i < n; i++) {
             const uint32_t b = rb[i], w = b >> 6;
             const uint64_t same = -(uint64_t)(w == cw);
-            stamp[b] = gen;
             r[w] = racc = (racc & same) | bit_of(b);
             k[w] = kacc = (kacc & same) | (uint64_t)kept[i] << (b & 63);
             cw = w;
@@ -151,7 +152,6 @@ static void mark_reads(reactive_state *st, const kvp_step *s, uint32_t gen, cons
     } else {
         for (uint32_t i = 0; i < n; i++) {
             const uint32_t b = rb[i], w = b >> 6;
-            stamp[b] = gen;
             r[w] = racc = (racc & -(uint64_t)(w == cw)) | bit_of(b);
             cw = w;
         }
@@ -160,7 +160,7 @@ static void mark_reads(reactive_state *st, const kvp_step *s, uint32_t gen, cons
 
 /* Before step gen's blocks take their bitset: the blocks of stamp gen - RECENT, which held
  * it, go to the queue's tail, ascending (every key there is older, every key in a bitset
- * newer: the queue stays in LRU order). */
+ * newer: the queue stays in LRU order), stamped with it. */
 static void age_out(reactive_state *st, uint32_t gen)
 {
     const uint32_t m = st->rstamp[gen % RECENT];
@@ -169,8 +169,11 @@ static void age_out(reactive_state *st, uint32_t gen)
     uint64_t *bits = recent_of(st, gen);
     queue_reserve(st, st->nlist);
     for (uint32_t w = 0; w < st->nwords; w++) {
-        for (uint64_t x = bits[w]; x; x &= x - 1)
-            st->queue[st->tail++] = (lru_entry){w * 64 + (uint32_t)__builtin_ctzll(x), m};
+        for (uint64_t x = bits[w]; x; x &= x - 1) {
+            const uint32_t b = w * 64 + (uint32_t)__builtin_ctzll(x);
+            st->stamp[b] = m;
+            st->queue[st->tail++] = (lru_entry){b, m};
+        }
         bits[w] = 0;
     }
     st->rstamp[gen % RECENT] = 0;
@@ -340,11 +343,11 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     const uint32_t keep = slots - keep_new; /* accessed blocks kept; < nread here */
     int rc;
     select_kept(st, s, keep);
-    mark_reads(st, s, gen, st->kept);
+    mark_reads(st, s, st->kept);
     /* Word by word: the kept blocks not resident are promoted, the read resident ones not
      * kept demoted, in ascending index (read_block's order).  Then every resident block not
-     * read goes too, least recently used first: the queue's live entries (the reads' are
-     * stale now), then the bitsets, oldest stamp first. */
+     * read goes too, least recently used first: the queue's live entries, then the bitsets,
+     * oldest stamp first (the slot of gen holds gen - RECENT). */
     const uint64_t *r = st->rbits, *k = st->kbits;
     uint64_t *res = st->res;
     uint32_t *up = st->idx, *down = st->down, nup = 0, ndown = 0;
@@ -357,20 +360,17 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     for (size_t i = st->head; i < st->tail; i++) {
         lru_entry e = st->queue[i];
         down[ndown] = e.block;
-        ndown += (uint32_t)entry_live(st, e);
+        ndown += (uint32_t)entry_live(st, e) & !(r[e.block >> 6] >> (e.block & 63) & 1);
     }
     for (uint32_t i = 0; i < RECENT; i++) {
-        const uint32_t m = gen - RECENT + i; /* gen % RECENT first: it holds gen - RECENT */
-        if (gen + i <= RECENT || st->rstamp[m % RECENT] != m)
-            continue;
-        uint64_t *bits = recent_of(st, m);
+        uint64_t *bits = recent_of(st, gen + i);
         for (uint32_t w = 0; w < nw; w++)
             ndown = list_bits(bits[w] & ~r[w], w, down, ndown);
         memset(bits, 0, nw * sizeof *bits);
-        st->rstamp[m % RECENT] = 0;
+        st->rstamp[(gen + i) % RECENT] = 0;
     }
-    s->hbm_reads = hits; /* KVP_CAP_SERVES: the stamps are the read marks */
-    s->read_mark = st->stamp;
+    s->hbm_reads = hits; /* KVP_CAP_SERVES */
+    s->read_bits = r;
     /* The new LRU order: the kept blocks and the new ones, all of stamp gen. */
     queue_clear(st);
     uint64_t *cur = recent_of(st, gen);
@@ -378,7 +378,6 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     memcpy(res, k, nw * sizeof *res);
     for (uint32_t i = 0; i < keep_new; i++) {
         const uint32_t b = s->new_blocks[i];
-        st->stamp[b] = gen;
         cur[b >> 6] |= bit_of(b);
         res[b >> 6] |= bit_of(b);
         up[nup++] = b;
@@ -411,17 +410,20 @@ static int evict(reactive_state *st, uint32_t gen, uint32_t excess)
     for (uint32_t i = 0; i < ndown; i++)
         res[down[i] >> 6] &= ~bit_of(down[i]);
     for (uint32_t i = 1; i < RECENT && ndown < excess; i++) {
-        const uint32_t m = gen - RECENT + i;
-        if (gen + i <= RECENT || st->rstamp[m % RECENT] != m)
-            continue;
-        uint64_t *bits = recent_of(st, m);
-        for (uint32_t w = 0; w < st->nwords && ndown < excess; w++)
-            for (uint64_t x = bits[w]; x && ndown < excess; x &= x - 1) {
-                const uint64_t low = x & -x;
-                down[ndown++] = w * 64 + (uint32_t)__builtin_ctzll(x);
-                bits[w] ^= low;
-                res[w] ^= low;
+        uint64_t *bits = recent_of(st, gen + i);
+        for (uint32_t w = 0; w < st->nwords && ndown < excess; w++) {
+            uint64_t x = bits[w];
+            const uint32_t want = excess - ndown;
+            if (popcount64(x) > want) { /* only the word's lowest want */
+                uint64_t rest = x;
+                for (uint32_t j = 0; j < want; j++)
+                    rest &= rest - 1;
+                x ^= rest;
             }
+            ndown = list_bits(x, w, down, ndown);
+            bits[w] ^= x;
+            res[w] ^= x;
+        }
     }
     return ndown < excess ? -1 : 0;
 }
@@ -451,37 +453,45 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
     if ((uint64_t)s->nread + nnew > slots)
         return reactive_overflow(st, s, nnew, err);
 
-    /* The accessed blocks and the new one are stamped and take step gen's bitset (leaving
-     * the older bitsets, word by word); the missing ones are promoted; then the excess is
-     * evicted.  The layer holds more than slots only inside this call, which the engine does
-     * not see, and the charges do not depend on the order of the moves.  The evictions never
-     * reach step gen's blocks: the blocks before them in LRU order are exactly the resident
-     * blocks not accessed at step n, and accessed + new <= slots, so the excess never
-     * exceeds those. */
+    /* The accessed blocks and the new one take step gen's bitset, leaving the older bitsets
+     * word by word (and the queue: a read block held there is stamped gen, its entry stale);
+     * the missing ones are promoted; then the excess is evicted.  The layer holds more than
+     * slots only inside this call, which the engine does not see, and the charges do not
+     * depend on the order of the moves.  The evictions never reach step gen's blocks: the
+     * blocks before them in LRU order are exactly the resident blocks not accessed at step n,
+     * and accessed + new <= slots, so the excess never exceeds those. */
     const uint32_t gen = s->n + 1;
     age_out(st, gen);
-    mark_reads(st, s, gen, NULL);
-    const uint64_t *r = st->rbits;
-    uint64_t *res = st->res, *cur = recent_of(st, gen);
-    uint32_t *up = st->idx, nup = 0;
-    for (uint32_t w = 0; w < nw; w++) {
-        nup = list_bits(r[w] & ~res[w], w, up, nup);
-        res[w] |= r[w];
-        cur[w] = r[w];
+    /* The trace's bitset when it has one and the reads are its positions (its words end
+     * with the context, and the words above hold no read) */
+    const uint64_t *r = s->acc->bits;
+    uint32_t nrw = (s->context + 63) / 64;
+    if (!r || s->read_block != s->acc->pos) {
+        mark_reads(st, s, NULL);
+        r = st->rbits;
+        nrw = nw;
     }
-    for (uint32_t i = 1; i < RECENT; i++) {
-        const uint32_t m = gen - RECENT + i;
-        if (gen + i <= RECENT || st->rstamp[m % RECENT] != m)
-            continue;
-        uint64_t *bits = recent_of(st, m);
-        for (uint32_t w = 0; w < nw; w++)
-            bits[w] &= ~r[w];
+    uint64_t *res = st->res, *cur = recent_of(st, gen), *older[RECENT - 1];
+    uint32_t *up = st->idx, *stamp = st->stamp, nup = 0;
+    for (uint32_t i = 1; i < RECENT; i++)
+        older[i - 1] = recent_of(st, gen + i);
+    for (uint32_t w = 0; w < nrw; w++) {
+        const uint64_t x = r[w];
+        uint64_t o = 0;
+        for (uint32_t i = 0; i < RECENT - 1; i++) {
+            o |= older[i][w];
+            older[i][w] &= ~x;
+        }
+        for (uint64_t q = x & res[w] & ~o; q; q &= q - 1) /* held by the queue */
+            stamp[w * 64 + (uint32_t)__builtin_ctzll(q)] = gen;
+        nup = list_bits(x & ~res[w], w, up, nup);
+        res[w] |= x;
+        cur[w] = x;
     }
-    s->hbm_reads = s->nread - nup; /* KVP_CAP_SERVES: the stamps are the read marks */
-    s->read_mark = st->stamp;
+    s->hbm_reads = s->nread - nup; /* KVP_CAP_SERVES */
+    s->read_bits = r;
     for (uint32_t i = 0; i < nnew; i++) {
         const uint32_t b = s->new_blocks[i];
-        st->stamp[b] = gen;
         cur[b >> 6] |= bit_of(b);
         res[b >> 6] |= bit_of(b);
         up[nup++] = b;

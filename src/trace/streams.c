@@ -341,6 +341,7 @@ static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     a->count = k;
     a->pos = c->pos;
     a->score = c->sets_only ? NULL : c->score;
+    a->bits = NULL;
     return 0;
 }
 
