@@ -62,7 +62,6 @@ typedef struct reactive_state {
     uint64_t *res;         /* nwords: the resident blocks */
     uint64_t *rbits;       /* nwords: the blocks read at this step */
     uint64_t *kbits;       /* nwords: the blocks kept (overflow case) */
-    uint8_t *kept;         /* nblocks entries: kept[i], read entry i is kept (overflow case) */
     double centre, width;  /* the overflow selection's band: last threshold, half-width */
     double *bscore;        /* nblocks entries: the band's scores, with 1-token blocks */
     uint32_t *idx;         /* nblocks entries: the selection's scratch, the blocks to promote */
@@ -130,32 +129,30 @@ static inline uint32_t list_bits(uint64_t x, uint32_t w, uint32_t *out, uint32_t
     return n;
 }
 
-/* The step's read blocks as a bitset in rbits (and the kept ones in kbits, if kept).
- * read_block ascends (one stream: the set's positions or ascending blocks; several: by row,
- * then stream), so each word is built in a register and stored at every read, the last
- * store the whole word: no load of the bitset and no branch. */
-static void mark_reads(reactive_state *st, const kvp_step *s, const uint8_t *kept)
+/* A bitset written in ascending order of its blocks (read_block ascends: one stream, the
+ * set's positions or ascending blocks; several, by row, then stream): each word is built in a
+ * register and stored at every block, the last store the whole word; no load of the bitset
+ * and no branch.  The words not reached stay as they were (zeroed by the caller). */
+typedef struct bit_run {
+    uint64_t *bits, acc;
+    uint32_t w;
+} bit_run;
+
+static inline void bit_run_put(bit_run *br, uint32_t b, uint64_t on)
 {
-    const uint32_t *rb = s->read_block, n = s->nread;
-    uint32_t cw = 0;
-    uint64_t *r = st->rbits, *k = st->kbits, racc = 0, kacc = 0;
-    memset(r, 0, st->nwords * sizeof *r);
-    if (kept) {
-        memset(k, 0, st->nwords * sizeof *k);
-        for (uint32_t i = 0; i < n; i++) {
-            const uint32_t b = rb[i], w = b >> 6;
-            const uint64_t same = -(uint64_t)(w == cw);
-            r[w] = racc = (racc & same) | bit_of(b);
-            k[w] = kacc = (kacc & same) | (uint64_t)kept[i] << (b & 63);
-            cw = w;
-        }
-    } else {
-        for (uint32_t i = 0; i < n; i++) {
-            const uint32_t b = rb[i], w = b >> 6;
-            r[w] = racc = (racc & -(uint64_t)(w == cw)) | bit_of(b);
-            cw = w;
-        }
-    }
+    const uint32_t w = b >> 6;
+    br->acc = (br->acc & -(uint64_t)(w == br->w)) | on << (b & 63);
+    br->bits[w] = br->acc;
+    br->w = w;
+}
+
+/* The step's read blocks as a bitset, in rbits. */
+static void mark_reads(reactive_state *st, const kvp_step *s)
+{
+    bit_run br = {st->rbits, 0, 0};
+    memset(st->rbits, 0, st->nwords * sizeof *st->rbits);
+    for (uint32_t i = 0; i < s->nread; i++)
+        bit_run_put(&br, s->read_block[i], 1);
 }
 
 /* Before step gen's blocks take their bitset: the blocks of stamp gen - RECENT, which held
@@ -185,20 +182,21 @@ static void queue_clear(reactive_state *st)
     st->nlist = 0;
 }
 
-/* One entry of the band pass: kept[i] = x above the band, i listed if x is in the band
- * (without a branch: which side of the band an entry falls is not predictable). */
-static inline void band_split(double x, uint32_t i, double lo, double hi, uint8_t *kept,
-                              uint32_t *band, uint32_t *nabove, uint32_t *nband)
+/* One entry of the band pass, read entry i of block b: kept if x is above the band, i listed
+ * if x is in the band (without a branch: which side of the band an entry falls is not
+ * predictable). */
+static inline void band_split(double x, uint32_t i, uint32_t b, double lo, double hi,
+                              bit_run *kept, uint32_t *band, uint32_t *nabove, uint32_t *nband)
 {
     uint32_t above = x > hi;
-    kept[i] = (uint8_t)above;
+    bit_run_put(kept, b, above);
     *nabove += above;
     band[*nband] = i;
     *nband += (x > lo) & !above;
 }
 
-/* Sets kept[i] to 1 for the `keep` read entries that rank highest (higher summed score, ties
- * the lower block: read entries ascend by block, so the lower entry), 0 for the others.  From
+/* Sets in kbits the blocks of the `keep` read entries that rank highest (higher summed score,
+ * ties the lower block: read entries ascend by block, so the lower entry), and no other.  From
  * one overflow step to the next the threshold score (the keep-th best) moves little, so the
  * entries are first split by value around the last one: those above the band (lo, hi] are
  * kept, those below it dropped, and only the band's (some 750 of 16,000 at the study's
@@ -212,18 +210,21 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
     const uint32_t n = s->nread;
     const float *fscore = s->li->g == 1 ? s->acc->score : NULL;
     const double *score = fscore ? st->bscore : kvp_step_read_score(s);
+    const uint32_t *rb = s->read_block;
     uint32_t *band = st->idx, nabove = 0, nband = 0;
-    uint8_t *kept = st->kept;
+    uint64_t *kept = st->kbits;
+    bit_run br = {kept, 0, 0};
     double lo = st->centre - st->width, hi = st->centre + st->width, t;
+    memset(kept, 0, st->nwords * sizeof *kept);
     if (st->width > 0) {
         if (fscore) {
             for (uint32_t i = 0; i < n; i++)
-                band_split((double)fscore[i], i, lo, hi, kept, band, &nabove, &nband);
+                band_split((double)fscore[i], i, rb[i], lo, hi, &br, band, &nabove, &nband);
             for (uint32_t j = 0; j < nband; j++)
                 st->bscore[band[j]] = (double)fscore[band[j]];
         } else {
             for (uint32_t i = 0; i < n; i++)
-                band_split(score[i], i, lo, hi, kept, band, &nabove, &nband);
+                band_split(score[i], i, rb[i], lo, hi, &br, band, &nabove, &nband);
         }
     }
     if (st->width > 0 && nabove <= keep && keep - nabove <= nband) {
@@ -231,7 +232,7 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
         kvp_select_top(band, nband, r, score, NULL, &st->rng);
         t = hi; /* the least kept score; if r == 0 it is above hi */
         for (uint32_t j = 0; j < r; j++) {
-            kept[band[j]] = 1;
+            kept[rb[band[j]] >> 6] |= bit_of(rb[band[j]]);
             t = score[band[j]] < t ? score[band[j]] : t;
         }
         /* Aim at a band of about BAND_TARGET entries. */
@@ -242,10 +243,10 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
         for (uint32_t i = 0; i < n; i++)
             band[i] = i;
         kvp_select_top(band, n, keep, score, NULL, &st->rng);
-        memset(kept, 0, n);
+        memset(kept, 0, st->nwords * sizeof *kept);
         t = HUGE_VAL;
         for (uint32_t j = 0; j < keep; j++) {
-            kept[band[j]] = 1;
+            kept[rb[band[j]] >> 6] |= bit_of(rb[band[j]]);
             t = score[band[j]] < t ? score[band[j]] : t;
         }
         /* Keeping nothing has no threshold to centre on.  A threshold of 0 leaves the width
@@ -285,7 +286,6 @@ static void reactive_free(void *state)
     free(st->queue);
     free(st->idx);
     free(st->down);
-    free(st->kept);
     free(st->bscore);
     free(st->recent);
     free(st->res);
@@ -305,13 +305,12 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
         st->queue = malloc(st->cap * sizeof *st->queue);
         st->idx = malloc((n ? n : 1) * sizeof *st->idx);
         st->down = malloc((n ? n : 1) * sizeof *st->down);
-        st->kept = malloc(n ? n : 1);
         st->bscore = malloc((n ? n : 1) * sizeof *st->bscore);
         st->nwords = (uint32_t)((n + 63) / 64);
         st->recent = calloc((size_t)RECENT * st->nwords + 1, sizeof *st->recent);
         st->res = calloc(3 * (size_t)st->nwords + 1, sizeof *st->res);
     }
-    if (!st || !st->stamp || !st->queue || !st->idx || !st->down || !st->kept ||
+    if (!st || !st->stamp || !st->queue || !st->idx || !st->down ||
         !st->bscore || !st->recent || !st->res) {
         reactive_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "reactive: out of memory for layer %u",
@@ -343,16 +342,24 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     const uint32_t keep = slots - keep_new; /* accessed blocks kept; < nread here */
     int rc;
     select_kept(st, s, keep);
-    mark_reads(st, s, st->kept);
+    /* the trace's bitset, as in the normal case (reactive_step); no block above its words
+     * exists */
+    const uint64_t *r = s->acc->bits;
+    uint32_t nrw = (s->context + 63) / 64;
+    if (!r || s->read_block != s->acc->pos) {
+        mark_reads(st, s);
+        r = st->rbits;
+        nrw = nw;
+    }
     /* Word by word: the kept blocks not resident are promoted, the read resident ones not
      * kept demoted, in ascending index (read_block's order).  Then every resident block not
      * read goes too, least recently used first: the queue's live entries, then the bitsets,
      * oldest stamp first (the slot of gen holds gen - RECENT). */
-    const uint64_t *r = st->rbits, *k = st->kbits;
+    const uint64_t *k = st->kbits;
     uint64_t *res = st->res;
     uint32_t *up = st->idx, *down = st->down, nup = 0, ndown = 0;
     uint64_t hits = 0;
-    for (uint32_t w = 0; w < nw; w++) {
+    for (uint32_t w = 0; w < nrw; w++) {
         hits += popcount64(r[w] & res[w]);
         nup = list_bits(k[w] & ~res[w], w, up, nup);
         ndown = list_bits(r[w] & res[w] & ~k[w], w, down, ndown);
@@ -364,9 +371,9 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     }
     for (uint32_t i = 0; i < RECENT; i++) {
         uint64_t *bits = recent_of(st, gen + i);
-        for (uint32_t w = 0; w < nw; w++)
+        for (uint32_t w = 0; w < nrw; w++)
             ndown = list_bits(bits[w] & ~r[w], w, down, ndown);
-        memset(bits, 0, nw * sizeof *bits);
+        memset(bits, 0, nrw * sizeof *bits);
         st->rstamp[(gen + i) % RECENT] = 0;
     }
     s->hbm_reads = hits; /* KVP_CAP_SERVES */
@@ -467,7 +474,7 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
     const uint64_t *r = s->acc->bits;
     uint32_t nrw = (s->context + 63) / 64;
     if (!r || s->read_block != s->acc->pos) {
-        mark_reads(st, s, NULL);
+        mark_reads(st, s);
         r = st->rbits;
         nrw = nw;
     }
