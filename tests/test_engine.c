@@ -298,7 +298,9 @@ static void test_prefix_hits(void)
  * not given at all always.  The policy promotes the new block at step 0 (its mark is allowed
  * on the new block, which holds no token yet), then a read block while demoting an unread
  * one: {0,1} -> {0,1,4} -> {1,2,4} -> {0,2,4}.  param[0]: 0 right, 1 one hit too few,
- * 2 no count, 3 block 0 marked at step 1 (not read then, and demoted). */
+ * 2 no count, 3 block 0 marked at step 1 (not read then, and demoted), 4 block 2 moved three
+ * times at step 1 (in, out, in: one promotion, which the engine, charging a served policy's
+ * moves as made, would count as three; checking mode finds it). */
 typedef struct served_state {
     uint64_t *mark; /* the read bits */
     uint32_t nwords;
@@ -341,6 +343,8 @@ static int served_step(void *state, kvp_step *s, kvp_error *e)
         rc = kvp_step_promote(s, s->new_block);
     if (s->n == 1)
         rc = kvp_step_demote(s, 0) | kvp_step_promote(s, 2);
+    if (s->n == 1 && c == 4)
+        rc |= kvp_step_demote(s, 2) | kvp_step_promote(s, 2);
     if (s->n == 2)
         rc = kvp_step_demote(s, 1) | kvp_step_promote(s, 0);
     return rc;
@@ -394,6 +398,8 @@ static void test_served(void)
     CHECK_FAILS(kvp_run(&sc, t, &ps, &ro, &a, &err), KVP_ECHECK, &err, "reads from HBM");
     ps.value[0] = 3;
     CHECK_FAILS(kvp_run(&sc, t, &ps, &ro, &a, &err), KVP_ECHECK, &err, "read marks");
+    ps.value[0] = 4;
+    CHECK_FAILS(kvp_run(&sc, t, &ps, &ro, &a, &err), KVP_ECHECK, &err, "twice");
     ro.check = 0;
     ps.value[0] = 2;
     CHECK_FAILS(kvp_run(&sc, t, &ps, &ro, &a, &err), KVP_ECHECK, &err, "reads from HBM");
