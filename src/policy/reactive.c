@@ -13,6 +13,8 @@
 #include "base/error.h"
 #include "base/select.h"
 
+#include "base/simd.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,17 @@ static const kvp_policy_param reactive_params[] = {
  * 1 / BAND_INIT of the threshold score, and the number of entries it aims to hold. */
 #define BAND_INIT 64.0
 #define BAND_TARGET 512u
+
+/* On x86-64 with GCC or clang the lists of a bitset's blocks have an AVX-512 form, chosen at
+ * run time (as the generator's, src/trace/synth.c; KVPLACE_SSE2_ONLY turns it off): the
+ * lists are the same. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVP_NO_SIMD)
+#define REACTIVE_AVX512 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512bw,popcnt")))
+#else
+#define REACTIVE_AVX512 0
+#endif
 
 /* Stamps are held as step + 1, so that 0 is "never accessed" (oldest of all, docs/MODEL.md §5). */
 /* Queue capacity in blocks (>= 2).  A larger queue is compacted less often, and most of its
@@ -67,6 +80,7 @@ typedef struct reactive_state {
     uint32_t *idx;         /* nblocks entries: the selection's scratch, the blocks to promote */
     uint32_t *down;        /* nblocks entries: the blocks to demote */
     uint64_t rng;          /* pivot choice of the selection */
+    int wide;              /* the AVX-512 form of the lists */
 } reactive_state;
 
 static uint32_t reactive_block_tokens(const double *param, const kvp_scenario *sc)
@@ -128,6 +142,28 @@ static inline uint32_t list_bits(uint64_t x, uint32_t w, uint32_t *out, uint32_t
         out[n++] = w * 64 + (uint32_t)__builtin_ctzll(x);
     return n;
 }
+
+#if REACTIVE_AVX512
+/* list_bits 16 bits at a time, each 16 compressed into a register (vpcompressd, register
+ * form) and stored whole: no branch a bit.  out has 16 entries of room past the list. */
+AVX512 static inline uint32_t list_bits_avx512(uint64_t x, uint32_t w, uint32_t *out, uint32_t n)
+{
+    __m512i v = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                                   14, 15),
+                                 _mm512_set1_epi32((int)(w * 64)));
+    for (uint32_t q = 0; q < 4; q++) {
+        const __mmask16 m = (__mmask16)(x >> (16 * q));
+        _mm512_storeu_si512((void *)(out + n), _mm512_maskz_compress_epi32(m, v));
+        n += (uint32_t)__builtin_popcount(m);
+        v = _mm512_add_epi32(v, _mm512_set1_epi32(16));
+    }
+    return n;
+}
+#define LIST_BITS(wide, x, w, out, n) \
+    ((wide) ? list_bits_avx512(x, w, out, n) : list_bits(x, w, out, n))
+#else
+#define LIST_BITS(wide, x, w, out, n) list_bits(x, w, out, n)
+#endif
 
 /* A bitset written in ascending order of its blocks (read_block ascends: one stream, the
  * set's positions or ascending blocks; several, by row, then stream): each word is built in a
@@ -303,8 +339,8 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
         st->cap = QUEUE_FACTOR * n + 2;
         st->stamp = calloc(n ? n : 1, sizeof *st->stamp);
         st->queue = malloc(st->cap * sizeof *st->queue);
-        st->idx = malloc((n ? n : 1) * sizeof *st->idx);
-        st->down = malloc((n ? n : 1) * sizeof *st->down);
+        st->idx = malloc((n + 16) * sizeof *st->idx); /* + 16: list_bits_avx512's room */
+        st->down = malloc((n + 16) * sizeof *st->down);
         st->bscore = malloc((n ? n : 1) * sizeof *st->bscore);
         st->nwords = (uint32_t)((n + 63) / 64);
         st->recent = calloc((size_t)RECENT * st->nwords + 1, sizeof *st->recent);
@@ -320,6 +356,11 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
     st->rbits = st->res + st->nwords;
     st->kbits = st->rbits + st->nwords;
     st->rng = KVP_SELECT_SEED;
+#if REACTIVE_AVX512
+    __builtin_cpu_init();
+    st->wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               kvp_simd_wide();
+#endif
     queue_clear(st);
     kvp_initial_default(li, resident);
     /* Never accessed, so older than everything, in index order. */
@@ -397,12 +438,52 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     return promote_all(s, up, nup, err);
 }
 
+/* The normal step's pass over the words of its reads r (nrw of them): they leave the older
+ * bitsets and take step gen's; those the queue held are stamped gen (their entries stale);
+ * the missing ones are listed in st->idx, ascending, and counted (returned). */
+static inline __attribute__((always_inline)) uint32_t
+take_reads_body(reactive_state *st, const uint64_t *r, uint32_t nrw, uint32_t gen, int wide)
+{
+    uint64_t *res = st->res, *cur = recent_of(st, gen), *older[RECENT - 1];
+    uint32_t *up = st->idx, *stamp = st->stamp, nup = 0;
+    for (uint32_t i = 1; i < RECENT; i++)
+        older[i - 1] = recent_of(st, gen + i);
+    for (uint32_t w = 0; w < nrw; w++) {
+        const uint64_t x = r[w];
+        uint64_t o = 0;
+        for (uint32_t i = 0; i < RECENT - 1; i++) {
+            o |= older[i][w];
+            older[i][w] &= ~x;
+        }
+        for (uint64_t q = x & res[w] & ~o; q; q &= q - 1) /* held by the queue */
+            stamp[w * 64 + (uint32_t)__builtin_ctzll(q)] = gen;
+        nup = LIST_BITS(wide, x & ~res[w], w, up, nup);
+        res[w] |= x;
+        cur[w] = x;
+    }
+    return nup;
+}
+
+static uint32_t take_reads(reactive_state *st, const uint64_t *r, uint32_t nrw, uint32_t gen)
+{
+    return take_reads_body(st, r, nrw, gen, 0);
+}
+
+#if REACTIVE_AVX512
+AVX512 static uint32_t take_reads_avx512(reactive_state *st, const uint64_t *r, uint32_t nrw,
+                                         uint32_t gen)
+{
+    return take_reads_body(st, r, nrw, gen, 1);
+}
+#endif
+
 /* The excess of a normal step: the least recently used resident blocks, from the queue's head
  * (its first live entries, found without a branch on liveness: most entries met there are
  * stale, but not predictably), then from the bitsets, oldest stamp first, never step gen's,
  * lowest index first; listed in st->down and taken out of the LRU order.  0, or -1 if step
  * gen's blocks would have to go. */
-static int evict(reactive_state *st, uint32_t gen, uint32_t excess)
+static inline __attribute__((always_inline)) int evict_body(reactive_state *st, uint32_t gen,
+                                                            uint32_t excess, int wide)
 {
     const lru_entry *q = st->queue;
     uint32_t *down = st->down, ndown = 0;
@@ -427,13 +508,25 @@ static int evict(reactive_state *st, uint32_t gen, uint32_t excess)
                     rest &= rest - 1;
                 x ^= rest;
             }
-            ndown = list_bits(x, w, down, ndown);
+            ndown = LIST_BITS(wide, x, w, down, ndown);
             bits[w] ^= x;
             res[w] ^= x;
         }
     }
     return ndown < excess ? -1 : 0;
 }
+
+static int evict(reactive_state *st, uint32_t gen, uint32_t excess)
+{
+    return evict_body(st, gen, excess, 0);
+}
+
+#if REACTIVE_AVX512
+AVX512 static int evict_avx512(reactive_state *st, uint32_t gen, uint32_t excess)
+{
+    return evict_body(st, gen, excess, 1);
+}
+#endif
 
 static int reactive_step(void *state, kvp_step *s, kvp_error *err)
 {
@@ -478,23 +571,14 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
         r = st->rbits;
         nrw = nw;
     }
-    uint64_t *res = st->res, *cur = recent_of(st, gen), *older[RECENT - 1];
-    uint32_t *up = st->idx, *stamp = st->stamp, nup = 0;
-    for (uint32_t i = 1; i < RECENT; i++)
-        older[i - 1] = recent_of(st, gen + i);
-    for (uint32_t w = 0; w < nrw; w++) {
-        const uint64_t x = r[w];
-        uint64_t o = 0;
-        for (uint32_t i = 0; i < RECENT - 1; i++) {
-            o |= older[i][w];
-            older[i][w] &= ~x;
-        }
-        for (uint64_t q = x & res[w] & ~o; q; q &= q - 1) /* held by the queue */
-            stamp[w * 64 + (uint32_t)__builtin_ctzll(q)] = gen;
-        nup = list_bits(x & ~res[w], w, up, nup);
-        res[w] |= x;
-        cur[w] = x;
-    }
+    uint64_t *res = st->res, *cur = recent_of(st, gen);
+    uint32_t *up = st->idx, nup;
+#if REACTIVE_AVX512
+    if (st->wide)
+        nup = take_reads_avx512(st, r, nrw, gen);
+    else
+#endif
+        nup = take_reads(st, r, nrw, gen);
     s->hbm_reads = s->nread - nup; /* KVP_CAP_SERVES */
     s->read_bits = r;
     for (uint32_t i = 0; i < nnew; i++) {
@@ -510,7 +594,11 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
     if (s->nresident <= slots)
         return 0;
     const uint32_t excess = s->nresident - slots;
+#if REACTIVE_AVX512
+    if (st->wide ? evict_avx512(st, gen, excess) < 0 : evict(st, gen, excess) < 0)
+#else
     if (evict(st, gen, excess) < 0)
+#endif
         return kvp_error_set(err, KVP_ECHECK, "reactive: layer %u step %u: no block left to "
                              "evict", s->li->layer, s->n);
     st->nlist -= excess;
