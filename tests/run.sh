@@ -28,7 +28,8 @@ done
 # The vector forms wider than SSE2 (the generator's passes over the keys, the lookahead grid's
 # word loops, the .npy band pass, reactive's lists of a bitset's blocks) are chosen at run
 # time; their tests run again with KVPLACE_SSE2_ONLY, which takes the SSE2 and plain forms
-# (src/base/simd.h), so that both are tested on a CPU that has the wider ones.  Elsewhere the same forms run twice.
+# (src/base/simd.h), so that both are tested on a CPU that has the wider ones.  Elsewhere
+# the same forms run twice.
 for t in "$BUILD"/tests/test_synth "$BUILD"/tests/test_synth_heads \
          "$BUILD"/tests/test_lookahead_grid "$BUILD"/tests/test_fast "$BUILD"/tests/test_npy \
          "$BUILD"/tests/test_policies; do
