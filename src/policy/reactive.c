@@ -502,6 +502,8 @@ static inline __attribute__((always_inline)) int evict_body(reactive_state *st, 
         for (uint32_t w = 0; w < st->nwords && ndown < excess; w++) {
             uint64_t x = bits[w];
             const uint32_t want = excess - ndown;
+            if (!x) /* the words the last evictions emptied */
+                continue;
             if (popcount64(x) > want) { /* only the word's lowest want */
                 uint64_t rest = x;
                 for (uint32_t j = 0; j < want; j++)
