@@ -253,6 +253,9 @@ typedef struct kvp_access {
     uint32_t count;
     const uint32_t *pos;
     const float *score;
+    /* NULL, or the same set as (context + 63) / 64 words: bit p % 64 of word p / 64 set
+     * for every p in pos and no other (a trace that has it at no cost gives it) */
+    const uint64_t *bits;
 } kvp_access;
 
 /* How many positions a step of a score trace reads: a fixed count (topk > 0, docs/MODEL.md

@@ -756,6 +756,7 @@ static int fc_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     kvp_topk(c->row, ctx, a->count, c->pos, c->score, c->scratch);
     a->pos = c->pos;
     a->score = c->score;
+    a->bits = NULL;
     c->next = n + 1;
     return 0;
 }

@@ -401,6 +401,58 @@ static void test_scores_agree(void)
     free(in);
 }
 
+/* kvp_access.bits: the set as a bitset, exactly (context + 63) / 64 words, bit p set for the
+ * positions of the set and no other, also when ties at the threshold are left out (they are,
+ * at some steps of these traces: counted, so the case is known to be met) and at contexts
+ * that are no multiple of 64 or of the vector passes' 32 and 8 keys. */
+static void test_bits(void)
+{
+    static const struct {
+        uint32_t P, N;
+        kvp_variation var;
+        double sparsity;
+    } cases[] = {{500, 40, KVP_VAR_HIGH, 0.6}, {37, 50, KVP_VAR_ACTUAL, 0.5},
+                 {1000, 30, KVP_VAR_LOW, 0.9}, {300, 20, KVP_VAR_HIGH, 0.0}};
+    kvp_error err = {0, ""};
+    uint32_t wrong = 0, steps = 0, ties_out = 0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        kvp_synth_params sp = params(cases[ci].P, cases[ci].N, 2, cases[ci].var, 11 + ci);
+        sp.budget = kvp_budget_sparsity(cases[ci].sparsity);
+        kvp_trace *t = make(&sp);
+        kvp_cursor *c = cursor(t, 1, cases[ci].sparsity);
+        uint8_t *in = malloc(cases[ci].P + cases[ci].N);
+        float *row = malloc((cases[ci].P + cases[ci].N) * sizeof *row);
+        REQUIRE(in != NULL && row != NULL);
+        kvp_access a;
+        while (kvp_cursor_next(c, &a, &err) == 1) {
+            const uint32_t ctx = a.context, words = (ctx + 63) / 64;
+            REQUIRE(a.bits != NULL);
+            memset(in, 0, ctx);
+            for (uint32_t i = 0; i < a.count; i++)
+                in[a.pos[i]] = 1;
+            for (uint32_t p = 0; p < words * 64; p++)
+                wrong += (uint32_t)(a.bits[p / 64] >> (p % 64) & 1) != (p < ctx && in[p]);
+            /* a position left out whose score is the least taken one: a tie dropped */
+            CHECK_OK(t->vt->scores(c->state, a.step, row, &err), &err);
+            float least = INFINITY;
+            for (uint32_t i = 0; i < a.count; i++)
+                least = a.score[i] < least ? a.score[i] : least;
+            uint32_t out_tie = 0;
+            for (uint32_t p = 0; p < ctx; p++)
+                out_tie |= !in[p] && row[p] == least;
+            ties_out += out_tie;
+            steps++;
+        }
+        free(in);
+        free(row);
+        kvp_cursor_free(c);
+        kvp_trace_free(t);
+    }
+    CHECK_EQ_U64(steps, 40 + 50 + 30 + 20);
+    CHECK_EQ_U64(wrong, 0);
+    CHECK(ties_out > 0);
+}
+
 /* The scores callback may come before or after the step of the same n (a writer may ask
  * for the scores alone): the sets do not depend on the order. */
 static void test_scores_first(void)
@@ -591,6 +643,7 @@ int main(int argc, char **argv)
         {"npy_round_trip", test_npy_round_trip},
         {"score_identity", test_score_identity},
         {"sets_only", test_sets_only},
+        {"bits", test_bits},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

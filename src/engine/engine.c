@@ -58,6 +58,11 @@ struct kvp_engine_layer {
     uint32_t *touched;
     uint32_t ntouched;
     uint8_t *was;     /* per block: 0 untouched, 1 was out, 2 was in */
+    /* KVP_CAP_SERVES (s->serves): the step's promotions and demotions of blocks of the
+     * context, and of those the read ones, counted as they are made (direct[0..1] up,
+     * [2..3] down); the list above kept only in checking mode (charge_served) */
+    uint64_t direct[4];
+    int untracked;
     double *rscore;   /* read_score's buffer (kvp_step_read_score) */
     /* Several streams (docs/MODEL.md "Streams"): S, and per stream the blocks b < slim[i]
      * that may be resident this step (0 once its sequence finished). */
@@ -274,6 +279,21 @@ static void serve_reads_tiers(struct kvp_engine_layer *e, const kvp_step *s, kvp
         st->read[k] = st->kv_read[k];
 }
 
+/* KVP_CAP_SERVES: such a policy moves a block at most once a step (checking mode compares
+ * with the list of touched blocks, kept then), so each move is charged as it is made, from
+ * the read bits it set before its first move (no bits: served() stops the run). */
+static inline void count_served(struct kvp_engine_layer *e, const kvp_step *s, uint32_t b,
+                                int down)
+{
+    if (!e->untracked)
+        touch(e, b);
+    const uint64_t *bits = s->read_bits;
+    if (b < s->context && bits) { /* 1-token blocks: present unless it is the new block */
+        e->direct[down]++;
+        e->direct[down + 1] += bits[b >> 6] >> (b & 63) & 1;
+    }
+}
+
 /* The checks are the same for one block or many; a batch keeps the loop in one function
  * (a policy moving thousands of blocks a step paid a call per block, docs/PERF.md). */
 uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t count)
@@ -286,7 +306,10 @@ uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t cou
         uint32_t b = blocks[i];
         if (b >= limit || e->resident[b] || (e->S > 1 && b / e->S >= e->slim[b % e->S]))
             break;
-        touch(e, b);
+        if (s->serves)
+            count_served(e, s, b, 0);
+        else
+            touch(e, b);
         e->resident[b] = 1;
         prefix &= b == e->nresident + i;
     }
@@ -304,7 +327,10 @@ uint32_t kvp_step_demote_many(kvp_step *s, const uint32_t *blocks, uint32_t coun
         uint32_t b = blocks[i];
         if (b >= e->nblocks || !e->resident[b])
             break;
-        touch(e, b);
+        if (s->serves)
+            count_served(e, s, b, 2);
+        else
+            touch(e, b);
         e->resident[b] = 0;
         prefix &= b + 1 + i == e->nresident;
     }
@@ -390,6 +416,7 @@ static void copy_access(acc_buf *dst, const kvp_access *src)
         memcpy(dst->score, src->score, (size_t)src->count * sizeof *dst->score);
     dst->a.pos = dst->pos;
     dst->a.score = src->score ? dst->score : NULL;
+    dst->a.bits = NULL; /* the trace's buffer is the next step's */
 }
 
 /* What one layer of one policy adds up to. */
@@ -853,8 +880,9 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
     struct kvp_engine_layer *e = &pl->e;
     const uint32_t g = pl->li.g, ctx = acc->context, stamp = acc->step + 1;
     const int serves = pl->s.serves;
-    /* KVP_CAP_SERVES: the policy's marks; the new block (pres 0) may hold the stamp */
-    const uint32_t *acount = serves ? pl->s.read_mark : pl->acount;
+    /* KVP_CAP_SERVES: the policy's read bits; the new block (pres 0) may hold one */
+    const uint32_t *acount = pl->acount;
+    const uint64_t *rbits = pl->s.read_bits;
     const int mark = g == 1 && (serves || (uint64_t)e->ntouched * READ_MARK_RATIO >= acc->count);
     if (mark && !marked && !serves)
         for (uint32_t i = 0; i < acc->count; i++)
@@ -870,7 +898,10 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
         const uint64_t cx = S > 1 ? pl->sctx[str] : ctx;
         uint64_t lo = (uint64_t)(S > 1 ? fast_div(b, pl->mod_s) : b) * g, hi = lo + g;
         uint64_t pres = hi <= cx ? g : (cx > lo ? cx - lo : 0);
-        uint64_t a = g != 1 ? acount[b] : mark ? pres && acount[b] == stamp : is_read(acc, b);
+        uint64_t a = g != 1   ? acount[b]
+                     : serves ? pres && (rbits[b >> 6] >> (b & 63) & 1)
+                     : mark   ? pres && acount[b] == stamp
+                              : is_read(acc, b);
         if (S > 1 && before != (e->resident[b] ? 2 : 1)) {
             uint64_t *q = pl->seq_out + (size_t)seq_of(pl, str) * 4;
             q[e->resident[b] ? 2 : 3] += pres;
@@ -902,6 +933,22 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
         }
     }
     e->ntouched = 0;
+}
+
+/* KVP_CAP_SERVES: charge_moves's charges from the counts of the moves as made (two tiers). */
+static void charge_served(const struct kvp_engine_layer *e, kvp_counters *st)
+{
+    const uint64_t up = e->direct[0], down = e->direct[2];
+    st->read[1] += up - e->direct[1];
+    st->write[0] += up;
+    st->moved_out[1] += up;
+    st->moved_in[0] += up;
+    st->promoted += up;
+    st->read[0] += down - e->direct[3];
+    st->write[1] += down;
+    st->moved_out[0] += down;
+    st->moved_in[1] += down;
+    st->demoted += down;
 }
 
 /* After the policy's step, with more than two tiers: the blocks it took into HBM leave their
@@ -1048,14 +1095,15 @@ static int served(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, uint6
 {
     const kvp_step *s = &pl->s;
     const uint64_t h = s->hbm_reads;
-    int bad = h > acc->count || !s->read_mark;
+    const uint64_t *bits = s->read_bits;
+    int bad = h > acc->count || !bits;
     if (rc->check && !bad) {
         bad = h != hbm_hits;
         for (uint32_t i = 0; i < acc->count && !bad; i++)
-            bad = s->read_mark[acc->pos[i]] != acc->step + 1;
+            bad = !(bits[acc->pos[i] >> 6] >> (acc->pos[i] & 63) & 1);
         for (uint32_t i = 0; i < pl->e.ntouched && !bad; i++) {
             const uint32_t b = pl->e.touched[i];
-            bad = b < acc->context && s->read_mark[b] == acc->step + 1 && !is_read(acc, b);
+            bad = b < acc->context && (bits[b >> 6] >> (b & 63) & 1) && !is_read(acc, b);
         }
     }
     if (bad)
@@ -1109,6 +1157,9 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     const uint32_t nread = s->nread;
     s->nresident = e->nresident;
     s->hbm_reads = UINT64_MAX;
+    s->read_bits = NULL;
+    memset(e->direct, 0, sizeof e->direct);
+    e->untracked = s->serves && !rc->check;
     int ret = ops->step(pl->state, s, err);
     if (ret < 0) {
         if (ret == KVP_ECHECK && err->msg[0] == 0)
@@ -1126,7 +1177,17 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
         return kvp_error_set(err, KVP_ECHECK, "policy %s: step %u layer %u names a tier below "
                              "HBM for a block in HBM, or fills a tier past its slots",
                              ops->name, n, pl->li.layer);
-    charge_moves(pl, acc, marked, &st);
+    if (s->serves) {
+        kvp_counters direct = st;
+        charge_served(e, &direct);
+        if (e->untracked)
+            st = direct;
+        else if (charge_moves(pl, acc, marked, &st), memcmp(&st, &direct, sizeof st))
+            return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u step %u moves a block "
+                                 "twice", ops->name, pl->li.layer, n);
+    } else {
+        charge_moves(pl, acc, marked, &st);
+    }
     if (e->tier && rc->check && (ret = check_tiers(pl, n, err)) < 0)
         return ret;
 

@@ -80,13 +80,13 @@ typedef struct kvp_step {
     const uint32_t *freed;
 
     /* KVP_CAP_SERVES, when the engine serves for it (s->serves): the step sets hbm_reads to
-     * how many of the step's reads found their block in HBM before any move, and read_mark to
-     * an array where read_mark[b] == n + 1 for every block b read at step n, and for no other
-     * block of the context (the new block may hold it): the engine then makes no pass of its
-     * own over the reads (docs/PERF.md §24). */
+     * how many of the step's reads found their block in HBM before any move, and read_bits to
+     * a bitset where bit b % 64 of word b / 64 is set for every block b read at step n, and
+     * for no other block of the context (the new block's bit may be set): the engine then
+     * makes no pass of its own over the reads (docs/PERF.md §24, §32). */
     int serves;
     uint64_t hbm_reads;
-    const uint32_t *read_mark;
+    const uint64_t *read_bits;
 
     /* engine-private */
     struct kvp_engine_layer *eng;
@@ -144,7 +144,7 @@ int kvp_block_in_prompt(const kvp_layer_info *li, uint32_t b);
 #define KVP_CAP_TIERS 0x80u       /* names the tiers below HBM itself (kvp_step_set_tier) */
 #define KVP_CAP_SERVES 0x200u     /* with 1-token blocks, one stream and two tiers, its step
                                    * counts the reads' hits and marks the reads (kvp_step's
-                                   * hbm_reads, read_mark) */
+                                   * hbm_reads, read_bits) */
 
 /* The sums of the shared pass over a trace (src/engine/runner.h). */
 struct kvp_pass_sums;

@@ -4,13 +4,16 @@
  * they alone are more than the slots, the new block and the read blocks of highest score are
  * kept.  Why: the classic online policy, which needs only the reads so far.
  *
- * The LRU order is a queue of (block, stamp) entries appended in stamping order, the least
- * recently used live entry at the head; why it stays in LRU order, and what it replaced for
+ * The LRU order: the resident blocks stamped at the last RECENT steps as one bitset a step,
+ * and the older ones in a queue of (block, stamp) entries in stamping order, the least
+ * recently used live entry at the head; why that is LRU order, and what it replaced for
  * speed: docs/POLICIES.md, "reactive".
  */
 #include "policy/policy.h"
 #include "base/error.h"
 #include "base/select.h"
+
+#include "base/simd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,12 +30,27 @@ static const kvp_policy_param reactive_params[] = {
 #define BAND_INIT 64.0
 #define BAND_TARGET 512u
 
+/* On x86-64 with GCC or clang the lists of a bitset's blocks have an AVX-512 form, chosen at
+ * run time (as the generator's, src/trace/synth.c; KVPLACE_SSE2_ONLY turns it off): the
+ * lists are the same. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVP_NO_SIMD)
+#define REACTIVE_AVX512 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512bw,popcnt")))
+#else
+#define REACTIVE_AVX512 0
+#endif
+
 /* Stamps are held as step + 1, so that 0 is "never accessed" (oldest of all, docs/MODEL.md §5). */
 /* Queue capacity in blocks (>= 2).  A larger queue is compacted less often, and most of its
  * entries are then passed over at the head (one check each) instead of copied and checked
  * again: with 2, a third of the reactive step went to compaction (docs/PERF.md). */
 #define QUEUE_FACTOR 8u
 #define NEVER 0u
+/* Steps whose stamped blocks are held as bitsets (>= 2): a block read again within them leaves
+ * its bitset by one AND-NOT a word for 64 blocks, where a queue entry went stale and cost a
+ * stamp look-up at the head (docs/PERF.md §32). */
+#define RECENT 4u
 /* The stamp of a block whose sequence finished (docs/MODEL.md "Streams"): no entry holds it,
  * so its entries are stale. */
 #define GONE UINT32_MAX
@@ -42,17 +60,27 @@ typedef struct lru_entry {
 } lru_entry;
 
 typedef struct reactive_state {
-    uint32_t nblocks;
-    uint32_t *stamp;       /* per block: its latest stamp (+1) */
+    uint32_t nblocks, nwords; /* nwords: 64-block words of a bitset */
+    /* per block: the stamp (+1) of its queue entry, set when it goes to the queue and
+     * changed when the block is read again (or freed, GONE), which makes the entry stale */
+    uint32_t *stamp;
     lru_entry *queue;      /* cap entries; the queue is queue[head .. tail) */
     size_t head, tail, cap;
-    uint32_t nlist;        /* live entries (== resident blocks) */
-    uint8_t *kept;         /* nblocks entries: kept[i], read entry i is kept (overflow case) */
+    uint32_t nlist;        /* resident blocks */
+    /* recent + (m % RECENT) nwords: the resident blocks of stamp m, for the last RECENT
+     * stamps (rstamp[m % RECENT] == m; 0, no stamp); every older resident block has a live
+     * queue entry */
+    uint64_t *recent;
+    uint32_t rstamp[RECENT];
+    uint64_t *res;         /* nwords: the resident blocks */
+    uint64_t *rbits;       /* nwords: the blocks read at this step */
+    uint64_t *kbits;       /* nwords: the blocks kept (overflow case) */
     double centre, width;  /* the overflow selection's band: last threshold, half-width */
     double *bscore;        /* nblocks entries: the band's scores, with 1-token blocks */
     uint32_t *idx;         /* nblocks entries: the selection's scratch, the blocks to promote */
     uint32_t *down;        /* nblocks entries: the blocks to demote */
     uint64_t rng;          /* pivot choice of the selection */
+    int wide;              /* the AVX-512 form of the lists */
 } reactive_state;
 
 static uint32_t reactive_block_tokens(const double *param, const kvp_scenario *sc)
@@ -89,28 +117,99 @@ static void queue_append(reactive_state *st, uint32_t b, uint32_t stamp)
     st->queue[st->tail++] = (lru_entry){b, stamp};
 }
 
-/* Several streams: the new blocks are appended after the reads, but a new block of a short
- * stream may rank below a read block of a longer one; equal stamps must stay in index order
- * (ties: lower index first, docs/MODEL.md §5).  The entries from `from` on ascend by block,
- * as do the n new blocks nb[]: one merge from the end puts each where it belongs, every
- * entry above the lowest new block moved once (a new block is never read at its step).  The
- * caller has reserved the room. */
-static void queue_merge_new(reactive_state *st, size_t from, const uint32_t *nb, uint32_t n,
-                            uint32_t stamp)
+static uint64_t *recent_of(const reactive_state *st, uint32_t m)
 {
-    lru_entry *q = st->queue;
-    size_t i = st->tail, w = st->tail + n;
-    st->tail = w;
-    for (uint32_t j = n; j > 0;) {
-        const uint32_t b = nb[j - 1];
-        if (i > from && q[i - 1].block > b) {
-            q[--w] = q[--i];
-        } else {
-            st->stamp[b] = stamp;
-            q[--w] = (lru_entry){b, stamp};
-            j--;
-        }
+    return st->recent + (size_t)(m % RECENT) * st->nwords;
+}
+
+static inline uint64_t bit_of(uint32_t b) { return 1ull << (b & 63); }
+
+/* Set bits in x, without the library call __builtin_popcountll makes on a baseline x86-64
+ * build (no -mpopcnt). */
+static inline uint32_t popcount64(uint64_t x)
+{
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return (uint32_t)((x * 0x0101010101010101ull) >> 56);
+}
+
+/* Appends the set bits of word w of a bitset to out[n ..], as blocks, ascending; returns the
+ * new count. */
+static inline uint32_t list_bits(uint64_t x, uint32_t w, uint32_t *out, uint32_t n)
+{
+    for (; x; x &= x - 1)
+        out[n++] = w * 64 + (uint32_t)__builtin_ctzll(x);
+    return n;
+}
+
+#if REACTIVE_AVX512
+/* list_bits 16 bits at a time, each 16 compressed into a register (vpcompressd, register
+ * form) and stored whole: no branch a bit.  out has 16 entries of room past the list. */
+AVX512 static inline uint32_t list_bits_avx512(uint64_t x, uint32_t w, uint32_t *out, uint32_t n)
+{
+    __m512i v = _mm512_add_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                                   14, 15),
+                                 _mm512_set1_epi32((int)(w * 64)));
+    for (uint32_t q = 0; q < 4; q++) {
+        const __mmask16 m = (__mmask16)(x >> (16 * q));
+        _mm512_storeu_si512((void *)(out + n), _mm512_maskz_compress_epi32(m, v));
+        n += (uint32_t)__builtin_popcount(m);
+        v = _mm512_add_epi32(v, _mm512_set1_epi32(16));
     }
+    return n;
+}
+#define LIST_BITS(wide, x, w, out, n) \
+    ((wide) ? list_bits_avx512(x, w, out, n) : list_bits(x, w, out, n))
+#else
+#define LIST_BITS(wide, x, w, out, n) list_bits(x, w, out, n)
+#endif
+
+/* A bitset written in ascending order of its blocks (read_block ascends: one stream, the
+ * set's positions or ascending blocks; several, by row, then stream): each word is built in a
+ * register and stored at every block, the last store the whole word; no load of the bitset
+ * and no branch.  The words not reached stay as they were (zeroed by the caller). */
+typedef struct bit_run {
+    uint64_t *bits, acc;
+    uint32_t w;
+} bit_run;
+
+static inline void bit_run_put(bit_run *br, uint32_t b, uint64_t on)
+{
+    const uint32_t w = b >> 6;
+    br->acc = (br->acc & -(uint64_t)(w == br->w)) | on << (b & 63);
+    br->bits[w] = br->acc;
+    br->w = w;
+}
+
+/* The step's read blocks as a bitset, in rbits. */
+static void mark_reads(reactive_state *st, const kvp_step *s)
+{
+    bit_run br = {st->rbits, 0, 0};
+    memset(st->rbits, 0, st->nwords * sizeof *st->rbits);
+    for (uint32_t i = 0; i < s->nread; i++)
+        bit_run_put(&br, s->read_block[i], 1);
+}
+
+/* Before step gen's blocks take their bitset: the blocks of stamp gen - RECENT, which held
+ * it, go to the queue's tail, ascending (every key there is older, every key in a bitset
+ * newer: the queue stays in LRU order), stamped with it. */
+static void age_out(reactive_state *st, uint32_t gen)
+{
+    const uint32_t m = st->rstamp[gen % RECENT];
+    if (m == 0)
+        return;
+    uint64_t *bits = recent_of(st, gen);
+    queue_reserve(st, st->nlist);
+    for (uint32_t w = 0; w < st->nwords; w++) {
+        for (uint64_t x = bits[w]; x; x &= x - 1) {
+            const uint32_t b = w * 64 + (uint32_t)__builtin_ctzll(x);
+            st->stamp[b] = m;
+            st->queue[st->tail++] = (lru_entry){b, m};
+        }
+        bits[w] = 0;
+    }
+    st->rstamp[gen % RECENT] = 0;
 }
 
 static void queue_clear(reactive_state *st)
@@ -119,20 +218,21 @@ static void queue_clear(reactive_state *st)
     st->nlist = 0;
 }
 
-/* One entry of the band pass: kept[i] = x above the band, i listed if x is in the band
- * (without a branch: which side of the band an entry falls is not predictable). */
-static inline void band_split(double x, uint32_t i, double lo, double hi, uint8_t *kept,
-                              uint32_t *band, uint32_t *nabove, uint32_t *nband)
+/* One entry of the band pass, read entry i of block b: kept if x is above the band, i listed
+ * if x is in the band (without a branch: which side of the band an entry falls is not
+ * predictable). */
+static inline void band_split(double x, uint32_t i, uint32_t b, double lo, double hi,
+                              bit_run *kept, uint32_t *band, uint32_t *nabove, uint32_t *nband)
 {
     uint32_t above = x > hi;
-    kept[i] = (uint8_t)above;
+    bit_run_put(kept, b, above);
     *nabove += above;
     band[*nband] = i;
     *nband += (x > lo) & !above;
 }
 
-/* Sets kept[i] to 1 for the `keep` read entries that rank highest (higher summed score, ties
- * the lower block: read entries ascend by block, so the lower entry), 0 for the others.  From
+/* Sets in kbits the blocks of the `keep` read entries that rank highest (higher summed score,
+ * ties the lower block: read entries ascend by block, so the lower entry), and no other.  From
  * one overflow step to the next the threshold score (the keep-th best) moves little, so the
  * entries are first split by value around the last one: those above the band (lo, hi] are
  * kept, those below it dropped, and only the band's (some 750 of 16,000 at the study's
@@ -146,18 +246,21 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
     const uint32_t n = s->nread;
     const float *fscore = s->li->g == 1 ? s->acc->score : NULL;
     const double *score = fscore ? st->bscore : kvp_step_read_score(s);
+    const uint32_t *rb = s->read_block;
     uint32_t *band = st->idx, nabove = 0, nband = 0;
-    uint8_t *kept = st->kept;
+    uint64_t *kept = st->kbits;
+    bit_run br = {kept, 0, 0};
     double lo = st->centre - st->width, hi = st->centre + st->width, t;
+    memset(kept, 0, st->nwords * sizeof *kept);
     if (st->width > 0) {
         if (fscore) {
             for (uint32_t i = 0; i < n; i++)
-                band_split((double)fscore[i], i, lo, hi, kept, band, &nabove, &nband);
+                band_split((double)fscore[i], i, rb[i], lo, hi, &br, band, &nabove, &nband);
             for (uint32_t j = 0; j < nband; j++)
                 st->bscore[band[j]] = (double)fscore[band[j]];
         } else {
             for (uint32_t i = 0; i < n; i++)
-                band_split(score[i], i, lo, hi, kept, band, &nabove, &nband);
+                band_split(score[i], i, rb[i], lo, hi, &br, band, &nabove, &nband);
         }
     }
     if (st->width > 0 && nabove <= keep && keep - nabove <= nband) {
@@ -165,7 +268,7 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
         kvp_select_top(band, nband, r, score, NULL, &st->rng);
         t = hi; /* the least kept score; if r == 0 it is above hi */
         for (uint32_t j = 0; j < r; j++) {
-            kept[band[j]] = 1;
+            kept[rb[band[j]] >> 6] |= bit_of(rb[band[j]]);
             t = score[band[j]] < t ? score[band[j]] : t;
         }
         /* Aim at a band of about BAND_TARGET entries. */
@@ -176,10 +279,10 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
         for (uint32_t i = 0; i < n; i++)
             band[i] = i;
         kvp_select_top(band, n, keep, score, NULL, &st->rng);
-        memset(kept, 0, n);
+        memset(kept, 0, st->nwords * sizeof *kept);
         t = HUGE_VAL;
         for (uint32_t j = 0; j < keep; j++) {
-            kept[band[j]] = 1;
+            kept[rb[band[j]] >> 6] |= bit_of(rb[band[j]]);
             t = score[band[j]] < t ? score[band[j]] : t;
         }
         /* Keeping nothing has no threshold to centre on.  A threshold of 0 leaves the width
@@ -219,8 +322,9 @@ static void reactive_free(void *state)
     free(st->queue);
     free(st->idx);
     free(st->down);
-    free(st->kept);
     free(st->bscore);
+    free(st->recent);
+    free(st->res);
     free(st);
 }
 
@@ -235,25 +339,35 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
         st->cap = QUEUE_FACTOR * n + 2;
         st->stamp = calloc(n ? n : 1, sizeof *st->stamp);
         st->queue = malloc(st->cap * sizeof *st->queue);
-        st->idx = malloc((n ? n : 1) * sizeof *st->idx);
-        st->down = malloc((n ? n : 1) * sizeof *st->down);
-        st->kept = malloc(n ? n : 1);
+        st->idx = malloc((n + 16) * sizeof *st->idx); /* + 16: list_bits_avx512's room */
+        st->down = malloc((n + 16) * sizeof *st->down);
         st->bscore = malloc((n ? n : 1) * sizeof *st->bscore);
+        st->nwords = (uint32_t)((n + 63) / 64);
+        st->recent = calloc((size_t)RECENT * st->nwords + 1, sizeof *st->recent);
+        st->res = calloc(3 * (size_t)st->nwords + 1, sizeof *st->res);
     }
-    if (!st || !st->stamp || !st->queue || !st->idx || !st->down || !st->kept ||
-        !st->bscore) {
+    if (!st || !st->stamp || !st->queue || !st->idx || !st->down ||
+        !st->bscore || !st->recent || !st->res) {
         reactive_free(st);
         return kvp_error_set(err, KVP_ENOMEM, "reactive: out of memory for layer %u",
                              li->layer);
     }
     st->nblocks = li->nblocks;
+    st->rbits = st->res + st->nwords;
+    st->kbits = st->rbits + st->nwords;
     st->rng = KVP_SELECT_SEED;
+#if REACTIVE_AVX512
+    __builtin_cpu_init();
+    st->wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               kvp_simd_wide();
+#endif
     queue_clear(st);
     kvp_initial_default(li, resident);
     /* Never accessed, so older than everything, in index order. */
     for (uint32_t b = 0; b < li->nblocks; b++)
         if (resident[b]) {
             queue_append(st, b, NEVER);
+            st->res[b >> 6] |= bit_of(b);
             st->nlist++;
         }
     *state = st;
@@ -264,46 +378,59 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
  * score; every other resident block goes. */
 static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp_error *err)
 {
-    const uint32_t slots = s->li->slots, gen = s->n + 1;
+    const uint32_t slots = s->li->slots, gen = s->n + 1, nw = st->nwords;
     const uint32_t keep_new = nnew < slots ? nnew : slots; /* the lowest new blocks */
     const uint32_t keep = slots - keep_new; /* accessed blocks kept; < nread here */
     int rc;
     select_kept(st, s, keep);
-    queue_reserve(st, (size_t)s->nread + (nnew > 1 ? nnew : 1));
-    /* One pass without branches stamps every accessed block, appends the kept ones (the new
-     * queue, after the old one), and lists the kept ones to promote and the resident
-     * others to demote.  The old queue's live entries are then exactly the resident blocks
-     * not accessed: all go too. */
-    const uint8_t *resident = s->resident, *kept = st->kept;
-    const uint32_t *read_block = s->read_block, nread = s->nread;
-    uint32_t *stamp = st->stamp, *up = st->idx, *down = st->down, nup = 0, ndown = 0;
-    const size_t old_head = st->head, old_tail = st->tail;
-    lru_entry *queue = st->queue;
-    size_t tail = old_tail;
+    /* the trace's bitset, as in the normal case (reactive_step); no block above its words
+     * exists */
+    const uint64_t *r = s->acc->bits;
+    uint32_t nrw = (s->context + 63) / 64;
+    if (!r || s->read_block != s->acc->pos) {
+        mark_reads(st, s);
+        r = st->rbits;
+        nrw = nw;
+    }
+    /* Word by word: the kept blocks not resident are promoted, the read resident ones not
+     * kept demoted, in ascending index (read_block's order).  Then every resident block not
+     * read goes too, least recently used first: the queue's live entries, then the bitsets,
+     * oldest stamp first (the slot of gen holds gen - RECENT). */
+    const uint64_t *k = st->kbits;
+    uint64_t *res = st->res;
+    uint32_t *up = st->idx, *down = st->down, nup = 0, ndown = 0;
     uint64_t hits = 0;
-    for (uint32_t i = 0; i < nread; i++) {
-        uint32_t b = read_block[i], k = kept[i], r = resident[b];
-        hits += r;
-        stamp[b] = gen;
-        queue[tail] = (lru_entry){b, gen};
-        tail += k;
-        up[nup] = b;
-        nup += k & !r;
-        down[ndown] = b;
-        ndown += r & !k;
+    for (uint32_t w = 0; w < nrw; w++) {
+        hits += popcount64(r[w] & res[w]);
+        nup = list_bits(k[w] & ~res[w], w, up, nup);
+        ndown = list_bits(r[w] & res[w] & ~k[w], w, down, ndown);
     }
-    for (size_t i = old_head; i < old_tail; i++) {
-        lru_entry e = queue[i];
+    for (size_t i = st->head; i < st->tail; i++) {
+        lru_entry e = st->queue[i];
         down[ndown] = e.block;
-        ndown += (uint32_t)entry_live(st, e);
+        ndown += (uint32_t)entry_live(st, e) & !(r[e.block >> 6] >> (e.block & 63) & 1);
     }
-    s->hbm_reads = hits; /* KVP_CAP_SERVES: the stamps are the read marks */
-    s->read_mark = stamp;
-    st->head = old_tail;
-    st->tail = tail;
-    for (uint32_t i = 0; i < keep_new; i++)
-        up[nup++] = s->new_blocks[i];
-    queue_merge_new(st, old_tail, s->new_blocks, keep_new, gen);
+    for (uint32_t i = 0; i < RECENT; i++) {
+        uint64_t *bits = recent_of(st, gen + i);
+        for (uint32_t w = 0; w < nrw; w++)
+            ndown = list_bits(bits[w] & ~r[w], w, down, ndown);
+        memset(bits, 0, nrw * sizeof *bits);
+        st->rstamp[(gen + i) % RECENT] = 0;
+    }
+    s->hbm_reads = hits; /* KVP_CAP_SERVES */
+    s->read_bits = r;
+    /* The new LRU order: the kept blocks and the new ones, all of stamp gen. */
+    queue_clear(st);
+    uint64_t *cur = recent_of(st, gen);
+    memcpy(cur, k, nw * sizeof *cur);
+    memcpy(res, k, nw * sizeof *res);
+    for (uint32_t i = 0; i < keep_new; i++) {
+        const uint32_t b = s->new_blocks[i];
+        cur[b >> 6] |= bit_of(b);
+        res[b >> 6] |= bit_of(b);
+        up[nup++] = b;
+    }
+    st->rstamp[gen % RECENT] = gen;
     st->nlist = keep + keep_new;
     /* Demote before promoting so the layer never holds more than slots. */
     if ((rc = demote_all(s, down, ndown, err)) < 0)
@@ -311,17 +438,114 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     return promote_all(s, up, nup, err);
 }
 
+/* The normal step's pass over the words of its reads r (nrw of them): they leave the older
+ * bitsets and take step gen's; those the queue held are stamped gen (their entries stale);
+ * the missing ones are listed in st->idx, ascending, and counted (returned). */
+static inline __attribute__((always_inline)) uint32_t
+take_reads_body(reactive_state *st, const uint64_t *r, uint32_t nrw, uint32_t gen, int wide)
+{
+    uint64_t *res = st->res, *cur = recent_of(st, gen), *older[RECENT - 1];
+    uint32_t *up = st->idx, *stamp = st->stamp, nup = 0;
+    for (uint32_t i = 1; i < RECENT; i++)
+        older[i - 1] = recent_of(st, gen + i);
+    for (uint32_t w = 0; w < nrw; w++) {
+        const uint64_t x = r[w];
+        uint64_t o = 0;
+        for (uint32_t i = 0; i < RECENT - 1; i++) {
+            o |= older[i][w];
+            older[i][w] &= ~x;
+        }
+        for (uint64_t q = x & res[w] & ~o; q; q &= q - 1) /* held by the queue */
+            stamp[w * 64 + (uint32_t)__builtin_ctzll(q)] = gen;
+        nup = LIST_BITS(wide, x & ~res[w], w, up, nup);
+        res[w] |= x;
+        cur[w] = x;
+    }
+    return nup;
+}
+
+static uint32_t take_reads(reactive_state *st, const uint64_t *r, uint32_t nrw, uint32_t gen)
+{
+    return take_reads_body(st, r, nrw, gen, 0);
+}
+
+#if REACTIVE_AVX512
+AVX512 static uint32_t take_reads_avx512(reactive_state *st, const uint64_t *r, uint32_t nrw,
+                                         uint32_t gen)
+{
+    return take_reads_body(st, r, nrw, gen, 1);
+}
+#endif
+
+/* The excess of a normal step: the least recently used resident blocks, from the queue's head
+ * (its first live entries, found without a branch on liveness: most entries met there are
+ * stale, but not predictably), then from the bitsets, oldest stamp first, never step gen's,
+ * lowest index first; listed in st->down and taken out of the LRU order.  0, or -1 if step
+ * gen's blocks would have to go. */
+static inline __attribute__((always_inline)) int evict_body(reactive_state *st, uint32_t gen,
+                                                            uint32_t excess, int wide)
+{
+    const lru_entry *q = st->queue;
+    uint32_t *down = st->down, ndown = 0;
+    uint64_t *res = st->res;
+    size_t h = st->head, tail = st->tail;
+    while (ndown < excess && h < tail) {
+        lru_entry e = q[h++];
+        down[ndown] = e.block;
+        ndown += (uint32_t)entry_live(st, e);
+    }
+    st->head = h;
+    for (uint32_t i = 0; i < ndown; i++)
+        res[down[i] >> 6] &= ~bit_of(down[i]);
+    for (uint32_t i = 1; i < RECENT && ndown < excess; i++) {
+        uint64_t *bits = recent_of(st, gen + i);
+        for (uint32_t w = 0; w < st->nwords && ndown < excess; w++) {
+            uint64_t x = bits[w];
+            const uint32_t want = excess - ndown;
+            if (!x) /* the words the last evictions emptied */
+                continue;
+            if (popcount64(x) > want) { /* only the word's lowest want */
+                uint64_t rest = x;
+                for (uint32_t j = 0; j < want; j++)
+                    rest &= rest - 1;
+                x ^= rest;
+            }
+            ndown = LIST_BITS(wide, x, w, down, ndown);
+            bits[w] ^= x;
+            res[w] ^= x;
+        }
+    }
+    return ndown < excess ? -1 : 0;
+}
+
+static int evict(reactive_state *st, uint32_t gen, uint32_t excess)
+{
+    return evict_body(st, gen, excess, 0);
+}
+
+#if REACTIVE_AVX512
+AVX512 static int evict_avx512(reactive_state *st, uint32_t gen, uint32_t excess)
+{
+    return evict_body(st, gen, excess, 1);
+}
+#endif
+
 static int reactive_step(void *state, kvp_step *s, kvp_error *err)
 {
     reactive_state *st = state;
-    const uint32_t slots = s->li->slots;
+    const uint32_t slots = s->li->slots, nw = st->nwords;
     /* A new token in a block that already holds tokens opens no block: there is no new block,
      * and the token follows its block's residency (docs/POLICIES.md). */
     const uint32_t nnew = s->nnew;
     int rc;
     if (s->nfreed) { /* finished sequences: their blocks left HBM at no cost */
-        for (uint32_t i = 0; i < s->nfreed; i++)
-            st->stamp[s->freed[i]] = GONE;
+        for (uint32_t i = 0; i < s->nfreed; i++) {
+            const uint32_t b = s->freed[i];
+            st->stamp[b] = GONE;
+            st->res[b >> 6] &= ~bit_of(b);
+            for (uint32_t j = 0; j < RECENT; j++)
+                st->recent[(size_t)j * nw + (b >> 6)] &= ~bit_of(b);
+        }
         st->nlist = s->nresident;
     }
     if (st->nlist != s->nresident)
@@ -331,63 +555,56 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
     if ((uint64_t)s->nread + nnew > slots)
         return reactive_overflow(st, s, nnew, err);
 
-    /* One pass stamps and appends the accessed blocks (their old entries go stale), then
-     * the new block; the missing ones are promoted; then the excess is evicted from the
-     * head.  The layer holds more than slots only inside this call, which the engine does
-     * not see, and the charges do not depend on the order of the moves.  The evictions never
-     * reach this step's entries: the live entries before them are exactly the resident
-     * blocks not accessed at step n, and accessed + new <= slots, so the excess never
-     * exceeds those. */
+    /* The accessed blocks and the new one take step gen's bitset, leaving the older bitsets
+     * word by word (and the queue: a read block held there is stamped gen, its entry stale);
+     * the missing ones are promoted; then the excess is evicted.  The layer holds more than
+     * slots only inside this call, which the engine does not see, and the charges do not
+     * depend on the order of the moves.  The evictions never reach step gen's blocks: the
+     * blocks before them in LRU order are exactly the resident blocks not accessed at step n,
+     * and accessed + new <= slots, so the excess never exceeds those. */
     const uint32_t gen = s->n + 1;
-    queue_reserve(st, (size_t)s->nread + nnew);
-    /* The blocks to promote are listed without a branch (a fifth of the accessed blocks are
-     * missing, at random: a branch per block was mispredicted), then moved in one call. */
-    const uint8_t *resident = s->resident;
-    const uint32_t *read_block = s->read_block, nread = s->nread;
-    uint32_t *stamp = st->stamp, *up = st->idx, nup = 0;
-    lru_entry *queue = st->queue + st->tail;
-    for (uint32_t i = 0; i < nread; i++) {
-        uint32_t b = read_block[i];
-        stamp[b] = gen;
-        queue[i] = (lru_entry){b, gen};
-        up[nup] = b;
-        nup += !resident[b];
+    age_out(st, gen);
+    /* The trace's bitset when it has one and the reads are its positions (its words end
+     * with the context, and the words above hold no read) */
+    const uint64_t *r = s->acc->bits;
+    uint32_t nrw = (s->context + 63) / 64;
+    if (!r || s->read_block != s->acc->pos) {
+        mark_reads(st, s);
+        r = st->rbits;
+        nrw = nw;
     }
-    s->hbm_reads = nread - nup; /* KVP_CAP_SERVES: the stamps are the read marks */
-    s->read_mark = stamp;
-    const size_t from = st->tail;
-    st->tail += nread;
-    if (nnew == 1 && s->li->streams <= 1) {
-        up[nup++] = s->new_block;
-        queue_append(st, s->new_block, gen);
-    } else {
-        for (uint32_t i = 0; i < nnew; i++)
-            up[nup++] = s->new_blocks[i];
-        queue_merge_new(st, from, s->new_blocks, nnew, gen);
+    uint64_t *res = st->res, *cur = recent_of(st, gen);
+    uint32_t *up = st->idx, nup;
+#if REACTIVE_AVX512
+    if (st->wide)
+        nup = take_reads_avx512(st, r, nrw, gen);
+    else
+#endif
+        nup = take_reads(st, r, nrw, gen);
+    s->hbm_reads = s->nread - nup; /* KVP_CAP_SERVES */
+    s->read_bits = r;
+    for (uint32_t i = 0; i < nnew; i++) {
+        const uint32_t b = s->new_blocks[i];
+        cur[b >> 6] |= bit_of(b);
+        res[b >> 6] |= bit_of(b);
+        up[nup++] = b;
     }
+    st->rstamp[gen % RECENT] = gen;
     if ((rc = promote_all(s, up, nup, err)) < 0)
         return rc;
     st->nlist = s->nresident;
     if (s->nresident <= slots)
         return 0;
-    /* The excess: the first live entries from the head, found without a branch on
-     * liveness (most entries met there are stale, but not predictably), then demoted in one
-     * call.  The scan stops just after the last of them, as skipping one at a time did. */
     const uint32_t excess = s->nresident - slots;
-    const lru_entry *q = st->queue;
-    uint32_t *down = st->down, ndown = 0;
-    size_t h = st->head, tail = st->tail;
-    while (ndown < excess && h < tail) {
-        lru_entry e = q[h++];
-        down[ndown] = e.block;
-        ndown += (uint32_t)entry_live(st, e);
-    }
-    if (ndown < excess || q[h - 1].stamp == gen)
+#if REACTIVE_AVX512
+    if (st->wide ? evict_avx512(st, gen, excess) < 0 : evict(st, gen, excess) < 0)
+#else
+    if (evict(st, gen, excess) < 0)
+#endif
         return kvp_error_set(err, KVP_ECHECK, "reactive: layer %u step %u: no block left to "
                              "evict", s->li->layer, s->n);
-    st->head = h;
     st->nlist -= excess;
-    return demote_all(s, down, excess, err);
+    return demote_all(s, st->down, excess, err);
 }
 
 const kvp_policy_ops kvp_policy_reactive = {

@@ -731,6 +731,7 @@ static int npy_cursor_step(void *state, uint32_t n, kvp_access *a, kvp_error *er
     a->count = count;
     a->pos = c->pos;
     a->score = c->score;
+    a->bits = NULL;
     return 0;
 }
 

@@ -519,6 +519,7 @@ static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     a->count = c->sbits ? merge_transpose(c, n, j, ctx) : merge_scatter(c, n, j, V);
     a->pos = c->pos;
     a->score = c->sets_only ? NULL : c->score;
+    a->bits = NULL;
     return 0;
 }
 

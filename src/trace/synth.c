@@ -303,6 +303,7 @@ typedef struct synth_state {
     uint16_t *base;     /* P + N: base(p), hashed once at open */
     uint16_t *key;      /* P + N */
     uint32_t *pos;      /* P + N: the access set */
+    uint64_t *bits;     /* (P + N) / 64 + 1 words: the access set as a bitset (kvp_access) */
     float *score;       /* P + N */
     uint32_t *hist;     /* KEY_COUNT: a full count of the keys, when the band misses */
     uint32_t thr;       /* the last threshold key */
@@ -332,10 +333,11 @@ AVX512 static inline uint32_t compress16(uint32_t *out, __mmask16 m, __m512i vp)
 }
 
 /* state_select's pass, 32 keys a step: every position p < *pp (a multiple of 32 with
- * *pp <= ctx) with key[p] >= thr, in order, into pos; returns their count.  pos[m ..
+ * *pp <= ctx) with key[p] >= thr, in order, into pos, and as bits p of bits; returns their
+ * count.  pos[m ..
  * m + 15] stays below p + 32 <= ctx, since m <= p. */
 AVX512 static uint32_t take_ge_avx512(const uint16_t *key, uint32_t ctx, uint32_t thr,
-                                      uint32_t *pos, uint32_t *pp)
+                                      uint32_t *pos, unsigned char *bits, uint32_t *pp)
 {
     const __m512i vthr = _mm512_set1_epi16((short)thr);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -343,6 +345,7 @@ AVX512 static uint32_t take_ge_avx512(const uint16_t *key, uint32_t ctx, uint32_
     uint32_t m = 0, p = 0;
     for (; p + 32 <= ctx; p += 32) {
         __mmask32 ge = _mm512_cmpge_epu16_mask(_mm512_loadu_si512((const void *)(key + p)), vthr);
+        memcpy(bits + p / 8, &ge, 4); /* x86: little-endian, as the words that hold it */
         __m512i vp = _mm512_add_epi32(iota, _mm512_set1_epi32((int)p));
         m += compress16(pos + m, (__mmask16)ge, vp);
         m += compress16(pos + m, (__mmask16)(ge >> 16), _mm512_add_epi32(vp, sixteen));
@@ -710,8 +713,12 @@ static uint32_t state_threshold(synth_state *st, uint32_t k)
 static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *score)
 {
     const uint32_t ctx = st->P + st->step;
-    if (k == 0)
+    const size_t nbytes = (size_t)(ctx + 63) / 64 * 8;
+    unsigned char *bits = (unsigned char *)st->bits;
+    if (k == 0) {
+        memset(bits, 0, nbytes);
         return;
+    }
     const uint32_t thr = state_threshold(st, k);
     st->thr = thr;
 
@@ -719,7 +726,7 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
     uint32_t m = 0, p = 0;
 #if KVP_SYNTH_AVX512
     if (st->avx512)
-        m = take_ge_avx512(key, ctx, thr, pos, &p);
+        m = take_ge_avx512(key, ctx, thr, pos, bits, &p);
 #endif
 #if KVP_SYNTH_SSE2
     /* 8 keys at a time: key >= thr where thr - key saturates to 0; the 8-bit mask picks the
@@ -730,6 +737,7 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
         __m128i k8 = _mm_loadu_si128((const __m128i *)(key + p));
         __m128i ge = _mm_cmpeq_epi16(_mm_subs_epu16(vthr, k8), zero);
         unsigned mask = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(ge, zero));
+        bits[p / 8] = (unsigned char)mask; /* x86: little-endian, as the words */
         __m128i vp = _mm_set1_epi32((int)p);
         const __m128i *row = (const __m128i *)st->lut[mask].off;
         _mm_storeu_si128((__m128i *)(pos + m), _mm_add_epi32(vp, _mm_load_si128(row)));
@@ -737,22 +745,29 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
         m += st->lut[mask].count;
     }
 #endif
+    memset(bits + p / 8, 0, nbytes - p / 8);
     for (; p < ctx; p++) {
         pos[m] = p;
+        st->bits[p / 64] |= (uint64_t)(key[p] >= thr) << (p % 64);
         m += key[p] >= thr;
     }
     /* m = k + the ties not taken.  Drop the highest-positioned ties: find the lowest of them
      * (i) scanning from the end, then move the entries above it down over the dropped ties
-     * (every tie above i is dropped); the entries below i stay where they are. */
+     * (every tie above i is dropped, and its bit cleared); the entries below i stay where
+     * they are. */
     uint32_t excess = m - k, i = m;
     while (excess > 0)
         if (key[pos[--i]] == thr)
             excess--;
     if (i < m) {
         uint32_t w = i;
-        for (uint32_t j = i + 1; j < m; j++)
+        st->bits[pos[i] / 64] &= ~(1ull << (pos[i] % 64));
+        for (uint32_t j = i + 1; j < m; j++) {
             if (key[pos[j]] != thr)
                 pos[w++] = pos[j];
+            else
+                st->bits[pos[j] / 64] &= ~(1ull << (pos[j] % 64));
+        }
     }
     if (!st->sets_only)
         fill_scores(score, pos, k, key);
@@ -834,6 +849,7 @@ static void synth_close(void *state)
     free(st->base);
     free(st->key);
     free(st->pos);
+    free(st->bits);
     free(st->score);
     free(st->hist);
     free(st->bandh);
@@ -874,12 +890,13 @@ static int synth_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, voi
     st->base = malloc(cap * sizeof *st->base);
     st->key = malloc(cap * sizeof *st->key);
     st->pos = malloc(cap * sizeof *st->pos);
+    st->bits = malloc((cap / 64 + 1) * sizeof *st->bits);
     st->score = malloc(cap * sizeof *st->score);
     st->hist = malloc((size_t)KEY_COUNT * sizeof *st->hist);
     st->bandh = malloc(BAND_MAX * sizeof *st->bandh);
     st->lut = aligned_alloc(16, 256 * sizeof *st->lut);
-    if (!st->base || !st->key || !st->pos || !st->score || !st->hist || !st->bandh ||
-        !st->lut) {
+    if (!st->base || !st->key || !st->pos || !st->bits || !st->score || !st->hist ||
+        !st->bandh || !st->lut) {
         synth_close(st);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for layer %u", t->name,
                              layer);
@@ -908,6 +925,7 @@ static int synth_step_into(void *state, uint32_t n, kvp_access *a, uint32_t *pos
     a->context = ctx;
     a->count = k;
     a->pos = pos;
+    a->bits = st->bits;
     a->score = st->sets_only ? NULL : score;
     return 0;
 }

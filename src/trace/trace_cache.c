@@ -121,6 +121,7 @@ static int cache_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     a->count = m;
     a->pos = pos;
     a->score = im->ones;
+    a->bits = NULL;
     return 0;
 }
 

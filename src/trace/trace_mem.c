@@ -74,6 +74,7 @@ static int mem_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     a->context = ctx;
     a->pos = c->pos;
     a->score = c->score;
+    a->bits = NULL;
     if (t->is_bool) {
         uint32_t k = 0;
         for (uint32_t p = 0; p < ctx; p++)
