@@ -238,6 +238,14 @@ typedef struct grid_ctx {
     kvp_counters *cnt; /* [layer * nr + i] */
     int *rc;
     kvp_error *err; /* per layer */
+    /* Several streams (docs/MODEL.md §12), each decoding every step: block b of stream i is
+     * bit b * S + i, and S divides 64, so stream i's bits of any word are smask[i].  One
+     * stream: S = 1, Pmin = Pmax = P. */
+    uint32_t S, heads, nseq, Pmin, Pmax;
+    const uint32_t *sprompt; /* per stream P_i */
+    uint32_t *order;         /* the streams by their new block's name: (P_i, i) ascending */
+    uint64_t smask[64];
+    uint64_t *seq_out; /* [((layer * nr + i) * nseq + q) * 4 + k], as the engine's */
 } grid_ctx;
 
 /* One R's simulation of one layer. */
@@ -245,11 +253,12 @@ typedef struct sim {
     uint64_t *res; /* residency bitset */
     uint32_t nres;
     uint32_t lp, ld; /* the last step's promote and demote levels: the next searches' start */
+    uint32_t *slp;   /* several streams, R < 1: each stream's promote level (lp) */
 } sim;
 
 typedef struct layer {
     const grid_ctx *g;
-    uint32_t l, P, N, nw, np;
+    uint32_t l, N, nw, np;
     uint64_t *pl;            /* counters: plane k of word i at pl[k * nw + i] */
     uint64_t *gtL, *eqL, *z0; /* per step: f > L, f == L (for L = 0: f == 0), f == 0 */
     /* The masks f > t and f == t of the levels the simulations probe, made once a step and
@@ -265,7 +274,29 @@ typedef struct layer {
     uint32_t fetched;
     sim *sims;
     int v512; /* the AVX-512 kernels */
+    /* The blocks that exist (a prefix with one stream; not with several); words [0, full)
+     * are whole. */
+    uint64_t *ex;
+    uint32_t full;
+    /* Several streams: the step's reads per stream; per-stream tallies (S each); R < 1: the
+     * promoted blocks, and per level t the non-residents of each stream with f > t and f == t
+     * (pcnt + 2 S t), valid when pstamp[t] == probe (one value per simulated step). */
+    uint64_t *sreads, *scg, *sce, *shit, *spro, *sdem, *pr, *pcnt;
+    uint32_t *pstamp, probe;
 } layer;
+
+/* The virtual context at step n: S (Pmax + n) (P + n with one stream). */
+static uint32_t ext_of(const layer *ly, uint32_t n)
+{
+    return ly->g->S * (ly->g->Pmax + n);
+}
+
+/* Adds the blocks of each stream in x to c[stream]. */
+static inline void tally(const grid_ctx *g, uint64_t x, uint64_t *c)
+{
+    for (uint32_t i = 0; x && i < g->S; i++)
+        c[i] += (uint64_t)__builtin_popcountll(x & g->smask[i]);
+}
 
 static const uint64_t *acc_bits(layer *ly, uint32_t m)
 {
@@ -301,7 +332,7 @@ static int fetch(layer *ly, kvp_error *err)
 HOT static void slide(layer *ly, uint32_t m, int up)
 {
     const uint64_t *a = acc_bits(ly, m);
-    const uint32_t nw = words_of((uint64_t)ly->P + m), np = ly->np;
+    const uint32_t nw = words_of(ext_of(ly, m)), np = ly->np;
     const size_t stride = ly->nw;
     uint64_t *pl = ly->pl;
     uint32_t i = 0;
@@ -319,22 +350,21 @@ HOT static void slide(layer *ly, uint32_t m, int up)
     }
 }
 
-/* The wanted level L for `exist` blocks and its masks (gtL, eqL, z0 over the existing
- * words), count(f > L) and count(f == L). */
-HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
+/* The wanted level L of the existing blocks (ly->ex) of cw words and its masks (gtL, eqL,
+ * z0), count(f > L) and count(f == L). */
+HOT static void find_level(layer *ly, uint32_t cw, uint32_t slots)
 {
-    const uint32_t cw = words_of(exist), np = ly->np;
-    const uint64_t last = exist % WORD_BITS ? (1ull << (exist % WORD_BITS)) - 1 : ~0ull;
+    const uint32_t np = ly->np;
     uint32_t t = ly->Lstart;
     for (;;) {
         uint32_t cgt = 0, ceq = 0, i = 0;
 #ifdef GRID_V512
-        if (ly->v512) /* the last word, with its end mask, is the plain loop's */
-            i = level_v512(ly->pl, ly->nw, np, t, cw - 1, ly->gtL, ly->eqL, ly->z0, &cgt, &ceq);
+        if (ly->v512) /* the words not whole, with their masks, are the plain loop's */
+            i = level_v512(ly->pl, ly->nw, np, t, ly->full, ly->gtL, ly->eqL, ly->z0, &cgt, &ceq);
 #endif
         for (; i < cw; i++) {
             const uint64_t *p = ly->pl + i;
-            const uint64_t ex = i + 1 == cw ? last : ~0ull;
+            const uint64_t ex = i < ly->full ? ~0ull : ly->ex[i];
             uint64_t gt, eq, any = 0;
             cmp_level(p, ly->nw, np, t, &gt, &eq);
             for (uint32_t k = 0; k < np; k++)
@@ -378,7 +408,7 @@ HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
  * resident, then the lowest prompt blocks up to slots. */
 HOT static void initial(layer *ly, uint64_t *res, uint32_t *nres)
 {
-    const uint32_t exist = ly->P, cw = words_of(exist), slots = ly->g->slots;
+    const uint32_t cw = words_of(ext_of(ly, 0)), slots = ly->g->slots;
     memset(res, 0, (size_t)ly->nw * sizeof *res);
     uint32_t count = 0, seen = 0;
     const uint32_t take = ly->L ? slots - ly->cG : 0; /* want.non */
@@ -386,9 +416,8 @@ HOT static void initial(layer *ly, uint64_t *res, uint32_t *nres)
         res[i] = ly->gtL[i] | (ly->L ? select_range(ly->eqL[i], &seen, 0, take) : 0);
         count += (uint32_t)__builtin_popcountll(res[i]);
     }
-    const uint64_t last = exist % WORD_BITS ? (1ull << (exist % WORD_BITS)) - 1 : ~0ull;
     for (uint32_t i = 0; i < cw && count < slots; i++) {
-        const uint64_t ex = i + 1 == cw ? last : ~0ull;
+        const uint64_t ex = i < ly->full ? ~0ull : ly->ex[i];
         uint32_t none = 0; /* the lowest slots - count free blocks of the word */
         uint64_t add = select_range(~res[i] & ex, &none, 0, slots - count);
         res[i] |= add;
@@ -397,24 +426,23 @@ HOT static void initial(layer *ly, uint64_t *res, uint32_t *nres)
     *nres = count;
 }
 
-/* The masks f > t (returned) and f == t (nw words further) of step n's ctx blocks, made
- * once a step for every simulation; never into slot `keep` (held by the caller) unless it
- * already has level t. */
-HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t ctx,
+/* The masks f > t (returned) and f == t (nw words further) of step n's existing blocks (cw
+ * words), made once a step for every simulation; never into slot `keep` (held by the
+ * caller) unless it already has level t. */
+HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t cw,
                                     uint32_t keep)
 {
-    const uint32_t s = t % ly->nslots, cw = words_of(ctx), np = ly->np;
+    const uint32_t s = t % ly->nslots, np = ly->np;
     if (ly->lv_step[s] == n + 1 && ly->lv_level[s] == t)
         return ly->lv + (size_t)2 * s * ly->nw;
     uint64_t *m = s == keep ? ly->lvx : ly->lv + (size_t)2 * s * ly->nw, *e = m + ly->nw;
-    const uint64_t last = ctx % WORD_BITS ? (1ull << (ctx % WORD_BITS)) - 1 : ~0ull;
     uint32_t i = 0;
 #ifdef GRID_V512
     if (ly->v512)
-        i = level_v512(ly->pl, ly->nw, np, t, cw - 1, m, e, NULL, NULL, NULL);
+        i = level_v512(ly->pl, ly->nw, np, t, ly->full, m, e, NULL, NULL, NULL);
 #endif
     for (; i < cw; i++) {
-        const uint64_t ex = i + 1 == cw ? last : ~0ull;
+        const uint64_t ex = i < ly->full ? ~0ull : ly->ex[i];
         uint64_t gt, eq;
         cmp_level(ly->pl + i, ly->nw, np, t, &gt, &eq);
         m[i] = gt & ex;
@@ -436,6 +464,8 @@ typedef struct moves {
     uint32_t kp, skip, kd, d;
     uint32_t seen_p, seen_d, npro, ndem;
     uint64_t pro_read, dem_read;
+    const grid_ctx *streams; /* several streams: the moved blocks per stream into spro, sdem */
+    uint64_t *spro, *sdem;
 } moves;
 
 /* The moves in words [from, to). */
@@ -457,6 +487,10 @@ __attribute__((always_inline)) static inline void move_words(uint64_t *res, move
             dem = (lt & r) | select_range(eqD[i] & r, &seen_d, skip, skip + kd);
         }
         res[i] = (r & ~dem) | pro;
+        if (mv->streams) {
+            tally(mv->streams, pro, mv->spro);
+            tally(mv->streams, dem, mv->sdem);
+        }
         npro += (uint32_t)__builtin_popcountll(pro);
         ndem += (uint32_t)__builtin_popcountll(dem);
         pro_read += (uint64_t)__builtin_popcountll(pro & acc[i]);
@@ -530,16 +564,128 @@ V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
 }
 #endif
 
-/* One step of one R: the engine's reads, lookahead's moves, the engine's charges. */
-HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t *acc,
-                    uint64_t reads, double *time_s, kvp_counters *out, kvp_error *err)
+/* ceil(R * count), guarded, within [0, count] (lookahead.c's quota). */
+static uint32_t quota(double R, uint32_t count)
+{
+    double p_real = ceil(R * (double)count - CEIL_GUARD);
+    return p_real <= 0 ? 0 : p_real >= (double)count ? count : (uint32_t)p_real;
+}
+
+/* Several streams: per stream, the non-residents of step n with f > t (c[i]) and f == t
+ * (c[S + i]), counted once per simulated step and level. */
+static const uint64_t *probe_streams(layer *ly, const uint64_t *res, uint32_t t, uint32_t n,
+                                     uint32_t cw)
 {
     const grid_ctx *g = ly->g;
-    const uint32_t ctx = ly->P + n, cw = words_of(ctx), slots = g->slots;
+    uint64_t *c = ly->pcnt + (size_t)2 * g->S * t;
+    if (ly->pstamp[t] == ly->probe)
+        return c;
+    ly->pstamp[t] = ly->probe;
+    memset(c, 0, (size_t)2 * g->S * sizeof *c);
+    const uint64_t *gt = level_at(ly, t, n, cw, NO_SLOT), *eq = gt + ly->nw;
+    for (uint32_t i = 0; i < cw; i++) {
+        tally(g, gt[i] & ~res[i], c);
+        tally(g, eq[i] & ~res[i], c + g->S);
+    }
+    return c;
+}
+
+/* Stream i's promoted blocks into ly->pr: its non-residents with f > t, and of those with
+ * f == t the first kp in index order (at t = L the wanted ones are a prefix of them). */
+static void mark_stream(layer *ly, const uint64_t *res, uint32_t i, uint32_t t, uint32_t kp,
+                        uint32_t n, uint32_t cw)
+{
+    const uint64_t *gt = ly->gtL, *eq = ly->eqL, m = ly->g->smask[i];
+    if (t != ly->L) {
+        gt = level_at(ly, t, n, cw, NO_SLOT);
+        eq = gt + ly->nw;
+    }
+    uint32_t seen = 0;
+    for (uint32_t w = 0; w < cw; w++) {
+        const uint64_t x = ~res[w] & m;
+        ly->pr[w] |= (gt[w] & x) | select_range(eq[w] & x, &seen, 0, kp);
+    }
+}
+
+/* Several streams and R < 1: each stream i promotes the first ceil(R * count_i) of its
+ * wanted non-residents in rank order (f descending, then index), count_i how many it has
+ * (lookahead.c, quota_per_stream).  The promoted blocks into ly->pr; returns how many.  Per
+ * stream, the level is searched as sim_step searches the one stream's. */
+static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, uint32_t cw,
+                                uint32_t wnon)
+{
+    const grid_ctx *g = ly->g;
+    const uint32_t S = g->S, L = ly->L, base = L ? L : 1;
+    const uint64_t *res = sm->res;
+    uint64_t *cg = ly->scg, *ce = ly->sce; /* wanted non-residents above L, and at L */
+    memset(cg, 0, S * sizeof *cg);
+    memset(ce, 0, S * sizeof *ce);
+    memset(ly->pr, 0, (size_t)cw * sizeof *ly->pr);
+    uint32_t seen = 0, p = 0;
+    for (uint32_t w = 0; w < cw; w++) {
+        tally(g, ly->gtL[w] & ~res[w], cg);
+        if (L)
+            tally(g, select_range(ly->eqL[w] & ~res[w], &seen, 0, wnon), ce);
+    }
+    ly->probe++;
+    for (uint32_t i = 0; i < S; i++) {
+        const uint32_t count = (uint32_t)(cg[i] + ce[i]), q = quota(R, count);
+        if (q == 0)
+            continue;
+        uint32_t t = L, kp = (uint32_t)ce[i];
+        if (q < count) {
+            t = sm->slp[i] < base ? base : sm->slp[i] > g->W ? g->W : sm->slp[i];
+            for (;;) {
+                const uint64_t *c = t == L ? NULL : probe_streams(ly, res, t, n, cw);
+                const uint32_t ngt = (uint32_t)(c ? c[i] : cg[i]);
+                const uint32_t neq = (uint32_t)(c ? c[S + i] : ce[i]);
+                if (ngt >= q) { /* some f > t, so t < W */
+                    t++;
+                    continue;
+                }
+                if (ngt + neq >= q) {
+                    kp = q - ngt;
+                    break;
+                }
+                t--; /* N(base) = count >= q, so t > base */
+            }
+            sm->slp[i] = t;
+        }
+        mark_stream(ly, res, i, t, kp, n, cw);
+        p += q;
+    }
+    return p;
+}
+
+/* Several streams: the step's per-stream counts into the engine's per-sequence ones. */
+static void seq_add(const layer *ly, size_t o, uint32_t cw, const uint64_t *res,
+                    const uint64_t *acc)
+{
+    const grid_ctx *g = ly->g;
+    uint64_t *h = ly->shit;
+    memset(h, 0, g->S * sizeof *h);
+    for (uint32_t w = 0; w < cw; w++)
+        tally(g, res[w] & acc[w], h);
+    uint64_t *q = g->seq_out + o * g->nseq * 4;
+    for (uint32_t i = 0; i < g->S; i++) {
+        uint64_t *c = q + (size_t)(i / g->heads) * 4;
+        c[0] += h[i];
+        c[1] += ly->sreads[i] - h[i];
+    }
+}
+
+/* One step of one R: the engine's reads, lookahead's moves, the engine's charges. */
+HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t *acc,
+                        uint64_t reads, size_t o, kvp_error *err)
+{
+    const grid_ctx *g = ly->g;
+    const uint32_t S = g->S, cw = words_of(ext_of(ly, n)), slots = g->slots;
     const uint32_t L = ly->L, cG = ly->cG;
     uint64_t *res = sm->res;
     uint64_t c4[4] = {0, 0, 0, 0};
     uint32_t i0 = 0;
+    if (S > 1)
+        seq_add(ly, o, cw, res, acc);
 #ifdef GRID_V512
     if (ly->v512)
         i0 = count4_v512(res, acc, ly->eqL, ly->gtL, ly->z0, cw, c4);
@@ -562,8 +708,10 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
     const uint32_t left = slots - cG;
     const uint32_t wres = L ? (rL < left ? rL : left) : 0, wnon = L ? left - wres : 0;
     const uint32_t nonres = cG - rG + wnon;
-    double p_real = ceil(R * (double)nonres - CEIL_GUARD);
-    uint32_t p = p_real <= 0 ? 0 : p_real >= (double)nonres ? nonres : (uint32_t)p_real;
+    /* Several streams and R < 1: a quota per stream (with R = 1 every wanted block moves
+     * either way, as in lookahead.c). */
+    const int per_stream = S > 1 && R < 1;
+    const uint32_t p = per_stream ? promote_streams(ly, sm, R, n, cw, wnon) : quota(R, nonres);
     if (p > 0) {
         const uint32_t free_slots = slots - sm->nres;
         const uint32_t d = p > free_slots ? p - free_slots : 0;
@@ -573,7 +721,10 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
         const uint64_t *gtP = ly->gtL, *eqP = ly->eqL;
         uint32_t pslot = NO_SLOT; /* the cache slot gtP is in, if any */
         uint32_t kp = wnon; /* p == nonres: all of them, the shared masks */
-        if (p < nonres) {
+        if (per_stream) {
+            gtP = eqP = ly->pr;
+            kp = 0;
+        } else if (p < nonres) {
             uint32_t t = sm->lp < base ? base : sm->lp > g->W ? g->W : sm->lp;
             for (;;) {
                 uint32_t ngt = 0, neq = 0;
@@ -583,7 +734,7 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                     ngt = cG - rG;
                     neq = wnon;
                 } else {
-                    gtP = level_at(ly, t, n, ctx, NO_SLOT);
+                    gtP = level_at(ly, t, n, cw, NO_SLOT);
                     eqP = gtP + ly->nw;
                     uint32_t i = 0;
 #ifdef GRID_V512
@@ -633,7 +784,7 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                     neq = rL - wres;
                     skip = wres;
                 } else {
-                    gtD = level_at(ly, t, n, ctx, pslot);
+                    gtD = level_at(ly, t, n, cw, pslot);
                     eqD = gtD + ly->nw;
                     uint32_t i = 0;
 #ifdef GRID_V512
@@ -660,10 +811,15 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
             }
             sm->ld = t;
         }
-        moves mv = {gtP, eqP, gtD, eqD, acc, kp, skip, kd, d, 0, 0, 0, 0, 0, 0};
+        moves mv = {gtP, eqP, gtD, eqD, acc, kp, skip, kd, d, 0, 0, 0, 0, 0, 0,
+                    S > 1 ? g : NULL, ly->spro, ly->sdem};
         uint32_t im = 0;
+        if (S > 1) {
+            memset(ly->spro, 0, S * sizeof *ly->spro);
+            memset(ly->sdem, 0, S * sizeof *ly->sdem);
+        }
 #ifdef GRID_V512
-        if (ly->v512)
+        if (ly->v512 && S == 1) /* (the kernel tallies no streams) */
             im = moves_v512(res, &mv, cw);
 #endif
         move_words(res, &mv, im, cw);
@@ -674,6 +830,11 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                                  "%u in and %u out, meant %u and %u", ly->l, n, npro, ndem, p,
                                  d);
         sm->nres = sm->nres + p - d;
+        for (uint32_t i = 0; i < S && S > 1; i++) {
+            uint64_t *c = g->seq_out + (o * g->nseq + i / g->heads) * 4;
+            c[2] += ly->spro[i];
+            c[3] += ly->sdem[i];
+        }
         st.read[1] += p - pro_read;
         st.write[0] += p;
         st.moved_out[1] += p;
@@ -685,27 +846,37 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
         st.moved_in[1] += d;
         st.demoted += d;
     }
-    /* The new token: into HBM if a slot is free (a promotion of nothing present: no
-     * charge), then written where its block is. */
-    if (sm->nres < slots) {
-        res[ctx / WORD_BITS] |= 1ull << (ctx % WORD_BITS);
-        sm->nres++;
-        st.write[0] += 1;
-    } else {
-        st.write[1] += 1;
+    /* The new tokens, one per stream in index order: into HBM while a slot is free (a
+     * promotion of nothing present: no charge), then written where their blocks are. */
+    for (uint32_t k = 0; k < S; k++) {
+        const uint32_t i = g->order[k], v = (g->sprompt[i] + n) * S + i;
+        if (sm->nres < slots) {
+            res[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+            sm->nres++;
+            st.write[0] += 1;
+        } else {
+            st.write[1] += 1;
+        }
     }
     kvp_traffic traffic;
     kvp_traffic_of(&traffic, &st, 2, g->d->tok_bytes);
-    *time_s += kvp_step_time(&g->model, &traffic);
-    kvp_counters_add(out, &st);
+    g->time_s[o] += kvp_step_time(&g->model, &traffic);
+    kvp_counters_add(&g->cnt[o], &st);
     return 0;
 }
 
 static void layer_free(layer *ly)
 {
-    for (size_t i = 0; ly->sims && i < ly->g->nr; i++)
+    for (size_t i = 0; ly->sims && i < ly->g->nr; i++) {
         free(ly->sims[i].res);
+        free(ly->sims[i].slp);
+    }
     free(ly->sims);
+    free(ly->ex);
+    free(ly->sreads);
+    free(ly->pr);
+    free(ly->pcnt);
+    free(ly->pstamp);
     free(ly->pl);
     free(ly->gtL);
     free(ly->eqL);
@@ -739,9 +910,8 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     memset(&ly, 0, sizeof ly);
     ly.g = g;
     ly.l = l;
-    ly.P = kvp_trace_prompt(g->tr);
     ly.N = kvp_trace_steps(g->tr);
-    ly.nw = words_of((uint64_t)ly.P + ly.N);
+    ly.nw = words_of(ext_of(&ly, ly.N));
     ly.np = g->np;
     ly.Lstart = 1;
 #ifdef GRID_V512
@@ -761,6 +931,14 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     ok &= ly.sims != NULL;
     for (size_t i = 0; ok && i < g->nr; i++)
         ok &= (ly.sims[i].res = calloc(nw, sizeof *ly.sims[i].res)) != NULL;
+    ok &= ok && (ly.ex = calloc(nw, sizeof *ly.ex)) != NULL;
+    if (ok && g->S > 1) /* sreads, scg, sce, shit, spro, sdem: S each */
+        ok &= (ly.sreads = calloc((size_t)6 * g->S, sizeof *ly.sreads)) != NULL &&
+              (ly.pr = calloc(nw, sizeof *ly.pr)) != NULL &&
+              (ly.pcnt = calloc((size_t)2 * g->S * (W + 1), sizeof *ly.pcnt)) != NULL &&
+              (ly.pstamp = calloc(W + 1, sizeof *ly.pstamp)) != NULL;
+    for (size_t i = 0; ok && g->S > 1 && i < g->nr; i++)
+        ok &= (ly.sims[i].slp = malloc(g->S * sizeof *ly.sims[i].slp)) != NULL;
     if (ok && !kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc))) {
         ly.ring = calloc((size_t)(W + 1) * nw, sizeof *ly.ring);
         ok &= ly.ring != NULL;
@@ -774,6 +952,19 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
         goto done;
     }
+    if (g->S > 1) {
+        ly.scg = ly.sreads + g->S;
+        ly.sce = ly.scg + g->S;
+        ly.shit = ly.sce + g->S;
+        ly.spro = ly.shit + g->S;
+        ly.sdem = ly.spro + g->S;
+    }
+    /* the prompts exist; each step's new tokens are added after it */
+    for (uint32_t i = 0; i < g->S; i++)
+        for (uint32_t b = 0; b < g->sprompt[i]; b++) {
+            const uint32_t v = b * g->S + i;
+            ly.ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+        }
 
     const uint32_t first = W < N ? W : N;
     for (uint32_t m = 0; m < first; m++) {
@@ -781,14 +972,18 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
             goto done;
         slide(&ly, m, 1);
     }
-    find_level(&ly, ly.P, g->slots);
+    ly.full = g->S * g->Pmin / WORD_BITS;
+    find_level(&ly, words_of(ext_of(&ly, 0)), g->slots);
     initial(&ly, ly.sims[0].res, &ly.sims[0].nres);
     for (size_t i = 1; i < g->nr; i++) {
         memcpy(ly.sims[i].res, ly.sims[0].res, (size_t)nw * sizeof *ly.sims[i].res);
         ly.sims[i].nres = ly.sims[0].nres;
     }
-    for (size_t i = 0; i < g->nr; i++)
+    for (size_t i = 0; i < g->nr; i++) {
         ly.sims[i].lp = W;
+        for (uint32_t k = 0; ly.sims[i].slp && k < g->S; k++)
+            ly.sims[i].slp[k] = W;
+    }
 
     for (uint32_t n = 0; n < N; n++) {
         if (g->cancel && *g->cancel) {
@@ -803,15 +998,23 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
                 slide(&ly, n + W - 1, 1);
             }
         }
-        const uint32_t ctx = ly.P + n;
-        find_level(&ly, ctx, g->slots);
+        const uint32_t cw = words_of(ext_of(&ly, n));
+        ly.full = g->S * (g->Pmin + n) / WORD_BITS;
+        find_level(&ly, cw, g->slots);
         const uint64_t *acc = acc_bits(&ly, n);
-        const uint64_t reads = count_bits(&ly, acc, words_of(ctx));
-        for (size_t i = 0; i < g->nr; i++) {
-            size_t o = (size_t)l * g->nr + i;
-            if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, &g->time_s[o],
-                               &g->cnt[o], err)) < 0)
+        const uint64_t reads = count_bits(&ly, acc, cw);
+        if (g->S > 1) {
+            memset(ly.sreads, 0, g->S * sizeof *ly.sreads);
+            for (uint32_t w = 0; w < cw; w++)
+                tally(g, acc[w], ly.sreads);
+        }
+        for (size_t i = 0; i < g->nr; i++)
+            if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, (size_t)l * g->nr + i,
+                               err)) < 0)
                 goto done;
+        for (uint32_t i = 0; i < g->S; i++) {
+            const uint32_t v = (g->sprompt[i] + n) * g->S + i;
+            ly.ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
         }
         atomic_fetch_add(done, 1ull);
     }
@@ -821,16 +1024,58 @@ done:
 }
 
 
+int kvp_lookahead_grid_takes(const kvp_scenario *sc, const kvp_trace *tr,
+                             const kvp_run_options *ro)
+{
+    const kvp_streams *si = kvp_trace_streams(tr);
+    if ((ro && ro->check) || sc->tiers > 2)
+        return 0;
+    if (!si)
+        return 1;
+    if (WORD_BITS % si->n || (uint64_t)si->n * si->positions > UINT32_MAX)
+        return 0;
+    for (uint32_t i = 0; i < si->n; i++)
+        if (si->steps[i] != kvp_trace_steps(tr))
+            return 0;
+    return 1;
+}
+
+/* The streams of tr into g (one stream: S = 1, its prompt): the order of their new blocks
+ * and each one's bits of a word. */
+static int grid_streams(grid_ctx *g, const kvp_trace *tr, const uint32_t *P1)
+{
+    const kvp_streams *si = kvp_trace_streams(tr);
+    g->S = si ? si->n : 1;
+    g->heads = si ? si->heads : 1;
+    g->nseq = si ? si->nseq : 1;
+    g->sprompt = si ? si->prompt : P1;
+    g->order = malloc(g->S * sizeof *g->order);
+    if (!g->order)
+        return -1;
+    g->Pmin = g->Pmax = g->sprompt[0];
+    for (uint32_t i = 0; i < g->S; i++) {
+        const uint32_t P = g->sprompt[i];
+        g->Pmin = P < g->Pmin ? P : g->Pmin;
+        g->Pmax = P > g->Pmax ? P : g->Pmax;
+        uint32_t k = i; /* insertion by (P_i, i) */
+        for (; k > 0 && g->sprompt[g->order[k - 1]] > P; k--)
+            g->order[k] = g->order[k - 1];
+        g->order[k] = i;
+        for (uint32_t b = i; b < WORD_BITS; b += g->S)
+            g->smask[i] |= 1ull << b;
+    }
+    return 0;
+}
+
 int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
     if (n == 0)
         return 0;
-    if (ro && ro->check)
-        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: checked runs are the engine's");
-    if (sc->tiers > 2 || kvp_trace_streams(tr))
-        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: two tiers and one stream only; "
-                             "the rest are the engine's");
+    if (!kvp_lookahead_grid_takes(sc, tr, ro))
+        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: two tiers, unchecked, and on "
+                             "streams only when their count divides 64 and every one decodes "
+                             "every step; the rest are the engine's");
     for (size_t i = 0; i < n; i++)
         if (ps[i].ops != &kvp_policy_lookahead || ps[i].value[0] != ps[0].value[0])
             return kvp_error_set(err, KVP_EINVAL, "lookahead grid: every spec must be "
@@ -845,10 +1090,11 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     }
     kvp_derived d;
     int rc;
-    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
     const uint32_t L = kvp_trace_layers(tr), W = (uint32_t)ps[0].value[0];
+    const uint32_t P1 = kvp_trace_prompt(tr);
     grid_ctx g;
     memset(&g, 0, sizeof g);
     g.sc = sc;
@@ -867,7 +1113,8 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     g.cnt = calloc((size_t)L * n, sizeof *g.cnt);
     g.rc = calloc(L, sizeof *g.rc);
     g.err = calloc(L, sizeof *g.err);
-    if (!R || !g.time_s || !g.cnt || !g.rc || !g.err) {
+    if (!R || !g.time_s || !g.cnt || !g.rc || !g.err || grid_streams(&g, tr, &P1) < 0 ||
+        !(g.seq_out = calloc((size_t)L * n * g.nseq * 4, sizeof *g.seq_out))) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
     }
@@ -883,11 +1130,15 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
             goto done;
         }
     rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, g.time_s, g.cnt, &g.slots, 0, err);
+    for (size_t i = 0; i < n && rc >= 0 && g.S > 1; i++)
+        rc = kvp_result_fill_seqs(&res[i], g.nseq, L, n, i, g.seq_out, d.tok_bytes, err);
 done:
     free(R);
     free(g.time_s);
     free(g.cnt);
     free(g.rc);
     free(g.err);
+    free(g.order);
+    free(g.seq_out);
     return rc;
 }
