@@ -268,8 +268,9 @@ typedef struct layer {
     uint32_t nslots, lv_level[LEVEL_SLOTS], lv_step[LEVEL_SLOTS];
     uint32_t L, Lstart;      /* the wanted level, and where the next search starts */
     uint32_t cG, cE;         /* count(f > L), count(f == L) among existing blocks */
-    /* access sets: from a cache, or a ring of W + 1 bitsets made from a cursor */
-    kvp_cursor *cur;
+    /* access sets: from a cache, or a ring of W + 1 bitsets made from a cursor per stream
+     * (several streams: each stream's own, not the merged one: the bits are set once) */
+    kvp_cursor **cur;
     uint64_t *ring;
     uint32_t fetched;
     sim *sims;
@@ -305,25 +306,33 @@ static const uint64_t *acc_bits(layer *ly, uint32_t m)
     return ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
 }
 
-/* Makes the bitset of step ly->fetched from the cursor (no-op on a cache). */
+/* Makes the bitset of step ly->fetched from the cursors (no-op on a cache): position p of
+ * stream i is bit p * S + i. */
 static int fetch(layer *ly, kvp_error *err)
 {
-    const uint32_t m = ly->fetched++;
+    const uint32_t m = ly->fetched++, S = ly->g->S;
     if (!ly->ring)
         return 0;
-    kvp_access a;
-    int r = kvp_cursor_next(ly->cur, &a, err);
-    if (r <= 0)
-        return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
-                                         kvp_trace_name(ly->g->tr));
     uint64_t *w = ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
-    memset(w, 0, (size_t)words_of(a.context) * sizeof *w);
-    for (uint32_t i = 0; i < a.count; i++) {
-        if (a.pos[i] >= a.context)
-            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u outside "
-                                 "the context", kvp_trace_name(ly->g->tr), a.step, ly->l,
-                                 a.pos[i]);
-        w[a.pos[i] / WORD_BITS] |= 1ull << (a.pos[i] % WORD_BITS);
+    memset(w, 0, (size_t)words_of(ext_of(ly, m)) * sizeof *w);
+    for (uint32_t k = 0; k < S; k++) {
+        kvp_access a;
+        int r = kvp_cursor_next(ly->cur[k], &a, err);
+        if (r <= 0)
+            return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                             kvp_trace_name(ly->g->tr));
+        if (a.context > ly->g->sprompt[k] + m)
+            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: context %u past "
+                                 "%u", kvp_trace_name(ly->g->tr), a.step, ly->l, a.context,
+                                 ly->g->sprompt[k] + m);
+        for (uint32_t i = 0; i < a.count; i++) {
+            if (a.pos[i] >= a.context)
+                return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u "
+                                     "outside the context", kvp_trace_name(ly->g->tr), a.step,
+                                     ly->l, a.pos[i]);
+            const uint32_t v = a.pos[i] * S + k;
+            w[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+        }
     }
     return 0;
 }
@@ -573,7 +582,7 @@ static uint32_t quota(double R, uint32_t count)
 
 /* Several streams: per stream, the non-residents of step n with f > t (c[i]) and f == t
  * (c[S + i]), counted once per simulated step and level. */
-static const uint64_t *probe_streams(layer *ly, const uint64_t *res, uint32_t t, uint32_t n,
+HOT static const uint64_t *probe_streams(layer *ly, const uint64_t *res, uint32_t t, uint32_t n,
                                      uint32_t cw)
 {
     const grid_ctx *g = ly->g;
@@ -592,7 +601,7 @@ static const uint64_t *probe_streams(layer *ly, const uint64_t *res, uint32_t t,
 
 /* Stream i's promoted blocks into ly->pr: its non-residents with f > t, and of those with
  * f == t the first kp in index order (at t = L the wanted ones are a prefix of them). */
-static void mark_stream(layer *ly, const uint64_t *res, uint32_t i, uint32_t t, uint32_t kp,
+HOT static void mark_stream(layer *ly, const uint64_t *res, uint32_t i, uint32_t t, uint32_t kp,
                         uint32_t n, uint32_t cw)
 {
     const uint64_t *gt = ly->gtL, *eq = ly->eqL, m = ly->g->smask[i];
@@ -611,7 +620,7 @@ static void mark_stream(layer *ly, const uint64_t *res, uint32_t i, uint32_t t, 
  * wanted non-residents in rank order (f descending, then index), count_i how many it has
  * (lookahead.c, quota_per_stream).  The promoted blocks into ly->pr; returns how many.  Per
  * stream, the level is searched as sim_step searches the one stream's. */
-static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, uint32_t cw,
+HOT static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, uint32_t cw,
                                 uint32_t wnon)
 {
     const grid_ctx *g = ly->g;
@@ -658,7 +667,7 @@ static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, uint32
 }
 
 /* Several streams: the step's per-stream counts into the engine's per-sequence ones. */
-static void seq_add(const layer *ly, size_t o, uint32_t cw, const uint64_t *res,
+HOT static void seq_add(const layer *ly, size_t o, uint32_t cw, const uint64_t *res,
                     const uint64_t *acc)
 {
     const grid_ctx *g = ly->g;
@@ -884,7 +893,9 @@ static void layer_free(layer *ly)
     free(ly->lv);
     free(ly->lvx);
     free(ly->ring);
-    kvp_cursor_free(ly->cur);
+    for (uint32_t i = 0; ly->cur && i < ly->g->S; i++)
+        kvp_cursor_free(ly->cur[i]);
+    free(ly->cur);
 }
 
 HOT static uint64_t count_bits(const layer *ly, const uint64_t *w, uint32_t nw)
@@ -900,6 +911,14 @@ HOT static uint64_t count_bits(const layer *ly, const uint64_t *w, uint32_t nw)
     for (; i < nw; i++)
         c += (uint64_t)__builtin_popcountll(w[i]);
     return c;
+}
+
+/* Several streams: the step's reads of each stream. */
+HOT static void stream_reads(layer *ly, const uint64_t *acc, uint32_t cw)
+{
+    memset(ly->sreads, 0, ly->g->S * sizeof *ly->sreads);
+    for (uint32_t w = 0; w < cw; w++)
+        tally(ly->g, acc[w], ly->sreads);
 }
 
 static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
@@ -941,11 +960,13 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
         ok &= (ly.sims[i].slp = malloc(g->S * sizeof *ly.sims[i].slp)) != NULL;
     if (ok && !kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc))) {
         ly.ring = calloc((size_t)(W + 1) * nw, sizeof *ly.ring);
-        ok &= ly.ring != NULL;
-        if (ok) {
-            if ((rc = kvp_cursor_create(&ly.cur, g->tr, l, kvp_scenario_budget(g->sc), err)) < 0)
+        ly.cur = calloc(g->S, sizeof *ly.cur);
+        ok &= ly.ring != NULL && ly.cur != NULL;
+        for (uint32_t i = 0; ok && i < g->S; i++) {
+            const kvp_trace *t = g->S > 1 ? kvp_trace_stream(g->tr, i) : g->tr;
+            if ((rc = kvp_cursor_create(&ly.cur[i], t, l, kvp_scenario_budget(g->sc), err)) < 0)
                 goto done;
-            kvp_cursor_sets_only(ly.cur);
+            kvp_cursor_sets_only(ly.cur[i]);
         }
     }
     if (!ok) {
@@ -1003,11 +1024,8 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
         find_level(&ly, cw, g->slots);
         const uint64_t *acc = acc_bits(&ly, n);
         const uint64_t reads = count_bits(&ly, acc, cw);
-        if (g->S > 1) {
-            memset(ly.sreads, 0, g->S * sizeof *ly.sreads);
-            for (uint32_t w = 0; w < cw; w++)
-                tally(g, acc[w], ly.sreads);
-        }
+        if (g->S > 1)
+            stream_reads(&ly, acc, cw);
         for (size_t i = 0; i < g->nr; i++)
             if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, (size_t)l * g->nr + i,
                                err)) < 0)
