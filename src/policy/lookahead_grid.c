@@ -183,6 +183,28 @@ V512 static uint32_t count_v512(const uint64_t *w, uint32_t nw, uint64_t *c)
     *c += v_sum(s);
     return i;
 }
+
+/* Several streams: c[k] += |x & smask[k]| for x = a (b NULL), a & b, or a & ~b (inv). */
+V512 static uint32_t tally_v512(const uint64_t *a, const uint64_t *b, int inv, uint32_t nw,
+                                const uint64_t *smask, uint32_t S, uint64_t *c)
+{
+    __m512i sum[64];
+    for (uint32_t k = 0; k < S; k++)
+        sum[k] = _mm512_setzero_si512();
+    uint32_t i = 0;
+    for (; i + 8 <= nw; i += 8) {
+        __m512i x = v_load(a + i);
+        if (b)
+            x = inv ? _mm512_andnot_si512(v_load(b + i), x) : _mm512_and_si512(x, v_load(b + i));
+        if (!_mm512_test_epi64_mask(x, x))
+            continue;
+        for (uint32_t k = 0; k < S; k++)
+            sum[k] = v_cnt(sum[k], _mm512_and_si512(x, _mm512_set1_epi64((long long)smask[k])));
+    }
+    for (uint32_t k = 0; k < S; k++)
+        c[k] += v_sum(sum[k]);
+    return i;
+}
 #endif
 
 /* Bit-sliced comparison of the counters of one word with level t: gt has the blocks with
@@ -580,6 +602,19 @@ static uint32_t quota(double R, uint32_t count)
     return p_real <= 0 ? 0 : p_real >= (double)count ? count : (uint32_t)p_real;
 }
 
+/* Several streams: c[k] += |x & smask[k]| over words [0, cw), x as tally_v512's. */
+HOT static void tally_words(const layer *ly, const uint64_t *a, const uint64_t *b, int inv,
+                            uint32_t cw, uint64_t *c)
+{
+    uint32_t w = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        w = tally_v512(a, b, inv, cw, ly->g->smask, ly->g->S, c);
+#endif
+    for (; w < cw; w++)
+        tally(ly->g, !b ? a[w] : inv ? a[w] & ~b[w] : a[w] & b[w], c);
+}
+
 /* Several streams: per stream, the non-residents of step n with f > t (c[i]) and f == t
  * (c[S + i]), counted once per simulated step and level. */
 HOT static const uint64_t *probe_streams(layer *ly, const uint64_t *res, uint32_t t, uint32_t n,
@@ -592,28 +627,65 @@ HOT static const uint64_t *probe_streams(layer *ly, const uint64_t *res, uint32_
     ly->pstamp[t] = ly->probe;
     memset(c, 0, (size_t)2 * g->S * sizeof *c);
     const uint64_t *gt = level_at(ly, t, n, cw, NO_SLOT), *eq = gt + ly->nw;
-    for (uint32_t i = 0; i < cw; i++) {
-        tally(g, gt[i] & ~res[i], c);
-        tally(g, eq[i] & ~res[i], c + g->S);
-    }
+    tally_words(ly, gt, res, 1, cw, c);
+    tally_words(ly, eq, res, 1, cw, c + g->S);
     return c;
 }
 
 /* Stream i's promoted blocks into ly->pr: its non-residents with f > t, and of those with
  * f == t the first kp in index order (at t = L the wanted ones are a prefix of them). */
+/* Stream mask m's promoted blocks of words [from, to) into pr (mark_stream). */
+static inline void mark_words(uint64_t *pr, const uint64_t *res, const uint64_t *gt,
+                              const uint64_t *eq, uint64_t m, uint32_t kp, uint32_t *seen,
+                              uint32_t from, uint32_t to)
+{
+    for (uint32_t w = from; w < to; w++) {
+        const uint64_t x = ~res[w] & m;
+        pr[w] |= (gt[w] & x) | select_range(eq[w] & x, seen, 0, kp);
+    }
+}
+
+#ifdef GRID_V512
+/* mark_words 8 words at a time; a group where the selection ends is mark_words'. */
+V512 static uint32_t mark_v512(uint64_t *pr, const uint64_t *res, const uint64_t *gt,
+                               const uint64_t *eq, uint64_t m, uint32_t kp, uint32_t *seen,
+                               uint32_t cw)
+{
+    const __m512i vm = _mm512_set1_epi64((long long)m);
+    uint32_t i = 0;
+    for (; i + 8 <= cw; i += 8) {
+        const __m512i x = _mm512_andnot_si512(v_load(res + i), vm);
+        __m512i p = _mm512_and_si512(v_load(gt + i), x);
+        if (*seen < kp) {
+            const __m512i e = _mm512_and_si512(v_load(eq + i), x);
+            const uint32_t c = v_sum(_mm512_popcnt_epi64(e));
+            if (*seen + c > kp) {
+                mark_words(pr, res, gt, eq, m, kp, seen, i, i + 8);
+                continue;
+            }
+            *seen += c;
+            p = _mm512_or_si512(p, e);
+        }
+        _mm512_storeu_si512(pr + i, _mm512_or_si512(v_load(pr + i), p));
+    }
+    return i;
+}
+#endif
+
 HOT static void mark_stream(layer *ly, const uint64_t *res, uint32_t i, uint32_t t, uint32_t kp,
-                        uint32_t n, uint32_t cw)
+                            uint32_t n, uint32_t cw)
 {
     const uint64_t *gt = ly->gtL, *eq = ly->eqL, m = ly->g->smask[i];
     if (t != ly->L) {
         gt = level_at(ly, t, n, cw, NO_SLOT);
         eq = gt + ly->nw;
     }
-    uint32_t seen = 0;
-    for (uint32_t w = 0; w < cw; w++) {
-        const uint64_t x = ~res[w] & m;
-        ly->pr[w] |= (gt[w] & x) | select_range(eq[w] & x, &seen, 0, kp);
-    }
+    uint32_t seen = 0, w = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        w = mark_v512(ly->pr, res, gt, eq, m, kp, &seen, cw);
+#endif
+    mark_words(ly->pr, res, gt, eq, m, kp, &seen, w, cw);
 }
 
 /* Several streams and R < 1: each stream i promotes the first ceil(R * count_i) of its
@@ -631,11 +703,9 @@ HOT static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, ui
     memset(ce, 0, S * sizeof *ce);
     memset(ly->pr, 0, (size_t)cw * sizeof *ly->pr);
     uint32_t seen = 0, p = 0;
-    for (uint32_t w = 0; w < cw; w++) {
-        tally(g, ly->gtL[w] & ~res[w], cg);
-        if (L)
-            tally(g, select_range(ly->eqL[w] & ~res[w], &seen, 0, wnon), ce);
-    }
+    tally_words(ly, ly->gtL, res, 1, cw, cg);
+    for (uint32_t w = 0; L && w < cw && seen < wnon; w++) /* none after the first wnon */
+        tally(g, select_range(ly->eqL[w] & ~res[w], &seen, 0, wnon), ce);
     ly->probe++;
     for (uint32_t i = 0; i < S; i++) {
         const uint32_t count = (uint32_t)(cg[i] + ce[i]), q = quota(R, count);
@@ -673,8 +743,7 @@ HOT static void seq_add(const layer *ly, size_t o, uint32_t cw, const uint64_t *
     const grid_ctx *g = ly->g;
     uint64_t *h = ly->shit;
     memset(h, 0, g->S * sizeof *h);
-    for (uint32_t w = 0; w < cw; w++)
-        tally(g, res[w] & acc[w], h);
+    tally_words(ly, res, acc, 0, cw, h);
     uint64_t *q = g->seq_out + o * g->nseq * 4;
     for (uint32_t i = 0; i < g->S; i++) {
         uint64_t *c = q + (size_t)(i / g->heads) * 4;
@@ -917,8 +986,7 @@ HOT static uint64_t count_bits(const layer *ly, const uint64_t *w, uint32_t nw)
 HOT static void stream_reads(layer *ly, const uint64_t *acc, uint32_t cw)
 {
     memset(ly->sreads, 0, ly->g->S * sizeof *ly->sreads);
-    for (uint32_t w = 0; w < cw; w++)
-        tally(ly->g, acc[w], ly->sreads);
+    tally_words(ly, acc, NULL, 0, cw, ly->sreads);
 }
 
 static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
