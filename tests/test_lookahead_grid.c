@@ -195,6 +195,23 @@ static kvp_trace *random_sequences(uint32_t S, uint32_t N, uint32_t L, int ties)
     return t;
 }
 
+/* A list of lookahead of one W alone (kvp_run_many gives it to the grid on streams too)
+ * against the engine's runs one by one. */
+static void check_list(const kvp_scenario *sc, const kvp_trace *t)
+{
+    kvp_policy_spec ps[2];
+    kvp_result many[2], one;
+    CHECK_OK(kvp_policy_parse(&ps[0], "lookahead:W=3:R=0.3", &err), &err);
+    CHECK_OK(kvp_policy_parse(&ps[1], "lookahead:W=3:R=1", &err), &err);
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    CHECK_OK(kvp_run_many(sc, t, ps, 2, &ro, many, &err), &err);
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(kvp_engine_run(sc, t, &ps[i], &ro, &one, &err), &err);
+        CHECK(same_result(&many[i], &one));
+    }
+}
+
 /* Several streams: random sequences (with ties every other time) and synthetic ones, from
  * slots below a step's reads to room for everything, every R at a random W. */
 static void test_streams(uint64_t seed)
@@ -208,6 +225,7 @@ static void test_streams(uint64_t seed)
         const double sp = rnd(10) / 10.0;
         scenario(&sc, L, 1 + rnd(S * 250), sp);
         check_w(&sc, t, 1 + rnd(N + 4), 1 + (unsigned)(k % 2));
+        check_list(&sc, t);
         kvp_trace_free(t);
     }
     kvp_scenario base;
