@@ -536,6 +536,19 @@ __attribute__((always_inline)) static inline void move_words(uint64_t *res, move
 }
 
 #ifdef GRID_V512
+/* Several streams: the blocks of pro and dem of each stream into mv->spro, mv->sdem. */
+V512 static void tally_moved(moves *mv, __m512i pro, __m512i dem)
+{
+    const grid_ctx *g = mv->streams;
+    if (!_mm512_test_epi64_mask(_mm512_or_si512(pro, dem), _mm512_or_si512(pro, dem)))
+        return;
+    for (uint32_t k = 0; k < g->S; k++) {
+        const __m512i m = _mm512_set1_epi64((long long)g->smask[k]);
+        mv->spro[k] += v_sum(_mm512_popcnt_epi64(_mm512_and_si512(pro, m)));
+        mv->sdem[k] += v_sum(_mm512_popcnt_epi64(_mm512_and_si512(dem, m)));
+    }
+}
+
 /* move_words over 8 words at a time: a group of 8 whose ranks lie wholly inside or outside
  * a selection takes all or none of it; the few groups where a selection starts or ends are
  * move_words' (the same bits, since the ranks are counted in the same order). */
@@ -582,6 +595,8 @@ V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
                 dem, _mm512_andnot_si512(_mm512_or_si512(v_load(gtD + i), v_load(eqD + i)), r));
         _mm512_storeu_si512(res + i, _mm512_or_si512(_mm512_andnot_si512(dem, r), pro));
         const __m512i a = v_load(acc + i);
+        if (mv->streams)
+            tally_moved(mv, pro, dem);
         snp = v_cnt(snp, pro);
         snd = v_cnt(snd, dem);
         spr = v_cnt(spr, _mm512_and_si512(pro, a));
@@ -897,7 +912,7 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
             memset(ly->sdem, 0, S * sizeof *ly->sdem);
         }
 #ifdef GRID_V512
-        if (ly->v512 && S == 1) /* (the kernel tallies no streams) */
+        if (ly->v512)
             im = moves_v512(res, &mv, cw);
 #endif
         move_words(res, &mv, im, cw);
