@@ -21,6 +21,11 @@
  * Every loop is over words; no position is decoded.  On a trace cache the access sets are
  * its own bitsets; from any other trace they are made from the positions.  Where the CPU has
  * AVX-512 with its popcount, the word loops take 8 words at a time (docs/PERF.md §26).
+ *
+ * Several streams that all decode every step (their count dividing 64) run on the engine's
+ * virtual block names, block b of stream i at bit b * S + i: the blocks that exist are a
+ * mask, the quota of R < 1 is per stream, and the counts per sequence come from each
+ * stream's bits of a word (docs/PERF.md §33).
  */
 #include "policy/lookahead_grid.h"
 
