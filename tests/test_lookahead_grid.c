@@ -4,7 +4,9 @@
  * engine's lookahead is in turn checked against the literal reading of docs/MODEL.md
  * section 5 in test_policies).  Scenarios: synthetic and random traces, on the source and on its cache,
  * capacity from tight (slots below a step's reads) to loose (nothing moves), W from 1 past
- * the trace's length, every R of sa's grid.
+ * the trace's length, every R of sa's grid.  On several streams (distinct sequences, every
+ * one decoding every step; docs/MODEL.md §12) the same, per-sequence counts included, over
+ * random and synthetic sequences of different prompts, with and without ties.
  *
  * Usage: test_lookahead_grid [seed]
  */
@@ -68,11 +70,24 @@ static void scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsi
     sc->hbm_capacity = 100 + (uint64_t)L * 2 * slots; /* tok_bytes = 2 */
 }
 
+/* The per-sequence counts of a run on several streams. */
+static int same_seqs(const kvp_result *a, const kvp_result *b)
+{
+    int same = a->sequences == b->sequences;
+    for (uint32_t q = 0; same && q < a->sequences && q < KVP_MAX_SEQUENCES; q++) {
+        const struct kvp_seq_result *x = &a->seq[q], *y = &b->seq[q];
+        same = x->prompt == y->prompt && x->steps == y->steps &&
+               x->kv_read_hbm == y->kv_read_hbm && x->kv_read_dram == y->kv_read_dram &&
+               x->promoted_bytes == y->promoted_bytes && x->demoted_bytes == y->demoted_bytes;
+    }
+    return same;
+}
+
 static int same_result(const kvp_result *a, const kvp_result *b)
 {
     return same_report(a, b) && strcmp(a->policy, b->policy) == 0 && a->slots == b->slots &&
            a->steps == b->steps && a->layers == b->layers && a->prompt == b->prompt &&
-           a->block_tokens == b->block_tokens;
+           a->block_tokens == b->block_tokens && same_seqs(a, b);
 }
 
 /* Every R of 0, 0.1, .., 1 at window W: the grid against the engine, one by one. */
@@ -160,6 +175,68 @@ static void test_random(uint64_t seed)
     }
 }
 
+/* S random sequences of N steps, each its own prompt (ties: many equal scores). */
+static kvp_trace *random_sequences(uint32_t S, uint32_t N, uint32_t L, int ties)
+{
+    kvp_trace *seq[64];
+    for (uint32_t q = 0; q < S; q++)
+        seq[q] = random_trace(N, L, N + 20 + rnd(200), ties);
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
+    return t;
+}
+
+/* A list of lookahead of one W alone (kvp_run_many gives it to the grid on streams too)
+ * against the engine's runs one by one. */
+static void check_list(const kvp_scenario *sc, const kvp_trace *t)
+{
+    kvp_policy_spec ps[2];
+    kvp_result many[2], one;
+    CHECK_OK(kvp_policy_parse(&ps[0], "lookahead:W=3:R=0.3", &err), &err);
+    CHECK_OK(kvp_policy_parse(&ps[1], "lookahead:W=3:R=1", &err), &err);
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    CHECK_OK(kvp_run_many(sc, t, ps, 2, &ro, many, &err), &err);
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(kvp_engine_run(sc, t, &ps[i], &ro, &one, &err), &err);
+        CHECK(same_result(&many[i], &one));
+    }
+}
+
+/* Several streams: random sequences (with ties every other time) and synthetic ones, from
+ * slots below a step's reads to room for everything, every R at a random W. */
+static void test_streams(uint64_t seed)
+{
+    rng_state = seed ^ 0x5eedu;
+    static const uint32_t streams[] = {2, 4, 8};
+    for (int k = 0; k < 9; k++) {
+        const uint32_t S = streams[k % 3], N = 8 + rnd(40), L = 1 + rnd(2);
+        kvp_trace *t = random_sequences(S, N, L, k % 2);
+        kvp_scenario sc;
+        const double sp = rnd(10) / 10.0;
+        scenario(&sc, L, 1 + rnd(S * 250), sp);
+        check_w(&sc, t, 1 + rnd(N + 4), 1 + (unsigned)(k % 2));
+        check_list(&sc, t);
+        kvp_trace_free(t);
+    }
+    kvp_scenario base;
+    scenario(&base, 2, 0, 0.6);
+    base.prompt = 300;
+    base.steps = 60;
+    base.variation = KVP_VAR_HIGH;
+    kvp_synth_params p;
+    kvp_synth_default(&p, &base);
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_synthetic_sequences(&t, &p, 4, &err), &err);
+    static const uint32_t slots[] = {50, 600, 1400};
+    for (size_t s = 0; s < sizeof slots / sizeof *slots; s++) {
+        kvp_scenario sc;
+        scenario(&sc, 2, slots[s], 0.6);
+        check_w(&sc, t, 5 + 6 * (uint32_t)s, 2);
+    }
+    kvp_trace_free(t);
+}
+
 /* What the grid refuses. */
 static void test_refusals(void)
 {
@@ -178,6 +255,15 @@ static void test_refusals(void)
     ro.check = 1;
     CHECK_EQ_INT(kvp_lookahead_grid(&sc, t, ps, 1, &ro, r, &err), KVP_EINVAL);
     kvp_trace_free(t);
+    /* streams: a count that does not divide 64, and sequences of different steps */
+    ro.check = 0;
+    kvp_trace *three = random_sequences(3, 10, 1, 0);
+    CHECK_EQ_INT(kvp_lookahead_grid(&sc, three, ps, 1, &ro, r, &err), KVP_EINVAL);
+    kvp_trace_free(three);
+    kvp_trace *seq[2] = {random_trace(10, 1, 40, 0), random_trace(12, 1, 40, 0)}, *two = NULL;
+    CHECK_OK(kvp_trace_sequences(&two, seq, 2, &err), &err);
+    CHECK_EQ_INT(kvp_lookahead_grid(&sc, two, ps, 1, &ro, r, &err), KVP_EINVAL);
+    kvp_trace_free(two);
 }
 
 int main(int argc, char **argv)
@@ -185,6 +271,7 @@ int main(int argc, char **argv)
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
     test_synthetic();
     test_random(seed);
+    test_streams(seed);
     test_refusals();
     return check_done();
 }

@@ -1630,6 +1630,15 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
+/* 1 if ps[0..n) are all lookahead with one W. */
+static int one_lookahead(const kvp_policy_spec *ps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].ops != &kvp_policy_lookahead || ps[i].value[0] != ps[0].value[0])
+            return 0;
+    return n > 0;
+}
+
 /* The simulated policies of a list by the quickest path that gives the engine's results, byte
  * for byte (docs/PERF.md §12): `static` and `unlimited` by the prefix fast path
  * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), one
@@ -1645,9 +1654,15 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
     /* static and unlimited alone on streams that decode the same steps: their own fast path */
     if (!*fill && kvp_fast_streams_takes(sc, tr, ps, n, ro))
         return kvp_fast_streams_run(sc, tr, ps, n, ro, res, sums, err);
-    /* the prefix fast path and the grid model two tiers and one stream (docs/MODEL.md) */
-    if (sc->tiers > 2 || kvp_trace_streams(tr))
+    /* the prefix fast path models two tiers and one stream (docs/MODEL.md); the grid also
+     * streams that decode every step, for a list of lookahead of one W alone (with other
+     * policies it rides their pass) */
+    if (sc->tiers > 2 || kvp_trace_streams(tr)) {
+        if (!*fill && !need_sums && !(ro && ro->step_hook) && one_lookahead(ps, n) &&
+            kvp_lookahead_grid_takes(sc, tr, ro))
+            return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
         return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);
+    }
     /* checking mode, and a step hook, need every step of every policy: the engine's pass */
     const int checked = ro && (ro->check || ro->step_hook), on_cache = kvp_trace_is_cache(tr);
     size_t nla = 0, nfast = 0;

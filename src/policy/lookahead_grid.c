@@ -21,6 +21,11 @@
  * Every loop is over words; no position is decoded.  On a trace cache the access sets are
  * its own bitsets; from any other trace they are made from the positions.  Where the CPU has
  * AVX-512 with its popcount, the word loops take 8 words at a time (docs/PERF.md §26).
+ *
+ * Several streams that all decode every step (their count dividing 64) run on the engine's
+ * virtual block names, block b of stream i at bit b * S + i: the blocks that exist are a
+ * mask, the quota of R < 1 is per stream, and the counts per sequence come from each
+ * stream's bits of a word (docs/PERF.md §33).
  */
 #include "policy/lookahead_grid.h"
 
@@ -183,6 +188,28 @@ V512 static uint32_t count_v512(const uint64_t *w, uint32_t nw, uint64_t *c)
     *c += v_sum(s);
     return i;
 }
+
+/* Several streams: c[k] += |x & smask[k]| for x = a (b NULL), a & b, or a & ~b (inv). */
+V512 static uint32_t tally_v512(const uint64_t *a, const uint64_t *b, int inv, uint32_t nw,
+                                const uint64_t *smask, uint32_t S, uint64_t *c)
+{
+    __m512i sum[64];
+    for (uint32_t k = 0; k < S; k++)
+        sum[k] = _mm512_setzero_si512();
+    uint32_t i = 0;
+    for (; i + 8 <= nw; i += 8) {
+        __m512i x = v_load(a + i);
+        if (b)
+            x = inv ? _mm512_andnot_si512(v_load(b + i), x) : _mm512_and_si512(x, v_load(b + i));
+        if (!_mm512_test_epi64_mask(x, x))
+            continue;
+        for (uint32_t k = 0; k < S; k++)
+            sum[k] = v_cnt(sum[k], _mm512_and_si512(x, _mm512_set1_epi64((long long)smask[k])));
+    }
+    for (uint32_t k = 0; k < S; k++)
+        c[k] += v_sum(sum[k]);
+    return i;
+}
 #endif
 
 /* Bit-sliced comparison of the counters of one word with level t: gt has the blocks with
@@ -238,6 +265,14 @@ typedef struct grid_ctx {
     kvp_counters *cnt; /* [layer * nr + i] */
     int *rc;
     kvp_error *err; /* per layer */
+    /* Several streams (docs/MODEL.md §12), each decoding every step: block b of stream i is
+     * bit b * S + i, and S divides 64, so stream i's bits of any word are smask[i].  One
+     * stream: S = 1, Pmin = Pmax = P. */
+    uint32_t S, heads, nseq, Pmin, Pmax;
+    const uint32_t *sprompt; /* per stream P_i */
+    uint32_t *order;         /* the streams by their new block's name: (P_i, i) ascending */
+    uint64_t smask[64];
+    uint64_t *seq_out; /* [((layer * nr + i) * nseq + q) * 4 + k], as the engine's */
 } grid_ctx;
 
 /* One R's simulation of one layer. */
@@ -245,11 +280,12 @@ typedef struct sim {
     uint64_t *res; /* residency bitset */
     uint32_t nres;
     uint32_t lp, ld; /* the last step's promote and demote levels: the next searches' start */
+    uint32_t *slp;   /* several streams, R < 1: each stream's promote level (lp) */
 } sim;
 
 typedef struct layer {
     const grid_ctx *g;
-    uint32_t l, P, N, nw, np;
+    uint32_t l, N, nw, np;
     uint64_t *pl;            /* counters: plane k of word i at pl[k * nw + i] */
     uint64_t *gtL, *eqL, *z0; /* per step: f > L, f == L (for L = 0: f == 0), f == 0 */
     /* The masks f > t and f == t of the levels the simulations probe, made once a step and
@@ -259,13 +295,36 @@ typedef struct layer {
     uint32_t nslots, lv_level[LEVEL_SLOTS], lv_step[LEVEL_SLOTS];
     uint32_t L, Lstart;      /* the wanted level, and where the next search starts */
     uint32_t cG, cE;         /* count(f > L), count(f == L) among existing blocks */
-    /* access sets: from a cache, or a ring of W + 1 bitsets made from a cursor */
-    kvp_cursor *cur;
+    /* access sets: from a cache, or a ring of W + 1 bitsets made from a cursor per stream
+     * (several streams: each stream's own, not the merged one: the bits are set once) */
+    kvp_cursor **cur;
     uint64_t *ring;
     uint32_t fetched;
     sim *sims;
     int v512; /* the AVX-512 kernels */
+    /* The blocks that exist (a prefix with one stream; not with several); words [0, full)
+     * are whole. */
+    uint64_t *ex;
+    uint32_t full;
+    /* Several streams: the step's reads per stream; per-stream tallies (S each); R < 1: the
+     * promoted blocks, and per level t the non-residents of each stream with f > t and f == t
+     * (pcnt + 2 S t), valid when pstamp[t] == probe (one value per simulated step). */
+    uint64_t *sreads, *scg, *sce, *shit, *spro, *sdem, *pr, *pcnt;
+    uint32_t *pstamp, probe;
 } layer;
+
+/* The virtual context at step n: S (Pmax + n) (P + n with one stream). */
+static uint32_t ext_of(const layer *ly, uint32_t n)
+{
+    return ly->g->S * (ly->g->Pmax + n);
+}
+
+/* Adds the blocks of each stream in x to c[stream]. */
+static inline void tally(const grid_ctx *g, uint64_t x, uint64_t *c)
+{
+    for (uint32_t i = 0; x && i < g->S; i++)
+        c[i] += (uint64_t)__builtin_popcountll(x & g->smask[i]);
+}
 
 static const uint64_t *acc_bits(layer *ly, uint32_t m)
 {
@@ -274,25 +333,33 @@ static const uint64_t *acc_bits(layer *ly, uint32_t m)
     return ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
 }
 
-/* Makes the bitset of step ly->fetched from the cursor (no-op on a cache). */
+/* Makes the bitset of step ly->fetched from the cursors (no-op on a cache): position p of
+ * stream i is bit p * S + i. */
 static int fetch(layer *ly, kvp_error *err)
 {
-    const uint32_t m = ly->fetched++;
+    const uint32_t m = ly->fetched++, S = ly->g->S;
     if (!ly->ring)
         return 0;
-    kvp_access a;
-    int r = kvp_cursor_next(ly->cur, &a, err);
-    if (r <= 0)
-        return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
-                                         kvp_trace_name(ly->g->tr));
     uint64_t *w = ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
-    memset(w, 0, (size_t)words_of(a.context) * sizeof *w);
-    for (uint32_t i = 0; i < a.count; i++) {
-        if (a.pos[i] >= a.context)
-            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u outside "
-                                 "the context", kvp_trace_name(ly->g->tr), a.step, ly->l,
-                                 a.pos[i]);
-        w[a.pos[i] / WORD_BITS] |= 1ull << (a.pos[i] % WORD_BITS);
+    memset(w, 0, (size_t)words_of(ext_of(ly, m)) * sizeof *w);
+    for (uint32_t k = 0; k < S; k++) {
+        kvp_access a;
+        int r = kvp_cursor_next(ly->cur[k], &a, err);
+        if (r <= 0)
+            return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                             kvp_trace_name(ly->g->tr));
+        if (a.context > ly->g->sprompt[k] + m)
+            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: context %u past "
+                                 "%u", kvp_trace_name(ly->g->tr), a.step, ly->l, a.context,
+                                 ly->g->sprompt[k] + m);
+        for (uint32_t i = 0; i < a.count; i++) {
+            if (a.pos[i] >= a.context)
+                return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u "
+                                     "outside the context", kvp_trace_name(ly->g->tr), a.step,
+                                     ly->l, a.pos[i]);
+            const uint32_t v = a.pos[i] * S + k;
+            w[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+        }
     }
     return 0;
 }
@@ -301,7 +368,7 @@ static int fetch(layer *ly, kvp_error *err)
 HOT static void slide(layer *ly, uint32_t m, int up)
 {
     const uint64_t *a = acc_bits(ly, m);
-    const uint32_t nw = words_of((uint64_t)ly->P + m), np = ly->np;
+    const uint32_t nw = words_of(ext_of(ly, m)), np = ly->np;
     const size_t stride = ly->nw;
     uint64_t *pl = ly->pl;
     uint32_t i = 0;
@@ -319,22 +386,21 @@ HOT static void slide(layer *ly, uint32_t m, int up)
     }
 }
 
-/* The wanted level L for `exist` blocks and its masks (gtL, eqL, z0 over the existing
- * words), count(f > L) and count(f == L). */
-HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
+/* The wanted level L of the existing blocks (ly->ex) of cw words and its masks (gtL, eqL,
+ * z0), count(f > L) and count(f == L). */
+HOT static void find_level(layer *ly, uint32_t cw, uint32_t slots)
 {
-    const uint32_t cw = words_of(exist), np = ly->np;
-    const uint64_t last = exist % WORD_BITS ? (1ull << (exist % WORD_BITS)) - 1 : ~0ull;
+    const uint32_t np = ly->np;
     uint32_t t = ly->Lstart;
     for (;;) {
         uint32_t cgt = 0, ceq = 0, i = 0;
 #ifdef GRID_V512
-        if (ly->v512) /* the last word, with its end mask, is the plain loop's */
-            i = level_v512(ly->pl, ly->nw, np, t, cw - 1, ly->gtL, ly->eqL, ly->z0, &cgt, &ceq);
+        if (ly->v512) /* the words not whole, with their masks, are the plain loop's */
+            i = level_v512(ly->pl, ly->nw, np, t, ly->full, ly->gtL, ly->eqL, ly->z0, &cgt, &ceq);
 #endif
         for (; i < cw; i++) {
             const uint64_t *p = ly->pl + i;
-            const uint64_t ex = i + 1 == cw ? last : ~0ull;
+            const uint64_t ex = i < ly->full ? ~0ull : ly->ex[i];
             uint64_t gt, eq, any = 0;
             cmp_level(p, ly->nw, np, t, &gt, &eq);
             for (uint32_t k = 0; k < np; k++)
@@ -378,7 +444,7 @@ HOT static void find_level(layer *ly, uint32_t exist, uint32_t slots)
  * resident, then the lowest prompt blocks up to slots. */
 HOT static void initial(layer *ly, uint64_t *res, uint32_t *nres)
 {
-    const uint32_t exist = ly->P, cw = words_of(exist), slots = ly->g->slots;
+    const uint32_t cw = words_of(ext_of(ly, 0)), slots = ly->g->slots;
     memset(res, 0, (size_t)ly->nw * sizeof *res);
     uint32_t count = 0, seen = 0;
     const uint32_t take = ly->L ? slots - ly->cG : 0; /* want.non */
@@ -386,9 +452,8 @@ HOT static void initial(layer *ly, uint64_t *res, uint32_t *nres)
         res[i] = ly->gtL[i] | (ly->L ? select_range(ly->eqL[i], &seen, 0, take) : 0);
         count += (uint32_t)__builtin_popcountll(res[i]);
     }
-    const uint64_t last = exist % WORD_BITS ? (1ull << (exist % WORD_BITS)) - 1 : ~0ull;
     for (uint32_t i = 0; i < cw && count < slots; i++) {
-        const uint64_t ex = i + 1 == cw ? last : ~0ull;
+        const uint64_t ex = i < ly->full ? ~0ull : ly->ex[i];
         uint32_t none = 0; /* the lowest slots - count free blocks of the word */
         uint64_t add = select_range(~res[i] & ex, &none, 0, slots - count);
         res[i] |= add;
@@ -397,24 +462,23 @@ HOT static void initial(layer *ly, uint64_t *res, uint32_t *nres)
     *nres = count;
 }
 
-/* The masks f > t (returned) and f == t (nw words further) of step n's ctx blocks, made
- * once a step for every simulation; never into slot `keep` (held by the caller) unless it
- * already has level t. */
-HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t ctx,
+/* The masks f > t (returned) and f == t (nw words further) of step n's existing blocks (cw
+ * words), made once a step for every simulation; never into slot `keep` (held by the
+ * caller) unless it already has level t. */
+HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t cw,
                                     uint32_t keep)
 {
-    const uint32_t s = t % ly->nslots, cw = words_of(ctx), np = ly->np;
+    const uint32_t s = t % ly->nslots, np = ly->np;
     if (ly->lv_step[s] == n + 1 && ly->lv_level[s] == t)
         return ly->lv + (size_t)2 * s * ly->nw;
     uint64_t *m = s == keep ? ly->lvx : ly->lv + (size_t)2 * s * ly->nw, *e = m + ly->nw;
-    const uint64_t last = ctx % WORD_BITS ? (1ull << (ctx % WORD_BITS)) - 1 : ~0ull;
     uint32_t i = 0;
 #ifdef GRID_V512
     if (ly->v512)
-        i = level_v512(ly->pl, ly->nw, np, t, cw - 1, m, e, NULL, NULL, NULL);
+        i = level_v512(ly->pl, ly->nw, np, t, ly->full, m, e, NULL, NULL, NULL);
 #endif
     for (; i < cw; i++) {
-        const uint64_t ex = i + 1 == cw ? last : ~0ull;
+        const uint64_t ex = i < ly->full ? ~0ull : ly->ex[i];
         uint64_t gt, eq;
         cmp_level(ly->pl + i, ly->nw, np, t, &gt, &eq);
         m[i] = gt & ex;
@@ -436,6 +500,8 @@ typedef struct moves {
     uint32_t kp, skip, kd, d;
     uint32_t seen_p, seen_d, npro, ndem;
     uint64_t pro_read, dem_read;
+    const grid_ctx *streams; /* several streams: the moved blocks per stream into spro, sdem */
+    uint64_t *spro, *sdem;
 } moves;
 
 /* The moves in words [from, to). */
@@ -457,6 +523,10 @@ __attribute__((always_inline)) static inline void move_words(uint64_t *res, move
             dem = (lt & r) | select_range(eqD[i] & r, &seen_d, skip, skip + kd);
         }
         res[i] = (r & ~dem) | pro;
+        if (mv->streams) {
+            tally(mv->streams, pro, mv->spro);
+            tally(mv->streams, dem, mv->sdem);
+        }
         npro += (uint32_t)__builtin_popcountll(pro);
         ndem += (uint32_t)__builtin_popcountll(dem);
         pro_read += (uint64_t)__builtin_popcountll(pro & acc[i]);
@@ -471,6 +541,19 @@ __attribute__((always_inline)) static inline void move_words(uint64_t *res, move
 }
 
 #ifdef GRID_V512
+/* Several streams: the blocks of pro and dem of each stream into mv->spro, mv->sdem. */
+V512 static void tally_moved(moves *mv, __m512i pro, __m512i dem)
+{
+    const grid_ctx *g = mv->streams;
+    if (!_mm512_test_epi64_mask(_mm512_or_si512(pro, dem), _mm512_or_si512(pro, dem)))
+        return;
+    for (uint32_t k = 0; k < g->S; k++) {
+        const __m512i m = _mm512_set1_epi64((long long)g->smask[k]);
+        mv->spro[k] += v_sum(_mm512_popcnt_epi64(_mm512_and_si512(pro, m)));
+        mv->sdem[k] += v_sum(_mm512_popcnt_epi64(_mm512_and_si512(dem, m)));
+    }
+}
+
 /* move_words over 8 words at a time: a group of 8 whose ranks lie wholly inside or outside
  * a selection takes all or none of it; the few groups where a selection starts or ends are
  * move_words' (the same bits, since the ranks are counted in the same order). */
@@ -517,6 +600,8 @@ V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
                 dem, _mm512_andnot_si512(_mm512_or_si512(v_load(gtD + i), v_load(eqD + i)), r));
         _mm512_storeu_si512(res + i, _mm512_or_si512(_mm512_andnot_si512(dem, r), pro));
         const __m512i a = v_load(acc + i);
+        if (mv->streams)
+            tally_moved(mv, pro, dem);
         snp = v_cnt(snp, pro);
         snd = v_cnt(snd, dem);
         spr = v_cnt(spr, _mm512_and_si512(pro, a));
@@ -530,16 +615,175 @@ V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
 }
 #endif
 
-/* One step of one R: the engine's reads, lookahead's moves, the engine's charges. */
-HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t *acc,
-                    uint64_t reads, double *time_s, kvp_counters *out, kvp_error *err)
+/* ceil(R * count), guarded, within [0, count] (lookahead.c's quota). */
+static uint32_t quota(double R, uint32_t count)
+{
+    double p_real = ceil(R * (double)count - CEIL_GUARD);
+    return p_real <= 0 ? 0 : p_real >= (double)count ? count : (uint32_t)p_real;
+}
+
+/* Several streams: c[k] += |x & smask[k]| over words [0, cw), x as tally_v512's. */
+HOT static void tally_words(const layer *ly, const uint64_t *a, const uint64_t *b, int inv,
+                            uint32_t cw, uint64_t *c)
+{
+    uint32_t w = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        w = tally_v512(a, b, inv, cw, ly->g->smask, ly->g->S, c);
+#endif
+    for (; w < cw; w++)
+        tally(ly->g, !b ? a[w] : inv ? a[w] & ~b[w] : a[w] & b[w], c);
+}
+
+/* Several streams: per stream, the non-residents of step n with f > t (c[i]) and f == t
+ * (c[S + i]), counted once per simulated step and level. */
+HOT static const uint64_t *probe_streams(layer *ly, const uint64_t *res, uint32_t t, uint32_t n,
+                                     uint32_t cw)
 {
     const grid_ctx *g = ly->g;
-    const uint32_t ctx = ly->P + n, cw = words_of(ctx), slots = g->slots;
+    uint64_t *c = ly->pcnt + (size_t)2 * g->S * t;
+    if (ly->pstamp[t] == ly->probe)
+        return c;
+    ly->pstamp[t] = ly->probe;
+    memset(c, 0, (size_t)2 * g->S * sizeof *c);
+    const uint64_t *gt = level_at(ly, t, n, cw, NO_SLOT), *eq = gt + ly->nw;
+    tally_words(ly, gt, res, 1, cw, c);
+    tally_words(ly, eq, res, 1, cw, c + g->S);
+    return c;
+}
+
+/* Stream i's promoted blocks into ly->pr: its non-residents with f > t, and of those with
+ * f == t the first kp in index order (at t = L the wanted ones are a prefix of them). */
+/* Stream mask m's promoted blocks of words [from, to) into pr (mark_stream). */
+static inline void mark_words(uint64_t *pr, const uint64_t *res, const uint64_t *gt,
+                              const uint64_t *eq, uint64_t m, uint32_t kp, uint32_t *seen,
+                              uint32_t from, uint32_t to)
+{
+    for (uint32_t w = from; w < to; w++) {
+        const uint64_t x = ~res[w] & m;
+        pr[w] |= (gt[w] & x) | select_range(eq[w] & x, seen, 0, kp);
+    }
+}
+
+#ifdef GRID_V512
+/* mark_words 8 words at a time; a group where the selection ends is mark_words'. */
+V512 static uint32_t mark_v512(uint64_t *pr, const uint64_t *res, const uint64_t *gt,
+                               const uint64_t *eq, uint64_t m, uint32_t kp, uint32_t *seen,
+                               uint32_t cw)
+{
+    const __m512i vm = _mm512_set1_epi64((long long)m);
+    uint32_t i = 0;
+    for (; i + 8 <= cw; i += 8) {
+        const __m512i x = _mm512_andnot_si512(v_load(res + i), vm);
+        __m512i p = _mm512_and_si512(v_load(gt + i), x);
+        if (*seen < kp) {
+            const __m512i e = _mm512_and_si512(v_load(eq + i), x);
+            const uint32_t c = v_sum(_mm512_popcnt_epi64(e));
+            if (*seen + c > kp) {
+                mark_words(pr, res, gt, eq, m, kp, seen, i, i + 8);
+                continue;
+            }
+            *seen += c;
+            p = _mm512_or_si512(p, e);
+        }
+        _mm512_storeu_si512(pr + i, _mm512_or_si512(v_load(pr + i), p));
+    }
+    return i;
+}
+#endif
+
+HOT static void mark_stream(layer *ly, const uint64_t *res, uint32_t i, uint32_t t, uint32_t kp,
+                            uint32_t n, uint32_t cw)
+{
+    const uint64_t *gt = ly->gtL, *eq = ly->eqL, m = ly->g->smask[i];
+    if (t != ly->L) {
+        gt = level_at(ly, t, n, cw, NO_SLOT);
+        eq = gt + ly->nw;
+    }
+    uint32_t seen = 0, w = 0;
+#ifdef GRID_V512
+    if (ly->v512)
+        w = mark_v512(ly->pr, res, gt, eq, m, kp, &seen, cw);
+#endif
+    mark_words(ly->pr, res, gt, eq, m, kp, &seen, w, cw);
+}
+
+/* Several streams and R < 1: each stream i promotes the first ceil(R * count_i) of its
+ * wanted non-residents in rank order (f descending, then index), count_i how many it has
+ * (lookahead.c, quota_per_stream).  The promoted blocks into ly->pr; returns how many.  Per
+ * stream, the level is searched as sim_step searches the one stream's. */
+HOT static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, uint32_t cw,
+                                uint32_t wnon)
+{
+    const grid_ctx *g = ly->g;
+    const uint32_t S = g->S, L = ly->L, base = L ? L : 1;
+    const uint64_t *res = sm->res;
+    uint64_t *cg = ly->scg, *ce = ly->sce; /* wanted non-residents above L, and at L */
+    memset(cg, 0, S * sizeof *cg);
+    memset(ce, 0, S * sizeof *ce);
+    memset(ly->pr, 0, (size_t)cw * sizeof *ly->pr);
+    uint32_t seen = 0, p = 0;
+    tally_words(ly, ly->gtL, res, 1, cw, cg);
+    for (uint32_t w = 0; L && w < cw && seen < wnon; w++) /* none after the first wnon */
+        tally(g, select_range(ly->eqL[w] & ~res[w], &seen, 0, wnon), ce);
+    ly->probe++;
+    for (uint32_t i = 0; i < S; i++) {
+        const uint32_t count = (uint32_t)(cg[i] + ce[i]), q = quota(R, count);
+        if (q == 0)
+            continue;
+        uint32_t t = L, kp = (uint32_t)ce[i];
+        if (q < count) {
+            t = sm->slp[i] < base ? base : sm->slp[i] > g->W ? g->W : sm->slp[i];
+            for (;;) {
+                const uint64_t *c = t == L ? NULL : probe_streams(ly, res, t, n, cw);
+                const uint32_t ngt = (uint32_t)(c ? c[i] : cg[i]);
+                const uint32_t neq = (uint32_t)(c ? c[S + i] : ce[i]);
+                if (ngt >= q) { /* some f > t, so t < W */
+                    t++;
+                    continue;
+                }
+                if (ngt + neq >= q) {
+                    kp = q - ngt;
+                    break;
+                }
+                t--; /* N(base) = count >= q, so t > base */
+            }
+            sm->slp[i] = t;
+        }
+        mark_stream(ly, res, i, t, kp, n, cw);
+        p += q;
+    }
+    return p;
+}
+
+/* Several streams: the step's per-stream counts into the engine's per-sequence ones. */
+HOT static void seq_add(const layer *ly, size_t o, uint32_t cw, const uint64_t *res,
+                    const uint64_t *acc)
+{
+    const grid_ctx *g = ly->g;
+    uint64_t *h = ly->shit;
+    memset(h, 0, g->S * sizeof *h);
+    tally_words(ly, res, acc, 0, cw, h);
+    uint64_t *q = g->seq_out + o * g->nseq * 4;
+    for (uint32_t i = 0; i < g->S; i++) {
+        uint64_t *c = q + (size_t)(i / g->heads) * 4;
+        c[0] += h[i];
+        c[1] += ly->sreads[i] - h[i];
+    }
+}
+
+/* One step of one R: the engine's reads, lookahead's moves, the engine's charges. */
+HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t *acc,
+                        uint64_t reads, size_t o, kvp_error *err)
+{
+    const grid_ctx *g = ly->g;
+    const uint32_t S = g->S, cw = words_of(ext_of(ly, n)), slots = g->slots;
     const uint32_t L = ly->L, cG = ly->cG;
     uint64_t *res = sm->res;
     uint64_t c4[4] = {0, 0, 0, 0};
     uint32_t i0 = 0;
+    if (S > 1)
+        seq_add(ly, o, cw, res, acc);
 #ifdef GRID_V512
     if (ly->v512)
         i0 = count4_v512(res, acc, ly->eqL, ly->gtL, ly->z0, cw, c4);
@@ -562,8 +806,10 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
     const uint32_t left = slots - cG;
     const uint32_t wres = L ? (rL < left ? rL : left) : 0, wnon = L ? left - wres : 0;
     const uint32_t nonres = cG - rG + wnon;
-    double p_real = ceil(R * (double)nonres - CEIL_GUARD);
-    uint32_t p = p_real <= 0 ? 0 : p_real >= (double)nonres ? nonres : (uint32_t)p_real;
+    /* Several streams and R < 1: a quota per stream (with R = 1 every wanted block moves
+     * either way, as in lookahead.c). */
+    const int per_stream = S > 1 && R < 1;
+    const uint32_t p = per_stream ? promote_streams(ly, sm, R, n, cw, wnon) : quota(R, nonres);
     if (p > 0) {
         const uint32_t free_slots = slots - sm->nres;
         const uint32_t d = p > free_slots ? p - free_slots : 0;
@@ -573,7 +819,10 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
         const uint64_t *gtP = ly->gtL, *eqP = ly->eqL;
         uint32_t pslot = NO_SLOT; /* the cache slot gtP is in, if any */
         uint32_t kp = wnon; /* p == nonres: all of them, the shared masks */
-        if (p < nonres) {
+        if (per_stream) {
+            gtP = eqP = ly->pr;
+            kp = 0;
+        } else if (p < nonres) {
             uint32_t t = sm->lp < base ? base : sm->lp > g->W ? g->W : sm->lp;
             for (;;) {
                 uint32_t ngt = 0, neq = 0;
@@ -583,7 +832,7 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                     ngt = cG - rG;
                     neq = wnon;
                 } else {
-                    gtP = level_at(ly, t, n, ctx, NO_SLOT);
+                    gtP = level_at(ly, t, n, cw, NO_SLOT);
                     eqP = gtP + ly->nw;
                     uint32_t i = 0;
 #ifdef GRID_V512
@@ -633,7 +882,7 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                     neq = rL - wres;
                     skip = wres;
                 } else {
-                    gtD = level_at(ly, t, n, ctx, pslot);
+                    gtD = level_at(ly, t, n, cw, pslot);
                     eqD = gtD + ly->nw;
                     uint32_t i = 0;
 #ifdef GRID_V512
@@ -660,8 +909,13 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
             }
             sm->ld = t;
         }
-        moves mv = {gtP, eqP, gtD, eqD, acc, kp, skip, kd, d, 0, 0, 0, 0, 0, 0};
+        moves mv = {gtP, eqP, gtD, eqD, acc, kp, skip, kd, d, 0, 0, 0, 0, 0, 0,
+                    S > 1 ? g : NULL, ly->spro, ly->sdem};
         uint32_t im = 0;
+        if (S > 1) {
+            memset(ly->spro, 0, S * sizeof *ly->spro);
+            memset(ly->sdem, 0, S * sizeof *ly->sdem);
+        }
 #ifdef GRID_V512
         if (ly->v512)
             im = moves_v512(res, &mv, cw);
@@ -674,6 +928,11 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
                                  "%u in and %u out, meant %u and %u", ly->l, n, npro, ndem, p,
                                  d);
         sm->nres = sm->nres + p - d;
+        for (uint32_t i = 0; i < S && S > 1; i++) {
+            uint64_t *c = g->seq_out + (o * g->nseq + i / g->heads) * 4;
+            c[2] += ly->spro[i];
+            c[3] += ly->sdem[i];
+        }
         st.read[1] += p - pro_read;
         st.write[0] += p;
         st.moved_out[1] += p;
@@ -685,27 +944,37 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
         st.moved_in[1] += d;
         st.demoted += d;
     }
-    /* The new token: into HBM if a slot is free (a promotion of nothing present: no
-     * charge), then written where its block is. */
-    if (sm->nres < slots) {
-        res[ctx / WORD_BITS] |= 1ull << (ctx % WORD_BITS);
-        sm->nres++;
-        st.write[0] += 1;
-    } else {
-        st.write[1] += 1;
+    /* The new tokens, one per stream in index order: into HBM while a slot is free (a
+     * promotion of nothing present: no charge), then written where their blocks are. */
+    for (uint32_t k = 0; k < S; k++) {
+        const uint32_t i = g->order[k], v = (g->sprompt[i] + n) * S + i;
+        if (sm->nres < slots) {
+            res[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+            sm->nres++;
+            st.write[0] += 1;
+        } else {
+            st.write[1] += 1;
+        }
     }
     kvp_traffic traffic;
     kvp_traffic_of(&traffic, &st, 2, g->d->tok_bytes);
-    *time_s += kvp_step_time(&g->model, &traffic);
-    kvp_counters_add(out, &st);
+    g->time_s[o] += kvp_step_time(&g->model, &traffic);
+    kvp_counters_add(&g->cnt[o], &st);
     return 0;
 }
 
 static void layer_free(layer *ly)
 {
-    for (size_t i = 0; ly->sims && i < ly->g->nr; i++)
+    for (size_t i = 0; ly->sims && i < ly->g->nr; i++) {
         free(ly->sims[i].res);
+        free(ly->sims[i].slp);
+    }
     free(ly->sims);
+    free(ly->ex);
+    free(ly->sreads);
+    free(ly->pr);
+    free(ly->pcnt);
+    free(ly->pstamp);
     free(ly->pl);
     free(ly->gtL);
     free(ly->eqL);
@@ -713,7 +982,9 @@ static void layer_free(layer *ly)
     free(ly->lv);
     free(ly->lvx);
     free(ly->ring);
-    kvp_cursor_free(ly->cur);
+    for (uint32_t i = 0; ly->cur && i < ly->g->S; i++)
+        kvp_cursor_free(ly->cur[i]);
+    free(ly->cur);
 }
 
 HOT static uint64_t count_bits(const layer *ly, const uint64_t *w, uint32_t nw)
@@ -731,6 +1002,13 @@ HOT static uint64_t count_bits(const layer *ly, const uint64_t *w, uint32_t nw)
     return c;
 }
 
+/* Several streams: the step's reads of each stream. */
+HOT static void stream_reads(layer *ly, const uint64_t *acc, uint32_t cw)
+{
+    memset(ly->sreads, 0, ly->g->S * sizeof *ly->sreads);
+    tally_words(ly, acc, NULL, 0, cw, ly->sreads);
+}
+
 static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
 {
     const grid_ctx *g = user;
@@ -739,9 +1017,8 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     memset(&ly, 0, sizeof ly);
     ly.g = g;
     ly.l = l;
-    ly.P = kvp_trace_prompt(g->tr);
     ly.N = kvp_trace_steps(g->tr);
-    ly.nw = words_of((uint64_t)ly.P + ly.N);
+    ly.nw = words_of(ext_of(&ly, ly.N));
     ly.np = g->np;
     ly.Lstart = 1;
 #ifdef GRID_V512
@@ -761,19 +1038,42 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     ok &= ly.sims != NULL;
     for (size_t i = 0; ok && i < g->nr; i++)
         ok &= (ly.sims[i].res = calloc(nw, sizeof *ly.sims[i].res)) != NULL;
+    ok &= ok && (ly.ex = calloc(nw, sizeof *ly.ex)) != NULL;
+    if (ok && g->S > 1) /* sreads, scg, sce, shit, spro, sdem: S each */
+        ok &= (ly.sreads = calloc((size_t)6 * g->S, sizeof *ly.sreads)) != NULL &&
+              (ly.pr = calloc(nw, sizeof *ly.pr)) != NULL &&
+              (ly.pcnt = calloc((size_t)2 * g->S * (W + 1), sizeof *ly.pcnt)) != NULL &&
+              (ly.pstamp = calloc(W + 1, sizeof *ly.pstamp)) != NULL;
+    for (size_t i = 0; ok && g->S > 1 && i < g->nr; i++)
+        ok &= (ly.sims[i].slp = malloc(g->S * sizeof *ly.sims[i].slp)) != NULL;
     if (ok && !kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc))) {
         ly.ring = calloc((size_t)(W + 1) * nw, sizeof *ly.ring);
-        ok &= ly.ring != NULL;
-        if (ok) {
-            if ((rc = kvp_cursor_create(&ly.cur, g->tr, l, kvp_scenario_budget(g->sc), err)) < 0)
+        ly.cur = calloc(g->S, sizeof *ly.cur);
+        ok &= ly.ring != NULL && ly.cur != NULL;
+        for (uint32_t i = 0; ok && i < g->S; i++) {
+            const kvp_trace *t = g->S > 1 ? kvp_trace_stream(g->tr, i) : g->tr;
+            if ((rc = kvp_cursor_create(&ly.cur[i], t, l, kvp_scenario_budget(g->sc), err)) < 0)
                 goto done;
-            kvp_cursor_sets_only(ly.cur);
+            kvp_cursor_sets_only(ly.cur[i]);
         }
     }
     if (!ok) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
         goto done;
     }
+    if (g->S > 1) {
+        ly.scg = ly.sreads + g->S;
+        ly.sce = ly.scg + g->S;
+        ly.shit = ly.sce + g->S;
+        ly.spro = ly.shit + g->S;
+        ly.sdem = ly.spro + g->S;
+    }
+    /* the prompts exist; each step's new tokens are added after it */
+    for (uint32_t i = 0; i < g->S; i++)
+        for (uint32_t b = 0; b < g->sprompt[i]; b++) {
+            const uint32_t v = b * g->S + i;
+            ly.ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+        }
 
     const uint32_t first = W < N ? W : N;
     for (uint32_t m = 0; m < first; m++) {
@@ -781,14 +1081,18 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
             goto done;
         slide(&ly, m, 1);
     }
-    find_level(&ly, ly.P, g->slots);
+    ly.full = g->S * g->Pmin / WORD_BITS;
+    find_level(&ly, words_of(ext_of(&ly, 0)), g->slots);
     initial(&ly, ly.sims[0].res, &ly.sims[0].nres);
     for (size_t i = 1; i < g->nr; i++) {
         memcpy(ly.sims[i].res, ly.sims[0].res, (size_t)nw * sizeof *ly.sims[i].res);
         ly.sims[i].nres = ly.sims[0].nres;
     }
-    for (size_t i = 0; i < g->nr; i++)
+    for (size_t i = 0; i < g->nr; i++) {
         ly.sims[i].lp = W;
+        for (uint32_t k = 0; ly.sims[i].slp && k < g->S; k++)
+            ly.sims[i].slp[k] = W;
+    }
 
     for (uint32_t n = 0; n < N; n++) {
         if (g->cancel && *g->cancel) {
@@ -803,15 +1107,20 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
                 slide(&ly, n + W - 1, 1);
             }
         }
-        const uint32_t ctx = ly.P + n;
-        find_level(&ly, ctx, g->slots);
+        const uint32_t cw = words_of(ext_of(&ly, n));
+        ly.full = g->S * (g->Pmin + n) / WORD_BITS;
+        find_level(&ly, cw, g->slots);
         const uint64_t *acc = acc_bits(&ly, n);
-        const uint64_t reads = count_bits(&ly, acc, words_of(ctx));
-        for (size_t i = 0; i < g->nr; i++) {
-            size_t o = (size_t)l * g->nr + i;
-            if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, &g->time_s[o],
-                               &g->cnt[o], err)) < 0)
+        const uint64_t reads = count_bits(&ly, acc, cw);
+        if (g->S > 1)
+            stream_reads(&ly, acc, cw);
+        for (size_t i = 0; i < g->nr; i++)
+            if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, (size_t)l * g->nr + i,
+                               err)) < 0)
                 goto done;
+        for (uint32_t i = 0; i < g->S; i++) {
+            const uint32_t v = (g->sprompt[i] + n) * g->S + i;
+            ly.ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
         }
         atomic_fetch_add(done, 1ull);
     }
@@ -821,16 +1130,58 @@ done:
 }
 
 
+int kvp_lookahead_grid_takes(const kvp_scenario *sc, const kvp_trace *tr,
+                             const kvp_run_options *ro)
+{
+    const kvp_streams *si = kvp_trace_streams(tr);
+    if ((ro && ro->check) || sc->tiers > 2)
+        return 0;
+    if (!si)
+        return 1;
+    if (WORD_BITS % si->n || (uint64_t)si->n * si->positions > UINT32_MAX)
+        return 0;
+    for (uint32_t i = 0; i < si->n; i++)
+        if (si->steps[i] != kvp_trace_steps(tr))
+            return 0;
+    return 1;
+}
+
+/* The streams of tr into g (one stream: S = 1, its prompt): the order of their new blocks
+ * and each one's bits of a word. */
+static int grid_streams(grid_ctx *g, const kvp_trace *tr, const uint32_t *P1)
+{
+    const kvp_streams *si = kvp_trace_streams(tr);
+    g->S = si ? si->n : 1;
+    g->heads = si ? si->heads : 1;
+    g->nseq = si ? si->nseq : 1;
+    g->sprompt = si ? si->prompt : P1;
+    g->order = malloc(g->S * sizeof *g->order);
+    if (!g->order)
+        return -1;
+    g->Pmin = g->Pmax = g->sprompt[0];
+    for (uint32_t i = 0; i < g->S; i++) {
+        const uint32_t P = g->sprompt[i];
+        g->Pmin = P < g->Pmin ? P : g->Pmin;
+        g->Pmax = P > g->Pmax ? P : g->Pmax;
+        uint32_t k = i; /* insertion by (P_i, i) */
+        for (; k > 0 && g->sprompt[g->order[k - 1]] > P; k--)
+            g->order[k] = g->order[k - 1];
+        g->order[k] = i;
+        for (uint32_t b = i; b < WORD_BITS; b += g->S)
+            g->smask[i] |= 1ull << b;
+    }
+    return 0;
+}
+
 int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
     if (n == 0)
         return 0;
-    if (ro && ro->check)
-        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: checked runs are the engine's");
-    if (sc->tiers > 2 || kvp_trace_streams(tr))
-        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: two tiers and one stream only; "
-                             "the rest are the engine's");
+    if (!kvp_lookahead_grid_takes(sc, tr, ro))
+        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: two tiers, unchecked, and on "
+                             "streams only when their count divides 64 and every one decodes "
+                             "every step; the rest are the engine's");
     for (size_t i = 0; i < n; i++)
         if (ps[i].ops != &kvp_policy_lookahead || ps[i].value[0] != ps[0].value[0])
             return kvp_error_set(err, KVP_EINVAL, "lookahead grid: every spec must be "
@@ -845,10 +1196,11 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     }
     kvp_derived d;
     int rc;
-    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_scenario_derive(sc, &d, err)) < 0 ||
+    if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
     const uint32_t L = kvp_trace_layers(tr), W = (uint32_t)ps[0].value[0];
+    const uint32_t P1 = kvp_trace_prompt(tr);
     grid_ctx g;
     memset(&g, 0, sizeof g);
     g.sc = sc;
@@ -867,7 +1219,8 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     g.cnt = calloc((size_t)L * n, sizeof *g.cnt);
     g.rc = calloc(L, sizeof *g.rc);
     g.err = calloc(L, sizeof *g.err);
-    if (!R || !g.time_s || !g.cnt || !g.rc || !g.err) {
+    if (!R || !g.time_s || !g.cnt || !g.rc || !g.err || grid_streams(&g, tr, &P1) < 0 ||
+        !(g.seq_out = calloc((size_t)L * n * g.nseq * 4, sizeof *g.seq_out))) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
     }
@@ -883,11 +1236,15 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
             goto done;
         }
     rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, g.time_s, g.cnt, &g.slots, 0, err);
+    for (size_t i = 0; i < n && rc >= 0 && g.S > 1; i++)
+        rc = kvp_result_fill_seqs(&res[i], g.nseq, L, n, i, g.seq_out, d.tok_bytes, err);
 done:
     free(R);
     free(g.time_s);
     free(g.cnt);
     free(g.rc);
     free(g.err);
+    free(g.order);
+    free(g.seq_out);
     return rc;
 }

@@ -7,9 +7,15 @@
 
 /* Runs the n lookahead specs ps[0..n) (all `lookahead`, all with the same W) on tr and fills
  * res[i] with what kvp_engine_run would give for ps[i], byte for byte.  Returns 0 or < 0
- * (KVP_EINVAL for specs it does not take: another policy, mixed W, ro->check set, which
- * only the engine's own run performs). */
+ * (KVP_EINVAL for specs it does not take: another policy, mixed W, or a run
+ * kvp_lookahead_grid_takes refuses). */
 int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+
+/* 1 if kvp_lookahead_grid runs on tr: an unchecked run on two tiers, of one stream, or of
+ * several streams whose count divides 64 and which all decode every step (docs/MODEL.md
+ * §12: no sequence finishes early); the others are the engine's. */
+int kvp_lookahead_grid_takes(const kvp_scenario *sc, const kvp_trace *tr,
+                             const kvp_run_options *ro);
 
 #endif

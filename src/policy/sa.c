@@ -133,8 +133,9 @@ static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *
                                  st->evals);
         int rc = 0;
         /* The bitset run (src/policy/lookahead_grid.c) gives the engine's result, faster;
-         * a checked run, or one on more than two tiers, is the engine's own. */
-        if ((st->ro && st->ro->check) || st->sc->tiers > 2 || kvp_trace_streams(st->tr)) {
+         * a run it does not take (checked, more than two tiers, streams that do not all
+         * decode every step) is the engine's own. */
+        if (!kvp_lookahead_grid_takes(st->sc, st->tr, st->ro)) {
             char spec[64];
             snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, r / (double)SA_R_STEPS);
             kvp_policy_spec ps;
