@@ -29,6 +29,20 @@ static inline void assign_u64(kvp_scenario *sc, const char *name, unsigned long 
     REQUIRE_OK(kvp_param_assign(sc, buf, &err), &err);
 }
 
+/* A small machine for random cases: L layers, `slots` token slots per layer (kv_heads,
+ * head_dim, dtype_bytes and batch 1, so tok_bytes = 2 B; weights 100 B; HBM 1000 B/s, DRAM
+ * 300 B/s, the link 100 B/s), at the sparsity given. */
+static inline void slots_scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsity)
+{
+    static const char *const set[] = {"kv_heads=1", "head_dim=1", "dtype_bytes=1", "batch=1",
+                                      "weight_bytes=100", "reserve=0", "hbm_bandwidth=1000",
+                                      "dram_bandwidth=300", "link_bandwidth=100"};
+    scenario_of(sc, set, sizeof set / sizeof *set);
+    sc->layers = L;
+    sc->sparsity = sparsity;
+    sc->hbm_capacity = 100 + (uint64_t)L * 2 * slots;
+}
+
 /* A toy machine where the arithmetic is easy: one layer, 1 KV head x 1 dim x 1 byte, batch 1,
  * so tok_bytes = 2 B; no reserve; HBM 1000 B/s, DRAM 100 B/s.  The weights (read once per
  * step), the HBM capacity (kv_budget = hbm_capacity - weight_bytes) and the link's bandwidth

@@ -9,15 +9,14 @@
  *
  * Usage: test_fast [seed]
  */
-#include "check.h"
 #include "engine/fast.h"
 #include "kvplace.h"
+#include "support.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static kvp_error err;
 
 #define NPY_TEMPLATE "/tmp/kvp_test_fast_XXXXXX"
 
@@ -113,19 +112,6 @@ static kvp_trace *drifting_trace(uint32_t N, uint32_t C)
     free(base);
     free(data);
     return t;
-}
-
-static void scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsity)
-{
-    kvp_scenario_default(sc);
-    const char *set[] = {"kv_heads=1", "head_dim=1", "dtype_bytes=1", "batch=1",
-                         "weight_bytes=100", "reserve=0", "hbm_bandwidth=1000",
-                         "dram_bandwidth=300", "link_bandwidth=100"};
-    for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-        CHECK_OK(kvp_param_assign(sc, set[i], &err), &err);
-    sc->layers = L;
-    sc->sparsity = sparsity;
-    sc->hbm_capacity = 100 + (uint64_t)L * 2 * slots; /* tok_bytes = 2 */
 }
 
 static int same_result(const kvp_result *a, const kvp_result *b)
@@ -238,7 +224,7 @@ static void streams_cases(kvp_trace *t, uint32_t heads)
                               prompts + S * N + 7};
     for (size_t k = 0; k < sizeof slots / sizeof *slots; k++) {
         kvp_scenario sc;
-        scenario(&sc, L, slots[k], 0.6);
+        slots_scenario(&sc, L, slots[k], 0.6);
         char h[32];
         snprintf(h, sizeof h, "kv_heads=%u", heads);
         CHECK_OK(kvp_param_assign(&sc, h, &err), &err);
@@ -254,7 +240,7 @@ int main(int argc, char **argv)
     kvp_trace *c = cache_of(t, 0.6);
     for (size_t s = 0; s < sizeof slots / sizeof *slots; s++) {
         kvp_scenario sc;
-        scenario(&sc, 2, slots[s], 0.6);
+        slots_scenario(&sc, 2, slots[s], 0.6);
         check_one(&sc, t);
         check_one(&sc, c);
     }
@@ -266,7 +252,7 @@ int main(int argc, char **argv)
         kvp_trace *r = random_trace(N, L, C, is_bool);
         kvp_scenario sc;
         const double sp = rnd(10) / 10.0;
-        scenario(&sc, L, rnd(C + 10), sp);
+        slots_scenario(&sc, L, rnd(C + 10), sp);
         check_one(&sc, r);
         kvp_trace *rc = cache_of(r, sp);
         check_one(&sc, rc);
@@ -280,7 +266,7 @@ int main(int argc, char **argv)
         kvp_trace *f = npy_of(r, path);
         for (uint32_t sl = 0; f && sl < 340; sl += 37) {
             kvp_scenario sc;
-            scenario(&sc, 2, sl, 0.4);
+            slots_scenario(&sc, 2, sl, 0.4);
             check_one(&sc, f);
         }
         kvp_trace_free(f);
@@ -299,7 +285,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; f && i < sizeof sl / sizeof *sl; i++)
             for (size_t j = 0; j < sizeof sp / sizeof *sp; j++) {
                 kvp_scenario sc;
-                scenario(&sc, 3, sl[i], sp[j]);
+                slots_scenario(&sc, 3, sl[i], sp[j]);
                 check_one(&sc, f);
             }
         kvp_trace_free(f);
@@ -319,7 +305,7 @@ int main(int argc, char **argv)
         kvp_trace *seqs[2] = {a, b}, *u = NULL;
         CHECK_OK(kvp_trace_sequences(&u, seqs, 2, &err), &err);
         kvp_scenario sc;
-        scenario(&sc, 1, 300, 0.6);
+        slots_scenario(&sc, 1, 300, 0.6);
         kvp_policy_spec sp;
         kvp_result r;
         kvp_run_options ro;
@@ -336,7 +322,7 @@ int main(int argc, char **argv)
     kvp_run_options_default(&ro);
     kvp_trace *s = synthetic(100, 5, 1, 0.6, 1);
     kvp_scenario sc;
-    scenario(&sc, 1, 50, 0.6);
+    slots_scenario(&sc, 1, 50, 0.6);
     CHECK_OK(kvp_policy_parse(&ps, "reactive", &err), &err);
     CHECK(!kvp_fast_prefix_takes(&ps, 1));
     CHECK_EQ_INT(kvp_fast_prefix_run(&sc, s, &ps, 1, &ro, &res, NULL, &err), KVP_EINVAL);

@@ -56,20 +56,6 @@ static kvp_trace *random_trace(uint32_t N, uint32_t L, uint32_t C, int ties)
     return t;
 }
 
-/* A small scenario: L layers, `slots` token slots per layer. */
-static void scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsity)
-{
-    kvp_scenario_default(sc);
-    const char *set[] = {"kv_heads=1", "head_dim=1", "dtype_bytes=1", "batch=1",
-                         "weight_bytes=100", "reserve=0", "hbm_bandwidth=1000",
-                         "dram_bandwidth=300", "link_bandwidth=100"};
-    for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-        CHECK_OK(kvp_param_assign(sc, set[i], &err), &err);
-    sc->layers = L;
-    sc->sparsity = sparsity;
-    sc->hbm_capacity = 100 + (uint64_t)L * 2 * slots; /* tok_bytes = 2 */
-}
-
 /* The per-sequence counts of a run on several streams. */
 static int same_seqs(const kvp_result *a, const kvp_result *b)
 {
@@ -134,7 +120,7 @@ static void test_synthetic(void)
     kvp_trace *c = cache_of(t, 0.6);
     for (size_t s = 0; s < sizeof slots / sizeof *slots; s++) {
         kvp_scenario sc;
-        scenario(&sc, 2, slots[s], 0.6);
+        slots_scenario(&sc, 2, slots[s], 0.6);
         for (size_t w = 0; w < sizeof ws / sizeof *ws; w++) {
             check_w(&sc, c, ws[w], 2);
             if (w % 3 == 0)
@@ -148,7 +134,7 @@ static void test_synthetic(void)
     for (size_t i = 0; i < sizeof sps / sizeof *sps; i++) {
         kvp_trace *h = synthetic(300, 80, 1, KVP_VAR_HIGH, sps[i], 11 + i);
         kvp_scenario sc;
-        scenario(&sc, 1, 120, sps[i]);
+        slots_scenario(&sc, 1, 120, sps[i]);
         check_w(&sc, h, 4, 1);
         check_w(&sc, h, 13, 1);
         kvp_trace_free(h);
@@ -164,7 +150,7 @@ static void test_random(uint64_t seed)
         kvp_trace *t = random_trace(N, L, C, k % 2);
         kvp_scenario sc;
         const double sp = rnd(10) / 10.0;
-        scenario(&sc, L, rnd(C), sp);
+        slots_scenario(&sc, L, rnd(C), sp);
         const uint32_t P = kvp_trace_prompt(t);
         (void)P;
         check_w(&sc, t, 1 + rnd(20), 1);
@@ -214,13 +200,13 @@ static void test_streams(uint64_t seed)
         kvp_trace *t = random_sequences(S, N, L, k % 2);
         kvp_scenario sc;
         const double sp = rnd(10) / 10.0;
-        scenario(&sc, L, 1 + rnd(S * 250), sp);
+        slots_scenario(&sc, L, 1 + rnd(S * 250), sp);
         check_w(&sc, t, 1 + rnd(N + 4), 1 + (unsigned)(k % 2));
         check_list(&sc, t);
         kvp_trace_free(t);
     }
     kvp_scenario base;
-    scenario(&base, 2, 0, 0.6);
+    slots_scenario(&base, 2, 0, 0.6);
     base.prompt = 300;
     base.steps = 60;
     base.variation = KVP_VAR_HIGH;
@@ -231,7 +217,7 @@ static void test_streams(uint64_t seed)
     static const uint32_t slots[] = {50, 600, 1400};
     for (size_t s = 0; s < sizeof slots / sizeof *slots; s++) {
         kvp_scenario sc;
-        scenario(&sc, 2, slots[s], 0.6);
+        slots_scenario(&sc, 2, slots[s], 0.6);
         check_w(&sc, t, 5 + 6 * (uint32_t)s, 2);
     }
     kvp_trace_free(t);
@@ -242,7 +228,7 @@ static void test_refusals(void)
 {
     kvp_trace *t = synthetic(100, 10, 1, KVP_VAR_ACTUAL, 0.6, 1);
     kvp_scenario sc;
-    scenario(&sc, 1, 40, 0.6);
+    slots_scenario(&sc, 1, 40, 0.6);
     kvp_policy_spec ps[2];
     kvp_result r[2];
     kvp_run_options ro;

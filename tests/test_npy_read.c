@@ -15,9 +15,9 @@
  * Usage: test_npy_read
  */
 #define _DEFAULT_SOURCE /* syscall */
-#include "check.h"
 #include "engine/fast.h"
 #include "kvplace.h"
+#include "support.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +26,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static kvp_error err;
 
 /* The library's pread, as a kernel may answer it. */
 static size_t cap;        /* at most this many bytes a call; 0: all asked */
@@ -145,25 +144,12 @@ static void same_sets(const kvp_trace *f, const kvp_trace *m, double sparsity)
     CHECK(same);
 }
 
-static void scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsity)
-{
-    kvp_scenario_default(sc);
-    const char *set[] = {"kv_heads=1", "head_dim=1", "dtype_bytes=1", "batch=1",
-                         "weight_bytes=100", "reserve=0", "hbm_bandwidth=1000",
-                         "dram_bandwidth=300", "link_bandwidth=100"};
-    for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-        CHECK_OK(kvp_param_assign(sc, set[i], &err), &err);
-    sc->layers = L;
-    sc->sparsity = sparsity;
-    sc->hbm_capacity = 100 + (uint64_t)L * 2 * slots; /* tok_bytes = 2 */
-}
-
 /* static and unlimited by the fast path on f and on m: the same results, field for field. */
 static void same_fast(const kvp_trace *f, const kvp_trace *m, uint32_t slots, double sparsity,
                       unsigned threads)
 {
     kvp_scenario sc;
-    scenario(&sc, kvp_trace_layers(m), slots, sparsity);
+    slots_scenario(&sc, kvp_trace_layers(m), slots, sparsity);
     sc.prompt = kvp_trace_prompt(m);
     sc.steps = kvp_trace_steps(m);
     kvp_policy_spec ps[2];
@@ -301,7 +287,7 @@ static void test_truncated_after_open(void)
             kvp_cursor_free(c);
 
             kvp_scenario sc;
-            scenario(&sc, L, P / 2, 0.6);
+            slots_scenario(&sc, L, P / 2, 0.6);
             sc.prompt = P;
             sc.steps = N;
             kvp_policy_spec ps;

@@ -140,18 +140,11 @@ static void test_bytes(void)
     kvp_trace_free(t);
 }
 
-/* A small scenario whose capacity binds: 2 layers, about `slots` token slots per layer. */
+/* slots_scenario with blocks of 4 tokens for page. */
 static void scenario(kvp_scenario *sc, uint32_t L, uint32_t slots, double sparsity)
 {
-    kvp_scenario_default(sc);
-    const char *set[] = {"kv_heads=1", "head_dim=1", "dtype_bytes=1", "batch=1",
-                         "weight_bytes=100", "reserve=0", "hbm_bandwidth=1000",
-                         "dram_bandwidth=300", "link_bandwidth=100", "page_tokens=4"};
-    for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-        CHECK_OK(kvp_param_assign(sc, set[i], &err), &err);
-    sc->layers = L;
-    sc->sparsity = sparsity;
-    sc->hbm_capacity = 100 + (uint64_t)L * 2 * slots; /* tok_bytes = 2 */
+    slots_scenario(sc, L, slots, sparsity);
+    REQUIRE_OK(kvp_param_assign(sc, "page_tokens=4", &err), &err);
 }
 
 static int same_result(const kvp_result *a, const kvp_result *b)
