@@ -374,6 +374,20 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
     return 0;
 }
 
+/* The new blocks nb[0..n) join the resident set and the step's bitset cur, and the
+ * promotions up[nup..); returns the promotions' new count. */
+static uint32_t take_new(reactive_state *st, const uint32_t *nb, uint32_t n, uint64_t *cur,
+                         uint32_t *up, uint32_t nup)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t b = nb[i];
+        cur[b >> 6] |= bit_of(b);
+        st->res[b >> 6] |= bit_of(b);
+        up[nup++] = b;
+    }
+    return nup;
+}
+
 /* More blocks wanted than slots: keep the new block, then the accessed blocks of highest
  * score; every other resident block goes. */
 static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp_error *err)
@@ -424,12 +438,7 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     uint64_t *cur = recent_of(st, gen);
     memcpy(cur, k, nw * sizeof *cur);
     memcpy(res, k, nw * sizeof *res);
-    for (uint32_t i = 0; i < keep_new; i++) {
-        const uint32_t b = s->new_blocks[i];
-        cur[b >> 6] |= bit_of(b);
-        res[b >> 6] |= bit_of(b);
-        up[nup++] = b;
-    }
+    nup = take_new(st, s->new_blocks, keep_new, cur, up, nup);
     st->rstamp[gen % RECENT] = gen;
     st->nlist = keep + keep_new;
     /* Demote before promoting so the layer never holds more than slots. */
@@ -573,7 +582,7 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
         r = st->rbits;
         nrw = nw;
     }
-    uint64_t *res = st->res, *cur = recent_of(st, gen);
+    uint64_t *cur = recent_of(st, gen);
     uint32_t *up = st->idx, nup;
 #if REACTIVE_AVX512
     if (st->wide)
@@ -583,12 +592,7 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
         nup = take_reads(st, r, nrw, gen);
     s->hbm_reads = s->nread - nup; /* KVP_CAP_SERVES */
     s->read_bits = r;
-    for (uint32_t i = 0; i < nnew; i++) {
-        const uint32_t b = s->new_blocks[i];
-        cur[b >> 6] |= bit_of(b);
-        res[b >> 6] |= bit_of(b);
-        up[nup++] = b;
-    }
+    nup = take_new(st, s->new_blocks, nnew, cur, up, nup);
     st->rstamp[gen % RECENT] = gen;
     if ((rc = promote_all(s, up, nup, err)) < 0)
         return rc;
