@@ -374,6 +374,20 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
     return 0;
 }
 
+/* The step's reads as bits, and in *nrw how many words hold them: the trace's bitset when it
+ * has one and the reads are its positions (its words end with the context, and no block
+ * above them exists), else the reads marked in st->rbits. */
+static const uint64_t *reads_bits(reactive_state *st, const kvp_step *s, uint32_t *nrw)
+{
+    if (s->acc->bits && s->read_block == s->acc->pos) {
+        *nrw = (s->context + 63) / 64;
+        return s->acc->bits;
+    }
+    mark_reads(st, s);
+    *nrw = st->nwords;
+    return st->rbits;
+}
+
 /* The new blocks nb[0..n) join the resident set and the step's bitset cur, and the
  * promotions up[nup..); returns the promotions' new count. */
 static uint32_t take_new(reactive_state *st, const uint32_t *nb, uint32_t n, uint64_t *cur,
@@ -397,15 +411,8 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     const uint32_t keep = slots - keep_new; /* accessed blocks kept; < nread here */
     int rc;
     select_kept(st, s, keep);
-    /* the trace's bitset, as in the normal case (reactive_step); no block above its words
-     * exists */
-    const uint64_t *r = s->acc->bits;
-    uint32_t nrw = (s->context + 63) / 64;
-    if (!r || s->read_block != s->acc->pos) {
-        mark_reads(st, s);
-        r = st->rbits;
-        nrw = nw;
-    }
+    uint32_t nrw;
+    const uint64_t *r = reads_bits(st, s, &nrw);
     /* Word by word: the kept blocks not resident are promoted, the read resident ones not
      * kept demoted, in ascending index (read_block's order).  Then every resident block not
      * read goes too, least recently used first: the queue's live entries, then the bitsets,
@@ -573,15 +580,8 @@ static int reactive_step(void *state, kvp_step *s, kvp_error *err)
      * and accessed + new <= slots, so the excess never exceeds those. */
     const uint32_t gen = s->n + 1;
     age_out(st, gen);
-    /* The trace's bitset when it has one and the reads are its positions (its words end
-     * with the context, and the words above hold no read) */
-    const uint64_t *r = s->acc->bits;
-    uint32_t nrw = (s->context + 63) / 64;
-    if (!r || s->read_block != s->acc->pos) {
-        mark_reads(st, s);
-        r = st->rbits;
-        nrw = nw;
-    }
+    uint32_t nrw;
+    const uint64_t *r = reads_bits(st, s, &nrw);
     uint64_t *cur = recent_of(st, gen);
     uint32_t *up = st->idx, nup;
 #if REACTIVE_AVX512
