@@ -162,7 +162,7 @@ AVX512 static inline uint32_t list_bits_avx512(uint64_t x, uint32_t w, uint32_t 
 #define LIST_BITS(wide, x, w, out, n) \
     ((wide) ? list_bits_avx512(x, w, out, n) : list_bits(x, w, out, n))
 #else
-#define LIST_BITS(wide, x, w, out, n) list_bits(x, w, out, n)
+#define LIST_BITS(wide, x, w, out, n) ((void)(wide), list_bits(x, w, out, n))
 #endif
 
 /* A bitset written in ascending order of its blocks (read_block ascends: one stream, the
