@@ -315,6 +315,22 @@ typedef struct synth_state {
     int avx512;         /* the passes over the keys take their AVX-512 form */
 } synth_state;
 
+/* The ties at the threshold to leave out of a chunk whose ties are the set bits of eq, with
+ * *t ties still to take: none while they fit, else all but the lowest *t (ties go to the
+ * lower positions); *t is less the ties taken. */
+static inline uint64_t ties_over(uint64_t eq, uint32_t *t)
+{
+    const uint32_t n = (uint32_t)__builtin_popcountll(eq);
+    if (n <= *t) {
+        *t -= n;
+        return 0;
+    }
+    for (uint32_t i = *t; i > 0; i--)
+        eq &= eq - 1;
+    *t = 0;
+    return eq;
+}
+
 #if KVP_SYNTH_AVX512
 /* 1 where the CPU has AVX-512 F and BW and KVPLACE_SSE2_ONLY is not set. */
 static int avx512_usable(void)
@@ -333,18 +349,23 @@ AVX512 static inline uint32_t compress16(uint32_t *out, __mmask16 m, __m512i vp)
 }
 
 /* state_select's pass, 32 keys a step: every position p < *pp (a multiple of 32 with
- * *pp <= ctx) with key[p] >= thr, in order, into pos, and as bits p of bits; returns their
- * count.  pos[m ..
+ * *pp <= ctx) with key[p] > thr, and the first *t with key[p] == thr (ties_over), in order,
+ * into pos, and as bits p of bits; returns their count.  pos[m ..
  * m + 15] stays below p + 32 <= ctx, since m <= p. */
 AVX512 static uint32_t take_ge_avx512(const uint16_t *key, uint32_t ctx, uint32_t thr,
-                                      uint32_t *pos, unsigned char *bits, uint32_t *pp)
+                                      uint32_t *t, uint32_t *pos, unsigned char *bits,
+                                      uint32_t *pp)
 {
     const __m512i vthr = _mm512_set1_epi16((short)thr);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i sixteen = _mm512_set1_epi32(16);
     uint32_t m = 0, p = 0;
     for (; p + 32 <= ctx; p += 32) {
-        __mmask32 ge = _mm512_cmpge_epu16_mask(_mm512_loadu_si512((const void *)(key + p)), vthr);
+        __m512i k32 = _mm512_loadu_si512((const void *)(key + p));
+        __mmask32 ge = _mm512_cmpge_epu16_mask(k32, vthr);
+        __mmask32 eq = _mm512_cmpeq_epu16_mask(k32, vthr);
+        if (eq)
+            ge &= ~(__mmask32)ties_over(eq, t);
         memcpy(bits + p / 8, &ge, 4); /* x86: little-endian, as the words that hold it */
         __m512i vp = _mm512_add_epi32(iota, _mm512_set1_epi32((int)p));
         m += compress16(pos + m, (__mmask16)ge, vp);
@@ -380,22 +401,25 @@ AVX512 static uint32_t band_avx512(const uint16_t *key, uint32_t ctx, uint32_t h
 }
 
 /* state_select_bits's pass, 64 keys a word: the words w < *pw (*pw * 64 <= ctx) of the keys
- * >= thr, every stride-th of bits; returns how many were taken. */
-AVX512 static uint32_t ge_bits_avx512(const uint16_t *key, uint32_t ctx, uint32_t thr,
-                                      uint64_t *bits, size_t stride, uint32_t *pw)
+ * > thr and the first *t == thr (ties_over), every stride-th of bits. */
+AVX512 static void ge_bits_avx512(const uint16_t *key, uint32_t ctx, uint32_t thr, uint32_t *t,
+                                  uint64_t *bits, size_t stride, uint32_t *pw)
 {
     const __m512i vthr = _mm512_set1_epi16((short)thr);
-    uint32_t m = 0, w = 0;
+    uint32_t w = 0;
     for (; (w + 1) * 64 <= ctx; w++) {
         const uint16_t *k = key + (size_t)w * 64;
-        uint64_t x = (uint64_t)_mm512_cmpge_epu16_mask(_mm512_loadu_si512((const void *)k), vthr) |
-                     (uint64_t)_mm512_cmpge_epu16_mask(_mm512_loadu_si512((const void *)(k + 32)),
-                                                       vthr) << 32;
+        __m512i lo = _mm512_loadu_si512((const void *)k);
+        __m512i hi = _mm512_loadu_si512((const void *)(k + 32));
+        uint64_t x = (uint64_t)_mm512_cmpge_epu16_mask(lo, vthr) |
+                     (uint64_t)_mm512_cmpge_epu16_mask(hi, vthr) << 32;
+        uint64_t eq = (uint64_t)_mm512_cmpeq_epu16_mask(lo, vthr) |
+                      (uint64_t)_mm512_cmpeq_epu16_mask(hi, vthr) << 32;
+        if (eq)
+            x &= ~ties_over(eq, t);
         bits[w * stride] = x;
-        m += (uint32_t)__builtin_popcountll(x);
     }
     *pw = w;
-    return m;
 }
 
 /* The scores (key_score, the same arithmetic: int to double, the product by 1 / 65535,
@@ -672,11 +696,11 @@ static uint32_t band_count(const synth_state *st, uint32_t ctx, uint32_t hi, uin
     return above;
 }
 
-/* The k-th highest of the keys (1 <= k <= ctx).  From one step to the next it moves by tens of
+/* The k-th highest of the keys (1 <= k <= ctx), and in *above the count of keys above it.  From one step to the next it moves by tens of
  * keys, at times by a couple of hundred, so the keys are counted in a band of 2 half around
  * the last one (band_count); a band that misses it (the first step, or a jump) costs a full
  * count, and the band doubles. */
-static uint32_t state_threshold(synth_state *st, uint32_t k)
+static uint32_t state_threshold(synth_state *st, uint32_t k, uint32_t *above_thr)
 {
     const uint32_t ctx = st->P + st->step;
     const uint16_t *key = st->key;
@@ -686,8 +710,10 @@ static uint32_t state_threshold(synth_state *st, uint32_t k)
         hi = hi < w ? w : hi > KEY_COUNT ? KEY_COUNT : hi;
         uint32_t above = band_count(st, ctx, hi, w, st->bandh);
         for (uint32_t v = w; above < k && v-- > 0;) {
-            if (above + st->bandh[v] >= k)
+            if (above + st->bandh[v] >= k) {
+                *above_thr = above;
                 return hi - w + v;
+            }
             above += st->bandh[v];
         }
         if (2 * w <= BAND_MAX)
@@ -702,12 +728,13 @@ static uint32_t state_threshold(synth_state *st, uint32_t k)
     uint32_t thr = KEY_COUNT - 1, above = 0;
     while (above + hist[thr] < k)
         above += hist[thr--];
+    *above_thr = above;
     return thr;
 }
 
 /* Top-k of the current keys: the k-th highest key thr (state_threshold), one forward pass
- * taking every key >= thr, then one pass that drops the highest-positioned ties beyond k (ties
- * go to the lower positions), then the scores (fill_scores, unless sets only).  The set is
+ * taking every key > thr and the first k - (their count) keys == thr (ties go to the lower
+ * positions), so exactly k, then the scores (fill_scores, unless sets only).  The set is
  * written to pos[0 .. k) and score[0 .. k); pos holds at least P + step entries (the forward
  * pass writes up to there). */
 static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *score)
@@ -719,24 +746,29 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
         memset(bits, 0, nbytes);
         return;
     }
-    const uint32_t thr = state_threshold(st, k);
+    uint32_t above;
+    const uint32_t thr = state_threshold(st, k, &above);
     st->thr = thr;
 
     const uint16_t *key = st->key;
-    uint32_t m = 0, p = 0;
+    uint32_t m = 0, p = 0, t = k - above; /* the ties still to take */
 #if KVP_SYNTH_AVX512
     if (st->avx512)
-        m = take_ge_avx512(key, ctx, thr, pos, bits, &p);
+        m = take_ge_avx512(key, ctx, thr, &t, pos, bits, &p);
 #endif
 #if KVP_SYNTH_SSE2
-    /* 8 keys at a time: key >= thr where thr - key saturates to 0; the 8-bit mask picks the
+    /* 8 keys at a time: key >= thr where thr - key saturates to 0 (the low 8 bits of the
+     * movemask; the high 8 are the ties, for ties_over); the 8-bit mask picks the
      * offsets of the taken keys from st->lut, stored whole (the set never outruns p, and
      * pos holds P + N entries, so the 8 stores stay inside it). */
     const __m128i vthr = _mm_set1_epi16((short)thr), zero = _mm_setzero_si128();
     for (; p + 8 <= ctx; p += 8) {
         __m128i k8 = _mm_loadu_si128((const __m128i *)(key + p));
         __m128i ge = _mm_cmpeq_epi16(_mm_subs_epu16(vthr, k8), zero);
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(ge, zero));
+        unsigned both = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(ge, _mm_cmpeq_epi16(k8, vthr)));
+        unsigned mask = both & 0xffu;
+        if (both >> 8)
+            mask &= ~(unsigned)ties_over(both >> 8, &t);
         bits[p / 8] = (unsigned char)mask; /* x86: little-endian, as the words */
         __m128i vp = _mm_set1_epi32((int)p);
         const __m128i *row = (const __m128i *)st->lut[mask].off;
@@ -747,27 +779,11 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
 #endif
     memset(bits + p / 8, 0, nbytes - p / 8);
     for (; p < ctx; p++) {
+        const uint32_t tie = key[p] == thr && t > 0, take = key[p] > thr || tie;
+        t -= tie;
         pos[m] = p;
-        st->bits[p / 64] |= (uint64_t)(key[p] >= thr) << (p % 64);
-        m += key[p] >= thr;
-    }
-    /* m = k + the ties not taken.  Drop the highest-positioned ties: find the lowest of them
-     * (i) scanning from the end, then move the entries above it down over the dropped ties
-     * (every tie above i is dropped, and its bit cleared); the entries below i stay where
-     * they are. */
-    uint32_t excess = m - k, i = m;
-    while (excess > 0)
-        if (key[pos[--i]] == thr)
-            excess--;
-    if (i < m) {
-        uint32_t w = i;
-        st->bits[pos[i] / 64] &= ~(1ull << (pos[i] % 64));
-        for (uint32_t j = i + 1; j < m; j++) {
-            if (key[pos[j]] != thr)
-                pos[w++] = pos[j];
-            else
-                st->bits[pos[j] / 64] &= ~(1ull << (pos[j] % 64));
-        }
+        st->bits[p / 64] |= (uint64_t)take << (p % 64);
+        m += take;
     }
     if (!st->sets_only)
         fill_scores(score, pos, k, key);
@@ -775,8 +791,8 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
 
 /* state_select's set as bits: bit p & 63 of bits[(p >> 6) * stride] for every position p of
  * the set, every word below (ctx + 63) / 64 written (zeros too), and, unless sets only, its
- * scores ascending by position into score[0 .. k).  The same threshold, the same keys taken
- * and the same ties dropped (the highest-positioned ones), so the same set. */
+ * scores ascending by position into score[0 .. k).  The same threshold and the same keys
+ * taken (the ties at the lowest positions), so the same set. */
 static void state_select_bits(synth_state *st, uint32_t k, uint64_t *bits, size_t stride,
                               float *score)
 {
@@ -786,44 +802,44 @@ static void state_select_bits(synth_state *st, uint32_t k, uint64_t *bits, size_
             bits[w * stride] = 0;
         return;
     }
-    const uint32_t thr = state_threshold(st, k);
+    uint32_t above;
+    const uint32_t thr = state_threshold(st, k, &above);
     st->thr = thr;
 
     const uint16_t *key = st->key;
-    uint32_t m = 0, w = 0;
+    uint32_t w = 0, t = k - above; /* the ties still to take */
 #if KVP_SYNTH_AVX512
     if (st->avx512)
-        m = ge_bits_avx512(key, ctx, thr, bits, stride, &w);
+        ge_bits_avx512(key, ctx, thr, &t, bits, stride, &w);
 #endif
 #if KVP_SYNTH_SSE2
     /* 8 keys at a time, as state_select's SSE2 pass: key >= thr where thr - key saturates
-     * to 0 */
+     * to 0, and the ties (key == thr) for ties_over */
     const __m128i vthr = _mm_set1_epi16((short)thr), zero = _mm_setzero_si128();
     for (; (w + 1) * 64 <= ctx; w++) {
-        uint64_t x = 0;
+        uint64_t x = 0, eq = 0;
         for (uint32_t e = 0; e < 64; e += 8) {
             __m128i k8 = _mm_loadu_si128((const __m128i *)(key + (size_t)w * 64 + e));
             __m128i ge = _mm_cmpeq_epi16(_mm_subs_epu16(vthr, k8), zero);
-            x |= (uint64_t)_mm_movemask_epi8(_mm_packs_epi16(ge, zero)) << e;
+            uint64_t both =
+                (uint64_t)_mm_movemask_epi8(_mm_packs_epi16(ge, _mm_cmpeq_epi16(k8, vthr)));
+            x |= (both & 0xffu) << e;
+            eq |= (both >> 8) << e;
         }
+        if (eq)
+            x &= ~ties_over(eq, &t);
         bits[w * stride] = x;
-        m += (uint32_t)__builtin_popcountll(x);
     }
 #endif
     for (; w < W; w++) {
         uint64_t x = 0;
-        for (uint32_t p = w * 64; p < ctx && p < (w + 1) * 64; p++)
-            x |= (uint64_t)(key[p] >= thr) << (p & 63);
-        bits[w * stride] = x;
-        m += (uint32_t)__builtin_popcountll(x);
-    }
-    /* m = k + the ties not taken: drop the highest-positioned ties (every key == thr is
-     * taken) */
-    for (uint32_t p = ctx, excess = m - k; excess > 0;)
-        if (key[--p] == thr) {
-            bits[(p >> 6) * stride] &= ~(1ull << (p & 63));
-            excess--;
+        for (uint32_t p = w * 64; p < ctx && p < (w + 1) * 64; p++) {
+            const uint32_t tie = key[p] == thr && t > 0;
+            t -= tie;
+            x |= (uint64_t)(key[p] > thr || tie) << (p & 63);
         }
+        bits[w * stride] = x;
+    }
     if (st->sets_only)
         return;
     uint32_t j = 0, pw[64]; /* a word's positions, for fill_scores */
