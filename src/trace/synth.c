@@ -315,6 +315,7 @@ typedef struct synth_state {
     int avx512;         /* the passes over the keys take their AVX-512 form */
 } synth_state;
 
+#if KVP_SYNTH_SSE2 /* the vector passes' (the plain one counts its ties key by key) */
 /* The ties at the threshold to leave out of a chunk whose ties are the set bits of eq, with
  * *t ties still to take: none while they fit, else all but the lowest *t (ties go to the
  * lower positions); *t is less the ties taken. */
@@ -330,6 +331,7 @@ static inline uint64_t ties_over(uint64_t eq, uint32_t *t)
     *t = 0;
     return eq;
 }
+#endif
 
 #if KVP_SYNTH_AVX512
 /* 1 where the CPU has AVX-512 F and BW and KVPLACE_SSE2_ONLY is not set. */
