@@ -301,7 +301,8 @@ static int fill_one(streams_cursor *c, uint32_t i, uint32_t m, kvp_error *err)
     }
     if ((!as_bits || !c->sets_only) && (rc = buf_room(c, b, need, !as_bits, err)) < 0)
         return rc;
-    float *score = c->sets_only ? NULL : b->score + at;
+    /* no score buffer yet while every set so far was empty (NULL + 0 is undefined) */
+    float *score = c->sets_only || !b->score ? NULL : b->score + at;
     if (into) {
         rc = as_bits ? kvp_cursor_next_bits(c->sub[i], &s, bits, S, score, err)
                      : kvp_cursor_next_into(c->sub[i], &s, b->pos + at, score, err);
@@ -316,7 +317,7 @@ static int fill_one(streams_cursor *c, uint32_t i, uint32_t m, kvp_error *err)
                 score[j] = 1.0f;
     }
     if (bits && !as_bits)
-        list_bits(bits, S, s.context, b->pos + at, s.count);
+        list_bits(bits, S, s.context, s.count ? b->pos + at : NULL, s.count);
     b->ctx[b->have] = s.context;
     b->off[b->have + 1] = (uint32_t)(at + s.count);
     b->have++;
@@ -456,7 +457,7 @@ static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint3
     const unsigned lg = (unsigned)__builtin_ctz(S);
     const float *next[64] = {0}; /* per stream, the score of its next read */
     for (uint32_t i = 0; i < S && !c->sets_only; i++)
-        if (n < im->steps[i])
+        if (n < im->steps[i] && c->buf[i].score) /* no buffer: no read so far */
             next[i] = c->buf[i].score + c->buf[i].off[j];
     const uint64_t *sj = c->sbits + j * c->words * S;
     uint32_t k = 0;
