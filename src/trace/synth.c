@@ -928,6 +928,21 @@ static int synth_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, voi
     return 0;
 }
 
+/* a's record of step n of st's layer: k reads, their positions pos (NULL when they went out
+ * as bits only) and the set as bits (NULL unless the access's own format), scores unless
+ * sets only. */
+static void access_of(const synth_state *st, kvp_access *a, uint32_t n, uint32_t k,
+                      const uint32_t *pos, const uint64_t *bits, const float *score)
+{
+    a->step = n;
+    a->layer = st->layer;
+    a->context = st->P + n;
+    a->count = k;
+    a->pos = pos;
+    a->bits = bits;
+    a->score = st->sets_only ? NULL : score;
+}
+
 static int synth_step_into(void *state, uint32_t n, kvp_access *a, uint32_t *pos, float *score,
                            kvp_error *err)
 {
@@ -935,19 +950,14 @@ static int synth_step_into(void *state, uint32_t n, kvp_access *a, uint32_t *pos
     int rc = state_goto(st, n, err);
     if (rc < 0)
         return rc;
-    const uint32_t ctx = st->P + n;
-    const uint32_t k = kvp_access_k(st->budget, ctx);
+    const uint32_t k = kvp_access_k(st->budget, st->P + n);
     state_select(st, k, pos, score);
-    a->step = n;
-    a->layer = st->layer;
-    a->context = ctx;
-    a->count = k;
-    a->pos = pos;
-    a->bits = st->bits;
-    a->score = st->sets_only ? NULL : score;
+    access_of(st, a, n, k, pos, st->bits, score);
     return 0;
 }
 
+/* The same, the set as bits into the caller's strided words (bits[(p >> 6) * stride]), not
+ * in the access's own format: a->pos and a->bits are NULL. */
 static int synth_step_bits(void *state, uint32_t n, kvp_access *a, uint64_t *bits,
                            size_t stride, float *score, kvp_error *err)
 {
@@ -955,15 +965,9 @@ static int synth_step_bits(void *state, uint32_t n, kvp_access *a, uint64_t *bit
     int rc = state_goto(st, n, err);
     if (rc < 0)
         return rc;
-    const uint32_t ctx = st->P + n;
-    const uint32_t k = kvp_access_k(st->budget, ctx);
+    const uint32_t k = kvp_access_k(st->budget, st->P + n);
     state_select_bits(st, k, bits, stride, score);
-    a->step = n;
-    a->layer = st->layer;
-    a->context = ctx;
-    a->count = k;
-    a->pos = NULL;
-    a->score = st->sets_only ? NULL : score;
+    access_of(st, a, n, k, NULL, NULL, score);
     return 0;
 }
 
