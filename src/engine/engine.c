@@ -1630,15 +1630,6 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
-/* 1 if ps[0..n) are all lookahead with one W. */
-static int one_lookahead(const kvp_policy_spec *ps, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ps[i].ops != &kvp_policy_lookahead || ps[i].value[0] != ps[0].value[0])
-            return 0;
-    return n > 0;
-}
-
 /* The simulated policies of a list by the quickest path that gives the engine's results, byte
  * for byte (docs/PERF.md §12): `static` and `unlimited` by the prefix fast path
  * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), one
@@ -1658,7 +1649,7 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
      * streams that decode every step, for a list of lookahead of one W alone (with other
      * policies it rides their pass) */
     if (sc->tiers > 2 || kvp_trace_streams(tr)) {
-        if (!*fill && !need_sums && !(ro && ro->step_hook) && one_lookahead(ps, n) &&
+        if (!*fill && !need_sums && !(ro && ro->step_hook) && kvp_lookahead_grid_one_w(ps, n) &&
             kvp_lookahead_grid_takes(sc, tr, ro))
             return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
         return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);

@@ -1173,6 +1173,14 @@ static int grid_streams(grid_ctx *g, const kvp_trace *tr, const uint32_t *P1)
     return 0;
 }
 
+int kvp_lookahead_grid_one_w(const kvp_policy_spec *ps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].ops != &kvp_policy_lookahead || ps[i].value[0] != ps[0].value[0])
+            return 0;
+    return n > 0;
+}
+
 int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
@@ -1182,10 +1190,9 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
         return kvp_error_set(err, KVP_EINVAL, "lookahead grid: two tiers, unchecked, and on "
                              "streams only when their count divides 64 and every one decodes "
                              "every step; the rest are the engine's");
-    for (size_t i = 0; i < n; i++)
-        if (ps[i].ops != &kvp_policy_lookahead || ps[i].value[0] != ps[0].value[0])
-            return kvp_error_set(err, KVP_EINVAL, "lookahead grid: every spec must be "
-                                 "lookahead with the same W");
+    if (!kvp_lookahead_grid_one_w(ps, n))
+        return kvp_error_set(err, KVP_EINVAL, "lookahead grid: every spec must be "
+                             "lookahead with the same W");
     const kvp_policy_param *pp = kvp_policy_lookahead.params;
     for (size_t i = 0; i < n; i++) {
         const double Wv = ps[i].value[0], R = ps[i].value[1];

@@ -12,6 +12,9 @@
 int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err);
 
+/* 1 if ps[0..n) (n > 0) are all `lookahead` with one W: the specs kvp_lookahead_grid takes. */
+int kvp_lookahead_grid_one_w(const kvp_policy_spec *ps, size_t n);
+
 /* 1 if kvp_lookahead_grid runs on tr: an unchecked run on two tiers, of one stream, or of
  * several streams whose count divides 64 and which all decode every step (docs/MODEL.md
  * §12: no sequence finishes early); the others are the engine's. */
