@@ -184,7 +184,7 @@ mkfifo "$T/stop/t.npy"
     tiny_base
     echo "[zip]"
     echo "seed = 1, 2, 3, 4"
-    echo "trace = synthetic, synthetic, t.npy, synthetic"
+    echo "trace = synthetic, synthetic, t.npy, real.npy" # files run last, in spec order
 } >"$T/stop/slow.ini"
 "$KVPLACE" sweep "$T/stop/slow.ini" --out "$T/s" --jobs 1 -q 2>"$T/err" &
 pid=$!
@@ -365,6 +365,21 @@ printf 'junk' >"$T/tdir/junk.npy"
 { echo "[base]"; echo "trace = junk.npy"; } >"$T/tdir/junk.ini"
 refused "a failing point" 1 "point 0000-" sweep "$T/tdir/junk.ini" --out "$T/j" -q
 [ ! -e "$T/j/sweep.csv" ] && [ -z "$(ls "$T/j/points")" ] && ok || bad "a failing point left files"
+# The heaviest points first (steps x context): with one job the progress lines give the
+# order of the runs, so steps 10, 40, 20 (points 0, 1, 2) run as 1, 2, 0; sequences=3 (three
+# prompts of about 300) is heavier than one sequence of the same steps.
+{
+    echo "[sweep]"
+    echo "policies = static"
+    tiny_base | grep -v '^steps'
+    echo "[zip]"
+    echo "steps = 10, 40, 20, 20"
+    echo "sequences = 1, 1, 1, 3"
+} >"$T/order.ini"
+kv sweep "$T/order.ini" --out "$T/order" --jobs 1
+order=$(sed -n 's/^kvplace: \[[0-9]*\/4\] \(....\)-.*/\1/p' "$T/err" | tr '\n' ' ')
+[ "$rc" -eq 0 ] && [ "$order" = "0003 0001 0002 0000 " ] && ok ||
+    bad "sweep order: '$order', not the heaviest first (0003 0001 0002 0000)"
 kv sweep --help
 [ "$rc" -eq 0 ] && grep -q "sweep merge DIR" "$T/out" && [ ! -s "$T/err" ] && ok || bad "sweep --help"
 
