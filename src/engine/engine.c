@@ -833,17 +833,31 @@ __attribute__((noinline)) static uint64_t serve_reads_streams(pol_layer *pl,
         const uint32_t b = fast_div(pos[i], m) / g;
         const uint64_t end = ((uint64_t)b + 1) * g * S;
         uint32_t ns = 0, j = i;
-        for (; j < count && pos[j] < end; j++) {
-            uint32_t st = fast_mod(pos[j], m, S);
-            if (!cnt[st]++) {
-                uint32_t k = ns++; /* insertion: seen[] ascends */
-                for (; k > 0 && seen[k - 1] > st; k--)
-                    seen[k] = seen[k - 1];
-                seen[k] = st;
-                sum[st] = 0;
+        uint64_t mask = 0; /* S <= 64: the streams read, as bits (ascending by ctz) */
+        if (S <= 64) {
+            for (; j < count && pos[j] < end; j++) {
+                uint32_t st = fast_mod(pos[j], m, S);
+                if (!cnt[st]++)
+                    sum[st] = 0;
+                mask |= 1ull << st;
+                if (scores)
+                    sum[st] += (double)score[j];
             }
-            if (scores)
-                sum[st] += (double)score[j];
+            for (uint64_t z = mask; z; z &= z - 1)
+                seen[ns++] = (uint32_t)__builtin_ctzll(z);
+        } else {
+            for (; j < count && pos[j] < end; j++) {
+                uint32_t st = fast_mod(pos[j], m, S);
+                if (!cnt[st]++) {
+                    uint32_t k = ns++; /* insertion: seen[] ascends */
+                    for (; k > 0 && seen[k - 1] > st; k--)
+                        seen[k] = seen[k - 1];
+                    seen[k] = st;
+                    sum[st] = 0;
+                }
+                if (scores)
+                    sum[st] += (double)score[j];
+            }
         }
         for (uint32_t k = 0; k < ns; k++) {
             const uint32_t st = seen[k], vb = b * S + st;
