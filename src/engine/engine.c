@@ -70,7 +70,7 @@ struct kvp_engine_layer {
     const uint32_t *slim;
     /* Several streams, S a power of two up to 64: resident[] as bits (bit b & 63 of word
      * b >> 6), kept beside it by every change, so that a step's hits are counted from the
-     * set's bits (serve_bits_streams); NULL otherwise. */
+     * set's bits (tally_bits); NULL otherwise. */
     uint64_t *rbits;
 };
 
@@ -816,9 +816,10 @@ static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *
  * [b g, (b + 1) g) of every stream) are consecutive; each stream's count and score sum (in
  * position order, as serve_reads sums) give the read entry of block b * S + i, listed by
  * stream ascending. */
-/* Out of line: the one-stream step stays as compact as before streams (docs/PERF.md 18). */
+/* Out of line: the one-stream step stays as compact as before streams (docs/PERF.md 18);
+ * not cold, which GCC compiles for size (docs/PERF.md 37). */
 __attribute__((noinline)) static uint64_t serve_reads_streams(pol_layer *pl,
-                                                                    const kvp_access *acc)
+                                                              const kvp_access *acc)
 {
     const uint32_t g = pl->li.g, S = pl->li.streams;
     const int scores = (pl->ps->ops->caps & KVP_CAP_SCORES) != 0;
@@ -939,13 +940,15 @@ static void tally_bits(const uint64_t *set, const uint64_t *res, size_t nw, uint
     }
 }
 
-/* Reads with several streams and 1-token blocks: serve_reads's loop, with each read's
- * stream tallied on the way (the per-sequence counts of streams_count_reads), one pass and
- * one residency load a read.  Reads of stream v % S: a mask when S is a power of two. */
+/* Reads with several streams and 1-token blocks.  With the set's bits and the residency's
+ * (S a power of two up to 64), the per-stream tallies by tally_bits.  Otherwise
+ * serve_reads's loop, with each read's stream tallied on the way (the per-sequence counts of
+ * streams_count_reads), one pass and one residency load a read; reads of stream v % S: a mask
+ * when S is a power of two.  Out of line, not cold: GCC compiles cold code for size. */
 __attribute__((noinline)) static uint64_t serve_reads_streams1(pol_layer *pl,
-                                                                     const run_ctx *rc,
-                                                                     const kvp_access *acc,
-                                                                     int *marked)
+                                                               const run_ctx *rc,
+                                                               const kvp_access *acc,
+                                                               int *marked)
 {
     const uint32_t S = pl->li.streams;
     const uint8_t *res = pl->e.resident;
