@@ -7,7 +7,8 @@
  * hand-worked two-sequence case of different lengths; bad input. */
 #include "check.h"
 #include "support.h"
-#include "trace/trace.h" /* kvp_cursor_sets_only */
+#include "engine/runner.h" /* kvp_engine_set_serve_bits */
+#include "trace/trace.h"    /* kvp_cursor_sets_only */
 
 #include <math.h>
 #include <stdio.h>
@@ -315,6 +316,16 @@ static void check_merge(const kvp_trace *t, kvp_budget bud, int sets_only, const
                 bad = 1;
             for (uint32_t q = 0; !bad && q < k; q++)
                 bad = a.pos[q] != want[q].v || (!sets_only && a.score[q] != want[q].score);
+            /* the merge by bits hands the set out as bits too, exactly its positions */
+            const int pow2 = S <= 64 && (S & (S - 1)) == 0;
+            if (!bad && pow2 != (a.bits != NULL))
+                bad = 2;
+            for (uint64_t v = 0, q = 0; !bad && a.bits && v < ((uint64_t)a.context + 63) / 64 * 64;
+                 v++) {
+                const int in = q < k && a.pos[q] == v;
+                q += (uint64_t)in;
+                bad = (int)(a.bits[v >> 6] >> (v & 63) & 1) != in ? 3 : 0;
+            }
             char msg[200];
             snprintf(msg, sizeof msg, "%s, layer %u step %u: %u reads (%u by hand)%s", what, l,
                      n, a.count, k, sets_only ? ", sets only" : "");
@@ -378,6 +389,101 @@ static void test_merge(void)
     }
 }
 
+/* What a run of spec gives with the engine serving from the sets' bits and from the
+ * positions (kvp_engine_set_serve_bits), checking mode or not: every field alike, and each
+ * sequence's counts. */
+static void same_served(const kvp_scenario *sc, const kvp_trace *t, const char *spec,
+                        const char *what)
+{
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    ro.threads = 1;
+    kvp_result r[3];
+    for (int k = 0; k < 3; k++) {
+        ro.check = k == 2;
+        kvp_engine_set_serve_bits(k != 1);
+        r[k] = run_with(sc, t, spec, &ro);
+    }
+    kvp_engine_set_serve_bits(1);
+    for (int k = 1; k < 3; k++) {
+        char msg[240];
+        snprintf(msg, sizeof msg, "%s: %s, %s", what, spec,
+                 k == 1 ? "bits against positions" : "checking mode");
+        int ok = same_result(&r[0], &r[k], msg) && r[0].sequences == r[k].sequences;
+        for (uint32_t q = 0; ok && q < r[0].sequences; q++)
+            ok = memcmp(&r[0].seq[q], &r[k].seq[q], sizeof r[0].seq[q]) == 0;
+        check_report_(ok, __FILE__, __LINE__, msg);
+    }
+}
+
+static const char *const served_policies[] = {
+    "reactive", "reactive:g=3", "page:page_tokens=5", "page:page_tokens=1", "static",
+    "unlimited", "lookahead:W=4:R=0.3", "lookahead:W=1:R=1", "hot", "whittle",
+};
+
+/* The engine's serving from the sets' bits (S a power of two up to 64: the per-stream reads
+ * and hits counted from the set's and the residency's bits, a moved block's "read this step"
+ * from the set's bits, the bits copied into the look-ahead ring) against its serving from
+ * the positions, as before (docs/PERF.md 37): sequences of random memory traces at S = 2, 3,
+ * 4, 8, 16, 64 (3: no bits, the fallback), of random prompts and steps (streams finish,
+ * freeing their blocks), slots from none to all, blocks of 1, 3 and 5 tokens; then synthetic
+ * KV heads, whose sets the merge takes as bits from the generator. */
+static void test_served_bits(void)
+{
+    uint64_t x = check_seed ^ 0xB175ull;
+    printf("served_bits: seed %llu\n", (unsigned long long)check_seed);
+    /* S and the longest prompt: 4 x 4500 and 16 x 1500 pass 255 words of 64 virtual
+     * positions (the counts' bytes added out) */
+    static const uint32_t sizes[][2] = {{2, 150}, {3, 150}, {4, 4500}, {8, 150}, {16, 1500},
+                                        {64, 150}};
+    for (size_t r = 0; r < sizeof sizes / sizeof *sizes; r++) {
+        const uint32_t S = sizes[r][0];
+        kvp_trace *seq[64];
+        uint32_t total = 0;
+        for (uint32_t q = 0; q < S; q++) {
+            const uint32_t P = sm_in(&x, 1, sizes[r][1]), N = sm_in(&x, 1, 30), C = P + N - 1;
+            float *d = sm_scores(&x, N, 1, C);
+            REQUIRE_OK(kvp_trace_from_memory(&seq[q], d, N, 1, C, 0, "q", &err), &err);
+            free(d);
+            total += P + N;
+        }
+        kvp_trace *t = NULL;
+        REQUIRE_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
+        for (int round = 0; round < 3; round++) {
+            const uint32_t slots = round == 0 ? 0 : round == 1 ? sm_in(&x, 1, total) : total;
+            /* every position read once: a bit's count reaches the most its lanes hold */
+            const double sparsity = round == 2 ? 0 : (double)sm_in(&x, 0, 9) / 10;
+            kvp_scenario sc;
+            streams_scenario(&sc, 1, 1, 1, 2, slots, 29, sparsity);
+            char what[120];
+            snprintf(what, sizeof what, "%u memory streams, slots %u of %u, sparsity %g", S,
+                     slots, total, sparsity);
+            for (size_t i = 0; i < sizeof served_policies / sizeof *served_policies; i++)
+                same_served(&sc, t, served_policies[i], what);
+        }
+        kvp_trace_free(t);
+    }
+    static const uint32_t shapes[][3] = {{2, 4, 150}, {4, 4, 90}, {3, 1, 200}, {1, 2, 300}};
+    for (size_t r = 0; r < sizeof shapes / sizeof *shapes; r++) {
+        const uint32_t H = shapes[r][1];
+        kvp_scenario sc;
+        streams_scenario(&sc, 2, H, 1, 2ull * H, sm_in(&x, 1, 3 * shapes[r][2]), 29, 0.6);
+        sc.prompt = shapes[r][2];
+        sc.steps = 24;
+        sc.seed = 2000 + r;
+        kvp_synth_params p;
+        kvp_synth_default(&p, &sc);
+        p.heads = H;
+        kvp_trace *t = NULL;
+        REQUIRE_OK(kvp_trace_synthetic_sequences(&t, &p, shapes[r][0], &err), &err);
+        char what[120];
+        snprintf(what, sizeof what, "synthetic, %u sequences x %u heads", shapes[r][0], H);
+        for (size_t i = 0; i < sizeof served_policies / sizeof *served_policies; i++)
+            same_served(&sc, t, served_policies[i], what);
+        kvp_trace_free(t);
+    }
+}
+
 static void test_bad_input(void)
 {
     /* a 4-D trace whose heads are not the model's kv_heads */
@@ -434,6 +540,7 @@ int main(int argc, char **argv)
         {"two_sequences_reactive_ties", test_two_sequences_reactive_ties},
         {"distinct_random", test_distinct_random},
         {"merge", test_merge},
+        {"served_bits", test_served_bits},
         {"bad_input", test_bad_input},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);

@@ -68,7 +68,32 @@ struct kvp_engine_layer {
      * that may be resident this step (0 once its sequence finished). */
     uint32_t S;
     const uint32_t *slim;
+    /* Several streams, S a power of two up to 64: resident[] as bits (bit b & 63 of word
+     * b >> 6), kept beside it by every change, so that a step's hits are counted from the
+     * set's bits (tally_bits); NULL otherwise. */
+    uint64_t *rbits;
 };
+
+/* Tests: 0 makes the engine ignore the sets' bits (the serving and charging from the
+ * positions, as before docs/PERF.md 37), to compare the two paths. */
+static int serve_bits = 1;
+
+void kvp_engine_set_serve_bits(int on)
+{
+    serve_bits = on != 0;
+}
+
+static inline void rbit_set(struct kvp_engine_layer *e, uint32_t b)
+{
+    if (e->rbits)
+        e->rbits[b >> 6] |= 1ull << (b & 63);
+}
+
+static inline void rbit_clear(struct kvp_engine_layer *e, uint32_t b)
+{
+    if (e->rbits)
+        e->rbits[b >> 6] &= ~(1ull << (b & 63));
+}
 
 static int touch(struct kvp_engine_layer *e, uint32_t b)
 {
@@ -311,6 +336,7 @@ uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t cou
         else
             touch(e, b);
         e->resident[b] = 1;
+        rbit_set(e, b);
         prefix &= b == e->nresident + i;
     }
     e->prefix = prefix;
@@ -332,6 +358,7 @@ uint32_t kvp_step_demote_many(kvp_step *s, const uint32_t *blocks, uint32_t coun
         else
             touch(e, b);
         e->resident[b] = 0;
+        rbit_clear(e, b);
         prefix &= b + 1 + i == e->nresident;
     }
     e->prefix = prefix;
@@ -406,6 +433,7 @@ typedef struct acc_buf {
     kvp_access a;
     uint32_t *pos;
     float *score;
+    uint64_t *bits;
 } acc_buf;
 
 static void copy_access(acc_buf *dst, const kvp_access *src)
@@ -416,7 +444,10 @@ static void copy_access(acc_buf *dst, const kvp_access *src)
         memcpy(dst->score, src->score, (size_t)src->count * sizeof *dst->score);
     dst->a.pos = dst->pos;
     dst->a.score = src->score ? dst->score : NULL;
-    dst->a.bits = NULL; /* the trace's buffer is the next step's */
+    /* the trace's buffers are the next step's: its bits copied too, when it has them */
+    if (src->bits)
+        memcpy(dst->bits, src->bits, ((size_t)src->context + 63) / 64 * sizeof *dst->bits);
+    dst->a.bits = src->bits ? dst->bits : NULL;
 }
 
 /* What one layer of one policy adds up to. */
@@ -507,6 +538,7 @@ static void pol_free(pol_layer *pl)
     if (pl->state_ok && pl->ps->ops->free)
         pl->ps->ops->free(pl->state);
     free(pl->e.resident);
+    free(pl->e.rbits);
     free(pl->e.tier);
     free(pl->e.prev);
     free(pl->e.next);
@@ -561,6 +593,11 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
     pl->e.rscore = pl->rscore;
     const uint32_t S = pl->li.streams;
     pl->e.S = S;
+    if (S > 1 && S <= 64 && (S & (S - 1)) == 0 && tiers <= 2) {
+        pl->e.rbits = calloc((size_t)nb / 64 + 1, sizeof *pl->e.rbits);
+        if (!pl->e.rbits)
+            return 0;
+    }
     if (S > 1) {
         pl->sctx = calloc(S, sizeof *pl->sctx);
         pl->slim = calloc(S, sizeof *pl->slim);
@@ -568,7 +605,7 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
         pl->sseen = calloc(S, sizeof *pl->sseen);
         pl->newb = calloc(S, sizeof *pl->newb);
         pl->ssum = calloc(S, sizeof *pl->ssum);
-        pl->stally = calloc(S, sizeof *pl->stally);
+        pl->stally = calloc(2 * (size_t)S, sizeof *pl->stally); /* tally_bits: reads, hits */
         pl->freed = malloc((size_t)(nb ? nb : 1) * sizeof *pl->freed);
         pl->e.slim = pl->slim;
         if (!pl->sctx || !pl->slim || !pl->scnt || !pl->sseen || !pl->newb || !pl->ssum ||
@@ -635,6 +672,9 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
         }
         pl->e.nresident += pl->e.resident[b];
     }
+    for (uint32_t b = 0; pl->e.rbits && b < pl->li.nblocks; b++)
+        if (pl->e.resident[b])
+            rbit_set(&pl->e, b);
     pl->e.prefix = pl->li.streams <= 1;
     for (uint32_t b = 0; b < pl->e.nresident; b++)
         pl->e.prefix &= pl->e.resident[b] == 1;
@@ -776,9 +816,10 @@ static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *
  * [b g, (b + 1) g) of every stream) are consecutive; each stream's count and score sum (in
  * position order, as serve_reads sums) give the read entry of block b * S + i, listed by
  * stream ascending. */
-/* Out of line: the one-stream step stays as compact as before streams (docs/PERF.md 18). */
-__attribute__((noinline, cold)) static uint64_t serve_reads_streams(pol_layer *pl,
-                                                                    const kvp_access *acc)
+/* Out of line: the one-stream step stays as compact as before streams (docs/PERF.md 18);
+ * not cold, which GCC compiles for size (docs/PERF.md 37). */
+__attribute__((noinline)) static uint64_t serve_reads_streams(pol_layer *pl,
+                                                              const kvp_access *acc)
 {
     const uint32_t g = pl->li.g, S = pl->li.streams;
     const int scores = (pl->ps->ops->caps & KVP_CAP_SCORES) != 0;
@@ -793,17 +834,31 @@ __attribute__((noinline, cold)) static uint64_t serve_reads_streams(pol_layer *p
         const uint32_t b = fast_div(pos[i], m) / g;
         const uint64_t end = ((uint64_t)b + 1) * g * S;
         uint32_t ns = 0, j = i;
-        for (; j < count && pos[j] < end; j++) {
-            uint32_t st = fast_mod(pos[j], m, S);
-            if (!cnt[st]++) {
-                uint32_t k = ns++; /* insertion: seen[] ascends */
-                for (; k > 0 && seen[k - 1] > st; k--)
-                    seen[k] = seen[k - 1];
-                seen[k] = st;
-                sum[st] = 0;
+        uint64_t mask = 0; /* S <= 64: the streams read, as bits (ascending by ctz) */
+        if (S <= 64) {
+            for (; j < count && pos[j] < end; j++) {
+                uint32_t st = fast_mod(pos[j], m, S);
+                if (!cnt[st]++)
+                    sum[st] = 0;
+                mask |= 1ull << st;
+                if (scores)
+                    sum[st] += (double)score[j];
             }
-            if (scores)
-                sum[st] += (double)score[j];
+            for (uint64_t z = mask; z; z &= z - 1)
+                seen[ns++] = (uint32_t)__builtin_ctzll(z);
+        } else {
+            for (; j < count && pos[j] < end; j++) {
+                uint32_t st = fast_mod(pos[j], m, S);
+                if (!cnt[st]++) {
+                    uint32_t k = ns++; /* insertion: seen[] ascends */
+                    for (; k > 0 && seen[k - 1] > st; k--)
+                        seen[k] = seen[k - 1];
+                    seen[k] = st;
+                    sum[st] = 0;
+                }
+                if (scores)
+                    sum[st] += (double)score[j];
+            }
         }
         for (uint32_t k = 0; k < ns; k++) {
             const uint32_t st = seen[k], vb = b * S + st;
@@ -824,13 +879,76 @@ __attribute__((noinline, cold)) static uint64_t serve_reads_streams(pol_layer *p
     return hbm_hits;
 }
 
-/* Reads with several streams and 1-token blocks: serve_reads's loop, with each read's
- * stream tallied on the way (the per-sequence counts of streams_count_reads), one pass and
- * one residency load a read.  Reads of stream v % S: a mask when S is a power of two. */
-__attribute__((noinline, cold)) static uint64_t serve_reads_streams1(pol_layer *pl,
-                                                                     const run_ctx *rc,
-                                                                     const kvp_access *acc,
-                                                                     int *marked)
+/* The reads and the reads from HBM of each stream of a step (S a power of two up to 64:
+ * stream i is bits i, i + S, ... of every word), from the set's bits and the residency's,
+ * into reads[0..S) and hits[0..S): no pass over the positions, 64 virtual positions a word.
+ * Each bit's count is kept in lanes (a per-bit popcount, no popcnt instruction needed): bits
+ * 4 k + j of 15 words summed in nibble k of n[j] (j < 4, three operations each a word),
+ * every 15 words the nibbles added into bytes (bit 8 k + j in byte k of c[j], j < 8), and
+ * every 255 words the bytes into the streams' counts, before any lane can overflow. */
+typedef struct bit_lanes {
+    uint64_t n[4], c[8];
+} bit_lanes;
+
+static inline void lanes_add(bit_lanes *l, uint64_t x)
+{
+    const uint64_t m = 0x1111111111111111ull;
+    l->n[0] += x & m;
+    l->n[1] += x >> 1 & m;
+    l->n[2] += x >> 2 & m;
+    l->n[3] += x >> 3 & m;
+}
+
+static inline void lanes_fold(bit_lanes *l)
+{
+    const uint64_t m = 0x0F0F0F0F0F0F0F0Full;
+    for (unsigned j = 0; j < 4; j++) {
+        l->c[j] += l->n[j] & m;
+        l->c[j + 4] += l->n[j] >> 4 & m;
+        l->n[j] = 0;
+    }
+}
+
+static inline void lanes_out(bit_lanes *l, uint32_t S, uint64_t *count)
+{
+    for (unsigned j = 0; j < 8; j++) {
+        for (unsigned k = 0; k < 8; k++)
+            count[(8 * k + j) & (S - 1)] += l->c[j] >> 8 * k & 0xFF;
+        l->c[j] = 0;
+    }
+}
+
+static void tally_bits(const uint64_t *set, const uint64_t *res, size_t nw, uint32_t S,
+                       uint64_t *reads, uint64_t *hits)
+{
+    bit_lanes lr = {{0}, {0}}, lh = {{0}, {0}};
+    memset(reads, 0, S * sizeof *reads);
+    memset(hits, 0, S * sizeof *hits);
+    for (size_t w0 = 0; w0 < nw; w0 += 255) {
+        const size_t w1 = nw - w0 < 255 ? nw : w0 + 255;
+        for (size_t v0 = w0; v0 < w1; v0 += 15) {
+            const size_t v1 = w1 - v0 < 15 ? w1 : v0 + 15;
+            for (size_t w = v0; w < v1; w++) {
+                lanes_add(&lr, set[w]);
+                lanes_add(&lh, set[w] & res[w]);
+            }
+            lanes_fold(&lr);
+            lanes_fold(&lh);
+        }
+        lanes_out(&lr, S, reads);
+        lanes_out(&lh, S, hits);
+    }
+}
+
+/* Reads with several streams and 1-token blocks.  With the set's bits and the residency's
+ * (S a power of two up to 64), the per-stream tallies by tally_bits.  Otherwise
+ * serve_reads's loop, with each read's stream tallied on the way (the per-sequence counts of
+ * streams_count_reads), one pass and one residency load a read; reads of stream v % S: a mask
+ * when S is a power of two.  Out of line, not cold: GCC compiles cold code for size. */
+__attribute__((noinline)) static uint64_t serve_reads_streams1(pol_layer *pl,
+                                                               const run_ctx *rc,
+                                                               const kvp_access *acc,
+                                                               int *marked)
 {
     const uint32_t S = pl->li.streams;
     const uint8_t *res = pl->e.resident;
@@ -838,6 +956,24 @@ __attribute__((noinline, cold)) static uint64_t serve_reads_streams1(pol_layer *
     uint32_t *acount = pl->acount;
     uint64_t *tally = pl->stally;
     const int mark = pl->mark_next;
+    kvp_step *s = &pl->s;
+    s->nread = count;
+    s->read_block = pos;
+    s->read_count = rc->ones;
+    s->read_score = NULL; /* filled on demand by kvp_step_read_score */
+    *marked = 0;
+    if (acc->bits && pl->e.rbits) { /* charge_moves tests the set's bits: no marks */
+        uint64_t *hits = pl->stally + S;
+        tally_bits(acc->bits, pl->e.rbits, ((size_t)acc->context + 63) / 64, S, tally, hits);
+        uint64_t hbm_hits = 0;
+        for (uint32_t i = 0; i < S; i++) {
+            uint64_t *q = pl->seq_out + (size_t)seq_of(pl, i) * 4;
+            q[0] += hits[i];
+            q[1] += tally[i] - hits[i];
+            hbm_hits += hits[i];
+        }
+        return hbm_hits;
+    }
     memset(tally, 0, (size_t)S * sizeof *tally);
     if ((S & (S - 1)) == 0) {
         const uint32_t mask = S - 1;
@@ -865,11 +1001,6 @@ __attribute__((noinline, cold)) static uint64_t serve_reads_streams1(pol_layer *
         q[1] += reads - hits;
         hbm_hits += hits;
     }
-    kvp_step *s = &pl->s;
-    s->nread = count;
-    s->read_block = pos;
-    s->read_count = rc->ones;
-    s->read_score = NULL; /* filled on demand by kvp_step_read_score */
     return hbm_hits;
 }
 
@@ -883,7 +1014,10 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
     /* KVP_CAP_SERVES: the policy's read bits; the new block (pres 0) may hold one */
     const uint32_t *acount = pl->acount;
     const uint64_t *rbits = pl->s.read_bits;
-    const int mark = g == 1 && (serves || (uint64_t)e->ntouched * READ_MARK_RATIO >= acc->count);
+    /* the set's own bits (a block present is inside its words): neither marks nor searches */
+    const uint64_t *sbits = g == 1 && !serves ? acc->bits : NULL;
+    const int mark = g == 1 && !sbits &&
+                     (serves || (uint64_t)e->ntouched * READ_MARK_RATIO >= acc->count);
     if (mark && !marked && !serves)
         for (uint32_t i = 0; i < acc->count; i++)
             pl->acount[acc->pos[i]] = stamp;
@@ -900,6 +1034,7 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
         uint64_t pres = hi <= cx ? g : (cx > lo ? cx - lo : 0);
         uint64_t a = g != 1   ? acount[b]
                      : serves ? pres && (rbits[b >> 6] >> (b & 63) & 1)
+                     : sbits  ? pres && (sbits[b >> 6] >> (b & 63) & 1)
                      : mark   ? pres && acount[b] == stamp
                               : is_read(acc, b);
         if (S > 1 && before != (e->resident[b] ? 2 : 1)) {
@@ -1023,6 +1158,19 @@ static int check_tiers(const pol_layer *pl, uint32_t n, kvp_error *err)
     return 0;
 }
 
+/* Checking mode: the residency's bits (rbits) are resident[]'s. */
+static int check_rbits(const pol_layer *pl, uint32_t n, kvp_error *err)
+{
+    const struct kvp_engine_layer *e = &pl->e;
+    for (uint32_t b = 0; b < e->nblocks; b++)
+        if ((e->rbits[b >> 6] >> (b & 63) & 1) != (e->resident[b] != 0))
+            return kvp_error_set(err, KVP_ECHECK, "policy %s: layer %u block %u resident %u "
+                                 "but its bit %u after step %u", pl->ps->ops->name,
+                                 pl->li.layer, b, e->resident[b],
+                                 (unsigned)(e->rbits[b >> 6] >> (b & 63) & 1), n);
+    return 0;
+}
+
 /* Several streams, before step n: the sequences that finished leave both tiers at no cost;
  * each stream's context, the blocks it may hold (slim), and the blocks the new tokens open
  * (docs/MODEL.md "Streams").  The step's exist_blocks bounds every block that exists. */
@@ -1047,6 +1195,7 @@ __attribute__((noinline, cold)) static void streams_prepare(pol_layer *pl, uint3
             pl->freed[nfreed++] = vb;
             if (e->resident[vb]) {
                 e->resident[vb] = 0;
+                rbit_clear(e, vb);
                 e->nresident--;
             }
         }
@@ -1190,6 +1339,8 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
     }
     if (e->tier && rc->check && (ret = check_tiers(pl, n, err)) < 0)
         return ret;
+    if (e->rbits && rc->check && (ret = check_rbits(pl, n, err)) < 0)
+        return ret;
 
     /* 3. The new token, where its block now is (one per decoding stream). */
     if (e->tier)
@@ -1270,6 +1421,7 @@ static void layer_pass_free(layer_pass *lp)
     for (uint32_t i = 0; lp->ring && i < lp->ring_n; i++) {
         free(lp->ring[i].pos);
         free(lp->ring[i].score);
+        free(lp->ring[i].bits);
     }
     free(lp->ring);
     free((void *)lp->future);
@@ -1290,7 +1442,8 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
     for (uint32_t i = 0; ok && W && i < lp->ring_n; i++) {
         lp->ring[i].pos = malloc((size_t)positions * sizeof *lp->ring[i].pos);
         lp->ring[i].score = malloc((size_t)positions * sizeof *lp->ring[i].score);
-        ok = lp->ring[i].pos && lp->ring[i].score;
+        lp->ring[i].bits = malloc(((size_t)positions / 64 + 1) * sizeof *lp->ring[i].bits);
+        ok = lp->ring[i].pos && lp->ring[i].score && lp->ring[i].bits;
     }
     for (size_t i = 0; ok && i < rc->npol; i++) {
         pol_layer *p = &lp->pl[i];
@@ -1336,6 +1489,8 @@ static int fetch(layer_pass *lp, uint32_t m, kvp_error *err)
     int ret = kvp_cursor_next(lp->cur, &a, err);
     if (ret < 0)
         return ret;
+    if (!serve_bits)
+        a.bits = NULL;
     copy_access(&lp->ring[m % lp->ring_n], &a);
     return 0;
 }
@@ -1372,6 +1527,8 @@ static int layer_steps(layer_pass *lp, run_ctx *rc, uint32_t l, atomic_ullong *d
             if (r <= 0)
                 return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
                                                  kvp_trace_name(rc->tr));
+            if (!serve_bits)
+                direct.bits = NULL;
             acc = &direct;
         }
         if (rc->check && (ret = check_access(acc, rc->tr, err)) < 0)

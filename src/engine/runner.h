@@ -32,6 +32,11 @@ int kvp_engine_run_record(const kvp_scenario *sc, const kvp_trace *tr,
                           const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
                           kvp_step_summary *rec, kvp_error *err);
 
+/* Tests: 0 makes the engine ignore the access sets' bits (kvp_access.bits) and serve and
+ * charge from the positions, as before docs/PERF.md 37; 1, the default, uses them.  Set it
+ * before a run, not during one. */
+void kvp_engine_set_serve_bits(int on);
+
 /* One pass of the trace with no policy: its sums alone. */
 int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
                     kvp_pass_sums *sums, kvp_error *err);

@@ -151,6 +151,7 @@ typedef struct streams_cursor {
     uint64_t *sbits;  /* S a power of two (by_transpose): the read-ahead's sets as bits,
                        * step base + j's word w of stream i at [(j * words + w) * S + i] */
     size_t words;     /* per stream and step: positions / 64 + 1 */
+    uint64_t *vbits;  /* S a power of two: the step's virtual positions as bits (a->bits) */
     int avx512;       /* the read-out's AVX-512 form */
     uint32_t *pos;
     float *score;
@@ -194,6 +195,7 @@ static void streams_close(void *state)
     free(c->bits);
     free(c->vscore);
     free(c->sbits);
+    free(c->vbits);
     free(c->pos);
     free(c->score);
     free(c);
@@ -221,6 +223,7 @@ static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, v
         if (by_transpose(S)) {
             c->words = (size_t)im->info.positions / 64 + 1;
             c->sbits = calloc(READ_AHEAD * c->words * S, sizeof *c->sbits);
+            c->vbits = malloc(c->words * S * sizeof *c->vbits);
         } else {
             c->bits = calloc(V / 64 + 1, sizeof *c->bits);
             c->vscore = malloc(V * sizeof *c->vscore);
@@ -229,7 +232,7 @@ static int streams_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, v
         c->pos = malloc((by_transpose(S) ? c->words * 64 * S : V) * sizeof *c->pos);
         c->score = malloc(V * sizeof *c->score);
     }
-    if (!c || !c->sub || !c->buf || !(c->sbits || (c->bits && c->vscore)) || !c->pos ||
+    if (!c || !c->sub || !c->buf || !((c->sbits && c->vbits) || (c->bits && c->vscore)) || !c->pos ||
         !c->score) {
         streams_close(c);
         return kvp_error_set(err, KVP_ENOMEM, "%s: out of memory for a cursor", t->name);
@@ -449,7 +452,8 @@ __attribute__((target("avx512f"))) static uint32_t read_out_avx512(const uint64_
 /* The merge of S streams, S a power of two (by_transpose): 64 positions at a time, the S
  * streams' words of their sets' bits (sbits) interleaved into virtual positions and read
  * out; no scatter over the whole virtual range.  A stream's reads come out in its own order,
- * so each one's score is its stream's next.  Returns the reads. */
+ * so each one's score is its stream's next.  The interleaved words are also the step's set
+ * as bits (vbits, handed out as a->bits: the engine serves from them).  Returns the reads. */
 static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint32_t ctx)
 {
     const streams_impl *im = c->t->impl;
@@ -462,14 +466,18 @@ static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint3
     const uint64_t *sj = c->sbits + j * c->words * S;
     uint32_t k = 0;
     for (uint32_t w = 0; w * 64 < ctx; w++) {
-        uint64_t x[64], y[64], any = 0;
+        uint64_t x[64], any = 0;
+        uint64_t *vb = c->vbits + (size_t)w * S;
         for (uint32_t i = 0; i < S; i++) {
             x[i] = sj[(size_t)w * S + i];
             any |= x[i];
         }
-        if (!any)
+        if (!any) {
+            memset(vb, 0, S * sizeof *vb);
             continue;
-        interleave(x, y, S, lg);
+        }
+        interleave(x, vb, S, lg);
+        const uint64_t *y = vb;
         const uint32_t base = w * 64 * S;
 #if KVP_STREAMS_AVX512
         if (c->sets_only && c->avx512) {
@@ -520,7 +528,7 @@ static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     a->count = c->sbits ? merge_transpose(c, n, j, ctx) : merge_scatter(c, n, j, V);
     a->pos = c->pos;
     a->score = c->sets_only ? NULL : c->score;
-    a->bits = NULL;
+    a->bits = c->vbits; /* NULL for the merge by scatter */
     return 0;
 }
 
