@@ -19,8 +19,9 @@
  * (`level_at`): the R of a pass mostly probe the same few levels (docs/PERF.md §17).
  *
  * Every loop is over words; no position is decoded.  On a trace cache the access sets are
- * its own bitsets; from any other trace they are made from the positions.  Where the CPU has
- * AVX-512 with its popcount, the word loops take 8 words at a time (docs/PERF.md §26).
+ * its own bitsets; the synthetic trace writes them as bits; from any other trace they are
+ * made from the positions.  Where the CPU has AVX-512 with its popcount, the word loops take
+ * 8 words at a time (docs/PERF.md §26).
  *
  * Several streams that all decode every step (their count dividing 64) run on the engine's
  * virtual block names, block b of stream i at bit b * S + i: the blocks that exist are a
@@ -44,6 +45,7 @@
 #define MAX_PLANES 11u  /* f <= W <= 1024 < 2^11 */
 #define LEVEL_SLOTS 65u /* level masks kept per step: every level of W <= 64 */
 #define NO_SLOT UINT32_MAX
+#define READ_AHEAD 16u /* steps of a stream generated in a row (several streams) */
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
@@ -295,11 +297,16 @@ typedef struct layer {
     uint32_t nslots, lv_level[LEVEL_SLOTS], lv_step[LEVEL_SLOTS];
     uint32_t L, Lstart;      /* the wanted level, and where the next search starts */
     uint32_t cG, cE;         /* count(f > L), count(f == L) among existing blocks */
-    /* access sets: from a cache, or a ring of W + 1 bitsets made from a cursor per stream
-     * (several streams: each stream's own, not the merged one: the bits are set once) */
+    /* access sets: from a cache, or a ring of W + 1 bitsets (rw words each) made from a
+     * cursor per stream (several streams: each stream's own, not the merged one) */
     kvp_cursor **cur;
     uint64_t *ring;
-    uint32_t fetched;
+    uint32_t fetched, rw;
+    /* Several streams: a read-ahead of READ_AHEAD steps per stream, stream after stream, as
+     * bits (sb, step sbase + j of stream i at sb + (i * READ_AHEAD + j) * sw), interleaved
+     * into the ring a step at a time. */
+    uint64_t *sb;
+    uint32_t sw, sbase, shave;
     sim *sims;
     int v512; /* the AVX-512 kernels */
     /* The blocks that exist (a prefix with one stream; not with several); words [0, full)
@@ -330,36 +337,77 @@ static const uint64_t *acc_bits(layer *ly, uint32_t m)
 {
     if (!ly->ring)
         return kvp_trace_cache_bits(ly->g->tr, ly->l, m, kvp_scenario_budget(ly->g->sc));
-    return ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
+    return ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->rw;
+}
+
+/* Step m of stream k from its cursor into w as bits (bit p of position p), every word below
+ * that of the context P_k + m written. */
+static int next_bits(layer *ly, uint32_t k, uint32_t m, uint64_t *w, kvp_error *err)
+{
+    const uint32_t P = ly->g->sprompt[k];
+    const int as_bits = kvp_cursor_writes_bits(ly->cur[k]);
+    kvp_access a;
+    if (!as_bits)
+        memset(w, 0, (size_t)words_of(P + m) * sizeof *w);
+    int r = as_bits ? kvp_cursor_next_bits(ly->cur[k], &a, w, 1, NULL, err)
+                    : kvp_cursor_next(ly->cur[k], &a, err);
+    if (r <= 0)
+        return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                         kvp_trace_name(ly->g->tr));
+    if (a.context > P + m)
+        return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: context %u past %u",
+                             kvp_trace_name(ly->g->tr), a.step, ly->l, a.context, P + m);
+    for (uint32_t i = 0; !as_bits && i < a.count; i++) {
+        if (a.pos[i] >= a.context)
+            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u "
+                                 "outside the context", kvp_trace_name(ly->g->tr), a.step,
+                                 ly->l, a.pos[i]);
+        w[a.pos[i] / WORD_BITS] |= 1ull << (a.pos[i] % WORD_BITS);
+    }
+    return 0;
+}
+
+/* Steps m .. m + READ_AHEAD - 1 (up to the last) of every stream into the read-ahead, stream
+ * after stream: a synthetic stream's generator state (its keys and their histogram, some
+ * 330 KB at the study's prompt) stays in the cache for its steps in a row, where S of them
+ * asked in turn each step would not (docs/PERF.md §38). */
+static int read_ahead(layer *ly, uint32_t m, kvp_error *err)
+{
+    const uint32_t n = ly->N - m < READ_AHEAD ? ly->N - m : READ_AHEAD;
+    for (uint32_t k = 0; k < ly->g->S; k++)
+        for (uint32_t j = 0; j < n; j++) {
+            int rc = next_bits(ly, k, m + j, ly->sb + ((size_t)k * READ_AHEAD + j) * ly->sw,
+                               err);
+            if (rc < 0)
+                return rc;
+        }
+    ly->sbase = m;
+    ly->shave = n;
+    return 0;
 }
 
 /* Makes the bitset of step ly->fetched from the cursors (no-op on a cache): position p of
- * stream i is bit p * S + i. */
+ * stream i is bit p * S + i.  Several streams: from the read-ahead, 64 positions of the S
+ * streams interleaved into S words at a time. */
 static int fetch(layer *ly, kvp_error *err)
 {
     const uint32_t m = ly->fetched++, S = ly->g->S;
     if (!ly->ring)
         return 0;
-    uint64_t *w = ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
-    memset(w, 0, (size_t)words_of(ext_of(ly, m)) * sizeof *w);
-    for (uint32_t k = 0; k < S; k++) {
-        kvp_access a;
-        int r = kvp_cursor_next(ly->cur[k], &a, err);
-        if (r <= 0)
-            return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
-                                             kvp_trace_name(ly->g->tr));
-        if (a.context > ly->g->sprompt[k] + m)
-            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: context %u past "
-                                 "%u", kvp_trace_name(ly->g->tr), a.step, ly->l, a.context,
-                                 ly->g->sprompt[k] + m);
-        for (uint32_t i = 0; i < a.count; i++) {
-            if (a.pos[i] >= a.context)
-                return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u "
-                                     "outside the context", kvp_trace_name(ly->g->tr), a.step,
-                                     ly->l, a.pos[i]);
-            const uint32_t v = a.pos[i] * S + k;
-            w[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
-        }
+    uint64_t *w = ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->rw;
+    if (S == 1)
+        return next_bits(ly, 0, m, w, err);
+    int rc;
+    if (m - ly->sbase >= ly->shave && (rc = read_ahead(ly, m, err)) < 0)
+        return rc;
+    const unsigned lg = (unsigned)__builtin_ctz(S);
+    const uint64_t *sj = ly->sb + (size_t)(m - ly->sbase) * ly->sw;
+    const size_t sstride = (size_t)READ_AHEAD * ly->sw;
+    for (uint32_t i = 0; i < words_of(ly->g->Pmax + m); i++) {
+        uint64_t x[WORD_BITS];
+        for (uint32_t k = 0; k < S; k++)
+            x[k] = sj[k * sstride + i];
+        kvp_bits_interleave(x, w + (size_t)i * S, S, lg);
     }
     return 0;
 }
@@ -982,6 +1030,7 @@ static void layer_free(layer *ly)
     free(ly->lv);
     free(ly->lvx);
     free(ly->ring);
+    free(ly->sb);
     for (uint32_t i = 0; ly->cur && i < ly->g->S; i++)
         kvp_cursor_free(ly->cur[i]);
     free(ly->cur);
@@ -1047,9 +1096,14 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     for (size_t i = 0; ok && g->S > 1 && i < g->nr; i++)
         ok &= (ly.sims[i].slp = malloc(g->S * sizeof *ly.sims[i].slp)) != NULL;
     if (ok && !kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc))) {
-        ly.ring = calloc((size_t)(W + 1) * nw, sizeof *ly.ring);
+        /* several streams: whole words of each stream's positions, interleaved */
+        ly.sw = words_of(g->Pmax + N);
+        ly.rw = g->S > 1 ? g->S * ly.sw : nw;
+        ly.ring = calloc((size_t)(W + 1) * ly.rw, sizeof *ly.ring);
         ly.cur = calloc(g->S, sizeof *ly.cur);
         ok &= ly.ring != NULL && ly.cur != NULL;
+        if (ok && g->S > 1)
+            ok &= (ly.sb = calloc((size_t)g->S * READ_AHEAD * ly.sw, sizeof *ly.sb)) != NULL;
         for (uint32_t i = 0; ok && i < g->S; i++) {
             const kvp_trace *t = g->S > 1 ? kvp_trace_stream(g->tr, i) : g->tr;
             if ((rc = kvp_cursor_create(&ly.cur[i], t, l, kvp_scenario_budget(g->sc), err)) < 0)
