@@ -102,11 +102,12 @@ V512 static uint32_t slide_v512(uint64_t *pl, size_t stride, uint32_t np, const 
     return i;
 }
 
-/* The masks f > t and f == t of words [0, i) (i returned, a multiple of 8 below `end`); with
- * z0, also f == 0 and the counts of the two masks added to *cgt, *ceq. */
+/* The masks f > t and f == t of the existing blocks of words [0, i) (i returned, a multiple
+ * of 8 below `end`; the words from `full` on masked by ex); with z0, also f == 0 and the
+ * counts of the two masks added to *cgt, *ceq. */
 V512 static uint32_t level_v512(const uint64_t *pl, size_t stride, uint32_t np, uint32_t t,
-                                uint32_t end, uint64_t *gt, uint64_t *eq, uint64_t *z0,
-                                uint32_t *cgt, uint32_t *ceq)
+                                uint32_t end, uint32_t full, const uint64_t *ex, uint64_t *gt,
+                                uint64_t *eq, uint64_t *z0, uint32_t *cgt, uint32_t *ceq)
 {
     const __m512i ones = _mm512_set1_epi64(-1);
     __m512i sg = _mm512_setzero_si512(), se = sg;
@@ -123,10 +124,13 @@ V512 static uint32_t level_v512(const uint64_t *pl, size_t stride, uint32_t np, 
             }
             any = _mm512_or_si512(any, p);
         }
+        const __m512i x = i + 8 <= full ? ones : v_load(ex + i);
+        g = _mm512_and_si512(g, x);
+        e = _mm512_and_si512(e, x);
         _mm512_storeu_si512(gt + i, g);
         _mm512_storeu_si512(eq + i, e);
         if (z0) {
-            _mm512_storeu_si512(z0 + i, _mm512_xor_si512(any, ones));
+            _mm512_storeu_si512(z0 + i, _mm512_andnot_si512(any, x));
             sg = v_cnt(sg, g);
             se = v_cnt(se, e);
         }
@@ -443,8 +447,9 @@ HOT static void find_level(layer *ly, uint32_t cw, uint32_t slots)
     for (;;) {
         uint32_t cgt = 0, ceq = 0, i = 0;
 #ifdef GRID_V512
-        if (ly->v512) /* the words not whole, with their masks, are the plain loop's */
-            i = level_v512(ly->pl, ly->nw, np, t, ly->full, ly->gtL, ly->eqL, ly->z0, &cgt, &ceq);
+        if (ly->v512)
+            i = level_v512(ly->pl, ly->nw, np, t, cw, ly->full, ly->ex, ly->gtL, ly->eqL, ly->z0,
+                           &cgt, &ceq);
 #endif
         for (; i < cw; i++) {
             const uint64_t *p = ly->pl + i;
@@ -523,7 +528,7 @@ HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t 
     uint32_t i = 0;
 #ifdef GRID_V512
     if (ly->v512)
-        i = level_v512(ly->pl, ly->nw, np, t, ly->full, m, e, NULL, NULL, NULL);
+        i = level_v512(ly->pl, ly->nw, np, t, cw, ly->full, ly->ex, m, e, NULL, NULL, NULL);
 #endif
     for (; i < cw; i++) {
         const uint64_t ex = i < ly->full ? ~0ull : ly->ex[i];
