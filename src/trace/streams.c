@@ -442,12 +442,38 @@ static void interleave8(uint64_t *x, uint64_t *y)
     memcpy(y, x, 8 * sizeof *y);
 }
 
+/* S = 2 and 4: bit j of v's low 64 / S bits to bit j S (Morton's spread, by halves). */
+static uint64_t spread(uint64_t v, uint32_t S)
+{
+    if (S == 2) {
+        v &= 0xFFFFFFFFull;
+        v = (v | v << 16) & 0x0000FFFF0000FFFFull;
+        v = (v | v << 8) & 0x00FF00FF00FF00FFull;
+        v = (v | v << 4) & 0x0F0F0F0F0F0F0F0Full;
+        v = (v | v << 2) & 0x3333333333333333ull;
+        return (v | v << 1) & 0x5555555555555555ull;
+    }
+    v &= 0xFFFFull;
+    v = (v | v << 24) & 0x000000FF000000FFull;
+    v = (v | v << 12) & 0x000F000F000F000Full;
+    v = (v | v << 6) & 0x0303030303030303ull;
+    return (v | v << 3) & 0x1111111111111111ull;
+}
+
 void kvp_bits_interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg)
 {
-    if (S == 8)
+    if (S == 8) {
         interleave8(x, y);
-    else
+    } else if (S == 2 || S == 4) { /* y[o]: positions o L .. o L + L - 1, L = 64 / S */
+        for (uint32_t o = 0; o < S; o++) {
+            uint64_t v = 0;
+            for (uint32_t k = 0; k < S; k++)
+                v |= spread(x[k] >> (o * 64 / S), S) << k;
+            y[o] = v;
+        }
+    } else {
         interleave(x, y, S, lg);
+    }
 }
 
 #if KVP_STREAMS_AVX512
