@@ -1630,14 +1630,6 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
-/* The simulated policies of a list by the quickest path that gives the engine's results, byte
- * for byte (docs/PERF.md §12): `static` and `unlimited` by the prefix fast path
- * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), one
- * pass per W, the others by the engine's pass.  Each path reads the trace once, so on a
- * trace that costs its generation to read, the grid runs on a trace cache that the engine's
- * pass fills (as for sa), and the fast path takes the whole list only when nothing else
- * needs a pass.  Checked runs (ro->check) are the engine's alone.  *fill (may be NULL) is the
- * empty cache the caller wants filled; this may make one (then the caller frees it). */
 /* The specs of ps not done (lookahead, all of them) by the grid on tr, one pass per W in
  * list order of first appearance, each marked done; sub, at and sres are scratch of n. */
 static int grid_by_w(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
@@ -1703,6 +1695,14 @@ out:
     return rc;
 }
 
+/* The simulated policies of a list by the quickest path that gives the engine's results, byte
+ * for byte (docs/PERF.md §12): `static` and `unlimited` by the prefix fast path
+ * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), one
+ * pass per W, the others by the engine's pass.  Each path reads the trace once, so on a
+ * trace that costs its generation to read, the grid runs on a trace cache that the engine's
+ * pass fills (as for sa), and the fast path takes the whole list only when nothing else
+ * needs a pass.  Checked runs (ro->check) are the engine's alone.  *fill (may be NULL) is the
+ * empty cache the caller wants filled; this may make one (then the caller frees it). */
 static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                      size_t n, const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
                      int need_sums, kvp_trace **fill, const size_t *hook_index, kvp_error *err)
