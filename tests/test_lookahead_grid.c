@@ -14,6 +14,7 @@
 #include "support.h"
 #include "engine/runner.h"
 #include "policy/lookahead_grid.h"
+#include "trace/trace.h"
 
 #include <stdlib.h>
 
@@ -189,6 +190,56 @@ static void check_list(const kvp_scenario *sc, const kvp_trace *t)
     }
 }
 
+/* A list of lookahead of two W among other policies on streams (kvp_run_many: the others in
+ * their pass, lookahead in grid passes of its own) against the engine's runs one by one. */
+static void check_mixed(const kvp_scenario *sc, const kvp_trace *t)
+{
+    static const char *const specs[] = {"static", "lookahead:W=4:R=0.4", "reactive", "page",
+                                        "lookahead:W=7:R=1", "unlimited",
+                                        "lookahead:W=4:R=1"};
+    enum { N = sizeof specs / sizeof *specs };
+    kvp_policy_spec ps[N];
+    kvp_result many[N], one;
+    for (int i = 0; i < N; i++)
+        CHECK_OK(kvp_policy_parse(&ps[i], specs[i], &err), &err);
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    CHECK_OK(kvp_run_many(sc, t, ps, N, &ro, many, &err), &err);
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(kvp_engine_run(sc, t, &ps[i], &ro, &one, &err), &err);
+        if (!check_report_(same_result(&many[i], &one), __FILE__, __LINE__,
+                           "a list with lookahead on streams gives each policy's own run"))
+            fprintf(stderr, "    %s slots %u: T %.17g vs %.17g\n", specs[i], one.slots,
+                    many[i].total_time_s, one.total_time_s);
+    }
+}
+
+/* The streams' interleave (the merge's and the grid's read-ahead) against its definition:
+ * bit p * S + i of y is bit p of x[i], for every count of streams it takes. */
+static void test_interleave(void)
+{
+    for (unsigned lg = 1; lg <= 6; lg++) {
+        const uint32_t S = 1u << lg;
+        for (int rep = 0; rep < 20; rep++) {
+            uint64_t x[64], keep[64], y[64];
+            for (uint32_t i = 0; i < S; i++) {
+                x[i] = (uint64_t)rnd(1u << 31) << 33 ^ (uint64_t)rnd(1u << 31) << 2 ^ rnd(4);
+                if (rep % 4 == 1) /* sparse rows */
+                    x[i] &= (uint64_t)rnd(1u << 31) << 32 | rnd(1u << 31);
+                keep[i] = x[i];
+            }
+            kvp_bits_interleave(x, y, S, lg);
+            int same = 1;
+            for (uint32_t p = 0; p < 64; p++)
+                for (uint32_t i = 0; i < S; i++) {
+                    const uint32_t v = p * S + i;
+                    same &= ((y[v / 64] >> (v % 64)) & 1u) == ((keep[i] >> p) & 1u);
+                }
+            CHECK(same);
+        }
+    }
+}
+
 /* Several streams: random sequences (with ties every other time) and synthetic ones, from
  * slots below a step's reads to room for everything, every R at a random W. */
 static void test_streams(uint64_t seed)
@@ -203,6 +254,8 @@ static void test_streams(uint64_t seed)
         slots_scenario(&sc, L, 1 + rnd(S * 250), sp);
         check_w(&sc, t, 1 + rnd(N + 4), 1 + (unsigned)(k % 2));
         check_list(&sc, t);
+        if (k < 3)
+            check_mixed(&sc, t);
         kvp_trace_free(t);
     }
     kvp_scenario base;
@@ -221,6 +274,23 @@ static void test_streams(uint64_t seed)
         check_w(&sc, t, 5 + 6 * (uint32_t)s, 2);
     }
     kvp_trace_free(t);
+    /* The synthetic streams' sets come as bits, 16 steps of a stream at a time: 2 and 8
+     * streams (8: the interleave's own form) over 37 steps, a last read-ahead of 5. */
+    for (uint32_t S = 2; S <= 8; S *= 4) {
+        base.prompt = 200 + 40 * S;
+        base.steps = 37;
+        base.variation = KVP_VAR_ACTUAL;
+        kvp_synth_default(&p, &base);
+        CHECK_OK(kvp_trace_synthetic_sequences(&t, &p, S, &err), &err);
+        for (size_t s = 0; s < sizeof slots / sizeof *slots; s++) {
+            kvp_scenario sc;
+            slots_scenario(&sc, 2, slots[s] * S / 4, 0.6);
+            check_w(&sc, t, 3 + 7 * (uint32_t)s, 1 + (unsigned)(s % 2));
+            if (s == 0)
+                check_mixed(&sc, t);
+        }
+        kvp_trace_free(t);
+    }
 }
 
 /* What the grid refuses. */
@@ -257,6 +327,7 @@ int main(int argc, char **argv)
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
     test_synthetic();
     test_random(seed);
+    test_interleave();
     test_streams(seed);
     test_refusals();
     return check_done();

@@ -1787,6 +1787,71 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
+/* The specs of ps not done (lookahead, all of them) by the grid on tr, one pass per W in
+ * list order of first appearance, each marked done; sub, at and sres are scratch of n. */
+static int grid_by_w(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     size_t n, const kvp_run_options *ro, kvp_result *res, uint8_t *done,
+                     kvp_policy_spec *sub, size_t *at, kvp_result *sres, kvp_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        size_t m = 0;
+        for (size_t j = i; j < n; j++)
+            if (!done[j] && ps[j].value[0] == ps[i].value[0]) {
+                sub[m] = ps[j];
+                at[m++] = j;
+            }
+        int rc = kvp_lookahead_grid(sc, tr, sub, m, ro, sres, err);
+        if (rc < 0)
+            return rc;
+        for (size_t j = 0; j < m; j++) {
+            res[at[j]] = sres[j];
+            done[at[j]] = 1;
+        }
+    }
+    return 0;
+}
+
+/* Streams the grid takes, a list of lookahead and other policies: the others in their pass
+ * (or their fast path), which gives the sums, then lookahead by the grid. */
+static int streams_split(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                         size_t n, const kvp_run_options *ro, kvp_result *res,
+                         kvp_pass_sums *sums, kvp_error *err)
+{
+    kvp_policy_spec *sub = calloc(n, sizeof *sub);
+    size_t *at = calloc(n, sizeof *at);
+    kvp_result *sres = calloc(n, sizeof *sres);
+    uint8_t *done = calloc(n, 1);
+    int rc = 0;
+    if (!sub || !at || !sres || !done) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].ops != &kvp_policy_lookahead) {
+            sub[m] = ps[i];
+            at[m++] = i;
+        }
+    rc = kvp_fast_streams_takes(sc, tr, sub, m, ro)
+             ? kvp_fast_streams_run(sc, tr, sub, m, ro, sres, sums, err)
+             : engine_group(sc, tr, sub, m, ro, sres, sums, NULL, NULL, err);
+    if (rc < 0)
+        goto out;
+    for (size_t j = 0; j < m; j++) {
+        res[at[j]] = sres[j];
+        done[at[j]] = 1;
+    }
+    rc = grid_by_w(sc, tr, ps, n, ro, res, done, sub, at, sres, err);
+out:
+    free(sub);
+    free(at);
+    free(sres);
+    free(done);
+    return rc;
+}
+
 /* The simulated policies of a list by the quickest path that gives the engine's results, byte
  * for byte (docs/PERF.md §12): `static` and `unlimited` by the prefix fast path
  * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), one
@@ -1803,12 +1868,19 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
     if (!*fill && kvp_fast_streams_takes(sc, tr, ps, n, ro))
         return kvp_fast_streams_run(sc, tr, ps, n, ro, res, sums, err);
     /* the prefix fast path models two tiers and one stream (docs/MODEL.md); the grid also
-     * streams that decode every step, for a list of lookahead of one W alone (with other
-     * policies it rides their pass) */
+     * streams that decode every step: a list of lookahead of one W alone in one pass, and
+     * lookahead among other policies in passes of its own (one per W), which cost less than
+     * its share of theirs (docs/PERF.md §38) */
     if (sc->tiers > 2 || kvp_trace_streams(tr)) {
-        if (!*fill && !need_sums && !(ro && ro->step_hook) && kvp_lookahead_grid_one_w(ps, n) &&
-            kvp_lookahead_grid_takes(sc, tr, ro))
-            return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
+        if (!*fill && !(ro && ro->step_hook) && kvp_lookahead_grid_takes(sc, tr, ro)) {
+            if (!need_sums && kvp_lookahead_grid_one_w(ps, n))
+                return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
+            size_t nla = 0;
+            for (size_t i = 0; i < n; i++)
+                nla += ps[i].ops == &kvp_policy_lookahead;
+            if (nla && nla < n)
+                return streams_split(sc, tr, ps, n, ro, res, sums, err); /* sums: the others' */
+        }
         return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);
     }
     /* checking mode, and a step hook, need every step of every policy: the engine's pass */
@@ -1882,23 +1954,8 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
             done[at[j]] = 1;
         }
     }
-    /* lookahead, one grid pass per W, in list order of first appearance */
-    for (size_t i = 0; i < n && la_tr; i++) {
-        if (done[i])
-            continue;
-        m = 0;
-        for (size_t j = i; j < n; j++)
-            if (!done[j] && ps[j].value[0] == ps[i].value[0]) {
-                sub[m] = ps[j];
-                at[m++] = j;
-            }
-        if ((rc = kvp_lookahead_grid(sc, la_tr, sub, m, ro, sres, err)) < 0)
-            goto out;
-        for (size_t j = 0; j < m; j++) {
-            res[at[j]] = sres[j];
-            done[at[j]] = 1;
-        }
-    }
+    if (la_tr)
+        rc = grid_by_w(sc, la_tr, ps, n, ro, res, done, sub, at, sres, err);
 out:
     free(sub);
     free(at);

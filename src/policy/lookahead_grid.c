@@ -19,8 +19,9 @@
  * (`level_at`): the R of a pass mostly probe the same few levels (docs/PERF.md §17).
  *
  * Every loop is over words; no position is decoded.  On a trace cache the access sets are
- * its own bitsets; from any other trace they are made from the positions.  Where the CPU has
- * AVX-512 with its popcount, the word loops take 8 words at a time (docs/PERF.md §26).
+ * its own bitsets; the synthetic trace writes them as bits; from any other trace they are
+ * made from the positions.  Where the CPU has AVX-512 with its popcount, the word loops take
+ * 8 words at a time (docs/PERF.md §26).
  *
  * Several streams that all decode every step (their count dividing 64) run on the engine's
  * virtual block names, block b of stream i at bit b * S + i: the blocks that exist are a
@@ -44,6 +45,7 @@
 #define MAX_PLANES 11u  /* f <= W <= 1024 < 2^11 */
 #define LEVEL_SLOTS 65u /* level masks kept per step: every level of W <= 64 */
 #define NO_SLOT UINT32_MAX
+#define READ_AHEAD 16u /* steps of a stream generated in a row (several streams) */
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
@@ -82,6 +84,38 @@ V512 static inline __m512i v_cnt(__m512i s, __m512i x)
 }
 V512 static inline uint32_t v_sum(__m512i s) { return (uint32_t)_mm512_reduce_add_epi64(s); }
 
+/* Eight streams (S = 8) where the CPU has GFNI and AVX-512 VBMI: word i of each stream's set
+ * (sj[k * stride + i]) as the 8 words of their virtual positions, w[8 i ..], one affine
+ * transformation a word.  Byte e of output word o holds position 8 o + e of streams 0 to 7:
+ * for each o, the 8 x 8 bit matrix of byte o of the 8 streams, transposed; the bytes are put
+ * in place (vpermb: row 7 - k of qword o is byte o of stream k) and GF2P8AFFINEQB with the
+ * unit bytes (byte e = 1 << e) gives bit k of byte e = row 7 - k's bit e. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi,gfni"))) static int have_gfni8(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vbmi,gfni"))) static void
+interleave8_gfni(const uint64_t *sj, size_t stride, uint32_t nwords, uint64_t *w)
+{
+    uint8_t ix[64];
+    for (uint32_t o = 0; o < 8; o++)
+        for (uint32_t m = 0; m < 8; m++)
+            ix[o * 8 + m] = (uint8_t)((7 - m) * 8 + o);
+    const __m512i idx = _mm512_loadu_si512(ix);
+    const __m512i unit = _mm512_set1_epi64((long long)0x8040201008040201ull);
+    for (uint32_t i = 0; i < nwords; i++) {
+        const uint64_t *p = sj + i;
+        const __m512i v = _mm512_set_epi64(
+            (long long)p[7 * stride], (long long)p[6 * stride], (long long)p[5 * stride],
+            (long long)p[4 * stride], (long long)p[3 * stride], (long long)p[2 * stride],
+            (long long)p[stride], (long long)p[0]);
+        const __m512i q = _mm512_permutexvar_epi8(idx, v);
+        _mm512_storeu_si512(w + (size_t)i * 8, _mm512_gf2p8affine_epi64_epi8(unit, q, 0));
+    }
+}
+
 /* f += a (up) or f -= a over words [0, 8 * floor(nw / 8)); see slide(). */
 V512 static uint32_t slide_v512(uint64_t *pl, size_t stride, uint32_t np, const uint64_t *a,
                                 uint32_t nw, int up)
@@ -100,11 +134,12 @@ V512 static uint32_t slide_v512(uint64_t *pl, size_t stride, uint32_t np, const 
     return i;
 }
 
-/* The masks f > t and f == t of words [0, i) (i returned, a multiple of 8 below `end`); with
- * z0, also f == 0 and the counts of the two masks added to *cgt, *ceq. */
+/* The masks f > t and f == t of the existing blocks of words [0, i) (i returned, a multiple
+ * of 8 below `end`; the words from `full` on masked by ex); with z0, also f == 0 and the
+ * counts of the two masks added to *cgt, *ceq. */
 V512 static uint32_t level_v512(const uint64_t *pl, size_t stride, uint32_t np, uint32_t t,
-                                uint32_t end, uint64_t *gt, uint64_t *eq, uint64_t *z0,
-                                uint32_t *cgt, uint32_t *ceq)
+                                uint32_t end, uint32_t full, const uint64_t *ex, uint64_t *gt,
+                                uint64_t *eq, uint64_t *z0, uint32_t *cgt, uint32_t *ceq)
 {
     const __m512i ones = _mm512_set1_epi64(-1);
     __m512i sg = _mm512_setzero_si512(), se = sg;
@@ -121,10 +156,13 @@ V512 static uint32_t level_v512(const uint64_t *pl, size_t stride, uint32_t np, 
             }
             any = _mm512_or_si512(any, p);
         }
+        const __m512i x = i + 8 <= full ? ones : v_load(ex + i);
+        g = _mm512_and_si512(g, x);
+        e = _mm512_and_si512(e, x);
         _mm512_storeu_si512(gt + i, g);
         _mm512_storeu_si512(eq + i, e);
         if (z0) {
-            _mm512_storeu_si512(z0 + i, _mm512_xor_si512(any, ones));
+            _mm512_storeu_si512(z0 + i, _mm512_andnot_si512(any, x));
             sg = v_cnt(sg, g);
             se = v_cnt(se, e);
         }
@@ -295,13 +333,19 @@ typedef struct layer {
     uint32_t nslots, lv_level[LEVEL_SLOTS], lv_step[LEVEL_SLOTS];
     uint32_t L, Lstart;      /* the wanted level, and where the next search starts */
     uint32_t cG, cE;         /* count(f > L), count(f == L) among existing blocks */
-    /* access sets: from a cache, or a ring of W + 1 bitsets made from a cursor per stream
-     * (several streams: each stream's own, not the merged one: the bits are set once) */
+    /* access sets: from a cache, or a ring of W + 1 bitsets (rw words each) made from a
+     * cursor per stream (several streams: each stream's own, not the merged one) */
     kvp_cursor **cur;
     uint64_t *ring;
-    uint32_t fetched;
+    uint32_t fetched, rw;
+    /* Several streams: a read-ahead of READ_AHEAD steps per stream, stream after stream, as
+     * bits (sb, step sbase + j of stream i at sb + (i * READ_AHEAD + j) * sw), interleaved
+     * into the ring a step at a time. */
+    uint64_t *sb;
+    uint32_t sw, sbase, shave;
     sim *sims;
-    int v512; /* the AVX-512 kernels */
+    int v512;   /* the AVX-512 kernels */
+    int gfni8;  /* eight streams' interleave by GFNI (interleave8_gfni) */
     /* The blocks that exist (a prefix with one stream; not with several); words [0, full)
      * are whole. */
     uint64_t *ex;
@@ -330,36 +374,83 @@ static const uint64_t *acc_bits(layer *ly, uint32_t m)
 {
     if (!ly->ring)
         return kvp_trace_cache_bits(ly->g->tr, ly->l, m, kvp_scenario_budget(ly->g->sc));
-    return ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
+    return ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->rw;
+}
+
+/* Step m of stream k from its cursor into w as bits (bit p of position p), every word below
+ * that of the context P_k + m written. */
+static int next_bits(layer *ly, uint32_t k, uint32_t m, uint64_t *w, kvp_error *err)
+{
+    const uint32_t P = ly->g->sprompt[k];
+    const int as_bits = kvp_cursor_writes_bits(ly->cur[k]);
+    kvp_access a;
+    if (!as_bits)
+        memset(w, 0, (size_t)words_of(P + m) * sizeof *w);
+    int r = as_bits ? kvp_cursor_next_bits(ly->cur[k], &a, w, 1, NULL, err)
+                    : kvp_cursor_next(ly->cur[k], &a, err);
+    if (r <= 0)
+        return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                         kvp_trace_name(ly->g->tr));
+    if (a.context > P + m)
+        return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: context %u past %u",
+                             kvp_trace_name(ly->g->tr), a.step, ly->l, a.context, P + m);
+    for (uint32_t i = 0; !as_bits && i < a.count; i++) {
+        if (a.pos[i] >= a.context)
+            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u "
+                                 "outside the context", kvp_trace_name(ly->g->tr), a.step,
+                                 ly->l, a.pos[i]);
+        w[a.pos[i] / WORD_BITS] |= 1ull << (a.pos[i] % WORD_BITS);
+    }
+    return 0;
+}
+
+/* Steps m .. m + READ_AHEAD - 1 (up to the last) of every stream into the read-ahead, stream
+ * after stream: a synthetic stream's generator state (its keys and their histogram, some
+ * 330 KB at the study's prompt) stays in the cache for its steps in a row, where S of them
+ * asked in turn each step would not (docs/PERF.md §38). */
+static int read_ahead(layer *ly, uint32_t m, kvp_error *err)
+{
+    const uint32_t n = ly->N - m < READ_AHEAD ? ly->N - m : READ_AHEAD;
+    for (uint32_t k = 0; k < ly->g->S; k++)
+        for (uint32_t j = 0; j < n; j++) {
+            int rc = next_bits(ly, k, m + j, ly->sb + ((size_t)k * READ_AHEAD + j) * ly->sw,
+                               err);
+            if (rc < 0)
+                return rc;
+        }
+    ly->sbase = m;
+    ly->shave = n;
+    return 0;
 }
 
 /* Makes the bitset of step ly->fetched from the cursors (no-op on a cache): position p of
- * stream i is bit p * S + i. */
+ * stream i is bit p * S + i.  Several streams: from the read-ahead, 64 positions of the S
+ * streams interleaved into S words at a time. */
 static int fetch(layer *ly, kvp_error *err)
 {
     const uint32_t m = ly->fetched++, S = ly->g->S;
     if (!ly->ring)
         return 0;
-    uint64_t *w = ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->nw;
-    memset(w, 0, (size_t)words_of(ext_of(ly, m)) * sizeof *w);
-    for (uint32_t k = 0; k < S; k++) {
-        kvp_access a;
-        int r = kvp_cursor_next(ly->cur[k], &a, err);
-        if (r <= 0)
-            return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
-                                             kvp_trace_name(ly->g->tr));
-        if (a.context > ly->g->sprompt[k] + m)
-            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: context %u past "
-                                 "%u", kvp_trace_name(ly->g->tr), a.step, ly->l, a.context,
-                                 ly->g->sprompt[k] + m);
-        for (uint32_t i = 0; i < a.count; i++) {
-            if (a.pos[i] >= a.context)
-                return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u "
-                                     "outside the context", kvp_trace_name(ly->g->tr), a.step,
-                                     ly->l, a.pos[i]);
-            const uint32_t v = a.pos[i] * S + k;
-            w[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
-        }
+    uint64_t *w = ly->ring + (size_t)(m % (ly->g->W + 1)) * ly->rw;
+    if (S == 1)
+        return next_bits(ly, 0, m, w, err);
+    int rc;
+    if (m - ly->sbase >= ly->shave && (rc = read_ahead(ly, m, err)) < 0)
+        return rc;
+    const unsigned lg = (unsigned)__builtin_ctz(S);
+    const uint64_t *sj = ly->sb + (size_t)(m - ly->sbase) * ly->sw;
+    const size_t sstride = (size_t)READ_AHEAD * ly->sw;
+#ifdef GRID_V512
+    if (S == 8 && ly->gfni8) {
+        interleave8_gfni(sj, sstride, words_of(ly->g->Pmax + m), w);
+        return 0;
+    }
+#endif
+    for (uint32_t i = 0; i < words_of(ly->g->Pmax + m); i++) {
+        uint64_t x[WORD_BITS];
+        for (uint32_t k = 0; k < S; k++)
+            x[k] = sj[k * sstride + i];
+        kvp_bits_interleave(x, w + (size_t)i * S, S, lg);
     }
     return 0;
 }
@@ -395,8 +486,9 @@ HOT static void find_level(layer *ly, uint32_t cw, uint32_t slots)
     for (;;) {
         uint32_t cgt = 0, ceq = 0, i = 0;
 #ifdef GRID_V512
-        if (ly->v512) /* the words not whole, with their masks, are the plain loop's */
-            i = level_v512(ly->pl, ly->nw, np, t, ly->full, ly->gtL, ly->eqL, ly->z0, &cgt, &ceq);
+        if (ly->v512)
+            i = level_v512(ly->pl, ly->nw, np, t, cw, ly->full, ly->ex, ly->gtL, ly->eqL, ly->z0,
+                           &cgt, &ceq);
 #endif
         for (; i < cw; i++) {
             const uint64_t *p = ly->pl + i;
@@ -475,7 +567,7 @@ HOT static const uint64_t *level_at(layer *ly, uint32_t t, uint32_t n, uint32_t 
     uint32_t i = 0;
 #ifdef GRID_V512
     if (ly->v512)
-        i = level_v512(ly->pl, ly->nw, np, t, ly->full, m, e, NULL, NULL, NULL);
+        i = level_v512(ly->pl, ly->nw, np, t, cw, ly->full, ly->ex, m, e, NULL, NULL, NULL);
 #endif
     for (; i < cw; i++) {
         const uint64_t ex = i < ly->full ? ~0ull : ly->ex[i];
@@ -982,6 +1074,7 @@ static void layer_free(layer *ly)
     free(ly->lv);
     free(ly->lvx);
     free(ly->ring);
+    free(ly->sb);
     for (uint32_t i = 0; ly->cur && i < ly->g->S; i++)
         kvp_cursor_free(ly->cur[i]);
     free(ly->cur);
@@ -1023,6 +1116,7 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     ly.Lstart = 1;
 #ifdef GRID_V512
     ly.v512 = have_v512() && kvp_simd_wide();
+    ly.gfni8 = ly.v512 && have_gfni8();
 #endif
     const uint32_t W = g->W, N = ly.N, nw = ly.nw;
     int rc = 0;
@@ -1047,9 +1141,14 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     for (size_t i = 0; ok && g->S > 1 && i < g->nr; i++)
         ok &= (ly.sims[i].slp = malloc(g->S * sizeof *ly.sims[i].slp)) != NULL;
     if (ok && !kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc))) {
-        ly.ring = calloc((size_t)(W + 1) * nw, sizeof *ly.ring);
+        /* several streams: whole words of each stream's positions, interleaved */
+        ly.sw = words_of(g->Pmax + N);
+        ly.rw = g->S > 1 ? g->S * ly.sw : nw;
+        ly.ring = calloc((size_t)(W + 1) * ly.rw, sizeof *ly.ring);
         ly.cur = calloc(g->S, sizeof *ly.cur);
         ok &= ly.ring != NULL && ly.cur != NULL;
+        if (ok && g->S > 1)
+            ok &= (ly.sb = calloc((size_t)g->S * READ_AHEAD * ly.sw, sizeof *ly.sb)) != NULL;
         for (uint32_t i = 0; ok && i < g->S; i++) {
             const kvp_trace *t = g->S > 1 ? kvp_trace_stream(g->tr, i) : g->tr;
             if ((rc = kvp_cursor_create(&ly.cur[i], t, l, kvp_scenario_budget(g->sc), err)) < 0)

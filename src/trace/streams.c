@@ -398,6 +398,23 @@ static uint32_t merge_scatter(streams_cursor *c, uint32_t n, uint32_t j, uint64_
     return k;
 }
 
+/* The lg stages of swaps that transpose, in every group of S lanes of 2^g bits, the S x S
+ * matrix of rows x[0..S) and those lanes (g = 0: the bits of every lane of S bits). */
+static inline void interleave_lanes(uint64_t *x, uint32_t S, unsigned lg, unsigned g)
+{
+    static const uint64_t low[6] = {0x5555555555555555ull, 0x3333333333333333ull,
+                                    0x0F0F0F0F0F0F0F0Full, 0x00FF00FF00FF00FFull,
+                                    0x0000FFFF0000FFFFull, 0x00000000FFFFFFFFull};
+    for (unsigned b = lg; b-- > 0;) { /* swap bit b of the row and of the column */
+        const uint32_t s = 1u << b;
+        for (uint32_t k = 0; k < S; k = (k + s + 1) & ~s) {
+            const uint64_t t = ((x[k] >> (s << g)) ^ x[k + s]) & low[b + g];
+            x[k + s] ^= t;
+            x[k] ^= t << (s << g);
+        }
+    }
+}
+
 /* 64 positions of S = 2^lg streams (x[i] bit p: stream i reads position p) as the S words
  * of their virtual positions (bit p * S + i of y[0..S) read as one string of 64 S bits).
  * In every lane of S bits the S x S bit matrix is transposed by lg stages of swaps
@@ -406,17 +423,7 @@ static uint32_t merge_scatter(streams_cursor *c, uint32_t n, uint32_t j, uint64_
  * overwritten. */
 static void interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg)
 {
-    static const uint64_t low[6] = {0x5555555555555555ull, 0x3333333333333333ull,
-                                    0x0F0F0F0F0F0F0F0Full, 0x00FF00FF00FF00FFull,
-                                    0x0000FFFF0000FFFFull, 0x00000000FFFFFFFFull};
-    for (unsigned b = lg; b-- > 0;) { /* swap bit b of the row and of the column */
-        const uint32_t s = 1u << b;
-        for (uint32_t k = 0; k < S; k = (k + s + 1) & ~s) {
-            const uint64_t t = ((x[k] >> s) ^ x[k + s]) & low[b];
-            x[k + s] ^= t;
-            x[k] ^= t << s;
-        }
-    }
+    interleave_lanes(x, S, lg, 0);
     const uint32_t L = 64 >> lg; /* positions per word of y */
     const uint64_t lane = S == 64 ? ~0ull : (1ull << S) - 1;
     for (uint32_t o = 0; o < S; o++) {
@@ -426,6 +433,49 @@ static void interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg)
             v |= ((x[p & (S - 1)] >> ((p >> lg) << lg)) & lane) << (e << lg);
         }
         y[o] = v;
+    }
+}
+
+/* S = 8 (L = 8): y[o]'s lane e is x[e]'s lane o, so the lanes' order is a transpose too:
+ * an 8 x 8 matrix of bytes, by three more stages of swaps, 8 bits wide. */
+static void interleave8(uint64_t *x, uint64_t *y)
+{
+    interleave_lanes(x, 8, 3, 0);
+    interleave_lanes(x, 8, 3, 3);
+    memcpy(y, x, 8 * sizeof *y);
+}
+
+/* S = 2 and 4: bit j of v's low 64 / S bits to bit j S (Morton's spread, by halves). */
+static uint64_t spread(uint64_t v, uint32_t S)
+{
+    if (S == 2) {
+        v &= 0xFFFFFFFFull;
+        v = (v | v << 16) & 0x0000FFFF0000FFFFull;
+        v = (v | v << 8) & 0x00FF00FF00FF00FFull;
+        v = (v | v << 4) & 0x0F0F0F0F0F0F0F0Full;
+        v = (v | v << 2) & 0x3333333333333333ull;
+        return (v | v << 1) & 0x5555555555555555ull;
+    }
+    v &= 0xFFFFull;
+    v = (v | v << 24) & 0x000000FF000000FFull;
+    v = (v | v << 12) & 0x000F000F000F000Full;
+    v = (v | v << 6) & 0x0303030303030303ull;
+    return (v | v << 3) & 0x1111111111111111ull;
+}
+
+void kvp_bits_interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg)
+{
+    if (S == 8) {
+        interleave8(x, y);
+    } else if (S == 2 || S == 4) { /* y[o]: positions o L .. o L + L - 1, L = 64 / S */
+        for (uint32_t o = 0; o < S; o++) {
+            uint64_t v = 0;
+            for (uint32_t k = 0; k < S; k++)
+                v |= spread(x[k] >> (o * 64 / S), S) << k;
+            y[o] = v;
+        }
+    } else {
+        interleave(x, y, S, lg);
     }
 }
 
@@ -476,7 +526,7 @@ static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint3
             memset(vb, 0, S * sizeof *vb);
             continue;
         }
-        interleave(x, vb, S, lg);
+        kvp_bits_interleave(x, vb, S, lg);
         const uint64_t *y = vb;
         const uint32_t base = w * 64 * S;
 #if KVP_STREAMS_AVX512

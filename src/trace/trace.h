@@ -109,6 +109,10 @@ typedef struct kvp_streams {
 
 /* The trace's streams, or NULL for a single-stream trace. */
 const kvp_streams *kvp_trace_streams(const kvp_trace *t);
+/* 64 positions of S = 2^lg streams (x[i] bit p: stream i reads position p, S <= 64) as the
+ * S words of their virtual positions: bit p * S + i of y[0..S) read as one string of 64 S
+ * bits.  x is overwritten.  The streams' merge and the lookahead grid's read-ahead. */
+void kvp_bits_interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg);
 /* A trace of the H heads of base, whose layers are the (layer, head) pairs layer * H + head of
  * an (N, L, H, C) array read as (N, L * H, C); takes base over (freed on failure too). */
 int kvp_trace_heads_of(kvp_trace **out, kvp_trace *base, uint32_t heads, kvp_error *err);
