@@ -26,13 +26,15 @@ for t in "$BUILD"/tests/test_* tests/cli_*.sh tests/py_*.sh; do
     tally "$(basename "$t")" "$rc" "$out"
 done
 # The vector forms wider than SSE2 (the generator's passes over the keys, the lookahead grid's
-# word loops, the .npy band pass, reactive's lists of a bitset's blocks, the streams' merge)
+# word loops, the .npy band pass, reactive's lists of a bitset's blocks, the streams' merge,
+# the blocks' score sums)
 # are chosen at run time; their tests run again with KVPLACE_SSE2_ONLY, which takes the SSE2
 # and plain forms (src/base/simd.h), so that both are tested on a CPU that has the wider
 # ones.  Elsewhere the same forms run twice.
 for t in "$BUILD"/tests/test_synth "$BUILD"/tests/test_synth_heads \
          "$BUILD"/tests/test_lookahead_grid "$BUILD"/tests/test_fast "$BUILD"/tests/test_npy \
-         "$BUILD"/tests/test_npy_read "$BUILD"/tests/test_policies "$BUILD"/tests/test_streams; do
+         "$BUILD"/tests/test_npy_read "$BUILD"/tests/test_policies "$BUILD"/tests/test_streams \
+         "$BUILD"/tests/test_blocks; do
     [ -e "$t" ] || continue
     out=$(KVPLACE_SSE2_ONLY=1 "$t" 2>&1); rc=$?
     tally "$(basename "$t") (SSE2)" "$rc" "$out"

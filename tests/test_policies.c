@@ -8,6 +8,7 @@
  * Usage: test_policies [--seed N] [TEST...] (--list names them)
  */
 #include "support.h"
+#include "trace/trace.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers (the shared ones are in tests/support.h)                                         */
@@ -666,15 +667,51 @@ static int same_result(const kvp_result *a, const kvp_result *b)
     return same_report(a, b) && a->slots == b->slots && a->block_tokens == b->block_tokens;
 }
 
-/* One scenario: every dynamic policy against the reference, the bound, itself (twice) and
- * itself on 2 threads. */
+/* One policy (spec, as pol) against the reference, the bound, itself (twice) and itself on
+ * 2 threads. */
+static void check_policy(const kvp_scenario *sc, const kvp_trace *t, const ref_trace *rt,
+                         const ref_policy *pol, const char *spec, const kvp_result *bound,
+                         const char *what, uint64_t seed, int iter)
+{
+    kvp_derived d;
+    CHECK_OK(kvp_scenario_derive(sc, &d, &err), &err);
+    /* Slots from docs/MODEL.md §1 directly. */
+    uint64_t per = (uint64_t)sc->layers * pol->g * d.tok_bytes;
+    uint32_t slots = (uint32_t)(d.kv_budget / per);
+    ref_out ro;
+    int rc = ref_run(rt, pol, slots, (double)d.tok_bytes, d.w_layer, sc, &ro);
+    CHECK(rc == 0);
+    kvp_result r1 = run_one(sc, t, spec, 1);
+    kvp_result r2 = run_one(sc, t, spec, 1);
+    kvp_result r3 = run_one(sc, t, spec, 2);
+    const uint64_t got[10] = {r1.kv_read_hbm, r1.kv_read_dram, r1.hbm_read, r1.hbm_write,
+                              r1.dram_read,   r1.dram_write,   r1.link_up,  r1.link_down,
+                              r1.promoted_bytes, r1.demoted_bytes};
+    int same = r1.slots == slots && fabs(r1.total_time_s - ro.time_s) <= 1e-12 * ro.time_s;
+    for (int i = 0; i < 10; i++)
+        same = same && got[i] == ro.c[i] * d.tok_bytes;
+    if (!check_report_(same, __FILE__, __LINE__, "policy matches the reference")) {
+        fprintf(stderr, "    %s on %s (seed %llu, iteration %d): slots %u/%u, time "
+                "%.17g/%.17g\n", spec, what, (unsigned long long)seed, iter, r1.slots,
+                slots, r1.total_time_s, ro.time_s);
+        for (int i = 0; i < 10; i++)
+            fprintf(stderr, "      counter %d: %llu / %llu\n", i, (unsigned long long)got[i],
+                    (unsigned long long)(ro.c[i] * d.tok_bytes));
+    }
+    CHECK(same_result(&r1, &r2));
+    CHECK(same_result(&r1, &r3));
+    if (!check_report_(r1.total_time_s >= bound->total_time_s * (1 - 1e-12), __FILE__,
+                       __LINE__, "policy at or above the bound"))
+        fprintf(stderr, "    %s: %.17g < %.17g (seed %llu, iteration %d)\n", spec,
+                r1.total_time_s, bound->total_time_s, (unsigned long long)seed, iter);
+}
+
+/* One scenario: every dynamic policy (its parameters drawn) by check_policy. */
 static void check_scenario(const kvp_scenario *sc, const kvp_trace *t, const raw_trace *raw,
                            const char *what, uint64_t seed, int iter)
 {
     ref_trace rt;
     REQUIRE(ref_load(&rt, raw, sc->sparsity) == 0);
-    kvp_derived d;
-    CHECK_OK(kvp_scenario_derive(sc, &d, &err), &err);
     kvp_result bound = run_one(sc, t, "bound", 1);
     for (int kind = REF_REACTIVE; kind <= REF_LOOKAHEAD; kind++) {
         ref_policy pol = {kind, 1, 1, 0};
@@ -693,37 +730,7 @@ static void check_scenario(const kvp_scenario *sc, const kvp_trace *t, const raw
             pol.R = Rs[rnd(5)];
             snprintf(spec, sizeof spec, "lookahead:W=%u:R=%g", pol.W, pol.R);
         }
-        /* Slots from docs/MODEL.md §1 directly. */
-        uint64_t per = (uint64_t)sc->layers * pol.g * d.tok_bytes;
-        uint32_t slots = (uint32_t)(d.kv_budget / per);
-        ref_out ro;
-        int rc = ref_run(&rt, &pol, slots, (double)d.tok_bytes, d.w_layer, sc, &ro);
-        CHECK(rc == 0);
-        kvp_result r1 = run_one(sc, t, spec, 1);
-        kvp_result r2 = run_one(sc, t, spec, 1);
-        kvp_result r3 = run_one(sc, t, spec, 2);
-        const uint64_t got[10] = {r1.kv_read_hbm, r1.kv_read_dram, r1.hbm_read, r1.hbm_write,
-                                  r1.dram_read,   r1.dram_write,   r1.link_up,  r1.link_down,
-                                  r1.promoted_bytes, r1.demoted_bytes};
-        int same = r1.slots == slots && fabs(r1.total_time_s - ro.time_s) <=
-                                            1e-12 * ro.time_s;
-        for (int i = 0; i < 10; i++)
-            same = same && got[i] == ro.c[i] * d.tok_bytes;
-        if (!check_report_(same, __FILE__, __LINE__, "policy matches the reference")) {
-            fprintf(stderr, "    %s on %s (seed %llu, iteration %d): slots %u/%u, time "
-                    "%.17g/%.17g\n", spec, what, (unsigned long long)seed, iter, r1.slots,
-                    slots, r1.total_time_s, ro.time_s);
-            for (int i = 0; i < 10; i++)
-                fprintf(stderr, "      counter %d: %llu / %llu\n", i,
-                        (unsigned long long)got[i],
-                        (unsigned long long)(ro.c[i] * d.tok_bytes));
-        }
-        CHECK(same_result(&r1, &r2));
-        CHECK(same_result(&r1, &r3));
-        if (!check_report_(r1.total_time_s >= bound.total_time_s * (1 - 1e-12), __FILE__,
-                           __LINE__, "policy at or above the bound"))
-            fprintf(stderr, "    %s: %.17g < %.17g (seed %llu, iteration %d)\n", spec,
-                    r1.total_time_s, bound.total_time_s, (unsigned long long)seed, iter);
+        check_policy(sc, t, &rt, &pol, spec, &bound, what, seed, iter);
     }
     ref_free(&rt);
 }
@@ -785,6 +792,68 @@ static void test_larger(void)
     free(raw.data);
 }
 
+/* The synthetic trace gives its sets as bits too (kvp_access.bits): with blocks of g > 1
+ * tokens the engine then counts each block's reads by a popcount, where a trace without
+ * them (the same scores, in memory) has its positions walked; and the blocks' score sums
+ * come in 8 lanes (AVX-512) or one by one (KVPLACE_SSE2_ONLY).  Page (and reactive's blocks)
+ * on both traces, each against the reference: page sizes that divide 64 and others, one of
+ * more than 64, at two sparsities (the bits are taken where blocks are no more than reads:
+ * at 0.6 from 3 tokens a page, at 0.3 from 2). */
+static void test_blocks_bits(void)
+{
+    const uint32_t L = 2, N = 40, P = 700, C = P + N - 1;
+    static const char *const sparsity[] = {"sparsity=0.6", "sparsity=0.3"};
+    static const uint32_t gs[] = {2, 3, 4, 5, 16, 64, 100};
+    for (int si = 0; si < 2; si++) {
+        kvp_synth_params sp;
+        memset(&sp, 0, sizeof sp);
+        sp.prompt = P;
+        sp.steps = N;
+        sp.layers = L;
+        sp.budget = kvp_budget_sparsity(si ? 0.3 : 0.6);
+        sp.variation = KVP_VAR_HIGH;
+        sp.seed = 11 + (uint64_t)si;
+        kvp_trace *t = NULL;
+        REQUIRE_OK(kvp_trace_synthetic(&t, &sp, &err), &err);
+        /* the same trace in memory: every step's scores (padding 0) */
+        float *data = calloc((size_t)N * L * C, sizeof *data);
+        REQUIRE(data != NULL);
+        for (uint32_t l = 0; l < L; l++) {
+            kvp_cursor *c = NULL;
+            REQUIRE_OK(kvp_cursor_create(&c, t, l, sp.budget, &err), &err);
+            for (uint32_t n = 0; n < N; n++)
+                REQUIRE_OK(t->vt->scores(c->state, n, data + ((size_t)n * L + l) * C, &err),
+                           &err);
+            kvp_cursor_free(c);
+        }
+        kvp_trace *m = NULL;
+        REQUIRE_OK(kvp_trace_from_memory(&m, data, N, L, C, 0, "synthetic in memory", &err),
+                   &err);
+        raw_trace raw = {data, N, L, C, 0};
+        kvp_scenario sc;
+        toy(&sc, 10 + 2 * 2 * 150);
+        CHECK_OK(kvp_param_assign(&sc, "layers=2", &err), &err);
+        CHECK_OK(kvp_param_assign(&sc, sparsity[si], &err), &err);
+        ref_trace rt;
+        REQUIRE(ref_load(&rt, &raw, sc.sparsity) == 0);
+        kvp_result bound = run_one(&sc, t, "bound", 1);
+        for (size_t i = 0; i < sizeof gs / sizeof *gs; i++) {
+            char spec[64];
+            ref_policy pol = {REF_PAGE, gs[i], 1, 0};
+            snprintf(spec, sizeof spec, "page:page_tokens=%u", gs[i]);
+            check_policy(&sc, t, &rt, &pol, spec, &bound, "synthetic", sp.seed, (int)i);
+            check_policy(&sc, m, &rt, &pol, spec, &bound, "in memory", sp.seed, (int)i);
+            pol.kind = REF_REACTIVE;
+            snprintf(spec, sizeof spec, "reactive:g=%u", gs[i]);
+            check_policy(&sc, t, &rt, &pol, spec, &bound, "synthetic", sp.seed, (int)i);
+        }
+        ref_free(&rt);
+        kvp_trace_free(m);
+        kvp_trace_free(t);
+        free(data);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
@@ -798,6 +867,7 @@ int main(int argc, char **argv)
         {"lookahead_order", test_lookahead_order},
         {"params", test_params},
         {"properties", test_properties},
+        {"blocks_bits", test_blocks_bits},
         {"larger", test_larger},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);

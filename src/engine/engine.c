@@ -10,6 +10,7 @@
 #include "engine/runner.h"
 #include "base/error.h"
 #include "base/parallel.h"
+#include "engine/blocks.h"
 #include "engine/cost.h"
 #include "engine/fast.h"
 #include "policy/lookahead_grid.h"
@@ -379,11 +380,14 @@ int kvp_step_demote(kvp_step *s, uint32_t b)
 
 const double *kvp_step_read_score(kvp_step *s)
 {
-    if (!s->read_score) { /* 1-token blocks: the positions' own scores */
+    if (!s->read_score) {
         double *r = s->eng->rscore;
         const float *score = s->acc->score;
-        for (uint32_t i = 0; i < s->nread; i++)
-            r[i] = (double)score[i];
+        if (s->li->g == 1) /* 1-token blocks: the positions' own scores */
+            for (uint32_t i = 0; i < s->nread; i++)
+                r[i] = (double)score[i];
+        else /* one stream: each block's reads added in position order */
+            kvp_block_sums(score, s->read_count, s->nread, r, 1);
         s->read_score = r;
     }
     return s->read_score;
@@ -768,46 +772,22 @@ static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *
         s->read_score = NULL; /* filled on demand by kvp_step_read_score */
         return hbm_hits;
     }
-    /* The set ascends, so the reads of a block are consecutive: one division and one
-     * residency lookup per block, the counts and score sums kept in registers (summed in
-     * position order, as a per-read accumulation would). */
-    const int scores = (pl->ps->ops->caps & KVP_CAP_SCORES) != 0;
-    const uint32_t *pos = acc->pos, count = acc->count;
-    const float *score = acc->score;
+    /* The blocks read and their counts: from the set's bits when the trace gives them and
+     * there are no more blocks than reads (a popcount per block), else from the positions;
+     * the score sums only when a policy asks (kvp_step_read_score), on overflow steps. */
     uint32_t *rblock = pl->rblock, *rcount = pl->rcount;
-    double *rscore = pl->rscore;
-    uint32_t nread = 0;
-    uint32_t b = UINT32_MAX; /* the last block read; b + 1 wraps to block 0 */
-    uint64_t end = 0;        /* its end, (b + 1) g */
-    for (uint32_t i = 0; i < count;) {
-        /* Most blocks of a context are read: try the next block before dividing. */
-        if (pos[i] < end + g) {
-            b++;
-            end += g;
-        } else {
-            b = pos[i] / g;
-            end = ((uint64_t)b + 1) * g;
-        }
-        uint32_t j = i;
-        if (scores) {
-            double sum = 0;
-            for (; j < count && pos[j] < end; j++)
-                sum += (double)score[j];
-            rscore[nread] = sum;
-        } else {
-            while (j < count && pos[j] < end)
-                j++;
-        }
-        rblock[nread] = b;
-        rcount[nread++] = j - i;
-        acount[b] = j - i;
-        hbm_hits += (uint64_t)res[b] * (j - i);
-        i = j;
+    const uint32_t nread =
+        acc->bits && s->exist_blocks <= acc->count
+            ? kvp_blocks_of_bits(acc->bits, acc->context, g, rblock, rcount)
+            : kvp_blocks_of_pos(acc->pos, acc->count, g, rblock, rcount);
+    for (uint32_t i = 0; i < nread; i++) {
+        acount[rblock[i]] = rcount[i];
+        hbm_hits += (uint64_t)res[rblock[i]] * rcount[i];
     }
     s->nread = nread;
     s->read_block = rblock;
     s->read_count = rcount;
-    s->read_score = rscore;
+    s->read_score = NULL;
     return hbm_hits;
 }
 

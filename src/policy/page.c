@@ -7,11 +7,23 @@
  */
 #include "policy/policy.h"
 #include "base/error.h"
+#include "base/simd.h"
 #include "engine/cost.h"
 #include "base/select.h"
 
 #include <math.h>
 #include <stdlib.h>
+
+/* On x86-64 with GCC or clang the passes over the read entries and the pages (the band's
+ * split, the walk that lists the pages to demote) have an AVX-512 form, chosen at run time
+ * (KVPLACE_SSE2_ONLY turns it off, src/base/simd.h): the same lists, in the same order. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVP_NO_SIMD)
+#define PAGE_AVX512 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,popcnt")))
+#else
+#define PAGE_AVX512 0
+#endif
 
 enum { PAGE_TOKENS }; /* index into page_params */
 
@@ -34,6 +46,7 @@ typedef struct page_state {
     uint64_t rng;   /* pivot choice of the selection */
     struct ranked *ranked; /* more than two tiers: the read pages out of HBM, by rank */
     uint32_t *below;       /* and their pages, for kvp_step_rank_below */
+    int wide;              /* the AVX-512 forms of split and the demotions' walk */
 } page_state;
 
 typedef struct ranked {
@@ -93,6 +106,11 @@ static int page_init(void **state, const kvp_layer_info *li, const kvp_step *fir
         return kvp_error_set(err, KVP_ENOMEM, "page: out of memory for layer %u", li->layer);
     }
     st->rng = KVP_SELECT_SEED;
+#if PAGE_AVX512
+    __builtin_cpu_init();
+    st->wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && kvp_simd_wide();
+#endif
     *state = st;
     kvp_initial_default(li, resident);
     return 0;
@@ -122,6 +140,110 @@ static void rank_below(page_state *st, kvp_step *s)
     kvp_step_rank_below(s, st->below, m, 1);
 }
 
+/* The entries i < n with score[i] > hi into idx[*nabove ..], those in (lo, hi] into
+ * band[*nband ..], ascending; *nabove and *nband grow by their counts.  No branch: which
+ * side an entry falls is not predictable. */
+static void split_plain(const double *score, uint32_t i, uint32_t n, double lo, double hi,
+                        uint32_t *idx, uint32_t *nabove, uint32_t *band, uint32_t *nband)
+{
+    uint32_t na = *nabove, nb = *nband;
+    for (; i < n; i++) {
+        double x = score[i];
+        uint32_t above = x > hi;
+        idx[na] = i;
+        na += above;
+        band[nb] = i;
+        nb += (x > lo) & !above;
+    }
+    *nabove = na;
+    *nband = nb;
+}
+
+#if PAGE_AVX512
+/* 8 entries at a time: the two comparisons as masks (false for a NaN, as the plain >), the
+ * entries of each compressed in a register and stored by a mask of as many. */
+AVX512 static void split_avx512(const double *score, uint32_t n, double lo, double hi,
+                                uint32_t *idx, uint32_t *nabove, uint32_t *band,
+                                uint32_t *nband)
+{
+    const __m512d vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
+    const __m256i step = _mm256_set1_epi32(8);
+    __m256i vi = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    uint32_t i = 0, na = 0, nb = 0;
+    for (; i + 8 <= n; i += 8, vi = _mm256_add_epi32(vi, step)) {
+        const __m512d x = _mm512_loadu_pd(score + i);
+        const __mmask8 above = _mm512_cmp_pd_mask(x, vhi, _CMP_GT_OQ);
+        const __mmask8 in = _mm512_cmp_pd_mask(x, vlo, _CMP_GT_OQ) & (__mmask8)~above;
+        const uint32_t ca = (uint32_t)__builtin_popcount(above);
+        const uint32_t cb = (uint32_t)__builtin_popcount(in);
+        _mm256_mask_storeu_epi32(idx + na, (__mmask8)((1u << ca) - 1),
+                                 _mm256_maskz_compress_epi32(above, vi));
+        _mm256_mask_storeu_epi32(band + nb, (__mmask8)((1u << cb) - 1),
+                                 _mm256_maskz_compress_epi32(in, vi));
+        na += ca;
+        nb += cb;
+    }
+    *nabove = na;
+    *nband = nb;
+    split_plain(score, i, n, lo, hi, idx, nabove, band, nband);
+}
+#endif
+
+static void split(const double *score, uint32_t n, double lo, double hi, uint32_t *idx,
+                  uint32_t *nabove, uint32_t *band, uint32_t *nband, int wide)
+{
+#if PAGE_AVX512
+    if (wide) {
+        split_avx512(score, n, lo, hi, idx, nabove, band, nband);
+        return;
+    }
+#endif
+    (void)wide;
+    split_plain(score, 0, n, lo, hi, idx, nabove, band, nband);
+}
+
+/* The resident pages b < top outside the target (mark[b] != gen), from the highest down,
+ * into down[*ndown ..] until it holds excess (or the pages run out); *ndown grows by their
+ * count.  No branch on a page. */
+static void walk_plain(const uint8_t *res, const uint32_t *mark, uint32_t gen, uint32_t top,
+                       uint32_t excess, uint32_t *down, uint32_t *ndown)
+{
+    uint32_t nd = *ndown, b = top;
+    while (nd < excess && b-- > 0) {
+        down[nd] = b;
+        nd += res[b] & (mark[b] != gen);
+    }
+    *ndown = nd;
+}
+
+#if PAGE_AVX512
+/* 16 pages at a time, highest first: the lanes reversed (lane j for page b - 1 - j), the
+ * pages kept compressed in a register, and of them as many stored as the count still needs. */
+AVX512 static void walk_avx512(const uint8_t *res, const uint32_t *mark, uint32_t gen,
+                               uint32_t top, uint32_t excess, uint32_t *down, uint32_t *ndown)
+{
+    const __m512i rev = _mm512_setr_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i vgen = _mm512_set1_epi32((int)gen);
+    uint32_t nd = *ndown, b = top;
+    for (; nd < excess && b >= 16; b -= 16) {
+        const __m512i r = _mm512_permutexvar_epi32(
+            rev, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(res + b - 16))));
+        const __m512i m =
+            _mm512_permutexvar_epi32(rev, _mm512_loadu_si512((const void *)(mark + b - 16)));
+        const __mmask16 keep = _mm512_test_epi32_mask(r, r) & _mm512_cmpneq_epi32_mask(m, vgen);
+        const uint32_t got = (uint32_t)__builtin_popcount(keep);
+        const uint32_t take = got < excess - nd ? got : excess - nd;
+        const __m512i pages = _mm512_sub_epi32(_mm512_set1_epi32((int)(b - 1)), lane);
+        _mm512_mask_storeu_epi32(down + nd, (__mmask16)((1u << take) - 1),
+                                 _mm512_maskz_compress_epi32(keep, pages));
+        nd += take;
+    }
+    *ndown = nd;
+    walk_plain(res, mark, gen, b, excess, down, ndown);
+}
+#endif
+
 /* Puts in st->idx[0..nt) the nt read entries that rank highest: higher summed score, then
  * resident before this step, then lower page (read entries ascend by page, so the lower entry).
  * From one step to the next the threshold score (the nt-th best) moves little, so the entries
@@ -139,14 +261,7 @@ static void select_target(page_state *st, const kvp_step *s, const double *score
     const double lo = st->centre - st->width, hi = st->centre + st->width;
     double t;
     if (st->width > 0)
-        for (uint32_t i = 0; i < n; i++) { /* no branch: which side is not predictable */
-            double x = score[i];
-            uint32_t above = x > hi;
-            idx[nabove] = i;
-            nabove += above;
-            band[nband] = i;
-            nband += (x > lo) & !above;
-        }
+        split(score, n, lo, hi, idx, &nabove, band, &nband, st->wide);
     if (st->width > 0 && nabove <= nt && nt - nabove <= nband) {
         uint32_t r = nt - nabove;
         for (uint32_t j = 0; j < nband; j++)
@@ -206,10 +321,12 @@ static int page_step(void *state, kvp_step *s, kvp_error *err)
     const uint32_t others = s->nresident - target_resident, free_slots = slots - nt;
     const uint32_t excess = others > free_slots ? others - free_slots : 0;
     uint32_t *down = st->down, ndown = 0;
-    for (uint32_t b = s->exist_blocks; ndown < excess && b-- > 0;) {
-        down[ndown] = b;
-        ndown += res[b] & (mark[b] != gen);
-    }
+#if PAGE_AVX512
+    if (st->wide)
+        walk_avx512(res, mark, gen, s->exist_blocks, excess, down, &ndown);
+    else
+#endif
+        walk_plain(res, mark, gen, s->exist_blocks, excess, down, &ndown);
     if (ndown < excess)
         return kvp_error_set(err, KVP_ECHECK, "page: layer %u step %u: resident pages beyond "
                              "the existing ones", s->li->layer, s->n);

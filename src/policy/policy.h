@@ -101,7 +101,8 @@ int kvp_step_demote(kvp_step *s, uint32_t b);
 uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t count);
 uint32_t kvp_step_demote_many(kvp_step *s, const uint32_t *blocks, uint32_t count);
 /* Fills s->read_score if it is not yet filled this step, and returns it.  With 1-token blocks
- * it is acc->score converted, a pass over the reads that the engine leaves to the policies
+ * it is acc->score converted, with larger ones on one stream each block's sum (in position
+ * order, src/engine/blocks.c): a pass over the reads that the engine leaves to the policies
  * that need the scores in this step (reactive and page only when they overflow). */
 const double *kvp_step_read_score(kvp_step *s);
 /* With more than two tiers (s->li->model->tiers > 2; a no-op otherwise): the policy's

@@ -427,8 +427,8 @@ AVX512 static void ge_bits_avx512(const uint16_t *key, uint32_t ctx, uint32_t th
 /* The scores (key_score, the same arithmetic: int to double, the product by 1 / 65535,
  * double to float) of the set bits of the words w < *pw ((w + 1) * 64 <= ctx), every
  * stride-th of bits, ascending by position, into score; returns how many.  16 keys at a time,
- * the taken ones' scores compressed in a register and stored whole (as compress16: score
- * holds ctx entries, and j + 16 <= the word's position + 16 <= ctx). */
+ * the taken ones' scores compressed in a register and stored by a mask of as many (score
+ * need hold only the set's entries). */
 AVX512 static uint32_t bit_scores_avx512(const uint16_t *key, uint32_t ctx, const uint64_t *bits,
                                          size_t stride, float *score, uint32_t *pw)
 {
@@ -448,8 +448,10 @@ AVX512 static uint32_t bit_scores_avx512(const uint16_t *key, uint32_t ctx, cons
                 _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(k16, 1)), inv));
             __m512 f16 = _mm512_castpd_ps(_mm512_insertf64x4(
                 _mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
-            _mm512_storeu_ps(score + j, _mm512_maskz_compress_ps(m, f16));
-            j += (uint32_t)__builtin_popcount(m);
+            const uint32_t q = (uint32_t)__builtin_popcount(m);
+            _mm512_mask_storeu_ps(score + j, (__mmask16)((1u << q) - 1),
+                                  _mm512_maskz_compress_ps(m, f16));
+            j += q;
         }
     }
     *pw = w;
@@ -736,7 +738,7 @@ static uint32_t state_threshold(synth_state *st, uint32_t k, uint32_t *above_thr
 
 /* Top-k of the current keys: the k-th highest key thr (state_threshold), one forward pass
  * taking every key > thr and the first k - (their count) keys == thr (ties go to the lower
- * positions), so exactly k, then the scores (fill_scores, unless sets only).  The set is
+ * positions), so exactly k, then the scores (unless sets only).  The set is
  * written to pos[0 .. k) and score[0 .. k); pos holds at least P + step entries (the forward
  * pass writes up to there). */
 static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *score)
@@ -787,8 +789,18 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
         st->bits[p / 64] |= (uint64_t)take << (p % 64);
         m += take;
     }
-    if (!st->sets_only)
-        fill_scores(score, pos, k, key);
+    if (st->sets_only)
+        return;
+    /* With AVX-512 the scores of the whole words from the bits just made, 16 keys at a time
+     * (the same values as fill_scores'), and those of the last word's positions from pos. */
+    uint32_t j = 0;
+#if KVP_SYNTH_AVX512
+    if (st->avx512) {
+        uint32_t w;
+        j = bit_scores_avx512(key, ctx, st->bits, 1, score, &w);
+    }
+#endif
+    fill_scores(score + j, pos + j, k - j, key);
 }
 
 /* state_select's set as bits: bit p & 63 of bits[(p >> 6) * stride] for every position p of

@@ -1,0 +1,234 @@
+/*
+ * A step's reads grouped by block of g > 1 tokens, and the blocks' score sums
+ * (src/engine/blocks.h; docs/PERF.md §40).
+ */
+#include "engine/blocks.h"
+#include "base/simd.h"
+
+#include <pthread.h>
+
+/* On x86-64 with GCC or clang the sums have an AVX-512 form (F and VL), chosen at run time
+ * (KVPLACE_SSE2_ONLY turns it off, src/base/simd.h); not under KVP_NO_SIMD. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVP_NO_SIMD)
+#define BLOCKS_AVX512 1
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f,avx512vl")))
+#else
+#define BLOCKS_AVX512 0
+#endif
+
+/* GCC: a popcnt clone of the pass over the bits, chosen at load time (as src/engine/fast.c). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(KVP_NO_SIMD)
+#define POPCNT_CLONES __attribute__((target_clones("popcnt", "default")))
+#else
+#define POPCNT_CLONES
+#endif
+
+uint32_t kvp_blocks_of_pos(const uint32_t *pos, uint32_t n, uint32_t g, uint32_t *block,
+                           uint32_t *count)
+{
+    uint32_t nread = 0;
+    uint32_t b = UINT32_MAX; /* the last block read; b + 1 wraps to block 0 */
+    uint64_t end = 0;        /* its end, (b + 1) g */
+    for (uint32_t i = 0; i < n;) {
+        /* Most blocks of a context are read: try the next block before dividing. */
+        if (pos[i] < end + g) {
+            b++;
+            end += g;
+        } else {
+            b = pos[i] / g;
+            end = ((uint64_t)b + 1) * g;
+        }
+        uint32_t j = i;
+        while (j < n && pos[j] < end)
+            j++;
+        block[nread] = b;
+        count[nread++] = j - i;
+        i = j;
+    }
+    return nread;
+}
+
+/* g divides 64: a word's blocks are its g-bit fields, counted with no carry from one to the
+ * next.  Blocks past the context in the last word have no bits, so they write an entry
+ * that none keeps (at index at most ceil(context / g)). */
+POPCNT_CLONES static uint32_t of_words(const uint64_t *bits, uint32_t context, uint32_t g,
+                                       uint32_t *block, uint32_t *count)
+{
+    const uint64_t field = g == 64 ? ~0ull : (1ull << g) - 1;
+    const uint32_t words = (uint32_t)(((uint64_t)context + 63) / 64);
+    uint32_t nread = 0, b = 0;
+    for (uint32_t w = 0; w < words; w++) {
+        const uint64_t x = bits[w];
+        for (uint32_t e = 0; e < 64; e += g, b++) {
+            const uint32_t c = (uint32_t)__builtin_popcountll(x >> e & field);
+            block[nread] = b;
+            count[nread] = c;
+            nread += c != 0;
+        }
+    }
+    return nread;
+}
+
+/* Any g: block b's count is rank(hi) - rank(lo) with rank(x) the set bits below x, the ranks
+ * at the blocks' ends kept as the popcount of the whole words passed plus that of the current
+ * word's part. */
+POPCNT_CLONES static uint32_t of_ranks(const uint64_t *bits, uint32_t context, uint32_t g,
+                                       uint32_t *block, uint32_t *count)
+{
+    uint32_t nread = 0, w = 0, whole = 0, rank = 0, b = 0;
+    for (uint64_t lo = 0; lo < context; lo += g, b++) {
+        const uint64_t hi = lo + g < context ? lo + g : context;
+        for (; w < hi / 64; w++)
+            whole += (uint32_t)__builtin_popcountll(bits[w]);
+        const uint32_t part = (uint32_t)(hi % 64); /* hi % 64 > 0: word w exists */
+        const uint32_t r =
+            whole + (part ? (uint32_t)__builtin_popcountll(bits[w] & ((1ull << part) - 1)) : 0);
+        block[nread] = b;
+        count[nread] = r - rank;
+        nread += r != rank;
+        rank = r;
+    }
+    return nread;
+}
+
+/* Every existing block writes its entry and only a block read keeps it: no branch on
+ * whether a block is read, which is not predictable. */
+uint32_t kvp_blocks_of_bits(const uint64_t *bits, uint32_t context, uint32_t g,
+                            uint32_t *block, uint32_t *count)
+{
+    return 64 % g == 0 ? of_words(bits, context, g, block, count)
+                       : of_ranks(bits, context, g, block, count);
+}
+
+static void sums_plain(const float *score, const uint32_t *count, uint32_t n, double *sum)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        double t = 0;
+        for (const float *end = score + count[i]; score < end; score++)
+            t += (double)*score;
+        sum[i] = t;
+    }
+}
+
+#if BLOCKS_AVX512
+/* Up to 16 reads of an entry whose reads start at p and number c, from its q-th on, as a row
+ * of 16 floats (zeros past its count; nothing is loaded there). */
+AVX512 static inline __m512 row16(const float *p, uint32_t c, uint32_t q)
+{
+    const uint32_t left = c > q ? c - q : 0, take = left < 16 ? left : 16;
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << take) - 1), take ? p + q : p);
+}
+
+/* Half h (0: low, 1: high) of v's 16 floats, widened to 8 doubles. */
+AVX512 static inline __m512d half_pd(__m512 v, int h)
+{
+    const __m256 x = h ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))
+                       : _mm512_castps512_ps256(v);
+    return _mm512_cvtps_pd(x);
+}
+
+/* s plus the columns of the 8 rows u0..u3 (rows 0-3) and u4..u7 (rows 4-7), each already
+ * 4 x 4-transposed within its 128-bit lanes (u_m's lane L holds column 4 L + m of its four
+ * rows), in column order: columns 0-7 through the permutation lo (low half: columns m,
+ * high half: 4 + m), and, if more than 8 columns are wanted, 8-15 through hi. */
+AVX512 static inline __m512d add_columns(__m512d s, __m512 u0, __m512 u1, __m512 u2, __m512 u3,
+                                         __m512 u4, __m512 u5, __m512 u6, __m512 u7,
+                                         uint32_t cols)
+{
+    const __m512i lo = _mm512_set_epi32(23, 22, 21, 20, 7, 6, 5, 4, 19, 18, 17, 16, 3, 2, 1, 0);
+    const __m512i hi =
+        _mm512_set_epi32(31, 30, 29, 28, 15, 14, 13, 12, 27, 26, 25, 24, 11, 10, 9, 8);
+    __m512 c0 = _mm512_permutex2var_ps(u0, lo, u4), c1 = _mm512_permutex2var_ps(u1, lo, u5);
+    __m512 c2 = _mm512_permutex2var_ps(u2, lo, u6), c3 = _mm512_permutex2var_ps(u3, lo, u7);
+    for (int h = 0; h < 2; h++) {
+        s = _mm512_add_pd(s, half_pd(c0, h));
+        s = _mm512_add_pd(s, half_pd(c1, h));
+        s = _mm512_add_pd(s, half_pd(c2, h));
+        s = _mm512_add_pd(s, half_pd(c3, h));
+    }
+    if (cols <= 8)
+        return s;
+    c0 = _mm512_permutex2var_ps(u0, hi, u4), c1 = _mm512_permutex2var_ps(u1, hi, u5);
+    c2 = _mm512_permutex2var_ps(u2, hi, u6), c3 = _mm512_permutex2var_ps(u3, hi, u7);
+    for (int h = 0; h < 2; h++) {
+        s = _mm512_add_pd(s, half_pd(c0, h));
+        s = _mm512_add_pd(s, half_pd(c1, h));
+        s = _mm512_add_pd(s, half_pd(c2, h));
+        s = _mm512_add_pd(s, half_pd(c3, h));
+    }
+    return s;
+}
+
+/* 8 entries at a time, lane k for entry i + k: 16 of each entry's reads loaded as a row
+ * (zeros past its count), the 8 rows transposed, and column j (every entry's j-th read)
+ * widened and added to the lanes, j ascending: each lane's additions are the plain loop's,
+ * in its order, followed by additions of +0.0 past its count, which leave a sum as it is (a
+ * sum that starts at +0.0 is never -0.0; x + 0.0 == x for every other x, NaN and infinities
+ * included).  Columns past the group's longest entry are skipped, 8 at a time. */
+AVX512 static void sums_avx512(const float *score, const uint32_t *count, uint32_t n,
+                               double *sum)
+{
+    uint32_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const uint32_t *c = count + i;
+        const float *p0 = score, *p1 = p0 + c[0], *p2 = p1 + c[1], *p3 = p2 + c[2];
+        const float *p4 = p3 + c[3], *p5 = p4 + c[4], *p6 = p5 + c[5], *p7 = p6 + c[6];
+        uint32_t most = 0;
+        for (uint32_t k = 0; k < 8; k++)
+            most = c[k] > most ? c[k] : most;
+        __m512d s = _mm512_setzero_pd();
+        for (uint32_t q = 0; q < most; q += 16) {
+            const __m512 r0 = row16(p0, c[0], q), r1 = row16(p1, c[1], q);
+            const __m512 r2 = row16(p2, c[2], q), r3 = row16(p3, c[3], q);
+            const __m512 r4 = row16(p4, c[4], q), r5 = row16(p5, c[5], q);
+            const __m512 r6 = row16(p6, c[6], q), r7 = row16(p7, c[7], q);
+            const __m512 t0 = _mm512_unpacklo_ps(r0, r1), t1 = _mm512_unpackhi_ps(r0, r1);
+            const __m512 t2 = _mm512_unpacklo_ps(r2, r3), t3 = _mm512_unpackhi_ps(r2, r3);
+            const __m512 t4 = _mm512_unpacklo_ps(r4, r5), t5 = _mm512_unpackhi_ps(r4, r5);
+            const __m512 t6 = _mm512_unpacklo_ps(r6, r7), t7 = _mm512_unpackhi_ps(r6, r7);
+            s = add_columns(s, _mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
+                            _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE),
+                            _mm512_shuffle_ps(t4, t6, 0x44), _mm512_shuffle_ps(t4, t6, 0xEE),
+                            _mm512_shuffle_ps(t5, t7, 0x44), _mm512_shuffle_ps(t5, t7, 0xEE),
+                            most - q);
+        }
+        _mm512_storeu_pd(sum + i, s);
+        score = p7 + c[7];
+    }
+    sums_plain(score, count + i, n - i, sum + i);
+}
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int has_avx512;
+
+static void probe(void)
+{
+    __builtin_cpu_init();
+    has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                 kvp_simd_wide();
+}
+#endif
+
+int kvp_block_sums_wide(void)
+{
+#if BLOCKS_AVX512
+    pthread_once(&once, probe);
+    return has_avx512;
+#else
+    return 0;
+#endif
+}
+
+void kvp_block_sums(const float *score, const uint32_t *count, uint32_t n, double *sum,
+                    int wide)
+{
+#if BLOCKS_AVX512
+    if (wide && kvp_block_sums_wide()) {
+        sums_avx512(score, count, n, sum);
+        return;
+    }
+#endif
+    (void)wide;
+    sums_plain(score, count, n, sum);
+}

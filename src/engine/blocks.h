@@ -1,0 +1,34 @@
+/* Internal: a step's reads grouped by block of g > 1 tokens, for the engine's one-stream pass
+ * (src/engine/engine.c serve_reads) and the blocks' score sums (kvp_step_read_score):
+ * docs/PERF.md §40. */
+#ifndef KVP_BLOCKS_H
+#define KVP_BLOCKS_H
+
+#include <stdint.h>
+
+/* The read entries of the ascending set pos[0 .. n) with blocks of g tokens: the blocks
+ * read, ascending, into block[], and how many positions each holds into count[] (n entries
+ * each); returns how many entries (at most n). */
+uint32_t kvp_blocks_of_pos(const uint32_t *pos, uint32_t n, uint32_t g, uint32_t *block,
+                           uint32_t *count);
+
+/* The same entries from the set as bits (bit p % 64 of word p / 64 for every position read,
+ * no bit at or past context), g > 1: a popcount per block instead of a look at each read,
+ * cheaper when there are fewer blocks in the context than reads.  block and count hold
+ * ceil(context / g) + 1 entries. */
+uint32_t kvp_blocks_of_bits(const uint64_t *bits, uint32_t context, uint32_t g,
+                            uint32_t *block, uint32_t *count);
+
+/* sum[i] = the scores of entry i's reads added in position order to 0.0, in double: the
+ * entries' reads are consecutive in score[] (entry 0's first), count[i] of them.  Each sum
+ * is a chain of dependent additions; the chains of several entries are independent, so the
+ * AVX-512 form runs 8 entries side by side, one lane each, with the same additions in the
+ * same order: the same sums, bit for bit.  wide: that form where the CPU has it (and
+ * KVPLACE_SSE2_ONLY is not set), else the plain loop. */
+void kvp_block_sums(const float *score, const uint32_t *count, uint32_t n, double *sum,
+                    int wide);
+
+/* 1 if kvp_block_sums(.., wide = 1) takes its AVX-512 form on this CPU. */
+int kvp_block_sums_wide(void);
+
+#endif

@@ -1,0 +1,206 @@
+/*
+ * A step's reads grouped by block (src/engine/blocks.c) against oracles written here: the
+ * entries from the positions and from the bits against a count of each block's positions,
+ * and the blocks' score sums (the AVX-512 form where the CPU has it, and the plain one)
+ * against a sum in position order, bit for bit, on scores whose sum depends on the order.
+ *
+ * Usage: test_blocks [--seed N] [TEST...] (--list names them)
+ */
+#include "check.h"
+#include "engine/blocks.h"
+
+#include <stdint.h>
+
+static uint64_t rng_state;
+static uint32_t rnd(uint32_t n)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)((rng_state >> 33) % n);
+}
+
+/* A random ascending set of the positions [0, ctx): each position read with probability
+ * pct / 100, in runs (a position's neighbour is likelier read), into pos and bits (words of
+ * (ctx + 63) / 64, nothing at or past ctx); returns its size. */
+static uint32_t random_set(uint32_t ctx, uint32_t pct, uint32_t *pos, uint64_t *bits)
+{
+    memset(bits, 0, ((size_t)ctx + 63) / 64 * sizeof *bits);
+    uint32_t n = 0, last = 0;
+    for (uint32_t p = 0; p < ctx; p++) {
+        uint32_t take = rnd(100) < (last ? (pct + 100) / 2 : pct);
+        if (take) {
+            pos[n++] = p;
+            bits[p / 64] |= 1ull << (p % 64);
+        }
+        last = take;
+    }
+    return n;
+}
+
+/* The oracle: per block, its positions counted one by one. */
+static uint32_t oracle_entries(const uint32_t *pos, uint32_t n, uint32_t ctx, uint32_t g,
+                               uint32_t *block, uint32_t *count)
+{
+    uint32_t nb = (ctx + g - 1) / g, m = 0;
+    for (uint32_t b = 0; b < nb; b++) {
+        uint32_t c = 0;
+        for (uint32_t i = 0; i < n; i++)
+            c += pos[i] / g == b;
+        if (c) {
+            block[m] = b;
+            count[m++] = c;
+        }
+    }
+    return m;
+}
+
+static void test_entries(void)
+{
+    rng_state = check_seed;
+    printf("entries: seed %llu\n", (unsigned long long)check_seed);
+    static const uint32_t gs[] = {2, 3, 4, 5, 7, 8, 16, 32, 63, 64, 65, 100, 128, 1000};
+    static const uint32_t pcts[] = {0, 3, 40, 90, 100};
+    const uint32_t cap = 3000;
+    uint32_t *pos = malloc(cap * sizeof *pos), *want_b = malloc(cap * sizeof *want_b);
+    uint32_t *want_c = malloc(cap * sizeof *want_c), *got_b = malloc(cap * sizeof *got_b);
+    uint32_t *got_c = malloc(cap * sizeof *got_c);
+    uint64_t *bits = malloc((cap / 64 + 1) * sizeof *bits);
+    REQUIRE(pos && want_b && want_c && got_b && got_c && bits);
+    uint32_t bad_pos = 0, bad_bits = 0, cases = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        const uint32_t g = gs[rnd(sizeof gs / sizeof *gs)];
+        const uint32_t ctx = 1 + rnd(iter < 200 ? 200 : cap - 1);
+        const uint32_t n = random_set(ctx, pcts[rnd(5)], pos, bits);
+        const uint32_t m = oracle_entries(pos, n, ctx, g, want_b, want_c);
+        /* the bits' form writes up to ceil(ctx / g) + 1 entries: the buffers are cut there,
+         * so that the sanitizer sees a write past them */
+        const uint32_t room = (ctx + g - 1) / g + 1;
+        uint32_t *rb = got_b + cap - room, *rc = got_c + cap - room;
+        uint32_t k = kvp_blocks_of_pos(pos, n, g, got_b, got_c);
+        bad_pos += k != m || memcmp(got_b, want_b, m * sizeof *want_b) ||
+                   memcmp(got_c, want_c, m * sizeof *want_c);
+        k = kvp_blocks_of_bits(bits, ctx, g, rb, rc);
+        bad_bits += k != m || memcmp(rb, want_b, m * sizeof *want_b) ||
+                    memcmp(rc, want_c, m * sizeof *want_c);
+        cases++;
+    }
+    CHECK_EQ_U64(cases, 400);
+    CHECK_EQ_U64(bad_pos, 0);
+    CHECK_EQ_U64(bad_bits, 0);
+
+    /* Hand cases: g = 4, context 10 (blocks 0-2), reads 1, 2, 3 | 8, 9; then none. */
+    const uint32_t p5[] = {1, 2, 3, 8, 9};
+    uint64_t w = 0;
+    for (int i = 0; i < 5; i++)
+        w |= 1ull << p5[i];
+    uint32_t b[5], c[5]; /* ceil(10 / 3) + 1 */
+    CHECK_EQ_U64(kvp_blocks_of_bits(&w, 10, 4, b, c), 2);
+    CHECK(b[0] == 0 && c[0] == 3 && b[1] == 2 && c[1] == 2);
+    CHECK_EQ_U64(kvp_blocks_of_pos(p5, 5, 4, b, c), 2);
+    CHECK(b[0] == 0 && c[0] == 3 && b[1] == 2 && c[1] == 2);
+    CHECK_EQ_U64(kvp_blocks_of_bits(&w, 10, 3, b, c), 4); /* 1 2 | 3 | 8 | 9 */
+    CHECK(b[0] == 0 && c[0] == 2 && b[1] == 1 && c[1] == 1 && b[2] == 2 && c[2] == 1);
+    CHECK(b[3] == 3 && c[3] == 1);
+    w = 0;
+    CHECK_EQ_U64(kvp_blocks_of_bits(&w, 10, 4, b, c), 0);
+    free(pos);
+    free(want_b);
+    free(want_c);
+    free(got_b);
+    free(got_c);
+    free(bits);
+}
+
+/* A score whose sums depend on the order of the additions: magnitudes from 2^-53 to 2^30,
+ * either sign, with +-0 now and then. */
+static float random_score(void)
+{
+    const uint32_t r = rnd(20);
+    if (r == 0)
+        return 0.0f;
+    if (r == 1)
+        return -0.0f;
+    float x = (float)(1 + rnd(1u << 23)) * ldexpf(1.0f, (int)rnd(61) - 53);
+    return rnd(2) ? -x : x;
+}
+
+/* The oracle: each entry's scores added to 0.0 in position order. */
+static void oracle_sums(const float *score, const uint32_t *count, uint32_t n, double *sum)
+{
+    size_t at = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        double s = 0;
+        for (uint32_t j = 0; j < count[i]; j++)
+            s += (double)score[at++];
+        sum[i] = s;
+    }
+}
+
+static void test_sums(void)
+{
+    rng_state = check_seed ^ 0x9e3779b9u;
+    printf("sums: seed %llu (%s form)\n", (unsigned long long)check_seed,
+           kvp_block_sums_wide() ? "AVX-512" : "plain");
+    static const uint32_t most[] = {1, 2, 4, 7, 8, 9, 15, 16, 17, 33, 64, 100};
+    const uint32_t cap = 300;
+    uint32_t *count = malloc(cap * sizeof *count);
+    float *score = malloc((size_t)cap * 100 * sizeof *score);
+    double *want = malloc(cap * sizeof *want), *wide = malloc(cap * sizeof *wide);
+    double *plain = malloc(cap * sizeof *plain);
+    REQUIRE(count && score && want && wide && plain);
+    uint32_t bad_wide = 0, bad_plain = 0, order_matters = 0;
+    for (int iter = 0; iter < 300; iter++) {
+        const uint32_t n = rnd(cap + 1), g = most[rnd(sizeof most / sizeof *most)];
+        size_t reads = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            /* mostly full blocks, as a context's recent ones; empty entries too */
+            count[i] = rnd(4) == 0 ? g : rnd(g + 1);
+            reads += count[i];
+        }
+        for (size_t j = 0; j < reads; j++)
+            score[j] = random_score();
+        oracle_sums(score, count, n, want);
+        kvp_block_sums(score, count, n, wide, 1);
+        kvp_block_sums(score, count, n, plain, 0);
+        bad_wide += n && memcmp(wide, want, n * sizeof *want) != 0;
+        bad_plain += n && memcmp(plain, want, n * sizeof *want) != 0;
+        /* the data can tell the orders apart: the same additions backwards differ */
+        size_t at = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            double s = 0;
+            for (uint32_t j = count[i]; j-- > 0;)
+                s += (double)score[at + j];
+            at += count[i];
+            order_matters += s != want[i];
+        }
+    }
+    CHECK_EQ_U64(bad_wide, 0);
+    CHECK_EQ_U64(bad_plain, 0);
+    CHECK(order_matters > 1000);
+    printf("sums: %u entries whose backward sum differs\n", order_matters);
+
+    /* Hand case: 2^30 + 1 - 2^30 in that order is 1 in double (exact), and -0.0 alone
+     * sums to +0.0; 9 entries, so that one goes to the plain tail of the 8-lane form. */
+    const float s9[] = {0x1p30f, 1.0f, -0x1p30f, -0.0f, 0.5f, 0.25f, 1.0f, 2.0f, 3.0f,
+                        4.0f,    5.0f, 6.0f,     7.0f};
+    const uint32_t c9[] = {3, 1, 2, 0, 1, 1, 1, 1, 3};
+    double r[9];
+    for (int w = 0; w < 2; w++) {
+        kvp_block_sums(s9, c9, 9, r, w);
+        CHECK(r[0] == 1.0 && r[1] == 0.0 && !signbit(r[1]) && r[2] == 0.75 && r[3] == 0.0);
+        CHECK(r[4] == 1.0 && r[5] == 2.0 && r[6] == 3.0 && r[7] == 4.0 && r[8] == 18.0);
+    }
+    free(count);
+    free(score);
+    free(want);
+    free(wide);
+    free(plain);
+}
+
+int main(int argc, char **argv)
+{
+    static const check_test tests[] = {
+        {"entries", test_entries},
+        {"sums", test_sums},
+    };
+    return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
+}
