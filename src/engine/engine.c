@@ -1767,6 +1767,16 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
+/* sres[j], the result of spec at[j] of a sub-list of m, into res[at[j]], marked done. */
+static void take_results(kvp_result *res, uint8_t *done, const size_t *at,
+                         const kvp_result *sres, size_t m)
+{
+    for (size_t j = 0; j < m; j++) {
+        res[at[j]] = sres[j];
+        done[at[j]] = 1;
+    }
+}
+
 /* The specs of ps not done (lookahead, all of them) by the grid on tr, one pass per W in
  * list order of first appearance, each marked done; sub, at and sres are scratch of n. */
 static int grid_by_w(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
@@ -1785,10 +1795,7 @@ static int grid_by_w(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
         int rc = kvp_lookahead_grid(sc, tr, sub, m, ro, sres, err);
         if (rc < 0)
             return rc;
-        for (size_t j = 0; j < m; j++) {
-            res[at[j]] = sres[j];
-            done[at[j]] = 1;
-        }
+        take_results(res, done, at, sres, m);
     }
     return 0;
 }
@@ -1819,10 +1826,7 @@ static int streams_split(const kvp_scenario *sc, const kvp_trace *tr, const kvp_
              : engine_group(sc, tr, sub, m, ro, sres, sums, NULL, NULL, err);
     if (rc < 0)
         goto out;
-    for (size_t j = 0; j < m; j++) {
-        res[at[j]] = sres[j];
-        done[at[j]] = 1;
-    }
+    take_results(res, done, at, sres, m);
     rc = grid_by_w(sc, tr, ps, n, ro, res, done, sub, at, sres, err);
 out:
     free(sub);
@@ -1915,10 +1919,7 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
     if (pass) {
         if ((rc = engine_group(sc, tr, sub, m, ro, sres, sums, *fill, NULL, err)) < 0)
             goto out;
-        for (size_t j = 0; j < m; j++) {
-            res[at[j]] = sres[j];
-            done[at[j]] = 1;
-        }
+        take_results(res, done, at, sres, m);
     }
     if (on_cache && (nfast || (need_sums && !pass))) {
         m = 0;
@@ -1929,10 +1930,7 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
             }
         if ((rc = kvp_fast_prefix_run(sc, tr, sub, m, ro, sres, pass ? NULL : sums, err)) < 0)
             goto out;
-        for (size_t j = 0; j < m; j++) {
-            res[at[j]] = sres[j];
-            done[at[j]] = 1;
-        }
+        take_results(res, done, at, sres, m);
     }
     if (la_tr)
         rc = grid_by_w(sc, la_tr, ps, n, ro, res, done, sub, at, sres, err);
