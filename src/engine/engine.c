@@ -1767,35 +1767,75 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
-/* sres[j], the result of spec at[j] of a sub-list of m, into res[at[j]], marked done. */
-static void take_results(kvp_result *res, uint8_t *done, const size_t *at,
-                         const kvp_result *sres, size_t m)
+/* A list of n specs run in parts: a part's specs (sub, each one's place in the list at),
+ * their results (sres), and which of the list's specs are done. */
+typedef struct parts {
+    kvp_policy_spec *sub;
+    size_t *at;
+    kvp_result *sres;
+    uint8_t *done;
+} parts;
+
+static void parts_free(parts *p)
+{
+    free(p->sub);
+    free(p->at);
+    free(p->sres);
+    free(p->done);
+}
+
+static int parts_alloc(parts *p, size_t n, kvp_error *err)
+{
+    p->sub = calloc(n, sizeof *p->sub);
+    p->at = calloc(n, sizeof *p->at);
+    p->sres = calloc(n, sizeof *p->sres);
+    p->done = calloc(n, 1);
+    if (p->sub && p->at && p->sres && p->done)
+        return 0;
+    parts_free(p);
+    return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+}
+
+/* The part of the specs not done that are not lookahead; returns its size. */
+static size_t parts_others(parts *p, const kvp_policy_spec *ps, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!p->done[i] && ps[i].ops != &kvp_policy_lookahead) {
+            p->sub[m] = ps[i];
+            p->at[m++] = i;
+        }
+    return m;
+}
+
+/* The part's m results into res, its specs marked done. */
+static void parts_take(parts *p, kvp_result *res, size_t m)
 {
     for (size_t j = 0; j < m; j++) {
-        res[at[j]] = sres[j];
-        done[at[j]] = 1;
+        res[p->at[j]] = p->sres[j];
+        p->done[p->at[j]] = 1;
     }
 }
 
 /* The specs of ps not done (lookahead, all of them) by the grid on tr, one pass per W in
- * list order of first appearance, each marked done; sub, at and sres are scratch of n. */
+ * list order of first appearance, each marked done. */
 static int grid_by_w(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                     size_t n, const kvp_run_options *ro, kvp_result *res, uint8_t *done,
-                     kvp_policy_spec *sub, size_t *at, kvp_result *sres, kvp_error *err)
+                     size_t n, const kvp_run_options *ro, kvp_result *res, parts *p,
+                     kvp_error *err)
 {
     for (size_t i = 0; i < n; i++) {
-        if (done[i])
+        if (p->done[i])
             continue;
         size_t m = 0;
         for (size_t j = i; j < n; j++)
-            if (!done[j] && ps[j].value[0] == ps[i].value[0]) {
-                sub[m] = ps[j];
-                at[m++] = j;
+            if (!p->done[j] && ps[j].value[0] == ps[i].value[0]) {
+                p->sub[m] = ps[j];
+                p->at[m++] = j;
             }
-        int rc = kvp_lookahead_grid(sc, tr, sub, m, ro, sres, err);
+        int rc = kvp_lookahead_grid(sc, tr, p->sub, m, ro, p->sres, err);
         if (rc < 0)
             return rc;
-        take_results(res, done, at, sres, m);
+        parts_take(p, res, m);
     }
     return 0;
 }
@@ -1806,33 +1846,19 @@ static int streams_split(const kvp_scenario *sc, const kvp_trace *tr, const kvp_
                          size_t n, const kvp_run_options *ro, kvp_result *res,
                          kvp_pass_sums *sums, kvp_error *err)
 {
-    kvp_policy_spec *sub = calloc(n, sizeof *sub);
-    size_t *at = calloc(n, sizeof *at);
-    kvp_result *sres = calloc(n, sizeof *sres);
-    uint8_t *done = calloc(n, 1);
-    int rc = 0;
-    if (!sub || !at || !sres || !done) {
-        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
-        goto out;
-    }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (ps[i].ops != &kvp_policy_lookahead) {
-            sub[m] = ps[i];
-            at[m++] = i;
-        }
-    rc = kvp_fast_streams_takes(sc, tr, sub, m, ro)
-             ? kvp_fast_streams_run(sc, tr, sub, m, ro, sres, sums, err)
-             : engine_group(sc, tr, sub, m, ro, sres, sums, NULL, NULL, err);
+    parts p;
+    int rc = parts_alloc(&p, n, err);
     if (rc < 0)
-        goto out;
-    take_results(res, done, at, sres, m);
-    rc = grid_by_w(sc, tr, ps, n, ro, res, done, sub, at, sres, err);
-out:
-    free(sub);
-    free(at);
-    free(sres);
-    free(done);
+        return rc;
+    const size_t m = parts_others(&p, ps, n);
+    rc = kvp_fast_streams_takes(sc, tr, p.sub, m, ro)
+             ? kvp_fast_streams_run(sc, tr, p.sub, m, ro, p.sres, sums, err)
+             : engine_group(sc, tr, p.sub, m, ro, p.sres, sums, NULL, NULL, err);
+    if (rc >= 0) {
+        parts_take(&p, res, m);
+        rc = grid_by_w(sc, tr, ps, n, ro, res, &p, err);
+    }
+    parts_free(&p);
     return rc;
 }
 
@@ -1896,14 +1922,9 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
             *fill = NULL;
     }
     const kvp_trace *la_tr = on_cache ? tr : *fill; /* NULL: lookahead stays in the pass */
-    kvp_policy_spec *sub = calloc(n, sizeof *sub);
-    size_t *at = calloc(n, sizeof *at);
-    kvp_result *sres = calloc(n, sizeof *sres);
-    uint8_t *done = calloc(n, 1);
-    if (!sub || !at || !sres || !done) {
-        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
-        goto out;
-    }
+    parts p;
+    if ((rc = parts_alloc(&p, n, err)) < 0)
+        return rc;
     /* The pass: the other policies, and on a trace that is not a cache the fast ones (they
      * ride the pass for little) and lookahead when there is no cache for it. */
     size_t m = 0;
@@ -1912,33 +1933,26 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
         const int fast = !checked && !la && kvp_fast_prefix_takes(&ps[i], 1);
         if ((la && la_tr) || (fast && on_cache))
             continue;
-        sub[m] = ps[i];
-        at[m++] = i;
+        p.sub[m] = ps[i];
+        p.at[m++] = i;
     }
     const int pass = m || !on_cache; /* on a cache, the fast path below gives the sums */
     if (pass) {
-        if ((rc = engine_group(sc, tr, sub, m, ro, sres, sums, *fill, NULL, err)) < 0)
+        if ((rc = engine_group(sc, tr, p.sub, m, ro, p.sres, sums, *fill, NULL, err)) < 0)
             goto out;
-        take_results(res, done, at, sres, m);
+        parts_take(&p, res, m);
     }
     if (on_cache && (nfast || (need_sums && !pass))) {
-        m = 0;
-        for (size_t i = 0; i < n; i++)
-            if (!done[i] && ps[i].ops != &kvp_policy_lookahead) {
-                sub[m] = ps[i];
-                at[m++] = i;
-            }
-        if ((rc = kvp_fast_prefix_run(sc, tr, sub, m, ro, sres, pass ? NULL : sums, err)) < 0)
+        m = parts_others(&p, ps, n);
+        if ((rc = kvp_fast_prefix_run(sc, tr, p.sub, m, ro, p.sres, pass ? NULL : sums,
+                                      err)) < 0)
             goto out;
-        take_results(res, done, at, sres, m);
+        parts_take(&p, res, m);
     }
     if (la_tr)
-        rc = grid_by_w(sc, la_tr, ps, n, ro, res, done, sub, at, sres, err);
+        rc = grid_by_w(sc, la_tr, ps, n, ro, res, &p, err);
 out:
-    free(sub);
-    free(at);
-    free(sres);
-    free(done);
+    parts_free(&p);
     return rc;
 }
 
