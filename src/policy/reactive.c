@@ -137,9 +137,18 @@ static inline uint32_t popcount64(uint64_t x)
 }
 
 /* Appends the set bits of word w of a bitset to out[n ..], as blocks, ascending; returns the
- * new count. */
+ * new count.  The first 4 without a branch (an entry stored for each, kept if the word had
+ * the bit: out has 4 entries of room past the list), a loop for the rest: most words of the
+ * overflow step's lists hold a few bits, and a loop's exit was mispredicted once a word. */
 static inline uint32_t list_bits(uint64_t x, uint32_t w, uint32_t *out, uint32_t n)
 {
+    if (!x)
+        return n;
+    for (uint32_t j = 0; j < 4; j++) {
+        out[n] = w * 64 + (uint32_t)__builtin_ctzll(x | 1ull << 63); /* x = 0: not kept */
+        n += x != 0;
+        x &= x - 1;
+    }
     for (; x; x &= x - 1)
         out[n++] = w * 64 + (uint32_t)__builtin_ctzll(x);
     return n;
@@ -492,6 +501,8 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     }
     for (uint32_t i = 0; i < RECENT; i++) {
         uint64_t *bits = recent_of(st, gen + i);
+        if (st->rstamp[(gen + i) % RECENT] == 0) /* no stamp, no block: after an overflow */
+            continue;                             /* step, all but the last step's */
         for (uint32_t w = 0; w < nrw; w++)
             ndown = list_bits(bits[w] & ~r[w], w, down, ndown);
         memset(bits, 0, nrw * sizeof *bits);
