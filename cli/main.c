@@ -7,6 +7,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /*
  * The scenario `kvplace` runs with no command: the paper's GH200 and Llama-3.1-8B on a
@@ -130,8 +133,23 @@ static int cmd_help(int argc, char **argv)
     return c->fn(&a);
 }
 
+/* An engine pass allocates each layer's cursors, policy states and buffers (some 60 MB a
+ * layer at 8 distinct sequences) and frees them at the layer's end.  glibc's defaults hand
+ * blocks of more than 128 KiB back to the kernel (a mapping of their own, or the heap's top
+ * trimmed), so each layer faulted its pages in again: at 128 steps some 15% of such a run's
+ * CPU time, in the kernel (docs/PERF.md §44).  Kept in the heap instead: blocks up to
+ * 32 MiB (glibc's largest threshold) from the heap, and up to 512 MiB of free heap kept. */
+static void keep_freed_memory(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    keep_freed_memory();
     if (argc < 2)
         return run_default();
     const char *cmd = argv[1];

@@ -196,11 +196,101 @@ static void test_sums(void)
     free(plain);
 }
 
+/* The entries of S streams' reads by block rows (kvp_blocks_of_streams) against an oracle
+ * that walks the merged positions: for each row, each stream's reads counted and their scores
+ * added in position order, streams ascending.  The streams' contexts differ (a short
+ * sequence ends), scores whose sums depend on the order; where the form does not run
+ * (no AVX-512, KVPLACE_SSE2_ONLY, or S not 2, 4, 8) it must say so and write nothing. */
+static void test_streams(void)
+{
+    rng_state = check_seed ^ 0x5bd1e995u;
+    const int wide = kvp_block_sums_wide();
+    printf("streams: seed %llu (%s)\n", (unsigned long long)check_seed,
+           wide ? "AVX-512" : "no form: UINT32_MAX");
+    static const uint32_t Ss[] = {2, 4, 8, 3, 16};
+    static const uint32_t gs[] = {2, 3, 4, 5, 7, 8, 16, 17, 64, 100};
+    const uint32_t maxctx = 400, V = 16 * maxctx;
+    uint32_t *pos = malloc(V * sizeof *pos), *wb = malloc(V * sizeof *wb);
+    uint32_t *wc = malloc(V * sizeof *wc), *ctx = malloc(16 * sizeof *ctx);
+    float *score = malloc(V * sizeof *score);
+    double *ws = malloc(V * sizeof *ws);
+    uint64_t *bits = malloc((V / 64 + 1) * sizeof *bits);
+    REQUIRE(pos && wb && wc && ctx && score && ws && bits);
+    uint32_t bad = 0, runs = 0, skipped = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        const uint32_t S = Ss[rnd(5)], g = gs[rnd(10)], pct = (uint32_t)rnd(101);
+        uint32_t top = 0;
+        for (uint32_t i = 0; i < S; i++) {
+            ctx[i] = rnd(4) == 0 ? rnd(maxctx + 1) : maxctx - rnd(50);
+            top = ctx[i] > top ? ctx[i] : top;
+        }
+        const uint32_t v = top * S;
+        memset(bits, 0, ((size_t)v + 63) / 64 * sizeof *bits);
+        uint32_t n = 0;
+        for (uint32_t q = 0; q < v; q++)
+            if (q / S < ctx[q % S] && rnd(100) < pct) {
+                bits[q / 64] |= 1ull << (q % 64);
+                pos[n] = q;
+                score[n++] = random_score();
+            }
+        /* exactly the documented room, so that a write past it is seen by the sanitizer */
+        const size_t room = ((size_t)top + g - 1) / g * S;
+        uint32_t *block = malloc((room ? room : 1) * sizeof *block);
+        uint32_t *count = malloc((room ? room : 1) * sizeof *count);
+        double *sum = malloc((room ? room : 1) * sizeof *sum);
+        REQUIRE(block && count && sum);
+        const int scored = rnd(4) != 0;
+        const uint32_t got = kvp_blocks_of_streams(bits, v, S, g, scored ? score : NULL, block,
+                                                   count, sum);
+        if (!wide || (S != 2 && S != 4 && S != 8)) {
+            bad += got != UINT32_MAX;
+            skipped++;
+        } else {
+            /* the oracle, from the positions */
+            uint32_t m = 0;
+            for (uint32_t b = 0; (uint64_t)b * g < top; b++)
+                for (uint32_t i = 0; i < S; i++) {
+                    uint32_t c = 0;
+                    double t = 0;
+                    for (uint32_t j = 0; j < n; j++)
+                        if (pos[j] % S == i && pos[j] / S / g == b) {
+                            c++;
+                            t += scored ? (double)score[j] : 0.0;
+                        }
+                    if (c) {
+                        wb[m] = b * S + i;
+                        wc[m] = c;
+                        ws[m++] = t;
+                    }
+                }
+            bad += got != m || (m && (memcmp(block, wb, m * sizeof *wb) != 0 ||
+                                      memcmp(count, wc, m * sizeof *wc) != 0 ||
+                                      memcmp(sum, ws, m * sizeof *ws) != 0));
+            runs++;
+        }
+        free(block);
+        free(count);
+        free(sum);
+    }
+    CHECK_EQ_U64(bad, 0);
+    CHECK(runs + skipped == 400);
+    CHECK(!wide || runs > 150);
+    printf("streams: %u runs, %u without the form\n", runs, skipped);
+    free(pos);
+    free(wb);
+    free(wc);
+    free(ctx);
+    free(score);
+    free(ws);
+    free(bits);
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
         {"entries", test_entries},
         {"sums", test_sums},
+        {"streams", test_streams},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

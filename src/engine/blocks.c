@@ -199,6 +199,46 @@ AVX512 static void sums_avx512(const float *score, const uint32_t *count, uint32
     sums_plain(score, count + i, n - i, sum + i);
 }
 
+/* kvp_blocks_of_streams with 2, 4 or 8 streams: a position's S bits are a lane mask (lane i,
+ * stream i), its reads' scores (consecutive in score[], stream ascending) are expanded into
+ * those lanes and added to the row's sums there: each lane's additions are its stream's
+ * reads in position order, from +0.0, as the plain loop adds them; a lane not read at a
+ * position is left as it is (a masked add).  The counts likewise, one lane a stream. */
+AVX512 static uint32_t streams_avx512(const uint64_t *bits, uint32_t context, uint32_t S,
+                                      uint32_t g, const float *score, uint32_t *block,
+                                      uint32_t *count, double *sum)
+{
+    const unsigned lg = (unsigned)__builtin_ctz(S), shift = 6 - lg; /* p >> shift: p's word */
+    const uint64_t field = (1ull << S) - 1;
+    const uint32_t npos = context >> lg, per = 64 >> lg;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
+    uint32_t n = 0, k = 0; /* entries, reads so far */
+    for (uint32_t p0 = 0, b = 0; p0 < npos; p0 += g, b++) {
+        const uint32_t p1 = npos - p0 > g ? p0 + g : npos;
+        __m512d acc = _mm512_setzero_pd();
+        __m256i cnt = _mm256_setzero_si256();
+        for (uint32_t p = p0; p < p1; p++) {
+            const __mmask8 m = (__mmask8)(bits[p >> shift] >> ((p & (per - 1)) << lg) & field);
+            const uint32_t c = (uint32_t)__builtin_popcount(m);
+            cnt = _mm256_mask_add_epi32(cnt, m, cnt, one);
+            if (score) {
+                const __m256 v = _mm256_maskz_loadu_ps((__mmask8)((1u << c) - 1), score + k);
+                acc = _mm512_mask_add_pd(acc, m, acc,
+                                         _mm512_cvtps_pd(_mm256_maskz_expand_ps(m, v)));
+            }
+            k += c;
+        }
+        const __mmask8 has = _mm256_cmpgt_epi32_mask(cnt, _mm256_setzero_si256());
+        const __mmask8 first = (__mmask8)((1u << __builtin_popcount(has)) - 1);
+        const __m256i vb = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(b * S)));
+        _mm256_mask_storeu_epi32(block + n, first, _mm256_maskz_compress_epi32(has, vb));
+        _mm256_mask_storeu_epi32(count + n, first, _mm256_maskz_compress_epi32(has, cnt));
+        _mm512_mask_storeu_pd(sum + n, first, _mm512_maskz_compress_pd(has, acc));
+        n += (uint32_t)__builtin_popcount(has);
+    }
+    return n;
+}
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int has_avx512;
 
@@ -231,4 +271,17 @@ void kvp_block_sums(const float *score, const uint32_t *count, uint32_t n, doubl
 #endif
     (void)wide;
     sums_plain(score, count, n, sum);
+}
+
+uint32_t kvp_blocks_of_streams(const uint64_t *bits, uint32_t context, uint32_t S, uint32_t g,
+                               const float *score, uint32_t *block, uint32_t *count,
+                               double *sum)
+{
+#if BLOCKS_AVX512
+    if ((S == 2 || S == 4 || S == 8) && kvp_block_sums_wide())
+        return streams_avx512(bits, context, S, g, score, block, count, sum);
+#endif
+    (void)bits, (void)context, (void)S, (void)g, (void)score, (void)block, (void)count,
+        (void)sum;
+    return UINT32_MAX;
 }

@@ -28,6 +28,19 @@ uint32_t kvp_blocks_of_bits(const uint64_t *bits, uint32_t context, uint32_t g,
 void kvp_block_sums(const float *score, const uint32_t *count, uint32_t n, double *sum,
                     int wide);
 
+/* The read entries of a step of S streams from its set as bits of virtual positions p S + i
+ * (S bits a position, stream i's lowest; no bit at or past context, a multiple of S), with
+ * blocks of g > 1 tokens: for each block row (positions [b g, (b + 1) g) of every stream)
+ * with reads, one entry a stream that reads there, stream ascending: block b S + i, its
+ * reads' count, and their scores (score[]: the set's, in its order; NULL: none) added in
+ * position order to 0.0, in double.  So the engine's pass over the positions gives them,
+ * bit for bit (src/engine/engine.c serve_reads_streams).  block, count and sum hold
+ * ceil(context / (S g)) S entries.  Only in AVX-512, for S = 2, 4 or 8, where
+ * kvp_block_sums_wide(); else UINT32_MAX and nothing written. */
+uint32_t kvp_blocks_of_streams(const uint64_t *bits, uint32_t context, uint32_t S, uint32_t g,
+                               const float *score, uint32_t *block, uint32_t *count,
+                               double *sum);
+
 /* 1 if kvp_block_sums(.., wide = 1) takes its AVX-512 form on this CPU. */
 int kvp_block_sums_wide(void);
 

@@ -810,7 +810,20 @@ __attribute__((noinline)) static uint64_t serve_reads_streams(pol_layer *pl,
     double *sum = pl->ssum;
     const uint64_t m = pl->mod_s; /* v % S and v / S by multiplications, as below */
     uint64_t hbm_hits = 0;
-    for (uint32_t i = 0; i < count;) {
+    /* The set's bits (S = 2, 4, 8, AVX-512): the same entries, a position at a time */
+    const uint32_t nbits =
+        acc->bits ? kvp_blocks_of_streams(acc->bits, acc->context, S, g, scores ? score : NULL,
+                                          pl->rblock, pl->rcount, pl->rscore)
+                  : UINT32_MAX;
+    if (nbits != UINT32_MAX) {
+        for (uint32_t k = 0; k < nbits; k++) {
+            const uint32_t vb = pl->rblock[k];
+            pl->acount[vb] = pl->rcount[k];
+            hbm_hits += (uint64_t)res[vb] * pl->rcount[k];
+        }
+        nread = nbits;
+    }
+    for (uint32_t i = nbits != UINT32_MAX ? count : 0; i < count;) {
         const uint32_t b = fast_div(pos[i], m) / g;
         const uint64_t end = ((uint64_t)b + 1) * g * S;
         uint32_t ns = 0, j = i;

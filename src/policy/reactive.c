@@ -75,12 +75,14 @@ typedef struct reactive_state {
     uint64_t *res;         /* nwords: the resident blocks */
     uint64_t *rbits;       /* nwords: the blocks read at this step */
     uint64_t *kbits;       /* nwords: the blocks kept (overflow case) */
+    uint64_t *abits;       /* nwords + 3: band_bits_avx512's flags, a read entry a bit */
     double centre, width;  /* the overflow selection's band: last threshold, half-width */
     double *bscore;        /* nblocks entries: the band's scores, with 1-token blocks */
     uint32_t *idx;         /* nblocks entries: the selection's scratch, the blocks to promote */
     uint32_t *down;        /* nblocks entries: the blocks to demote */
     uint64_t rng;          /* pivot choice of the selection */
     int wide;              /* the AVX-512 form of the lists */
+    int band_wide;         /* the AVX-512 form of the band pass (and BMI2) */
 } reactive_state;
 
 static uint32_t reactive_block_tokens(const double *param, const kvp_scenario *sc)
@@ -135,9 +137,18 @@ static inline uint32_t popcount64(uint64_t x)
 }
 
 /* Appends the set bits of word w of a bitset to out[n ..], as blocks, ascending; returns the
- * new count. */
+ * new count.  The first 4 without a branch (an entry stored for each, kept if the word had
+ * the bit: out has 4 entries of room past the list), a loop for the rest: most words of the
+ * overflow step's lists hold a few bits, and a loop's exit was mispredicted once a word. */
 static inline uint32_t list_bits(uint64_t x, uint32_t w, uint32_t *out, uint32_t n)
 {
+    if (!x)
+        return n;
+    for (uint32_t j = 0; j < 4; j++) {
+        out[n] = w * 64 + (uint32_t)__builtin_ctzll(x | 1ull << 63); /* x = 0: not kept */
+        n += x != 0;
+        x &= x - 1;
+    }
     for (; x; x &= x - 1)
         out[n++] = w * 64 + (uint32_t)__builtin_ctzll(x);
     return n;
@@ -231,6 +242,52 @@ static inline void band_split(double x, uint32_t i, uint32_t b, double lo, doubl
     *nband += (x > lo) & !above;
 }
 
+#if REACTIVE_AVX512
+/* The band pass of select_kept (band_split's loop) with 1-token blocks whose reads are the
+ * trace's bits r (nrw words; read entry i is the i-th set bit): 8 scores at a time widened
+ * to double and compared with the band's ends, the band's entries compressed into band[]
+ * (8 stored whole: it has 16 entries of room), the "above" flags kept as bits in read order
+ * (st->abits), then deposited into the words of the reads (pdep), each word taking as many
+ * flags as it has reads: the kept bits, with no store a read.  The same band, in the same
+ * order, and the same bits.  Returns the entries above the band; *nband, the band's. */
+__attribute__((target("avx512f,avx512vl,avx512bw,bmi2,popcnt"))) static uint32_t
+band_bits_avx512(reactive_state *st, const float *fscore, uint32_t n, const uint64_t *r,
+                 uint32_t nrw, double lo, double hi, uint32_t *band, uint32_t *nband_out)
+{
+    uint64_t *ab = st->abits, *kept = st->kbits;
+    const __m512d vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    uint32_t nabove = 0, nband = 0;
+    for (uint32_t i = 0; i < n; i += 64) {
+        uint64_t word = 0;
+        for (uint32_t q = 0; q < 64 && i + q < n; q += 8) {
+            const uint32_t left = n - i - q;
+            const __mmask8 valid = left >= 8 ? 0xFF : (__mmask8)((1u << left) - 1);
+            const __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, fscore + i + q));
+            const __mmask8 above = _mm512_mask_cmp_pd_mask(valid, x, vhi, _CMP_GT_OQ);
+            const __mmask8 in =
+                _mm512_mask_cmp_pd_mask((__mmask8)(valid & ~above), x, vlo, _CMP_GT_OQ);
+            _mm256_storeu_si256((__m256i *)(void *)(band + nband),
+                                _mm256_maskz_compress_epi32(in, idx));
+            nband += (uint32_t)__builtin_popcount(in);
+            word |= (uint64_t)above << q;
+            idx = _mm256_add_epi32(idx, _mm256_set1_epi32(8));
+        }
+        ab[i / 64] = word;
+        nabove += (uint32_t)__builtin_popcountll(word);
+    }
+    ab[(n + 63) / 64] = ab[(n + 63) / 64 + 1] = 0; /* read past the last flag, never used */
+    for (uint32_t w = 0, off = 0; w < nrw; w++) {
+        const uint32_t sh = off & 63;
+        const uint64_t a0 = ab[off >> 6], a1 = ab[(off >> 6) + 1];
+        kept[w] = _pdep_u64(sh ? a0 >> sh | a1 << (64 - sh) : a0, r[w]);
+        off += (uint32_t)__builtin_popcountll(r[w]);
+    }
+    *nband_out = nband;
+    return nabove;
+}
+#endif
+
 /* Sets in kbits the blocks of the `keep` read entries that rank highest (higher summed score,
  * ties the lower block: read entries ascend by block, so the lower entry), and no other.  From
  * one overflow step to the next the threshold score (the keep-th best) moves little, so the
@@ -253,6 +310,14 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
     double lo = st->centre - st->width, hi = st->centre + st->width, t;
     memset(kept, 0, st->nwords * sizeof *kept);
     if (st->width > 0) {
+#if REACTIVE_AVX512
+        if (fscore && st->band_wide && s->acc->bits && rb == s->acc->pos) {
+            nabove = band_bits_avx512(st, fscore, n, s->acc->bits, (s->context + 63) / 64, lo,
+                                      hi, band, &nband);
+            for (uint32_t j = 0; j < nband; j++)
+                st->bscore[band[j]] = (double)fscore[band[j]];
+        } else
+#endif
         if (fscore) {
             for (uint32_t i = 0; i < n; i++)
                 band_split((double)fscore[i], i, rb[i], lo, hi, &br, band, &nabove, &nband);
@@ -344,7 +409,7 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
         st->bscore = malloc((n ? n : 1) * sizeof *st->bscore);
         st->nwords = (uint32_t)((n + 63) / 64);
         st->recent = calloc((size_t)RECENT * st->nwords + 1, sizeof *st->recent);
-        st->res = calloc(3 * (size_t)st->nwords + 1, sizeof *st->res);
+        st->res = calloc(5 * (size_t)st->nwords + 3, sizeof *st->res);
     }
     if (!st || !st->stamp || !st->queue || !st->idx || !st->down ||
         !st->bscore || !st->recent || !st->res) {
@@ -355,11 +420,14 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
     st->nblocks = li->nblocks;
     st->rbits = st->res + st->nwords;
     st->kbits = st->rbits + st->nwords;
+    st->abits = st->kbits + st->nwords;
     st->rng = KVP_SELECT_SEED;
 #if REACTIVE_AVX512
     __builtin_cpu_init();
     st->wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                kvp_simd_wide();
+    st->band_wide = st->wide && __builtin_cpu_supports("avx512vl") &&
+                    __builtin_cpu_supports("bmi2");
 #endif
     queue_clear(st);
     kvp_initial_default(li, resident);
@@ -433,6 +501,8 @@ static int reactive_overflow(reactive_state *st, kvp_step *s, uint32_t nnew, kvp
     }
     for (uint32_t i = 0; i < RECENT; i++) {
         uint64_t *bits = recent_of(st, gen + i);
+        if (st->rstamp[(gen + i) % RECENT] == 0) /* no stamp, no block: after an overflow */
+            continue;                             /* step, all but the last step's */
         for (uint32_t w = 0; w < nrw; w++)
             ndown = list_bits(bits[w] & ~r[w], w, down, ndown);
         memset(bits, 0, nrw * sizeof *bits);
