@@ -686,6 +686,17 @@ static void test_next_bits_many(void)
         }
     }
     CHECK(streaming > 0 && streaming < 4); /* both kinds of heads among the four */
+    /* asked together from six, where the generators' lanes are (AVX-512 F and BW, not
+     * turned off) */
+    int lanes = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVP_NO_SIMD)
+    __builtin_cpu_init();
+    lanes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            getenv("KVPLACE_SSE2_ONLY") == NULL;
+#endif
+    CHECK_EQ_INT(kvp_cursors_together(5), 0);
+    CHECK_EQ_INT(kvp_cursors_together(6), lanes);
+    CHECK_EQ_INT(kvp_cursors_together(8), lanes);
     for (;;) {
         kvp_cursor *c[T];
         kvp_access a[T];

@@ -406,15 +406,16 @@ static int next_bits(layer *ly, uint32_t k, uint32_t m, uint64_t *w, kvp_error *
 
 /* Steps m .. m + n - 1 of streams k0 .. k0 + g - 1 (g <= 8) into the read-ahead, as
  * next_bits, a step of all of them at a time (kvp_cursor_next_bits_many: with AVX-512 their
- * generators advance together).  Returns 1 when done, 0 when it cannot (a stream alone, or
- * one not written as bits: the caller asks next_bits), < 0 on error. */
+ * generators advance together).  Returns 1 when done, 0 when it would not gain (too few
+ * streams, kvp_cursors_together, or one not written as bits: the caller asks next_bits),
+ * < 0 on error. */
 static int next_bits_many(layer *ly, uint32_t k0, uint32_t g, uint32_t m, uint32_t n,
                           kvp_error *err)
 {
     uint64_t *w[8];
     kvp_access a[8];
     for (uint32_t k = k0; k < k0 + g; k++)
-        if (g < 2 || !kvp_cursor_writes_bits(ly->cur[k]))
+        if (!kvp_cursors_together(g) || !kvp_cursor_writes_bits(ly->cur[k]))
             return 0;
     for (uint32_t j = 0; j < n; j++) {
         for (uint32_t k = 0; k < g; k++)
@@ -435,7 +436,7 @@ static int next_bits_many(layer *ly, uint32_t k0, uint32_t g, uint32_t m, uint32
 /* Steps m .. m + READ_AHEAD - 1 (up to the last) of every stream into the read-ahead, eight
  * streams after eight: a synthetic stream's generator state (its keys and their histogram,
  * some 330 KB at the study's prompt) stays in the cache for its steps in a row, where S of
- * them asked in turn each step would not (docs/PERF.md §38); eight of them are made a step
+ * them asked in turn each step would not (docs/PERF.md §38); six to eight of them, a step
  * at a time, together (next_bits_many, docs/PERF.md §42). */
 static int read_ahead(layer *ly, uint32_t m, kvp_error *err)
 {

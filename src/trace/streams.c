@@ -327,11 +327,11 @@ static int fill_one(streams_cursor *c, uint32_t i, uint32_t m, kvp_error *err)
     return 0;
 }
 
-/* Whether streams i0 .. i0 + g - 1 are filled together (fill_many): more than one, each
- * written as bits into sbits. */
+/* Whether streams i0 .. i0 + g - 1 are filled together (fill_many): enough of them
+ * (kvp_cursors_together), each written as bits into sbits. */
 static int fill_together(const streams_cursor *c, uint32_t i0, uint32_t g)
 {
-    if (g < 2 || !c->sbits)
+    if (!c->sbits || !kvp_cursors_together(g))
         return 0;
     for (uint32_t i = i0; i < i0 + g; i++)
         if (!kvp_cursor_writes_bits(c->sub[i]))
@@ -387,8 +387,8 @@ static int fill_many(streams_cursor *c, uint32_t i0, uint32_t g, uint32_t base,
 }
 
 /* Steps base .. base + READ_AHEAD - 1 of every stream that decodes them, into the buffers:
- * eight streams after eight, each one's steps in a row or, eight synthetic ones, a step of
- * all of them at a time (fill_many). */
+ * eight streams after eight, each one's steps in a row or, six to eight synthetic ones, a
+ * step of all of them at a time (fill_many, kvp_cursors_together). */
 static int streams_fill(streams_cursor *c, uint32_t base, kvp_error *err)
 {
     const streams_impl *im = c->t->impl;

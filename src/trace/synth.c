@@ -1230,6 +1230,20 @@ int kvp_cursor_next_bits(kvp_cursor *c, kvp_access *a, uint64_t *bits, size_t st
     return 1;
 }
 
+/* Fewer cursors than this are asked one at a time: drift8 costs the same for any number of
+ * lanes, and with four its drift was no cheaper than four scalar ones (docs/PERF.md §42). */
+#define TOGETHER_MIN 6u
+
+int kvp_cursors_together(uint32_t n)
+{
+#if KVP_SYNTH_AVX512
+    return n >= TOGETHER_MIN && avx512_usable();
+#else
+    (void)n;
+    return 0;
+#endif
+}
+
 int kvp_cursor_next_bits_many(kvp_cursor *const *c, uint32_t n, kvp_access *a,
                               uint64_t *const *bits, size_t stride, float *const *score,
                               kvp_error *err)
