@@ -583,7 +583,7 @@ static inline uint32_t state_enter(synth_state *st, xoshiro *rng)
 
 /* A drift run from `start` that is not wholly inside the drifting range [lo, hi): its draws
  * (one per pair of positions below ctx), the keys of those inside the range. */
-static void drift_edge(uint16_t *key, const uint16_t *base, uint32_t start, uint32_t lo,
+static inline void drift_edge(uint16_t *key, const uint16_t *base, uint32_t start, uint32_t lo,
                        uint32_t hi, uint32_t ctx, xoshiro *rng)
 {
     uint32_t end = start + DRIFT_RUN < ctx ? start + DRIFT_RUN : ctx;
