@@ -414,8 +414,10 @@ static int next_bits_many(layer *ly, uint32_t k0, uint32_t g, uint32_t m, uint32
 {
     uint64_t *w[8];
     kvp_access a[8];
+    if (!kvp_cursors_together(g))
+        return 0;
     for (uint32_t k = k0; k < k0 + g; k++)
-        if (!kvp_cursors_together(g) || !kvp_cursor_writes_bits(ly->cur[k]))
+        if (!kvp_cursor_writes_bits(ly->cur[k]))
             return 0;
     for (uint32_t j = 0; j < n; j++) {
         for (uint32_t k = 0; k < g; k++)
