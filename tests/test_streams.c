@@ -367,6 +367,32 @@ static void test_merge(void)
         check_merge(t, bud, 0, what);
         kvp_trace_free(t);
     }
+    /* synthetic sequences of prompts and steps of their own (the merge makes a step of up
+     * to eight of them at a time, kvp_cursor_next_bits_many), some finishing early (the
+     * first in the middle of a read-ahead) */
+    static const uint32_t ssizes[] = {4, 8, 16};
+    for (size_t r = 0; r < sizeof ssizes / sizeof *ssizes; r++) {
+        const uint32_t S = ssizes[r];
+        kvp_trace *seq[16];
+        for (uint32_t q = 0; q < S; q++) {
+            kvp_synth_params sp;
+            memset(&sp, 0, sizeof sp);
+            sp.prompt = sm_in(&x, 1, 300);
+            sp.steps = q == 0 ? 21 : q == 1 ? 40 : sm_in(&x, 1, 40);
+            sp.layers = 2;
+            sp.budget = kvp_budget_sparsity(0.6);
+            sp.variation = KVP_VAR_ACTUAL;
+            sp.seed = 77 + q;
+            REQUIRE_OK(kvp_trace_synthetic(&seq[q], &sp, &err), &err);
+        }
+        kvp_trace *t = NULL;
+        REQUIRE_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
+        char what[64];
+        snprintf(what, sizeof what, "%u synthetic streams of their own lengths", S);
+        check_merge(t, kvp_budget_sparsity(0.6), 1, what);
+        check_merge(t, kvp_budget_sparsity(0.6), 0, what);
+        kvp_trace_free(t);
+    }
     static const uint32_t shapes[][3] = {{4, 8, 150}, {1, 4, 64}, {3, 2, 130}, {2, 1, 1}};
     for (size_t r = 0; r < sizeof shapes / sizeof *shapes; r++) {
         kvp_scenario sc;

@@ -628,6 +628,133 @@ static void test_sets_only(void)
     kvp_trace_free(t);
 }
 
+/* kvp_cursor_next_bits_many: the steps of several cursors made together are those each makes
+ * alone (kvp_cursor_next_bits on a cursor of its own), bit for bit, scores too: eleven
+ * traces (two groups, of eight and of three) of different prompts (some shorter than the
+ * window, where most drift runs reach past the drifting range's ends; one shorter than the
+ * sinks), lengths (a cursor that ends leaves the list), presets, drifts (all, none), windows
+ * (none: the new token draws its noise), heads (streaming heads draw no noise) and budgets,
+ * the cursors not all at the same step (some asked alone before), at a stride of 3 words.
+ * Then a list with a cursor past its last step: 0, and none asked. */
+static void test_next_bits_many(void)
+{
+    enum { T = 11, S = 3 };
+    static const struct {
+        uint32_t P, N, heads, head, window;
+        kvp_variation var;
+        double drift, sparsity;
+        uint32_t ahead; /* steps asked alone first */
+    } cases[T] = {
+        {3000, 40, 0, 0, 0, KVP_VAR_ACTUAL, 0.0, 0.6, 0}, {100, 40, 0, 0, 0, KVP_VAR_HIGH, 0.0, 0.5, 1},
+        {37, 25, 0, 0, 0, KVP_VAR_ACTUAL, 0.0, 0.6, 0},   {1000, 40, 4, 0, 0, KVP_VAR_ACTUAL, 0.0, 0.6, 2},
+        {1000, 40, 4, 1, 0, KVP_VAR_ACTUAL, 0.0, 0.6, 0}, {1000, 40, 4, 2, 0, KVP_VAR_ACTUAL, 0.0, 0.6, 0},
+        {500, 33, 0, 0, 0, KVP_VAR_ACTUAL, 1.0, 0.9, 0},  {2, 40, 0, 0, 0, KVP_VAR_LOW, 0.0, 0.6, 3},
+        {700, 40, 0, 0, 5, KVP_VAR_HIGH, 0.0, 0.6, 0},    {65, 12, 0, 0, 0, KVP_VAR_ACTUAL, 0.0, 0.0, 1},
+        {2000, 40, 4, 3, 0, KVP_VAR_HIGH, 0.0, 0.6, 0},
+    };
+    kvp_error err = {0, ""};
+    kvp_trace *t[T];
+    kvp_cursor *one[T], *many[T];
+    uint64_t *wone[T], *wmany[T];
+    float *sone[T], *smany[T];
+    uint32_t wrong = 0, steps = 0, streaming = 0;
+    for (uint32_t i = 0; i < T; i++) {
+        kvp_synth_params sp = params(cases[i].P, cases[i].N, 2, cases[i].var, 40 + i);
+        sp.heads = cases[i].heads;
+        sp.head = cases[i].head;
+        sp.window = cases[i].window;
+        sp.drift = cases[i].drift;
+        sp.budget = kvp_budget_sparsity(cases[i].sparsity);
+        streaming += sp.heads > 1 && kvp_synth_head_kind(&sp, 1) == KVP_HEAD_STREAMING;
+        t[i] = make(&sp);
+        one[i] = cursor(t[i], 1, cases[i].sparsity);
+        many[i] = cursor(t[i], 1, cases[i].sparsity);
+        if (i % 2) { /* scores for some, sets only for the others */
+            kvp_cursor_sets_only(one[i]);
+            kvp_cursor_sets_only(many[i]);
+        }
+        const size_t ctx = (size_t)cases[i].P + cases[i].N;
+        wone[i] = calloc((ctx / 64 + 1) * S, sizeof *wone[i]);
+        wmany[i] = calloc((ctx / 64 + 1) * S, sizeof *wmany[i]);
+        sone[i] = calloc(ctx, sizeof *sone[i]);
+        smany[i] = calloc(ctx, sizeof *smany[i]);
+        REQUIRE(wone[i] && wmany[i] && sone[i] && smany[i]);
+        kvp_access a;
+        for (uint32_t j = 0; j < cases[i].ahead; j++) {
+            CHECK_EQ_INT(kvp_cursor_next_bits(one[i], &a, wone[i], S, sone[i], &err), 1);
+            CHECK_EQ_INT(kvp_cursor_next_bits(many[i], &a, wmany[i], S, smany[i], &err), 1);
+        }
+    }
+    CHECK(streaming > 0 && streaming < 4); /* both kinds of heads among the four */
+    /* asked together from six, where the generators' lanes are (AVX-512 F and BW, not
+     * turned off) */
+    int lanes = 0;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(KVP_NO_SIMD)
+    __builtin_cpu_init();
+    lanes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            getenv("KVPLACE_SSE2_ONLY") == NULL;
+#endif
+    CHECK_EQ_INT(kvp_cursors_together(5), 0);
+    CHECK_EQ_INT(kvp_cursors_together(6), lanes);
+    CHECK_EQ_INT(kvp_cursors_together(8), lanes);
+    for (;;) {
+        kvp_cursor *c[T];
+        kvp_access a[T];
+        uint64_t *w[T];
+        float *sc[T];
+        uint32_t who[T], n = 0;
+        for (uint32_t i = 0; i < T; i++)
+            if (many[i]->next < cases[i].N) {
+                c[n] = many[i];
+                w[n] = wmany[i];
+                sc[n] = smany[i];
+                who[n++] = i;
+            }
+        if (n == 0)
+            break;
+        CHECK_EQ_INT(kvp_cursor_next_bits_many(c, n, a, w, S, sc, &err), 1);
+        for (uint32_t q = 0; q < n; q++) {
+            const uint32_t i = who[q];
+            kvp_access b;
+            CHECK_EQ_INT(kvp_cursor_next_bits(one[i], &b, wone[i], S, sone[i], &err), 1);
+            const uint32_t words = (b.context + 63) / 64;
+            wrong += a[q].step != b.step || a[q].layer != b.layer ||
+                     a[q].context != b.context || a[q].count != b.count ||
+                     (a[q].score == NULL) != (b.score == NULL);
+            for (uint32_t x = 0; x < words; x++)
+                wrong += wone[i][x * S] != wmany[i][x * S];
+            for (uint32_t x = 0; b.score && x < b.count; x++)
+                wrong += sone[i][x] != smany[i][x];
+            steps++;
+        }
+    }
+    uint32_t expect = 0;
+    for (uint32_t i = 0; i < T; i++)
+        expect += cases[i].N - cases[i].ahead;
+    CHECK_EQ_U64(steps, expect);
+    CHECK_EQ_U64(wrong, 0);
+    /* a cursor past its last step in the list: 0, the others not asked */
+    kvp_access a[2];
+    kvp_cursor *pair[2] = {one[0], many[2]};
+    uint64_t *w[2] = {wone[0], wmany[2]};
+    const uint32_t before = one[0]->next;
+    kvp_cursor_free(one[0]);
+    one[0] = cursor(t[0], 1, cases[0].sparsity);
+    pair[0] = one[0];
+    CHECK_EQ_INT(kvp_cursor_next_bits_many(pair, 2, a, w, S, NULL, &err), 0);
+    CHECK_EQ_U64(one[0]->next, 0);
+    CHECK(before == cases[0].N);
+    for (uint32_t i = 0; i < T; i++) {
+        kvp_cursor_free(one[i]);
+        kvp_cursor_free(many[i]);
+        kvp_trace_free(t[i]);
+        free(wone[i]);
+        free(wmany[i]);
+        free(sone[i]);
+        free(smany[i]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const check_test tests[] = {
@@ -644,6 +771,7 @@ int main(int argc, char **argv)
         {"score_identity", test_score_identity},
         {"sets_only", test_sets_only},
         {"bits", test_bits},
+        {"next_bits_many", test_next_bits_many},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

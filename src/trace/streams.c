@@ -327,25 +327,91 @@ static int fill_one(streams_cursor *c, uint32_t i, uint32_t m, kvp_error *err)
     return 0;
 }
 
-/* Steps base .. base + READ_AHEAD - 1 of every stream that decodes them, into the buffers. */
+/* Whether streams i0 .. i0 + g - 1 are filled together (fill_many): enough of them
+ * (kvp_cursors_together), each written as bits into sbits. */
+static int fill_together(const streams_cursor *c, uint32_t i0, uint32_t g)
+{
+    if (!c->sbits || !kvp_cursors_together(g))
+        return 0;
+    for (uint32_t i = i0; i < i0 + g; i++)
+        if (!kvp_cursor_writes_bits(c->sub[i]))
+            return 0;
+    return 1;
+}
+
+/* fill_one of streams i0 .. i0 + g - 1 (g <= 8, fill_together) for steps base .. base +
+ * READ_AHEAD - 1, a step of all of them at a time (kvp_cursor_next_bits_many: with AVX-512
+ * their generators advance together); a stream stops at its last step. */
+static int fill_many(streams_cursor *c, uint32_t i0, uint32_t g, uint32_t base,
+                     kvp_error *err)
+{
+    const streams_impl *im = c->t->impl;
+    const uint32_t S = im->info.n;
+    for (uint32_t j = 0; j < READ_AHEAD; j++) {
+        kvp_cursor *cur[8];
+        kvp_access s[8];
+        uint64_t *bits[8];
+        float *score[8];
+        uint32_t who[8], n = 0;
+        for (uint32_t i = i0; i < i0 + g; i++) {
+            sub_buf *b = &c->buf[i];
+            const size_t at = b->off[b->have];
+            if (base + j >= im->steps[i])
+                continue;
+            /* the scores' room for the whole read-ahead at once (a set is at most its
+             * context): grown a step at a time, the streams' buffers, grown in turn, would
+             * seldom be the last of the heap, and each growth a copy */
+            const size_t most = (size_t)READ_AHEAD * (im->prompt[i] + base + READ_AHEAD);
+            int rc = c->sets_only ? 0 : buf_room(c, b, j ? at + im->prompt[i] + base + j : most,
+                                                  0, err);
+            if (rc < 0)
+                return rc;
+            cur[n] = c->sub[i];
+            bits[n] = c->sbits + b->have * c->words * S + i;
+            score[n] = c->sets_only || !b->score ? NULL : b->score + at;
+            who[n++] = i;
+        }
+        if (n == 0)
+            break;
+        int rc = kvp_cursor_next_bits_many(cur, n, s, bits, S, score, err);
+        if (rc <= 0)
+            return rc < 0 ? rc : kvp_error_set(err, KVP_ESHAPE, "%s: ended early", c->t->name);
+        for (uint32_t q = 0; q < n; q++) {
+            sub_buf *b = &c->buf[who[q]];
+            b->ctx[b->have] = s[q].context;
+            b->off[b->have + 1] = b->off[b->have] + s[q].count;
+            b->have++;
+        }
+    }
+    return 0;
+}
+
+/* Steps base .. base + READ_AHEAD - 1 of every stream that decodes them, into the buffers:
+ * eight streams after eight, each one's steps in a row or, six to eight synthetic ones, a
+ * step of all of them at a time (fill_many, kvp_cursors_together). */
 static int streams_fill(streams_cursor *c, uint32_t base, kvp_error *err)
 {
     const streams_impl *im = c->t->impl;
     const uint32_t S = im->info.n;
-    for (uint32_t i = 0; i < S; i++) {
-        sub_buf *b = &c->buf[i];
-        b->have = 0;
-        b->off[0] = 0;
-        for (uint32_t m = base; m < im->steps[i] && b->have < READ_AHEAD; m++) {
-            int rc = fill_one(c, i, m, err);
-            if (rc < 0)
-                return rc;
+    for (uint32_t i0 = 0; i0 < S; i0 += 8) {
+        const uint32_t g = S - i0 < 8 ? S - i0 : 8;
+        for (uint32_t i = i0; i < i0 + g; i++) {
+            c->buf[i].have = 0;
+            c->buf[i].off[0] = 0;
         }
-        /* a stream that has finished reads nothing: its slots past its last step cleared */
-        for (uint32_t j = b->have; c->sbits && j < READ_AHEAD; j++)
+        int rc = fill_together(c, i0, g) ? fill_many(c, i0, g, base, err) : 0;
+        for (uint32_t i = i0; !fill_together(c, i0, g) && i < i0 + g; i++)
+            for (uint32_t m = base; rc == 0 && m < im->steps[i] && c->buf[i].have < READ_AHEAD;
+                 m++)
+                rc = fill_one(c, i, m, err);
+        if (rc < 0)
+            return rc;
+    }
+    /* a stream that has finished reads nothing: its slots past its last step cleared */
+    for (uint32_t i = 0; c->sbits && i < S; i++)
+        for (uint32_t j = c->buf[i].have; j < READ_AHEAD; j++)
             for (size_t w = 0; w < c->words; w++)
                 c->sbits[(j * c->words + w) * S + i] = 0;
-    }
     c->base = base;
     return 0;
 }

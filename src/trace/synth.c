@@ -553,19 +553,14 @@ _Static_assert(DRIFT_RUN == 8, "drift_run makes runs of 8 keys");
 _Static_assert(HEAVY_LO == 0xC000u && ORD_SPAN <= 0x8000u,
                "a heavy base is the one with its top bit set (ordinary bases < ORD_SPAN)");
 
-/* Moves the keys from step n-1's context to step n's: the token of step n-1 enters, the
- * oldest window position leaves the window, then the drift redraws.  Only the keys change:
- * the selection counts them itself (state_select). */
-static void state_advance(synth_state *st)
+/* The first part of a step's move (state_advance): the token of step n - 1 (n = st->step + 1)
+ * enters, the oldest window position leaves the window.  Returns the drift's count of runs,
+ * drift * ctx positions in all (rounded). */
+static inline uint32_t state_enter(synth_state *st, xoshiro *rng)
 {
-    const uint32_t n = st->step + 1;
-    const uint32_t ctx = st->P + n;
+    const uint32_t ctx = st->P + st->step + 1;
     const uint32_t sinks = st->sinks, window = st->window;
-    /* Positions in [lo, hi) have drifting keys; the others are sinks or in the window. */
-    const uint32_t lo = sinks, hi = ctx > window ? ctx - window : 0;
-    xoshiro rng = st->rng;
     uint16_t *key = st->key;
-    const uint16_t *base = st->base;
 
     /* The new token: a sink if the prompt is shorter than the sinks, else recent. */
     const uint32_t newp = ctx - 1;
@@ -574,36 +569,236 @@ static void state_advance(synth_state *st)
     else if (window > 0)
         key[newp] = (uint16_t)KEY_WINDOW;
     else
-        key[newp] = (uint16_t)settled_key(st, newp, &rng);
+        key[newp] = (uint16_t)settled_key(st, newp, rng);
 
     /* The position that was the oldest of the window now competes with the rest. */
     if (window > 0 && ctx > window) {
         uint32_t out = ctx - 1 - window;
         if (out >= sinks)
-            key[out] = (uint16_t)settled_key(st, out, &rng);
+            key[out] = (uint16_t)settled_key(st, out, rng);
     }
-
-    /* Drift: runs of DRIFT_RUN positions from uniform starts, drift * ctx positions in all
-     * (rounded); one 64-bit draw gives a start (32 bits), then each draw two 16-bit noises. */
     uint32_t redraw = (uint32_t)(((uint64_t)ctx * st->drift_q32 + (1ull << 31)) >> 32);
-    uint32_t runs = (redraw + DRIFT_RUN / 2) / DRIFT_RUN;
+    return (redraw + DRIFT_RUN / 2) / DRIFT_RUN;
+}
+
+/* A drift run from `start` that is not wholly inside the drifting range [lo, hi): its draws
+ * (one per pair of positions below ctx), the keys of those inside the range. */
+static inline void drift_edge(uint16_t *key, const uint16_t *base, uint32_t start, uint32_t lo,
+                       uint32_t hi, uint32_t ctx, xoshiro *rng)
+{
+    uint32_t end = start + DRIFT_RUN < ctx ? start + DRIFT_RUN : ctx;
+    for (uint32_t p = start; p < end; p += 2) {
+        uint64_t bits = xoshiro_next(rng);
+        if (p >= lo && p < hi)
+            key[p] = (uint16_t)plain_key(base, p, (uint32_t)(bits >> 48));
+        if (p + 1 < end && p + 1 >= lo && p + 1 < hi)
+            key[p + 1] = (uint16_t)plain_key(base, p + 1, (uint32_t)(bits >> 32) & 0xFFFFu);
+    }
+}
+
+/* Moves the keys from step n-1's context to step n's: the token of step n-1 enters, the
+ * oldest window position leaves the window (state_enter), then the drift redraws.  Only the
+ * keys change: the selection counts them itself (state_select). */
+static void state_advance(synth_state *st)
+{
+    const uint32_t n = st->step + 1;
+    const uint32_t ctx = st->P + n;
+    /* Positions in [lo, hi) have drifting keys; the others are sinks or in the window. */
+    const uint32_t lo = st->sinks, hi = ctx > st->window ? ctx - st->window : 0;
+    xoshiro rng = st->rng;
+    uint16_t *key = st->key;
+    const uint16_t *base = st->base;
+    const uint32_t runs = state_enter(st, &rng);
+
+    /* Drift: runs of DRIFT_RUN positions from uniform starts; one 64-bit draw gives a start
+     * (32 bits), then each draw two 16-bit noises. */
     for (uint32_t r = 0; r < runs; r++) {
         uint32_t start = below((uint32_t)(xoshiro_next(&rng) >> 32), ctx);
-        if (start >= lo && (uint64_t)start + DRIFT_RUN <= hi) {
+        if (start >= lo && (uint64_t)start + DRIFT_RUN <= hi)
             drift_run(key, base, start, &rng); /* the whole run drifts (nearly always) */
-            continue;
-        }
-        uint32_t end = start + DRIFT_RUN < ctx ? start + DRIFT_RUN : ctx;
-        for (uint32_t p = start; p < end; p += 2) {
-            uint64_t bits = xoshiro_next(&rng);
-            if (p >= lo && p < hi)
-                key[p] = (uint16_t)plain_key(base, p, (uint32_t)(bits >> 48));
-            if (p + 1 < end && p + 1 >= lo && p + 1 < hi)
-                key[p + 1] = (uint16_t)plain_key(base, p + 1, (uint32_t)(bits >> 32) & 0xFFFFu);
-        }
+        else
+            drift_edge(key, base, start, lo, hi, ctx, &rng);
     }
     st->rng = rng;
     st->step = n;
+}
+
+#if KVP_SYNTH_AVX512
+/* xoshiro_next in the 64-bit lanes of s[0 .. 3] (lane i: s[j] holds a state's s[j]), the
+ * lanes of m only (the others keep their state; their output is not to be used).  *5 and *9
+ * as shifts and adds: the same 64-bit products. */
+AVX512 static inline __m512i xoshiro8_next(__m512i s[4], __mmask8 m)
+{
+    const __m512i a = s[1];
+    const __m512i x = _mm512_rol_epi64(_mm512_add_epi64(a, _mm512_slli_epi64(a, 2)), 7);
+    const __m512i out = _mm512_add_epi64(x, _mm512_slli_epi64(x, 3));
+    const __m512i n2 = _mm512_xor_si512(s[2], s[0]), n3 = _mm512_xor_si512(s[3], a);
+    const __m512i n1 = _mm512_xor_si512(a, n2), n0 = _mm512_xor_si512(s[0], n3);
+    s[0] = _mm512_mask_mov_epi64(s[0], m, n0);
+    s[1] = _mm512_mask_mov_epi64(s[1], m, n1);
+    s[2] = _mm512_mask_mov_epi64(s[2], m, _mm512_xor_si512(n2, _mm512_slli_epi64(a, 17)));
+    s[3] = _mm512_mask_mov_epi64(s[3], m, _mm512_rol_epi64(n3, 45));
+    return out;
+}
+
+/* Up to eight drift runs wholly inside their ranges, one per lane of drift8, whose keys are
+ * still to be written: where (the run's first base and key), and their noises (lane 2c + h:
+ * noise[h][8c .. 8c + 7]). */
+typedef struct run8 {
+    _Alignas(64) uint16_t noise[2][32];
+    _Alignas(64) uint64_t base[8], key[8]; /* addresses */
+    unsigned lanes;
+} run8;
+
+/* drift_run's keys for the lanes of q. */
+AVX512 static void run8_write(const run8 *q)
+{
+    const __m128i ord = _mm_set1_epi16((short)ORD_SPAN);
+    const __m128i flip = _mm_set1_epi16((short)(ORD_SPAN ^ HEAVY_SPAN));
+    for (unsigned e = q->lanes; e; e &= e - 1) {
+        const unsigned i = (unsigned)__builtin_ctz(e);
+        const __m128i nz = _mm_load_si128((const __m128i *)(q->noise[i & 1] + 8 * (i >> 1)));
+        const __m128i b = _mm_loadu_si128((const __m128i *)(uintptr_t)q->base[i]);
+        const __m128i span = _mm_xor_si128(ord, _mm_and_si128(_mm_srai_epi16(b, 15), flip));
+        _mm_storeu_si128((__m128i *)(uintptr_t)q->key[i],
+                         _mm_add_epi16(b, _mm_mulhi_epu16(nz, span)));
+    }
+}
+
+/* Runs whose keys wait (drift8): the draws of the next ones go on meanwhile, and the lines
+ * of their bases, asked for when their starts are known, arrive in the meantime (eight
+ * states' keys and bases, over 1 MB at the study's prompts, are not all in the cache: the
+ * bases read at once stalled drift8 on them; the keys' stores do not wait). */
+#define RUNS_AHEAD 8u
+
+/* The four noise draws of a run in the lanes of m (all eight when m is full: no mask). */
+AVX512 static inline void noise8(__m512i s[4], __mmask8 m, int full, __m512i d[4])
+{
+    if (full) {
+        for (int j = 0; j < 4; j++)
+            d[j] = xoshiro8_next(s, 0xFF);
+    } else {
+        for (int j = 0; j < 4; j++)
+            d[j] = xoshiro8_next(s, m);
+    }
+}
+
+/* The drift of up to eight states' steps together (states_advance): state i's generator in
+ * lane i, each drawing exactly what state_advance draws, in the same order: its run's start,
+ * then four noises for a run wholly inside the range (drift_run's keys, made per lane from
+ * its own draws, RUNS_AHEAD runs later) or, rarely, the lane taken out to drift_edge's
+ * scalar draws (once the waiting keys are written: a state's keys change in the order of
+ * its runs).  A lane stops drawing after its own runs; lanes n .. 7 draw for nothing.
+ * rng[i] is state i's generator, in and out. */
+AVX512 static void drift8(synth_state *const *st, uint32_t n, xoshiro *rng, const uint32_t *runs)
+{
+    _Alignas(64) uint64_t sv[4][8] = {{0}}, vctx[8] = {0}, vlo[8] = {0}, vhi[8] = {0};
+    _Alignas(64) uint64_t vruns[8] = {0}, vbase[8] = {0}, vkey[8] = {0};
+    run8 ring[RUNS_AHEAD];
+    uint32_t most = 0, made = 0, written = 0; /* runs of the ring made, and written */
+    for (uint32_t i = 0; i < n; i++) {
+        for (int j = 0; j < 4; j++)
+            sv[j][i] = rng[i].s[j];
+        const uint32_t ctx = st[i]->P + st[i]->step + 1;
+        vctx[i] = ctx;
+        vlo[i] = st[i]->sinks;
+        vhi[i] = ctx > st[i]->window ? ctx - st[i]->window : 0;
+        vruns[i] = runs[i];
+        vbase[i] = (uintptr_t)st[i]->base;
+        vkey[i] = (uintptr_t)st[i]->key;
+        most = runs[i] > most ? runs[i] : most;
+    }
+    __m512i s[4];
+    for (int j = 0; j < 4; j++)
+        s[j] = _mm512_load_si512((const void *)sv[j]);
+    const __m512i c = _mm512_load_si512((const void *)vctx);
+    const __m512i lo = _mm512_load_si512((const void *)vlo);
+    const __m512i hi = _mm512_load_si512((const void *)vhi);
+    const __m512i nruns = _mm512_load_si512((const void *)vruns);
+    const __m512i pbase = _mm512_load_si512((const void *)vbase);
+    const __m512i pkey = _mm512_load_si512((const void *)vkey);
+    const __m512i run = _mm512_set1_epi64(DRIFT_RUN);
+    const __mmask8 all = (__mmask8)((1u << n) - 1);
+    for (uint32_t r = 0; r < most; r++) {
+        /* the lanes with a run r: their starts, below(draw >> 32, ctx) */
+        const __mmask8 live = _mm512_cmpgt_epu64_mask(nruns, _mm512_set1_epi64(r));
+        const __m512i d = xoshiro8_next(s, live == all ? 0xFF : live);
+        const __m512i at = _mm512_srli_epi64(_mm512_mul_epu32(_mm512_srli_epi64(d, 32), c), 32);
+        const __mmask8 in = _mm512_mask_cmpge_epu64_mask(live, at, lo) &
+                            _mm512_cmple_epu64_mask(_mm512_add_epi64(at, run), hi);
+        if (live & ~in) { /* a run at the edge: that lane's draws in scalar */
+            _Alignas(64) uint64_t edge[8];
+            _mm512_store_si512((void *)edge, at);
+            for (; written < made; written++)
+                run8_write(&ring[written % RUNS_AHEAD]);
+            for (int j = 0; j < 4; j++)
+                _mm512_store_si512((void *)sv[j], s[j]);
+            for (unsigned e = live & ~in; e; e &= e - 1) {
+                const unsigned i = (unsigned)__builtin_ctz(e);
+                xoshiro x = {{sv[0][i], sv[1][i], sv[2][i], sv[3][i]}};
+                drift_edge(st[i]->key, st[i]->base, (uint32_t)edge[i], (uint32_t)vlo[i],
+                           (uint32_t)vhi[i], (uint32_t)vctx[i], &x);
+                for (int j = 0; j < 4; j++)
+                    sv[j][i] = x.s[j];
+            }
+            for (int j = 0; j < 4; j++)
+                s[j] = _mm512_load_si512((const void *)sv[j]);
+        }
+        if (!in)
+            continue;
+        if (made - written == RUNS_AHEAD)
+            run8_write(&ring[written++ % RUNS_AHEAD]);
+        run8 *q = &ring[made++ % RUNS_AHEAD];
+        q->lanes = in;
+        const __m512i off = _mm512_add_epi64(at, at); /* bytes */
+        _mm512_store_si512((void *)q->base, _mm512_add_epi64(pbase, off));
+        _mm512_store_si512((void *)q->key, _mm512_add_epi64(pkey, off));
+        for (unsigned e = in; e; e &= e - 1)
+            __builtin_prefetch((const void *)(uintptr_t)q->base[__builtin_ctz(e)]);
+        /* drift_run's noises, per lane: the high halves of draws 0 and 1 (then 2 and 3) in a
+         * 64-bit word, d1's above d0's, then each 32 bits' 16-bit halves swapped */
+        __m512i dn[4];
+        noise8(s, in, in == all, dn);
+        const __m512i lo01 = _mm512_mask_blend_epi32(0x5555, dn[1], _mm512_srli_epi64(dn[0], 32));
+        const __m512i hi23 = _mm512_mask_blend_epi32(0x5555, dn[3], _mm512_srli_epi64(dn[2], 32));
+        _mm512_store_si512((void *)q->noise[0],
+                           _mm512_rol_epi32(_mm512_unpacklo_epi64(lo01, hi23), 16));
+        _mm512_store_si512((void *)q->noise[1],
+                           _mm512_rol_epi32(_mm512_unpackhi_epi64(lo01, hi23), 16));
+    }
+    for (; written < made; written++)
+        run8_write(&ring[written % RUNS_AHEAD]);
+    for (int j = 0; j < 4; j++)
+        _mm512_store_si512((void *)sv[j], s[j]);
+    for (uint32_t i = 0; i < n; i++)
+        for (int j = 0; j < 4; j++)
+            rng[i].s[j] = sv[j][i];
+}
+#endif
+
+/* state_advance of st[0 .. n) (n <= 8), each by one step, with the same draws and keys: with
+ * AVX-512 their drifts together (drift8: a state's drift is a chain of draws, each some
+ * dozen scalar operations, where eight states' draws are as many vector ones). */
+static void states_advance(synth_state *const *st, uint32_t n)
+{
+#if KVP_SYNTH_AVX512
+    if (n >= 2 && st[0]->avx512) {
+        xoshiro rng[8];
+        uint32_t runs[8];
+        for (uint32_t i = 0; i < n; i++) {
+            rng[i] = st[i]->rng;
+            runs[i] = state_enter(st[i], &rng[i]);
+        }
+        drift8(st, n, rng, runs);
+        for (uint32_t i = 0; i < n; i++) {
+            st[i]->rng = rng[i];
+            st[i]->step++;
+        }
+        return;
+    }
+#endif
+    for (uint32_t i = 0; i < n; i++)
+        state_advance(st[i]);
 }
 
 /* Brings the keys to step n (steps are asked in order; either callback may come first). */
@@ -1032,6 +1227,50 @@ int kvp_cursor_next_bits(kvp_cursor *c, kvp_access *a, uint64_t *bits, size_t st
     if (rc < 0)
         return rc;
     c->next++;
+    return 1;
+}
+
+/* Fewer cursors than this are asked one at a time: drift8 costs the same for any number of
+ * lanes, and with four its drift was no cheaper than four scalar ones (docs/PERF.md §42). */
+#define TOGETHER_MIN 6u
+
+int kvp_cursors_together(uint32_t n)
+{
+#if KVP_SYNTH_AVX512
+    return n >= TOGETHER_MIN && avx512_usable();
+#else
+    (void)n;
+    return 0;
+#endif
+}
+
+int kvp_cursor_next_bits_many(kvp_cursor *const *c, uint32_t n, kvp_access *a,
+                              uint64_t *const *bits, size_t stride, float *const *score,
+                              kvp_error *err)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (c[i]->next >= c[i]->t->steps)
+            return 0;
+    for (uint32_t i0 = 0; i0 < n; i0 += 8) {
+        const uint32_t g = n - i0 < 8 ? n - i0 : 8;
+        /* the states a step behind theirs advanced together (any further way to go, and
+         * the checks of the step asked, are synth_step_bits') */
+        synth_state *due[8];
+        uint32_t m = 0;
+        for (uint32_t i = i0; i < i0 + g; i++) {
+            synth_state *st = c[i]->state;
+            if (st->step < c[i]->next && c[i]->next < st->N)
+                due[m++] = st;
+        }
+        states_advance(due, m);
+        for (uint32_t i = i0; i < i0 + g; i++) {
+            int rc = synth_step_bits(c[i]->state, c[i]->next, &a[i], bits[i], stride,
+                                     score ? score[i] : NULL, err);
+            if (rc < 0)
+                return rc;
+            c[i]->next++;
+        }
+    }
     return 1;
 }
 

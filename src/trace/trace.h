@@ -71,6 +71,19 @@ int kvp_cursor_writes_bits(const kvp_cursor *c);
  * NULL.  Spares the streams' merge a list and its conversion to bits (src/trace/synth.c). */
 int kvp_cursor_next_bits(kvp_cursor *c, kvp_access *a, uint64_t *bits, size_t stride,
                          float *score, kvp_error *err);
+/* kvp_cursor_next_bits of each of c[0 .. n) (every one a cursor that kvp_cursor_writes_bits),
+ * step c[i]->next of cursor i into a[i], bits[i] (the same stride for all) and score[i]
+ * (score NULL: none); the same sets and scores as n calls in turn, each generator drawing
+ * what it draws alone, but their steps made together (with AVX-512, eight generators in the
+ * lanes of one register: src/trace/synth.c).  Returns 1, 0 when some cursor is past its
+ * last step (then none is asked), or < 0. */
+int kvp_cursor_next_bits_many(kvp_cursor *const *c, uint32_t n, kvp_access *a,
+                              uint64_t *const *bits, size_t stride, float *const *score,
+                              kvp_error *err);
+/* Whether n cursors that kvp_cursor_writes_bits gain from kvp_cursor_next_bits_many over
+ * being asked one at a time (each one's steps in a row keeps its generator in the cache):
+ * with AVX-512, from six of them. */
+int kvp_cursors_together(uint32_t n);
 /* Whether c's trace can write its sets into the caller's arrays (kvp_cursor_next_into). */
 int kvp_cursor_writes_into(const kvp_cursor *c);
 /* kvp_cursor_next, the set written into pos (at least P + n entries) and score (unless sets
