@@ -311,6 +311,12 @@ typedef struct grid_ctx {
     uint32_t *order;         /* the streams by their new block's name: (P_i, i) ascending */
     uint64_t smask[64];
     uint64_t *seq_out; /* [((layer * nr + i) * nseq + q) * 4 + k], as the engine's */
+    /* The layers' scratch, kept for the whole pass: a layer takes a free one (busy[k] 0)
+     * and gives it back, so no more are made than run at once (one a thread), each on its
+     * first use.  Freed and made again per layer, the buffers came back from the system
+     * zeroed by page faults every layer (glibc gives large blocks back on free). */
+    struct layer *pool; /* [layers] */
+    atomic_uint *busy;  /* [layers] */
 } grid_ctx;
 
 /* One R's simulation of one layer. */
@@ -336,7 +342,7 @@ typedef struct layer {
     /* access sets: from a cache, or a ring of W + 1 bitsets (rw words each) made from a
      * cursor per stream (several streams: each stream's own, not the merged one) */
     kvp_cursor **cur;
-    uint64_t *ring;
+    uint64_t *ring, *ringbuf; /* ring: ringbuf, or NULL for a layer the cache holds */
     uint32_t fetched, rw;
     /* Several streams: a read-ahead of READ_AHEAD steps per stream, stream after stream, as
      * bits (sb, step sbase + j of stream i at sb + (i * READ_AHEAD + j) * sw), interleaved
@@ -1055,8 +1061,20 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
     return 0;
 }
 
+/* A layer's cursors, made per layer. */
+static void layer_close(layer *ly)
+{
+    for (uint32_t i = 0; ly->cur && i < ly->g->S; i++) {
+        kvp_cursor_free(ly->cur[i]);
+        ly->cur[i] = NULL;
+    }
+}
+
 static void layer_free(layer *ly)
 {
+    if (!ly->g)
+        return;
+    layer_close(ly);
     for (size_t i = 0; ly->sims && i < ly->g->nr; i++) {
         free(ly->sims[i].res);
         free(ly->sims[i].slp);
@@ -1073,11 +1091,101 @@ static void layer_free(layer *ly)
     free(ly->z0);
     free(ly->lv);
     free(ly->lvx);
-    free(ly->ring);
+    free(ly->ringbuf);
     free(ly->sb);
-    for (uint32_t i = 0; ly->cur && i < ly->g->S; i++)
-        kvp_cursor_free(ly->cur[i]);
     free(ly->cur);
+}
+
+/* The scratch of every layer of the pass, sized for its last step (the same for every
+ * layer); the ring, read-ahead and cursors' array once a layer needs them (on a trace cache,
+ * none does).  Returns 0 or -1 (out of memory; layer_free frees what was made). */
+static int layer_alloc(layer *ly, const grid_ctx *g)
+{
+    ly->g = g;
+    ly->N = kvp_trace_steps(g->tr);
+    ly->nw = words_of(ext_of(ly, ly->N));
+    ly->np = g->np;
+#ifdef GRID_V512
+    ly->v512 = have_v512() && kvp_simd_wide();
+    ly->gfni8 = ly->v512 && have_gfni8();
+#endif
+    const uint32_t W = g->W, nw = ly->nw;
+    ly->pl = calloc((size_t)nw * ly->np, sizeof *ly->pl);
+    uint64_t **bufs[] = {&ly->gtL, &ly->eqL, &ly->z0, &ly->ex};
+    int ok = ly->pl != NULL;
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        ok &= (*bufs[i] = calloc(nw, sizeof **bufs[i])) != NULL;
+    ly->nslots = W + 1 < LEVEL_SLOTS ? W + 1 : LEVEL_SLOTS;
+    ok &= (ly->lv = calloc((size_t)2 * ly->nslots * nw, sizeof *ly->lv)) != NULL;
+    ok &= (ly->lvx = calloc((size_t)2 * nw, sizeof *ly->lvx)) != NULL;
+    ly->sims = calloc(g->nr, sizeof *ly->sims);
+    ok &= ly->sims != NULL;
+    for (size_t i = 0; ok && i < g->nr; i++)
+        ok &= (ly->sims[i].res = calloc(nw, sizeof *ly->sims[i].res)) != NULL;
+    if (ok && g->S > 1) /* sreads, scg, sce, shit, spro, sdem: S each */
+        ok &= (ly->sreads = calloc((size_t)6 * g->S, sizeof *ly->sreads)) != NULL &&
+              (ly->pr = calloc(nw, sizeof *ly->pr)) != NULL &&
+              (ly->pcnt = calloc((size_t)2 * g->S * (W + 1), sizeof *ly->pcnt)) != NULL &&
+              (ly->pstamp = calloc(W + 1, sizeof *ly->pstamp)) != NULL;
+    for (size_t i = 0; ok && g->S > 1 && i < g->nr; i++)
+        ok &= (ly->sims[i].slp = malloc(g->S * sizeof *ly->sims[i].slp)) != NULL;
+    if (!ok)
+        return -1;
+    if (g->S > 1) {
+        ly->scg = ly->sreads + g->S;
+        ly->sce = ly->scg + g->S;
+        ly->shit = ly->sce + g->S;
+        ly->spro = ly->shit + g->S;
+        ly->sdem = ly->spro + g->S;
+    }
+    return 0;
+}
+
+/* Layer l on a scratch of the pool: the state of a fresh layer, its buffers cleared where
+ * they are read before they are written (the counters, the blocks that exist, the
+ * read-ahead's words past a shorter stream's context), its cursors made.  The level masks,
+ * the ring and the residencies are written before they are read; the probes' stamps are
+ * below ly->probe, which goes on counting from the scratch's last layer. */
+static int layer_begin(layer *ly, uint32_t l, kvp_error *err)
+{
+    const grid_ctx *g = ly->g;
+    const uint32_t W = g->W, nw = ly->nw;
+    ly->l = l;
+    ly->L = ly->cG = ly->cE = 0;
+    ly->Lstart = 1;
+    ly->full = 0;
+    ly->fetched = ly->sbase = ly->shave = 0;
+    memset(ly->lv_level, 0, sizeof ly->lv_level);
+    memset(ly->lv_step, 0, sizeof ly->lv_step);
+    memset(ly->pl, 0, (size_t)nw * ly->np * sizeof *ly->pl);
+    memset(ly->ex, 0, (size_t)nw * sizeof *ly->ex);
+    for (size_t i = 0; i < g->nr; i++)
+        ly->sims[i].ld = 0; /* lp, slp and nres: grid_layer's */
+    ly->ring = NULL;
+    if (kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc)))
+        return 0;
+    if (!ly->ringbuf) {
+        /* several streams: whole words of each stream's positions, interleaved */
+        ly->sw = words_of(g->Pmax + ly->N);
+        ly->rw = g->S > 1 ? g->S * ly->sw : nw;
+        ly->ringbuf = calloc((size_t)(W + 1) * ly->rw, sizeof *ly->ringbuf);
+        ly->cur = calloc(g->S, sizeof *ly->cur);
+        if (ly->ringbuf && ly->cur && g->S > 1)
+            ly->sb = calloc((size_t)g->S * READ_AHEAD * ly->sw, sizeof *ly->sb);
+        if (!ly->ringbuf || !ly->cur || (g->S > 1 && !ly->sb))
+            return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+    } else if (ly->sb) {
+        memset(ly->sb, 0, (size_t)g->S * READ_AHEAD * ly->sw * sizeof *ly->sb);
+    }
+    ly->ring = ly->ringbuf;
+    for (uint32_t i = 0; i < g->S; i++) {
+        const kvp_trace *t = g->S > 1 ? kvp_trace_stream(g->tr, i) : g->tr;
+        int rc = kvp_cursor_create(&ly->cur[i], t, l, kvp_scenario_budget(g->sc), err);
+        if (rc < 0)
+            return rc;
+        kvp_cursor_sets_only(ly->cur[i]);
+    }
+    return 0;
 }
 
 HOT static uint64_t count_bits(const layer *ly, const uint64_t *w, uint32_t nw)
@@ -1106,91 +1214,45 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
 {
     const grid_ctx *g = user;
     kvp_error *err = &g->err[l];
-    layer ly;
-    memset(&ly, 0, sizeof ly);
-    ly.g = g;
-    ly.l = l;
-    ly.N = kvp_trace_steps(g->tr);
-    ly.nw = words_of(ext_of(&ly, ly.N));
-    ly.np = g->np;
-    ly.Lstart = 1;
-#ifdef GRID_V512
-    ly.v512 = have_v512() && kvp_simd_wide();
-    ly.gfni8 = ly.v512 && have_gfni8();
-#endif
-    const uint32_t W = g->W, N = ly.N, nw = ly.nw;
+    uint32_t slot = 0; /* a free scratch: at most one a running layer, so one of [0, layers) */
+    while (atomic_exchange(&g->busy[slot], 1u))
+        slot++;
+    layer *ly = &g->pool[slot];
+    const uint32_t W = g->W;
     int rc = 0;
-    ly.pl = calloc((size_t)nw * ly.np, sizeof *ly.pl);
-    uint64_t **bufs[] = {&ly.gtL, &ly.eqL, &ly.z0};
-    int ok = ly.pl != NULL;
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        ok &= (*bufs[i] = calloc(nw, sizeof **bufs[i])) != NULL;
-    ly.nslots = W + 1 < LEVEL_SLOTS ? W + 1 : LEVEL_SLOTS;
-    ok &= (ly.lv = calloc((size_t)2 * ly.nslots * nw, sizeof *ly.lv)) != NULL;
-    ok &= (ly.lvx = calloc((size_t)2 * nw, sizeof *ly.lvx)) != NULL;
-    ly.sims = calloc(g->nr, sizeof *ly.sims);
-    ok &= ly.sims != NULL;
-    for (size_t i = 0; ok && i < g->nr; i++)
-        ok &= (ly.sims[i].res = calloc(nw, sizeof *ly.sims[i].res)) != NULL;
-    ok &= ok && (ly.ex = calloc(nw, sizeof *ly.ex)) != NULL;
-    if (ok && g->S > 1) /* sreads, scg, sce, shit, spro, sdem: S each */
-        ok &= (ly.sreads = calloc((size_t)6 * g->S, sizeof *ly.sreads)) != NULL &&
-              (ly.pr = calloc(nw, sizeof *ly.pr)) != NULL &&
-              (ly.pcnt = calloc((size_t)2 * g->S * (W + 1), sizeof *ly.pcnt)) != NULL &&
-              (ly.pstamp = calloc(W + 1, sizeof *ly.pstamp)) != NULL;
-    for (size_t i = 0; ok && g->S > 1 && i < g->nr; i++)
-        ok &= (ly.sims[i].slp = malloc(g->S * sizeof *ly.sims[i].slp)) != NULL;
-    if (ok && !kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc))) {
-        /* several streams: whole words of each stream's positions, interleaved */
-        ly.sw = words_of(g->Pmax + N);
-        ly.rw = g->S > 1 ? g->S * ly.sw : nw;
-        ly.ring = calloc((size_t)(W + 1) * ly.rw, sizeof *ly.ring);
-        ly.cur = calloc(g->S, sizeof *ly.cur);
-        ok &= ly.ring != NULL && ly.cur != NULL;
-        if (ok && g->S > 1)
-            ok &= (ly.sb = calloc((size_t)g->S * READ_AHEAD * ly.sw, sizeof *ly.sb)) != NULL;
-        for (uint32_t i = 0; ok && i < g->S; i++) {
-            const kvp_trace *t = g->S > 1 ? kvp_trace_stream(g->tr, i) : g->tr;
-            if ((rc = kvp_cursor_create(&ly.cur[i], t, l, kvp_scenario_budget(g->sc), err)) < 0)
-                goto done;
-            kvp_cursor_sets_only(ly.cur[i]);
-        }
-    }
-    if (!ok) {
+    if (!ly->g && layer_alloc(ly, g) < 0) {
+        layer_free(ly);
+        memset(ly, 0, sizeof *ly); /* made again by the next layer to take it */
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
         goto done;
     }
-    if (g->S > 1) {
-        ly.scg = ly.sreads + g->S;
-        ly.sce = ly.scg + g->S;
-        ly.shit = ly.sce + g->S;
-        ly.spro = ly.shit + g->S;
-        ly.sdem = ly.spro + g->S;
-    }
+    const uint32_t N = ly->N, nw = ly->nw;
+    if ((rc = layer_begin(ly, l, err)) < 0)
+        goto done;
     /* the prompts exist; each step's new tokens are added after it */
     for (uint32_t i = 0; i < g->S; i++)
         for (uint32_t b = 0; b < g->sprompt[i]; b++) {
             const uint32_t v = b * g->S + i;
-            ly.ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+            ly->ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
         }
 
     const uint32_t first = W < N ? W : N;
     for (uint32_t m = 0; m < first; m++) {
-        if ((rc = fetch(&ly, err)) < 0)
+        if ((rc = fetch(ly, err)) < 0)
             goto done;
-        slide(&ly, m, 1);
+        slide(ly, m, 1);
     }
-    ly.full = g->S * g->Pmin / WORD_BITS;
-    find_level(&ly, words_of(ext_of(&ly, 0)), g->slots);
-    initial(&ly, ly.sims[0].res, &ly.sims[0].nres);
+    ly->full = g->S * g->Pmin / WORD_BITS;
+    find_level(ly, words_of(ext_of(ly, 0)), g->slots);
+    initial(ly, ly->sims[0].res, &ly->sims[0].nres);
     for (size_t i = 1; i < g->nr; i++) {
-        memcpy(ly.sims[i].res, ly.sims[0].res, (size_t)nw * sizeof *ly.sims[i].res);
-        ly.sims[i].nres = ly.sims[0].nres;
+        memcpy(ly->sims[i].res, ly->sims[0].res, (size_t)nw * sizeof *ly->sims[i].res);
+        ly->sims[i].nres = ly->sims[0].nres;
     }
     for (size_t i = 0; i < g->nr; i++) {
-        ly.sims[i].lp = W;
-        for (uint32_t k = 0; ly.sims[i].slp && k < g->S; k++)
-            ly.sims[i].slp[k] = W;
+        ly->sims[i].lp = W;
+        for (uint32_t k = 0; ly->sims[i].slp && k < g->S; k++)
+            ly->sims[i].slp[k] = W;
     }
 
     for (uint32_t n = 0; n < N; n++) {
@@ -1199,32 +1261,33 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
             goto done;
         }
         if (n > 0) {
-            slide(&ly, n - 1, 0);
+            slide(ly, n - 1, 0);
             if (n + W <= N) {
-                if ((rc = fetch(&ly, err)) < 0)
+                if ((rc = fetch(ly, err)) < 0)
                     goto done;
-                slide(&ly, n + W - 1, 1);
+                slide(ly, n + W - 1, 1);
             }
         }
-        const uint32_t cw = words_of(ext_of(&ly, n));
-        ly.full = g->S * (g->Pmin + n) / WORD_BITS;
-        find_level(&ly, cw, g->slots);
-        const uint64_t *acc = acc_bits(&ly, n);
-        const uint64_t reads = count_bits(&ly, acc, cw);
+        const uint32_t cw = words_of(ext_of(ly, n));
+        ly->full = g->S * (g->Pmin + n) / WORD_BITS;
+        find_level(ly, cw, g->slots);
+        const uint64_t *acc = acc_bits(ly, n);
+        const uint64_t reads = count_bits(ly, acc, cw);
         if (g->S > 1)
-            stream_reads(&ly, acc, cw);
+            stream_reads(ly, acc, cw);
         for (size_t i = 0; i < g->nr; i++)
-            if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, (size_t)l * g->nr + i,
+            if ((rc = sim_step(ly, &ly->sims[i], g->R[i], n, acc, reads, (size_t)l * g->nr + i,
                                err)) < 0)
                 goto done;
         for (uint32_t i = 0; i < g->S; i++) {
             const uint32_t v = (g->sprompt[i] + n) * g->S + i;
-            ly.ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+            ly->ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
         }
         atomic_fetch_add(done, 1ull);
     }
 done:
-    layer_free(&ly);
+    layer_close(ly);
+    atomic_store(&g->busy[slot], 0u);
     return rc;
 }
 
@@ -1326,13 +1389,16 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     g.rc = calloc(L, sizeof *g.rc);
     g.err = calloc(L, sizeof *g.err);
     if (!R || !g.time_s || !g.cnt || !g.rc || !g.err || grid_streams(&g, tr, &P1) < 0 ||
-        !(g.seq_out = calloc((size_t)L * n * g.nseq * 4, sizeof *g.seq_out))) {
+        !(g.seq_out = calloc((size_t)L * n * g.nseq * 4, sizeof *g.seq_out)) ||
+        !(g.pool = calloc(L, sizeof *g.pool)) || !(g.busy = malloc(L * sizeof *g.busy))) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++)
         R[i] = ps[i].value[1];
     g.R = R;
+    for (uint32_t l = 0; l < L; l++)
+        atomic_init(&g.busy[l], 0u);
     kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), grid_layer, &g, g.rc);
     for (uint32_t l = 0; l < L; l++)
         if (g.rc[l] < 0) {
@@ -1352,5 +1418,9 @@ done:
     free(g.err);
     free(g.order);
     free(g.seq_out);
+    for (uint32_t l = 0; g.pool && l < L; l++)
+        layer_free(&g.pool[l]);
+    free(g.pool);
+    free(g.busy);
     return rc;
 }
