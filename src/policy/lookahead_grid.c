@@ -227,25 +227,112 @@ V512 static uint32_t count_v512(const uint64_t *w, uint32_t nw, uint64_t *c)
     return i;
 }
 
-/* Several streams: c[k] += |x & smask[k]| for x = a (b NULL), a & b, or a & ~b (inv). */
+/* Per-stream counts of many vectors, bit-sliced first: the vectors are added into counters
+ * of 4 bit-planes (weights 1, 2, 4, 8: 15 vectors at most), and only the planes are counted
+ * per stream, into lane sums acc[k] reduced at the end, so that a vector costs a few
+ * logical operations where S masked popcounts and S horizontal sums did (docs/PERF.md §43). */
+typedef struct vtally {
+    __m512i pl[4], acc[64];
+    uint32_t n;
+} vtally;
+
+V512 static inline void vt_init(vtally *t, uint32_t S)
+{
+    for (uint32_t j = 0; j < 4; j++)
+        t->pl[j] = _mm512_setzero_si512();
+    for (uint32_t k = 0; k < S; k++)
+        t->acc[k] = _mm512_setzero_si512();
+    t->n = 0;
+}
+
+/* acc[k] += |x & m[k]| << w for every stream k. */
+V512 static inline void vt_count(vtally *t, __m512i x, const __m512i *m, uint32_t S, unsigned w)
+{
+    if (!_mm512_test_epi64_mask(x, x))
+        return;
+    for (uint32_t k = 0; k < S; k++)
+        t->acc[k] = _mm512_add_epi64(
+            t->acc[k], _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(x, m[k])), w));
+}
+
+V512 static inline void vt_flush(vtally *t, const __m512i *m, uint32_t S)
+{
+    for (unsigned j = 0; j < 4; j++) {
+        vt_count(t, t->pl[j], m, S, j);
+        t->pl[j] = _mm512_setzero_si512();
+    }
+    t->n = 0;
+}
+
+/* Adds x to the planes (a ripple carry), counting them out every 15 vectors. */
+V512 static inline void vt_add(vtally *t, __m512i x, const __m512i *m, uint32_t S)
+{
+    for (unsigned j = 0; j < 4; j++) {
+        const __m512i c = _mm512_and_si512(t->pl[j], x);
+        t->pl[j] = _mm512_xor_si512(t->pl[j], x);
+        x = c;
+    }
+    if (++t->n == 15)
+        vt_flush(t, m, S);
+}
+
+V512 static inline void vt_end(vtally *t, const __m512i *m, uint32_t S, uint64_t *c)
+{
+    vt_flush(t, m, S);
+    for (uint32_t k = 0; k < S; k++)
+        c[k] += v_sum(t->acc[k]);
+}
+
+V512 static inline void stream_masks(__m512i *m, const uint64_t *smask, uint32_t S)
+{
+    for (uint32_t k = 0; k < S; k++)
+        m[k] = _mm512_set1_epi64((long long)smask[k]);
+}
+
+/* A carry-save adder: the sum bits of a + b + c in *l, the carries in *h. */
+V512 static inline void csa(__m512i *h, __m512i *l, __m512i a, __m512i b, __m512i c)
+{
+    *l = _mm512_ternarylogic_epi64(a, b, c, 0x96);
+    *h = _mm512_ternarylogic_epi64(a, b, c, 0xE8);
+}
+
+V512 static inline __m512i tally_x(const uint64_t *a, const uint64_t *b, int inv, uint32_t i)
+{
+    const __m512i x = v_load(a + i);
+    if (!b)
+        return x;
+    return inv ? _mm512_andnot_si512(v_load(b + i), x) : _mm512_and_si512(x, v_load(b + i));
+}
+
+/* Several streams: c[k] += |x & smask[k]| for x = a (b NULL), a & b, or a & ~b (inv).  Eight
+ * vectors at a time through a carry-save tree (Harley and Seal's): the running ones, twos
+ * and fours, and each group's eights, counted per stream. */
 V512 static uint32_t tally_v512(const uint64_t *a, const uint64_t *b, int inv, uint32_t nw,
                                 const uint64_t *smask, uint32_t S, uint64_t *c)
 {
-    __m512i sum[64];
-    for (uint32_t k = 0; k < S; k++)
-        sum[k] = _mm512_setzero_si512();
+    __m512i m[64];
+    vtally t;
+    stream_masks(m, smask, S);
+    vt_init(&t, S);
+    __m512i ones = _mm512_setzero_si512(), twos = ones, fours = ones;
     uint32_t i = 0;
-    for (; i + 8 <= nw; i += 8) {
-        __m512i x = v_load(a + i);
-        if (b)
-            x = inv ? _mm512_andnot_si512(v_load(b + i), x) : _mm512_and_si512(x, v_load(b + i));
-        if (!_mm512_test_epi64_mask(x, x))
-            continue;
-        for (uint32_t k = 0; k < S; k++)
-            sum[k] = v_cnt(sum[k], _mm512_and_si512(x, _mm512_set1_epi64((long long)smask[k])));
+    for (; i + 64 <= nw; i += 64) {
+        __m512i twosA, twosB, foursA, foursB, eights;
+        csa(&twosA, &ones, ones, tally_x(a, b, inv, i), tally_x(a, b, inv, i + 8));
+        csa(&twosB, &ones, ones, tally_x(a, b, inv, i + 16), tally_x(a, b, inv, i + 24));
+        csa(&foursA, &twos, twos, twosA, twosB);
+        csa(&twosA, &ones, ones, tally_x(a, b, inv, i + 32), tally_x(a, b, inv, i + 40));
+        csa(&twosB, &ones, ones, tally_x(a, b, inv, i + 48), tally_x(a, b, inv, i + 56));
+        csa(&foursB, &twos, twos, twosA, twosB);
+        csa(&eights, &fours, fours, foursA, foursB);
+        vt_count(&t, eights, m, S, 3);
     }
-    for (uint32_t k = 0; k < S; k++)
-        c[k] += v_sum(sum[k]);
+    for (; i + 8 <= nw; i += 8)
+        vt_count(&t, tally_x(a, b, inv, i), m, S, 0);
+    vt_count(&t, fours, m, S, 2);
+    vt_count(&t, twos, m, S, 1);
+    vt_count(&t, ones, m, S, 0);
+    vt_end(&t, m, S, c);
     return i;
 }
 #endif
@@ -639,19 +726,6 @@ __attribute__((always_inline)) static inline void move_words(uint64_t *res, move
 }
 
 #ifdef GRID_V512
-/* Several streams: the blocks of pro and dem of each stream into mv->spro, mv->sdem. */
-V512 static void tally_moved(moves *mv, __m512i pro, __m512i dem)
-{
-    const grid_ctx *g = mv->streams;
-    if (!_mm512_test_epi64_mask(_mm512_or_si512(pro, dem), _mm512_or_si512(pro, dem)))
-        return;
-    for (uint32_t k = 0; k < g->S; k++) {
-        const __m512i m = _mm512_set1_epi64((long long)g->smask[k]);
-        mv->spro[k] += v_sum(_mm512_popcnt_epi64(_mm512_and_si512(pro, m)));
-        mv->sdem[k] += v_sum(_mm512_popcnt_epi64(_mm512_and_si512(dem, m)));
-    }
-}
-
 /* move_words over 8 words at a time: a group of 8 whose ranks lie wholly inside or outside
  * a selection takes all or none of it; the few groups where a selection starts or ends are
  * move_words' (the same bits, since the ranks are counted in the same order). */
@@ -663,6 +737,15 @@ V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
     const int dem_on = mv->d > 0, lt_on = dem_on && gtD;
     const __m512i zero = _mm512_setzero_si512();
     __m512i snp = zero, snd = zero, spr = zero, sdr = zero;
+    /* several streams: the moved blocks bit-sliced, counted per stream every 15 groups */
+    const uint32_t S = mv->streams ? mv->streams->S : 0;
+    __m512i m[64];
+    vtally tp_s, td_s;
+    if (S) {
+        stream_masks(m, mv->streams->smask, S);
+        vt_init(&tp_s, S);
+        vt_init(&td_s, S);
+    }
     uint32_t i = 0;
     for (; i + 8 <= cw; i += 8) {
         const __m512i r = v_load(res + i);
@@ -698,12 +781,18 @@ V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
                 dem, _mm512_andnot_si512(_mm512_or_si512(v_load(gtD + i), v_load(eqD + i)), r));
         _mm512_storeu_si512(res + i, _mm512_or_si512(_mm512_andnot_si512(dem, r), pro));
         const __m512i a = v_load(acc + i);
-        if (mv->streams)
-            tally_moved(mv, pro, dem);
+        if (S && _mm512_test_epi64_mask(_mm512_or_si512(pro, dem), _mm512_or_si512(pro, dem))) {
+            vt_add(&tp_s, pro, m, S);
+            vt_add(&td_s, dem, m, S);
+        }
         snp = v_cnt(snp, pro);
         snd = v_cnt(snd, dem);
         spr = v_cnt(spr, _mm512_and_si512(pro, a));
         sdr = v_cnt(sdr, _mm512_and_si512(dem, a));
+    }
+    if (S) {
+        vt_end(&tp_s, m, S, mv->spro);
+        vt_end(&td_s, m, S, mv->sdem);
     }
     mv->npro += v_sum(snp);
     mv->ndem += v_sum(snd);
@@ -732,6 +821,32 @@ HOT static void tally_words(const layer *ly, const uint64_t *a, const uint64_t *
     for (; w < cw; w++)
         tally(ly->g, !b ? a[w] : inv ? a[w] & ~b[w] : a[w] & b[w], c);
 }
+
+#ifdef GRID_V512
+/* Several streams: c[k] += |x & smask[k]| for x = eq & ~res over whole groups of 8 words
+ * while the ranks of x's bits stay below `want` (*seen: those passed); returns where the
+ * group that crosses it (or the end) begins, for the plain loop. */
+V512 static uint32_t wanted_v512(const uint64_t *eq, const uint64_t *res, uint32_t cw,
+                                 uint32_t want, uint32_t *seen, const uint64_t *smask,
+                                 uint32_t S, uint64_t *c)
+{
+    __m512i m[64];
+    vtally t;
+    stream_masks(m, smask, S);
+    vt_init(&t, S);
+    uint32_t i = 0;
+    for (; i + 8 <= cw && *seen < want; i += 8) {
+        const __m512i x = _mm512_andnot_si512(v_load(res + i), v_load(eq + i));
+        const uint32_t n = v_sum(_mm512_popcnt_epi64(x));
+        if (*seen + n > want)
+            break;
+        *seen += n;
+        vt_add(&t, x, m, S);
+    }
+    vt_end(&t, m, S, c);
+    return i;
+}
+#endif
 
 /* Several streams: per stream, the non-residents of step n with f > t (c[i]) and f == t
  * (c[S + i]), counted once per simulated step and level. */
@@ -820,9 +935,13 @@ HOT static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, ui
     memset(cg, 0, S * sizeof *cg);
     memset(ce, 0, S * sizeof *ce);
     memset(ly->pr, 0, (size_t)cw * sizeof *ly->pr);
-    uint32_t seen = 0, p = 0;
+    uint32_t seen = 0, p = 0, w = 0;
     tally_words(ly, ly->gtL, res, 1, cw, cg);
-    for (uint32_t w = 0; L && w < cw && seen < wnon; w++) /* none after the first wnon */
+#ifdef GRID_V512
+    if (L && ly->v512)
+        w = wanted_v512(ly->eqL, res, cw, wnon, &seen, g->smask, S, ce);
+#endif
+    for (; L && w < cw && seen < wnon; w++) /* none after the first wnon */
         tally(g, select_range(ly->eqL[w] & ~res[w], &seen, 0, wnon), ce);
     ly->probe++;
     for (uint32_t i = 0; i < S; i++) {
