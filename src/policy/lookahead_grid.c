@@ -1289,10 +1289,16 @@ static int layer_begin(layer *ly, uint32_t l, kvp_error *err)
         ly->rw = g->S > 1 ? g->S * ly->sw : nw;
         ly->ringbuf = calloc((size_t)(W + 1) * ly->rw, sizeof *ly->ringbuf);
         ly->cur = calloc(g->S, sizeof *ly->cur);
-        if (ly->ringbuf && ly->cur && g->S > 1)
+        if (g->S > 1)
             ly->sb = calloc((size_t)g->S * READ_AHEAD * ly->sw, sizeof *ly->sb);
-        if (!ly->ringbuf || !ly->cur || (g->S > 1 && !ly->sb))
+        if (!ly->ringbuf || !ly->cur || (g->S > 1 && !ly->sb)) {
+            free(ly->ringbuf); /* all three made again by the next layer to take it */
+            free(ly->cur);
+            free(ly->sb);
+            ly->ringbuf = ly->sb = NULL;
+            ly->cur = NULL;
             return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+        }
     } else if (ly->sb) {
         memset(ly->sb, 0, (size_t)g->S * READ_AHEAD * ly->sw * sizeof *ly->sb);
     }
