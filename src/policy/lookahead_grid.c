@@ -227,25 +227,112 @@ V512 static uint32_t count_v512(const uint64_t *w, uint32_t nw, uint64_t *c)
     return i;
 }
 
-/* Several streams: c[k] += |x & smask[k]| for x = a (b NULL), a & b, or a & ~b (inv). */
+/* Per-stream counts of many vectors, bit-sliced first: the vectors are added into counters
+ * of 4 bit-planes (weights 1, 2, 4, 8: 15 vectors at most), and only the planes are counted
+ * per stream, into lane sums acc[k] reduced at the end, so that a vector costs a few
+ * logical operations where S masked popcounts and S horizontal sums did (docs/PERF.md §43). */
+typedef struct vtally {
+    __m512i pl[4], acc[64];
+    uint32_t n;
+} vtally;
+
+V512 static inline void vt_init(vtally *t, uint32_t S)
+{
+    for (uint32_t j = 0; j < 4; j++)
+        t->pl[j] = _mm512_setzero_si512();
+    for (uint32_t k = 0; k < S; k++)
+        t->acc[k] = _mm512_setzero_si512();
+    t->n = 0;
+}
+
+/* acc[k] += |x & m[k]| << w for every stream k. */
+V512 static inline void vt_count(vtally *t, __m512i x, const __m512i *m, uint32_t S, unsigned w)
+{
+    if (!_mm512_test_epi64_mask(x, x))
+        return;
+    for (uint32_t k = 0; k < S; k++)
+        t->acc[k] = _mm512_add_epi64(
+            t->acc[k], _mm512_slli_epi64(_mm512_popcnt_epi64(_mm512_and_si512(x, m[k])), w));
+}
+
+V512 static inline void vt_flush(vtally *t, const __m512i *m, uint32_t S)
+{
+    for (unsigned j = 0; j < 4; j++) {
+        vt_count(t, t->pl[j], m, S, j);
+        t->pl[j] = _mm512_setzero_si512();
+    }
+    t->n = 0;
+}
+
+/* Adds x to the planes (a ripple carry), counting them out every 15 vectors. */
+V512 static inline void vt_add(vtally *t, __m512i x, const __m512i *m, uint32_t S)
+{
+    for (unsigned j = 0; j < 4; j++) {
+        const __m512i c = _mm512_and_si512(t->pl[j], x);
+        t->pl[j] = _mm512_xor_si512(t->pl[j], x);
+        x = c;
+    }
+    if (++t->n == 15)
+        vt_flush(t, m, S);
+}
+
+V512 static inline void vt_end(vtally *t, const __m512i *m, uint32_t S, uint64_t *c)
+{
+    vt_flush(t, m, S);
+    for (uint32_t k = 0; k < S; k++)
+        c[k] += v_sum(t->acc[k]);
+}
+
+V512 static inline void stream_masks(__m512i *m, const uint64_t *smask, uint32_t S)
+{
+    for (uint32_t k = 0; k < S; k++)
+        m[k] = _mm512_set1_epi64((long long)smask[k]);
+}
+
+/* A carry-save adder: the sum bits of a + b + c in *l, the carries in *h. */
+V512 static inline void csa(__m512i *h, __m512i *l, __m512i a, __m512i b, __m512i c)
+{
+    *l = _mm512_ternarylogic_epi64(a, b, c, 0x96);
+    *h = _mm512_ternarylogic_epi64(a, b, c, 0xE8);
+}
+
+V512 static inline __m512i tally_x(const uint64_t *a, const uint64_t *b, int inv, uint32_t i)
+{
+    const __m512i x = v_load(a + i);
+    if (!b)
+        return x;
+    return inv ? _mm512_andnot_si512(v_load(b + i), x) : _mm512_and_si512(x, v_load(b + i));
+}
+
+/* Several streams: c[k] += |x & smask[k]| for x = a (b NULL), a & b, or a & ~b (inv).  Eight
+ * vectors at a time through a carry-save tree (Harley and Seal's): the running ones, twos
+ * and fours, and each group's eights, counted per stream. */
 V512 static uint32_t tally_v512(const uint64_t *a, const uint64_t *b, int inv, uint32_t nw,
                                 const uint64_t *smask, uint32_t S, uint64_t *c)
 {
-    __m512i sum[64];
-    for (uint32_t k = 0; k < S; k++)
-        sum[k] = _mm512_setzero_si512();
+    __m512i m[64];
+    vtally t;
+    stream_masks(m, smask, S);
+    vt_init(&t, S);
+    __m512i ones = _mm512_setzero_si512(), twos = ones, fours = ones;
     uint32_t i = 0;
-    for (; i + 8 <= nw; i += 8) {
-        __m512i x = v_load(a + i);
-        if (b)
-            x = inv ? _mm512_andnot_si512(v_load(b + i), x) : _mm512_and_si512(x, v_load(b + i));
-        if (!_mm512_test_epi64_mask(x, x))
-            continue;
-        for (uint32_t k = 0; k < S; k++)
-            sum[k] = v_cnt(sum[k], _mm512_and_si512(x, _mm512_set1_epi64((long long)smask[k])));
+    for (; i + 64 <= nw; i += 64) {
+        __m512i twosA, twosB, foursA, foursB, eights;
+        csa(&twosA, &ones, ones, tally_x(a, b, inv, i), tally_x(a, b, inv, i + 8));
+        csa(&twosB, &ones, ones, tally_x(a, b, inv, i + 16), tally_x(a, b, inv, i + 24));
+        csa(&foursA, &twos, twos, twosA, twosB);
+        csa(&twosA, &ones, ones, tally_x(a, b, inv, i + 32), tally_x(a, b, inv, i + 40));
+        csa(&twosB, &ones, ones, tally_x(a, b, inv, i + 48), tally_x(a, b, inv, i + 56));
+        csa(&foursB, &twos, twos, twosA, twosB);
+        csa(&eights, &fours, fours, foursA, foursB);
+        vt_count(&t, eights, m, S, 3);
     }
-    for (uint32_t k = 0; k < S; k++)
-        c[k] += v_sum(sum[k]);
+    for (; i + 8 <= nw; i += 8)
+        vt_count(&t, tally_x(a, b, inv, i), m, S, 0);
+    vt_count(&t, fours, m, S, 2);
+    vt_count(&t, twos, m, S, 1);
+    vt_count(&t, ones, m, S, 0);
+    vt_end(&t, m, S, c);
     return i;
 }
 #endif
@@ -311,6 +398,12 @@ typedef struct grid_ctx {
     uint32_t *order;         /* the streams by their new block's name: (P_i, i) ascending */
     uint64_t smask[64];
     uint64_t *seq_out; /* [((layer * nr + i) * nseq + q) * 4 + k], as the engine's */
+    /* The layers' scratch, kept for the whole pass: a layer takes a free one (busy[k] 0)
+     * and gives it back, so no more are made than run at once (one a thread), each on its
+     * first use.  Freed and made again per layer, the buffers came back from the system
+     * zeroed by page faults every layer (glibc gives large blocks back on free). */
+    struct layer *pool; /* [layers] */
+    atomic_uint *busy;  /* [layers] */
 } grid_ctx;
 
 /* One R's simulation of one layer. */
@@ -336,7 +429,7 @@ typedef struct layer {
     /* access sets: from a cache, or a ring of W + 1 bitsets (rw words each) made from a
      * cursor per stream (several streams: each stream's own, not the merged one) */
     kvp_cursor **cur;
-    uint64_t *ring;
+    uint64_t *ring, *ringbuf; /* ring: ringbuf, or NULL for a layer the cache holds */
     uint32_t fetched, rw;
     /* Several streams: a read-ahead of READ_AHEAD steps per stream, stream after stream, as
      * bits (sb, step sbase + j of stream i at sb + (i * READ_AHEAD + j) * sw), interleaved
@@ -668,19 +761,6 @@ __attribute__((always_inline)) static inline void move_words(uint64_t *res, move
 }
 
 #ifdef GRID_V512
-/* Several streams: the blocks of pro and dem of each stream into mv->spro, mv->sdem. */
-V512 static void tally_moved(moves *mv, __m512i pro, __m512i dem)
-{
-    const grid_ctx *g = mv->streams;
-    if (!_mm512_test_epi64_mask(_mm512_or_si512(pro, dem), _mm512_or_si512(pro, dem)))
-        return;
-    for (uint32_t k = 0; k < g->S; k++) {
-        const __m512i m = _mm512_set1_epi64((long long)g->smask[k]);
-        mv->spro[k] += v_sum(_mm512_popcnt_epi64(_mm512_and_si512(pro, m)));
-        mv->sdem[k] += v_sum(_mm512_popcnt_epi64(_mm512_and_si512(dem, m)));
-    }
-}
-
 /* move_words over 8 words at a time: a group of 8 whose ranks lie wholly inside or outside
  * a selection takes all or none of it; the few groups where a selection starts or ends are
  * move_words' (the same bits, since the ranks are counted in the same order). */
@@ -692,6 +772,15 @@ V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
     const int dem_on = mv->d > 0, lt_on = dem_on && gtD;
     const __m512i zero = _mm512_setzero_si512();
     __m512i snp = zero, snd = zero, spr = zero, sdr = zero;
+    /* several streams: the moved blocks bit-sliced, counted per stream every 15 groups */
+    const uint32_t S = mv->streams ? mv->streams->S : 0;
+    __m512i m[64];
+    vtally tp_s, td_s;
+    if (S) {
+        stream_masks(m, mv->streams->smask, S);
+        vt_init(&tp_s, S);
+        vt_init(&td_s, S);
+    }
     uint32_t i = 0;
     for (; i + 8 <= cw; i += 8) {
         const __m512i r = v_load(res + i);
@@ -727,12 +816,18 @@ V512 static uint32_t moves_v512(uint64_t *res, moves *mv, uint32_t cw)
                 dem, _mm512_andnot_si512(_mm512_or_si512(v_load(gtD + i), v_load(eqD + i)), r));
         _mm512_storeu_si512(res + i, _mm512_or_si512(_mm512_andnot_si512(dem, r), pro));
         const __m512i a = v_load(acc + i);
-        if (mv->streams)
-            tally_moved(mv, pro, dem);
+        if (S && _mm512_test_epi64_mask(_mm512_or_si512(pro, dem), _mm512_or_si512(pro, dem))) {
+            vt_add(&tp_s, pro, m, S);
+            vt_add(&td_s, dem, m, S);
+        }
         snp = v_cnt(snp, pro);
         snd = v_cnt(snd, dem);
         spr = v_cnt(spr, _mm512_and_si512(pro, a));
         sdr = v_cnt(sdr, _mm512_and_si512(dem, a));
+    }
+    if (S) {
+        vt_end(&tp_s, m, S, mv->spro);
+        vt_end(&td_s, m, S, mv->sdem);
     }
     mv->npro += v_sum(snp);
     mv->ndem += v_sum(snd);
@@ -761,6 +856,32 @@ HOT static void tally_words(const layer *ly, const uint64_t *a, const uint64_t *
     for (; w < cw; w++)
         tally(ly->g, !b ? a[w] : inv ? a[w] & ~b[w] : a[w] & b[w], c);
 }
+
+#ifdef GRID_V512
+/* Several streams: c[k] += |x & smask[k]| for x = eq & ~res over whole groups of 8 words
+ * while the ranks of x's bits stay below `want` (*seen: those passed); returns where the
+ * group that crosses it (or the end) begins, for the plain loop. */
+V512 static uint32_t wanted_v512(const uint64_t *eq, const uint64_t *res, uint32_t cw,
+                                 uint32_t want, uint32_t *seen, const uint64_t *smask,
+                                 uint32_t S, uint64_t *c)
+{
+    __m512i m[64];
+    vtally t;
+    stream_masks(m, smask, S);
+    vt_init(&t, S);
+    uint32_t i = 0;
+    for (; i + 8 <= cw && *seen < want; i += 8) {
+        const __m512i x = _mm512_andnot_si512(v_load(res + i), v_load(eq + i));
+        const uint32_t n = v_sum(_mm512_popcnt_epi64(x));
+        if (*seen + n > want)
+            break;
+        *seen += n;
+        vt_add(&t, x, m, S);
+    }
+    vt_end(&t, m, S, c);
+    return i;
+}
+#endif
 
 /* Several streams: per stream, the non-residents of step n with f > t (c[i]) and f == t
  * (c[S + i]), counted once per simulated step and level. */
@@ -849,9 +970,13 @@ HOT static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, ui
     memset(cg, 0, S * sizeof *cg);
     memset(ce, 0, S * sizeof *ce);
     memset(ly->pr, 0, (size_t)cw * sizeof *ly->pr);
-    uint32_t seen = 0, p = 0;
+    uint32_t seen = 0, p = 0, w = 0;
     tally_words(ly, ly->gtL, res, 1, cw, cg);
-    for (uint32_t w = 0; L && w < cw && seen < wnon; w++) /* none after the first wnon */
+#ifdef GRID_V512
+    if (L && ly->v512)
+        w = wanted_v512(ly->eqL, res, cw, wnon, &seen, g->smask, S, ce);
+#endif
+    for (; L && w < cw && seen < wnon; w++) /* none after the first wnon */
         tally(g, select_range(ly->eqL[w] & ~res[w], &seen, 0, wnon), ce);
     ly->probe++;
     for (uint32_t i = 0; i < S; i++) {
@@ -1090,8 +1215,20 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
     return 0;
 }
 
+/* A layer's cursors, made per layer. */
+static void layer_close(layer *ly)
+{
+    for (uint32_t i = 0; ly->cur && i < ly->g->S; i++) {
+        kvp_cursor_free(ly->cur[i]);
+        ly->cur[i] = NULL;
+    }
+}
+
 static void layer_free(layer *ly)
 {
+    if (!ly->g)
+        return;
+    layer_close(ly);
     for (size_t i = 0; ly->sims && i < ly->g->nr; i++) {
         free(ly->sims[i].res);
         free(ly->sims[i].slp);
@@ -1108,11 +1245,107 @@ static void layer_free(layer *ly)
     free(ly->z0);
     free(ly->lv);
     free(ly->lvx);
-    free(ly->ring);
+    free(ly->ringbuf);
     free(ly->sb);
-    for (uint32_t i = 0; ly->cur && i < ly->g->S; i++)
-        kvp_cursor_free(ly->cur[i]);
     free(ly->cur);
+}
+
+/* The scratch of every layer of the pass, sized for its last step (the same for every
+ * layer); the ring, read-ahead and cursors' array once a layer needs them (on a trace cache,
+ * none does).  Returns 0 or -1 (out of memory; layer_free frees what was made). */
+static int layer_alloc(layer *ly, const grid_ctx *g)
+{
+    ly->g = g;
+    ly->N = kvp_trace_steps(g->tr);
+    ly->nw = words_of(ext_of(ly, ly->N));
+    ly->np = g->np;
+#ifdef GRID_V512
+    ly->v512 = have_v512() && kvp_simd_wide();
+    ly->gfni8 = ly->v512 && have_gfni8();
+#endif
+    const uint32_t W = g->W, nw = ly->nw;
+    ly->pl = calloc((size_t)nw * ly->np, sizeof *ly->pl);
+    uint64_t **bufs[] = {&ly->gtL, &ly->eqL, &ly->z0, &ly->ex};
+    int ok = ly->pl != NULL;
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        ok &= (*bufs[i] = calloc(nw, sizeof **bufs[i])) != NULL;
+    ly->nslots = W + 1 < LEVEL_SLOTS ? W + 1 : LEVEL_SLOTS;
+    ok &= (ly->lv = calloc((size_t)2 * ly->nslots * nw, sizeof *ly->lv)) != NULL;
+    ok &= (ly->lvx = calloc((size_t)2 * nw, sizeof *ly->lvx)) != NULL;
+    ly->sims = calloc(g->nr, sizeof *ly->sims);
+    ok &= ly->sims != NULL;
+    for (size_t i = 0; ok && i < g->nr; i++)
+        ok &= (ly->sims[i].res = calloc(nw, sizeof *ly->sims[i].res)) != NULL;
+    if (ok && g->S > 1) /* sreads, scg, sce, shit, spro, sdem: S each */
+        ok &= (ly->sreads = calloc((size_t)6 * g->S, sizeof *ly->sreads)) != NULL &&
+              (ly->pr = calloc(nw, sizeof *ly->pr)) != NULL &&
+              (ly->pcnt = calloc((size_t)2 * g->S * (W + 1), sizeof *ly->pcnt)) != NULL &&
+              (ly->pstamp = calloc(W + 1, sizeof *ly->pstamp)) != NULL;
+    for (size_t i = 0; ok && g->S > 1 && i < g->nr; i++)
+        ok &= (ly->sims[i].slp = malloc(g->S * sizeof *ly->sims[i].slp)) != NULL;
+    if (!ok)
+        return -1;
+    if (g->S > 1) {
+        ly->scg = ly->sreads + g->S;
+        ly->sce = ly->scg + g->S;
+        ly->shit = ly->sce + g->S;
+        ly->spro = ly->shit + g->S;
+        ly->sdem = ly->spro + g->S;
+    }
+    return 0;
+}
+
+/* Layer l on a scratch of the pool: the state of a fresh layer, its buffers cleared where
+ * they are read before they are written (the counters, the blocks that exist, the
+ * read-ahead's words past a shorter stream's context), its cursors made.  The level masks,
+ * the ring and the residencies are written before they are read; the probes' stamps are
+ * below ly->probe, which goes on counting from the scratch's last layer. */
+static int layer_begin(layer *ly, uint32_t l, kvp_error *err)
+{
+    const grid_ctx *g = ly->g;
+    const uint32_t W = g->W, nw = ly->nw;
+    ly->l = l;
+    ly->L = ly->cG = ly->cE = 0;
+    ly->Lstart = 1;
+    ly->full = 0;
+    ly->fetched = ly->sbase = ly->shave = 0;
+    memset(ly->lv_level, 0, sizeof ly->lv_level);
+    memset(ly->lv_step, 0, sizeof ly->lv_step);
+    memset(ly->pl, 0, (size_t)nw * ly->np * sizeof *ly->pl);
+    memset(ly->ex, 0, (size_t)nw * sizeof *ly->ex);
+    for (size_t i = 0; i < g->nr; i++)
+        ly->sims[i].ld = 0; /* lp, slp and nres: grid_layer's */
+    ly->ring = NULL;
+    if (kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc)))
+        return 0;
+    if (!ly->ringbuf) {
+        /* several streams: whole words of each stream's positions, interleaved */
+        ly->sw = words_of(g->Pmax + ly->N);
+        ly->rw = g->S > 1 ? g->S * ly->sw : nw;
+        ly->ringbuf = calloc((size_t)(W + 1) * ly->rw, sizeof *ly->ringbuf);
+        ly->cur = calloc(g->S, sizeof *ly->cur);
+        if (g->S > 1)
+            ly->sb = calloc((size_t)g->S * READ_AHEAD * ly->sw, sizeof *ly->sb);
+        if (!ly->ringbuf || !ly->cur || (g->S > 1 && !ly->sb)) {
+            free(ly->ringbuf); /* all three made again by the next layer to take it */
+            free(ly->cur);
+            free(ly->sb);
+            ly->ringbuf = ly->sb = NULL;
+            ly->cur = NULL;
+            return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+        }
+    } else if (ly->sb) {
+        memset(ly->sb, 0, (size_t)g->S * READ_AHEAD * ly->sw * sizeof *ly->sb);
+    }
+    ly->ring = ly->ringbuf;
+    for (uint32_t i = 0; i < g->S; i++) {
+        const kvp_trace *t = g->S > 1 ? kvp_trace_stream(g->tr, i) : g->tr;
+        int rc = kvp_cursor_create(&ly->cur[i], t, l, kvp_scenario_budget(g->sc), err);
+        if (rc < 0)
+            return rc;
+        kvp_cursor_sets_only(ly->cur[i]);
+    }
+    return 0;
 }
 
 HOT static uint64_t count_bits(const layer *ly, const uint64_t *w, uint32_t nw)
@@ -1141,91 +1374,45 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
 {
     const grid_ctx *g = user;
     kvp_error *err = &g->err[l];
-    layer ly;
-    memset(&ly, 0, sizeof ly);
-    ly.g = g;
-    ly.l = l;
-    ly.N = kvp_trace_steps(g->tr);
-    ly.nw = words_of(ext_of(&ly, ly.N));
-    ly.np = g->np;
-    ly.Lstart = 1;
-#ifdef GRID_V512
-    ly.v512 = have_v512() && kvp_simd_wide();
-    ly.gfni8 = ly.v512 && have_gfni8();
-#endif
-    const uint32_t W = g->W, N = ly.N, nw = ly.nw;
+    uint32_t slot = 0; /* a free scratch: at most one a running layer, so one of [0, layers) */
+    while (atomic_exchange(&g->busy[slot], 1u))
+        slot++;
+    layer *ly = &g->pool[slot];
+    const uint32_t W = g->W;
     int rc = 0;
-    ly.pl = calloc((size_t)nw * ly.np, sizeof *ly.pl);
-    uint64_t **bufs[] = {&ly.gtL, &ly.eqL, &ly.z0};
-    int ok = ly.pl != NULL;
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        ok &= (*bufs[i] = calloc(nw, sizeof **bufs[i])) != NULL;
-    ly.nslots = W + 1 < LEVEL_SLOTS ? W + 1 : LEVEL_SLOTS;
-    ok &= (ly.lv = calloc((size_t)2 * ly.nslots * nw, sizeof *ly.lv)) != NULL;
-    ok &= (ly.lvx = calloc((size_t)2 * nw, sizeof *ly.lvx)) != NULL;
-    ly.sims = calloc(g->nr, sizeof *ly.sims);
-    ok &= ly.sims != NULL;
-    for (size_t i = 0; ok && i < g->nr; i++)
-        ok &= (ly.sims[i].res = calloc(nw, sizeof *ly.sims[i].res)) != NULL;
-    ok &= ok && (ly.ex = calloc(nw, sizeof *ly.ex)) != NULL;
-    if (ok && g->S > 1) /* sreads, scg, sce, shit, spro, sdem: S each */
-        ok &= (ly.sreads = calloc((size_t)6 * g->S, sizeof *ly.sreads)) != NULL &&
-              (ly.pr = calloc(nw, sizeof *ly.pr)) != NULL &&
-              (ly.pcnt = calloc((size_t)2 * g->S * (W + 1), sizeof *ly.pcnt)) != NULL &&
-              (ly.pstamp = calloc(W + 1, sizeof *ly.pstamp)) != NULL;
-    for (size_t i = 0; ok && g->S > 1 && i < g->nr; i++)
-        ok &= (ly.sims[i].slp = malloc(g->S * sizeof *ly.sims[i].slp)) != NULL;
-    if (ok && !kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc))) {
-        /* several streams: whole words of each stream's positions, interleaved */
-        ly.sw = words_of(g->Pmax + N);
-        ly.rw = g->S > 1 ? g->S * ly.sw : nw;
-        ly.ring = calloc((size_t)(W + 1) * ly.rw, sizeof *ly.ring);
-        ly.cur = calloc(g->S, sizeof *ly.cur);
-        ok &= ly.ring != NULL && ly.cur != NULL;
-        if (ok && g->S > 1)
-            ok &= (ly.sb = calloc((size_t)g->S * READ_AHEAD * ly.sw, sizeof *ly.sb)) != NULL;
-        for (uint32_t i = 0; ok && i < g->S; i++) {
-            const kvp_trace *t = g->S > 1 ? kvp_trace_stream(g->tr, i) : g->tr;
-            if ((rc = kvp_cursor_create(&ly.cur[i], t, l, kvp_scenario_budget(g->sc), err)) < 0)
-                goto done;
-            kvp_cursor_sets_only(ly.cur[i]);
-        }
-    }
-    if (!ok) {
+    if (!ly->g && layer_alloc(ly, g) < 0) {
+        layer_free(ly);
+        memset(ly, 0, sizeof *ly); /* made again by the next layer to take it */
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
         goto done;
     }
-    if (g->S > 1) {
-        ly.scg = ly.sreads + g->S;
-        ly.sce = ly.scg + g->S;
-        ly.shit = ly.sce + g->S;
-        ly.spro = ly.shit + g->S;
-        ly.sdem = ly.spro + g->S;
-    }
+    const uint32_t N = ly->N, nw = ly->nw;
+    if ((rc = layer_begin(ly, l, err)) < 0)
+        goto done;
     /* the prompts exist; each step's new tokens are added after it */
     for (uint32_t i = 0; i < g->S; i++)
         for (uint32_t b = 0; b < g->sprompt[i]; b++) {
             const uint32_t v = b * g->S + i;
-            ly.ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+            ly->ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
         }
 
     const uint32_t first = W < N ? W : N;
     for (uint32_t m = 0; m < first; m++) {
-        if ((rc = fetch(&ly, err)) < 0)
+        if ((rc = fetch(ly, err)) < 0)
             goto done;
-        slide(&ly, m, 1);
+        slide(ly, m, 1);
     }
-    ly.full = g->S * g->Pmin / WORD_BITS;
-    find_level(&ly, words_of(ext_of(&ly, 0)), g->slots);
-    initial(&ly, ly.sims[0].res, &ly.sims[0].nres);
+    ly->full = g->S * g->Pmin / WORD_BITS;
+    find_level(ly, words_of(ext_of(ly, 0)), g->slots);
+    initial(ly, ly->sims[0].res, &ly->sims[0].nres);
     for (size_t i = 1; i < g->nr; i++) {
-        memcpy(ly.sims[i].res, ly.sims[0].res, (size_t)nw * sizeof *ly.sims[i].res);
-        ly.sims[i].nres = ly.sims[0].nres;
+        memcpy(ly->sims[i].res, ly->sims[0].res, (size_t)nw * sizeof *ly->sims[i].res);
+        ly->sims[i].nres = ly->sims[0].nres;
     }
     for (size_t i = 0; i < g->nr; i++) {
-        ly.sims[i].lp = W;
-        for (uint32_t k = 0; ly.sims[i].slp && k < g->S; k++)
-            ly.sims[i].slp[k] = W;
+        ly->sims[i].lp = W;
+        for (uint32_t k = 0; ly->sims[i].slp && k < g->S; k++)
+            ly->sims[i].slp[k] = W;
     }
 
     for (uint32_t n = 0; n < N; n++) {
@@ -1234,32 +1421,33 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
             goto done;
         }
         if (n > 0) {
-            slide(&ly, n - 1, 0);
+            slide(ly, n - 1, 0);
             if (n + W <= N) {
-                if ((rc = fetch(&ly, err)) < 0)
+                if ((rc = fetch(ly, err)) < 0)
                     goto done;
-                slide(&ly, n + W - 1, 1);
+                slide(ly, n + W - 1, 1);
             }
         }
-        const uint32_t cw = words_of(ext_of(&ly, n));
-        ly.full = g->S * (g->Pmin + n) / WORD_BITS;
-        find_level(&ly, cw, g->slots);
-        const uint64_t *acc = acc_bits(&ly, n);
-        const uint64_t reads = count_bits(&ly, acc, cw);
+        const uint32_t cw = words_of(ext_of(ly, n));
+        ly->full = g->S * (g->Pmin + n) / WORD_BITS;
+        find_level(ly, cw, g->slots);
+        const uint64_t *acc = acc_bits(ly, n);
+        const uint64_t reads = count_bits(ly, acc, cw);
         if (g->S > 1)
-            stream_reads(&ly, acc, cw);
+            stream_reads(ly, acc, cw);
         for (size_t i = 0; i < g->nr; i++)
-            if ((rc = sim_step(&ly, &ly.sims[i], g->R[i], n, acc, reads, (size_t)l * g->nr + i,
+            if ((rc = sim_step(ly, &ly->sims[i], g->R[i], n, acc, reads, (size_t)l * g->nr + i,
                                err)) < 0)
                 goto done;
         for (uint32_t i = 0; i < g->S; i++) {
             const uint32_t v = (g->sprompt[i] + n) * g->S + i;
-            ly.ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+            ly->ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
         }
         atomic_fetch_add(done, 1ull);
     }
 done:
-    layer_free(&ly);
+    layer_close(ly);
+    atomic_store(&g->busy[slot], 0u);
     return rc;
 }
 
@@ -1361,13 +1549,16 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     g.rc = calloc(L, sizeof *g.rc);
     g.err = calloc(L, sizeof *g.err);
     if (!R || !g.time_s || !g.cnt || !g.rc || !g.err || grid_streams(&g, tr, &P1) < 0 ||
-        !(g.seq_out = calloc((size_t)L * n * g.nseq * 4, sizeof *g.seq_out))) {
+        !(g.seq_out = calloc((size_t)L * n * g.nseq * 4, sizeof *g.seq_out)) ||
+        !(g.pool = calloc(L, sizeof *g.pool)) || !(g.busy = malloc(L * sizeof *g.busy))) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++)
         R[i] = ps[i].value[1];
     g.R = R;
+    for (uint32_t l = 0; l < L; l++)
+        atomic_init(&g.busy[l], 0u);
     kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), grid_layer, &g, g.rc);
     for (uint32_t l = 0; l < L; l++)
         if (g.rc[l] < 0) {
@@ -1387,5 +1578,9 @@ done:
     free(g.err);
     free(g.order);
     free(g.seq_out);
+    for (uint32_t l = 0; g.pool && l < L; l++)
+        layer_free(&g.pool[l]);
+    free(g.pool);
+    free(g.busy);
     return rc;
 }
