@@ -694,9 +694,21 @@ static void test_next_bits_many(void)
     lanes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             getenv("KVPLACE_SSE2_ONLY") == NULL;
 #endif
-    CHECK_EQ_INT(kvp_cursors_together(5), 0);
-    CHECK_EQ_INT(kvp_cursors_together(6), lanes);
-    CHECK_EQ_INT(kvp_cursors_together(8), lanes);
+    CHECK_EQ_INT(kvp_cursors_together(many, 5), 0);
+    CHECK_EQ_INT(kvp_cursors_together(many, 6), lanes);
+    CHECK_EQ_INT(kvp_cursors_together(many, 8), lanes);
+    { /* one cursor among them that does not write bits (a trace in memory): never together */
+        float data[10 * 2 * 16] = {0};
+        kvp_trace *mem = NULL;
+        REQUIRE_OK(kvp_trace_from_memory(&mem, data, 10, 2, 16, 0, "mem", &err), &err);
+        kvp_cursor *mix[8];
+        memcpy(mix, many, sizeof mix);
+        mix[5] = cursor(mem, 1, 0.5);
+        CHECK_EQ_INT(kvp_cursor_writes_bits(mix[5]), 0);
+        CHECK_EQ_INT(kvp_cursors_together(mix, 8), 0);
+        kvp_cursor_free(mix[5]);
+        kvp_trace_free(mem);
+    }
     for (;;) {
         kvp_cursor *c[T];
         kvp_access a[T];

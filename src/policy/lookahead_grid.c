@@ -499,19 +499,16 @@ static int next_bits(layer *ly, uint32_t k, uint32_t m, uint64_t *w, kvp_error *
 
 /* Steps m .. m + n - 1 of streams k0 .. k0 + g - 1 (g <= 8) into the read-ahead, as
  * next_bits, a step of all of them at a time (kvp_cursor_next_bits_many: with AVX-512 their
- * generators advance together).  Returns 1 when done, 0 when it would not gain (too few
- * streams, kvp_cursors_together, or one not written as bits: the caller asks next_bits),
- * < 0 on error. */
+ * generators advance together).  Returns 1 when done, 0 when they cannot be asked together
+ * (kvp_cursors_together: too few streams, or one not written as bits; the caller asks
+ * next_bits), < 0 on error. */
 static int next_bits_many(layer *ly, uint32_t k0, uint32_t g, uint32_t m, uint32_t n,
                           kvp_error *err)
 {
     uint64_t *w[8];
     kvp_access a[8];
-    if (!kvp_cursors_together(g))
+    if (!kvp_cursors_together(ly->cur + k0, g))
         return 0;
-    for (uint32_t k = k0; k < k0 + g; k++)
-        if (!kvp_cursor_writes_bits(ly->cur[k]))
-            return 0;
     for (uint32_t j = 0; j < n; j++) {
         for (uint32_t k = 0; k < g; k++)
             w[k] = ly->sb + ((size_t)(k0 + k) * READ_AHEAD + j) * ly->sw;

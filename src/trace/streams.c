@@ -327,19 +327,8 @@ static int fill_one(streams_cursor *c, uint32_t i, uint32_t m, kvp_error *err)
     return 0;
 }
 
-/* Whether streams i0 .. i0 + g - 1 are filled together (fill_many): enough of them
- * (kvp_cursors_together), each written as bits into sbits. */
-static int fill_together(const streams_cursor *c, uint32_t i0, uint32_t g)
-{
-    if (!c->sbits || !kvp_cursors_together(g))
-        return 0;
-    for (uint32_t i = i0; i < i0 + g; i++)
-        if (!kvp_cursor_writes_bits(c->sub[i]))
-            return 0;
-    return 1;
-}
-
-/* fill_one of streams i0 .. i0 + g - 1 (g <= 8, fill_together) for steps base .. base +
+/* fill_one of streams i0 .. i0 + g - 1 (g <= 8, kvp_cursors_together, written as bits
+ * into sbits) for steps base .. base +
  * READ_AHEAD - 1, a step of all of them at a time (kvp_cursor_next_bits_many: with AVX-512
  * their generators advance together); a stream stops at its last step. */
 static int fill_many(streams_cursor *c, uint32_t i0, uint32_t g, uint32_t base,
@@ -399,8 +388,9 @@ static int streams_fill(streams_cursor *c, uint32_t base, kvp_error *err)
             c->buf[i].have = 0;
             c->buf[i].off[0] = 0;
         }
-        int rc = fill_together(c, i0, g) ? fill_many(c, i0, g, base, err) : 0;
-        for (uint32_t i = i0; !fill_together(c, i0, g) && i < i0 + g; i++)
+        const int together = c->sbits && kvp_cursors_together(c->sub + i0, g);
+        int rc = together ? fill_many(c, i0, g, base, err) : 0;
+        for (uint32_t i = i0; !together && i < i0 + g; i++)
             for (uint32_t m = base; rc == 0 && m < im->steps[i] && c->buf[i].have < READ_AHEAD;
                  m++)
                 rc = fill_one(c, i, m, err);

@@ -1234,11 +1234,17 @@ int kvp_cursor_next_bits(kvp_cursor *c, kvp_access *a, uint64_t *bits, size_t st
  * lanes, and with four its drift was no cheaper than four scalar ones (docs/PERF.md §42). */
 #define TOGETHER_MIN 6u
 
-int kvp_cursors_together(uint32_t n)
+int kvp_cursors_together(kvp_cursor *const *c, uint32_t n)
 {
 #if KVP_SYNTH_AVX512
-    return n >= TOGETHER_MIN && avx512_usable();
+    if (n < TOGETHER_MIN || !avx512_usable())
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!kvp_cursor_writes_bits(c[i]))
+            return 0;
+    return 1;
 #else
+    (void)c;
     (void)n;
     return 0;
 #endif

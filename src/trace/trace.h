@@ -80,10 +80,10 @@ int kvp_cursor_next_bits(kvp_cursor *c, kvp_access *a, uint64_t *bits, size_t st
 int kvp_cursor_next_bits_many(kvp_cursor *const *c, uint32_t n, kvp_access *a,
                               uint64_t *const *bits, size_t stride, float *const *score,
                               kvp_error *err);
-/* Whether n cursors that kvp_cursor_writes_bits gain from kvp_cursor_next_bits_many over
- * being asked one at a time (each one's steps in a row keeps its generator in the cache):
- * with AVX-512, from six of them. */
-int kvp_cursors_together(uint32_t n);
+/* Whether c[0 .. n) can be asked together (each one kvp_cursor_writes_bits) and gain from
+ * kvp_cursor_next_bits_many over being asked one at a time (each one's steps in a row keeps
+ * its generator in the cache): with AVX-512, from six of them. */
+int kvp_cursors_together(kvp_cursor *const *c, uint32_t n);
 /* Whether c's trace can write its sets into the caller's arrays (kvp_cursor_next_into). */
 int kvp_cursor_writes_into(const kvp_cursor *c);
 /* kvp_cursor_next, the set written into pos (at least P + n entries) and score (unless sets
