@@ -520,6 +520,18 @@ static void state_init(synth_state *st)
  * ORD_SPAN <= 0x8000, so its sign bit as int16 picks the span (a streaming head's bases fill
  * the range, but it draws no runs: no drift), and (noise * span) >> 16 is the high half of
  * the 16-bit product. */
+#if KVP_SYNTH_SSE2
+/* plain_key of eight positions: bases b, 16-bit noises nz (drift_run, and drift8's runs). */
+static inline __m128i plain_keys8(__m128i b, __m128i nz)
+{
+    const __m128i heavy = _mm_srai_epi16(b, 15);
+    const __m128i ord = _mm_set1_epi16((short)ORD_SPAN);
+    const __m128i flip = _mm_set1_epi16((short)(ORD_SPAN ^ HEAVY_SPAN));
+    const __m128i span = _mm_xor_si128(ord, _mm_and_si128(heavy, flip));
+    return _mm_add_epi16(b, _mm_mulhi_epu16(nz, span));
+}
+#endif
+
 static inline void drift_run(uint16_t *key, const uint16_t *base, uint32_t p, xoshiro *rng)
 {
 #if KVP_SYNTH_SSE2
@@ -536,11 +548,7 @@ static inline void drift_run(uint16_t *key, const uint16_t *base, uint32_t p, xo
 #endif
     const __m128i noise = _mm_or_si128(_mm_slli_epi32(hi, 16), _mm_srli_epi32(hi, 16));
     const __m128i b = _mm_loadu_si128((const __m128i *)(base + p));
-    const __m128i heavy = _mm_srai_epi16(b, 15);
-    const __m128i ord = _mm_set1_epi16((short)ORD_SPAN);
-    const __m128i flip = _mm_set1_epi16((short)(ORD_SPAN ^ HEAVY_SPAN));
-    const __m128i span = _mm_xor_si128(ord, _mm_and_si128(heavy, flip));
-    _mm_storeu_si128((__m128i *)(key + p), _mm_add_epi16(b, _mm_mulhi_epu16(noise, span)));
+    _mm_storeu_si128((__m128i *)(key + p), plain_keys8(b, noise));
 #else
     for (uint32_t q = p; q < p + DRIFT_RUN; q += 2) {
         uint64_t bits = xoshiro_next(rng);
@@ -653,15 +661,11 @@ typedef struct run8 {
 /* drift_run's keys for the lanes of q. */
 AVX512 static void run8_write(const run8 *q)
 {
-    const __m128i ord = _mm_set1_epi16((short)ORD_SPAN);
-    const __m128i flip = _mm_set1_epi16((short)(ORD_SPAN ^ HEAVY_SPAN));
     for (unsigned e = q->lanes; e; e &= e - 1) {
         const unsigned i = (unsigned)__builtin_ctz(e);
         const __m128i nz = _mm_load_si128((const __m128i *)(q->noise[i & 1] + 8 * (i >> 1)));
         const __m128i b = _mm_loadu_si128((const __m128i *)(uintptr_t)q->base[i]);
-        const __m128i span = _mm_xor_si128(ord, _mm_and_si128(_mm_srai_epi16(b, 15), flip));
-        _mm_storeu_si128((__m128i *)(uintptr_t)q->key[i],
-                         _mm_add_epi16(b, _mm_mulhi_epu16(nz, span)));
+        _mm_storeu_si128((__m128i *)(uintptr_t)q->key[i], plain_keys8(b, nz));
     }
 }
 
