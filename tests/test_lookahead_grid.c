@@ -322,6 +322,31 @@ static void test_refusals(void)
     kvp_trace_free(two);
 }
 
+/* A bulk move on 8 streams: every sequence reads the lower half of its prompt for two steps,
+ * then the upper half, so that (W = 1, R = 1) promotes one run of some 20,000 virtual blocks
+ * (39 groups of 512) in one step and demotes another.  moves_v512 counts them per stream in
+ * 4-bit counters that must be counted out every 15 groups: a block moved in 16 groups in a
+ * row is where a counter of 4 planes would wrap. */
+static void test_bulk_moves(void)
+{
+    enum { S = 8, N = 4, P = 5000, C = P + N };
+    kvp_trace *seq[S];
+    float *data = malloc((size_t)N * C * sizeof *data);
+    for (uint32_t q = 0; q < S; q++) {
+        for (uint32_t n = 0; n < N; n++)
+            for (uint32_t p = 0; p < C; p++)
+                data[(size_t)n * C + p] = (p >= P / 2) == (n >= 2) ? 2.0f : 1.0f;
+        CHECK_OK(kvp_trace_from_memory(&seq[q], data, N, 1, C, 0, "halves", &err), &err);
+    }
+    free(data);
+    kvp_trace *t = NULL;
+    CHECK_OK(kvp_trace_sequences(&t, seq, S, &err), &err);
+    kvp_scenario sc;
+    slots_scenario(&sc, 1, S * P / 2 + 64, 0.5);
+    check_w(&sc, t, 1, 1);
+    kvp_trace_free(t);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 20261201;
@@ -330,5 +355,6 @@ int main(int argc, char **argv)
     test_interleave();
     test_streams(seed);
     test_refusals();
+    test_bulk_moves();
     return check_done();
 }
