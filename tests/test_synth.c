@@ -628,6 +628,119 @@ static void test_sets_only(void)
     kvp_trace_free(t);
 }
 
+/* kvp_cursor_next_counts: the size of each step's set and its positions below a few bounds
+ * (0, past the context, unsorted, repeated; none at some steps, where the keys are not made)
+ * as a cursor of the same trace lists them (kvp_cursor_next, kvp_access_count_below), at
+ * contexts no multiple of 64, with many ties at the threshold (sparsity 0.999), a full drift
+ * (the threshold jumps out of its band) and heads; in some cases the cursor goes on with
+ * kvp_cursor_next after a count-only step (its keys made late, and caught up), the same sets.
+ * Then eight cursors asked for counts alone (never made) go on together
+ * (kvp_cursor_next_bits_many): the same bits as cursors asked alone from the start. */
+static void test_next_counts(void)
+{
+    static const struct {
+        uint32_t P, N, heads, head;
+        kvp_variation var;
+        double drift, sparsity;
+        uint32_t sets_from; /* from this step on, the sets (kvp_cursor_next) */
+    } cases[] = {
+        {3000, 60, 0, 0, KVP_VAR_HIGH, 0.0, 0.6, 60}, {37, 50, 0, 0, KVP_VAR_ACTUAL, 0.0, 0.5, 30},
+        {2000, 60, 0, 0, KVP_VAR_HIGH, 0.0, 0.999, 60}, {1000, 40, 0, 0, KVP_VAR_LOW, 0.0, 0.9, 21},
+        {300, 30, 0, 0, KVP_VAR_HIGH, 0.0, 0.0, 30},  {5000, 40, 0, 0, KVP_VAR_ACTUAL, 1.0, 0.6, 40},
+        {1000, 40, 4, 1, KVP_VAR_ACTUAL, 0.0, 0.6, 40}, {700, 40, 4, 2, KVP_VAR_HIGH, 0.0, 0.7, 13},
+    };
+    kvp_error err = {0, ""};
+    uint32_t wrong = 0, counted = 0, sized = 0, listed = 0;
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        kvp_synth_params sp = params(cases[ci].P, cases[ci].N, 2, cases[ci].var, 90 + ci);
+        sp.heads = cases[ci].heads;
+        sp.head = cases[ci].head;
+        sp.drift = cases[ci].drift;
+        sp.budget = kvp_budget_sparsity(cases[ci].sparsity);
+        kvp_trace *t = make(&sp);
+        kvp_cursor *c = cursor(t, 1, cases[ci].sparsity), *ref = cursor(t, 1, cases[ci].sparsity);
+        kvp_cursor_sets_only(c);
+        for (uint32_t n = 0; n < cases[ci].N; n++) {
+            kvp_access a, b;
+            CHECK_EQ_INT(kvp_cursor_next(ref, &a, &err), 1);
+            const uint32_t ctx = a.context;
+            if (n >= cases[ci].sets_from) {
+                CHECK_EQ_INT(kvp_cursor_next(c, &b, &err), 1);
+                wrong += b.count != a.count ||
+                         memcmp(b.pos, a.pos, (size_t)a.count * sizeof *a.pos) != 0;
+                listed++;
+                continue;
+            }
+            const uint32_t nb = n % 5 == 4 ? 0 : 1 + n % 4;
+            const uint32_t at[4] = {(uint32_t)(n * 7919u % (ctx + 1)), ctx + 3 * (n % 2),
+                                    n % 3 ? cases[ci].P : 0, (uint32_t)(n * 7919u % (ctx + 1))};
+            uint32_t k = 0, h[4] = {0, 0, 0, 0};
+            CHECK_EQ_INT(kvp_cursor_next_counts(c, at, nb, &k, h, &err), 1);
+            wrong += k != a.count;
+            for (uint32_t j = 0; j < nb; j++) {
+                uint32_t kk, want;
+                kvp_access_count_below(&a, at[j], &kk, &want);
+                wrong += h[j] != want;
+            }
+            counted += nb > 0;
+            sized += nb == 0;
+        }
+        uint32_t k, h[65];
+        const uint32_t at[65] = {0};
+        CHECK_EQ_INT(kvp_cursor_next_counts(c, at, 0, &k, h, &err), 0); /* past the last step */
+        CHECK(kvp_cursor_next_counts(c, at, 65, &k, h, &err) < 0);
+        kvp_cursor_free(c);
+        kvp_cursor_free(ref);
+        kvp_trace_free(t);
+    }
+    CHECK_EQ_U64(wrong, 0);
+    CHECK(counted > 200 && sized > 50 && listed > 60);
+
+    enum { G = 8, P = 1500, N = 12 };
+    kvp_trace *t[G];
+    kvp_cursor *c[G], *one[G];
+    uint64_t *w[G], *wone;
+    uint32_t diff = 0;
+    wone = calloc((P + 37 * G + N) / 64 + 1, sizeof *wone);
+    REQUIRE(wone != NULL);
+    for (uint32_t i = 0; i < G; i++) {
+        kvp_synth_params sp = params(P + 37 * i, N, 2, KVP_VAR_ACTUAL, 120 + i);
+        t[i] = make(&sp);
+        c[i] = cursor(t[i], 0, 0.6);
+        one[i] = cursor(t[i], 0, 0.6);
+        kvp_cursor_sets_only(c[i]);
+        kvp_cursor_sets_only(one[i]);
+        w[i] = calloc((P + 37 * i + N) / 64 + 1, sizeof *w[i]);
+        REQUIRE(w[i] != NULL);
+    }
+    for (uint32_t n = 0; n < N; n++) {
+        kvp_access a[G], b;
+        if (n < 3) { /* counts alone: no keys made */
+            for (uint32_t i = 0; i < G; i++) {
+                uint32_t k, h;
+                CHECK_EQ_INT(kvp_cursor_next_counts(c[i], NULL, 0, &k, &h, &err), 1);
+                CHECK_EQ_INT(kvp_cursor_next_bits(one[i], &b, wone, 1, NULL, &err), 1);
+                diff += k != b.count;
+            }
+            continue;
+        }
+        CHECK_EQ_INT(kvp_cursor_next_bits_many(c, G, a, w, 1, NULL, &err), 1);
+        for (uint32_t i = 0; i < G; i++) {
+            CHECK_EQ_INT(kvp_cursor_next_bits(one[i], &b, wone, 1, NULL, &err), 1);
+            diff += a[i].count != b.count ||
+                    memcmp(w[i], wone, ((b.context + 63) / 64) * sizeof *wone) != 0;
+        }
+    }
+    CHECK_EQ_U64(diff, 0);
+    for (uint32_t i = 0; i < G; i++) {
+        free(w[i]);
+        kvp_cursor_free(c[i]);
+        kvp_cursor_free(one[i]);
+        kvp_trace_free(t[i]);
+    }
+    free(wone);
+}
+
 /* kvp_cursor_next_bits_many: the steps of several cursors made together are those each makes
  * alone (kvp_cursor_next_bits on a cursor of its own), bit for bit, scores too: eleven
  * traces (two groups, of eight and of three) of different prompts (some shorter than the
@@ -784,6 +897,7 @@ int main(int argc, char **argv)
         {"sets_only", test_sets_only},
         {"bits", test_bits},
         {"next_bits_many", test_next_bits_many},
+        {"next_counts", test_next_counts},
     };
     return check_main(argc, argv, tests, sizeof tests / sizeof *tests);
 }

@@ -159,7 +159,11 @@ static int fast_layer(uint32_t l, void *user, atomic_ullong *done)
             uint32_t unused;
             count_cache(bits, (ctx + WORD_BITS - 1) / WORD_BITS, 0, &k, &unused);
         } else {
-            int r = kvp_cursor_count_below(cur, static_slots, &k, &k_below, err);
+            /* a synthetic trace counts them without listing the set */
+            int r = kvp_cursor_writes_bits(cur)
+                        ? kvp_cursor_next_counts(cur, &static_slots, static_slots > 0, &k,
+                                                 &k_below, err)
+                        : kvp_cursor_count_below(cur, static_slots, &k, &k_below, err);
             if (r <= 0) {
                 rc = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
                                                kvp_trace_name(c->tr));
@@ -351,12 +355,23 @@ typedef struct fast_streams_ctx {
     kvp_error *err;
 } fast_streams_ctx;
 
-/* Positions of a below `below` (a binary search of the ascending set). */
-static uint32_t below_of(const kvp_access *a, uint32_t below)
+/* The next step of cur as counts: the size *k of its set and its positions below at[j] (h[j],
+ * j < nat); a synthetic trace counts them without listing the set, or, for nat = 0, without
+ * making it (kvp_cursor_next_counts); another lists it and searches the list.  As
+ * kvp_cursor_next: 1, 0 past the last step, or < 0. */
+static int step_counts(kvp_cursor *cur, const uint32_t *at, uint32_t nat, uint32_t *k,
+                       uint32_t *h, kvp_error *err)
 {
-    uint32_t k, h;
-    kvp_access_count_below(a, below, &k, &h);
-    return h;
+    if (kvp_cursor_writes_bits(cur))
+        return kvp_cursor_next_counts(cur, at, nat, k, h, err);
+    kvp_access a;
+    int r = kvp_cursor_next(cur, &a, err);
+    if (r <= 0)
+        return r;
+    *k = a.count;
+    for (uint32_t j = 0; j < nat; j++)
+        kvp_access_count_below(&a, at[j], k, &h[j]);
+    return 1;
 }
 
 static int fast_streams_layer(uint32_t l, void *user, atomic_ullong *done)
@@ -388,20 +403,26 @@ static int fast_streams_layer(uint32_t l, void *user, atomic_ullong *done)
                 rc = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
                 break;
             }
-            kvp_access a;
-            int r = kvp_cursor_next(cur, &a, err);
+            /* static's hits: below c[i], and in [P, P + m) */
+            uint64_t m = 0;
+            uint32_t at[3] = {0, 0, 0}, nat = 0, count, hb[3];
+            if (h) {
+                m = n <= c->f ? n : c->f + (c->rank[i] < c->r);
+                at[0] = c->c[i];
+                at[1] = (uint32_t)(P + m);
+                at[2] = P;
+                nat = m ? 3 : 1;
+            }
+            int r = step_counts(cur, at, nat, &count, hb, err);
             if (r <= 0) {
                 rc = r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
                                                kvp_trace_name(c->tr));
                 break;
             }
-            k[(size_t)n * S + i] = a.count;
-            kin += a.count;
+            k[(size_t)n * S + i] = count;
+            kin += count;
             if (h) {
-                const uint64_t m = n <= c->f ? n : c->f + (c->rank[i] < c->r);
-                uint32_t hits = below_of(&a, c->c[i]);
-                if (m)
-                    hits += below_of(&a, (uint32_t)(P + m)) - below_of(&a, P);
+                const uint32_t hits = hb[0] + (m ? hb[1] - hb[2] : 0);
                 h[(size_t)n * S + i] = hits;
                 hin += hits;
             }

@@ -309,8 +309,10 @@ typedef struct synth_state {
     uint32_t thr;       /* the last threshold key */
     uint32_t half;      /* the band's half-width around it; 0 before the first selection */
     uint32_t *bandh;    /* BAND_MAX bins: the count of the band's keys */
+    uint32_t nband;     /* band_count's list of the band's positions, in pos: its length */
     mask_row *lut;      /* 256 rows, for the selection's vector pass (one per cursor, filled
                          * at open: no shared table to initialise across threads) */
+    int ready;          /* the bases and step 0's keys made (state_ready) */
     int sets_only;      /* kvp_cursor_sets_only: no scores for the sets */
     int avx512;         /* the passes over the keys take their AVX-512 form */
 } synth_state;
@@ -377,28 +379,40 @@ AVX512 static uint32_t take_ge_avx512(const uint16_t *key, uint32_t ctx, uint32_
     return m;
 }
 
-/* band_count's pass, 32 keys a step: over p < *pp, the count of keys >= hi (returned) and
- * the positions of the keys in [lo, lo + w) listed in pos (*nb of them). */
+/* band_count's pass, 64 keys (a word) a step: over the words wd < *pw (*pw * 64 <= ctx), the
+ * count of keys >= hi (returned), those keys as bits (bits[wd * stride], unless bits is NULL)
+ * and the positions of the keys in [lo, lo + w) listed in pos (*nb of them). */
 AVX512 static uint32_t band_avx512(const uint16_t *key, uint32_t ctx, uint32_t hi, uint32_t lo,
-                                   uint32_t w, uint32_t *pos, uint32_t *nb, uint32_t *pp)
+                                   uint32_t w, uint32_t *pos, uint32_t *nb, uint64_t *bits,
+                                   size_t stride, uint32_t *pw)
 {
     const __m512i vhi = _mm512_set1_epi16((short)hi), vlo = _mm512_set1_epi16((short)lo);
     const __m512i vw1 = _mm512_set1_epi16((short)(w - 1));
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i sixteen = _mm512_set1_epi32(16);
-    uint32_t above = 0, n = 0, p = 0;
-    for (; p + 32 <= ctx; p += 32) {
-        __m512i k32 = _mm512_loadu_si512((const void *)(key + p));
+    uint32_t above = 0, n = 0, wd = 0;
+    for (; (wd + 1) * 64 <= ctx; wd++) {
+        const uint16_t *k = key + (size_t)wd * 64;
+        __m512i k0 = _mm512_loadu_si512((const void *)k);
+        __m512i k1 = _mm512_loadu_si512((const void *)(k + 32));
         /* hi <= KEY_COUNT: as a 16-bit value hi = 65536 is 0, and no key is >= it */
-        __mmask32 ge = hi < KEY_COUNT ? _mm512_cmpge_epu16_mask(k32, vhi) : 0;
-        __mmask32 in = _mm512_cmple_epu16_mask(_mm512_sub_epi16(k32, vlo), vw1);
-        above += (uint32_t)__builtin_popcount(ge);
-        __m512i vp = _mm512_add_epi32(iota, _mm512_set1_epi32((int)p));
-        n += compress16(pos + n, (__mmask16)in, vp);
-        n += compress16(pos + n, (__mmask16)(in >> 16), _mm512_add_epi32(vp, sixteen));
+        uint64_t x = hi < KEY_COUNT ? (uint64_t)_mm512_cmpge_epu16_mask(k0, vhi) |
+                                          (uint64_t)_mm512_cmpge_epu16_mask(k1, vhi) << 32
+                                    : 0;
+        if (bits)
+            bits[wd * stride] = x;
+        above += (uint32_t)__builtin_popcountll(x);
+        const uint64_t in = (uint64_t)_mm512_cmple_epu16_mask(_mm512_sub_epi16(k0, vlo), vw1) |
+                            (uint64_t)_mm512_cmple_epu16_mask(_mm512_sub_epi16(k1, vlo), vw1)
+                                << 32;
+        __m512i vp = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(wd * 64)));
+        for (unsigned e = 0; e < 64; e += 16) {
+            n += compress16(pos + n, (__mmask16)(in >> e), vp);
+            vp = _mm512_add_epi32(vp, sixteen);
+        }
     }
     *nb = n;
-    *pp = p;
+    *pw = wd;
     return above;
 }
 
@@ -512,6 +526,16 @@ static void state_init(synth_state *st)
             st->key[p] = (uint16_t)settled_key(st, p, &st->rng);
     }
     st->step = 0;
+}
+
+/* The bases and step 0's keys, made when a step first needs them, not at open: a cursor asked
+ * for counts alone (kvp_cursor_next_counts with no bounds) never makes them. */
+static void state_ready(synth_state *st)
+{
+    if (!st->ready) {
+        state_init(st);
+        st->ready = 1;
+    }
 }
 
 /* A drift run wholly inside the drifting range: the keys of p .. p + 7 from four draws, the
@@ -814,6 +838,7 @@ static int state_goto(synth_state *st, uint32_t n, kvp_error *err)
     if (n < st->step)
         return kvp_error_set(err, KVP_EINVAL, "synthetic: step %u asked after step %u (steps "
                              "only go forward)", n, st->step);
+    state_ready(st);
     while (st->step < n)
         state_advance(st);
     return 0;
@@ -845,76 +870,85 @@ static void fill_scores(float *out, const uint32_t *pos, uint32_t n, const uint1
 
 /* The count of keys >= hi, and the keys in the band [hi - w, hi) counted by value into
  * bandh[0 .. w).  One pass over the keys lists the band's positions in st->pos (scratch
- * here: the selection fills it afterwards), without a branch: with SSE2 8 keys at a time as
- * in state_select (key <= hi - 1 where key minus hi - 1 saturates to 0; in the band where
- * key - lo, wrapping, minus w - 1 saturates to 0); then the band's keys are counted from the
- * list.  hi <= KEY_COUNT, 1 <= w <= hi. */
-static uint32_t band_count(const synth_state *st, uint32_t ctx, uint32_t hi, uint32_t w,
-                           uint32_t *bandh)
+ * here: the selection fills it afterwards; st->nband of them, in position order) and, unless
+ * bits is NULL, writes the keys >= hi as bits (bits[(p >> 6) * stride], every word below
+ * (ctx + 63) / 64): where the threshold falls in the band, the set is those bits and some of
+ * the listed keys (synth_counts), and no second pass over the keys is needed.  Without a branch:
+ * with SSE2 8 keys at a time as in state_select (key <= hi - 1 where key minus hi - 1
+ * saturates to 0; in the band where key - lo, wrapping, minus w - 1 saturates to 0), a word's
+ * 64 keys at a time; then the band's keys are counted from the list.  hi <= KEY_COUNT,
+ * 1 <= w <= hi. */
+static uint32_t band_count(synth_state *st, uint32_t ctx, uint32_t hi, uint32_t w,
+                           uint32_t *bandh, uint64_t *bits, size_t stride)
 {
     const uint16_t *key = st->key;
     uint32_t *pos = st->pos;
-    const uint32_t lo = hi - w;
-    uint32_t above = 0, nb = 0, p = 0;
+    const uint32_t lo = hi - w, W = (ctx + 63) / 64;
+    uint32_t above = 0, nb = 0, wd = 0;
 #if KVP_SYNTH_AVX512
     if (st->avx512)
-        above = band_avx512(key, ctx, hi, lo, w, pos, &nb, &p);
+        above = band_avx512(key, ctx, hi, lo, w, pos, &nb, bits, stride, &wd);
 #endif
 #if KVP_SYNTH_SSE2
     const __m128i vhi1 = _mm_set1_epi16((short)(hi - 1)), vlo = _mm_set1_epi16((short)lo);
     const __m128i vw1 = _mm_set1_epi16((short)(w - 1)), zero = _mm_setzero_si128();
-    while (p + 8 <= ctx) {
-        /* 16-bit lane counters: at most 16,384 chunks, then added up */
-        const uint32_t from = p, stop = ctx - p > 8u * 16384u ? p + 8u * 16384u : ctx;
-        __m128i acc = zero;
-        for (; p + 8 <= stop; p += 8) {
+#endif
+    for (; wd < W; wd++) {
+        const uint32_t end = ctx - wd * 64 < 64 ? ctx : wd * 64 + 64;
+        uint32_t p = wd * 64;
+        uint64_t x = 0; /* the word's keys >= hi */
+#if KVP_SYNTH_SSE2
+        for (; p + 8 <= end; p += 8) {
             __m128i k8 = _mm_loadu_si128((const __m128i *)(key + p));
             __m128i le = _mm_cmpeq_epi16(_mm_subs_epu16(k8, vhi1), zero);
-            acc = _mm_sub_epi16(acc, le);
             __m128i in = _mm_cmpeq_epi16(_mm_subs_epu16(_mm_sub_epi16(k8, vlo), vw1), zero);
-            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(in, zero));
+            unsigned both = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(le, in));
+            x |= (uint64_t)(~both & 0xffu) << (p & 63);
             __m128i vp = _mm_set1_epi32((int)p);
-            const __m128i *row = (const __m128i *)st->lut[mask].off;
+            const __m128i *row = (const __m128i *)st->lut[both >> 8].off;
             _mm_storeu_si128((__m128i *)(pos + nb), _mm_add_epi32(vp, _mm_load_si128(row)));
             _mm_storeu_si128((__m128i *)(pos + nb + 4),
                              _mm_add_epi32(vp, _mm_load_si128(row + 1)));
-            nb += st->lut[mask].count;
+            nb += st->lut[both >> 8].count;
         }
-        uint16_t lanes[8];
-        _mm_storeu_si128((__m128i *)lanes, acc);
-        uint32_t below = 0;
-        for (int j = 0; j < 8; j++)
-            below += lanes[j];
-        above += p - from - below;
-    }
 #endif
-    for (; p < ctx; p++) {
-        above += key[p] >= hi;
-        pos[nb] = p;
-        nb += (uint32_t)key[p] - lo < w;
+        for (; p < end; p++) {
+            x |= (uint64_t)(key[p] >= hi) << (p & 63);
+            pos[nb] = p;
+            nb += (uint32_t)key[p] - lo < w;
+        }
+        above += (uint32_t)__builtin_popcountll(x);
+        if (bits)
+            bits[wd * stride] = x;
     }
     memset(bandh, 0, w * sizeof *bandh);
     for (uint32_t i = 0; i < nb; i++)
         bandh[key[pos[i]] - lo]++;
+    st->nband = nb;
     return above;
 }
 
-/* The k-th highest of the keys (1 <= k <= ctx), and in *above the count of keys above it.  From one step to the next it moves by tens of
- * keys, at times by a couple of hundred, so the keys are counted in a band of 2 half around
- * the last one (band_count); a band that misses it (the first step, or a jump) costs a full
- * count, and the band doubles. */
-static uint32_t state_threshold(synth_state *st, uint32_t k, uint32_t *above_thr)
+/* The k-th highest of the keys (1 <= k <= ctx), and in *above the count of keys above it.
+ * From one step to the next it moves by tens of keys, at times by a couple of hundred, so
+ * the keys are counted in a band of 2 half around the last one (band_count); a band that
+ * misses it (the first step, or a jump) costs a full count, and the band doubles.  With bits
+ * (not NULL), *in_band is 1 where the band held it: the bits are then band_count's (the keys
+ * above the band), and st->pos lists the band's; 0 where they are not to be used. */
+static uint32_t state_threshold(synth_state *st, uint32_t k, uint32_t *above_thr,
+                                uint64_t *bits, size_t stride, int *in_band)
 {
     const uint32_t ctx = st->P + st->step;
     const uint16_t *key = st->key;
+    *in_band = 0;
     if (st->half > 0) {
         const uint32_t w = 2 * st->half;
         uint32_t hi = st->thr + st->half;
         hi = hi < w ? w : hi > KEY_COUNT ? KEY_COUNT : hi;
-        uint32_t above = band_count(st, ctx, hi, w, st->bandh);
+        uint32_t above = band_count(st, ctx, hi, w, st->bandh, bits, stride);
         for (uint32_t v = w; above < k && v-- > 0;) {
             if (above + st->bandh[v] >= k) {
                 *above_thr = above;
+                *in_band = 1;
                 return hi - w + v;
             }
             above += st->bandh[v];
@@ -950,7 +984,8 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
         return;
     }
     uint32_t above;
-    const uint32_t thr = state_threshold(st, k, &above);
+    int in_band;
+    const uint32_t thr = state_threshold(st, k, &above, NULL, 0, &in_band);
     st->thr = thr;
 
     const uint16_t *key = st->key;
@@ -1002,25 +1037,15 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
     fill_scores(score + j, pos + j, k - j, key);
 }
 
-/* state_select's set as bits: bit p & 63 of bits[(p >> 6) * stride] for every position p of
- * the set, every word below (ctx + 63) / 64 written (zeros too), and, unless sets only, its
- * scores ascending by position into score[0 .. k).  The same threshold and the same keys
- * taken (the ties at the lowest positions), so the same set. */
-static void state_select_bits(synth_state *st, uint32_t k, uint64_t *bits, size_t stride,
-                              float *score)
+/* The set of threshold thr with t ties to take as bits: bit p & 63 of bits[(p >> 6) * stride]
+ * for every position p < ctx with key[p] > thr and for the first t with key[p] == thr (ties
+ * go to the lower positions), every word below (ctx + 63) / 64 written (zeros too). */
+static void ge_bits(const synth_state *st, uint32_t ctx, uint32_t thr, uint32_t t,
+                    uint64_t *bits, size_t stride)
 {
-    const uint32_t ctx = st->P + st->step, W = (ctx + 63) / 64;
-    if (k == 0) {
-        for (uint32_t w = 0; w < W; w++)
-            bits[w * stride] = 0;
-        return;
-    }
-    uint32_t above;
-    const uint32_t thr = state_threshold(st, k, &above);
-    st->thr = thr;
-
+    const uint32_t W = (ctx + 63) / 64;
     const uint16_t *key = st->key;
-    uint32_t w = 0, t = k - above; /* the ties still to take */
+    uint32_t w = 0;
 #if KVP_SYNTH_AVX512
     if (st->avx512)
         ge_bits_avx512(key, ctx, thr, &t, bits, stride, &w);
@@ -1053,10 +1078,30 @@ static void state_select_bits(synth_state *st, uint32_t k, uint64_t *bits, size_
         }
         bits[w * stride] = x;
     }
+}
+
+/* state_select's set as bits: bit p & 63 of bits[(p >> 6) * stride] for every position p of
+ * the set, every word below (ctx + 63) / 64 written (zeros too), and, unless sets only, its
+ * scores ascending by position into score[0 .. k).  The same threshold and the same keys
+ * taken (the ties at the lowest positions), so the same set. */
+static void state_select_bits(synth_state *st, uint32_t k, uint64_t *bits, size_t stride,
+                              float *score)
+{
+    const uint32_t ctx = st->P + st->step, W = (ctx + 63) / 64;
+    if (k == 0) {
+        for (uint32_t w = 0; w < W; w++)
+            bits[w * stride] = 0;
+        return;
+    }
+    uint32_t above;
+    int in_band;
+    const uint32_t thr = state_threshold(st, k, &above, NULL, 0, &in_band);
+    st->thr = thr;
+    ge_bits(st, ctx, thr, k - above, bits, stride);
     if (st->sets_only)
         return;
-    uint32_t j = 0, pw[64]; /* a word's positions, for fill_scores */
-    w = 0;
+    const uint16_t *key = st->key;
+    uint32_t j = 0, w = 0, pw[64]; /* a word's positions, for fill_scores */
 #if KVP_SYNTH_AVX512
     if (st->avx512)
         j = bit_scores_avx512(key, ctx, bits, stride, score, &w);
@@ -1068,6 +1113,101 @@ static void state_select_bits(synth_state *st, uint32_t k, uint64_t *bits, size_
         fill_scores(score + j, pw, q, key);
         j += q;
     }
+}
+
+#if KVP_SYNTH_AVX512
+/* The set bits of w[0 .. n) (the popcnt instruction, which AVX-512 CPUs have). */
+AVX512 static uint32_t ones_avx512(const uint64_t *w, uint32_t n)
+{
+    uint64_t c = 0;
+    for (uint32_t i = 0; i < n; i++)
+        c += (uint64_t)__builtin_popcountll(w[i]);
+    return (uint32_t)c;
+}
+#endif
+
+static uint32_t ones(const synth_state *st, const uint64_t *w, uint32_t n)
+{
+#if KVP_SYNTH_AVX512
+    if (st->avx512)
+        return ones_avx512(w, n);
+#else
+    (void)st;
+#endif
+    uint32_t c = 0;
+    for (uint32_t i = 0; i < n; i++)
+        c += (uint32_t)__builtin_popcountll(w[i]);
+    return c;
+}
+
+/* For j < nb, h[j] = the set's positions below below[j] (capped at ctx), the set being the
+ * bits of st->bits (stride 1) and, when in_band, also the entries of band_count's list of
+ * the band's keys with key > thr and the first t with key == thr.  The bounds taken in
+ * ascending order, each one's counts carried on from the last one's (the list ascends by
+ * position too). */
+static void counts_below(const synth_state *st, uint32_t ctx, const uint32_t *below,
+                         uint32_t nb, int in_band, uint32_t thr, uint32_t t, uint32_t *h)
+{
+    const uint16_t *key = st->key;
+    const uint32_t *pos = st->pos;
+    const uint32_t nband = in_band ? st->nband : 0;
+    uint32_t w = 0, word_ones = 0, i = 0, taken = 0;
+    uint64_t done = 0; /* the bounds counted (nb <= 64) */
+    for (uint32_t r = 0; r < nb; r++) {
+        uint32_t j = 0; /* the lowest bound not yet counted */
+        while (done >> j & 1)
+            j++;
+        for (uint32_t q = j + 1; q < nb; q++)
+            if (!(done >> q & 1) && below[q] < below[j])
+                j = q;
+        done |= 1ull << j;
+        const uint32_t b = below[j] < ctx ? below[j] : ctx;
+        word_ones += ones(st, st->bits + w, b / 64 - w);
+        w = b / 64;
+        for (; i < nband && pos[i] < b; i++) {
+            const uint32_t p = pos[i], tie = key[p] == thr && t > 0;
+            t -= tie;
+            taken += key[p] > thr || tie;
+        }
+        const uint64_t part = b % 64 ? st->bits[w] & ((1ull << (b % 64)) - 1) : 0;
+        h[j] = word_ones + (uint32_t)__builtin_popcountll(part) + taken;
+    }
+}
+
+/* The size *k of step n's set and, for j < nb, how many of its positions lie below below[j]
+ * (h[j]), without listing the set (src/engine/fast.c needs no more).  The threshold as
+ * state_select's; where the band holds it, the counts come from band_count's bits of the
+ * keys above the band and its list of the band's keys (those > thr and the first ties), so no
+ * second pass over the keys; else from the set's bits (ge_bits).  nb = 0: the size alone,
+ * kvp_access_k of the context, and the keys are not brought to step n (state_goto brings
+ * them there when a later step asks). */
+static int synth_counts(void *state, uint32_t n, const uint32_t *below, uint32_t nb,
+                        uint32_t *k, uint32_t *h, kvp_error *err)
+{
+    synth_state *st = state;
+    if (nb == 0) {
+        if (n >= st->N || n < st->step)
+            return state_goto(st, n, err); /* its error */
+        *k = kvp_access_k(st->budget, st->P + n);
+        return 0;
+    }
+    int rc = state_goto(st, n, err);
+    if (rc < 0)
+        return rc;
+    const uint32_t ctx = st->P + n;
+    *k = kvp_access_k(st->budget, ctx);
+    if (*k == 0) {
+        memset(h, 0, nb * sizeof *h);
+        return 0;
+    }
+    uint32_t above;
+    int in_band;
+    const uint32_t thr = state_threshold(st, *k, &above, st->bits, 1, &in_band);
+    st->thr = thr;
+    if (!in_band)
+        ge_bits(st, ctx, thr, *k - above, st->bits, 1);
+    counts_below(st, ctx, below, nb, in_band, thr, *k - above, h);
+    return 0;
 }
 
 static void synth_close(void *state)
@@ -1134,7 +1274,6 @@ static int synth_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, voi
 #if KVP_SYNTH_AVX512
     st->avx512 = avx512_usable();
 #endif
-    state_init(st);
     *state = st;
     return 0;
 }
@@ -1234,6 +1373,21 @@ int kvp_cursor_next_bits(kvp_cursor *c, kvp_access *a, uint64_t *bits, size_t st
     return 1;
 }
 
+int kvp_cursor_next_counts(kvp_cursor *c, const uint32_t *below, uint32_t nb, uint32_t *k,
+                           uint32_t *h, kvp_error *err)
+{
+    if (nb > 64)
+        return kvp_error_set(err, KVP_EINVAL, "%s: %u bounds to count below (at most 64)",
+                             c->t->name, nb);
+    if (c->next >= c->t->steps)
+        return 0;
+    int rc = synth_counts(c->state, c->next, below, nb, k, h, err);
+    if (rc < 0)
+        return rc;
+    c->next++;
+    return 1;
+}
+
 /* Fewer cursors than this are asked one at a time: drift8 costs the same for any number of
  * lanes, and with four its drift was no cheaper than four scalar ones (docs/PERF.md §42). */
 #define TOGETHER_MIN 6u
@@ -1269,6 +1423,7 @@ int kvp_cursor_next_bits_many(kvp_cursor *const *c, uint32_t n, kvp_access *a,
         uint32_t m = 0;
         for (uint32_t i = i0; i < i0 + g; i++) {
             synth_state *st = c[i]->state;
+            state_ready(st);
             if (st->step < c[i]->next && c[i]->next < st->N)
                 due[m++] = st;
         }

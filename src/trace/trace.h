@@ -71,6 +71,12 @@ int kvp_cursor_writes_bits(const kvp_cursor *c);
  * NULL.  Spares the streams' merge a list and its conversion to bits (src/trace/synth.c). */
 int kvp_cursor_next_bits(kvp_cursor *c, kvp_access *a, uint64_t *bits, size_t stride,
                          float *score, kvp_error *err);
+/* The next step of c (a cursor that kvp_cursor_writes_bits) as counts: the size *k of its set
+ * and, for j < nb (at most 64), how many of its positions lie below below[j] (h[j]), the set
+ * itself not made (nb = 0: the size alone, no generation).  Returns 1, 0 past the last step,
+ * or < 0, as kvp_cursor_next.  The fast path's (src/engine/fast.c). */
+int kvp_cursor_next_counts(kvp_cursor *c, const uint32_t *below, uint32_t nb, uint32_t *k,
+                           uint32_t *h, kvp_error *err);
 /* kvp_cursor_next_bits of each of c[0 .. n) (every one a cursor that kvp_cursor_writes_bits),
  * step c[i]->next of cursor i into a[i], bits[i] (the same stride for all) and score[i]
  * (score NULL: none); the same sets and scores as n calls in turn, each generator drawing
