@@ -78,7 +78,7 @@ int kvp_result_fill_layers_accts(kvp_result *res, const kvp_accts *ac, const kvp
                                  const uint32_t *slots, size_t slots_step, kvp_error *err)
 {
     int rc = 0;
-    for (uint32_t j = 0; j < ac->n && rc >= 0; j++)
+    for (uint32_t j = 0; j < ac->n && rc >= 0 && n > 0; j++) /* n = 0: res may be NULL */
         rc = kvp_result_fill_layers(res + j * n, ac->sc[j], tr, ps, n, layers,
                                     time_s + (size_t)j * layers * n, cnt, slots, slots_step,
                                     err);
