@@ -573,33 +573,75 @@ static int find_policy(const kvp_policy_spec *specs, size_t n, const char *name)
     return -1;
 }
 
-static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
-                     const columns *cols, const sweep_run_opts *o,
-                     volatile sig_atomic_t *cancel)
+/* A worker's job: one point, or points that are accountings of one run (the same scenario
+ * but for how the weights are counted: weight_bytes and reserve, the same KV budget), which
+ * one run of the policies serves (kvp_run_many_accountings).  Each point's file is the one
+ * a run of its own writes, byte for byte. */
+#define JOB_POINTS 4 /* accountings of one run at most (kvp_run_many_accountings) */
+typedef struct sweep_job {
+    size_t pt[JOB_POINTS]; /* indices into the spec's points, ascending */
+    size_t n;
+    double work;
+} sweep_job;
+
+/* The trace of a job's points (theirs alike), and sc's length set from a trace file. */
+static int point_trace(const sweep_point *p, kvp_scenario *sc, kvp_trace **tr, kvp_error *err)
 {
-    kvp_scenario sc = p->sc;
+    int rc;
+    if (p->trace_path) {
+        if ((rc = kvp_trace_open_npy(tr, p->trace_path, err)) >= 0) {
+            /* The trace defines the run's length, as in `kvplace run --trace`. */
+            sc->prompt = kvp_trace_prompt(*tr);
+            sc->steps = kvp_trace_steps(*tr);
+        }
+        return rc;
+    }
+    kvp_synth_params sp;
+    kvp_synth_default(&sp, sc);
+    /* synthetic-heads: one stream per KV head (kvplace run --heads) */
+    if (strcmp(p->trace, SWEEP_TRACE_HEADS) == 0)
+        sp.heads = sc->kv_heads;
+    return kvp_trace_synthetic_sequences(tr, &sp, sc->sequences, err);
+}
+
+/* Runs a job's points, each alone (alone) or all at once, and writes their files. */
+static int run_job(const sweep_spec *s, const sweep_job *job, int alone, const char *dir,
+                   const columns *cols, const sweep_run_opts *o, volatile sig_atomic_t *cancel)
+{
+    const sweep_point *p0 = &s->pts[job->pt[0]];
+    kvp_scenario sc[JOB_POINTS];
+    const kvp_scenario *scs[JOB_POINTS];
     kvp_trace *tr = NULL;
     kvp_error err = {0};
     kvp_policy_spec all[SWEEP_MAX_POLICIES + 2];
-    kvp_result res[SWEEP_MAX_POLICIES + 2];
+    const size_t nall = SWEEP_MAX_POLICIES + 2;
+    kvp_result *res = calloc(JOB_POINTS * nall, sizeof *res);
     static const char *const refs[] = {"static", "unlimited"};
     size_t where[2], total = s->nspecs;
     int rc;
-    if (*cancel) /* the request came before this worker began */
+    if (*cancel) { /* the request came before this worker began */
+        free(res);
         return CLI_EXIT_SIGNAL + (int)*cancel;
-    if (p->trace_path) {
-        if ((rc = kvp_trace_open_npy(&tr, p->trace_path, &err)) >= 0) {
-            /* The trace defines the run's length, as in `kvplace run --trace`. */
-            sc.prompt = kvp_trace_prompt(tr);
-            sc.steps = kvp_trace_steps(tr);
+    }
+    if (!res)
+        return cli_error("point %s (%s): out of memory", p0->id, p0->settings);
+    if (job->n > 1 && alone) {
+        free(res);
+        rc = 0;
+        for (size_t k = 0; k < job->n && rc == 0; k++) {
+            const sweep_job one = {{job->pt[k]}, 1, 0};
+            rc = run_job(s, &one, 1, dir, cols, o, cancel);
         }
-    } else {
-        kvp_synth_params sp;
-        kvp_synth_default(&sp, &sc);
-        /* synthetic-heads: one stream per KV head (kvplace run --heads) */
-        if (strcmp(p->trace, SWEEP_TRACE_HEADS) == 0)
-            sp.heads = sc.kv_heads;
-        rc = kvp_trace_synthetic_sequences(&tr, &sp, sc.sequences, &err);
+        return rc;
+    }
+    for (size_t k = 0; k < job->n; k++) {
+        sc[k] = s->pts[job->pt[k]].sc;
+        scs[k] = &sc[k];
+    }
+    rc = point_trace(p0, &sc[0], &tr, &err);
+    for (size_t k = 1; k < job->n; k++) { /* the same trace: the same length */
+        sc[k].prompt = sc[0].prompt;
+        sc[k].steps = sc[0].steps;
     }
     memcpy(all, s->specs, s->nspecs * sizeof *all);
     for (size_t k = 0; rc >= 0 && k < 2; k++) {
@@ -617,25 +659,48 @@ static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
     ro.threads = o->threads;
     ro.cancel = cancel;
     if (rc >= 0)
-        rc = kvp_run_many(&sc, tr, all, total, &ro, res, &err);
+        rc = job->n > 1 ? kvp_run_many_accountings(scs, job->n, tr, all, total, &ro, res, &err)
+                        : kvp_run_many(&sc[0], tr, all, total, &ro, res, &err);
     kvp_trace_free(tr);
     /* Whatever failed once the stop was asked for (a read cut short, a run between steps)
      * is the stop's doing, not the point's: no message. */
-    if (rc == KVP_EINTR || (rc < 0 && *cancel))
+    if (rc == KVP_EINTR || (rc < 0 && *cancel)) {
+        free(res);
         return CLI_EXIT_SIGNAL + (int)*cancel;
-    if (rc < 0)
-        return cli_error("point %s (%s): %s", p->id, p->settings, err.msg);
-    kvp_result_speedups(res, s->nspecs, res[where[0]].total_time_s,
-                        res[where[1]].total_time_s);
-    char *text = point_json(s, p, &sc, cols, res, s->nspecs);
-    if (!text)
-        return cli_error("point %s (%s): out of memory, or a result with no text form",
-                         p->id, p->settings);
-    char path[PATH_TEXT];
-    point_path(path, sizeof path, dir, p->id);
-    rc = write_atomic(path, text);
-    free(text);
+    }
+    if (rc < 0 && job->n > 1) { /* each alone, for its own message */
+        free(res);
+        return run_job(s, job, 1, dir, cols, o, cancel);
+    }
+    if (rc < 0) {
+        free(res);
+        return cli_error("point %s (%s): %s", p0->id, p0->settings, err.msg);
+    }
+    for (size_t k = 0; k < job->n && rc == 0; k++) {
+        const sweep_point *p = &s->pts[job->pt[k]];
+        kvp_result *r = res + k * total;
+        kvp_result_speedups(r, s->nspecs, r[where[0]].total_time_s, r[where[1]].total_time_s);
+        char *text = point_json(s, p, &sc[k], cols, r, s->nspecs);
+        if (!text) {
+            rc = cli_error("point %s (%s): out of memory, or a result with no text form",
+                           p->id, p->settings);
+            break;
+        }
+        char path[PATH_TEXT];
+        point_path(path, sizeof path, dir, p->id);
+        rc = write_atomic(path, text);
+        free(text);
+    }
+    free(res);
     return rc;
+}
+
+static int run_point(const sweep_spec *s, const sweep_point *p, const char *dir,
+                     const columns *cols, const sweep_run_opts *o,
+                     volatile sig_atomic_t *cancel)
+{
+    const sweep_job one = {{p->index}, 1, 0};
+    return run_job(s, &one, 1, dir, cols, o, cancel);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1045,33 +1110,118 @@ static double point_work(const sweep_point *p)
     return heads * context * sc->steps * sc->layers;
 }
 
+/* The text that accountings of one run share: every parameter in use but weight_bytes and
+ * reserve, the KV budget they leave, and the trace.  "" for a point that pairs with none (a
+ * scenario that does not derive). */
+static char *run_key(const sweep_point *p)
+{
+    size_t n, used = 0, cap = 256;
+    const kvp_param_info *params = kvp_params(&n);
+    kvp_derived d;
+    kvp_error err = {0};
+    char *key = malloc(cap);
+    if (!key)
+        return NULL;
+    key[0] = 0;
+    if (kvp_scenario_derive(&p->sc, &d, &err) < 0)
+        return key;
+    for (size_t i = 0; i <= n; i++) {
+        char t[CELL_TEXT];
+        if (i == n)
+            snprintf(t, sizeof t, "kv_budget=%" PRIu64 ";trace=%s;%s", d.kv_budget, p->trace,
+                     p->trace_path ? p->trace_path : "");
+        else if (strcmp(params[i].name, "weight_bytes") == 0 ||
+                 strcmp(params[i].name, "reserve") == 0 || !kvp_param_in_use(&p->sc, &params[i]))
+            continue;
+        else {
+            char v[NUM_TEXT];
+            if (kvp_param_format(&p->sc, &params[i], v, sizeof v) < 0)
+                v[0] = 0;
+            snprintf(t, sizeof t, "%s=%s;", params[i].name, v);
+        }
+        size_t len = strlen(t);
+        if (used + len + 1 > cap) {
+            char *more = realloc(key, cap = 2 * (used + len + 1));
+            if (!more) {
+                free(key);
+                return NULL;
+            }
+            key = more;
+        }
+        memcpy(key + used, t, len + 1);
+        used += len;
+    }
+    return key;
+}
+
+typedef struct keyed {
+    char *key;
+    size_t point;
+} keyed;
+
+static int by_key(const void *a, const void *b)
+{
+    const keyed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->point > y->point) - (x->point < y->point);
+}
+
 static int by_work(const void *a, const void *b)
 {
-    const double *x = a, *y = b; /* {work, index} */
-    return x[0] != y[0] ? (x[0] < y[0] ? 1 : -1) : (x[1] > y[1]) - (x[1] < y[1]);
+    const sweep_job *x = a, *y = b; /* heaviest first, ties by the first point's index */
+    return x->work != y->work ? (x->work < y->work ? 1 : -1)
+                              : (x->pt[0] > y->pt[0]) - (x->pt[0] < y->pt[0]);
 }
 
-/* The pending points, heaviest first (ties in index order): with several jobs, the longest
- * point starts at once instead of alone at the end.  The order changes no result. */
-static int sweep_order(const sweep_spec *s, size_t *todo, size_t ntodo)
+/* The jobs of the pending points, heaviest first (a job's work is its points'; ties in
+ * index order): with several jobs, the longest starts at once instead of alone at the end.
+ * With `pair`, pending points that are accountings of one run (run_key) share a job, up to
+ * JOB_POINTS of them, in index order; a point whose twin is done or in another shard runs
+ * alone.  Neither the order nor the pairing changes a point's file. */
+static int sweep_jobs(const sweep_spec *s, const size_t *todo, size_t ntodo, int pair,
+                      sweep_job **out, size_t *njobs)
 {
-    double *key = malloc((ntodo ? ntodo : 1) * 2 * sizeof *key);
-    if (!key)
-        return cli_error("out of memory");
-    for (size_t i = 0; i < ntodo; i++) {
-        key[2 * i] = point_work(&s->pts[todo[i]]);
-        key[2 * i + 1] = (double)todo[i];
+    keyed *k = calloc(ntodo ? ntodo : 1, sizeof *k);
+    sweep_job *jobs = calloc(ntodo ? ntodo : 1, sizeof *jobs);
+    int rc = 0;
+    if (!k || !jobs) {
+        rc = cli_error("out of memory");
+        goto done;
     }
-    qsort(key, ntodo, 2 * sizeof *key, by_work);
-    for (size_t i = 0; i < ntodo; i++)
-        todo[i] = (size_t)key[2 * i + 1];
-    free(key);
-    return 0;
+    for (size_t i = 0; i < ntodo; i++) {
+        k[i].point = todo[i];
+        if (pair && !(k[i].key = run_key(&s->pts[todo[i]]))) {
+            rc = cli_error("out of memory");
+            goto done;
+        }
+    }
+    if (pair)
+        qsort(k, ntodo, sizeof *k, by_key);
+    size_t n = 0;
+    for (size_t i = 0; i < ntodo; i++) {
+        sweep_job *j = n ? &jobs[n - 1] : NULL;
+        if (!j || !pair || j->n == JOB_POINTS || !k[i].key[0] ||
+            strcmp(k[i].key, k[i - 1].key) != 0)
+            j = &jobs[n++];
+        j->pt[j->n++] = k[i].point;
+        j->work += point_work(&s->pts[k[i].point]);
+    }
+    qsort(jobs, n, sizeof *jobs, by_work);
+    *out = jobs;
+    *njobs = n;
+    jobs = NULL;
+done:
+    for (size_t i = 0; k && i < ntodo; i++)
+        free(k[i].key);
+    free(k);
+    free(jobs);
+    return rc;
 }
 
-/* Runs the pending points, at most jobs at a time, one process each. */
-static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, const char *dir,
-                      const columns *cols, unsigned jobs, const sweep_run_opts *o)
+/* Runs the jobs, at most `jobs` at a time, one process each; a line per point done. */
+static int run_points(const sweep_spec *s, const sweep_job *job, size_t njob, size_t ntodo,
+                      const char *dir, const columns *cols, unsigned jobs,
+                      const sweep_run_opts *o)
 {
     int quiet = o->quiet;
     volatile sig_atomic_t *cancel = cli_cancel_install();
@@ -1080,7 +1230,7 @@ static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, con
         return cli_error("out of memory");
     size_t next = 0, running = 0, done = 0, failed = 0;
     int rc = 0, passed_on = 0;
-    while ((next < ntodo && !failed && !*cancel) || running) {
+    while ((next < njob && !failed && !*cancel) || running) {
         /* Pass a stop on to the workers once, however it arrived (in waitpid or not). */
         if (*cancel && !passed_on) {
             for (unsigned j = 0; j < jobs; j++)
@@ -1088,7 +1238,7 @@ static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, con
                     kill(w[j].pid, SIGTERM);
             passed_on = 1;
         }
-        while (running < jobs && next < ntodo && !failed && !*cancel) {
+        while (running < jobs && next < njob && !failed && !*cancel) {
             size_t slot = 0;
             while (w[slot].pid)
                 slot++;
@@ -1101,8 +1251,8 @@ static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, con
                 break;
             }
             if (pid == 0)
-                _exit(run_point(s, &s->pts[todo[next]], dir, cols, o, cancel));
-            w[slot] = (worker){pid, todo[next], now_s()};
+                _exit(run_job(s, &job[next], 0, dir, cols, o, cancel));
+            w[slot] = (worker){pid, next, now_s()};
             next++;
             running++;
         }
@@ -1119,18 +1269,23 @@ static int run_points(const sweep_spec *s, const size_t *todo, size_t ntodo, con
         if (j == jobs)
             continue;
         running--;
-        const sweep_point *p = &s->pts[w[j].point];
+        const sweep_job *jb = &job[w[j].point];
         w[j].pid = 0;
         if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-            done++;
-            if (!quiet)
-                fprintf(stderr, "kvplace: [%zu/%zu] %s (%s) %.1f s\n", done, ntodo, p->id,
-                        p->settings[0] ? p->settings : "the base", now_s() - w[j].start);
+            for (size_t k = 0; k < jb->n; k++) {
+                const sweep_point *p = &s->pts[jb->pt[k]];
+                done++;
+                if (!quiet)
+                    fprintf(stderr, "kvplace: [%zu/%zu] %s (%s) %.1f s%s\n", done, ntodo,
+                            p->id, p->settings[0] ? p->settings : "the base",
+                            now_s() - w[j].start, jb->n > 1 ? " (one run of its accountings)"
+                                                            : "");
+            }
         } else if (!*cancel) {
             failed++;
             if (WIFSIGNALED(st))
-                cli_error("point %s (%s): the worker died of signal %d", p->id, p->settings,
-                          WTERMSIG(st));
+                cli_error("point %s (%s): the worker died of signal %d",
+                          s->pts[jb->pt[0]].id, s->pts[jb->pt[0]].settings, WTERMSIG(st));
         }
     }
     free(w);
@@ -1321,11 +1476,16 @@ int sweep_run(const sweep_spec *s, const char *out, const char *spec_copy,
                 "done; %u jobs%s\n", s->path, s->hash, nshard, o->shard ? " in shard " : "",
                 o->shard ? o->shard : "", ntodo, nshard - ntodo, jobs,
                 o->in_process ? ", in this process" : "");
-    /* In this process (one point at a time) the order gains nothing: the spec's is kept. */
+    /* In this process (one point at a time, an sa checkpoint's) the order gains nothing: the
+     * spec's is kept, each point alone.  Else points that are accountings of one run share a
+     * job (none of the options of run_job's run refuses that). */
+    sweep_job *jl = NULL;
+    size_t njob = 0;
     if (o->in_process)
         rc = run_here(s, todo, ntodo, out, &cols, o);
-    else if ((rc = sweep_order(s, todo, ntodo)) == 0)
-        rc = run_points(s, todo, ntodo, out, &cols, jobs, o);
+    else if ((rc = sweep_jobs(s, todo, ntodo, !(o->ro && o->ro->checkpoint), &jl, &njob)) == 0)
+        rc = run_points(s, jl, njob, ntodo, out, &cols, jobs, o);
+    free(jl);
 done:
     free(todo);
     free(mtext);

@@ -591,6 +591,16 @@ int kvp_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *
  * generation), which is much faster than n calls of kvp_run.  Results identical to kvp_run. */
 int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                  size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+/* kvp_run_many for m (1 to 4) scenarios that differ only in how the weights are counted:
+ * weight_bytes, and the reserve that keeps their HBM when they are not (the same KV budget,
+ * slots and tiers; KVP_EINVAL names the first other difference).  res[j * n + i] is exactly
+ * kvp_run_many(sc[j])'s res[i], byte for byte; the policies whose decisions do not depend
+ * on the weights (static, unlimited, reactive, page, lookahead) are simulated once for all,
+ * each step's time summed per accounting, and sa's searches share their evaluations; the
+ * others run once per scenario.  No step hook and no checkpoint with m > 1. */
+int kvp_run_many_accountings(const kvp_scenario *const *sc, size_t m, const kvp_trace *tr,
+                             const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro,
+                             kvp_result *res, kvp_error *err);
 /* A trace cache: t's access sets at this budget, materialised once (one pass over t, its
  * layers on ro->threads threads) as one bitset per step and layer, and replayed from memory
  * by its cursors, much faster than a synthetic trace is generated or a file's top-k taken.

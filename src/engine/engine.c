@@ -456,7 +456,7 @@ static void copy_access(acc_buf *dst, const kvp_access *src)
 
 /* What one layer of one policy adds up to. */
 typedef struct layer_out {
-    double time_s;
+    double time_s[KVP_ACCTS_MAX]; /* per accounting (runner.h) */
     kvp_counters c; /* in tokens */
 } layer_out;
 
@@ -514,7 +514,9 @@ typedef struct run_ctx {
     const kvp_trace *tr;
     kvp_policy_spec *ps; /* npol specs, scenario-dependent defaults resolved */
     size_t npol;
-    kvp_cost_model model;
+    kvp_cost_model model; /* the policies' (kvp_layer_info.model): the first accounting's */
+    kvp_cost_model models[KVP_ACCTS_MAX]; /* each accounting's (runner.h): times, bounds */
+    uint32_t nm;
     uint64_t tok_bytes;
     uint32_t *g, *slots, *lookahead; /* per policy */
     uint32_t (*tslots)[KVP_MAX_TIERS]; /* per policy: slots of each tier (more than two) */
@@ -527,7 +529,7 @@ typedef struct run_ctx {
     int check;
     volatile sig_atomic_t *cancel; /* kvp_run_options.cancel */
     layer_out *out;       /* [layer * npol + policy] */
-    kvp_pass_sums *sums;  /* per layer */
+    kvp_pass_sums *sums;  /* [layer * nm + accounting] */
     kvp_trace *fill;      /* NULL, or an empty cache of tr that the pass fills */
     int scores;           /* 1 if a policy of the group reads scores */
     int *rc;              /* per layer */
@@ -1259,7 +1261,7 @@ static int served(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, uint6
 
 /* One step of one policy: reads, placement and its charges, the new token, the step's time
  * (kvp_step_time, src/engine/cost.c). */
-static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, double bound_t,
+static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, const double *bound_t,
                     const acc_buf *ring, uint32_t ring_n, const kvp_access **future,
                     kvp_error *err)
 {
@@ -1348,12 +1350,17 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, dou
 
     kvp_traffic traffic;
     kvp_traffic_of(&traffic, &st, rc->model.tiers, rc->tok_bytes);
-    const double t = kvp_step_time(&rc->model, &traffic);
-    if (rc->check && !(ops->caps & KVP_CAP_UNLIMITED) && t < bound_t * (1 - 1e-12))
-        return kvp_error_set(err, KVP_ECHECK, "policy %s: step %u layer %u takes %.17g s, "
-                             "below the bound's %.17g s", ops->name, n, pl->li.layer, t,
-                             bound_t);
-    pl->out->time_s += t;
+    double t = 0;
+    for (uint32_t j = 0; j < rc->nm; j++) { /* each accounting's time of the same step */
+        const double tj = kvp_step_time(&rc->models[j], &traffic);
+        if (rc->check && !(ops->caps & KVP_CAP_UNLIMITED) && tj < bound_t[j] * (1 - 1e-12))
+            return kvp_error_set(err, KVP_ECHECK, "policy %s: step %u layer %u takes %.17g s, "
+                                 "below the bound's %.17g s", ops->name, n, pl->li.layer, tj,
+                                 bound_t[j]);
+        pl->out->time_s[j] += tj;
+        if (j == 0)
+            t = tj;
+    }
     kvp_counters_add(&pl->out->c, &st);
     if (rc->hook) { /* the busy times as kvp_step_time forms them, for the timeline */
         const kvp_cost_model *m = &rc->model;
@@ -1493,7 +1500,7 @@ static int layer_steps(layer_pass *lp, run_ctx *rc, uint32_t l, atomic_ullong *d
 {
     const uint32_t N = kvp_trace_steps(rc->tr), W = rc->max_lookahead;
     const double tok = (double)rc->tok_bytes;
-    kvp_pass_sums *sums = &rc->sums[l];
+    kvp_pass_sums *sums = &rc->sums[(size_t)l * rc->nm];
     int ret;
     uint32_t fetched = 0; /* steps read from the cursor so far */
     for (; W && fetched < W && fetched < N; fetched++)
@@ -1528,11 +1535,14 @@ static int layer_steps(layer_pass *lp, run_ctx *rc, uint32_t l, atomic_ullong *d
             return ret;
         if (rc->fill && (ret = kvp_trace_cache_record(rc->fill, l, acc, err)) < 0)
             return ret;
-        double h;
-        double bt = kvp_step_time_bound(&rc->model, (double)acc->count * tok, &h);
-        sums->bound_time_s += bt;
-        sums->bound_hbm_bytes += h;
-        sums->reads += acc->count;
+        double bt[KVP_ACCTS_MAX];
+        for (uint32_t j = 0; j < rc->nm; j++) {
+            double h;
+            bt[j] = kvp_step_time_bound(&rc->models[j], (double)acc->count * tok, &h);
+            sums[j].bound_time_s += bt[j];
+            sums[j].bound_hbm_bytes += h;
+            sums[j].reads += acc->count;
+        }
         for (size_t i = 0; i < rc->npol; i++)
             if ((ret = pol_step(&lp->pl[i], rc, acc, bt, lp->ring, lp->ring_n, lp->future,
                                 err)) < 0)
@@ -1589,10 +1599,11 @@ static void run_ctx_free(run_ctx *ctx)
 
 /* The pass's state for npol policies over tr's layers; what each policy needs of the pass
  * (block size, slots, look-ahead, scores) comes from its ops. */
-static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived *d,
+static int run_ctx_alloc(run_ctx *ctx, const kvp_accts *ac, const kvp_derived *d,
                          const kvp_trace *tr, const kvp_policy_spec *ps, size_t npol,
                          kvp_error *err)
 {
+    const kvp_scenario *sc = ac->sc[0];
     const uint32_t L = kvp_trace_layers(tr);
     const size_t np = npol ? npol : 1;
     const kvp_streams *si = kvp_trace_streams(tr);
@@ -1617,6 +1628,9 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
             return kvp_error_set(err, KVP_ENOMEM, "out of memory");
     }
     kvp_cost_model_of(&ctx->model, sc, d);
+    if ((rc = kvp_accts_models(ac, tr, ctx->models, err)) < 0)
+        return rc;
+    ctx->nm = ac->n;
     ctx->tok_bytes = d->tok_bytes;
     ctx->ps = calloc(np, sizeof *ctx->ps);
     ctx->g = calloc(np, sizeof *ctx->g);
@@ -1624,7 +1638,7 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
     ctx->lookahead = calloc(np, sizeof *ctx->lookahead);
     ctx->tslots = calloc(np, sizeof *ctx->tslots);
     ctx->out = calloc((size_t)L * np, sizeof *ctx->out);
-    ctx->sums = calloc(L, sizeof *ctx->sums);
+    ctx->sums = calloc((size_t)L * ctx->nm, sizeof *ctx->sums);
     ctx->rc = calloc(L, sizeof *ctx->rc);
     ctx->err = calloc(L, sizeof *ctx->err);
     ctx->ones = malloc(positions * sizeof *ctx->ones);
@@ -1662,12 +1676,15 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_scenario *sc, const kvp_derived
     return 0;
 }
 
-/* One pass over the trace for a group of simulated policies (none: the pass's sums alone). */
-static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                        size_t npol, const kvp_run_options *ro, kvp_result *res,
-                        kvp_pass_sums *sums, kvp_trace *fill, const size_t *hook_index,
-                        kvp_error *err)
+/* One pass over the trace for a group of simulated policies (none: the pass's sums alone),
+ * for each accounting of ac: res + j * npol and sums[j] those of ac->sc[j].  The step hook
+ * sees the first accounting's steps. */
+static int engine_group_accts(const kvp_accts *ac, const kvp_trace *tr,
+                              const kvp_policy_spec *ps, size_t npol,
+                              const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
+                              kvp_trace *fill, const size_t *hook_index, kvp_error *err)
 {
+    const kvp_scenario *sc = ac->sc[0];
     kvp_derived d;
     int rc;
     if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &d, err)) < 0)
@@ -1678,7 +1695,7 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
         return rc; /* the bound's own pass (the policies' g are checked with them) */
     const uint32_t L = kvp_trace_layers(tr);
     run_ctx ctx;
-    if ((rc = run_ctx_alloc(&ctx, sc, &d, tr, ps, npol, err)) < 0)
+    if ((rc = run_ctx_alloc(&ctx, ac, &d, tr, ps, npol, err)) < 0)
         goto done;
     ctx.check = ro ? ro->check : 0;
     ctx.cancel = ro ? ro->cancel : NULL;
@@ -1697,24 +1714,27 @@ static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
                 *err = ctx.err[l];
             goto done;
         }
-    for (size_t i = 0; i < npol && rc >= 0; i++) {
+    for (size_t k = 0; k < npol * ac->n && rc >= 0; k++) {
+        const size_t i = k % npol, j = k / npol;
         double t = 0;
         kvp_counters c = {0};
         for (uint32_t l = 0; l < L; l++) {
-            t += ctx.out[(size_t)l * npol + i].time_s;
+            t += ctx.out[(size_t)l * npol + i].time_s[j];
             kvp_counters_add(&c, &ctx.out[(size_t)l * npol + i].c);
         }
-        rc = kvp_result_fill(&res[i], sc, tr, &ctx.ps[i], ctx.g[i], ctx.slots[i], t, &c, err);
+        rc = kvp_result_fill(&res[k], ac->sc[j], tr, &ctx.ps[i], ctx.g[i], ctx.slots[i], t, &c,
+                             err);
         if (rc >= 0 && ctx.si)
-            rc = kvp_result_fill_seqs(&res[i], ctx.si->nseq, L, npol, i, ctx.seq_out,
+            rc = kvp_result_fill_seqs(&res[k], ctx.si->nseq, L, npol, i, ctx.seq_out,
                                       ctx.tok_bytes, err);
     }
-    if (sums && rc >= 0) {
-        memset(sums, 0, sizeof *sums);
+    for (uint32_t j = 0; sums && rc >= 0 && j < ac->n; j++) {
+        memset(&sums[j], 0, sizeof *sums);
         for (uint32_t l = 0; l < L; l++) {
-            sums->bound_time_s += ctx.sums[l].bound_time_s;
-            sums->bound_hbm_bytes += ctx.sums[l].bound_hbm_bytes;
-            sums->reads += ctx.sums[l].reads;
+            const kvp_pass_sums *ls = &ctx.sums[(size_t)l * ctx.nm + j];
+            sums[j].bound_time_s += ls->bound_time_s;
+            sums[j].bound_hbm_bytes += ls->bound_hbm_bytes;
+            sums[j].reads += ls->reads;
         }
     }
 done:
@@ -1722,10 +1742,25 @@ done:
     return rc;
 }
 
+static int engine_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                        size_t npol, const kvp_run_options *ro, kvp_result *res,
+                        kvp_pass_sums *sums, kvp_trace *fill, const size_t *hook_index,
+                        kvp_error *err)
+{
+    const kvp_accts ac = kvp_accts_one(sc);
+    return engine_group_accts(&ac, tr, ps, npol, ro, res, sums, fill, hook_index, err);
+}
+
 int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                    const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
     return engine_group(sc, tr, ps, 1, ro, res, NULL, NULL, NULL, err);
+}
+
+int kvp_engine_run_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                         const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    return engine_group_accts(ac, tr, ps, 1, ro, res, NULL, NULL, NULL, err);
 }
 
 int kvp_engine_pass(const kvp_scenario *sc, const kvp_trace *tr, const kvp_run_options *ro,
@@ -1760,20 +1795,26 @@ static int wants_cache(const kvp_trace *tr)
 }
 
 /* A policy that makes many passes, on `cache` if given, else on a trace cache of tr built
- * here when one fits, else on tr. */
-static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_trace *cache,
+ * here when one fits, else on tr; for each accounting of ac (res[j]: ac->sc[j]'s), by the
+ * policy's run_accts when it has one, else by a run per accounting. */
+static int run_cached(const kvp_accts *ac, const kvp_trace *tr, const kvp_trace *cache,
                       const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
                       kvp_error *err)
 {
+    const kvp_scenario *sc = ac->sc[0];
     kvp_trace *own = NULL;
-    int rc;
+    int rc = 0;
     if (!cache && wants_cache(tr)) {
         if ((rc = kvp_check_trace(sc, tr, err)) < 0 ||
             (rc = kvp_trace_cache(&own, tr, kvp_scenario_budget(sc), ro, err)) < 0)
             return rc;
         cache = own;
     }
-    rc = ps->ops->run(sc, cache ? cache : tr, ps, ro, res, err);
+    if (ac->n > 1 && ps->ops->run_accts)
+        rc = ps->ops->run_accts(ac, cache ? cache : tr, ps, ro, res, err);
+    else
+        for (uint32_t j = 0; j < ac->n && rc >= 0; j++)
+            rc = ps->ops->run(ac->sc[j], cache ? cache : tr, ps, ro, &res[j], err);
     kvp_trace_free(own);
     return rc;
 }
@@ -1781,12 +1822,14 @@ static int run_cached(const kvp_scenario *sc, const kvp_trace *tr, const kvp_tra
 extern const kvp_policy_ops kvp_policy_lookahead;
 
 /* A list of n specs run in parts: a part's specs (sub, each one's place in the list at),
- * their results (sres), and which of the list's specs are done. */
+ * their results (sres, m per accounting), and which of the list's specs are done. */
 typedef struct parts {
     kvp_policy_spec *sub;
     size_t *at;
     kvp_result *sres;
     uint8_t *done;
+    size_t n;    /* the list's specs */
+    uint32_t nm; /* accountings */
 } parts;
 
 static void parts_free(parts *p)
@@ -1797,12 +1840,14 @@ static void parts_free(parts *p)
     free(p->done);
 }
 
-static int parts_alloc(parts *p, size_t n, kvp_error *err)
+static int parts_alloc(parts *p, size_t n, uint32_t nm, kvp_error *err)
 {
     p->sub = calloc(n, sizeof *p->sub);
     p->at = calloc(n, sizeof *p->at);
-    p->sres = calloc(n, sizeof *p->sres);
+    p->sres = calloc(n * nm, sizeof *p->sres);
     p->done = calloc(n, 1);
+    p->n = n;
+    p->nm = nm;
     if (p->sub && p->at && p->sres && p->done)
         return 0;
     parts_free(p);
@@ -1821,18 +1866,20 @@ static size_t parts_others(parts *p, const kvp_policy_spec *ps, size_t n)
     return m;
 }
 
-/* The part's m results into res, its specs marked done. */
+/* The part's m results of each accounting into res (n per accounting), its specs marked
+ * done. */
 static void parts_take(parts *p, kvp_result *res, size_t m)
 {
-    for (size_t j = 0; j < m; j++) {
-        res[p->at[j]] = p->sres[j];
-        p->done[p->at[j]] = 1;
-    }
+    for (uint32_t j = 0; j < p->nm; j++)
+        for (size_t k = 0; k < m; k++)
+            res[j * p->n + p->at[k]] = p->sres[j * m + k];
+    for (size_t k = 0; k < m; k++)
+        p->done[p->at[k]] = 1;
 }
 
 /* The specs of ps not done (lookahead, all of them) by the grid on tr, one pass per W in
  * list order of first appearance, each marked done. */
-static int grid_by_w(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+static int grid_by_w(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
                      size_t n, const kvp_run_options *ro, kvp_result *res, parts *p,
                      kvp_error *err)
 {
@@ -1845,7 +1892,7 @@ static int grid_by_w(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
                 p->sub[m] = ps[j];
                 p->at[m++] = j;
             }
-        int rc = kvp_lookahead_grid(sc, tr, p->sub, m, ro, p->sres, err);
+        int rc = kvp_lookahead_grid_accts(ac, tr, p->sub, m, ro, p->sres, err);
         if (rc < 0)
             return rc;
         parts_take(p, res, m);
@@ -1855,21 +1902,22 @@ static int grid_by_w(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
 
 /* Streams the grid takes, a list of lookahead and other policies: the others in their pass
  * (or their fast path), which gives the sums, then lookahead by the grid. */
-static int streams_split(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+static int streams_split(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
                          size_t n, const kvp_run_options *ro, kvp_result *res,
                          kvp_pass_sums *sums, kvp_error *err)
 {
+    const kvp_scenario *sc = ac->sc[0];
     parts p;
-    int rc = parts_alloc(&p, n, err);
+    int rc = parts_alloc(&p, n, ac->n, err);
     if (rc < 0)
         return rc;
     const size_t m = parts_others(&p, ps, n);
     rc = kvp_fast_streams_takes(sc, tr, p.sub, m, ro)
-             ? kvp_fast_streams_run(sc, tr, p.sub, m, ro, p.sres, sums, err)
-             : engine_group(sc, tr, p.sub, m, ro, p.sres, sums, NULL, NULL, err);
+             ? kvp_fast_streams_run_accts(ac, tr, p.sub, m, ro, p.sres, sums, err)
+             : engine_group_accts(ac, tr, p.sub, m, ro, p.sres, sums, NULL, NULL, err);
     if (rc >= 0) {
         parts_take(&p, res, m);
-        rc = grid_by_w(sc, tr, ps, n, ro, res, &p, err);
+        rc = grid_by_w(ac, tr, ps, n, ro, res, &p, err);
     }
     parts_free(&p);
     return rc;
@@ -1882,14 +1930,16 @@ static int streams_split(const kvp_scenario *sc, const kvp_trace *tr, const kvp_
  * trace that costs its generation to read, the grid runs on a trace cache that the engine's
  * pass fills (as for sa), and the fast path takes the whole list only when nothing else
  * needs a pass.  Checked runs (ro->check) are the engine's alone.  *fill (may be NULL) is the
- * empty cache the caller wants filled; this may make one (then the caller frees it). */
-static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+ * empty cache the caller wants filled; this may make one (then the caller frees it).  Every
+ * path serves each accounting of ac (res + j * n, sums[j]). */
+static int run_group(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
                      size_t n, const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
                      int need_sums, kvp_trace **fill, const size_t *hook_index, kvp_error *err)
 {
+    const kvp_scenario *sc = ac->sc[0];
     /* static and unlimited alone on streams that decode the same steps: their own fast path */
     if (!*fill && kvp_fast_streams_takes(sc, tr, ps, n, ro))
-        return kvp_fast_streams_run(sc, tr, ps, n, ro, res, sums, err);
+        return kvp_fast_streams_run_accts(ac, tr, ps, n, ro, res, sums, err);
     /* the prefix fast path models two tiers and one stream (docs/MODEL.md); the grid also
      * streams that decode every step: a list of lookahead of one W alone in one pass, and
      * lookahead among other policies in passes of its own (one per W), which cost less than
@@ -1897,14 +1947,14 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
     if (sc->tiers > 2 || kvp_trace_streams(tr)) {
         if (!*fill && !(ro && ro->step_hook) && kvp_lookahead_grid_takes(sc, tr, ro)) {
             if (!need_sums && kvp_lookahead_grid_one_w(ps, n))
-                return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
+                return kvp_lookahead_grid_accts(ac, tr, ps, n, ro, res, err);
             size_t nla = 0;
             for (size_t i = 0; i < n; i++)
                 nla += ps[i].ops == &kvp_policy_lookahead;
             if (nla && nla < n)
-                return streams_split(sc, tr, ps, n, ro, res, sums, err); /* sums: the others' */
+                return streams_split(ac, tr, ps, n, ro, res, sums, err); /* sums: the others' */
         }
-        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);
+        return engine_group_accts(ac, tr, ps, n, ro, res, sums, *fill, hook_index, err);
     }
     /* checking mode, and a step hook, need every step of every policy: the engine's pass */
     const int checked = ro && (ro->check || ro->step_hook), on_cache = kvp_trace_is_cache(tr);
@@ -1922,21 +1972,21 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
     }
     const size_t nrest = n - nla - nfast;
     if (nla == 0 && nfast == 0)
-        return engine_group(sc, tr, ps, n, ro, res, sums, *fill, hook_index, err);
+        return engine_group_accts(ac, tr, ps, n, ro, res, sums, *fill, hook_index, err);
     if (nla == 0 && nrest == 0 && !*fill)
-        return kvp_fast_prefix_run(sc, tr, ps, n, ro, res, sums, err);
+        return kvp_fast_prefix_run_accts(ac, tr, ps, n, ro, res, sums, err);
     int rc = 0;
     if (nla && !on_cache && !*fill && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0) {
         /* A single W with nothing else to run and no sums wanted: one grid pass on tr. */
         if (nla == n && !need_sums && one_w)
-            return kvp_lookahead_grid(sc, tr, ps, n, ro, res, err);
+            return kvp_lookahead_grid_accts(ac, tr, ps, n, ro, res, err);
         /* No memory for the cache: lookahead stays in the engine's pass, as before. */
         if (kvp_trace_cache_empty(fill, tr, kvp_scenario_budget(sc), NULL) < 0)
             *fill = NULL;
     }
     const kvp_trace *la_tr = on_cache ? tr : *fill; /* NULL: lookahead stays in the pass */
     parts p;
-    if ((rc = parts_alloc(&p, n, err)) < 0)
+    if ((rc = parts_alloc(&p, n, ac->n, err)) < 0)
         return rc;
     /* The pass: the other policies, and on a trace that is not a cache the fast ones (they
      * ride the pass for little) and lookahead when there is no cache for it. */
@@ -1951,32 +2001,44 @@ static int run_group(const kvp_scenario *sc, const kvp_trace *tr, const kvp_poli
     }
     const int pass = m || !on_cache; /* on a cache, the fast path below gives the sums */
     if (pass) {
-        if ((rc = engine_group(sc, tr, p.sub, m, ro, p.sres, sums, *fill, NULL, err)) < 0)
+        if ((rc = engine_group_accts(ac, tr, p.sub, m, ro, p.sres, sums, *fill, NULL, err)) < 0)
             goto out;
         parts_take(&p, res, m);
     }
     if (on_cache && (nfast || (need_sums && !pass))) {
         m = parts_others(&p, ps, n);
-        if ((rc = kvp_fast_prefix_run(sc, tr, p.sub, m, ro, p.sres, pass ? NULL : sums,
-                                      err)) < 0)
+        if ((rc = kvp_fast_prefix_run_accts(ac, tr, p.sub, m, ro, p.sres, pass ? NULL : sums,
+                                            err)) < 0)
             goto out;
         parts_take(&p, res, m);
     }
     if (la_tr)
-        rc = grid_by_w(sc, la_tr, ps, n, ro, res, &p, err);
+        rc = grid_by_w(ac, la_tr, ps, n, ro, res, &p, err);
 out:
     parts_free(&p);
     return rc;
 }
 
-int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                 size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+/* 1 if policy ops joins the shared pass of a run of nm accountings: a simulated policy, and
+ * with several accountings one whose decisions do not depend on them. */
+static int in_group(const kvp_policy_ops *ops, uint32_t nm)
 {
+    return !ops->run && (nm == 1 || (ops->caps & KVP_CAP_WEIGHT_BLIND));
+}
+
+/* kvp_run_many for each accounting of ac: res[j * n + i] is policy i's of ac->sc[j].  The
+ * policies blind to the weights share one simulation (the shared pass, the grid, the fast
+ * paths) that sums each step's time per accounting; the others run once per accounting. */
+static int run_many_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                          size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    const kvp_scenario *sc = ac->sc[0];
+    const uint32_t nm = ac->n;
     /* Simulated policies share one pass over the trace; the others (with a run of their
      * own) run alone. */
     kvp_policy_spec *group = calloc(n ? n : 1, sizeof *group);
     size_t *where = calloc(n ? n : 1, sizeof *where);
-    kvp_result *gres = calloc(n ? n : 1, sizeof *gres);
+    kvp_result *gres = calloc((n ? n : 1) * nm, sizeof *gres);
     kvp_trace *cache = NULL;
     size_t ng = 0;
     int rc = 0, many = 0;
@@ -1993,7 +2055,7 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
             rc = kvp_streams_refuse(ps[i].ops, tr, err);
             goto done;
         }
-        if (!ps[i].ops->run) {
+        if (in_group(ps[i].ops, nm)) {
             group[ng] = ps[i];
             where[ng++] = i;
         }
@@ -2003,18 +2065,19 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
      * that can take its result from them does, instead of a pass of its own.  With a policy
      * that makes many passes in the list, the same pass fills its trace cache, which would
      * otherwise cost a pass of its own (a whole generation of a synthetic trace). */
-    kvp_pass_sums sums;
+    kvp_pass_sums sums[KVP_ACCTS_MAX];
     int need_sums = 0;
     for (size_t i = 0; i < n; i++)
         need_sums |= ps[i].ops->run && ps[i].ops->from_shared_pass;
     if (ng && many && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
         (rc = kvp_trace_cache_empty(&cache, tr, kvp_scenario_budget(sc), err)) < 0)
         goto done;
-    if (ng && (rc = run_group(sc, tr, group, ng, ro, gres, &sums, need_sums, &cache, where,
+    if (ng && (rc = run_group(ac, tr, group, ng, ro, gres, sums, need_sums, &cache, where,
                               err)) < 0)
         goto done;
-    for (size_t j = 0; j < ng; j++)
-        res[where[j]] = gres[j];
+    for (uint32_t j = 0; j < nm; j++)
+        for (size_t k = 0; k < ng; k++)
+            res[j * n + where[k]] = gres[j * ng + k];
     /* A policy with a run of its own may make passes of its own: they are not this list's
      * steps, and the step hook does not see them. */
     kvp_run_options own;
@@ -2025,22 +2088,34 @@ int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_s
     }
     for (size_t i = 0; i < n; i++) {
         const kvp_policy_ops *ops = ps[i].ops;
-        if (!ops->run)
+        if (in_group(ops, nm))
             continue;
-        if (ng && ops->from_shared_pass)
-            rc = ops->from_shared_pass(sc, tr, &ps[i], &sums, &res[i], err);
-        else if (ops->caps & KVP_CAP_MANY_PASSES)
-            rc = run_cached(sc, tr, cache, &ps[i], ro ? &own : NULL, &res[i], err);
-        else
-            rc = ops->run(sc, tr, &ps[i], ro ? &own : NULL, &res[i], err);
+        if (!ops->run) { /* simulated, not blind to the weights: once per accounting */
+            for (uint32_t j = 0; j < nm && rc >= 0; j++)
+                rc = run_many_accts(&(kvp_accts){1, {ac->sc[j]}}, tr, &ps[i], 1, ro,
+                                    &res[j * n + i], err);
+        } else if (ng && ops->from_shared_pass) {
+            for (uint32_t j = 0; j < nm && rc >= 0; j++)
+                rc = ops->from_shared_pass(ac->sc[j], tr, &ps[i], &sums[j], &res[j * n + i],
+                                           err);
+        } else if (ops->caps & KVP_CAP_MANY_PASSES) {
+            kvp_result r[KVP_ACCTS_MAX];
+            rc = run_cached(ac, tr, cache, &ps[i], ro ? &own : NULL, r, err);
+            for (uint32_t j = 0; j < nm && rc >= 0; j++)
+                res[j * n + i] = r[j];
+        } else {
+            for (uint32_t j = 0; j < nm && rc >= 0; j++)
+                rc = ops->run(ac->sc[j], tr, &ps[i], ro ? &own : NULL, &res[j * n + i], err);
+        }
         if (rc < 0)
             goto done;
     }
-    for (size_t i = 0; i < n; i++) { /* the reports name each policy by its own spec */
-        if (ps[i].ops->caps & KVP_CAP_MANY_PASSES)
-            kvp_policy_format(&ps[i], res[i].spec, sizeof res[i].spec);
+    for (size_t k = 0; k < n * nm; k++) { /* the reports name each policy by its own spec */
+        const kvp_policy_spec *p = &ps[k % (n ? n : 1)];
+        if (p->ops->caps & KVP_CAP_MANY_PASSES)
+            kvp_policy_format(p, res[k].spec, sizeof res[k].spec);
         else
-            snprintf(res[i].spec, sizeof res[i].spec, "%s", res[i].params);
+            snprintf(res[k].spec, sizeof res[k].spec, "%s", res[k].params);
     }
 done:
     kvp_trace_free(cache);
@@ -2048,6 +2123,35 @@ done:
     free(where);
     free(gres);
     return rc;
+}
+
+int kvp_run_many(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                 size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    const kvp_accts ac = kvp_accts_one(sc);
+    return run_many_accts(&ac, tr, ps, n, ro, res, err);
+}
+
+int kvp_run_many_accountings(const kvp_scenario *const *sc, size_t m, const kvp_trace *tr,
+                             const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro,
+                             kvp_result *res, kvp_error *err)
+{
+    kvp_accts ac;
+    memset(&ac, 0, sizeof ac);
+    if (m < 1 || m > KVP_ACCTS_MAX)
+        return kvp_error_set(err, KVP_EINVAL, "%zu accountings: 1 to %d", m, KVP_ACCTS_MAX);
+    ac.n = (uint32_t)m;
+    for (size_t j = 0; j < m; j++)
+        ac.sc[j] = sc[j];
+    if (m > 1 && ro && (ro->step_hook || ro->checkpoint))
+        return kvp_error_set(err, KVP_EINVAL, "several accountings at once: no step hook and "
+                             "no sa checkpoint (run each accounting by kvp_run_many)");
+    int rc = kvp_accts_check(&ac, tr, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = kvp_check_trace(sc[0], tr, err)) < 0)
+        return rc;
+    return run_many_accts(&ac, tr, ps, n, ro, res, err);
 }
 
 void kvp_result_speedups(kvp_result *res, size_t n, double static_time_s,

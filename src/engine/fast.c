@@ -33,15 +33,18 @@ int kvp_fast_prefix_takes(const kvp_policy_spec *ps, size_t n)
     return 1;
 }
 
-/* The pass's sums (the bound and the reads) from its per-layer sums, in layer order. */
-static void pass_sums(kvp_pass_sums *sums, uint32_t L, const double *bound_time,
+/* The pass's sums (the bound and the reads) from its per-layer sums, in layer order: one
+ * per accounting (sums[j] from bound_time and bound_h + j * L). */
+static void pass_sums(kvp_pass_sums *sums, uint32_t nm, uint32_t L, const double *bound_time,
                       const double *bound_h, const uint64_t *reads)
 {
-    memset(sums, 0, sizeof *sums);
-    for (uint32_t l = 0; l < L; l++) {
-        sums->bound_time_s += bound_time[l];
-        sums->bound_hbm_bytes += bound_h[l];
-        sums->reads += reads[l];
+    for (uint32_t j = 0; j < nm; j++) {
+        memset(&sums[j], 0, sizeof *sums);
+        for (uint32_t l = 0; l < L; l++) {
+            sums[j].bound_time_s += bound_time[(size_t)j * L + l];
+            sums[j].bound_hbm_bytes += bound_h[(size_t)j * L + l];
+            sums[j].reads += reads[l];
+        }
     }
 }
 
@@ -49,13 +52,14 @@ typedef struct fast_ctx {
     const kvp_scenario *sc;
     const kvp_trace *tr;
     const kvp_derived *d;
-    kvp_cost_model model;
+    kvp_cost_model model[KVP_ACCTS_MAX]; /* per accounting (runner.h) */
+    uint32_t nm, L;
     size_t npol;
     const uint32_t *slots; /* per policy; KVP_UNLIMITED_SLOTS for unlimited */
     volatile sig_atomic_t *cancel;
-    double *time_s;       /* [layer * npol + i] */
+    double *time_s;       /* [(accounting * L + layer) * npol + i] */
     kvp_counters *cnt;    /* [layer * npol + i] */
-    double *bound_time, *bound_h;
+    double *bound_time, *bound_h; /* [accounting * L + layer] */
     uint64_t *reads;
     kvp_error *err;
 } fast_ctx;
@@ -100,9 +104,12 @@ static void fast_step(const fast_ctx *c, uint32_t l, uint32_t n, const uint64_t 
     const uint32_t ctx = kvp_trace_prompt(c->tr) + n;
     const uint64_t tok_bytes = c->d->tok_bytes;
     const double tok = (double)tok_bytes;
-    double h_b;
-    c->bound_time[l] += kvp_step_time_bound(&c->model, (double)k * tok, &h_b);
-    c->bound_h[l] += h_b;
+    for (uint32_t j = 0; j < c->nm; j++) {
+        double h_b;
+        c->bound_time[(size_t)j * c->L + l] += kvp_step_time_bound(&c->model[j],
+                                                                   (double)k * tok, &h_b);
+        c->bound_h[(size_t)j * c->L + l] += h_b;
+    }
     c->reads[l] += k;
     for (size_t i = 0; i < c->npol; i++) {
         const uint32_t slots = c->slots[i];
@@ -122,8 +129,9 @@ static void fast_step(const fast_ctx *c, uint32_t l, uint32_t n, const uint64_t 
         st.write[pre < slots ? 0 : 1] = 1; /* the new token takes a free slot, or DRAM */
         kvp_traffic traffic;
         kvp_traffic_of(&traffic, &st, 2, tok_bytes);
-        const size_t o = (size_t)l * c->npol + i;
-        c->time_s[o] += kvp_step_time(&c->model, &traffic);
+        const size_t o = (size_t)l * c->npol + i, per = (size_t)c->L * c->npol;
+        for (uint32_t j = 0; j < c->nm; j++)
+            c->time_s[j * per + o] += kvp_step_time(&c->model[j], &traffic);
         kvp_counters_add(&c->cnt[o], &st);
     }
 }
@@ -250,6 +258,15 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
                         size_t n, const kvp_run_options *ro, kvp_result *res,
                         kvp_pass_sums *sums, kvp_error *err)
 {
+    const kvp_accts ac = kvp_accts_one(sc);
+    return kvp_fast_prefix_run_accts(&ac, tr, ps, n, ro, res, sums, err);
+}
+
+int kvp_fast_prefix_run_accts(const kvp_accts *ac, const kvp_trace *tr,
+                              const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro,
+                              kvp_result *res, kvp_pass_sums *sums, kvp_error *err)
+{
+    const kvp_scenario *sc = ac->sc[0];
     if (!kvp_fast_prefix_takes(ps, n) || (ro && ro->check) || sc->tiers > 2 ||
         kvp_trace_streams(tr))
         return kvp_error_set(err, KVP_EINVAL, "fast prefix run: static and unlimited only, "
@@ -266,15 +283,18 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
     c.sc = sc;
     c.tr = tr;
     c.d = &d;
-    kvp_cost_model_of(&c.model, sc, &d);
+    if ((rc = kvp_accts_models(ac, tr, c.model, err)) < 0)
+        return rc;
+    c.nm = ac->n;
+    c.L = L;
     c.npol = n;
     c.cancel = ro ? ro->cancel : NULL;
     uint32_t *slots = calloc(np, sizeof *slots);
     int *lrc = calloc(L, sizeof *lrc);
-    c.time_s = calloc((size_t)L * np, sizeof *c.time_s);
+    c.time_s = calloc((size_t)c.nm * L * np, sizeof *c.time_s);
     c.cnt = calloc((size_t)L * np, sizeof *c.cnt);
-    c.bound_time = calloc(L, sizeof *c.bound_time);
-    c.bound_h = calloc(L, sizeof *c.bound_h);
+    c.bound_time = calloc((size_t)c.nm * L, sizeof *c.bound_time);
+    c.bound_h = calloc((size_t)c.nm * L, sizeof *c.bound_h);
     c.reads = calloc(L, sizeof *c.reads);
     c.err = calloc(L, sizeof *c.err);
     if (!slots || !lrc || !c.time_s || !c.cnt || !c.bound_time || !c.bound_h || !c.reads ||
@@ -308,9 +328,9 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
                 *err = c.err[l];
             goto done;
         }
-    rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, c.time_s, c.cnt, slots, 1, err);
+    rc = kvp_result_fill_layers_accts(res, ac, tr, ps, n, L, c.time_s, c.cnt, slots, 1, err);
     if (sums && rc >= 0)
-        pass_sums(sums, L, c.bound_time, c.bound_h, c.reads);
+        pass_sums(sums, c.nm, L, c.bound_time, c.bound_h, c.reads);
 done:
     free(slots);
     free(lrc);
@@ -338,7 +358,8 @@ typedef struct fast_streams_ctx {
     const kvp_scenario *sc;
     const kvp_trace *tr;
     const kvp_streams *si;
-    kvp_cost_model model;
+    kvp_cost_model model[KVP_ACCTS_MAX]; /* per accounting (runner.h) */
+    uint32_t nm, L;
     uint64_t tok_bytes;
     size_t npol;
     const int *unlimited;   /* per policy */
@@ -347,10 +368,10 @@ typedef struct fast_streams_ctx {
     const uint32_t *rank;   /* per stream: its new block's place in a step's order */
     uint64_t f, r;          /* static: steps [0, f) place every new block, step f the first r */
     volatile sig_atomic_t *cancel;
-    double *time_s;         /* [layer * npol + i] */
+    double *time_s;         /* [(accounting * L + layer) * npol + i] */
     kvp_counters *cnt;      /* [layer * npol + i] */
     uint64_t *seq_out;      /* [((layer * npol + i) * nseq + q) * 4 + k] */
-    double *bound_time, *bound_h;
+    double *bound_time, *bound_h; /* [accounting * L + layer] */
     uint64_t *reads;
     kvp_error *err;
 } fast_streams_ctx;
@@ -446,9 +467,12 @@ static int fast_streams_layer(uint32_t l, void *user, atomic_ullong *done)
             if (h)
                 hn += h[(size_t)n * S + i];
         }
-        double h_b;
-        c->bound_time[l] += kvp_step_time_bound(&c->model, (double)kn * tok, &h_b);
-        c->bound_h[l] += h_b;
+        for (uint32_t j = 0; j < c->nm; j++) {
+            double h_b;
+            c->bound_time[(size_t)j * c->L + l] += kvp_step_time_bound(&c->model[j],
+                                                                       (double)kn * tok, &h_b);
+            c->bound_h[(size_t)j * c->L + l] += h_b;
+        }
         c->reads[l] += kn;
         const uint64_t placed = n < c->f ? S : n == c->f ? c->r : 0;
         for (size_t p = 0; p < np; p++) {
@@ -461,8 +485,9 @@ static int fast_streams_layer(uint32_t l, void *user, atomic_ullong *done)
             st.write[1] += S - in_hbm;
             kvp_traffic traffic;
             kvp_traffic_of(&traffic, &st, 2, c->tok_bytes);
-            const size_t o = (size_t)l * np + p;
-            c->time_s[o] += kvp_step_time(&c->model, &traffic);
+            const size_t o = (size_t)l * np + p, per = (size_t)c->L * np;
+            for (uint32_t j = 0; j < c->nm; j++)
+                c->time_s[j * per + o] += kvp_step_time(&c->model[j], &traffic);
             kvp_counters_add(&c->cnt[o], &st);
         }
     }
@@ -488,6 +513,15 @@ int kvp_fast_streams_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_
                          size_t n, const kvp_run_options *ro, kvp_result *res,
                          kvp_pass_sums *sums, kvp_error *err)
 {
+    const kvp_accts ac = kvp_accts_one(sc);
+    return kvp_fast_streams_run_accts(&ac, tr, ps, n, ro, res, sums, err);
+}
+
+int kvp_fast_streams_run_accts(const kvp_accts *ac, const kvp_trace *tr,
+                               const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro,
+                               kvp_result *res, kvp_pass_sums *sums, kvp_error *err)
+{
+    const kvp_scenario *sc = ac->sc[0];
     if (!kvp_fast_streams_takes(sc, tr, ps, n, ro))
         return kvp_error_set(err, KVP_EINVAL, "fast streams run: static and unlimited only, "
                              "unchecked, two tiers, every stream the same steps");
@@ -504,7 +538,10 @@ int kvp_fast_streams_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_
     c.sc = sc;
     c.tr = tr;
     c.si = si;
-    kvp_cost_model_of(&c.model, sc, &d);
+    if ((rc = kvp_accts_models(ac, tr, c.model, err)) < 0)
+        return rc;
+    c.nm = ac->n;
+    c.L = L;
     c.tok_bytes = d.tok_bytes;
     c.npol = n;
     c.cancel = ro ? ro->cancel : NULL;
@@ -513,11 +550,11 @@ int kvp_fast_streams_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_
     int *unl = calloc(np, sizeof *unl);
     uint32_t *cpre = calloc(S, sizeof *cpre), *rank = calloc(S, sizeof *rank);
     int *lrc = calloc(L, sizeof *lrc);
-    c.time_s = calloc((size_t)L * np, sizeof *c.time_s);
+    c.time_s = calloc((size_t)c.nm * L * np, sizeof *c.time_s);
     c.cnt = calloc((size_t)L * np, sizeof *c.cnt);
     c.seq_out = calloc((size_t)L * np * si->nseq * 4, sizeof *c.seq_out);
-    c.bound_time = calloc(L, sizeof *c.bound_time);
-    c.bound_h = calloc(L, sizeof *c.bound_h);
+    c.bound_time = calloc((size_t)c.nm * L, sizeof *c.bound_time);
+    c.bound_h = calloc((size_t)c.nm * L, sizeof *c.bound_h);
     c.reads = calloc(L, sizeof *c.reads);
     c.err = calloc(L, sizeof *c.err);
     if (!slots || !unl || !cpre || !rank || !lrc || !c.time_s || !c.cnt || !c.seq_out ||
@@ -562,11 +599,12 @@ int kvp_fast_streams_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_
                 *err = c.err[l];
             goto done;
         }
-    rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, c.time_s, c.cnt, slots, 1, err);
-    for (size_t i = 0; i < n && rc >= 0; i++)
-        rc = kvp_result_fill_seqs(&res[i], si->nseq, L, n, i, c.seq_out, c.tok_bytes, err);
+    rc = kvp_result_fill_layers_accts(res, ac, tr, ps, n, L, c.time_s, c.cnt, slots, 1, err);
+    for (size_t i = 0; i < n * ac->n && rc >= 0; i++)
+        rc = kvp_result_fill_seqs(&res[i], si->nseq, L, n, i % (n ? n : 1), c.seq_out,
+                                  c.tok_bytes, err);
     if (sums && rc >= 0)
-        pass_sums(sums, L, c.bound_time, c.bound_h, c.reads);
+        pass_sums(sums, c.nm, L, c.bound_time, c.bound_h, c.reads);
 done:
     free(slots);
     free(unl);

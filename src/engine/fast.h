@@ -18,6 +18,12 @@ int kvp_fast_prefix_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_p
                         size_t n, const kvp_run_options *ro, kvp_result *res,
                         kvp_pass_sums *sums, kvp_error *err);
 
+/* The same for each accounting of ac (src/engine/runner.h): res + j * n and sums[j] those of
+ * ac->sc[j]. */
+int kvp_fast_prefix_run_accts(const kvp_accts *ac, const kvp_trace *tr,
+                              const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro,
+                              kvp_result *res, kvp_pass_sums *sums, kvp_error *err);
+
 /* 1 if kvp_fast_streams_run takes ps[0..n) on tr: a trace of several streams that all
  * decode the same steps, two tiers, `static` and `unlimited` only, unchecked, no step hook. */
 int kvp_fast_streams_takes(const kvp_scenario *sc, const kvp_trace *tr,
@@ -29,5 +35,10 @@ int kvp_fast_streams_takes(const kvp_scenario *sc, const kvp_trace *tr,
 int kvp_fast_streams_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                          size_t n, const kvp_run_options *ro, kvp_result *res,
                          kvp_pass_sums *sums, kvp_error *err);
+
+/* The same for each accounting of ac, as kvp_fast_prefix_run_accts. */
+int kvp_fast_streams_run_accts(const kvp_accts *ac, const kvp_trace *tr,
+                               const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro,
+                               kvp_result *res, kvp_pass_sums *sums, kvp_error *err);
 
 #endif

@@ -16,9 +16,42 @@ struct kvp_pass_sums {
 };
 typedef struct kvp_pass_sums kvp_pass_sums;
 
+/* Several weight accountings of one run (kvp_run_many_accountings): scenarios sc[0..n) that
+ * differ only in how the weights are counted (weight_bytes, and the reserve that keeps their
+ * HBM), so that slots, tiers, the trace and every decision of a policy blind to the weights
+ * (KVP_CAP_WEIGHT_BLIND) are the same; only HBM's fixed bytes a step (the cost model's
+ * fixed_bytes[0]) differ, and with them each step's time, summed once per accounting.  A
+ * run of one accounting is n = 1.  Results of a run of n policies come n at a time, those
+ * of sc[j] at res + j * n. */
+#define KVP_ACCTS_MAX 4
+typedef struct kvp_accts {
+    uint32_t n;
+    const kvp_scenario *sc[KVP_ACCTS_MAX];
+} kvp_accts;
+
+/* The one accounting of sc. */
+kvp_accts kvp_accts_one(const kvp_scenario *sc);
+/* 0 if ac's scenarios are accountings of one run on tr (each valid; the same parameters but
+ * weight_bytes and reserve; the same KV budget, tiers and slots), else KVP_EINVAL naming the
+ * first difference. */
+int kvp_accts_check(const kvp_accts *ac, const kvp_trace *tr, kvp_error *err);
+/* The cost model of each accounting on tr: m[j] of sc[j] (kvp_derive_for). */
+int kvp_accts_models(const kvp_accts *ac, const kvp_trace *tr, kvp_cost_model *m,
+                     kvp_error *err);
+/* kvp_result_fill_layers for each accounting j: res + j * n from time_s + j * layers * n
+ * (the counters are the same for all). */
+int kvp_result_fill_layers_accts(kvp_result *res, const kvp_accts *ac, const kvp_trace *tr,
+                                 const kvp_policy_spec *ps, size_t n, uint32_t layers,
+                                 const double *time_s, const kvp_counters *cnt,
+                                 const uint32_t *slots, size_t slots_step, kvp_error *err);
+
 /* The engine's own run of one simulated policy (sa runs lookahead through it). */
 int kvp_engine_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                    const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+
+/* kvp_engine_run for each accounting of ac: res[j] of ac->sc[j]. */
+int kvp_engine_run_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                         const kvp_run_options *ro, kvp_result *res, kvp_error *err);
 
 /* What one step of one layer did (tests: the online check of tests/test_online.c), taken
  * from the engine's step hook (kvp_run_options.step_hook). */

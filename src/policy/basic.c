@@ -29,7 +29,7 @@ static int unlimited_step(void *state, kvp_step *s, kvp_error *err)
 const kvp_policy_ops kvp_policy_unlimited = {
     .name = "unlimited",
     .doc = "every block in HBM, no capacity limit (a reference, not a bound)",
-    .caps = KVP_CAP_UNLIMITED | KVP_CAP_ONLINE | KVP_CAP_STREAMS,
+    .caps = KVP_CAP_UNLIMITED | KVP_CAP_ONLINE | KVP_CAP_STREAMS | KVP_CAP_WEIGHT_BLIND,
     .init = unlimited_init,
     .step = unlimited_step,
 };
@@ -54,7 +54,7 @@ static int static_step(void *state, kvp_step *s, kvp_error *err)
 const kvp_policy_ops kvp_policy_static = {
     .name = "static",
     .doc = "fill HBM in write order until full, the rest in DRAM, never move",
-    .caps = KVP_CAP_ONLINE | KVP_CAP_FIXED | KVP_CAP_STREAMS,
+    .caps = KVP_CAP_ONLINE | KVP_CAP_FIXED | KVP_CAP_STREAMS | KVP_CAP_WEIGHT_BLIND,
     .init = static_init,
     .step = static_step,
 };

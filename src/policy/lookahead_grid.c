@@ -381,12 +381,13 @@ typedef struct grid_ctx {
     const kvp_scenario *sc;
     const kvp_trace *tr;
     const kvp_derived *d;
-    kvp_cost_model model;
+    kvp_cost_model model[KVP_ACCTS_MAX]; /* per accounting (src/engine/runner.h) */
+    uint32_t nm, L;
     uint32_t W, slots, np;
     const double *R; /* nr */
     size_t nr;
     volatile sig_atomic_t *cancel;
-    double *time_s;    /* [layer * nr + i] */
+    double *time_s;    /* [(accounting * L + layer) * nr + i] */
     kvp_counters *cnt; /* [layer * nr + i] */
     int *rc;
     kvp_error *err; /* per layer */
@@ -1207,7 +1208,8 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
     }
     kvp_traffic traffic;
     kvp_traffic_of(&traffic, &st, 2, g->d->tok_bytes);
-    g->time_s[o] += kvp_step_time(&g->model, &traffic);
+    for (uint32_t j = 0; j < g->nm; j++)
+        g->time_s[(size_t)j * g->L * g->nr + o] += kvp_step_time(&g->model[j], &traffic);
     kvp_counters_add(&g->cnt[o], &st);
     return 0;
 }
@@ -1503,6 +1505,15 @@ int kvp_lookahead_grid_one_w(const kvp_policy_spec *ps, size_t n)
 int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {
+    const kvp_accts ac = kvp_accts_one(sc);
+    return kvp_lookahead_grid_accts(&ac, tr, ps, n, ro, res, err);
+}
+
+int kvp_lookahead_grid_accts(const kvp_accts *ac, const kvp_trace *tr,
+                             const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro,
+                             kvp_result *res, kvp_error *err)
+{
+    const kvp_scenario *sc = ac->sc[0];
     if (n == 0)
         return 0;
     if (!kvp_lookahead_grid_takes(sc, tr, ro))
@@ -1532,7 +1543,10 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     g.sc = sc;
     g.tr = tr;
     g.d = &d;
-    kvp_cost_model_of(&g.model, sc, &d);
+    if ((rc = kvp_accts_models(ac, tr, g.model, err)) < 0)
+        return rc;
+    g.nm = ac->n;
+    g.L = L;
     g.W = W;
     g.slots = kvp_slots(sc, &d, 1);
     g.np = 1;
@@ -1541,7 +1555,7 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
     g.nr = n;
     g.cancel = ro ? ro->cancel : NULL;
     double *R = malloc(n * sizeof *R);
-    g.time_s = calloc((size_t)L * n, sizeof *g.time_s);
+    g.time_s = calloc((size_t)g.nm * L * n, sizeof *g.time_s);
     g.cnt = calloc((size_t)L * n, sizeof *g.cnt);
     g.rc = calloc(L, sizeof *g.rc);
     g.err = calloc(L, sizeof *g.err);
@@ -1564,9 +1578,10 @@ int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_po
                 *err = g.err[l];
             goto done;
         }
-    rc = kvp_result_fill_layers(res, sc, tr, ps, n, L, g.time_s, g.cnt, &g.slots, 0, err);
-    for (size_t i = 0; i < n && rc >= 0 && g.S > 1; i++)
-        rc = kvp_result_fill_seqs(&res[i], g.nseq, L, n, i, g.seq_out, d.tok_bytes, err);
+    rc = kvp_result_fill_layers_accts(res, ac, tr, ps, n, L, g.time_s, g.cnt, &g.slots, 0,
+                                      err);
+    for (size_t i = 0; i < n * ac->n && rc >= 0 && g.S > 1; i++)
+        rc = kvp_result_fill_seqs(&res[i], g.nseq, L, n, i % n, g.seq_out, d.tok_bytes, err);
 done:
     free(R);
     free(g.time_s);

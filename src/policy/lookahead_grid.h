@@ -12,6 +12,12 @@
 int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err);
 
+/* The same for each accounting of ac (src/engine/runner.h): res + j * n those of ac->sc[j]. */
+struct kvp_accts;
+int kvp_lookahead_grid_accts(const struct kvp_accts *ac, const kvp_trace *tr,
+                             const kvp_policy_spec *ps, size_t n, const kvp_run_options *ro,
+                             kvp_result *res, kvp_error *err);
+
 /* 1 if ps[0..n) (n > 0) are all `lookahead` with one W: the specs kvp_lookahead_grid takes. */
 int kvp_lookahead_grid_one_w(const kvp_policy_spec *ps, size_t n);
 

@@ -350,7 +350,8 @@ const kvp_policy_ops kvp_policy_page = {
     .doc = "Quest-like: the read pages of highest score move to HBM whole",
     .params = page_params,
     .nparams = sizeof page_params / sizeof *page_params,
-    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE | KVP_CAP_STREAMS,
+    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE | KVP_CAP_STREAMS |
+            KVP_CAP_WEIGHT_BLIND, /* reads the model's tiers alone */
     .resolve = page_resolve,
     .block_tokens = page_block_tokens,
     .init = page_init,

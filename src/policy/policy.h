@@ -146,9 +146,15 @@ int kvp_block_in_prompt(const kvp_layer_info *li, uint32_t b);
 #define KVP_CAP_SERVES 0x200u     /* with 1-token blocks, one stream and two tiers, its step
                                    * counts the reads' hits and marks the reads (kvp_step's
                                    * hbm_reads, read_bits) */
+#define KVP_CAP_WEIGHT_BLIND 0x400u /* its decisions never depend on how the weights are
+                                   * counted (the cost model's fixed bytes, weight_bytes,
+                                   * reserve): one simulation serves every accounting of a run
+                                   * (kvp_run_many_accountings).  Set only after reading the
+                                   * policy: one that prices its moves does not have it */
 
 /* The sums of the shared pass over a trace (src/engine/runner.h). */
 struct kvp_pass_sums;
+struct kvp_accts;
 
 struct kvp_policy_ops {
     const char *name;
@@ -178,6 +184,11 @@ struct kvp_policy_ops {
     int (*from_shared_pass)(const kvp_scenario *sc, const kvp_trace *tr,
                             const kvp_policy_spec *ps, const struct kvp_pass_sums *sums,
                             kvp_result *res, kvp_error *err);
+    /* Optional, with run: the runs of several accountings of one run at once (src/engine/
+     * runner.h, kvp_accts), res[j] exactly what run gives for ac->sc[j] (sa: the searches
+     * share their evaluations).  NULL: run once per accounting. */
+    int (*run_accts)(const struct kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     const kvp_run_options *ro, kvp_result *res, kvp_error *err);
 };
 
 #endif

@@ -686,7 +686,8 @@ const kvp_policy_ops kvp_policy_reactive = {
     .doc = "LRU: accessed and new blocks to HBM, least recently used evicted",
     .params = reactive_params,
     .nparams = sizeof reactive_params / sizeof *reactive_params,
-    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE | KVP_CAP_STREAMS | KVP_CAP_SERVES,
+    .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE | KVP_CAP_STREAMS | KVP_CAP_SERVES |
+            KVP_CAP_WEIGHT_BLIND,
     .block_tokens = reactive_block_tokens,
     .init = reactive_init,
     .step = reactive_step,

@@ -41,12 +41,27 @@ static const kvp_policy_param sa_params[] = {
 
 extern const kvp_policy_ops kvp_policy_lookahead;
 
+/* The searches of several accountings of one run (src/engine/runner.h, kvp_accts), one
+ * after the other: a grid pass of search j runs its points for accountings j.. at once (the
+ * same placements, a time per accounting), so that a later search finds in `got` the points
+ * an earlier one ran, and takes them as computed ahead (HAVE_AHEAD below): counted when it
+ * reaches them, as if it had run them itself.  One accounting: a search alone. */
+typedef struct sa_shared {
+    const kvp_accts *ac;
+    size_t cells;     /* (wmax) x (SA_R_STEPS + 1) */
+    kvp_result *memo; /* [accounting * cells + cell] */
+    uint8_t *got;     /* [accounting * cells + cell]: 1 once a pass has filled memo's cell */
+} sa_shared;
+
 typedef struct sa_state {
     const kvp_scenario *sc;
     const kvp_trace *tr;
     const kvp_run_options *ro;
     uint32_t wmax, budget;
-    kvp_result *memo; /* (wmax) x (SA_R_STEPS + 1) */
+    const sa_shared *sh;
+    uint32_t acct;    /* this search's accounting: sh->ac->sc[acct] is sc */
+    kvp_result *memo; /* this accounting's cells of sh->memo */
+    uint8_t *got;     /* and of sh->got */
     uint8_t *have;    /* per memo cell: HAVE_NONE, HAVE_SAVED, HAVE_AHEAD or HAVE_DONE */
     uint32_t evals;
     kvp_checkpoint *ck; /* NULL: no checkpoint */
@@ -77,13 +92,35 @@ enum { HAVE_NONE, HAVE_SAVED, HAVE_AHEAD, HAVE_DONE };
  * one W for little more than one (docs/PERF.md §17), and 0.4 of the moves change R alone. */
 #define SA_AHEAD 1
 
+/* The accountings this search's passes serve: its own and those of the searches after it. */
+static kvp_accts later_accts(const sa_state *st)
+{
+    kvp_accts ac;
+    memset(&ac, 0, sizeof ac);
+    for (uint32_t j = st->acct; j < st->sh->ac->n; j++)
+        ac.sc[ac.n++] = st->sh->ac->sc[j];
+    return ac;
+}
+
+/* Its results into the cells of each accounting served (res: n per accounting). */
+static void keep_points(sa_state *st, size_t cell0, const uint32_t *rs, uint32_t n,
+                        const kvp_result *res)
+{
+    for (uint32_t j = st->acct; j < st->sh->ac->n; j++)
+        for (uint32_t k = 0; k < n; k++) {
+            const size_t c = j * st->sh->cells + cell0 + rs[k];
+            st->sh->memo[c] = res[(j - st->acct) * n + k];
+            st->sh->got[c] = 1;
+        }
+}
+
 /* Runs the points (w, r - SA_AHEAD .. r + SA_AHEAD) not yet known, in one pass of the
  * lookahead grid; (w, r) must be unknown. */
 static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
 {
     const size_t row = (size_t)(w - 1) * (SA_R_STEPS + 1);
     kvp_policy_spec ps[2 * SA_AHEAD + 1];
-    kvp_result res[2 * SA_AHEAD + 1];
+    kvp_result res[(2 * SA_AHEAD + 1) * KVP_ACCTS_MAX];
     uint32_t rs[2 * SA_AHEAD + 1], n = 0;
     memset(ps, 0, sizeof ps);
     /* Ahead only when the budget leaves room for them to be reached. */
@@ -91,7 +128,7 @@ static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
     const uint32_t lo = r > ahead ? r - ahead : 0;
     const uint32_t hi = r + ahead < SA_R_STEPS ? r + ahead : SA_R_STEPS;
     for (uint32_t k = lo; k <= hi; k++)
-        if (k == r || st->have[row + k] == HAVE_NONE)
+        if (k == r || (st->have[row + k] == HAVE_NONE && !st->got[row + k]))
             rs[n++] = k;
     for (uint32_t j = 0; j < n; j++) {
         char spec[64];
@@ -100,14 +137,14 @@ static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
         if (rc < 0)
             return rc;
     }
-    int rc = kvp_lookahead_grid(st->sc, st->tr, ps, n, st->ro, res, err);
+    const kvp_accts ac = later_accts(st);
+    int rc = kvp_lookahead_grid_accts(&ac, st->tr, ps, n, st->ro, res, err);
     if (rc < 0)
         return rc;
-    for (uint32_t j = 0; j < n; j++) {
-        st->memo[row + rs[j]] = res[j];
+    keep_points(st, row, rs, n, res);
+    for (uint32_t j = 0; j < n; j++)
         if (rs[j] != r)
             st->have[row + rs[j]] = HAVE_AHEAD;
-    }
     return 0;
 }
 
@@ -115,6 +152,8 @@ static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
 static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *err)
 {
     size_t i = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
+    if (st->have[i] == HAVE_NONE && st->got[i]) /* an earlier accounting's search ran it */
+        st->have[i] = HAVE_AHEAD;
     if (st->have[i] == HAVE_SAVED || st->have[i] == HAVE_AHEAD) {
         if (st->evals >= st->budget)
             return 0;
@@ -139,9 +178,13 @@ static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *
             char spec[64];
             snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, r / (double)SA_R_STEPS);
             kvp_policy_spec ps;
+            kvp_result res[KVP_ACCTS_MAX];
+            const kvp_accts ac = later_accts(st);
             rc = kvp_policy_parse(&ps, spec, err);
             if (rc >= 0)
-                rc = kvp_engine_run(st->sc, st->tr, &ps, st->ro, &st->memo[i], err);
+                rc = kvp_engine_run_accts(&ac, st->tr, &ps, st->ro, res, err);
+            if (rc >= 0)
+                keep_points(st, i - r, &r, 1, res);
         } else {
             rc = run_points(st, w, r, err);
         }
@@ -181,9 +224,12 @@ static void propose(sa_state *st, uint32_t w, uint32_t r, uint32_t *nw, uint32_t
     }
 }
 
-static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                  const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+/* The search of accounting acct of sh (the points earlier searches ran are in sh). */
+static int sa_search(const sa_shared *sh, uint32_t acct, const kvp_trace *tr,
+                     const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
+                     kvp_error *err)
 {
+    const kvp_scenario *sc = sh->ac->sc[acct];
     sa_state st;
     memset(&st, 0, sizeof st);
     st.sc = sc;
@@ -192,19 +238,16 @@ static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_
     st.wmax = (uint32_t)ps->value[P_WMAX];
     st.budget = (uint32_t)ps->value[P_BUDGET];
     st.rng = (uint64_t)ps->value[P_SEED];
+    st.sh = sh;
+    st.acct = acct;
+    st.memo = sh->memo + acct * sh->cells;
+    st.got = sh->got + acct * sh->cells;
     uint32_t moves = (uint32_t)ps->value[P_MOVES];
     uint32_t w = (uint32_t)ps->value[P_W0];
     uint32_t r = (uint32_t)lround(ps->value[P_R0] * SA_R_STEPS);
-    if (w > st.wmax)
-        return kvp_error_set(err, KVP_EINVAL, "policy sa: W0=%u exceeds W_max=%u", w, st.wmax);
-    size_t cells = (size_t)st.wmax * (SA_R_STEPS + 1);
-    st.memo = calloc(cells, sizeof *st.memo);
-    st.have = calloc(cells, 1);
-    if (!st.memo || !st.have) {
-        free(st.memo);
-        free(st.have);
+    st.have = calloc(sh->cells, 1);
+    if (!st.have)
         return kvp_error_set(err, KVP_ENOMEM, "out of memory");
-    }
     int rc = 0;
     if (ro && ro->checkpoint) {
         /* Points outside this search's box (a larger W_max saved them) are never reached. */
@@ -304,9 +347,38 @@ static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_
              br / (double)SA_R_STEPS);
     res->sa_evaluations = st.evals;
 done:
-    free(st.memo);
     free(st.have);
     return rc;
+}
+
+/* The searches of every accounting of ac, res[j] that of ac->sc[j], each exactly what a
+ * search of its own gives: the same path (a point counts when the search reaches it,
+ * whoever ran it), the same evaluations, the same result. */
+static int sa_run_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                        const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    const uint32_t wmax = (uint32_t)ps->value[P_WMAX], w0 = (uint32_t)ps->value[P_W0];
+    if (w0 > wmax)
+        return kvp_error_set(err, KVP_EINVAL, "policy sa: W0=%u exceeds W_max=%u", w0, wmax);
+    if (ac->n > 1 && ro && ro->checkpoint)
+        return kvp_error_set(err, KVP_EINVAL, "policy sa: a checkpoint keeps one "
+                             "accounting's search at a time");
+    sa_shared sh = {ac, (size_t)wmax * (SA_R_STEPS + 1), NULL, NULL};
+    sh.memo = calloc(sh.cells * ac->n, sizeof *sh.memo);
+    sh.got = calloc(sh.cells * ac->n, 1);
+    int rc = sh.memo && sh.got ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    for (uint32_t j = 0; j < ac->n && rc >= 0; j++)
+        rc = sa_search(&sh, j, tr, ps, ro, &res[j], err);
+    free(sh.memo);
+    free(sh.got);
+    return rc;
+}
+
+static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                  const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    const kvp_accts ac = kvp_accts_one(sc);
+    return sa_run_accts(&ac, tr, ps, ro, res, err);
 }
 
 const kvp_policy_ops kvp_policy_sa = {
@@ -316,4 +388,5 @@ const kvp_policy_ops kvp_policy_sa = {
     .nparams = sizeof sa_params / sizeof *sa_params,
     .caps = KVP_CAP_MANY_PASSES | KVP_CAP_STREAMS,
     .run = sa_run,
+    .run_accts = sa_run_accts,
 };
