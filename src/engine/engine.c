@@ -2091,9 +2091,10 @@ static int run_many_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_po
         if (in_group(ops, nm))
             continue;
         if (!ops->run) { /* simulated, not blind to the weights: once per accounting */
-            for (uint32_t j = 0; j < nm && rc >= 0; j++)
-                rc = run_many_accts(&(kvp_accts){1, {ac->sc[j]}}, tr, &ps[i], 1, ro,
-                                    &res[j * n + i], err);
+            for (uint32_t j = 0; j < nm && rc >= 0; j++) {
+                const kvp_accts one = kvp_accts_one(ac->sc[j]);
+                rc = run_many_accts(&one, tr, &ps[i], 1, ro, &res[j * n + i], err);
+            }
         } else if (ng && ops->from_shared_pass) {
             for (uint32_t j = 0; j < nm && rc >= 0; j++)
                 rc = ops->from_shared_pass(ac->sc[j], tr, &ps[i], &sums[j], &res[j * n + i],
