@@ -2,7 +2,8 @@
  * The sa search (src/policy/sa.c) on random small scenarios: its result is lookahead's at the
  * (W, R) it names, bit for bit; it is no worse than any point it evaluated; every proposal is
  * one of the study's moves inside the box; the temperature falls by 0.9 a level; the budget
- * holds; the same seed gives the same search with 1 or 2 threads.
+ * holds; the same seed gives the same search with 1 or 2 threads, and through the grid
+ * (points computed ahead) as point by point; its path is the one the documented draws give.
  */
 #include "support.h"
 
@@ -71,6 +72,75 @@ static kvp_result run_spec(const kvp_scenario *sc, const kvp_trace *t, const cha
 
 static events log_a, log_b;
 
+/* The search's draws as docs/POLICIES.md gives them, written again here: splitmix64 from the
+ * seed; a proposal draws u, then W's step (u < 0.4 or u >= 0.8) and R's (u >= 0.4), again
+ * while it leaves [1, W_max] x [0, 10]; each move of levels 1.. draws its acceptance's u. */
+static uint64_t sm64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double sm_uniform(uint64_t *s) { return (double)(sm64(s) >> 11) * 0x1.0p-53; }
+
+static void ref_propose(uint64_t *s, uint32_t wmax, long w, long r, long *nw, long *nr)
+{
+    static const int dw[] = {-2, -1, 1, 2};
+    for (;;) {
+        const double u = sm_uniform(s);
+        long cw = w, cr = r;
+        if (u < 0.4 || u >= 0.8)
+            cw += dw[sm64(s) % 4];
+        if (u >= 0.4)
+            cr += sm64(s) % 2 ? 1 : -1;
+        if (cw >= 1 && cw <= (long)wmax && cr >= 0 && cr <= 10) {
+            *nw = cw;
+            *nr = cr;
+            return;
+        }
+    }
+}
+
+/* The log replayed against those draws: every proposal where the draws put it, from the
+ * start in level 0 and from the chain's point after; every acceptance the Metropolis rule's
+ * at the logged times and temperature.  The search's own code (what it runs ahead, in which
+ * pass) cannot change its path without failing here. */
+static void replay(const events *log, uint32_t wmax, uint32_t w0, uint32_t r0, uint32_t moves,
+                   uint64_t seed)
+{
+    uint64_t s = seed;
+    long w = w0, r = r0;
+    REQUIRE(log->n >= 1);
+    CHECK(log->ev[0].level == 0 && log->ev[0].W == w0 && lround(log->ev[0].R * 10) == r0);
+    double tcur = log->ev[0].time_s;
+    int same = 1;
+    for (size_t i = 1; i < log->n && same; i++) {
+        const kvp_sa_event *e = &log->ev[i];
+        long nw, nr;
+        if (e->level == 0 && i > moves)
+            same = 0;
+        /* Level 0 cut short by the budget: its last sample was drawn, found unknown with
+         * the budget spent, and not logged; the chain goes on among the points it has. */
+        if (e->level == 1 && e->move == 1 && i <= moves)
+            ref_propose(&s, wmax, w, r, &nw, &nr);
+        ref_propose(&s, wmax, w, r, &nw, &nr);
+        same &= e->W == (uint32_t)nw && lround(e->R * 10) == nr;
+        if (e->level == 0)
+            continue;
+        const double u = sm_uniform(&s);
+        const int accept = e->time_s <= tcur || u < exp(-(e->time_s - tcur) / e->temperature);
+        same &= e->accepted == accept;
+        if (accept) {
+            w = nw;
+            r = nr;
+            tcur = e->time_s;
+        }
+    }
+    CHECK(same);
+}
+
 static void one_case(uint64_t seed, int iter)
 {
     uint32_t L = 1 + rnd(2), N = 6 + rnd(20), P = 10 + rnd(40), C = P + N - 1;
@@ -83,9 +153,10 @@ static void one_case(uint64_t seed, int iter)
     kvp_scenario sc;
     scenario(&sc, L, P);
     uint32_t wmax = 2 + rnd(12), budget = 3 + rnd(20), moves = 2 + rnd(5);
+    const uint32_t w0 = 1 + rnd(wmax), r0 = rnd(10), sseed = rnd(1000);
     char spec[128];
     snprintf(spec, sizeof spec, "sa:W_max=%u:W0=%u:R0=0.%u:moves=%u:budget=%u:seed=%u", wmax,
-             1 + rnd(wmax), rnd(10), moves, budget, rnd(1000));
+             w0, r0, moves, budget, sseed);
 
     kvp_result sa1 = run_spec(&sc, t, spec, 1, &log_a);
     kvp_result sa2 = run_spec(&sc, t, spec, 2, &log_b);
@@ -100,6 +171,8 @@ static void one_case(uint64_t seed, int iter)
     CHECK(memcmp(&sa1, &sa3, sizeof sa1) == 0);
     CHECK_EQ_U64(log_a.n, log_b.n);
     CHECK(memcmp(log_a.ev, log_b.ev, log_a.n * sizeof *log_a.ev) == 0);
+    /* and the path the documented draws give */
+    replay(&log_b, wmax, w0, r0, moves, sseed);
 
     /* The result is lookahead's at the point it names, counter for counter. */
     kvp_result la = run_spec(&sc, t, sa1.params, 2, NULL);

@@ -1877,8 +1877,13 @@ static void parts_take(parts *p, kvp_result *res, size_t m)
         p->done[p->at[k]] = 1;
 }
 
-/* The specs of ps not done (lookahead, all of them) by the grid on tr, one pass per W in
- * list order of first appearance, each marked done. */
+/* Most W of one grid pass: each has its own window counts and level masks (some W + 1
+ * bitsets of the context a layer running), so that a pass of many W stays small. */
+#define GRID_PASS_W 16
+
+/* The specs of ps not done (lookahead, all of them) by the grid on tr, in passes of up to
+ * GRID_PASS_W values of W (the access sets made once a pass), the W in list order of first
+ * appearance, each spec marked done. */
 static int grid_by_w(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
                      size_t n, const kvp_run_options *ro, kvp_result *res, parts *p,
                      kvp_error *err)
@@ -1886,12 +1891,21 @@ static int grid_by_w(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_
     for (size_t i = 0; i < n; i++) {
         if (p->done[i])
             continue;
-        size_t m = 0;
-        for (size_t j = i; j < n; j++)
-            if (!p->done[j] && ps[j].value[0] == ps[i].value[0]) {
-                p->sub[m] = ps[j];
-                p->at[m++] = j;
-            }
+        double w[GRID_PASS_W];
+        size_t m = 0, nw = 0;
+        for (size_t j = i; j < n; j++) {
+            if (p->done[j])
+                continue;
+            size_t k = 0;
+            while (k < nw && w[k] != ps[j].value[0])
+                k++;
+            if (k == nw && nw == GRID_PASS_W)
+                continue; /* the next pass's */
+            if (k == nw)
+                w[nw++] = ps[j].value[0];
+            p->sub[m] = ps[j];
+            p->at[m++] = j;
+        }
         int rc = kvp_lookahead_grid_accts(ac, tr, p->sub, m, ro, p->sres, err);
         if (rc < 0)
             return rc;
@@ -1901,7 +1915,8 @@ static int grid_by_w(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_
 }
 
 /* Streams the grid takes, a list of lookahead and other policies: the others in their pass
- * (or their fast path), which gives the sums, then lookahead by the grid. */
+ * (or their fast path), which gives the sums, then lookahead by the grid; or lookahead
+ * alone, of several W, when no sums are wanted. */
 static int streams_split(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
                          size_t n, const kvp_run_options *ro, kvp_result *res,
                          kvp_pass_sums *sums, kvp_error *err)
@@ -1912,9 +1927,12 @@ static int streams_split(const kvp_accts *ac, const kvp_trace *tr, const kvp_pol
     if (rc < 0)
         return rc;
     const size_t m = parts_others(&p, ps, n);
-    rc = kvp_fast_streams_takes(sc, tr, p.sub, m, ro)
-             ? kvp_fast_streams_run_accts(ac, tr, p.sub, m, ro, p.sres, sums, err)
-             : engine_group_accts(ac, tr, p.sub, m, ro, p.sres, sums, NULL, NULL, err);
+    if (m == 0) /* lookahead alone (several W), no sums wanted */
+        rc = 0;
+    else
+        rc = kvp_fast_streams_takes(sc, tr, p.sub, m, ro)
+                 ? kvp_fast_streams_run_accts(ac, tr, p.sub, m, ro, p.sres, sums, err)
+                 : engine_group_accts(ac, tr, p.sub, m, ro, p.sres, sums, NULL, NULL, err);
     if (rc >= 0) {
         parts_take(&p, res, m);
         rc = grid_by_w(ac, tr, ps, n, ro, res, &p, err);
@@ -1925,11 +1943,11 @@ static int streams_split(const kvp_accts *ac, const kvp_trace *tr, const kvp_pol
 
 /* The simulated policies of a list by the quickest path that gives the engine's results, byte
  * for byte (docs/PERF.md §12): `static` and `unlimited` by the prefix fast path
- * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), one
- * pass per W, the others by the engine's pass.  Each path reads the trace once, so on a
- * trace that costs its generation to read, the grid runs on a trace cache that the engine's
- * pass fills (as for sa), and the fast path takes the whole list only when nothing else
- * needs a pass.  Checked runs (ro->check) are the engine's alone.  *fill (may be NULL) is the
+ * (src/engine/fast.c), `lookahead` by the bitset grid (src/policy/lookahead_grid.c), up
+ * to GRID_PASS_W values of W a pass, the others by the engine's pass.  Each path reads the
+ * trace once, so on a trace that costs its generation to read, the grid runs on a trace
+ * cache that the engine's pass fills (as for sa), and the fast path takes the whole list
+ * only when nothing else needs a pass.  Checked runs (ro->check) are the engine's alone.  *fill (may be NULL) is the
  * empty cache the caller wants filled; this may make one (then the caller frees it).  Every
  * path serves each accounting of ac (res + j * n, sums[j]). */
 static int run_group(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
@@ -1941,9 +1959,9 @@ static int run_group(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_
     if (!*fill && kvp_fast_streams_takes(sc, tr, ps, n, ro))
         return kvp_fast_streams_run_accts(ac, tr, ps, n, ro, res, sums, err);
     /* the prefix fast path models two tiers and one stream (docs/MODEL.md); the grid also
-     * streams that decode every step: a list of lookahead of one W alone in one pass, and
-     * lookahead among other policies in passes of its own (one per W), which cost less than
-     * its share of theirs (docs/PERF.md §38) */
+     * streams that decode every step: a list of lookahead alone, and lookahead among other
+     * policies, in passes of its own (up to GRID_PASS_W values of W a pass), which cost less
+     * than its share of theirs (docs/PERF.md §38) */
     if (sc->tiers > 2 || kvp_trace_streams(tr)) {
         if (!*fill && !(ro && ro->step_hook) && kvp_lookahead_grid_takes(sc, tr, ro)) {
             if (!need_sums && kvp_lookahead_grid_one_w(ps, n))
@@ -1951,8 +1969,8 @@ static int run_group(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_
             size_t nla = 0;
             for (size_t i = 0; i < n; i++)
                 nla += ps[i].ops == &kvp_policy_lookahead;
-            if (nla && nla < n)
-                return streams_split(ac, tr, ps, n, ro, res, sums, err); /* sums: the others' */
+            if (nla && (nla < n || !need_sums)) /* sums: the others' */
+                return streams_split(ac, tr, ps, n, ro, res, sums, err);
         }
         return engine_group_accts(ac, tr, ps, n, ro, res, sums, *fill, hook_index, err);
     }

@@ -1,9 +1,12 @@
 /*
- * `lookahead(W, R)` for many R of one W in one pass over the trace, on bitsets
+ * `lookahead(W, R)` for many (W, R) in one pass over the trace, on bitsets
  * (docs/PERF.md §12).  Same model and same result, byte for byte, as the engine running
  * src/policy/lookahead.c: the rules are in that file's head comment and docs/POLICIES.md.
  *
- * Shared by every R of the pass, per layer and step: the window counts f as bit-sliced
+ * The access sets are made once a pass (or read from a trace cache) for every W of it; each
+ * W is a group of its own (its layer struct), whose window counts slide over them.
+ *
+ * Shared by every R of a W, per layer and step: the window counts f as bit-sliced
  * counters (NP bit-planes per 64-block word: adding or removing a step's access set is a
  * ripple carry over the planes, O(context / 64 * NP)), the level L of the wanted set (the
  * largest level t with count(f >= t) > slots, found by comparing the planes with t and
@@ -383,8 +386,13 @@ typedef struct grid_ctx {
     const kvp_derived *d;
     kvp_cost_model model[KVP_ACCTS_MAX]; /* per accounting (src/engine/runner.h) */
     uint32_t nm, L;
-    uint32_t W, slots, np;
-    const double *R; /* nr */
+    uint32_t W, slots; /* W: the largest of the pass (the ring holds W + 1 steps) */
+    /* The specs by W: group k (W gW[k]) is specs gspec[gfirst[k] ..) (gcount[k] of them),
+     * their R in R[gfirst[k] ..).  Each group's counters, levels and simulations are a
+     * layer of their own; the access sets are made once for all of them. */
+    uint32_t ngroups, *gW, *gspec;
+    size_t *gfirst, *gcount;
+    const double *R; /* nr, in group order */
     size_t nr;
     volatile sig_atomic_t *cancel;
     double *time_s;    /* [(accounting * L + layer) * nr + i] */
@@ -417,6 +425,10 @@ typedef struct sim {
 
 typedef struct layer {
     const grid_ctx *g;
+    struct layer *feed; /* the group's layer that makes the access sets (itself for group 0) */
+    uint32_t W, nr;     /* the group's W and its simulations (R, the specs they are) */
+    const double *R;
+    const uint32_t *spec;
     uint32_t l, N, nw, np;
     uint64_t *pl;            /* counters: plane k of word i at pl[k * nw + i] */
     uint64_t *gtL, *eqL, *z0; /* per step: f > L, f == L (for L = 0: f == 0), f == 0 */
@@ -983,7 +995,7 @@ HOT static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, ui
             continue;
         uint32_t t = L, kp = (uint32_t)ce[i];
         if (q < count) {
-            t = sm->slp[i] < base ? base : sm->slp[i] > g->W ? g->W : sm->slp[i];
+            t = sm->slp[i] < base ? base : sm->slp[i] > ly->W ? ly->W : sm->slp[i];
             for (;;) {
                 const uint64_t *c = t == L ? NULL : probe_streams(ly, res, t, n, cw);
                 const uint32_t ngt = (uint32_t)(c ? c[i] : cg[i]);
@@ -1073,7 +1085,7 @@ HOT static int sim_step(layer *ly, sim *sm, double R, uint32_t n, const uint64_t
             gtP = eqP = ly->pr;
             kp = 0;
         } else if (p < nonres) {
-            uint32_t t = sm->lp < base ? base : sm->lp > g->W ? g->W : sm->lp;
+            uint32_t t = sm->lp < base ? base : sm->lp > ly->W ? ly->W : sm->lp;
             for (;;) {
                 uint32_t ngt = 0, neq = 0;
                 if (t == L) {
@@ -1228,12 +1240,13 @@ static void layer_free(layer *ly)
     if (!ly->g)
         return;
     layer_close(ly);
-    for (size_t i = 0; ly->sims && i < ly->g->nr; i++) {
+    for (size_t i = 0; ly->sims && i < ly->nr; i++) {
         free(ly->sims[i].res);
         free(ly->sims[i].slp);
     }
     free(ly->sims);
-    free(ly->ex);
+    if (ly->feed == ly)
+        free(ly->ex);
     free(ly->sreads);
     free(ly->pr);
     free(ly->pcnt);
@@ -1249,38 +1262,48 @@ static void layer_free(layer *ly)
     free(ly->cur);
 }
 
-/* The scratch of every layer of the pass, sized for its last step (the same for every
- * layer); the ring, read-ahead and cursors' array once a layer needs them (on a trace cache,
- * none does).  Returns 0 or -1 (out of memory; layer_free frees what was made). */
-static int layer_alloc(layer *ly, const grid_ctx *g)
+/* The scratch of group k's layer (ly - k is group 0's, already made: the blocks that exist
+ * are its), sized for the last step (the same for every layer); the ring, read-ahead and
+ * cursors' array once group 0's layer needs them (on a trace cache, none does).  Returns 0
+ * or -1 (out of memory; layer_free frees what was made). */
+static int layer_alloc(layer *ly, const grid_ctx *g, uint32_t k)
 {
     ly->g = g;
+    ly->feed = ly - k;
+    ly->W = g->gW[k];
+    ly->nr = (uint32_t)g->gcount[k];
+    ly->R = g->R + g->gfirst[k];
+    ly->spec = g->gspec + g->gfirst[k];
     ly->N = kvp_trace_steps(g->tr);
     ly->nw = words_of(ext_of(ly, ly->N));
-    ly->np = g->np;
+    ly->np = 1;
+    while ((1u << ly->np) <= ly->W)
+        ly->np++;
 #ifdef GRID_V512
     ly->v512 = have_v512() && kvp_simd_wide();
     ly->gfni8 = ly->v512 && have_gfni8();
 #endif
-    const uint32_t W = g->W, nw = ly->nw;
+    const uint32_t W = ly->W, nw = ly->nw;
     ly->pl = calloc((size_t)nw * ly->np, sizeof *ly->pl);
     uint64_t **bufs[] = {&ly->gtL, &ly->eqL, &ly->z0, &ly->ex};
     int ok = ly->pl != NULL;
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+    if (k)
+        ly->ex = ly->feed->ex;
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs - (k > 0); i++)
         ok &= (*bufs[i] = calloc(nw, sizeof **bufs[i])) != NULL;
     ly->nslots = W + 1 < LEVEL_SLOTS ? W + 1 : LEVEL_SLOTS;
     ok &= (ly->lv = calloc((size_t)2 * ly->nslots * nw, sizeof *ly->lv)) != NULL;
     ok &= (ly->lvx = calloc((size_t)2 * nw, sizeof *ly->lvx)) != NULL;
-    ly->sims = calloc(g->nr, sizeof *ly->sims);
+    ly->sims = calloc(ly->nr, sizeof *ly->sims);
     ok &= ly->sims != NULL;
-    for (size_t i = 0; ok && i < g->nr; i++)
+    for (size_t i = 0; ok && i < ly->nr; i++)
         ok &= (ly->sims[i].res = calloc(nw, sizeof *ly->sims[i].res)) != NULL;
     if (ok && g->S > 1) /* sreads, scg, sce, shit, spro, sdem: S each */
         ok &= (ly->sreads = calloc((size_t)6 * g->S, sizeof *ly->sreads)) != NULL &&
               (ly->pr = calloc(nw, sizeof *ly->pr)) != NULL &&
               (ly->pcnt = calloc((size_t)2 * g->S * (W + 1), sizeof *ly->pcnt)) != NULL &&
               (ly->pstamp = calloc(W + 1, sizeof *ly->pstamp)) != NULL;
-    for (size_t i = 0; ok && g->S > 1 && i < g->nr; i++)
+    for (size_t i = 0; ok && g->S > 1 && i < ly->nr; i++)
         ok &= (ly->sims[i].slp = malloc(g->S * sizeof *ly->sims[i].slp)) != NULL;
     if (!ok)
         return -1;
@@ -1296,13 +1319,14 @@ static int layer_alloc(layer *ly, const grid_ctx *g)
 
 /* Layer l on a scratch of the pool: the state of a fresh layer, its buffers cleared where
  * they are read before they are written (the counters, the blocks that exist, the
- * read-ahead's words past a shorter stream's context), its cursors made.  The level masks,
- * the ring and the residencies are written before they are read; the probes' stamps are
- * below ly->probe, which goes on counting from the scratch's last layer. */
+ * read-ahead's words past a shorter stream's context), its cursors made (group 0's layer;
+ * the others read its ring).  The level masks, the ring and the residencies are written
+ * before they are read; the probes' stamps are below ly->probe, which goes on counting from
+ * the scratch's last layer. */
 static int layer_begin(layer *ly, uint32_t l, kvp_error *err)
 {
     const grid_ctx *g = ly->g;
-    const uint32_t W = g->W, nw = ly->nw;
+    const uint32_t nw = ly->nw;
     ly->l = l;
     ly->L = ly->cG = ly->cE = 0;
     ly->Lstart = 1;
@@ -1311,9 +1335,14 @@ static int layer_begin(layer *ly, uint32_t l, kvp_error *err)
     memset(ly->lv_level, 0, sizeof ly->lv_level);
     memset(ly->lv_step, 0, sizeof ly->lv_step);
     memset(ly->pl, 0, (size_t)nw * ly->np * sizeof *ly->pl);
-    memset(ly->ex, 0, (size_t)nw * sizeof *ly->ex);
-    for (size_t i = 0; i < g->nr; i++)
+    for (size_t i = 0; i < ly->nr; i++)
         ly->sims[i].ld = 0; /* lp, slp and nres: grid_layer's */
+    if (ly->feed != ly) { /* group 0's layer began first */
+        ly->ring = ly->feed->ring;
+        ly->rw = ly->feed->rw;
+        return 0;
+    }
+    memset(ly->ex, 0, (size_t)nw * sizeof *ly->ex);
     ly->ring = NULL;
     if (kvp_trace_cache_bits(g->tr, l, 0, kvp_scenario_budget(g->sc)))
         return 0;
@@ -1321,7 +1350,7 @@ static int layer_begin(layer *ly, uint32_t l, kvp_error *err)
         /* several streams: whole words of each stream's positions, interleaved */
         ly->sw = words_of(g->Pmax + ly->N);
         ly->rw = g->S > 1 ? g->S * ly->sw : nw;
-        ly->ringbuf = calloc((size_t)(W + 1) * ly->rw, sizeof *ly->ringbuf);
+        ly->ringbuf = calloc((size_t)(g->W + 1) * ly->rw, sizeof *ly->ringbuf);
         ly->cur = calloc(g->S, sizeof *ly->cur);
         if (g->S > 1)
             ly->sb = calloc((size_t)g->S * READ_AHEAD * ly->sw, sizeof *ly->sb);
@@ -1369,6 +1398,23 @@ HOT static void stream_reads(layer *ly, const uint64_t *acc, uint32_t cw)
     tally_words(ly, acc, NULL, 0, cw, ly->sreads);
 }
 
+/* The initial placement of each of a group's simulations, and their first levels. */
+static void group_start(layer *ly)
+{
+    initial(ly, ly->sims[0].res, &ly->sims[0].nres);
+    for (size_t i = 1; i < ly->nr; i++) {
+        memcpy(ly->sims[i].res, ly->sims[0].res, (size_t)ly->nw * sizeof *ly->sims[i].res);
+        ly->sims[i].nres = ly->sims[0].nres;
+    }
+    for (size_t i = 0; i < ly->nr; i++) {
+        ly->sims[i].lp = ly->W;
+        for (uint32_t k = 0; ly->sims[i].slp && k < ly->g->S; k++)
+            ly->sims[i].slp[k] = ly->W;
+    }
+}
+
+/* Layer l, every group of W: the access sets made once (group 0's layer, the feed), each
+ * group's window counts slid over them, its level found and its simulations stepped. */
 static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
 {
     const grid_ctx *g = user;
@@ -1376,18 +1422,22 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     uint32_t slot = 0; /* a free scratch: at most one a running layer, so one of [0, layers) */
     while (atomic_exchange(&g->busy[slot], 1u))
         slot++;
-    layer *ly = &g->pool[slot];
-    const uint32_t W = g->W;
+    const uint32_t G = g->ngroups;
+    layer *grp = &g->pool[(size_t)slot * G], *ly = grp; /* ly: the feed */
     int rc = 0;
-    if (!ly->g && layer_alloc(ly, g) < 0) {
-        layer_free(ly);
-        memset(ly, 0, sizeof *ly); /* made again by the next layer to take it */
-        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
-        goto done;
-    }
-    const uint32_t N = ly->N, nw = ly->nw;
-    if ((rc = layer_begin(ly, l, err)) < 0)
-        goto done;
+    for (uint32_t k = 0; k < G; k++)
+        if (!grp[k].g && layer_alloc(&grp[k], g, k) < 0) {
+            for (uint32_t q = G; q-- > 0;) { /* made again by the next layer to take them */
+                layer_free(&grp[q]);
+                memset(&grp[q], 0, sizeof grp[q]);
+            }
+            rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
+            goto done;
+        }
+    const uint32_t N = ly->N, W = g->W;
+    for (uint32_t k = 0; k < G; k++)
+        if ((rc = layer_begin(&grp[k], l, err)) < 0)
+            goto done;
     /* the prompts exist; each step's new tokens are added after it */
     for (uint32_t i = 0; i < g->S; i++)
         for (uint32_t b = 0; b < g->sprompt[i]; b++) {
@@ -1399,19 +1449,14 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
     for (uint32_t m = 0; m < first; m++) {
         if ((rc = fetch(ly, err)) < 0)
             goto done;
-        slide(ly, m, 1);
+        for (uint32_t k = 0; k < G; k++)
+            if (m < grp[k].W)
+                slide(&grp[k], m, 1);
     }
-    ly->full = g->S * g->Pmin / WORD_BITS;
-    find_level(ly, words_of(ext_of(ly, 0)), g->slots);
-    initial(ly, ly->sims[0].res, &ly->sims[0].nres);
-    for (size_t i = 1; i < g->nr; i++) {
-        memcpy(ly->sims[i].res, ly->sims[0].res, (size_t)nw * sizeof *ly->sims[i].res);
-        ly->sims[i].nres = ly->sims[0].nres;
-    }
-    for (size_t i = 0; i < g->nr; i++) {
-        ly->sims[i].lp = W;
-        for (uint32_t k = 0; ly->sims[i].slp && k < g->S; k++)
-            ly->sims[i].slp[k] = W;
+    for (uint32_t k = 0; k < G; k++) {
+        grp[k].full = g->S * g->Pmin / WORD_BITS;
+        find_level(&grp[k], words_of(ext_of(ly, 0)), g->slots);
+        group_start(&grp[k]);
     }
 
     for (uint32_t n = 0; n < N; n++) {
@@ -1420,24 +1465,30 @@ static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
             goto done;
         }
         if (n > 0) {
-            slide(ly, n - 1, 0);
-            if (n + W <= N) {
-                if ((rc = fetch(ly, err)) < 0)
-                    goto done;
-                slide(ly, n + W - 1, 1);
-            }
+            for (uint32_t k = 0; k < G; k++)
+                slide(&grp[k], n - 1, 0);
+            if (n + W <= N && (rc = fetch(ly, err)) < 0)
+                goto done;
+            for (uint32_t k = 0; k < G; k++)
+                if (n + grp[k].W <= N)
+                    slide(&grp[k], n + grp[k].W - 1, 1);
         }
         const uint32_t cw = words_of(ext_of(ly, n));
-        ly->full = g->S * (g->Pmin + n) / WORD_BITS;
-        find_level(ly, cw, g->slots);
         const uint64_t *acc = acc_bits(ly, n);
         const uint64_t reads = count_bits(ly, acc, cw);
         if (g->S > 1)
             stream_reads(ly, acc, cw);
-        for (size_t i = 0; i < g->nr; i++)
-            if ((rc = sim_step(ly, &ly->sims[i], g->R[i], n, acc, reads, (size_t)l * g->nr + i,
-                               err)) < 0)
-                goto done;
+        for (uint32_t k = 0; k < G; k++) {
+            layer *lk = &grp[k];
+            lk->full = g->S * (g->Pmin + n) / WORD_BITS;
+            find_level(lk, cw, g->slots);
+            if (k && g->S > 1)
+                memcpy(lk->sreads, ly->sreads, g->S * sizeof *lk->sreads);
+            for (size_t i = 0; i < lk->nr; i++)
+                if ((rc = sim_step(lk, &lk->sims[i], lk->R[i], n, acc, reads,
+                                   (size_t)l * g->nr + lk->spec[i], err)) < 0)
+                    goto done;
+        }
         for (uint32_t i = 0; i < g->S; i++) {
             const uint32_t v = (g->sprompt[i] + n) * g->S + i;
             ly->ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
@@ -1494,6 +1545,14 @@ static int grid_streams(grid_ctx *g, const kvp_trace *tr, const uint32_t *P1)
     return 0;
 }
 
+int kvp_lookahead_grid_all(const kvp_policy_spec *ps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ps[i].ops != &kvp_policy_lookahead)
+            return 0;
+    return n > 0;
+}
+
 int kvp_lookahead_grid_one_w(const kvp_policy_spec *ps, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -1520,9 +1579,9 @@ int kvp_lookahead_grid_accts(const kvp_accts *ac, const kvp_trace *tr,
         return kvp_error_set(err, KVP_EINVAL, "lookahead grid: two tiers, unchecked, and on "
                              "streams only when their count divides 64 and every one decodes "
                              "every step; the rest are the engine's");
-    if (!kvp_lookahead_grid_one_w(ps, n))
+    if (!kvp_lookahead_grid_all(ps, n))
         return kvp_error_set(err, KVP_EINVAL, "lookahead grid: every spec must be "
-                             "lookahead with the same W");
+                             "lookahead");
     const kvp_policy_param *pp = kvp_policy_lookahead.params;
     for (size_t i = 0; i < n; i++) {
         const double Wv = ps[i].value[0], R = ps[i].value[1];
@@ -1536,7 +1595,7 @@ int kvp_lookahead_grid_accts(const kvp_accts *ac, const kvp_trace *tr,
     if ((rc = kvp_scenario_validate(sc, err)) < 0 || (rc = kvp_derive_for(sc, tr, &d, err)) < 0 ||
         (rc = kvp_check_trace(sc, tr, err)) < 0)
         return rc;
-    const uint32_t L = kvp_trace_layers(tr), W = (uint32_t)ps[0].value[0];
+    const uint32_t L = kvp_trace_layers(tr);
     const uint32_t P1 = kvp_trace_prompt(tr);
     grid_ctx g;
     memset(&g, 0, sizeof g);
@@ -1547,11 +1606,7 @@ int kvp_lookahead_grid_accts(const kvp_accts *ac, const kvp_trace *tr,
         return rc;
     g.nm = ac->n;
     g.L = L;
-    g.W = W;
     g.slots = kvp_slots(sc, &d, 1);
-    g.np = 1;
-    while ((1u << g.np) <= W)
-        g.np++;
     g.nr = n;
     g.cancel = ro ? ro->cancel : NULL;
     double *R = malloc(n * sizeof *R);
@@ -1559,15 +1614,41 @@ int kvp_lookahead_grid_accts(const kvp_accts *ac, const kvp_trace *tr,
     g.cnt = calloc((size_t)L * n, sizeof *g.cnt);
     g.rc = calloc(L, sizeof *g.rc);
     g.err = calloc(L, sizeof *g.err);
-    if (!R || !g.time_s || !g.cnt || !g.rc || !g.err || grid_streams(&g, tr, &P1) < 0 ||
-        !(g.seq_out = calloc((size_t)L * n * g.nseq * 4, sizeof *g.seq_out)) ||
-        !(g.pool = calloc(L, sizeof *g.pool)) || !(g.busy = malloc(L * sizeof *g.busy))) {
+    g.gW = malloc(n * sizeof *g.gW);
+    g.gspec = malloc(n * sizeof *g.gspec);
+    g.gfirst = malloc(n * sizeof *g.gfirst);
+    g.gcount = calloc(n, sizeof *g.gcount);
+    if (!R || !g.time_s || !g.cnt || !g.rc || !g.err || !g.gW || !g.gspec || !g.gfirst ||
+        !g.gcount || grid_streams(&g, tr, &P1) < 0 ||
+        !(g.seq_out = calloc((size_t)L * n * g.nseq * 4, sizeof *g.seq_out))) {
         rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
         goto done;
     }
-    for (size_t i = 0; i < n; i++)
-        R[i] = ps[i].value[1];
+    /* the groups of W, in the order of their first spec; the specs of each in theirs */
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t Wi = (uint32_t)ps[i].value[0];
+        uint32_t k = 0;
+        while (k < g.ngroups && g.gW[k] != Wi)
+            k++;
+        if (k == g.ngroups)
+            g.gW[g.ngroups++] = Wi;
+        g.gcount[k]++;
+        g.W = Wi > g.W ? Wi : g.W;
+    }
+    for (uint32_t k = 0, at = 0; k < g.ngroups; at += (uint32_t)g.gcount[k++])
+        g.gfirst[k] = at;
+    for (uint32_t k = 0, at = 0; k < g.ngroups; k++)
+        for (size_t i = 0; i < n; i++)
+            if ((uint32_t)ps[i].value[0] == g.gW[k]) {
+                g.gspec[at] = (uint32_t)i;
+                R[at++] = ps[i].value[1];
+            }
     g.R = R;
+    if (!(g.pool = calloc((size_t)L * g.ngroups, sizeof *g.pool)) ||
+        !(g.busy = malloc(L * sizeof *g.busy))) {
+        rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+        goto done;
+    }
     for (uint32_t l = 0; l < L; l++)
         atomic_init(&g.busy[l], 0u);
     kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), grid_layer, &g, g.rc);
@@ -1590,8 +1671,12 @@ done:
     free(g.err);
     free(g.order);
     free(g.seq_out);
-    for (uint32_t l = 0; g.pool && l < L; l++)
-        layer_free(&g.pool[l]);
+    free(g.gW);
+    free(g.gspec);
+    free(g.gfirst);
+    free(g.gcount);
+    for (size_t k = (size_t)L * g.ngroups; g.pool && k-- > 0;) /* group 0's layers last */
+        layer_free(&g.pool[k]);
     free(g.pool);
     free(g.busy);
     return rc;

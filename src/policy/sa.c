@@ -68,6 +68,7 @@ typedef struct sa_state {
     size_t ck_run;
     uint64_t rng;
     kvp_sa_event ev;
+    uint32_t next_w[2], next_r[2], nnext; /* the next proposal, if the chain moves or not */
 } sa_state;
 
 static uint64_t next_u64(uint64_t *s)
@@ -114,38 +115,118 @@ static void keep_points(sa_state *st, size_t cell0, const uint32_t *rs, uint32_t
         }
 }
 
-/* Runs the points (w, r - SA_AHEAD .. r + SA_AHEAD) not yet known, in one pass of the
- * lookahead grid; (w, r) must be unknown. */
-static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
+/* Most cells of one grid pass: level 0's points with their R steps on either side. */
+#define SA_LEVEL0_MAX 16 /* level 0's samples at most (a larger `moves` goes point by point) */
+#define SA_PASS_MAX ((SA_LEVEL0_MAX + 1) * (2 * SA_AHEAD + 1))
+
+/* A list of memo cells for one grid pass: cell c is (W, R) = (c / 11 + 1, c % 11 / 10). */
+typedef struct cells {
+    size_t c[SA_PASS_MAX];
+    uint32_t n;
+} cells;
+
+/* Adds (w, r) to the list if no search has it and it is not listed yet. */
+static void add_cell(const sa_state *st, cells *l, uint32_t w, uint32_t r)
 {
-    const size_t row = (size_t)(w - 1) * (SA_R_STEPS + 1);
-    kvp_policy_spec ps[2 * SA_AHEAD + 1];
-    kvp_result res[(2 * SA_AHEAD + 1) * KVP_ACCTS_MAX];
-    uint32_t rs[2 * SA_AHEAD + 1], n = 0;
-    memset(ps, 0, sizeof ps);
-    /* Ahead only when the budget leaves room for them to be reached. */
-    const uint32_t ahead = st->evals + 1 < st->budget ? SA_AHEAD : 0;
+    const size_t c = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
+    for (uint32_t j = 0; j < l->n; j++)
+        if (l->c[j] == c)
+            return;
+    if (l->n < SA_PASS_MAX && st->have[c] == HAVE_NONE && !st->got[c])
+        l->c[l->n++] = c;
+}
+
+/* (w, r) and the R steps on either side of it. */
+static void add_row(const sa_state *st, cells *l, uint32_t w, uint32_t r, uint32_t ahead)
+{
     const uint32_t lo = r > ahead ? r - ahead : 0;
     const uint32_t hi = r + ahead < SA_R_STEPS ? r + ahead : SA_R_STEPS;
+    add_cell(st, l, w, r); /* first: the point the search needs now */
     for (uint32_t k = lo; k <= hi; k++)
-        if (k == r || (st->have[row + k] == HAVE_NONE && !st->got[row + k]))
-            rs[n++] = k;
-    for (uint32_t j = 0; j < n; j++) {
+        add_cell(st, l, w, k);
+}
+
+/* Runs the cells of l in one pass of the lookahead grid (all their W at once) and keeps
+ * their results for every accounting the pass serves; each is then computed ahead (`got`):
+ * a search counts it when it reaches it. */
+static int run_cells(sa_state *st, const cells *l, kvp_error *err)
+{
+    if (l->n == 0)
+        return 0;
+    if (st->ro && st->ro->cancel && *st->ro->cancel)
+        return kvp_error_set(err, KVP_EINTR, "sa: interrupted after %u evaluations",
+                             st->evals);
+    kvp_policy_spec ps[SA_PASS_MAX];
+    kvp_result *res = malloc((size_t)l->n * KVP_ACCTS_MAX * sizeof *res);
+    if (!res)
+        return kvp_error_set(err, KVP_ENOMEM, "out of memory");
+    int rc = 0;
+    for (uint32_t j = 0; j < l->n && rc >= 0; j++) {
         char spec[64];
-        snprintf(spec, sizeof spec, "lookahead:W=%u:R=%.1f", w, rs[j] / (double)SA_R_STEPS);
-        int rc = kvp_policy_parse(&ps[j], spec, err);
-        if (rc < 0)
-            return rc;
+        snprintf(spec, sizeof spec, "lookahead:W=%zu:R=%.1f", l->c[j] / (SA_R_STEPS + 1) + 1,
+                 (double)(l->c[j] % (SA_R_STEPS + 1)) / SA_R_STEPS);
+        rc = kvp_policy_parse(&ps[j], spec, err);
     }
     const kvp_accts ac = later_accts(st);
-    int rc = kvp_lookahead_grid_accts(&ac, st->tr, ps, n, st->ro, res, err);
-    if (rc < 0)
-        return rc;
-    keep_points(st, row, rs, n, res);
-    for (uint32_t j = 0; j < n; j++)
-        if (rs[j] != r)
-            st->have[row + rs[j]] = HAVE_AHEAD;
-    return 0;
+    if (rc >= 0)
+        rc = kvp_lookahead_grid_accts(&ac, st->tr, ps, l->n, st->ro, res, err);
+    for (uint32_t a = st->acct; rc >= 0 && a < st->sh->ac->n; a++)
+        for (uint32_t j = 0; j < l->n; j++) {
+            const size_t c = a * st->sh->cells + l->c[j];
+            st->sh->memo[c] = res[(a - st->acct) * l->n + j];
+            st->sh->got[c] = 1;
+        }
+    free(res);
+    return rc;
+}
+
+/* Runs (w, r), which no search has, in one pass of the lookahead grid with the R steps on
+ * either side not yet known (the grid serves several R of a W for little more than one),
+ * and the search's next proposal either way (st->next: the chain accepts (w, r) or not). */
+static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
+{
+    cells l = {.n = 0};
+    /* Ahead only when the budget leaves room for them to be reached. */
+    const int more = st->evals + 1 < st->budget;
+    add_row(st, &l, w, r, more ? SA_AHEAD : 0);
+    for (uint32_t k = 0; more && k < st->nnext; k++)
+        add_cell(st, &l, st->next_w[k], st->next_r[k]);
+    return run_cells(st, &l, err);
+}
+
+static void propose(sa_state *st, uint32_t w, uint32_t r, uint32_t *nw, uint32_t *nr);
+
+/* Level 0 in one grid pass: its points, the start and the `moves` samples drawn around it,
+ * depend on the start and the search's random draws only (the chain does not move in level
+ * 0), so they are known before any is run.  The unknown ones among the first the budget
+ * reaches, each with the R steps on either side (as run_points), are run in one pass of the
+ * grid for all their W, and taken as computed ahead: counted when the search reaches them,
+ * so that its path, evaluations and result are those of a search that runs them one pass at
+ * a time.  Nothing to do where the grid does not run. */
+static int run_level0(sa_state *st, uint32_t w, uint32_t r, uint32_t moves, kvp_error *err)
+{
+    if (moves > SA_LEVEL0_MAX || !kvp_lookahead_grid_takes(st->sc, st->tr, st->ro))
+        return 0;
+    uint32_t pw[SA_LEVEL0_MAX + 1], pr[SA_LEVEL0_MAX + 1], np = 0;
+    const uint64_t rng = st->rng; /* the search draws the same samples again */
+    for (uint32_t i = 0; i <= moves; i++) {
+        uint32_t nw = w, nr = r;
+        if (i)
+            propose(st, w, r, &nw, &nr);
+        uint32_t k = 0;
+        while (k < np && (pw[k] != nw || pr[k] != nr))
+            k++;
+        if (k == np && np < st->budget - st->evals) { /* distinct, and the budget reaches it */
+            pw[np] = nw;
+            pr[np++] = nr;
+        }
+    }
+    st->rng = rng;
+    const uint32_t ahead = np < st->budget - st->evals ? SA_AHEAD : 0;
+    cells l = {.n = 0};
+    for (uint32_t k = 0; k < np; k++)
+        add_row(st, &l, pw[k], pr[k], ahead);
+    return run_cells(st, &l, err);
 }
 
 /* Returns 1 and the time, 0 when the budget is spent, or < 0. */
@@ -224,6 +305,21 @@ static void propose(sa_state *st, uint32_t w, uint32_t r, uint32_t *nw, uint32_t
     }
 }
 
+/* The proposal after (nw, nr), drawn from (w, r) or from (nw, nr): after the acceptance's
+ * draw, the search's draws are the same whether it accepts or not (st->next; the draws
+ * are not taken). */
+static void next_proposals(sa_state *st, uint32_t w, uint32_t r, uint32_t nw, uint32_t nr)
+{
+    const uint64_t keep = st->rng;
+    (void)uniform(&st->rng); /* the acceptance's */
+    const uint64_t after = st->rng;
+    propose(st, w, r, &st->next_w[0], &st->next_r[0]);
+    st->rng = after;
+    propose(st, nw, nr, &st->next_w[1], &st->next_r[1]);
+    st->rng = keep;
+    st->nnext = 2;
+}
+
 /* The search of accounting acct of sh (the points earlier searches ran are in sh). */
 static int sa_search(const sa_shared *sh, uint32_t acct, const kvp_trace *tr,
                      const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
@@ -268,6 +364,8 @@ static int sa_search(const sa_shared *sh, uint32_t acct, const kvp_trace *tr,
 
     double tcur, tbest;
     uint32_t bw = w, br = r;
+    if (st.budget > st.evals && (rc = run_level0(&st, w, r, moves, err)) < 0)
+        goto done;
     rc = evaluate(&st, w, r, &tcur, err);
     if (rc <= 0)
         goto done;
@@ -312,7 +410,10 @@ static int sa_search(const sa_shared *sh, uint32_t acct, const kvp_trace *tr,
             uint32_t nw, nr;
             double t;
             propose(&st, w, r, &nw, &nr);
-            if ((rc = evaluate(&st, nw, nr, &t, err)) <= 0)
+            next_proposals(&st, w, r, nw, nr);
+            rc = evaluate(&st, nw, nr, &t, err);
+            st.nnext = 0;
+            if (rc <= 0)
                 break;
             double u = uniform(&st.rng); /* drawn every time: the stream never forks */
             int accept = t <= tcur || u < exp(-(t - tcur) / c);
