@@ -244,6 +244,44 @@ static void check_mixed(const kvp_scenario *sc, const kvp_trace *t)
     }
 }
 
+/* A list with sa, lookahead of two W and others on streams (kvp_run_many: lookahead rides
+ * on sa's first grid pass, src/policy/sa.h), for one accounting and for two (weights
+ * counted and not): each result byte for byte that of the policy run alone. */
+static void check_riders(const kvp_scenario *sc, const kvp_trace *t)
+{
+    static const char *const specs[] = {"static", "lookahead:W=4:R=0.4", "reactive",
+                                        "sa:W_max=9:W0=4:moves=4:budget=9:seed=3",
+                                        "lookahead:W=7:R=1", "bound", "lookahead:W=4:R=1"};
+    enum { N = sizeof specs / sizeof *specs };
+    kvp_policy_spec ps[N];
+    for (int i = 0; i < N; i++)
+        CHECK_OK(kvp_policy_parse(&ps[i], specs[i], &err), &err);
+    kvp_scenario acc[2] = {*sc, *sc};
+    acc[1].reserve += acc[1].weight_bytes; /* the same KV budget, weights not counted */
+    acc[1].weight_bytes = 0;
+    const kvp_scenario *scs[2] = {&acc[0], &acc[1]};
+    kvp_run_options ro;
+    kvp_run_options_default(&ro);
+    kvp_result many[2 * N], one;
+    CHECK_OK(kvp_run_many(sc, t, ps, N, &ro, many, &err), &err);
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(kvp_run_many(sc, t, &ps[i], 1, &ro, &one, &err), &err);
+        if (!check_report_(memcmp(&many[i], &one, sizeof one) == 0, __FILE__, __LINE__,
+                           "lookahead riding on sa: each result its own run's"))
+            fprintf(stderr, "    %s: T %.17g vs %.17g\n", specs[i], many[i].total_time_s,
+                    one.total_time_s);
+    }
+    CHECK_OK(kvp_run_many_accountings(scs, 2, t, ps, N, &ro, many, &err), &err);
+    for (int j = 0; j < 2; j++)
+        for (int i = 0; i < N; i++) {
+            CHECK_OK(kvp_run_many(&acc[j], t, &ps[i], 1, &ro, &one, &err), &err);
+            if (!check_report_(memcmp(&many[j * N + i], &one, sizeof one) == 0, __FILE__,
+                               __LINE__, "riders of two accountings: each its own run's"))
+                fprintf(stderr, "    accounting %d %s: T %.17g vs %.17g\n", j, specs[i],
+                        many[j * N + i].total_time_s, one.total_time_s);
+        }
+}
+
 /* The streams' interleave (the merge's and the grid's read-ahead) against its definition:
  * bit p * S + i of y is bit p of x[i], for every count of streams it takes. */
 static void test_interleave(void)
@@ -288,6 +326,8 @@ static void test_streams(uint64_t seed)
             check_mixed(&sc, t);
         if (k >= 3 && k < 6)
             check_ws(&sc, t, 1 + (unsigned)(k % 2));
+        if (k >= 6)
+            check_riders(&sc, t);
         kvp_trace_free(t);
     }
     kvp_scenario base;
@@ -322,6 +362,8 @@ static void test_streams(uint64_t seed)
                 check_mixed(&sc, t);
             if (s == 1)
                 check_ws(&sc, t, 2);
+            if (s == 2)
+                check_riders(&sc, t);
         }
         kvp_trace_free(t);
     }

@@ -14,6 +14,7 @@
 #include "engine/cost.h"
 #include "engine/fast.h"
 #include "policy/lookahead_grid.h"
+#include "policy/sa.h"
 #include "trace/trace.h"
 #include "trace/trace_cache.h"
 
@@ -1947,9 +1948,9 @@ static int streams_split(const kvp_accts *ac, const kvp_trace *tr, const kvp_pol
  * to GRID_PASS_W values of W a pass, the others by the engine's pass.  Each path reads the
  * trace once, so on a trace that costs its generation to read, the grid runs on a trace
  * cache that the engine's pass fills (as for sa), and the fast path takes the whole list
- * only when nothing else needs a pass.  Checked runs (ro->check) are the engine's alone.  *fill (may be NULL) is the
- * empty cache the caller wants filled; this may make one (then the caller frees it).  Every
- * path serves each accounting of ac (res + j * n, sums[j]). */
+ * only when nothing else needs a pass.  Checked runs (ro->check) are the engine's alone.
+ * *fill (may be NULL) is the empty cache the caller wants filled; this may make one (then
+ * the caller frees it).  Every path serves each accounting of ac (res + j * n, sums[j]). */
 static int run_group(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
                      size_t n, const kvp_run_options *ro, kvp_result *res, kvp_pass_sums *sums,
                      int need_sums, kvp_trace **fill, const size_t *hook_index, kvp_error *err)
@@ -2058,6 +2059,8 @@ static int run_many_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_po
     size_t *where = calloc(n ? n : 1, sizeof *where);
     kvp_result *gres = calloc((n ? n : 1) * nm, sizeof *gres);
     kvp_trace *cache = NULL;
+    kvp_policy_spec *riders = NULL; /* lookahead riding on sa (below) */
+    size_t *rider_at = NULL;
     size_t ng = 0;
     int rc = 0, many = 0;
     if (!group || !where || !gres) {
@@ -2090,6 +2093,39 @@ static int run_many_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_po
     if (ng && many && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
         (rc = kvp_trace_cache_empty(&cache, tr, kvp_scenario_budget(sc), err)) < 0)
         goto done;
+    /* Without a trace cache (streams), lookahead rides on sa's first grid pass when the list
+     * has both and others for the shared pass (src/policy/sa.h): one generation of the trace
+     * less than its own pass.  The riders leave the group. */
+    size_t sa_at = n, nriders = 0;
+    for (size_t i = 0; i < n && sa_at == n; i++)
+        if (!cache && !(ro && ro->step_hook) && kvp_sa_riders_take(sc, tr, &ps[i], ro))
+            sa_at = i;
+    if (sa_at < n) {
+        size_t nla = 0;
+        for (size_t k = 0; k < ng; k++)
+            nla += group[k].ops == &kvp_policy_lookahead;
+        if (nla == 0 || nla == ng)
+            sa_at = n;
+    }
+    if (sa_at < n) {
+        riders = malloc(ng * sizeof *riders);
+        rider_at = malloc(ng * sizeof *rider_at);
+        if (!riders || !rider_at) {
+            rc = kvp_error_set(err, KVP_ENOMEM, "out of memory");
+            goto done;
+        }
+        size_t keep = 0;
+        for (size_t k = 0; k < ng; k++) {
+            if (group[k].ops == &kvp_policy_lookahead) {
+                riders[nriders] = group[k];
+                rider_at[nriders++] = where[k];
+            } else {
+                group[keep] = group[k];
+                where[keep++] = where[k];
+            }
+        }
+        ng = keep;
+    }
     if (ng && (rc = run_group(ac, tr, group, ng, ro, gres, sums, need_sums, &cache, where,
                               err)) < 0)
         goto done;
@@ -2117,6 +2153,17 @@ static int run_many_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_po
             for (uint32_t j = 0; j < nm && rc >= 0; j++)
                 rc = ops->from_shared_pass(ac->sc[j], tr, &ps[i], &sums[j], &res[j * n + i],
                                            err);
+        } else if (i == sa_at) {
+            kvp_result r[KVP_ACCTS_MAX], *rr = malloc(nm * nriders * sizeof *rr);
+            rc = rr ? kvp_sa_run_riders(ac, tr, &ps[i], ro ? &own : NULL, r, riders, nriders,
+                                        rr, err)
+                    : kvp_error_set(err, KVP_ENOMEM, "out of memory");
+            for (uint32_t j = 0; j < nm && rc >= 0; j++) {
+                res[j * n + i] = r[j];
+                for (size_t k = 0; k < nriders; k++)
+                    res[j * n + rider_at[k]] = rr[j * nriders + k];
+            }
+            free(rr);
         } else if (ops->caps & KVP_CAP_MANY_PASSES) {
             kvp_result r[KVP_ACCTS_MAX];
             rc = run_cached(ac, tr, cache, &ps[i], ro ? &own : NULL, r, err);
@@ -2141,6 +2188,8 @@ done:
     free(group);
     free(where);
     free(gres);
+    free(riders);
+    free(rider_at);
     return rc;
 }
 

@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "engine/runner.h"
 #include "policy/lookahead_grid.h"
+#include "policy/sa.h"
 #include "trace/trace.h"
 
 #include <math.h>
@@ -40,6 +41,7 @@ static const kvp_policy_param sa_params[] = {
 #define SA_FLOOR 1e-3      /* temperature floor, relative to C0 */
 
 extern const kvp_policy_ops kvp_policy_lookahead;
+extern const kvp_policy_ops kvp_policy_sa;
 
 /* The searches of several accountings of one run (src/engine/runner.h, kvp_accts), one
  * after the other: a grid pass of search j runs its points for accountings j.. at once (the
@@ -51,6 +53,11 @@ typedef struct sa_shared {
     size_t cells;     /* (wmax) x (SA_R_STEPS + 1) */
     kvp_result *memo; /* [accounting * cells + cell] */
     uint8_t *got;     /* [accounting * cells + cell]: 1 once a pass has filled memo's cell */
+    /* Riders (kvp_sa_run_riders): lookahead specs of the caller's list run in the first
+     * search's level-0 pass, their results into rres[accounting * nriders + k]. */
+    const kvp_policy_spec *riders;
+    size_t nriders;
+    kvp_result *rres;
 } sa_shared;
 
 typedef struct sa_state {
@@ -148,34 +155,41 @@ static void add_row(const sa_state *st, cells *l, uint32_t w, uint32_t r, uint32
 
 /* Runs the cells of l in one pass of the lookahead grid (all their W at once) and keeps
  * their results for every accounting the pass serves; each is then computed ahead (`got`):
- * a search counts it when it reaches it. */
-static int run_cells(sa_state *st, const cells *l, kvp_error *err)
+ * a search counts it when it reaches it.  With `riders`, the riders' specs too (the first
+ * search's level 0 serves every accounting), their results into sh->rres. */
+static int run_cells(sa_state *st, const cells *l, int riders, kvp_error *err)
 {
-    if (l->n == 0)
+    const size_t nr = riders ? st->sh->nriders : 0, n = l->n + nr;
+    if (n == 0)
         return 0;
     if (st->ro && st->ro->cancel && *st->ro->cancel)
         return kvp_error_set(err, KVP_EINTR, "sa: interrupted after %u evaluations",
                              st->evals);
-    kvp_policy_spec ps[SA_PASS_MAX];
-    kvp_result *res = malloc((size_t)l->n * KVP_ACCTS_MAX * sizeof *res);
-    if (!res)
-        return kvp_error_set(err, KVP_ENOMEM, "out of memory");
-    int rc = 0;
+    kvp_policy_spec *ps = malloc(n * sizeof *ps);
+    kvp_result *res = malloc(n * KVP_ACCTS_MAX * sizeof *res);
+    int rc = ps && res ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
     for (uint32_t j = 0; j < l->n && rc >= 0; j++) {
         char spec[64];
         snprintf(spec, sizeof spec, "lookahead:W=%zu:R=%.1f", l->c[j] / (SA_R_STEPS + 1) + 1,
                  (double)(l->c[j] % (SA_R_STEPS + 1)) / SA_R_STEPS);
         rc = kvp_policy_parse(&ps[j], spec, err);
     }
+    for (size_t k = 0; k < nr && rc >= 0; k++)
+        ps[l->n + k] = st->sh->riders[k];
     const kvp_accts ac = later_accts(st);
     if (rc >= 0)
-        rc = kvp_lookahead_grid_accts(&ac, st->tr, ps, l->n, st->ro, res, err);
-    for (uint32_t a = st->acct; rc >= 0 && a < st->sh->ac->n; a++)
+        rc = kvp_lookahead_grid_accts(&ac, st->tr, ps, n, st->ro, res, err);
+    for (uint32_t a = st->acct; rc >= 0 && a < st->sh->ac->n; a++) {
+        const kvp_result *ra = res + (a - st->acct) * n;
         for (uint32_t j = 0; j < l->n; j++) {
             const size_t c = a * st->sh->cells + l->c[j];
-            st->sh->memo[c] = res[(a - st->acct) * l->n + j];
+            st->sh->memo[c] = ra[j];
             st->sh->got[c] = 1;
         }
+        for (size_t k = 0; k < nr; k++)
+            st->sh->rres[a * nr + k] = ra[l->n + k];
+    }
+    free(ps);
     free(res);
     return rc;
 }
@@ -191,10 +205,17 @@ static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
     add_row(st, &l, w, r, more ? SA_AHEAD : 0);
     for (uint32_t k = 0; more && k < st->nnext; k++)
         add_cell(st, &l, st->next_w[k], st->next_r[k]);
-    return run_cells(st, &l, err);
+    return run_cells(st, &l, 0, err);
 }
 
 static void propose(sa_state *st, uint32_t w, uint32_t r, uint32_t *nw, uint32_t *nr);
+
+/* Whether level 0 runs in one grid pass (run_level0). */
+static int level0_takes(const kvp_scenario *sc, const kvp_trace *tr, uint32_t moves,
+                        const kvp_run_options *ro)
+{
+    return moves <= SA_LEVEL0_MAX && kvp_lookahead_grid_takes(sc, tr, ro);
+}
 
 /* Level 0 in one grid pass: its points, the start and the `moves` samples drawn around it,
  * depend on the start and the search's random draws only (the chain does not move in level
@@ -202,10 +223,11 @@ static void propose(sa_state *st, uint32_t w, uint32_t r, uint32_t *nw, uint32_t
  * reaches, each with the R steps on either side (as run_points), are run in one pass of the
  * grid for all their W, and taken as computed ahead: counted when the search reaches them,
  * so that its path, evaluations and result are those of a search that runs them one pass at
- * a time.  Nothing to do where the grid does not run. */
+ * a time.  The first search's pass also runs the riders.  Nothing to do where the grid does
+ * not run. */
 static int run_level0(sa_state *st, uint32_t w, uint32_t r, uint32_t moves, kvp_error *err)
 {
-    if (moves > SA_LEVEL0_MAX || !kvp_lookahead_grid_takes(st->sc, st->tr, st->ro))
+    if (!level0_takes(st->sc, st->tr, moves, st->ro))
         return 0;
     uint32_t pw[SA_LEVEL0_MAX + 1], pr[SA_LEVEL0_MAX + 1], np = 0;
     const uint64_t rng = st->rng; /* the search draws the same samples again */
@@ -226,7 +248,7 @@ static int run_level0(sa_state *st, uint32_t w, uint32_t r, uint32_t moves, kvp_
     cells l = {.n = 0};
     for (uint32_t k = 0; k < np; k++)
         add_row(st, &l, pw[k], pr[k], ahead);
-    return run_cells(st, &l, err);
+    return run_cells(st, &l, st->acct == 0, err);
 }
 
 /* Returns 1 and the time, 0 when the budget is spent, or < 0. */
@@ -364,7 +386,7 @@ static int sa_search(const sa_shared *sh, uint32_t acct, const kvp_trace *tr,
 
     double tcur, tbest;
     uint32_t bw = w, br = r;
-    if (st.budget > st.evals && (rc = run_level0(&st, w, r, moves, err)) < 0)
+    if ((rc = run_level0(&st, w, r, moves, err)) < 0)
         goto done;
     rc = evaluate(&st, w, r, &tcur, err);
     if (rc <= 0)
@@ -455,8 +477,10 @@ done:
 /* The searches of every accounting of ac, res[j] that of ac->sc[j], each exactly what a
  * search of its own gives: the same path (a point counts when the search reaches it,
  * whoever ran it), the same evaluations, the same result. */
-static int sa_run_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
-                        const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+static int sa_riders(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                     const kvp_run_options *ro, kvp_result *res,
+                     const kvp_policy_spec *riders, size_t nriders, kvp_result *rres,
+                     kvp_error *err)
 {
     const uint32_t wmax = (uint32_t)ps->value[P_WMAX], w0 = (uint32_t)ps->value[P_W0];
     if (w0 > wmax)
@@ -464,7 +488,7 @@ static int sa_run_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_poli
     if (ac->n > 1 && ro && ro->checkpoint)
         return kvp_error_set(err, KVP_EINVAL, "policy sa: a checkpoint keeps one "
                              "accounting's search at a time");
-    sa_shared sh = {ac, (size_t)wmax * (SA_R_STEPS + 1), NULL, NULL};
+    sa_shared sh = {ac, (size_t)wmax * (SA_R_STEPS + 1), NULL, NULL, riders, nriders, rres};
     sh.memo = calloc(sh.cells * ac->n, sizeof *sh.memo);
     sh.got = calloc(sh.cells * ac->n, 1);
     int rc = sh.memo && sh.got ? 0 : kvp_error_set(err, KVP_ENOMEM, "out of memory");
@@ -473,6 +497,29 @@ static int sa_run_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_poli
     free(sh.memo);
     free(sh.got);
     return rc;
+}
+
+static int sa_run_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                        const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    return sa_riders(ac, tr, ps, ro, res, NULL, 0, NULL, err);
+}
+
+int kvp_sa_riders_take(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                       const kvp_run_options *ro)
+{
+    return ps->ops == &kvp_policy_sa && level0_takes(sc, tr, (uint32_t)ps->value[P_MOVES], ro);
+}
+
+int kvp_sa_run_riders(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                      const kvp_run_options *ro, kvp_result *res,
+                      const kvp_policy_spec *riders, size_t nriders, kvp_result *rres,
+                      kvp_error *err)
+{
+    if (!kvp_sa_riders_take(ac->sc[0], tr, ps, ro) || !kvp_lookahead_grid_all(riders, nriders))
+        return kvp_error_set(err, KVP_EINVAL, "sa: riders are lookahead specs, on a run whose "
+                             "level 0 is one grid pass");
+    return sa_riders(ac, tr, ps, ro, res, riders, nriders, rres, err);
 }
 
 static int sa_run(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
