@@ -131,6 +131,8 @@ static void check_ws(const kvp_scenario *sc, const kvp_trace *t, unsigned thread
     }
 }
 
+static void check_riders(const kvp_scenario *sc, const kvp_trace *t);
+
 static kvp_trace *cache_of(const kvp_trace *t, double sparsity)
 {
     kvp_run_options ro;
@@ -187,6 +189,8 @@ static void test_random(uint64_t seed)
         check_w(&sc, c, 1 + rnd(70), 1);
         if (k % 3 == 0)
             check_ws(&sc, k % 2 ? c : t, 1);
+        if (k % 4 == 1) /* one stream in memory: no trace cache, lookahead rides on sa */
+            check_riders(&sc, t);
         kvp_trace_free(c);
         kvp_trace_free(t);
     }
