@@ -249,8 +249,8 @@ static void check_mixed(const kvp_scenario *sc, const kvp_trace *t)
 }
 
 /* A list with sa, lookahead of two W and others on streams (kvp_run_many: lookahead rides
- * on sa's first grid pass, src/policy/sa.h), for one accounting and for two (weights
- * counted and not): each result byte for byte that of the policy run alone. */
+ * on sa's first grid pass, run_riders in src/policy/policy.h), for one accounting and two
+ * (weights counted and not): each result byte for byte that of the policy run alone. */
 static void check_riders(const kvp_scenario *sc, const kvp_trace *t)
 {
     static const char *const specs[] = {"static", "lookahead:W=4:R=0.4", "reactive",

@@ -14,7 +14,6 @@
 #include "engine/cost.h"
 #include "engine/fast.h"
 #include "policy/lookahead_grid.h"
-#include "policy/sa.h"
 #include "trace/trace.h"
 #include "trace/trace_cache.h"
 
@@ -2059,7 +2058,7 @@ static int run_many_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_po
     size_t *where = calloc(n ? n : 1, sizeof *where);
     kvp_result *gres = calloc((n ? n : 1) * nm, sizeof *gres);
     kvp_trace *cache = NULL;
-    kvp_policy_spec *riders = NULL; /* lookahead riding on sa (below) */
+    kvp_policy_spec *riders = NULL; /* lookahead riding on sa's passes (below) */
     size_t *rider_at = NULL;
     size_t ng = 0;
     int rc = 0, many = 0;
@@ -2093,12 +2092,13 @@ static int run_many_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_po
     if (ng && many && wants_cache(tr) && kvp_check_trace(sc, tr, NULL) == 0 &&
         (rc = kvp_trace_cache_empty(&cache, tr, kvp_scenario_budget(sc), err)) < 0)
         goto done;
-    /* Without a trace cache (streams), lookahead rides on sa's first grid pass when the list
-     * has both and others for the shared pass (src/policy/sa.h): one generation of the trace
-     * less than its own pass.  The riders leave the group. */
+    /* Without a trace cache (streams), lookahead rides on a policy's grid passes (sa's
+     * first, src/policy/policy.h) when the list has both and others for the shared pass:
+     * one generation of the trace less than its own pass.  The riders leave the group. */
     size_t sa_at = n, nriders = 0;
     for (size_t i = 0; i < n && sa_at == n; i++)
-        if (!cache && !(ro && ro->step_hook) && kvp_sa_riders_take(sc, tr, &ps[i], ro))
+        if (!cache && !(ro && ro->step_hook) && ps[i].ops->takes_riders &&
+            ps[i].ops->takes_riders(sc, tr, &ps[i], ro))
             sa_at = i;
     if (sa_at < n) {
         size_t nla = 0;
@@ -2155,8 +2155,8 @@ static int run_many_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_po
                                            err);
         } else if (i == sa_at) {
             kvp_result r[KVP_ACCTS_MAX], *rr = malloc(nm * nriders * sizeof *rr);
-            rc = rr ? kvp_sa_run_riders(ac, tr, &ps[i], ro ? &own : NULL, r, riders, nriders,
-                                        rr, err)
+            rc = rr ? ops->run_riders(ac, tr, &ps[i], ro ? &own : NULL, r, riders, nriders,
+                                      rr, err)
                     : kvp_error_set(err, KVP_ENOMEM, "out of memory");
             for (uint32_t j = 0; j < nm && rc >= 0; j++) {
                 res[j * n + i] = r[j];

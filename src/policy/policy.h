@@ -189,6 +189,16 @@ struct kvp_policy_ops {
      * share their evaluations).  NULL: run once per accounting. */
     int (*run_accts)(const struct kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
                      const kvp_run_options *ro, kvp_result *res, kvp_error *err);
+    /* Optional, with run_accts: riders, lookahead specs of the same list run in the
+     * policy's own grid passes instead of a pass of theirs (sa: its first).  takes_riders
+     * says whether this run can; run_riders is run_accts that also fills rres[j * nriders
+     * + k] for riders[k] and accounting j, byte for byte what they give alone. */
+    int (*takes_riders)(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
+                        const kvp_run_options *ro);
+    int (*run_riders)(const struct kvp_accts *ac, const kvp_trace *tr,
+                      const kvp_policy_spec *ps, const kvp_run_options *ro, kvp_result *res,
+                      const kvp_policy_spec *riders, size_t nriders, kvp_result *rres,
+                      kvp_error *err);
 };
 
 #endif

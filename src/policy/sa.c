@@ -15,7 +15,6 @@
 #include "base/error.h"
 #include "engine/runner.h"
 #include "policy/lookahead_grid.h"
-#include "policy/sa.h"
 #include "trace/trace.h"
 
 #include <math.h>
@@ -53,7 +52,7 @@ typedef struct sa_shared {
     size_t cells;     /* (wmax) x (SA_R_STEPS + 1) */
     kvp_result *memo; /* [accounting * cells + cell] */
     uint8_t *got;     /* [accounting * cells + cell]: 1 once a pass has filled memo's cell */
-    /* Riders (kvp_sa_run_riders): lookahead specs of the caller's list run in the first
+    /* Riders (src/policy/policy.h): lookahead specs of the caller's list run in the first
      * search's level-0 pass, their results into rres[accounting * nriders + k]. */
     const kvp_policy_spec *riders;
     size_t nriders;
@@ -505,18 +504,20 @@ static int sa_run_accts(const kvp_accts *ac, const kvp_trace *tr, const kvp_poli
     return sa_riders(ac, tr, ps, ro, res, NULL, 0, NULL, err);
 }
 
-int kvp_sa_riders_take(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
-                       const kvp_run_options *ro)
+/* Riders (src/policy/policy.h): when level 0 runs in one grid pass, the first search's
+ * level-0 pass runs them too, for every accounting. */
+static int sa_takes_riders(const kvp_scenario *sc, const kvp_trace *tr,
+                           const kvp_policy_spec *ps, const kvp_run_options *ro)
 {
     return ps->ops == &kvp_policy_sa && level0_takes(sc, tr, (uint32_t)ps->value[P_MOVES], ro);
 }
 
-int kvp_sa_run_riders(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
-                      const kvp_run_options *ro, kvp_result *res,
-                      const kvp_policy_spec *riders, size_t nriders, kvp_result *rres,
-                      kvp_error *err)
+static int sa_run_riders(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                         const kvp_run_options *ro, kvp_result *res,
+                         const kvp_policy_spec *riders, size_t nriders, kvp_result *rres,
+                         kvp_error *err)
 {
-    if (!kvp_sa_riders_take(ac->sc[0], tr, ps, ro) || !kvp_lookahead_grid_all(riders, nriders))
+    if (!sa_takes_riders(ac->sc[0], tr, ps, ro) || !kvp_lookahead_grid_all(riders, nriders))
         return kvp_error_set(err, KVP_EINVAL, "sa: riders are lookahead specs, on a run whose "
                              "level 0 is one grid pass");
     return sa_riders(ac, tr, ps, ro, res, riders, nriders, rres, err);
@@ -537,4 +538,6 @@ const kvp_policy_ops kvp_policy_sa = {
     .caps = KVP_CAP_MANY_PASSES | KVP_CAP_STREAMS,
     .run = sa_run,
     .run_accts = sa_run_accts,
+    .takes_riders = sa_takes_riders,
+    .run_riders = sa_run_riders,
 };
