@@ -207,18 +207,24 @@ static kvp_trace *random_sequences(uint32_t S, uint32_t N, uint32_t L, int ties)
     return t;
 }
 
-/* A list of lookahead of one W alone (kvp_run_many gives it to the grid on streams too)
- * against the engine's runs one by one. */
+/* A list of lookahead alone, of one W and of two (kvp_run_many gives it to the grid on
+ * streams too), against the engine's runs one by one. */
 static void check_list(const kvp_scenario *sc, const kvp_trace *t)
 {
-    kvp_policy_spec ps[2];
-    kvp_result many[2], one;
+    kvp_policy_spec ps[3];
+    kvp_result many[3], one;
     CHECK_OK(kvp_policy_parse(&ps[0], "lookahead:W=3:R=0.3", &err), &err);
     CHECK_OK(kvp_policy_parse(&ps[1], "lookahead:W=3:R=1", &err), &err);
+    CHECK_OK(kvp_policy_parse(&ps[2], "lookahead:W=5:R=0.6", &err), &err);
     kvp_run_options ro;
     kvp_run_options_default(&ro);
     CHECK_OK(kvp_run_many(sc, t, ps, 2, &ro, many, &err), &err);
     for (int i = 0; i < 2; i++) {
+        CHECK_OK(kvp_engine_run(sc, t, &ps[i], &ro, &one, &err), &err);
+        CHECK(same_result(&many[i], &one));
+    }
+    CHECK_OK(kvp_run_many(sc, t, ps, 3, &ro, many, &err), &err);
+    for (int i = 0; i < 3; i++) {
         CHECK_OK(kvp_engine_run(sc, t, &ps[i], &ro, &one, &err), &err);
         CHECK(same_result(&many[i], &one));
     }

@@ -1914,9 +1914,21 @@ static int grid_by_w(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_
     return 0;
 }
 
+/* A list of lookahead alone by the grid (grid_by_w's passes). */
+static int grid_alone(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
+                      size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
+{
+    parts p;
+    int rc = parts_alloc(&p, n, ac->n, err);
+    if (rc < 0)
+        return rc;
+    rc = grid_by_w(ac, tr, ps, n, ro, res, &p, err);
+    parts_free(&p);
+    return rc;
+}
+
 /* Streams the grid takes, a list of lookahead and other policies: the others in their pass
- * (or their fast path), which gives the sums, then lookahead by the grid; or lookahead
- * alone, of several W, when no sums are wanted. */
+ * (or their fast path), which gives the sums, then lookahead by the grid. */
 static int streams_split(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_spec *ps,
                          size_t n, const kvp_run_options *ro, kvp_result *res,
                          kvp_pass_sums *sums, kvp_error *err)
@@ -1927,12 +1939,9 @@ static int streams_split(const kvp_accts *ac, const kvp_trace *tr, const kvp_pol
     if (rc < 0)
         return rc;
     const size_t m = parts_others(&p, ps, n);
-    if (m == 0) /* lookahead alone (several W), no sums wanted */
-        rc = 0;
-    else
-        rc = kvp_fast_streams_takes(sc, tr, p.sub, m, ro)
-                 ? kvp_fast_streams_run_accts(ac, tr, p.sub, m, ro, p.sres, sums, err)
-                 : engine_group_accts(ac, tr, p.sub, m, ro, p.sres, sums, NULL, NULL, err);
+    rc = kvp_fast_streams_takes(sc, tr, p.sub, m, ro)
+             ? kvp_fast_streams_run_accts(ac, tr, p.sub, m, ro, p.sres, sums, err)
+             : engine_group_accts(ac, tr, p.sub, m, ro, p.sres, sums, NULL, NULL, err);
     if (rc >= 0) {
         parts_take(&p, res, m);
         rc = grid_by_w(ac, tr, ps, n, ro, res, &p, err);
@@ -1964,13 +1973,13 @@ static int run_group(const kvp_accts *ac, const kvp_trace *tr, const kvp_policy_
      * than its share of theirs (docs/PERF.md §38) */
     if (sc->tiers > 2 || kvp_trace_streams(tr)) {
         if (!*fill && !(ro && ro->step_hook) && kvp_lookahead_grid_takes(sc, tr, ro)) {
-            if (!need_sums && kvp_lookahead_grid_one_w(ps, n))
-                return kvp_lookahead_grid_accts(ac, tr, ps, n, ro, res, err);
             size_t nla = 0;
             for (size_t i = 0; i < n; i++)
                 nla += ps[i].ops == &kvp_policy_lookahead;
-            if (nla && (nla < n || !need_sums)) /* sums: the others' */
-                return streams_split(ac, tr, ps, n, ro, res, sums, err);
+            if (nla == n && !need_sums)
+                return grid_alone(ac, tr, ps, n, ro, res, err);
+            if (nla && nla < n)
+                return streams_split(ac, tr, ps, n, ro, res, sums, err); /* sums: the others' */
         }
         return engine_group_accts(ac, tr, ps, n, ro, res, sums, *fill, hook_index, err);
     }

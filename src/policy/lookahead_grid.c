@@ -1553,14 +1553,6 @@ int kvp_lookahead_grid_all(const kvp_policy_spec *ps, size_t n)
     return n > 0;
 }
 
-int kvp_lookahead_grid_one_w(const kvp_policy_spec *ps, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ps[i].ops != &kvp_policy_lookahead || ps[i].value[0] != ps[0].value[0])
-            return 0;
-    return n > 0;
-}
-
 int kvp_lookahead_grid(const kvp_scenario *sc, const kvp_trace *tr, const kvp_policy_spec *ps,
                        size_t n, const kvp_run_options *ro, kvp_result *res, kvp_error *err)
 {

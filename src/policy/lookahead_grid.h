@@ -22,9 +22,6 @@ int kvp_lookahead_grid_accts(const struct kvp_accts *ac, const kvp_trace *tr,
 /* 1 if ps[0..n) (n > 0) are all `lookahead`: the specs kvp_lookahead_grid takes. */
 int kvp_lookahead_grid_all(const kvp_policy_spec *ps, size_t n);
 
-/* 1 if ps[0..n) (n > 0) are all `lookahead` with one W. */
-int kvp_lookahead_grid_one_w(const kvp_policy_spec *ps, size_t n);
-
 /* 1 if kvp_lookahead_grid runs on tr: an unchecked run on two tiers, of one stream, or of
  * several streams whose count divides 64 and which all decode every step (docs/MODEL.md
  * §12: no sequence finishes early); the others are the engine's. */

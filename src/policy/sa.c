@@ -109,14 +109,15 @@ static kvp_accts later_accts(const sa_state *st)
     return ac;
 }
 
-/* Its results into the cells of each accounting served (res: n per accounting). */
-static void keep_points(sa_state *st, size_t cell0, const uint32_t *rs, uint32_t n,
-                        const kvp_result *res)
+/* A pass's results for the memo cells cell[0..n) into those cells of each accounting it
+ * served (res: stride results per accounting, the cells' first). */
+static void keep_points(sa_state *st, const size_t *cell, uint32_t n, const kvp_result *res,
+                        size_t stride)
 {
     for (uint32_t j = st->acct; j < st->sh->ac->n; j++)
         for (uint32_t k = 0; k < n; k++) {
-            const size_t c = j * st->sh->cells + cell0 + rs[k];
-            st->sh->memo[c] = res[(j - st->acct) * n + k];
+            const size_t c = j * st->sh->cells + cell[k];
+            st->sh->memo[c] = res[(j - st->acct) * stride + k];
             st->sh->got[c] = 1;
         }
 }
@@ -178,16 +179,11 @@ static int run_cells(sa_state *st, const cells *l, int riders, kvp_error *err)
     const kvp_accts ac = later_accts(st);
     if (rc >= 0)
         rc = kvp_lookahead_grid_accts(&ac, st->tr, ps, n, st->ro, res, err);
-    for (uint32_t a = st->acct; rc >= 0 && a < st->sh->ac->n; a++) {
-        const kvp_result *ra = res + (a - st->acct) * n;
-        for (uint32_t j = 0; j < l->n; j++) {
-            const size_t c = a * st->sh->cells + l->c[j];
-            st->sh->memo[c] = ra[j];
-            st->sh->got[c] = 1;
-        }
+    if (rc >= 0)
+        keep_points(st, l->c, l->n, res, n);
+    for (uint32_t a = st->acct; rc >= 0 && a < st->sh->ac->n; a++)
         for (size_t k = 0; k < nr; k++)
-            st->sh->rres[a * nr + k] = ra[l->n + k];
-    }
+            st->sh->rres[a * nr + k] = res[(a - st->acct) * n + l->n + k];
     free(ps);
     free(res);
     return rc;
@@ -286,7 +282,7 @@ static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *
             if (rc >= 0)
                 rc = kvp_engine_run_accts(&ac, st->tr, &ps, st->ro, res, err);
             if (rc >= 0)
-                keep_points(st, i - r, &r, 1, res);
+                keep_points(st, &i, 1, res, 1);
         } else {
             rc = run_points(st, w, r, err);
         }
