@@ -75,6 +75,31 @@ static void layer_prints(const kvp_trace *t, uint32_t l, double sparsity, uint64
     kvp_cursor_free(c);
 }
 
+/* Fingerprints of every step of one layer at a budget, its sets as bits (kvp_cursor_next_bits,
+ * the grid's and the streams' way): FNV-1a over the words. */
+static void layer_bit_prints(const kvp_trace *t, uint32_t l, kvp_budget b, uint64_t *out)
+{
+    kvp_cursor *c = NULL;
+    kvp_error err = {0, ""};
+    REQUIRE_OK(kvp_cursor_create(&c, t, l, b, &err), &err);
+    if (!c)
+        exit(2);
+    kvp_cursor_sets_only(c);
+    const uint32_t W = (kvp_trace_prompt(t) + kvp_trace_steps(t)) / 64 + 1;
+    uint64_t *w = calloc(W, sizeof *w);
+    kvp_access a;
+    for (uint32_t n = 0; n < kvp_trace_steps(t); n++) {
+        memset(w, 0, W * sizeof *w);
+        CHECK_EQ_INT(kvp_cursor_next_bits(c, &a, w, 1, NULL, &err), 1);
+        uint64_t h = 0xCBF29CE484222325ull ^ a.count;
+        for (uint32_t i = 0; i < W; i++)
+            h = (h ^ w[i]) * 0x100000001B3ull;
+        out[n] = h;
+    }
+    free(w);
+    kvp_cursor_free(c);
+}
+
 /* |a ∩ b| by merging two ascending lists. */
 static uint32_t common(const uint32_t *a, uint32_t na, const uint32_t *b, uint32_t nb)
 {
@@ -271,6 +296,44 @@ static void test_determinism(void)
     kvp_trace_free(t1);
     kvp_trace_free(t2);
     kvp_trace_free(t3);
+}
+
+/* A trace remembers each step's threshold for the budget that found it (synth.c,
+ * threshold_of): later cursors of the layer, at the same budget or another (sparsity, topk),
+ * after one that stopped half-way, as positions or as bits, give the sets of a trace that
+ * has run nothing.  Taking a remembered threshold for another k fails here. */
+static void test_thresholds_remembered(void)
+{
+    enum { P = 700, N = 50, L = 2 };
+    kvp_synth_params sp = params(P, N, L, KVP_VAR_HIGH, 99);
+    kvp_trace *t = make(&sp);
+    uint64_t got[N], want[N];
+    kvp_error err = {0, ""};
+    kvp_access a;
+    kvp_cursor *c = cursor(t, 0, 0.6);
+    for (uint32_t n = 0; n < N / 2; n++)
+        CHECK_EQ_INT(kvp_cursor_next(c, &a, &err), 1);
+    kvp_cursor_free(c);
+    static const double sparsity[] = {0.6, 0.3, 0.6, 0.9, 0.3};
+    for (size_t i = 0; i < sizeof sparsity / sizeof *sparsity; i++)
+        for (uint32_t l = 0; l < L; l++) {
+            kvp_trace *f = make(&sp);
+            layer_prints(t, l, sparsity[i], got);
+            layer_prints(f, l, sparsity[i], want);
+            for (uint32_t n = 0; n < N; n++)
+                CHECK_EQ_U64(got[n], want[n]);
+            kvp_trace_free(f);
+        }
+    static const uint32_t topk[] = {100, 300, 100};
+    for (size_t i = 0; i < sizeof topk / sizeof *topk; i++) {
+        kvp_trace *f = make(&sp);
+        layer_bit_prints(t, 1, kvp_budget_topk(topk[i]), got);
+        layer_bit_prints(f, 1, kvp_budget_topk(topk[i]), want);
+        for (uint32_t n = 0; n < N; n++)
+            CHECK_EQ_U64(got[n], want[n]);
+        kvp_trace_free(f);
+    }
+    kvp_trace_free(t);
 }
 
 /* Layer 3 stepped alone, among the other layers (round robin), and in a trace with a
@@ -888,6 +951,7 @@ int main(int argc, char **argv)
         {"shape", test_shape},
         {"determinism", test_determinism},
         {"layer_independence", test_layer_independence},
+        {"thresholds_remembered", test_thresholds_remembered},
         {"scores_agree", test_scores_agree},
         {"scores_first", test_scores_first},
         {"no_drift", test_no_drift},

@@ -910,60 +910,140 @@ HOT static const uint64_t *probe_streams(layer *ly, const uint64_t *res, uint32_
     return c;
 }
 
-/* Stream i's promoted blocks into ly->pr: its non-residents with f > t, and of those with
- * f == t the first kp in index order (at t = L the wanted ones are a prefix of them). */
-/* Stream mask m's promoted blocks of words [from, to) into pr (mark_stream). */
-static inline void mark_words(uint64_t *pr, const uint64_t *res, const uint64_t *gt,
-                              const uint64_t *eq, uint64_t m, uint32_t kp, uint32_t *seen,
-                              uint32_t from, uint32_t to)
-{
-    for (uint32_t w = from; w < to; w++) {
-        const uint64_t x = ~res[w] & m;
-        pr[w] |= (gt[w] & x) | select_range(eq[w] & x, seen, 0, kp);
-    }
-}
+/* The promoted blocks of several streams into ly->pr (mark_all): stream i's non-residents with
+ * f > t_i, and of those with f == t_i the first kp_i in index order (at t = L the wanted
+ * ones are a prefix of them).  Each stream's ties end at a word of its own (its cut,
+ * tie_cut): before it all of its ties are taken, after it none.  So one pass per level
+ * serves every stream promoting at that level, its tie mask losing a stream at each cut,
+ * where S passes, one per stream, each reading every word, did before (docs/PERF.md §51). */
 
+/* Stream mask m's cut in the non-residents of eq (kp > 0): the word holding the kp-th of
+ * them, and in *part those of that word taken; cw with *part 0 when it has no more than kp
+ * (all taken). */
 #ifdef GRID_V512
-/* mark_words 8 words at a time; a group where the selection ends is mark_words'. */
-V512 static uint32_t mark_v512(uint64_t *pr, const uint64_t *res, const uint64_t *gt,
-                               const uint64_t *eq, uint64_t m, uint32_t kp, uint32_t *seen,
-                               uint32_t cw)
+/* tie_cut's whole groups of 8 words before the one where the kp-th lies; returns where the
+ * plain loop goes on. */
+V512 static uint32_t cut_v512(const uint64_t *res, const uint64_t *eq, uint64_t m, uint32_t kp,
+                              uint32_t *seen, uint32_t cw)
 {
     const __m512i vm = _mm512_set1_epi64((long long)m);
     uint32_t i = 0;
     for (; i + 8 <= cw; i += 8) {
-        const __m512i x = _mm512_andnot_si512(v_load(res + i), vm);
-        __m512i p = _mm512_and_si512(v_load(gt + i), x);
-        if (*seen < kp) {
-            const __m512i e = _mm512_and_si512(v_load(eq + i), x);
-            const uint32_t c = v_sum(_mm512_popcnt_epi64(e));
-            if (*seen + c > kp) {
-                mark_words(pr, res, gt, eq, m, kp, seen, i, i + 8);
-                continue;
-            }
-            *seen += c;
-            p = _mm512_or_si512(p, e);
-        }
-        _mm512_storeu_si512(pr + i, _mm512_or_si512(v_load(pr + i), p));
+        const __m512i e = _mm512_and_si512(v_load(eq + i), _mm512_andnot_si512(v_load(res + i), vm));
+        const uint32_t c = v_sum(_mm512_popcnt_epi64(e));
+        if (*seen + c >= kp)
+            break;
+        *seen += c;
     }
     return i;
 }
 #endif
 
-HOT static void mark_stream(layer *ly, const uint64_t *res, uint32_t i, uint32_t t, uint32_t kp,
-                            uint32_t n, uint32_t cw)
+HOT static uint32_t tie_cut(const layer *ly, const uint64_t *res, const uint64_t *eq, uint64_t m,
+                            uint32_t kp, uint32_t cw, uint64_t *part)
 {
-    const uint64_t *gt = ly->gtL, *eq = ly->eqL, m = ly->g->smask[i];
-    if (t != ly->L) {
-        gt = level_at(ly, t, n, cw, NO_SLOT);
-        eq = gt + ly->nw;
-    }
     uint32_t seen = 0, w = 0;
 #ifdef GRID_V512
     if (ly->v512)
-        w = mark_v512(ly->pr, res, gt, eq, m, kp, &seen, cw);
+        w = cut_v512(res, eq, m, kp, &seen, cw);
+#else
+    (void)ly;
 #endif
-    mark_words(ly->pr, res, gt, eq, m, kp, &seen, w, cw);
+    for (; w < cw; w++) {
+        const uint64_t e = eq[w] & ~res[w] & m;
+        if (seen + (uint32_t)__builtin_popcountll(e) >= kp) {
+            *part = select_range(e, &seen, 0, kp);
+            return w;
+        }
+        seen += (uint32_t)__builtin_popcountll(e);
+    }
+    *part = 0;
+    return cw;
+}
+
+/* pr |= (gt & M | eq & T) & ~res over words [from, to) (T within M: the streams still taking
+ * ties). */
+#ifdef GRID_V512
+V512 static uint32_t span_v512(uint64_t *pr, const uint64_t *res, const uint64_t *gt,
+                               const uint64_t *eq, uint64_t M, uint64_t T, uint32_t from,
+                               uint32_t to)
+{
+    const __m512i vM = _mm512_set1_epi64((long long)M), vT = _mm512_set1_epi64((long long)T);
+    uint32_t i = from;
+    for (; i + 8 <= to; i += 8) {
+        const __m512i x = _mm512_andnot_si512(v_load(res + i), _mm512_set1_epi64(-1));
+        const __m512i p = _mm512_or_si512(_mm512_and_si512(v_load(gt + i), vM),
+                                          _mm512_and_si512(v_load(eq + i), vT));
+        _mm512_storeu_si512(pr + i, _mm512_or_si512(v_load(pr + i), _mm512_and_si512(p, x)));
+    }
+    return i;
+}
+#endif
+
+HOT static void mark_span(const layer *ly, const uint64_t *res, const uint64_t *gt,
+                          const uint64_t *eq, uint64_t M, uint64_t T, uint32_t from, uint32_t to)
+{
+    uint64_t *pr = ly->pr;
+    uint32_t w = from;
+#ifdef GRID_V512
+    if (ly->v512)
+        w = span_v512(pr, res, gt, eq, M, T, from, to);
+#endif
+    for (; w < to; w++)
+        pr[w] |= ((gt[w] & M) | (eq[w] & T)) & ~res[w];
+}
+
+/* The promoted blocks of the streams i with lvl[i] != NO_SLOT (their level t_i, kp[i]) into
+ * ly->pr (zeroed by the caller), one pass per level. */
+HOT static void mark_all(layer *ly, const uint64_t *res, uint32_t *lvl, const uint32_t *kp,
+                         uint32_t n, uint32_t cw)
+{
+    const grid_ctx *g = ly->g;
+    const uint32_t S = g->S;
+    uint32_t cut[64], ord[64];
+    uint64_t part[64];
+    for (uint32_t i = 0; i < S; i++) {
+        if (lvl[i] == NO_SLOT)
+            continue;
+        const uint32_t t = lvl[i];
+        const uint64_t *gt = ly->gtL, *eq = ly->eqL;
+        if (t != ly->L) {
+            gt = level_at(ly, t, n, cw, NO_SLOT);
+            eq = gt + ly->nw;
+        }
+        /* the streams at this level, by their cuts ascending */
+        uint64_t M = 0, T = 0;
+        uint32_t m = 0;
+        for (uint32_t j = i; j < S; j++) {
+            if (lvl[j] != t)
+                continue;
+            lvl[j] = NO_SLOT;
+            M |= g->smask[j];
+            cut[j] = 0;
+            part[j] = 0;
+            if (kp[j] > 0) {
+                cut[j] = tie_cut(ly, res, eq, g->smask[j], kp[j], cw, &part[j]);
+                T |= g->smask[j];
+            }
+            uint32_t k = m++;
+            for (; k > 0 && cut[ord[k - 1]] > cut[j]; k--)
+                ord[k] = ord[k - 1];
+            ord[k] = j;
+        }
+        uint32_t from = 0;
+        for (uint32_t k = 0; k < m; k++) {
+            const uint32_t j = ord[k];
+            if (cut[j] > from) {
+                mark_span(ly, res, gt, eq, M, T, from, cut[j]);
+                from = cut[j];
+            }
+            T &= ~g->smask[j];
+        }
+        mark_span(ly, res, gt, eq, M, T, from, cw);
+        for (uint32_t k = 0; k < m; k++)
+            if (cut[ord[k]] < cw)
+                ly->pr[cut[ord[k]]] |= part[ord[k]];
+    }
 }
 
 /* Several streams and R < 1: each stream i promotes the first ceil(R * count_i) of its
@@ -989,8 +1069,10 @@ HOT static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, ui
     for (; L && w < cw && seen < wnon; w++) /* none after the first wnon */
         tally(g, select_range(ly->eqL[w] & ~res[w], &seen, 0, wnon), ce);
     ly->probe++;
+    uint32_t lvl[64], kpv[64];
     for (uint32_t i = 0; i < S; i++) {
         const uint32_t count = (uint32_t)(cg[i] + ce[i]), q = quota(R, count);
+        lvl[i] = NO_SLOT;
         if (q == 0)
             continue;
         uint32_t t = L, kp = (uint32_t)ce[i];
@@ -1012,9 +1094,11 @@ HOT static uint32_t promote_streams(layer *ly, sim *sm, double R, uint32_t n, ui
             }
             sm->slp[i] = t;
         }
-        mark_stream(ly, res, i, t, kp, n, cw);
+        lvl[i] = t;
+        kpv[i] = kp;
         p += q;
     }
+    mark_all(ly, res, lvl, kpv, n, cw);
     return p;
 }
 

@@ -282,10 +282,22 @@ uint32_t kvp_synth_sequence_prompt(uint64_t seed, uint32_t s, uint32_t base_prom
 /* ---------------------------------------------------------------------------------------- */
 /* The trace and its cursors                                                                 */
 
+/* A step's threshold as state_threshold found it for k reads: the k-th highest key and the
+ * count of keys above it.  k == 0: not known. */
+typedef struct thr_memo {
+    uint32_t k, above;
+    uint16_t thr;
+} thr_memo;
+
 typedef struct synth_impl {
     kvp_synth_params sp; /* as resolved: knobs filled from the preset */
     uint64_t drift_q32;  /* drift * 2^32 */
     uint32_t heavy_q32;  /* heavy_share * 2^32 */
+    /* Every cursor of a layer brings the keys through the same steps, so a step's threshold
+     * found once serves every later cursor of the layer that asks the same k (another pass
+     * of the grid, of `sa`): steps * layers entries (layer l's from l * steps), NULL when
+     * they could not be had (nothing remembered then). */
+    thr_memo *memo;
 } synth_impl;
 
 typedef struct synth_state {
@@ -299,6 +311,7 @@ typedef struct synth_state {
     uint64_t heavy_salt; /* heavy hitters: hash(heavy_salt, p); salt itself for heads <= 1 */
     uint64_t drift_q32; /* the trace's drift, 0 for a streaming head */
     int local;          /* a streaming head: keys by position, no noise */
+    thr_memo *memo;     /* N: this layer's thresholds (im->memo), or NULL */
     xoshiro rng;
     uint16_t *base;     /* P + N: base(p), hashed once at open */
     uint16_t *key;      /* P + N */
@@ -969,6 +982,29 @@ static uint32_t state_threshold(synth_state *st, uint32_t k, uint32_t *above_thr
     return thr;
 }
 
+/* state_threshold through the layer's memo: a step whose threshold for k is known takes it
+ * (the keys are the same whichever cursor brought them there), with *in_band 0 (no band
+ * counted); else it is found and kept.  st->thr is the step's threshold either way. */
+static uint32_t threshold_of(synth_state *st, uint32_t k, uint32_t *above_thr, uint64_t *bits,
+                             size_t stride, int *in_band)
+{
+    thr_memo *m = st->memo ? &st->memo[st->step] : NULL;
+    if (m && m->k == k) {
+        *above_thr = m->above;
+        *in_band = 0;
+        st->thr = m->thr;
+        return m->thr;
+    }
+    const uint32_t thr = state_threshold(st, k, above_thr, bits, stride, in_band);
+    st->thr = thr;
+    if (m) {
+        m->thr = (uint16_t)thr;
+        m->above = *above_thr;
+        m->k = k;
+    }
+    return thr;
+}
+
 /* Top-k of the current keys: the k-th highest key thr (state_threshold), one forward pass
  * taking every key > thr and the first k - (their count) keys == thr (ties go to the lower
  * positions), so exactly k, then the scores (unless sets only).  The set is
@@ -985,8 +1021,7 @@ static void state_select(synth_state *st, uint32_t k, uint32_t *pos, float *scor
     }
     uint32_t above;
     int in_band;
-    const uint32_t thr = state_threshold(st, k, &above, NULL, 0, &in_band);
-    st->thr = thr;
+    const uint32_t thr = threshold_of(st, k, &above, NULL, 0, &in_band);
 
     const uint16_t *key = st->key;
     uint32_t m = 0, p = 0, t = k - above; /* the ties still to take */
@@ -1095,8 +1130,7 @@ static void state_select_bits(synth_state *st, uint32_t k, uint64_t *bits, size_
     }
     uint32_t above;
     int in_band;
-    const uint32_t thr = state_threshold(st, k, &above, NULL, 0, &in_band);
-    st->thr = thr;
+    const uint32_t thr = threshold_of(st, k, &above, NULL, 0, &in_band);
     ge_bits(st, ctx, thr, k - above, bits, stride);
     if (st->sets_only)
         return;
@@ -1202,8 +1236,7 @@ static int synth_counts(void *state, uint32_t n, const uint32_t *below, uint32_t
     }
     uint32_t above;
     int in_band;
-    const uint32_t thr = state_threshold(st, *k, &above, st->bits, 1, &in_band);
-    st->thr = thr;
+    const uint32_t thr = threshold_of(st, *k, &above, st->bits, 1, &in_band);
     if (!in_band)
         ge_bits(st, ctx, thr, *k - above, st->bits, 1);
     counts_below(st, ctx, below, nb, in_band, thr, *k - above, h);
@@ -1254,6 +1287,7 @@ static int synth_open(const kvp_trace *t, uint32_t layer, kvp_budget budget, voi
     st->heavy_salt = id.heavy_salt;
     st->local = id.local;
     st->drift_q32 = id.local ? 0 : im->drift_q32;
+    st->memo = im->memo ? im->memo + (size_t)layer * st->N : NULL;
 
     size_t cap = (size_t)st->P + st->N; /* checked against SIZE_MAX at trace creation */
     st->base = malloc(cap * sizeof *st->base);
@@ -1347,7 +1381,9 @@ static void synth_sets_only(void *state)
 
 static void synth_destroy(kvp_trace *t)
 {
-    free(t->impl);
+    synth_impl *im = t->impl;
+    free(im->memo);
+    free(im);
     free(t);
 }
 
@@ -1509,6 +1545,9 @@ int kvp_trace_synthetic(kvp_trace **out, const kvp_synth_params *sp, kvp_error *
     /* Fixed point once, here: per-step arithmetic is integer. */
     im->drift_q32 = (uint64_t)(im->sp.drift * Q32);
     im->heavy_q32 = (uint32_t)(im->sp.heavy_share * Q32);
+    /* Untouched pages cost nothing; without them each cursor finds its thresholds itself. */
+    if ((uint64_t)sp->steps * sp->layers <= SIZE_MAX / sizeof *im->memo)
+        im->memo = calloc((size_t)sp->steps * sp->layers, sizeof *im->memo);
 
     t->vt = &SYNTH_VT;
     t->steps = sp->steps;
