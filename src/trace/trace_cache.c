@@ -176,6 +176,15 @@ int kvp_trace_cache_record(kvp_trace *t, uint32_t layer, const kvp_access *a, kv
         return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u (context %u) does not fit "
                              "its cache", t->name, a->step, layer, a->context);
     uint64_t *w = im->bits[layer] + im->off[a->step];
+    if (a->bits) { /* the set as bits already: every word below the context's written */
+        const size_t nw = (size_t)words_of(a->context);
+        const uint32_t tail = a->context % WORD_BITS;
+        memcpy(w, a->bits, nw * sizeof *w);
+        if (tail && w[nw - 1] >> tail)
+            return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: a position at or "
+                                 "past the context %u", t->name, a->step, layer, a->context);
+        return 0;
+    }
     for (uint32_t i = 0; i < a->count; i++) {
         if (a->pos[i] >= a->context)
             return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: position %u outside "
