@@ -74,7 +74,14 @@ typedef struct sa_state {
     size_t ck_run;
     uint64_t rng;
     kvp_sa_event ev;
-    uint32_t next_w[2], next_r[2], nnext; /* the next proposal, if the chain moves or not */
+    /* The chain as it stands when a move's proposal is evaluated (walk_on), for the pass
+     * that runs it to run the points the chain may propose next too (follow). */
+    struct chain_at {
+        uint32_t w, r, level, i, moves;
+        double tcur, tbest, level_start, c, c0; /* NAN: not known */
+        uint64_t rng;
+    } walk;
+    int walk_on;
 } sa_state;
 
 static uint64_t next_u64(uint64_t *s)
@@ -189,21 +196,81 @@ static int run_cells(sa_state *st, const cells *l, int riders, kvp_error *err)
     return rc;
 }
 
+static void propose(uint64_t *rng, uint32_t wmax, uint32_t w, uint32_t r, uint32_t *nw,
+                    uint32_t *nr);
+
+/* The time of (w, r) if this search has it (run, saved or computed ahead), else NAN. */
+static double known_time(const sa_state *st, uint32_t w, uint32_t r)
+{
+    const size_t i = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
+    return st->have[i] != HAVE_NONE || st->got[i] ? st->memo[i].total_time_s : NAN;
+}
+
+/* Points computed ahead by following the chain (follow): the most in one pass, the most
+ * moves whose acceptance is not known yet that a path crosses, the most moves a path takes. */
+#define SA_FOLLOW_POINTS 6
+#define SA_FOLLOW_FORKS 2
+#define SA_FOLLOW_MOVES 24
+
+/* The chain's possible futures after the proposal (pw, pr) of state a (its time tp, NAN if
+ * not known): the acceptance drawn as sa_search draws it, taken where the times decide it,
+ * both ways where they do not (at most `forks` times a path); each next proposal that no
+ * search has is added to l, up to `room` of them.  The search's own draws are not taken
+ * (a works on a copy); points computed ahead count only when the search reaches them, so
+ * whatever this adds changes what a pass runs, never the search's path or result. */
+static void follow(sa_state *st, cells *l, struct chain_at a, uint32_t pw, uint32_t pr,
+                   double tp, uint32_t forks, uint32_t steps, uint32_t room)
+{
+    if (steps >= SA_FOLLOW_MOVES || l->n >= room)
+        return;
+    const double u = uniform(&a.rng);
+    const int decided = !isnan(tp) && !isnan(a.tcur);
+    const int accept = decided && (tp <= a.tcur || u < exp(-(tp - a.tcur) / a.c));
+    for (int way = 1; way >= 0; way--) {
+        if (decided ? way != accept : forks == 0)
+            continue;
+        struct chain_at b = a;
+        if (way) {
+            b.w = pw;
+            b.r = pr;
+            b.tcur = tp;
+        }
+        b.tbest = isnan(tp) || isnan(b.tbest) ? NAN : tp < b.tbest ? tp : b.tbest;
+        if (++b.i == b.moves) { /* the level's end, as sa_search */
+            if (!isnan(b.level_start) && !isnan(b.tbest) &&
+                (b.level_start - b.tbest) / b.level_start < SA_MIN_GAIN)
+                continue;
+            b.c *= SA_COOLING;
+            if (b.c < b.c0 * SA_FLOOR)
+                continue;
+            b.level++;
+            b.i = 0;
+            b.level_start = b.tbest;
+        }
+        uint32_t nw, nr;
+        propose(&b.rng, st->wmax, b.w, b.r, &nw, &nr);
+        const double t = known_time(st, nw, nr);
+        if (isnan(t))
+            add_cell(st, l, nw, nr);
+        follow(st, l, b, nw, nr, t, decided ? forks : forks - 1, steps + 1, room);
+    }
+}
+
 /* Runs (w, r), which no search has, in one pass of the lookahead grid with the R steps on
  * either side not yet known (the grid serves several R of a W for little more than one),
- * and the search's next proposal either way (st->next: the chain accepts (w, r) or not). */
+ * and, when the chain is moving (st->walk), the points it may propose next (follow). */
 static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
 {
     cells l = {.n = 0};
     /* Ahead only when the budget leaves room for them to be reached. */
-    const int more = st->evals + 1 < st->budget;
-    add_row(st, &l, w, r, more ? SA_AHEAD : 0);
-    for (uint32_t k = 0; more && k < st->nnext; k++)
-        add_cell(st, &l, st->next_w[k], st->next_r[k]);
+    const uint32_t left = st->budget - st->evals - 1;
+    add_row(st, &l, w, r, left ? SA_AHEAD : 0);
+    if (st->walk_on && left) {
+        const uint32_t room = l.n + (left < SA_FOLLOW_POINTS ? left : SA_FOLLOW_POINTS);
+        follow(st, &l, st->walk, w, r, NAN, SA_FOLLOW_FORKS, 0, room);
+    }
     return run_cells(st, &l, 0, err);
 }
-
-static void propose(sa_state *st, uint32_t w, uint32_t r, uint32_t *nw, uint32_t *nr);
 
 /* Whether level 0 runs in one grid pass (run_level0). */
 static int level0_takes(const kvp_scenario *sc, const kvp_trace *tr, uint32_t moves,
@@ -229,7 +296,7 @@ static int run_level0(sa_state *st, uint32_t w, uint32_t r, uint32_t moves, kvp_
     for (uint32_t i = 0; i <= moves; i++) {
         uint32_t nw = w, nr = r;
         if (i)
-            propose(st, w, r, &nw, &nr);
+            propose(&st->rng, st->wmax, w, r, &nw, &nr);
         uint32_t k = 0;
         while (k < np && (pw[k] != nw || pr[k] != nr))
             k++;
@@ -303,38 +370,24 @@ static void log_event(sa_state *st)
         st->ro->sa_log(st->ro->sa_log_user, &st->ev);
 }
 
-/* Draws a neighbour of (w, r) inside the box. */
-static void propose(sa_state *st, uint32_t w, uint32_t r, uint32_t *nw, uint32_t *nr)
+/* Draws a neighbour of (w, r) inside the box (W up to wmax) from rng. */
+static void propose(uint64_t *rng, uint32_t wmax, uint32_t w, uint32_t r, uint32_t *nw,
+                    uint32_t *nr)
 {
     static const int dw[] = {-2, -1, 1, 2};
     for (;;) {
-        double u = uniform(&st->rng);
+        double u = uniform(rng);
         long cw = w, cr = r;
         if (u < 0.4 || u >= 0.8)
-            cw += dw[next_u64(&st->rng) % 4];
+            cw += dw[next_u64(rng) % 4];
         if (u >= 0.4)
-            cr += next_u64(&st->rng) % 2 ? 1 : -1;
-        if (cw >= 1 && cw <= (long)st->wmax && cr >= 0 && cr <= SA_R_STEPS) {
+            cr += next_u64(rng) % 2 ? 1 : -1;
+        if (cw >= 1 && cw <= (long)wmax && cr >= 0 && cr <= SA_R_STEPS) {
             *nw = (uint32_t)cw;
             *nr = (uint32_t)cr;
             return;
         }
     }
-}
-
-/* The proposal after (nw, nr), drawn from (w, r) or from (nw, nr): after the acceptance's
- * draw, the search's draws are the same whether it accepts or not (st->next; the draws
- * are not taken). */
-static void next_proposals(sa_state *st, uint32_t w, uint32_t r, uint32_t nw, uint32_t nr)
-{
-    const uint64_t keep = st->rng;
-    (void)uniform(&st->rng); /* the acceptance's */
-    const uint64_t after = st->rng;
-    propose(st, w, r, &st->next_w[0], &st->next_r[0]);
-    st->rng = after;
-    propose(st, nw, nr, &st->next_w[1], &st->next_r[1]);
-    st->rng = keep;
-    st->nnext = 2;
 }
 
 /* The search of accounting acct of sh (the points earlier searches ran are in sh). */
@@ -396,7 +449,7 @@ static int sa_search(const sa_shared *sh, uint32_t acct, const kvp_trace *tr,
     for (uint32_t i = 0; i < moves; i++) {
         uint32_t nw, nr;
         double t;
-        propose(&st, w, r, &nw, &nr);
+        propose(&st.rng, st.wmax, w, r, &nw, &nr);
         if ((rc = evaluate(&st, nw, nr, &t, err)) < 0)
             goto done;
         if (rc == 0)
@@ -426,10 +479,12 @@ static int sa_search(const sa_shared *sh, uint32_t acct, const kvp_trace *tr,
         for (uint32_t i = 0; i < moves; i++) {
             uint32_t nw, nr;
             double t;
-            propose(&st, w, r, &nw, &nr);
-            next_proposals(&st, w, r, nw, nr);
+            propose(&st.rng, st.wmax, w, r, &nw, &nr);
+            st.walk = (struct chain_at){w, r, level, i, moves, tcur, tbest, level_start, c, c0,
+                                        st.rng};
+            st.walk_on = 1;
             rc = evaluate(&st, nw, nr, &t, err);
-            st.nnext = 0;
+            st.walk_on = 0;
             if (rc <= 0)
                 break;
             double u = uniform(&st.rng); /* drawn every time: the stream never forks */
