@@ -16,6 +16,7 @@
 #include "engine/runner.h"
 #include "policy/lookahead_grid.h"
 #include "trace/trace.h"
+#include "trace/trace_cache.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -82,6 +83,7 @@ typedef struct sa_state {
         uint64_t rng;
     } walk;
     int walk_on;
+    uint32_t follow_moves; /* follow's most moves a path takes */
 } sa_state;
 
 static uint64_t next_u64(uint64_t *s)
@@ -207,10 +209,16 @@ static double known_time(const sa_state *st, uint32_t w, uint32_t r)
 }
 
 /* Points computed ahead by following the chain (follow): the most in one pass, the most
- * moves whose acceptance is not known yet that a path crosses, the most moves a path takes. */
+ * moves whose acceptance is not known yet that a path crosses, the most moves a path takes.
+ * Where a pass reads a trace cache (one stream) it costs little more than its points, and
+ * points that may not be reached are not worth their cost (docs/PERF.md §51): there only the
+ * next proposal either way (one move, one fork, two points). */
 #define SA_FOLLOW_POINTS 6
 #define SA_FOLLOW_FORKS 2
+#define SA_FOLLOW_POINTS_CACHED 2
+#define SA_FOLLOW_FORKS_CACHED 1
 #define SA_FOLLOW_MOVES 24
+#define SA_FOLLOW_MOVES_CACHED 1
 
 /* The chain's possible futures after the proposal (pw, pr) of state a (its time tp, NAN if
  * not known): the acceptance drawn as sa_search draws it, taken where the times decide it,
@@ -221,7 +229,7 @@ static double known_time(const sa_state *st, uint32_t w, uint32_t r)
 static void follow(sa_state *st, cells *l, struct chain_at a, uint32_t pw, uint32_t pr,
                    double tp, uint32_t forks, uint32_t steps, uint32_t room)
 {
-    if (steps >= SA_FOLLOW_MOVES || l->n >= room)
+    if (steps >= st->follow_moves || l->n >= room)
         return;
     const double u = uniform(&a.rng);
     const int decided = !isnan(tp) && !isnan(a.tcur);
@@ -266,8 +274,12 @@ static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
     const uint32_t left = st->budget - st->evals - 1;
     add_row(st, &l, w, r, left ? SA_AHEAD : 0);
     if (st->walk_on && left) {
-        const uint32_t room = l.n + (left < SA_FOLLOW_POINTS ? left : SA_FOLLOW_POINTS);
-        follow(st, &l, st->walk, w, r, NAN, SA_FOLLOW_FORKS, 0, room);
+        const int cached = kvp_trace_is_cache(st->tr);
+        const uint32_t most = cached ? SA_FOLLOW_POINTS_CACHED : SA_FOLLOW_POINTS;
+        const uint32_t room = l.n + (left < most ? left : most);
+        st->follow_moves = cached ? SA_FOLLOW_MOVES_CACHED : SA_FOLLOW_MOVES;
+        follow(st, &l, st->walk, w, r, NAN, cached ? SA_FOLLOW_FORKS_CACHED : SA_FOLLOW_FORKS,
+               0, room);
     }
     return run_cells(st, &l, 0, err);
 }
