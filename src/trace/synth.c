@@ -296,7 +296,9 @@ typedef struct synth_impl {
     /* Every cursor of a layer brings the keys through the same steps, so a step's threshold
      * found once serves every later cursor of the layer that asks the same k (another pass
      * of the grid, of `sa`): steps * layers entries (layer l's from l * steps), NULL when
-     * they could not be had (nothing remembered then). */
+     * they could not be had (nothing remembered then).  Written without locks: a layer's
+     * cursors are stepped by one thread at a time (a run gives each layer to one worker,
+     * kvp_parallel_layers). */
     thr_memo *memo;
 } synth_impl;
 
