@@ -917,9 +917,6 @@ HOT static const uint64_t *probe_streams(layer *ly, const uint64_t *res, uint32_
  * serves every stream promoting at that level, its tie mask losing a stream at each cut,
  * where S passes, one per stream, each reading every word, did before (docs/PERF.md §51). */
 
-/* Stream mask m's cut in the non-residents of eq (kp > 0): the word holding the kp-th of
- * them, and in *part those of that word taken; cw with *part 0 when it has no more than kp
- * (all taken). */
 #ifdef GRID_V512
 /* tie_cut's whole groups of 8 words before the one where the kp-th lies; returns where the
  * plain loop goes on. */
@@ -929,7 +926,8 @@ V512 static uint32_t cut_v512(const uint64_t *res, const uint64_t *eq, uint64_t 
     const __m512i vm = _mm512_set1_epi64((long long)m);
     uint32_t i = 0;
     for (; i + 8 <= cw; i += 8) {
-        const __m512i e = _mm512_and_si512(v_load(eq + i), _mm512_andnot_si512(v_load(res + i), vm));
+        const __m512i e =
+            _mm512_and_si512(v_load(eq + i), _mm512_andnot_si512(v_load(res + i), vm));
         const uint32_t c = v_sum(_mm512_popcnt_epi64(e));
         if (*seen + c >= kp)
             break;
@@ -939,6 +937,9 @@ V512 static uint32_t cut_v512(const uint64_t *res, const uint64_t *eq, uint64_t 
 }
 #endif
 
+/* Stream mask m's cut in the non-residents of eq (kp > 0): the word holding the kp-th of
+ * them, and in *part those of that word taken; cw with *part 0 when it has no more than kp
+ * (all taken). */
 HOT static uint32_t tie_cut(const layer *ly, const uint64_t *res, const uint64_t *eq, uint64_t m,
                             uint32_t kp, uint32_t cw, uint64_t *part)
 {
@@ -951,11 +952,12 @@ HOT static uint32_t tie_cut(const layer *ly, const uint64_t *res, const uint64_t
 #endif
     for (; w < cw; w++) {
         const uint64_t e = eq[w] & ~res[w] & m;
-        if (seen + (uint32_t)__builtin_popcountll(e) >= kp) {
+        const uint32_t c = (uint32_t)__builtin_popcountll(e);
+        if (seen + c >= kp) {
             *part = select_range(e, &seen, 0, kp);
             return w;
         }
-        seen += (uint32_t)__builtin_popcountll(e);
+        seen += c;
     }
     *part = 0;
     return cw;
@@ -971,10 +973,10 @@ V512 static uint32_t span_v512(uint64_t *pr, const uint64_t *res, const uint64_t
     const __m512i vM = _mm512_set1_epi64((long long)M), vT = _mm512_set1_epi64((long long)T);
     uint32_t i = from;
     for (; i + 8 <= to; i += 8) {
-        const __m512i x = _mm512_andnot_si512(v_load(res + i), _mm512_set1_epi64(-1));
         const __m512i p = _mm512_or_si512(_mm512_and_si512(v_load(gt + i), vM),
                                           _mm512_and_si512(v_load(eq + i), vT));
-        _mm512_storeu_si512(pr + i, _mm512_or_si512(v_load(pr + i), _mm512_and_si512(p, x)));
+        const __m512i q = _mm512_andnot_si512(v_load(res + i), p); /* p & ~res */
+        _mm512_storeu_si512(pr + i, _mm512_or_si512(v_load(pr + i), q));
     }
     return i;
 }
@@ -994,7 +996,8 @@ HOT static void mark_span(const layer *ly, const uint64_t *res, const uint64_t *
 }
 
 /* The promoted blocks of the streams i with lvl[i] != NO_SLOT (their level t_i, kp[i]) into
- * ly->pr (zeroed by the caller), one pass per level. */
+ * ly->pr (zeroed by the caller), one pass per level; lvl is used up (each stream's entry set
+ * to NO_SLOT once its level's pass is made). */
 HOT static void mark_all(layer *ly, const uint64_t *res, uint32_t *lvl, const uint32_t *kp,
                          uint32_t n, uint32_t cw)
 {

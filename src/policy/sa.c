@@ -83,7 +83,6 @@ typedef struct sa_state {
         uint64_t rng;
     } walk;
     int walk_on;
-    uint32_t follow_moves; /* follow's most moves a path takes */
 } sa_state;
 
 static uint64_t next_u64(uint64_t *s)
@@ -131,11 +130,14 @@ static void keep_points(sa_state *st, const size_t *cell, uint32_t n, const kvp_
         }
 }
 
+/* The memo cell of (w, r): cell c is (W, R) = (c / 11 + 1, c % 11 / 10). */
+static size_t cell_of(uint32_t w, uint32_t r) { return (size_t)(w - 1) * (SA_R_STEPS + 1) + r; }
+
 /* Most cells of one grid pass: level 0's points with their R steps on either side. */
 #define SA_LEVEL0_MAX 16 /* level 0's samples at most (a larger `moves` goes point by point) */
 #define SA_PASS_MAX ((SA_LEVEL0_MAX + 1) * (2 * SA_AHEAD + 1))
 
-/* A list of memo cells for one grid pass: cell c is (W, R) = (c / 11 + 1, c % 11 / 10). */
+/* A list of memo cells (cell_of) for one grid pass. */
 typedef struct cells {
     size_t c[SA_PASS_MAX];
     uint32_t n;
@@ -144,7 +146,7 @@ typedef struct cells {
 /* Adds (w, r) to the list if no search has it and it is not listed yet. */
 static void add_cell(const sa_state *st, cells *l, uint32_t w, uint32_t r)
 {
-    const size_t c = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
+    const size_t c = cell_of(w, r);
     for (uint32_t j = 0; j < l->n; j++)
         if (l->c[j] == c)
             return;
@@ -204,7 +206,7 @@ static void propose(uint64_t *rng, uint32_t wmax, uint32_t w, uint32_t r, uint32
 /* The time of (w, r) if this search has it (run, saved or computed ahead), else NAN. */
 static double known_time(const sa_state *st, uint32_t w, uint32_t r)
 {
-    const size_t i = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
+    const size_t i = cell_of(w, r);
     return st->have[i] != HAVE_NONE || st->got[i] ? st->memo[i].total_time_s : NAN;
 }
 
@@ -213,23 +215,25 @@ static double known_time(const sa_state *st, uint32_t w, uint32_t r)
  * Where a pass reads a trace cache (one stream) it costs little more than its points, and
  * points that may not be reached are not worth their cost (docs/PERF.md §51): there only the
  * next proposal either way (one move, one fork, two points). */
-#define SA_FOLLOW_POINTS 6
-#define SA_FOLLOW_FORKS 2
-#define SA_FOLLOW_POINTS_CACHED 2
-#define SA_FOLLOW_FORKS_CACHED 1
-#define SA_FOLLOW_MOVES 24
-#define SA_FOLLOW_MOVES_CACHED 1
+typedef struct follow_limits {
+    uint32_t points, forks, moves;
+} follow_limits;
+static const follow_limits SA_FOLLOW[2] = {
+    {6, 2, 24}, /* the trace made again each pass (streams) */
+    {2, 1, 1},  /* a trace cache */
+};
 
 /* The chain's possible futures after the proposal (pw, pr) of state a (its time tp, NAN if
  * not known): the acceptance drawn as sa_search draws it, taken where the times decide it,
- * both ways where they do not (at most `forks` times a path); each next proposal that no
- * search has is added to l, up to `room` of them.  The search's own draws are not taken
- * (a works on a copy); points computed ahead count only when the search reaches them, so
- * whatever this adds changes what a pass runs, never the search's path or result. */
+ * both ways where they do not (at most `forks` times a path), for `moves` moves; each next
+ * proposal that no search has is added to l, up to `room` of them.  The search's own draws
+ * are not taken (a works on a copy); points computed ahead count only when the search
+ * reaches them, so whatever this adds changes what a pass runs, never the search's path or
+ * result. */
 static void follow(sa_state *st, cells *l, struct chain_at a, uint32_t pw, uint32_t pr,
-                   double tp, uint32_t forks, uint32_t steps, uint32_t room)
+                   double tp, uint32_t forks, uint32_t moves, uint32_t room)
 {
-    if (steps >= st->follow_moves || l->n >= room)
+    if (moves == 0 || l->n >= room)
         return;
     const double u = uniform(&a.rng);
     const int decided = !isnan(tp) && !isnan(a.tcur);
@@ -260,7 +264,7 @@ static void follow(sa_state *st, cells *l, struct chain_at a, uint32_t pw, uint3
         const double t = known_time(st, nw, nr);
         if (isnan(t))
             add_cell(st, l, nw, nr);
-        follow(st, l, b, nw, nr, t, decided ? forks : forks - 1, steps + 1, room);
+        follow(st, l, b, nw, nr, t, decided ? forks : forks - 1, moves - 1, room);
     }
 }
 
@@ -274,12 +278,9 @@ static int run_points(sa_state *st, uint32_t w, uint32_t r, kvp_error *err)
     const uint32_t left = st->budget - st->evals - 1;
     add_row(st, &l, w, r, left ? SA_AHEAD : 0);
     if (st->walk_on && left) {
-        const int cached = kvp_trace_is_cache(st->tr);
-        const uint32_t most = cached ? SA_FOLLOW_POINTS_CACHED : SA_FOLLOW_POINTS;
-        const uint32_t room = l.n + (left < most ? left : most);
-        st->follow_moves = cached ? SA_FOLLOW_MOVES_CACHED : SA_FOLLOW_MOVES;
-        follow(st, &l, st->walk, w, r, NAN, cached ? SA_FOLLOW_FORKS_CACHED : SA_FOLLOW_FORKS,
-               0, room);
+        const follow_limits *f = &SA_FOLLOW[kvp_trace_is_cache(st->tr) != 0];
+        const uint32_t room = l.n + (left < f->points ? left : f->points);
+        follow(st, &l, st->walk, w, r, NAN, f->forks, f->moves, room);
     }
     return run_cells(st, &l, 0, err);
 }
@@ -328,7 +329,7 @@ static int run_level0(sa_state *st, uint32_t w, uint32_t r, uint32_t moves, kvp_
 /* Returns 1 and the time, 0 when the budget is spent, or < 0. */
 static int evaluate(sa_state *st, uint32_t w, uint32_t r, double *t, kvp_error *err)
 {
-    size_t i = (size_t)(w - 1) * (SA_R_STEPS + 1) + r;
+    size_t i = cell_of(w, r);
     if (st->have[i] == HAVE_NONE && st->got[i]) /* an earlier accounting's search ran it */
         st->have[i] = HAVE_AHEAD;
     if (st->have[i] == HAVE_SAVED || st->have[i] == HAVE_AHEAD) {
@@ -438,7 +439,7 @@ static int sa_search(const sa_shared *sh, uint32_t acct, const kvp_trace *tr,
             kvp_ck_rec(st.ck, st.ck_run, k, &cw, &cr, &cres);
             if (cw > st.wmax || cr > SA_R_STEPS)
                 continue;
-            size_t i = (size_t)(cw - 1) * (SA_R_STEPS + 1) + cr;
+            size_t i = cell_of(cw, cr);
             st.memo[i] = cres;
             st.have[i] = HAVE_SAVED;
         }
@@ -526,7 +527,7 @@ static int sa_search(const sa_shared *sh, uint32_t acct, const kvp_trace *tr,
     if (rc < 0)
         goto done;
     rc = 0;
-    *res = st.memo[(size_t)(bw - 1) * (SA_R_STEPS + 1) + br];
+    *res = st.memo[cell_of(bw, br)];
     snprintf(res->policy, sizeof res->policy, "sa");
     snprintf(res->params, sizeof res->params, "lookahead:W=%u:R=%.1f", bw,
              br / (double)SA_R_STEPS);
