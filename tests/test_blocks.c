@@ -196,11 +196,13 @@ static void test_sums(void)
     free(plain);
 }
 
-/* The entries of S streams' reads by block rows (kvp_blocks_of_streams) against an oracle
- * that walks the merged positions: for each row, each stream's reads counted and their scores
- * added in position order, streams ascending.  The streams' contexts differ (a short
- * sequence ends), scores whose sums depend on the order; where the form does not run
- * (no AVX-512, KVPLACE_SSE2_ONLY, or S not 2, 4, 8) it must say so and write nothing. */
+/* The entries of S streams' reads by block rows (kvp_blocks_of_streams from the merged bits
+ * and scores, kvp_blocks_of_view from each stream's own) against an oracle that walks the
+ * merged positions: for each row, each stream's reads counted and their scores added in
+ * position order, streams ascending.  The streams' contexts differ (a short sequence ends),
+ * scores whose sums depend on the order; where a form does not run (no AVX-512,
+ * KVPLACE_SSE2_ONLY, S not 2, 4, 8; the view's: g not dividing 64, no VPOPCNTDQ) it must
+ * say so and write nothing. */
 static void test_streams(void)
 {
     rng_state = check_seed ^ 0x5bd1e995u;
@@ -215,8 +217,11 @@ static void test_streams(void)
     float *score = malloc(V * sizeof *score);
     double *ws = malloc(V * sizeof *ws);
     uint64_t *bits = malloc((V / 64 + 1) * sizeof *bits);
-    REQUIRE(pos && wb && wc && ctx && score && ws && bits);
-    uint32_t bad = 0, runs = 0, skipped = 0;
+    /* the view: stream i's word w at sbits[w * S + i], its scores from sscore + i * maxctx */
+    uint64_t *sbits = malloc((V / 64 + 16) * sizeof *sbits);
+    float *sscore = malloc(V * sizeof *sscore);
+    REQUIRE(pos && wb && wc && ctx && score && ws && bits && sbits && sscore);
+    uint32_t bad = 0, runs = 0, skipped = 0, vbad = 0, vruns = 0;
     for (int iter = 0; iter < 400; iter++) {
         const uint32_t S = Ss[rnd(5)], g = gs[rnd(10)], pct = (uint32_t)rnd(101);
         uint32_t top = 0;
@@ -240,14 +245,9 @@ static void test_streams(void)
         double *sum = malloc((room ? room : 1) * sizeof *sum);
         REQUIRE(block && count && sum);
         const int scored = rnd(4) != 0;
-        const uint32_t got = kvp_blocks_of_streams(bits, v, S, g, scored ? score : NULL, block,
-                                                   count, sum);
-        if (!wide || (S != 2 && S != 4 && S != 8)) {
-            bad += got != UINT32_MAX;
-            skipped++;
-        } else {
-            /* the oracle, from the positions */
-            uint32_t m = 0;
+        /* the oracle, from the positions */
+        uint32_t m = 0;
+        {
             for (uint32_t b = 0; (uint64_t)b * g < top; b++)
                 for (uint32_t i = 0; i < S; i++) {
                     uint32_t c = 0;
@@ -263,19 +263,53 @@ static void test_streams(void)
                         ws[m++] = t;
                     }
                 }
+        }
+        const uint32_t got = kvp_blocks_of_streams(bits, v, S, g, scored ? score : NULL, block,
+                                                   count, sum);
+        if (!wide || (S != 2 && S != 4 && S != 8)) {
+            bad += got != UINT32_MAX;
+            skipped++;
+        } else {
             bad += got != m || (m && (memcmp(block, wb, m * sizeof *wb) != 0 ||
                                       memcmp(count, wc, m * sizeof *wc) != 0 ||
                                       memcmp(sum, ws, m * sizeof *ws) != 0));
             runs++;
+        }
+        /* the view of the same reads; a stream with no reads has no scores (NULL) */
+        memset(sbits, 0, ((size_t)top / 64 + 1) * S * sizeof *sbits);
+        const float *vs[16];
+        uint32_t vn[16] = {0};
+        for (uint32_t j = 0; j < n; j++) {
+            const uint32_t i = pos[j] % S, q = pos[j] / S;
+            sbits[(size_t)q / 64 * S + i] |= 1ull << (q % 64);
+            sscore[i * maxctx + vn[i]++] = score[j];
+        }
+        for (uint32_t i = 0; i < S; i++)
+            vs[i] = vn[i] ? sscore + i * maxctx : NULL;
+        memset(block, 0xAB, (room ? room : 1) * sizeof *block);
+        const uint32_t vgot = kvp_blocks_of_view(sbits, S, ctx, scored ? vs : NULL, g, block,
+                                                 count, sum);
+        if (!kvp_blocks_of_view_wide() || (S != 2 && S != 4 && S != 8) || 64 % g) {
+            vbad += vgot != UINT32_MAX || (room && block[0] != 0xABABABABu);
+        } else {
+            vbad += vgot != m || (m && (memcmp(block, wb, m * sizeof *wb) != 0 ||
+                                        memcmp(count, wc, m * sizeof *wc) != 0 ||
+                                        memcmp(sum, ws, m * sizeof *ws) != 0));
+            vruns++;
         }
         free(block);
         free(count);
         free(sum);
     }
     CHECK_EQ_U64(bad, 0);
+    CHECK_EQ_U64(vbad, 0);
     CHECK(runs + skipped == 400);
     CHECK(!wide || runs > 150);
-    printf("streams: %u runs, %u without the form\n", runs, skipped);
+    CHECK(!kvp_blocks_of_view_wide() || vruns > 80);
+    printf("streams: %u runs, %u without the form; the view: %u runs\n", runs, skipped,
+           vruns);
+    free(sbits);
+    free(sscore);
     free(pos);
     free(wb);
     free(wc);

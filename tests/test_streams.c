@@ -445,15 +445,18 @@ static void same_served(const kvp_scenario *sc, const kvp_trace *t, const char *
 static const char *const served_policies[] = {
     "reactive", "reactive:g=3", "page:page_tokens=5", "page:page_tokens=1", "static",
     "unlimited", "lookahead:W=4:R=0.3", "lookahead:W=1:R=1", "hot", "whittle",
+    /* rows of S g >= 32 tokens: the blocks from the streams' own sets (serve_reads_view) */
+    "page:page_tokens=8", "page:page_tokens=16", "page:page_tokens=64",
 };
 
 /* The engine's serving from the sets' bits (S a power of two up to 64: the per-stream reads
  * and hits counted from the set's and the residency's bits, a moved block's "read this step"
  * from the set's bits, the bits copied into the look-ahead ring) against its serving from
- * the positions, as before (docs/PERF.md 37): sequences of random memory traces at S = 2, 3,
- * 4, 8, 16, 64 (3: no bits, the fallback), of random prompts and steps (streams finish,
- * freeing their blocks), slots from none to all, blocks of 1, 3 and 5 tokens; then synthetic
- * KV heads, whose sets the merge takes as bits from the generator. */
+ * the positions, as before (docs/PERF.md 37; rows of S g >= 32 tokens from each stream's
+ * own sets, §52): sequences of random memory traces at S = 2, 3, 4, 8, 16, 64 (3: no bits,
+ * the fallback), of random prompts and steps (streams finish, freeing their blocks), slots
+ * from none to all, blocks of 1 to 64 tokens; then synthetic KV heads, whose sets the merge
+ * takes as bits from the generator. */
 static void test_served_bits(void)
 {
     uint64_t x = check_seed ^ 0xB175ull;

@@ -13,6 +13,7 @@
 #define BLOCKS_AVX512 1
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f,avx512vl")))
+#define VIEW __attribute__((target("avx512f,avx512vl,avx512vpopcntdq")))
 #else
 #define BLOCKS_AVX512 0
 #endif
@@ -160,43 +161,101 @@ AVX512 static inline __m512d add_columns(__m512d s, __m512 u0, __m512 u1, __m512
     return s;
 }
 
-/* 8 entries at a time, lane k for entry i + k: 16 of each entry's reads loaded as a row
- * (zeros past its count), the 8 rows transposed, and column j (every entry's j-th read)
- * widened and added to the lanes, j ascending: each lane's additions are the plain loop's,
- * in its order, followed by additions of +0.0 past its count, which leave a sum as it is (a
- * sum that starts at +0.0 is never -0.0; x + 0.0 == x for every other x, NaN and infinities
- * included).  Columns past the group's longest entry are skipped, 8 at a time. */
+/* The sums of 8 entries, lane k for entry k, whose reads start at p[k] and number c[k]: 16
+ * of each entry's reads loaded as a row (zeros past its count), the 8 rows transposed, and
+ * column j (every entry's j-th read) widened and added to the lanes, j ascending: each lane's
+ * additions are the plain loop's, in its order, followed by additions of +0.0 past its count,
+ * which leave a sum as it is (a sum that starts at +0.0 is never -0.0; x + 0.0 == x for every
+ * other x, NaN and infinities included).  Columns past the longest entry are skipped, 8 at a
+ * time. */
+AVX512 __attribute__((always_inline)) static inline __m512d sums8(const float *const *p,
+                                                                const uint32_t *c)
+{
+    uint32_t most = 0;
+    for (uint32_t k = 0; k < 8; k++)
+        most = c[k] > most ? c[k] : most;
+    __m512d s = _mm512_setzero_pd();
+    for (uint32_t q = 0; q < most; q += 16) {
+        const __m512 r0 = row16(p[0], c[0], q), r1 = row16(p[1], c[1], q);
+        const __m512 r2 = row16(p[2], c[2], q), r3 = row16(p[3], c[3], q);
+        const __m512 r4 = row16(p[4], c[4], q), r5 = row16(p[5], c[5], q);
+        const __m512 r6 = row16(p[6], c[6], q), r7 = row16(p[7], c[7], q);
+        const __m512 t0 = _mm512_unpacklo_ps(r0, r1), t1 = _mm512_unpackhi_ps(r0, r1);
+        const __m512 t2 = _mm512_unpacklo_ps(r2, r3), t3 = _mm512_unpackhi_ps(r2, r3);
+        const __m512 t4 = _mm512_unpacklo_ps(r4, r5), t5 = _mm512_unpackhi_ps(r4, r5);
+        const __m512 t6 = _mm512_unpacklo_ps(r6, r7), t7 = _mm512_unpackhi_ps(r6, r7);
+        s = add_columns(s, _mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
+                        _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE),
+                        _mm512_shuffle_ps(t4, t6, 0x44), _mm512_shuffle_ps(t4, t6, 0xEE),
+                        _mm512_shuffle_ps(t5, t7, 0x44), _mm512_shuffle_ps(t5, t7, 0xEE),
+                        most - q);
+    }
+    return s;
+}
+
+/* 8 entries at a time (sums8), entry i + k's reads following entry i + k - 1's. */
 AVX512 static void sums_avx512(const float *score, const uint32_t *count, uint32_t n,
                                double *sum)
 {
     uint32_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const uint32_t *c = count + i;
-        const float *p0 = score, *p1 = p0 + c[0], *p2 = p1 + c[1], *p3 = p2 + c[2];
-        const float *p4 = p3 + c[3], *p5 = p4 + c[4], *p6 = p5 + c[5], *p7 = p6 + c[6];
-        uint32_t most = 0;
-        for (uint32_t k = 0; k < 8; k++)
-            most = c[k] > most ? c[k] : most;
-        __m512d s = _mm512_setzero_pd();
-        for (uint32_t q = 0; q < most; q += 16) {
-            const __m512 r0 = row16(p0, c[0], q), r1 = row16(p1, c[1], q);
-            const __m512 r2 = row16(p2, c[2], q), r3 = row16(p3, c[3], q);
-            const __m512 r4 = row16(p4, c[4], q), r5 = row16(p5, c[5], q);
-            const __m512 r6 = row16(p6, c[6], q), r7 = row16(p7, c[7], q);
-            const __m512 t0 = _mm512_unpacklo_ps(r0, r1), t1 = _mm512_unpackhi_ps(r0, r1);
-            const __m512 t2 = _mm512_unpacklo_ps(r2, r3), t3 = _mm512_unpackhi_ps(r2, r3);
-            const __m512 t4 = _mm512_unpacklo_ps(r4, r5), t5 = _mm512_unpackhi_ps(r4, r5);
-            const __m512 t6 = _mm512_unpacklo_ps(r6, r7), t7 = _mm512_unpackhi_ps(r6, r7);
-            s = add_columns(s, _mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xEE),
-                            _mm512_shuffle_ps(t1, t3, 0x44), _mm512_shuffle_ps(t1, t3, 0xEE),
-                            _mm512_shuffle_ps(t4, t6, 0x44), _mm512_shuffle_ps(t4, t6, 0xEE),
-                            _mm512_shuffle_ps(t5, t7, 0x44), _mm512_shuffle_ps(t5, t7, 0xEE),
-                            most - q);
-        }
-        _mm512_storeu_pd(sum + i, s);
-        score = p7 + c[7];
+        const float *p[8];
+        p[0] = score;
+        for (uint32_t k = 1; k < 8; k++)
+            p[k] = p[k - 1] + count[i + k - 1];
+        _mm512_storeu_pd(sum + i, sums8(p, count + i));
+        score = p[7] + count[i + 7];
     }
     sums_plain(score, count + i, n - i, sum + i);
+}
+
+/* kvp_blocks_of_view with 2, 4 or 8 streams and g dividing 64: a block row at a time, the
+ * streams' counts by a popcount of their g-bit fields (lane i, stream i: the S words side
+ * by side), the row's sums by sums8 with a pointer per stream (its next read), the lanes
+ * with reads compressed out in stream order.  Counts and pointers go to memory by whole
+ * vectors (one store read back lane by lane forwards; lanes stored one by one and read back
+ * as a vector would stall). */
+VIEW static uint32_t view_avx512(const uint64_t *bits, uint32_t S, const uint32_t *ctx,
+                                 const float *const *score, uint32_t g, uint32_t *block,
+                                 uint32_t *count, double *sum)
+{
+    const __m512i field = _mm512_set1_epi64(g == 64 ? -1ll : (long long)((1ull << g) - 1));
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __mmask8 ms = (__mmask8)((1u << S) - 1);
+    /* a lane with no reads loads nothing, but from a mapped address: a masked load from an
+     * unmapped one (NULL) is not a fault but costs a microcode assist each time */
+    static const float none[16];
+    _Alignas(64) const float *p[8];
+    _Alignas(32) uint32_t c[8];
+    uint32_t rows = 0, n = 0;
+    for (uint32_t i = 0; i < 8; i++) {
+        const uint32_t r = i < S ? (uint32_t)(((uint64_t)ctx[i] + g - 1) / g) : 0;
+        rows = r > rows ? r : rows;
+        p[i] = i < S && score && score[i] ? score[i] : none;
+    }
+    /* the streams' next reads as addresses */
+    __m512i pv = _mm512_load_si512((const void *)p);
+    for (uint32_t b = 0; b < rows; b++) {
+        const __m512i x = _mm512_maskz_loadu_epi64(ms, bits + (size_t)(b * g / 64) * S);
+        const __m512i f = _mm512_and_si512(
+            _mm512_srl_epi64(x, _mm_cvtsi32_si128((int)(b * g % 64))), field);
+        const __m256i cnt = _mm512_cvtepi64_epi32(_mm512_popcnt_epi64(f));
+        __m512d s = _mm512_setzero_pd();
+        if (score) {
+            _mm256_store_si256((__m256i *)(void *)c, cnt);
+            _mm512_store_si512((void *)p, pv);
+            s = sums8(p, c);
+            pv = _mm512_add_epi64(pv, _mm512_slli_epi64(_mm512_cvtepu32_epi64(cnt), 2));
+        }
+        const __mmask8 has = _mm256_cmpgt_epi32_mask(cnt, _mm256_setzero_si256());
+        const __mmask8 first = (__mmask8)((1u << __builtin_popcount(has)) - 1);
+        const __m256i vb = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(b * S)));
+        _mm256_mask_storeu_epi32(block + n, first, _mm256_maskz_compress_epi32(has, vb));
+        _mm256_mask_storeu_epi32(count + n, first, _mm256_maskz_compress_epi32(has, cnt));
+        _mm512_mask_storeu_pd(sum + n, first, _mm512_maskz_compress_pd(has, s));
+        n += (uint32_t)__builtin_popcount(has);
+    }
+    return n;
 }
 
 /* kvp_blocks_of_streams with 2, 4 or 8 streams: a position's S bits are a lane mask (lane i,
@@ -239,6 +298,8 @@ AVX512 static uint32_t streams_avx512(const uint64_t *bits, uint32_t context, ui
     return n;
 }
 
+static int has_view;
+
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int has_avx512;
 
@@ -247,6 +308,7 @@ static void probe(void)
     __builtin_cpu_init();
     has_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
                  kvp_simd_wide();
+    has_view = has_avx512 && __builtin_cpu_supports("avx512vpopcntdq");
 }
 #endif
 
@@ -271,6 +333,27 @@ void kvp_block_sums(const float *score, const uint32_t *count, uint32_t n, doubl
 #endif
     (void)wide;
     sums_plain(score, count, n, sum);
+}
+
+int kvp_blocks_of_view_wide(void)
+{
+#if BLOCKS_AVX512
+    return kvp_block_sums_wide() && has_view;
+#else
+    return 0;
+#endif
+}
+
+uint32_t kvp_blocks_of_view(const uint64_t *bits, uint32_t S, const uint32_t *ctx,
+                            const float *const *score, uint32_t g, uint32_t *block,
+                            uint32_t *count, double *sum)
+{
+#if BLOCKS_AVX512
+    if ((S == 2 || S == 4 || S == 8) && 64 % g == 0 && kvp_blocks_of_view_wide())
+        return view_avx512(bits, S, ctx, score, g, block, count, sum);
+#endif
+    (void)bits, (void)S, (void)ctx, (void)score, (void)g, (void)block, (void)count, (void)sum;
+    return UINT32_MAX;
 }
 
 uint32_t kvp_blocks_of_streams(const uint64_t *bits, uint32_t context, uint32_t S, uint32_t g,

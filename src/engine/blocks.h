@@ -41,6 +41,19 @@ uint32_t kvp_blocks_of_streams(const uint64_t *bits, uint32_t context, uint32_t 
                                const float *score, uint32_t *block, uint32_t *count,
                                double *sum);
 
+/* kvp_blocks_of_streams's entries from the streams' own sets (kvp_streams_view's form,
+ * src/trace/trace.h: stream i's word w at bits[w * S + i], no bit at or past its context
+ * ctx[i]; its reads' scores in position order from score[i]; score NULL: none, the sums 0),
+ * so no pass over the merged set's positions: the same entries and sums, bit for bit.  block,
+ * count and sum hold max_i ceil(ctx[i] / g) S entries.  Only in AVX-512, for S = 2, 4 or 8
+ * and g dividing 64, where kvp_block_sums_wide(); else UINT32_MAX and nothing written. */
+uint32_t kvp_blocks_of_view(const uint64_t *bits, uint32_t S, const uint32_t *ctx,
+                            const float *const *score, uint32_t g, uint32_t *block,
+                            uint32_t *count, double *sum);
+
+/* 1 if kvp_blocks_of_view has its form on this CPU (kvp_block_sums_wide() and VPOPCNTDQ). */
+int kvp_blocks_of_view_wide(void);
+
 /* 1 if kvp_block_sums(.., wide = 1) takes its AVX-512 form on this CPU. */
 int kvp_block_sums_wide(void);
 

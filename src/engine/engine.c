@@ -484,6 +484,8 @@ typedef struct pol_layer {
     uint64_t *seq_out;
     uint32_t heads; /* streams per sequence */
     uint64_t mod_s, div_h; /* fast_mod by streams, fast_div by heads (> 1) */
+    /* the step's sets stream by stream (serve_reads_view), NULL when the pass has none */
+    const kvp_streams_view *view;
 } pol_layer;
 
 /* a % d and a / d of a 32-bit a with multiplications, no division (Lemire, Kaser and Kurz,
@@ -564,6 +566,7 @@ static void pol_free(pol_layer *pl)
     free(pl->freed);
     free(pl->ssum);
     free(pl->stally);
+
 }
 
 static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, uint32_t tiers)
@@ -865,6 +868,42 @@ __attribute__((noinline)) static uint64_t serve_reads_streams(pol_layer *pl,
             cnt[st] = 0;
         }
         i = j;
+    }
+    kvp_step *s = &pl->s;
+    s->nread = nread;
+    s->read_block = pl->rblock;
+    s->read_count = pl->rcount;
+    s->read_score = pl->rscore;
+    return hbm_hits;
+}
+
+/* serve_reads_streams from the streams' own sets (kvp_cursor_streams_view) where
+ * kvp_blocks_of_view takes them (AVX-512, S = 2, 4, 8, g dividing 64): the same entries and
+ * sums, without a pass over the merged set's positions; the per-sequence counts
+ * (streams_count_reads) on the way, the stream of entry vb being vb % S.  UINT64_MAX where it
+ * does not take them (nothing done). */
+__attribute__((noinline)) static uint64_t serve_reads_view(pol_layer *pl,
+                                                           const kvp_streams_view *v)
+{
+    const uint32_t S = v->S;
+    const int scores = (pl->ps->ops->caps & KVP_CAP_SCORES) != 0;
+    const uint32_t nread = kvp_blocks_of_view(v->bits, S, v->ctx, scores ? v->score : NULL,
+                                              pl->li.g, pl->rblock, pl->rcount, pl->rscore);
+    if (nread == UINT32_MAX)
+        return UINT64_MAX;
+    const uint8_t *res = pl->e.resident;
+    uint64_t hbm_hits = 0, reads[64] = {0}, hits[64] = {0};
+    for (uint32_t k = 0; k < nread; k++) {
+        const uint32_t vb = pl->rblock[k], c = pl->rcount[k];
+        pl->acount[vb] = c;
+        hits[vb & (S - 1)] += (uint64_t)res[vb] * c;
+        reads[vb & (S - 1)] += c;
+    }
+    for (uint32_t i = 0; i < S; i++) {
+        uint64_t *q = pl->seq_out + (size_t)seq_of(pl, i) * 4;
+        q[0] += hits[i];
+        q[1] += reads[i] - hits[i];
+        hbm_hits += hits[i];
     }
     kvp_step *s = &pl->s;
     s->nread = nread;
@@ -1285,11 +1324,18 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, con
         streams_prepare(pl, n);
 
     int marked = 0;
-    uint64_t hbm_hits = S == 1   ? serve_reads(pl, rc, acc, &marked)
-                        : g == 1 ? serve_reads_streams1(pl, rc, acc, &marked)
-                                 : serve_reads_streams(pl, acc);
-    if (S > 1 && g > 1)
-        streams_count_reads(pl);
+    /* the view's rows cost more than the positions they spare below S g = 32 (docs/PERF.md
+     * §52) */
+    uint64_t hbm_hits = S > 1 && g > 1 && S * g >= 32 && pl->view
+                            ? serve_reads_view(pl, pl->view)
+                            : UINT64_MAX;
+    if (hbm_hits == UINT64_MAX) {
+        hbm_hits = S == 1   ? serve_reads(pl, rc, acc, &marked)
+                   : g == 1 ? serve_reads_streams1(pl, rc, acc, &marked)
+                            : serve_reads_streams(pl, acc);
+        if (S > 1 && g > 1)
+            streams_count_reads(pl);
+    }
     const uint64_t reads = acc->count;
     kvp_counters st = {0};
     st.kv_read[0] = st.read[0] = hbm_hits;
@@ -1410,6 +1456,7 @@ typedef struct layer_pass {
     uint32_t ring_n;
     const kvp_access **future;
     kvp_cursor *cur;
+    kvp_streams_view view; /* the step's, when the cursor has it (no ring) */
 } layer_pass;
 
 static void layer_pass_free(layer_pass *lp)
@@ -1531,6 +1578,11 @@ static int layer_steps(layer_pass *lp, run_ctx *rc, uint32_t l, atomic_ullong *d
                 direct.bits = NULL;
             acc = &direct;
         }
+        /* the streams' own sets, of this step only: not with a ring read ahead */
+        const kvp_streams_view *view =
+            !W && serve_bits && kvp_cursor_streams_view(lp->cur, &lp->view) ? &lp->view : NULL;
+        for (size_t i = 0; i < rc->npol; i++)
+            lp->pl[i].view = view;
         if (rc->check && (ret = check_access(acc, rc->tr, err)) < 0)
             return ret;
         if (rc->fill && (ret = kvp_trace_cache_record(rc->fill, l, acc, err)) < 0)

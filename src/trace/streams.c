@@ -156,6 +156,11 @@ typedef struct streams_cursor {
     uint32_t *pos;
     float *score;
     int sets_only;
+    /* the last step merged by transposition, stream by stream (kvp_cursor_streams_view) */
+    int view;
+    const uint64_t *vsbits;
+    uint32_t vctx[64];
+    const float *vfirst[64];
 } streams_cursor;
 
 const kvp_streams *kvp_trace_streams(const kvp_trace *t)
@@ -570,6 +575,12 @@ static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint3
         if (n < im->steps[i] && c->buf[i].score) /* no buffer: no read so far */
             next[i] = c->buf[i].score + c->buf[i].off[j];
     const uint64_t *sj = c->sbits + j * c->words * S;
+    c->view = 1;
+    c->vsbits = sj;
+    for (uint32_t i = 0; i < S; i++) {
+        c->vctx[i] = n < im->steps[i] ? c->buf[i].ctx[j] : 0;
+        c->vfirst[i] = next[i];
+    }
     uint32_t k = 0;
     for (uint32_t w = 0; w * 64 < ctx; w++) {
         uint64_t x[64], any = 0;
@@ -607,6 +618,8 @@ static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint3
     return k;
 }
 
+static const kvp_trace_vt streams_vt;
+
 /* Step n of every stream still decoding, merged (a finished stream reads nothing). */
 static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
 {
@@ -636,6 +649,20 @@ static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     a->score = c->sets_only ? NULL : c->score;
     a->bits = c->vbits; /* NULL for the merge by scatter */
     return 0;
+}
+
+int kvp_cursor_streams_view(const kvp_cursor *cur, kvp_streams_view *v)
+{
+    if (cur->t->vt != &streams_vt)
+        return 0;
+    const streams_cursor *c = cur->state;
+    if (!c->view)
+        return 0;
+    v->S = c->t->streams->n;
+    v->bits = c->vsbits;
+    v->ctx = c->vctx;
+    v->score = c->vfirst;
+    return 1;
 }
 
 static void streams_sets_only(void *state)

@@ -107,6 +107,21 @@ void kvp_access_count_below(const kvp_access *a, uint32_t below, uint32_t *k, ui
 uint32_t kvp_topk_count_below(const float *scores, uint32_t n, uint32_t k, uint32_t below,
                               uint32_t *scratch, uint32_t *kth_key);
 
+/* The streams' own sets of the step a cursor of a streams trace gave last, where it merges
+ * them by transposition (S a power of two up to 64): stream i's word w of bits at
+ * bits[w * S + i] (bit p % 64 of word p / 64 for each position p it reads), its context
+ * ctx[i] (0: finished, no bits), and its reads' scores in position order from score[i]
+ * (NULL: the cursor gives no scores, or the stream has read nothing yet).  Valid until the
+ * cursor's next step.  Returns 1 and fills v, or 0 where there is no such view (another
+ * trace, a merge by scatter).  Internal: the engine sums blocks stream by stream from it. */
+typedef struct kvp_streams_view {
+    uint32_t S;
+    const uint64_t *bits;
+    const uint32_t *ctx;
+    const float *const *score;
+} kvp_streams_view;
+int kvp_cursor_streams_view(const kvp_cursor *c, kvp_streams_view *v);
+
 /* IEEE half to single, exact for every value (src/trace/npy.c); shared by the .npy reader and
  * in-memory buffers so that both give the same floats. */
 float kvp_half_to_float(uint16_t h);
