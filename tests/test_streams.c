@@ -287,39 +287,78 @@ static int vread_cmp(const void *x, const void *y)
 /* Every step of every layer of t's own cursor (the streams' merge) against the merge done by
  * hand: each stream's set from a cursor of its own, as virtual positions p * S + i, sorted,
  * with their scores (unless sets only); a finished stream reads nothing.  One check a step. */
-static void check_merge(const kvp_trace *t, kvp_budget bud, int sets_only, const char *what)
+/* mode 0: sets and scores merged; 1: sets only; 2: the scores kept stream by stream
+ * (kvp_cursor_scores_by_stream, S a power of two: a->score NULL), then each stream's own
+ * set and scores in the cursor's view and the view's scores merged (kvp_streams_view_scores)
+ * checked against the streams' own cursors. */
+static void check_merge(const kvp_trace *t, kvp_budget bud, int mode, const char *what)
 {
     const uint32_t S = kvp_trace_stream_count(t);
+    const int sets_only = mode == 1, by_stream = mode == 2;
+    const int pow2 = S <= 64 && (S & (S - 1)) == 0;
     kvp_cursor **sub = calloc(S, sizeof *sub);
     const kvp_streams *si = kvp_trace_streams(t);
     vread *want = malloc((size_t)si->positions * S * sizeof *want);
+    double *vs = malloc((size_t)si->positions * S * sizeof *vs);
+    /* per stream: its set of the step as bits, its scores, its context */
+    const uint32_t words = si->positions / 64 + 1;
+    uint64_t *own = malloc((size_t)words * S * sizeof *own);
+    float *oscore = malloc((size_t)si->positions * S * sizeof *oscore);
+    uint32_t octx[64], ocount[64];
+    REQUIRE(sub && want && vs && own && oscore);
     for (uint32_t l = 0; l < kvp_trace_layers(t); l++) {
         kvp_cursor *c = NULL;
         REQUIRE_OK(kvp_cursor_create(&c, t, l, bud, &err), &err);
         if (sets_only)
             kvp_cursor_sets_only(c);
+        if (by_stream)
+            check_report_(kvp_cursor_scores_by_stream(c) == pow2, __FILE__, __LINE__,
+                          "scores kept by stream where the merge goes by bits");
         for (uint32_t i = 0; i < S; i++)
             REQUIRE_OK(kvp_cursor_create(&sub[i], kvp_trace_stream(t, i), l, bud, &err), &err);
         for (uint32_t n = 0; n < kvp_trace_steps(t); n++) {
             kvp_access a, s;
             uint32_t k = 0, ctx = 0, bad = 0;
+            memset(own, 0, (size_t)words * S * sizeof *own);
             for (uint32_t i = 0; i < S; i++) {
+                octx[i] = ocount[i] = 0;
                 if (n >= si->steps[i] || kvp_cursor_next(sub[i], &s, &err) != 1)
                     continue;
                 ctx = s.context > ctx ? s.context : ctx;
-                for (uint32_t q = 0; q < s.count; q++)
+                octx[i] = s.context;
+                ocount[i] = s.count;
+                for (uint32_t q = 0; q < s.count; q++) {
                     want[k++] = (vread){(uint64_t)s.pos[q] * S + i, s.score ? s.score[q] : 1};
+                    own[(size_t)i * words + s.pos[q] / 64] |= 1ull << (s.pos[q] % 64);
+                    oscore[(size_t)i * si->positions + q] = s.score ? s.score[q] : 1;
+                }
             }
             qsort(want, k, sizeof *want, vread_cmp);
+            const int merged_scores = !sets_only && !(by_stream && pow2);
             if (kvp_cursor_next(c, &a, &err) != 1 || a.count != k ||
-                a.context != (uint64_t)ctx * S || (!sets_only && !a.score))
+                a.context != (uint64_t)ctx * S || merged_scores != (a.score != NULL))
                 bad = 1;
             for (uint32_t q = 0; !bad && q < k; q++)
-                bad = a.pos[q] != want[q].v || (!sets_only && a.score[q] != want[q].score);
+                bad = a.pos[q] != want[q].v || (merged_scores && a.score[q] != want[q].score);
             /* the merge by bits hands the set out as bits too, exactly its positions */
-            const int pow2 = S <= 64 && (S & (S - 1)) == 0;
             if (!bad && pow2 != (a.bits != NULL))
                 bad = 2;
+            /* and each stream's own, in its view */
+            kvp_streams_view view;
+            if (!bad && pow2 != kvp_cursor_streams_view(c, &view))
+                bad = 4;
+            for (uint32_t i = 0; !bad && pow2 && i < S; i++) {
+                bad = view.S != S || view.ctx[i] != octx[i] ? 5 : 0;
+                for (uint32_t w = 0; !bad && w < (octx[i] + 63) / 64; w++)
+                    bad = view.bits[(size_t)w * S + i] != own[(size_t)i * words + w] ? 6 : 0;
+                for (uint32_t q = 0; !bad && !sets_only && q < ocount[i]; q++)
+                    bad = view.score[i][q] != oscore[(size_t)i * si->positions + q] ? 7 : 0;
+            }
+            if (!bad && by_stream && pow2) {
+                kvp_streams_view_scores(&view, vs);
+                for (uint32_t q = 0; !bad && q < k; q++)
+                    bad = vs[q] != (double)want[q].score ? 8 : 0;
+            }
             for (uint64_t v = 0, q = 0; !bad && a.bits && v < ((uint64_t)a.context + 63) / 64 * 64;
                  v++) {
                 const int in = q < k && a.pos[q] == v;
@@ -327,8 +366,9 @@ static void check_merge(const kvp_trace *t, kvp_budget bud, int sets_only, const
                 bad = (int)(a.bits[v >> 6] >> (v & 63) & 1) != in ? 3 : 0;
             }
             char msg[200];
-            snprintf(msg, sizeof msg, "%s, layer %u step %u: %u reads (%u by hand)%s", what, l,
-                     n, a.count, k, sets_only ? ", sets only" : "");
+            snprintf(msg, sizeof msg, "%s, layer %u step %u: %u reads (%u by hand)%s: %u", what,
+                     l, n, a.count, k,
+                     sets_only ? ", sets only" : by_stream ? ", scores by stream" : "", bad);
             check_report_(!bad, __FILE__, __LINE__, msg);
         }
         for (uint32_t i = 0; i < S; i++)
@@ -337,6 +377,9 @@ static void check_merge(const kvp_trace *t, kvp_budget bud, int sets_only, const
     }
     free(want);
     free(sub);
+    free(vs);
+    free(own);
+    free(oscore);
 }
 
 /* The merge (by bits for S a power of two, by a scatter otherwise) against the merge done by
@@ -365,6 +408,7 @@ static void test_merge(void)
         const kvp_budget bud = kvp_budget_sparsity((double)sm_in(&x, 0, 9) / 10);
         check_merge(t, bud, 1, what);
         check_merge(t, bud, 0, what);
+        check_merge(t, bud, 2, what);
         kvp_trace_free(t);
     }
     /* synthetic sequences of prompts and steps of their own (the merge makes a step of up
@@ -391,6 +435,7 @@ static void test_merge(void)
         snprintf(what, sizeof what, "%u synthetic streams of their own lengths", S);
         check_merge(t, kvp_budget_sparsity(0.6), 1, what);
         check_merge(t, kvp_budget_sparsity(0.6), 0, what);
+        check_merge(t, kvp_budget_sparsity(0.6), 2, what);
         kvp_trace_free(t);
     }
     static const uint32_t shapes[][3] = {{4, 8, 150}, {1, 4, 64}, {3, 2, 130}, {2, 1, 1}};
@@ -411,6 +456,7 @@ static void test_merge(void)
                  shapes[r][1]);
         check_merge(t, kvp_budget_sparsity(0.6), 1, what);
         check_merge(t, kvp_budget_sparsity(0.6), 0, what);
+        check_merge(t, kvp_budget_sparsity(0.6), 2, what);
         kvp_trace_free(t);
     }
 }

@@ -383,7 +383,9 @@ const double *kvp_step_read_score(kvp_step *s)
     if (!s->read_score) {
         double *r = s->eng->rscore;
         const float *score = s->acc->score;
-        if (s->li->g == 1) /* 1-token blocks: the positions' own scores */
+        if (s->li->g == 1 && !score && s->view) /* streams whose scores the view keeps */
+            kvp_streams_view_scores(s->view, r);
+        else if (s->li->g == 1) /* 1-token blocks: the positions' own scores */
             for (uint32_t i = 0; i < s->nread; i++)
                 r[i] = (double)score[i];
         else /* one stream: each block's reads added in position order */
@@ -534,6 +536,7 @@ typedef struct run_ctx {
     kvp_pass_sums *sums;  /* [layer * nm + accounting] */
     kvp_trace *fill;      /* NULL, or an empty cache of tr that the pass fills */
     int scores;           /* 1 if a policy of the group reads scores */
+    int by_stream;        /* ... and each takes them from the streams' view (view_scores) */
     int *rc;              /* per layer */
     kvp_error *err;       /* per layer */
     kvp_step_fn hook;     /* kvp_run_options.step_hook, for kvp_run_many's pass only */
@@ -1317,6 +1320,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, con
     s->nnew = s->opens_block ? 1u : 0u;
     s->new_blocks = &s->new_block;
     s->acc = acc;
+    s->view = pl->view;
     if (pl->lookahead)
         window(s, ring, ring_n, future, pl->lookahead, n, pl->li.steps);
     const uint32_t S = pl->li.streams;
@@ -1526,6 +1530,9 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
         return ret;
     if (!rc->scores)
         kvp_cursor_sets_only(lp->cur);
+    else if (rc->by_stream && !kvp_cursor_scores_by_stream(lp->cur))
+        return kvp_error_set(err, KVP_ECHECK, "layer %u: the streams' scores cannot be kept "
+                             "apart", l);
     return 0;
 }
 
@@ -1649,6 +1656,29 @@ static void run_ctx_free(run_ctx *ctx)
     free(ctx->seq_out);
 }
 
+/* Whether the pass's policies that read scores all take them from the streams' view, so
+ * that the merge need not put each stream's scores in the merged order (docs/PERF.md §52):
+ * on a streams trace merged by transposition (2, 4 or 8 streams) where the view's blocks
+ * have their form, in a pass with no look-ahead ring (the view is of the step just made)
+ * serving from the sets' bits; each such policy either has blocks of g > 1 tokens that
+ * serve_reads_view takes (S g >= 32, g dividing 64), or 1-token blocks and its own pass
+ * over the view (KVP_CAP_VIEW_BAND).  kvp_step_read_score merges them when asked anyway. */
+static int view_scores(const run_ctx *ctx, const kvp_trace *tr, size_t npol)
+{
+    const kvp_streams *si = kvp_trace_streams(tr);
+    const uint32_t S = ctx->S;
+    if (!ctx->scores || !si || (S != 2 && S != 4 && S != 8) || ctx->max_lookahead ||
+        !serve_bits || !kvp_blocks_of_view_wide())
+        return 0;
+    for (size_t i = 0; i < npol; i++) {
+        const uint32_t caps = ctx->ps[i].ops->caps, g = ctx->g[i];
+        if ((caps & KVP_CAP_SCORES) &&
+            !(g == 1 ? (caps & KVP_CAP_VIEW_BAND) != 0 : S * g >= 32 && 64 % g == 0))
+            return 0;
+    }
+    return 1;
+}
+
 /* The pass's state for npol policies over tr's layers; what each policy needs of the pass
  * (block size, slots, look-ahead, scores) comes from its ops. */
 static int run_ctx_alloc(run_ctx *ctx, const kvp_accts *ac, const kvp_derived *d,
@@ -1725,6 +1755,7 @@ static int run_ctx_alloc(run_ctx *ctx, const kvp_accts *ac, const kvp_derived *d
         if (ctx->lookahead[i] > ctx->max_lookahead)
             ctx->max_lookahead = ctx->lookahead[i];
     }
+    ctx->by_stream = view_scores(ctx, tr, npol);
     return 0;
 }
 

@@ -87,38 +87,6 @@ V512 static inline __m512i v_cnt(__m512i s, __m512i x)
 }
 V512 static inline uint32_t v_sum(__m512i s) { return (uint32_t)_mm512_reduce_add_epi64(s); }
 
-/* Eight streams (S = 8) where the CPU has GFNI and AVX-512 VBMI: word i of each stream's set
- * (sj[k * stride + i]) as the 8 words of their virtual positions, w[8 i ..], one affine
- * transformation a word.  Byte e of output word o holds position 8 o + e of streams 0 to 7:
- * for each o, the 8 x 8 bit matrix of byte o of the 8 streams, transposed; the bytes are put
- * in place (vpermb: row 7 - k of qword o is byte o of stream k) and GF2P8AFFINEQB with the
- * unit bytes (byte e = 1 << e) gives bit k of byte e = row 7 - k's bit e. */
-__attribute__((target("avx512f,avx512bw,avx512vbmi,gfni"))) static int have_gfni8(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vbmi,gfni"))) static void
-interleave8_gfni(const uint64_t *sj, size_t stride, uint32_t nwords, uint64_t *w)
-{
-    uint8_t ix[64];
-    for (uint32_t o = 0; o < 8; o++)
-        for (uint32_t m = 0; m < 8; m++)
-            ix[o * 8 + m] = (uint8_t)((7 - m) * 8 + o);
-    const __m512i idx = _mm512_loadu_si512(ix);
-    const __m512i unit = _mm512_set1_epi64((long long)0x8040201008040201ull);
-    for (uint32_t i = 0; i < nwords; i++) {
-        const uint64_t *p = sj + i;
-        const __m512i v = _mm512_set_epi64(
-            (long long)p[7 * stride], (long long)p[6 * stride], (long long)p[5 * stride],
-            (long long)p[4 * stride], (long long)p[3 * stride], (long long)p[2 * stride],
-            (long long)p[stride], (long long)p[0]);
-        const __m512i q = _mm512_permutexvar_epi8(idx, v);
-        _mm512_storeu_si512(w + (size_t)i * 8, _mm512_gf2p8affine_epi64_epi8(unit, q, 0));
-    }
-}
-
 /* f += a (up) or f -= a over words [0, 8 * floor(nw / 8)); see slide(). */
 V512 static uint32_t slide_v512(uint64_t *pl, size_t stride, uint32_t np, const uint64_t *a,
                                 uint32_t nw, int up)
@@ -451,7 +419,6 @@ typedef struct layer {
     uint32_t sw, sbase, shave;
     sim *sims;
     int v512;   /* the AVX-512 kernels */
-    int gfni8;  /* eight streams' interleave by GFNI (interleave8_gfni) */
     /* The blocks that exist (a prefix with one stream; not with several); words [0, full)
      * are whole. */
     uint64_t *ex;
@@ -579,8 +546,8 @@ static int fetch(layer *ly, kvp_error *err)
     const uint64_t *sj = ly->sb + (size_t)(m - ly->sbase) * ly->sw;
     const size_t sstride = (size_t)READ_AHEAD * ly->sw;
 #ifdef GRID_V512
-    if (S == 8 && ly->gfni8) {
-        interleave8_gfni(sj, sstride, words_of(ly->g->Pmax + m), w);
+    if (S == 8) {
+        kvp_bits_interleave8(sj, sstride, 1, words_of(ly->g->Pmax + m), w);
         return 0;
     }
 #endif
@@ -1368,7 +1335,6 @@ static int layer_alloc(layer *ly, const grid_ctx *g, uint32_t k)
         ly->np++;
 #ifdef GRID_V512
     ly->v512 = have_v512() && kvp_simd_wide();
-    ly->gfni8 = ly->v512 && have_gfni8();
 #endif
     const uint32_t W = ly->W, nw = ly->nw;
     ly->pl = calloc((size_t)nw * ly->np, sizeof *ly->pl);

@@ -88,6 +88,12 @@ typedef struct kvp_step {
     uint64_t hbm_reads;
     const uint64_t *read_bits;
 
+    /* Several streams merged by transposition: each stream's own set of this step, its
+     * bits and scores (src/trace/trace.h), or NULL.  With 1-token blocks, in a pass of
+     * policies that all take their scores from it (KVP_CAP_VIEW_BAND), acc->score is NULL
+     * and kvp_step_read_score merges the view's. */
+    const struct kvp_streams_view *view;
+
     /* engine-private */
     struct kvp_engine_layer *eng;
 } kvp_step;
@@ -146,6 +152,9 @@ int kvp_block_in_prompt(const kvp_layer_info *li, uint32_t b);
 #define KVP_CAP_SERVES 0x200u     /* with 1-token blocks, one stream and two tiers, its step
                                    * counts the reads' hits and marks the reads (kvp_step's
                                    * hbm_reads, read_bits) */
+#define KVP_CAP_VIEW_BAND 0x800u  /* with 1-token blocks on streams, reads acc->score only
+                                   * where it is not NULL, else the streams' view (s->view)
+                                   * or kvp_step_read_score */
 #define KVP_CAP_WEIGHT_BLIND 0x400u /* its decisions never depend on how the weights are
                                    * counted (the cost model's fixed bytes, weight_bytes,
                                    * reserve): one simulation serves every accounting of a run

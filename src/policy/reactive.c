@@ -14,6 +14,7 @@
 #include "base/select.h"
 
 #include "base/simd.h"
+#include "trace/trace.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -76,6 +77,9 @@ typedef struct reactive_state {
     uint64_t *rbits;       /* nwords: the blocks read at this step */
     uint64_t *kbits;       /* nwords: the blocks kept (overflow case) */
     uint64_t *abits;       /* nwords + 3: band_bits_avx512's flags, a read entry a bit */
+    /* Several streams (band_view): the band's flags, nwords + 3; each stream's above and
+     * band flags deposited at its positions, 2 (nwords + 64) words */
+    uint64_t *ibits, *vab;
     double centre, width;  /* the overflow selection's band: last threshold, half-width */
     double *bscore;        /* nblocks entries: the band's scores, with 1-token blocks */
     uint32_t *idx;         /* nblocks entries: the selection's scratch, the blocks to promote */
@@ -286,6 +290,121 @@ band_bits_avx512(reactive_state *st, const float *fscore, uint32_t n, const uint
     *nband_out = nband;
     return nabove;
 }
+
+/* n scores' flags against the band's ends, band_bits_avx512's comparisons: above (x > hi)
+ * and in the band (lo < x <= hi), a read a bit, in read order, into above[] and in[] (two
+ * zero words after the last); returns how many are above. */
+__attribute__((target("avx512f,avx512vl,popcnt"))) static uint32_t
+band_flags_avx512(const float *f, uint32_t n, double lo, double hi, uint64_t *above,
+                  uint64_t *in)
+{
+    const __m512d vlo = _mm512_set1_pd(lo), vhi = _mm512_set1_pd(hi);
+    uint32_t nabove = 0;
+    for (uint32_t i = 0; i < n; i += 64) {
+        uint64_t wa = 0, wi = 0;
+        for (uint32_t q = 0; q < 64 && i + q < n; q += 8) {
+            const uint32_t left = n - i - q;
+            const __mmask8 valid = left >= 8 ? 0xFF : (__mmask8)((1u << left) - 1);
+            const __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, f + i + q));
+            const __mmask8 a = _mm512_mask_cmp_pd_mask(valid, x, vhi, _CMP_GT_OQ);
+            const __mmask8 b = _mm512_mask_cmp_pd_mask((__mmask8)(valid & ~a), x, vlo,
+                                                       _CMP_GT_OQ);
+            wa |= (uint64_t)a << q;
+            wi |= (uint64_t)b << q;
+        }
+        above[i / 64] = wa;
+        in[i / 64] = wi;
+        nabove += (uint32_t)__builtin_popcountll(wa);
+    }
+    above[(n + 63) / 64] = above[(n + 63) / 64 + 1] = 0;
+    in[(n + 63) / 64] = in[(n + 63) / 64 + 1] = 0;
+    return nabove;
+}
+
+/* Flags in read order deposited at the reads' positions: word w takes as many flags as x[w]
+ * has reads (stream i's words at x[w * S], out likewise). */
+__attribute__((target("bmi2,popcnt"))) static void deposit(const uint64_t *flags,
+                                                           const uint64_t *x, uint32_t nw,
+                                                           uint32_t S, uint64_t *out)
+{
+    for (uint32_t w = 0, off = 0; w < nw; w++) {
+        const uint32_t sh = off & 63;
+        const uint64_t a0 = flags[off >> 6], a1 = flags[(off >> 6) + 1];
+        out[(size_t)w * S] = _pdep_u64(sh ? a0 >> sh | a1 << (64 - sh) : a0, x[(size_t)w * S]);
+        off += (uint32_t)__builtin_popcountll(x[(size_t)w * S]);
+    }
+}
+
+/* select_kept's band pass from the streams' own sets (kvp_step.view; the merged scores are
+ * not made): each stream's reads, in position order, against the band's ends
+ * (band_flags_avx512), their flags deposited at their positions, the band's scores into
+ * bscore at their blocks p S + i; then the S streams' flags interleaved (kvp_bits_interleave):
+ * the above ones are the kept bits, the band's read out in block order, which is the merged
+ * order of the reads.  The same kept bits and the same band as band_bits_avx512 on the
+ * merged set, the band as blocks instead of read entries (entries ascend by block, so ties
+ * rank the same).  Returns the entries above the band; *nband_out, the band's. */
+__attribute__((target("avx512f,avx512vl,bmi2,popcnt"))) static uint32_t
+band_view(reactive_state *st, const kvp_streams_view *v, double lo, double hi, uint32_t *band,
+          uint32_t *nband_out)
+{
+    const uint32_t S = v->S;
+    const unsigned lg = (unsigned)__builtin_ctz(S);
+    uint32_t ctx = 0, nabove = 0, nband = 0;
+    for (uint32_t i = 0; i < S; i++)
+        ctx = v->ctx[i] > ctx ? v->ctx[i] : ctx;
+    const uint32_t W = (ctx + 63) / 64; /* words of a stream's positions */
+    uint64_t *A = st->vab, *B = st->vab + (size_t)S * W; /* stream i's word w at w S + i */
+    for (uint32_t i = 0; i < S; i++) {
+        const uint64_t *x = v->bits + i;
+        const uint32_t nw = (v->ctx[i] + 63) / 64;
+        uint32_t n = 0;
+        for (uint32_t w = 0; w < nw; w++)
+            n += (uint32_t)__builtin_popcountll(x[(size_t)w * S]);
+        for (uint32_t w = n ? nw : 0; w < W; w++)
+            A[(size_t)w * S + i] = B[(size_t)w * S + i] = 0;
+        if (!n)
+            continue;
+        const float *f = v->score[i];
+        nabove += band_flags_avx512(f, n, lo, hi, st->abits, st->ibits);
+        deposit(st->abits, x, nw, S, A + i);
+        deposit(st->ibits, x, nw, S, B + i);
+        for (uint32_t w = 0, off = 0; w < nw; w++) {
+            const uint64_t xw = x[(size_t)w * S];
+            for (uint64_t z = B[(size_t)w * S + i]; z; z &= z - 1) {
+                const uint32_t p = (uint32_t)__builtin_ctzll(z);
+                const uint32_t r = off + (uint32_t)__builtin_popcountll(xw & ((1ull << p) - 1));
+                st->bscore[(w * 64 + p) * S + i] = (double)f[r];
+            }
+            off += (uint32_t)__builtin_popcountll(xw);
+        }
+    }
+    /* the kept bits: words whose S virtual words all lie in kbits at once (eight streams:
+     * kvp_bits_interleave8), the last one or two with its end cut */
+    const uint32_t whole = W < st->nwords / S ? W : st->nwords / S;
+    if (S == 8)
+        kvp_bits_interleave8(A, 1, 8, whole, st->kbits);
+    for (uint32_t w = S == 8 ? whole : 0; w < W; w++) {
+        uint64_t x[64], y[64];
+        memcpy(x, A + (size_t)w * S, S * sizeof *x);
+        kvp_bits_interleave(x, y, S, lg);
+        for (uint32_t o = 0; o < S && w * S + o < st->nwords; o++)
+            st->kbits[w * S + o] = y[o];
+    }
+    for (uint32_t w = 0; w < W; w++) {
+        uint64_t x[64], y[64], any = 0;
+        for (uint32_t i = 0; i < S; i++)
+            any |= B[(size_t)w * S + i];
+        if (!any)
+            continue;
+        memcpy(x, B + (size_t)w * S, S * sizeof *x);
+        kvp_bits_interleave(x, y, S, lg);
+        for (uint32_t o = 0; o < S; o++)
+            for (uint64_t z = y[o]; z; z &= z - 1)
+                band[nband++] = (w * S + o) * 64 + (uint32_t)__builtin_ctzll(z);
+    }
+    *nband_out = nband;
+    return nabove;
+}
 #endif
 
 /* Sets in kbits the blocks of the `keep` read entries that rank highest (higher summed score,
@@ -302,7 +421,13 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
 {
     const uint32_t n = s->nread;
     const float *fscore = s->li->g == 1 ? s->acc->score : NULL;
-    const double *score = fscore ? st->bscore : kvp_step_read_score(s);
+#if REACTIVE_AVX512
+    /* the merged scores not made: the streams' own (band_view), the band as blocks */
+    const int by_view = s->li->g == 1 && !fscore && s->view && st->band_wide && st->vab;
+#else
+    const int by_view = 0;
+#endif
+    const double *score = fscore || by_view ? st->bscore : kvp_step_read_score(s);
     const uint32_t *rb = s->read_block;
     uint32_t *band = st->idx, nabove = 0, nband = 0;
     uint64_t *kept = st->kbits;
@@ -311,7 +436,9 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
     memset(kept, 0, st->nwords * sizeof *kept);
     if (st->width > 0) {
 #if REACTIVE_AVX512
-        if (fscore && st->band_wide && s->acc->bits && rb == s->acc->pos) {
+        if (by_view) {
+            nabove = band_view(st, s->view, lo, hi, band, &nband);
+        } else if (fscore && st->band_wide && s->acc->bits && rb == s->acc->pos) {
             nabove = band_bits_avx512(st, fscore, n, s->acc->bits, (s->context + 63) / 64, lo,
                                       hi, band, &nband);
             for (uint32_t j = 0; j < nband; j++)
@@ -333,7 +460,8 @@ static void select_kept(reactive_state *st, kvp_step *s, uint32_t keep)
         kvp_select_top(band, nband, r, score, NULL, &st->rng);
         t = hi; /* the least kept score; if r == 0 it is above hi */
         for (uint32_t j = 0; j < r; j++) {
-            kept[rb[band[j]] >> 6] |= bit_of(rb[band[j]]);
+            const uint32_t b = by_view ? band[j] : rb[band[j]];
+            kept[b >> 6] |= bit_of(b);
             t = score[band[j]] < t ? score[band[j]] : t;
         }
         /* Aim at a band of about BAND_TARGET entries. */
@@ -390,6 +518,8 @@ static void reactive_free(void *state)
     free(st->bscore);
     free(st->recent);
     free(st->res);
+    free(st->ibits);
+    free(st->vab);
     free(st);
 }
 
@@ -421,6 +551,15 @@ static int reactive_init(void **state, const kvp_layer_info *li, const kvp_step 
     st->rbits = st->res + st->nwords;
     st->kbits = st->rbits + st->nwords;
     st->abits = st->kbits + st->nwords;
+    if (li->streams > 1) {
+        st->ibits = calloc((size_t)st->nwords + 3, sizeof *st->ibits);
+        st->vab = calloc(2 * ((size_t)st->nwords + 64), sizeof *st->vab);
+        if (!st->ibits || !st->vab) {
+            reactive_free(st);
+            return kvp_error_set(err, KVP_ENOMEM, "reactive: out of memory for layer %u",
+                                 li->layer);
+        }
+    }
     st->rng = KVP_SELECT_SEED;
 #if REACTIVE_AVX512
     __builtin_cpu_init();
@@ -687,7 +826,7 @@ const kvp_policy_ops kvp_policy_reactive = {
     .params = reactive_params,
     .nparams = sizeof reactive_params / sizeof *reactive_params,
     .caps = KVP_CAP_SCORES | KVP_CAP_ONLINE | KVP_CAP_STREAMS | KVP_CAP_SERVES |
-            KVP_CAP_WEIGHT_BLIND,
+            KVP_CAP_WEIGHT_BLIND | KVP_CAP_VIEW_BAND,
     .block_tokens = reactive_block_tokens,
     .init = reactive_init,
     .step = reactive_step,

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/simd.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,7 @@ typedef struct streams_cursor {
     uint32_t *pos;
     float *score;
     int sets_only;
+    int by_stream; /* scores kept stream by stream only (kvp_cursor_scores_by_stream) */
     /* the last step merged by transposition, stream by stream (kvp_cursor_streams_view) */
     int view;
     const uint64_t *vsbits;
@@ -524,6 +526,64 @@ static uint64_t spread(uint64_t v, uint32_t S)
     return (v | v << 3) & 0x1111111111111111ull;
 }
 
+#if KVP_STREAMS_AVX512
+/* Eight streams where the CPU has GFNI and AVX-512 VBMI: byte e of output word o holds
+ * position 8 o + e of streams 0 to 7, so for each o the 8 x 8 bit matrix of byte o of the 8
+ * streams' words is transposed: the bytes put in place (vpermb: row 7 - k of qword o is byte
+ * o of stream k) and GF2P8AFFINEQB with the unit bytes (byte e = 1 << e) gives bit k of byte
+ * e = row 7 - k's bit e; one affine transformation a word. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi,gfni"))) static void
+interleave8_gfni(const uint64_t *x, size_t ks, size_t ws, uint32_t nwords, uint64_t *y)
+{
+    uint8_t ix[64];
+    for (uint32_t o = 0; o < 8; o++)
+        for (uint32_t m = 0; m < 8; m++)
+            ix[o * 8 + m] = (uint8_t)((7 - m) * 8 + o);
+    const __m512i idx = _mm512_loadu_si512(ix);
+    const __m512i unit = _mm512_set1_epi64((long long)0x8040201008040201ull);
+    for (uint32_t i = 0; i < nwords; i++) {
+        const uint64_t *p = x + (size_t)i * ws;
+        const __m512i v =
+            ks == 1 ? _mm512_loadu_si512(p)
+                    : _mm512_set_epi64((long long)p[7 * ks], (long long)p[6 * ks],
+                                       (long long)p[5 * ks], (long long)p[4 * ks],
+                                       (long long)p[3 * ks], (long long)p[2 * ks],
+                                       (long long)p[ks], (long long)p[0]);
+        const __m512i q = _mm512_permutexvar_epi8(idx, v);
+        _mm512_storeu_si512(y + (size_t)i * 8, _mm512_gf2p8affine_epi64_epi8(unit, q, 0));
+    }
+}
+
+static pthread_once_t gfni8_once = PTHREAD_ONCE_INIT;
+static int gfni8;
+
+static void gfni8_probe(void)
+{
+    __builtin_cpu_init();
+    gfni8 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni") &&
+            kvp_simd_wide();
+}
+#endif
+
+void kvp_bits_interleave8(const uint64_t *x, size_t ks, size_t ws, uint32_t nwords,
+                          uint64_t *y)
+{
+#if KVP_STREAMS_AVX512
+    pthread_once(&gfni8_once, gfni8_probe);
+    if (gfni8) {
+        interleave8_gfni(x, ks, ws, nwords, y);
+        return;
+    }
+#endif
+    for (uint32_t i = 0; i < nwords; i++) {
+        uint64_t t[8];
+        for (uint32_t k = 0; k < 8; k++)
+            t[k] = x[k * ks + (size_t)i * ws];
+        interleave8(t, y + (size_t)i * 8);
+    }
+}
+
 void kvp_bits_interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg)
 {
     if (S == 8) {
@@ -582,27 +642,32 @@ static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint3
         c->vfirst[i] = next[i];
     }
     uint32_t k = 0;
-    for (uint32_t w = 0; w * 64 < ctx; w++) {
-        uint64_t x[64], any = 0;
+    const uint32_t nw = (ctx + 63) / 64;
+    if (S == 8) /* every word at once (GFNI: one instruction a word) */
+        kvp_bits_interleave8(sj, 1, 8, nw, c->vbits);
+    for (uint32_t w = 0; w < nw; w++) {
         uint64_t *vb = c->vbits + (size_t)w * S;
-        for (uint32_t i = 0; i < S; i++) {
-            x[i] = sj[(size_t)w * S + i];
-            any |= x[i];
+        if (S != 8) {
+            uint64_t x[64], any = 0;
+            for (uint32_t i = 0; i < S; i++) {
+                x[i] = sj[(size_t)w * S + i];
+                any |= x[i];
+            }
+            if (!any) {
+                memset(vb, 0, S * sizeof *vb);
+                continue;
+            }
+            kvp_bits_interleave(x, vb, S, lg);
         }
-        if (!any) {
-            memset(vb, 0, S * sizeof *vb);
-            continue;
-        }
-        kvp_bits_interleave(x, vb, S, lg);
         const uint64_t *y = vb;
         const uint32_t base = w * 64 * S;
 #if KVP_STREAMS_AVX512
-        if (c->sets_only && c->avx512) {
+        if ((c->sets_only || c->by_stream) && c->avx512) {
             k += read_out_avx512(y, S, base, c->pos + k);
             continue;
         }
 #endif
-        if (c->sets_only) {
+        if (c->sets_only || c->by_stream) {
             for (uint32_t o = 0; o < S; o++)
                 for (uint64_t z = y[o]; z; z &= z - 1)
                     c->pos[k++] = base + o * 64 + (uint32_t)__builtin_ctzll(z);
@@ -646,7 +711,7 @@ static int streams_step(void *state, uint32_t n, kvp_access *a, kvp_error *err)
     a->context = (uint32_t)V;
     a->count = c->sbits ? merge_transpose(c, n, j, ctx) : merge_scatter(c, n, j, V);
     a->pos = c->pos;
-    a->score = c->sets_only ? NULL : c->score;
+    a->score = c->sets_only || c->by_stream ? NULL : c->score;
     a->bits = c->vbits; /* NULL for the merge by scatter */
     return 0;
 }
@@ -663,6 +728,38 @@ int kvp_cursor_streams_view(const kvp_cursor *cur, kvp_streams_view *v)
     v->ctx = c->vctx;
     v->score = c->vfirst;
     return 1;
+}
+
+int kvp_cursor_scores_by_stream(kvp_cursor *cur)
+{
+    if (cur->t->vt != &streams_vt)
+        return 0;
+    streams_cursor *c = cur->state;
+    if (!c->sbits || c->next)
+        return 0;
+    c->by_stream = 1;
+    return 1;
+}
+
+void kvp_streams_view_scores(const kvp_streams_view *v, double *out)
+{
+    const uint32_t S = v->S;
+    const unsigned lg = (unsigned)__builtin_ctz(S);
+    const float *next[64];
+    uint32_t ctx = 0, k = 0;
+    for (uint32_t i = 0; i < S; i++) {
+        next[i] = v->score[i];
+        ctx = v->ctx[i] > ctx ? v->ctx[i] : ctx;
+    }
+    for (uint32_t w = 0; w * 64 < ctx; w++) {
+        uint64_t x[64], y[64];
+        for (uint32_t i = 0; i < S; i++)
+            x[i] = v->bits[(size_t)w * S + i];
+        kvp_bits_interleave(x, y, S, lg);
+        for (uint32_t o = 0; o < S; o++)
+            for (uint64_t z = y[o]; z; z &= z - 1)
+                out[k++] = (double)*next[(uint32_t)__builtin_ctzll(z) & (S - 1)]++;
+    }
 }
 
 static void streams_sets_only(void *state)

@@ -121,6 +121,15 @@ typedef struct kvp_streams_view {
     const float *const *score;
 } kvp_streams_view;
 int kvp_cursor_streams_view(const kvp_cursor *c, kvp_streams_view *v);
+/* Tells c (a fresh cursor of a streams trace that merges by transposition) to keep its
+ * scores stream by stream only: its sets' a->score is NULL, each stream's scores are in its
+ * view (kvp_cursor_streams_view), and kvp_streams_view_scores merges them when asked.
+ * Returns 1, or 0 where c cannot (another trace, a merge by scatter, a step already made).
+ * Internal: the engine, when every policy of its pass takes scores from the view. */
+int kvp_cursor_scores_by_stream(kvp_cursor *c);
+/* The merged set's scores, in its order (position, then stream), as doubles into out (the
+ * set's count of them). */
+void kvp_streams_view_scores(const kvp_streams_view *v, double *out);
 
 /* IEEE half to single, exact for every value (src/trace/npy.c); shared by the .npy reader and
  * in-memory buffers so that both give the same floats. */
@@ -147,6 +156,12 @@ const kvp_streams *kvp_trace_streams(const kvp_trace *t);
  * S words of their virtual positions: bit p * S + i of y[0..S) read as one string of 64 S
  * bits.  x is overwritten.  The streams' merge and the lookahead grid's read-ahead. */
 void kvp_bits_interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg);
+/* kvp_bits_interleave of 8 streams for nwords words of each: stream k's word i at
+ * x[k ks + i ws], its 8 words of virtual positions at y[8 i .. 8 i + 7].  With GFNI and
+ * AVX-512 VBMI one affine transformation a word (not with KVPLACE_SSE2_ONLY); the same
+ * words either way. */
+void kvp_bits_interleave8(const uint64_t *x, size_t ks, size_t ws, uint32_t nwords,
+                          uint64_t *y);
 /* A trace of the H heads of base, whose layers are the (layer, head) pairs layer * H + head of
  * an (N, L, H, C) array read as (N, L * H, C); takes base over (freed on failure too). */
 int kvp_trace_heads_of(kvp_trace **out, kvp_trace *base, uint32_t heads, kvp_error *err);
