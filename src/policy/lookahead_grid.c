@@ -546,8 +546,8 @@ static int fetch(layer *ly, kvp_error *err)
     const uint64_t *sj = ly->sb + (size_t)(m - ly->sbase) * ly->sw;
     const size_t sstride = (size_t)READ_AHEAD * ly->sw;
 #ifdef GRID_V512
-    if (S == 8) {
-        kvp_bits_interleave8(sj, sstride, 1, words_of(ly->g->Pmax + m), w);
+    if (S <= 8) {
+        kvp_bits_interleave_words(sj, sstride, 1, words_of(ly->g->Pmax + m), S, w);
         return 0;
     }
 #endif

@@ -378,12 +378,11 @@ band_view(reactive_state *st, const kvp_streams_view *v, double lo, double hi, u
             off += (uint32_t)__builtin_popcountll(xw);
         }
     }
-    /* the kept bits: words whose S virtual words all lie in kbits at once (eight streams:
-     * kvp_bits_interleave8), the last one or two with its end cut */
+    /* the kept bits: words whose S virtual words all lie in kbits at once
+     * (kvp_bits_interleave_words), the last one with its end cut */
     const uint32_t whole = W < st->nwords / S ? W : st->nwords / S;
-    if (S == 8)
-        kvp_bits_interleave8(A, 1, 8, whole, st->kbits);
-    for (uint32_t w = S == 8 ? whole : 0; w < W; w++) {
+    kvp_bits_interleave_words(A, 1, S, whole, S, st->kbits);
+    for (uint32_t w = whole; w < W; w++) {
         uint64_t x[64], y[64];
         memcpy(x, A + (size_t)w * S, S * sizeof *x);
         kvp_bits_interleave(x, y, S, lg);

@@ -554,33 +554,59 @@ interleave8_gfni(const uint64_t *x, size_t ks, size_t ws, uint32_t nwords, uint6
     }
 }
 
-static pthread_once_t gfni8_once = PTHREAD_ONCE_INIT;
-static int gfni8;
+/* Two or four streams with BMI2: output word o takes 64 / S positions of each stream's word
+ * from bit o 64 / S on, stream k's deposited at bits k, k + S, ... (pdep: Morton's spread in
+ * one instruction). */
+__attribute__((target("bmi2"))) static void interleave_pdep(const uint64_t *x, size_t ks,
+                                                           size_t ws, uint32_t nwords,
+                                                           uint32_t S, uint64_t *y)
+{
+    const uint64_t m0 = S == 2 ? 0x5555555555555555ull : 0x1111111111111111ull;
+    const unsigned L = 64 / S; /* positions of a stream in an output word */
+    for (uint32_t i = 0; i < nwords; i++) {
+        const uint64_t *p = x + (size_t)i * ws;
+        for (uint32_t o = 0; o < S; o++) {
+            uint64_t v = 0;
+            for (uint32_t k = 0; k < S; k++)
+                v |= _pdep_u64(p[k * ks] >> (o * L), m0 << k);
+            y[(size_t)i * S + o] = v;
+        }
+    }
+}
 
-static void gfni8_probe(void)
+static pthread_once_t wide_once = PTHREAD_ONCE_INIT;
+static int gfni8, bmi2;
+
+static void wide_probe(void)
 {
     __builtin_cpu_init();
     gfni8 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni") &&
             kvp_simd_wide();
+    bmi2 = __builtin_cpu_supports("bmi2") && kvp_simd_wide();
 }
 #endif
 
-void kvp_bits_interleave8(const uint64_t *x, size_t ks, size_t ws, uint32_t nwords,
-                          uint64_t *y)
+void kvp_bits_interleave_words(const uint64_t *x, size_t ks, size_t ws, uint32_t nwords,
+                               uint32_t S, uint64_t *y)
 {
 #if KVP_STREAMS_AVX512
-    pthread_once(&gfni8_once, gfni8_probe);
-    if (gfni8) {
+    pthread_once(&wide_once, wide_probe);
+    if (S == 8 && gfni8) {
         interleave8_gfni(x, ks, ws, nwords, y);
         return;
     }
+    if ((S == 2 || S == 4) && bmi2) {
+        interleave_pdep(x, ks, ws, nwords, S, y);
+        return;
+    }
 #endif
+    const unsigned lg = (unsigned)__builtin_ctz(S);
     for (uint32_t i = 0; i < nwords; i++) {
-        uint64_t t[8];
-        for (uint32_t k = 0; k < 8; k++)
+        uint64_t t[64];
+        for (uint32_t k = 0; k < S; k++)
             t[k] = x[k * ks + (size_t)i * ws];
-        interleave8(t, y + (size_t)i * 8);
+        kvp_bits_interleave(t, y + (size_t)i * S, S, lg);
     }
 }
 
@@ -643,11 +669,12 @@ static uint32_t merge_transpose(streams_cursor *c, uint32_t n, uint32_t j, uint3
     }
     uint32_t k = 0;
     const uint32_t nw = (ctx + 63) / 64;
-    if (S == 8) /* every word at once (GFNI: one instruction a word) */
-        kvp_bits_interleave8(sj, 1, 8, nw, c->vbits);
+    const int bulk = S <= 8; /* every word at once (GFNI, pdep: an instruction or a few) */
+    if (bulk)
+        kvp_bits_interleave_words(sj, 1, S, nw, S, c->vbits);
     for (uint32_t w = 0; w < nw; w++) {
         uint64_t *vb = c->vbits + (size_t)w * S;
-        if (S != 8) {
+        if (!bulk) {
             uint64_t x[64], any = 0;
             for (uint32_t i = 0; i < S; i++) {
                 x[i] = sj[(size_t)w * S + i];

@@ -156,12 +156,12 @@ const kvp_streams *kvp_trace_streams(const kvp_trace *t);
  * S words of their virtual positions: bit p * S + i of y[0..S) read as one string of 64 S
  * bits.  x is overwritten.  The streams' merge and the lookahead grid's read-ahead. */
 void kvp_bits_interleave(uint64_t *x, uint64_t *y, uint32_t S, unsigned lg);
-/* kvp_bits_interleave of 8 streams for nwords words of each: stream k's word i at
- * x[k ks + i ws], its 8 words of virtual positions at y[8 i .. 8 i + 7].  With GFNI and
- * AVX-512 VBMI one affine transformation a word (not with KVPLACE_SSE2_ONLY); the same
- * words either way. */
-void kvp_bits_interleave8(const uint64_t *x, size_t ks, size_t ws, uint32_t nwords,
-                          uint64_t *y);
+/* kvp_bits_interleave of S = 2^lg streams for nwords words of each: stream k's word i at
+ * x[k ks + i ws], its S words of virtual positions at y[S i .. S i + S - 1].  Eight streams
+ * with GFNI and AVX-512 VBMI: one affine transformation a word; two or four with BMI2: a
+ * pdep per stream and output word (neither with KVPLACE_SSE2_ONLY); the same words any way. */
+void kvp_bits_interleave_words(const uint64_t *x, size_t ks, size_t ws, uint32_t nwords,
+                               uint32_t S, uint64_t *y);
 /* A trace of the H heads of base, whose layers are the (layer, head) pairs layer * H + head of
  * an (N, L, H, C) array read as (N, L * H, C); takes base over (freed on failure too). */
 int kvp_trace_heads_of(kvp_trace **out, kvp_trace *base, uint32_t heads, kvp_error *err);
