@@ -209,6 +209,21 @@ AVX512 static void sums_avx512(const float *score, const uint32_t *count, uint32
     sums_plain(score, count + i, n - i, sum + i);
 }
 
+/* A block row's entries: lane i (stream i) of cnt and s as block b0 + i, its count and its
+ * sum, for the lanes with reads, in lane order; returns how many. */
+AVX512 static inline uint32_t put_row(uint32_t b0, __m256i cnt, __m512d s, uint32_t *block,
+                                      uint32_t *count, double *sum)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __mmask8 has = _mm256_cmpgt_epi32_mask(cnt, _mm256_setzero_si256());
+    const __mmask8 first = (__mmask8)((1u << __builtin_popcount(has)) - 1);
+    const __m256i vb = _mm256_add_epi32(lane, _mm256_set1_epi32((int)b0));
+    _mm256_mask_storeu_epi32(block, first, _mm256_maskz_compress_epi32(has, vb));
+    _mm256_mask_storeu_epi32(count, first, _mm256_maskz_compress_epi32(has, cnt));
+    _mm512_mask_storeu_pd(sum, first, _mm512_maskz_compress_pd(has, s));
+    return (uint32_t)__builtin_popcount(has);
+}
+
 /* kvp_blocks_of_view with 2, 4 or 8 streams and g dividing 64: a block row at a time, the
  * streams' counts by a popcount of their g-bit fields (lane i, stream i: the S words side
  * by side), the row's sums by sums8 with a pointer per stream (its next read), the lanes
@@ -220,7 +235,6 @@ VIEW static uint32_t view_avx512(const uint64_t *bits, uint32_t S, const uint32_
                                  uint32_t *count, double *sum)
 {
     const __m512i field = _mm512_set1_epi64(g == 64 ? -1ll : (long long)((1ull << g) - 1));
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __mmask8 ms = (__mmask8)((1u << S) - 1);
     /* a lane with no reads loads nothing, but from a mapped address: a masked load from an
      * unmapped one (NULL) is not a fault but costs a microcode assist each time */
@@ -247,13 +261,7 @@ VIEW static uint32_t view_avx512(const uint64_t *bits, uint32_t S, const uint32_
             s = sums8(p, c);
             pv = _mm512_add_epi64(pv, _mm512_slli_epi64(_mm512_cvtepu32_epi64(cnt), 2));
         }
-        const __mmask8 has = _mm256_cmpgt_epi32_mask(cnt, _mm256_setzero_si256());
-        const __mmask8 first = (__mmask8)((1u << __builtin_popcount(has)) - 1);
-        const __m256i vb = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(b * S)));
-        _mm256_mask_storeu_epi32(block + n, first, _mm256_maskz_compress_epi32(has, vb));
-        _mm256_mask_storeu_epi32(count + n, first, _mm256_maskz_compress_epi32(has, cnt));
-        _mm512_mask_storeu_pd(sum + n, first, _mm512_maskz_compress_pd(has, s));
-        n += (uint32_t)__builtin_popcount(has);
+        n += put_row(b * S, cnt, s, block + n, count + n, sum + n);
     }
     return n;
 }
@@ -270,7 +278,7 @@ AVX512 static uint32_t streams_avx512(const uint64_t *bits, uint32_t context, ui
     const unsigned lg = (unsigned)__builtin_ctz(S), shift = 6 - lg; /* p >> shift: p's word */
     const uint64_t field = (1ull << S) - 1;
     const uint32_t npos = context >> lg, per = 64 >> lg;
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
+    const __m256i one = _mm256_set1_epi32(1);
     uint32_t n = 0, k = 0; /* entries, reads so far */
     for (uint32_t p0 = 0, b = 0; p0 < npos; p0 += g, b++) {
         const uint32_t p1 = npos - p0 > g ? p0 + g : npos;
@@ -287,13 +295,7 @@ AVX512 static uint32_t streams_avx512(const uint64_t *bits, uint32_t context, ui
             }
             k += c;
         }
-        const __mmask8 has = _mm256_cmpgt_epi32_mask(cnt, _mm256_setzero_si256());
-        const __mmask8 first = (__mmask8)((1u << __builtin_popcount(has)) - 1);
-        const __m256i vb = _mm256_add_epi32(lane, _mm256_set1_epi32((int)(b * S)));
-        _mm256_mask_storeu_epi32(block + n, first, _mm256_maskz_compress_epi32(has, vb));
-        _mm256_mask_storeu_epi32(count + n, first, _mm256_maskz_compress_epi32(has, cnt));
-        _mm512_mask_storeu_pd(sum + n, first, _mm512_maskz_compress_pd(has, acc));
-        n += (uint32_t)__builtin_popcount(has);
+        n += put_row(b * S, cnt, acc, block + n, count + n, sum + n);
     }
     return n;
 }

@@ -799,6 +799,18 @@ static uint64_t serve_reads(pol_layer *pl, const run_ctx *rc, const kvp_access *
     return hbm_hits;
 }
 
+/* The step's read entries, nread of them in pl's rblock, rcount and rscore, handed to the
+ * policy; returns hbm_hits. */
+static uint64_t read_entries(pol_layer *pl, uint32_t nread, uint64_t hbm_hits)
+{
+    kvp_step *s = &pl->s;
+    s->nread = nread;
+    s->read_block = pl->rblock;
+    s->read_count = pl->rcount;
+    s->read_score = pl->rscore;
+    return hbm_hits;
+}
+
 /* Reads with several streams and blocks of g > 1 tokens: the set's virtual positions
  * v = p * S + i ascend by position, then stream, so the reads of block row b (positions
  * [b g, (b + 1) g) of every stream) are consecutive; each stream's count and score sum (in
@@ -872,12 +884,7 @@ __attribute__((noinline)) static uint64_t serve_reads_streams(pol_layer *pl,
         }
         i = j;
     }
-    kvp_step *s = &pl->s;
-    s->nread = nread;
-    s->read_block = pl->rblock;
-    s->read_count = pl->rcount;
-    s->read_score = pl->rscore;
-    return hbm_hits;
+    return read_entries(pl, nread, hbm_hits);
 }
 
 /* serve_reads_streams from the streams' own sets (kvp_cursor_streams_view) where
@@ -908,12 +915,7 @@ __attribute__((noinline)) static uint64_t serve_reads_view(pol_layer *pl,
         q[1] += reads[i] - hits[i];
         hbm_hits += hits[i];
     }
-    kvp_step *s = &pl->s;
-    s->nread = nread;
-    s->read_block = pl->rblock;
-    s->read_count = pl->rcount;
-    s->read_score = pl->rscore;
-    return hbm_hits;
+    return read_entries(pl, nread, hbm_hits);
 }
 
 /* The reads and the reads from HBM of each stream of a step (S a power of two up to 64:
