@@ -569,7 +569,6 @@ static void pol_free(pol_layer *pl)
     free(pl->freed);
     free(pl->ssum);
     free(pl->stally);
-
 }
 
 static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, uint32_t tiers)
