@@ -247,6 +247,20 @@ static inline void band_split(double x, uint32_t i, uint32_t b, double lo, doubl
 }
 
 #if REACTIVE_AVX512
+/* Flags in read order deposited at the reads' positions: word w takes as many flags as x[w]
+ * has reads (stream i's words at x[w * S], out likewise). */
+__attribute__((target("bmi2,popcnt"))) static void deposit(const uint64_t *flags,
+                                                           const uint64_t *x, uint32_t nw,
+                                                           uint32_t S, uint64_t *out)
+{
+    for (uint32_t w = 0, off = 0; w < nw; w++) {
+        const uint32_t sh = off & 63;
+        const uint64_t a0 = flags[off >> 6], a1 = flags[(off >> 6) + 1];
+        out[(size_t)w * S] = _pdep_u64(sh ? a0 >> sh | a1 << (64 - sh) : a0, x[(size_t)w * S]);
+        off += (uint32_t)__builtin_popcountll(x[(size_t)w * S]);
+    }
+}
+
 /* The band pass of select_kept (band_split's loop) with 1-token blocks whose reads are the
  * trace's bits r (nrw words; read entry i is the i-th set bit): 8 scores at a time widened
  * to double and compared with the band's ends, the band's entries compressed into band[]
@@ -281,12 +295,7 @@ band_bits_avx512(reactive_state *st, const float *fscore, uint32_t n, const uint
         nabove += (uint32_t)__builtin_popcountll(word);
     }
     ab[(n + 63) / 64] = ab[(n + 63) / 64 + 1] = 0; /* read past the last flag, never used */
-    for (uint32_t w = 0, off = 0; w < nrw; w++) {
-        const uint32_t sh = off & 63;
-        const uint64_t a0 = ab[off >> 6], a1 = ab[(off >> 6) + 1];
-        kept[w] = _pdep_u64(sh ? a0 >> sh | a1 << (64 - sh) : a0, r[w]);
-        off += (uint32_t)__builtin_popcountll(r[w]);
-    }
+    deposit(ab, r, nrw, 1, kept);
     *nband_out = nband;
     return nabove;
 }
@@ -319,20 +328,6 @@ band_flags_avx512(const float *f, uint32_t n, double lo, double hi, uint64_t *ab
     above[(n + 63) / 64] = above[(n + 63) / 64 + 1] = 0;
     in[(n + 63) / 64] = in[(n + 63) / 64 + 1] = 0;
     return nabove;
-}
-
-/* Flags in read order deposited at the reads' positions: word w takes as many flags as x[w]
- * has reads (stream i's words at x[w * S], out likewise). */
-__attribute__((target("bmi2,popcnt"))) static void deposit(const uint64_t *flags,
-                                                           const uint64_t *x, uint32_t nw,
-                                                           uint32_t S, uint64_t *out)
-{
-    for (uint32_t w = 0, off = 0; w < nw; w++) {
-        const uint32_t sh = off & 63;
-        const uint64_t a0 = flags[off >> 6], a1 = flags[(off >> 6) + 1];
-        out[(size_t)w * S] = _pdep_u64(sh ? a0 >> sh | a1 << (64 - sh) : a0, x[(size_t)w * S]);
-        off += (uint32_t)__builtin_popcountll(x[(size_t)w * S]);
-    }
 }
 
 /* select_kept's band pass from the streams' own sets (kvp_step.view; the merged scores are
