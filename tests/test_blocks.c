@@ -210,7 +210,7 @@ static void test_streams(void)
     printf("streams: seed %llu (%s)\n", (unsigned long long)check_seed,
            wide ? "AVX-512" : "no form: UINT32_MAX");
     static const uint32_t Ss[] = {2, 4, 8, 3, 16};
-    static const uint32_t gs[] = {2, 3, 4, 5, 7, 8, 16, 17, 64, 100};
+    static const uint32_t gs[] = {1, 2, 3, 4, 5, 7, 8, 16, 17, 32, 64, 100};
     const uint32_t maxctx = 400, V = 16 * maxctx;
     uint32_t *pos = malloc(V * sizeof *pos), *wb = malloc(V * sizeof *wb);
     uint32_t *wc = malloc(V * sizeof *wc), *ctx = malloc(16 * sizeof *ctx);
@@ -223,7 +223,7 @@ static void test_streams(void)
     REQUIRE(pos && wb && wc && ctx && score && ws && bits && sbits && sscore);
     uint32_t bad = 0, runs = 0, skipped = 0, vbad = 0, vruns = 0;
     for (int iter = 0; iter < 400; iter++) {
-        const uint32_t S = Ss[rnd(5)], g = gs[rnd(10)], pct = (uint32_t)rnd(101);
+        const uint32_t S = Ss[rnd(5)], g = gs[rnd(12)], pct = (uint32_t)rnd(101);
         uint32_t top = 0;
         for (uint32_t i = 0; i < S; i++) {
             ctx[i] = rnd(4) == 0 ? rnd(maxctx + 1) : maxctx - rnd(50);

@@ -224,44 +224,68 @@ AVX512 static inline uint32_t put_row(uint32_t b0, __m256i cnt, __m512d s, uint3
     return (uint32_t)__builtin_popcount(has);
 }
 
-/* kvp_blocks_of_view with 2, 4 or 8 streams and g dividing 64: a block row at a time, the
- * streams' counts by a popcount of their g-bit fields (lane i, stream i: the S words side
- * by side), the row's sums by sums8 with a pointer per stream (its next read), the lanes
- * with reads compressed out in stream order.  Counts and pointers go to memory by whole
- * vectors (one store read back lane by lane forwards; lanes stored one by one and read back
- * as a vector would stall). */
+/* kvp_blocks_of_view with 2, 4 or 8 streams and g dividing 64: R = 8 / S block rows at a
+ * time, lane k holding row b + k / S of stream k % S (block (b + k / S) S + k % S = b S + k,
+ * so the lanes are in the entries' order).  The rows' words (R g bits of each stream: part
+ * of one word, or R g / 64 whole ones, S side by side) loaded at once and put in their lanes
+ * by a permutation; the counts by a popcount of each lane's g-bit field; a lane's next read
+ * is its stream's pointer plus the counts of the rows before it in the group (a scan over
+ * the lanes S apart); the sums by sums8 with those pointers; the lanes with reads compressed
+ * out in lane order.  With fewer than 8 streams a row alone would leave lanes empty, each
+ * costing a row's transposition.  Counts and pointers go to memory by whole vectors (one
+ * store read back lane by lane forwards; lanes stored one by one and read back as a vector
+ * would stall). */
 VIEW static uint32_t view_avx512(const uint64_t *bits, uint32_t S, const uint32_t *ctx,
                                  const float *const *score, uint32_t g, uint32_t *block,
                                  uint32_t *count, double *sum)
 {
     const __m512i field = _mm512_set1_epi64(g == 64 ? -1ll : (long long)((1ull << g) - 1));
-    const __mmask8 ms = (__mmask8)((1u << S) - 1);
-    /* a lane with no reads loads nothing, but from a mapped address: a masked load from an
-     * unmapped one (NULL) is not a fault but costs a microcode assist each time */
+    const uint32_t R = 8 / S; /* rows of a group: R g bits of each stream, within a word or
+                               * whole words (g and R divide 64, b is a multiple of R) */
+    /* a stream with no scores loads nothing, but from a mapped address: a masked load from
+     * an unmapped one (NULL) is not a fault but costs a microcode assist each time */
     static const float none[16];
     _Alignas(64) const float *p[8];
+    _Alignas(64) uint64_t idx[8], sh[8], tot[8];
     _Alignas(32) uint32_t c[8];
     uint32_t rows = 0, n = 0;
-    for (uint32_t i = 0; i < 8; i++) {
-        const uint32_t r = i < S ? (uint32_t)(((uint64_t)ctx[i] + g - 1) / g) : 0;
+    for (uint32_t k = 0; k < 8; k++) {
+        const uint32_t i = k % S, j = k / S;
+        const uint32_t r = (uint32_t)(((uint64_t)ctx[i] + g - 1) / g);
         rows = r > rows ? r : rows;
-        p[i] = i < S && score && score[i] ? score[i] : none;
+        p[k] = score && score[i] ? score[i] : none;
+        idx[k] = (uint64_t)(j * g / 64) * S + i; /* the lane's word, from the group's first */
+        sh[k] = j * g % 64;                        /* and its field's place there */
+        tot[k] = (uint64_t)(R - 1) * S + i;       /* the lane with its stream's group total */
     }
-    /* the streams' next reads as addresses */
-    __m512i pv = _mm512_load_si512((const void *)p);
-    for (uint32_t b = 0; b < rows; b++) {
-        const __m512i x = _mm512_maskz_loadu_epi64(ms, bits + (size_t)(b * g / 64) * S);
-        const __m512i f = _mm512_and_si512(
-            _mm512_srl_epi64(x, _mm_cvtsi32_si128((int)(b * g % 64))), field);
-        const __m256i cnt = _mm512_cvtepi64_epi32(_mm512_popcnt_epi64(f));
+    if (rows == 0)
+        return 0;
+    const uint32_t words = ((rows - 1) * g / 64 + 1) * S; /* the view's words that hold rows */
+    const __m512i vidx = _mm512_load_si512((const void *)idx);
+    const __m512i vsh = _mm512_load_si512((const void *)sh);
+    const __m512i vtot = _mm512_load_si512((const void *)tot);
+    __m512i pv = _mm512_load_si512((const void *)p); /* lane k: stream k % S's next read */
+    for (uint32_t b = 0; b < rows; b += R) {
+        const uint32_t w = b * g / 64 * S, left = words - w;
+        const __mmask8 m = (__mmask8)(left >= 8 ? 0xFF : (1u << left) - 1);
+        const __m512i x = _mm512_permutexvar_epi64(vidx, _mm512_maskz_loadu_epi64(m, bits + w));
+        const __m512i at = _mm512_add_epi64(vsh, _mm512_set1_epi64(b * g % 64));
+        const __m512i cnt = _mm512_popcnt_epi64(_mm512_and_si512(_mm512_srlv_epi64(x, at), field));
+        const __m256i cnt32 = _mm512_cvtepi64_epi32(cnt);
         __m512d s = _mm512_setzero_pd();
         if (score) {
-            _mm256_store_si256((__m256i *)(void *)c, cnt);
-            _mm512_store_si512((void *)p, pv);
+            /* the counts of the rows before each lane's, in its stream: a scan S lanes apart */
+            __m512i inc = cnt;
+            for (uint32_t d = S; d < 8; d *= 2)
+                inc = _mm512_add_epi64(inc, _mm512_maskz_expand_epi64((__mmask8)(0xFFu << d),
+                                                                      inc));
+            const __m512i before = _mm512_sub_epi64(inc, cnt);
+            _mm256_store_si256((__m256i *)(void *)c, cnt32);
+            _mm512_store_si512((void *)p, _mm512_add_epi64(pv, _mm512_slli_epi64(before, 2)));
             s = sums8(p, c);
-            pv = _mm512_add_epi64(pv, _mm512_slli_epi64(_mm512_cvtepu32_epi64(cnt), 2));
+            pv = _mm512_add_epi64(pv, _mm512_slli_epi64(_mm512_permutexvar_epi64(vtot, inc), 2));
         }
-        n += put_row(b * S, cnt, s, block + n, count + n, sum + n);
+        n += put_row(b * S, cnt32, s, block + n, count + n, sum + n);
     }
     return n;
 }
