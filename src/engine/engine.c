@@ -31,6 +31,21 @@
 /* ---------------------------------------------------------------------------------------- */
 /* The per-layer simulation                                                                 */
 
+/* a % d and a / d of a 32-bit a with multiplications, no division (Lemire, Kaser and Kurz,
+ * "Faster Remainder by Direct Computation", Software: Practice and Experience 2019,
+ * arXiv:1902.01961): m = UINT64_MAX / d + 1, exact for every a and every d >= 2.  The streams'
+ * per-read tallies divided twice per read, a third of a run on 32 streams (docs/PERF.md). */
+__extension__ typedef unsigned __int128 fast_u128;
+static inline uint64_t fast_m(uint32_t d) { return UINT64_MAX / d + 1; }
+static inline uint32_t fast_mod(uint32_t a, uint64_t m, uint32_t d)
+{
+    return (uint32_t)(((fast_u128)(m * a) * d) >> 64);
+}
+static inline uint32_t fast_div(uint32_t a, uint64_t m)
+{
+    return (uint32_t)(((fast_u128)m * a) >> 64);
+}
+
 struct kvp_engine_layer {
     uint8_t *resident;
     uint32_t nresident;
@@ -68,6 +83,7 @@ struct kvp_engine_layer {
     /* Several streams (docs/MODEL.md "Streams"): S, and per stream the blocks b < slim[i]
      * that may be resident this step (0 once its sequence finished). */
     uint32_t S;
+    uint64_t mod_s; /* fast_mod and fast_div by S (S > 1) */
     const uint32_t *slim;
     /* Several streams, S a power of two up to 64: resident[] as bits (bit b & 63 of word
      * b >> 6), kept beside it by every change, so that a step's hits are counted from the
@@ -330,7 +346,8 @@ uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t cou
     uint32_t i = 0, prefix = e->prefix;
     for (; i < count; i++) {
         uint32_t b = blocks[i];
-        if (b >= limit || e->resident[b] || (e->S > 1 && b / e->S >= e->slim[b % e->S]))
+        if (b >= limit || e->resident[b] ||
+            (e->S > 1 && fast_div(b, e->mod_s) >= e->slim[fast_mod(b, e->mod_s, e->S)]))
             break;
         if (s->serves)
             count_served(e, s, b, 0);
@@ -490,21 +507,6 @@ typedef struct pol_layer {
     const kvp_streams_view *view;
 } pol_layer;
 
-/* a % d and a / d of a 32-bit a with multiplications, no division (Lemire, Kaser and Kurz,
- * "Faster Remainder by Direct Computation", Software: Practice and Experience 2019,
- * arXiv:1902.01961): m = UINT64_MAX / d + 1, exact for every a and every d >= 2.  The streams'
- * per-read tallies divided twice per read, a third of a run on 32 streams (docs/PERF.md). */
-__extension__ typedef unsigned __int128 fast_u128;
-static inline uint64_t fast_m(uint32_t d) { return UINT64_MAX / d + 1; }
-static inline uint32_t fast_mod(uint32_t a, uint64_t m, uint32_t d)
-{
-    return (uint32_t)(((fast_u128)(m * a) * d) >> 64);
-}
-static inline uint32_t fast_div(uint32_t a, uint64_t m)
-{
-    return (uint32_t)(((fast_u128)m * a) >> 64);
-}
-
 /* The sequence of stream i (streams i / heads of sequence i / heads). */
 static inline uint32_t seq_of(const pol_layer *pl, uint32_t i)
 {
@@ -604,6 +606,7 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
     pl->e.rscore = pl->rscore;
     const uint32_t S = pl->li.streams;
     pl->e.S = S;
+    pl->e.mod_s = S > 1 ? fast_m(S) : 0;
     if (S > 1 && S <= 64 && (S & (S - 1)) == 0 && tiers <= 2) {
         pl->e.rbits = calloc((size_t)nb / 64 + 1, sizeof *pl->e.rbits);
         if (!pl->e.rbits)
