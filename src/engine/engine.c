@@ -84,7 +84,12 @@ struct kvp_engine_layer {
      * that may be resident this step (0 once its sequence finished). */
     uint32_t S;
     uint64_t mod_s; /* fast_mod and fast_div by S (S > 1) */
+    uint32_t lg_s;  /* S a power of two: log2 S, else 0 */
     const uint32_t *slim;
+    /* ... each stream's context (pol_layer.sctx) and, KVP_CAP_SERVES, the step's moves of
+     * its tokens as they are made (smoved[2 i] up, [2 i + 1] down: count_served) */
+    const uint32_t *sctx;
+    uint64_t *smoved;
     /* Several streams, S a power of two up to 64: resident[] as bits (bit b & 63 of word
      * b >> 6), kept beside it by every change, so that a step's hits are counted from the
      * set's bits (tally_bits); NULL otherwise. */
@@ -330,9 +335,19 @@ static inline void count_served(struct kvp_engine_layer *e, const kvp_step *s, u
     if (!e->untracked)
         touch(e, b);
     const uint64_t *bits = s->read_bits;
-    if (b < s->context && bits) { /* 1-token blocks: present unless it is the new block */
+    /* 1-token blocks: present unless it is the new block (of its stream: block b / S of
+     * stream b % S, in that stream's context) */
+    uint32_t str = 0;
+    int present = b < s->context;
+    if (e->S > 1) {
+        str = e->lg_s ? b & (e->S - 1) : fast_mod(b, e->mod_s, e->S);
+        present = (e->lg_s ? b >> e->lg_s : fast_div(b, e->mod_s)) < e->sctx[str];
+    }
+    if (present && bits) {
         e->direct[down]++;
         e->direct[down + 1] += bits[b >> 6] >> (b & 63) & 1;
+        if (e->S > 1)
+            e->smoved[2 * str + (down != 0)]++;
     }
 }
 
@@ -500,6 +515,7 @@ typedef struct pol_layer {
     uint32_t *sctx, *slim, *scnt, *sseen, *newb, *freed;
     double *ssum;
     uint64_t *stally; /* g = 1: per stream, reads << 32 | reads from HBM, of the step */
+    uint64_t *smoved; /* KVP_CAP_SERVES: kvp_engine_layer.smoved */
     uint64_t *seq_out;
     uint32_t heads; /* streams per sequence */
     uint64_t mod_s, div_h; /* fast_mod by streams, fast_div by heads (> 1) */
@@ -571,6 +587,7 @@ static void pol_free(pol_layer *pl)
     free(pl->freed);
     free(pl->ssum);
     free(pl->stally);
+    free(pl->smoved);
 }
 
 static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, uint32_t tiers)
@@ -607,6 +624,7 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
     const uint32_t S = pl->li.streams;
     pl->e.S = S;
     pl->e.mod_s = S > 1 ? fast_m(S) : 0;
+    pl->e.lg_s = S > 1 && (S & (S - 1)) == 0 ? (uint32_t)__builtin_ctz(S) : 0;
     if (S > 1 && S <= 64 && (S & (S - 1)) == 0 && tiers <= 2) {
         pl->e.rbits = calloc((size_t)nb / 64 + 1, sizeof *pl->e.rbits);
         if (!pl->e.rbits)
@@ -620,10 +638,13 @@ static int pol_alloc(pol_layer *pl, uint32_t positions, const uint32_t *tslots, 
         pl->newb = calloc(S, sizeof *pl->newb);
         pl->ssum = calloc(S, sizeof *pl->ssum);
         pl->stally = calloc(2 * (size_t)S, sizeof *pl->stally); /* tally_bits: reads, hits */
+        pl->smoved = calloc(2 * (size_t)S, sizeof *pl->smoved);
         pl->freed = malloc((size_t)(nb ? nb : 1) * sizeof *pl->freed);
         pl->e.slim = pl->slim;
+        pl->e.sctx = pl->sctx;
+        pl->e.smoved = pl->smoved;
         if (!pl->sctx || !pl->slim || !pl->scnt || !pl->sseen || !pl->newb || !pl->ssum ||
-            !pl->stally || !pl->freed)
+            !pl->stally || !pl->smoved || !pl->freed)
             return 0;
     }
     return pl->e.resident && pl->e.was && pl->e.touched && pl->acount && pl->rblock &&
@@ -650,8 +671,7 @@ static int pol_init(pol_layer *pl, const acc_buf *ring, uint32_t ring_n, const k
     s->li = &pl->li;
     s->eng = &pl->e;
     s->resident = pl->e.resident;
-    s->serves = (ops->caps & KVP_CAP_SERVES) && pl->li.g == 1 && pl->li.streams <= 1 &&
-                pl->e.tiers <= 2;
+    s->serves = (ops->caps & KVP_CAP_SERVES) && pl->li.g == 1 && pl->e.tiers <= 2;
     kvp_step first = *s;
     first.context = pl->li.prompt;
     first.exist_blocks = (uint32_t)(((uint64_t)pl->li.prompt + pl->li.g - 1) / pl->li.g);
@@ -1078,7 +1098,7 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
                      : sbits  ? pres && (sbits[b >> 6] >> (b & 63) & 1)
                      : mark   ? pres && acount[b] == stamp
                               : is_read(acc, b);
-        if (S > 1 && before != (e->resident[b] ? 2 : 1)) {
+        if (S > 1 && !serves && before != (e->resident[b] ? 2 : 1)) {
             uint64_t *q = pl->seq_out + (size_t)seq_of(pl, str) * 4;
             q[e->resident[b] ? 2 : 3] += pres;
         }
@@ -1378,6 +1398,12 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, con
     if (s->serves) {
         kvp_counters direct = st;
         charge_served(e, &direct);
+        for (uint32_t i = 0; S > 1 && i < S; i++) { /* each stream's moves, as made */
+            uint64_t *q = pl->seq_out + (size_t)seq_of(pl, i) * 4;
+            q[2] += pl->smoved[2 * i];
+            q[3] += pl->smoved[2 * i + 1];
+            pl->smoved[2 * i] = pl->smoved[2 * i + 1] = 0;
+        }
         if (e->untracked)
             st = direct;
         else if (charge_moves(pl, acc, marked, &st), memcmp(&st, &direct, sizeof st))

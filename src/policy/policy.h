@@ -149,9 +149,9 @@ int kvp_block_in_prompt(const kvp_layer_info *li, uint32_t b);
                                    * out of HBM takes the fastest free tier instead of pushing
                                    * tier 1's least recent block down (docs/POLICIES.md) */
 #define KVP_CAP_TIERS 0x80u       /* names the tiers below HBM itself (kvp_step_set_tier) */
-#define KVP_CAP_SERVES 0x200u     /* with 1-token blocks, one stream and two tiers, its step
-                                   * counts the reads' hits and marks the reads (kvp_step's
-                                   * hbm_reads, read_bits) */
+#define KVP_CAP_SERVES 0x200u     /* with 1-token blocks and two tiers, its step counts the
+                                   * reads' hits and marks the reads (kvp_step's hbm_reads,
+                                   * read_bits; on streams, the virtual blocks') */
 #define KVP_CAP_VIEW_BAND 0x800u  /* with 1-token blocks on streams, reads acc->score only
                                    * where it is not NULL, else the streams' view (s->view)
                                    * or kvp_step_read_score */
