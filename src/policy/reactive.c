@@ -280,7 +280,7 @@ band_bits_avx512(reactive_state *st, const float *fscore, uint32_t n, const uint
         uint64_t word = 0;
         for (uint32_t q = 0; q < 64 && i + q < n; q += 8) {
             const uint32_t left = n - i - q;
-            const __mmask8 valid = left >= 8 ? 0xFF : (__mmask8)((1u << left) - 1);
+            const __mmask8 valid = (__mmask8)(left >= 8 ? 0xFFu : (1u << left) - 1);
             const __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, fscore + i + q));
             const __mmask8 above = _mm512_mask_cmp_pd_mask(valid, x, vhi, _CMP_GT_OQ);
             const __mmask8 in =
@@ -313,7 +313,7 @@ band_flags_avx512(const float *f, uint32_t n, double lo, double hi, uint64_t *ab
         uint64_t wa = 0, wi = 0;
         for (uint32_t q = 0; q < 64 && i + q < n; q += 8) {
             const uint32_t left = n - i - q;
-            const __mmask8 valid = left >= 8 ? 0xFF : (__mmask8)((1u << left) - 1);
+            const __mmask8 valid = (__mmask8)(left >= 8 ? 0xFFu : (1u << left) - 1);
             const __m512d x = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(valid, f + i + q));
             const __mmask8 a = _mm512_mask_cmp_pd_mask(valid, x, vhi, _CMP_GT_OQ);
             const __mmask8 b = _mm512_mask_cmp_pd_mask((__mmask8)(valid & ~a), x, vlo,
