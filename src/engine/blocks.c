@@ -324,6 +324,41 @@ AVX512 static uint32_t streams_avx512(const uint64_t *bits, uint32_t context, ui
     return n;
 }
 
+/* kvp_tally_streams: stream i's bits of 8 words at a time (a mask of its bits, the same in
+ * every word as 64 is a multiple of S), counted by VPOPCNTQ into lane sums; the words past
+ * the last multiple of 8, one at a time. */
+VIEW static void tally_avx512(const uint64_t *set, const uint64_t *res, size_t nw, uint32_t S,
+                              uint64_t *reads, uint64_t *hits)
+{
+    __m512i m[8], r[8], h[8];
+    uint64_t mask = 0;
+    for (uint32_t b = 0; b < 64; b += S)
+        mask |= 1ull << b;
+    for (uint32_t i = 0; i < S; i++) {
+        m[i] = _mm512_set1_epi64((long long)(mask << i));
+        r[i] = h[i] = _mm512_setzero_si512();
+    }
+    size_t w = 0;
+    for (; w + 8 <= nw; w += 8) {
+        const __m512i x = _mm512_loadu_si512((const void *)(set + w));
+        const __m512i y = _mm512_and_si512(x, _mm512_loadu_si512((const void *)(res + w)));
+        for (uint32_t i = 0; i < S; i++) {
+            r[i] = _mm512_add_epi64(r[i], _mm512_popcnt_epi64(_mm512_and_si512(x, m[i])));
+            h[i] = _mm512_add_epi64(h[i], _mm512_popcnt_epi64(_mm512_and_si512(y, m[i])));
+        }
+    }
+    for (uint32_t i = 0; i < S; i++) {
+        uint64_t cr = (uint64_t)_mm512_reduce_add_epi64(r[i]);
+        uint64_t ch = (uint64_t)_mm512_reduce_add_epi64(h[i]);
+        for (size_t v = w; v < nw; v++) {
+            cr += (uint64_t)__builtin_popcountll(set[v] & mask << i);
+            ch += (uint64_t)__builtin_popcountll(set[v] & res[v] & mask << i);
+        }
+        reads[i] = cr;
+        hits[i] = ch;
+    }
+}
+
 static int has_view;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -380,6 +415,19 @@ uint32_t kvp_blocks_of_view(const uint64_t *bits, uint32_t S, const uint32_t *ct
 #endif
     (void)bits, (void)S, (void)ctx, (void)score, (void)g, (void)block, (void)count, (void)sum;
     return UINT32_MAX;
+}
+
+int kvp_tally_streams(const uint64_t *set, const uint64_t *res, size_t nw, uint32_t S,
+                      uint64_t *reads, uint64_t *hits)
+{
+#if BLOCKS_AVX512
+    if ((S == 2 || S == 4 || S == 8) && kvp_blocks_of_view_wide()) {
+        tally_avx512(set, res, nw, S, reads, hits);
+        return 1;
+    }
+#endif
+    (void)set, (void)res, (void)nw, (void)S, (void)reads, (void)hits;
+    return 0;
 }
 
 uint32_t kvp_blocks_of_streams(const uint64_t *bits, uint32_t context, uint32_t S, uint32_t g,

@@ -4,6 +4,7 @@
 #ifndef KVP_BLOCKS_H
 #define KVP_BLOCKS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* The read entries of the ascending set pos[0 .. n) with blocks of g tokens: the blocks
@@ -53,6 +54,13 @@ uint32_t kvp_blocks_of_view(const uint64_t *bits, uint32_t S, const uint32_t *ct
 
 /* 1 if kvp_blocks_of_view has its form on this CPU (kvp_block_sums_wide() and VPOPCNTDQ). */
 int kvp_blocks_of_view_wide(void);
+
+/* Each stream's reads and reads from HBM of a step of S streams merged by position (stream i
+ * the bits i, i + S, ... of every word): reads[i] = the set bits of stream i in set[0 .. nw),
+ * hits[i] = those also set in res.  Only where kvp_blocks_of_view_wide() and S is 2, 4 or 8
+ * (a popcount of each stream's bits of 8 words at a time); else 0 and nothing written. */
+int kvp_tally_streams(const uint64_t *set, const uint64_t *res, size_t nw, uint32_t S,
+                      uint64_t *reads, uint64_t *hits);
 
 /* 1 if kvp_block_sums(.., wide = 1) takes its AVX-512 form on this CPU. */
 int kvp_block_sums_wide(void);

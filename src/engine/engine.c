@@ -1025,7 +1025,9 @@ __attribute__((noinline)) static uint64_t serve_reads_streams1(pol_layer *pl,
     *marked = 0;
     if (acc->bits && pl->e.rbits) { /* charge_moves tests the set's bits: no marks */
         uint64_t *hits = pl->stally + S;
-        tally_bits(acc->bits, pl->e.rbits, ((size_t)acc->context + 63) / 64, S, tally, hits);
+        const size_t nw = ((size_t)acc->context + 63) / 64;
+        if (!kvp_tally_streams(acc->bits, pl->e.rbits, nw, S, tally, hits))
+            tally_bits(acc->bits, pl->e.rbits, nw, S, tally, hits);
         uint64_t hbm_hits = 0;
         for (uint32_t i = 0; i < S; i++) {
             uint64_t *q = pl->seq_out + (size_t)seq_of(pl, i) * 4;
