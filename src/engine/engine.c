@@ -96,6 +96,17 @@ struct kvp_engine_layer {
     uint64_t *rbits;
 };
 
+/* Several streams: the stream of virtual block b, and its row (block b / S of stream b % S):
+ * a mask and a shift when S is a power of two. */
+static inline uint32_t stream_of(const struct kvp_engine_layer *e, uint32_t b)
+{
+    return e->lg_s ? b & (e->S - 1) : fast_mod(b, e->mod_s, e->S);
+}
+static inline uint32_t row_of(const struct kvp_engine_layer *e, uint32_t b)
+{
+    return e->lg_s ? b >> e->lg_s : fast_div(b, e->mod_s);
+}
+
 /* Tests: 0 makes the engine ignore the sets' bits (the serving and charging from the
  * positions, as before docs/PERF.md 37), to compare the two paths. */
 static int serve_bits = 1;
@@ -340,8 +351,8 @@ static inline void count_served(struct kvp_engine_layer *e, const kvp_step *s, u
     uint32_t str = 0;
     int present = b < s->context;
     if (e->S > 1) {
-        str = e->lg_s ? b & (e->S - 1) : fast_mod(b, e->mod_s, e->S);
-        present = (e->lg_s ? b >> e->lg_s : fast_div(b, e->mod_s)) < e->sctx[str];
+        str = stream_of(e, b);
+        present = row_of(e, b) < e->sctx[str];
     }
     if (present && bits) {
         e->direct[down]++;
@@ -362,7 +373,7 @@ uint32_t kvp_step_promote_many(kvp_step *s, const uint32_t *blocks, uint32_t cou
     for (; i < count; i++) {
         uint32_t b = blocks[i];
         if (b >= limit || e->resident[b] ||
-            (e->S > 1 && fast_div(b, e->mod_s) >= e->slim[fast_mod(b, e->mod_s, e->S)]))
+            (e->S > 1 && row_of(e, b) >= e->slim[stream_of(e, b)]))
             break;
         if (s->serves)
             count_served(e, s, b, 0);
@@ -518,7 +529,7 @@ typedef struct pol_layer {
     uint64_t *smoved; /* KVP_CAP_SERVES: kvp_engine_layer.smoved */
     uint64_t *seq_out;
     uint32_t heads; /* streams per sequence */
-    uint64_t mod_s, div_h; /* fast_mod by streams, fast_div by heads (> 1) */
+    uint64_t div_h; /* fast_div by heads (> 1); by streams: e.mod_s */
     /* the step's sets stream by stream (serve_reads_view), NULL when the pass has none */
     const kvp_streams_view *view;
 } pol_layer;
@@ -850,7 +861,7 @@ __attribute__((noinline)) static uint64_t serve_reads_streams(pol_layer *pl,
     const uint8_t *res = pl->e.resident;
     uint32_t *cnt = pl->scnt, *seen = pl->sseen, nread = 0;
     double *sum = pl->ssum;
-    const uint64_t m = pl->mod_s; /* v % S and v / S by multiplications, as below */
+    const uint64_t m = pl->e.mod_s; /* v % S and v / S by multiplications, as below */
     uint64_t hbm_hits = 0;
     /* The set's bits (S = 2, 4, 8, AVX-512): the same entries, a position at a time */
     const uint32_t nbits =
@@ -1047,7 +1058,7 @@ __attribute__((noinline)) static uint64_t serve_reads_streams1(pol_layer *pl,
                 acount[v] = stamp;
         }
     } else {
-        const uint64_t m = pl->mod_s;
+        const uint64_t m = pl->e.mod_s;
         for (uint32_t i = 0; i < count; i++) {
             const uint32_t v = pos[i];
             tally[fast_mod(v, m, S)] += (1ull << 32) | res[v];
@@ -1091,9 +1102,9 @@ static void charge_moves(pol_layer *pl, const kvp_access *acc, int marked, kvp_c
         uint8_t before = e->was[b];
         e->was[b] = 0;
         /* with several streams: block b / S of stream b % S, in that stream's context */
-        const uint32_t str = S > 1 ? fast_mod(b, pl->mod_s, S) : 0;
+        const uint32_t str = S > 1 ? stream_of(e, b) : 0;
         const uint64_t cx = S > 1 ? pl->sctx[str] : ctx;
-        uint64_t lo = (uint64_t)(S > 1 ? fast_div(b, pl->mod_s) : b) * g, hi = lo + g;
+        uint64_t lo = (uint64_t)(S > 1 ? row_of(e, b) : b) * g, hi = lo + g;
         uint64_t pres = hi <= cx ? g : (cx > lo ? cx - lo : 0);
         uint64_t a = g != 1   ? acount[b]
                      : serves ? pres && (rbits[b >> 6] >> (b & 63) & 1)
@@ -1294,7 +1305,7 @@ __attribute__((noinline, cold)) static void streams_count_reads(pol_layer *pl)
     const uint32_t S = pl->li.streams;
     for (uint32_t i = 0; i < s->nread; i++) {
         const uint32_t vb = s->read_block[i];
-        pl->seq_out[(size_t)seq_of(pl, fast_mod(vb, pl->mod_s, S)) * 4 +
+        pl->seq_out[(size_t)seq_of(pl, fast_mod(vb, pl->e.mod_s, S)) * 4 +
                     (pl->e.resident[vb] ? 0 : 1)] +=
             s->read_count[i];
     }
@@ -1549,7 +1560,6 @@ static int layer_pass_alloc(layer_pass *lp, const run_ctx *rc, uint32_t l, kvp_e
             p->li.sprompt = si->prompt;
             p->li.ssteps = si->steps;
             p->heads = si->heads;
-            p->mod_s = fast_m(si->n);
             p->div_h = si->heads > 1 ? fast_m(si->heads) : 0;
             p->seq_out = rc->seq_out + ((size_t)l * rc->npol + i) * si->nseq * 4;
         }
