@@ -96,6 +96,12 @@ struct kvp_engine_layer {
     uint64_t *rbits;
 };
 
+/* Blocks of fewer tokens are served from the merged positions, not from the streams' view:
+ * there the view's block rows, 8 blocks a transposition, cost more than the positions they
+ * spare (2 tokens: 1.05x to 1.35x the time on 2 to 8 streams; 4 tokens on 2 streams: 0.75x;
+ * docs/PERF.md §53). */
+#define VIEW_G_MIN 4u
+
 /* Several streams: the stream of virtual block b, and its row (block b / S of stream b % S):
  * a mask and a shift when S is a power of two. */
 static inline uint32_t stream_of(const struct kvp_engine_layer *e, uint32_t b)
@@ -1365,9 +1371,7 @@ static int pol_step(pol_layer *pl, const run_ctx *rc, const kvp_access *acc, con
         streams_prepare(pl, n);
 
     int marked = 0;
-    /* the view's rows cost more than the positions they spare below S g = 32 (docs/PERF.md
-     * §52) */
-    uint64_t hbm_hits = S > 1 && g > 1 && S * g >= 32 && pl->view
+    uint64_t hbm_hits = S > 1 && g >= VIEW_G_MIN && pl->view
                             ? serve_reads_view(pl, pl->view)
                             : UINT64_MAX;
     if (hbm_hits == UINT64_MAX) {
@@ -1703,7 +1707,7 @@ static void run_ctx_free(run_ctx *ctx)
  * on a streams trace merged by transposition (2, 4 or 8 streams) where the view's blocks
  * have their form, in a pass with no look-ahead ring (the view is of the step just made)
  * serving from the sets' bits; each such policy either has blocks of g > 1 tokens that
- * serve_reads_view takes (S g >= 32, g dividing 64), or 1-token blocks and its own pass
+ * serve_reads_view takes (g >= VIEW_G_MIN, g dividing 64), or 1-token blocks and its own pass
  * over the view (KVP_CAP_VIEW_BAND).  kvp_step_read_score merges them when asked anyway. */
 static int view_scores(const run_ctx *ctx, const kvp_trace *tr, size_t npol)
 {
@@ -1715,7 +1719,7 @@ static int view_scores(const run_ctx *ctx, const kvp_trace *tr, size_t npol)
     for (size_t i = 0; i < npol; i++) {
         const uint32_t caps = ctx->ps[i].ops->caps, g = ctx->g[i];
         if ((caps & KVP_CAP_SCORES) &&
-            !(g == 1 ? (caps & KVP_CAP_VIEW_BAND) != 0 : S * g >= 32 && 64 % g == 0))
+            !(g == 1 ? (caps & KVP_CAP_VIEW_BAND) != 0 : g >= VIEW_G_MIN && 64 % g == 0))
             return 0;
     }
     return 1;
