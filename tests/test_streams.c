@@ -491,8 +491,10 @@ static void same_served(const kvp_scenario *sc, const kvp_trace *t, const char *
 static const char *const served_policies[] = {
     "reactive", "reactive:g=3", "page:page_tokens=5", "page:page_tokens=1", "static",
     "unlimited", "lookahead:W=4:R=0.3", "lookahead:W=1:R=1", "hot", "whittle",
-    /* rows of S g >= 32 tokens: the blocks from the streams' own sets (serve_reads_view) */
-    "page:page_tokens=8", "page:page_tokens=16", "page:page_tokens=64",
+    /* blocks of 4 tokens and more: from the streams' own sets (serve_reads_view); of 2,
+     * from the merged positions */
+    "page:page_tokens=4", "page:page_tokens=8", "page:page_tokens=16", "page:page_tokens=64",
+    "page:page_tokens=2",
 };
 
 /* The engine's serving from the sets' bits (S a power of two up to 64: the per-stream reads
