@@ -379,6 +379,36 @@ static void test_streams(uint64_t seed)
     }
 }
 
+/* Layers in units (2 or 4 synthetic streams): a unit's generators drawn together, 16 steps
+ * at a time into two chunks in turn, and each layer's steps run 16 in a row.  Layer counts
+ * that leave a shorter last unit, windows that reach past the first chunks before step 0,
+ * a last chunk of 13 steps; one thread and two; against the engine's runs. */
+static void test_units(void)
+{
+    /* 2 streams: units of 4 layers (8 generators together) and a last of 1, or of 2 (4
+     * generators: one after the other); 4 streams: units of 2 and a last of 1 */
+    static const uint32_t streams[] = {2, 2, 4}, layers[] = {5, 6, 3};
+    static const uint32_t ws[] = {3, 17, 40};
+    for (size_t k = 0; k < sizeof streams / sizeof *streams; k++) {
+        const uint32_t S = streams[k], L = layers[k];
+        kvp_scenario base;
+        slots_scenario(&base, L, 0, 0.6);
+        base.prompt = 150 + 30 * S;
+        base.steps = 45;
+        base.variation = KVP_VAR_ACTUAL;
+        kvp_synth_params p;
+        kvp_synth_default(&p, &base);
+        kvp_trace *t = NULL;
+        CHECK_OK(kvp_trace_synthetic_sequences(&t, &p, S, &err), &err);
+        kvp_scenario sc;
+        slots_scenario(&sc, L, 60 * S, 0.6);
+        for (size_t w = 0; w < sizeof ws / sizeof *ws; w++)
+            check_w(&sc, t, ws[w], 1 + (unsigned)((w + k) % 2));
+        check_ws(&sc, t, 1 + (unsigned)(k % 2));
+        kvp_trace_free(t);
+    }
+}
+
 /* What the grid refuses. */
 static void test_refusals(void)
 {
@@ -438,6 +468,7 @@ int main(int argc, char **argv)
     test_random(seed);
     test_interleave();
     test_streams(seed);
+    test_units();
     test_refusals();
     test_bulk_moves();
     return check_done();

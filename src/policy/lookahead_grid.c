@@ -381,6 +381,9 @@ typedef struct grid_ctx {
      * zeroed by page faults every layer (glibc gives large blocks back on free). */
     struct layer *pool; /* [layers] */
     atomic_uint *busy;  /* [layers] */
+    /* Layers run in units of LG (grid_unit): LG > 1 on 2 or 4 streams, so that the units'
+     * LG S generators draw together (joint_make). */
+    uint32_t LG;
 } grid_ctx;
 
 /* One R's simulation of one layer. */
@@ -417,6 +420,10 @@ typedef struct layer {
      * into the ring a step at a time. */
     uint64_t *sb;
     uint32_t sw, sbase, shave;
+    /* Layers in a unit (grid_ctx.LG > 1): the read-ahead made for all of the unit's layers
+     * at once, in chunks of READ_AHEAD steps (chunk c: steps [c R, c R + R)), two chunks in
+     * turn (chunk c at sb + (c % 2) S READ_AHEAD sw); NULL: read_ahead, a layer alone. */
+    struct joint *jt;
     sim *sims;
     int v512;   /* the AVX-512 kernels */
     /* The blocks that exist (a prefix with one stream; not with several); words [0, full)
@@ -528,6 +535,58 @@ static int read_ahead(layer *ly, uint32_t m, kvp_error *err)
     return 0;
 }
 
+/* The read-ahead of a unit's layers (grid_unit): their feeds, and the chunks made so far. */
+typedef struct joint {
+    layer *feed[8];
+    uint32_t n, made;
+} joint;
+
+/* The unit's next chunk (jt->made) of every stream of every layer into its half of each
+ * feed's read-ahead: a step of all n S streams at a time, together (kvp_cursors_together:
+ * with AVX-512, eight generators in the lanes of one vector, where a layer alone has only
+ * its 2 or 4; docs/PERF.md §54), else one after the other.  A layer's draws are its own
+ * either way: the same bits. */
+static int joint_make(joint *jt, kvp_error *err)
+{
+    layer *f0 = jt->feed[0];
+    const grid_ctx *g = f0->g;
+    const uint32_t S = g->S, c = jt->made, m = c * READ_AHEAD;
+    const uint32_t n = f0->N - m < READ_AHEAD ? f0->N - m : READ_AHEAD, nc = jt->n * S;
+    kvp_cursor *cur[8];
+    uint64_t *w[8];
+    kvp_access a[8];
+    for (uint32_t i = 0; i < nc; i++)
+        cur[i] = jt->feed[i / S]->cur[i % S];
+    const int together = kvp_cursors_together(cur, nc);
+    for (uint32_t j = 0; j < n; j++) {
+        for (uint32_t i = 0; i < nc; i++) {
+            layer *f = jt->feed[i / S];
+            w[i] = f->sb + ((size_t)(c & 1) * S * READ_AHEAD + (size_t)(i % S) * READ_AHEAD + j) *
+                               f->sw;
+        }
+        if (!together) {
+            for (uint32_t i = 0; i < nc; i++) {
+                int rc = next_bits(jt->feed[i / S], i % S, m + j, w[i], err);
+                if (rc < 0)
+                    return rc;
+            }
+            continue;
+        }
+        int r = kvp_cursor_next_bits_many(cur, nc, a, w, 1, NULL, err);
+        if (r <= 0)
+            return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
+                                             kvp_trace_name(g->tr));
+        for (uint32_t i = 0; i < nc; i++)
+            if (a[i].context > g->sprompt[i % S] + m + j)
+                return kvp_error_set(err, KVP_ECHECK, "%s: step %u layer %u: context %u "
+                                     "past %u", kvp_trace_name(g->tr), a[i].step,
+                                     jt->feed[i / S]->l, a[i].context,
+                                     g->sprompt[i % S] + m + j);
+    }
+    jt->made++;
+    return 0;
+}
+
 /* Makes the bitset of step ly->fetched from the cursors (no-op on a cache): position p of
  * stream i is bit p * S + i.  Several streams: from the read-ahead, 64 positions of the S
  * streams interleaved into S words at a time. */
@@ -540,10 +599,19 @@ static int fetch(layer *ly, kvp_error *err)
     if (S == 1)
         return next_bits(ly, 0, m, w, err);
     int rc;
-    if (m - ly->sbase >= ly->shave && (rc = read_ahead(ly, m, err)) < 0)
-        return rc;
+    const uint64_t *sj;
+    if (ly->jt) {
+        const uint32_t c = m / READ_AHEAD;
+        while (ly->jt->made <= c)
+            if ((rc = joint_make(ly->jt, err)) < 0)
+                return rc;
+        sj = ly->sb + ((size_t)(c & 1) * S * READ_AHEAD + m % READ_AHEAD) * ly->sw;
+    } else {
+        if (m - ly->sbase >= ly->shave && (rc = read_ahead(ly, m, err)) < 0)
+            return rc;
+        sj = ly->sb + (size_t)(m - ly->sbase) * ly->sw;
+    }
     const unsigned lg = (unsigned)__builtin_ctz(S);
-    const uint64_t *sj = ly->sb + (size_t)(m - ly->sbase) * ly->sw;
     const size_t sstride = (size_t)READ_AHEAD * ly->sw;
 #ifdef GRID_V512
     if (S <= 8) {
@@ -1370,6 +1438,12 @@ static int layer_alloc(layer *ly, const grid_ctx *g, uint32_t k)
     return 0;
 }
 
+/* The read-ahead's words: READ_AHEAD steps of each stream, twice in a unit of layers. */
+static size_t sb_words(const layer *ly)
+{
+    return (size_t)(ly->g->LG > 1 ? 2 : 1) * ly->g->S * READ_AHEAD * ly->sw;
+}
+
 /* Layer l on a scratch of the pool: the state of a fresh layer, its buffers cleared where
  * they are read before they are written (the counters, the blocks that exist, the
  * read-ahead's words past a shorter stream's context), its cursors made (group 0's layer;
@@ -1385,6 +1459,7 @@ static int layer_begin(layer *ly, uint32_t l, kvp_error *err)
     ly->Lstart = 1;
     ly->full = 0;
     ly->fetched = ly->sbase = ly->shave = 0;
+    ly->jt = NULL;
     memset(ly->lv_level, 0, sizeof ly->lv_level);
     memset(ly->lv_step, 0, sizeof ly->lv_step);
     memset(ly->pl, 0, (size_t)nw * ly->np * sizeof *ly->pl);
@@ -1406,7 +1481,7 @@ static int layer_begin(layer *ly, uint32_t l, kvp_error *err)
         ly->ringbuf = calloc((size_t)(g->W + 1) * ly->rw, sizeof *ly->ringbuf);
         ly->cur = calloc(g->S, sizeof *ly->cur);
         if (g->S > 1)
-            ly->sb = calloc((size_t)g->S * READ_AHEAD * ly->sw, sizeof *ly->sb);
+            ly->sb = calloc(sb_words(ly), sizeof *ly->sb);
         if (!ly->ringbuf || !ly->cur || (g->S > 1 && !ly->sb)) {
             free(ly->ringbuf); /* all three made again by the next layer to take it */
             free(ly->cur);
@@ -1416,7 +1491,7 @@ static int layer_begin(layer *ly, uint32_t l, kvp_error *err)
             return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
         }
     } else if (ly->sb) {
-        memset(ly->sb, 0, (size_t)g->S * READ_AHEAD * ly->sw * sizeof *ly->sb);
+        memset(ly->sb, 0, sb_words(ly) * sizeof *ly->sb);
     }
     ly->ring = ly->ringbuf;
     for (uint32_t i = 0; i < g->S; i++) {
@@ -1466,94 +1541,180 @@ static void group_start(layer *ly)
     }
 }
 
-/* Layer l, every group of W: the access sets made once (group 0's layer, the feed), each
- * group's window counts slid over them, its level found and its simulations stepped. */
-static int grid_layer(uint32_t l, void *user, atomic_ullong *done)
+/* A layer of a unit (grid_unit): its scratch (grp: one layer struct a group of W, grp[0] the
+ * feed) and the pool slot it holds. */
+typedef struct unit_layer {
+    layer *grp;
+    uint32_t l, slot;
+} unit_layer;
+
+/* Takes a free scratch of the pool for layer ul->l (at most one a running layer, so one of
+ * [0, layers)), made on its first use, and begins the layer on it: its state fresh, the
+ * prompts' blocks existing. */
+static int layer_open(const grid_ctx *g, unit_layer *ul, kvp_error *err)
 {
-    const grid_ctx *g = user;
-    kvp_error *err = &g->err[l];
-    uint32_t slot = 0; /* a free scratch: at most one a running layer, so one of [0, layers) */
+    uint32_t slot = 0;
     while (atomic_exchange(&g->busy[slot], 1u))
         slot++;
+    ul->slot = slot;
     const uint32_t G = g->ngroups;
-    layer *grp = &g->pool[(size_t)slot * G], *ly = grp; /* ly: the feed */
-    int rc = 0;
+    layer *grp = ul->grp = &g->pool[(size_t)slot * G];
     for (uint32_t k = 0; k < G; k++)
         if (!grp[k].g && layer_alloc(&grp[k], g, k) < 0) {
             for (uint32_t q = G; q-- > 0;) { /* made again by the next layer to take them */
                 layer_free(&grp[q]);
                 memset(&grp[q], 0, sizeof grp[q]);
             }
-            rc = kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", l);
-            goto done;
+            return kvp_error_set(err, KVP_ENOMEM, "out of memory for layer %u", ul->l);
         }
-    const uint32_t N = ly->N, W = g->W;
-    for (uint32_t k = 0; k < G; k++)
-        if ((rc = layer_begin(&grp[k], l, err)) < 0)
-            goto done;
+    for (uint32_t k = 0; k < G; k++) {
+        int rc = layer_begin(&grp[k], ul->l, err);
+        if (rc < 0)
+            return rc;
+    }
     /* the prompts exist; each step's new tokens are added after it */
     for (uint32_t i = 0; i < g->S; i++)
         for (uint32_t b = 0; b < g->sprompt[i]; b++) {
             const uint32_t v = b * g->S + i;
-            ly->ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+            grp->ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
         }
+    return 0;
+}
 
-    const uint32_t first = W < N ? W : N;
-    for (uint32_t m = 0; m < first; m++) {
-        if ((rc = fetch(ly, err)) < 0)
-            goto done;
-        for (uint32_t k = 0; k < G; k++)
-            if (m < grp[k].W)
-                slide(&grp[k], m, 1);
-    }
-    for (uint32_t k = 0; k < G; k++) {
+/* Before step 0: access set m (m < the largest W) made and added to the counts of each group
+ * whose window holds it. */
+static int layer_prefill(unit_layer *ul, uint32_t m, kvp_error *err)
+{
+    layer *grp = ul->grp;
+    int rc = fetch(grp, err);
+    if (rc < 0)
+        return rc;
+    for (uint32_t k = 0; k < grp->g->ngroups; k++)
+        if (m < grp[k].W)
+            slide(&grp[k], m, 1);
+    return 0;
+}
+
+/* Each group's level at step 0 and its simulations' initial placement. */
+static void layer_ready(unit_layer *ul)
+{
+    layer *grp = ul->grp;
+    const grid_ctx *g = grp->g;
+    for (uint32_t k = 0; k < g->ngroups; k++) {
         grp[k].full = g->S * g->Pmin / WORD_BITS;
-        find_level(&grp[k], words_of(ext_of(ly, 0)), g->slots);
+        find_level(&grp[k], words_of(ext_of(grp, 0)), g->slots);
         group_start(&grp[k]);
     }
+}
 
-    for (uint32_t n = 0; n < N; n++) {
-        if (g->cancel && *g->cancel) {
-            rc = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u", n, l);
+/* Step n of the layer: the windows slid (the step's access set leaves, step n + W - 1's
+ * comes), each group's level found and its simulations stepped, the step's new tokens made
+ * to exist. */
+static int layer_step(unit_layer *ul, uint32_t n, kvp_error *err)
+{
+    layer *grp = ul->grp, *ly = grp;
+    const grid_ctx *g = ly->g;
+    const uint32_t G = g->ngroups, N = ly->N, W = g->W, l = ul->l;
+    int rc;
+    if (n > 0) {
+        for (uint32_t k = 0; k < G; k++)
+            slide(&grp[k], n - 1, 0);
+        if (n + W <= N && (rc = fetch(ly, err)) < 0)
+            return rc;
+        for (uint32_t k = 0; k < G; k++)
+            if (n + grp[k].W <= N)
+                slide(&grp[k], n + grp[k].W - 1, 1);
+    }
+    const uint32_t cw = words_of(ext_of(ly, n));
+    const uint64_t *acc = acc_bits(ly, n);
+    const uint64_t reads = count_bits(ly, acc, cw);
+    if (g->S > 1)
+        stream_reads(ly, acc, cw);
+    for (uint32_t k = 0; k < G; k++) {
+        layer *lk = &grp[k];
+        lk->full = g->S * (g->Pmin + n) / WORD_BITS;
+        find_level(lk, cw, g->slots);
+        if (k && g->S > 1)
+            memcpy(lk->sreads, ly->sreads, g->S * sizeof *lk->sreads);
+        for (size_t i = 0; i < lk->nr; i++)
+            if ((rc = sim_step(lk, &lk->sims[i], lk->R[i], n, acc, reads,
+                               (size_t)l * g->nr + lk->spec[i], err)) < 0)
+                return rc;
+    }
+    for (uint32_t i = 0; i < g->S; i++) {
+        const uint32_t v = (g->sprompt[i] + n) * g->S + i;
+        ly->ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
+    }
+    return 0;
+}
+
+/* Unit u: layers u LG .. (LG of them, fewer at the end), every group of W of each.  The
+ * access sets are made once a layer (its group 0, the feed); with LG > 1 for all of the
+ * unit's layers at once, READ_AHEAD steps at a time (joint_make), and each layer then runs
+ * READ_AHEAD steps in a row, so that its scratch stays in the cache for them.  A layer's
+ * steps, and its sums, are those it has alone. */
+static int grid_unit(uint32_t u, void *user, atomic_ullong *done)
+{
+    const grid_ctx *g = user;
+    const uint32_t l0 = u * g->LG, nl = g->L - l0 < g->LG ? g->L - l0 : g->LG;
+    kvp_error *err = &g->err[u];
+    unit_layer ul[8] = {{0}};
+    joint jt = {.n = nl, .made = 0};
+    uint32_t opened = 0;
+    int rc = 0;
+    for (; opened < nl; opened++) {
+        ul[opened].l = l0 + opened;
+        if ((rc = layer_open(g, &ul[opened], err)) < 0) {
+            opened++; /* its slot is held */
             goto done;
         }
-        if (n > 0) {
-            for (uint32_t k = 0; k < G; k++)
-                slide(&grp[k], n - 1, 0);
-            if (n + W <= N && (rc = fetch(ly, err)) < 0)
+        jt.feed[opened] = ul[opened].grp;
+    }
+    for (uint32_t i = 0; nl > 1 && i < nl; i++)
+        ul[i].grp->jt = ul[i].grp->ring ? &jt : NULL;
+    const uint32_t N = ul[0].grp->N, first = g->W < N ? g->W : N;
+    for (uint32_t m = 0; m < first; m++)
+        for (uint32_t i = 0; i < nl; i++)
+            if ((rc = layer_prefill(&ul[i], m, err)) < 0)
                 goto done;
-            for (uint32_t k = 0; k < G; k++)
-                if (n + grp[k].W <= N)
-                    slide(&grp[k], n + grp[k].W - 1, 1);
-        }
-        const uint32_t cw = words_of(ext_of(ly, n));
-        const uint64_t *acc = acc_bits(ly, n);
-        const uint64_t reads = count_bits(ly, acc, cw);
-        if (g->S > 1)
-            stream_reads(ly, acc, cw);
-        for (uint32_t k = 0; k < G; k++) {
-            layer *lk = &grp[k];
-            lk->full = g->S * (g->Pmin + n) / WORD_BITS;
-            find_level(lk, cw, g->slots);
-            if (k && g->S > 1)
-                memcpy(lk->sreads, ly->sreads, g->S * sizeof *lk->sreads);
-            for (size_t i = 0; i < lk->nr; i++)
-                if ((rc = sim_step(lk, &lk->sims[i], lk->R[i], n, acc, reads,
-                                   (size_t)l * g->nr + lk->spec[i], err)) < 0)
+    for (uint32_t i = 0; i < nl; i++)
+        layer_ready(&ul[i]);
+    const uint32_t run = nl > 1 ? READ_AHEAD : N;
+    for (uint32_t n0 = 0; n0 < N; n0 += run) {
+        const uint32_t n1 = N - n0 < run ? N : n0 + run;
+        for (uint32_t i = 0; i < nl; i++)
+            for (uint32_t n = n0; n < n1; n++) {
+                if (g->cancel && *g->cancel) {
+                    rc = kvp_error_set(err, KVP_EINTR, "interrupted at step %u of layer %u",
+                                       n, ul[i].l);
                     goto done;
-        }
-        for (uint32_t i = 0; i < g->S; i++) {
-            const uint32_t v = (g->sprompt[i] + n) * g->S + i;
-            ly->ex[v / WORD_BITS] |= 1ull << (v % WORD_BITS);
-        }
-        atomic_fetch_add(done, 1ull);
+                }
+                if ((rc = layer_step(&ul[i], n, err)) < 0)
+                    goto done;
+                atomic_fetch_add(done, 1ull);
+            }
     }
 done:
-    layer_close(ly);
-    atomic_store(&g->busy[slot], 0u);
+    for (uint32_t i = 0; i < opened; i++) {
+        if (ul[i].grp->g) {
+            layer_close(ul[i].grp);
+            ul[i].grp->jt = NULL;
+        }
+        atomic_store(&g->busy[ul[i].slot], 0u);
+    }
     return rc;
 }
 
+
+/* Layers a unit (grid_unit): 8 / S on 2 or 4 streams read from their generators (not a
+ * cache), so that a unit's streams fill the eight lanes of the generators' vector form
+ * (kvp_cursors_together); else 1, each layer alone. */
+static uint32_t layers_per_unit(const grid_ctx *g, const kvp_trace *tr)
+{
+    if ((g->S != 2 && g->S != 4) || kvp_trace_is_cache(tr))
+        return 1;
+    return 8 / g->S;
+}
 
 int kvp_lookahead_grid_takes(const kvp_scenario *sc, const kvp_trace *tr,
                              const kvp_run_options *ro)
@@ -1696,12 +1857,14 @@ int kvp_lookahead_grid_accts(const kvp_accts *ac, const kvp_trace *tr,
     }
     for (uint32_t l = 0; l < L; l++)
         atomic_init(&g.busy[l], 0u);
-    kvp_parallel_layers(L, ro, (uint64_t)L * kvp_trace_steps(tr), grid_layer, &g, g.rc);
-    for (uint32_t l = 0; l < L; l++)
-        if (g.rc[l] < 0) {
-            rc = g.rc[l];
+    g.LG = layers_per_unit(&g, tr);
+    const uint32_t units = (L + g.LG - 1) / g.LG;
+    kvp_parallel_layers(units, ro, (uint64_t)L * kvp_trace_steps(tr), grid_unit, &g, g.rc);
+    for (uint32_t u = 0; u < units; u++)
+        if (g.rc[u] < 0) {
+            rc = g.rc[u];
             if (err)
-                *err = g.err[l];
+                *err = g.err[u];
             goto done;
         }
     rc = kvp_result_fill_layers_accts(res, ac, tr, ps, n, L, g.time_s, g.cnt, &g.slots, 0,
