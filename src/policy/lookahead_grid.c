@@ -541,10 +541,18 @@ typedef struct joint {
     uint32_t n, made;
 } joint;
 
+/* Where chunk c of the unit's stream i (stream i % S of layer i / S) has its step j. */
+static uint64_t *joint_at(const joint *jt, uint32_t c, uint32_t i, uint32_t j)
+{
+    const uint32_t S = jt->feed[0]->g->S;
+    const layer *f = jt->feed[i / S];
+    return f->sb + ((size_t)(c & 1) * S * READ_AHEAD + (size_t)(i % S) * READ_AHEAD + j) * f->sw;
+}
+
 /* The unit's next chunk (jt->made) of every stream of every layer into its half of each
  * feed's read-ahead: a step of all n S streams at a time, together (kvp_cursors_together:
  * with AVX-512, eight generators in the lanes of one vector, where a layer alone has only
- * its 2 or 4; docs/PERF.md §54), else one after the other.  A layer's draws are its own
+ * its 2 or 4; docs/PERF.md §54), else stream after stream.  A layer's draws are its own
  * either way: the same bits. */
 static int joint_make(joint *jt, kvp_error *err)
 {
@@ -558,20 +566,16 @@ static int joint_make(joint *jt, kvp_error *err)
     for (uint32_t i = 0; i < nc; i++)
         cur[i] = jt->feed[i / S]->cur[i % S];
     const int together = kvp_cursors_together(cur, nc);
-    for (uint32_t j = 0; j < n; j++) {
-        for (uint32_t i = 0; i < nc; i++) {
-            layer *f = jt->feed[i / S];
-            w[i] = f->sb + ((size_t)(c & 1) * S * READ_AHEAD + (size_t)(i % S) * READ_AHEAD + j) *
-                               f->sw;
-        }
-        if (!together) {
-            for (uint32_t i = 0; i < nc; i++) {
-                int rc = next_bits(jt->feed[i / S], i % S, m + j, w[i], err);
+    if (!together) /* stream after stream, each one's steps in a row (read_ahead's order) */
+        for (uint32_t i = 0; i < nc; i++)
+            for (uint32_t j = 0; j < n; j++) {
+                int rc = next_bits(jt->feed[i / S], i % S, m + j, joint_at(jt, c, i, j), err);
                 if (rc < 0)
                     return rc;
             }
-            continue;
-        }
+    for (uint32_t j = 0; together && j < n; j++) {
+        for (uint32_t i = 0; i < nc; i++)
+            w[i] = joint_at(jt, c, i, j);
         int r = kvp_cursor_next_bits_many(cur, nc, a, w, 1, NULL, err);
         if (r <= 0)
             return r < 0 ? r : kvp_error_set(err, KVP_ESHAPE, "%s: trace ended early",
